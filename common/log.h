@@ -1,0 +1,30 @@
+#ifndef POS_LOG_H
+#define POS_LOG_H
+/*
+ * One line per event, logfmt style, to stderr and optionally syslog:
+ *   ts=2026-11-23T12:00:00.123Z level=info prog=pos-central event=request route=/v1/resolve status=200
+ * The caller passes the event name and its key=value pairs as a printf
+ * format. Values that may hold spaces or quotes go through log_q().
+ * common/ never logs above debug: daemons log each error once, where handled.
+ * Never pass a TID, PAN, track or phone number to these functions.
+ */
+#include <stddef.h>
+
+enum log_level { LOG_LVL_DEBUG = 0, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERROR };
+
+/* prog: program name; level: minimum printed; use_syslog: also send to syslog. */
+void log_init(const char *prog, enum log_level level, int use_syslog);
+/* Parses "debug", "info", "warn", "error"; returns -1 when unknown. */
+int log_level_parse(const char *s);
+void log_event(enum log_level level, const char *event, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+#define log_debug(ev, ...) log_event(LOG_LVL_DEBUG, ev, __VA_ARGS__)
+#define log_info(ev, ...)  log_event(LOG_LVL_INFO, ev, __VA_ARGS__)
+#define log_warn(ev, ...)  log_event(LOG_LVL_WARN, ev, __VA_ARGS__)
+#define log_error(ev, ...) log_event(LOG_LVL_ERROR, ev, __VA_ARGS__)
+
+/* Quotes s for a logfmt value ("a b" -> "\"a b\"", escapes \ " and control
+ * characters) into buf; returns buf. Truncates to fit n. */
+const char *log_q(char *buf, size_t n, const char *s);
+
+#endif

@@ -1,0 +1,40 @@
+#ifndef POS_HTTP_H
+#define POS_HTTP_H
+/*
+ * HTTPS client for the agent: libcurl's multi interface driven by the
+ * agent's libevent loop (socket and timer callbacks, no polling), mutual
+ * TLS with the terminal certificate, TLS 1.3, peer verified against the
+ * retailer's CA, keep-alive reuse of connections. Requests never block the
+ * loop; each ends in exactly one callback.
+ */
+#include <stddef.h>
+#include "err.h"
+
+struct event_base;
+struct http;
+
+struct http_opts {
+	const char *base_url; /* https://host:port */
+	const char *ca;
+	const char *cert;
+	const char *key;
+};
+
+/* status: the HTTP status, or 0 when no answer came (connect failure,
+ * timeout, TLS error; errmsg says which). body is valid only during the
+ * callback. */
+typedef void (*http_done_fn)(long status, const char *body, size_t len, const char *errmsg,
+			     void *arg);
+
+int http_new(struct event_base *base, const struct http_opts *o, struct http **out, pos_err *e);
+/* Cancels pending requests (their callbacks are not called) and frees. */
+void http_free(struct http *h);
+/* POSTs a JSON body (copied) to base_url + path. */
+int http_post(struct http *h, const char *path, const char *body, size_t len, long timeout_ms,
+	      http_done_fn fn, void *arg, pos_err *e);
+int http_get(struct http *h, const char *path, long timeout_ms, http_done_fn fn, void *arg,
+	     pos_err *e);
+/* Number of requests in flight. */
+int http_pending(const struct http *h);
+
+#endif

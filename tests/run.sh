@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Runs every suite (unit, integration, fuzz smoke) and prints, last, one line
+# "N passed, N failed". Every suite speaks TAP ("ok"/"not ok" lines); a suite
+# that crashes or exits non-zero without reporting a failure counts as one.
+set -u
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+export BUILD
+FUZZ_SMOKE_SECONDS=${FUZZ_SMOKE_SECONDS:-10}
+LOGDIR="$BUILD/test-logs"
+rm -rf "$LOGDIR"; mkdir -p "$LOGDIR"
+passed=0; failed=0
+
+# run_suite NAME CMD...: runs CMD, counts its TAP lines.
+run_suite() {
+  local name=$1; shift
+  local log="$LOGDIR/$name.log"
+  "$@" >"$log" 2>&1
+  local rc=$?
+  local ok nok
+  ok=$(grep -cE '^ok ' "$log")
+  nok=$(grep -cE '^not ok ' "$log")
+  if [ "$rc" -ne 0 ] && [ "$nok" -eq 0 ]; then nok=1; fi
+  if [ "$ok" -eq 0 ] && [ "$nok" -eq 0 ]; then nok=1; fi
+  passed=$((passed + ok)); failed=$((failed + nok))
+  if [ "$nok" -eq 0 ]; then
+    printf '%-40s %4d passed\n' "$name" "$ok"
+  else
+    printf '%-40s %4d passed %4d FAILED (log: %s)\n' "$name" "$ok" "$nok" "$log"
+    grep -E '^not ok |^# |ERROR|error' "$log" | head -20 | sed 's/^/    /'
+  fi
+}
+
+echo "== unit"
+for t in "$BUILD"/tests/test_*; do
+  [ -x "$t" ] || continue
+  run_suite "unit/$(basename "$t")" env CMOCKA_MESSAGE_OUTPUT=TAP "$t"
+done
+
+echo "== integration"
+for t in tests/integration/test_*; do
+  [ -x "$t" ] || continue
+  run_suite "integration/$(basename "$t")" "$t"
+done
+
+echo "== fuzz smoke (${FUZZ_SMOKE_SECONDS}s each)"
+for f in "$BUILD"/fuzz/fuzz_*; do
+  [ -x "$f" ] || continue
+  run_suite "fuzz/$(basename "$f")" tests/fuzz/smoke.sh "$f" "$FUZZ_SMOKE_SECONDS"
+done
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
