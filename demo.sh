@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# make demo: a whole store on this machine. One central, two lanes, each lane
+# with a simulated scanner and card reader on pseudo-terminals; households
+# enrolled, lanes played (one while central is down), histories printed.
+# Everything lives under demo/ and every process started here is stopped.
+set -euo pipefail
+cd "$(dirname "$0")"
+BUILD=${BUILD:-build}
+BIN="$PWD/$BUILD/bin"
+D="$PWD/demo"
+PIDS=()
+
+say()  { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+info() { printf '   %s\n' "$*"; }
+die()  { printf 'demo: %s\n' "$*" >&2; exit 1; }
+
+cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# wait_for DESC SECONDS CMD...: retries CMD every 0.1 s until it succeeds.
+wait_for() {
+	local desc=$1 secs=$2; shift 2
+	local n=$((secs * 10))
+	while ! "$@" >/dev/null 2>&1; do
+		n=$((n - 1)); [ "$n" -gt 0 ] || die "timed out waiting for $desc"
+		sleep 0.1
+	done
+}
+
+central_up() {
+	curl -sf --cacert "$D/central/ca.crt" "https://127.0.0.1:$PORT/v1/health"
+}
+
+start_central() {
+	"$BIN/pos-central" serve -c "$D/central/central.conf" >>"$D/central.log" 2>&1 &
+	CENTRAL_PID=$!
+	PIDS+=("$CENTRAL_PID")
+	wait_for "central to answer" 10 central_up
+}
+
+stop_central() {
+	kill -TERM "$CENTRAL_PID"
+	wait "$CENTRAL_PID" 2>/dev/null || true
+}
+
+# start_device LANE NAME KIND PROFILE: a pos-hwsim fed through a FIFO, with
+# a stable symlink that terminal.conf names.
+start_device() {
+	local lane=$1 name=$2 kind=$3 profile=$4
+	local dir="$D/$lane"
+	mkfifo "$dir/$name.in"
+	"$BIN/pos-hwsim" "$kind" --profile "$profile" --link "$dir/$name.tty" \
+		<"$dir/$name.in" >"$dir/$name.sim.log" 2>&1 &
+	PIDS+=("$!")
+	# Hold the FIFO open for writing for the whole demo.
+	eval "exec {fd}>\"$dir/$name.in\""
+	eval "FD_${lane}_${name}=$fd"
+	wait_for "$lane $name to appear" 5 test -e "$dir/$name.tty"
+	cat >>"$dir/terminal.conf" <<EOF
+
+[device.$name]
+role = $kind
+port = $dir/$name.tty
+profile = $profile
+EOF
+}
+
+# emit LANE NAME LINE...: one code or swipe per line to a simulated device.
+emit() {
+	local lane=$1 name=$2; shift 2
+	local var="FD_${lane}_${name}" line
+	for line in "$@"; do
+		printf '%s\n' "$line" >&"${!var}"
+		sleep 0.05
+	done
+}
+
+ctl() {
+	local lane=$1; shift
+	"$BIN/pos-agent" ctl -c "$D/$lane/terminal.conf" "$@"
+}
+
+start_agent() {
+	local lane=$1
+	"$BIN/pos-agent" run -c "$D/$lane/terminal.conf" >"$D/$lane/agent.log" 2>&1 &
+	PIDS+=("$!")
+	wait_for "$lane agent" 10 ctl "$lane" status
+	wait_for "$lane devices" 10 bash -c "'$BIN/pos-agent' ctl -c '$D/$lane/terminal.conf' status | grep -q '\"up\":true' && ! '$BIN/pos-agent' ctl -c '$D/$lane/terminal.conf' status | grep -q '\"up\":false'"
+}
+
+spool_empty() {
+	ctl "$1" status | grep -q '"spooled":0'
+}
+
+[ -x "$BIN/pos-central" ] || die "build first: make all"
+
+say "Fresh demo folder"
+rm -rf "$D"
+mkdir -p "$D"
+info "$D"
+
+say "Central: a new home (CA, server certificate, HPKE key pair, HMAC keys, tokens)"
+"$BIN/pos-central" setup "$D/central" | sed 's/^/   /'
+PORT=$(free_port)
+sed -i "s/^listen = .*/listen = 127.0.0.1:$PORT/" "$D/central/central.conf"
+info "central will listen on 127.0.0.1:$PORT"
+
+say "Terminal certificates for store S1, lanes T1 and T2"
+for t in 1 2; do
+	"$BIN/pos-central" terminal-cert "$D/central" --store S1 --terminal "T$t" \
+		--out "$D/lane$t" >/dev/null
+	info "lane$t: terminal.crt (OU=S1, CN=T$t), terminal.key, ca.crt, central.pub, terminal.conf"
+done
+
+say "Enrolling households from the loyalty base (household_ref,tid on stdin)"
+# The TIDs are public test numbers; they go in on stdin and never reach a log.
+enrolled=$("$BIN/pos-central" household enroll -c "$D/central/central.conf" <<'EOF'
+household_ref,tid
+smith,card:4242424242424242
+smith,card:5555555555554444
+jones,loyalty:9900000000011
+garcia,phone:+15550100234
+EOF
+)
+HH_SMITH=$(echo "$enrolled" | awk -F, '$1==2{print $2}')
+HH_JONES=$(echo "$enrolled" | awk -F, '$1==4{print $2}')
+HH_GARCIA=$(echo "$enrolled" | awk -F, '$1==5{print $2}')
+info "Smith household (two cards): $HH_SMITH"
+info "Jones household (loyalty card): $HH_JONES"
+info "Garcia household (phone): $HH_GARCIA"
+
+say "Starting central"
+start_central
+info "central answers on https://127.0.0.1:$PORT (log: demo/central.log)"
+
+say "Starting two lanes, each with a simulated scanner and card reader"
+for lane in lane1 lane2; do
+	start_device "$lane" scanner scanner scanner-crlf
+	start_device "$lane" cardreader cardreader msr-ascii
+	start_agent "$lane"
+	info "$lane: pos-agent up, scanner and card reader connected"
+done
+
+say "Lane 1: Smith buys milk, bread, two apples; swipes a Visa card"
+emit lane1 scanner 9520000000011 9520000000028 9520000000035 9520000000035
+emit lane1 cardreader "card 4242424242424242 2812"
+sleep 0.5
+ctl lane1 total | sed 's/^/   /'
+
+say "Lane 2: Jones scans a loyalty card, buys items, voids one"
+emit lane2 scanner 9900000000011 012345678905 9520000000042 VOID 95012346
+sleep 0.3
+ctl lane2 total | sed 's/^/   /'
+
+say "Lane 1: Garcia gives a phone number keyed by the cashier"
+emit lane1 scanner 9520000000042 ]E00725272730706
+echo "phone:+15550100234" | ctl lane1 tid - | sed 's/^/   /'
+sleep 0.3
+emit lane1 scanner TOTAL
+sleep 0.3
+
+say "Central goes down; lane 2 keeps selling (Smith's Mastercard)"
+stop_central
+info "central stopped"
+emit lane2 scanner 9520000000011 9520000000028
+emit lane2 cardreader "card 5555555555554444 2901"
+sleep 0.5
+ctl lane2 total | sed 's/^/   /'
+ctl lane2 status | sed 's/^/   /'
+info "the basket waits in lane 2's spool, its card sealed for central"
+
+say "Central comes back; the spool drains by itself"
+start_central
+wait_for "lane 2's spool to drain" 40 spool_empty lane2
+wait_for "lane 1's spool to drain" 10 spool_empty lane1
+ctl lane2 status | sed 's/^/   /'
+
+say "Purchase histories (pos-central history --format table)"
+for hh in "Smith:$HH_SMITH" "Jones:$HH_JONES" "Garcia:$HH_GARCIA"; do
+	printf '\n   %s household %s\n' "${hh%%:*}" "${hh#*:}"
+	"$BIN/pos-central" history -c "$D/central/central.conf" --hhid "${hh#*:}" --format table \
+		| sed 's/^/   /'
+done
+
+say "Totals"
+curl -sf --cacert "$D/central/ca.crt" "https://127.0.0.1:$PORT/metrics" \
+	| grep -E '^pos_(baskets_stored_total|households) ' | sed 's/^/   /'
+
+say "Stopping everything"
+cleanup
+PIDS=()
+info "done: logs and databases are under demo/"
