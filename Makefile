@@ -17,6 +17,7 @@ PKGS := openssl libcurl libserialport sqlite3 libevent libevent_openssl \
 DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev libssl-dev \
         libcurl4-openssl-dev libserialport-dev libsqlite3-dev libevent-dev \
         libjansson-dev libinih-dev libcmocka-dev openssl curl sqlite3 python3 \
+        python3-cryptography \
         procps
 
 WARN := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
