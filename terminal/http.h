@@ -34,6 +34,9 @@ int http_post(struct http *h, const char *path, const char *body, size_t len, lo
 	      http_done_fn fn, void *arg, pos_err *e);
 int http_get(struct http *h, const char *path, long timeout_ms, http_done_fn fn, void *arg,
 	     pos_err *e);
+/* Cancels every pending request made with this arg (callbacks not called):
+ * for an owner that goes away before the client. Added by the uplink. */
+void http_cancel(struct http *h, void *arg);
 /* Number of requests in flight. */
 int http_pending(const struct http *h);
 

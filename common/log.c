@@ -1,0 +1,211 @@
+#include "log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "timeutil.h"
+
+/* One event never needs more; a longer one is cut and marked, never split
+ * across two lines (a second line could interleave with another thread's). */
+#define LOG_LINE_MAX 2048
+#define LOG_PROG_MAX 64
+
+/* Written once by log_init before any thread starts, then only read. */
+static char log_prog[LOG_PROG_MAX] = "pos";
+static enum log_level log_min = LOG_LVL_INFO;
+static int log_syslog;
+
+static const char *const log_names[] = { "debug", "info", "warn", "error" };
+
+void log_init(const char *prog, enum log_level level, int use_syslog)
+{
+	size_t i = 0;
+
+	if (prog) {
+		/* The name lands unquoted in every line: keep it one logfmt token. */
+		for (; prog[i] && i < sizeof log_prog - 1; i++) {
+			unsigned char ch = (unsigned char)prog[i];
+			log_prog[i] = (ch > ' ' && ch < 0x7f && ch != '=' && ch != '"') ? (char)ch : '_';
+		}
+		log_prog[i] = '\0';
+	}
+	if (level < LOG_LVL_DEBUG || level > LOG_LVL_ERROR)
+		level = LOG_LVL_INFO;
+	log_min = level;
+	if (use_syslog && !log_syslog)
+		openlog(log_prog, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	else if (!use_syslog && log_syslog)
+		closelog();
+	log_syslog = use_syslog ? 1 : 0;
+}
+
+int log_level_parse(const char *s)
+{
+	if (!s)
+		return -1;
+	for (int i = 0; i < 4; i++)
+		if (strcmp(s, log_names[i]) == 0)
+			return i;
+	if (strcmp(s, "warning") == 0)
+		return LOG_LVL_WARN;
+	return -1;
+}
+
+/* Appends with truncation; *off never passes cap - 1. */
+static void log_append(char *buf, size_t cap, size_t *off, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (*off >= cap - 1)
+		return;
+	if (n > cap - 1 - *off)
+		n = cap - 1 - *off;
+	memcpy(buf + *off, s, n);
+	*off += n;
+	buf[*off] = '\0';
+}
+
+static void log_write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return; /* nowhere left to report a failed log write */
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+void log_event(enum log_level level, const char *event, const char *fmt, ...)
+{
+	char line[LOG_LINE_MAX];
+	char ts[TIME_RFC3339_LEN];
+	size_t off = 0, body;
+	va_list ap;
+	int saved = errno;
+
+	if (level < log_min)
+		return;
+	if (level < LOG_LVL_DEBUG || level > LOG_LVL_ERROR)
+		level = LOG_LVL_ERROR;
+	time_format_rfc3339(time_now_ms(), ts);
+	line[0] = '\0';
+	log_append(line, sizeof line, &off, "ts=");
+	log_append(line, sizeof line, &off, ts);
+	body = off; /* syslog has its own timestamp */
+	log_append(line, sizeof line, &off, " level=");
+	log_append(line, sizeof line, &off, log_names[level]);
+	log_append(line, sizeof line, &off, " prog=");
+	log_append(line, sizeof line, &off, log_prog);
+	log_append(line, sizeof line, &off, " event=");
+	log_append(line, sizeof line, &off, event ? event : "unknown");
+	if (fmt && fmt[0] && off < sizeof line - 2) {
+		size_t start;
+		int n;
+
+		log_append(line, sizeof line, &off, " ");
+		start = off;
+		va_start(ap, fmt);
+		n = vsnprintf(line + off, sizeof line - off, fmt, ap);
+		va_end(ap);
+		if (n > 0) {
+			off += (size_t)n < sizeof line - off ? (size_t)n : sizeof line - off - 1;
+			/* A newline in a value would forge a second log line. */
+			for (size_t i = start; i < off; i++)
+				if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+					line[i] = '_';
+		} else {
+			off = start - 1;
+			line[off] = '\0';
+		}
+	}
+	if (off >= sizeof line - 1) {
+		static const char cut[] = " truncated=1";
+		off = sizeof line - sizeof cut - 1;
+		memcpy(line + off, cut, sizeof cut - 1);
+		off += sizeof cut - 1;
+	}
+	line[off] = '\n';
+	log_write_all(STDERR_FILENO, line, off + 1);
+	if (log_syslog) {
+		static const int prio[] = { LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR };
+		line[off] = '\0';
+		syslog(prio[level], "%s", line + body + 1);
+	}
+	errno = saved;
+}
+
+static int log_needs_quotes(const char *s)
+{
+	if (!*s)
+		return 1;
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch <= ' ' || ch == '"' || ch == '=' || ch == '\\' || ch == 0x7f)
+			return 1;
+	}
+	return 0;
+}
+
+const char *log_q(char *buf, size_t n, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	if (!buf || n == 0)
+		return "";
+	if (!s)
+		s = "";
+	if (!log_needs_quotes(s)) {
+		size_t l = strnlen(s, n - 1);
+		memcpy(buf, s, l);
+		buf[l] = '\0';
+		return buf;
+	}
+	if (n < 3) {
+		buf[0] = '\0';
+		return buf;
+	}
+	buf[o++] = '"';
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		char esc[5];
+		size_t el;
+
+		if (ch == '"' || ch == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)ch;
+			el = 2;
+		} else if (ch == '\n') {
+			memcpy(esc, "\\n", 2);
+			el = 2;
+		} else if (ch == '\t') {
+			memcpy(esc, "\\t", 2);
+			el = 2;
+		} else if (ch < 0x20 || ch == 0x7f) {
+			esc[0] = '\\';
+			esc[1] = 'x';
+			esc[2] = hex[ch >> 4];
+			esc[3] = hex[ch & 15];
+			el = 4;
+		} else {
+			esc[0] = (char)ch;
+			el = 1;
+		}
+		/* Keep room for the closing quote and the terminator. */
+		if (o + el + 2 > n)
+			break;
+		memcpy(buf + o, esc, el);
+		o += el;
+	}
+	buf[o++] = '"';
+	buf[o] = '\0';
+	return buf;
+}

@@ -1,0 +1,199 @@
+/* log: one logfmt line per event, whole lines even from many threads. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static char tmpdir[] = "/tmp/test_log.XXXXXX";
+static char path[128];
+static int saved_stderr = -1;
+
+/* Points stderr at a fresh file. */
+static int capture_start(void **st)
+{
+	int fd;
+
+	(void)st;
+	snprintf(path, sizeof path, "%s/err.log", tmpdir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0)
+		return -1;
+	saved_stderr = dup(STDERR_FILENO);
+	dup2(fd, STDERR_FILENO);
+	close(fd);
+	return 0;
+}
+
+static int capture_stop(void **st)
+{
+	(void)st;
+	dup2(saved_stderr, STDERR_FILENO);
+	close(saved_stderr);
+	unlink(path);
+	return 0;
+}
+
+static char *captured(void)
+{
+	static char buf[1 << 20];
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	assert_non_null(f);
+	n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return buf;
+}
+
+static void event_line_has_ts_level_prog_event_and_fields(void **st)
+{
+	char *out;
+
+	(void)st;
+	log_init("pos-test", LOG_LVL_INFO, 0);
+	log_info("request", "route=%s status=%d", "/v1/resolve", 200);
+	out = captured();
+	assert_memory_equal(out, "ts=", 3);
+	/* ts=YYYY-MM-DDTHH:MM:SS.mmmZ is 27 characters after "ts=". */
+	assert_int_equal(out[3 + 4], '-');
+	assert_int_equal(out[3 + 23], 'Z');
+	assert_string_equal(out + 3 + 24,
+			    " level=info prog=pos-test event=request route=/v1/resolve status=200\n");
+}
+
+static void levels_below_the_minimum_are_dropped(void **st)
+{
+	char *out;
+
+	(void)st;
+	log_init("pos-test", LOG_LVL_WARN, 0);
+	log_info("quiet", "a=1");
+	log_debug("quiet", "a=2");
+	log_error("loud", "a=3");
+	out = captured();
+	assert_null(strstr(out, "event=quiet"));
+	assert_non_null(strstr(out, "level=error prog=pos-test event=loud a=3\n"));
+	assert_int_equal(strchr(out, '\n')[1], '\0');
+}
+
+static void newlines_in_values_cannot_forge_a_second_line(void **st)
+{
+	char *out;
+
+	(void)st;
+	log_init("pos-test", LOG_LVL_DEBUG, 0);
+	log_warn("x", "detail=%s", "a\nts=forged level=error");
+	out = captured();
+	assert_int_equal(strchr(out, '\n')[1], '\0');
+}
+
+static void overlong_line_is_cut_and_marked(void **st)
+{
+	char *big = malloc(10000), *out;
+
+	(void)st;
+	assert_non_null(big);
+	memset(big, 'a', 9999);
+	big[9999] = '\0';
+	log_init("pos-test", LOG_LVL_DEBUG, 0);
+	log_info("big", "v=%s", big);
+	out = captured();
+	assert_non_null(strstr(out, " truncated=1\n"));
+	assert_int_equal(strchr(out, '\n')[1], '\0');
+	assert_true(strlen(out) < 4096);
+	free(big);
+}
+
+static void *writer(void *arg)
+{
+	for (int i = 0; i < 500; i++)
+		log_info("t", "thread=%d i=%d pad=%s", *(int *)arg, i,
+			 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+	return NULL;
+}
+
+static void lines_from_threads_never_interleave(void **st)
+{
+	pthread_t th[4];
+	int ids[4] = { 0, 1, 2, 3 };
+	char *out, *line, *save = NULL;
+	int lines = 0;
+
+	(void)st;
+	log_init("pos-test", LOG_LVL_INFO, 0);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, writer, &ids[i]), 0);
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	out = captured();
+	for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		assert_memory_equal(line, "ts=", 3);
+		assert_non_null(strstr(line, " event=t thread="));
+		assert_non_null(strstr(line, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"));
+		assert_null(strstr(line + 3, "ts="));
+		lines++;
+	}
+	assert_int_equal(lines, 2000);
+}
+
+static void quote_escapes_spaces_quotes_and_controls(void **st)
+{
+	char b[64], tiny[8];
+
+	(void)st;
+	assert_string_equal(log_q(b, sizeof b, "plain"), "plain");
+	assert_string_equal(log_q(b, sizeof b, "a b"), "\"a b\"");
+	assert_string_equal(log_q(b, sizeof b, "say \"hi\"\\"), "\"say \\\"hi\\\"\\\\\"");
+	assert_string_equal(log_q(b, sizeof b, "l1\nl2\x01"), "\"l1\\nl2\\x01\"");
+	assert_string_equal(log_q(b, sizeof b, ""), "\"\"");
+	assert_string_equal(log_q(b, sizeof b, NULL), "\"\"");
+	assert_string_equal(log_q(tiny, sizeof tiny, "a b c d e f"), "\"a b c\"");
+	assert_string_equal(log_q(tiny, sizeof tiny, "abcdefghij"), "abcdefg");
+}
+
+static void level_names_parse(void **st)
+{
+	(void)st;
+	assert_int_equal(log_level_parse("debug"), LOG_LVL_DEBUG);
+	assert_int_equal(log_level_parse("info"), LOG_LVL_INFO);
+	assert_int_equal(log_level_parse("warn"), LOG_LVL_WARN);
+	assert_int_equal(log_level_parse("error"), LOG_LVL_ERROR);
+	assert_int_equal(log_level_parse("loud"), -1);
+	assert_int_equal(log_level_parse(NULL), -1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(event_line_has_ts_level_prog_event_and_fields,
+						capture_start, capture_stop),
+		cmocka_unit_test_setup_teardown(levels_below_the_minimum_are_dropped, capture_start,
+						capture_stop),
+		cmocka_unit_test_setup_teardown(newlines_in_values_cannot_forge_a_second_line,
+						capture_start, capture_stop),
+		cmocka_unit_test_setup_teardown(overlong_line_is_cut_and_marked, capture_start,
+						capture_stop),
+		cmocka_unit_test_setup_teardown(lines_from_threads_never_interleave, capture_start,
+						capture_stop),
+		cmocka_unit_test(quote_escapes_spaces_quotes_and_controls),
+		cmocka_unit_test(level_names_parse),
+	};
+	int rc;
+
+	if (!mkdtemp(tmpdir))
+		return 1;
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	rmdir(tmpdir);
+	return rc;
+}
