@@ -62,6 +62,19 @@ int hpke_x25519_public(const unsigned char sk[32], unsigned char pk[32], pos_err
 int hpke_derive_keypair(const unsigned char *ikm, size_t ikm_len, unsigned char sk[32],
 			unsigned char pk[32], pos_err *e);
 
+/* LabeledExtract and LabeledExpand of RFC 9180 section 4 over HKDF-SHA256,
+ * with the caller's suite_id ("KEM"||kem_id or "HPKE"||kem||kdf||aead). The
+ * building blocks of the above, public so tests can check the intermediate
+ * values (key_schedule_context, secret) of the RFC vectors.
+ * hpke_labeled_expand: out_len 1..255*32. */
+int hpke_labeled_extract(const unsigned char *suite_id, size_t suite_id_len,
+			 const unsigned char *salt, size_t salt_len, const char *label,
+			 const unsigned char *ikm, size_t ikm_len, unsigned char prk[32],
+			 pos_err *e);
+int hpke_labeled_expand(const unsigned char *suite_id, size_t suite_id_len,
+			const unsigned char prk[32], const char *label, const unsigned char *info,
+			size_t info_len, unsigned char *out, size_t out_len, pos_err *e);
+
 /* Builds the EncTID info string; fails when an id is empty or too long. */
 int envelope_info(char out[ENVELOPE_INFO_MAX], const char *store, const char *terminal,
 		  const char *txn, pos_err *e);

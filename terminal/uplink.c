@@ -188,60 +188,76 @@ static int uplink_find_txn(struct uplink *u, const char *txn)
 	return -1;
 }
 
-/* Handles {"results":[{"txn","status","error"?}]}. Returns the number of
- * baskets settled, or -1 when the answer is unusable or the spool failed
- * (the caller then treats it as a failure). */
-static int uplink_batch_answer(struct uplink *u, const char *body, size_t len, int *spool_err)
+/* Walks {"results":[{"txn","status","error"?}]}. With apply = 0 only
+ * counts the baskets the answer settles; with apply = 1 deletes or sets
+ * them aside. Returns that count, or -1 when the spool failed (a retry is
+ * then armed). Baskets without a usable result stay spooled. */
+static int uplink_batch_results(struct uplink *u, json_t *root, int apply)
 {
-	json_t *root = NULL, *results, *it;
+	json_t *results = json_object_get(root, "results"), *it;
 	size_t idx;
 	int settled = 0;
 	pos_err e;
 
-	*spool_err = 0;
 	memset(u->done, 0, sizeof u->done);
-	if (!body || jsonx_parse(body, len, UPLINK_ANSWER_MAX, JSONX_MAX_DEPTH, &root, &e) < 0)
-		return -1;
-	results = json_object_get(root, "results");
-	if (!json_is_array(results)) {
-		json_decref(root);
-		return -1;
-	}
+	if (!json_is_array(results))
+		return 0;
 	json_array_foreach(results, idx, it) {
 		const char *txn = NULL, *st = NULL, *err = NULL;
 		char code[UPLINK_DETAIL_MAX + 1];
-		int i, rc = 0;
+		int i, ok, rc = 0;
 
 		if (!json_is_object(it) || jsonx_str(it, "txn", 1, UPLINK_TXN_LEN - 1, &txn, &e) < 0 ||
 		    jsonx_str(it, "status", 1, 32, &st, &e) < 0)
 			continue;
 		if ((i = uplink_find_txn(u, txn)) < 0)
 			continue; /* not one of ours, or a repeat */
-		if (strcmp(st, "created") == 0 || strcmp(st, "duplicate") == 0) {
+		ok = strcmp(st, "created") == 0 || strcmp(st, "duplicate") == 0;
+		if (!ok && strcmp(st, "conflict") != 0 && strcmp(st, "invalid") != 0)
+			continue; /* unknown status: the basket stays and is retried */
+		if (apply && ok) {
 			rc = uplink_accepted(u, u->txns[i], st);
-		} else if (strcmp(st, "conflict") == 0 || strcmp(st, "invalid") == 0) {
+		} else if (apply) {
 			if (jsonx_str(it, "error", 0, UPLINK_DETAIL_MAX, &err, &e) < 0)
 				err = NULL;
 			uplink_token(err, st, code, sizeof code);
 			rc = uplink_refused(u, u->txns[i], code);
-		} else {
-			continue; /* unknown status: the basket stays and is retried */
 		}
-		if (rc < 0) {
-			*spool_err = 1;
-			break;
-		}
+		if (rc < 0)
+			return -1;
 		u->done[i] = 1;
 		settled++;
 	}
-	json_decref(root);
-	if (*spool_err)
-		return -1;
-	/* Baskets central did not answer for stay spooled: count the try. */
-	for (size_t i = 0; i < u->ntxn; i++)
-		if (!u->done[i] && spool_note_attempt(u->spool, u->txns[i], &e) < 0)
-			break;
+	if (apply)
+		for (size_t i = 0; i < u->ntxn; i++)
+			if (!u->done[i] && spool_note_attempt(u->spool, u->txns[i], &e) < 0)
+				break; /* only a counter */
 	return settled;
+}
+
+/* A 2xx batch answer. Returns 0 when it moved the spool on; -1 when it did
+ * not (a retry is armed: re-sending at once could spin). */
+static int uplink_batch_answer(struct uplink *u, const char *body, size_t len)
+{
+	json_t *root = NULL;
+	pos_err e;
+	int rc = -1;
+
+	if (!body || jsonx_parse(body, len, UPLINK_ANSWER_MAX, JSONX_MAX_DEPTH, &root, &e) < 0) {
+		uplink_failed(u, "unreadable batch answer from central");
+		goto out;
+	}
+	if (uplink_batch_results(u, root, 0) <= 0) {
+		uplink_failed(u, "central settled no basket of the batch");
+		goto out;
+	}
+	uplink_answered(u);
+	if (uplink_batch_results(u, root, 1) < 0)
+		goto out;
+	rc = 0;
+out:
+	json_decref(root);
+	return rc;
 }
 
 static void uplink_on_done(long status, const char *body, size_t len, const char *errmsg,
@@ -260,26 +276,18 @@ static void uplink_on_done(long status, const char *body, size_t len, const char
 		uplink_failed(u, why);
 		goto out;
 	}
-	uplink_answered(u);
 	if (!u->batch) {
+		uplink_answered(u);
 		if (uplink_single_answer(u, status, body, len) < 0)
 			goto out; /* the spool failed and a retry is armed */
 	} else if (status >= 400) {
-		/* 413: too big. Any other 4xx for a whole batch is most likely
-		 * one bad basket: smaller batches end in single posts, where
-		 * each basket gets its own verdict. */
+		/* 413: too big. Any other 4xx for a whole batch most likely means
+		 * one bad basket: smaller batches end in single posts, where each
+		 * basket gets its own verdict. */
+		uplink_answered(u);
 		u->batch_max = u->ntxn / 2 > 0 ? u->ntxn / 2 : 1;
-	} else {
-		int spool_err = 0;
-		int n = uplink_batch_answer(u, body, len, &spool_err);
-		if (spool_err)
-			goto out;
-		if (n <= 0) {
-			/* Nothing moved: sending the same batch at once would spin. */
-			uplink_failed(u, n < 0 ? "unreadable batch answer from central"
-					       : "central settled no basket of the batch");
-			goto out;
-		}
+	} else if (uplink_batch_answer(u, body, len) < 0) {
+		goto out;
 	}
 	u->busy = 0;
 	uplink_send_next(u);

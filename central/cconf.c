@@ -1,0 +1,191 @@
+#include "cconf.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "keys.h"
+#include "log.h"
+
+/*
+ * central.conf: one table of every key with its type, default and bounds, so
+ * the defaults written by cconf_write_default and the ones applied by
+ * cconf_load cannot drift apart.
+ */
+
+enum cconf_type { CC_STR, CC_PATH, CC_BOOL, CC_INT };
+
+struct cconf_key {
+	const char *sec;
+	const char *key;
+	enum cconf_type type;
+	const char *dflt; /* text default (also what the written file holds) */
+	long min, max;    /* CC_INT bounds */
+	size_t off;       /* field in struct cconf */
+	size_t cap;       /* field size for strings and paths */
+	const char *note; /* comment written after the value */
+};
+
+#define CC_FIELD(f) offsetof(struct cconf, f), sizeof(((struct cconf *)0)->f)
+#define CC_LONG(f) offsetof(struct cconf, f), 0
+
+static const struct cconf_key cconf_keys[] = {
+	{ "central", "listen", CC_STR, "127.0.0.1:8443", 0, 0, CC_FIELD(listen), NULL },
+	{ "central", "database", CC_PATH, "central.db", 0, 0, CC_FIELD(database), NULL },
+	{ "central", "auto_enrol", CC_BOOL, "yes", 0, 0, CC_LONG(auto_enrol), NULL },
+	{ "central", "workers", CC_INT, "0", 0, 256, CC_LONG(workers), "0 = one per core" },
+	{ "central", "log_level", CC_STR, "info", 0, 0, CC_FIELD(log_level),
+	  "debug | info | warn | error" },
+	{ "tls", "ca", CC_PATH, "ca.crt", 0, 0, CC_FIELD(tls_ca), "verifies terminal certificates" },
+	{ "tls", "cert", CC_PATH, "server.crt", 0, 0, CC_FIELD(tls_cert), NULL },
+	{ "tls", "key", CC_PATH, "server.key", 0, 0, CC_FIELD(tls_key), NULL },
+	{ "keys", "hpke", CC_PATH, "hpke.key", 0, 0, CC_FIELD(hpke_key),
+	  "current X25519 private key (PEM)" },
+	{ "keys", "hpke_retired", CC_PATH, "keys", 0, 0, CC_FIELD(hpke_retired),
+	  "folder of earlier *.key files, opened by kid" },
+	{ "keys", "k_index", CC_PATH, "k_index.key", 0, 0, CC_FIELD(k_index), NULL },
+	{ "keys", "k_deident", CC_PATH, "k_deident.key", 0, 0, CC_FIELD(k_deident), NULL },
+	{ "tokens", "analyst", CC_PATH, "analyst.token", 0, 0, CC_FIELD(analyst_token), NULL },
+	{ "tokens", "admin", CC_PATH, "admin.token", 0, 0, CC_FIELD(admin_token), NULL },
+	{ "limits", "max_body", CC_INT, "1048576", 1024, 64L * 1024 * 1024, CC_LONG(max_body),
+	  "bytes" },
+	{ "limits", "max_headers", CC_INT, "16384", 1024, 1024L * 1024, CC_LONG(max_headers),
+	  "bytes" },
+	{ "limits", "idle_timeout", CC_INT, "30", 1, 3600, CC_LONG(idle_timeout),
+	  "seconds a connection may sit idle or trickle" },
+	{ "limits", "max_connections", CC_INT, "4096", 1, 1000000, CC_LONG(max_connections),
+	  NULL },
+};
+
+#define CC_NKEYS (sizeof(cconf_keys) / sizeof(cconf_keys[0]))
+
+static int cconf_copy(char *dst, size_t cap, const char *v, const struct cfg *c,
+		      const struct cconf_key *k, pos_err *e)
+{
+	size_t n = strlen(v);
+
+	if (n >= cap)
+		return err_set(e, POS_ETOOBIG, "%s:%d: '%s' in [%s] longer than %zu bytes", c->name,
+			       cfg_line(c, k->sec, k->key), k->key, k->sec, cap - 1);
+	memcpy(dst, v, n + 1);
+	return 0;
+}
+
+static int cconf_take(struct cfg *c, const struct cconf_key *k, struct cconf *out, pos_err *e)
+{
+	char *base = (char *)out;
+	const char *v;
+	long l;
+	int rc;
+
+	switch (k->type) {
+	case CC_STR:
+		rc = cfg_str(c, k->sec, k->key, k->dflt, &v, e);
+		if (rc < 0)
+			return rc;
+		return cconf_copy(base + k->off, k->cap, v, c, k, e);
+	case CC_PATH:
+		return cfg_path(c, k->sec, k->key, k->dflt, base + k->off, k->cap, e);
+	case CC_BOOL:
+		return cfg_bool(c, k->sec, k->key, strcmp(k->dflt, "yes") == 0,
+				(bool *)(void *)(base + k->off), e);
+	case CC_INT: {
+		long d = 0;
+		for (const char *p = k->dflt; *p; p++)
+			d = d * 10 + (*p - '0');
+		rc = cfg_int(c, k->sec, k->key, d, k->min, k->max, &l, e);
+		if (rc < 0)
+			return rc;
+		memcpy(base + k->off, &l, sizeof(l));
+		return 0;
+	}
+	}
+	return err_set(e, POS_EINVAL, "cconf: bad key table");
+}
+
+/* Values that need more than a type check: said with the file and line. */
+static int cconf_check(const struct cfg *c, const struct cconf *cf, pos_err *e)
+{
+	const char *colon;
+
+	if (log_level_parse(cf->log_level) < 0)
+		return err_set(e, POS_EINVAL,
+			       "%s:%d: 'log_level' in [central] must be debug, info, warn or error",
+			       c->name, cfg_line(c, "central", "log_level"));
+	colon = strrchr(cf->listen, ':');
+	if (!colon || colon == cf->listen || colon[1] == '\0' ||
+	    strspn(colon + 1, "0123456789") != strlen(colon + 1) || strlen(colon + 1) > 5)
+		return err_set(e, POS_EINVAL, "%s:%d: 'listen' in [central] must be HOST:PORT",
+			       c->name, cfg_line(c, "central", "listen"));
+	return 0;
+}
+
+int cconf_load(const char *path, struct cconf *out, pos_err *e)
+{
+	struct cfg *c = NULL;
+	int rc;
+
+	if (!path || !out)
+		return err_set(e, POS_EINVAL, "cconf: no path");
+	memset(out, 0, sizeof(*out));
+	rc = cfg_load(path, &c, e);
+	if (rc < 0)
+		goto out;
+	if (strlen(path) >= sizeof(out->path) || strlen(c->dir) >= sizeof(out->dir)) {
+		rc = err_set(e, POS_ETOOBIG, "%s: path too long", path);
+		goto out;
+	}
+	memcpy(out->path, path, strlen(path) + 1);
+	memcpy(out->dir, c->dir, strlen(c->dir) + 1);
+	for (size_t i = 0; i < CC_NKEYS; i++) {
+		rc = cconf_take(c, &cconf_keys[i], out, e);
+		if (rc < 0)
+			goto out;
+	}
+	rc = cconf_check(c, out, e);
+	if (rc < 0)
+		goto out;
+	rc = cfg_check_unused(c, e);
+out:
+	cfg_free(c);
+	return rc;
+}
+
+int cconf_write_default(const char *path, const char *listen, pos_err *e)
+{
+	char buf[4096];
+	size_t len = 0;
+	const char *sec = NULL;
+	int n;
+
+	if (!path)
+		return err_set(e, POS_EINVAL, "cconf: no path");
+	if (!listen)
+		listen = cconf_keys[0].dflt;
+	if (strlen(listen) >= sizeof(((struct cconf *)0)->listen) || strpbrk(listen, "\r\n;#[]= \t"))
+		return err_set(e, POS_EINVAL, "listen address must be HOST:PORT");
+	n = snprintf(buf, sizeof(buf), "; pos-central configuration. Relative paths are relative "
+				       "to this file's folder.\n");
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		return err_set(e, POS_ETOOBIG, "cconf: default file too big");
+	len = (size_t)n;
+	for (size_t i = 0; i < CC_NKEYS; i++) {
+		const struct cconf_key *k = &cconf_keys[i];
+		const char *v = (i == 0) ? listen : k->dflt;
+		if (!sec || strcmp(sec, k->sec) != 0) {
+			n = snprintf(buf + len, sizeof(buf) - len, "[%s]\n", k->sec);
+			if (n < 0 || (size_t)n >= sizeof(buf) - len)
+				return err_set(e, POS_ETOOBIG, "cconf: default file too big");
+			len += (size_t)n;
+			sec = k->sec;
+		}
+		if (k->note)
+			n = snprintf(buf + len, sizeof(buf) - len, "%s = %s ; %s\n", k->key, v, k->note);
+		else
+			n = snprintf(buf + len, sizeof(buf) - len, "%s = %s\n", k->key, v);
+		if (n < 0 || (size_t)n >= sizeof(buf) - len)
+			return err_set(e, POS_ETOOBIG, "cconf: default file too big");
+		len += (size_t)n;
+	}
+	return keys_write_file(path, buf, len, 0600, 0, e);
+}

@@ -1,0 +1,43 @@
+#ifndef POS_KEYRING_H
+#define POS_KEYRING_H
+/*
+ * Central's secrets, loaded once at start and read-only afterwards (shared
+ * by every worker thread without locks): the current HPKE private key, the
+ * retired ones (the hpke_retired folder, *.key, so EncTIDs spooled before a
+ * rotation still open), k_index, k_deident and the two bearer tokens. Every
+ * file is refused when group or others can read it. keyring_free wipes all.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cconf.h"
+#include "err.h"
+#include "keys.h"
+
+#define KEYRING_MAX_KEYS 64
+
+struct keyring;
+
+/* Loads everything cconf names. *out: keyring_free. */
+int keyring_load(const struct cconf *c, struct keyring **out, pos_err *e);
+/* An empty keyring with the two HMAC keys and no tokens, for tests and the
+ * fuzzers; add HPKE keys with keyring_add. *out: keyring_free. */
+int keyring_new(const unsigned char k_index[KEYS_HMAC_LEN],
+		const unsigned char k_deident[KEYS_HMAC_LEN], struct keyring **out, pos_err *e);
+/* Adds a copy of kp; a kid already present is skipped. */
+int keyring_add(struct keyring *kr, const struct hpke_keypair *kp, pos_err *e);
+/* Sets a token (role "analyst" or "admin"); for tests. */
+int keyring_set_token(struct keyring *kr, const char *role, const char *token, pos_err *e);
+void keyring_free(struct keyring *kr);
+
+/* The key pair of kid, NULL when unknown. Borrowed from kr. */
+const struct hpke_keypair *keyring_find(const struct keyring *kr, const char *kid);
+size_t keyring_count(const struct keyring *kr);
+const unsigned char *keyring_k_index(const struct keyring *kr);
+const unsigned char *keyring_k_deident(const struct keyring *kr);
+/* Constant-time checks of a presented token (len bytes, not NUL-terminated);
+ * false when the role has no token set. */
+bool keyring_analyst_ok(const struct keyring *kr, const char *token, size_t len);
+bool keyring_admin_ok(const struct keyring *kr, const char *token, size_t len);
+
+#endif

@@ -1,0 +1,156 @@
+#include "resolve.h"
+
+#include <string.h>
+
+#include "jsonx.h"
+#include "tid.h"
+#include "wipe.h"
+
+/* The one message for an unknown kid and a failed open (protocol.md). */
+#define RESOLVE_BAD_TID "the EncTID does not open with central's keys for this terminal and txn"
+
+static bool resolve_is_lower_hex(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
+			return false;
+	}
+	return true;
+}
+
+static bool resolve_is_b64url(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+		      (ch >= '0' && ch <= '9') || ch == '-' || ch == '_'))
+			return false;
+	}
+	return true;
+}
+
+int resolve_enctid_from_json(json_t *tid, char kid[KEYS_KID_LEN + 1],
+			     char enc[ENVELOPE_B64_MAX], pos_err *e)
+{
+	static const char *const keys[] = { "kid", "enc", NULL };
+	const char *k = NULL, *v = NULL;
+	size_t kn, vn;
+	int rc;
+
+	if (!json_is_object(tid))
+		return err_set(e, POS_EINVAL, "tid must be an object {\"kid\",\"enc\"}");
+	if ((rc = jsonx_only_keys(tid, keys, e)) < 0 ||
+	    (rc = jsonx_str(tid, "kid", 1, 64, &k, e)) < 0 ||
+	    (rc = jsonx_str(tid, "enc", 1, 1024, &v, e)) < 0) {
+		err_prefix(e, "tid");
+		return rc;
+	}
+	kn = strlen(k);
+	vn = strlen(v);
+	if (kn != KEYS_KID_LEN || !resolve_is_lower_hex(k, kn))
+		return err_set(e, POS_EINVAL, "tid: kid must be %d lower-case hex characters",
+			       KEYS_KID_LEN);
+	if (vn == 0 || vn >= ENVELOPE_B64_MAX || !resolve_is_b64url(v, vn))
+		return err_set(e, POS_EINVAL,
+			       "tid: enc must be base64url without padding, at most %d characters",
+			       ENVELOPE_B64_MAX - 1);
+	memcpy(kid, k, kn + 1);
+	memcpy(enc, v, vn + 1);
+	return 0;
+}
+
+int resolve_parse(const char *body, size_t len, struct resolve_req *out, pos_err *e)
+{
+	static const char *const keys[] = { "txn", "tid", NULL };
+	json_t *root = NULL;
+	const char *txn = NULL;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if ((rc = jsonx_parse(body, len, RESOLVE_MAX_BODY, 4, &root, e)) < 0)
+		goto out;
+	if (!json_is_object(root)) {
+		rc = err_set(e, POS_EINVAL, "the body must be a JSON object");
+		goto out;
+	}
+	if ((rc = jsonx_only_keys(root, keys, e)) < 0 ||
+	    (rc = jsonx_str(root, "txn", 1, UUID_STR_LEN, &txn, e)) < 0)
+		goto out;
+	if (!uuid_valid(txn)) {
+		rc = err_set(e, POS_EINVAL, "txn must be a UUID");
+		goto out;
+	}
+	memcpy(out->txn, txn, UUID_STR_LEN + 1);
+	if (!json_object_get(root, "tid")) {
+		rc = err_set(e, POS_EINVAL, "field 'tid' is required");
+		goto out;
+	}
+	rc = resolve_enctid_from_json(json_object_get(root, "tid"), out->kid, out->enc, e);
+out:
+	json_decref(root);
+	if (rc < 0)
+		memset(out, 0, sizeof *out);
+	return rc;
+}
+
+int resolve_open(const struct keyring *kr, const char *store, const char *terminal,
+		 const char *txn, const char *kid, const char *enc,
+		 unsigned char idx[DEIDENT_INDEX_LEN], char dtid[DEIDENT_ID_LEN + 1], pos_err *e)
+{
+	const struct hpke_keypair *kp;
+	char info[ENVELOPE_INFO_MAX];
+	char pt[ENVELOPE_MAX_PT + 1];
+	char tid[TID_MAX];
+	enum tid_kind kind;
+	pos_err sub;
+	int rc;
+
+	/* The sub-error never reaches the caller: the library's message on a
+	 * failed open could differ from the unknown-kid one. */
+	if (envelope_info(info, store, terminal, txn, &sub) < 0)
+		return err_set(e, POS_EINVAL, "store, terminal or txn cannot form the EncTID info");
+	kp = keyring_find(kr, kid);
+	if (!kp)
+		return err_set(e, POS_ECRYPTO, RESOLVE_BAD_TID);
+	if (envelope_open_tid(kp->sk, info, enc, pt, &sub) < 0) {
+		wipe(pt, sizeof pt);
+		return err_set(e, POS_ECRYPTO, RESOLVE_BAD_TID);
+	}
+	rc = tid_normalize(pt, tid, &kind, &sub);
+	wipe(pt, sizeof pt);
+	if (rc < 0) {
+		rc = err_set(e, POS_EINVAL, "the EncTID opens but does not hold a valid TID");
+		goto out;
+	}
+	if ((rc = deident_index(keyring_k_index(kr), tid, idx, e)) < 0 ||
+	    (rc = deident_tid(keyring_k_deident(kr), tid, dtid, e)) < 0)
+		goto out;
+out:
+	wipe(tid, sizeof tid);
+	wipe(&sub, sizeof sub);
+	return rc;
+}
+
+int resolve_run(struct store *s, const struct keyring *kr, bool auto_enrol, const char *store,
+		const char *terminal, const char *txn, const char *kid, const char *enc,
+		struct resolve_result *out, pos_err *e)
+{
+	unsigned char idx[DEIDENT_INDEX_LEN];
+	bool created = false;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if ((rc = resolve_open(kr, store, terminal, txn, kid, enc, idx, out->deident_tid, e)) < 0)
+		goto out;
+	/* NULL: the store draws a fresh hhid only when it enrols one. */
+	rc = store_resolve(s, idx, auto_enrol, NULL, out->hhid, &created, e);
+	if (rc < 0)
+		goto out;
+	out->new_household = created;
+out:
+	wipe(idx, sizeof idx);
+	if (rc < 0)
+		memset(out, 0, sizeof *out);
+	return rc;
+}

@@ -1,0 +1,56 @@
+#ifndef POS_RESOLVE_H
+#define POS_RESOLVE_H
+/*
+ * POST /v1/resolve, and the same resolution for a basket that carries an
+ * EncTID: parse the request (pure), open the EncTID with the key of its kid
+ * and info "pos-tid/1|store|terminal|txn", normalise the TID, derive the tid
+ * index (k_index) and the DeIdentTID (k_deident), wipe the TID, then find or
+ * enrol the household. The plaintext TID lives only inside resolve_open, on
+ * its stack, and is wiped before it returns.
+ */
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "deident.h"
+#include "envelope.h"
+#include "err.h"
+#include "keyring.h"
+#include "keys.h"
+#include "store.h"
+#include "uuid.h"
+
+#define RESOLVE_MAX_BODY 4096
+
+struct resolve_req {
+	char txn[UUID_STR_LEN + 1]; /* as sent: the EncTID info binds this text */
+	char kid[KEYS_KID_LEN + 1];
+	char enc[ENVELOPE_B64_MAX];
+};
+
+struct resolve_result {
+	char hhid[DEIDENT_ID_LEN + 1];
+	char deident_tid[DEIDENT_ID_LEN + 1];
+	bool new_household;
+};
+
+/* The EncTID object {"kid":16 hex,"enc":base64url}, shape only. */
+int resolve_enctid_from_json(json_t *tid, char kid[KEYS_KID_LEN + 1],
+			     char enc[ENVELOPE_B64_MAX], pos_err *e);
+/* {"txn":UUID,"tid":EncTID}, nothing else; at most RESOLVE_MAX_BODY bytes. */
+int resolve_parse(const char *body, size_t len, struct resolve_req *out, pos_err *e);
+
+/* Opens the EncTID and derives its tid index and DeIdentTID. An unknown kid
+ * and an envelope that does not open both fail POS_ECRYPTO with the same
+ * message, so a caller learns nothing from the difference; a plaintext that
+ * is not a valid TID fails POS_EINVAL. */
+int resolve_open(const struct keyring *kr, const char *store, const char *terminal,
+		 const char *txn, const char *kid, const char *enc,
+		 unsigned char idx[DEIDENT_INDEX_LEN], char dtid[DEIDENT_ID_LEN + 1], pos_err *e);
+/* resolve_open, then store_resolve (enrolling a new household when
+ * auto_enrol is set; else POS_ENOTFOUND for an unknown TID). */
+int resolve_run(struct store *s, const struct keyring *kr, bool auto_enrol, const char *store,
+		const char *terminal, const char *txn, const char *kid, const char *enc,
+		struct resolve_result *out, pos_err *e);
+
+#endif

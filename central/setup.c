@@ -1,0 +1,615 @@
+#include "setup.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/x509.h>
+
+#include "cconf.h"
+#include "keys.h"
+#include "pki.h"
+#include "timeutil.h"
+
+#define SETUP_USAGE "usage: pos-central setup DIR"
+#define TCERT_USAGE "usage: pos-central terminal-cert DIR --store S --terminal T --out OUT"
+#define ROTATE_USAGE "usage: pos-central rotate-key -c CONF"
+#define SETUP_LISTEN "127.0.0.1:8443"
+
+/* Everything `setup` writes into a home, in the order it writes them; on
+ * failure they are removed again so the command can simply be re-run. */
+static const char *const setup_files[] = {
+	"ca.key", "ca.crt", "server.key", "server.crt", "hpke.key", "central.pub",
+	"k_index.key", "k_deident.key", "analyst.token", "admin.token", "central.conf",
+};
+#define SETUP_NFILES (sizeof setup_files / sizeof setup_files[0])
+
+/* What `terminal-cert` writes into OUT. */
+static const char *const tcert_files[] = {
+	"terminal.key", "terminal.crt", "ca.crt", "central.pub", "terminal.conf",
+};
+#define TCERT_NFILES (sizeof tcert_files / sizeof tcert_files[0])
+
+static int setup_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int setup_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "pos-central %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n%s\n", usage);
+	return 2;
+}
+
+static int setup_fail(const char *cmd, const pos_err *e)
+{
+	fprintf(stderr, "pos-central %s: %s\n", cmd, e->msg[0] ? e->msg : "failed");
+	return 1;
+}
+
+static int setup_join(char out[PATH_MAX], const char *dir, const char *name, pos_err *e)
+{
+	size_t dl = strlen(dir);
+	int n;
+
+	while (dl > 1 && dir[dl - 1] == '/')
+		dl--;
+	n = snprintf(out, PATH_MAX, "%.*s/%s", (int)dl, dir, name);
+	if (n < 0 || n >= PATH_MAX)
+		return err_set(e, POS_ETOOBIG, "%s: path too long", dir);
+	return 0;
+}
+
+static int setup_is_help(const char *a)
+{
+	return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;
+}
+
+/* Takes "--name VALUE" or "--name=VALUE" at argv[*i]; 1 when matched,
+ * -1 when the value is missing. */
+static int setup_opt(int argc, char **argv, int *i, const char *name, const char **val)
+{
+	const char *a = argv[*i];
+	size_t n = strlen(name);
+
+	if (strncmp(a, name, n) != 0)
+		return 0;
+	if (a[n] == '=') {
+		*val = a + n + 1;
+		return 1;
+	}
+	if (a[n] != '\0')
+		return 0;
+	if (*i + 1 >= argc)
+		return -1;
+	*val = argv[++*i];
+	return 1;
+}
+
+/* Creates dir 0700, or accepts an existing empty folder. *created tells
+ * whether it was made here (and may be removed on failure). */
+static int setup_fresh_dir(const char *dir, int *created, pos_err *e)
+{
+	struct stat st;
+	DIR *d;
+	struct dirent *de;
+	int empty = 1;
+
+	*created = 0;
+	if (mkdir(dir, 0700) == 0) {
+		*created = 1;
+		return 0;
+	}
+	if (errno != EEXIST)
+		return err_set(e, POS_EIO, "%s: cannot create: %s", dir, strerror(errno));
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+		return err_set(e, POS_ECONFLICT, "%s exists and is not a folder", dir);
+	d = opendir(dir);
+	if (!d)
+		return err_set(e, POS_EIO, "%s: cannot read: %s", dir, strerror(errno));
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
+			empty = 0;
+			break;
+		}
+	closedir(d);
+	if (!empty)
+		return err_set(e, POS_ECONFLICT,
+			       "%s exists and is not empty; refusing to overwrite a central home", dir);
+	if (chmod(dir, 0700) < 0)
+		return err_set(e, POS_EIO, "%s: chmod: %s", dir, strerror(errno));
+	return 0;
+}
+
+static void setup_remove_home(const char *dir, int created)
+{
+	char p[PATH_MAX];
+
+	for (size_t i = 0; i < SETUP_NFILES; i++)
+		if (setup_join(p, dir, setup_files[i], NULL) == 0)
+			unlink(p);
+	if (setup_join(p, dir, "keys", NULL) == 0)
+		rmdir(p);
+	if (created)
+		rmdir(dir);
+}
+
+static int setup_write_pair(const char *dir, const char *crt, const char *key, X509 *x,
+			    EVP_PKEY *k, pos_err *e)
+{
+	char p[PATH_MAX];
+	int rc;
+
+	rc = setup_join(p, dir, key, e);
+	if (rc == 0)
+		rc = pki_write_key(p, k, e);
+	if (rc == 0)
+		rc = setup_join(p, dir, crt, e);
+	if (rc == 0)
+		rc = pki_write_cert(p, x, e);
+	return rc;
+}
+
+static int setup_home(const char *dir, char kid[KEYS_KID_LEN + 1], pos_err *e)
+{
+	static const char *const dns[] = { "localhost", NULL };
+	static const char *const ips[] = { "127.0.0.1", NULL };
+	struct hpke_keypair kp;
+	EVP_PKEY *ca_key = NULL, *srv_key = NULL;
+	X509 *ca = NULL, *srv = NULL;
+	char p[PATH_MAX];
+	int rc, created = 0;
+
+	memset(&kp, 0, sizeof kp);
+	rc = setup_fresh_dir(dir, &created, e);
+	if (rc < 0)
+		return rc;
+
+	rc = pki_make_ca("POS Central CA", PKI_CA_DAYS, &ca_key, &ca, e);
+	if (rc < 0)
+		goto out;
+	rc = setup_write_pair(dir, "ca.crt", "ca.key", ca, ca_key, e);
+	if (rc < 0)
+		goto out;
+	rc = pki_issue_server(ca_key, ca, "localhost", dns, ips, PKI_SERVER_DAYS, &srv_key, &srv,
+			      e);
+	if (rc < 0)
+		goto out;
+	rc = setup_write_pair(dir, "server.crt", "server.key", srv, srv_key, e);
+	if (rc < 0)
+		goto out;
+
+	rc = keys_generate(&kp, e);
+	if (rc < 0)
+		goto out;
+	if ((rc = setup_join(p, dir, "hpke.key", e)) < 0 || (rc = keys_save_private(p, &kp, e)) < 0)
+		goto out;
+	if ((rc = setup_join(p, dir, "central.pub", e)) < 0 ||
+	    (rc = keys_save_public(p, kp.pk, e)) < 0)
+		goto out;
+	memcpy(kid, kp.kid, KEYS_KID_LEN + 1);
+	if ((rc = setup_join(p, dir, "keys", e)) < 0)
+		goto out;
+	if (mkdir(p, 0700) < 0) {
+		rc = err_set(e, POS_EIO, "%s: cannot create: %s", p, strerror(errno));
+		goto out;
+	}
+
+	if ((rc = setup_join(p, dir, "k_index.key", e)) < 0 || (rc = keys_generate_hmac(p, e)) < 0)
+		goto out;
+	if ((rc = setup_join(p, dir, "k_deident.key", e)) < 0 ||
+	    (rc = keys_generate_hmac(p, e)) < 0)
+		goto out;
+	if ((rc = setup_join(p, dir, "analyst.token", e)) < 0 ||
+	    (rc = keys_generate_token(p, e)) < 0)
+		goto out;
+	if ((rc = setup_join(p, dir, "admin.token", e)) < 0 || (rc = keys_generate_token(p, e)) < 0)
+		goto out;
+	if ((rc = setup_join(p, dir, "central.conf", e)) < 0 ||
+	    (rc = cconf_write_default(p, SETUP_LISTEN, e)) < 0)
+		goto out;
+out:
+	if (rc < 0)
+		setup_remove_home(dir, created);
+	keys_wipe(&kp);
+	EVP_PKEY_free(ca_key);
+	EVP_PKEY_free(srv_key);
+	X509_free(ca);
+	X509_free(srv);
+	return rc;
+}
+
+int setup_main(int argc, char **argv)
+{
+	const char *dir = NULL;
+	char kid[KEYS_KID_LEN + 1] = "";
+	pos_err e = { 0 };
+
+	for (int i = 1; i < argc; i++) {
+		if (setup_is_help(argv[i])) {
+			printf("%s\n", SETUP_USAGE);
+			return 0;
+		}
+		if (argv[i][0] == '-' && argv[i][1] != '\0')
+			return setup_usage_error("setup", SETUP_USAGE, "unknown option %s", argv[i]);
+		if (dir)
+			return setup_usage_error("setup", SETUP_USAGE, "one DIR only");
+		dir = argv[i];
+	}
+	if (!dir || !dir[0])
+		return setup_usage_error("setup", SETUP_USAGE, "DIR is required");
+	if (setup_home(dir, kid, &e) < 0)
+		return setup_fail("setup", &e);
+	printf("pos-central setup: made a central home in %s\n"
+	       "  ca.crt, ca.key                certificate authority, EC P-256, 10 years\n"
+	       "  server.crt, server.key        server certificate for localhost and 127.0.0.1, "
+	       "2 years\n"
+	       "  hpke.key, central.pub         HPKE X25519 key pair, kid %s\n"
+	       "  keys/                         retired HPKE keys (filled by rotate-key)\n"
+	       "  k_index.key, k_deident.key    HMAC keys\n"
+	       "  analyst.token, admin.token    bearer tokens\n"
+	       "  central.conf                  listen = %s\n"
+	       "Private files are mode 0600. Next: pos-central serve -c %s/central.conf\n",
+	       dir, kid, SETUP_LISTEN, dir);
+	return 0;
+}
+
+/* The url a terminal uses for central's listen address. A wildcard address
+ * is not reachable as such: the loopback address the server certificate
+ * names is written instead, and the caller is told. */
+static int tcert_url(const char *listen, char *out, size_t cap, int *wildcard, pos_err *e)
+{
+	const char *colon = strrchr(listen, ':');
+	char host[128];
+	size_t hl;
+	int n;
+
+	*wildcard = 0;
+	if (!colon)
+		return err_set(e, POS_EINVAL, "listen address '%s' is not HOST:PORT", listen);
+	hl = (size_t)(colon - listen);
+	if (hl >= sizeof host)
+		return err_set(e, POS_EINVAL, "listen address too long");
+	memcpy(host, listen, hl);
+	host[hl] = '\0';
+	if (hl == 0 || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "*") == 0 ||
+	    strcmp(host, "[::]") == 0 || strcmp(host, "::") == 0) {
+		*wildcard = 1;
+		n = snprintf(out, cap, "https://127.0.0.1:%s", colon + 1);
+	} else if (strchr(host, ':') && host[0] != '[') {
+		n = snprintf(out, cap, "https://[%s]:%s", host, colon + 1);
+	} else {
+		n = snprintf(out, cap, "https://%s:%s", host, colon + 1);
+	}
+	if (n < 0 || (size_t)n >= cap)
+		return err_set(e, POS_ETOOBIG, "url too long");
+	return 0;
+}
+
+static int tcert_conf(const char *store, const char *terminal, const char *url, char *out,
+		      size_t cap, size_t *len, pos_err *e)
+{
+	int n = snprintf(
+		out, cap,
+		"; terminal.conf for terminal %s of store %s, written by pos-central terminal-cert.\n"
+		"; Relative paths are relative to this file's folder; unknown keys are errors.\n"
+		"[terminal]\n"
+		"store = %s\n"
+		"id = %s\n"
+		"[central]\n"
+		"url = %s\n"
+		"ca = ca.crt\n"
+		"cert = terminal.crt\n"
+		"key = terminal.key\n"
+		"public_key = central.pub\n"
+		"resolve_timeout_ms = 400\n"
+		"[spool]\n"
+		"path = spool.db\n"
+		"[control]\n"
+		"socket = agent.sock\n"
+		"; One section per device, any name after the dot. Uncomment and edit:\n"
+		";[device.flatbed]\n"
+		";role = scanner            ; scanner | cardreader\n"
+		";port = /dev/ttyACM0       ; or usb:VID:PID[:serial]\n"
+		";profile = scanner-crlf    ; a profile name from hw/profiles, or a path\n"
+		";\n"
+		";[device.msr]\n"
+		";role = cardreader\n"
+		";port = /dev/ttyUSB0\n"
+		";profile = msr-ascii\n"
+		"[codes]                   ; POSIX extended regexes on the code after its AIM id\n"
+		"loyalty = ^99[0-9]{11}$\n"
+		"offer = ^98[0-9]{11}$\n"
+		"total = ^TOTAL$\n"
+		"void = ^VOID$\n"
+		"cancel = ^CANCEL$\n",
+		terminal, store, store, terminal, url);
+	if (n < 0 || (size_t)n >= cap)
+		return err_set(e, POS_ETOOBIG, "terminal.conf too long");
+	*len = (size_t)n;
+	return 0;
+}
+
+/* Creates OUT (0700) when missing and refuses if any file we would write is
+ * already there: nothing is written unless everything can be. */
+static int tcert_prepare_out(const char *out, pos_err *e)
+{
+	char p[PATH_MAX];
+	struct stat st;
+
+	if (mkdir(out, 0700) < 0) {
+		if (errno != EEXIST)
+			return err_set(e, POS_EIO, "%s: cannot create: %s", out, strerror(errno));
+		if (stat(out, &st) < 0 || !S_ISDIR(st.st_mode))
+			return err_set(e, POS_ECONFLICT, "%s exists and is not a folder", out);
+	}
+	for (size_t i = 0; i < TCERT_NFILES; i++) {
+		int rc = setup_join(p, out, tcert_files[i], e);
+		if (rc < 0)
+			return rc;
+		if (lstat(p, &st) == 0)
+			return err_set(e, POS_ECONFLICT, "%s already exists; refusing to overwrite", p);
+	}
+	return 0;
+}
+
+static int tcert_issue(const char *dir, const char *store, const char *terminal,
+		       const char *out, pos_err *e)
+{
+	char p[PATH_MAX], url[300], conf[4096], kid[KEYS_KID_LEN + 1], until[TIME_RFC3339_LEN];
+	unsigned char pk[32];
+	struct cconf cf;
+	EVP_PKEY *ca_key = NULL, *key = NULL;
+	X509 *ca = NULL, *cert = NULL;
+	size_t conf_len = 0;
+	int rc, wildcard = 0, written = 0;
+	time_t not_after = 0;
+
+	if ((rc = setup_join(p, dir, "central.conf", e)) < 0 || (rc = cconf_load(p, &cf, e)) < 0)
+		return rc;
+	if ((rc = tcert_url(cf.listen, url, sizeof url, &wildcard, e)) < 0)
+		return rc;
+	if ((rc = tcert_conf(store, terminal, url, conf, sizeof conf, &conf_len, e)) < 0)
+		return rc;
+	if ((rc = setup_join(p, dir, "ca.crt", e)) < 0 || (rc = pki_load_cert(p, &ca, e)) < 0)
+		goto out;
+	if ((rc = setup_join(p, dir, "ca.key", e)) < 0 || (rc = pki_load_key(p, &ca_key, e)) < 0)
+		goto out;
+	if (X509_check_private_key(ca, ca_key) != 1) {
+		ERR_clear_error();
+		rc = err_set(e, POS_ECRYPTO, "%s/ca.key does not belong to %s/ca.crt", dir, dir);
+		goto out;
+	}
+	if ((rc = setup_join(p, dir, "central.pub", e)) < 0 ||
+	    (rc = keys_load_public(p, pk, kid, e)) < 0)
+		goto out;
+	if ((rc = tcert_prepare_out(out, e)) < 0)
+		goto out;
+	rc = pki_issue_client(ca_key, ca, store, terminal, PKI_CLIENT_DAYS, &key, &cert, e);
+	if (rc < 0)
+		goto out;
+
+	written = 1; /* from here a failure removes what was written */
+	if ((rc = setup_join(p, out, "terminal.key", e)) < 0 || (rc = pki_write_key(p, key, e)) < 0)
+		goto out;
+	if ((rc = setup_join(p, out, "terminal.crt", e)) < 0 ||
+	    (rc = pki_write_cert(p, cert, e)) < 0)
+		goto out;
+	if ((rc = setup_join(p, out, "ca.crt", e)) < 0 || (rc = pki_write_cert(p, ca, e)) < 0)
+		goto out;
+	if ((rc = setup_join(p, out, "central.pub", e)) < 0 ||
+	    (rc = keys_save_public(p, pk, e)) < 0)
+		goto out;
+	if ((rc = setup_join(p, out, "terminal.conf", e)) < 0 ||
+	    (rc = pki_write_file(p, conf, conf_len, 0644, e)) < 0)
+		goto out;
+	if ((rc = setup_join(p, out, "terminal.crt", e)) < 0 ||
+	    (rc = pki_cert_not_after(p, &not_after, e)) < 0)
+		goto out;
+	time_format_rfc3339((int64_t)not_after * 1000, until);
+	until[10] = '\0';
+	printf("pos-central terminal-cert: terminal %s of store %s in %s\n"
+	       "  terminal.crt, terminal.key  client certificate OU=%s, CN=%s, valid until %s\n"
+	       "  ca.crt, central.pub         central's CA and HPKE public key (kid %s)\n"
+	       "  terminal.conf               url = %s; name the devices in [device.*] sections\n",
+	       terminal, store, out, store, terminal, until, kid, url);
+	if (wildcard)
+		fprintf(stderr,
+			"pos-central terminal-cert: central listens on %s; set url in "
+			"%s/terminal.conf to an address the terminal can reach\n",
+			cf.listen, out);
+out:
+	if (rc < 0 && written)
+		for (size_t i = 0; i < TCERT_NFILES; i++)
+			if (setup_join(p, out, tcert_files[i], NULL) == 0)
+				unlink(p);
+	EVP_PKEY_free(ca_key);
+	EVP_PKEY_free(key);
+	X509_free(ca);
+	X509_free(cert);
+	return rc;
+}
+
+int terminal_cert_main(int argc, char **argv)
+{
+	const char *dir = NULL, *store = NULL, *terminal = NULL, *out = NULL;
+	pos_err e = { 0 };
+
+	for (int i = 1; i < argc; i++) {
+		int m;
+
+		if (setup_is_help(argv[i])) {
+			printf("%s\n", TCERT_USAGE);
+			return 0;
+		}
+		if ((m = setup_opt(argc, argv, &i, "--store", &store)) == 0 &&
+		    (m = setup_opt(argc, argv, &i, "--terminal", &terminal)) == 0 &&
+		    (m = setup_opt(argc, argv, &i, "--out", &out)) == 0) {
+			if (argv[i][0] == '-' && argv[i][1] != '\0')
+				return setup_usage_error("terminal-cert", TCERT_USAGE,
+							 "unknown option %s", argv[i]);
+			if (dir)
+				return setup_usage_error("terminal-cert", TCERT_USAGE, "one DIR only");
+			dir = argv[i];
+			continue;
+		}
+		if (m < 0)
+			return setup_usage_error("terminal-cert", TCERT_USAGE, "%s needs a value",
+						 argv[i]);
+	}
+	if (!dir || !store || !terminal || !out || !dir[0] || !out[0])
+		return setup_usage_error("terminal-cert", TCERT_USAGE,
+					 "DIR, --store, --terminal and --out are required");
+	if (!pki_name_ok(store))
+		return setup_usage_error("terminal-cert", TCERT_USAGE,
+					 "--store must match [A-Za-z0-9._-]{1,64}");
+	if (!pki_name_ok(terminal))
+		return setup_usage_error("terminal-cert", TCERT_USAGE,
+					 "--terminal must match [A-Za-z0-9._-]{1,64}");
+	if (tcert_issue(dir, store, terminal, out, &e) < 0)
+		return setup_fail("terminal-cert", &e);
+	return 0;
+}
+
+static void rotate_sync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+}
+
+static int rotate_suffix(char out[PATH_MAX], const char *path, const char *suffix, pos_err *e)
+{
+	int n = snprintf(out, PATH_MAX, "%s%s", path, suffix);
+
+	if (n < 0 || n >= PATH_MAX)
+		return err_set(e, POS_ETOOBIG, "%s: path too long", path);
+	return 0;
+}
+
+/*
+ * Order matters for a crash at any point: the old key is first saved under
+ * the retired folder (so anything sealed to it still opens), then the new
+ * pair is written beside the current files and renamed over them, private
+ * key first. A central.pub left one step behind names a retired key, which
+ * still opens.
+ */
+static int rotate_key(const char *conf, char old_kid[KEYS_KID_LEN + 1],
+		      char new_kid[KEYS_KID_LEN + 1], char retired[PATH_MAX],
+		      char pub[PATH_MAX], pos_err *e)
+{
+	struct hpke_keypair old, nw;
+	struct cconf cf;
+	char name[KEYS_KID_LEN + 8], tmp_key[PATH_MAX], tmp_pub[PATH_MAX];
+	struct stat st;
+	int rc;
+
+	memset(&old, 0, sizeof old);
+	memset(&nw, 0, sizeof nw);
+	if ((rc = cconf_load(conf, &cf, e)) < 0)
+		return rc;
+	if ((rc = keys_load_private(cf.hpke_key, &old, e)) < 0)
+		goto out;
+	memcpy(old_kid, old.kid, KEYS_KID_LEN + 1);
+	if (mkdir(cf.hpke_retired, 0700) < 0 && errno != EEXIST) {
+		rc = err_set(e, POS_EIO, "%s: cannot create: %s", cf.hpke_retired, strerror(errno));
+		goto out;
+	}
+	if (stat(cf.hpke_retired, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		rc = err_set(e, POS_EIO, "%s is not a folder", cf.hpke_retired);
+		goto out;
+	}
+	snprintf(name, sizeof name, "%s.key", old.kid);
+	if ((rc = setup_join(retired, cf.hpke_retired, name, e)) < 0)
+		goto out;
+	if (access(retired, F_OK) == 0) {
+		rc = err_set(e, POS_ECONFLICT, "%s already exists; the current key was retired before",
+			     retired);
+		goto out;
+	}
+	if ((rc = keys_save_private(retired, &old, e)) < 0)
+		goto out;
+	rotate_sync_dir(cf.hpke_retired);
+
+	if ((rc = keys_generate(&nw, e)) < 0)
+		goto out;
+	memcpy(new_kid, nw.kid, KEYS_KID_LEN + 1);
+	if ((rc = setup_join(pub, cf.dir, "central.pub", e)) < 0 ||
+	    (rc = rotate_suffix(tmp_key, cf.hpke_key, ".new", e)) < 0 ||
+	    (rc = rotate_suffix(tmp_pub, pub, ".new", e)) < 0)
+		goto out;
+	/* A stale .new from an interrupted rotation is ours to replace. */
+	unlink(tmp_key);
+	unlink(tmp_pub);
+	if ((rc = keys_save_private(tmp_key, &nw, e)) < 0)
+		goto out;
+	if ((rc = keys_save_public(tmp_pub, nw.pk, e)) < 0) {
+		unlink(tmp_key);
+		goto out;
+	}
+	if (rename(tmp_key, cf.hpke_key) < 0) {
+		rc = err_set(e, POS_EIO, "%s: rename failed: %s", cf.hpke_key, strerror(errno));
+		unlink(tmp_key);
+		unlink(tmp_pub);
+		goto out;
+	}
+	if (rename(tmp_pub, pub) < 0) {
+		rc = err_set(e, POS_EIO, "%s: rename failed: %s (the new public key is in %s)", pub,
+			     strerror(errno), tmp_pub);
+		goto out;
+	}
+	rotate_sync_dir(cf.dir);
+out:
+	keys_wipe(&old);
+	keys_wipe(&nw);
+	return rc;
+}
+
+int rotate_key_main(int argc, char **argv)
+{
+	const char *conf = NULL;
+	char old_kid[KEYS_KID_LEN + 1] = "", new_kid[KEYS_KID_LEN + 1] = "";
+	char retired[PATH_MAX] = "", pub[PATH_MAX] = "";
+	pos_err e = { 0 };
+
+	for (int i = 1; i < argc; i++) {
+		int m;
+
+		if (setup_is_help(argv[i])) {
+			printf("%s\n", ROTATE_USAGE);
+			return 0;
+		}
+		m = setup_opt(argc, argv, &i, "-c", &conf);
+		if (m == 0)
+			m = setup_opt(argc, argv, &i, "--config", &conf);
+		if (m < 0)
+			return setup_usage_error("rotate-key", ROTATE_USAGE, "%s needs a value",
+						 argv[i]);
+		if (m == 0)
+			return setup_usage_error("rotate-key", ROTATE_USAGE, "unexpected argument %s",
+						 argv[i]);
+	}
+	if (!conf || !conf[0])
+		return setup_usage_error("rotate-key", ROTATE_USAGE, "-c CONF is required");
+	if (rotate_key(conf, old_kid, new_kid, retired, pub, &e) < 0)
+		return setup_fail("rotate-key", &e);
+	printf("pos-central rotate-key: new HPKE key pair, kid %s\n"
+	       "  the previous key (kid %s) is kept as %s and still opens EncTIDs sealed to it\n"
+	       "  give the new %s to the terminals, then restart pos-central\n",
+	       new_kid, old_kid, retired, pub);
+	return 0;
+}

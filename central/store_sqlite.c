@@ -1,0 +1,955 @@
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "timeutil.h"
+
+/*
+ * SQLite implementation of store.h.
+ *
+ * Schema (v1), shaped by ../shared/reference/performance.md:
+ * - tid_index: the 32-byte HMAC as a WITHOUT ROWID primary key, so a resolve
+ *   is one b-tree probe on the key itself.
+ * - baskets: an INTEGER rowid key that item rows reference; the random txn
+ *   UUID is unique on the basket row only (a UUID key on 20 item rows each
+ *   divides ingest by 4-5). History walks the (hhid, ts) index backwards.
+ * - items: WITHOUT ROWID, primary key (basket_id, seq), so one basket's items
+ *   sit together on disk.
+ * - counters: running totals kept by triggers (households, baskets) and by
+ *   store_put_baskets (items, once per batch), so store_stats stays O(1) at
+ *   100M item rows where count(*) would scan.
+ * - merged: from -> into after a merge, so baskets a lane spooled with the
+ *   old hhid still land in the surviving household.
+ *
+ * Every statement is prepared once per connection (persistent) with bound
+ * parameters. Writes run under BEGIN IMMEDIATE (or a savepoint inside a
+ * caller's transaction), so a failed call changes nothing.
+ */
+
+#define STORE_BUSY_MS 5000
+#define STORE_ACTOR_MAX 128
+#define STORE_ACTION_MAX 64
+#define STORE_DETAIL_MAX 1024
+#define STORE_ITEMS_MAX 10000 /* per basket; the HTTP body limit is far lower */
+
+enum stmt_id {
+	Q_TID_GET,
+	Q_HH_INS,
+	Q_HH_INS_IGN,
+	Q_TID_INS,
+	Q_TID_DEL,
+	Q_HH_GET,
+	Q_MERGE_TIDS,
+	Q_MERGE_BASKETS,
+	Q_MERGE_CHAIN,
+	Q_MERGE_REDIR,
+	Q_HH_DEL,
+	Q_REDIR_GET,
+	Q_HH_NTIDS,
+	Q_HH_BASKETS,
+	Q_B_GET,
+	Q_B_INS,
+	Q_I_INS,
+	Q_ITEMS_ADD,
+	Q_HIST,
+	Q_HIST_ITEMS,
+	Q_AUDIT,
+	Q_STATS,
+	Q_COUNT
+};
+
+static const char *const stmt_sql[Q_COUNT] = {
+	[Q_TID_GET] = "SELECT hhid FROM tid_index WHERE idx = ?1",
+	[Q_HH_INS] = "INSERT INTO households(hhid, created) VALUES (?1, ?2)",
+	[Q_HH_INS_IGN] = "INSERT OR IGNORE INTO households(hhid, created) VALUES (?1, ?2)",
+	[Q_TID_INS] = "INSERT INTO tid_index(idx, hhid) VALUES (?1, ?2)",
+	[Q_TID_DEL] = "DELETE FROM tid_index WHERE idx = ?1",
+	[Q_HH_GET] = "SELECT created FROM households WHERE hhid = ?1",
+	[Q_MERGE_TIDS] = "UPDATE tid_index SET hhid = ?2 WHERE hhid = ?1",
+	[Q_MERGE_BASKETS] = "UPDATE baskets SET hhid = ?2 WHERE hhid = ?1",
+	[Q_MERGE_CHAIN] = "UPDATE merged SET into_hhid = ?2 WHERE into_hhid = ?1",
+	[Q_MERGE_REDIR] = "INSERT OR REPLACE INTO merged(from_hhid, into_hhid) VALUES (?1, ?2)",
+	[Q_HH_DEL] = "DELETE FROM households WHERE hhid = ?1",
+	[Q_REDIR_GET] = "SELECT into_hhid FROM merged WHERE from_hhid = ?1",
+	[Q_HH_NTIDS] = "SELECT count(*) FROM tid_index WHERE hhid = ?1",
+	[Q_HH_BASKETS] = "SELECT count(*), max(ts) FROM baskets WHERE hhid = ?1",
+	[Q_B_GET] = "SELECT id, digest FROM baskets WHERE txn = ?1",
+	[Q_B_INS] = "INSERT INTO baskets(txn, ts, store, terminal, hhid, deident, digest) "
+		    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[Q_I_INS] = "INSERT INTO items(basket_id, seq, gtin, qty, price_cents) "
+		    "VALUES (?1, ?2, ?3, ?4, ?5)",
+	[Q_ITEMS_ADD] = "UPDATE counters SET items = items + ?1",
+	[Q_HIST] = "SELECT id, txn, ts, store, terminal, hhid, deident, digest FROM baskets "
+		   "WHERE hhid = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts DESC, id DESC",
+	[Q_HIST_ITEMS] = "SELECT gtin, qty, price_cents FROM items WHERE basket_id = ?1 "
+			 "ORDER BY seq",
+	[Q_AUDIT] = "INSERT INTO audit(ts, actor, action, detail) VALUES (?1, ?2, ?3, ?4)",
+	[Q_STATS] = "SELECT households, baskets, items FROM counters",
+};
+
+/* Versioned migrations: index i brings the schema from version i to i+1.
+ * Never edit a released one; append. */
+static const char *const store_migrations[] = {
+	/* v1 */
+	"CREATE TABLE households ("
+	"  hhid TEXT PRIMARY KEY NOT NULL,"
+	"  created INTEGER NOT NULL"
+	");"
+	"CREATE TABLE tid_index ("
+	"  idx BLOB PRIMARY KEY NOT NULL CHECK (length(idx) = 32),"
+	"  hhid TEXT NOT NULL REFERENCES households(hhid)"
+	") WITHOUT ROWID;"
+	"CREATE INDEX tid_index_hhid ON tid_index(hhid);"
+	"CREATE TABLE baskets ("
+	"  id INTEGER PRIMARY KEY,"
+	"  txn TEXT NOT NULL UNIQUE,"
+	"  ts INTEGER NOT NULL,"
+	"  store TEXT NOT NULL,"
+	"  terminal TEXT NOT NULL,"
+	"  hhid TEXT REFERENCES households(hhid),"
+	"  deident TEXT,"
+	"  digest BLOB NOT NULL"
+	");"
+	"CREATE INDEX baskets_hhid_ts ON baskets(hhid, ts);"
+	"CREATE TABLE items ("
+	"  basket_id INTEGER NOT NULL REFERENCES baskets(id),"
+	"  seq INTEGER NOT NULL,"
+	"  gtin TEXT NOT NULL,"
+	"  qty INTEGER NOT NULL,"
+	"  price_cents INTEGER,"
+	"  PRIMARY KEY (basket_id, seq)"
+	") WITHOUT ROWID;"
+	"CREATE TABLE merged ("
+	"  from_hhid TEXT PRIMARY KEY NOT NULL,"
+	"  into_hhid TEXT NOT NULL"
+	") WITHOUT ROWID;"
+	"CREATE TABLE audit ("
+	"  id INTEGER PRIMARY KEY,"
+	"  ts INTEGER NOT NULL,"
+	"  actor TEXT NOT NULL,"
+	"  action TEXT NOT NULL,"
+	"  detail TEXT NOT NULL"
+	");"
+	"CREATE TABLE counters ("
+	"  households INTEGER NOT NULL,"
+	"  baskets INTEGER NOT NULL,"
+	"  items INTEGER NOT NULL"
+	");"
+	"INSERT INTO counters VALUES (0, 0, 0);"
+	"CREATE TRIGGER households_count_ins AFTER INSERT ON households BEGIN"
+	"  UPDATE counters SET households = households + 1; END;"
+	"CREATE TRIGGER households_count_del AFTER DELETE ON households BEGIN"
+	"  UPDATE counters SET households = households - 1; END;"
+	"CREATE TRIGGER baskets_count_ins AFTER INSERT ON baskets BEGIN"
+	"  UPDATE counters SET baskets = baskets + 1; END;",
+};
+
+#define STORE_VERSION ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
+
+struct store {
+	sqlite3 *db;
+	sqlite3_stmt *st[Q_COUNT];
+	int in_txn;   /* inside store_begin .. store_commit */
+	int sp_depth; /* nested savepoints, for unique names */
+	struct store_item *items; /* history scratch, grown as needed */
+	size_t items_cap;
+};
+
+static int store_dberr(struct store *s, int rc, const char *what, pos_err *e)
+{
+	/* SQLite messages name tables and columns, never bound values. */
+	int code = ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) ? POS_EAGAIN
+										: POS_EDB;
+	return err_set(e, code, "database: %s: %s", what, s && s->db ? sqlite3_errmsg(s->db)
+								   : sqlite3_errstr(rc));
+}
+
+/* Returns the cached statement, reset and with bindings cleared. */
+static sqlite3_stmt *store_stmt(struct store *s, enum stmt_id id, pos_err *e)
+{
+	if (!s->st[id]) {
+		int rc = sqlite3_prepare_v3(s->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+					    &s->st[id], NULL);
+		if (rc != SQLITE_OK) {
+			store_dberr(s, rc, "prepare", e);
+			s->st[id] = NULL;
+			return NULL;
+		}
+	} else {
+		sqlite3_reset(s->st[id]);
+		sqlite3_clear_bindings(s->st[id]);
+	}
+	return s->st[id];
+}
+
+static int store_exec(struct store *s, const char *sql, pos_err *e)
+{
+	int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return store_dberr(s, rc, sql, e);
+	return 0;
+}
+
+/* Steps a statement expected to finish without rows. */
+static int store_done(struct store *s, sqlite3_stmt *st, const char *what, pos_err *e)
+{
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE) {
+		int code = store_dberr(s, rc, what, e);
+		sqlite3_reset(st);
+		return code;
+	}
+	sqlite3_reset(st);
+	return 0;
+}
+
+static int bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+	if (!v || !v[0])
+		return sqlite3_bind_null(st, i);
+	return sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+}
+
+static void col_text(sqlite3_stmt *st, int i, char *out, size_t cap)
+{
+	const unsigned char *v = sqlite3_column_text(st, i);
+	size_t n = v ? (size_t)sqlite3_column_bytes(st, i) : 0;
+
+	if (n >= cap)
+		n = cap - 1;
+	if (n)
+		memcpy(out, v, n);
+	out[n] = '\0';
+}
+
+/*
+ * A write unit: BEGIN IMMEDIATE when no transaction is open (taking the write
+ * lock up front, so busy_timeout applies instead of a deadlock on upgrade),
+ * else a savepoint, so a failed call inside an enrolment batch undoes only
+ * itself.
+ */
+static int unit_begin(struct store *s, pos_err *e)
+{
+	char sql[32];
+
+	if (!s->in_txn && sqlite3_get_autocommit(s->db))
+		return store_exec(s, "BEGIN IMMEDIATE", e);
+	snprintf(sql, sizeof(sql), "SAVEPOINT u%d", ++s->sp_depth);
+	return store_exec(s, sql, e);
+}
+
+static int unit_end(struct store *s, int ok, pos_err *e)
+{
+	char sql[64];
+	int rc;
+
+	if (s->sp_depth == 0) {
+		if (ok) {
+			rc = store_exec(s, "COMMIT", e);
+			if (rc < 0)
+				sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+			return rc;
+		}
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		return 0;
+	}
+	if (ok)
+		snprintf(sql, sizeof(sql), "RELEASE u%d", s->sp_depth);
+	else
+		snprintf(sql, sizeof(sql), "ROLLBACK TO u%d; RELEASE u%d", s->sp_depth, s->sp_depth);
+	s->sp_depth--;
+	return store_exec(s, sql, e);
+}
+
+/* Finishes a unit with rc (0 = commit) and returns the first error. */
+static int unit_finish(struct store *s, int rc, pos_err *e)
+{
+	if (rc < 0) {
+		unit_end(s, 0, NULL);
+		return rc;
+	}
+	return unit_end(s, 1, e);
+}
+
+static int store_migrate(struct store *s, pos_err *e)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, version = 0;
+
+	rc = store_exec(s, "BEGIN IMMEDIATE", e);
+	if (rc < 0)
+		return rc;
+	rc = store_exec(s, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
+			e);
+	if (rc < 0)
+		goto out;
+	if (sqlite3_prepare_v2(s->db, "SELECT coalesce(max(version), 0) FROM schema_version", -1,
+			       &st, NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW) {
+		rc = store_dberr(s, SQLITE_ERROR, "schema version", e);
+		goto out;
+	}
+	version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (version > STORE_VERSION) {
+		rc = err_set(e, POS_EDB,
+			     "database schema v%d is newer than this program understands (v%d)",
+			     version, STORE_VERSION);
+		goto out;
+	}
+	for (int v = version; v < STORE_VERSION; v++) {
+		rc = store_exec(s, store_migrations[v], e);
+		if (rc < 0) {
+			err_prefix(e, "migration to v%d", v + 1);
+			goto out;
+		}
+		if (sqlite3_prepare_v2(s->db, "INSERT INTO schema_version(version) VALUES (?1)", -1,
+				       &st, NULL) != SQLITE_OK) {
+			rc = store_dberr(s, SQLITE_ERROR, "schema version", e);
+			goto out;
+		}
+		sqlite3_bind_int(st, 1, v + 1);
+		rc = store_done(s, st, "schema version", e);
+		sqlite3_finalize(st);
+		st = NULL;
+		if (rc < 0)
+			goto out;
+	}
+	rc = store_exec(s, "COMMIT", e);
+out:
+	sqlite3_finalize(st);
+	if (rc < 0)
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+int store_open(const char *path, struct store **out, pos_err *e)
+{
+	struct store *s = NULL;
+	int rc, fd;
+
+	if (!path || !out)
+		return err_set(e, POS_EINVAL, "store: no database path");
+	*out = NULL;
+	/* Create the file ourselves so it is 0600 from the start; SQLite gives
+	 * the -wal and -shm files the same mode. */
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return err_set(e, POS_EIO, "%s: %s", path, strerror(errno));
+	close(fd);
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return err_set(e, POS_ENOMEM, "store: out of memory");
+	rc = sqlite3_open_v2(path, &s->db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+			     NULL);
+	if (rc != SQLITE_OK) {
+		rc = err_set(e, POS_EDB, "%s: %s", path,
+			     s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+		goto fail;
+	}
+	sqlite3_extended_result_codes(s->db, 1);
+	sqlite3_busy_timeout(s->db, STORE_BUSY_MS);
+	/* Durability: a basket is acknowledged only after its commit reached
+	 * the disk (synchronous=FULL syncs the WAL on every commit). */
+	rc = store_exec(s, "PRAGMA journal_mode=WAL", e);
+	if (rc == 0)
+		rc = store_exec(s, "PRAGMA synchronous=FULL", e);
+	if (rc == 0)
+		rc = store_exec(s, "PRAGMA foreign_keys=ON", e);
+	if (rc == 0)
+		rc = store_exec(s, "PRAGMA secure_delete=ON", e);
+	if (rc == 0)
+		rc = store_migrate(s, e);
+	if (rc < 0) {
+		err_prefix(e, "%s", path);
+		goto fail;
+	}
+	*out = s;
+	return 0;
+fail:
+	store_close(s);
+	return rc;
+}
+
+void store_close(struct store *s)
+{
+	if (!s)
+		return;
+	for (int i = 0; i < Q_COUNT; i++)
+		sqlite3_finalize(s->st[i]);
+	if (s->db && !sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close_v2(s->db);
+	free(s->items);
+	free(s);
+}
+
+int store_begin(struct store *s, pos_err *e)
+{
+	int rc;
+
+	if (!s)
+		return err_set(e, POS_EINVAL, "store: no connection");
+	if (s->in_txn)
+		return err_set(e, POS_EINVAL, "store: transaction already open");
+	rc = store_exec(s, "BEGIN IMMEDIATE", e);
+	if (rc == 0)
+		s->in_txn = 1;
+	return rc;
+}
+
+int store_commit(struct store *s, pos_err *e)
+{
+	int rc;
+
+	if (!s || !s->in_txn)
+		return err_set(e, POS_EINVAL, "store: no transaction open");
+	rc = store_exec(s, "COMMIT", e);
+	if (rc < 0) {
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	}
+	s->in_txn = 0;
+	s->sp_depth = 0;
+	return rc;
+}
+
+void store_rollback(struct store *s)
+{
+	if (!s || !s->in_txn)
+		return;
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	s->in_txn = 0;
+	s->sp_depth = 0;
+}
+
+/* The household linked to idx: 0, POS_ENOTFOUND or an error. */
+static int tid_get(struct store *s, const unsigned char idx[DEIDENT_INDEX_LEN],
+		   char hhid[DEIDENT_ID_LEN + 1], pos_err *e)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_TID_GET, e);
+	int rc;
+
+	if (!st)
+		return POS_EDB;
+	sqlite3_bind_blob(st, 1, idx, DEIDENT_INDEX_LEN, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		col_text(st, 0, hhid, DEIDENT_ID_LEN + 1);
+		sqlite3_reset(st);
+		return 0;
+	}
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return err_set(e, POS_ENOTFOUND, "unknown tid");
+	return store_dberr(s, rc, "tid lookup", e);
+}
+
+static int hh_insert(struct store *s, enum stmt_id q, const char *hhid, pos_err *e)
+{
+	sqlite3_stmt *st = store_stmt(s, q, e);
+
+	if (!st)
+		return POS_EDB;
+	sqlite3_bind_text(st, 1, hhid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, time_now_ms());
+	return store_done(s, st, "household insert", e);
+}
+
+static int tid_insert(struct store *s, const unsigned char idx[DEIDENT_INDEX_LEN],
+		      const char *hhid, pos_err *e)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_TID_INS, e);
+
+	if (!st)
+		return POS_EDB;
+	sqlite3_bind_blob(st, 1, idx, DEIDENT_INDEX_LEN, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, hhid, -1, SQLITE_STATIC);
+	return store_done(s, st, "tid link", e);
+}
+
+int store_resolve(struct store *s, const unsigned char idx[DEIDENT_INDEX_LEN], bool auto_enrol,
+		  const char *new_hhid, char hhid[DEIDENT_ID_LEN + 1], bool *created, pos_err *e)
+{
+	char fresh[DEIDENT_ID_LEN + 1];
+	int rc;
+
+	if (!s || !idx || !hhid)
+		return err_set(e, POS_EINVAL, "store_resolve: missing argument");
+	if (created)
+		*created = false;
+	rc = tid_get(s, idx, hhid, e);
+	if (rc != POS_ENOTFOUND || !auto_enrol)
+		return rc;
+	if (!new_hhid) {
+		rc = deident_hhid_new(fresh, e);
+		if (rc < 0)
+			return rc;
+		new_hhid = fresh;
+	}
+	if (!deident_hhid_valid(new_hhid))
+		return err_set(e, POS_EINVAL, "store_resolve: malformed new hhid");
+	rc = unit_begin(s, e);
+	if (rc < 0)
+		return rc;
+	/* Another connection may have enrolled the same TID between our read
+	 * and taking the write lock: look again under the lock. */
+	rc = tid_get(s, idx, hhid, e);
+	if (rc == 0 || rc != POS_ENOTFOUND)
+		return unit_finish(s, rc, e);
+	rc = hh_insert(s, Q_HH_INS, new_hhid, e);
+	if (rc == 0)
+		rc = tid_insert(s, idx, new_hhid, e);
+	rc = unit_finish(s, rc, e);
+	if (rc == 0) {
+		memcpy(hhid, new_hhid, DEIDENT_ID_LEN + 1);
+		if (created)
+			*created = true;
+	}
+	return rc;
+}
+
+int store_link(struct store *s, const unsigned char idx[DEIDENT_INDEX_LEN], const char *hhid,
+	       pos_err *e)
+{
+	char cur[DEIDENT_ID_LEN + 1];
+	int rc;
+
+	if (!s || !idx || !hhid)
+		return err_set(e, POS_EINVAL, "store_link: missing argument");
+	if (!deident_hhid_valid(hhid))
+		return err_set(e, POS_EINVAL, "store_link: malformed hhid");
+	rc = unit_begin(s, e);
+	if (rc < 0)
+		return rc;
+	rc = tid_get(s, idx, cur, e);
+	if (rc == 0) {
+		if (strcmp(cur, hhid) != 0)
+			rc = err_set(e, POS_ECONFLICT, "already enrolled in household %s", cur);
+		return unit_finish(s, rc, e);
+	}
+	if (rc != POS_ENOTFOUND)
+		return unit_finish(s, rc, e);
+	err_clear(e);
+	rc = hh_insert(s, Q_HH_INS_IGN, hhid, e);
+	if (rc == 0)
+		rc = tid_insert(s, idx, hhid, e);
+	return unit_finish(s, rc, e);
+}
+
+int store_unlink(struct store *s, const unsigned char idx[DEIDENT_INDEX_LEN], pos_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!s || !idx)
+		return err_set(e, POS_EINVAL, "store_unlink: missing argument");
+	rc = unit_begin(s, e);
+	if (rc < 0)
+		return rc;
+	st = store_stmt(s, Q_TID_DEL, e);
+	if (!st)
+		return unit_finish(s, POS_EDB, e);
+	sqlite3_bind_blob(st, 1, idx, DEIDENT_INDEX_LEN, SQLITE_STATIC);
+	rc = store_done(s, st, "tid unlink", e);
+	if (rc == 0 && sqlite3_changes(s->db) == 0)
+		rc = err_set(e, POS_ENOTFOUND, "unknown tid");
+	return unit_finish(s, rc, e);
+}
+
+/* 0 when hhid exists (created_ms filled when not NULL), POS_ENOTFOUND. */
+static int hh_get(struct store *s, const char *hhid, int64_t *created_ms, pos_err *e)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_HH_GET, e);
+	int rc;
+
+	if (!st)
+		return POS_EDB;
+	sqlite3_bind_text(st, 1, hhid, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if (created_ms)
+			*created_ms = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+		return 0;
+	}
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return err_set(e, POS_ENOTFOUND, "unknown household %s", hhid);
+	return store_dberr(s, rc, "household lookup", e);
+}
+
+static int exec2(struct store *s, enum stmt_id q, const char *a, const char *b, pos_err *e)
+{
+	sqlite3_stmt *st = store_stmt(s, q, e);
+
+	if (!st)
+		return POS_EDB;
+	sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
+	if (b)
+		sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
+	return store_done(s, st, "merge", e);
+}
+
+int store_merge(struct store *s, const char *from, const char *into, pos_err *e)
+{
+	int rc;
+
+	if (!s || !from || !into)
+		return err_set(e, POS_EINVAL, "store_merge: missing argument");
+	if (!deident_hhid_valid(from) || !deident_hhid_valid(into))
+		return err_set(e, POS_EINVAL, "store_merge: malformed hhid");
+	if (strcmp(from, into) == 0)
+		return err_set(e, POS_EINVAL, "cannot merge household %s into itself", from);
+	rc = unit_begin(s, e);
+	if (rc < 0)
+		return rc;
+	rc = hh_get(s, from, NULL, e);
+	if (rc == 0)
+		rc = hh_get(s, into, NULL, e);
+	if (rc == 0)
+		rc = exec2(s, Q_MERGE_TIDS, from, into, e);
+	if (rc == 0)
+		rc = exec2(s, Q_MERGE_BASKETS, from, into, e);
+	/* Earlier merges into `from` now point at `into` directly. */
+	if (rc == 0)
+		rc = exec2(s, Q_MERGE_CHAIN, from, into, e);
+	if (rc == 0)
+		rc = exec2(s, Q_MERGE_REDIR, from, into, e);
+	if (rc == 0)
+		rc = exec2(s, Q_HH_DEL, from, NULL, e);
+	return unit_finish(s, rc, e);
+}
+
+int store_household(struct store *s, const char *hhid, struct store_household *out, pos_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!s || !hhid || !out)
+		return err_set(e, POS_EINVAL, "store_household: missing argument");
+	memset(out, 0, sizeof(*out));
+	if (!deident_hhid_valid(hhid))
+		return err_set(e, POS_EINVAL, "malformed hhid");
+	rc = hh_get(s, hhid, &out->created_ms, e);
+	if (rc < 0)
+		return rc;
+	memcpy(out->hhid, hhid, DEIDENT_ID_LEN + 1);
+	st = store_stmt(s, Q_HH_NTIDS, e);
+	if (!st)
+		return POS_EDB;
+	sqlite3_bind_text(st, 1, hhid, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return store_dberr(s, rc, "household tids", e);
+	}
+	out->n_tids = (long)sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	st = store_stmt(s, Q_HH_BASKETS, e);
+	if (!st)
+		return POS_EDB;
+	sqlite3_bind_text(st, 1, hhid, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return store_dberr(s, rc, "household baskets", e);
+	}
+	out->n_baskets = (long)sqlite3_column_int64(st, 0);
+	out->last_basket_ms = sqlite3_column_type(st, 1) == SQLITE_NULL ? 0
+									 : sqlite3_column_int64(st, 1);
+	sqlite3_reset(st);
+	return 0;
+}
+
+bool store_household_exists(struct store *s, const char *hhid)
+{
+	if (!s || !hhid || !deident_hhid_valid(hhid))
+		return false;
+	return hh_get(s, hhid, NULL, NULL) == 0;
+}
+
+/* The hhid a basket is filed under: a merged-away household's survivor;
+ * a household never seen (a lane that enrolled against another node, or a
+ * restore) is created so the basket keeps its household. */
+static int basket_household(struct store *s, const char *hhid, char out[DEIDENT_ID_LEN + 1],
+			    pos_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	memcpy(out, hhid, DEIDENT_ID_LEN + 1);
+	st = store_stmt(s, Q_REDIR_GET, e);
+	if (!st)
+		return POS_EDB;
+	sqlite3_bind_text(st, 1, hhid, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		col_text(st, 0, out, DEIDENT_ID_LEN + 1);
+		sqlite3_reset(st);
+		return 0;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return store_dberr(s, rc, "merge lookup", e);
+	return hh_insert(s, Q_HH_INS_IGN, out, e);
+}
+
+static int basket_check(const struct store_basket *b, pos_err *e)
+{
+	size_t tl = strnlen(b->txn, sizeof(b->txn));
+
+	if (tl == 0 || tl >= sizeof(b->txn))
+		return err_set(e, POS_EINVAL, "basket without a txn");
+	if (!b->store[0] || strnlen(b->store, sizeof(b->store)) >= sizeof(b->store) ||
+	    !b->terminal[0] || strnlen(b->terminal, sizeof(b->terminal)) >= sizeof(b->terminal))
+		return err_set(e, POS_EINVAL, "basket %s: bad store or terminal", b->txn);
+	if (b->hhid[0] && !deident_hhid_valid(b->hhid))
+		return err_set(e, POS_EINVAL, "basket %s: malformed hhid", b->txn);
+	if (b->deident[0] && !deident_dtid_valid(b->deident))
+		return err_set(e, POS_EINVAL, "basket %s: malformed deident_tid", b->txn);
+	if (b->n_items > STORE_ITEMS_MAX || (b->n_items && !b->items))
+		return err_set(e, POS_EINVAL, "basket %s: bad item list", b->txn);
+	return 0;
+}
+
+/* One basket inside the open unit; *res says what happened. */
+static int put_one(struct store *s, const struct store_basket *b, enum store_put_result *res,
+		   long *n_items, pos_err *e)
+{
+	char hh[DEIDENT_ID_LEN + 1];
+	sqlite3_stmt *st;
+	sqlite3_int64 id;
+	int rc;
+
+	st = store_stmt(s, Q_B_GET, e);
+	if (!st)
+		return POS_EDB;
+	sqlite3_bind_text(st, 1, b->txn, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const void *d = sqlite3_column_blob(st, 1);
+		int dl = sqlite3_column_bytes(st, 1);
+		*res = (dl == 32 && d && memcmp(d, b->digest, 32) == 0) ? STORE_PUT_DUPLICATE
+									: STORE_PUT_CONFLICT;
+		sqlite3_reset(st);
+		return 0;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return store_dberr(s, rc, "basket lookup", e);
+
+	hh[0] = '\0';
+	if (b->hhid[0]) {
+		rc = basket_household(s, b->hhid, hh, e);
+		if (rc < 0)
+			return rc;
+	}
+	st = store_stmt(s, Q_B_INS, e);
+	if (!st)
+		return POS_EDB;
+	sqlite3_bind_text(st, 1, b->txn, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, b->ts_ms);
+	sqlite3_bind_text(st, 3, b->store, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, b->terminal, -1, SQLITE_STATIC);
+	bind_text(st, 5, hh);
+	bind_text(st, 6, b->deident);
+	sqlite3_bind_blob(st, 7, b->digest, 32, SQLITE_STATIC);
+	rc = store_done(s, st, "basket insert", e);
+	if (rc < 0)
+		return rc;
+	id = sqlite3_last_insert_rowid(s->db);
+	for (size_t i = 0; i < b->n_items; i++) {
+		const struct store_item *it = &b->items[i];
+		st = store_stmt(s, Q_I_INS, e);
+		if (!st)
+			return POS_EDB;
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)i);
+		sqlite3_bind_text(st, 3, it->gtin, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 4, it->qty);
+		if (it->price_cents < 0)
+			sqlite3_bind_null(st, 5);
+		else
+			sqlite3_bind_int64(st, 5, it->price_cents);
+		rc = store_done(s, st, "item insert", e);
+		if (rc < 0)
+			return rc;
+	}
+	*n_items += (long)b->n_items;
+	*res = STORE_PUT_CREATED;
+	return 0;
+}
+
+int store_put_baskets(struct store *s, const struct store_basket *b, size_t n,
+		      enum store_put_result *results, pos_err *e)
+{
+	sqlite3_stmt *st;
+	long n_items = 0;
+	int rc;
+
+	if (!s || (n && (!b || !results)))
+		return err_set(e, POS_EINVAL, "store_put_baskets: missing argument");
+	for (size_t i = 0; i < n; i++) {
+		rc = basket_check(&b[i], e);
+		if (rc < 0)
+			return rc;
+	}
+	if (n == 0)
+		return 0;
+	rc = unit_begin(s, e);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = put_one(s, &b[i], &results[i], &n_items, e);
+	if (rc == 0 && n_items) {
+		st = store_stmt(s, Q_ITEMS_ADD, e);
+		if (!st)
+			rc = POS_EDB;
+		else {
+			sqlite3_bind_int64(st, 1, n_items);
+			rc = store_done(s, st, "item count", e);
+		}
+	}
+	return unit_finish(s, rc, e);
+}
+
+static int hist_items(struct store *s, sqlite3_int64 id, struct store_basket *b, pos_err *e)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_HIST_ITEMS, e);
+	int rc;
+
+	if (!st)
+		return POS_EDB;
+	b->n_items = 0;
+	sqlite3_bind_int64(st, 1, id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_item *it;
+		if (b->n_items == s->items_cap) {
+			size_t cap = s->items_cap ? s->items_cap * 2 : 32;
+			struct store_item *p;
+			if (cap > STORE_ITEMS_MAX) {
+				sqlite3_reset(st);
+				return err_set(e, POS_ETOOBIG, "basket with over %d items",
+					       STORE_ITEMS_MAX);
+			}
+			p = realloc(s->items, cap * sizeof(*p));
+			if (!p) {
+				sqlite3_reset(st);
+				return err_set(e, POS_ENOMEM, "store: out of memory");
+			}
+			s->items = p;
+			s->items_cap = cap;
+		}
+		it = &s->items[b->n_items++];
+		col_text(st, 0, it->gtin, sizeof(it->gtin));
+		it->qty = sqlite3_column_int(st, 1);
+		it->price_cents = sqlite3_column_type(st, 2) == SQLITE_NULL
+					  ? -1
+					  : (long)sqlite3_column_int64(st, 2);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return store_dberr(s, rc, "history items", e);
+	b->items = s->items;
+	return 0;
+}
+
+int store_history(struct store *s, const char *hhid, int64_t from_ms, int64_t to_ms,
+		  int (*fn)(const struct store_basket *b, void *arg), void *arg, pos_err *e)
+{
+	struct store_basket b;
+	sqlite3_stmt *st;
+	int rc, ret = 0;
+
+	if (!s || !hhid || !fn)
+		return err_set(e, POS_EINVAL, "store_history: missing argument");
+	if (!deident_hhid_valid(hhid))
+		return err_set(e, POS_EINVAL, "malformed hhid");
+	/* The walk holds this statement open while fn runs; it is the only
+	 * user of Q_HIST, so fn must not start another history walk on the same
+	 * connection. */
+	st = store_stmt(s, Q_HIST, e);
+	if (!st)
+		return POS_EDB;
+	sqlite3_bind_text(st, 1, hhid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, from_ms ? from_ms : INT64_MIN);
+	sqlite3_bind_int64(st, 3, to_ms ? to_ms : INT64_MAX);
+	/* Autocommit keeps one read snapshot for the life of this statement, so
+	 * the items read in between belong to the same state. */
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const void *d;
+		memset(&b, 0, sizeof(b));
+		col_text(st, 1, b.txn, sizeof(b.txn));
+		b.ts_ms = sqlite3_column_int64(st, 2);
+		col_text(st, 3, b.store, sizeof(b.store));
+		col_text(st, 4, b.terminal, sizeof(b.terminal));
+		col_text(st, 5, b.hhid, sizeof(b.hhid));
+		col_text(st, 6, b.deident, sizeof(b.deident));
+		d = sqlite3_column_blob(st, 7);
+		if (d && sqlite3_column_bytes(st, 7) == 32)
+			memcpy(b.digest, d, 32);
+		ret = hist_items(s, sqlite3_column_int64(st, 0), &b, e);
+		if (ret < 0)
+			break;
+		ret = fn(&b, arg);
+		if (ret != 0)
+			break;
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = store_dberr(s, rc, "history", e);
+	sqlite3_reset(st);
+	return ret;
+}
+
+int store_audit(struct store *s, const char *actor, const char *action, const char *detail,
+		pos_err *e)
+{
+	sqlite3_stmt *st;
+
+	if (!s || !actor || !action)
+		return err_set(e, POS_EINVAL, "store_audit: missing argument");
+	if (!detail)
+		detail = "";
+	if (strlen(actor) > STORE_ACTOR_MAX || strlen(action) > STORE_ACTION_MAX ||
+	    strlen(detail) > STORE_DETAIL_MAX)
+		return err_set(e, POS_ETOOBIG, "audit entry too long");
+	st = store_stmt(s, Q_AUDIT, e);
+	if (!st)
+		return POS_EDB;
+	sqlite3_bind_int64(st, 1, time_now_ms());
+	sqlite3_bind_text(st, 2, actor, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, action, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, detail, -1, SQLITE_STATIC);
+	return store_done(s, st, "audit", e);
+}
+
+int store_stats(struct store *s, struct store_stats *out, pos_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!s || !out)
+		return err_set(e, POS_EINVAL, "store_stats: missing argument");
+	memset(out, 0, sizeof(*out));
+	st = store_stmt(s, Q_STATS, e);
+	if (!st)
+		return POS_EDB;
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return store_dberr(s, rc, "stats", e);
+	}
+	out->households = (long)sqlite3_column_int64(st, 0);
+	out->baskets = (long)sqlite3_column_int64(st, 1);
+	out->items = (long)sqlite3_column_int64(st, 2);
+	sqlite3_reset(st);
+	return 0;
+}
