@@ -38,6 +38,9 @@
 #define BASKET_OFFER_MAX 64
 #define BASKET_TS_MIN_MS 946684800000LL /* 2000-01-01T00:00:00Z */
 #define BASKET_TS_AHEAD_MS 86400000LL   /* a lane clock may run a day ahead */
+/* A batch nests object, array, basket, items, item: anything deeper is not
+ * a basket and is refused before parsing. */
+#define BASKET_MAX_DEPTH 6
 
 struct basket_in {
 	struct store_basket b;           /* b.items is owned: basket_free */

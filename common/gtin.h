@@ -50,5 +50,8 @@ bool gtin14_valid(const char *s);
 int gtin_upce_to_upca(const char upce[8], char upca[13], pos_err *e);
 /* "none", "us", "uk", "se" */
 int gtin_vm_layout_parse(const char *s, enum gtin_vm_layout *out);
+/* GS1 price verifier digit (GenSpecs 7.9.2-7.9.4) of a 4- or 5-digit price;
+ * -1 on another length or a non-digit. */
+int gtin_price_verifier(const char *digits, size_t n);
 
 #endif

@@ -160,14 +160,16 @@ static void http_check_done(struct http *h)
 	int left;
 
 	while (!h->dead && (m = curl_multi_info_read(h->multi, &left)) != NULL) {
-		struct http_req *r = NULL;
+		struct http_req *r;
+		char *priv = NULL;
 		long status = 0;
 		const char *why = NULL;
 
 		if (m->msg != CURLMSG_DONE)
 			continue;
 		CURLcode rc = m->data.result;
-		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
+		r = (struct http_req *)(void *)priv;
 		if (!r)
 			continue;
 		if (rc == CURLE_OK) {

@@ -1,0 +1,324 @@
+#include "basket.h"
+
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deident.h"
+#include "gtin.h"
+#include "jsonx.h"
+#include "resolve.h"
+#include "timeutil.h"
+
+#define BASKET_TS_TEXT_MAX 64
+
+/* SHA-256 is fetched once for the process, not per request. */
+static pthread_once_t basket_md_once = PTHREAD_ONCE_INIT;
+static EVP_MD *basket_md;
+
+static void basket_md_init(void)
+{
+	basket_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+/* The canonical serialisation: each field a one-byte tag, a 4-byte
+ * big-endian length and its bytes, so no two different baskets can
+ * serialise alike whatever their strings hold. */
+static int basket_field(EVP_MD_CTX *md, unsigned char tag, const void *p, size_t n)
+{
+	unsigned char hdr[5] = { tag, (unsigned char)(n >> 24), (unsigned char)(n >> 16),
+				 (unsigned char)(n >> 8), (unsigned char)n };
+
+	return EVP_DigestUpdate(md, hdr, sizeof hdr) == 1 && EVP_DigestUpdate(md, p, n) == 1 ? 0
+											   : -1;
+}
+
+static int basket_field_str(EVP_MD_CTX *md, unsigned char tag, const char *s)
+{
+	return basket_field(md, tag, s, strlen(s));
+}
+
+static int basket_field_i64(EVP_MD_CTX *md, unsigned char tag, int64_t v)
+{
+	unsigned char b[8];
+
+	for (int i = 0; i < 8; i++)
+		b[i] = (unsigned char)((uint64_t)v >> (56 - 8 * i));
+	return basket_field(md, tag, b, sizeof b);
+}
+
+static void basket_lower(char *s)
+{
+	for (; *s; s++)
+		if (*s >= 'A' && *s <= 'Z')
+			*s = (char)(*s - 'A' + 'a');
+}
+
+static bool basket_id_valid(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n]; n++) {
+		char ch = s[n];
+		if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+		      (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-'))
+			return false;
+	}
+	return n >= 1 && n <= STORE_ID_MAX;
+}
+
+static int basket_item(json_t *it, size_t i, struct store_item *out, pos_err *e)
+{
+	static const char *const keys[] = { "gtin", "qty", "price_cents", NULL };
+	const char *gtin = NULL;
+	int64_t qty = 0, price = -1;
+	int rc;
+
+	if (!json_is_object(it))
+		return err_set(e, POS_EINVAL, "items[%zu] must be an object", i);
+	if ((rc = jsonx_only_keys(it, keys, e)) < 0 ||
+	    (rc = jsonx_str(it, "gtin", 1, GTIN_LEN, &gtin, e)) < 0 ||
+	    (rc = jsonx_int(it, "qty", 1, 1, BASKET_QTY_MAX, &qty, e)) < 0 ||
+	    (rc = jsonx_int(it, "price_cents", 0, 0, BASKET_PRICE_MAX, &price, e)) < 0) {
+		err_prefix(e, "items[%zu]", i);
+		return rc;
+	}
+	if (strlen(gtin) != GTIN_LEN || !gtin14_valid(gtin))
+		return err_set(e, POS_EINVAL,
+			       "items[%zu]: gtin must be 14 digits with a valid check digit", i);
+	memcpy(out->gtin, gtin, GTIN_LEN + 1);
+	out->qty = (int)qty;
+	out->price_cents = (long)price;
+	return 0;
+}
+
+static int basket_items(json_t *items, struct basket_in *out, pos_err *e)
+{
+	size_t n;
+	int rc;
+
+	if (!items)
+		return err_set(e, POS_EINVAL, "field 'items' is required");
+	if (!json_is_array(items))
+		return err_set(e, POS_EINVAL, "field 'items' must be an array");
+	n = json_array_size(items);
+	if (n == 0 || n > BASKET_MAX_ITEMS)
+		return err_set(e, POS_EINVAL, "field 'items' must hold 1 to %d items",
+			       BASKET_MAX_ITEMS);
+	out->b.items = calloc(n, sizeof *out->b.items);
+	if (!out->b.items)
+		return err_set(e, POS_ENOMEM, "out of memory for %zu items", n);
+	for (size_t i = 0; i < n; i++)
+		if ((rc = basket_item(json_array_get(items, i), i, &out->b.items[i], e)) < 0)
+			return rc;
+	out->b.n_items = n;
+	return 0;
+}
+
+/* Offers are accepted and not stored yet; they still count in the digest,
+ * so the same txn with other offers is a conflict, not a duplicate. */
+static int basket_offers(json_t *offers, EVP_MD_CTX *md, pos_err *e)
+{
+	size_t n;
+
+	if (!offers || json_is_null(offers))
+		return basket_field_i64(md, 'O', 0) < 0 ? err_set(e, POS_ECRYPTO, "digest failed")
+							: 0;
+	if (!json_is_array(offers))
+		return err_set(e, POS_EINVAL, "field 'offers' must be an array of strings");
+	n = json_array_size(offers);
+	if (n > BASKET_MAX_OFFERS)
+		return err_set(e, POS_EINVAL, "field 'offers' holds more than %d codes",
+			       BASKET_MAX_OFFERS);
+	if (basket_field_i64(md, 'O', (int64_t)n) < 0)
+		return err_set(e, POS_ECRYPTO, "digest failed");
+	for (size_t i = 0; i < n; i++) {
+		json_t *v = json_array_get(offers, i);
+		size_t len;
+
+		if (!json_is_string(v))
+			return err_set(e, POS_EINVAL, "offers[%zu] must be a string", i);
+		len = json_string_length(v);
+		if (len == 0 || len > BASKET_OFFER_MAX || strlen(json_string_value(v)) != len)
+			return err_set(e, POS_EINVAL,
+				       "offers[%zu] must be 1 to %d characters without NUL", i,
+				       BASKET_OFFER_MAX);
+		if (basket_field(md, 'o', json_string_value(v), len) < 0)
+			return err_set(e, POS_ECRYPTO, "digest failed");
+	}
+	return 0;
+}
+
+static int basket_digest_fields(const struct basket_in *in, EVP_MD_CTX *md)
+{
+	const struct store_basket *b = &in->b;
+
+	if (basket_field_str(md, 'V', "pos-basket/1") < 0 ||
+	    basket_field_str(md, 'x', b->txn) < 0 || basket_field_i64(md, 't', b->ts_ms) < 0 ||
+	    basket_field_str(md, 's', b->store) < 0 || basket_field_str(md, 'T', b->terminal) < 0 ||
+	    basket_field_str(md, 'h', b->hhid) < 0 || basket_field_str(md, 'd', b->deident) < 0 ||
+	    basket_field_str(md, 'k', in->has_tid ? in->tid_kid : "") < 0 ||
+	    basket_field_str(md, 'e', in->has_tid ? in->tid_enc : "") < 0 ||
+	    basket_field_i64(md, 'N', (int64_t)b->n_items) < 0)
+		return -1;
+	for (size_t i = 0; i < b->n_items; i++)
+		if (basket_field_str(md, 'g', b->items[i].gtin) < 0 ||
+		    basket_field_i64(md, 'q', b->items[i].qty) < 0 ||
+		    basket_field_i64(md, 'p', b->items[i].price_cents) < 0)
+			return -1;
+	return 0;
+}
+
+int basket_from_json(json_t *obj, const char *store, const char *terminal, int64_t now_ms,
+		     struct basket_in *out, pos_err *e)
+{
+	static const char *const keys[] = { "txn",	   "ts",  "items",  "hhid",
+					    "deident_tid", "tid", "offers", NULL };
+	const char *txn = NULL, *ts = NULL, *hhid = NULL, *dtid = NULL;
+	EVP_MD_CTX *md = NULL;
+	unsigned int dlen = 0;
+	json_t *tid;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if (!store || !terminal || !basket_id_valid(store) || !basket_id_valid(terminal)) {
+		rc = err_set(e, POS_EINVAL, "store and terminal must be [A-Za-z0-9._-]{1,64}");
+		goto out;
+	}
+	if (!json_is_object(obj)) {
+		rc = err_set(e, POS_EINVAL, "a basket must be a JSON object");
+		goto out;
+	}
+	if ((rc = jsonx_only_keys(obj, keys, e)) < 0 ||
+	    (rc = jsonx_str(obj, "txn", 1, UUID_STR_LEN, &txn, e)) < 0)
+		goto out;
+	if (!uuid_valid(txn)) {
+		rc = err_set(e, POS_EINVAL, "txn must be a UUID");
+		goto out;
+	}
+	memcpy(out->txn_sent, txn, UUID_STR_LEN + 1);
+	memcpy(out->b.txn, txn, UUID_STR_LEN + 1);
+	basket_lower(out->b.txn);
+
+	if ((rc = jsonx_str(obj, "ts", 1, BASKET_TS_TEXT_MAX, &ts, e)) < 0)
+		goto out;
+	if (time_parse_rfc3339(ts, 0, &out->b.ts_ms, e) < 0) {
+		rc = err_set(e, POS_EINVAL, "ts must be an RFC 3339 time");
+		goto out;
+	}
+	if (out->b.ts_ms < BASKET_TS_MIN_MS || out->b.ts_ms > now_ms + BASKET_TS_AHEAD_MS) {
+		rc = err_set(e, POS_EINVAL, "ts must lie between 2000-01-01 and a day from now");
+		goto out;
+	}
+
+	if ((rc = basket_items(json_object_get(obj, "items"), out, e)) < 0)
+		goto out;
+
+	if ((rc = jsonx_str(obj, "hhid", 0, DEIDENT_ID_LEN, &hhid, e)) < 0)
+		goto out;
+	if (hhid) {
+		if (!deident_hhid_valid(hhid)) {
+			rc = err_set(e, POS_EINVAL, "hhid must be hh_ and 26 Crockford base32 characters");
+			goto out;
+		}
+		memcpy(out->b.hhid, hhid, DEIDENT_ID_LEN + 1);
+	}
+	if ((rc = jsonx_str(obj, "deident_tid", 0, DEIDENT_ID_LEN, &dtid, e)) < 0)
+		goto out;
+	if (dtid) {
+		if (!deident_dtid_valid(dtid)) {
+			rc = err_set(e, POS_EINVAL,
+				     "deident_tid must be dt_ and 26 Crockford base32 characters");
+			goto out;
+		}
+		memcpy(out->b.deident, dtid, DEIDENT_ID_LEN + 1);
+	}
+	tid = json_object_get(obj, "tid");
+	if (tid && !json_is_null(tid)) {
+		if ((rc = resolve_enctid_from_json(tid, out->tid_kid, out->tid_enc, e)) < 0)
+			goto out;
+		out->has_tid = true;
+	}
+
+	memcpy(out->b.store, store, strlen(store) + 1);
+	memcpy(out->b.terminal, terminal, strlen(terminal) + 1);
+
+	pthread_once(&basket_md_once, basket_md_init);
+	md = EVP_MD_CTX_new();
+	if (!basket_md || !md || EVP_DigestInit_ex(md, basket_md, NULL) != 1 ||
+	    basket_digest_fields(out, md) < 0) {
+		rc = err_set(e, POS_ECRYPTO, "basket digest failed");
+		goto out;
+	}
+	if ((rc = basket_offers(json_object_get(obj, "offers"), md, e)) < 0)
+		goto out;
+	if (EVP_DigestFinal_ex(md, out->b.digest, &dlen) != 1 || dlen != sizeof out->b.digest) {
+		rc = err_set(e, POS_ECRYPTO, "basket digest failed");
+		goto out;
+	}
+	rc = 0;
+out:
+	EVP_MD_CTX_free(md);
+	if (rc < 0)
+		basket_free(out);
+	return rc;
+}
+
+int basket_parse(const char *body, size_t len, size_t max_len, const char *store,
+		 const char *terminal, int64_t now_ms, struct basket_in *out, pos_err *e)
+{
+	json_t *root = NULL;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if ((rc = jsonx_parse(body, len, max_len, BASKET_MAX_DEPTH, &root, e)) < 0)
+		return rc;
+	rc = basket_from_json(root, store, terminal, now_ms, out, e);
+	json_decref(root);
+	return rc;
+}
+
+int basket_batch_array(json_t *root, json_t **arr, pos_err *e)
+{
+	static const char *const keys[] = { "baskets", NULL };
+	json_t *a;
+	size_t n;
+	int rc;
+
+	*arr = NULL;
+	if (!json_is_object(root))
+		return err_set(e, POS_EINVAL, "the body must be a JSON object {\"baskets\":[...]}");
+	if ((rc = jsonx_only_keys(root, keys, e)) < 0)
+		return rc;
+	a = json_object_get(root, "baskets");
+	if (!a || !json_is_array(a))
+		return err_set(e, POS_EINVAL, "field 'baskets' must be an array");
+	n = json_array_size(a);
+	if (n == 0 || n > BASKET_MAX_BATCH)
+		return err_set(e, POS_EINVAL, "field 'baskets' must hold 1 to %d baskets",
+			       BASKET_MAX_BATCH);
+	*arr = a;
+	return 0;
+}
+
+void basket_txn_hint(json_t *obj, char out[UUID_STR_LEN + 1])
+{
+	json_t *v = json_is_object(obj) ? json_object_get(obj, "txn") : NULL;
+
+	out[0] = '\0';
+	if (!json_is_string(v) || json_string_length(v) != UUID_STR_LEN ||
+	    !uuid_valid(json_string_value(v)))
+		return;
+	memcpy(out, json_string_value(v), UUID_STR_LEN + 1);
+	basket_lower(out);
+}
+
+void basket_free(struct basket_in *b)
+{
+	if (!b)
+		return;
+	free(b->b.items);
+	b->b.items = NULL;
+	b->b.n_items = 0;
+}

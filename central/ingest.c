@@ -1,0 +1,209 @@
+#include "ingest.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+struct ingest {
+	struct store *store;
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct ingest_job *head, *tail; /* guarded by mu */
+	bool stopping;                  /* guarded by mu */
+	/* The writer's scratch space for one group, grown as needed. */
+	struct store_basket *group;
+	enum store_put_result *results;
+	size_t cap;
+};
+
+static int ingest_reserve(struct ingest *ig, size_t n, pos_err *e)
+{
+	struct store_basket *g;
+	enum store_put_result *r;
+
+	if (n <= ig->cap)
+		return 0;
+	g = realloc(ig->group, n * sizeof *g);
+	if (!g)
+		return err_set(e, POS_ENOMEM, "ingest: out of memory for %zu baskets", n);
+	ig->group = g;
+	r = realloc(ig->results, n * sizeof *r);
+	if (!r)
+		return err_set(e, POS_ENOMEM, "ingest: out of memory for %zu baskets", n);
+	ig->results = r;
+	ig->cap = n;
+	return 0;
+}
+
+/* Commits jobs [first, end) in one transaction; on success copies each
+ * job's results. */
+static int ingest_commit(struct ingest *ig, struct ingest_job *first, struct ingest_job *end,
+			 pos_err *e)
+{
+	size_t total = 0, off = 0;
+	int rc;
+
+	for (struct ingest_job *j = first; j != end; j = j->next)
+		total += j->n;
+	if (total == 0)
+		return 0;
+	if ((rc = ingest_reserve(ig, total, e)) < 0)
+		return rc;
+	for (struct ingest_job *j = first; j != end; j = j->next) {
+		memcpy(ig->group + off, j->baskets, j->n * sizeof *j->baskets);
+		off += j->n;
+	}
+	if ((rc = store_put_baskets(ig->store, ig->group, total, ig->results, e)) < 0)
+		return rc;
+	off = 0;
+	for (struct ingest_job *j = first; j != end; j = j->next) {
+		memcpy(j->results, ig->results + off, j->n * sizeof *j->results);
+		off += j->n;
+	}
+	return 0;
+}
+
+static void ingest_finish(struct ingest_job *first, struct ingest_job *end, int rc,
+			  const pos_err *e)
+{
+	struct ingest_job *j = first, *next;
+
+	while (j != end) {
+		next = j->next; /* done may free the job */
+		j->rc = rc;
+		if (rc < 0 && e)
+			j->err = *e;
+		j->done(j);
+		j = next;
+	}
+}
+
+static void ingest_run_group(struct ingest *ig, struct ingest_job *first, struct ingest_job *end)
+{
+	pos_err e = { 0 };
+	int rc;
+
+	rc = ingest_commit(ig, first, end, &e);
+	if (rc == 0 || first->next == end) {
+		if (rc < 0)
+			log_error("ingest_failed", "baskets=%zu code=%s", first->n, err_name(rc));
+		ingest_finish(first, end, rc, &e);
+		return;
+	}
+	log_warn("ingest_group_failed", "code=%s retry=each", err_name(rc));
+	for (struct ingest_job *j = first, *next; j != end; j = next) {
+		next = j->next;
+		rc = ingest_commit(ig, j, next, &e);
+		if (rc < 0)
+			log_error("ingest_failed", "baskets=%zu code=%s", j->n, err_name(rc));
+		ingest_finish(j, next, rc, &e);
+	}
+}
+
+static void *ingest_thread(void *arg)
+{
+	struct ingest *ig = arg;
+
+	for (;;) {
+		struct ingest_job *first, *end;
+		size_t n = 0;
+
+		pthread_mutex_lock(&ig->mu);
+		while (!ig->head && !ig->stopping)
+			pthread_cond_wait(&ig->cv, &ig->mu);
+		if (!ig->head) {
+			pthread_mutex_unlock(&ig->mu);
+			break;
+		}
+		/* Everything queued while the last commit ran, up to the cap. */
+		first = ig->head;
+		end = first;
+		do {
+			n += end->n;
+			end = end->next;
+		} while (end && n + end->n <= INGEST_GROUP_MAX);
+		ig->head = end;
+		if (!end)
+			ig->tail = NULL;
+		pthread_mutex_unlock(&ig->mu);
+		ingest_run_group(ig, first, end);
+	}
+	return NULL;
+}
+
+int ingest_start(const char *db_path, struct ingest **out, pos_err *e)
+{
+	struct ingest *ig;
+	int rc;
+
+	*out = NULL;
+	ig = calloc(1, sizeof *ig);
+	if (!ig)
+		return err_set(e, POS_ENOMEM, "ingest: out of memory");
+	pthread_mutex_init(&ig->mu, NULL);
+	pthread_cond_init(&ig->cv, NULL);
+	if ((rc = store_open(db_path, &ig->store, e)) < 0)
+		goto fail;
+	if ((rc = ingest_reserve(ig, 64, e)) < 0)
+		goto fail;
+	if (pthread_create(&ig->thread, NULL, ingest_thread, ig) != 0) {
+		rc = err_set(e, POS_ENOMEM, "ingest: cannot start the writer thread");
+		goto fail;
+	}
+	ig->started = true;
+	*out = ig;
+	return 0;
+fail:
+	ingest_free(ig);
+	return rc;
+}
+
+int ingest_submit(struct ingest *ig, struct ingest_job *job, pos_err *e)
+{
+	job->next = NULL;
+	job->rc = 0;
+	memset(&job->err, 0, sizeof job->err);
+	pthread_mutex_lock(&ig->mu);
+	if (ig->stopping) {
+		pthread_mutex_unlock(&ig->mu);
+		return err_set(e, POS_EAGAIN, "central is shutting down");
+	}
+	if (ig->tail)
+		ig->tail->next = job;
+	else
+		ig->head = job;
+	ig->tail = job;
+	pthread_cond_signal(&ig->cv);
+	pthread_mutex_unlock(&ig->mu);
+	return 0;
+}
+
+void ingest_stop(struct ingest *ig)
+{
+	if (!ig || !ig->started)
+		return;
+	pthread_mutex_lock(&ig->mu);
+	ig->stopping = true;
+	pthread_cond_signal(&ig->cv);
+	pthread_mutex_unlock(&ig->mu);
+	pthread_join(ig->thread, NULL);
+	ig->started = false;
+}
+
+void ingest_free(struct ingest *ig)
+{
+	if (!ig)
+		return;
+	ingest_stop(ig);
+	store_close(ig->store);
+	pthread_cond_destroy(&ig->cv);
+	pthread_mutex_destroy(&ig->mu);
+	free(ig->group);
+	free(ig->results);
+	free(ig);
+}

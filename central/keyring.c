@@ -1,0 +1,215 @@
+#include "keyring.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "wipe.h"
+
+struct keyring {
+	struct hpke_keypair keys[KEYRING_MAX_KEYS]; /* [0] is the current key */
+	size_t n;
+	unsigned char k_index[KEYS_HMAC_LEN];
+	unsigned char k_deident[KEYS_HMAC_LEN];
+	char analyst[KEYS_TOKEN_MAX + 1];
+	char admin[KEYS_TOKEN_MAX + 1];
+	size_t analyst_len, admin_len;
+};
+
+int keyring_new(const unsigned char k_index[KEYS_HMAC_LEN],
+		const unsigned char k_deident[KEYS_HMAC_LEN], struct keyring **out, pos_err *e)
+{
+	struct keyring *kr;
+
+	*out = NULL;
+	kr = calloc(1, sizeof *kr);
+	if (!kr)
+		return err_set(e, POS_ENOMEM, "keyring: out of memory");
+	if (k_index)
+		memcpy(kr->k_index, k_index, KEYS_HMAC_LEN);
+	if (k_deident)
+		memcpy(kr->k_deident, k_deident, KEYS_HMAC_LEN);
+	*out = kr;
+	return 0;
+}
+
+int keyring_add(struct keyring *kr, const struct hpke_keypair *kp, pos_err *e)
+{
+	if (!kr || !kp)
+		return err_set(e, POS_EINVAL, "keyring: missing argument");
+	if (keyring_find(kr, kp->kid))
+		return 0;
+	if (kr->n >= KEYRING_MAX_KEYS)
+		return err_set(e, POS_ETOOBIG, "keyring: more than %d HPKE keys", KEYRING_MAX_KEYS);
+	kr->keys[kr->n++] = *kp;
+	return 0;
+}
+
+int keyring_set_token(struct keyring *kr, const char *role, const char *token, pos_err *e)
+{
+	size_t n = token ? strlen(token) : 0;
+	char *dst;
+	size_t *len;
+
+	if (!kr || !role)
+		return err_set(e, POS_EINVAL, "keyring: missing argument");
+	if (strcmp(role, "analyst") == 0) {
+		dst = kr->analyst;
+		len = &kr->analyst_len;
+	} else if (strcmp(role, "admin") == 0) {
+		dst = kr->admin;
+		len = &kr->admin_len;
+	} else {
+		return err_set(e, POS_EINVAL, "keyring: unknown role '%s'", role);
+	}
+	if (n > KEYS_TOKEN_MAX)
+		return err_set(e, POS_ETOOBIG, "keyring: %s token longer than %d", role,
+			       KEYS_TOKEN_MAX);
+	wipe(dst, KEYS_TOKEN_MAX + 1);
+	if (n)
+		memcpy(dst, token, n);
+	*len = n;
+	return 0;
+}
+
+static bool keyring_has_suffix(const char *name, const char *suffix)
+{
+	size_t n = strlen(name), s = strlen(suffix);
+
+	return n > s && strcmp(name + n - s, suffix) == 0;
+}
+
+/* Retired keys: every *.key in the folder, opened by kid. A missing folder
+ * is no retired keys; an unreadable or group-readable file stops the start,
+ * since silently skipping it would strand the EncTIDs sealed to it. */
+static int keyring_load_retired(struct keyring *kr, const char *dir, pos_err *e)
+{
+	char path[CCONF_PATH_MAX];
+	struct hpke_keypair kp;
+	struct dirent *de;
+	DIR *d;
+	int rc = 0;
+
+	if (!dir[0])
+		return 0;
+	d = opendir(dir);
+	if (!d) {
+		if (errno == ENOENT)
+			return 0;
+		return err_set(e, POS_EIO, "%s: %s", dir, strerror(errno));
+	}
+	while ((de = readdir(d)) != NULL) {
+		int n;
+
+		if (de->d_name[0] == '.' || !keyring_has_suffix(de->d_name, ".key"))
+			continue;
+		n = snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+		if (n < 0 || (size_t)n >= sizeof path) {
+			rc = err_set(e, POS_ETOOBIG, "%s: a file name in it is too long", dir);
+			break;
+		}
+		if ((rc = keys_load_private(path, &kp, e)) < 0)
+			break;
+		rc = keyring_add(kr, &kp, e);
+		keys_wipe(&kp);
+		if (rc < 0)
+			break;
+	}
+	closedir(d);
+	return rc;
+}
+
+int keyring_load(const struct cconf *c, struct keyring **out, pos_err *e)
+{
+	struct keyring *kr = NULL;
+	struct hpke_keypair kp;
+	int rc;
+
+	*out = NULL;
+	if ((rc = keyring_new(NULL, NULL, &kr, e)) < 0)
+		return rc;
+	if ((rc = keys_load_private(c->hpke_key, &kp, e)) < 0)
+		goto out;
+	rc = keyring_add(kr, &kp, e);
+	keys_wipe(&kp);
+	if (rc < 0 || (rc = keyring_load_retired(kr, c->hpke_retired, e)) < 0)
+		goto out;
+	if ((rc = keys_load_hmac(c->k_index, kr->k_index, e)) < 0 ||
+	    (rc = keys_load_hmac(c->k_deident, kr->k_deident, e)) < 0)
+		goto out;
+	if (CRYPTO_memcmp(kr->k_index, kr->k_deident, KEYS_HMAC_LEN) == 0) {
+		/* Equal keys would make the DeIdentTID a prefix of the tid index. */
+		rc = err_set(e, POS_EINVAL, "%s and %s hold the same key", c->k_index,
+			     c->k_deident);
+		goto out;
+	}
+	if ((rc = keys_load_token(c->analyst_token, kr->analyst, e)) < 0 ||
+	    (rc = keys_load_token(c->admin_token, kr->admin, e)) < 0)
+		goto out;
+	kr->analyst_len = strlen(kr->analyst);
+	kr->admin_len = strlen(kr->admin);
+	if (kr->analyst_len == kr->admin_len &&
+	    CRYPTO_memcmp(kr->analyst, kr->admin, kr->admin_len) == 0) {
+		rc = err_set(e, POS_EINVAL, "the analyst and admin tokens are the same: roles must differ");
+		goto out;
+	}
+	*out = kr;
+	kr = NULL;
+out:
+	keyring_free(kr);
+	return rc;
+}
+
+void keyring_free(struct keyring *kr)
+{
+	if (kr)
+		wipe_free(kr, sizeof *kr);
+}
+
+const struct hpke_keypair *keyring_find(const struct keyring *kr, const char *kid)
+{
+	if (!kr || !kid)
+		return NULL;
+	for (size_t i = 0; i < kr->n; i++)
+		if (strcmp(kr->keys[i].kid, kid) == 0)
+			return &kr->keys[i];
+	return NULL;
+}
+
+size_t keyring_count(const struct keyring *kr)
+{
+	return kr ? kr->n : 0;
+}
+
+const unsigned char *keyring_k_index(const struct keyring *kr)
+{
+	return kr->k_index;
+}
+
+const unsigned char *keyring_k_deident(const struct keyring *kr)
+{
+	return kr->k_deident;
+}
+
+/* Lengths are compared first: a token's length is no secret (all are 43
+ * characters), its bytes are. */
+static bool keyring_token_eq(const char *want, size_t want_len, const char *got, size_t len)
+{
+	if (want_len == 0 || !got || len != want_len)
+		return false;
+	return CRYPTO_memcmp(want, got, len) == 0;
+}
+
+bool keyring_analyst_ok(const struct keyring *kr, const char *token, size_t len)
+{
+	return kr && keyring_token_eq(kr->analyst, kr->analyst_len, token, len);
+}
+
+bool keyring_admin_ok(const struct keyring *kr, const char *token, size_t len)
+{
+	return kr && keyring_token_eq(kr->admin, kr->admin_len, token, len);
+}

@@ -1,0 +1,219 @@
+/*
+ * pos-central: the household resolver (design sections 5 and 8).
+ *
+ *   setup, terminal-cert, rotate-key   central's home and terminals (setup.c)
+ *   serve                              the HTTPS resolver (server.c, routes.c)
+ *   household, history                 maintenance and histories (admin.c)
+ *   seal-test                          a test aid: seals a TID read on stdin
+ *                                      into an EncTID with central.pub, so
+ *                                      shell tests need no HPKE of their own
+ *
+ * Exit status: 0 ok, 1 failure, 2 usage error.
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "admin.h"
+#include "cconf.h"
+#include "envelope.h"
+#include "keyring.h"
+#include "keys.h"
+#include "log.h"
+#include "server.h"
+#include "setup.h"
+#include "tid.h"
+#include "wipe.h"
+
+#define SERVE_USAGE "usage: pos-central serve -c CONF [--listen HOST:PORT]"
+#define SEAL_USAGE                                                                        \
+	"usage: pos-central seal-test --pub central.pub --store S --terminal T --txn X "  \
+	"[--raw] < tid"
+
+static int main_usage_error(const char *cmd, const char *usage, const char *what,
+			    const char *arg)
+{
+	fprintf(stderr, "pos-central %s: %s%s%s\n%s\n", cmd, what, arg ? " " : "", arg ? arg : "",
+		usage);
+	return 2;
+}
+
+static bool main_is_help(const char *s)
+{
+	return strcmp(s, "-h") == 0 || strcmp(s, "--help") == 0 || strcmp(s, "help") == 0;
+}
+
+/* pos-central serve -c CONF [--listen HOST:PORT] */
+static int main_serve(int argc, char **argv)
+{
+	static struct cconf conf;
+	const char *path = NULL, *listen_s = NULL;
+	struct keyring *kr = NULL;
+	pos_err e = { 0 };
+	int level, rc;
+
+	for (int i = 1; i < argc; i++) {
+		if (main_is_help(argv[i])) {
+			printf("%s\n", SERVE_USAGE);
+			return 0;
+		}
+		if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) &&
+		    i + 1 < argc)
+			path = argv[++i];
+		else if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc)
+			listen_s = argv[++i];
+		else
+			return main_usage_error("serve", SERVE_USAGE, "unexpected argument",
+						argv[i]);
+	}
+	if (!path)
+		return main_usage_error("serve", SERVE_USAGE, "-c CONF is required", NULL);
+	if (cconf_load(path, &conf, &e) < 0) {
+		fprintf(stderr, "pos-central serve: %s\n", e.msg);
+		return 1;
+	}
+	level = log_level_parse(conf.log_level);
+	log_init("pos-central", level < 0 ? LOG_LVL_INFO : (enum log_level)level, 0);
+	if (keyring_load(&conf, &kr, &e) < 0) {
+		fprintf(stderr, "pos-central serve: %s\n", e.msg);
+		return 1;
+	}
+	rc = server_run(&conf, listen_s, kr, &e);
+	keyring_free(kr);
+	if (rc < 0) {
+		fprintf(stderr, "pos-central serve: %s\n", e.msg);
+		return 1;
+	}
+	return 0;
+}
+
+/* Reads one line of at most cap-1 bytes from stdin, without its newline. */
+static int main_read_line(char *buf, size_t cap)
+{
+	size_t n = 0;
+	int ch;
+
+	while ((ch = getchar()) != EOF && ch != '\n') {
+		if (n + 1 >= cap)
+			return -1;
+		buf[n++] = (char)ch;
+	}
+	if (n > 0 && buf[n - 1] == '\r')
+		n--;
+	buf[n] = '\0';
+	return n > 0 ? 0 : -1;
+}
+
+/* pos-central seal-test: the agent's side of resolve, for tests. --raw
+ * seals the line as it is (to test central's refusal of a non-TID). */
+static int main_seal_test(int argc, char **argv)
+{
+	const char *pub = NULL, *store = NULL, *terminal = NULL, *txn = NULL;
+	unsigned char pk[32];
+	char kid[KEYS_KID_LEN + 1], info[ENVELOPE_INFO_MAX], enc[ENVELOPE_B64_MAX];
+	char line[ENVELOPE_MAX_PT + 2], tid[TID_MAX];
+	enum tid_kind kind;
+	bool raw = false;
+	pos_err e = { 0 };
+	int rc = 1;
+
+	for (int i = 1; i < argc; i++) {
+		const char **dst = NULL;
+
+		if (main_is_help(argv[i])) {
+			printf("%s\n", SEAL_USAGE);
+			return 0;
+		}
+		if (strcmp(argv[i], "--raw") == 0) {
+			raw = true;
+			continue;
+		}
+		if (strcmp(argv[i], "--pub") == 0)
+			dst = &pub;
+		else if (strcmp(argv[i], "--store") == 0)
+			dst = &store;
+		else if (strcmp(argv[i], "--terminal") == 0)
+			dst = &terminal;
+		else if (strcmp(argv[i], "--txn") == 0)
+			dst = &txn;
+		if (!dst || i + 1 >= argc)
+			return main_usage_error("seal-test", SEAL_USAGE, "unexpected argument",
+						argv[i]);
+		*dst = argv[++i];
+	}
+	if (!pub || !store || !terminal || !txn)
+		return main_usage_error("seal-test", SEAL_USAGE,
+					"--pub, --store, --terminal and --txn are required", NULL);
+	if (keys_load_public(pub, pk, kid, &e) < 0 ||
+	    envelope_info(info, store, terminal, txn, &e) < 0)
+		goto out;
+	if (main_read_line(line, sizeof line) < 0) {
+		err_set(&e, POS_EINVAL, "expected one TID line on stdin (at most %d bytes)",
+			ENVELOPE_MAX_PT);
+		goto out;
+	}
+	tid[0] = '\0';
+	if (!raw && tid_normalize(line, tid, &kind, &e) < 0)
+		goto out;
+	if (envelope_seal_tid(pk, kid, info, raw ? line : tid, enc, &e) < 0)
+		goto out;
+	printf("{\"kid\":\"%s\",\"enc\":\"%s\"}\n", kid, enc);
+	rc = 0;
+out:
+	wipe(line, sizeof line);
+	wipe(tid, sizeof tid);
+	if (rc)
+		fprintf(stderr, "pos-central seal-test: %s\n", e.msg[0] ? e.msg : "failed");
+	return rc;
+}
+
+struct main_cmd {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *help; /* NULL: not listed */
+};
+
+static const struct main_cmd main_cmds[] = {
+	{ "setup", setup_main, "setup DIR                     make a new central home" },
+	{ "terminal-cert", terminal_cert_main,
+	  "terminal-cert DIR --store S --terminal T --out OUT\n"
+	  "                                issue a terminal's certificate and folder" },
+	{ "rotate-key", rotate_key_main, "rotate-key -c CONF            new HPKE key pair" },
+	{ "serve", main_serve, "serve -c CONF [--listen HOST:PORT]\n"
+			       "                                run the resolver (SIGTERM drains)" },
+	{ "household", household_main,
+	  "household enroll|show|merge|unlink -c CONF ...\n"
+	  "                                household maintenance" },
+	{ "history", history_main,
+	  "history -c CONF --hhid H [--from D] [--to D] [--format csv|json|table]" },
+	{ "seal-test", main_seal_test,
+	  "seal-test --pub central.pub --store S --terminal T --txn X < tid\n"
+	  "                                test aid: print an EncTID for a TID on stdin" },
+};
+
+static void main_help(FILE *f)
+{
+	fprintf(f, "usage: pos-central COMMAND [ARGS]   (COMMAND --help for its usage)\n\n"
+		   "commands:\n");
+	for (size_t i = 0; i < sizeof main_cmds / sizeof main_cmds[0]; i++)
+		if (main_cmds[i].help)
+			fprintf(f, "  %s\n", main_cmds[i].help);
+}
+
+int main(int argc, char **argv)
+{
+	wipe_harden_process();
+	if (argc < 2) {
+		main_help(stderr);
+		return 2;
+	}
+	if (main_is_help(argv[1])) {
+		main_help(stdout);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof main_cmds / sizeof main_cmds[0]; i++)
+		if (strcmp(argv[1], main_cmds[i].name) == 0)
+			return main_cmds[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "pos-central: unknown command '%s' (see pos-central --help)\n", argv[1]);
+	return 2;
+}

@@ -1,0 +1,175 @@
+#include "metrics.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#define METRICS_STATUS_MIN 100
+#define METRICS_STATUS_N 500 /* 100..599 */
+
+/* Upper bounds in microseconds; a resolve's crypto floor is ~35 us. */
+static const int64_t metrics_bucket_us[] = { 50,    100,   250,    500,    1000,   2500,
+					     5000,  10000, 25000,  50000,  100000, 250000,
+					     500000, 1000000 };
+#define METRICS_NBUCKETS (sizeof metrics_bucket_us / sizeof metrics_bucket_us[0])
+
+static atomic_ulong metrics_requests[MR_COUNT][METRICS_STATUS_N];
+static atomic_ulong metrics_resolve_bucket[METRICS_NBUCKETS + 1]; /* last: +Inf */
+static atomic_ullong metrics_resolve_sum_us;
+static atomic_ulong metrics_resolve_count;
+static atomic_ulong metrics_stored;
+static atomic_long metrics_open;
+
+static pthread_mutex_t metrics_stats_mu = PTHREAD_MUTEX_INITIALIZER;
+static int64_t metrics_stats_at_ms; /* guarded by metrics_stats_mu */
+static long metrics_households = -1;
+
+static const char *const metrics_route_names[MR_COUNT] = {
+	[MR_RESOLVE] = "/v1/resolve",
+	[MR_BASKETS] = "/v1/baskets",
+	[MR_BATCH] = "/v1/baskets:batch",
+	[MR_HISTORY] = "/v1/households/{hhid}/baskets",
+	[MR_HEALTH] = "/v1/health",
+	[MR_METRICS] = "/metrics",
+	[MR_OTHER] = "other",
+};
+
+const char *metrics_route_name(enum metrics_route r)
+{
+	return (unsigned)r < MR_COUNT ? metrics_route_names[r] : "other";
+}
+
+void metrics_request(enum metrics_route r, int status)
+{
+	if ((unsigned)r >= MR_COUNT)
+		r = MR_OTHER;
+	if (status < METRICS_STATUS_MIN || status >= METRICS_STATUS_MIN + METRICS_STATUS_N)
+		status = 500;
+	atomic_fetch_add_explicit(&metrics_requests[r][status - METRICS_STATUS_MIN], 1,
+				  memory_order_relaxed);
+}
+
+void metrics_resolve_us(int64_t us)
+{
+	size_t i = 0;
+
+	if (us < 0)
+		us = 0;
+	while (i < METRICS_NBUCKETS && us > metrics_bucket_us[i])
+		i++;
+	atomic_fetch_add_explicit(&metrics_resolve_bucket[i], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&metrics_resolve_sum_us, (unsigned long long)us,
+				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&metrics_resolve_count, 1, memory_order_relaxed);
+}
+
+void metrics_baskets_stored(long n)
+{
+	if (n > 0)
+		atomic_fetch_add_explicit(&metrics_stored, (unsigned long)n, memory_order_relaxed);
+}
+
+void metrics_connection(int delta)
+{
+	atomic_fetch_add_explicit(&metrics_open, delta, memory_order_relaxed);
+}
+
+struct metrics_out {
+	char *buf;
+	size_t cap, len;
+	bool full;
+};
+
+__attribute__((format(printf, 2, 3))) static void metrics_put(struct metrics_out *o,
+							      const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (o->full)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= o->cap - o->len) {
+		o->full = true;
+		return;
+	}
+	o->len += (size_t)n;
+}
+
+static long metrics_households_cached(struct store *s, int64_t now_ms)
+{
+	struct store_stats st;
+	pos_err e;
+	long v;
+
+	pthread_mutex_lock(&metrics_stats_mu);
+	if (s && (metrics_households < 0 || now_ms - metrics_stats_at_ms >= METRICS_STATS_TTL_MS ||
+		  now_ms < metrics_stats_at_ms)) {
+		if (store_stats(s, &st, &e) == 0) {
+			metrics_households = st.households;
+			metrics_stats_at_ms = now_ms;
+		}
+	}
+	v = metrics_households;
+	pthread_mutex_unlock(&metrics_stats_mu);
+	return v;
+}
+
+int metrics_render(struct store *s, int64_t now_ms, char *buf, size_t cap, pos_err *e)
+{
+	struct metrics_out o = { buf, cap, 0, false };
+	unsigned long cum = 0;
+	long hh;
+
+	if (!buf || cap == 0)
+		return err_set(e, POS_EINVAL, "metrics: no buffer");
+	buf[0] = '\0';
+	metrics_put(&o, "# HELP pos_requests_total HTTP requests answered, by route and status.\n"
+			"# TYPE pos_requests_total counter\n");
+	for (int r = 0; r < MR_COUNT; r++)
+		for (int i = 0; i < METRICS_STATUS_N; i++) {
+			unsigned long v = atomic_load_explicit(&metrics_requests[r][i],
+							       memory_order_relaxed);
+			if (v)
+				metrics_put(&o,
+					    "pos_requests_total{route=\"%s\",status=\"%d\"} %lu\n",
+					    metrics_route_names[r], i + METRICS_STATUS_MIN, v);
+		}
+
+	metrics_put(&o, "# HELP pos_resolve_seconds Time to resolve an EncTID to a household.\n"
+			"# TYPE pos_resolve_seconds histogram\n");
+	for (size_t i = 0; i <= METRICS_NBUCKETS; i++) {
+		cum += atomic_load_explicit(&metrics_resolve_bucket[i], memory_order_relaxed);
+		if (i < METRICS_NBUCKETS)
+			metrics_put(&o, "pos_resolve_seconds_bucket{le=\"%g\"} %lu\n",
+				    (double)metrics_bucket_us[i] / 1e6, cum);
+		else
+			metrics_put(&o, "pos_resolve_seconds_bucket{le=\"+Inf\"} %lu\n", cum);
+	}
+	metrics_put(&o, "pos_resolve_seconds_sum %.6f\npos_resolve_seconds_count %lu\n",
+		    (double)atomic_load_explicit(&metrics_resolve_sum_us, memory_order_relaxed) /
+			    1e6,
+		    atomic_load_explicit(&metrics_resolve_count, memory_order_relaxed));
+
+	metrics_put(&o, "# HELP pos_baskets_stored_total Baskets newly committed.\n"
+			"# TYPE pos_baskets_stored_total counter\n"
+			"pos_baskets_stored_total %lu\n",
+		    atomic_load_explicit(&metrics_stored, memory_order_relaxed));
+	hh = metrics_households_cached(s, now_ms);
+	if (hh >= 0)
+		metrics_put(&o, "# HELP pos_households Households in the store.\n"
+				"# TYPE pos_households gauge\n"
+				"pos_households %ld\n",
+			    hh);
+	metrics_put(&o, "# HELP pos_open_connections Client connections open now.\n"
+			"# TYPE pos_open_connections gauge\n"
+			"pos_open_connections %ld\n",
+		    atomic_load_explicit(&metrics_open, memory_order_relaxed));
+	if (o.full)
+		return err_set(e, POS_ETOOBIG, "metrics: text over %zu bytes", cap);
+	return (int)o.len;
+}

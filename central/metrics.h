@@ -1,0 +1,41 @@
+#ifndef POS_METRICS_H
+#define POS_METRICS_H
+/*
+ * Process-wide counters for GET /metrics (Prometheus text format 0.0.4).
+ * Every counter is a relaxed atomic: workers bump them without locks, and a
+ * scrape reads a value that is at worst a few increments old.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "store.h"
+
+/* The route label: a fixed set, never the raw path (which would carry
+ * household ids and let a client grow the series without bound). */
+enum metrics_route {
+	MR_RESOLVE = 0,
+	MR_BASKETS,
+	MR_BATCH,
+	MR_HISTORY,
+	MR_HEALTH,
+	MR_METRICS,
+	MR_OTHER,
+	MR_COUNT
+};
+
+const char *metrics_route_name(enum metrics_route r);
+
+void metrics_request(enum metrics_route r, int status);
+void metrics_resolve_us(int64_t us);
+void metrics_baskets_stored(long n);
+void metrics_connection(int delta);
+
+/* Writes the whole exposition into buf (NUL-terminated); households come
+ * from store_stats through s, cached for METRICS_STATS_TTL_MS so scrapes
+ * never add load. Returns the length, or a negative POS_E* code. */
+#define METRICS_STATS_TTL_MS 5000
+#define METRICS_TEXT_MAX 65536
+int metrics_render(struct store *s, int64_t now_ms, char *buf, size_t cap, pos_err *e);
+
+#endif

@@ -1,0 +1,869 @@
+#include "routes.h"
+
+#include <sys/queue.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "basket.h"
+#include "history.h"
+#include "jsonx.h"
+#include "log.h"
+#include "metrics.h"
+#include "resolve.h"
+#include "server.h"
+#include "timeutil.h"
+
+#define ROUTES_HH_PREFIX "/v1/households/"
+#define ROUTES_HH_SUFFIX "/baskets"
+#define ROUTES_QUERY_MAX 512
+
+/* One request while it is being handled: on the stack for the routes that
+ * answer at once, inside a struct routes_async for baskets. */
+struct rq {
+	struct routes *r;
+	struct evhttp_request *req;
+	enum metrics_route route;
+	int64_t t0_us;
+	char store[STORE_ID_MAX + 1];
+	char terminal[STORE_ID_MAX + 1];
+};
+
+enum async_kind { ASYNC_ONE, ASYNC_BATCH };
+
+/* A basket request waiting for the writer. For a batch, entry i is valid
+ * when code[i] is NULL; valid ones are copied into job_baskets in order. */
+struct routes_async {
+	struct rq q;
+	enum async_kind kind;
+	struct ingest_job job;
+	size_t n;
+	struct basket_in *in;          /* n */
+	const char **code;             /* n: error code of an invalid entry */
+	char (*detail)[sizeof(((pos_err *)0)->msg)]; /* n */
+	char (*txn)[UUID_STR_LEN + 1];  /* n: for the results */
+	struct store_basket *job_baskets;
+	enum store_put_result *results;
+	size_t *job_index;             /* entry of each job basket */
+	struct routes_async *next_done;
+};
+
+struct routes {
+	struct event_base *base;
+	struct store *store;
+	const struct routes_shared *sh;
+	struct event *done_ev;
+	pthread_mutex_t mu;
+	struct routes_async *done; /* guarded by mu: filled by the writer */
+	size_t waiting;            /* worker thread only */
+	size_t in_flight;          /* worker thread only */
+	char *text;                /* METRICS_TEXT_MAX scratch for /metrics */
+};
+
+/* ------------------------------------------------------------ answers */
+
+static const char *routes_reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 413: return "Payload Too Large";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	default: return "Status";
+	}
+}
+
+static const char *routes_method(struct evhttp_request *req)
+{
+	switch (evhttp_request_get_command(req)) {
+	case EVHTTP_REQ_GET: return "GET";
+	case EVHTTP_REQ_POST: return "POST";
+	case EVHTTP_REQ_HEAD: return "HEAD";
+	case EVHTTP_REQ_PUT: return "PUT";
+	case EVHTTP_REQ_DELETE: return "DELETE";
+	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+	case EVHTTP_REQ_TRACE: return "TRACE";
+	case EVHTTP_REQ_CONNECT: return "CONNECT";
+	case EVHTTP_REQ_PATCH: return "PATCH";
+	default: return "OTHER";
+	}
+}
+
+static void routes_on_complete(struct evhttp_request *req, void *arg)
+{
+	struct routes *r = arg;
+
+	(void)req;
+	if (r->in_flight > 0)
+		r->in_flight--;
+}
+
+/* Sends the answer (body may be NULL), counts and logs it. Takes nothing:
+ * the caller frees body afterwards (evhttp copies it out). */
+static void routes_send(struct rq *q, int status, const char *ctype, struct evbuffer *body)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(q->req);
+	long long us = (long long)(time_mono_us() - q->t0_us);
+
+	if (ctype)
+		evhttp_add_header(h, "Content-Type", ctype);
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_send_reply(q->req, status, routes_reason(status), body);
+	metrics_request(q->route, status);
+	/* No request value lands here: route is a fixed label, store and
+	 * terminal come from our CA's certificate and were validated. */
+	log_info("request", "route=%s method=%s status=%d latency_us=%lld store=%s terminal=%s",
+		 metrics_route_name(q->route), routes_method(q->req), status, us,
+		 q->store[0] ? q->store : "-", q->terminal[0] ? q->terminal : "-");
+}
+
+static void routes_send_text(struct rq *q, int status, const char *ctype, const char *text,
+			     size_t len)
+{
+	struct evbuffer *b = evbuffer_new();
+
+	if (b && evbuffer_add(b, text, len) == 0) {
+		routes_send(q, status, ctype, b);
+	} else {
+		/* Out of memory: an empty answer still closes the request. */
+		routes_send(q, 500, NULL, NULL);
+	}
+	evbuffer_free(b);
+}
+
+static void routes_send_json(struct rq *q, int status, json_t *v)
+{
+	char *s = v ? jsonx_dump(v) : NULL;
+
+	if (!s) {
+		static const char oom[] = "{\"error\":\"internal\",\"detail\":\"out of memory\"}";
+		routes_send_text(q, 500, "application/json", oom, sizeof oom - 1);
+		return;
+	}
+	routes_send_text(q, status, "application/json", s, strlen(s));
+	free(s);
+}
+
+/* Details come from our own validators, which never quote request
+ * values; jansson escapes them anyway. */
+static void routes_error(struct rq *q, int status, const char *code, const char *detail)
+{
+	json_t *v = json_object();
+
+	if (v) {
+		json_object_set_new(v, "error", json_string(code));
+		if (detail && detail[0])
+			json_object_set_new(v, "detail", json_string(detail));
+	}
+	routes_send_json(q, status, v);
+	json_decref(v);
+}
+
+/* Storage and internal failures: the client learns the class, the
+ * operator gets the message in the log (never a TID: store messages hold
+ * none). */
+static void routes_fail(struct rq *q, int rc, const pos_err *e)
+{
+	if (rc == POS_EAGAIN || rc == POS_EDB) {
+		log_error("store_failed", "route=%s code=%s", metrics_route_name(q->route),
+			  err_name(rc));
+		routes_error(q, 503, "unavailable", "storage is busy or failing; retry later");
+		return;
+	}
+	log_error("internal_error", "route=%s code=%s detail=\"%s\"", metrics_route_name(q->route),
+		  err_name(rc), e ? e->msg : "");
+	routes_error(q, 500, "internal", "internal error");
+}
+
+static void routes_bad_input(struct rq *q, int rc, const pos_err *e)
+{
+	if (rc == POS_ETOOBIG)
+		routes_error(q, 413, "too_large", e->msg);
+	else if (rc == POS_EINVAL)
+		routes_error(q, 400, "bad_request", e->msg);
+	else
+		routes_fail(q, rc, e);
+}
+
+/* ------------------------------------------------------------ helpers */
+
+/* The body, contiguous, or NULL with an answer already sent. */
+static const char *routes_body(struct rq *q, size_t *len)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(q->req);
+	const char *p;
+
+	*len = evbuffer_get_length(in);
+	if (*len > q->r->sh->max_body) {
+		char d[96];
+
+		snprintf(d, sizeof d, "the body is over %zu bytes", q->r->sh->max_body);
+		routes_error(q, 413, "too_large", d);
+		return NULL;
+	}
+	if (*len == 0)
+		return "";
+	p = (const char *)evbuffer_pullup(in, -1);
+	if (!p)
+		routes_error(q, 500, "internal", "out of memory");
+	return p;
+}
+
+static bool routes_need_terminal(struct rq *q)
+{
+	if (server_peer_identity(q->req, q->store, q->terminal) == 0)
+		return true;
+	q->store[0] = q->terminal[0] = '\0';
+	routes_error(q, 401, "client_certificate_required",
+		     "this route needs a terminal certificate issued by central's CA");
+	return false;
+}
+
+/* Resolution errors shared by /v1/resolve and baskets carrying an EncTID. */
+static int routes_resolve_status(int rc, const char **code)
+{
+	switch (rc) {
+	case POS_ECRYPTO:
+	case POS_EINVAL:
+		*code = "bad_tid";
+		return 400;
+	case POS_ENOTFOUND:
+		*code = "unknown_tid";
+		return 404;
+	case POS_EAGAIN:
+	case POS_EDB:
+		*code = "unavailable";
+		return 503;
+	default:
+		*code = "internal";
+		return 500;
+	}
+}
+
+/* ------------------------------------------------------------ /v1/resolve */
+
+static void routes_resolve(struct rq *q)
+{
+	struct resolve_req rr;
+	struct resolve_result res;
+	const char *body, *code;
+	char out[128];
+	pos_err e = { 0 };
+	size_t len;
+	int64_t t;
+	int rc, n;
+
+	if (!routes_need_terminal(q) || !(body = routes_body(q, &len)))
+		return;
+	if ((rc = resolve_parse(body, len, &rr, &e)) < 0) {
+		routes_bad_input(q, rc, &e);
+		return;
+	}
+	t = time_mono_us();
+	rc = resolve_run(q->r->store, q->r->sh->kr, q->r->sh->auto_enrol, q->store, q->terminal,
+			 rr.txn, rr.kid, rr.enc, &res, &e);
+	metrics_resolve_us(time_mono_us() - t);
+	if (rc < 0) {
+		int status = routes_resolve_status(rc, &code);
+
+		if (status >= 500)
+			routes_fail(q, rc, &e);
+		else
+			routes_error(q, status, code,
+				     rc == POS_ENOTFOUND ? "no household holds this TID" : e.msg);
+		return;
+	}
+	n = snprintf(out, sizeof out, "{\"hhid\":\"%s\",\"deident_tid\":\"%s\",\"new_household\":%s}",
+		     res.hhid, res.deident_tid, res.new_household ? "true" : "false");
+	routes_send_text(q, 200, "application/json", out, (size_t)n);
+}
+
+/* ------------------------------------------------------------ baskets */
+
+/* What needs the store before a basket can go to the writer: its hhid
+ * exists, its EncTID resolves. 0, or an HTTP status with code and e set. */
+static int routes_basket_prepare(struct rq *q, struct basket_in *bi, const char **code,
+				 pos_err *e)
+{
+	struct resolve_result res;
+	int rc;
+
+	if (bi->b.hhid[0] && !store_household_exists(q->r->store, bi->b.hhid)) {
+		*code = "unknown_household";
+		err_set(e, POS_ENOTFOUND, "hhid is not a known household");
+		return 400;
+	}
+	if (!bi->has_tid)
+		return 0;
+	rc = resolve_run(q->r->store, q->r->sh->kr, q->r->sh->auto_enrol, bi->b.store,
+			 bi->b.terminal, bi->txn_sent, bi->tid_kid, bi->tid_enc, &res, e);
+	if (rc == POS_ENOTFOUND)
+		return 0; /* auto-enrol off: stored as it came, unresolved */
+	if (rc < 0) {
+		int status = routes_resolve_status(rc, code);
+		if (status >= 500)
+			err_set(e, rc, "resolving the basket's EncTID failed");
+		return status;
+	}
+	/* Central's own resolution on arrival is the household of record. */
+	memcpy(bi->b.hhid, res.hhid, sizeof bi->b.hhid);
+	memcpy(bi->b.deident, res.deident_tid, sizeof bi->b.deident);
+	return 0;
+}
+
+static void routes_async_free(struct routes_async *a)
+{
+	if (!a)
+		return;
+	for (size_t i = 0; a->in && i < a->n; i++)
+		basket_free(&a->in[i]);
+	free(a->in);
+	free(a->code);
+	free(a->detail);
+	free(a->txn);
+	free(a->job_baskets);
+	free(a->results);
+	free(a->job_index);
+	free(a);
+}
+
+static struct routes_async *routes_async_new(struct rq *q, enum async_kind kind, size_t n)
+{
+	struct routes_async *a = calloc(1, sizeof *a);
+
+	if (!a)
+		return NULL;
+	a->q = *q;
+	a->kind = kind;
+	a->n = n;
+	a->in = calloc(n, sizeof *a->in);
+	a->code = calloc(n, sizeof *a->code);
+	a->detail = calloc(n, sizeof *a->detail);
+	a->txn = calloc(n, sizeof *a->txn);
+	a->job_baskets = calloc(n, sizeof *a->job_baskets);
+	a->results = calloc(n, sizeof *a->results);
+	a->job_index = calloc(n, sizeof *a->job_index);
+	if (!a->in || !a->code || !a->detail || !a->txn || !a->job_baskets || !a->results ||
+	    !a->job_index) {
+		routes_async_free(a);
+		return NULL;
+	}
+	return a;
+}
+
+/* Writer thread: hand the finished job back to its worker. */
+static void routes_job_done(struct ingest_job *job)
+{
+	struct routes_async *a = job->arg;
+	struct routes *r = a->q.r;
+
+	pthread_mutex_lock(&r->mu);
+	a->next_done = r->done;
+	r->done = a;
+	pthread_mutex_unlock(&r->mu);
+	event_active(r->done_ev, EV_READ, 1);
+}
+
+static const char *routes_put_name(enum store_put_result p)
+{
+	switch (p) {
+	case STORE_PUT_CREATED: return "created";
+	case STORE_PUT_DUPLICATE: return "duplicate";
+	case STORE_PUT_CONFLICT: return "conflict";
+	default: return "invalid";
+	}
+}
+
+static void routes_answer_one(struct routes_async *a)
+{
+	const char *txn = a->in[0].b.txn;
+	char out[128];
+	int n;
+
+	switch (a->results[0]) {
+	case STORE_PUT_CREATED:
+		metrics_baskets_stored(1);
+		n = snprintf(out, sizeof out, "{\"txn\":\"%s\",\"status\":\"created\"}", txn);
+		routes_send_text(&a->q, 201, "application/json", out, (size_t)n);
+		break;
+	case STORE_PUT_DUPLICATE:
+		n = snprintf(out, sizeof out, "{\"txn\":\"%s\",\"status\":\"duplicate\"}", txn);
+		routes_send_text(&a->q, 200, "application/json", out, (size_t)n);
+		break;
+	case STORE_PUT_CONFLICT:
+		routes_error(&a->q, 409, "conflict",
+			     "this txn is already stored with other content; nothing was stored");
+		break;
+	default:
+		routes_error(&a->q, 500, "internal", "the writer gave no result");
+		break;
+	}
+}
+
+static void routes_answer_batch(struct routes_async *a)
+{
+	json_t *root = json_object(), *arr = json_array();
+	size_t j = 0;
+	long created = 0;
+
+	if (!root || !arr) {
+		json_decref(arr);
+		json_decref(root);
+		routes_send_json(&a->q, 500, NULL);
+		return;
+	}
+	json_object_set_new(root, "results", arr);
+	for (size_t i = 0; i < a->n; i++) {
+		json_t *o = json_object();
+
+		if (!o)
+			continue;
+		json_object_set_new(o, "txn", a->txn[i][0] ? json_string(a->txn[i]) : json_null());
+		if (a->code[i]) {
+			json_object_set_new(o, "status", json_string("invalid"));
+			json_object_set_new(o, "error", json_string(a->code[i]));
+			json_object_set_new(o, "detail", json_string(a->detail[i]));
+		} else {
+			enum store_put_result p = a->results[j++];
+
+			created += p == STORE_PUT_CREATED;
+			json_object_set_new(o, "status", json_string(routes_put_name(p)));
+			if (p == STORE_PUT_CONFLICT)
+				json_object_set_new(o, "error", json_string("conflict"));
+		}
+		json_array_append_new(arr, o);
+	}
+	metrics_baskets_stored(created);
+	routes_send_json(&a->q, 200, root);
+	json_decref(root);
+}
+
+static void routes_answer(struct routes_async *a)
+{
+	if (a->job.n > 0 && a->job.rc < 0)
+		routes_fail(&a->q, a->job.rc, &a->job.err);
+	else if (a->kind == ASYNC_ONE)
+		routes_answer_one(a);
+	else
+		routes_answer_batch(a);
+	routes_async_free(a);
+}
+
+/* Worker thread, woken by the writer: answer every finished request. */
+static void routes_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct routes *r = arg;
+	struct routes_async *list, *next;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&r->mu);
+	list = r->done;
+	r->done = NULL;
+	pthread_mutex_unlock(&r->mu);
+	for (; list; list = next) {
+		next = list->next_done;
+		r->waiting--;
+		routes_answer(list);
+	}
+}
+
+static void routes_submit(struct routes_async *a)
+{
+	pos_err e = { 0 };
+	int rc;
+
+	a->job.baskets = a->job_baskets;
+	a->job.results = a->results;
+	a->job.done = routes_job_done;
+	a->job.arg = a;
+	if (a->job.n == 0) { /* a batch with nothing valid */
+		routes_answer(a);
+		return;
+	}
+	if ((rc = ingest_submit(a->q.r->sh->ingest, &a->job, &e)) < 0) {
+		routes_error(&a->q, 503, "unavailable", e.msg);
+		routes_async_free(a);
+		return;
+	}
+	a->q.r->waiting++;
+}
+
+static void routes_basket(struct rq *q)
+{
+	struct routes_async *a;
+	const char *body, *code = "bad_request";
+	pos_err e = { 0 };
+	size_t len;
+	int rc, status;
+
+	if (!routes_need_terminal(q) || !(body = routes_body(q, &len)))
+		return;
+	if (!(a = routes_async_new(q, ASYNC_ONE, 1))) {
+		routes_error(q, 500, "internal", "out of memory");
+		return;
+	}
+	rc = basket_parse(body, len, q->r->sh->max_body, q->store, q->terminal, time_now_ms(),
+			  &a->in[0], &e);
+	if (rc < 0) {
+		routes_bad_input(q, rc, &e);
+		routes_async_free(a);
+		return;
+	}
+	status = routes_basket_prepare(q, &a->in[0], &code, &e);
+	if (status >= 500) {
+		routes_fail(q, e.code, &e);
+		routes_async_free(a);
+		return;
+	}
+	if (status) {
+		routes_error(q, status, code, e.msg);
+		routes_async_free(a);
+		return;
+	}
+	a->job_baskets[0] = a->in[0].b;
+	a->job.n = 1;
+	routes_submit(a);
+}
+
+static void routes_batch(struct rq *q)
+{
+	struct routes_async *a = NULL;
+	json_t *root = NULL, *arr = NULL;
+	const char *body;
+	pos_err e = { 0 };
+	int64_t now = time_now_ms();
+	size_t len, n;
+	int rc;
+
+	if (!routes_need_terminal(q) || !(body = routes_body(q, &len)))
+		return;
+	if ((rc = jsonx_parse(body, len, q->r->sh->max_body, BASKET_MAX_DEPTH, &root, &e)) < 0 ||
+	    (rc = basket_batch_array(root, &arr, &e)) < 0) {
+		routes_bad_input(q, rc, &e);
+		goto out;
+	}
+	n = json_array_size(arr);
+	if (!(a = routes_async_new(q, ASYNC_BATCH, n))) {
+		routes_error(q, 500, "internal", "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		json_t *obj = json_array_get(arr, i);
+		const char *code = "bad_request";
+		int status;
+
+		basket_txn_hint(obj, a->txn[i]);
+		e.msg[0] = '\0';
+		rc = basket_from_json(obj, q->store, q->terminal, now, &a->in[i], &e);
+		if (rc == POS_ENOMEM) {
+			routes_fail(q, rc, &e);
+			goto out;
+		}
+		status = rc < 0 ? 400 : routes_basket_prepare(q, &a->in[i], &code, &e);
+		if (status >= 500) {
+			/* Storage trouble is not the basket's fault: fail the batch
+			 * so the lane retries it whole. */
+			routes_fail(q, e.code, &e);
+			goto out;
+		}
+		if (status) {
+			a->code[i] = code;
+			memcpy(a->detail[i], e.msg, sizeof a->detail[i]);
+			continue;
+		}
+		a->job_index[a->job.n] = i;
+		a->job_baskets[a->job.n++] = a->in[i].b;
+	}
+	routes_submit(a);
+	a = NULL;
+out:
+	routes_async_free(a);
+	json_decref(root);
+}
+
+/* ------------------------------------------------------------ history */
+
+static int routes_sink(const void *buf, size_t len, void *arg)
+{
+	return evbuffer_add(arg, buf, len) == 0 ? 0 : POS_ENOMEM;
+}
+
+/* "Bearer <token>", the scheme case-insensitive (RFC 7235). */
+static bool routes_analyst(struct rq *q)
+{
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(q->req),
+					   "Authorization");
+	size_t n;
+
+	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+		return false;
+	h += 7;
+	while (*h == ' ')
+		h++;
+	n = strlen(h);
+	while (n > 0 && (h[n - 1] == ' ' || h[n - 1] == '\t'))
+		n--;
+	return keyring_analyst_ok(q->r->sh->kr, h, n);
+}
+
+static int routes_history_query(struct rq *q, int64_t *from, int64_t *to,
+				enum history_format *fmt)
+{
+	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(q->req));
+	struct evkeyvalq kv;
+	struct evkeyval *p;
+	pos_err e = { 0 };
+	int rc = 0;
+
+	*from = *to = 0;
+	*fmt = HISTORY_JSON;
+	if (!query || !query[0])
+		return 0;
+	if (strlen(query) > ROUTES_QUERY_MAX) {
+		routes_error(q, 400, "bad_request", "the query string is too long");
+		return -1;
+	}
+	TAILQ_INIT(&kv);
+	if (evhttp_parse_query_str(query, &kv) != 0) {
+		routes_error(q, 400, "bad_request", "the query string is malformed");
+		return -1;
+	}
+	TAILQ_FOREACH (p, &kv, next)
+	{
+		if (strcmp(p->key, "from") == 0 || strcmp(p->key, "to") == 0) {
+			int64_t *dst = p->key[0] == 'f' ? from : to;
+
+			if (time_parse_rfc3339(p->value, 1, dst, &e) < 0) {
+				char d[96];
+
+				snprintf(d, sizeof d, "%s must be an RFC 3339 time or a date",
+					 p->key);
+				routes_error(q, 400, "bad_request", d);
+				rc = -1;
+				break;
+			}
+		} else if (strcmp(p->key, "format") == 0) {
+			int f = history_format_parse(p->value);
+
+			if (f < 0) {
+				routes_error(q, 400, "bad_request", "format must be json or csv");
+				rc = -1;
+				break;
+			}
+			*fmt = (enum history_format)f;
+		} else {
+			routes_error(q, 400, "bad_request",
+				     "unknown query parameter (known: from, to, format)");
+			rc = -1;
+			break;
+		}
+	}
+	evhttp_clear_headers(&kv);
+	if (rc == 0 && *from && *to && *from >= *to) {
+		routes_error(q, 400, "bad_request", "from must be before to");
+		rc = -1;
+	}
+	return rc;
+}
+
+static void routes_history(struct rq *q, const char *hhid)
+{
+	struct evbuffer *b = NULL;
+	enum history_format fmt;
+	int64_t from, to;
+	pos_err e = { 0 };
+	int rc;
+
+	/* A terminal certificate identifies the lane in the log line; it does
+	 * not grant this route. */
+	(void)server_peer_identity(q->req, q->store, q->terminal);
+	if (!routes_analyst(q)) {
+		evhttp_add_header(evhttp_request_get_output_headers(q->req), "WWW-Authenticate",
+				  "Bearer");
+		routes_error(q, 401, "unauthorized", "this route needs the analyst token");
+		return;
+	}
+	if (!deident_hhid_valid(hhid)) {
+		routes_error(q, 400, "bad_request",
+			     "hhid must be hh_ and 26 Crockford base32 characters");
+		return;
+	}
+	if (routes_history_query(q, &from, &to, &fmt) < 0)
+		return;
+	if (!store_household_exists(q->r->store, hhid)) {
+		routes_error(q, 404, "unknown_household", "no household has this hhid");
+		return;
+	}
+	if (!(b = evbuffer_new())) {
+		routes_error(q, 500, "internal", "out of memory");
+		return;
+	}
+	rc = history_write(q->r->store, hhid, from, to, fmt, routes_sink, b, &e);
+	if (rc < 0)
+		routes_fail(q, rc, &e);
+	else
+		routes_send(q, 200, fmt == HISTORY_CSV ? "text/csv; charset=utf-8" : "application/json",
+			    b);
+	evbuffer_free(b);
+}
+
+/* ------------------------------------------------------------ others */
+
+static void routes_metrics(struct rq *q)
+{
+	pos_err e = { 0 };
+	int n = metrics_render(q->r->store, time_now_ms(), q->r->text, METRICS_TEXT_MAX, &e);
+
+	if (n < 0) {
+		routes_fail(q, n, &e);
+		return;
+	}
+	routes_send_text(q, 200, "text/plain; version=0.0.4; charset=utf-8", q->r->text,
+			 (size_t)n);
+}
+
+static void routes_health(struct rq *q)
+{
+	static const char ok[] = "{\"status\":\"ok\"}";
+
+	routes_send_text(q, 200, "application/json", ok, sizeof ok - 1);
+}
+
+static bool routes_method_ok(struct rq *q, enum evhttp_cmd_type want)
+{
+	if (evhttp_request_get_command(q->req) == want)
+		return true;
+	evhttp_add_header(evhttp_request_get_output_headers(q->req), "Allow",
+			  want == EVHTTP_REQ_GET ? "GET" : "POST");
+	routes_error(q, 405, "method_not_allowed",
+		     want == EVHTTP_REQ_GET ? "use GET" : "use POST");
+	return false;
+}
+
+/* The hhid of /v1/households/{hhid}/baskets, or NULL for another path. */
+static const char *routes_hh_path(const char *path, char hhid[DEIDENT_ID_LEN + 2])
+{
+	size_t pl = strlen(ROUTES_HH_PREFIX), sl = strlen(ROUTES_HH_SUFFIX), n = strlen(path);
+	size_t mid;
+
+	if (n <= pl + sl || strncmp(path, ROUTES_HH_PREFIX, pl) != 0 ||
+	    strcmp(path + n - sl, ROUTES_HH_SUFFIX) != 0)
+		return NULL;
+	mid = n - pl - sl;
+	if (memchr(path + pl, '/', mid))
+		return NULL;
+	/* One longer than an hhid: a longer segment fails the shape check. */
+	if (mid > DEIDENT_ID_LEN)
+		mid = DEIDENT_ID_LEN + 1;
+	memcpy(hhid, path + pl, mid);
+	hhid[mid] = '\0';
+	return hhid;
+}
+
+void routes_handle(struct evhttp_request *req, void *arg)
+{
+	struct routes *r = arg;
+	struct rq q = { .r = r, .req = req, .route = MR_OTHER, .t0_us = time_mono_us() };
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	char hhid[DEIDENT_ID_LEN + 2];
+
+	r->in_flight++;
+	evhttp_request_set_on_complete_cb(req, routes_on_complete, r);
+	if (!server_request_is_tls(req)) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+		routes_error(&q, 400, "bad_request", "TLS is required");
+		return;
+	}
+	if (!path)
+		path = "";
+	if (strcmp(path, "/v1/resolve") == 0) {
+		q.route = MR_RESOLVE;
+		if (routes_method_ok(&q, EVHTTP_REQ_POST))
+			routes_resolve(&q);
+	} else if (strcmp(path, "/v1/baskets") == 0) {
+		q.route = MR_BASKETS;
+		if (routes_method_ok(&q, EVHTTP_REQ_POST))
+			routes_basket(&q);
+	} else if (strcmp(path, "/v1/baskets:batch") == 0) {
+		q.route = MR_BATCH;
+		if (routes_method_ok(&q, EVHTTP_REQ_POST))
+			routes_batch(&q);
+	} else if (routes_hh_path(path, hhid)) {
+		q.route = MR_HISTORY;
+		if (routes_method_ok(&q, EVHTTP_REQ_GET))
+			routes_history(&q, hhid);
+	} else if (strcmp(path, "/v1/health") == 0) {
+		q.route = MR_HEALTH;
+		if (routes_method_ok(&q, EVHTTP_REQ_GET))
+			routes_health(&q);
+	} else if (strcmp(path, "/metrics") == 0) {
+		q.route = MR_METRICS;
+		if (routes_method_ok(&q, EVHTTP_REQ_GET))
+			routes_metrics(&q);
+	} else {
+		routes_error(&q, 404, "not_found", "no such route");
+	}
+}
+
+/* ------------------------------------------------------------ lifetime */
+
+int routes_new(struct event_base *base, struct store *store, const struct routes_shared *sh,
+	       struct routes **out, pos_err *e)
+{
+	struct routes *r;
+
+	*out = NULL;
+	r = calloc(1, sizeof *r);
+	if (!r)
+		return err_set(e, POS_ENOMEM, "routes: out of memory");
+	r->base = base;
+	r->store = store;
+	r->sh = sh;
+	pthread_mutex_init(&r->mu, NULL);
+	r->text = malloc(METRICS_TEXT_MAX);
+	r->done_ev = event_new(base, -1, 0, routes_done_cb, r);
+	if (!r->text || !r->done_ev) {
+		routes_free(r);
+		return err_set(e, POS_ENOMEM, "routes: out of memory");
+	}
+	*out = r;
+	return 0;
+}
+
+void routes_free(struct routes *r)
+{
+	if (!r)
+		return;
+	if (r->done_ev)
+		event_free(r->done_ev);
+	pthread_mutex_destroy(&r->mu);
+	free(r->text);
+	free(r);
+}
+
+size_t routes_waiting(const struct routes *r)
+{
+	return r ? r->waiting : 0;
+}
+
+size_t routes_in_flight(const struct routes *r)
+{
+	return r ? r->in_flight : 0;
+}

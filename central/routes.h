@@ -1,0 +1,49 @@
+#ifndef POS_ROUTES_H
+#define POS_ROUTES_H
+/*
+ * The HTTP routes of design section 4, one struct routes per worker thread
+ * (its event_base and its own store connection). Handlers answer at once,
+ * except baskets: those go to the ingest writer and are answered when it
+ * has committed them, from the worker's thread, woken by an event the
+ * writer activates.
+ *
+ * Every answer is JSON (or Prometheus / CSV text); errors are
+ * {"error":"<code>","detail":"..."}. One log line per request: route,
+ * method, status, latency_us, store, terminal; never a body, never a TID.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cconf.h"
+#include "err.h"
+#include "ingest.h"
+#include "keyring.h"
+#include "store.h"
+
+struct event_base;
+struct evhttp_request;
+
+/* Read-only after start, shared by every worker. */
+struct routes_shared {
+	const struct keyring *kr;
+	struct ingest *ingest;
+	bool auto_enrol;
+	size_t max_body; /* bytes a route accepts; above: 413 too_large */
+};
+
+struct routes;
+
+/* store is borrowed (the worker owns it); *out: routes_free, after every
+ * request is finished (routes_waiting() == 0). */
+int routes_new(struct event_base *base, struct store *store, const struct routes_shared *sh,
+	       struct routes **out, pos_err *e);
+void routes_free(struct routes *r);
+/* The evhttp general callback; arg is the struct routes. */
+void routes_handle(struct evhttp_request *req, void *arg);
+/* Requests whose baskets are with the writer: the worker must not free its
+ * evhttp before this is 0. */
+size_t routes_waiting(const struct routes *r);
+/* Requests answered (or being answered) whose reply is not yet written. */
+size_t routes_in_flight(const struct routes *r);
+
+#endif

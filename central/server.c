@@ -1,0 +1,606 @@
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ingest.h"
+#include "keys.h"
+#include "log.h"
+#include "metrics.h"
+#include "routes.h"
+#include "timeutil.h"
+
+#define SERVER_BACKLOG 1024
+#define SERVER_DRAIN_TICK_MS 20
+/* After the writer's queue is empty, how long replies already sent may take
+ * to reach their clients before the connections are closed anyway. */
+#define SERVER_FLUSH_GRACE_US 3000000
+#define SERVER_SESSION_CTX "pos-central"
+
+struct worker {
+	int idx;
+	pthread_t thread;
+	bool started;
+	int fd;
+	SSL_CTX *ssl;
+	struct event_base *base;
+	struct evhttp *http;
+	struct evhttp_bound_socket *bound;
+	struct store *store;
+	struct routes *routes;
+	struct event *stop_ev, *drain_ev;
+	bool stopping;
+	int64_t flush_deadline_us;
+	long open, cap; /* connections of this worker; worker thread only */
+	bool paused;
+};
+
+/* SSL ex_data slot holding the worker of a connection: its free callback
+ * runs when the connection's SSL is freed, which is how connections are
+ * counted (libevent 2.1 has no per-connection close hook on the server). */
+static int server_ssl_idx = -1;
+static pthread_once_t server_once = PTHREAD_ONCE_INIT;
+
+/* ------------------------------------------------------------ listen */
+
+int server_parse_listen(const char *s, char host[SERVER_LISTEN_MAX], char port[8], pos_err *e)
+{
+	const char *colon, *h = s;
+	size_t hl;
+	char *end;
+	long p;
+
+	if (!s || !s[0])
+		return err_set(e, POS_EINVAL, "listen: empty address");
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+
+		if (!rb || rb[1] != ':')
+			return err_set(e, POS_EINVAL, "listen '%s': expected [IPv6]:PORT", s);
+		h = s + 1;
+		hl = (size_t)(rb - h);
+		colon = rb + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			return err_set(e, POS_EINVAL, "listen '%s': expected HOST:PORT", s);
+		if (memchr(s, ':', (size_t)(colon - s)))
+			return err_set(e, POS_EINVAL, "listen '%s': put an IPv6 address in brackets",
+				       s);
+		hl = (size_t)(colon - s);
+	}
+	if (hl >= SERVER_LISTEN_MAX)
+		return err_set(e, POS_EINVAL, "listen: host too long");
+	errno = 0;
+	p = strtol(colon + 1, &end, 10);
+	if (!colon[1] || *end || errno || p < 0 || p > 65535)
+		return err_set(e, POS_EINVAL, "listen '%s': port must be 0..65535", s);
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	snprintf(port, 8, "%ld", p);
+	return 0;
+}
+
+/* A listening socket with SO_REUSEPORT (one per worker: the kernel spreads
+ * connections) and TCP_NODELAY (accepted sockets inherit it; without it a
+ * keep-alive response waits ~40 ms for a delayed ACK). */
+static int server_socket(const struct addrinfo *ai, pos_err *e)
+{
+	int one = 1, fd;
+
+	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		    ai->ai_protocol);
+	if (fd < 0)
+		return err_set(e, POS_EIO, "socket: %s", strerror(errno));
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) {
+		int rc = err_set(e, POS_EIO, "setsockopt: %s", strerror(errno));
+		close(fd);
+		return rc;
+	}
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, SERVER_BACKLOG) != 0) {
+		int rc = err_set(e, POS_EIO, "cannot listen: %s", strerror(errno));
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+/* Opens n sockets on one address; a port 0 becomes the port the first
+ * socket got, so every worker shares it. addr receives "host:port". */
+static int server_listen(const char *listen_s, int *fds, int n, char *addr, size_t addrcap,
+			 pos_err *e)
+{
+	char host[SERVER_LISTEN_MAX], port[8];
+	struct addrinfo hints = { 0 }, *ai = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	char hbuf[NI_MAXHOST], pbuf[NI_MAXSERV];
+	int rc, i;
+
+	for (i = 0; i < n; i++)
+		fds[i] = -1;
+	if ((rc = server_parse_listen(listen_s, host, port, e)) < 0)
+		return rc;
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai);
+	if (rc != 0)
+		return err_set(e, POS_EINVAL, "listen '%s': %s", listen_s, gai_strerror(rc));
+	if ((fds[0] = server_socket(ai, e)) < 0) {
+		rc = fds[0];
+		fds[0] = -1;
+		goto out;
+	}
+	if (getsockname(fds[0], (struct sockaddr *)&ss, &sl) != 0 ||
+	    getnameinfo((struct sockaddr *)&ss, sl, hbuf, sizeof hbuf, pbuf, sizeof pbuf,
+			NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+		rc = err_set(e, POS_EIO, "getsockname: %s", strerror(errno));
+		goto out;
+	}
+	/* Later sockets bind the port the first one got. */
+	if (ss.ss_family == AF_INET6)
+		((struct sockaddr_in6 *)ai->ai_addr)->sin6_port = ((struct sockaddr_in6 *)&ss)->sin6_port;
+	else
+		((struct sockaddr_in *)ai->ai_addr)->sin_port = ((struct sockaddr_in *)&ss)->sin_port;
+	for (i = 1; i < n; i++)
+		if ((fds[i] = server_socket(ai, e)) < 0) {
+			rc = fds[i];
+			fds[i] = -1;
+			goto out;
+		}
+	snprintf(addr, addrcap, ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", hbuf, pbuf);
+	rc = 0;
+out:
+	freeaddrinfo(ai);
+	if (rc < 0)
+		for (i = 0; i < n; i++)
+			if (fds[i] >= 0) {
+				close(fds[i]);
+				fds[i] = -1;
+			}
+	return rc;
+}
+
+/* ------------------------------------------------------------ TLS */
+
+static void server_ssl_free_cb(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+			       void *argp)
+{
+	struct worker *w = ptr;
+
+	(void)parent;
+	(void)ad;
+	(void)idx;
+	(void)argl;
+	(void)argp;
+	if (!w)
+		return;
+	w->open--;
+	metrics_connection(-1);
+	if (w->paused && w->open < w->cap && w->bound && !w->stopping) {
+		evconnlistener_enable(evhttp_bound_socket_get_listener(w->bound));
+		w->paused = false;
+	}
+}
+
+static void server_once_init(void)
+{
+	server_ssl_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, server_ssl_free_cb);
+}
+
+/* The last OpenSSL error as text for a startup message (no secrets in it:
+ * it names files and reasons). */
+static const char *server_ssl_error(char *buf, size_t n)
+{
+	unsigned long code = ERR_peek_last_error();
+
+	if (!code)
+		snprintf(buf, n, "unknown TLS error");
+	else
+		ERR_error_string_n(code, buf, n);
+	ERR_clear_error();
+	return buf;
+}
+
+static int server_tls(const struct cconf *c, SSL_CTX **out, pos_err *e)
+{
+	STACK_OF(X509_NAME) *cas = NULL;
+	char eb[256];
+	SSL_CTX *ctx;
+	int rc;
+
+	*out = NULL;
+	if ((rc = keys_check_private_mode(c->tls_key, e)) < 0)
+		return rc;
+	ctx = SSL_CTX_new(TLS_server_method());
+	if (!ctx)
+		return err_set(e, POS_ENOMEM, "TLS: cannot make a context");
+	if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1) {
+		rc = err_set(e, POS_ECRYPTO, "TLS: cannot require TLS 1.3");
+		goto fail;
+	}
+	if (SSL_CTX_use_certificate_chain_file(ctx, c->tls_cert) != 1) {
+		rc = err_set(e, POS_ECRYPTO, "%s: %s", c->tls_cert, server_ssl_error(eb, sizeof eb));
+		goto fail;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, c->tls_key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		rc = err_set(e, POS_ECRYPTO, "%s: %s", c->tls_key, server_ssl_error(eb, sizeof eb));
+		goto fail;
+	}
+	if (SSL_CTX_load_verify_locations(ctx, c->tls_ca, NULL) != 1 ||
+	    !(cas = SSL_load_client_CA_file(c->tls_ca))) {
+		rc = err_set(e, POS_ECRYPTO, "%s: %s", c->tls_ca, server_ssl_error(eb, sizeof eb));
+		goto fail;
+	}
+	SSL_CTX_set_client_CA_list(ctx, cas);
+	/* Ask for a certificate but do not demand one: analysts have none.
+	 * One that is sent must verify (our CA, in date, clientAuth), or the
+	 * handshake fails. */
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_verify_depth(ctx, 4);
+	/* Resumption (tickets, on by default in TLS 1.3) with client
+	 * certificates needs a session id context, or OpenSSL refuses it. */
+	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)SERVER_SESSION_CTX,
+				       sizeof SERVER_SESSION_CTX - 1);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	*out = ctx;
+	return 0;
+fail:
+	SSL_CTX_free(ctx);
+	return rc;
+}
+
+static bool server_id_valid(const unsigned char *p, int n)
+{
+	if (n < 1 || n > STORE_ID_MAX)
+		return false;
+	for (int i = 0; i < n; i++) {
+		unsigned char ch = p[i];
+		if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+		      (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* The one entry of nid in name, copied when it is a valid id. */
+static int server_name_entry(X509_NAME *name, int nid, char out[STORE_ID_MAX + 1])
+{
+	int i = X509_NAME_get_index_by_NID(name, nid, -1);
+	const ASN1_STRING *s;
+	int n;
+
+	if (i < 0 || X509_NAME_get_index_by_NID(name, nid, i) >= 0)
+		return POS_EPERM;
+	s = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i));
+	n = s ? ASN1_STRING_length(s) : 0;
+	if (!s || !server_id_valid(ASN1_STRING_get0_data(s), n))
+		return POS_EPERM;
+	memcpy(out, ASN1_STRING_get0_data(s), (size_t)n);
+	out[n] = '\0';
+	return 0;
+}
+
+static SSL *server_request_ssl(struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = req ? evhttp_request_get_connection(req) : NULL;
+	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+
+	return bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+}
+
+bool server_request_is_tls(struct evhttp_request *req)
+{
+	return server_request_ssl(req) != NULL;
+}
+
+int server_peer_identity(struct evhttp_request *req, char store[STORE_ID_MAX + 1],
+			 char terminal[STORE_ID_MAX + 1])
+{
+	SSL *ssl = server_request_ssl(req);
+	X509 *cert;
+	X509_NAME *name;
+
+	store[0] = terminal[0] = '\0';
+	if (!ssl)
+		return POS_EPERM;
+	cert = SSL_get0_peer_certificate(ssl);
+	if (!cert || SSL_get_verify_result(ssl) != X509_V_OK)
+		return POS_EPERM;
+	name = X509_get_subject_name(cert);
+	if (!name || server_name_entry(name, NID_organizationalUnitName, store) < 0 ||
+	    server_name_entry(name, NID_commonName, terminal) < 0) {
+		store[0] = terminal[0] = '\0';
+		return POS_EPERM;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ workers */
+
+/* Called by evhttp for each accepted connection: a TLS server bufferevent.
+ * Returning NULL would make evhttp fall back to plain TCP, so that never
+ * happens for lack of an SSL: the request handler refuses such a
+ * connection (server_request_is_tls). */
+static struct bufferevent *server_bevcb(struct event_base *base, void *arg)
+{
+	struct worker *w = arg;
+	struct bufferevent *bev;
+	SSL *ssl = SSL_new(w->ssl);
+
+	if (!ssl)
+		return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	SSL_set_ex_data(ssl, server_ssl_idx, w);
+	w->open++;
+	metrics_connection(1);
+	if (w->open >= w->cap && !w->paused && w->bound) {
+		evconnlistener_disable(evhttp_bound_socket_get_listener(w->bound));
+		w->paused = true;
+		log_warn("connections_capped", "worker=%d open=%ld", w->idx, w->open);
+	}
+	/* On failure libevent frees ssl (CLOSE_ON_FREE), which counts down. */
+	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+					     BEV_OPT_CLOSE_ON_FREE);
+	if (!bev)
+		return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	/* A client that drops the TCP connection without close_notify is
+	 * normal (a lane powered off); it is not an error to report. */
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
+static void server_drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct timeval tick = { 0, SERVER_DRAIN_TICK_MS * 1000 };
+
+	(void)fd;
+	(void)what;
+	/* Requests with the writer hold their evhttp_request: never free the
+	 * evhttp under them. Replies already sent get a grace to flush. */
+	if (routes_waiting(w->routes) > 0 ||
+	    (routes_in_flight(w->routes) > 0 && time_mono_us() < w->flush_deadline_us)) {
+		evtimer_add(w->drain_ev, &tick);
+		return;
+	}
+	evhttp_free(w->http);
+	w->http = NULL;
+	w->bound = NULL;
+	event_base_loopbreak(w->base);
+}
+
+/* Activated from the main thread on SIGTERM/SIGINT. */
+static void server_stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)fd;
+	(void)what;
+	if (w->stopping)
+		return;
+	w->stopping = true;
+	if (w->bound) {
+		evhttp_del_accept_socket(w->http, w->bound); /* closes the socket */
+		w->bound = NULL;
+		w->fd = -1;
+	}
+	w->flush_deadline_us = time_mono_us() + SERVER_FLUSH_GRACE_US;
+	server_drain_cb(-1, 0, w);
+}
+
+static void *server_worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	event_base_dispatch(w->base);
+	return NULL;
+}
+
+static int server_worker_init(struct worker *w, const struct cconf *c,
+			      const struct routes_shared *sh, pos_err *e)
+{
+	int rc;
+
+	if ((rc = store_open(c->database, &w->store, e)) < 0)
+		return rc;
+	if (!(w->base = event_base_new()) || !(w->http = evhttp_new(w->base)))
+		return err_set(e, POS_ENOMEM, "worker %d: cannot make an event base", w->idx);
+	if ((rc = routes_new(w->base, w->store, sh, &w->routes, e)) < 0)
+		return rc;
+	w->stop_ev = event_new(w->base, -1, 0, server_stop_cb, w);
+	w->drain_ev = evtimer_new(w->base, server_drain_cb, w);
+	if (!w->stop_ev || !w->drain_ev)
+		return err_set(e, POS_ENOMEM, "worker %d: out of memory", w->idx);
+	evhttp_set_bevcb(w->http, server_bevcb, w);
+	evhttp_set_gencb(w->http, routes_handle, w->routes);
+	/* Every method reaches routes_handle, so a wrong one gets a JSON 405. */
+	evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+						    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+						    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+						    EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+	/* evhttp's own cap sits at twice the route limit: bodies in between get
+	 * our JSON 413 after being read whole; above it evhttp answers 413
+	 * itself. Lingering close reads (and drops) the rest of an oversized
+	 * body first, so the client sees the 413 instead of a reset. */
+	evhttp_set_max_body_size(w->http, (ev_ssize_t)c->max_body * 2);
+	evhttp_set_max_headers_size(w->http, (ev_ssize_t)c->max_headers);
+	evhttp_set_timeout(w->http, (int)c->idle_timeout);
+	evhttp_set_flags(w->http, EVHTTP_SERVER_LINGERING_CLOSE);
+	evhttp_set_default_content_type(w->http, "application/json");
+	w->bound = evhttp_accept_socket_with_handle(w->http, w->fd);
+	if (!w->bound)
+		return err_set(e, POS_EIO, "worker %d: cannot accept on its socket", w->idx);
+	return 0;
+}
+
+static void server_worker_free(struct worker *w)
+{
+	/* A bound socket is closed by evhttp_free; one never bound is ours. */
+	if (!w->bound && w->fd >= 0)
+		close(w->fd);
+	if (w->http)
+		evhttp_free(w->http);
+	w->http = NULL;
+	if (w->stop_ev)
+		event_free(w->stop_ev);
+	if (w->drain_ev)
+		event_free(w->drain_ev);
+	routes_free(w->routes);
+	/* Last: freeing the base runs the finalizers of connections, whose SSL
+	 * free callback still counts on this worker. */
+	if (w->base)
+		event_base_free(w->base);
+	store_close(w->store);
+	memset(w, 0, sizeof *w);
+	w->fd = -1;
+}
+
+/* ------------------------------------------------------------ run */
+
+static long server_nworkers(const struct cconf *c)
+{
+	long n = c->workers;
+
+	if (n <= 0) {
+		n = sysconf(_SC_NPROCESSORS_ONLN);
+		if (n < 1)
+			n = 1;
+	}
+	if (n > SERVER_MAX_WORKERS)
+		n = SERVER_MAX_WORKERS;
+	return n;
+}
+
+int server_run(const struct cconf *c, const char *listen_s, const struct keyring *kr,
+	       pos_err *e)
+{
+	struct routes_shared sh = { 0 };
+	struct worker *ws = NULL;
+	struct ingest *ig = NULL;
+	struct store *probe = NULL;
+	SSL_CTX *ctx = NULL;
+	sigset_t sigs, old;
+	int *fds = NULL;
+	char addr[SERVER_LISTEN_MAX + 16] = "";
+	long n = server_nworkers(c), i;
+	int rc, sig = 0;
+
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	/* Blocked before any thread starts, so every thread inherits it and
+	 * only sigwait below sees the signals. */
+	pthread_sigmask(SIG_BLOCK, &sigs, &old);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (evthread_use_pthreads() != 0) {
+		rc = err_set(e, POS_ENOMEM, "libevent: no pthreads support");
+		goto out;
+	}
+	pthread_once(&server_once, server_once_init);
+	if (server_ssl_idx < 0) {
+		rc = err_set(e, POS_ENOMEM, "TLS: no ex_data slot");
+		goto out;
+	}
+	/* Opening once here migrates the schema before several connections
+	 * race to. */
+	if ((rc = store_open(c->database, &probe, e)) < 0)
+		goto out;
+	store_close(probe);
+	if ((rc = server_tls(c, &ctx, e)) < 0)
+		goto out;
+	if ((rc = ingest_start(c->database, &ig, e)) < 0)
+		goto out;
+	sh.kr = kr;
+	sh.ingest = ig;
+	sh.auto_enrol = c->auto_enrol;
+	sh.max_body = (size_t)c->max_body;
+
+	ws = calloc((size_t)n, sizeof *ws);
+	fds = calloc((size_t)n, sizeof *fds);
+	if (!ws || !fds) {
+		rc = err_set(e, POS_ENOMEM, "out of memory for %ld workers", n);
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		ws[i].fd = -1;
+	if ((rc = server_listen(listen_s ? listen_s : c->listen, fds, (int)n, addr, sizeof addr,
+				e)) < 0)
+		goto out;
+	for (i = 0; i < n; i++) {
+		ws[i].idx = (int)i;
+		ws[i].ssl = ctx;
+		ws[i].fd = fds[i];
+		fds[i] = -1;
+		/* Round up so the workers together allow max_connections. */
+		ws[i].cap = (c->max_connections + n - 1) / n;
+		if ((rc = server_worker_init(&ws[i], c, &sh, e)) < 0)
+			goto out;
+	}
+	for (i = 0; i < n; i++) {
+		if (pthread_create(&ws[i].thread, NULL, server_worker_main, &ws[i]) != 0) {
+			rc = err_set(e, POS_ENOMEM, "cannot start worker %ld", i);
+			goto stop;
+		}
+		ws[i].started = true;
+	}
+	log_info("listening", "addr=%s workers=%ld tls=1.3 auto_enrol=%s hpke_keys=%zu", addr, n,
+		 c->auto_enrol ? "yes" : "no", keyring_count(kr));
+
+	while (sigwait(&sigs, &sig) != 0)
+		;
+	log_info("stopping", "signal=%s", sig == SIGTERM ? "TERM" : "INT");
+	rc = 0;
+stop:
+	for (i = 0; i < n; i++)
+		if (ws[i].started)
+			event_active(ws[i].stop_ev, EV_READ, 1);
+	for (i = 0; i < n; i++)
+		if (ws[i].started) {
+			pthread_join(ws[i].thread, NULL);
+			ws[i].started = false;
+		}
+	/* Every worker waited for its baskets, so the queue is empty; stop
+	 * commits whatever is left anyway. */
+	ingest_stop(ig);
+	if (rc == 0)
+		log_info("stopped", "addr=%s", addr);
+out:
+	for (i = 0; ws && i < n; i++)
+		server_worker_free(&ws[i]);
+	for (i = 0; fds && i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	free(ws);
+	free(fds);
+	ingest_free(ig);
+	SSL_CTX_free(ctx);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return rc;
+}

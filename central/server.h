@@ -1,0 +1,41 @@
+#ifndef POS_SERVER_H
+#define POS_SERVER_H
+/*
+ * pos-central's HTTPS server: libevent evhttp over bufferevent_openssl,
+ * TLS 1.3 only, client certificates verified against the retailer's CA
+ * (requested, not required at the handshake: analysts come with a bearer
+ * token; the terminal routes refuse a request without a verified one).
+ * One worker thread per core, each with its own event_base, evhttp,
+ * SO_REUSEPORT listening socket and store connection; one ingest writer.
+ * SIGTERM or SIGINT: stop accepting, finish the requests in flight and the
+ * writer's queue, return 0.
+ */
+#include <stdbool.h>
+
+#include "cconf.h"
+#include "err.h"
+#include "keyring.h"
+#include "store.h"
+
+struct evhttp_request;
+
+#define SERVER_LISTEN_MAX 128
+#define SERVER_MAX_WORKERS 256
+
+/* Runs until SIGTERM/SIGINT. listen overrides cconf's when not NULL. Blocks
+ * those signals in every thread and waits for them itself; call it from
+ * main with no other thread running. */
+int server_run(const struct cconf *c, const char *listen, const struct keyring *kr, pos_err *e);
+
+/* Splits "HOST:PORT", "[v6]:PORT" or ":PORT" (all addresses). */
+int server_parse_listen(const char *s, char host[SERVER_LISTEN_MAX], char port[8], pos_err *e);
+
+/* store = OU, terminal = CN of the connection's verified client
+ * certificate, each [A-Za-z0-9._-]{1,64} and present once. POS_EPERM when
+ * there is no verified certificate or a name does not qualify. */
+int server_peer_identity(struct evhttp_request *req, char store[STORE_ID_MAX + 1],
+			 char terminal[STORE_ID_MAX + 1]);
+/* False for a connection that is somehow not TLS: it is refused outright. */
+bool server_request_is_tls(struct evhttp_request *req);
+
+#endif

@@ -1,0 +1,187 @@
+#include "doctor.h"
+
+#include <curl/curl.h>
+#include <openssl/asn1.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "device.h"
+#include "spool.h"
+#include "timeutil.h"
+
+#define DOCTOR_HEALTH_TIMEOUT_MS 5000L
+#define DOCTOR_URL_MAX 1024
+
+int doctor_cert_expiry(const char *path, long *days, char when[32], pos_err *e)
+{
+	FILE *f = NULL;
+	X509 *x = NULL;
+	const ASN1_TIME *na;
+	struct tm tm;
+	int d = 0, secs = 0, rc = 0;
+
+	when[0] = '\0';
+	f = fopen(path, "re");
+	if (!f)
+		return err_set(e, POS_EIO, "cannot open %s", path);
+	x = PEM_read_X509(f, NULL, NULL, NULL);
+	if (!x) {
+		rc = err_set(e, POS_EINVAL, "%s is not a PEM certificate", path);
+		goto out;
+	}
+	na = X509_get0_notAfter(x);
+	if (!na || ASN1_TIME_diff(&d, &secs, NULL, na) != 1) {
+		rc = err_set(e, POS_EINVAL, "%s: unreadable expiry date", path);
+		goto out;
+	}
+	/* ASN1_TIME_diff splits into whole days and the remaining seconds,
+	 * both with the sign of the difference. */
+	*days = d;
+	if (ASN1_TIME_to_tm(na, &tm) == 1)
+		strftime(when, 32, "%Y-%m-%d %H:%M:%S UTC", &tm);
+out:
+	X509_free(x);
+	if (f)
+		fclose(f);
+	return rc;
+}
+
+static int doctor_cert(FILE *out, const char *label, const char *path)
+{
+	char when[32];
+	long days = 0;
+	pos_err e;
+
+	if (doctor_cert_expiry(path, &days, when, &e) < 0) {
+		fprintf(out, "  %s: PROBLEM: %s\n", label, e.msg);
+		return 1;
+	}
+	if (days < 0) {
+		fprintf(out, "  %s: PROBLEM: expired on %s (%s)\n", label, when, path);
+		return 1;
+	}
+	fprintf(out, "  %s: expires %s, in %ld days%s (%s)\n", label, when, days,
+		days < DOCTOR_CERT_WARN_DAYS ? " -- renew soon" : "", path);
+	return 0;
+}
+
+static size_t doctor_discard(char *p, size_t size, size_t n, void *arg)
+{
+	(void)p;
+	(void)arg;
+	return size * n;
+}
+
+static int doctor_central(FILE *out, const struct aconf *c)
+{
+	char url[DOCTOR_URL_MAX], err[CURL_ERROR_SIZE] = "";
+	CURL *h = NULL;
+	CURLcode cc = CURLE_FAILED_INIT;
+	long status = 0;
+	int64_t t0;
+	int bad = 1;
+
+	snprintf(url, sizeof url, "%s/v1/health", c->url);
+	fprintf(out, "central:\n");
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(h = curl_easy_init())) {
+		fprintf(out, "  %s: PROBLEM: cannot initialise libcurl\n", url);
+		goto out;
+	}
+	t0 = time_mono_us();
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, err);
+	curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_3);
+	curl_easy_setopt(h, CURLOPT_CAINFO, c->ca);
+	curl_easy_setopt(h, CURLOPT_CAPATH, (char *)NULL);
+	curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert);
+	curl_easy_setopt(h, CURLOPT_SSLKEY, c->key);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, DOCTOR_HEALTH_TIMEOUT_MS);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, doctor_discard);
+	cc = curl_easy_perform(h);
+	if (cc != CURLE_OK) {
+		fprintf(out, "  %s: PROBLEM: %s\n", url, err[0] ? err : curl_easy_strerror(cc));
+		goto out;
+	}
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	if (status != 200) {
+		fprintf(out, "  %s: PROBLEM: answered HTTP %ld\n", url, status);
+		goto out;
+	}
+	fprintf(out, "  %s: OK, HTTP 200 in %lld ms (TLS 1.3, terminal certificate accepted)\n",
+		url, (long long)((time_mono_us() - t0) / 1000));
+	bad = 0;
+out:
+	if (h)
+		curl_easy_cleanup(h);
+	return bad;
+}
+
+static void doctor_spool(FILE *out, const struct aconf *c)
+{
+	struct spool *s = NULL;
+	struct stat st;
+	pos_err e;
+
+	fprintf(out, "spool:\n");
+	/* Opening would create it: a missing spool is only news. */
+	if (stat(c->spool, &st) != 0) {
+		fprintf(out, "  %s: not created yet (the agent makes it at start)\n", c->spool);
+		return;
+	}
+	if (spool_open(c->spool, &s, &e) < 0) {
+		fprintf(out, "  %s: PROBLEM: %s\n", c->spool, e.msg);
+		return;
+	}
+	fprintf(out, "  %s: %ld basket(s) waiting for central, %ld set aside (refused by central)\n",
+		c->spool, spool_count(s), spool_count_rejected(s));
+	spool_close(s);
+}
+
+static void doctor_agent(FILE *out, const struct aconf *c)
+{
+	struct sockaddr_un sa;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int up;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sun_family = AF_UNIX;
+	/* aconf refused a path too long for sun_path. */
+	size_t n = strnlen(c->socket, sizeof sa.sun_path - 1);
+	memcpy(sa.sun_path, c->socket, n);
+	up = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+	if (fd >= 0)
+		close(fd);
+	fprintf(out, "agent:\n  %s: %s\n", c->socket,
+		up ? "an agent answers on the control socket" : "no agent running");
+}
+
+int doctor_run(const struct aconf *c, FILE *out)
+{
+	int bad = 0;
+	pos_err e;
+
+	fprintf(out, "configuration: %s (store %s, terminal %s)\n", c->file, c->store, c->terminal);
+	if (aconf_check_files(c, &e) < 0) {
+		fprintf(out, "  PROBLEM: %s\n", e.msg);
+		bad = 1;
+	}
+	device_doctor(out, c->devices, c->ndevices);
+	bad |= doctor_central(out, c);
+	fprintf(out, "certificates:\n");
+	bad |= doctor_cert(out, "terminal certificate", c->cert);
+	bad |= doctor_cert(out, "CA certificate", c->ca);
+	doctor_spool(out, c);
+	doctor_agent(out, c);
+	fprintf(out, "%s\n", bad ? "doctor: problems found (see PROBLEM lines)" : "doctor: all OK");
+	return bad;
+}
