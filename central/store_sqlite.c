@@ -103,7 +103,7 @@ static const char *const store_migrations[] = {
 	"CREATE TABLE households ("
 	"  hhid TEXT PRIMARY KEY NOT NULL,"
 	"  created INTEGER NOT NULL"
-	");"
+	") WITHOUT ROWID;"
 	"CREATE TABLE tid_index ("
 	"  idx BLOB PRIMARY KEY NOT NULL CHECK (length(idx) = 32),"
 	"  hhid TEXT NOT NULL REFERENCES households(hhid)"
