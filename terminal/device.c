@@ -354,7 +354,7 @@ static int device_resolve(struct device *d, char *path, size_t cap, char *why, s
 		return 0;
 	}
 	if (!realpath(d->cfg.port, real)) {
-		snprintf(why, whycap, "not found: %s: %s", d->cfg.port, strerror(errno));
+		snprintf(why, whycap, "not found: %.200s: %s", d->cfg.port, strerror(errno));
 		return -1;
 	}
 	if (strlen(real) >= cap) {
@@ -374,28 +374,28 @@ static void device_connect(struct device *d)
 		goto fail;
 	fd = open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
-		snprintf(why, sizeof why, "open failed: %s: %s", path, strerror(errno));
+		snprintf(why, sizeof why, "open failed: %.200s: %s", path, strerror(errno));
 		goto fail;
 	}
 	d->fd = fd;
 	if (!isatty(fd)) {
-		snprintf(why, sizeof why, "open failed: %s: not a terminal", path);
+		snprintf(why, sizeof why, "open failed: %.200s: not a terminal", path);
 		goto fail;
 	}
 	/* Two readers on one scanner would each get half the codes. */
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		snprintf(why, sizeof why, "open failed: %s: %s", path,
+		snprintf(why, sizeof why, "open failed: %.200s: %s", path,
 			 errno == EWOULDBLOCK ? "in use by another process" : strerror(errno));
 		goto fail;
 	}
 	if (device_termios(fd, &d->prof, &d->saved, &d->saved_ok) < 0) {
-		snprintf(why, sizeof why, "open failed: %s: line settings: %s", path,
+		snprintf(why, sizeof why, "open failed: %.200s: line settings: %s", path,
 			 strerror(errno));
 		goto fail;
 	}
 	d->ev_read = event_new(d->base, fd, EV_READ | EV_PERSIST, device_read_cb, d);
 	if (!d->ev_read || event_add(d->ev_read, NULL) < 0) {
-		snprintf(why, sizeof why, "open failed: %s: cannot watch the descriptor", path);
+		snprintf(why, sizeof why, "open failed: %.200s: cannot watch the descriptor", path);
 		goto fail;
 	}
 	memcpy(d->tty, path, strlen(path) + 1);
