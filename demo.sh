@@ -117,6 +117,8 @@ say "Terminal certificates for store S1, lanes T1 and T2"
 for t in 1 2; do
 	"$BIN/pos-central" terminal-cert "$D/central" --store S1 --terminal "T$t" \
 		--out "$D/lane$t" >/dev/null
+	# US stores embed the price of weighed items in a UPC-A of number system 2.
+	sed -i '/^id = /a variable_measure = us' "$D/lane$t/terminal.conf"
 	info "lane$t: terminal.crt (OU=S1, CN=T$t), terminal.key, ca.crt, central.pub, terminal.conf"
 done
 
@@ -149,8 +151,8 @@ for lane in lane1 lane2; do
 	info "$lane: pos-agent up, scanner and card reader connected"
 done
 
-say "Lane 1: Smith buys milk, bread, two apples; swipes a Visa card"
-emit lane1 scanner 9520000000011 9520000000028 9520000000035 9520000000035
+say "Lane 1: Smith buys milk, bread, two apples, deli cheese priced in its label; swipes a Visa card"
+emit lane1 scanner 9520000000011 9520000000028 9520000000035 9520000000035 201234703495
 emit lane1 cardreader "card 4242424242424242 2812"
 sleep 0.5
 ctl lane1 total | sed 's/^/   /'
@@ -185,14 +187,26 @@ ctl lane2 status | sed 's/^/   /'
 
 say "Purchase histories (pos-central history --format table)"
 for hh in "Smith:$HH_SMITH" "Jones:$HH_JONES" "Garcia:$HH_GARCIA"; do
-	printf '\n   %s household %s\n' "${hh%%:*}" "${hh#*:}"
+	printf '\n   %s\n' "${hh%%:*}"
 	"$BIN/pos-central" history -c "$D/central/central.conf" --hhid "${hh#*:}" --format table \
 		| sed 's/^/   /'
 done
 
 say "Totals"
-curl -sf --cacert "$D/central/ca.crt" "https://127.0.0.1:$PORT/metrics" \
-	| grep -E '^pos_(baskets_stored_total|households) ' | sed 's/^/   /'
+for hh in "$HH_SMITH" "$HH_JONES" "$HH_GARCIA"; do
+	"$BIN/pos-central" history -c "$D/central/central.conf" --hhid "$hh" --format json
+done | python3 -c '
+import json, sys
+dec, text, pos, baskets = json.JSONDecoder(), sys.stdin.read(), 0, []
+while pos < len(text.strip()):
+    part, pos = dec.raw_decode(text, pos)
+    baskets += part
+    while pos < len(text) and text[pos].isspace():
+        pos += 1
+items = sum(i["qty"] for b in baskets for i in b["items"])
+cents = sum(i["price_cents"] for b in baskets for i in b["items"] if i["price_cents"] is not None)
+print(f"   3 households, {len(baskets)} baskets, {items} items, ${cents / 100:.2f} of known prices")
+'
 
 say "Stopping everything"
 cleanup

@@ -430,6 +430,7 @@ struct enrol {
 	struct pending *out; /* printed only once their batch committed */
 	size_t n_out;
 	long lines, linked, already, new_households, bad;
+	long committed; /* lines whose batch committed */
 };
 
 /* Commits the open batch and prints its results. */
@@ -439,6 +440,7 @@ static int enrol_flush(struct enrol *en, pos_err *e)
 
 	if (rc < 0)
 		return rc;
+	en->committed = en->lines;
 	for (size_t i = 0; i < en->n_out; i++)
 		printf("%ld,%s\n", en->out[i].line, en->out[i].hhid);
 	en->n_out = 0;
@@ -636,6 +638,13 @@ out:
 		admin_fail(&e);
 	if (open_txn)
 		store_rollback(en.s);
+	/* Batches committed before a failure stay: the run still leaves its row. */
+	if (ret == ADMIN_FAIL && e.code && en.s && line_no > 0) {
+		admin_actor(actor, sizeof(actor));
+		snprintf(detail, sizeof(detail), "aborted_at_line=%ld committed_lines=%ld", line_no,
+			 en.committed);
+		store_audit(en.s, actor, "household.enroll", detail, NULL);
+	}
 	store_close(en.s);
 	wipe(en.key, sizeof(en.key));
 	wipe(line, sizeof(line));

@@ -101,6 +101,11 @@ bool device_is_up(const struct device *d)
 	return d && d->state == DEVICE_ST_UP;
 }
 
+const struct profile *device_profile(const struct device *d)
+{
+	return d ? &d->prof : NULL;
+}
+
 /* Parses hex of 1..4 digits up to ':' or the end; advances *s. */
 static int device_hex16(const char **s, int *out)
 {
@@ -268,7 +273,8 @@ static void device_schedule(struct device *d)
 }
 
 /* The device is not (or no longer) usable: report it once per state
- * change, then try again later. */
+ * change, then try again later. The owner logs the event it receives
+ * (once, where it is handled); here only debug lines. */
 static void device_down(struct device *d, const char *why)
 {
 	char qn[96], qw[DEVICE_DETAIL_MAX + 16];
@@ -285,8 +291,8 @@ static void device_down(struct device *d, const char *why)
 	}
 	d->state = DEVICE_ST_DOWN;
 	snprintf(d->down_why, sizeof d->down_why, "%s", why);
-	log_warn("device_down", "name=%s role=%s reason=%s", log_q(qn, sizeof qn, d->cfg.name),
-		 device_role_name(d->cfg.role), log_q(qw, sizeof qw, why));
+	log_debug("device_down", "name=%s role=%s reason=%s", log_q(qn, sizeof qn, d->cfg.name),
+		  device_role_name(d->cfg.role), log_q(qw, sizeof qw, why));
 	if (d->on_event)
 		d->on_event(d, DEVICE_DOWN, why, d->arg);
 }
@@ -402,9 +408,9 @@ static void device_connect(struct device *d)
 	d->state = DEVICE_ST_UP;
 	d->down_why[0] = '\0';
 	d->backoff_ms = DEVICE_BACKOFF_MIN_MS;
-	log_info("device_up", "name=%s role=%s path=%s profile=%s",
-		 log_q(qn, sizeof qn, d->cfg.name), device_role_name(d->cfg.role),
-		 log_q(qp, sizeof qp, path), d->prof.name);
+	log_debug("device_up", "name=%s role=%s path=%s profile=%s",
+		  log_q(qn, sizeof qn, d->cfg.name), device_role_name(d->cfg.role),
+		  log_q(qp, sizeof qp, path), d->prof.name);
 	if (d->on_event)
 		d->on_event(d, DEVICE_UP, d->tty, d->arg);
 	return;

@@ -46,6 +46,10 @@ void device_free(struct device *d);
 const char *device_name(const struct device *d);
 enum device_role device_role_of(const struct device *d);
 bool device_is_up(const struct device *d);
+/* The profile the device was started with (kind, aim, framing: see
+ * profile.h); owned by d, valid until device_free. */
+struct profile;
+const struct profile *device_profile(const struct device *d);
 /* "scanner" / "cardreader" <-> role; parse returns -1 when unknown. */
 const char *device_role_name(enum device_role r);
 int device_role_parse(const char *s, enum device_role *out);

@@ -198,7 +198,7 @@ int profile_find(const char *name, char *path, size_t cap, pos_err *e)
 {
 	static const char *const exe_rel[] = { "../../hw/profiles", "../../../hw/profiles",
 					       "../share/pos/profiles" };
-	char exe[PATH_MAX], cand[PATH_MAX], looked[384];
+	char exe[PATH_MAX], cand[PATH_MAX], looked[512];
 	size_t off = 0;
 	const char *env;
 	ssize_t n;
@@ -225,8 +225,8 @@ int profile_find(const char *name, char *path, size_t cap, pos_err *e)
 			    profile_is_file(cand))
 				goto found;
 			if (off < sizeof looked) {
-				int w = snprintf(looked + off, sizeof looked - off, "%s<exe>/%s",
-						 off ? ", " : "", exe_rel[i]);
+				int w = snprintf(looked + off, sizeof looked - off, "%s%.120s/%s",
+						 off ? ", " : "", exe, exe_rel[i]);
 				if (w > 0)
 					off += (size_t)w;
 			}

@@ -30,11 +30,11 @@ enum {
 };
 
 static const char *const spool_sql[SQ_N] = {
-	[SQ_PUT] = "INSERT INTO baskets(txn, body, created_ms) "
-		   "VALUES(?1, ?2, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)) "
-		   "ON CONFLICT(txn) DO NOTHING",
-	[SQ_PEEK] = "SELECT id, txn, body, attempts FROM baskets WHERE rejected IS NULL "
-		    "ORDER BY id LIMIT ?1",
+	[SQ_PUT] = ("INSERT INTO baskets(txn, body, created_ms) "
+		    "VALUES(?1, ?2, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)) "
+		    "ON CONFLICT(txn) DO NOTHING"),
+	[SQ_PEEK] = ("SELECT id, txn, body, attempts FROM baskets WHERE rejected IS NULL "
+		     "ORDER BY id LIMIT ?1"),
 	[SQ_DELETE] = "DELETE FROM baskets WHERE txn = ?1",
 	[SQ_ATTEMPT] = "UPDATE baskets SET attempts = attempts + 1 WHERE txn = ?1",
 	[SQ_REJECT] = "UPDATE baskets SET rejected = ?2, attempts = attempts + 1 WHERE txn = ?1",

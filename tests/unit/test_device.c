@@ -21,6 +21,7 @@
 #include <event2/event.h>
 
 #include "device.h"
+#include "profile.h"
 
 #define MAXF 16
 #define WAIT_S 10
@@ -196,6 +197,7 @@ static void codes_written_to_the_pty_arrive_as_frames(void **st)
 	assert_string_equal(w->last_up, w->slave); /* the link was followed */
 	assert_string_equal(device_name(w->dev), "flatbed");
 	assert_int_equal(device_role_of(w->dev), DEVICE_SCANNER);
+	assert_int_equal(device_profile(w->dev)->aim, PROFILE_AIM_OPTIONAL);
 
 	put(w->master, "4006381333931\r\n]E05901234123457\r");
 	put(w->master, "\n96385");

@@ -1,0 +1,89 @@
+#ifndef POS_BENCHUTIL_H
+#define POS_BENCHUTIL_H
+/*
+ * Small helpers shared by the benchmark programs (each tests/bench/X.c is its
+ * own executable, so these are static inline). Every program prints what it
+ * measured for people, then one line "RESULT {json}" that tests/bench/run.sh
+ * collects into build/bench/results.json.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static inline uint64_t bench_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* CPU time of this thread, so a loop's cost excludes other threads. */
+static inline uint64_t bench_thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* utime + stime of a process from /proc/PID/stat, in seconds; -1 when it
+ * cannot be read (the process is gone). */
+static inline double bench_proc_cpu_s(long pid)
+{
+	char path[64], buf[2048];
+	unsigned long ut = 0, st = 0;
+	FILE *f;
+	size_t n;
+	char *p;
+
+	snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+	if (!(f = fopen(path, "r")))
+		return -1;
+	n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* The command name may hold spaces: fields count from the last ')'. */
+	if (!(p = strrchr(buf, ')')))
+		return -1;
+	/* After ')': state(3) ... utime is field 14, stime 15. */
+	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static inline int bench_cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The q-quantile (0..1) of n sorted values; 0 when n is 0. */
+static inline uint32_t bench_quantile(const uint32_t *v, size_t n, double q)
+{
+	size_t i;
+
+	if (n == 0)
+		return 0;
+	i = (size_t)(q * (double)(n - 1) + 0.5);
+	return v[i < n ? i : n - 1];
+}
+
+/* A positive number from the environment, or def. */
+static inline double bench_env_num(const char *name, double def)
+{
+	const char *s = getenv(name);
+	char *end;
+	double v;
+
+	if (!s || !*s)
+		return def;
+	v = strtod(s, &end);
+	return (*end == '\0' && v > 0) ? v : def;
+}
+
+#endif
