@@ -378,7 +378,7 @@ static void offers_are_listed_once(void **st)
 static void limits_hold(void **st)
 {
 	struct lane *l = open_lane();
-	char gtin[GTIN_LEN + 1];
+	char gtin[32];
 	pos_err e;
 
 	(void)st;
