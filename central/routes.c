@@ -179,15 +179,16 @@ static void routes_error(struct rq *q, int status, const char *code, const char 
  * none). */
 static void routes_fail(struct rq *q, int rc, const pos_err *e)
 {
-	if (rc == POS_EAGAIN || rc == POS_EDB) {
-		log_error("store_failed", "route=%s code=%s", metrics_route_name(q->route),
-			  err_name(rc));
+	char qb[sizeof e->msg + 16];
+	bool busy = rc == POS_EAGAIN || rc == POS_EDB;
+
+	log_error(busy ? "store_failed" : "internal_error", "route=%s code=%s detail=%s",
+		  metrics_route_name(q->route), err_name(rc),
+		  log_q(qb, sizeof qb, e ? e->msg : ""));
+	if (busy)
 		routes_error(q, 503, "unavailable", "storage is busy or failing; retry later");
-		return;
-	}
-	log_error("internal_error", "route=%s code=%s detail=\"%s\"", metrics_route_name(q->route),
-		  err_name(rc), e ? e->msg : "");
-	routes_error(q, 500, "internal", "internal error");
+	else
+		routes_error(q, 500, "internal", "internal error");
 }
 
 static void routes_bad_input(struct rq *q, int rc, const pos_err *e)

@@ -452,7 +452,6 @@ static int server_worker_init(struct worker *w, const struct cconf *c,
 	evhttp_set_max_headers_size(w->http, (ev_ssize_t)c->max_headers);
 	evhttp_set_timeout(w->http, (int)c->idle_timeout);
 	evhttp_set_flags(w->http, EVHTTP_SERVER_LINGERING_CLOSE);
-	evhttp_set_default_content_type(w->http, "application/json");
 	w->bound = evhttp_accept_socket_with_handle(w->http, w->fd);
 	if (!w->bound)
 		return err_set(e, POS_EIO, "worker %d: cannot accept on its socket", w->idx);

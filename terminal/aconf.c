@@ -312,9 +312,9 @@ static int aconf_readable(const char *what, const char *path, pos_err *e)
 	struct stat st;
 
 	if (stat(path, &st) != 0)
-		return err_set(e, POS_EIO, "%s %s: %s", what, path, strerror(errno));
+		return err_set(e, POS_EIO, "%s: %s: %s", what, path, strerror(errno));
 	if (!S_ISREG(st.st_mode) || access(path, R_OK) != 0)
-		return err_set(e, POS_EIO, "%s %s: not a readable file", what, path);
+		return err_set(e, POS_EIO, "%s: %s: not a readable file", what, path);
 	return 0;
 }
 

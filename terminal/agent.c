@@ -339,7 +339,7 @@ static json_t *agent_total(struct agent *a)
 	char txn[LANE_TXN_LEN + 1];
 	char *body = NULL;
 	size_t len = 0;
-	long units;
+	long units, lines;
 	pos_err e;
 	int rc;
 
@@ -356,16 +356,20 @@ static json_t *agent_total(struct agent *a)
 		return control_error("spool_failed", "the basket could not be saved; try again");
 	}
 	free(body);
+	/* "items" counts basket lines, as the basket body and central's
+	 * history do; "units" is what the cashier scanned. */
 	units = lane_units(a->lane);
-	log_info("spooled", "txn=%s items=%ld resolved=%s tid=%s", txn, units,
+	lines = (long)lane_lines(a->lane);
+	log_info("spooled", "txn=%s items=%ld units=%ld resolved=%s tid=%s", txn, lines, units,
 		 lane_has_household(a->lane) ? "true" : "false",
 		 lane_has_tid(a->lane) ? "true" : "false");
 	agent_resolve_cancel(a, txn, 0);
 	lane_close(a->lane);
-	agent_emit(a, json_pack("{s:s, s:s, s:I}", "event", "spooled", "txn", txn, "items",
-				(json_int_t)units));
+	agent_emit(a, json_pack("{s:s, s:s, s:I, s:I}", "event", "spooled", "txn", txn, "items",
+				(json_int_t)lines, "units", (json_int_t)units));
 	uplink_kick(a->uplink);
-	return json_pack("{s:b, s:s, s:I}", "ok", 1, "txn", txn, "items", (json_int_t)units);
+	return json_pack("{s:b, s:s, s:I, s:I}", "ok", 1, "txn", txn, "items", (json_int_t)lines,
+			 "units", (json_int_t)units);
 }
 
 static json_t *agent_void(struct agent *a)
@@ -415,7 +419,7 @@ static json_t *agent_status(struct agent *a)
 	r = json_pack("{s:b, s:s, s:s, s:o, s:I, s:I, s:b, s:b, s:I, s:I, s:b, s:o}", "ok", 1,
 		      "store", a->cfg->store, "terminal", a->cfg->terminal, "txn",
 		      *txn ? json_string(txn) : json_null(), "items",
-		      (json_int_t)lane_units(a->lane), "lines", (json_int_t)lane_lines(a->lane),
+		      (json_int_t)lane_lines(a->lane), "units", (json_int_t)lane_units(a->lane),
 		      "tid", lane_has_tid(a->lane), "household", lane_has_household(a->lane),
 		      "spooled", (json_int_t)spool_count(a->spool), "rejected",
 		      (json_int_t)spool_count_rejected(a->spool), "online",

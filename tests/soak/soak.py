@@ -236,14 +236,16 @@ class Terminal:
             if not r.get("ok") or r.get("gtin") != "0" + extra:
                 return self.abandon("void refused")
 
-        # Nothing but what this lane sent may be in the basket.
-        evs = self.events_since(cursor)
-        if items_of(evs) != want:
+        # Nothing but what this lane sent may be in the basket (the void's
+        # event may trail its reply: they travel on different connections).
+        if self.wait_events(cursor, lambda es: items_of(es) == want, LANE_WAIT) is None:
             return self.abandon("foreign items in the basket")
 
         r = self.agent.cmd({"cmd": "total"}, timeout=CMD_TIMEOUT)
         if r.get("ok") is True and r.get("txn"):
-            if r["txn"] != txn or r.get("items") != sum(want.values()):
+            # "units" counts scans standing; older agents named it "items".
+            units = r.get("units", r.get("items"))
+            if r["txn"] != txn or units != sum(want.values()):
                 # Acknowledged, yet not the basket this lane built: evidence.
                 self.log(f"{self.name}: total answered {r} for lane txn {txn}", force=True)
             self.completed[r["txn"]] = {"agent": self.name, "lane": [self.no, self.seq],
