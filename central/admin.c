@@ -881,6 +881,7 @@ static int admin_stdout_sink(const void *buf, size_t len, void *arg)
 
 int history_main(int argc, char **argv)
 {
+	struct store_household hh;
 	struct admin_opts o;
 	struct cconf cf;
 	struct store *s = NULL;
@@ -914,8 +915,10 @@ int history_main(int argc, char **argv)
 		return admin_usage(history_usage, "history: --from must be before --to");
 
 	rc = admin_open(o.conf, &cf, &s, &e);
-	if (rc == 0 && !store_household_exists(s, o.hhid))
-		rc = err_set(&e, POS_ENOTFOUND, "unknown household %s", o.hhid);
+	/* Not store_household_exists: that one also says yes for a household
+	 * merged away, which has no history of its own any more. */
+	if (rc == 0)
+		rc = store_household(s, o.hhid, &hh, &e);
 	if (rc == 0) {
 		admin_actor(actor, sizeof(actor));
 		snprintf(detail, sizeof(detail), "hhid=%s", o.hhid);

@@ -116,9 +116,12 @@ static int basket_items(json_t *items, struct basket_in *out, pos_err *e)
 	return 0;
 }
 
-/* Offers are accepted and not stored yet; they still count in the digest,
- * so the same txn with other offers is a conflict, not a duplicate. */
-static int basket_offers(json_t *offers, EVP_MD_CTX *md, pos_err *e)
+/* The offer codes, each once, into out->b.offers for the store to redeem;
+ * the digest takes them as sent, so the same txn with other offers is a
+ * conflict, not a duplicate. A code is any short printable string here:
+ * whether it is a code central issued is the store's answer, per code,
+ * without refusing the basket. */
+static int basket_offers(json_t *offers, EVP_MD_CTX *md, struct basket_in *out, pos_err *e)
 {
 	size_t n;
 
@@ -133,8 +136,11 @@ static int basket_offers(json_t *offers, EVP_MD_CTX *md, pos_err *e)
 			       BASKET_MAX_OFFERS);
 	if (basket_field_i64(md, 'O', (int64_t)n) < 0)
 		return err_set(e, POS_ECRYPTO, "digest failed");
+	if (n > 0 && !(out->b.offers = calloc(n, sizeof *out->b.offers)))
+		return err_set(e, POS_ENOMEM, "out of memory for %zu offers", n);
 	for (size_t i = 0; i < n; i++) {
 		json_t *v = json_array_get(offers, i);
+		bool dup = false;
 		size_t len;
 
 		if (!json_is_string(v))
@@ -146,6 +152,10 @@ static int basket_offers(json_t *offers, EVP_MD_CTX *md, pos_err *e)
 				       BASKET_OFFER_MAX);
 		if (basket_field(md, 'o', json_string_value(v), len) < 0)
 			return err_set(e, POS_ECRYPTO, "digest failed");
+		for (size_t k = 0; k < out->b.n_offers && !dup; k++)
+			dup = strcmp(out->b.offers[k].code, json_string_value(v)) == 0;
+		if (!dup)
+			memcpy(out->b.offers[out->b.n_offers++].code, json_string_value(v), len + 1);
 	}
 	return 0;
 }
@@ -251,7 +261,7 @@ int basket_from_json(json_t *obj, const char *store, const char *terminal, int64
 		rc = err_set(e, POS_ECRYPTO, "basket digest failed");
 		goto out;
 	}
-	if ((rc = basket_offers(json_object_get(obj, "offers"), md, e)) < 0)
+	if ((rc = basket_offers(json_object_get(obj, "offers"), md, out, e)) < 0)
 		goto out;
 	if (EVP_DigestFinal_ex(md, out->b.digest, &dlen) != 1 || dlen != sizeof out->b.digest) {
 		rc = err_set(e, POS_ECRYPTO, "basket digest failed");
@@ -321,4 +331,7 @@ void basket_free(struct basket_in *b)
 	free(b->b.items);
 	b->b.items = NULL;
 	b->b.n_items = 0;
+	free(b->b.offers);
+	b->b.offers = NULL;
+	b->b.n_offers = 0;
 }

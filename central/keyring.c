@@ -12,7 +12,11 @@
 
 struct keyring {
 	struct hpke_keypair keys[KEYRING_MAX_KEYS]; /* [0] is the current key */
+	/* keys[i] imported into OpenSSL once: importing costs as much as the
+	 * DH of a resolve, so it must not happen per request. */
+	struct envelope_key *ekeys[KEYRING_MAX_KEYS];
 	size_t n;
+	struct deident_key *dk_index, *dk_deident; /* keyed from the two below */
 	unsigned char k_index[KEYS_HMAC_LEN];
 	unsigned char k_deident[KEYS_HMAC_LEN];
 	char analyst[KEYS_TOKEN_MAX + 1];
@@ -20,10 +24,25 @@ struct keyring {
 	size_t analyst_len, admin_len;
 };
 
+/* (Re)keys the prepared HMACs from kr->k_index and kr->k_deident. */
+static int keyring_prepare_hmac(struct keyring *kr, pos_err *e)
+{
+	int rc;
+
+	deident_key_free(kr->dk_index);
+	deident_key_free(kr->dk_deident);
+	kr->dk_index = kr->dk_deident = NULL;
+	if ((rc = deident_key_new(kr->k_index, &kr->dk_index, e)) < 0 ||
+	    (rc = deident_key_new(kr->k_deident, &kr->dk_deident, e)) < 0)
+		return rc;
+	return 0;
+}
+
 int keyring_new(const unsigned char k_index[KEYS_HMAC_LEN],
 		const unsigned char k_deident[KEYS_HMAC_LEN], struct keyring **out, pos_err *e)
 {
 	struct keyring *kr;
+	int rc;
 
 	*out = NULL;
 	kr = calloc(1, sizeof *kr);
@@ -33,18 +52,28 @@ int keyring_new(const unsigned char k_index[KEYS_HMAC_LEN],
 		memcpy(kr->k_index, k_index, KEYS_HMAC_LEN);
 	if (k_deident)
 		memcpy(kr->k_deident, k_deident, KEYS_HMAC_LEN);
+	if ((rc = keyring_prepare_hmac(kr, e)) < 0) {
+		keyring_free(kr);
+		return rc;
+	}
 	*out = kr;
 	return 0;
 }
 
 int keyring_add(struct keyring *kr, const struct hpke_keypair *kp, pos_err *e)
 {
+	int rc;
+
 	if (!kr || !kp)
 		return err_set(e, POS_EINVAL, "keyring: missing argument");
 	if (keyring_find(kr, kp->kid))
 		return 0;
 	if (kr->n >= KEYRING_MAX_KEYS)
 		return err_set(e, POS_ETOOBIG, "keyring: more than %d HPKE keys", KEYRING_MAX_KEYS);
+	if ((rc = envelope_key_new(kp->sk, &kr->ekeys[kr->n], e)) < 0) {
+		err_prefix(e, "keyring: key %s", kp->kid);
+		return rc;
+	}
 	kr->keys[kr->n++] = *kp;
 	return 0;
 }
@@ -139,7 +168,8 @@ int keyring_load(const struct cconf *c, struct keyring **out, pos_err *e)
 	if (rc < 0 || (rc = keyring_load_retired(kr, c->hpke_retired, e)) < 0)
 		goto out;
 	if ((rc = keys_load_hmac(c->k_index, kr->k_index, e)) < 0 ||
-	    (rc = keys_load_hmac(c->k_deident, kr->k_deident, e)) < 0)
+	    (rc = keys_load_hmac(c->k_deident, kr->k_deident, e)) < 0 ||
+	    (rc = keyring_prepare_hmac(kr, e)) < 0)
 		goto out;
 	if (CRYPTO_memcmp(kr->k_index, kr->k_deident, KEYS_HMAC_LEN) == 0) {
 		/* Equal keys would make the DeIdentTID a prefix of the tid index. */
@@ -166,8 +196,13 @@ out:
 
 void keyring_free(struct keyring *kr)
 {
-	if (kr)
-		wipe_free(kr, sizeof *kr);
+	if (!kr)
+		return;
+	for (size_t i = 0; i < kr->n; i++)
+		envelope_key_free(kr->ekeys[i]);
+	deident_key_free(kr->dk_index);
+	deident_key_free(kr->dk_deident);
+	wipe_free(kr, sizeof *kr);
 }
 
 const struct hpke_keypair *keyring_find(const struct keyring *kr, const char *kid)
@@ -178,6 +213,26 @@ const struct hpke_keypair *keyring_find(const struct keyring *kr, const char *ki
 		if (strcmp(kr->keys[i].kid, kid) == 0)
 			return &kr->keys[i];
 	return NULL;
+}
+
+const struct envelope_key *keyring_find_key(const struct keyring *kr, const char *kid)
+{
+	if (!kr || !kid)
+		return NULL;
+	for (size_t i = 0; i < kr->n; i++)
+		if (strcmp(kr->keys[i].kid, kid) == 0)
+			return kr->ekeys[i];
+	return NULL;
+}
+
+const struct deident_key *keyring_index_key(const struct keyring *kr)
+{
+	return kr ? kr->dk_index : NULL;
+}
+
+const struct deident_key *keyring_deident_key(const struct keyring *kr)
+{
+	return kr ? kr->dk_deident : NULL;
 }
 
 size_t keyring_count(const struct keyring *kr)

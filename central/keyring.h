@@ -11,6 +11,8 @@
 #include <stddef.h>
 
 #include "cconf.h"
+#include "deident.h"
+#include "envelope.h"
 #include "err.h"
 #include "keys.h"
 
@@ -32,6 +34,12 @@ void keyring_free(struct keyring *kr);
 
 /* The key pair of kid, NULL when unknown. Borrowed from kr. */
 const struct hpke_keypair *keyring_find(const struct keyring *kr, const char *kid);
+/* The key of kid prepared for opening envelopes (imported into OpenSSL
+ * once, at load), NULL when unknown. Borrowed from kr; threads share it. */
+const struct envelope_key *keyring_find_key(const struct keyring *kr, const char *kid);
+/* k_index and k_deident as prepared HMAC keys. Borrowed from kr. */
+const struct deident_key *keyring_index_key(const struct keyring *kr);
+const struct deident_key *keyring_deident_key(const struct keyring *kr);
 size_t keyring_count(const struct keyring *kr);
 const unsigned char *keyring_k_index(const struct keyring *kr);
 const unsigned char *keyring_k_deident(const struct keyring *kr);

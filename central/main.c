@@ -4,6 +4,8 @@
  *   setup, terminal-cert, rotate-key   central's home and terminals (setup.c)
  *   serve                              the HTTPS resolver (server.c, routes.c)
  *   household, history                 maintenance and histories (admin.c)
+ *   offer                              offers: create, list, end, report
+ *                                      (offer_cli.c)
  *   seal-test                          a test aid: seals a TID read on stdin
  *                                      into an EncTID with central.pub, so
  *                                      shell tests need no HPKE of their own
@@ -20,6 +22,7 @@
 #include "keyring.h"
 #include "keys.h"
 #include "log.h"
+#include "offer_cli.h"
 #include "server.h"
 #include "setup.h"
 #include "tid.h"
@@ -186,6 +189,9 @@ static const struct main_cmd main_cmds[] = {
 	  "                                household maintenance" },
 	{ "history", history_main,
 	  "history -c CONF --hhid H [--from D] [--to D] [--format csv|json|table]" },
+	{ "offer", offer_main,
+	  "offer create|list|end|report -c CONF ...\n"
+	  "                                offers for phones, redeemed at the lanes" },
 	{ "seal-test", main_seal_test,
 	  "seal-test --pub central.pub --store S --terminal T --txn X < tid\n"
 	  "                                test aid: print an EncTID for a TID on stdin" },

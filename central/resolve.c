@@ -98,7 +98,7 @@ int resolve_open(const struct keyring *kr, const char *store, const char *termin
 		 const char *txn, const char *kid, const char *enc,
 		 unsigned char idx[DEIDENT_INDEX_LEN], char dtid[DEIDENT_ID_LEN + 1], pos_err *e)
 {
-	const struct hpke_keypair *kp;
+	const struct envelope_key *key;
 	char info[ENVELOPE_INFO_MAX];
 	char pt[ENVELOPE_MAX_PT + 1];
 	char tid[TID_MAX];
@@ -110,10 +110,10 @@ int resolve_open(const struct keyring *kr, const char *store, const char *termin
 	 * failed open could differ from the unknown-kid one. */
 	if (envelope_info(info, store, terminal, txn, &sub) < 0)
 		return err_set(e, POS_EINVAL, "store, terminal or txn cannot form the EncTID info");
-	kp = keyring_find(kr, kid);
-	if (!kp)
+	key = keyring_find_key(kr, kid);
+	if (!key)
 		return err_set(e, POS_ECRYPTO, RESOLVE_BAD_TID);
-	if (envelope_open_tid(kp->sk, info, enc, pt, &sub) < 0) {
+	if (envelope_open_tid_key(key, info, enc, pt, &sub) < 0) {
 		wipe(pt, sizeof pt);
 		return err_set(e, POS_ECRYPTO, RESOLVE_BAD_TID);
 	}
@@ -123,8 +123,8 @@ int resolve_open(const struct keyring *kr, const char *store, const char *termin
 		rc = err_set(e, POS_EINVAL, "the EncTID opens but does not hold a valid TID");
 		goto out;
 	}
-	if ((rc = deident_index(keyring_k_index(kr), tid, idx, e)) < 0 ||
-	    (rc = deident_tid(keyring_k_deident(kr), tid, dtid, e)) < 0)
+	if ((rc = deident_index_key(keyring_index_key(kr), tid, idx, e)) < 0 ||
+	    (rc = deident_tid_key(keyring_deident_key(kr), tid, dtid, e)) < 0)
 		goto out;
 out:
 	wipe(tid, sizeof tid);

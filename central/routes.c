@@ -18,13 +18,18 @@
 #include "jsonx.h"
 #include "log.h"
 #include "metrics.h"
+#include "offers.h"
 #include "resolve.h"
 #include "server.h"
 #include "timeutil.h"
+#include "wipe.h"
 
 #define ROUTES_HH_PREFIX "/v1/households/"
 #define ROUTES_HH_SUFFIX "/baskets"
 #define ROUTES_QUERY_MAX 512
+#define ROUTES_OFFERS_PREFIX "/v1/offers/"
+#define ROUTES_ACCEPT_SUFFIX "/accept"
+#define ROUTES_CHECK_BODY_MAX 1024
 
 /* One request while it is being handled: on the stack for the routes that
  * answer at once, inside a struct routes_async for baskets. */
@@ -390,21 +395,32 @@ static const char *routes_put_name(enum store_put_result p)
 	}
 }
 
+/* {"txn","status"} and, when the basket carried offer codes, what storing
+ * did with each. */
+static void routes_answer_stored(struct routes_async *a, int status, const char *what)
+{
+	const struct store_basket *b = &a->job_baskets[0];
+	json_t *v = json_pack("{s:s, s:s}", "txn", b->txn, "status", what);
+	json_t *offers = offers_basket_json(b);
+
+	if (v && offers)
+		json_object_set_new(v, "offers", offers);
+	else
+		json_decref(offers);
+	routes_send_json(&a->q, status, v);
+	json_decref(v);
+}
+
 static void routes_answer_one(struct routes_async *a)
 {
-	const char *txn = a->in[0].b.txn;
-	char out[128];
-	int n;
-
 	switch (a->results[0]) {
 	case STORE_PUT_CREATED:
 		metrics_baskets_stored(1);
-		n = snprintf(out, sizeof out, "{\"txn\":\"%s\",\"status\":\"created\"}", txn);
-		routes_send_text(&a->q, 201, "application/json", out, (size_t)n);
+		offers_log_refusals(&a->job_baskets[0]);
+		routes_answer_stored(a, 201, "created");
 		break;
 	case STORE_PUT_DUPLICATE:
-		n = snprintf(out, sizeof out, "{\"txn\":\"%s\",\"status\":\"duplicate\"}", txn);
-		routes_send_text(&a->q, 200, "application/json", out, (size_t)n);
+		routes_answer_stored(a, 200, "duplicate");
 		break;
 	case STORE_PUT_CONFLICT:
 		routes_error(&a->q, 409, "conflict",
@@ -440,12 +456,18 @@ static void routes_answer_batch(struct routes_async *a)
 			json_object_set_new(o, "error", json_string(a->code[i]));
 			json_object_set_new(o, "detail", json_string(a->detail[i]));
 		} else {
+			const struct store_basket *b = &a->job_baskets[j];
 			enum store_put_result p = a->results[j++];
+			json_t *offers = offers_basket_json(b);
 
 			created += p == STORE_PUT_CREATED;
+			if (p == STORE_PUT_CREATED)
+				offers_log_refusals(b);
 			json_object_set_new(o, "status", json_string(routes_put_name(p)));
 			if (p == STORE_PUT_CONFLICT)
 				json_object_set_new(o, "error", json_string("conflict"));
+			if (offers)
+				json_object_set_new(o, "offers", offers);
 		}
 		json_array_append_new(arr, o);
 	}
@@ -685,6 +707,7 @@ static int routes_history_query(struct rq *q, int64_t *from, int64_t *to,
 
 static void routes_history(struct rq *q, const char *hhid)
 {
+	struct store_household hh;
 	struct evbuffer *b = NULL;
 	enum history_format fmt;
 	int64_t from, to;
@@ -707,7 +730,13 @@ static void routes_history(struct rq *q, const char *hhid)
 	}
 	if (routes_history_query(q, &from, &to, &fmt) < 0)
 		return;
-	if (!store_household_exists(q->r->store, hhid)) {
+	/* store_household, not store_household_exists: a household merged
+	 * away has no history of its own (it moved to the survivor). */
+	if ((rc = store_household(q->r->store, hhid, &hh, &e)) < 0) {
+		if (rc != POS_ENOTFOUND) {
+			routes_fail(q, rc, &e);
+			return;
+		}
 		routes_error(q, 404, "unknown_household", "no household has this hhid");
 		return;
 	}
@@ -722,6 +751,218 @@ static void routes_history(struct rq *q, const char *hhid)
 		routes_send(q, 200, fmt == HISTORY_CSV ? "text/csv; charset=utf-8" : "application/json",
 			    b);
 	evbuffer_free(b);
+}
+
+/* ------------------------------------------------------------ offers */
+
+/* The bearer token of the request, trimmed; NULL when none. */
+static const char *routes_bearer(struct rq *q, size_t *len)
+{
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(q->req),
+					   "Authorization");
+	size_t n;
+
+	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+		return NULL;
+	h += 7;
+	while (*h == ' ')
+		h++;
+	n = strlen(h);
+	while (n > 0 && (h[n - 1] == ' ' || h[n - 1] == '\t'))
+		n--;
+	*len = n;
+	return h;
+}
+
+/* The device of the request's bearer token, or false with 401 sent. */
+static bool routes_device(struct rq *q, int64_t *device)
+{
+	const char *tok;
+	size_t len = 0;
+	pos_err e = { 0 };
+	int rc = POS_ENOTFOUND;
+
+	tok = routes_bearer(q, &len);
+	if (tok)
+		rc = offers_device_auth(q->r->store, tok, len, device, &e);
+	if (rc == 0)
+		return true;
+	if (rc == POS_EDB || rc == POS_EAGAIN) {
+		routes_fail(q, rc, &e);
+		return false;
+	}
+	evhttp_add_header(evhttp_request_get_output_headers(q->req), "WWW-Authenticate",
+			  "Bearer realm=\"offers\"");
+	routes_error(q, 401, "unauthorized",
+		     tok ? "the device token is not known" : "this route needs a device token");
+	return false;
+}
+
+static void routes_json_or_fail(struct rq *q, int rc, int status, json_t *v, const pos_err *e)
+{
+	if (rc < 0)
+		routes_fail(q, rc, e);
+	else
+		routes_send_json(q, status, v);
+	json_decref(v);
+}
+
+/* POST /v1/devices: a phone app registers and gets its token, once. */
+static void routes_device_register(struct rq *q)
+{
+	char token[OFFERS_TOKEN_LEN + 1];
+	pos_err e = { 0 };
+	json_t *v = NULL;
+	size_t len;
+	int rc;
+
+	if (!routes_body(q, &len))
+		return;
+	rc = offers_device_register(q->r->store, time_now_ms(), token, &e);
+	if (rc == 0 && !(v = json_pack("{s:s}", "device_token", token)))
+		rc = err_set(&e, POS_ENOMEM, "out of memory");
+	routes_json_or_fail(q, rc, 201, v, &e);
+	wipe(token, sizeof token);
+}
+
+static void routes_offers_open(struct rq *q)
+{
+	int64_t device;
+	json_t *v = NULL;
+	pos_err e = { 0 };
+	int rc;
+
+	if (!routes_device(q, &device))
+		return;
+	rc = offers_open_json(q->r->store, device, time_now_ms(), &v, &e);
+	routes_json_or_fail(q, rc, 200, v, &e);
+}
+
+static void routes_offer_accept(struct rq *q, const char *id)
+{
+	int64_t device;
+	json_t *v = NULL;
+	pos_err e = { 0 };
+	bool created = false;
+	size_t len;
+	int rc;
+
+	if (!routes_device(q, &device) || !routes_body(q, &len))
+		return;
+	rc = offers_accept(q->r->store, device, id, time_now_ms(), &v, &created, &e);
+	if (rc == POS_ENOTFOUND)
+		routes_error(q, 404, "unknown_offer", "no offer has this id");
+	else if (rc == POS_ECONFLICT)
+		routes_error(q, 409, "offer_closed", "this offer has ended or is out of its dates");
+	else
+		routes_json_or_fail(q, rc, created ? 201 : 200, v, &e);
+}
+
+static void routes_device_offers(struct rq *q)
+{
+	int64_t device;
+	json_t *v = NULL;
+	pos_err e = { 0 };
+	int rc;
+
+	if (!routes_device(q, &device))
+		return;
+	rc = offers_sync_json(q->r->store, device, time_now_ms(), &v, &e);
+	routes_json_or_fail(q, rc, 200, v, &e);
+}
+
+/* POST /v1/offers/check: a lane asks while the customer is there. */
+static void routes_offer_check(struct rq *q)
+{
+	static const char *const keys[] = { "code", NULL };
+	const char *body, *code = NULL;
+	json_t *root = NULL, *v = NULL;
+	pos_err e = { 0 };
+	size_t len;
+	int rc;
+
+	if (!routes_need_terminal(q) || !(body = routes_body(q, &len)))
+		return;
+	if ((rc = jsonx_parse(body, len, ROUTES_CHECK_BODY_MAX, 2, &root, &e)) < 0 ||
+	    (rc = json_is_object(root) ? 0 : err_set(&e, POS_EINVAL, "the body must be {\"code\"}")) <
+		    0 ||
+	    (rc = jsonx_only_keys(root, keys, &e)) < 0 ||
+	    (rc = jsonx_str(root, "code", 1, STORE_OFFER_USE_MAX, &code, &e)) < 0) {
+		routes_bad_input(q, rc, &e);
+		json_decref(root);
+		return;
+	}
+	rc = offers_check_json(q->r->store, code, time_now_ms(), &v, &e);
+	routes_json_or_fail(q, rc, 200, v, &e);
+	json_decref(root);
+}
+
+static void routes_offer_report(struct rq *q)
+{
+	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(q->req));
+	int fmt = OFFERS_JSON;
+	struct evbuffer *b;
+	pos_err e = { 0 };
+	int rc;
+
+	(void)server_peer_identity(q->req, q->store, q->terminal);
+	if (!routes_analyst(q)) {
+		evhttp_add_header(evhttp_request_get_output_headers(q->req), "WWW-Authenticate",
+				  "Bearer");
+		routes_error(q, 401, "unauthorized", "this route needs the analyst token");
+		return;
+	}
+	if (query && query[0]) {
+		struct evkeyvalq kv;
+		struct evkeyval *p;
+		bool bad = strlen(query) > ROUTES_QUERY_MAX;
+
+		TAILQ_INIT(&kv);
+		if (!bad && evhttp_parse_query_str(query, &kv) != 0)
+			bad = true;
+		TAILQ_FOREACH (p, &kv, next)
+		{
+			if (strcmp(p->key, "format") != 0 ||
+			    (fmt = offers_format_parse(p->value)) < 0)
+				bad = true;
+		}
+		evhttp_clear_headers(&kv);
+		if (bad) {
+			routes_error(q, 400, "bad_request",
+				     "the only query parameter is format=csv or format=json");
+			return;
+		}
+	}
+	if (!(b = evbuffer_new())) {
+		routes_error(q, 500, "internal", "out of memory");
+		return;
+	}
+	rc = offers_report_write(q->r->store, (enum offers_format)fmt, routes_sink, b, &e);
+	if (rc < 0)
+		routes_fail(q, rc, &e);
+	else
+		routes_send(q, 200,
+			    fmt == OFFERS_CSV ? "text/csv; charset=utf-8" : "application/json", b);
+	evbuffer_free(b);
+}
+
+/* The id of /v1/offers/{id}/accept, or NULL for another path. */
+static const char *routes_accept_path(const char *path, char id[STORE_OFFER_ID_LEN + 2])
+{
+	size_t pl = strlen(ROUTES_OFFERS_PREFIX), sl = strlen(ROUTES_ACCEPT_SUFFIX);
+	size_t n = strlen(path), mid;
+
+	if (n <= pl + sl || strncmp(path, ROUTES_OFFERS_PREFIX, pl) != 0 ||
+	    strcmp(path + n - sl, ROUTES_ACCEPT_SUFFIX) != 0)
+		return NULL;
+	mid = n - pl - sl;
+	if (memchr(path + pl, '/', mid))
+		return NULL;
+	if (mid > STORE_OFFER_ID_LEN)
+		mid = STORE_OFFER_ID_LEN + 1;
+	memcpy(id, path + pl, mid);
+	id[mid] = '\0';
+	return id;
 }
 
 /* ------------------------------------------------------------ others */
@@ -783,7 +1024,7 @@ void routes_handle(struct evhttp_request *req, void *arg)
 	struct rq q = { .r = r, .req = req, .route = MR_OTHER, .t0_us = time_mono_us() };
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-	char hhid[DEIDENT_ID_LEN + 2];
+	char hhid[DEIDENT_ID_LEN + 2], offer_id[STORE_OFFER_ID_LEN + 2];
 
 	r->in_flight++;
 	evhttp_request_set_on_complete_cb(req, routes_on_complete, r);
@@ -810,6 +1051,24 @@ void routes_handle(struct evhttp_request *req, void *arg)
 		q.route = MR_HISTORY;
 		if (routes_method_ok(&q, EVHTTP_REQ_GET))
 			routes_history(&q, hhid);
+	} else if (strcmp(path, "/v1/devices") == 0) {
+		if (routes_method_ok(&q, EVHTTP_REQ_POST))
+			routes_device_register(&q);
+	} else if (strcmp(path, "/v1/devices/me/offers") == 0) {
+		if (routes_method_ok(&q, EVHTTP_REQ_GET))
+			routes_device_offers(&q);
+	} else if (strcmp(path, "/v1/offers") == 0) {
+		if (routes_method_ok(&q, EVHTTP_REQ_GET))
+			routes_offers_open(&q);
+	} else if (strcmp(path, "/v1/offers/check") == 0) {
+		if (routes_method_ok(&q, EVHTTP_REQ_POST))
+			routes_offer_check(&q);
+	} else if (strcmp(path, "/v1/offers/report") == 0) {
+		if (routes_method_ok(&q, EVHTTP_REQ_GET))
+			routes_offer_report(&q);
+	} else if (routes_accept_path(path, offer_id)) {
+		if (routes_method_ok(&q, EVHTTP_REQ_POST))
+			routes_offer_accept(&q, offer_id);
 	} else if (strcmp(path, "/v1/health") == 0) {
 		q.route = MR_HEALTH;
 		if (routes_method_ok(&q, EVHTTP_REQ_GET))

@@ -26,6 +26,30 @@ struct store_item {
 	long price_cents; /* -1: the lane did not know the price */
 };
 
+/* ---- offers (schema v2) ---- */
+#define STORE_OFFER_ID_LEN 19     /* "of_" + 16 lowercase hex */
+#define STORE_OFFER_CODE_LEN 13   /* "98" + 10 digits + GS1 check digit */
+#define STORE_OFFER_USE_MAX 64    /* a code as a basket carries it */
+#define STORE_OFFER_TITLE_MAX 120
+#define STORE_OFFER_REWARD_MAX 200
+#define STORE_OFFER_TARGET_MAX 20 /* "all" or "gtin:" + 14 digits */
+
+enum store_offer_state { STORE_OFFER_PENDING = 0, STORE_OFFER_REDEEMED, STORE_OFFER_REFUSED };
+enum store_offer_reason {
+	STORE_OFFER_OK = 0,
+	STORE_OFFER_UNKNOWN,     /* no such code */
+	STORE_OFFER_EXPIRED,     /* past the offer's end date */
+	STORE_OFFER_NOT_STARTED, /* before the offer's start date */
+	STORE_OFFER_ENDED,       /* ended by marketing */
+	STORE_OFFER_USED,        /* already redeemed */
+};
+
+struct store_offer_use {
+	char code[STORE_OFFER_USE_MAX + 1];
+	enum store_offer_state state;
+	enum store_offer_reason reason;
+};
+
 struct store_basket {
 	char txn[37];
 	int64_t ts_ms;
@@ -36,6 +60,10 @@ struct store_basket {
 	unsigned char digest[32];        /* SHA-256 of the canonical body: 409 detection */
 	struct store_item *items;        /* owned by the caller */
 	size_t n_items;
+	/* Offer codes the basket carries (added for offers, issue 8): owned by
+	 * the caller; store_put_baskets writes each one's state and reason. */
+	struct store_offer_use *offers;
+	size_t n_offers;
 };
 
 enum store_put_result { STORE_PUT_CREATED = 1, STORE_PUT_DUPLICATE, STORE_PUT_CONFLICT };
@@ -79,7 +107,10 @@ bool store_household_exists(struct store *s, const char *hhid);
 /* Stores n baskets in one transaction (group commit); results[i] says what
  * happened to each: created, duplicate (same txn, same digest: nothing new)
  * or conflict (same txn, other digest: nothing stored). Returns 0 only when
- * the transaction committed. */
+ * the transaction committed. A created basket's offer codes are redeemed
+ * in the same transaction (state REDEEMED) or refused with a reason; a
+ * duplicate's report what its first storing did; a conflict's stay
+ * PENDING. */
 int store_put_baskets(struct store *s, const struct store_basket *b, size_t n,
 		      enum store_put_result *results, pos_err *e);
 
@@ -100,5 +131,90 @@ struct store_stats {
 	long items;
 };
 int store_stats(struct store *s, struct store_stats *out, pos_err *e);
+
+/* ---------------------------------------------------------------- offers
+ * Offers made by marketing, phones (devices, known only by the SHA-256 of
+ * their token), the codes devices accepted and their redemptions. No TID
+ * anywhere. A redemption is written by store_put_baskets in the basket's
+ * own transaction: a redemption exists iff its basket does, once per code.
+ */
+struct store_offer {
+	char id[STORE_OFFER_ID_LEN + 1];
+	char title[STORE_OFFER_TITLE_MAX + 1];
+	char reward[STORE_OFFER_REWARD_MAX + 1];
+	char target[STORE_OFFER_TARGET_MAX + 1];
+	int64_t from_ms;    /* 0: open */
+	int64_t to_ms;      /* exclusive; 0: open */
+	int64_t created_ms;
+	int64_t ended_ms;   /* 0: not ended */
+};
+
+/* One accepted code with its offer and, once redeemed, where and when. */
+struct store_offer_code {
+	char code[STORE_OFFER_CODE_LEN + 1];
+	struct store_offer offer;
+	int64_t accepted_ms;
+	bool redeemed;
+	int64_t redeemed_ms; /* the basket's time at the lane */
+	char store[STORE_ID_MAX + 1];
+	char hhid[DEIDENT_ID_LEN + 1]; /* "" when the basket had none */
+};
+
+struct store_offer_report_row {
+	char offer_id[STORE_OFFER_ID_LEN + 1];
+	char title[STORE_OFFER_TITLE_MAX + 1];
+	char store[STORE_ID_MAX + 1];
+	char day[11]; /* YYYY-MM-DD, UTC, of the basket */
+	long redemptions;
+};
+
+/* Whether an offer is open at at_ms (not ended, within its dates). */
+bool store_offer_open(const struct store_offer *o, int64_t at_ms);
+/* Why code c cannot be redeemed at at_ms (STORE_OFFER_OK: it can). */
+enum store_offer_reason store_offer_verdict(const struct store_offer_code *c, int64_t at_ms);
+/* "unknown", "expired", ...; "" for STORE_OFFER_OK. */
+const char *store_offer_reason_name(enum store_offer_reason r);
+
+/* POS_ECONFLICT when the id exists. */
+int store_offer_create(struct store *s, const struct store_offer *o, pos_err *e);
+/* POS_ENOTFOUND when unknown. */
+int store_offer_get(struct store *s, const char *id, struct store_offer *out, pos_err *e);
+/* Ends an offer at now_ms: POS_ENOTFOUND, POS_ECONFLICT when already ended. */
+int store_offer_end(struct store *s, const char *id, int64_t now_ms, pos_err *e);
+/* Every offer (open_only: those open at now_ms), oldest first; fn returning
+ * non-zero stops the walk and is returned. */
+int store_offer_list(struct store *s, bool open_only, int64_t now_ms,
+		     int (*fn)(const struct store_offer *o, void *arg), void *arg, pos_err *e);
+
+/* Registers a device by the SHA-256 of its token; *id its number. */
+int store_device_add(struct store *s, const unsigned char hash[32], int64_t now_ms, int64_t *id,
+		     pos_err *e);
+/* POS_ENOTFOUND when no device has this token hash. */
+int store_device_find(struct store *s, const unsigned char hash[32], int64_t *id, pos_err *e);
+
+/* Records that device accepted offer_id under code. When the device had
+ * accepted it before, out gets that earlier code and *created is false;
+ * else, when may_create (the offer is open), out = code, *created true.
+ * POS_EPERM: no earlier acceptance and !may_create; POS_ECONFLICT: code
+ * is taken (draw another); POS_ENOTFOUND: unknown offer or device. */
+int store_offer_accept(struct store *s, int64_t device, const char *offer_id, const char *code,
+		       bool may_create, int64_t now_ms, char out[STORE_OFFER_CODE_LEN + 1],
+		       bool *created, pos_err *e);
+/* POS_ENOTFOUND when no device accepted code. */
+int store_offer_code_get(struct store *s, const char *code, struct store_offer_code *out,
+			 pos_err *e);
+/* Each code device holds, oldest first. */
+int store_device_codes(struct store *s, int64_t device,
+		       int (*fn)(const struct store_offer_code *c, void *arg), void *arg, pos_err *e);
+/* Offers open at now_ms that device has not accepted, at most limit: first
+ * those targeted at an item a household of the device's redemptions
+ * bought (targeted = true), then offers for all. */
+int store_offer_next(struct store *s, int64_t device, int64_t now_ms, int limit,
+		     int (*fn)(const struct store_offer *o, bool targeted, void *arg), void *arg,
+		     pos_err *e);
+/* Redemptions per offer, store and day, ordered by those. */
+int store_offer_report(struct store *s,
+		       int (*fn)(const struct store_offer_report_row *r, void *arg), void *arg,
+		       pos_err *e);
 
 #endif

@@ -41,6 +41,15 @@
 #define STORE_DETAIL_MAX 1024
 #define STORE_ITEMS_MAX 10000 /* per basket; the HTTP body limit is far lower */
 
+#define OFFER_COLS                                                                           \
+	"o.id, o.title, o.reward, o.target, o.valid_from, o.valid_to, o.created, o.ended"
+/* ?2 is the time the offer must be open at. */
+#define OFFER_OPEN                                                                           \
+	"o.ended IS NULL AND (o.valid_from IS NULL OR o.valid_from <= ?2) AND "             \
+	"(o.valid_to IS NULL OR o.valid_to > ?2)"
+#define CODE_COLS                                                                            \
+	"c.code, c.accepted, " OFFER_COLS ", r.ts, r.store, r.hhid, r.basket_id"
+
 enum stmt_id {
 	Q_TID_GET,
 	Q_HH_INS,
@@ -64,6 +73,20 @@ enum stmt_id {
 	Q_HIST_ITEMS,
 	Q_AUDIT,
 	Q_STATS,
+	Q_MERGE_REDEEM,
+	Q_OFFER_INS,
+	Q_OFFER_GET,
+	Q_OFFER_END,
+	Q_OFFER_LIST,
+	Q_DEV_INS,
+	Q_DEV_GET,
+	Q_CODE_BY_DEV,
+	Q_CODE_INS,
+	Q_CODE_GET,
+	Q_DEV_CODES,
+	Q_REDEEM_INS,
+	Q_NEXT,
+	Q_REPORT,
 	Q_COUNT
 };
 
@@ -94,6 +117,39 @@ static const char *const stmt_sql[Q_COUNT] = {
 			 "ORDER BY seq",
 	[Q_AUDIT] = "INSERT INTO audit(ts, actor, action, detail) VALUES (?1, ?2, ?3, ?4)",
 	[Q_STATS] = "SELECT households, baskets, items FROM counters",
+	[Q_MERGE_REDEEM] = "UPDATE offer_redemptions SET hhid = ?2 WHERE hhid = ?1",
+	[Q_OFFER_INS] = "INSERT INTO offers(id, title, reward, target, valid_from, valid_to, created) "
+			"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[Q_OFFER_GET] = "SELECT " OFFER_COLS " FROM offers o WHERE o.id = ?1",
+	[Q_OFFER_END] = "UPDATE offers SET ended = ?2 WHERE id = ?1 AND ended IS NULL",
+	[Q_OFFER_LIST] = "SELECT " OFFER_COLS " FROM offers o WHERE ?1 = 0 OR (" OFFER_OPEN
+			 ") ORDER BY o.created, o.id",
+	[Q_DEV_INS] = "INSERT INTO offer_devices(token_hash, created) VALUES (?1, ?2)",
+	[Q_DEV_GET] = "SELECT id FROM offer_devices WHERE token_hash = ?1",
+	[Q_CODE_BY_DEV] = "SELECT code FROM offer_codes WHERE device_id = ?1 AND offer_id = ?2",
+	[Q_CODE_INS] = "INSERT INTO offer_codes(code, offer_id, device_id, accepted) "
+		       "VALUES (?1, ?2, ?3, ?4)",
+	[Q_CODE_GET] = "SELECT " CODE_COLS " FROM offer_codes c JOIN offers o ON o.id = c.offer_id "
+		       "LEFT JOIN offer_redemptions r ON r.code = c.code WHERE c.code = ?1",
+	[Q_DEV_CODES] = "SELECT " CODE_COLS " FROM offer_codes c JOIN offers o ON o.id = c.offer_id "
+			"LEFT JOIN offer_redemptions r ON r.code = c.code WHERE c.device_id = ?1 "
+			"ORDER BY c.accepted, c.code",
+	[Q_REDEEM_INS] = "INSERT INTO offer_redemptions(code, basket_id, ts, store, hhid) "
+			 "VALUES (?1, ?2, ?3, ?4, ?5)",
+	/* Targeted offers first: an item bought by a household of one of the
+	 * device's redemptions (baskets by the (hhid, ts) index, items by
+	 * basket), then offers for all. */
+	[Q_NEXT] = "SELECT " OFFER_COLS ", o.target <> 'all' AS targeted FROM offers o "
+		   "WHERE (" OFFER_OPEN ") AND NOT EXISTS (SELECT 1 FROM offer_codes c "
+		   "WHERE c.device_id = ?1 AND c.offer_id = o.id) AND (o.target = 'all' OR "
+		   "(o.target LIKE 'gtin:%' AND EXISTS (SELECT 1 FROM offer_redemptions r "
+		   "JOIN offer_codes c ON c.code = r.code JOIN baskets b ON b.hhid = r.hhid "
+		   "JOIN items i ON i.basket_id = b.id WHERE c.device_id = ?1 "
+		   "AND i.gtin = substr(o.target, 6)))) "
+		   "ORDER BY targeted DESC, o.created DESC, o.id LIMIT ?3",
+	[Q_REPORT] = "SELECT o.id, o.title, r.store, strftime('%Y-%m-%d', r.ts / 1000, 'unixepoch'), "
+		     "count(*) FROM offer_redemptions r JOIN offer_codes c ON c.code = r.code "
+		     "JOIN offers o ON o.id = c.offer_id GROUP BY 1, 3, 4 ORDER BY 1, 3, 4",
 };
 
 /* Versioned migrations: index i brings the schema from version i to i+1.
@@ -151,6 +207,40 @@ static const char *const store_migrations[] = {
 	"  UPDATE counters SET households = households - 1; END;"
 	"CREATE TRIGGER baskets_count_ins AFTER INSERT ON baskets BEGIN"
 	"  UPDATE counters SET baskets = baskets + 1; END;",
+	/* v2: offers (issue 8). Devices are known by the SHA-256 of their
+	 * token only; a code is unique across all codes and redeemed at most
+	 * once (the primary key of offer_redemptions). */
+	"CREATE TABLE offers ("
+	"  id TEXT PRIMARY KEY NOT NULL,"
+	"  title TEXT NOT NULL,"
+	"  reward TEXT NOT NULL,"
+	"  target TEXT NOT NULL,"
+	"  valid_from INTEGER,"
+	"  valid_to INTEGER,"
+	"  created INTEGER NOT NULL,"
+	"  ended INTEGER"
+	") WITHOUT ROWID;"
+	"CREATE TABLE offer_devices ("
+	"  id INTEGER PRIMARY KEY,"
+	"  token_hash BLOB NOT NULL UNIQUE CHECK (length(token_hash) = 32),"
+	"  created INTEGER NOT NULL"
+	");"
+	"CREATE TABLE offer_codes ("
+	"  code TEXT PRIMARY KEY NOT NULL CHECK (length(code) = 13),"
+	"  offer_id TEXT NOT NULL REFERENCES offers(id),"
+	"  device_id INTEGER NOT NULL REFERENCES offer_devices(id),"
+	"  accepted INTEGER NOT NULL,"
+	"  UNIQUE (device_id, offer_id)"
+	") WITHOUT ROWID;"
+	"CREATE TABLE offer_redemptions ("
+	"  code TEXT PRIMARY KEY NOT NULL REFERENCES offer_codes(code),"
+	"  basket_id INTEGER NOT NULL REFERENCES baskets(id),"
+	"  ts INTEGER NOT NULL,"
+	"  store TEXT NOT NULL,"
+	"  hhid TEXT"
+	") WITHOUT ROWID;"
+	"CREATE INDEX offer_redemptions_basket ON offer_redemptions(basket_id);"
+	"CREATE INDEX offer_redemptions_hhid ON offer_redemptions(hhid);",
 };
 
 #define STORE_VERSION ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
@@ -633,6 +723,8 @@ int store_merge(struct store *s, const char *from, const char *into, pos_err *e)
 	if (rc == 0)
 		rc = exec2(s, Q_MERGE_REDIR, from, into, e);
 	if (rc == 0)
+		rc = exec2(s, Q_MERGE_REDEEM, from, into, e);
+	if (rc == 0)
 		rc = exec2(s, Q_HH_DEL, from, NULL, e);
 	return unit_finish(s, rc, e);
 }
@@ -676,11 +768,25 @@ int store_household(struct store *s, const char *hhid, struct store_household *o
 	return 0;
 }
 
+/* A household merged away still exists for a lane that spooled its hhid
+ * before the merge: store_put_baskets files such baskets under the
+ * survivor, so refusing them here would strand them in the spool forever. */
 bool store_household_exists(struct store *s, const char *hhid)
 {
+	sqlite3_stmt *st;
+	int rc;
+
 	if (!s || !hhid || !deident_hhid_valid(hhid))
 		return false;
-	return hh_get(s, hhid, NULL, NULL) == 0;
+	if (hh_get(s, hhid, NULL, NULL) == 0)
+		return true;
+	st = store_stmt(s, Q_REDIR_GET, NULL);
+	if (!st)
+		return false;
+	sqlite3_bind_text(st, 1, hhid, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW;
 }
 
 /* The hhid a basket is filed under: a merged-away household's survivor;
@@ -727,6 +833,193 @@ static int basket_check(const struct store_basket *b, pos_err *e)
 	return 0;
 }
 
+/* ---------------------------------------------------------------- offers */
+
+bool store_offer_open(const struct store_offer *o, int64_t at_ms)
+{
+	return o && o->ended_ms == 0 && (o->from_ms == 0 || o->from_ms <= at_ms) &&
+	       (o->to_ms == 0 || o->to_ms > at_ms);
+}
+
+enum store_offer_reason store_offer_verdict(const struct store_offer_code *c, int64_t at_ms)
+{
+	if (!c)
+		return STORE_OFFER_UNKNOWN;
+	if (c->redeemed)
+		return STORE_OFFER_USED;
+	if (c->offer.ended_ms && c->offer.ended_ms <= at_ms)
+		return STORE_OFFER_ENDED;
+	if (c->offer.to_ms && c->offer.to_ms <= at_ms)
+		return STORE_OFFER_EXPIRED;
+	if (c->offer.from_ms && c->offer.from_ms > at_ms)
+		return STORE_OFFER_NOT_STARTED;
+	return STORE_OFFER_OK;
+}
+
+const char *store_offer_reason_name(enum store_offer_reason r)
+{
+	switch (r) {
+	case STORE_OFFER_OK: return "";
+	case STORE_OFFER_UNKNOWN: return "unknown";
+	case STORE_OFFER_EXPIRED: return "expired";
+	case STORE_OFFER_NOT_STARTED: return "not_started";
+	case STORE_OFFER_ENDED: return "ended";
+	case STORE_OFFER_USED: return "redeemed";
+	}
+	return "unknown";
+}
+
+static int64_t col_ms(sqlite3_stmt *st, int i)
+{
+	return sqlite3_column_type(st, i) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, i);
+}
+
+static void bind_ms(sqlite3_stmt *st, int i, int64_t ms)
+{
+	if (ms)
+		sqlite3_bind_int64(st, i, ms);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+/* Reads OFFER_COLS starting at column i. */
+static void col_offer(sqlite3_stmt *st, int i, struct store_offer *o)
+{
+	col_text(st, i, o->id, sizeof o->id);
+	col_text(st, i + 1, o->title, sizeof o->title);
+	col_text(st, i + 2, o->reward, sizeof o->reward);
+	col_text(st, i + 3, o->target, sizeof o->target);
+	o->from_ms = col_ms(st, i + 4);
+	o->to_ms = col_ms(st, i + 5);
+	o->created_ms = col_ms(st, i + 6);
+	o->ended_ms = col_ms(st, i + 7);
+}
+
+/* Reads CODE_COLS; *basket_id (optional) the redeeming basket, 0 if none. */
+static void col_code(sqlite3_stmt *st, struct store_offer_code *c, sqlite3_int64 *basket_id)
+{
+	memset(c, 0, sizeof *c);
+	col_text(st, 0, c->code, sizeof c->code);
+	c->accepted_ms = col_ms(st, 1);
+	col_offer(st, 2, &c->offer);
+	c->redeemed = sqlite3_column_type(st, 13) != SQLITE_NULL;
+	if (c->redeemed) {
+		c->redeemed_ms = sqlite3_column_int64(st, 10);
+		col_text(st, 11, c->store, sizeof c->store);
+		col_text(st, 12, c->hhid, sizeof c->hhid);
+	}
+	if (basket_id)
+		*basket_id = c->redeemed ? sqlite3_column_int64(st, 13) : 0;
+}
+
+/* 0 with *out filled, POS_ENOTFOUND or an error. */
+static int code_get(struct store *s, const char *code, struct store_offer_code *out,
+		    sqlite3_int64 *basket_id, pos_err *e)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_CODE_GET, e);
+	int rc;
+
+	if (!st)
+		return POS_EDB;
+	sqlite3_bind_text(st, 1, code, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		col_code(st, out, basket_id);
+		sqlite3_reset(st);
+		return 0;
+	}
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return err_set(e, POS_ENOTFOUND, "unknown offer code");
+	return store_dberr(s, rc, "offer code lookup", e);
+}
+
+/* Redeems a new basket's offer codes (row id, filed under hh) in the open
+ * unit. A refusal is the code's answer, not an error: the basket is stored
+ * all the same. */
+static int offers_redeem(struct store *s, const struct store_basket *b, sqlite3_int64 id,
+			 const char *hh, pos_err *e)
+{
+	for (size_t i = 0; i < b->n_offers; i++) {
+		struct store_offer_use *u = &b->offers[i];
+		struct store_offer_code c;
+		sqlite3_stmt *st;
+		bool seen = false;
+		int rc;
+
+		/* A code carried twice by one basket counts once. */
+		for (size_t k = 0; k < i && !seen; k++) {
+			if (strcmp(b->offers[k].code, u->code) != 0)
+				continue;
+			u->state = b->offers[k].state;
+			u->reason = b->offers[k].reason;
+			seen = true;
+		}
+		if (seen)
+			continue;
+		rc = code_get(s, u->code, &c, NULL, e);
+		if (rc == POS_ENOTFOUND) {
+			err_clear(e);
+			u->state = STORE_OFFER_REFUSED;
+			u->reason = STORE_OFFER_UNKNOWN;
+			continue;
+		}
+		if (rc < 0)
+			return rc;
+		/* Judged at the basket's time at the lane: a code scanned
+		 * before its offer expired counts even when uploaded after. */
+		u->reason = store_offer_verdict(&c, b->ts_ms);
+		if (u->reason != STORE_OFFER_OK) {
+			u->state = STORE_OFFER_REFUSED;
+			continue;
+		}
+		st = store_stmt(s, Q_REDEEM_INS, e);
+		if (!st)
+			return POS_EDB;
+		sqlite3_bind_text(st, 1, c.code, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, id);
+		sqlite3_bind_int64(st, 3, b->ts_ms);
+		sqlite3_bind_text(st, 4, b->store, -1, SQLITE_STATIC);
+		bind_text(st, 5, hh);
+		if ((rc = store_done(s, st, "offer redemption", e)) < 0)
+			return rc;
+		u->state = STORE_OFFER_REDEEMED;
+	}
+	return 0;
+}
+
+/* A duplicate basket (row id): each code is "redeemed" when this basket
+ * redeemed it, else refused with the reason it has now. */
+static int offers_replay(struct store *s, const struct store_basket *b, sqlite3_int64 id,
+			 pos_err *e)
+{
+	for (size_t i = 0; i < b->n_offers; i++) {
+		struct store_offer_use *u = &b->offers[i];
+		struct store_offer_code c;
+		sqlite3_int64 by = 0;
+		int rc = code_get(s, u->code, &c, &by, e);
+
+		if (rc == POS_ENOTFOUND) {
+			err_clear(e);
+			u->state = STORE_OFFER_REFUSED;
+			u->reason = STORE_OFFER_UNKNOWN;
+			continue;
+		}
+		if (rc < 0)
+			return rc;
+		if (c.redeemed && by == id) {
+			u->state = STORE_OFFER_REDEEMED;
+			u->reason = STORE_OFFER_OK;
+		} else {
+			u->state = STORE_OFFER_REFUSED;
+			u->reason = store_offer_verdict(&c, b->ts_ms);
+			if (u->reason == STORE_OFFER_OK)
+				u->reason = STORE_OFFER_UNKNOWN;
+		}
+	}
+	return 0;
+}
+
 /* One basket inside the open unit; *res says what happened. */
 static int put_one(struct store *s, const struct store_basket *b, enum store_put_result *res,
 		   long *n_items, pos_err *e)
@@ -744,10 +1037,13 @@ static int put_one(struct store *s, const struct store_basket *b, enum store_put
 	if (rc == SQLITE_ROW) {
 		const void *d = sqlite3_column_blob(st, 1);
 		int dl = sqlite3_column_bytes(st, 1);
+		sqlite3_int64 bid = sqlite3_column_int64(st, 0);
 		*res = (dl == 32 && d && memcmp(d, b->digest, 32) == 0) ? STORE_PUT_DUPLICATE
 									: STORE_PUT_CONFLICT;
 		sqlite3_reset(st);
-		return 0;
+		/* A duplicate redeems nothing again; it reports what its first
+		 * storing did. */
+		return *res == STORE_PUT_DUPLICATE ? offers_replay(s, b, bid, e) : 0;
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
@@ -792,7 +1088,7 @@ static int put_one(struct store *s, const struct store_basket *b, enum store_put
 	}
 	*n_items += (long)b->n_items;
 	*res = STORE_PUT_CREATED;
-	return 0;
+	return offers_redeem(s, b, id, hh, e);
 }
 
 int store_put_baskets(struct store *s, const struct store_basket *b, size_t n,
@@ -959,4 +1255,312 @@ int store_stats(struct store *s, struct store_stats *out, pos_err *e)
 	out->items = (long)sqlite3_column_int64(st, 2);
 	sqlite3_reset(st);
 	return 0;
+}
+
+/* ---------------------------------------------------------------- offers API */
+
+static bool offer_fits(const struct store_offer *o)
+{
+	return strnlen(o->id, sizeof o->id) == STORE_OFFER_ID_LEN && o->title[0] &&
+	       strnlen(o->title, sizeof o->title) < sizeof o->title && o->reward[0] &&
+	       strnlen(o->reward, sizeof o->reward) < sizeof o->reward && o->target[0] &&
+	       strnlen(o->target, sizeof o->target) < sizeof o->target;
+}
+
+int store_offer_create(struct store *s, const struct store_offer *o, pos_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!s || !o)
+		return err_set(e, POS_EINVAL, "store_offer_create: missing argument");
+	if (!offer_fits(o))
+		return err_set(e, POS_EINVAL, "store_offer_create: malformed offer");
+	rc = unit_begin(s, e);
+	if (rc < 0)
+		return rc;
+	st = store_stmt(s, Q_OFFER_INS, e);
+	if (!st)
+		return unit_finish(s, POS_EDB, e);
+	sqlite3_bind_text(st, 1, o->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, o->title, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, o->reward, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, o->target, -1, SQLITE_STATIC);
+	bind_ms(st, 5, o->from_ms);
+	bind_ms(st, 6, o->to_ms);
+	sqlite3_bind_int64(st, 7, o->created_ms ? o->created_ms : time_now_ms());
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+		rc = err_set(e, POS_ECONFLICT, "offer %s exists", o->id);
+	else if (rc != SQLITE_DONE)
+		rc = store_dberr(s, rc, "offer insert", e);
+	else
+		rc = 0;
+	return unit_finish(s, rc, e);
+}
+
+int store_offer_get(struct store *s, const char *id, struct store_offer *out, pos_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!s || !id || !out)
+		return err_set(e, POS_EINVAL, "store_offer_get: missing argument");
+	memset(out, 0, sizeof *out);
+	st = store_stmt(s, Q_OFFER_GET, e);
+	if (!st)
+		return POS_EDB;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		col_offer(st, 0, out);
+		sqlite3_reset(st);
+		return 0;
+	}
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return err_set(e, POS_ENOTFOUND, "unknown offer");
+	return store_dberr(s, rc, "offer lookup", e);
+}
+
+int store_offer_end(struct store *s, const char *id, int64_t now_ms, pos_err *e)
+{
+	struct store_offer o;
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!s || !id)
+		return err_set(e, POS_EINVAL, "store_offer_end: missing argument");
+	rc = unit_begin(s, e);
+	if (rc < 0)
+		return rc;
+	rc = store_offer_get(s, id, &o, e);
+	if (rc == 0 && o.ended_ms)
+		rc = err_set(e, POS_ECONFLICT, "offer %s has already ended", o.id);
+	if (rc == 0) {
+		st = store_stmt(s, Q_OFFER_END, e);
+		if (!st)
+			return unit_finish(s, POS_EDB, e);
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, now_ms);
+		rc = store_done(s, st, "offer end", e);
+	}
+	return unit_finish(s, rc, e);
+}
+
+int store_offer_list(struct store *s, bool open_only, int64_t now_ms,
+		     int (*fn)(const struct store_offer *o, void *arg), void *arg, pos_err *e)
+{
+	struct store_offer o;
+	sqlite3_stmt *st;
+	int rc, ret = 0;
+
+	if (!s || !fn)
+		return err_set(e, POS_EINVAL, "store_offer_list: missing argument");
+	st = store_stmt(s, Q_OFFER_LIST, e);
+	if (!st)
+		return POS_EDB;
+	sqlite3_bind_int(st, 1, open_only ? 1 : 0);
+	sqlite3_bind_int64(st, 2, now_ms);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		memset(&o, 0, sizeof o);
+		col_offer(st, 0, &o);
+		if ((ret = fn(&o, arg)) != 0)
+			break;
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = store_dberr(s, rc, "offer list", e);
+	sqlite3_reset(st);
+	return ret;
+}
+
+int store_device_add(struct store *s, const unsigned char hash[32], int64_t now_ms, int64_t *id,
+		     pos_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!s || !hash || !id)
+		return err_set(e, POS_EINVAL, "store_device_add: missing argument");
+	rc = unit_begin(s, e);
+	if (rc < 0)
+		return rc;
+	st = store_stmt(s, Q_DEV_INS, e);
+	if (!st)
+		return unit_finish(s, POS_EDB, e);
+	sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now_ms);
+	rc = store_done(s, st, "device insert", e);
+	if (rc == 0)
+		*id = sqlite3_last_insert_rowid(s->db);
+	return unit_finish(s, rc, e);
+}
+
+int store_device_find(struct store *s, const unsigned char hash[32], int64_t *id, pos_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!s || !hash || !id)
+		return err_set(e, POS_EINVAL, "store_device_find: missing argument");
+	st = store_stmt(s, Q_DEV_GET, e);
+	if (!st)
+		return POS_EDB;
+	sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*id = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return 0;
+	if (rc == SQLITE_DONE)
+		return err_set(e, POS_ENOTFOUND, "unknown device");
+	return store_dberr(s, rc, "device lookup", e);
+}
+
+int store_offer_accept(struct store *s, int64_t device, const char *offer_id, const char *code,
+		       bool may_create, int64_t now_ms, char out[STORE_OFFER_CODE_LEN + 1],
+		       bool *created, pos_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!s || !offer_id || !code || !out || !created)
+		return err_set(e, POS_EINVAL, "store_offer_accept: missing argument");
+	if (strlen(code) != STORE_OFFER_CODE_LEN)
+		return err_set(e, POS_EINVAL, "store_offer_accept: malformed code");
+	*created = false;
+	rc = unit_begin(s, e);
+	if (rc < 0)
+		return rc;
+	/* Under the write lock: two accepts of one offer by one device race
+	 * to the same answer. */
+	st = store_stmt(s, Q_CODE_BY_DEV, e);
+	if (!st)
+		return unit_finish(s, POS_EDB, e);
+	sqlite3_bind_int64(st, 1, device);
+	sqlite3_bind_text(st, 2, offer_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		col_text(st, 0, out, STORE_OFFER_CODE_LEN + 1);
+		sqlite3_reset(st);
+		return unit_finish(s, 0, e);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return unit_finish(s, store_dberr(s, rc, "offer code lookup", e), e);
+	if (!may_create)
+		return unit_finish(s, err_set(e, POS_EPERM, "this offer is not open"), e);
+	st = store_stmt(s, Q_CODE_INS, e);
+	if (!st)
+		return unit_finish(s, POS_EDB, e);
+	sqlite3_bind_text(st, 1, code, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, offer_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, device);
+	sqlite3_bind_int64(st, 4, now_ms);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+		rc = err_set(e, POS_ECONFLICT, "offer code already issued");
+	else if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+		rc = err_set(e, POS_ENOTFOUND, "unknown offer or device");
+	else if (rc != SQLITE_DONE)
+		rc = store_dberr(s, rc, "offer code insert", e);
+	else {
+		rc = 0;
+		memcpy(out, code, STORE_OFFER_CODE_LEN + 1);
+		*created = true;
+	}
+	return unit_finish(s, rc, e);
+}
+
+int store_offer_code_get(struct store *s, const char *code, struct store_offer_code *out,
+			 pos_err *e)
+{
+	if (!s || !code || !out)
+		return err_set(e, POS_EINVAL, "store_offer_code_get: missing argument");
+	memset(out, 0, sizeof *out);
+	return code_get(s, code, out, NULL, e);
+}
+
+int store_device_codes(struct store *s, int64_t device,
+		       int (*fn)(const struct store_offer_code *c, void *arg), void *arg, pos_err *e)
+{
+	struct store_offer_code c;
+	sqlite3_stmt *st;
+	int rc, ret = 0;
+
+	if (!s || !fn)
+		return err_set(e, POS_EINVAL, "store_device_codes: missing argument");
+	st = store_stmt(s, Q_DEV_CODES, e);
+	if (!st)
+		return POS_EDB;
+	sqlite3_bind_int64(st, 1, device);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		col_code(st, &c, NULL);
+		if ((ret = fn(&c, arg)) != 0)
+			break;
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = store_dberr(s, rc, "device codes", e);
+	sqlite3_reset(st);
+	return ret;
+}
+
+int store_offer_next(struct store *s, int64_t device, int64_t now_ms, int limit,
+		     int (*fn)(const struct store_offer *o, bool targeted, void *arg), void *arg,
+		     pos_err *e)
+{
+	struct store_offer o;
+	sqlite3_stmt *st;
+	int rc, ret = 0;
+
+	if (!s || !fn || limit < 0)
+		return err_set(e, POS_EINVAL, "store_offer_next: missing argument");
+	st = store_stmt(s, Q_NEXT, e);
+	if (!st)
+		return POS_EDB;
+	sqlite3_bind_int64(st, 1, device);
+	sqlite3_bind_int64(st, 2, now_ms);
+	sqlite3_bind_int(st, 3, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		memset(&o, 0, sizeof o);
+		col_offer(st, 0, &o);
+		if ((ret = fn(&o, sqlite3_column_int(st, 8) != 0, arg)) != 0)
+			break;
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = store_dberr(s, rc, "next offers", e);
+	sqlite3_reset(st);
+	return ret;
+}
+
+int store_offer_report(struct store *s,
+		       int (*fn)(const struct store_offer_report_row *r, void *arg), void *arg,
+		       pos_err *e)
+{
+	struct store_offer_report_row row;
+	sqlite3_stmt *st;
+	int rc, ret = 0;
+
+	if (!s || !fn)
+		return err_set(e, POS_EINVAL, "store_offer_report: missing argument");
+	st = store_stmt(s, Q_REPORT, e);
+	if (!st)
+		return POS_EDB;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		memset(&row, 0, sizeof row);
+		col_text(st, 0, row.offer_id, sizeof row.offer_id);
+		col_text(st, 1, row.title, sizeof row.title);
+		col_text(st, 2, row.store, sizeof row.store);
+		col_text(st, 3, row.day, sizeof row.day);
+		row.redemptions = (long)sqlite3_column_int64(st, 4);
+		if ((ret = fn(&row, arg)) != 0)
+			break;
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = store_dberr(s, rc, "offer report", e);
+	sqlite3_reset(st);
+	return ret;
 }

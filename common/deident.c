@@ -1,6 +1,7 @@
 #include "deident.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/core_names.h>
@@ -17,14 +18,41 @@ static const char deident_alpha[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 #define DEIDENT_TID_MAX 256
 #define DEIDENT_B32_LEN 26
 
-/* Fetched once: the resolver hashes twice per request. Read-only afterwards. */
+/* Fetched once and read-only afterwards: an unkeyed HMAC-SHA256 context
+ * that each MAC duplicates, so no call looks "SHA256" up by name again. */
 static EVP_MAC *deident_hmac;
+static EVP_MAC_CTX *deident_tmpl;
 static pthread_once_t deident_once = PTHREAD_ONCE_INIT;
 
 static void deident_fetch(void)
 {
+	OSSL_PARAM params[2];
+
 	deident_hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	if (!deident_hmac)
+		return;
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+	params[1] = OSSL_PARAM_construct_end();
+	deident_tmpl = EVP_MAC_CTX_new(deident_hmac);
+	if (deident_tmpl && !EVP_MAC_CTX_set_params(deident_tmpl, params)) {
+		EVP_MAC_CTX_free(deident_tmpl);
+		deident_tmpl = NULL;
+	}
 }
+
+static int deident_ready(pos_err *e)
+{
+	pthread_once(&deident_once, deident_fetch);
+	if (!deident_tmpl)
+		return err_set(e, POS_ECRYPTO, "deident: OpenSSL lacks HMAC-SHA256");
+	return 0;
+}
+
+/* A keyed context, never updated itself: each MAC works on a duplicate, so
+ * threads share it read-only and no call re-derives the HMAC pads. */
+struct deident_key {
+	EVP_MAC_CTX *keyed;
+};
 
 int crockford_encode(const unsigned char *in, size_t n, char *out, size_t outcap, pos_err *e)
 {
@@ -105,42 +133,106 @@ int crockford_decode(const char *in, size_t n, unsigned char *out, size_t outlen
 	return 0;
 }
 
+static int deident_tid_len(const char *tid, size_t *len, pos_err *e)
+{
+	if (!tid)
+		return err_set(e, POS_EINVAL, "deident: missing argument");
+	*len = strnlen(tid, DEIDENT_TID_MAX + 1);
+	if (*len == 0 || *len > DEIDENT_TID_MAX)
+		return err_set(e, POS_EINVAL, "deident: tid must be 1..%d characters",
+			       DEIDENT_TID_MAX);
+	return 0;
+}
+
+/* HMAC of tid on m, which is freed (and its keyed state cleared). */
+static int deident_mac_run(EVP_MAC_CTX *m, const char *tid, size_t tid_len,
+			   unsigned char out[32], pos_err *e)
+{
+	size_t outl = 0;
+	int rc = 0;
+
+	if (!m || !EVP_MAC_update(m, (const unsigned char *)tid, tid_len) ||
+	    !EVP_MAC_final(m, out, &outl, 32) || outl != 32) {
+		wipe(out, 32);
+		rc = err_set(e, POS_ECRYPTO, "deident: HMAC failed");
+	}
+	EVP_MAC_CTX_free(m);
+	return rc;
+}
+
 static int deident_mac(const unsigned char key[32], const char *tid,
 		       unsigned char out[32], pos_err *e)
 {
-	OSSL_PARAM params[2];
-	EVP_MAC_CTX *m = NULL;
-	size_t tid_len, outl = 0;
-	int rc = POS_ECRYPTO;
+	EVP_MAC_CTX *m;
+	size_t tid_len;
+	int rc;
 
-	if (!key || !tid || !out)
+	if (!key || !out)
 		return err_set(e, POS_EINVAL, "deident: missing argument");
-	tid_len = strnlen(tid, DEIDENT_TID_MAX + 1);
-	if (tid_len == 0 || tid_len > DEIDENT_TID_MAX)
-		return err_set(e, POS_EINVAL, "deident: tid must be 1..%d characters",
-			       DEIDENT_TID_MAX);
-	pthread_once(&deident_once, deident_fetch);
-	if (!deident_hmac)
-		return err_set(e, POS_ECRYPTO, "deident: OpenSSL lacks HMAC");
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
-	params[1] = OSSL_PARAM_construct_end();
-	if (!(m = EVP_MAC_CTX_new(deident_hmac)) || !EVP_MAC_init(m, key, 32, params) ||
-	    !EVP_MAC_update(m, (const unsigned char *)tid, tid_len) ||
-	    !EVP_MAC_final(m, out, &outl, 32) || outl != 32) {
-		wipe(out, 32);
-		err_set(e, rc, "deident: HMAC failed");
-		goto out;
+	if ((rc = deident_tid_len(tid, &tid_len, e)) < 0 || (rc = deident_ready(e)) < 0)
+		return rc;
+	m = EVP_MAC_CTX_dup(deident_tmpl);
+	if (m && !EVP_MAC_init(m, key, 32, NULL)) {
+		EVP_MAC_CTX_free(m);
+		m = NULL;
 	}
-	rc = 0;
-out:
-	EVP_MAC_CTX_free(m); /* frees and clears the keyed state */
-	return rc;
+	return deident_mac_run(m, tid, tid_len, out, e);
+}
+
+static int deident_mac_key(const struct deident_key *k, const char *tid,
+			   unsigned char out[32], pos_err *e)
+{
+	size_t tid_len;
+	int rc;
+
+	if (!k || !out)
+		return err_set(e, POS_EINVAL, "deident: missing argument");
+	if ((rc = deident_tid_len(tid, &tid_len, e)) < 0)
+		return rc;
+	return deident_mac_run(EVP_MAC_CTX_dup(k->keyed), tid, tid_len, out, e);
+}
+
+int deident_key_new(const unsigned char key[32], struct deident_key **out, pos_err *e)
+{
+	struct deident_key *k;
+	int rc;
+
+	if (!out)
+		return err_set(e, POS_EINVAL, "deident: missing output");
+	*out = NULL;
+	if (!key)
+		return err_set(e, POS_EINVAL, "deident: missing key");
+	if ((rc = deident_ready(e)) < 0)
+		return rc;
+	if (!(k = calloc(1, sizeof *k)))
+		return err_set(e, POS_ENOMEM, "deident: out of memory");
+	k->keyed = EVP_MAC_CTX_dup(deident_tmpl);
+	if (!k->keyed || !EVP_MAC_init(k->keyed, key, 32, NULL)) {
+		deident_key_free(k);
+		return err_set(e, POS_ECRYPTO, "deident: cannot key HMAC-SHA256");
+	}
+	*out = k;
+	return 0;
+}
+
+void deident_key_free(struct deident_key *k)
+{
+	if (!k)
+		return;
+	EVP_MAC_CTX_free(k->keyed); /* clears the key it holds */
+	free(k);
 }
 
 int deident_index(const unsigned char k_index[32], const char *tid,
 		  unsigned char out[DEIDENT_INDEX_LEN], pos_err *e)
 {
 	return deident_mac(k_index, tid, out, e);
+}
+
+int deident_index_key(const struct deident_key *k_index, const char *tid,
+		      unsigned char out[DEIDENT_INDEX_LEN], pos_err *e)
+{
+	return deident_mac_key(k_index, tid, out, e);
 }
 
 static int deident_format(const char *prefix, const unsigned char raw[16],
@@ -150,8 +242,9 @@ static int deident_format(const char *prefix, const unsigned char raw[16],
 	return crockford_encode(raw, 16, out + 3, DEIDENT_ID_LEN + 1 - 3, e);
 }
 
-int deident_tid(const unsigned char k_deident[32], const char *tid,
-		char out[DEIDENT_ID_LEN + 1], pos_err *e)
+/* Exactly one of key and k is set. */
+static int deident_tid_any(const unsigned char *key, const struct deident_key *k,
+			   const char *tid, char out[DEIDENT_ID_LEN + 1], pos_err *e)
 {
 	unsigned char mac[32];
 	int rc;
@@ -159,12 +252,30 @@ int deident_tid(const unsigned char k_deident[32], const char *tid,
 	if (!out)
 		return err_set(e, POS_EINVAL, "deident: missing output buffer");
 	out[0] = '\0';
-	if ((rc = deident_mac(k_deident, tid, mac, e)) == 0)
+	rc = k ? deident_mac_key(k, tid, mac, e) : deident_mac(key, tid, mac, e);
+	if (rc == 0)
 		rc = deident_format("dt_", mac, out, e);
 	wipe(mac, sizeof mac);
 	if (rc != 0)
 		out[0] = '\0';
 	return rc;
+}
+
+int deident_tid(const unsigned char k_deident[32], const char *tid,
+		char out[DEIDENT_ID_LEN + 1], pos_err *e)
+{
+	return deident_tid_any(k_deident, NULL, tid, out, e);
+}
+
+int deident_tid_key(const struct deident_key *k_deident, const char *tid,
+		    char out[DEIDENT_ID_LEN + 1], pos_err *e)
+{
+	if (!k_deident) {
+		if (out)
+			out[0] = '\0';
+		return err_set(e, POS_EINVAL, "deident: missing key");
+	}
+	return deident_tid_any(NULL, k_deident, tid, out, e);
 }
 
 int deident_hhid_new(char out[DEIDENT_ID_LEN + 1], pos_err *e)

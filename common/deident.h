@@ -23,6 +23,17 @@ int deident_index(const unsigned char k_index[32], const char *tid,
 		  unsigned char out[DEIDENT_INDEX_LEN], pos_err *e);
 int deident_tid(const unsigned char k_deident[32], const char *tid,
 		char out[DEIDENT_ID_LEN + 1], pos_err *e);
+/* HMAC-SHA256 keyed once: the resolver's k_index and k_deident. Read-only
+ * after deident_key_new, so threads share one without a lock (each MAC
+ * works on its own copy of the keyed state). *out: deident_key_free. */
+struct deident_key;
+int deident_key_new(const unsigned char key[32], struct deident_key **out, pos_err *e);
+void deident_key_free(struct deident_key *k);
+/* deident_index and deident_tid with a prepared key; same results. */
+int deident_index_key(const struct deident_key *k_index, const char *tid,
+		      unsigned char out[DEIDENT_INDEX_LEN], pos_err *e);
+int deident_tid_key(const struct deident_key *k_deident, const char *tid,
+		    char out[DEIDENT_ID_LEN + 1], pos_err *e);
 int deident_hhid_new(char out[DEIDENT_ID_LEN + 1], pos_err *e);
 /* Exact shape checks: prefix and 26 canonical upper-case Crockford chars. */
 bool deident_hhid_valid(const char *s);

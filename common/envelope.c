@@ -2,6 +2,8 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/core_names.h>
@@ -16,37 +18,54 @@
 /*
  * RFC 9180 base mode, DHKEM(X25519, HKDF-SHA256) only. OpenSSL 3.0 has no
  * HPKE, so the pieces are put together here: HKDF is written out over HMAC
- * (one EVP_MAC_CTX per operation, re-keyed for each step, so the digest is
- * looked up once per setup rather than once per HMAC), X25519 through
+ * (one EVP_MAC_CTX per operation, re-keyed for each step), X25519 through
  * EVP_PKEY_derive, AES-GCM through EVP_CIPHER.
+ *
+ * Cost: on OpenSSL 3.0 importing a raw X25519 private key computes its
+ * public key, a full scalar multiplication as dear as the derive itself,
+ * and fetching an algorithm by name is a locked provider lookup. A
+ * recipient that opens many envelopes imports its key once (struct
+ * envelope_key) and everything fetchable is fetched once per process.
  */
 
 #define HPKE_NH 32 /* SHA-256 output */
 #define HPKE_VERSION_LABEL "HPKE-v1"
 
-/* Algorithm handles fetched once per process. Fetching is the expensive part
- * of an EVP call in OpenSSL 3 (a locked lookup in the provider store), and
- * the resolver opens an envelope on every request. Read-only after the
- * pthread_once, so threads share them without a lock. */
+/* Fetched once per process and read-only after the pthread_once, so threads
+ * share them without a lock. hmac_tmpl is an unkeyed HMAC-SHA256 context:
+ * duplicating it skips the digest lookup that setting "SHA256" by name
+ * costs on every new context. */
 static struct {
 	EVP_CIPHER *aes128gcm;
 	EVP_CIPHER *aes256gcm;
 	EVP_MAC *hmac;
+	EVP_MAC_CTX *hmac_tmpl;
 } envelope_algs;
 static pthread_once_t envelope_algs_once = PTHREAD_ONCE_INIT;
 
 static void envelope_algs_fetch(void)
 {
+	OSSL_PARAM params[2];
+
 	envelope_algs.aes128gcm = EVP_CIPHER_fetch(NULL, "AES-128-GCM", NULL);
 	envelope_algs.aes256gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
 	envelope_algs.hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	if (!envelope_algs.hmac)
+		return;
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+	params[1] = OSSL_PARAM_construct_end();
+	envelope_algs.hmac_tmpl = EVP_MAC_CTX_new(envelope_algs.hmac);
+	if (envelope_algs.hmac_tmpl && !EVP_MAC_CTX_set_params(envelope_algs.hmac_tmpl, params)) {
+		EVP_MAC_CTX_free(envelope_algs.hmac_tmpl);
+		envelope_algs.hmac_tmpl = NULL;
+	}
 }
 
 static int envelope_algs_ready(pos_err *e)
 {
 	pthread_once(&envelope_algs_once, envelope_algs_fetch);
-	if (!envelope_algs.aes128gcm || !envelope_algs.aes256gcm || !envelope_algs.hmac)
-		return err_set(e, POS_ECRYPTO, "hpke: OpenSSL lacks AES-GCM or HMAC");
+	if (!envelope_algs.aes128gcm || !envelope_algs.aes256gcm || !envelope_algs.hmac_tmpl)
+		return err_set(e, POS_ECRYPTO, "hpke: OpenSSL lacks AES-GCM or HMAC-SHA256");
 	return 0;
 }
 
@@ -84,20 +103,10 @@ struct envelope_part {
 	size_t n;
 };
 
+/* Needs envelope_algs_ready() first. */
 static EVP_MAC_CTX *envelope_mac_new(void)
 {
-	OSSL_PARAM params[2];
-	EVP_MAC_CTX *m = EVP_MAC_CTX_new(envelope_algs.hmac);
-
-	if (!m)
-		return NULL;
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
-	params[1] = OSSL_PARAM_construct_end();
-	if (!EVP_MAC_CTX_set_params(m, params)) {
-		EVP_MAC_CTX_free(m);
-		return NULL;
-	}
-	return m;
+	return EVP_MAC_CTX_dup(envelope_algs.hmac_tmpl);
 }
 
 /* HMAC-SHA256(key, parts...). key is never NULL when passed to OpenSSL: a NULL
@@ -228,35 +237,65 @@ out:
 
 /* ------------------------------------------------------------------ X25519 */
 
-static int envelope_x25519_pub(const unsigned char sk[32], unsigned char pk[32])
+struct envelope_key {
+	EVP_PKEY *priv;
+	/* A derive context on priv, initialised once and never used itself:
+	 * each DH works on a duplicate. EVP_PKEY_CTX_dup takes a const
+	 * pointer, and OpenSSL objects only read through const pointers may be
+	 * shared by threads. A duplicate costs ~0.1 us where a new context
+	 * plus derive_init costs ~1.5 us on OpenSSL 3.0. */
+	EVP_PKEY_CTX *derive;
+	unsigned char pk[32];
+};
+
+/* Imports sk; OpenSSL computes the public key during the import. */
+static EVP_PKEY *envelope_pkey_private(const unsigned char sk[32], unsigned char pk[32])
 {
 	EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, sk, 32);
 	size_t len = 32;
-	int rc = -1;
 
-	if (k && EVP_PKEY_get_raw_public_key(k, pk, &len) == 1 && len == 32)
-		rc = 0;
-	EVP_PKEY_free(k);
-	return rc;
+	if (k && (EVP_PKEY_get_raw_public_key(k, pk, &len) != 1 || len != 32)) {
+		EVP_PKEY_free(k);
+		k = NULL;
+	}
+	return k;
 }
 
-/* DH(sk, pk). Fails on an all-zero result (a small-order peer point), as
- * RFC 9180 7.1.4 requires; OpenSSL checks this too, and so do we. */
-static int envelope_x25519_dh(const unsigned char sk[32], const unsigned char pk[32],
+static EVP_PKEY_CTX *envelope_derive_ctx(EVP_PKEY *priv)
+{
+	EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new(priv, NULL);
+
+	if (pc && EVP_PKEY_derive_init(pc) != 1) {
+		EVP_PKEY_CTX_free(pc);
+		pc = NULL;
+	}
+	return pc;
+}
+
+static int envelope_x25519_pub(const unsigned char sk[32], unsigned char pk[32])
+{
+	EVP_PKEY *k = envelope_pkey_private(sk, pk);
+
+	EVP_PKEY_free(k);
+	return k ? 0 : -1;
+}
+
+/* DH(private key of tmpl, pk), on a duplicate of tmpl. Fails on an
+ * all-zero result (a small-order peer point), as RFC 9180 7.1.4 requires.
+ * That check is the one that matters for X25519, so OpenSSL's own peer
+ * validation (for X25519 only "has a public key", at ~1 us) is skipped. */
+static int envelope_x25519_dh(const EVP_PKEY_CTX *tmpl, const unsigned char pk[32],
 			      unsigned char out[32])
 {
-	EVP_PKEY *priv = NULL, *peer = NULL;
+	EVP_PKEY *peer = NULL;
 	EVP_PKEY_CTX *pc = NULL;
 	unsigned char acc = 0;
 	size_t len = 32, i;
 	int rc = -1;
 
-	priv = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, sk, 32);
 	peer = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, pk, 32);
-	if (!priv || !peer)
-		goto out;
-	pc = EVP_PKEY_CTX_new(priv, NULL);
-	if (!pc || EVP_PKEY_derive_init(pc) != 1 || EVP_PKEY_derive_set_peer(pc, peer) != 1 ||
+	if (!peer || !(pc = EVP_PKEY_CTX_dup(tmpl)) ||
+	    EVP_PKEY_derive_set_peer_ex(pc, peer, 0) != 1 ||
 	    EVP_PKEY_derive(pc, out, &len) != 1 || len != 32)
 		goto out;
 	for (i = 0; i < 32; i++)
@@ -268,9 +307,42 @@ out:
 	if (rc != 0)
 		wipe(out, 32);
 	EVP_PKEY_CTX_free(pc);
-	EVP_PKEY_free(priv);
 	EVP_PKEY_free(peer);
 	return rc;
+}
+
+int envelope_key_new(const unsigned char sk[32], struct envelope_key **out, pos_err *e)
+{
+	struct envelope_key *k;
+
+	if (!out)
+		return err_set(e, POS_EINVAL, "envelope key: missing output");
+	*out = NULL;
+	if (!sk)
+		return err_set(e, POS_EINVAL, "envelope key: missing private key");
+	if (!(k = calloc(1, sizeof *k)))
+		return err_set(e, POS_ENOMEM, "envelope key: out of memory");
+	if (!(k->priv = envelope_pkey_private(sk, k->pk)) ||
+	    !(k->derive = envelope_derive_ctx(k->priv))) {
+		envelope_key_free(k);
+		return err_set(e, POS_ECRYPTO, "envelope key: not a usable X25519 private key");
+	}
+	*out = k;
+	return 0;
+}
+
+void envelope_key_free(struct envelope_key *k)
+{
+	if (!k)
+		return;
+	EVP_PKEY_CTX_free(k->derive);
+	EVP_PKEY_free(k->priv); /* OpenSSL clears the key material it holds */
+	wipe_free(k, sizeof *k);
+}
+
+const unsigned char *envelope_key_public(const struct envelope_key *k)
+{
+	return k ? k->pk : NULL;
 }
 
 int hpke_x25519_public(const unsigned char sk[32], unsigned char pk[32], pos_err *e)
@@ -335,10 +407,12 @@ static int envelope_kem_secret(EVP_MAC_CTX *m, const unsigned char dh[32],
 	return rc;
 }
 
-/* KeySchedule<ROLE>() of RFC 9180 5.1 for mode_base (psk and psk_id empty). */
+/* KeySchedule<ROLE>() of RFC 9180 5.1 for mode_base (psk and psk_id empty).
+ * exporter false skips the exporter secret (left zero): a single-shot open
+ * never exports, and that is one HMAC less per resolve. */
 static int envelope_key_schedule(EVP_MAC_CTX *m, uint16_t aead_id,
 				 const unsigned char shared[32], const unsigned char *info,
-				 size_t info_len, struct hpke_ctx *ctx)
+				 size_t info_len, bool exporter, struct hpke_ctx *ctx)
 {
 	unsigned char suite[10], ksc[1 + 2 * HPKE_NH], secret[HPKE_NH];
 	int rc = -1;
@@ -353,8 +427,8 @@ static int envelope_key_schedule(EVP_MAC_CTX *m, uint16_t aead_id,
 			    ctx->key_len) ||
 	    envelope_expand(m, suite, sizeof suite, secret, "base_nonce", ksc, sizeof ksc,
 			    ctx->base_nonce, HPKE_NONCE_LEN) ||
-	    envelope_expand(m, suite, sizeof suite, secret, "exp", ksc, sizeof ksc,
-			    ctx->exporter_secret, sizeof ctx->exporter_secret))
+	    (exporter && envelope_expand(m, suite, sizeof suite, secret, "exp", ksc, sizeof ksc,
+					 ctx->exporter_secret, sizeof ctx->exporter_secret)))
 		goto out;
 	ctx->aead_id = aead_id;
 	ctx->seq = 0;
@@ -371,6 +445,8 @@ int hpke_setup_base_s(uint16_t aead_id, const unsigned char pkR[32],
 {
 	unsigned char ske[32], dh[32], shared[32];
 	EVP_MAC_CTX *m = NULL;
+	EVP_PKEY *eph = NULL;
+	EVP_PKEY_CTX *dc = NULL;
 	size_t key_len = 0;
 	int rc;
 
@@ -390,12 +466,14 @@ int hpke_setup_base_s(uint16_t aead_id, const unsigned char pkR[32],
 		goto out;
 	}
 	rc = POS_ECRYPTO;
-	if (envelope_x25519_pub(ske, enc) != 0 || envelope_x25519_dh(ske, pkR, dh) != 0) {
+	/* One import gives both enc (the public key) and the DH. */
+	if (!(eph = envelope_pkey_private(ske, enc)) || !(dc = envelope_derive_ctx(eph)) ||
+	    envelope_x25519_dh(dc, pkR, dh) != 0) {
 		err_set(e, rc, "hpke: key agreement with the recipient key failed");
 		goto out;
 	}
 	if (!(m = envelope_mac_new()) || envelope_kem_secret(m, dh, enc, pkR, shared) != 0 ||
-	    envelope_key_schedule(m, aead_id, shared, info, info_len, ctx) != 0) {
+	    envelope_key_schedule(m, aead_id, shared, info, info_len, true, ctx) != 0) {
 		err_set(e, rc, "hpke: key schedule failed");
 		goto out;
 	}
@@ -408,15 +486,18 @@ out:
 	wipe(ske, sizeof ske);
 	wipe(dh, sizeof dh);
 	wipe(shared, sizeof shared);
+	EVP_PKEY_CTX_free(dc);
+	EVP_PKEY_free(eph);
 	EVP_MAC_CTX_free(m);
 	return rc;
 }
 
-int hpke_setup_base_r(uint16_t aead_id, const unsigned char skR[32],
-		      const unsigned char enc[HPKE_ENC_LEN], const unsigned char *info,
-		      size_t info_len, struct hpke_ctx *ctx, pos_err *e)
+/* SetupBaseR with a prepared key: the DH is the only X25519 operation. */
+static int envelope_setup_r(uint16_t aead_id, const struct envelope_key *k,
+			    const unsigned char enc[HPKE_ENC_LEN], const unsigned char *info,
+			    size_t info_len, bool exporter, struct hpke_ctx *ctx, pos_err *e)
 {
-	unsigned char pkR[32], dh[32], shared[32];
+	unsigned char dh[32], shared[32];
 	EVP_MAC_CTX *m = NULL;
 	size_t key_len = 0;
 	int rc;
@@ -425,18 +506,18 @@ int hpke_setup_base_r(uint16_t aead_id, const unsigned char skR[32],
 		memset(ctx, 0, sizeof *ctx);
 	if ((rc = envelope_algs_ready(e)) != 0)
 		return rc;
-	if (!skR || !enc || !ctx || (!info && info_len))
+	if (!k || !enc || !ctx || (!info && info_len))
 		return err_set(e, POS_EINVAL, "hpke: setup: missing argument");
 	if ((rc = envelope_aead_key_len(aead_id, &key_len, e)) != 0)
 		return rc;
 	ctx->key_len = key_len;
 	rc = POS_ECRYPTO;
-	if (envelope_x25519_pub(skR, pkR) != 0 || envelope_x25519_dh(skR, enc, dh) != 0) {
+	if (envelope_x25519_dh(k->derive, enc, dh) != 0) {
 		err_set(e, rc, "hpke: key agreement with the sender's key failed");
 		goto out;
 	}
-	if (!(m = envelope_mac_new()) || envelope_kem_secret(m, dh, enc, pkR, shared) != 0 ||
-	    envelope_key_schedule(m, aead_id, shared, info, info_len, ctx) != 0) {
+	if (!(m = envelope_mac_new()) || envelope_kem_secret(m, dh, enc, k->pk, shared) != 0 ||
+	    envelope_key_schedule(m, aead_id, shared, info, info_len, exporter, ctx) != 0) {
 		err_set(e, rc, "hpke: key schedule failed");
 		goto out;
 	}
@@ -447,6 +528,26 @@ out:
 	wipe(dh, sizeof dh);
 	wipe(shared, sizeof shared);
 	EVP_MAC_CTX_free(m);
+	return rc;
+}
+
+int hpke_setup_base_r(uint16_t aead_id, const unsigned char skR[32],
+		      const unsigned char enc[HPKE_ENC_LEN], const unsigned char *info,
+		      size_t info_len, struct hpke_ctx *ctx, pos_err *e)
+{
+	struct envelope_key *k = NULL;
+	int rc;
+
+	if (ctx)
+		memset(ctx, 0, sizeof *ctx);
+	if (!skR)
+		return err_set(e, POS_EINVAL, "hpke: setup: missing argument");
+	if ((rc = envelope_key_new(skR, &k, e)) != 0)
+		return rc == POS_ENOMEM ? rc
+					: err_set(e, POS_ECRYPTO,
+						  "hpke: key agreement with the sender's key failed");
+	rc = envelope_setup_r(aead_id, k, enc, info, info_len, true, ctx, e);
+	envelope_key_free(k);
 	return rc;
 }
 
@@ -687,8 +788,8 @@ int envelope_seal(const unsigned char pkR[32], const char *info, const unsigned 
 	return 0;
 }
 
-int envelope_open(const unsigned char skR[32], const char *info, const unsigned char *in,
-		  size_t in_len, unsigned char *pt, size_t pt_cap, size_t *pt_len, pos_err *e)
+int envelope_open_key(const struct envelope_key *k, const char *info, const unsigned char *in,
+		      size_t in_len, unsigned char *pt, size_t pt_cap, size_t *pt_len, pos_err *e)
 {
 	struct hpke_ctx ctx;
 	size_t info_len, body;
@@ -697,7 +798,7 @@ int envelope_open(const unsigned char skR[32], const char *info, const unsigned 
 	memset(&ctx, 0, sizeof ctx);
 	if (pt_len)
 		*pt_len = 0;
-	if (!skR || !in || !pt || !pt_len) {
+	if (!k || !in || !pt || !pt_len) {
 		rc = err_set(e, POS_EINVAL, "envelope open: missing argument");
 		goto fail;
 	}
@@ -713,8 +814,8 @@ int envelope_open(const unsigned char skR[32], const char *info, const unsigned 
 		rc = err_set(e, POS_ETOOBIG, "envelope open: output buffer too small");
 		goto fail;
 	}
-	if ((rc = hpke_setup_base_r(HPKE_AEAD_AES128GCM, skR, in, (const unsigned char *)info,
-				    info_len, &ctx, e)) != 0 ||
+	if ((rc = envelope_setup_r(HPKE_AEAD_AES128GCM, k, in, (const unsigned char *)info,
+				   info_len, false, &ctx, e)) != 0 ||
 	    (rc = hpke_open(&ctx, NULL, 0, in + HPKE_ENC_LEN, in_len - HPKE_ENC_LEN, pt, e)) != 0)
 		goto fail;
 	hpke_ctx_wipe(&ctx);
@@ -722,6 +823,26 @@ int envelope_open(const unsigned char skR[32], const char *info, const unsigned 
 	return 0;
 fail:
 	hpke_ctx_wipe(&ctx);
+	if (pt)
+		wipe(pt, pt_cap);
+	return rc;
+}
+
+int envelope_open(const unsigned char skR[32], const char *info, const unsigned char *in,
+		  size_t in_len, unsigned char *pt, size_t pt_cap, size_t *pt_len, pos_err *e)
+{
+	struct envelope_key *k = NULL;
+	int rc;
+
+	if (pt_len)
+		*pt_len = 0;
+	if (!skR) {
+		rc = err_set(e, POS_EINVAL, "envelope open: missing argument");
+	} else if ((rc = envelope_key_new(skR, &k, e)) == 0) {
+		rc = envelope_open_key(k, info, in, in_len, pt, pt_cap, pt_len, e);
+		envelope_key_free(k);
+		return rc;
+	}
 	if (pt)
 		wipe(pt, pt_cap);
 	return rc;
@@ -760,8 +881,8 @@ int envelope_seal_tid(const unsigned char pkR[32], const char *kid, const char *
 	return rc;
 }
 
-int envelope_open_tid(const unsigned char skR[32], const char *info, const char *enc_b64,
-		      char tid[ENVELOPE_MAX_PT + 1], pos_err *e)
+int envelope_open_tid_key(const struct envelope_key *k, const char *info, const char *enc_b64,
+			  char tid[ENVELOPE_MAX_PT + 1], pos_err *e)
 {
 	unsigned char sealed[ENVELOPE_MAX_SEALED];
 	size_t n, sealed_len = 0, tid_len = 0;
@@ -787,8 +908,8 @@ int envelope_open_tid(const unsigned char skR[32], const char *info, const char 
 		rc = POS_EINVAL;
 		goto fail;
 	}
-	rc = envelope_open(skR, info, sealed, sealed_len, (unsigned char *)tid, ENVELOPE_MAX_PT,
-			   &tid_len, e);
+	rc = envelope_open_key(k, info, sealed, sealed_len, (unsigned char *)tid, ENVELOPE_MAX_PT,
+			       &tid_len, e);
 	if (rc != 0)
 		goto fail;
 	/* The TID is text; an embedded NUL would make callers see a shorter,
@@ -801,5 +922,23 @@ int envelope_open_tid(const unsigned char skR[32], const char *info, const char 
 	return 0;
 fail:
 	wipe(tid, ENVELOPE_MAX_PT + 1);
+	return rc;
+}
+
+int envelope_open_tid(const unsigned char skR[32], const char *info, const char *enc_b64,
+		      char tid[ENVELOPE_MAX_PT + 1], pos_err *e)
+{
+	struct envelope_key *k = NULL;
+	int rc;
+
+	if (!tid)
+		return err_set(e, POS_EINVAL, "envelope: missing output buffer");
+	if (!skR)
+		rc = err_set(e, POS_EINVAL, "envelope: missing private key");
+	else if ((rc = envelope_key_new(skR, &k, e)) == 0)
+		rc = envelope_open_tid_key(k, info, enc_b64, tid, e);
+	envelope_key_free(k);
+	if (rc != 0)
+		wipe(tid, ENVELOPE_MAX_PT + 1);
 	return rc;
 }

@@ -99,4 +99,22 @@ int envelope_seal_tid(const unsigned char pkR[32], const char *kid, const char *
 int envelope_open_tid(const unsigned char skR[32], const char *info, const char *enc_b64,
 		      char tid[ENVELOPE_MAX_PT + 1], pos_err *e);
 
+/* A recipient's private key imported into OpenSSL once. Importing a raw
+ * X25519 key costs a scalar multiplication (OpenSSL derives the public key),
+ * as much as the DH itself, so a server that opens many envelopes keeps one
+ * of these per key. Read-only after envelope_key_new: any number of threads
+ * may open with one key at once (each call makes its own EVP contexts). */
+struct envelope_key;
+
+/* *out: envelope_key_free (which wipes it). */
+int envelope_key_new(const unsigned char sk[32], struct envelope_key **out, pos_err *e);
+void envelope_key_free(struct envelope_key *k);
+/* The raw 32-byte public key, borrowed from k. */
+const unsigned char *envelope_key_public(const struct envelope_key *k);
+/* envelope_open and envelope_open_tid with a prepared key; same contracts. */
+int envelope_open_key(const struct envelope_key *k, const char *info, const unsigned char *in,
+		      size_t in_len, unsigned char *pt, size_t pt_cap, size_t *pt_len, pos_err *e);
+int envelope_open_tid_key(const struct envelope_key *k, const char *info, const char *enc_b64,
+			  char tid[ENVELOPE_MAX_PT + 1], pos_err *e);
+
 #endif

@@ -45,6 +45,16 @@ struct agent_resolve {
 	struct agent_resolve *prev, *next;
 };
 
+/* One /v1/offers/check in flight. Not cancelled by total: the POS still
+ * wants to hear about the code the customer showed. */
+struct agent_check {
+	struct agent *a;
+	char txn[LANE_TXN_LEN + 1];
+	char code[LANE_OFFER_MAX + 1];
+	int64_t started_us;
+	struct agent_check *prev, *next;
+};
+
 struct agent_dev {
 	struct agent *a;
 	struct device *dev;
@@ -67,6 +77,7 @@ struct agent {
 	unsigned char pk[32];
 	char kid[KEYS_KID_LEN + 1];
 	struct agent_resolve *resolves;
+	struct agent_check *checks;
 	int stop_signal;
 };
 
@@ -321,17 +332,122 @@ static json_t *agent_item(struct agent *a, const struct gtin_scan *scan)
 			 line.gtin, "qty", (json_int_t)line.qty);
 }
 
-static json_t *agent_offer(struct agent *a, const char *code)
+/* ------------------------------------------------------------ offers */
+
+static void agent_check_unlink(struct agent *a, struct agent_check *c)
 {
-	bool added = false;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		a->checks = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+}
+
+/* Central's answer {"code","redeemable","reason"?,"title"?} becomes the
+ * "offer" event; no answer in time is an event too, and the code stays in
+ * the basket: central decides when the basket is stored. */
+static void agent_on_check(long status, const char *body, size_t len, const char *errmsg,
+			   void *arg)
+{
+	struct agent_check *c = arg;
+	struct agent *a = c->a;
+	long ms = (long)((time_mono_us() - c->started_us) / 1000);
+	const char *reason = NULL, *title = NULL;
+	json_t *root = NULL, *ev = NULL, *red;
+	char why[64];
 	pos_err e;
 
-	if (!lane_is_open(a->lane))
-		return control_error("no_transaction", "scan an item first, then the offer");
-	if (lane_add_offer(a->lane, code, &added, &e) < 0)
+	agent_check_unlink(a, c);
+	if (status == 200 &&
+	    jsonx_parse(body, len, AGENT_RESOLVE_ANSWER_MAX, 4, &root, &e) == 0 &&
+	    json_is_object(root) && json_is_boolean(red = json_object_get(root, "redeemable")) &&
+	    jsonx_str(root, "reason", 0, 32, &reason, &e) == 0 &&
+	    jsonx_str(root, "title", 0, 512, &title, &e) == 0 &&
+	    (!reason || strspn(reason, "abcdefghijklmnopqrstuvwxyz_") == strlen(reason))) {
+		log_info("offer_checked", "txn=%s redeemable=%s reason=%s ms=%ld", c->txn,
+			 json_is_true(red) ? "true" : "false", reason ? reason : "-", ms);
+		ev = json_pack("{s:s, s:s, s:s, s:b, s:b}", "event", "offer", "txn", c->txn, "code",
+			       c->code, "checked", 1, "redeemable", json_is_true(red));
+		if (ev && reason)
+			json_object_set_new(ev, "reason", json_string(reason));
+		if (ev && title)
+			json_object_set_new(ev, "title", json_string(title));
+	} else {
+		if (status == 200)
+			snprintf(why, sizeof why, "bad_answer");
+		else
+			agent_resolve_reason(status, body, len, errmsg, why, sizeof why);
+		log_warn("offer_unchecked", "txn=%s reason=%s status=%ld ms=%ld", c->txn, why,
+			 status, ms);
+		ev = json_pack("{s:s, s:s, s:s, s:b, s:s}", "event", "offer", "txn", c->txn, "code",
+			       c->code, "checked", 0, "reason", why);
+	}
+	agent_emit(a, ev);
+	json_decref(root);
+	free(c);
+}
+
+static void agent_check_start(struct agent *a, const char *txn, const char *code)
+{
+	struct agent_check *c = calloc(1, sizeof *c);
+	json_t *req = NULL;
+	char *body = NULL;
+	pos_err e;
+
+	if (!c)
+		goto fail;
+	c->a = a;
+	memcpy(c->txn, txn, LANE_TXN_LEN + 1);
+	/* lane_add_offer took it: at most LANE_OFFER_MAX bytes. */
+	memcpy(c->code, code, strnlen(code, LANE_OFFER_MAX));
+	c->started_us = time_mono_us();
+	req = json_pack("{s:s}", "code", code);
+	body = req ? jsonx_dump(req) : NULL;
+	if (!body ||
+	    http_post(a->http, "/v1/offers/check", body, strlen(body), a->cfg->resolve_timeout_ms,
+		      agent_on_check, c, &e) < 0)
+		goto fail;
+	c->next = a->checks;
+	if (a->checks)
+		a->checks->prev = c;
+	a->checks = c;
+	json_decref(req);
+	free(body);
+	return;
+fail:
+	log_warn("offer_unchecked", "txn=%s reason=not_sent", txn);
+	agent_emit(a, json_pack("{s:s, s:s, s:s, s:b, s:s}", "event", "offer", "txn", txn, "code",
+				code, "checked", 0, "reason", "not_sent"));
+	json_decref(req);
+	free(body);
+	free(c);
+}
+
+/* A scanned offer code: its check digit first (a misread never reaches
+ * central), then into the basket once, then central is asked at once. An
+ * offer may open the transaction: customers often show the phone first. */
+static json_t *agent_offer(struct agent *a, const char *code)
+{
+	bool added = false, opened = false;
+	pos_err e;
+
+	if (classify_offer_check(code, &e) < 0)
+		return control_error("bad_offer", e.msg);
+	if (agent_ensure_open(a, &opened, &e) < 0)
+		return control_error("internal", e.msg);
+	if (lane_add_offer(a->lane, code, &added, &e) < 0) {
+		if (opened)
+			lane_close(a->lane);
 		return control_error("offer_refused", e.msg);
-	log_info("offer", "txn=%s added=%s", lane_txn(a->lane), added ? "true" : "false");
-	return json_pack("{s:b, s:s, s:b}", "ok", 1, "txn", lane_txn(a->lane), "added", added);
+	}
+	log_info("offer", "txn=%s added=%s offers=%zu", lane_txn(a->lane), added ? "true" : "false",
+		 lane_offers(a->lane));
+	if (added)
+		agent_check_start(a, lane_txn(a->lane), code);
+	return json_pack("{s:b, s:s, s:s, s:b}", "ok", 1, "txn", lane_txn(a->lane), "code", code,
+			 "added", added);
 }
 
 static json_t *agent_total(struct agent *a)
@@ -646,6 +762,12 @@ static void agent_teardown(struct agent *a)
 		http_cancel(a->http, r);
 		agent_resolve_unlink(a, r);
 		free(r);
+	}
+	while (a->checks) {
+		struct agent_check *c = a->checks;
+		http_cancel(a->http, c);
+		agent_check_unlink(a, c);
+		free(c);
 	}
 	http_free(a->http);
 	spool_close(a->spool);

@@ -152,3 +152,19 @@ void classify_result_wipe(struct classify_result *res)
 	if (res)
 		wipe(res, sizeof *res);
 }
+
+int classify_offer_check(const char *code, pos_err *e)
+{
+	size_t n;
+	int cd;
+
+	if (!code)
+		return err_set(e, POS_EINVAL, "no offer code");
+	n = strnlen(code, CLASSIFY_MAX_CODE + 1);
+	if (n < 2 || n > CLASSIFY_MAX_CODE || strspn(code, "0123456789") != n)
+		return err_set(e, POS_EINVAL, "offer code must be digits with a GS1 check digit");
+	cd = gtin_check_digit(code, n - 1);
+	if (cd < 0 || code[n - 1] != (char)('0' + cd))
+		return err_set(e, POS_EINVAL, "offer code with a wrong check digit");
+	return 0;
+}

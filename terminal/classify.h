@@ -72,5 +72,9 @@ const char *classify_kind_name(enum classify_kind k);
 int classify_code(const struct classify_rules *r, const char *code, size_t len,
 		  struct classify_result *out, pos_err *e);
 void classify_result_wipe(struct classify_result *res);
+/* An offer code is printed as an EAN-13: all digits, its last the GS1
+ * check digit of the others. POS_EINVAL (the message never repeats the
+ * code) when not, so a misread never reaches central. */
+int classify_offer_check(const char *code, pos_err *e);
 
 #endif

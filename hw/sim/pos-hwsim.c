@@ -494,14 +494,19 @@ static int sim_parse_args(struct sim *s, int argc, char **argv, int *first_code,
 {
 	int i;
 
-	if (argc < 2)
+	if (argc < 2) {
+		fprintf(stderr, "pos-hwsim: missing device kind (scanner or cardreader)\n");
 		return -1;
-	if (strcmp(argv[1], "scanner") == 0)
+	}
+	if (strcmp(argv[1], "scanner") == 0) {
 		s->kind = SIM_SCANNER;
-	else if (strcmp(argv[1], "cardreader") == 0)
+	} else if (strcmp(argv[1], "cardreader") == 0) {
 		s->kind = SIM_CARDREADER;
-	else
+	} else {
+		fprintf(stderr, "pos-hwsim: unknown device kind '%.32s' (scanner or cardreader)\n",
+			argv[1]);
 		return -1;
+	}
 	for (i = 2; i < argc; i++) {
 		const char *a = argv[i];
 		bool has_val = i + 1 < argc;
@@ -562,9 +567,11 @@ int main(int argc, char **argv)
 	s.master = s.slave = -1;
 	wipe_harden_process();
 	log_init("pos-hwsim", LOG_LVL_INFO, 0);
-	if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
-		sim_usage(stdout);
-		return 0;
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			sim_usage(stdout);
+			return 0;
+		}
 	}
 	if (sim_parse_args(&s, argc, argv, &first, &file, &profile) < 0) {
 		sim_usage(stderr);

@@ -87,6 +87,26 @@ static inline double bench_proc_cpu_precise_s(long pid)
 	return found ? (double)sum / 1e9 : bench_proc_cpu_s(pid);
 }
 
+/* CPU seconds every process on the machine spent (from the first line of
+ * /proc/stat: everything but idle and iowait). Minus what the measured
+ * processes used, it shows how much other work shared the machine. */
+static inline double bench_system_busy_s(void)
+{
+	unsigned long long v[8] = { 0 };
+	FILE *f = fopen("/proc/stat", "r");
+	int n;
+
+	if (!f)
+		return -1;
+	n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+		   &v[4], &v[5], &v[6], &v[7]);
+	fclose(f);
+	if (n != 8)
+		return -1;
+	/* user nice system idle iowait irq softirq steal */
+	return (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)sysconf(_SC_CLK_TCK);
+}
+
 static inline int bench_cmp_u32(const void *a, const void *b)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;

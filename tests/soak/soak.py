@@ -25,7 +25,7 @@ import os
 import sys
 
 try:
-    import sqlite3  # noqa: F401  (a pyenv Python may lack it; Debian's has it)
+    import sqlite3  # a pyenv Python may lack it; Debian's has it
 except ImportError:
     if sys.executable != "/usr/bin/python3" and os.path.exists("/usr/bin/python3"):
         os.execv("/usr/bin/python3", ["/usr/bin/python3", *sys.argv])
@@ -35,14 +35,13 @@ import argparse
 import json
 import random
 import signal
-import sqlite3  # noqa: F811
 import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 sys.path.insert(0, HERE)
-from posenv import ITEST, TEST_TIDS, Agent, Central, HwSim, Proc, wait_until, workdir  # noqa: E402
+from posenv import TEST_TIDS, Agent, Central, HwSim, Proc, wait_until, workdir  # noqa: E402
 
 # Items every lane may buy (GTIN-13 as scanned; stored as GTIN-14).
 COMMON = ["9520000000011", "9520000000028", "9520000000035"]
@@ -317,7 +316,9 @@ class Chaos:
             self.problems.append(f"{t.name} did not start: {exc}")
             self.log(f"{t.name} did not start: {exc}", force=True)
 
-    def step(self):
+    def step(self, until):
+        # Downtimes are cut short near the end so the soak ends on time.
+        left = max(0.2, until - time.time())
         r = self.rng.random()
         c = self.central
         if c.proc is None:
@@ -327,17 +328,17 @@ class Chaos:
             self.counts["kill9_central"] += 1
             self.log("chaos: kill -9 central")
             c.kill9()
-            time.sleep(self.rng.uniform(0, 2.0))
+            time.sleep(min(left, self.rng.uniform(0, 2.0)))
             self.start_central()
         elif r < 0.65:
             t = self.rng.choice(self.terms)
             self.counts["kill9_agent"] += 1
             self.log(f"chaos: kill -9 agent {t.name}")
             t.kill9()
-            time.sleep(self.rng.uniform(0, 1.0))
+            time.sleep(min(left, self.rng.uniform(0, 1.0)))
             self.start_agent(t)
         elif r < 0.92:
-            hold = self.rng.uniform(0.5, 4.0)
+            hold = min(left, self.rng.uniform(0.5, 4.0))
             self.counts["cut_central"] += 1
             self.log(f"chaos: central cut off (SIGSTOP) for {hold:.1f}s")
             c.proc.p.send_signal(signal.SIGSTOP)
@@ -364,7 +365,7 @@ class Chaos:
             if rc != 0:
                 self.problems.append(f"central exited {rc} on SIGTERM (want 0)")
                 self.log(f"central exited {rc} on SIGTERM", force=True)
-            time.sleep(self.rng.uniform(0.2, 2.0))
+            time.sleep(min(left, self.rng.uniform(0.2, 2.0)))
             self.start_central()
 
     def run(self, until):
@@ -373,7 +374,7 @@ class Chaos:
             if time.time() >= until:
                 break
             self.check_alive()
-            self.step()
+            self.step(until)
         self.check_alive()
 
 
@@ -412,6 +413,57 @@ def stored_from_api(central, hhids):
                 items[it["gtin"]] = items.get(it["gtin"], 0) + it["qty"]
             out.setdefault(b["txn"], []).append((b.get("hhid"), items))
     return out, errors
+
+
+def log_lines(path, needle):
+    """The lines of a log file that name needle (a txn: logs hold no TID)."""
+    try:
+        with open(path, errors="replace") as f:
+            return [line.rstrip() for line in f if needle in line]
+    except OSError:
+        return []
+
+
+def compare(completed, db, api):
+    """The verdict, pure: completed = txn -> lane record (what the lanes had
+    acknowledged), db = stored_from_db(), api = stored_from_api()[0]."""
+    lost = sorted(t for t in completed if t not in db)
+    dup_txn = sorted(t for t, s in db.items() if s["count"] > 1)
+    dup_txn += sorted(t for t, occ in api.items() if len(occ) > 1 and t not in dup_txn)
+    # The same lane stored under two txns is a duplicate too (a re-spool
+    # under a fresh txn would slip past central's txn key).
+    by_lane = {}
+    for txn, s in db.items():
+        for g in s["items"]:
+            lane = lane_of(g)
+            if lane:
+                by_lane.setdefault(tuple(lane), []).append(txn)
+    dup_lanes = {k: v for k, v in by_lane.items() if len(v) > 1}
+    duplicated = len(dup_txn) + sum(len(v) - 1 for v in dup_lanes.values())
+
+    mismatched, unresolved, not_in_history, history_differs = [], [], [], []
+    households_of = {}
+    for txn, lane in completed.items():
+        s = db.get(txn)
+        if s is None:
+            continue
+        if s["items"] != lane["items"]:
+            mismatched.append(txn)
+        if not s["hhid"]:
+            unresolved.append(txn)
+            continue
+        households_of.setdefault(lane["customer"], set()).add(s["hhid"])
+        occ = api.get(txn, [])
+        if not occ:
+            not_in_history.append(txn)
+        elif any(h != s["hhid"] or items != lane["items"] for h, items in occ):
+            history_differs.append(txn)
+    split = {CUSTOMERS[c][0].split(":")[0] + f"#{c}": len(h)
+             for c, h in households_of.items() if len(h) > 1}
+    unacked = sorted(t for t in db if t not in completed)
+    return {"lost": lost, "dup_txn": dup_txn, "dup_lanes": dup_lanes, "duplicated": duplicated,
+            "mismatched": mismatched, "unresolved": unresolved, "not_in_history": not_in_history,
+            "history_differs": history_differs, "split": split, "unacked": unacked}
 
 
 def main():
@@ -513,47 +565,23 @@ def main():
             chaos.problems.append(f"central exited {rc} on the final SIGTERM (want 0)")
         db = stored_from_db(db_path)
 
-        # ------------------------------------------------------------ compare
-        lost = sorted(t for t in completed if t not in db)
-        dup_txn = sorted(t for t, s in db.items() if s["count"] > 1)
-        dup_txn += sorted(t for t, occ in api.items() if len(occ) > 1 and t not in dup_txn)
-        by_lane = {}
-        for txn, s in db.items():
-            for g in s["items"]:
-                lane = lane_of(g)
-                if lane:
-                    by_lane.setdefault(tuple(lane), []).append(txn)
-        dup_lanes = {k: v for k, v in by_lane.items() if len(v) > 1}
-        duplicated = len(dup_txn) + sum(len(v) - 1 for v in dup_lanes.values())
-
-        mismatched, unresolved, not_in_history, history_differs = [], [], [], []
-        households_of = {}
-        for txn, lane in completed.items():
-            s = db.get(txn)
-            if s is None:
-                continue
-            if s["items"] != lane["items"]:
-                mismatched.append(txn)
-            if not s["hhid"]:
-                unresolved.append(txn)
-                continue
-            households_of.setdefault(lane["customer"], set()).add(s["hhid"])
-            occ = api.get(txn, [])
-            if not occ:
-                not_in_history.append(txn)
-            elif any(h != s["hhid"] or items != lane["items"] for h, items in occ):
-                history_differs.append(txn)
-        split = {CUSTOMERS[c][0].split(":")[0] + f"#{c}": len(h)
-                 for c, h in households_of.items() if len(h) > 1}
-        unacked = sorted(t for t in db if t not in completed)
+        v = compare(completed, db, api)
+        lost, dup_txn, dup_lanes = v["lost"], v["dup_txn"], v["dup_lanes"]
+        duplicated, mismatched, unresolved = v["duplicated"], v["mismatched"], v["unresolved"]
+        not_in_history, history_differs = v["not_in_history"], v["history_differs"]
+        split, unacked = v["split"], v["unacked"]
 
         # ------------------------------------------------------------ evidence
         def lane_note(txn):
             lane = completed[txn]
             return f"{txn} ({lane['agent']} lane {lane['lane'][1]}, items {lane['items']})"
 
+        logs = {t.name: t.agent.log for t in terms}
         for txn in lost[:20]:
             findings.append(f"LOST: {lane_note(txn)} acknowledged, not in central.db")
+            for path in (logs[completed[txn]["agent"]], central.log):
+                findings += [f"    {os.path.basename(path)}: {line}"
+                             for line in log_lines(path, txn)[-6:]]
         for txn in dup_txn[:20]:
             findings.append(f"DUPLICATED txn: {txn} stored {db.get(txn, {}).get('count')} times "
                             f"/ in histories {len(api.get(txn, []))} times")
@@ -587,14 +615,19 @@ def main():
             "households": len(hhids), "interrupted": {t.name: t.abandon_reasons for t in terms},
             "findings": findings,
         }
-        with open(os.path.join(base, "soak-report.json"), "w") as f:
-            json.dump(report, f, indent=1, sort_keys=True)
-
         for line in findings:
             log(line, force=True)
         interrupted = sum(t.abandoned for t in terms)
+        # Re-sends central answered "already stored": proof the chaos hit
+        # the window between central's commit and the agent hearing of it.
+        resent = sum(1 for t in terms for line in log_lines(t.agent.log, "status=duplicate")
+                     if "uploaded" in line)
+        report["resent_already_stored"] = resent
+        with open(os.path.join(base, "soak-report.json"), "w") as f:
+            json.dump(report, f, indent=1, sort_keys=True)
         print(f"details: stored={len(db)} unacked_stored={len(unacked)} interrupted={interrupted} "
-              f"households={len(hhids)} mismatched={len(mismatched)} unresolved={len(unresolved)} "
+              f"households={len(hhids)} resent={resent} mismatched={len(mismatched)} "
+              f"unresolved={len(unresolved)} "
               f"not_in_history={len(not_in_history) + len(history_differs)} "
               f"split_households={len(split)} crashes={len(chaos.crashes)} "
               f"problems={len(chaos.problems) + len(api_errors) + len(left) + len(rejected)} "

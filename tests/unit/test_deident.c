@@ -6,6 +6,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "codec.h"
@@ -165,6 +167,90 @@ static void id_shape_checks_are_exact(void **st)
 	assert_false(deident_dtid_valid("dt_"));
 }
 
+static void prepared_keys_give_the_python_answers_again_and_again(void **st)
+{
+	unsigned char ki[32], kd[32], out[DEIDENT_INDEX_LEN], want[32];
+	struct deident_key *pi = NULL, *pd = NULL, *none;
+	char id[DEIDENT_ID_LEN + 1];
+	pos_err e = { 0 };
+
+	(void)st;
+	fixed_keys(ki, kd);
+	assert_int_equal(deident_key_new(ki, &pi, &e), 0);
+	assert_int_equal(deident_key_new(kd, &pd, &e), 0);
+	assert_int_equal(hex_decode("47bedcc02d6b616128538acb36d6939afcfcea4e0c113ce04d446e56ffccd6c0",
+				    64, want, 32, &e), 0);
+	/* Repeated calls: the keyed template must not absorb earlier input. */
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(deident_index_key(pi, "card:4111111111111111", out, &e), 0);
+		assert_memory_equal(out, want, 32);
+		assert_int_equal(deident_tid_key(pd, "phone:+4915112345678", id, &e), 0);
+		assert_string_equal(id, "dt_J2V1X6GHQ9AG440STYP7JDS3N8");
+	}
+	assert_int_equal(deident_tid_key(pd, "card:4111111111111111", id, &e), 0);
+	assert_string_equal(id, "dt_5PXMCB5ZAHB1FB13SMA0QAS76G");
+	assert_int_equal(deident_index_key(pi, "", out, &e), POS_EINVAL);
+	assert_int_equal(deident_tid_key(pd, NULL, id, &e), POS_EINVAL);
+	assert_string_equal(id, "");
+	assert_int_equal(deident_tid_key(NULL, "card:4111111111111111", id, &e), POS_EINVAL);
+	none = pi;
+	assert_int_equal(deident_key_new(NULL, &none, &e), POS_EINVAL);
+	assert_null(none);
+	deident_key_free(pi);
+	deident_key_free(pd);
+	deident_key_free(NULL);
+}
+
+struct shared_mac_arg {
+	const struct deident_key *ki, *kd;
+	const unsigned char *raw_ki, *raw_kd;
+	int id, ok;
+};
+
+static void *shared_mac_loop(void *arg)
+{
+	struct shared_mac_arg *a = arg;
+	unsigned char got[32], want[32];
+	char tid[40], id1[DEIDENT_ID_LEN + 1], id2[DEIDENT_ID_LEN + 1];
+	pos_err e = { 0 };
+
+	for (int i = 0; i < 2000; i++) {
+		snprintf(tid, sizeof tid, "loyalty:%d%08d", a->id, i);
+		if (deident_index_key(a->ki, tid, got, &e) != 0 ||
+		    deident_index(a->raw_ki, tid, want, &e) != 0 || memcmp(got, want, 32) != 0 ||
+		    deident_tid_key(a->kd, tid, id1, &e) != 0 ||
+		    deident_tid(a->raw_kd, tid, id2, &e) != 0 || strcmp(id1, id2) != 0)
+			return NULL;
+	}
+	a->ok = 1;
+	return a;
+}
+
+static void four_threads_share_prepared_keys(void **st)
+{
+	unsigned char ki[32], kd[32];
+	struct deident_key *pi = NULL, *pd = NULL;
+	struct shared_mac_arg args[4];
+	pthread_t t[4];
+	void *ret;
+	pos_err e = { 0 };
+
+	(void)st;
+	fixed_keys(ki, kd);
+	assert_int_equal(deident_key_new(ki, &pi, &e), 0);
+	assert_int_equal(deident_key_new(kd, &pd, &e), 0);
+	for (int i = 0; i < 4; i++) {
+		args[i] = (struct shared_mac_arg){ pi, pd, ki, kd, i, 0 };
+		assert_int_equal(pthread_create(&t[i], NULL, shared_mac_loop, &args[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(pthread_join(t[i], &ret), 0);
+		assert_ptr_equal(ret, &args[i]);
+	}
+	deident_key_free(pi);
+	deident_key_free(pd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -175,6 +261,8 @@ int main(void)
 		cmocka_unit_test(empty_or_overlong_tid_is_refused),
 		cmocka_unit_test(hhids_are_random_and_well_formed),
 		cmocka_unit_test(id_shape_checks_are_exact),
+		cmocka_unit_test(prepared_keys_give_the_python_answers_again_and_again),
+		cmocka_unit_test(four_threads_share_prepared_keys),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -544,6 +544,119 @@ static void threads_seal_and_open_concurrently(void **st)
 	}
 }
 
+/* ------------------------------------------------------------ prepared key */
+
+static void prepared_key_opens_exactly_what_the_raw_key_opens(void **st)
+{
+	struct fixture f;
+	struct envelope_key *k = NULL, *other = NULL;
+	unsigned char sealed[ENVELOPE_MAX_SEALED], pt[ENVELOPE_MAX_PT], zero_enc[64] = { 0 };
+	unsigned char other_sk[32];
+	char b64[ENVELOPE_B64_MAX], back[ENVELOPE_MAX_PT + 1];
+	const char *tid = "loyalty:9900000000011";
+	size_t n = 0, ptn = 0;
+	pos_err e = { 0 };
+
+	(void)st;
+	make_fixture(&f);
+	assert_int_equal(envelope_key_new(f.sk, &k, &e), 0);
+	assert_memory_equal(envelope_key_public(k), f.pk, 32);
+
+	assert_int_equal(envelope_seal_tid(f.pk, f.kid, f.info, tid, b64, &e), 0);
+	assert_int_equal(envelope_open_tid_key(k, f.info, b64, back, &e), 0);
+	assert_string_equal(back, tid);
+	/* The same key opens it many times: nothing in k is consumed. */
+	for (int i = 0; i < 3; i++) {
+		memset(back, 'x', sizeof back);
+		assert_int_equal(envelope_open_tid_key(k, f.info, b64, back, &e), 0);
+		assert_string_equal(back, tid);
+	}
+	assert_int_equal(envelope_open_tid_key(k, "pos-tid/1|S1|T9|x", b64, back, &e),
+			 POS_ECRYPTO);
+	assert_int_equal(back[0], '\0');
+
+	assert_int_equal(envelope_seal(f.pk, f.info, (const unsigned char *)tid, strlen(tid),
+				       sealed, sizeof sealed, &n, &e), 0);
+	assert_int_equal(envelope_open_key(k, f.info, sealed, n, pt, sizeof pt, &ptn, &e), 0);
+	assert_int_equal(ptn, strlen(tid));
+	assert_memory_equal(pt, tid, ptn);
+	sealed[n - 1] ^= 1;
+	assert_int_equal(envelope_open_key(k, f.info, sealed, n, pt, sizeof pt, &ptn, &e),
+			 POS_ECRYPTO);
+	assert_int_equal(ptn, 0);
+	sealed[n - 1] ^= 1;
+
+	/* Another key does not open it; an all-zero enc (small order) fails. */
+	memset(other_sk, 0x17, sizeof other_sk);
+	assert_int_equal(envelope_key_new(other_sk, &other, &e), 0);
+	assert_int_equal(envelope_open_key(other, f.info, sealed, n, pt, sizeof pt, &ptn, &e),
+			 POS_ECRYPTO);
+	zero_enc[40] = 1;
+	assert_int_equal(envelope_open_key(k, f.info, zero_enc, 60, pt, sizeof pt, &ptn, &e),
+			 POS_ECRYPTO);
+
+	assert_int_equal(envelope_key_new(NULL, &other, &e), POS_EINVAL);
+	assert_null(other);
+	assert_int_equal(envelope_open_tid_key(NULL, f.info, b64, back, &e), POS_EINVAL);
+	envelope_key_free(k);
+	envelope_key_free(NULL);
+}
+
+struct shared_key_arg {
+	struct fixture *f;
+	const struct envelope_key *k;
+	int id;
+	int ok;
+};
+
+/* Each thread seals its own TIDs and opens them, and some tampered ones,
+ * with the one key every thread shares. */
+static void *shared_key_loop(void *arg)
+{
+	struct shared_key_arg *a = arg;
+	char b64[ENVELOPE_B64_MAX], back[ENVELOPE_MAX_PT + 1], tid[40];
+	pos_err e = { 0 };
+
+	for (int i = 0; i < 250; i++) {
+		snprintf(tid, sizeof tid, "card:%d%012d", a->id + 1, i);
+		if (envelope_seal_tid(a->f->pk, a->f->kid, a->f->info, tid, b64, &e) != 0 ||
+		    envelope_open_tid_key(a->k, a->f->info, b64, back, &e) != 0 ||
+		    strcmp(back, tid) != 0)
+			return NULL;
+		if (i % 10 == 0) {
+			b64[5] = b64[5] == 'A' ? 'B' : 'A';
+			if (envelope_open_tid_key(a->k, a->f->info, b64, back, &e) != POS_ECRYPTO)
+				return NULL;
+		}
+	}
+	a->ok = 1;
+	return a;
+}
+
+static void four_threads_share_one_prepared_key(void **st)
+{
+	struct fixture f;
+	struct envelope_key *k = NULL;
+	struct shared_key_arg args[4];
+	pthread_t t[4];
+	void *ret;
+	pos_err e = { 0 };
+
+	(void)st;
+	make_fixture(&f);
+	assert_int_equal(envelope_key_new(f.sk, &k, &e), 0);
+	for (int i = 0; i < 4; i++) {
+		args[i] = (struct shared_key_arg){ .f = &f, .k = k, .id = i, .ok = 0 };
+		assert_int_equal(pthread_create(&t[i], NULL, shared_key_loop, &args[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(pthread_join(t[i], &ret), 0);
+		assert_ptr_equal(ret, &args[i]);
+		assert_int_equal(args[i].ok, 1);
+	}
+	envelope_key_free(k);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -560,6 +673,8 @@ int main(void)
 		cmocka_unit_test(enctid_refuses_bad_text_wrong_kid_and_wipes_tid),
 		cmocka_unit_test(labeled_expand_refuses_lengths_outside_the_rfc_range),
 		cmocka_unit_test(threads_seal_and_open_concurrently),
+		cmocka_unit_test(prepared_key_opens_exactly_what_the_raw_key_opens),
+		cmocka_unit_test(four_threads_share_one_prepared_key),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

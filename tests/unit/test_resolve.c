@@ -351,6 +351,8 @@ static void the_keyring_loads_current_and_retired_keys_and_tokens(void **st)
 	struct keyring *kr = NULL;
 	struct cconf c;
 	char analyst[KEYS_TOKEN_MAX + 2], admin[KEYS_TOKEN_MAX + 2];
+	unsigned char pidx[DEIDENT_INDEX_LEN], ridx[DEIDENT_INDEX_LEN];
+	char pdt[DEIDENT_ID_LEN + 1], rdt[DEIDENT_ID_LEN + 1];
 	pos_err e = { 0 };
 
 	write_keys(f, &c, "home1");
@@ -360,6 +362,20 @@ static void the_keyring_loads_current_and_retired_keys_and_tokens(void **st)
 	assert_non_null(keyring_find(kr, f->old.kid));
 	assert_memory_equal(keyring_find(kr, f->old.kid)->sk, f->old.sk, 32);
 	assert_null(keyring_find(kr, KID));
+	/* Each key is also held imported, under the same kid. */
+	assert_memory_equal(envelope_key_public(keyring_find_key(kr, f->cur.kid)), f->cur.pk, 32);
+	assert_memory_equal(envelope_key_public(keyring_find_key(kr, f->old.kid)), f->old.pk, 32);
+	assert_null(keyring_find_key(kr, KID));
+	/* The prepared HMACs are keyed with the loaded keys, not the zero
+	 * bytes the keyring starts with. */
+	assert_int_equal(deident_index_key(keyring_index_key(kr), "card:4111111111111111", pidx,
+					   &e), 0);
+	assert_int_equal(deident_index(keyring_k_index(kr), "card:4111111111111111", ridx, &e), 0);
+	assert_memory_equal(pidx, ridx, 32);
+	assert_int_equal(deident_tid_key(keyring_deident_key(kr), "card:4111111111111111", pdt,
+					 &e), 0);
+	assert_int_equal(deident_tid(keyring_k_deident(kr), "card:4111111111111111", rdt, &e), 0);
+	assert_string_equal(pdt, rdt);
 	read_token(c.analyst_token, analyst, sizeof analyst);
 	read_token(c.admin_token, admin, sizeof admin);
 	assert_true(keyring_analyst_ok(kr, analyst, strlen(analyst)));

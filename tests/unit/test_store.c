@@ -374,7 +374,8 @@ static void merge_moves_links_and_baskets_and_removes_source(void **st)
 	assert_int_equal(store_merge(f->s, a, a, &e), POS_EINVAL);
 	assert_int_equal(store_merge(f->s, a, c, &e), POS_ENOTFOUND);
 	assert_int_equal(store_merge(f->s, a, b, &e), 0);
-	assert_false(store_household_exists(f->s, a));
+	/* merged away, it still "exists" for baskets spooled before the merge */
+	assert_true(store_household_exists(f->s, a));
 	assert_int_equal(store_resolve(f->s, i1, false, NULL, got, NULL, &e), 0);
 	assert_string_equal(got, b);
 	assert_int_equal(store_household(f->s, b, &h, &e), 0);
@@ -387,7 +388,7 @@ static void merge_moves_links_and_baskets_and_removes_source(void **st)
 	/* a lane that spooled a basket under the old hhid: it joins the survivor */
 	basket(&bk, txn_n(32), 3000, a, 1);
 	put1(f->s, &bk, STORE_PUT_CREATED);
-	assert_false(store_household_exists(f->s, a));
+	assert_true(store_household_exists(f->s, a));
 	memset(&s, 0, sizeof(s));
 	assert_int_equal(store_history(f->s, b, 0, 0, collect, &s, &e), 0);
 	assert_int_equal(s.n, 3);
@@ -424,13 +425,14 @@ static int schema_version(const char *path)
 			 SQLITE_OK);
 	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
 	v = sqlite3_column_int(q, 0);
-	assert_int_equal(sqlite3_column_int(q, 1), 1);
+	/* one row per migration applied */
+	assert_int_equal(sqlite3_column_int(q, 1), v);
 	sqlite3_finalize(q);
 	sqlite3_close(db);
 	return v;
 }
 
-static void reopen_keeps_data_and_schema_v1_file_is_0600(void **st)
+static void reopen_keeps_data_and_schema_v2_file_is_0600(void **st)
 {
 	struct fx *f = *st;
 	unsigned char idx[32];
@@ -443,9 +445,9 @@ static void reopen_keeps_data_and_schema_v1_file_is_0600(void **st)
 	assert_int_equal(store_link(f->s, idx, a, &e), 0);
 	store_close(f->s);
 	f->s = NULL;
-	assert_int_equal(schema_version(f->db), 1);
+	assert_int_equal(schema_version(f->db), 2);
 	assert_int_equal(store_open(f->db, &f->s, &e), 0);
-	assert_int_equal(schema_version(f->db), 1);
+	assert_int_equal(schema_version(f->db), 2);
 	assert_int_equal(store_resolve(f->s, idx, false, NULL, got, NULL, &e), 0);
 	assert_string_equal(got, a);
 	assert_int_equal(stat(f->db, &sb), 0);
@@ -495,6 +497,393 @@ static void history_uses_index_not_a_sort(void **st)
 	assert_null(strstr(plan, "TEMP B-TREE"));
 }
 
+
+/* ---------------------------------------------------------------- offers */
+
+static void merged_away_household_still_exists_for_spooled_baskets(void **st)
+{
+	struct fx *f = *st;
+	unsigned char i1[32], i2[32];
+	char a[DEIDENT_ID_LEN + 1], b[DEIDENT_ID_LEN + 1], never[DEIDENT_ID_LEN + 1];
+	struct store_household h;
+	pos_err e = { 0 };
+
+	idx_of(i1, 60);
+	idx_of(i2, 61);
+	new_hhid(a);
+	new_hhid(b);
+	new_hhid(never);
+	assert_int_equal(store_link(f->s, i1, a, &e), 0);
+	assert_int_equal(store_link(f->s, i2, b, &e), 0);
+	assert_int_equal(store_merge(f->s, a, b, &e), 0);
+	assert_true(store_household_exists(f->s, a));
+	assert_true(store_household_exists(f->s, b));
+	assert_false(store_household_exists(f->s, never));
+	assert_false(store_household_exists(f->s, "hh_not-a-household"));
+	/* a merged-away household has no record of its own any more */
+	assert_int_equal(store_household(f->s, a, &h, &e), POS_ENOTFOUND);
+}
+
+static void offer_of(struct store_offer *o, const char *id, const char *target, int64_t from,
+		     int64_t to)
+{
+	memset(o, 0, sizeof(*o));
+	snprintf(o->id, sizeof(o->id), "%s", id);
+	snprintf(o->title, sizeof(o->title), "Title %s", id + 15);
+	snprintf(o->reward, sizeof(o->reward), "1 EUR off");
+	snprintf(o->target, sizeof(o->target), "%s", target);
+	o->from_ms = from;
+	o->to_ms = to;
+	o->created_ms = 1000;
+}
+
+static int64_t device_of(struct store *s, unsigned char k)
+{
+	unsigned char h[32];
+	int64_t id = 0, again = 0;
+	pos_err e = { 0 };
+
+	memset(h, k, sizeof(h));
+	assert_int_equal(store_device_add(s, h, 1000, &id, &e), 0);
+	assert_int_equal(store_device_find(s, h, &again, &e), 0);
+	assert_int_equal(again, id);
+	return id;
+}
+
+static void accept_code(struct store *s, int64_t dev, const char *offer, const char *code,
+			bool want_created, const char *want)
+{
+	char got[STORE_OFFER_CODE_LEN + 1];
+	bool created = !want_created;
+	pos_err e = { 0 };
+
+	assert_int_equal(store_offer_accept(s, dev, offer, code, true, 2000, got, &created, &e), 0);
+	assert_int_equal(created, want_created);
+	assert_string_equal(got, want);
+}
+
+static void offers_are_created_listed_and_ended_once(void **st)
+{
+	struct fx *f = *st;
+	struct store_offer o, got;
+	pos_err e = { 0 };
+
+	offer_of(&o, "of_0000000000000001", "all", 0, 5000);
+	assert_int_equal(store_offer_create(f->s, &o, &e), 0);
+	assert_int_equal(store_offer_create(f->s, &o, &e), POS_ECONFLICT);
+	offer_of(&o, "of_0000000000000002", "gtin:00012345678905", 3000, 0);
+	assert_int_equal(store_offer_create(f->s, &o, &e), 0);
+	assert_int_equal(store_offer_get(f->s, "of_0000000000000002", &got, &e), 0);
+	assert_string_equal(got.target, "gtin:00012345678905");
+	assert_int_equal(got.from_ms, 3000);
+	assert_int_equal(got.to_ms, 0);
+	assert_true(store_offer_open(&got, 3000));
+	assert_false(store_offer_open(&got, 2999));
+	assert_int_equal(store_offer_get(f->s, "of_ffffffffffffffff", &got, &e), POS_ENOTFOUND);
+
+	assert_int_equal(store_offer_end(f->s, "of_0000000000000001", 4000, &e), 0);
+	assert_int_equal(store_offer_end(f->s, "of_0000000000000001", 4500, &e), POS_ECONFLICT);
+	assert_int_equal(store_offer_end(f->s, "of_ffffffffffffffff", 4500, &e), POS_ENOTFOUND);
+	assert_int_equal(store_offer_get(f->s, "of_0000000000000001", &got, &e), 0);
+	assert_int_equal(got.ended_ms, 4000);
+	assert_false(store_offer_open(&got, 4500));
+}
+
+static int count_offer(const struct store_offer *o, void *arg)
+{
+	(void)o;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static void open_offer_list_honours_dates_and_end(void **st)
+{
+	struct fx *f = *st;
+	struct store_offer o;
+	pos_err e = { 0 };
+	int n = 0;
+
+	offer_of(&o, "of_0000000000000001", "all", 0, 0);
+	assert_int_equal(store_offer_create(f->s, &o, &e), 0);
+	offer_of(&o, "of_0000000000000002", "all", 0, 1500); /* expired at 2000 */
+	assert_int_equal(store_offer_create(f->s, &o, &e), 0);
+	offer_of(&o, "of_0000000000000003", "all", 2500, 0); /* not started at 2000 */
+	assert_int_equal(store_offer_create(f->s, &o, &e), 0);
+	offer_of(&o, "of_0000000000000004", "all", 0, 0);
+	assert_int_equal(store_offer_create(f->s, &o, &e), 0);
+	assert_int_equal(store_offer_end(f->s, o.id, 1800, &e), 0);
+	assert_int_equal(store_offer_list(f->s, true, 2000, count_offer, &n, &e), 0);
+	assert_int_equal(n, 1);
+	n = 0;
+	assert_int_equal(store_offer_list(f->s, false, 2000, count_offer, &n, &e), 0);
+	assert_int_equal(n, 4);
+}
+
+static void accepting_twice_returns_the_first_code_and_codes_are_unique(void **st)
+{
+	struct fx *f = *st;
+	struct store_offer o;
+	char got[STORE_OFFER_CODE_LEN + 1];
+	bool created = true;
+	int64_t d1 = device_of(f->s, 1), d2 = device_of(f->s, 2);
+	pos_err e = { 0 };
+
+	offer_of(&o, "of_0000000000000001", "all", 0, 0);
+	assert_int_equal(store_offer_create(f->s, &o, &e), 0);
+	accept_code(f->s, d1, o.id, "9800000000014", true, "9800000000014");
+	accept_code(f->s, d1, o.id, "9811111111116", false, "9800000000014");
+	/* another device cannot get a code already issued */
+	assert_int_equal(store_offer_accept(f->s, d2, o.id, "9800000000014", true, 2000, got,
+					    &created, &e),
+			 POS_ECONFLICT);
+	/* a closed offer: no new acceptance, the old code still answered */
+	assert_int_equal(store_offer_accept(f->s, d2, o.id, "9822222222228", false, 2000, got,
+					    &created, &e),
+			 POS_EPERM);
+	accept_code(f->s, d2, o.id, "9822222222228", true, "9822222222228");
+	assert_int_equal(store_offer_accept(f->s, d1, "of_ffffffffffffffff", "9833333333330",
+					    true, 2000, got, &created, &e),
+			 POS_ENOTFOUND);
+}
+
+static void use_of(struct store_offer_use *u, const char *code)
+{
+	memset(u, 0, sizeof(*u));
+	snprintf(u->code, sizeof(u->code), "%s", code);
+}
+
+static void basket_redeems_a_code_once_in_its_own_transaction(void **st)
+{
+	struct fx *f = *st;
+	struct store_offer o;
+	struct store_offer_code c;
+	struct store_offer_use u[3];
+	struct store_basket b[2];
+	char hh[DEIDENT_ID_LEN + 1];
+	int64_t dev = device_of(f->s, 3);
+	pos_err e = { 0 };
+
+	new_hhid(hh);
+	offer_of(&o, "of_0000000000000001", "all", 0, 0);
+	assert_int_equal(store_offer_create(f->s, &o, &e), 0);
+	accept_code(f->s, dev, o.id, "9800000000014", true, "9800000000014");
+
+	/* the first basket redeems it; "carried twice" counts once; a code
+	 * never issued is refused as unknown; the basket is stored anyway */
+	basket(&b[0], txn_n(70), 5000, hh, 1);
+	use_of(&u[0], "9800000000014");
+	use_of(&u[1], "9899999999994");
+	use_of(&u[2], "9800000000014");
+	b[0].offers = u;
+	b[0].n_offers = 3;
+	put1(f->s, &b[0], STORE_PUT_CREATED);
+	assert_int_equal(u[0].state, STORE_OFFER_REDEEMED);
+	assert_int_equal(u[1].state, STORE_OFFER_REFUSED);
+	assert_int_equal(u[1].reason, STORE_OFFER_UNKNOWN);
+	assert_int_equal(u[2].state, STORE_OFFER_REDEEMED);
+	assert_int_equal(store_offer_code_get(f->s, "9800000000014", &c, &e), 0);
+	assert_true(c.redeemed);
+	assert_int_equal(c.redeemed_ms, 5000);
+	assert_string_equal(c.store, "S1");
+	assert_string_equal(c.hhid, hh);
+	assert_int_equal(store_offer_verdict(&c, 6000), STORE_OFFER_USED);
+
+	/* the same basket again: a duplicate that redeems nothing twice, and
+	 * says what it redeemed the first time */
+	use_of(&u[0], "9800000000014");
+	b[0].n_offers = 1;
+	put1(f->s, &b[0], STORE_PUT_DUPLICATE);
+	assert_int_equal(u[0].state, STORE_OFFER_REDEEMED);
+
+	/* another basket with the same code: refused, but stored */
+	basket(&b[1], txn_n(71), 6000, NULL, 2);
+	use_of(&u[1], "9800000000014");
+	b[1].offers = &u[1];
+	b[1].n_offers = 1;
+	put1(f->s, &b[1], STORE_PUT_CREATED);
+	assert_int_equal(u[1].state, STORE_OFFER_REFUSED);
+	assert_int_equal(u[1].reason, STORE_OFFER_USED);
+	assert_int_equal(store_offer_code_get(f->s, "9800000000014", &c, &e), 0);
+	assert_int_equal(c.redeemed_ms, 5000);
+	assert_int_equal(store_offer_code_get(f->s, "9899999999994", &c, &e), POS_ENOTFOUND);
+}
+
+static void redemption_is_judged_at_the_basket_time(void **st)
+{
+	struct fx *f = *st;
+	struct store_offer o;
+	struct store_offer_use u;
+	struct store_basket b;
+	int64_t dev = device_of(f->s, 4);
+	pos_err e = { 0 };
+
+	offer_of(&o, "of_0000000000000001", "all", 0, 10000);
+	assert_int_equal(store_offer_create(f->s, &o, &e), 0);
+	accept_code(f->s, dev, o.id, "9800000000014", true, "9800000000014");
+	offer_of(&o, "of_0000000000000002", "all", 0, 0);
+	assert_int_equal(store_offer_create(f->s, &o, &e), 0);
+	accept_code(f->s, dev, o.id, "9811111111116", true, "9811111111116");
+	assert_int_equal(store_offer_end(f->s, o.id, 7000, &e), 0);
+
+	/* scanned after the offer's end date: expired */
+	basket(&b, txn_n(80), 10000, NULL, 1);
+	use_of(&u, "9800000000014");
+	b.offers = &u;
+	b.n_offers = 1;
+	put1(f->s, &b, STORE_PUT_CREATED);
+	assert_int_equal(u.state, STORE_OFFER_REFUSED);
+	assert_int_equal(u.reason, STORE_OFFER_EXPIRED);
+	/* scanned before, uploaded late: redeemed */
+	basket(&b, txn_n(81), 9999, NULL, 2);
+	use_of(&u, "9800000000014");
+	b.offers = &u;
+	b.n_offers = 1;
+	put1(f->s, &b, STORE_PUT_CREATED);
+	assert_int_equal(u.state, STORE_OFFER_REDEEMED);
+	/* an offer ended by marketing */
+	basket(&b, txn_n(82), 8000, NULL, 3);
+	use_of(&u, "9811111111116");
+	b.offers = &u;
+	b.n_offers = 1;
+	put1(f->s, &b, STORE_PUT_CREATED);
+	assert_int_equal(u.reason, STORE_OFFER_ENDED);
+}
+
+static void conflicting_basket_redeems_nothing(void **st)
+{
+	struct fx *f = *st;
+	struct store_offer o;
+	struct store_offer_code c;
+	struct store_offer_use u;
+	struct store_basket b;
+	int64_t dev = device_of(f->s, 5);
+	pos_err e = { 0 };
+
+	offer_of(&o, "of_0000000000000001", "all", 0, 0);
+	assert_int_equal(store_offer_create(f->s, &o, &e), 0);
+	accept_code(f->s, dev, o.id, "9800000000014", true, "9800000000014");
+	basket(&b, txn_n(90), 5000, NULL, 1);
+	put1(f->s, &b, STORE_PUT_CREATED);
+	basket(&b, txn_n(90), 5000, NULL, 2); /* same txn, other content */
+	use_of(&u, "9800000000014");
+	b.offers = &u;
+	b.n_offers = 1;
+	put1(f->s, &b, STORE_PUT_CONFLICT);
+	assert_int_equal(u.state, STORE_OFFER_PENDING);
+	assert_int_equal(store_offer_code_get(f->s, "9800000000014", &c, &e), 0);
+	assert_false(c.redeemed);
+}
+
+struct next_seen {
+	int n;
+	char id[8][STORE_OFFER_ID_LEN + 1];
+	bool targeted[8];
+};
+
+static int collect_next(const struct store_offer *o, bool targeted, void *arg)
+{
+	struct next_seen *s = arg;
+
+	if (s->n < 8) {
+		memcpy(s->id[s->n], o->id, sizeof(s->id[0]));
+		s->targeted[s->n] = targeted;
+		s->n++;
+	}
+	return 0;
+}
+
+struct report_seen {
+	int n;
+	struct store_offer_report_row rows[4];
+};
+
+static int collect_report(const struct store_offer_report_row *r, void *arg)
+{
+	struct report_seen *s = arg;
+
+	if (s->n < 4)
+		s->rows[s->n++] = *r;
+	return 0;
+}
+
+static void next_offers_follow_what_the_household_bought(void **st)
+{
+	struct fx *f = *st;
+	struct store_offer o;
+	struct store_offer_use u;
+	struct store_basket b;
+	struct next_seen seen;
+	struct report_seen rep;
+	char hh[DEIDENT_ID_LEN + 1];
+	int64_t dev = device_of(f->s, 6);
+	int64_t now = 1700000000000LL;
+	pos_err e = { 0 };
+
+	new_hhid(hh);
+	offer_of(&o, "of_0000000000000001", "all", 0, 0);
+	assert_int_equal(store_offer_create(f->s, &o, &e), 0);
+	accept_code(f->s, dev, o.id, "9800000000014", true, "9800000000014");
+	/* bought: 00012345678905 (items3); not bought: 00000000000017 */
+	offer_of(&o, "of_0000000000000002", "gtin:00012345678905", 0, 0);
+	assert_int_equal(store_offer_create(f->s, &o, &e), 0);
+	offer_of(&o, "of_0000000000000003", "gtin:00000000000017", 0, 0);
+	assert_int_equal(store_offer_create(f->s, &o, &e), 0);
+	offer_of(&o, "of_0000000000000004", "all", 0, 0);
+	assert_int_equal(store_offer_create(f->s, &o, &e), 0);
+	offer_of(&o, "of_0000000000000005", "all", 0, 0);
+	assert_int_equal(store_offer_create(f->s, &o, &e), 0);
+	assert_int_equal(store_offer_end(f->s, o.id, 2000, &e), 0);
+
+	basket(&b, txn_n(100), now, hh, 1);
+	use_of(&u, "9800000000014");
+	b.offers = &u;
+	b.n_offers = 1;
+	put1(f->s, &b, STORE_PUT_CREATED);
+
+	memset(&seen, 0, sizeof(seen));
+	assert_int_equal(store_offer_next(f->s, dev, now, 5, collect_next, &seen, &e), 0);
+	assert_int_equal(seen.n, 2);
+	assert_string_equal(seen.id[0], "of_0000000000000002");
+	assert_true(seen.targeted[0]);
+	assert_string_equal(seen.id[1], "of_0000000000000004");
+	assert_false(seen.targeted[1]);
+	memset(&seen, 0, sizeof(seen));
+	assert_int_equal(store_offer_next(f->s, dev, now, 1, collect_next, &seen, &e), 0);
+	assert_int_equal(seen.n, 1);
+
+	memset(&rep, 0, sizeof(rep));
+	assert_int_equal(store_offer_report(f->s, collect_report, &rep, &e), 0);
+	assert_int_equal(rep.n, 1);
+	assert_string_equal(rep.rows[0].offer_id, "of_0000000000000001");
+	assert_string_equal(rep.rows[0].store, "S1");
+	assert_string_equal(rep.rows[0].day, "2023-11-14");
+	assert_int_equal(rep.rows[0].redemptions, 1);
+}
+
+static void v1_database_gains_offer_tables(void **st)
+{
+	struct fx *f = *st;
+	struct store_offer o;
+	sqlite3 *db;
+	pos_err e = { 0 };
+
+	store_close(f->s);
+	f->s = NULL;
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+				      "DROP TABLE offer_redemptions; DROP TABLE offer_codes; "
+				      "DROP TABLE offer_devices; DROP TABLE offers; "
+				      "DELETE FROM schema_version WHERE version = 2",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(schema_version(f->db), 1);
+	assert_int_equal(store_open(f->db, &f->s, &e), 0);
+	assert_int_equal(schema_version(f->db), 2);
+	offer_of(&o, "of_0000000000000001", "all", 0, 0);
+	assert_int_equal(store_offer_create(f->s, &o, &e), 0);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -510,9 +899,18 @@ int main(void)
 		T(history_is_newest_first_and_to_is_exclusive),
 		T(merge_moves_links_and_baskets_and_removes_source),
 		T(audit_rows_are_kept),
-		T(reopen_keeps_data_and_schema_v1_file_is_0600),
+		T(reopen_keeps_data_and_schema_v2_file_is_0600),
 		T(newer_schema_is_refused),
 		T(history_uses_index_not_a_sort),
+		T(merged_away_household_still_exists_for_spooled_baskets),
+		T(offers_are_created_listed_and_ended_once),
+		T(open_offer_list_honours_dates_and_end),
+		T(accepting_twice_returns_the_first_code_and_codes_are_unique),
+		T(basket_redeems_a_code_once_in_its_own_transaction),
+		T(redemption_is_judged_at_the_basket_time),
+		T(conflicting_basket_redeems_nothing),
+		T(next_offers_follow_what_the_household_bought),
+		T(v1_database_gains_offer_tables),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

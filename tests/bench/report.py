@@ -1,0 +1,172 @@
+#!/usr/bin/python3
+"""Collects the "RESULT {json}" lines of every benchmark log, prints the
+table of figures with their ratios against the targets of issue 7, and
+writes results.json. Targets are reported, never enforced: exit 0 unless
+the logs cannot be read.
+
+Usage: report.py LOGDIR RESULTS_JSON
+"""
+import glob
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+
+def collect(logdir):
+    res = {}
+    for path in sorted(glob.glob(os.path.join(logdir, "*.log"))):
+        with open(path, errors="replace") as f:
+            for line in f:
+                if line.startswith("RESULT "):
+                    try:
+                        res.update(json.loads(line[7:]))
+                    except ValueError:
+                        pass
+    return res
+
+
+def get(res, *keys):
+    v = res
+    for k in keys:
+        if not isinstance(v, dict) or k not in v:
+            return None
+        v = v[k]
+    return v
+
+
+def main():
+    logdir, out = sys.argv[1], sys.argv[2]
+    r = collect(logdir)
+    targets = []
+
+    def target(name, value, limit, kind, unit=""):
+        """kind: 'max' (value <= limit) or 'min' (value >= limit)."""
+        if value is None:
+            targets.append({"target": name, "value": None, "limit": limit, "met": None})
+            return
+        met = value <= limit if kind == "max" else value >= limit
+        targets.append({"target": name, "value": round(value, 3), "limit": limit,
+                        "unit": unit, "met": met})
+
+    floor = get(r, "cryptofloor", "us_per_op")
+    keyed = get(r, "cryptofloor", "keyed_once_us")
+    res_cpu = get(r, "load_resolve", "server_cpu_us")
+    health_cpu = get(r, "load_health", "server_cpu_us")
+    if floor and res_cpu:
+        target("resolve server CPU / crypto floor (common/ code)", res_cpu / floor, 1.5, "max", "x")
+    if keyed and res_cpu:
+        target("resolve server CPU / floor with the key imported once", res_cpu / keyed, 1.5, "max", "x")
+    target("resolve p99 at %s connections, open loop at half capacity (us)"
+           % get(r, "load_resolve_open", "conns"), get(r, "load_resolve_open", "p99_us"), 5000, "max", "us")
+    bulk = get(r, "sqlfloor", "bulk_baskets_per_s")
+    api = get(r, "load_baskets", "rps")
+    if bulk and api:
+        target("ingest via the API / SQLite bulk insert", api / bulk, 0.5, "min", "x")
+    h1 = get(r, "history_1000000", "json_p99_us")
+    h10 = get(r, "history_10000000", "json_p99_us")
+    target("history p99 at 10M item rows, history_write JSON (us)", h10, 5000, "max", "us")
+    if h1 and h10:
+        target("history p99 10M / 1M", h10 / h1, 1.5, "max", "x")
+    full = get(r, "tls", "full_us")
+    resumed = get(r, "tls", "resumed_us")
+    if full and resumed:
+        target("TLS resumed / full handshake, server CPU", resumed / full, 0.5, "max", "x")
+    rss = get(r, "agent", "rss_kb")
+    target("agent RSS after the lanes (MB)", rss / 1024 if rss else None, 16, "max", "MB")
+    target("agent idle CPU (%)", get(r, "agent", "idle_cpu_pct"), 0.1, "max", "%")
+    target("agent scan-to-event p99 (us)", get(r, "agent", "scan_p99_us"), 2000, "max", "us")
+
+    # The figures, one table.
+    rows = []
+
+    def row(what, value, fmt="{:.1f}"):
+        rows.append((what, "-" if value is None else fmt.format(value)))
+
+    row("X25519 ceiling, 1 core (op/s)", get(r, "x25519_speed", "one_core_per_s"), "{:.0f}")
+    row("X25519 ceiling, 2 cores (op/s)", get(r, "x25519_speed", "two_cores_per_s"), "{:.0f}")
+    row("crypto floor per resolve, common/ code (us)", floor, "{:.2f}")
+    row("  same, private key imported once (us)", keyed, "{:.2f}")
+    row("  X25519 derive alone (us)", get(r, "cryptofloor", "x25519_us"), "{:.2f}")
+    for key, label in (("load_health", "GET /v1/health (no-op)"),
+                       ("load_resolve", "POST /v1/resolve, closed loop"),
+                       ("load_resolve_open", "POST /v1/resolve, open loop"),
+                       ("load_enrol", "POST /v1/resolve, new TIDs (enrol)"),
+                       ("load_baskets", "POST /v1/baskets, 20 items")):
+        d = r.get(key)
+        if not d:
+            row(label, None)
+            continue
+        rows.append((f"{label}, {d['conns']} conns",
+                     f"{d['rps']:.0f} req/s; p50 {d['p50_us'] / 1e3:.2f} ms, p99 "
+                     f"{d['p99_us'] / 1e3:.2f} ms, p99.9 {d['p999_us'] / 1e3:.2f} ms; server "
+                     f"{d['server_cpu_us']:.1f} us CPU/req; errors {d['errors']}"))
+    two = get(r, "x25519_speed", "two_cores_per_s")
+    rps = get(r, "load_resolve", "rps")
+    if two and rps:
+        rows.append(("resolve throughput / 2-core X25519 ceiling", f"{rps:.0f} / {two:.0f} = {rps / two:.2f}"))
+    if res_cpu and health_cpu:
+        row("resolve CPU beyond HTTP+TLS (resolve - health, us)", res_cpu - health_cpu)
+    row("SQLite bulk insert (baskets/s)", bulk, "{:.0f}")
+    row("store_put_baskets, 1,000 a batch (baskets/s)", get(r, "sqlfloor", "store_batch_baskets_per_s"), "{:.0f}")
+    for key, label in (("history_1000000", "history, 1M item rows"),
+                       ("history_10000000", "history, 10M item rows")):
+        d = r.get(key)
+        if d:
+            rows.append((label, f"store_history p50 {d['walk_p50_us'] / 1e3:.2f} ms, p99 "
+                                f"{d['walk_p99_us'] / 1e3:.2f} ms; JSON p50 {d['json_p50_us'] / 1e3:.2f}"
+                                f" ms, p99 {d['json_p99_us'] / 1e3:.2f} ms ({d['queries']} households)"))
+        else:
+            row(label, None)
+    row("TLS full handshake, server CPU (us)", full)
+    row("TLS resumed handshake, server CPU (us)", resumed)
+    a = r.get("agent")
+    if a:
+        rows.append(("agent after %d lanes" % a["lanes"],
+                     f"RSS {a['rss_kb'] / 1024:.1f} MB; idle CPU {a['idle_cpu_s'] * 1e3:.1f} ms over "
+                     f"{a['idle_seconds']:.0f} s; scan-to-event p50 {a['scan_p50_us']:.0f} us, "
+                     f"p99 {a['scan_p99_us']:.0f} us"))
+
+    width = max(len(w) for w, _ in rows)
+    print("== figures")
+    for w, v in rows:
+        print(f"   {w:<{width}}  {v}")
+    print("== targets (reported, not enforced)")
+    tw = max(len(t["target"]) for t in targets)
+    for t in targets:
+        if t["met"] is None:
+            verdict, val = "not measured", "-"
+        else:
+            verdict = "met" if t["met"] else "MISSED"
+            val = f"{t['value']:.2f}"
+        cmp_ = "<=" if "p99" in t["target"] or "/" in t["target"] or "RSS" in t["target"] or "CPU" in t["target"] else ">="
+        if t["target"].startswith("ingest"):
+            cmp_ = ">="
+        print(f"   {t['target']:<{tw}}  {val:>10}  ({cmp_} {t['limit']})  {verdict}")
+
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        rev = ""
+    doc = {
+        "meta": {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "git": rev,
+            "cores": os.cpu_count(),
+            "machine": platform.machine(),
+            "bench_seconds": float(os.environ.get("BENCH_SECONDS", "10")),
+        },
+        "results": r,
+        "targets": targets,
+    }
+    with open(out, "w") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# make bench: floors, ceilings and the product measured in one run on this
+# machine, a table with ratios against the targets of issue 7, and
+# $BUILD/bench/results.json. Timing never fails the run: the exit status is
+# non-zero only when a benchmark crashed or could not run.
+#
+# Environment: BUILD (build), BENCH_SECONDS (10: each timed run),
+# BENCH_IDLE_SECONDS (10; the issue asks for 60), BENCH_LANES (1000),
+# BENCH_HISTORY_10M (1: also the 10M-row history database, about 15 s to
+# load once, then reused from $BUILD/bench/cache), BENCH_CONNS (64).
+set -u
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD:-build}
+S=${BENCH_SECONDS:-10}
+CONNS=${BENCH_CONNS:-64}
+LANES=${BENCH_LANES:-1000}
+H10M=${BENCH_HISTORY_10M:-1}
+export BUILD BENCH_SECONDS="$S" BENCH_IDLE_SECONDS="${BENCH_IDLE_SECONDS:-10}"
+OUT="$BUILD/bench"
+WORK="$OUT/work"
+LOGS="$OUT/logs"
+CACHE="$OUT/cache"
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+HALF=$(( S / 2 > 0 ? S / 2 : 1 ))
+
+rm -rf "$WORK" "$LOGS"
+mkdir -p "$WORK" "$LOGS" "$CACHE"
+failed=""
+central_pid=""
+
+cleanup() {
+  if [ -n "$central_pid" ] && kill -0 "$central_pid" 2>/dev/null; then
+    kill -TERM "$central_pid" 2>/dev/null
+    wait "$central_pid" 2>/dev/null
+  fi
+}
+trap cleanup EXIT
+
+# step NAME CMD...: runs one benchmark, its output shown and kept in
+# $LOGS/NAME.log; a non-zero exit is recorded as a crash.
+step() {
+  local name=$1; shift
+  echo "== $name"
+  "$@" >"$LOGS/$name.log" 2>&1
+  local rc=$?
+  grep -v '^RESULT ' "$LOGS/$name.log" | sed 's/^/   /'
+  if [ "$rc" -ne 0 ]; then
+    echo "   ** $name exited $rc"
+    failed="$failed $name"
+  fi
+}
+
+# openssl speed: the X25519 ceiling on one core and on both.
+x25519_speed() {
+  local one two
+  one=$(openssl speed -seconds "$HALF" ecdhx25519 2>/dev/null | awk '/X25519/ {print $NF}')
+  two=$(openssl speed -seconds "$HALF" -multi 2 ecdhx25519 2>/dev/null | awk '/X25519/ {print $NF}')
+  [ -n "$one" ] && [ -n "$two" ] || return 1
+  echo "openssl speed ecdhx25519: ${one}/s on one core, ${two}/s with -multi 2"
+  echo "RESULT {\"x25519_speed\":{\"one_core_per_s\":$one,\"two_cores_per_s\":$two}}"
+}
+
+free_port() {
+  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# loadgen_rps NAME: the req/s a loadgen run printed.
+loadgen_rps() {
+  sed -n 's/.*"rps":\([0-9.]*\).*/\1/p' "$LOGS/$1.log" | head -1
+}
+
+echo "make bench: BENCH_SECONDS=$S, $(nproc) cores, $(openssl version | cut -d' ' -f1-2)"
+step x25519-speed x25519_speed
+step cryptofloor "$BUILD/bench/cryptofloor" "$HALF"
+
+# A central home, a terminal certificate, the server on a free port.
+"$BUILD/bin/pos-central" setup "$WORK/central" >"$LOGS/setup.log" 2>&1 &&
+  "$BUILD/bin/pos-central" terminal-cert "$WORK/central" --store S1 --terminal T1 \
+    --out "$WORK/term" >>"$LOGS/setup.log" 2>&1 || failed="$failed central-setup"
+PORT=$(free_port)
+if [ -f "$WORK/central/central.conf" ]; then
+  "$BUILD/bin/pos-central" serve -c "$WORK/central/central.conf" --listen "127.0.0.1:$PORT" \
+    >"$LOGS/central.log" 2>&1 &
+  central_pid=$!
+  for _ in $(seq 100); do
+    curl -sf --cacert "$WORK/central/ca.crt" "https://127.0.0.1:$PORT/v1/health" >/dev/null && break
+    sleep 0.1
+  done
+fi
+
+if [ -n "$central_pid" ] && kill -0 "$central_pid" 2>/dev/null; then
+  LG=("$BUILD/bench/loadgen" --port "$PORT" --dir "$WORK/term" --pid "$central_pid" --conns "$CONNS")
+  step load-health "${LG[@]}" --route health --seconds "$S" --label health
+  # Distinct EncTIDs, sealed before the run; a pool for ~5k/s, reused past that.
+  step load-resolve "${LG[@]}" --route resolve --seconds "$S" --pool $(( S * 5000 )) --label resolve
+  rps=$(loadgen_rps load-resolve); rps=${rps%.*}
+  rate=$(( ${rps:-1000} / 2 > 100 ? ${rps:-1000} / 2 : 100 ))
+  step load-resolve-open "${LG[@]}" --route resolve --seconds "$S" --rate "$rate" \
+    --pool $(( S * rate + 1000 )) --label resolve_open
+  step load-enrol "${LG[@]}" --route enrol --seconds "$HALF" --pool $(( HALF * 5000 )) --label enrol
+  step load-baskets "${LG[@]}" --route baskets --seconds "$S" --label baskets
+  step tls-reconnect "$BUILD/bench/tlsbench" --port "$PORT" --dir "$WORK/term" --pid "$central_pid" --n 1000
+  kill -TERM "$central_pid"
+  wait "$central_pid"; rc=$?
+  central_pid=""
+  [ "$rc" -eq 0 ] || { echo "   ** pos-central exited $rc on SIGTERM"; failed="$failed central-exit"; }
+else
+  echo "** pos-central did not start (see $LOGS/central.log, $LOGS/setup.log)"
+  failed="$failed central-start"
+fi
+
+step sqlite-floor "$BUILD/bench/sqlfloor" "$WORK" "$S"
+step history-1M "$BUILD/bench/histbench" "$CACHE/history-1M.db" 1000000 200 "$S"
+if [ "$H10M" = "1" ]; then
+  step history-10M "$BUILD/bench/histbench" "$CACHE/history-10M.db" 10000000 200 "$S"
+fi
+step agent "$PY" tests/bench/agentbench.py "$WORK/agent" "$LANES"
+
+echo
+"$PY" tests/bench/report.py "$LOGS" "$OUT/results.json" || failed="$failed report"
+if [ -n "$failed" ]; then
+  echo "bench: these did not run to the end:$failed"
+  exit 1
+fi
+exit 0
