@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -38,6 +40,16 @@
 #define SERVER_FLUSH_GRACE_US 3000000
 #define SERVER_SESSION_CTX "pos-central"
 
+struct worker;
+
+/* One TLS connection of a worker, from accept until its SSL is freed. The
+ * list lets shutdown see whether any reply still waits to be written. */
+struct server_conn {
+	struct worker *w;
+	struct bufferevent *bev; /* NULL until made */
+	struct server_conn *prev, *next;
+};
+
 struct worker {
 	int idx;
 	pthread_t thread;
@@ -54,11 +66,13 @@ struct worker {
 	int64_t flush_deadline_us;
 	long open, cap; /* connections of this worker; worker thread only */
 	bool paused;
+	struct server_conn *conns; /* worker thread only */
 };
 
-/* SSL ex_data slot holding the worker of a connection: its free callback
- * runs when the connection's SSL is freed, which is how connections are
- * counted (libevent 2.1 has no per-connection close hook on the server). */
+/* SSL ex_data slot holding a connection's struct server_conn: its free
+ * callback runs when the connection's SSL is freed, which is how
+ * connections are counted and unlisted (libevent 2.1 has no per-connection
+ * close hook on the server side before a request arrives). */
 static int server_ssl_idx = -1;
 static pthread_once_t server_once = PTHREAD_ONCE_INIT;
 
@@ -128,6 +142,29 @@ static int server_socket(const struct addrinfo *ai, pos_err *e)
 	return fd;
 }
 
+/* The workers' sockets use SO_REUSEPORT, which would let a second server
+ * bind the same port and silently take a share of the connections. A
+ * probe without SO_REUSEPORT cannot bind where anyone listens (SO_REUSEADDR
+ * only forgives TIME_WAIT), so EADDRINUSE here means the port is taken. */
+static int server_probe(const struct addrinfo *ai, const char *listen_s, pos_err *e)
+{
+	int one = 1, fd, rc = 0;
+
+	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+	if (fd < 0)
+		return err_set(e, POS_EIO, "socket: %s", strerror(errno));
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0)
+		rc = err_set(e, POS_EIO, "setsockopt: %s", strerror(errno));
+	else if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0)
+		rc = errno == EADDRINUSE
+			     ? err_set(e, POS_EIO, "%s is already in use (another pos-central?)",
+				       listen_s)
+			     : err_set(e, POS_EIO, "cannot listen on %s: %s", listen_s,
+				       strerror(errno));
+	close(fd);
+	return rc;
+}
+
 /* Opens n sockets on one address; a port 0 becomes the port the first
  * socket got, so every worker shares it. addr receives "host:port". */
 static int server_listen(const char *listen_s, int *fds, int n, char *addr, size_t addrcap,
@@ -150,6 +187,9 @@ static int server_listen(const char *listen_s, int *fds, int n, char *addr, size
 	rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai);
 	if (rc != 0)
 		return err_set(e, POS_EINVAL, "listen '%s': %s", listen_s, gai_strerror(rc));
+	/* Port 0 takes a fresh port, which nobody else can hold. */
+	if (strcmp(port, "0") != 0 && (rc = server_probe(ai, listen_s, e)) < 0)
+		goto out;
 	if ((fds[0] = server_socket(ai, e)) < 0) {
 		rc = fds[0];
 		fds[0] = -1;
@@ -190,15 +230,24 @@ out:
 static void server_ssl_free_cb(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
 			       void *argp)
 {
-	struct worker *w = ptr;
+	struct server_conn *conn = ptr;
+	struct worker *w;
 
 	(void)parent;
 	(void)ad;
 	(void)idx;
 	(void)argl;
 	(void)argp;
-	if (!w)
+	if (!conn)
 		return;
+	w = conn->w;
+	if (conn->prev)
+		conn->prev->next = conn->next;
+	else
+		w->conns = conn->next;
+	if (conn->next)
+		conn->next->prev = conn->prev;
+	free(conn);
 	w->open--;
 	metrics_connection(-1);
 	if (w->paused && w->open < w->cap && w->bound && !w->stopping) {
@@ -352,11 +401,19 @@ static struct bufferevent *server_bevcb(struct event_base *base, void *arg)
 {
 	struct worker *w = arg;
 	struct bufferevent *bev;
-	SSL *ssl = SSL_new(w->ssl);
+	struct server_conn *conn = calloc(1, sizeof *conn);
+	SSL *ssl = conn ? SSL_new(w->ssl) : NULL;
 
-	if (!ssl)
+	if (!ssl) {
+		free(conn);
 		return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-	SSL_set_ex_data(ssl, server_ssl_idx, w);
+	}
+	conn->w = w;
+	conn->next = w->conns;
+	if (w->conns)
+		w->conns->prev = conn;
+	w->conns = conn;
+	SSL_set_ex_data(ssl, server_ssl_idx, conn);
 	w->open++;
 	metrics_connection(1);
 	if (w->open >= w->cap && !w->paused && w->bound) {
@@ -364,15 +421,28 @@ static struct bufferevent *server_bevcb(struct event_base *base, void *arg)
 		w->paused = true;
 		log_warn("connections_capped", "worker=%d open=%ld", w->idx, w->open);
 	}
-	/* On failure libevent frees ssl (CLOSE_ON_FREE), which counts down. */
+	/* On failure libevent frees ssl (CLOSE_ON_FREE), which counts down and
+	 * frees conn. */
 	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
 					     BEV_OPT_CLOSE_ON_FREE);
 	if (!bev)
 		return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	conn->bev = bev;
 	/* A client that drops the TCP connection without close_notify is
 	 * normal (a lane powered off); it is not an error to report. */
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 	return bev;
+}
+
+/* True while some live connection holds reply bytes not yet handed to the
+ * kernel. A reply whose client has gone is no longer counted: its
+ * connection is freed (and unlisted) when the close is seen. */
+static bool server_output_pending(const struct worker *w)
+{
+	for (const struct server_conn *c = w->conns; c; c = c->next)
+		if (c->bev && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+			return true;
+	return false;
 }
 
 static void server_drain_cb(evutil_socket_t fd, short what, void *arg)
@@ -383,9 +453,15 @@ static void server_drain_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	/* Requests with the writer hold their evhttp_request: never free the
-	 * evhttp under them. Replies already sent get a grace to flush. */
+	 * evhttp under them (their baskets commit whatever happens to the
+	 * client; only the answer can be lost). Replies already sent get a
+	 * grace to flush, but only while one still has bytes to write: a
+	 * client that disconnected before its answer leaves routes' in-flight
+	 * count up for good (evhttp frees such a request without its
+	 * completion callback), and must not hold shutdown for the grace. */
 	if (routes_waiting(w->routes) > 0 ||
-	    (routes_in_flight(w->routes) > 0 && time_mono_us() < w->flush_deadline_us)) {
+	    (routes_in_flight(w->routes) > 0 && server_output_pending(w) &&
+	     time_mono_us() < w->flush_deadline_us)) {
 		evtimer_add(w->drain_ev, &tick);
 		return;
 	}
@@ -482,6 +558,34 @@ static void server_worker_free(struct worker *w)
 
 /* ------------------------------------------------------------ run */
 
+/* One server per home: two would share one database and key set and both
+ * claim to be central. An exclusive flock on central.lock (beside
+ * central.conf) held for the server's life; the kernel drops it when the
+ * process ends, however it ends, so a stale file never blocks a start.
+ * Returns the open descriptor or a negative code. */
+static int server_lock_home(const struct cconf *c, pos_err *e)
+{
+	char path[CCONF_PATH_MAX + 16];
+	int fd, n;
+
+	n = snprintf(path, sizeof path, "%s/central.lock", c->dir[0] ? c->dir : ".");
+	if (n < 0 || (size_t)n >= sizeof path)
+		return err_set(e, POS_ETOOBIG, "central's home path is too long for its lock file");
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return err_set(e, POS_EIO, "%s: %s", path, strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		int rc = errno == EWOULDBLOCK
+				 ? err_set(e, POS_EAGAIN,
+					   "%s is locked: another pos-central serve runs on this home",
+					   path)
+				 : err_set(e, POS_EIO, "%s: cannot lock: %s", path, strerror(errno));
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
 static long server_nworkers(const struct cconf *c)
 {
 	long n = c->workers;
@@ -508,7 +612,7 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 	int *fds = NULL;
 	char addr[SERVER_LISTEN_MAX + 16] = "";
 	long n = server_nworkers(c), i;
-	int rc, sig = 0;
+	int rc, sig = 0, lock_fd = -1;
 
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
@@ -525,6 +629,11 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 	pthread_once(&server_once, server_once_init);
 	if (server_ssl_idx < 0) {
 		rc = err_set(e, POS_ENOMEM, "TLS: no ex_data slot");
+		goto out;
+	}
+	/* Before the store is opened: a second server must not even migrate. */
+	if ((lock_fd = server_lock_home(c, e)) < 0) {
+		rc = lock_fd;
 		goto out;
 	}
 	/* Opening once here migrates the schema before several connections
@@ -600,6 +709,8 @@ out:
 	free(fds);
 	ingest_free(ig);
 	SSL_CTX_free(ctx);
+	if (lock_fd >= 0)
+		close(lock_fd); /* releases the home */
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return rc;
 }

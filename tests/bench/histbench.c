@@ -10,6 +10,10 @@
  * A database whose bench_meta row says it was completed for the same N is
  * reused, so a second run skips the load.
  *
+ * The database file is read through once first, so the operating system's
+ * page cache holds it (as on a server whose RAM fits the database; a cold
+ * disk read per page would measure the disk instead).
+ *
  * Then, on a connection opened with store_open as central opens it, for
  * households drawn at random (each asked once, so nothing of it is in
  * SQLite's cache from an earlier ask): the time of store_history (the
@@ -21,6 +25,7 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -211,6 +216,22 @@ out:
 	return rc;
 }
 
+/* Reads the file through so the page cache holds it; returns seconds. */
+static double hb_warm(const char *path)
+{
+	static char buf[1 << 20];
+	uint64_t t0 = bench_now_ns();
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	while (read(fd, buf, sizeof buf) > 0)
+		;
+	close(fd);
+	return (double)(bench_now_ns() - t0) / 1e9;
+}
+
 struct hb_count {
 	long baskets, items;
 	size_t bytes;
@@ -300,6 +321,7 @@ int main(int argc, char **argv)
 			return 1;
 		load_s = (double)(bench_now_ns() - t0) / 1e9;
 	}
+	hb_warm(argv[1]);
 	hh = hb_households(argv[1], &nhh);
 	walk = calloc((size_t)queries, sizeof *walk);
 	json = calloc((size_t)queries, sizeof *json);

@@ -52,13 +52,11 @@ def main():
                         "unit": unit, "met": met})
 
     floor = get(r, "cryptofloor", "us_per_op")
-    keyed = get(r, "cryptofloor", "keyed_once_us")
+    raw = get(r, "cryptofloor", "raw_key_us")
     res_cpu = get(r, "load_resolve", "server_cpu_us")
     health_cpu = get(r, "load_health", "server_cpu_us")
     if floor and res_cpu:
-        target("resolve server CPU / crypto floor (common/ code)", res_cpu / floor, 1.5, "max", "x")
-    if keyed and res_cpu:
-        target("resolve server CPU / floor with the key imported once", res_cpu / keyed, 1.5, "max", "x")
+        target("resolve server CPU / crypto floor", res_cpu / floor, 1.5, "max", "x")
     target("resolve p99 at %s connections, open loop at half capacity (us)"
            % get(r, "load_resolve_open", "conns"), get(r, "load_resolve_open", "p99_us"), 5000, "max", "us")
     bulk = get(r, "sqlfloor", "bulk_baskets_per_s")
@@ -87,8 +85,8 @@ def main():
 
     row("X25519 ceiling, 1 core (op/s)", get(r, "x25519_speed", "one_core_per_s"), "{:.0f}")
     row("X25519 ceiling, 2 cores (op/s)", get(r, "x25519_speed", "two_cores_per_s"), "{:.0f}")
-    row("crypto floor per resolve, common/ code (us)", floor, "{:.2f}")
-    row("  same, private key imported once (us)", keyed, "{:.2f}")
+    row("crypto floor per resolve, central's calls (us)", floor, "{:.2f}")
+    row("  same through the raw-key calls (us)", raw, "{:.2f}")
     row("  X25519 derive alone (us)", get(r, "cryptofloor", "x25519_us"), "{:.2f}")
     for key, label in (("load_health", "GET /v1/health (no-op)"),
                        ("load_resolve", "POST /v1/resolve, closed loop"),
@@ -102,7 +100,8 @@ def main():
         rows.append((f"{label}, {d['conns']} conns",
                      f"{d['rps']:.0f} req/s; p50 {d['p50_us'] / 1e3:.2f} ms, p99 "
                      f"{d['p99_us'] / 1e3:.2f} ms, p99.9 {d['p999_us'] / 1e3:.2f} ms; server "
-                     f"{d['server_cpu_us']:.1f} us CPU/req; errors {d['errors']}"))
+                     f"{d['server_cpu_us']:.1f} us CPU/req; errors {d['errors']}; other "
+                     f"processes {d.get('other_cores', 0):.2f} cores"))
     two = get(r, "x25519_speed", "two_cores_per_s")
     rps = get(r, "load_resolve", "rps")
     if two and rps:
@@ -129,6 +128,11 @@ def main():
                      f"{a['idle_seconds']:.0f} s; scan-to-event p50 {a['scan_p50_us']:.0f} us, "
                      f"p99 {a['scan_p99_us']:.0f} us"))
 
+    m = r.get("machine", {})
+    if m:
+        rows.insert(0, ("load average at start / end",
+                        f"{m.get('loadavg_start', '?')} / {get(r, 'machine_end', 'loadavg_end') or '?'}"
+                        f" ({m.get('cores', '?')} cores)"))
     width = max(len(w) for w, _ in rows)
     print("== figures")
     for w, v in rows:

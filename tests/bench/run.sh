@@ -70,7 +70,10 @@ loadgen_rps() {
   sed -n 's/.*"rps":\([0-9.]*\).*/\1/p' "$LOGS/$1.log" | head -1
 }
 
-echo "make bench: BENCH_SECONDS=$S, $(nproc) cores, $(openssl version | cut -d' ' -f1-2)"
+echo "make bench: BENCH_SECONDS=$S, $(nproc) cores, $(openssl version | cut -d' ' -f1-2)," \
+  "load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "RESULT {\"machine\":{\"loadavg_start\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"cores\":$(nproc)}}" \
+  >"$LOGS/machine.log"
 step x25519-speed x25519_speed
 step cryptofloor "$BUILD/bench/cryptofloor" "$HALF"
 
@@ -117,6 +120,8 @@ if [ "$H10M" = "1" ]; then
 fi
 step agent "$PY" tests/bench/agentbench.py "$WORK/agent" "$LANES"
 
+echo "RESULT {\"machine_end\":{\"loadavg_end\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}}" \
+  >"$LOGS/machine-end.log"
 echo
 "$PY" tests/bench/report.py "$LOGS" "$OUT/results.json" || failed="$failed report"
 if [ -n "$failed" ]; then

@@ -276,7 +276,8 @@ static void put_baskets(struct home *h, const char *hhid)
 	assert_int_equal(store_open(db, &s, &e), 0);
 	memset(b, 0, sizeof(b));
 	for (int i = 0; i < 2; i++) {
-		snprintf(b[i].txn, sizeof(b[i].txn), "0190a000-0000-7000-8000-00000000000%d", i);
+		snprintf(b[i].txn, sizeof(b[i].txn), "0190a000-0000-7000-8000-00000000000%c",
+			 "01"[i]);
 		snprintf(b[i].store, sizeof(b[i].store), "S1");
 		snprintf(b[i].terminal, sizeof(b[i].terminal), "T%d", i);
 		snprintf(b[i].hhid, sizeof(b[i].hhid), "%s", hhid);

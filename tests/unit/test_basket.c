@@ -95,6 +95,31 @@ static void a_valid_basket_fills_every_field(void **st)
 	assert_int_equal(in.b.items[1].price_cents, -1);
 	assert_false(in.has_tid);
 	assert_memory_not_equal(in.b.digest, zero, 32);
+	assert_int_equal(in.b.n_offers, 1);
+	assert_string_equal(in.b.offers[0].code, "9800000000017");
+	assert_int_equal(in.b.offers[0].state, STORE_OFFER_PENDING);
+	basket_free(&in);
+	assert_null(in.b.offers);
+	json_decref(b);
+}
+
+static void offer_codes_are_kept_once_each_for_the_store(void **st)
+{
+	struct basket_in in;
+	pos_err e = { 0 };
+	json_t *b = good();
+
+	(void)st;
+	json_object_set_new(b, "offers",
+			    json_pack("[s,s,s]", "9800000000014", "9811111111116", "9800000000014"));
+	assert_int_equal(basket_from_json(b, "S1", "T1", NOW, &in, &e), 0);
+	assert_int_equal(in.b.n_offers, 2);
+	assert_string_equal(in.b.offers[0].code, "9800000000014");
+	assert_string_equal(in.b.offers[1].code, "9811111111116");
+	basket_free(&in);
+	json_object_set_new(b, "offers", json_array());
+	assert_int_equal(basket_from_json(b, "S1", "T1", NOW, &in, &e), 0);
+	assert_int_equal(in.b.n_offers, 0);
 	basket_free(&in);
 	json_decref(b);
 }
@@ -686,6 +711,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(a_valid_basket_fills_every_field),
+		cmocka_unit_test(offer_codes_are_kept_once_each_for_the_store),
 		cmocka_unit_test(a_minimal_basket_leaves_household_fields_empty),
 		cmocka_unit_test(a_carried_enctid_is_kept_for_resolution),
 		cmocka_unit_test(the_digest_is_over_content_not_bytes),

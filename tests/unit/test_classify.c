@@ -181,6 +181,20 @@ static void a_bad_pattern_is_refused_with_the_rule_name(void **st)
 	classify_rules_free(&x);
 }
 
+static void offer_codes_must_carry_their_gs1_check_digit(void **st)
+{
+	pos_err e;
+
+	(void)st;
+	assert_int_equal(classify_offer_check("9800000000014", &e), 0);
+	assert_int_equal(classify_offer_check("9800000000012", &e), POS_EINVAL);
+	assert_non_null(strstr(e.msg, "check digit"));
+	assert_null(strstr(e.msg, "98000"));
+	assert_int_equal(classify_offer_check("98000000000A4", &e), POS_EINVAL);
+	assert_int_equal(classify_offer_check("9", &e), POS_EINVAL);
+	assert_int_equal(classify_offer_check(NULL, &e), POS_EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -194,6 +208,7 @@ int main(void)
 		cmocka_unit_test(an_over_long_code_is_refused),
 		cmocka_unit_test(the_code_need_not_be_nul_terminated),
 		cmocka_unit_test(a_bad_pattern_is_refused_with_the_rule_name),
+		cmocka_unit_test(offer_codes_must_carry_their_gs1_check_digit),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
