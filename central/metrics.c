@@ -33,6 +33,12 @@ static const char *const metrics_route_names[MR_COUNT] = {
 	[MR_HISTORY] = "/v1/households/{hhid}/baskets",
 	[MR_HEALTH] = "/v1/health",
 	[MR_METRICS] = "/metrics",
+	[MR_DEVICES] = "/v1/devices",
+	[MR_DEVICE_OFFERS] = "/v1/devices/me/offers",
+	[MR_OFFERS] = "/v1/offers",
+	[MR_OFFER_ACCEPT] = "/v1/offers/{id}/accept",
+	[MR_OFFER_CHECK] = "/v1/offers/check",
+	[MR_OFFER_REPORT] = "/v1/offers/report",
 	[MR_OTHER] = "other",
 };
 

@@ -1052,21 +1052,27 @@ void routes_handle(struct evhttp_request *req, void *arg)
 		if (routes_method_ok(&q, EVHTTP_REQ_GET))
 			routes_history(&q, hhid);
 	} else if (strcmp(path, "/v1/devices") == 0) {
+		q.route = MR_DEVICES;
 		if (routes_method_ok(&q, EVHTTP_REQ_POST))
 			routes_device_register(&q);
 	} else if (strcmp(path, "/v1/devices/me/offers") == 0) {
+		q.route = MR_DEVICE_OFFERS;
 		if (routes_method_ok(&q, EVHTTP_REQ_GET))
 			routes_device_offers(&q);
 	} else if (strcmp(path, "/v1/offers") == 0) {
+		q.route = MR_OFFERS;
 		if (routes_method_ok(&q, EVHTTP_REQ_GET))
 			routes_offers_open(&q);
 	} else if (strcmp(path, "/v1/offers/check") == 0) {
+		q.route = MR_OFFER_CHECK;
 		if (routes_method_ok(&q, EVHTTP_REQ_POST))
 			routes_offer_check(&q);
 	} else if (strcmp(path, "/v1/offers/report") == 0) {
+		q.route = MR_OFFER_REPORT;
 		if (routes_method_ok(&q, EVHTTP_REQ_GET))
 			routes_offer_report(&q);
 	} else if (routes_accept_path(path, offer_id)) {
+		q.route = MR_OFFER_ACCEPT;
 		if (routes_method_ok(&q, EVHTTP_REQ_POST))
 			routes_offer_accept(&q, offer_id);
 	} else if (strcmp(path, "/v1/health") == 0) {
