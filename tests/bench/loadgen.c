@@ -264,22 +264,19 @@ static int lg_fresh_tid(char out[48])
 	return 0;
 }
 
+/* A whole request in a buffer of its own size (a pool holds hundreds of
+ * thousands). */
 static char *lg_http(const char *method, const char *path, const char *body, size_t blen)
 {
-	char *out = malloc(LG_REQ_MAX);
-	int n;
+	char buf[LG_REQ_MAX];
+	int n = snprintf(buf, sizeof buf,
+			 "%s %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+			 "Content-Length: %zu\r\n\r\n%.*s",
+			 method, path, blen, (int)blen, body);
 
-	if (!out)
+	if (n < 0 || n >= LG_REQ_MAX)
 		return NULL;
-	n = snprintf(out, LG_REQ_MAX,
-		     "%s %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-		     "Content-Length: %zu\r\n\r\n%.*s",
-		     method, path, blen, (int)blen, body);
-	if (n < 0 || n >= LG_REQ_MAX) {
-		free(out);
-		return NULL;
-	}
-	return out;
+	return strdup(buf);
 }
 
 /* One POST /v1/resolve request for tid, sealed to central for a new txn. */
