@@ -16,6 +16,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include "keys.h"
 #include "wipe.h"
 
 /* A PEM key or certificate is a few kilobytes; anything larger is not one. */
@@ -312,87 +313,10 @@ int pki_issue_client(EVP_PKEY *ca_key, X509 *ca_cert, const char *store, const c
 	return rc;
 }
 
-static int pki_write_all(int fd, const unsigned char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* The folder of path, fsynced so a new name survives a power cut. */
-static void pki_sync_dir(const char *path)
-{
-	char dir[PATH_MAX];
-	const char *slash = strrchr(path, '/');
-	size_t n;
-	int fd;
-
-	if (!slash) {
-		dir[0] = '.';
-		dir[1] = '\0';
-	} else {
-		n = (size_t)(slash - path);
-		if (n == 0)
-			n = 1;
-		if (n >= sizeof dir)
-			return;
-		memcpy(dir, path, n);
-		dir[n] = '\0';
-	}
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0) {
-		fsync(fd);
-		close(fd);
-	}
-}
-
 int pki_write_file(const char *path, const void *data, size_t len, unsigned mode, pos_err *e)
 {
-	char tmp[PATH_MAX];
-	int fd = -1, rc = 0, n;
-
-	if (!path || (!data && len))
-		return err_set(e, POS_EINVAL, "pki_write_file: bad arguments");
-	n = snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path);
-	if (n < 0 || (size_t)n >= sizeof tmp)
-		return err_set(e, POS_ETOOBIG, "%s: path too long", path);
-	if (access(path, F_OK) == 0)
-		return err_set(e, POS_ECONFLICT, "%s: already exists; refusing to overwrite", path);
-	fd = mkostemp(tmp, O_CLOEXEC); /* created 0600: a secret is never briefly public */
-	if (fd < 0)
-		return err_set(e, POS_EIO, "%s: cannot create: %s", path, strerror(errno));
-	if (fchmod(fd, (mode_t)mode) < 0 || pki_write_all(fd, data, len) < 0 || fsync(fd) < 0) {
-		rc = err_set(e, POS_EIO, "%s: write failed: %s", path, strerror(errno));
-		goto out;
-	}
-	if (close(fd) < 0) {
-		fd = -1;
-		rc = err_set(e, POS_EIO, "%s: write failed: %s", path, strerror(errno));
-		goto out;
-	}
-	fd = -1;
-	/* link() fails on an existing name, where rename() would replace it. */
-	if (link(tmp, path) < 0) {
-		if (errno == EEXIST)
-			rc = err_set(e, POS_ECONFLICT, "%s: already exists; refusing to overwrite", path);
-		else
-			rc = err_set(e, POS_EIO, "%s: cannot create: %s", path, strerror(errno));
-		goto out;
-	}
-	pki_sync_dir(path);
-out:
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
-	return rc;
+	/* The same atomic, never-replacing write as every key file. */
+	return keys_write_file(path, data, len, mode, 0, e);
 }
 
 int pki_write_cert(const char *path, X509 *cert, pos_err *e)
