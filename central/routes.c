@@ -113,9 +113,9 @@ static void routes_on_complete(struct evhttp_request *req, void *arg)
 {
 	struct routes *r = arg;
 
-	(void)req;
 	if (r->in_flight > 0)
 		r->in_flight--;
+	server_request_done(req);
 }
 
 /* Sends the answer (body may be NULL), counts and logs it. Takes nothing:

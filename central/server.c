@@ -13,7 +13,10 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -24,6 +27,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ingest.h"
@@ -32,6 +36,7 @@
 #include "metrics.h"
 #include "routes.h"
 #include "timeutil.h"
+#include "wipe.h"
 
 #define SERVER_BACKLOG 1024
 #define SERVER_DRAIN_TICK_MS 20
@@ -39,6 +44,16 @@
  * to reach their clients before the connections are closed anyway. */
 #define SERVER_FLUSH_GRACE_US 3000000
 #define SERVER_SESSION_CTX "pos-central"
+#define SERVER_TICKET_FILE "ticket.key"
+
+/* The session ticket keys (ticket.key): tickets sealed with them stay
+ * valid across a restart, so terminals reconnecting after one resume
+ * instead of paying a full handshake each. Read-only after start. */
+struct server_ticket_key {
+	unsigned char name[16];
+	unsigned char aes[32];
+	unsigned char hmac[32];
+};
 
 struct worker;
 
@@ -47,6 +62,12 @@ struct worker;
 struct server_conn {
 	struct worker *w;
 	struct bufferevent *bev; /* NULL until made */
+	/* Total deadline for the TLS handshake and a whole request, armed at
+	 * accept and after each reply: evhttp's timeout restarts at every
+	 * byte, so alone it lets a byte-a-second client hold a connection
+	 * for ever (slowloris). */
+	struct event *deadline;
+	bool busy; /* a request is with the routes, its reply not yet sent */
 	struct server_conn *prev, *next;
 };
 
@@ -65,6 +86,7 @@ struct worker {
 	bool stopping;
 	int64_t flush_deadline_us;
 	long open, cap; /* connections of this worker; worker thread only */
+	struct timeval idle; /* idle_timeout */
 	bool paused;
 	struct server_conn *conns; /* worker thread only */
 };
@@ -74,6 +96,8 @@ struct worker {
  * connections are counted and unlisted (libevent 2.1 has no per-connection
  * close hook on the server side before a request arrives). */
 static int server_ssl_idx = -1;
+/* SSL_CTX ex_data slot holding its struct server_ticket_key. */
+static int server_ctx_idx = -1;
 static pthread_once_t server_once = PTHREAD_ONCE_INIT;
 
 /* ------------------------------------------------------------ listen */
@@ -247,6 +271,8 @@ static void server_ssl_free_cb(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int 
 		w->conns = conn->next;
 	if (conn->next)
 		conn->next->prev = conn->prev;
+	if (conn->deadline)
+		event_free(conn->deadline);
 	free(conn);
 	w->open--;
 	metrics_connection(-1);
@@ -259,6 +285,7 @@ static void server_ssl_free_cb(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int 
 static void server_once_init(void)
 {
 	server_ssl_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, server_ssl_free_cb);
+	server_ctx_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 }
 
 /* The last OpenSSL error as text for a startup message (no secrets in it:
@@ -275,7 +302,112 @@ static const char *server_ssl_error(char *buf, size_t n)
 	return buf;
 }
 
-static int server_tls(const struct cconf *c, SSL_CTX **out, pos_err *e)
+int server_ticket_key_create(const char *path, pos_err *e)
+{
+	unsigned char buf[SERVER_TICKET_KEY_LEN];
+	int rc;
+
+	if (RAND_bytes(buf, sizeof buf) != 1)
+		return err_set(e, POS_ECRYPTO, "no random bytes for the session ticket key");
+	rc = keys_write_file(path, buf, sizeof buf, 0600, 0, e);
+	wipe(buf, sizeof buf);
+	return rc;
+}
+
+/* Loads ticket.key from central's home, making it first for a home set up
+ * before the file existed. Refused when group or others can read it. */
+static int server_ticket_key_load(const struct cconf *c, struct server_ticket_key *k,
+				  pos_err *e)
+{
+	unsigned char buf[SERVER_TICKET_KEY_LEN + 1];
+	char path[CCONF_PATH_MAX + 16];
+	struct stat st;
+	ssize_t got;
+	size_t have = 0;
+	int fd, n, rc, rerr = 0;
+
+	n = snprintf(path, sizeof path, "%s/" SERVER_TICKET_FILE, c->dir[0] ? c->dir : ".");
+	if (n < 0 || (size_t)n >= sizeof path)
+		return err_set(e, POS_ETOOBIG, "central's home path is too long for %s",
+			       SERVER_TICKET_FILE);
+	if (lstat(path, &st) != 0) {
+		if (errno != ENOENT)
+			return err_set(e, POS_EIO, "%s: %s", path, strerror(errno));
+		if ((rc = server_ticket_key_create(path, e)) < 0)
+			return rc;
+		log_info("ticket_key_created", "file=%s", path);
+	}
+	if ((rc = keys_check_private_mode(path, e)) < 0)
+		return rc;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return err_set(e, POS_EIO, "%s: %s", path, strerror(errno));
+	/* One byte more than the size, to see a longer file. */
+	while (have < sizeof buf) {
+		got = read(fd, buf + have, sizeof buf - have);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			rerr = errno;
+		if (got <= 0)
+			break;
+		have += (size_t)got;
+	}
+	close(fd);
+	if (rerr)
+		return err_set(e, POS_EIO, "%s: %s", path, strerror(rerr));
+	if (have != SERVER_TICKET_KEY_LEN) {
+		wipe(buf, sizeof buf);
+		return err_set(e, POS_EINVAL,
+			       "%s: expected %d bytes, not %zu; delete it to make a new one", path,
+			       SERVER_TICKET_KEY_LEN, have);
+	}
+	memcpy(k->name, buf, sizeof k->name);
+	memcpy(k->aes, buf + 16, sizeof k->aes);
+	memcpy(k->hmac, buf + 48, sizeof k->hmac);
+	wipe(buf, sizeof buf);
+	return 0;
+}
+
+/* OpenSSL's ticket callback: enc seals a new ticket with our key; else
+ * opens one, 0 (full handshake) for a key name we do not hold. The
+ * ticket's own cipher is AES-256-CBC with HMAC-SHA256 (OpenSSL's format);
+ * TLS 1.3 binds it to the handshake besides. */
+static int server_ticket_cb(SSL *s, unsigned char key_name[16], unsigned char *iv,
+			    EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
+{
+	const struct server_ticket_key *k =
+		SSL_CTX_get_ex_data(SSL_get_SSL_CTX(s), server_ctx_idx);
+	OSSL_PARAM params[3];
+
+	if (!k)
+		return -1;
+	params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, (void *)k->hmac,
+						      sizeof k->hmac);
+	params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+	params[2] = OSSL_PARAM_construct_end();
+	if (enc) {
+		memcpy(key_name, k->name, sizeof k->name);
+		if (RAND_bytes(iv, EVP_CIPHER_iv_length(EVP_aes_256_cbc())) != 1 ||
+		    EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv) != 1 ||
+		    EVP_MAC_CTX_set_params(hctx, params) != 1)
+			return -1;
+		return 1;
+	}
+	if (CRYPTO_memcmp(key_name, k->name, sizeof k->name) != 0)
+		return 0;
+	if (EVP_MAC_CTX_set_params(hctx, params) != 1 ||
+	    EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv) != 1)
+		return -1;
+	/* 2 = renew: with 1, OpenSSL sends no new ticket on a resumed TLS 1.3
+	 * connection, and a client that resumes from that connection's
+	 * session next time gets a full handshake (measured: every other
+	 * reconnect). */
+	return 2;
+}
+
+static int server_tls(const struct cconf *c, const struct server_ticket_key *tk, SSL_CTX **out,
+		      pos_err *e)
 {
 	STACK_OF(X509_NAME) *cas = NULL;
 	char eb[256];
@@ -317,6 +449,14 @@ static int server_tls(const struct cconf *c, SSL_CTX **out, pos_err *e)
 	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)SERVER_SESSION_CTX,
 				       sizeof SERVER_SESSION_CTX - 1);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+	if (SSL_CTX_set_ex_data(ctx, server_ctx_idx, (void *)tk) != 1 ||
+	    SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, server_ticket_cb) != 1) {
+		rc = err_set(e, POS_ECRYPTO, "TLS: cannot install the session ticket key");
+		goto fail;
+	}
+	/* No SSL_CTX_set_read_ahead: bufferevent_openssl (libevent 2.1) waits
+	 * for the socket to be readable again and does not see records
+	 * OpenSSL already holds, so requests hung (measured: test_central). */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
 	*out = ctx;
 	return 0;
@@ -393,6 +533,59 @@ int server_peer_identity(struct evhttp_request *req, char store[STORE_ID_MAX + 1
 
 /* ------------------------------------------------------------ workers */
 
+static struct server_conn *server_request_conn(struct evhttp_request *req)
+{
+	SSL *ssl = server_request_ssl(req);
+
+	return ssl ? SSL_get_ex_data(ssl, server_ssl_idx) : NULL;
+}
+
+/* The connection missed its deadline: close it through evhttp's own
+ * timeout path, as if its inactivity timer had fired. evhttp frees the
+ * connection (evhttp_connection_free) and any request not yet handed to
+ * the routes; a request with the routes never gets here (busy). */
+static void server_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server_conn *conn = arg;
+	bufferevent_event_cb eventcb = NULL;
+	void *cbarg = NULL;
+
+	(void)fd;
+	(void)what;
+	if (conn->busy || !conn->bev)
+		return;
+	/* NULL once evhttp has freed the connection itself. */
+	bufferevent_getcb(conn->bev, NULL, NULL, &eventcb, &cbarg);
+	if (!eventcb)
+		return;
+	log_debug("connection_deadline", "worker=%d", conn->w->idx);
+	/* conn may be freed from here on. */
+	eventcb(conn->bev, BEV_EVENT_READING | BEV_EVENT_TIMEOUT, cbarg);
+}
+
+/* A whole request arrived: it has as long as the routes take. */
+static void server_handle(struct evhttp_request *req, void *arg)
+{
+	struct worker *w = arg;
+	struct server_conn *conn = server_request_conn(req);
+
+	if (conn) {
+		conn->busy = true;
+		evtimer_del(conn->deadline);
+	}
+	routes_handle(req, w->routes);
+}
+
+void server_request_done(struct evhttp_request *req)
+{
+	struct server_conn *conn = server_request_conn(req);
+
+	if (!conn || !conn->deadline)
+		return;
+	conn->busy = false;
+	evtimer_add(conn->deadline, &conn->w->idle);
+}
+
 /* Called by evhttp for each accepted connection: a TLS server bufferevent.
  * Returning NULL would make evhttp fall back to plain TCP, so that never
  * happens for lack of an SSL: the request handler refuses such a
@@ -402,12 +595,16 @@ static struct bufferevent *server_bevcb(struct event_base *base, void *arg)
 	struct worker *w = arg;
 	struct bufferevent *bev;
 	struct server_conn *conn = calloc(1, sizeof *conn);
-	SSL *ssl = conn ? SSL_new(w->ssl) : NULL;
+	struct event *deadline = conn ? evtimer_new(base, server_deadline_cb, conn) : NULL;
+	SSL *ssl = deadline ? SSL_new(w->ssl) : NULL;
 
 	if (!ssl) {
+		if (deadline)
+			event_free(deadline);
 		free(conn);
 		return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 	}
+	conn->deadline = deadline;
 	conn->w = w;
 	conn->next = w->conns;
 	if (w->conns)
@@ -428,6 +625,7 @@ static struct bufferevent *server_bevcb(struct event_base *base, void *arg)
 	if (!bev)
 		return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 	conn->bev = bev;
+	evtimer_add(conn->deadline, &w->idle);
 	/* A client that drops the TCP connection without close_notify is
 	 * normal (a lane powered off); it is not an error to report. */
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
@@ -514,7 +712,8 @@ static int server_worker_init(struct worker *w, const struct cconf *c,
 	if (!w->stop_ev || !w->drain_ev)
 		return err_set(e, POS_ENOMEM, "worker %d: out of memory", w->idx);
 	evhttp_set_bevcb(w->http, server_bevcb, w);
-	evhttp_set_gencb(w->http, routes_handle, w->routes);
+	evhttp_set_gencb(w->http, server_handle, w);
+	w->idle.tv_sec = (time_t)c->idle_timeout;
 	/* Every method reaches routes_handle, so a wrong one gets a JSON 405. */
 	evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
 						    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
@@ -604,6 +803,7 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 	       pos_err *e)
 {
 	struct routes_shared sh = { 0 };
+	struct server_ticket_key tk = { 0 };
 	struct worker *ws = NULL;
 	struct ingest *ig = NULL;
 	struct store *probe = NULL;
@@ -627,7 +827,7 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 		goto out;
 	}
 	pthread_once(&server_once, server_once_init);
-	if (server_ssl_idx < 0) {
+	if (server_ssl_idx < 0 || server_ctx_idx < 0) {
 		rc = err_set(e, POS_ENOMEM, "TLS: no ex_data slot");
 		goto out;
 	}
@@ -641,7 +841,9 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 	if ((rc = store_open(c->database, &probe, e)) < 0)
 		goto out;
 	store_close(probe);
-	if ((rc = server_tls(c, &ctx, e)) < 0)
+	if ((rc = server_ticket_key_load(c, &tk, e)) < 0)
+		goto out;
+	if ((rc = server_tls(c, &tk, &ctx, e)) < 0)
 		goto out;
 	if ((rc = ingest_start(c->database, &ig, e)) < 0)
 		goto out;
@@ -709,6 +911,7 @@ out:
 	free(fds);
 	ingest_free(ig);
 	SSL_CTX_free(ctx);
+	wipe(&tk, sizeof tk);
 	if (lock_fd >= 0)
 		close(lock_fd); /* releases the home */
 	pthread_sigmask(SIG_SETMASK, &old, NULL);

@@ -37,5 +37,17 @@ int server_peer_identity(struct evhttp_request *req, char store[STORE_ID_MAX + 1
 			 char terminal[STORE_ID_MAX + 1]);
 /* False for a connection that is somehow not TLS: it is refused outright. */
 bool server_request_is_tls(struct evhttp_request *req);
+/* The routes call it when a request's reply has been written (evhttp's
+ * on-complete callback): the connection's next request must then arrive
+ * whole within idle_timeout. */
+void server_request_done(struct evhttp_request *req);
+
+/* central's home holds ticket.key beside central.conf: the TLS session
+ * ticket keys (name 16 + AES-256 key 32 + HMAC-SHA256 key 32 random
+ * bytes, mode 0600), so sessions resume across a restart. setup makes it;
+ * serve makes it for a home that has none and refuses one group/other can
+ * read. Creates path (never replaces one). */
+#define SERVER_TICKET_KEY_LEN 80
+int server_ticket_key_create(const char *path, pos_err *e);
 
 #endif

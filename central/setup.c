@@ -17,6 +17,7 @@
 #include "cconf.h"
 #include "keys.h"
 #include "pki.h"
+#include "server.h"
 #include "timeutil.h"
 
 #define SETUP_USAGE "usage: pos-central setup DIR"
@@ -28,7 +29,7 @@
  * failure they are removed again so the command can simply be re-run. */
 static const char *const setup_files[] = {
 	"ca.key", "ca.crt", "server.key", "server.crt", "hpke.key", "central.pub",
-	"k_index.key", "k_deident.key", "analyst.token", "admin.token", "central.conf",
+	"k_index.key", "k_deident.key", "analyst.token", "admin.token", "ticket.key", "central.conf",
 };
 #define SETUP_NFILES (sizeof setup_files / sizeof setup_files[0])
 
@@ -216,6 +217,9 @@ static int setup_home(const char *dir, char kid[KEYS_KID_LEN + 1], pos_err *e)
 		goto out;
 	if ((rc = setup_join(p, dir, "admin.token", e)) < 0 || (rc = keys_generate_token(p, e)) < 0)
 		goto out;
+	if ((rc = setup_join(p, dir, "ticket.key", e)) < 0 ||
+	    (rc = server_ticket_key_create(p, e)) < 0)
+		goto out;
 	if ((rc = setup_join(p, dir, "central.conf", e)) < 0 ||
 	    (rc = cconf_write_default(p, SETUP_LISTEN, e)) < 0)
 		goto out;
@@ -259,6 +263,7 @@ int setup_main(int argc, char **argv)
 	       "  keys/                         retired HPKE keys (filled by rotate-key)\n"
 	       "  k_index.key, k_deident.key    HMAC keys\n"
 	       "  analyst.token, admin.token    bearer tokens\n"
+	       "  ticket.key                    TLS session ticket keys (resumption across restarts)\n"
 	       "  central.conf                  listen = %s\n"
 	       "Private files are mode 0600. Next: pos-central serve -c %s/central.conf\n",
 	       dir, kid, SETUP_LISTEN, dir);
