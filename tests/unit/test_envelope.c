@@ -594,6 +594,7 @@ static void prepared_key_opens_exactly_what_the_raw_key_opens(void **st)
 	zero_enc[40] = 1;
 	assert_int_equal(envelope_open_key(k, f.info, zero_enc, 60, pt, sizeof pt, &ptn, &e),
 			 POS_ECRYPTO);
+	envelope_key_free(other);
 
 	assert_int_equal(envelope_key_new(NULL, &other, &e), POS_EINVAL);
 	assert_null(other);
