@@ -155,7 +155,10 @@ install: all
 	  $(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)$(PREFIX)/lib/udev/rules.d
 	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 hw/profiles/* $(DESTDIR)$(PREFIX)/share/pos/profiles/
-	install -m 0644 hw/systemd/*.service $(DESTDIR)$(PREFIX)/lib/systemd/system/
+	for u in hw/systemd/*.service; do \
+	  sed 's#/usr/local/bin/#$(PREFIX)/bin/#' $$u > $(DESTDIR)$(PREFIX)/lib/systemd/system/$$(basename $$u); \
+	  chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/$$(basename $$u); \
+	done
 	install -m 0644 hw/udev/*.rules $(DESTDIR)$(PREFIX)/lib/udev/rules.d/
 
 clean:
