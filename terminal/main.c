@@ -133,10 +133,14 @@ static int parse_cmdline(int argc, char **argv, int max_pos, struct cmdline *cl)
 				return usage_error("%s given twice", "--config");
 			cl->config = a + 9;
 		} else if (a[0] == '-' && a[1] != '\0') {
+			/* Never echo digits: a mistyped phone number may be here. */
+			if (strpbrk(a, "0123456789"))
+				return usage_error("unknown option");
 			return usage_error("unknown option '%s'", a);
 		} else {
 			if (cl->npos >= max_pos)
-				return usage_error("unexpected argument '%s'", a);
+				return usage_error("too many arguments (quote a phone number "
+						   "that has spaces, or use 'tid -')");
 			cl->pos[cl->npos++] = a;
 		}
 	}
@@ -354,15 +358,22 @@ static int ctl_on_event_line(const char *line, size_t len)
 static int ctl_read_tid(char *out, size_t cap)
 {
 	size_t n = 0;
-	int ch;
 
-	while ((ch = getchar()) != EOF && ch != '\n') {
+	/* read(2), not stdio: stdio would keep a copy in its own buffer. */
+	for (;;) {
+		unsigned char c;
+		ssize_t r = read(STDIN_FILENO, &c, 1);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0 || c == '\n')
+			break;
 		if (n + 1 >= cap) {
 			wipe(out, cap);
 			fprintf(stderr, PROG ": the identifier on stdin is too long\n");
 			return -1;
 		}
-		out[n++] = (char)ch;
+		out[n++] = (char)c;
 	}
 	if (n > 0 && out[n - 1] == '\r')
 		n--;
@@ -371,6 +382,22 @@ static int ctl_read_tid(char *out, size_t cap)
 		fprintf(stderr, PROG ": no identifier on stdin\n");
 		return -1;
 	}
+	return 0;
+}
+
+/* Copies a command-line argument that may hold a TID into out and wipes it
+ * from argv, which shortens the window in which ps shows it. */
+static int ctl_take_arg(const char *arg, char *out, size_t cap)
+{
+	size_t n = strlen(arg);
+
+	if (n >= cap) {
+		wipe((char *)arg, n);
+		fprintf(stderr, PROG ": the argument is too long\n");
+		return -1;
+	}
+	memcpy(out, arg, n + 1);
+	wipe((char *)arg, n);
 	return 0;
 }
 
@@ -419,18 +446,15 @@ static int cmd_ctl(int argc, char **argv)
 			if (ctl_read_tid(tidbuf, sizeof tidbuf) < 0)
 				goto out;
 		} else {
-			size_t n = strlen(cl.pos[1]);
-			if (n >= sizeof tidbuf) {
-				fprintf(stderr, PROG ": the identifier is too long\n");
+			if (ctl_take_arg(cl.pos[1], tidbuf, sizeof tidbuf) < 0)
 				goto out;
-			}
-			memcpy(tidbuf, cl.pos[1], n + 1);
-			/* Shortens the window in which ps shows it. */
-			wipe((char *)cl.pos[1], n);
 		}
 		req = json_pack("{s:s, s:s}", "cmd", "tid", "tid", tidbuf);
 	} else if (strcmp(cmd, "scan") == 0) {
-		req = json_pack("{s:s, s:s}", "cmd", "scan", "code", cl.pos[1]);
+		/* A scanned loyalty number is a TID too. */
+		if (ctl_take_arg(cl.pos[1], tidbuf, sizeof tidbuf) < 0)
+			goto out;
+		req = json_pack("{s:s, s:s}", "cmd", "scan", "code", tidbuf);
 	} else if (strcmp(cmd, "events") != 0) {
 		req = json_pack("{s:s}", "cmd", cmd);
 	}
