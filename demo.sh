@@ -211,4 +211,20 @@ print(f"   3 households, {len(baskets)} baskets, {items} items, ${cents / 100:.2
 say "Stopping everything"
 cleanup
 PIDS=()
+
+say "No file under demo/ holds a customer identifier (plain, hex or base64)"
+/usr/bin/python3 - "$D" <<'EOF'
+import os, sys
+sys.path.insert(0, os.path.join(os.getcwd(), "tests", "integration"))
+from posenv import scan_for_tids
+tids = ["card:4242424242424242", "card:5555555555554444", "loyalty:9900000000011",
+        "phone:+15550100234"]
+hits = scan_for_tids(sys.argv[1], tids)
+files = sum(len(f) for _, _, f in os.walk(sys.argv[1]))
+for path, kind in hits:
+    print(f"   LEAK: {path} holds a {kind} identifier")
+print(f"   {files} files checked (databases, WAL files, spools, logs, keys): "
+      + ("none found" if not hits else f"{len(hits)} found"))
+sys.exit(1 if hits else 0)
+EOF
 info "done: logs and databases are under demo/"
