@@ -4,8 +4,19 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
+
+/* How often the checkpointer looks for new commits to copy into the
+ * database file: the WAL stays a few MB at full ingest rate. */
+#define INGEST_CKPT_MS 100L
+/* The checkpointer cannot restart the WAL while the writer keeps appending
+ * (it never catches up with the end): past this many frames (16 MB) the
+ * writer checkpoints itself, after answering its group, and its next
+ * commit starts the WAL from the beginning again. Most frames are already
+ * copied by then. */
+#define INGEST_WAL_FRAMES 4000
 
 struct ingest {
 	struct store *store;
@@ -15,6 +26,13 @@ struct ingest {
 	pthread_cond_t cv;
 	struct ingest_job *head, *tail; /* guarded by mu */
 	bool stopping;                  /* guarded by mu */
+	/* The checkpointer: its own connection, so commits never pay for
+	 * copying the WAL into the database file. */
+	struct store *ckpt;
+	pthread_t ckpt_thread;
+	bool ckpt_started;
+	pthread_cond_t ckpt_cv;   /* signalled on stop */
+	unsigned long commits;    /* guarded by mu: groups committed */
 	/* The writer's scratch space for one group, grown as needed. */
 	struct store_basket *group;
 	enum store_put_result *results;
@@ -83,16 +101,30 @@ static void ingest_finish(struct ingest_job *first, struct ingest_job *end, int 
 	}
 }
 
+static void ingest_wal_check(struct ingest *ig)
+{
+	pos_err e = { 0 };
+
+	if (store_checkpoint(ig->store, INGEST_WAL_FRAMES, &e) < 0)
+		log_warn("checkpoint_failed", "code=%s", err_name(e.code));
+}
+
 static void ingest_run_group(struct ingest *ig, struct ingest_job *first, struct ingest_job *end)
 {
 	pos_err e = { 0 };
 	int rc;
 
 	rc = ingest_commit(ig, first, end, &e);
+	if (rc == 0) {
+		pthread_mutex_lock(&ig->mu);
+		ig->commits++;
+		pthread_mutex_unlock(&ig->mu);
+	}
 	if (rc == 0 || first->next == end) {
 		if (rc < 0)
 			log_error("ingest_failed", "baskets=%zu code=%s", first->n, err_name(rc));
 		ingest_finish(first, end, rc, &e);
+		ingest_wal_check(ig);
 		return;
 	}
 	log_warn("ingest_group_failed", "code=%s retry=each", err_name(rc));
@@ -103,6 +135,7 @@ static void ingest_run_group(struct ingest *ig, struct ingest_job *first, struct
 			log_error("ingest_failed", "baskets=%zu code=%s", j->n, err_name(rc));
 		ingest_finish(j, next, rc, &e);
 	}
+	ingest_wal_check(ig);
 }
 
 static void *ingest_thread(void *arg)
@@ -136,6 +169,41 @@ static void *ingest_thread(void *arg)
 	return NULL;
 }
 
+/* Every INGEST_CKPT_MS while baskets arrive, a passive checkpoint from
+ * the checkpointer's connection, on the other core while the writer goes
+ * on committing. */
+static void *ingest_ckpt_thread(void *arg)
+{
+	struct ingest *ig = arg;
+	unsigned long seen = 0;
+
+	pthread_mutex_lock(&ig->mu);
+	while (!ig->stopping) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += INGEST_CKPT_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&ig->ckpt_cv, &ig->mu, &ts);
+		if (ig->stopping || ig->commits == seen)
+			continue;
+		seen = ig->commits;
+		pthread_mutex_unlock(&ig->mu);
+		{
+			pos_err e = { 0 };
+
+			if (store_checkpoint(ig->ckpt, 0, &e) < 0)
+				log_warn("checkpoint_failed", "code=%s", err_name(e.code));
+		}
+		pthread_mutex_lock(&ig->mu);
+	}
+	pthread_mutex_unlock(&ig->mu);
+	return NULL;
+}
+
 int ingest_start(const char *db_path, struct ingest **out, pos_err *e)
 {
 	struct ingest *ig;
@@ -147,7 +215,17 @@ int ingest_start(const char *db_path, struct ingest **out, pos_err *e)
 		return err_set(e, POS_ENOMEM, "ingest: out of memory");
 	pthread_mutex_init(&ig->mu, NULL);
 	pthread_cond_init(&ig->cv, NULL);
-	if ((rc = store_open(db_path, &ig->store, e)) < 0)
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&ig->ckpt_cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	if ((rc = store_open(db_path, &ig->store, e)) < 0 ||
+	    (rc = store_open(db_path, &ig->ckpt, e)) < 0 ||
+	    (rc = store_ingest_tune(ig->store, e)) < 0)
 		goto fail;
 	if ((rc = ingest_reserve(ig, 64, e)) < 0)
 		goto fail;
@@ -156,6 +234,11 @@ int ingest_start(const char *db_path, struct ingest **out, pos_err *e)
 		goto fail;
 	}
 	ig->started = true;
+	if (pthread_create(&ig->ckpt_thread, NULL, ingest_ckpt_thread, ig) != 0) {
+		rc = err_set(e, POS_ENOMEM, "ingest: cannot start the checkpoint thread");
+		goto fail;
+	}
+	ig->ckpt_started = true;
 	*out = ig;
 	return 0;
 fail:
@@ -190,9 +273,14 @@ void ingest_stop(struct ingest *ig)
 	pthread_mutex_lock(&ig->mu);
 	ig->stopping = true;
 	pthread_cond_signal(&ig->cv);
+	pthread_cond_signal(&ig->ckpt_cv);
 	pthread_mutex_unlock(&ig->mu);
 	pthread_join(ig->thread, NULL);
 	ig->started = false;
+	if (ig->ckpt_started) {
+		pthread_join(ig->ckpt_thread, NULL);
+		ig->ckpt_started = false;
+	}
 }
 
 void ingest_free(struct ingest *ig)
@@ -201,7 +289,9 @@ void ingest_free(struct ingest *ig)
 		return;
 	ingest_stop(ig);
 	store_close(ig->store);
+	store_close(ig->ckpt);
 	pthread_cond_destroy(&ig->cv);
+	pthread_cond_destroy(&ig->ckpt_cv);
 	pthread_mutex_destroy(&ig->mu);
 	free(ig->group);
 	free(ig->results);

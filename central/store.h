@@ -113,6 +113,16 @@ bool store_household_exists(struct store *s, const char *hhid);
  * PENDING. */
 int store_put_baskets(struct store *s, const struct store_basket *b, size_t n,
 		      enum store_put_result *results, pos_err *e);
+/* For a connection that only runs store_put_baskets (the ingest writer):
+ * no foreign-key checks (store_put_baskets makes every reference itself)
+ * and no automatic checkpoint inside its commits: the caller runs
+ * store_checkpoint. (Added for issue 7.) */
+int store_ingest_tune(struct store *s, pos_err *e);
+/* A passive WAL checkpoint (copies what no reader still needs into the
+ * database file, waits for no one; busy is not an error). With
+ * min_frames > 0 on a store_ingest_tune connection, only when its last
+ * commit left at least min_frames frames in the WAL. (Added for issue 7.) */
+int store_checkpoint(struct store *s, int min_frames, pos_err *e);
 
 /* Calls fn for each basket of hhid with from_ms <= ts < to_ms (0 = open
  * bound), newest first; the basket and its items live until fn returns.

@@ -69,6 +69,7 @@ enum stmt_id {
 	Q_B_GET,
 	Q_B_INS,
 	Q_I_INS,
+	Q_I_INS_N,
 	Q_ITEMS_ADD,
 	Q_HIST,
 	Q_HIST_ITEMS,
@@ -111,6 +112,18 @@ static const char *const stmt_sql[Q_COUNT] = {
 		    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 	[Q_I_INS] = "INSERT INTO items(basket_id, seq, gtin, qty, price_cents) "
 		    "VALUES (?1, ?2, ?3, ?4, ?5)",
+	/* STORE_I_ROWS item rows a statement: one VDBE run, not ten. */
+	[Q_I_INS_N] = "INSERT INTO items(basket_id, seq, gtin, qty, price_cents) VALUES "
+		      "(?1, ?2, ?3, ?4, ?5), "
+		      "(?6, ?7, ?8, ?9, ?10), "
+		      "(?11, ?12, ?13, ?14, ?15), "
+		      "(?16, ?17, ?18, ?19, ?20), "
+		      "(?21, ?22, ?23, ?24, ?25), "
+		      "(?26, ?27, ?28, ?29, ?30), "
+		      "(?31, ?32, ?33, ?34, ?35), "
+		      "(?36, ?37, ?38, ?39, ?40), "
+		      "(?41, ?42, ?43, ?44, ?45), "
+		      "(?46, ?47, ?48, ?49, ?50)",
 	[Q_ITEMS_ADD] = "UPDATE counters SET items = items + ?1",
 	[Q_HIST] = "SELECT id, txn, ts, store, terminal, hhid, deident, digest FROM baskets "
 		   "WHERE hhid = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts DESC, id DESC",
@@ -254,6 +267,7 @@ struct store {
 	struct store_item *items; /* history scratch, grown as needed */
 	size_t items_cap;
 	int64_t busy_since_us; /* when the current wait for a lock began */
+	int wal_frames;        /* frames in the WAL after the last commit (ingest writer) */
 };
 
 /* Waiting for another connection's write lock (resolve workers enrolling,
@@ -1042,6 +1056,9 @@ static int offers_replay(struct store *s, const struct store_basket *b, sqlite3_
 	return 0;
 }
 
+/* Item rows bound to one Q_I_INS_N statement. */
+#define STORE_I_ROWS 10
+
 /* One basket inside the open unit; *res says what happened. */
 static int put_one(struct store *s, const struct store_basket *b, enum store_put_result *res,
 		   long *n_items, pos_err *e)
@@ -1091,19 +1108,25 @@ static int put_one(struct store *s, const struct store_basket *b, enum store_put
 	if (rc < 0)
 		return rc;
 	id = sqlite3_last_insert_rowid(s->db);
-	for (size_t i = 0; i < b->n_items; i++) {
-		const struct store_item *it = &b->items[i];
-		st = store_stmt(s, Q_I_INS, e);
+	for (size_t i = 0; i < b->n_items;) {
+		size_t rows = b->n_items - i >= STORE_I_ROWS ? STORE_I_ROWS : 1;
+
+		st = store_stmt(s, rows == 1 ? Q_I_INS : Q_I_INS_N, e);
 		if (!st)
 			return POS_EDB;
-		sqlite3_bind_int64(st, 1, id);
-		sqlite3_bind_int64(st, 2, (sqlite3_int64)i);
-		sqlite3_bind_text(st, 3, it->gtin, -1, SQLITE_STATIC);
-		sqlite3_bind_int(st, 4, it->qty);
-		if (it->price_cents < 0)
-			sqlite3_bind_null(st, 5);
-		else
-			sqlite3_bind_int64(st, 5, it->price_cents);
+		for (size_t r = 0; r < rows; r++, i++) {
+			const struct store_item *it = &b->items[i];
+			int p = (int)r * 5;
+
+			sqlite3_bind_int64(st, p + 1, id);
+			sqlite3_bind_int64(st, p + 2, (sqlite3_int64)i);
+			sqlite3_bind_text(st, p + 3, it->gtin, -1, SQLITE_STATIC);
+			sqlite3_bind_int(st, p + 4, it->qty);
+			if (it->price_cents < 0)
+				sqlite3_bind_null(st, p + 5);
+			else
+				sqlite3_bind_int64(st, p + 5, it->price_cents);
+		}
 		rc = store_done(s, st, "item insert", e);
 		if (rc < 0)
 			return rc;
@@ -1144,6 +1167,49 @@ int store_put_baskets(struct store *s, const struct store_basket *b, size_t n,
 		}
 	}
 	return unit_finish(s, rc, e);
+}
+
+static int store_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	struct store *s = arg;
+
+	(void)db;
+	(void)name;
+	s->wal_frames = frames;
+	return SQLITE_OK;
+}
+
+int store_ingest_tune(struct store *s, pos_err *e)
+{
+	int rc;
+
+	if (!s)
+		return err_set(e, POS_EINVAL, "store_ingest_tune: missing argument");
+	/* Every reference the writer makes it checked or created itself in
+	 * the same transaction (the basket row before its items, the household
+	 * by basket_household, a code by code_get): SQLite's checks repeated a
+	 * parent lookup per item row. */
+	rc = store_exec(s, "PRAGMA foreign_keys=OFF", e);
+	if (rc < 0)
+		return rc;
+	/* Commits no longer pay for checkpoints (this replaces the automatic
+	 * one): the caller runs store_checkpoint. */
+	sqlite3_wal_hook(s->db, store_wal_hook, s);
+	return 0;
+}
+
+int store_checkpoint(struct store *s, int min_frames, pos_err *e)
+{
+	int rc;
+
+	if (!s)
+		return err_set(e, POS_EINVAL, "store_checkpoint: missing argument");
+	if (min_frames > 0 && s->wal_frames < min_frames)
+		return 0;
+	rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY)
+		return store_dberr(s, rc, "checkpoint", e);
+	return 0;
 }
 
 static int hist_items(struct store *s, sqlite3_int64 id, struct store_basket *b, pos_err *e)

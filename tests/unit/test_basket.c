@@ -139,6 +139,78 @@ static void a_minimal_basket_leaves_household_fields_empty(void **st)
 	basket_free(&in);
 }
 
+/* basket_parse reads the usual shape without jansson: the result, digest
+ * included, must equal what basket_from_json makes of the same object, and
+ * the same basket re-encoded (escapes, spacing, key order) must give the
+ * same digest through the jansson path. */
+static void the_fast_parser_fills_what_the_jansson_path_fills(void **st)
+{
+	struct basket_in a, b, c;
+	pos_err e = { 0 };
+	json_t *o = good();
+	char *body;
+	char alt[1024];
+
+	(void)st;
+	json_array_append_new(json_object_get(o, "offers"), json_string("9800000000017"));
+	body = json_dumps(o, JSON_COMPACT);
+	assert_non_null(body);
+	assert_int_equal(basket_parse(body, strlen(body), 4096, "S1", "T1", NOW, &a, &e), 0);
+	assert_int_equal(basket_from_json(o, "S1", "T1", NOW, &b, &e), 0);
+	assert_memory_equal(a.b.digest, b.b.digest, sizeof a.b.digest);
+	assert_string_equal(a.b.txn, b.b.txn);
+	assert_string_equal(a.txn_sent, b.txn_sent);
+	assert_int_equal(a.b.ts_ms, b.b.ts_ms);
+	assert_string_equal(a.b.hhid, b.b.hhid);
+	assert_string_equal(a.b.deident, b.b.deident);
+	assert_string_equal(a.b.store, "S1");
+	assert_string_equal(a.b.terminal, "T1");
+	assert_int_equal(a.b.n_items, 2);
+	assert_int_equal(a.b.n_items, b.b.n_items);
+	for (size_t i = 0; i < a.b.n_items; i++) {
+		assert_string_equal(a.b.items[i].gtin, b.b.items[i].gtin);
+		assert_int_equal(a.b.items[i].qty, b.b.items[i].qty);
+		assert_int_equal(a.b.items[i].price_cents, b.b.items[i].price_cents);
+	}
+	assert_int_equal(a.b.n_offers, 1);
+	assert_string_equal(a.b.offers[0].code, "9800000000017");
+	/* An escape sends the body through jansson: the same digest. */
+	snprintf(alt, sizeof alt,
+		 "{ \"items\" : [ {\"qty\":2,\"gtin\":\"\\u0030%s\",\"price_cents\":199},"
+		 "{\"gtin\":\"%s\",\"qty\":1} ], \"ts\":\"%s\", \"txn\":\"%s\","
+		 "\"hhid\":\"%s\",\"deident_tid\":\"%s\","
+		 "\"offers\":[\"9800000000017\",\"9800000000017\"] }\n",
+		 &GTIN_A[1], GTIN_B, TS, TXN, hhid, dtid);
+	assert_int_equal(basket_parse(alt, strlen(alt), 4096, "S1", "T1", NOW, &c, &e), 0);
+	assert_memory_equal(a.b.digest, c.b.digest, sizeof a.b.digest);
+	basket_free(&c);
+	/* Other content is another digest, and a bad field is still refused. */
+	alt[strlen(alt) - 5] = ' '; /* drops the second offer's closing quote */
+	assert_int_equal(basket_parse(alt, strlen(alt), 4096, "S1", "T1", NOW, &c, &e),
+			 POS_EINVAL);
+	snprintf(alt, sizeof alt,
+		 "{\"txn\":\"%s\",\"ts\":\"%s\",\"items\":[{\"gtin\":\"%s\",\"qty\":3}]}", TXN, TS,
+		 GTIN_A);
+	assert_int_equal(basket_parse(alt, strlen(alt), 4096, "S1", "T1", NOW, &c, &e), 0);
+	assert_memory_not_equal(a.b.digest, c.b.digest, sizeof a.b.digest);
+	basket_free(&c);
+	snprintf(alt, sizeof alt,
+		 "{\"txn\":\"%s\",\"ts\":\"%s\",\"items\":[{\"gtin\":\"%s\",\"qty\":0}]}", TXN, TS,
+		 GTIN_A);
+	assert_int_equal(basket_parse(alt, strlen(alt), 4096, "S1", "T1", NOW, &c, &e),
+			 POS_EINVAL);
+	assert_non_null(strstr(e.msg, "qty"));
+	snprintf(alt, sizeof alt,
+		 "{\"txn\":\"%s\",\"txn\":\"%s\",\"ts\":\"%s\",\"items\":[{\"gtin\":\"%s\",\"qty\":1}]}",
+		 TXN, TXN, TS, GTIN_A);
+	assert_int_equal(basket_parse(alt, strlen(alt), 4096, "S1", "T1", NOW, &c, &e),
+			 POS_EINVAL);
+	basket_free(&a);
+	basket_free(&b);
+	free(body);
+	json_decref(o);
+}
+
 static void a_carried_enctid_is_kept_for_resolution(void **st)
 {
 	struct basket_in in;
@@ -713,6 +785,7 @@ int main(void)
 		cmocka_unit_test(a_valid_basket_fills_every_field),
 		cmocka_unit_test(offer_codes_are_kept_once_each_for_the_store),
 		cmocka_unit_test(a_minimal_basket_leaves_household_fields_empty),
+		cmocka_unit_test(the_fast_parser_fills_what_the_jansson_path_fills),
 		cmocka_unit_test(a_carried_enctid_is_kept_for_resolution),
 		cmocka_unit_test(the_digest_is_over_content_not_bytes),
 		cmocka_unit_test(the_digest_changes_with_any_field),

@@ -300,6 +300,53 @@ static int collect(const struct store_basket *b, void *arg)
 	return 0;
 }
 
+struct items_seen {
+	size_t n;
+	struct store_item it[23];
+};
+
+static int collect_items(const struct store_basket *b, void *arg)
+{
+	struct items_seen *s = arg;
+
+	s->n = b->n_items;
+	for (size_t i = 0; i < b->n_items && i < 23; i++)
+		s->it[i] = b->items[i];
+	return 0;
+}
+
+/* Items go in ten rows a statement and the rest one by one: 23 items (two
+ * full statements and three single rows) come back complete and in order,
+ * unknown prices included. */
+static void every_item_of_a_long_basket_comes_back_in_order(void **st)
+{
+	struct fx *f = *st;
+	struct store_basket b;
+	struct store_item many[23];
+	struct items_seen s;
+	char hh[DEIDENT_ID_LEN + 1];
+	pos_err e = { 0 };
+
+	new_hhid(hh);
+	for (size_t i = 0; i < 23; i++) {
+		many[i] = items3[i % 3];
+		many[i].qty = (int)i + 1;
+		many[i].price_cents = i % 4 == 3 ? -1 : (long)(100 + i);
+	}
+	basket(&b, txn_n(90), 1000, hh, 9);
+	b.items = many;
+	b.n_items = 23;
+	put1(f->s, &b, STORE_PUT_CREATED);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(store_history(f->s, hh, 0, 0, collect_items, &s, &e), 0);
+	assert_int_equal(s.n, 23);
+	for (size_t i = 0; i < 23; i++) {
+		assert_string_equal(s.it[i].gtin, many[i].gtin);
+		assert_int_equal(s.it[i].qty, many[i].qty);
+		assert_int_equal(s.it[i].price_cents, many[i].price_cents);
+	}
+}
+
 static void history_is_newest_first_and_to_is_exclusive(void **st)
 {
 	struct fx *f = *st;
@@ -897,6 +944,7 @@ int main(void)
 		T(unresolved_basket_is_stored_without_household),
 		T(bad_basket_fails_whole_batch_before_storing),
 		T(history_is_newest_first_and_to_is_exclusive),
+		T(every_item_of_a_long_basket_comes_back_in_order),
 		T(merge_moves_links_and_baskets_and_removes_source),
 		T(audit_rows_are_kept),
 		T(reopen_keeps_data_and_schema_v2_file_is_0600),
