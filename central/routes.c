@@ -946,25 +946,6 @@ static void routes_offer_report(struct rq *q)
 	evbuffer_free(b);
 }
 
-/* The id of /v1/offers/{id}/accept, or NULL for another path. */
-static const char *routes_accept_path(const char *path, char id[STORE_OFFER_ID_LEN + 2])
-{
-	size_t pl = strlen(ROUTES_OFFERS_PREFIX), sl = strlen(ROUTES_ACCEPT_SUFFIX);
-	size_t n = strlen(path), mid;
-
-	if (n <= pl + sl || strncmp(path, ROUTES_OFFERS_PREFIX, pl) != 0 ||
-	    strcmp(path + n - sl, ROUTES_ACCEPT_SUFFIX) != 0)
-		return NULL;
-	mid = n - pl - sl;
-	if (memchr(path + pl, '/', mid))
-		return NULL;
-	if (mid > STORE_OFFER_ID_LEN)
-		mid = STORE_OFFER_ID_LEN + 1;
-	memcpy(id, path + pl, mid);
-	id[mid] = '\0';
-	return id;
-}
-
 /* ------------------------------------------------------------ others */
 
 static void routes_metrics(struct rq *q)
@@ -998,25 +979,55 @@ static bool routes_method_ok(struct rq *q, enum evhttp_cmd_type want)
 	return false;
 }
 
-/* The hhid of /v1/households/{hhid}/baskets, or NULL for another path. */
-static const char *routes_hh_path(const char *path, char hhid[DEIDENT_ID_LEN + 2])
+/* The {x} of PREFIX{x}SUFFIX copied into out, or NULL for another path. A
+ * segment longer than max is cut to max + 1 characters, so the handler's
+ * shape check refuses it. */
+static const char *routes_segment(const char *path, const char *prefix, const char *suffix,
+				  char *out, size_t max)
 {
-	size_t pl = strlen(ROUTES_HH_PREFIX), sl = strlen(ROUTES_HH_SUFFIX), n = strlen(path);
-	size_t mid;
+	size_t pl = strlen(prefix), sl = strlen(suffix), n = strlen(path), mid;
 
-	if (n <= pl + sl || strncmp(path, ROUTES_HH_PREFIX, pl) != 0 ||
-	    strcmp(path + n - sl, ROUTES_HH_SUFFIX) != 0)
+	if (n <= pl + sl || strncmp(path, prefix, pl) != 0 || strcmp(path + n - sl, suffix) != 0)
 		return NULL;
 	mid = n - pl - sl;
 	if (memchr(path + pl, '/', mid))
 		return NULL;
-	/* One longer than an hhid: a longer segment fails the shape check. */
-	if (mid > DEIDENT_ID_LEN)
-		mid = DEIDENT_ID_LEN + 1;
-	memcpy(hhid, path + pl, mid);
-	hhid[mid] = '\0';
-	return hhid;
+	if (mid > max)
+		mid = max + 1;
+	memcpy(out, path + pl, mid);
+	out[mid] = '\0';
+	return out;
 }
+
+/* Every route: an exact path, or PREFIX{arg}SUFFIX when suffix is set. */
+struct route {
+	const char *path;
+	const char *suffix;
+	size_t arg_max;
+	enum evhttp_cmd_type method;
+	enum metrics_route label;
+	void (*fn)(struct rq *q);
+	void (*fn_arg)(struct rq *q, const char *arg);
+};
+
+static const struct route routes_table[] = {
+	{ "/v1/resolve", NULL, 0, EVHTTP_REQ_POST, MR_RESOLVE, routes_resolve, NULL },
+	{ "/v1/baskets", NULL, 0, EVHTTP_REQ_POST, MR_BASKETS, routes_basket, NULL },
+	{ "/v1/baskets:batch", NULL, 0, EVHTTP_REQ_POST, MR_BATCH, routes_batch, NULL },
+	{ ROUTES_HH_PREFIX, ROUTES_HH_SUFFIX, DEIDENT_ID_LEN, EVHTTP_REQ_GET, MR_HISTORY, NULL,
+	  routes_history },
+	{ "/v1/devices", NULL, 0, EVHTTP_REQ_POST, MR_DEVICES, routes_device_register, NULL },
+	{ "/v1/devices/me/offers", NULL, 0, EVHTTP_REQ_GET, MR_DEVICE_OFFERS,
+	  routes_device_offers, NULL },
+	{ "/v1/offers", NULL, 0, EVHTTP_REQ_GET, MR_OFFERS, routes_offers_open, NULL },
+	{ "/v1/offers/check", NULL, 0, EVHTTP_REQ_POST, MR_OFFER_CHECK, routes_offer_check, NULL },
+	{ "/v1/offers/report", NULL, 0, EVHTTP_REQ_GET, MR_OFFER_REPORT, routes_offer_report,
+	  NULL },
+	{ ROUTES_OFFERS_PREFIX, ROUTES_ACCEPT_SUFFIX, STORE_OFFER_ID_LEN, EVHTTP_REQ_POST,
+	  MR_OFFER_ACCEPT, NULL, routes_offer_accept },
+	{ "/v1/health", NULL, 0, EVHTTP_REQ_GET, MR_HEALTH, routes_health, NULL },
+	{ "/metrics", NULL, 0, EVHTTP_REQ_GET, MR_METRICS, routes_metrics, NULL },
+};
 
 void routes_handle(struct evhttp_request *req, void *arg)
 {
@@ -1024,7 +1035,8 @@ void routes_handle(struct evhttp_request *req, void *arg)
 	struct rq q = { .r = r, .req = req, .route = MR_OTHER, .t0_us = time_mono_us() };
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-	char hhid[DEIDENT_ID_LEN + 2], offer_id[STORE_OFFER_ID_LEN + 2];
+	/* The longest path argument (an hhid or an offer id), plus one and a NUL. */
+	char seg[(DEIDENT_ID_LEN > STORE_OFFER_ID_LEN ? DEIDENT_ID_LEN : STORE_OFFER_ID_LEN) + 2];
 
 	r->in_flight++;
 	evhttp_request_set_on_complete_cb(req, routes_on_complete, r);
@@ -1035,57 +1047,27 @@ void routes_handle(struct evhttp_request *req, void *arg)
 	}
 	if (!path)
 		path = "";
-	if (strcmp(path, "/v1/resolve") == 0) {
-		q.route = MR_RESOLVE;
-		if (routes_method_ok(&q, EVHTTP_REQ_POST))
-			routes_resolve(&q);
-	} else if (strcmp(path, "/v1/baskets") == 0) {
-		q.route = MR_BASKETS;
-		if (routes_method_ok(&q, EVHTTP_REQ_POST))
-			routes_basket(&q);
-	} else if (strcmp(path, "/v1/baskets:batch") == 0) {
-		q.route = MR_BATCH;
-		if (routes_method_ok(&q, EVHTTP_REQ_POST))
-			routes_batch(&q);
-	} else if (routes_hh_path(path, hhid)) {
-		q.route = MR_HISTORY;
-		if (routes_method_ok(&q, EVHTTP_REQ_GET))
-			routes_history(&q, hhid);
-	} else if (strcmp(path, "/v1/devices") == 0) {
-		q.route = MR_DEVICES;
-		if (routes_method_ok(&q, EVHTTP_REQ_POST))
-			routes_device_register(&q);
-	} else if (strcmp(path, "/v1/devices/me/offers") == 0) {
-		q.route = MR_DEVICE_OFFERS;
-		if (routes_method_ok(&q, EVHTTP_REQ_GET))
-			routes_device_offers(&q);
-	} else if (strcmp(path, "/v1/offers") == 0) {
-		q.route = MR_OFFERS;
-		if (routes_method_ok(&q, EVHTTP_REQ_GET))
-			routes_offers_open(&q);
-	} else if (strcmp(path, "/v1/offers/check") == 0) {
-		q.route = MR_OFFER_CHECK;
-		if (routes_method_ok(&q, EVHTTP_REQ_POST))
-			routes_offer_check(&q);
-	} else if (strcmp(path, "/v1/offers/report") == 0) {
-		q.route = MR_OFFER_REPORT;
-		if (routes_method_ok(&q, EVHTTP_REQ_GET))
-			routes_offer_report(&q);
-	} else if (routes_accept_path(path, offer_id)) {
-		q.route = MR_OFFER_ACCEPT;
-		if (routes_method_ok(&q, EVHTTP_REQ_POST))
-			routes_offer_accept(&q, offer_id);
-	} else if (strcmp(path, "/v1/health") == 0) {
-		q.route = MR_HEALTH;
-		if (routes_method_ok(&q, EVHTTP_REQ_GET))
-			routes_health(&q);
-	} else if (strcmp(path, "/metrics") == 0) {
-		q.route = MR_METRICS;
-		if (routes_method_ok(&q, EVHTTP_REQ_GET))
-			routes_metrics(&q);
-	} else {
-		routes_error(&q, 404, "not_found", "no such route");
+	for (size_t i = 0; i < sizeof routes_table / sizeof routes_table[0]; i++) {
+		const struct route *rt = &routes_table[i];
+		const char *id = NULL;
+
+		if (rt->suffix) {
+			id = routes_segment(path, rt->path, rt->suffix, seg, rt->arg_max);
+			if (!id)
+				continue;
+		} else if (strcmp(path, rt->path) != 0) {
+			continue;
+		}
+		q.route = rt->label;
+		if (!routes_method_ok(&q, rt->method))
+			return;
+		if (rt->fn_arg)
+			rt->fn_arg(&q, id);
+		else
+			rt->fn(&q);
+		return;
 	}
+	routes_error(&q, 404, "not_found", "no such route");
 }
 
 /* ------------------------------------------------------------ lifetime */
