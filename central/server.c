@@ -666,7 +666,10 @@ static void server_drain_cb(evutil_socket_t fd, short what, void *arg)
 	evhttp_free(w->http);
 	w->http = NULL;
 	w->bound = NULL;
-	event_base_loopbreak(w->base);
+	/* Not loopbreak: freeing a TLS bufferevent completes in deferred
+	 * callbacks, which must run or the connection is never freed. The
+	 * loop ends by itself once nothing is left, or at the bound. */
+	event_base_loopexit(w->base, &(struct timeval){ 0, SERVER_DRAIN_TICK_MS * 1000 });
 }
 
 /* Activated from the main thread on SIGTERM/SIGINT. */
