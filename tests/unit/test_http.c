@@ -27,45 +27,7 @@
 #include <unistd.h>
 
 #include "http.h"
-
-/* ---- certificates ---------------------------------------------------- */
-
-static char tmpdir[64];
-
-static void path_of(char *out, size_t n, const char *name)
-{
-	snprintf(out, n, "%s/%s", tmpdir, name);
-}
-
-static int make_certs(void)
-{
-	char cmd[4096];
-	static const char script[] =
-		"set -e; cd '%s';"
-		"for ca in ca ca2; do"
-		" printf '[req]\\ndistinguished_name=dn\\nx509_extensions=v3\\nprompt=no\\n"
-		"[dn]\\nCN=Test %%s\\n[v3]\\nbasicConstraints=critical,CA:TRUE\\n"
-		"keyUsage=critical,keyCertSign,cRLSign\\nsubjectKeyIdentifier=hash\\n' $ca > $ca.cnf;"
-		" openssl req -x509 -config $ca.cnf -newkey ec -pkeyopt ec_paramgen_curve:prime256v1"
-		"  -nodes -keyout $ca.key -out $ca.crt -days 2;"
-		"done;"
-		"printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\n"
-		"extendedKeyUsage=serverAuth\\n' > srv.ext;"
-		"printf 'basicConstraints=CA:FALSE\\nextendedKeyUsage=clientAuth\\n' > cli.ext;"
-		"mk() { openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
-		"  -keyout $1.key -out $1.csr -subj \"$2\";"
-		" openssl x509 -req -in $1.csr -CA $3.crt -CAkey $3.key -set_serial $4 -days 2"
-		"  -extfile $5 -out $1.crt; };"
-		"mk srv /CN=127.0.0.1 ca 2 srv.ext;"
-		"mk cli /O=Test/OU=S1/CN=T1 ca 3 cli.ext;"
-		"mk bad /O=Test/OU=S9/CN=T9 ca2 4 cli.ext;"
-		"chmod 600 *.key";
-
-	snprintf(cmd, sizeof cmd, script, tmpdir);
-	char full[4200];
-	snprintf(full, sizeof full, "( %s ) >/dev/null 2>&1", cmd);
-	return system(full) == 0 ? 0 : -1;
-}
+#include "tls_testkit.h"
 
 /* ---- test server ------------------------------------------------------ */
 
@@ -99,24 +61,9 @@ struct srv {
 static struct bufferevent *srv_bevcb(struct event_base *base, void *arg)
 {
 	struct srv *s = arg;
-	struct bufferevent *bev;
 
 	s->conns++;
-	bev = bufferevent_openssl_socket_new(base, -1, SSL_new(s->ctx), BUFFEREVENT_SSL_ACCEPTING,
-					     BEV_OPT_CLOSE_ON_FREE);
-	if (bev)
-		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	return bev;
-}
-
-static void srv_reply(struct evhttp_request *req, int status, const char *body)
-{
-	struct evbuffer *out = evbuffer_new();
-
-	evbuffer_add(out, body, strlen(body));
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
-	evhttp_send_reply(req, status, "X", out);
-	evbuffer_free(out);
+	return tls_accept_bev(base, s->ctx);
 }
 
 static void srv_handler(struct evhttp_request *req, void *arg)
@@ -152,7 +99,7 @@ static void srv_handler(struct evhttp_request *req, void *arg)
 
 	switch (s->mode) {
 	case SRV_ANSWER:
-		srv_reply(req, s->status, s->answer);
+		tls_reply(req, s->status, s->answer);
 		break;
 	case SRV_HANG:
 		break;
@@ -165,7 +112,7 @@ static void srv_handler(struct evhttp_request *req, void *arg)
 		char *big = malloc(n + 1);
 		memset(big, 'x', n);
 		big[n] = '\0';
-		srv_reply(req, 200, big);
+		tls_reply(req, 200, big);
 		free(big);
 		break;
 	}
@@ -173,9 +120,9 @@ static void srv_handler(struct evhttp_request *req, void *arg)
 		if (strcmp(s->path, "/slow") == 0) {
 			s->held = req;
 		} else {
-			srv_reply(req, 200, "{\"which\":\"fast\"}");
+			tls_reply(req, 200, "{\"which\":\"fast\"}");
 			if (s->held)
-				srv_reply(s->held, 200, "{\"which\":\"slow\"}");
+				tls_reply(s->held, 200, "{\"which\":\"slow\"}");
 			s->held = NULL;
 		}
 		break;

@@ -28,41 +28,7 @@
 #include "http.h"
 #include "spool.h"
 #include "uplink.h"
-
-/* ---- certificates ---------------------------------------------------- */
-
-static char tmpdir[64];
-
-static void path_of(char *out, size_t n, const char *name)
-{
-	snprintf(out, n, "%s/%s", tmpdir, name);
-}
-
-static int make_certs(void)
-{
-	char cmd[4096], full[4200];
-	static const char script[] =
-		"set -e; cd '%s';"
-		"printf '[req]\\ndistinguished_name=dn\\nx509_extensions=v3\\nprompt=no\\n"
-		"[dn]\\nCN=Test CA\\n[v3]\\nbasicConstraints=critical,CA:TRUE\\n"
-		"keyUsage=critical,keyCertSign,cRLSign\\nsubjectKeyIdentifier=hash\\n' > ca.cnf;"
-		"openssl req -x509 -config ca.cnf -newkey ec -pkeyopt ec_paramgen_curve:prime256v1"
-		" -nodes -keyout ca.key -out ca.crt -days 2;"
-		"printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\n"
-		"extendedKeyUsage=serverAuth\\n' > srv.ext;"
-		"printf 'basicConstraints=CA:FALSE\\nextendedKeyUsage=clientAuth\\n' > cli.ext;"
-		"mk() { openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
-		"  -keyout $1.key -out $1.csr -subj \"$2\";"
-		" openssl x509 -req -in $1.csr -CA ca.crt -CAkey ca.key -set_serial $3 -days 2"
-		"  -extfile $4 -out $1.crt; };"
-		"mk srv /CN=127.0.0.1 2 srv.ext;"
-		"mk cli /O=Test/OU=S1/CN=T1 3 cli.ext;"
-		"chmod 600 *.key";
-
-	snprintf(cmd, sizeof cmd, script, tmpdir);
-	snprintf(full, sizeof full, "( %s ) >/dev/null 2>&1", cmd);
-	return system(full) == 0 ? 0 : -1;
-}
+#include "tls_testkit.h"
 
 /* ---- a small central -------------------------------------------------- */
 
@@ -96,23 +62,8 @@ struct central {
 static struct bufferevent *central_bevcb(struct event_base *base, void *arg)
 {
 	struct central *c = arg;
-	struct bufferevent *bev;
 
-	bev = bufferevent_openssl_socket_new(base, -1, SSL_new(c->ctx), BUFFEREVENT_SSL_ACCEPTING,
-					     BEV_OPT_CLOSE_ON_FREE);
-	if (bev)
-		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	return bev;
-}
-
-static void central_reply(struct evhttp_request *req, int status, const char *body)
-{
-	struct evbuffer *out = evbuffer_new();
-
-	evbuffer_add(out, body, strlen(body));
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
-	evhttp_send_reply(req, status, "X", out);
-	evbuffer_free(out);
+	return tls_accept_bev(base, c->ctx);
 }
 
 static void central_count_post(struct central *c, const char *txn)
@@ -183,13 +134,13 @@ static void central_handler(struct evhttp_request *req, void *arg)
 			shutdown(bufferevent_getfd(evhttp_connection_get_bufferevent(evcon)),
 				 SHUT_RDWR);
 		} else {
-			central_reply(req, c->fail_status ? c->fail_status : 500,
+			tls_reply(req, c->fail_status ? c->fail_status : 500,
 				      "{\"error\":\"try_later\"}");
 		}
 		goto out;
 	}
 	if (!root) {
-		central_reply(req, 400, "{\"error\":\"bad_json\"}");
+		tls_reply(req, 400, "{\"error\":\"bad_json\"}");
 		goto out;
 	}
 	if (strcmp(uri, "/v1/baskets") == 0) {
@@ -197,13 +148,13 @@ static void central_handler(struct evhttp_request *req, void *arg)
 		c->single_posts++;
 		const char *st = central_take(c, txn ? txn : "");
 		if (strcmp(st, "created") == 0)
-			central_reply(req, 201, "{\"status\":\"created\"}");
+			tls_reply(req, 201, "{\"status\":\"created\"}");
 		else if (strcmp(st, "duplicate") == 0)
-			central_reply(req, 200, "{\"status\":\"duplicate\"}");
+			tls_reply(req, 200, "{\"status\":\"duplicate\"}");
 		else if (strcmp(st, "conflict") == 0)
-			central_reply(req, 409, "{\"error\":\"txn_conflict\",\"detail\":\"other content\"}");
+			tls_reply(req, 409, "{\"error\":\"txn_conflict\",\"detail\":\"other content\"}");
 		else
-			central_reply(req, 400, "{\"error\":\"bad_gtin\",\"detail\":\"check digit\"}");
+			tls_reply(req, 400, "{\"error\":\"bad_gtin\",\"detail\":\"check digit\"}");
 	} else if (strcmp(uri, "/v1/baskets:batch") == 0) {
 		json_t *baskets = json_object_get(root, "baskets"), *b;
 		json_t *results = json_array();
@@ -211,7 +162,7 @@ static void central_handler(struct evhttp_request *req, void *arg)
 		c->batch_posts++;
 		if (c->batch_limit && json_array_size(baskets) > (size_t)c->batch_limit) {
 			json_decref(results);
-			central_reply(req, 413, "{\"error\":\"too_large\"}");
+			tls_reply(req, 413, "{\"error\":\"too_large\"}");
 			goto out;
 		}
 		if ((int)json_array_size(baskets) > c->max_batch_accepted)
@@ -228,11 +179,11 @@ static void central_handler(struct evhttp_request *req, void *arg)
 		}
 		json_t *ans = json_pack("{s:o}", "results", results);
 		char *txt = json_dumps(ans, JSON_COMPACT);
-		central_reply(req, 200, txt);
+		tls_reply(req, 200, txt);
 		free(txt);
 		json_decref(ans);
 	} else {
-		central_reply(req, 404, "{\"error\":\"not_found\"}");
+		tls_reply(req, 404, "{\"error\":\"not_found\"}");
 	}
 out:
 	json_decref(root);
