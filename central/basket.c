@@ -322,122 +322,47 @@ out:
  * through jansson and basket_from_json, which decides and words the error:
  * so this path only ever accepts what that one accepts, and fills out the
  * same way. */
-struct basket_lex {
-	const char *p, *end;
-};
-
-static void basket_ws(struct basket_lex *x)
-{
-	while (x->p < x->end && (*x->p == ' ' || *x->p == '\t' || *x->p == '\n' || *x->p == '\r'))
-		x->p++;
-}
-
-static bool basket_eat(struct basket_lex *x, char c)
-{
-	basket_ws(x);
-	if (x->p < x->end && *x->p == c) {
-		x->p++;
-		return true;
-	}
-	return false;
-}
-
-/* A string of printable ASCII without escapes; *s points into the body. */
-static bool basket_lex_str(struct basket_lex *x, const char **s, size_t *n)
-{
-	const char *q;
-
-	if (!basket_eat(x, '"'))
-		return false;
-	for (q = x->p; q < x->end && *q != '"'; q++)
-		if (*q < 0x20 || *q > 0x7e || *q == '\\')
-			return false;
-	if (q >= x->end)
-		return false;
-	*s = x->p;
-	*n = (size_t)(q - x->p);
-	x->p = q + 1;
-	return true;
-}
-
-/* Copies a string value of 1..max bytes into buf (NUL-terminated). */
-static bool basket_lex_copy(struct basket_lex *x, char *buf, size_t max)
-{
-	const char *s;
-	size_t n;
-
-	if (!basket_lex_str(x, &s, &n) || n == 0 || n > max)
-		return false;
-	memcpy(buf, s, n);
-	buf[n] = '\0';
-	return true;
-}
-
-static bool basket_lex_uint(struct basket_lex *x, int64_t max, int64_t *v)
-{
-	int64_t n = 0;
-	const char *start;
-
-	basket_ws(x);
-	start = x->p;
-	while (x->p < x->end && *x->p >= '0' && *x->p <= '9') {
-		if (x->p - start >= 15)
-			return false;
-		n = n * 10 + (*x->p - '0');
-		x->p++;
-	}
-	if (x->p == start || (x->p - start > 1 && *start == '0'))
-		return false;
-	/* 1.5, 1e3 are numbers jansson reads as reals: not ours to judge. */
-	if (x->p < x->end && (*x->p == '.' || *x->p == 'e' || *x->p == 'E'))
-		return false;
-	if (n > max)
-		return false;
-	*v = n;
-	return true;
-}
-
-static bool basket_fast_item(struct basket_lex *x, struct store_item *it)
+static bool basket_fast_item(struct jsonx_scan *x, struct store_item *it)
 {
 	bool g = false, q = false, pr = false;
 	int64_t v;
 
 	it->price_cents = -1;
-	if (!basket_eat(x, '{'))
+	if (!jsonx_scan_eat(x, '{'))
 		return false;
 	do {
 		const char *k;
 		size_t kn;
 
-		if (!basket_lex_str(x, &k, &kn) || !basket_eat(x, ':'))
+		if (!jsonx_scan_str(x, &k, &kn) || !jsonx_scan_eat(x, ':'))
 			return false;
 		if (kn == 4 && memcmp(k, "gtin", 4) == 0 && !g) {
-			if (!basket_lex_copy(x, it->gtin, GTIN_LEN) || strlen(it->gtin) != GTIN_LEN ||
+			if (!jsonx_scan_copy(x, it->gtin, GTIN_LEN) || strlen(it->gtin) != GTIN_LEN ||
 			    !gtin14_valid(it->gtin))
 				return false;
 			g = true;
 		} else if (kn == 3 && memcmp(k, "qty", 3) == 0 && !q) {
-			if (!basket_lex_uint(x, BASKET_QTY_MAX, &v) || v < 1)
+			if (!jsonx_scan_uint(x, BASKET_QTY_MAX, &v) || v < 1)
 				return false;
 			it->qty = (int)v;
 			q = true;
 		} else if (kn == 11 && memcmp(k, "price_cents", 11) == 0 && !pr) {
-			if (!basket_lex_uint(x, BASKET_PRICE_MAX, &v))
+			if (!jsonx_scan_uint(x, BASKET_PRICE_MAX, &v))
 				return false;
 			it->price_cents = (long)v;
 			pr = true;
 		} else {
 			return false;
 		}
-	} while (basket_eat(x, ','));
-	return basket_eat(x, '}') && g && q;
+	} while (jsonx_scan_eat(x, ','));
+	return jsonx_scan_eat(x, '}') && g && q;
 }
 
-static bool basket_fast_items(struct basket_lex *x, struct basket_in *out)
+static bool basket_fast_items(struct jsonx_scan *x, struct basket_in *out)
 {
 	size_t cap = 0;
 
-	if (!basket_eat(x, '['))
+	if (!jsonx_scan_eat(x, '['))
 		return false;
 	do {
 		if (out->b.n_items == cap) {
@@ -458,24 +383,24 @@ static bool basket_fast_items(struct basket_lex *x, struct basket_in *out)
 		if (!basket_fast_item(x, &out->b.items[out->b.n_items]))
 			return false;
 		out->b.n_items++;
-	} while (basket_eat(x, ','));
-	return basket_eat(x, ']');
+	} while (jsonx_scan_eat(x, ','));
+	return jsonx_scan_eat(x, ']');
 }
 
-static bool basket_fast_offers(struct basket_lex *x, struct basket_code *codes, size_t *n)
+static bool basket_fast_offers(struct jsonx_scan *x, struct basket_code *codes, size_t *n)
 {
-	if (!basket_eat(x, '['))
+	if (!jsonx_scan_eat(x, '['))
 		return false;
-	if (basket_eat(x, ']'))
+	if (jsonx_scan_eat(x, ']'))
 		return true;
 	do {
 		if (*n >= BASKET_MAX_OFFERS ||
-		    !basket_lex_str(x, &codes[*n].p, &codes[*n].n) || codes[*n].n == 0 ||
+		    !jsonx_scan_str(x, &codes[*n].p, &codes[*n].n) || codes[*n].n == 0 ||
 		    codes[*n].n > BASKET_OFFER_MAX)
 			return false;
 		(*n)++;
-	} while (basket_eat(x, ','));
-	return basket_eat(x, ']');
+	} while (jsonx_scan_eat(x, ','));
+	return jsonx_scan_eat(x, ']');
 }
 
 /* 0: parsed and sealed; 1: not the usual shape (out cleared); < 0: a
@@ -483,7 +408,7 @@ static bool basket_fast_offers(struct basket_lex *x, struct basket_code *codes, 
 static int basket_fast(const char *body, size_t len, const char *store, const char *terminal,
 		       int64_t now_ms, struct basket_in *out, pos_err *e)
 {
-	struct basket_lex x = { body, body + len };
+	struct jsonx_scan x = { body, body + len };
 	struct basket_code codes[BASKET_MAX_OFFERS];
 	char ts[BASKET_TS_TEXT_MAX + 1];
 	bool have_txn = false, have_ts = false, have_items = false, have_hh = false,
@@ -492,21 +417,21 @@ static int basket_fast(const char *body, size_t len, const char *store, const ch
 	pos_err te = { 0 };
 	int rc;
 
-	if (!basket_eat(&x, '{'))
+	if (!jsonx_scan_eat(&x, '{'))
 		goto slow;
 	do {
 		const char *k;
 		size_t kn;
 
-		if (!basket_lex_str(&x, &k, &kn) || !basket_eat(&x, ':'))
+		if (!jsonx_scan_str(&x, &k, &kn) || !jsonx_scan_eat(&x, ':'))
 			goto slow;
 		if (kn == 3 && memcmp(k, "txn", 3) == 0 && !have_txn) {
-			if (!basket_lex_copy(&x, out->txn_sent, UUID_STR_LEN) ||
+			if (!jsonx_scan_copy(&x, out->txn_sent, UUID_STR_LEN) ||
 			    !uuid_valid(out->txn_sent))
 				goto slow;
 			have_txn = true;
 		} else if (kn == 2 && memcmp(k, "ts", 2) == 0 && !have_ts) {
-			if (!basket_lex_copy(&x, ts, BASKET_TS_TEXT_MAX) ||
+			if (!jsonx_scan_copy(&x, ts, BASKET_TS_TEXT_MAX) ||
 			    time_parse_rfc3339(ts, 0, &out->b.ts_ms, &te) < 0 ||
 			    out->b.ts_ms < BASKET_TS_MIN_MS ||
 			    out->b.ts_ms > now_ms + BASKET_TS_AHEAD_MS)
@@ -517,12 +442,12 @@ static int basket_fast(const char *body, size_t len, const char *store, const ch
 				goto slow;
 			have_items = true;
 		} else if (kn == 4 && memcmp(k, "hhid", 4) == 0 && !have_hh) {
-			if (!basket_lex_copy(&x, out->b.hhid, DEIDENT_ID_LEN) ||
+			if (!jsonx_scan_copy(&x, out->b.hhid, DEIDENT_ID_LEN) ||
 			    !deident_hhid_valid(out->b.hhid))
 				goto slow;
 			have_hh = true;
 		} else if (kn == 11 && memcmp(k, "deident_tid", 11) == 0 && !have_dt) {
-			if (!basket_lex_copy(&x, out->b.deident, DEIDENT_ID_LEN) ||
+			if (!jsonx_scan_copy(&x, out->b.deident, DEIDENT_ID_LEN) ||
 			    !deident_dtid_valid(out->b.deident))
 				goto slow;
 			have_dt = true;
@@ -533,11 +458,10 @@ static int basket_fast(const char *body, size_t len, const char *store, const ch
 		} else {
 			goto slow;
 		}
-	} while (basket_eat(&x, ','));
-	if (!basket_eat(&x, '}') || !have_txn || !have_ts || !have_items)
+	} while (jsonx_scan_eat(&x, ','));
+	if (!jsonx_scan_eat(&x, '}') || !have_txn || !have_ts || !have_items)
 		goto slow;
-	basket_ws(&x);
-	if (x.p != x.end)
+	if (!jsonx_scan_end(&x))
 		goto slow;
 	memcpy(out->b.txn, out->txn_sent, UUID_STR_LEN + 1);
 	basket_lower(out->b.txn);

@@ -37,8 +37,12 @@ struct resolve_result {
 /* The EncTID object {"kid":16 hex,"enc":base64url}, shape only. */
 int resolve_enctid_from_json(json_t *tid, char kid[KEYS_KID_LEN + 1],
 			     char enc[ENVELOPE_B64_MAX], pos_err *e);
-/* {"txn":UUID,"tid":EncTID}, nothing else; at most RESOLVE_MAX_BODY bytes. */
+/* {"txn":UUID,"tid":EncTID}, nothing else; at most RESOLVE_MAX_BODY bytes.
+ * The usual shape is read without a jansson tree; anything else goes
+ * through jsonx_parse and resolve_from_json, which word the error. */
 int resolve_parse(const char *body, size_t len, struct resolve_req *out, pos_err *e);
+/* The same checks on a parsed tree (the slow path; the tests compare). */
+int resolve_from_json(json_t *root, struct resolve_req *out, pos_err *e);
 
 /* Opens the EncTID and derives its tid index and DeIdentTID. An unknown kid
  * and an envelope that does not open both fail POS_ECRYPTO with the same

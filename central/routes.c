@@ -3,6 +3,7 @@
 #include <sys/queue.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -30,6 +31,7 @@
 #define ROUTES_OFFERS_PREFIX "/v1/offers/"
 #define ROUTES_ACCEPT_SUFFIX "/accept"
 #define ROUTES_CHECK_BODY_MAX 1024
+#define ROUTES_RECORD_MAX 16384 /* TLS plaintext record limit */
 
 /* One request while it is being handled: on the stack for the routes that
  * answer at once, inside a struct routes_async for baskets. */
@@ -118,6 +120,21 @@ static void routes_on_complete(struct evhttp_request *req, void *arg)
 	server_request_done(req);
 }
 
+/* bufferevent_openssl hands each chain of the output buffer to its own
+ * SSL_write, so a reply made of a header chain and a body chain leaves as
+ * two TLS records and two write(2)s. The write happens on the next loop
+ * turn; joining the chains here makes a small reply one record. Replies
+ * over one record's payload are left alone (no gain, only a copy). */
+static void routes_one_record(struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+	struct evbuffer *out = bev ? bufferevent_get_output(bev) : NULL;
+
+	if (out && evbuffer_get_length(out) <= ROUTES_RECORD_MAX)
+		evbuffer_pullup(out, -1);
+}
+
 /* Sends the answer (body may be NULL), counts and logs it. Takes nothing:
  * the caller frees body afterwards (evhttp copies it out). */
 static void routes_send(struct rq *q, int status, const char *ctype, struct evbuffer *body)
@@ -129,6 +146,7 @@ static void routes_send(struct rq *q, int status, const char *ctype, struct evbu
 		evhttp_add_header(h, "Content-Type", ctype);
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	evhttp_send_reply(q->req, status, routes_reason(status), body);
+	routes_one_record(q->req);
 	metrics_request(q->route, status);
 	/* No request value lands here: route is a fixed label, store and
 	 * terminal come from our CA's certificate and were validated. */

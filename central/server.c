@@ -699,6 +699,24 @@ static void *server_worker_main(void *arg)
 	return NULL;
 }
 
+/* evhttp turns read and write interest off and on around every request;
+ * with the changelist those changes meet in one epoll_ctl per fd and loop
+ * turn (or none when they cancel out) instead of about four per request.
+ * The changelist's caveat (a dup()ed fd) does not apply: every fd here is
+ * a socket of its own. */
+static struct event_base *server_base_new(void)
+{
+	struct event_config *cfg = event_config_new();
+	struct event_base *base;
+
+	if (!cfg)
+		return NULL;
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	return base;
+}
+
 static int server_worker_init(struct worker *w, const struct cconf *c,
 			      const struct routes_shared *sh, pos_err *e)
 {
@@ -706,7 +724,7 @@ static int server_worker_init(struct worker *w, const struct cconf *c,
 
 	if ((rc = store_open(c->database, &w->store, e)) < 0)
 		return rc;
-	if (!(w->base = event_base_new()) || !(w->http = evhttp_new(w->base)))
+	if (!(w->base = server_base_new()) || !(w->http = evhttp_new(w->base)))
 		return err_set(e, POS_ENOMEM, "worker %d: cannot make an event base", w->idx);
 	if ((rc = routes_new(w->base, w->store, sh, &w->routes, e)) < 0)
 		return rc;

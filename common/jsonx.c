@@ -178,3 +178,80 @@ char *jsonx_dump(const json_t *v)
 		return NULL;
 	return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 }
+
+/* ------------------------------------------------------------ scanner */
+
+static void jsonx_scan_ws(struct jsonx_scan *x)
+{
+	while (x->p < x->end && (*x->p == ' ' || *x->p == '\t' || *x->p == '\n' || *x->p == '\r'))
+		x->p++;
+}
+
+bool jsonx_scan_eat(struct jsonx_scan *x, char c)
+{
+	jsonx_scan_ws(x);
+	if (x->p < x->end && *x->p == c) {
+		x->p++;
+		return true;
+	}
+	return false;
+}
+
+bool jsonx_scan_str(struct jsonx_scan *x, const char **s, size_t *n)
+{
+	const char *q;
+
+	if (!jsonx_scan_eat(x, '"'))
+		return false;
+	for (q = x->p; q < x->end && *q != '"'; q++)
+		if ((unsigned char)*q < 0x20 || (unsigned char)*q > 0x7e || *q == '\\')
+			return false;
+	if (q >= x->end)
+		return false;
+	*s = x->p;
+	*n = (size_t)(q - x->p);
+	x->p = q + 1;
+	return true;
+}
+
+bool jsonx_scan_copy(struct jsonx_scan *x, char *buf, size_t max)
+{
+	const char *s;
+	size_t n;
+
+	if (!jsonx_scan_str(x, &s, &n) || n == 0 || n > max)
+		return false;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	return true;
+}
+
+bool jsonx_scan_uint(struct jsonx_scan *x, int64_t max, int64_t *v)
+{
+	int64_t n = 0;
+	const char *start;
+
+	jsonx_scan_ws(x);
+	start = x->p;
+	while (x->p < x->end && *x->p >= '0' && *x->p <= '9') {
+		if (x->p - start >= 15)
+			return false;
+		n = n * 10 + (*x->p - '0');
+		x->p++;
+	}
+	if (x->p == start || (x->p - start > 1 && *start == '0'))
+		return false;
+	/* 1.5, 1e3 are numbers jansson reads as reals: not ours to judge. */
+	if (x->p < x->end && (*x->p == '.' || *x->p == 'e' || *x->p == 'E'))
+		return false;
+	if (n > max)
+		return false;
+	*v = n;
+	return true;
+}
+
+bool jsonx_scan_end(struct jsonx_scan *x)
+{
+	jsonx_scan_ws(x);
+	return x->p == x->end;
+}

@@ -3,6 +3,7 @@
 /* Strict JSON input on top of jansson: a size cap, a nesting cap checked
  * before parsing, and typed field getters with clear messages. */
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include "err.h"
 
@@ -23,5 +24,29 @@ int jsonx_int(json_t *obj, const char *key, int required, int64_t min, int64_t m
 int jsonx_only_keys(json_t *obj, const char *const *allowed, pos_err *e);
 /* Serialises compactly into a malloc'd string; free() by the caller. */
 char *jsonx_dump(const json_t *v);
+
+/*
+ * A scanner for fast paths that read a request of a known, plain shape
+ * straight from the body, without a jansson tree. It recognises a strict
+ * subset of JSON: strings of printable ASCII without escapes, integers
+ * without sign, fraction or exponent. Each call returns false on anything
+ * else, and the caller then hands the whole body to jsonx_parse, which
+ * decides and words the error; so a fast path built on it only ever
+ * accepts what the jansson path accepts. The scanner borrows the body.
+ */
+struct jsonx_scan {
+	const char *p, *end;
+};
+
+/* Skips JSON whitespace, then takes c if it comes next. */
+bool jsonx_scan_eat(struct jsonx_scan *x, char c);
+/* A string; *s points into the body, n bytes, no NUL. */
+bool jsonx_scan_str(struct jsonx_scan *x, const char **s, size_t *n);
+/* A string of 1..max bytes copied into buf and NUL-terminated. */
+bool jsonx_scan_copy(struct jsonx_scan *x, char *buf, size_t max);
+/* An integer of 0..max (at most 15 digits, no leading zero). */
+bool jsonx_scan_uint(struct jsonx_scan *x, int64_t max, int64_t *v);
+/* Only whitespace is left. */
+bool jsonx_scan_end(struct jsonx_scan *x);
 
 #endif

@@ -2,12 +2,16 @@
  * parses, to the EncTID opener with a fixed key pair (sk = 01..20), so the
  * base64url decoding, the HPKE open and the TID normalisation of whatever
  * an attacker seals all run. The corpus holds a request sealed to that key
- * for S1/T1, so mutations start from one that opens. */
+ * for S1/T1, so mutations start from one that opens. It also checks that
+ * resolve_parse (whose fast path reads the usual shape without jansson)
+ * does exactly what the jansson path does: same result, message and
+ * fields. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonx.h"
 #include "keyring.h"
 #include "resolve.h"
 
@@ -38,11 +42,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct resolve_req r;
 	unsigned char idx[DEIDENT_INDEX_LEN];
 	char dtid[DEIDENT_ID_LEN + 1];
-	pos_err e;
+	struct resolve_req slow;
+	pos_err e = { 0 }, es = { 0 };
+	json_t *root = NULL;
+	int rc, rs;
 
 	if (!fuzz_kr)
 		fuzz_init();
-	if (resolve_parse((const char *)data, size, &r, &e) < 0)
+	rc = resolve_parse((const char *)data, size, &r, &e);
+	rs = jsonx_parse((const char *)data, size, RESOLVE_MAX_BODY, 4, &root, &es);
+	if (rs == 0)
+		rs = resolve_from_json(root, &slow, &es);
+	else
+		memset(&slow, 0, sizeof slow);
+	json_decref(root);
+	if (rc != rs || strcmp(e.msg, es.msg) != 0 || memcmp(&r, &slow, sizeof r) != 0)
+		__builtin_trap();
+	if (rc < 0)
 		return 0;
 	if (strlen(r.kid) != KEYS_KID_LEN || !r.enc[0])
 		__builtin_trap();

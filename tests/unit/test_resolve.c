@@ -17,6 +17,7 @@
 #include "envelope.h"
 #include "keyring.h"
 #include "keys.h"
+#include "jsonx.h"
 #include "resolve.h"
 
 #define TXN "0193a5f2-6c1e-7b3a-9d2e-41f0c6a1b2c3"
@@ -162,6 +163,53 @@ static void an_enc_over_the_sealed_maximum_is_refused(void **st)
 	snprintf(body, sizeof body, "{\"txn\":\"" TXN "\",\"tid\":{\"kid\":\"" KID "\",\"enc\":\"%s\"}}",
 		 enc);
 	refused(body, POS_EINVAL, "enc must be base64url");
+}
+
+/* resolve_parse reads the usual shape without jansson; whatever it does,
+ * the jansson path must do the same: same result, same message, same
+ * fields. */
+static void same_as_the_jansson_path(const char *body)
+{
+	struct resolve_req a, b;
+	pos_err ea = { 0 }, eb = { 0 };
+	json_t *root = NULL;
+	int ra, rb;
+
+	ra = resolve_parse(body, strlen(body), &a, &ea);
+	rb = jsonx_parse(body, strlen(body), RESOLVE_MAX_BODY, 4, &root, &eb);
+	if (rb == 0)
+		rb = resolve_from_json(root, &b, &eb);
+	else
+		memset(&b, 0, sizeof b);
+	json_decref(root);
+	if (ra != rb || strcmp(ea.msg, eb.msg) != 0 || memcmp(&a, &b, sizeof a) != 0)
+		fail_msg("paths differ on %s: %d '%s' / %d '%s'", body, ra, ea.msg, rb, eb.msg);
+}
+
+static void the_fast_parser_fills_what_the_jansson_path_fills(void **st)
+{
+	static const char *const bodies[] = {
+		"{\"txn\":\"" TXN "\",\"tid\":{\"kid\":\"" KID "\",\"enc\":\"AbC-_9\"}}",
+		" {\"tid\" : {\"enc\":\"AbC\" ,\"kid\":\"" KID "\"},\r\n\t\"txn\":\"" TXN "\"} \n",
+		"{\"txn\":\"0190A1B2-C3D4-7E5F-8A9B-0C1D2E3F4A5B\",\"tid\":{\"kid\":\"" KID
+		"\",\"enc\":\"AA\"}}",
+		"{\"txn\":\"" TXN "\",\"tid\":{\"kid\":\"" KID "\",\"enc\":\"\\u0041A\"}}",
+		"{\"txn\":\"" TXN "\",\"tid\":{\"kid\":\"" KID "\",\"enc\":\"AA\"}} x",
+		"{\"txn\":\"" TXN "\",\"tid\":{\"kid\":\"" KID "\",\"enc\":\"AA\"},}",
+		"{\"txn\":\"" TXN "\",\"tid\":{\"kid\":\"" KID "\",\"kid\":\"" KID
+		"\",\"enc\":\"AA\"}}",
+		"{\"txn\":\"" TXN "\",\"tid\":{\"kid\":\"" KID "\",\"enc\":\"A A\"}}",
+		"{\"txn\":\"" TXN "\",\"tid\":{\"kid\":\"" KID "\",\"enc\":null}}",
+		"{\"txn\":\"" TXN "\",\"tid\":{\"kid\":\"" KID "\",\"enc\":\"AA\"}",
+		"{\"txn\":\"" TXN "\",\"tid\":{\"kid\":\"" KID "\",\"enc\":\"\xc3\xa9\"}}",
+		"{\"txn\":\"" TXN "\",\"tid\":{}}",
+		"{}",
+		"",
+	};
+
+	(void)st;
+	for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++)
+		same_as_the_jansson_path(bodies[i]);
 }
 
 /* ------------------------------------------------------------ opening */
@@ -488,6 +536,7 @@ int main(void)
 		cmocka_unit_test(a_valid_request_parses),
 		cmocka_unit_test(every_malformed_request_is_refused_with_its_reason),
 		cmocka_unit_test(an_enc_over_the_sealed_maximum_is_refused),
+		cmocka_unit_test(the_fast_parser_fills_what_the_jansson_path_fills),
 		cmocka_unit_test(an_enctid_opens_to_the_keyed_hashes_of_its_tid),
 		cmocka_unit_test(the_opened_tid_is_normalised_before_hashing),
 		cmocka_unit_test(a_retired_key_still_opens_what_was_sealed_to_it),
