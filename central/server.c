@@ -40,6 +40,7 @@
 
 #define SERVER_BACKLOG 1024
 #define SERVER_DRAIN_TICK_MS 20
+#define SERVER_PRIORITIES 3
 /* After the writer's queue is empty, how long replies already sent may take
  * to reach their clients before the connections are closed anyway. */
 #define SERVER_FLUSH_GRACE_US 3000000
@@ -83,6 +84,7 @@ struct worker {
 	struct store *store;
 	struct routes *routes;
 	struct event *stop_ev, *drain_ev;
+	struct event *log_ev; /* lowest priority: writes the buffered log lines */
 	bool stopping;
 	int64_t flush_deadline_us;
 	long open, cap; /* connections of this worker; worker thread only */
@@ -691,11 +693,31 @@ static void server_stop_cb(evutil_socket_t fd, short what, void *arg)
 	server_drain_cb(-1, 0, w);
 }
 
+/* Runs when the loop has handled every other event that was ready: the
+ * request lines of that whole batch leave in one write. */
+static void server_log_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	log_buffer_flush();
+}
+
+static void server_log_kick(void *arg)
+{
+	struct worker *w = arg;
+
+	event_active(w->log_ev, EV_TIMEOUT, 1);
+}
+
 static void *server_worker_main(void *arg)
 {
 	struct worker *w = arg;
 
+	/* Without a buffer (no memory) lines are written one by one. */
+	(void)log_buffer_start(server_log_kick, w);
 	event_base_dispatch(w->base);
+	log_buffer_stop();
 	return NULL;
 }
 
@@ -714,6 +736,12 @@ static struct event_base *server_base_new(void)
 	event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
 	base = event_base_new_with_config(cfg);
 	event_config_free(cfg);
+	/* Three priorities: every event gets the middle one by default; the
+	 * log flush takes the lowest, so it waits for a quiet moment. */
+	if (base && event_base_priority_init(base, SERVER_PRIORITIES) < 0) {
+		event_base_free(base);
+		base = NULL;
+	}
 	return base;
 }
 
@@ -730,7 +758,9 @@ static int server_worker_init(struct worker *w, const struct cconf *c,
 		return rc;
 	w->stop_ev = event_new(w->base, -1, 0, server_stop_cb, w);
 	w->drain_ev = evtimer_new(w->base, server_drain_cb, w);
-	if (!w->stop_ev || !w->drain_ev)
+	w->log_ev = event_new(w->base, -1, 0, server_log_flush_cb, w);
+	if (!w->stop_ev || !w->drain_ev || !w->log_ev ||
+	    event_priority_set(w->log_ev, SERVER_PRIORITIES - 1) < 0)
 		return err_set(e, POS_ENOMEM, "worker %d: out of memory", w->idx);
 	evhttp_set_bevcb(w->http, server_bevcb, w);
 	evhttp_set_gencb(w->http, server_handle, w);
@@ -766,6 +796,8 @@ static void server_worker_free(struct worker *w)
 		event_free(w->stop_ev);
 	if (w->drain_ev)
 		event_free(w->drain_ev);
+	if (w->log_ev)
+		event_free(w->log_ev);
 	routes_free(w->routes);
 	/* Last: freeing the base runs the finalizers of connections, whose SSL
 	 * free callback still counts on this worker. */

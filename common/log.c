@@ -2,11 +2,14 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 #include <unistd.h>
 
+#include "err.h"
 #include "timeutil.h"
 
 /* One event never needs more; a longer one is cut and marked, never split
@@ -20,6 +23,17 @@ static enum log_level log_min = LOG_LVL_INFO;
 static int log_syslog;
 
 static const char *const log_names[] = { "debug", "info", "warn", "error" };
+
+/* A thread's buffered lines (log_buffer_start); owned by that thread. */
+struct log_buf {
+	void (*on_first)(void *arg);
+	void *arg;
+	size_t len;
+	int64_t first_us; /* when the oldest buffered line was made */
+	char data[LOG_BUFFER_BYTES];
+};
+
+static _Thread_local struct log_buf *log_tb;
 
 void log_init(const char *prog, enum log_level level, int use_syslog)
 {
@@ -83,6 +97,56 @@ static void log_write_all(int fd, const char *p, size_t n)
 	}
 }
 
+int log_buffer_start(void (*on_first)(void *arg), void *arg)
+{
+	if (!log_tb && !(log_tb = malloc(sizeof *log_tb)))
+		return POS_ENOMEM;
+	log_tb->on_first = on_first;
+	log_tb->arg = arg;
+	log_tb->len = 0;
+	return 0;
+}
+
+void log_buffer_flush(void)
+{
+	if (log_tb && log_tb->len > 0) {
+		log_write_all(STDERR_FILENO, log_tb->data, log_tb->len);
+		log_tb->len = 0;
+	}
+}
+
+void log_buffer_stop(void)
+{
+	log_buffer_flush();
+	free(log_tb);
+	log_tb = NULL;
+}
+
+/* One finished line (with its newline) to stderr, through the thread's
+ * buffer when it has one. */
+static void log_emit(enum log_level level, const char *line, size_t n)
+{
+	struct log_buf *b = log_tb;
+	int64_t now;
+
+	if (!b || level >= LOG_LVL_WARN || n > sizeof b->data) {
+		log_buffer_flush();
+		log_write_all(STDERR_FILENO, line, n);
+		return;
+	}
+	now = time_mono_us();
+	if (b->len > 0 &&
+	    (n > sizeof b->data - b->len || now - b->first_us >= LOG_BUFFER_AGE_MS * 1000))
+		log_buffer_flush();
+	memcpy(b->data + b->len, line, n);
+	b->len += n;
+	if (b->len == n) {
+		b->first_us = now;
+		if (b->on_first)
+			b->on_first(b->arg);
+	}
+}
+
 void log_event(enum log_level level, const char *event, const char *fmt, ...)
 {
 	char line[LOG_LINE_MAX];
@@ -133,7 +197,7 @@ void log_event(enum log_level level, const char *event, const char *fmt, ...)
 		off += sizeof cut - 1;
 	}
 	line[off] = '\n';
-	log_write_all(STDERR_FILENO, line, off + 1);
+	log_emit(level, line, off + 1);
 	if (log_syslog) {
 		static const int prio[] = { LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR };
 		line[off] = '\0';

@@ -23,6 +23,26 @@ void log_event(enum log_level level, const char *event, const char *fmt, ...)
 #define log_warn(ev, ...)  log_event(LOG_LVL_WARN, ev, __VA_ARGS__)
 #define log_error(ev, ...) log_event(LOG_LVL_ERROR, ev, __VA_ARGS__)
 
+/*
+ * Buffered lines for a busy thread (a server worker's request log, one line
+ * per request): after log_buffer_start, this thread's debug and info lines
+ * collect in a buffer of its own and leave with one write(2) at
+ * log_buffer_flush, when the buffer is full, or with the first line after
+ * the oldest is LOG_BUFFER_AGE_MS old. Warnings and errors flush what is
+ * buffered and go out at once, so nothing that matters waits and the order
+ * of lines is kept. syslog, when on, still gets every line at once.
+ * on_first(arg) runs when a line enters an empty buffer: the caller
+ * schedules a flush there (a worker activates a low-priority event, which
+ * runs once its loop has nothing else to do).
+ * Returns 0, or POS_ENOMEM and the thread keeps writing at once.
+ */
+#define LOG_BUFFER_BYTES 32768
+#define LOG_BUFFER_AGE_MS 500
+int log_buffer_start(void (*on_first)(void *arg), void *arg);
+void log_buffer_flush(void);
+/* Flushes and frees the buffer: lines are written at once again. */
+void log_buffer_stop(void);
+
 /* Quotes s for a logfmt value ("a b" -> "\"a b\"", escapes \ " and control
  * characters) into buf; returns buf. Truncates to fit n. */
 const char *log_q(char *buf, size_t n, const char *s);

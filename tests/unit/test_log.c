@@ -173,6 +173,75 @@ static void level_names_parse(void **st)
 	assert_int_equal(log_level_parse(NULL), -1);
 }
 
+static int kicks;
+
+static void count_kick(void *arg)
+{
+	(void)arg;
+	kicks++;
+}
+
+static void buffered_lines_wait_for_a_flush_and_warnings_do_not(void **st)
+{
+	char *out;
+
+	(void)st;
+	log_init("pos-test", LOG_LVL_DEBUG, 0);
+	kicks = 0;
+	assert_int_equal(log_buffer_start(count_kick, NULL), 0);
+	log_info("request", "n=1");
+	log_debug("request", "n=2");
+	assert_string_equal(captured(), "");
+	assert_int_equal(kicks, 1); /* once per empty-to-filled */
+	log_warn("odd", "n=3");     /* flushes the two first, in order */
+	out = captured();
+	assert_non_null(strstr(out, "n=1\n"));
+	assert_true(strstr(out, "n=1\n") < strstr(out, "n=2\n"));
+	assert_true(strstr(out, "n=2\n") < strstr(out, "n=3\n"));
+	log_info("request", "n=4");
+	assert_int_equal(kicks, 2);
+	assert_null(strstr(captured(), "n=4"));
+	log_buffer_flush();
+	assert_non_null(strstr(captured(), "n=4\n"));
+	log_info("request", "n=5");
+	log_buffer_stop(); /* flushes; then lines go out at once */
+	assert_non_null(strstr(captured(), "n=5\n"));
+	log_info("request", "n=6");
+	assert_non_null(strstr(captured(), "n=6\n"));
+	assert_int_equal(kicks, 3);
+}
+
+static void a_full_buffer_is_written_before_the_next_line(void **st)
+{
+	char *out;
+	int lines = 0;
+
+	(void)st;
+	log_init("pos-test", LOG_LVL_INFO, 0);
+	assert_int_equal(log_buffer_start(NULL, NULL), 0);
+	/* ~100-byte lines: the buffer fills well before 1,000 of them. */
+	for (int i = 0; i < 1000; i++)
+		log_info("request", "i=%04d pad=%s", i, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+	out = captured();
+	assert_true(strlen(out) > 0);
+	assert_true(strlen(out) <= 1000 * 120 - LOG_BUFFER_BYTES / 2);
+	/* What was written is whole lines, in order. */
+	for (char *p = out; (p = strstr(p, " i=")) != NULL; p++) {
+		char want[16];
+
+		snprintf(want, sizeof want, " i=%04d ", lines);
+		assert_memory_equal(p, want, strlen(want));
+		lines++;
+	}
+	assert_int_equal(out[strlen(out) - 1], '\n');
+	log_buffer_stop();
+	lines = 0;
+	out = captured();
+	for (char *p = out; (p = strstr(p, " i=")) != NULL; p++)
+		lines++;
+	assert_int_equal(lines, 1000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -186,6 +255,10 @@ int main(void)
 						capture_stop),
 		cmocka_unit_test_setup_teardown(lines_from_threads_never_interleave, capture_start,
 						capture_stop),
+		cmocka_unit_test_setup_teardown(buffered_lines_wait_for_a_flush_and_warnings_do_not,
+						capture_start, capture_stop),
+		cmocka_unit_test_setup_teardown(a_full_buffer_is_written_before_the_next_line,
+						capture_start, capture_stop),
 		cmocka_unit_test(quote_escapes_spaces_quotes_and_controls),
 		cmocka_unit_test(level_names_parse),
 	};
