@@ -334,19 +334,19 @@ static bool basket_fast_item(struct jsonx_scan *x, struct store_item *it)
 		const char *k;
 		size_t kn;
 
-		if (!jsonx_scan_str(x, &k, &kn) || !jsonx_scan_eat(x, ':'))
+		if (!jsonx_scan_key(x, &k, &kn))
 			return false;
-		if (kn == 4 && memcmp(k, "gtin", 4) == 0 && !g) {
+		if (jsonx_key_is(k, kn, "gtin") && !g) {
 			if (!jsonx_scan_copy(x, it->gtin, GTIN_LEN) || strlen(it->gtin) != GTIN_LEN ||
 			    !gtin14_valid(it->gtin))
 				return false;
 			g = true;
-		} else if (kn == 3 && memcmp(k, "qty", 3) == 0 && !q) {
+		} else if (jsonx_key_is(k, kn, "qty") && !q) {
 			if (!jsonx_scan_uint(x, BASKET_QTY_MAX, &v) || v < 1)
 				return false;
 			it->qty = (int)v;
 			q = true;
-		} else if (kn == 11 && memcmp(k, "price_cents", 11) == 0 && !pr) {
+		} else if (jsonx_key_is(k, kn, "price_cents") && !pr) {
 			if (!jsonx_scan_uint(x, BASKET_PRICE_MAX, &v))
 				return false;
 			it->price_cents = (long)v;
@@ -423,35 +423,35 @@ static int basket_fast(const char *body, size_t len, const char *store, const ch
 		const char *k;
 		size_t kn;
 
-		if (!jsonx_scan_str(&x, &k, &kn) || !jsonx_scan_eat(&x, ':'))
+		if (!jsonx_scan_key(&x, &k, &kn))
 			goto slow;
-		if (kn == 3 && memcmp(k, "txn", 3) == 0 && !have_txn) {
+		if (jsonx_key_is(k, kn, "txn") && !have_txn) {
 			if (!jsonx_scan_copy(&x, out->txn_sent, UUID_STR_LEN) ||
 			    !uuid_valid(out->txn_sent))
 				goto slow;
 			have_txn = true;
-		} else if (kn == 2 && memcmp(k, "ts", 2) == 0 && !have_ts) {
+		} else if (jsonx_key_is(k, kn, "ts") && !have_ts) {
 			if (!jsonx_scan_copy(&x, ts, BASKET_TS_TEXT_MAX) ||
 			    time_parse_rfc3339(ts, 0, &out->b.ts_ms, &te) < 0 ||
 			    out->b.ts_ms < BASKET_TS_MIN_MS ||
 			    out->b.ts_ms > now_ms + BASKET_TS_AHEAD_MS)
 				goto slow;
 			have_ts = true;
-		} else if (kn == 5 && memcmp(k, "items", 5) == 0 && !have_items) {
+		} else if (jsonx_key_is(k, kn, "items") && !have_items) {
 			if (!basket_fast_items(&x, out))
 				goto slow;
 			have_items = true;
-		} else if (kn == 4 && memcmp(k, "hhid", 4) == 0 && !have_hh) {
+		} else if (jsonx_key_is(k, kn, "hhid") && !have_hh) {
 			if (!jsonx_scan_copy(&x, out->b.hhid, DEIDENT_ID_LEN) ||
 			    !deident_hhid_valid(out->b.hhid))
 				goto slow;
 			have_hh = true;
-		} else if (kn == 11 && memcmp(k, "deident_tid", 11) == 0 && !have_dt) {
+		} else if (jsonx_key_is(k, kn, "deident_tid") && !have_dt) {
 			if (!jsonx_scan_copy(&x, out->b.deident, DEIDENT_ID_LEN) ||
 			    !deident_dtid_valid(out->b.deident))
 				goto slow;
 			have_dt = true;
-		} else if (kn == 6 && memcmp(k, "offers", 6) == 0 && !have_off) {
+		} else if (jsonx_key_is(k, kn, "offers") && !have_off) {
 			if (!basket_fast_offers(&x, codes, &n_codes))
 				goto slow;
 			have_off = true;

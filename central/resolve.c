@@ -102,15 +102,15 @@ static bool resolve_fast_tid(struct jsonx_scan *x, struct resolve_req *out)
 		const char *k;
 		size_t kn;
 
-		if (!jsonx_scan_str(x, &k, &kn) || !jsonx_scan_eat(x, ':'))
+		if (!jsonx_scan_key(x, &k, &kn))
 			return false;
-		if (kn == 3 && memcmp(k, "kid", 3) == 0 && !have_kid) {
+		if (jsonx_key_is(k, kn, "kid") && !have_kid) {
 			if (!jsonx_scan_copy(x, out->kid, KEYS_KID_LEN) ||
 			    strlen(out->kid) != KEYS_KID_LEN ||
 			    !resolve_is_lower_hex(out->kid, KEYS_KID_LEN))
 				return false;
 			have_kid = true;
-		} else if (kn == 3 && memcmp(k, "enc", 3) == 0 && !have_enc) {
+		} else if (jsonx_key_is(k, kn, "enc") && !have_enc) {
 			if (!jsonx_scan_copy(x, out->enc, ENVELOPE_B64_MAX - 1) ||
 			    !resolve_is_b64url(out->enc, strlen(out->enc)))
 				return false;
@@ -139,13 +139,13 @@ static bool resolve_fast(const char *body, size_t len, struct resolve_req *out)
 		const char *k;
 		size_t kn;
 
-		if (!jsonx_scan_str(&x, &k, &kn) || !jsonx_scan_eat(&x, ':'))
+		if (!jsonx_scan_key(&x, &k, &kn))
 			return false;
-		if (kn == 3 && memcmp(k, "txn", 3) == 0 && !have_txn) {
+		if (jsonx_key_is(k, kn, "txn") && !have_txn) {
 			if (!jsonx_scan_copy(&x, out->txn, UUID_STR_LEN) || !uuid_valid(out->txn))
 				return false;
 			have_txn = true;
-		} else if (kn == 3 && memcmp(k, "tid", 3) == 0 && !have_tid) {
+		} else if (jsonx_key_is(k, kn, "tid") && !have_tid) {
 			if (!resolve_fast_tid(&x, out))
 				return false;
 			have_tid = true;

@@ -214,6 +214,16 @@ bool jsonx_scan_str(struct jsonx_scan *x, const char **s, size_t *n)
 	return true;
 }
 
+bool jsonx_scan_key(struct jsonx_scan *x, const char **k, size_t *n)
+{
+	return jsonx_scan_str(x, k, n) && jsonx_scan_eat(x, ':');
+}
+
+bool jsonx_key_is(const char *k, size_t n, const char *name)
+{
+	return strlen(name) == n && memcmp(k, name, n) == 0;
+}
+
 bool jsonx_scan_copy(struct jsonx_scan *x, char *buf, size_t max)
 {
 	const char *s;

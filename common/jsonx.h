@@ -42,6 +42,10 @@ struct jsonx_scan {
 bool jsonx_scan_eat(struct jsonx_scan *x, char c);
 /* A string; *s points into the body, n bytes, no NUL. */
 bool jsonx_scan_str(struct jsonx_scan *x, const char **s, size_t *n);
+/* An object key: a string, then the ':'. */
+bool jsonx_scan_key(struct jsonx_scan *x, const char **k, size_t *n);
+/* The key (k, n) from jsonx_scan_key is name. */
+bool jsonx_key_is(const char *k, size_t n, const char *name);
 /* A string of 1..max bytes copied into buf and NUL-terminated. */
 bool jsonx_scan_copy(struct jsonx_scan *x, char *buf, size_t max);
 /* An integer of 0..max (at most 15 digits, no leading zero). */
