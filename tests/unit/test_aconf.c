@@ -13,33 +13,8 @@
 #include <unistd.h>
 
 #include "aconf.h"
+#include "design_conf.h"
 #include "keys.h"
-
-static const char design_conf[] =
-	"[terminal]\n"
-	"store = S1\n"
-	"id = T1\n"
-	"[central]\n"
-	"url = https://127.0.0.1:8443\n"
-	"ca = ca.crt\n"
-	"cert = terminal.crt\n"
-	"key = terminal.key\n"
-	"public_key = central.pub\n"
-	"resolve_timeout_ms = 400\n"
-	"[spool]\n"
-	"path = spool.db\n"
-	"[control]\n"
-	"socket = agent.sock\n"
-	"[device.flatbed]          ; one section per device, any name after the dot\n"
-	"role = scanner            ; scanner | cardreader\n"
-	"port = /dev/ttyACM0       ; or usb:VID:PID[:serial]\n"
-	"profile = scanner-crlf    ; a profile name from hw/profiles, or a path\n"
-	"[codes]                   ; POSIX extended regexes on the code after its AIM id\n"
-	"loyalty = ^99[0-9]{11}$\n"
-	"offer = ^98[0-9]{11}$\n"
-	"total = ^TOTAL$\n"
-	"void = ^VOID$\n"
-	"cancel = ^CANCEL$\n";
 
 /* The minimum: what terminal-cert always writes. */
 static const char minimal_conf[] =
@@ -79,7 +54,7 @@ static void expect_error(const char *extra, int line, const char *words)
 static void the_design_example_loads_with_paths_beside_the_file(void **st)
 {
 	pos_err e;
-	struct aconf *c = load(design_conf, &e);
+	struct aconf *c = load(design_terminal_conf, &e);
 
 	(void)st;
 	if (!c)

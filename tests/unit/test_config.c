@@ -13,32 +13,7 @@
 #include <unistd.h>
 
 #include "config.h"
-
-static const char terminal_conf[] =
-	"[terminal]\n"
-	"store = S1\n"
-	"id = T1\n"
-	"[central]\n"
-	"url = https://127.0.0.1:8443\n"
-	"ca = ca.crt\n"
-	"cert = terminal.crt\n"
-	"key = terminal.key\n"
-	"public_key = central.pub\n"
-	"resolve_timeout_ms = 400\n"
-	"[spool]\n"
-	"path = spool.db\n"
-	"[control]\n"
-	"socket = agent.sock\n"
-	"[device.flatbed]          ; one section per device, any name after the dot\n"
-	"role = scanner            ; scanner | cardreader\n"
-	"port = /dev/ttyACM0       ; or usb:VID:PID[:serial]\n"
-	"profile = scanner-crlf    ; a profile name from hw/profiles, or a path\n"
-	"[codes]                   ; POSIX extended regexes on the code after its AIM id\n"
-	"loyalty = ^99[0-9]{11}$\n"
-	"offer = ^98[0-9]{11}$\n"
-	"total = ^TOTAL$\n"
-	"void = ^VOID$\n"
-	"cancel = ^CANCEL$\n";
+#include "design_conf.h"
 
 static struct cfg *load(const char *text, pos_err *e)
 {
@@ -59,7 +34,7 @@ static int count_section(const char *s, void *arg)
 static void design_terminal_conf_loads_with_inline_comments(void **st)
 {
 	pos_err e = { 0 };
-	struct cfg *c = load(terminal_conf, &e);
+	struct cfg *c = load(design_terminal_conf, &e);
 	const char *v;
 	long n;
 	int devs = 0;
@@ -275,7 +250,7 @@ static void load_from_file_sets_dir_and_refuses_oversize(void **st)
 	snprintf(path, sizeof path, "%s/terminal.conf", dir);
 	f = fopen(path, "w");
 	assert_non_null(f);
-	fputs(terminal_conf, f);
+	fputs(design_terminal_conf, f);
 	fclose(f);
 	assert_int_equal(cfg_load(path, &c, &e), 0);
 	assert_int_equal(cfg_path(c, "spool", "path", NULL, p, sizeof p, &e), 0);
