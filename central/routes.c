@@ -3,7 +3,6 @@
 #include <sys/queue.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -16,6 +15,7 @@
 
 #include "basket.h"
 #include "history.h"
+#include "httpd.h"
 #include "jsonx.h"
 #include "log.h"
 #include "metrics.h"
@@ -31,13 +31,12 @@
 #define ROUTES_OFFERS_PREFIX "/v1/offers/"
 #define ROUTES_ACCEPT_SUFFIX "/accept"
 #define ROUTES_CHECK_BODY_MAX 1024
-#define ROUTES_RECORD_MAX 16384 /* TLS plaintext record limit */
 
 /* One request while it is being handled: on the stack for the routes that
  * answer at once, inside a struct routes_async for baskets. */
 struct rq {
 	struct routes *r;
-	struct evhttp_request *req;
+	struct httpd_req *req;
 	enum metrics_route route;
 	int64_t t0_us;
 	char store[STORE_ID_MAX + 1];
@@ -71,102 +70,39 @@ struct routes {
 	pthread_mutex_t mu;
 	struct routes_async *done; /* guarded by mu: filled by the writer */
 	size_t waiting;            /* worker thread only */
-	size_t in_flight;          /* worker thread only */
 	char *text;                /* METRICS_TEXT_MAX scratch for /metrics */
 };
 
 /* ------------------------------------------------------------ answers */
 
-static const char *routes_reason(int status)
+/* Sends the answer, counts and logs it. Takes nothing: the reply copies
+ * text out. */
+static void routes_send_text(struct rq *q, int status, const char *ctype, const char *text,
+			     size_t len)
 {
-	switch (status) {
-	case 200: return "OK";
-	case 201: return "Created";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 409: return "Conflict";
-	case 413: return "Payload Too Large";
-	case 500: return "Internal Server Error";
-	case 503: return "Service Unavailable";
-	default: return "Status";
-	}
-}
-
-static const char *routes_method(struct evhttp_request *req)
-{
-	switch (evhttp_request_get_command(req)) {
-	case EVHTTP_REQ_GET: return "GET";
-	case EVHTTP_REQ_POST: return "POST";
-	case EVHTTP_REQ_HEAD: return "HEAD";
-	case EVHTTP_REQ_PUT: return "PUT";
-	case EVHTTP_REQ_DELETE: return "DELETE";
-	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-	case EVHTTP_REQ_TRACE: return "TRACE";
-	case EVHTTP_REQ_CONNECT: return "CONNECT";
-	case EVHTTP_REQ_PATCH: return "PATCH";
-	default: return "OTHER";
-	}
-}
-
-static void routes_on_complete(struct evhttp_request *req, void *arg)
-{
-	struct routes *r = arg;
-
-	if (r->in_flight > 0)
-		r->in_flight--;
-	server_request_done(req);
-}
-
-/* bufferevent_openssl hands each chain of the output buffer to its own
- * SSL_write, so a reply made of a header chain and a body chain leaves as
- * two TLS records and two write(2)s. The write happens on the next loop
- * turn; joining the chains here makes a small reply one record. Replies
- * over one record's payload are left alone (no gain, only a copy). */
-static void routes_one_record(struct evhttp_request *req)
-{
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
-	struct evbuffer *out = bev ? bufferevent_get_output(bev) : NULL;
-
-	if (out && evbuffer_get_length(out) <= ROUTES_RECORD_MAX)
-		evbuffer_pullup(out, -1);
-}
-
-/* Sends the answer (body may be NULL), counts and logs it. Takes nothing:
- * the caller frees body afterwards (evhttp copies it out). */
-static void routes_send(struct rq *q, int status, const char *ctype, struct evbuffer *body)
-{
-	struct evkeyvalq *h = evhttp_request_get_output_headers(q->req);
 	long long us = (long long)(time_mono_us() - q->t0_us);
 
-	if (ctype)
-		evhttp_add_header(h, "Content-Type", ctype);
-	evhttp_add_header(h, "Cache-Control", "no-store");
-	evhttp_send_reply(q->req, status, routes_reason(status), body);
-	routes_one_record(q->req);
+	(void)httpd_add_header(q->req, "Cache-Control", "no-store");
 	metrics_request(q->route, status);
 	/* No request value lands here: route is a fixed label, store and
 	 * terminal come from our CA's certificate and were validated. */
 	log_info("request", "route=%s method=%s status=%d latency_us=%lld store=%s terminal=%s",
-		 metrics_route_name(q->route), routes_method(q->req), status, us,
+		 metrics_route_name(q->route), httpd_method_name(q->req), status, us,
 		 q->store[0] ? q->store : "-", q->terminal[0] ? q->terminal : "-");
+	httpd_reply(q->req, status, ctype, text, len);
 }
 
-static void routes_send_text(struct rq *q, int status, const char *ctype, const char *text,
-			     size_t len)
+/* An evbuffer's bytes as the answer (history and reports are written into
+ * one as they are read). */
+static void routes_send(struct rq *q, int status, const char *ctype, struct evbuffer *body)
 {
-	struct evbuffer *b = evbuffer_new();
+	size_t len = evbuffer_get_length(body);
+	const char *p = len ? (const char *)evbuffer_pullup(body, -1) : "";
 
-	if (b && evbuffer_add(b, text, len) == 0) {
-		routes_send(q, status, ctype, b);
-	} else {
-		/* Out of memory: an empty answer still closes the request. */
-		routes_send(q, 500, NULL, NULL);
-	}
-	evbuffer_free(b);
+	if (!p)
+		routes_send_text(q, 500, NULL, "", 0);
+	else
+		routes_send_text(q, status, ctype, p, len);
 }
 
 static void routes_send_json(struct rq *q, int status, json_t *v)
@@ -229,10 +165,8 @@ static void routes_bad_input(struct rq *q, int rc, const pos_err *e)
 /* The body, contiguous, or NULL with an answer already sent. */
 static const char *routes_body(struct rq *q, size_t *len)
 {
-	struct evbuffer *in = evhttp_request_get_input_buffer(q->req);
-	const char *p;
+	const char *p = httpd_body(q->req, len);
 
-	*len = evbuffer_get_length(in);
 	if (*len > q->r->sh->max_body) {
 		char d[96];
 
@@ -240,17 +174,12 @@ static const char *routes_body(struct rq *q, size_t *len)
 		routes_error(q, 413, "too_large", d);
 		return NULL;
 	}
-	if (*len == 0)
-		return "";
-	p = (const char *)evbuffer_pullup(in, -1);
-	if (!p)
-		routes_error(q, 500, "internal", "out of memory");
-	return p;
+	return *len ? p : "";
 }
 
 static bool routes_need_terminal(struct rq *q)
 {
-	if (server_peer_identity(q->req, q->store, q->terminal) == 0)
+	if (server_peer_identity(httpd_ssl(q->req), q->store, q->terminal) == 0)
 		return true;
 	q->store[0] = q->terminal[0] = '\0';
 	routes_error(q, 401, "client_certificate_required",
@@ -648,8 +577,7 @@ static int routes_sink(const void *buf, size_t len, void *arg)
 /* "Bearer <token>", the scheme case-insensitive (RFC 7235). */
 static bool routes_analyst(struct rq *q)
 {
-	const char *h = evhttp_find_header(evhttp_request_get_input_headers(q->req),
-					   "Authorization");
+	const char *h = httpd_header(q->req, "Authorization");
 	size_t n;
 
 	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
@@ -666,7 +594,7 @@ static bool routes_analyst(struct rq *q)
 static int routes_history_query(struct rq *q, int64_t *from, int64_t *to,
 				enum history_format *fmt)
 {
-	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(q->req));
+	const char *query = httpd_query(q->req);
 	struct evkeyvalq kv;
 	struct evkeyval *p;
 	pos_err e = { 0 };
@@ -734,10 +662,9 @@ static void routes_history(struct rq *q, const char *hhid)
 
 	/* A terminal certificate identifies the lane in the log line; it does
 	 * not grant this route. */
-	(void)server_peer_identity(q->req, q->store, q->terminal);
+	(void)server_peer_identity(httpd_ssl(q->req), q->store, q->terminal);
 	if (!routes_analyst(q)) {
-		evhttp_add_header(evhttp_request_get_output_headers(q->req), "WWW-Authenticate",
-				  "Bearer");
+		(void)httpd_add_header(q->req, "WWW-Authenticate", "Bearer");
 		routes_error(q, 401, "unauthorized", "this route needs the analyst token");
 		return;
 	}
@@ -776,8 +703,7 @@ static void routes_history(struct rq *q, const char *hhid)
 /* The bearer token of the request, trimmed; NULL when none. */
 static const char *routes_bearer(struct rq *q, size_t *len)
 {
-	const char *h = evhttp_find_header(evhttp_request_get_input_headers(q->req),
-					   "Authorization");
+	const char *h = httpd_header(q->req, "Authorization");
 	size_t n;
 
 	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
@@ -809,8 +735,7 @@ static bool routes_device(struct rq *q, int64_t *device)
 		routes_fail(q, rc, &e);
 		return false;
 	}
-	evhttp_add_header(evhttp_request_get_output_headers(q->req), "WWW-Authenticate",
-			  "Bearer realm=\"offers\"");
+	(void)httpd_add_header(q->req, "WWW-Authenticate", "Bearer realm=\"offers\"");
 	routes_error(q, 401, "unauthorized",
 		     tok ? "the device token is not known" : "this route needs a device token");
 	return false;
@@ -917,16 +842,15 @@ static void routes_offer_check(struct rq *q)
 
 static void routes_offer_report(struct rq *q)
 {
-	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(q->req));
+	const char *query = httpd_query(q->req);
 	int fmt = OFFERS_JSON;
 	struct evbuffer *b;
 	pos_err e = { 0 };
 	int rc;
 
-	(void)server_peer_identity(q->req, q->store, q->terminal);
+	(void)server_peer_identity(httpd_ssl(q->req), q->store, q->terminal);
 	if (!routes_analyst(q)) {
-		evhttp_add_header(evhttp_request_get_output_headers(q->req), "WWW-Authenticate",
-				  "Bearer");
+		(void)httpd_add_header(q->req, "WWW-Authenticate", "Bearer");
 		routes_error(q, 401, "unauthorized", "this route needs the analyst token");
 		return;
 	}
@@ -986,14 +910,12 @@ static void routes_health(struct rq *q)
 	routes_send_text(q, 200, "application/json", ok, sizeof ok - 1);
 }
 
-static bool routes_method_ok(struct rq *q, enum evhttp_cmd_type want)
+static bool routes_method_ok(struct rq *q, enum http1_method want)
 {
-	if (evhttp_request_get_command(q->req) == want)
+	if (httpd_method(q->req) == want)
 		return true;
-	evhttp_add_header(evhttp_request_get_output_headers(q->req), "Allow",
-			  want == EVHTTP_REQ_GET ? "GET" : "POST");
-	routes_error(q, 405, "method_not_allowed",
-		     want == EVHTTP_REQ_GET ? "use GET" : "use POST");
+	(void)httpd_add_header(q->req, "Allow", want == HTTP1_GET ? "GET" : "POST");
+	routes_error(q, 405, "method_not_allowed", want == HTTP1_GET ? "use GET" : "use POST");
 	return false;
 }
 
@@ -1022,49 +944,39 @@ struct route {
 	const char *path;
 	const char *suffix;
 	size_t arg_max;
-	enum evhttp_cmd_type method;
+	enum http1_method method;
 	enum metrics_route label;
 	void (*fn)(struct rq *q);
 	void (*fn_arg)(struct rq *q, const char *arg);
 };
 
 static const struct route routes_table[] = {
-	{ "/v1/resolve", NULL, 0, EVHTTP_REQ_POST, MR_RESOLVE, routes_resolve, NULL },
-	{ "/v1/baskets", NULL, 0, EVHTTP_REQ_POST, MR_BASKETS, routes_basket, NULL },
-	{ "/v1/baskets:batch", NULL, 0, EVHTTP_REQ_POST, MR_BATCH, routes_batch, NULL },
-	{ ROUTES_HH_PREFIX, ROUTES_HH_SUFFIX, DEIDENT_ID_LEN, EVHTTP_REQ_GET, MR_HISTORY, NULL,
+	{ "/v1/resolve", NULL, 0, HTTP1_POST, MR_RESOLVE, routes_resolve, NULL },
+	{ "/v1/baskets", NULL, 0, HTTP1_POST, MR_BASKETS, routes_basket, NULL },
+	{ "/v1/baskets:batch", NULL, 0, HTTP1_POST, MR_BATCH, routes_batch, NULL },
+	{ ROUTES_HH_PREFIX, ROUTES_HH_SUFFIX, DEIDENT_ID_LEN, HTTP1_GET, MR_HISTORY, NULL,
 	  routes_history },
-	{ "/v1/devices", NULL, 0, EVHTTP_REQ_POST, MR_DEVICES, routes_device_register, NULL },
-	{ "/v1/devices/me/offers", NULL, 0, EVHTTP_REQ_GET, MR_DEVICE_OFFERS,
+	{ "/v1/devices", NULL, 0, HTTP1_POST, MR_DEVICES, routes_device_register, NULL },
+	{ "/v1/devices/me/offers", NULL, 0, HTTP1_GET, MR_DEVICE_OFFERS,
 	  routes_device_offers, NULL },
-	{ "/v1/offers", NULL, 0, EVHTTP_REQ_GET, MR_OFFERS, routes_offers_open, NULL },
-	{ "/v1/offers/check", NULL, 0, EVHTTP_REQ_POST, MR_OFFER_CHECK, routes_offer_check, NULL },
-	{ "/v1/offers/report", NULL, 0, EVHTTP_REQ_GET, MR_OFFER_REPORT, routes_offer_report,
+	{ "/v1/offers", NULL, 0, HTTP1_GET, MR_OFFERS, routes_offers_open, NULL },
+	{ "/v1/offers/check", NULL, 0, HTTP1_POST, MR_OFFER_CHECK, routes_offer_check, NULL },
+	{ "/v1/offers/report", NULL, 0, HTTP1_GET, MR_OFFER_REPORT, routes_offer_report,
 	  NULL },
-	{ ROUTES_OFFERS_PREFIX, ROUTES_ACCEPT_SUFFIX, STORE_OFFER_ID_LEN, EVHTTP_REQ_POST,
+	{ ROUTES_OFFERS_PREFIX, ROUTES_ACCEPT_SUFFIX, STORE_OFFER_ID_LEN, HTTP1_POST,
 	  MR_OFFER_ACCEPT, NULL, routes_offer_accept },
-	{ "/v1/health", NULL, 0, EVHTTP_REQ_GET, MR_HEALTH, routes_health, NULL },
-	{ "/metrics", NULL, 0, EVHTTP_REQ_GET, MR_METRICS, routes_metrics, NULL },
+	{ "/v1/health", NULL, 0, HTTP1_GET, MR_HEALTH, routes_health, NULL },
+	{ "/metrics", NULL, 0, HTTP1_GET, MR_METRICS, routes_metrics, NULL },
 };
 
-void routes_handle(struct evhttp_request *req, void *arg)
+void routes_handle(struct httpd_req *req, void *arg)
 {
 	struct routes *r = arg;
 	struct rq q = { .r = r, .req = req, .route = MR_OTHER, .t0_us = time_mono_us() };
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	const char *path = httpd_path(req);
 	/* The longest path argument (an hhid or an offer id), plus one and a NUL. */
 	char seg[(DEIDENT_ID_LEN > STORE_OFFER_ID_LEN ? DEIDENT_ID_LEN : STORE_OFFER_ID_LEN) + 2];
 
-	r->in_flight++;
-	evhttp_request_set_on_complete_cb(req, routes_on_complete, r);
-	if (!server_request_is_tls(req)) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-		routes_error(&q, 400, "bad_request", "TLS is required");
-		return;
-	}
-	if (!path)
-		path = "";
 	for (size_t i = 0; i < sizeof routes_table / sizeof routes_table[0]; i++) {
 		const struct route *rt = &routes_table[i];
 		const char *id = NULL;
@@ -1127,9 +1039,4 @@ void routes_free(struct routes *r)
 size_t routes_waiting(const struct routes *r)
 {
 	return r ? r->waiting : 0;
-}
-
-size_t routes_in_flight(const struct routes *r)
-{
-	return r ? r->in_flight : 0;
 }

@@ -21,7 +21,7 @@
 #include "store.h"
 
 struct event_base;
-struct evhttp_request;
+struct httpd_req;
 
 /* Read-only after start, shared by every worker. */
 struct routes_shared {
@@ -38,12 +38,10 @@ struct routes;
 int routes_new(struct event_base *base, struct store *store, const struct routes_shared *sh,
 	       struct routes **out, pos_err *e);
 void routes_free(struct routes *r);
-/* The evhttp general callback; arg is the struct routes. */
-void routes_handle(struct evhttp_request *req, void *arg);
+/* The httpd handler; arg is the struct routes. */
+void routes_handle(struct httpd_req *req, void *arg);
 /* Requests whose baskets are with the writer: the worker must not free its
- * evhttp before this is 0. */
+ * httpd before this is 0. */
 size_t routes_waiting(const struct routes *r);
-/* Requests answered (or being answered) whose reply is not yet written. */
-size_t routes_in_flight(const struct routes *r);
 
 #endif

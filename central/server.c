@@ -2,12 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
-#include <event2/http.h>
-#include <event2/listener.h>
 #include <event2/thread.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -30,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "httpd.h"
 #include "ingest.h"
 #include "keys.h"
 #include "log.h"
@@ -56,22 +52,6 @@ struct server_ticket_key {
 	unsigned char hmac[32];
 };
 
-struct worker;
-
-/* One TLS connection of a worker, from accept until its SSL is freed. The
- * list lets shutdown see whether any reply still waits to be written. */
-struct server_conn {
-	struct worker *w;
-	struct bufferevent *bev; /* NULL until made */
-	/* Total deadline for the TLS handshake and a whole request, armed at
-	 * accept and after each reply: evhttp's timeout restarts at every
-	 * byte, so alone it lets a byte-a-second client hold a connection
-	 * for ever (slowloris). */
-	struct event *deadline;
-	bool busy; /* a request is with the routes, its reply not yet sent */
-	struct server_conn *prev, *next;
-};
-
 struct worker {
 	int idx;
 	pthread_t thread;
@@ -79,25 +59,15 @@ struct worker {
 	int fd;
 	SSL_CTX *ssl;
 	struct event_base *base;
-	struct evhttp *http;
-	struct evhttp_bound_socket *bound;
+	struct httpd *httpd;
 	struct store *store;
 	struct routes *routes;
 	struct event *stop_ev, *drain_ev;
 	struct event *log_ev; /* lowest priority: writes the buffered log lines */
 	bool stopping;
 	int64_t flush_deadline_us;
-	long open, cap; /* connections of this worker; worker thread only */
-	struct timeval idle; /* idle_timeout */
-	bool paused;
-	struct server_conn *conns; /* worker thread only */
 };
 
-/* SSL ex_data slot holding a connection's struct server_conn: its free
- * callback runs when the connection's SSL is freed, which is how
- * connections are counted and unlisted (libevent 2.1 has no per-connection
- * close hook on the server side before a request arrives). */
-static int server_ssl_idx = -1;
 /* SSL_CTX ex_data slot holding its struct server_ticket_key. */
 static int server_ctx_idx = -1;
 static pthread_once_t server_once = PTHREAD_ONCE_INIT;
@@ -253,40 +223,8 @@ out:
 
 /* ------------------------------------------------------------ TLS */
 
-static void server_ssl_free_cb(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
-			       void *argp)
-{
-	struct server_conn *conn = ptr;
-	struct worker *w;
-
-	(void)parent;
-	(void)ad;
-	(void)idx;
-	(void)argl;
-	(void)argp;
-	if (!conn)
-		return;
-	w = conn->w;
-	if (conn->prev)
-		conn->prev->next = conn->next;
-	else
-		w->conns = conn->next;
-	if (conn->next)
-		conn->next->prev = conn->prev;
-	if (conn->deadline)
-		event_free(conn->deadline);
-	free(conn);
-	w->open--;
-	metrics_connection(-1);
-	if (w->paused && w->open < w->cap && w->bound && !w->stopping) {
-		evconnlistener_enable(evhttp_bound_socket_get_listener(w->bound));
-		w->paused = false;
-	}
-}
-
 static void server_once_init(void)
 {
-	server_ssl_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, server_ssl_free_cb);
 	server_ctx_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 }
 
@@ -456,9 +394,12 @@ static int server_tls(const struct cconf *c, const struct server_ticket_key *tk,
 		rc = err_set(e, POS_ECRYPTO, "TLS: cannot install the session ticket key");
 		goto fail;
 	}
-	/* No SSL_CTX_set_read_ahead: bufferevent_openssl (libevent 2.1) waits
-	 * for the socket to be readable again and does not see records
-	 * OpenSSL already holds, so requests hung (measured: test_central). */
+	/* Read-ahead: one read(2) takes what the kernel holds, not a record
+	 * header and then its body; httpd asks SSL_has_pending before it waits
+	 * for the socket. Partial writes: httpd keeps its own offset into a
+	 * reply. */
+	SSL_CTX_set_read_ahead(ctx, 1);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
 	*out = ctx;
 	return 0;
@@ -498,23 +439,8 @@ static int server_name_entry(X509_NAME *name, int nid, char out[STORE_ID_MAX + 1
 	return 0;
 }
 
-static SSL *server_request_ssl(struct evhttp_request *req)
+int server_peer_identity(SSL *ssl, char store[STORE_ID_MAX + 1], char terminal[STORE_ID_MAX + 1])
 {
-	struct evhttp_connection *evcon = req ? evhttp_request_get_connection(req) : NULL;
-	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
-
-	return bev ? bufferevent_openssl_get_ssl(bev) : NULL;
-}
-
-bool server_request_is_tls(struct evhttp_request *req)
-{
-	return server_request_ssl(req) != NULL;
-}
-
-int server_peer_identity(struct evhttp_request *req, char store[STORE_ID_MAX + 1],
-			 char terminal[STORE_ID_MAX + 1])
-{
-	SSL *ssl = server_request_ssl(req);
 	X509 *cert;
 	X509_NAME *name;
 
@@ -535,116 +461,6 @@ int server_peer_identity(struct evhttp_request *req, char store[STORE_ID_MAX + 1
 
 /* ------------------------------------------------------------ workers */
 
-static struct server_conn *server_request_conn(struct evhttp_request *req)
-{
-	SSL *ssl = server_request_ssl(req);
-
-	return ssl ? SSL_get_ex_data(ssl, server_ssl_idx) : NULL;
-}
-
-/* The connection missed its deadline: close it through evhttp's own
- * timeout path, as if its inactivity timer had fired. evhttp frees the
- * connection (evhttp_connection_free) and any request not yet handed to
- * the routes; a request with the routes never gets here (busy). */
-static void server_deadline_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct server_conn *conn = arg;
-	bufferevent_event_cb eventcb = NULL;
-	void *cbarg = NULL;
-
-	(void)fd;
-	(void)what;
-	if (conn->busy || !conn->bev)
-		return;
-	/* NULL once evhttp has freed the connection itself. */
-	bufferevent_getcb(conn->bev, NULL, NULL, &eventcb, &cbarg);
-	if (!eventcb)
-		return;
-	log_debug("connection_deadline", "worker=%d", conn->w->idx);
-	/* conn may be freed from here on. */
-	eventcb(conn->bev, BEV_EVENT_READING | BEV_EVENT_TIMEOUT, cbarg);
-}
-
-/* A whole request arrived: it has as long as the routes take. */
-static void server_handle(struct evhttp_request *req, void *arg)
-{
-	struct worker *w = arg;
-	struct server_conn *conn = server_request_conn(req);
-
-	if (conn) {
-		conn->busy = true;
-		evtimer_del(conn->deadline);
-	}
-	routes_handle(req, w->routes);
-}
-
-void server_request_done(struct evhttp_request *req)
-{
-	struct server_conn *conn = server_request_conn(req);
-
-	if (!conn || !conn->deadline)
-		return;
-	conn->busy = false;
-	evtimer_add(conn->deadline, &conn->w->idle);
-}
-
-/* Called by evhttp for each accepted connection: a TLS server bufferevent.
- * Returning NULL would make evhttp fall back to plain TCP, so that never
- * happens for lack of an SSL: the request handler refuses such a
- * connection (server_request_is_tls). */
-static struct bufferevent *server_bevcb(struct event_base *base, void *arg)
-{
-	struct worker *w = arg;
-	struct bufferevent *bev;
-	struct server_conn *conn = calloc(1, sizeof *conn);
-	struct event *deadline = conn ? evtimer_new(base, server_deadline_cb, conn) : NULL;
-	SSL *ssl = deadline ? SSL_new(w->ssl) : NULL;
-
-	if (!ssl) {
-		if (deadline)
-			event_free(deadline);
-		free(conn);
-		return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-	}
-	conn->deadline = deadline;
-	conn->w = w;
-	conn->next = w->conns;
-	if (w->conns)
-		w->conns->prev = conn;
-	w->conns = conn;
-	SSL_set_ex_data(ssl, server_ssl_idx, conn);
-	w->open++;
-	metrics_connection(1);
-	if (w->open >= w->cap && !w->paused && w->bound) {
-		evconnlistener_disable(evhttp_bound_socket_get_listener(w->bound));
-		w->paused = true;
-		log_warn("connections_capped", "worker=%d open=%ld", w->idx, w->open);
-	}
-	/* On failure libevent frees ssl (CLOSE_ON_FREE), which counts down and
-	 * frees conn. */
-	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-					     BEV_OPT_CLOSE_ON_FREE);
-	if (!bev)
-		return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-	conn->bev = bev;
-	evtimer_add(conn->deadline, &w->idle);
-	/* A client that drops the TCP connection without close_notify is
-	 * normal (a lane powered off); it is not an error to report. */
-	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	return bev;
-}
-
-/* True while some live connection holds reply bytes not yet handed to the
- * kernel. A reply whose client has gone is no longer counted: its
- * connection is freed (and unlisted) when the close is seen. */
-static bool server_output_pending(const struct worker *w)
-{
-	for (const struct server_conn *c = w->conns; c; c = c->next)
-		if (c->bev && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
-			return true;
-	return false;
-}
-
 static void server_drain_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
@@ -652,26 +468,18 @@ static void server_drain_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	/* Requests with the writer hold their evhttp_request: never free the
-	 * evhttp under them (their baskets commit whatever happens to the
+	/* Requests with the writer hold their connection: never free the
+	 * httpd under them (their baskets commit whatever happens to the
 	 * client; only the answer can be lost). Replies already sent get a
-	 * grace to flush, but only while one still has bytes to write: a
-	 * client that disconnected before its answer leaves routes' in-flight
-	 * count up for good (evhttp frees such a request without its
-	 * completion callback), and must not hold shutdown for the grace. */
+	 * grace to reach their clients. */
 	if (routes_waiting(w->routes) > 0 ||
-	    (routes_in_flight(w->routes) > 0 && server_output_pending(w) &&
-	     time_mono_us() < w->flush_deadline_us)) {
+	    (httpd_writing(w->httpd) > 0 && time_mono_us() < w->flush_deadline_us)) {
 		evtimer_add(w->drain_ev, &tick);
 		return;
 	}
-	evhttp_free(w->http);
-	w->http = NULL;
-	w->bound = NULL;
-	/* Not loopbreak: freeing a TLS bufferevent completes in deferred
-	 * callbacks, which must run or the connection is never freed. The
-	 * loop ends by itself once nothing is left, or at the bound. */
-	event_base_loopexit(w->base, &(struct timeval){ 0, SERVER_DRAIN_TICK_MS * 1000 });
+	httpd_free(w->httpd);
+	w->httpd = NULL;
+	event_base_loopbreak(w->base);
 }
 
 /* Activated from the main thread on SIGTERM/SIGINT. */
@@ -684,11 +492,7 @@ static void server_stop_cb(evutil_socket_t fd, short what, void *arg)
 	if (w->stopping)
 		return;
 	w->stopping = true;
-	if (w->bound) {
-		evhttp_del_accept_socket(w->http, w->bound); /* closes the socket */
-		w->bound = NULL;
-		w->fd = -1;
-	}
+	httpd_stop_accepting(w->httpd);
 	w->flush_deadline_us = time_mono_us() + SERVER_FLUSH_GRACE_US;
 	server_drain_cb(-1, 0, w);
 }
@@ -721,11 +525,11 @@ static void *server_worker_main(void *arg)
 	return NULL;
 }
 
-/* evhttp turns read and write interest off and on around every request;
- * with the changelist those changes meet in one epoll_ctl per fd and loop
- * turn (or none when they cancel out) instead of about four per request.
- * The changelist's caveat (a dup()ed fd) does not apply: every fd here is
- * a socket of its own. */
+/* With the changelist, interest changes (httpd drops a connection's read
+ * interest while its baskets are with the writer) meet in one epoll_ctl
+ * per fd and loop turn, or none when they cancel out. The changelist's
+ * caveat (a dup()ed fd) does not apply: every fd here is a socket of its
+ * own. */
 static struct event_base *server_base_new(void)
 {
 	struct event_config *cfg = event_config_new();
@@ -745,14 +549,15 @@ static struct event_base *server_base_new(void)
 	return base;
 }
 
-static int server_worker_init(struct worker *w, const struct cconf *c,
+static int server_worker_init(struct worker *w, const struct cconf *c, long nworkers,
 			      const struct routes_shared *sh, pos_err *e)
 {
+	struct httpd_opts o = { 0 };
 	int rc;
 
 	if ((rc = store_open(c->database, &w->store, e)) < 0)
 		return rc;
-	if (!(w->base = server_base_new()) || !(w->http = evhttp_new(w->base)))
+	if (!(w->base = server_base_new()))
 		return err_set(e, POS_ENOMEM, "worker %d: cannot make an event base", w->idx);
 	if ((rc = routes_new(w->base, w->store, sh, &w->routes, e)) < 0)
 		return rc;
@@ -762,36 +567,27 @@ static int server_worker_init(struct worker *w, const struct cconf *c,
 	if (!w->stop_ev || !w->drain_ev || !w->log_ev ||
 	    event_priority_set(w->log_ev, SERVER_PRIORITIES - 1) < 0)
 		return err_set(e, POS_ENOMEM, "worker %d: out of memory", w->idx);
-	evhttp_set_bevcb(w->http, server_bevcb, w);
-	evhttp_set_gencb(w->http, server_handle, w);
-	w->idle.tv_sec = (time_t)c->idle_timeout;
-	/* Every method reaches routes_handle, so a wrong one gets a JSON 405. */
-	evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-						    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-						    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
-						    EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-	/* evhttp's own cap sits at twice the route limit: bodies in between get
-	 * our JSON 413 after being read whole; above it evhttp answers 413
-	 * itself. Lingering close reads (and drops) the rest of an oversized
-	 * body first, so the client sees the 413 instead of a reset. */
-	evhttp_set_max_body_size(w->http, (ev_ssize_t)c->max_body * 2);
-	evhttp_set_max_headers_size(w->http, (ev_ssize_t)c->max_headers);
-	evhttp_set_timeout(w->http, (int)c->idle_timeout);
-	evhttp_set_flags(w->http, EVHTTP_SERVER_LINGERING_CLOSE);
-	w->bound = evhttp_accept_socket_with_handle(w->http, w->fd);
-	if (!w->bound)
-		return err_set(e, POS_EIO, "worker %d: cannot accept on its socket", w->idx);
-	return 0;
+	o.fd = w->fd;
+	w->fd = -1; /* the httpd's now, even if httpd_new fails */
+	o.ssl = w->ssl;
+	/* Round up so the workers together allow max_connections. */
+	o.max_conns = (c->max_connections + nworkers - 1) / nworkers;
+	o.idle.tv_sec = (time_t)c->idle_timeout;
+	o.max_head = (size_t)c->max_headers;
+	o.max_body = (size_t)c->max_body;
+	o.handler = routes_handle;
+	o.arg = w->routes;
+	o.worker = w->idx;
+	o.flush_priority = SERVER_PRIORITIES - 1;
+	return httpd_new(w->base, &o, &w->httpd, e);
 }
 
 static void server_worker_free(struct worker *w)
 {
-	/* A bound socket is closed by evhttp_free; one never bound is ours. */
-	if (!w->bound && w->fd >= 0)
+	if (w->fd >= 0)
 		close(w->fd);
-	if (w->http)
-		evhttp_free(w->http);
-	w->http = NULL;
+	httpd_free(w->httpd);
+	w->httpd = NULL;
 	if (w->stop_ev)
 		event_free(w->stop_ev);
 	if (w->drain_ev)
@@ -799,8 +595,6 @@ static void server_worker_free(struct worker *w)
 	if (w->log_ev)
 		event_free(w->log_ev);
 	routes_free(w->routes);
-	/* Last: freeing the base runs the finalizers of connections, whose SSL
-	 * free callback still counts on this worker. */
 	if (w->base)
 		event_base_free(w->base);
 	store_close(w->store);
@@ -880,7 +674,7 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 		goto out;
 	}
 	pthread_once(&server_once, server_once_init);
-	if (server_ssl_idx < 0 || server_ctx_idx < 0) {
+	if (server_ctx_idx < 0) {
 		rc = err_set(e, POS_ENOMEM, "TLS: no ex_data slot");
 		goto out;
 	}
@@ -921,9 +715,7 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 		ws[i].ssl = ctx;
 		ws[i].fd = fds[i];
 		fds[i] = -1;
-		/* Round up so the workers together allow max_connections. */
-		ws[i].cap = (c->max_connections + n - 1) / n;
-		if ((rc = server_worker_init(&ws[i], c, &sh, e)) < 0)
+		if ((rc = server_worker_init(&ws[i], c, n, &sh, e)) < 0)
 			goto out;
 	}
 	for (i = 0; i < n; i++) {

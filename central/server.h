@@ -1,23 +1,22 @@
 #ifndef POS_SERVER_H
 #define POS_SERVER_H
 /*
- * pos-central's HTTPS server: libevent evhttp over bufferevent_openssl,
+ * pos-central's HTTPS server: httpd (our HTTP/1.1 over OpenSSL) on libevent,
  * TLS 1.3 only, client certificates verified against the retailer's CA
  * (requested, not required at the handshake: analysts come with a bearer
  * token; the terminal routes refuse a request without a verified one).
- * One worker thread per core, each with its own event_base, evhttp,
+ * One worker thread per core, each with its own event_base, httpd,
  * SO_REUSEPORT listening socket and store connection; one ingest writer.
  * SIGTERM or SIGINT: stop accepting, finish the requests in flight and the
  * writer's queue, return 0.
  */
+#include <openssl/ssl.h>
 #include <stdbool.h>
 
 #include "cconf.h"
 #include "err.h"
 #include "keyring.h"
 #include "store.h"
-
-struct evhttp_request;
 
 #define SERVER_LISTEN_MAX 128
 #define SERVER_MAX_WORKERS 256
@@ -33,14 +32,7 @@ int server_parse_listen(const char *s, char host[SERVER_LISTEN_MAX], char port[8
 /* store = OU, terminal = CN of the connection's verified client
  * certificate, each [A-Za-z0-9._-]{1,64} and present once. POS_EPERM when
  * there is no verified certificate or a name does not qualify. */
-int server_peer_identity(struct evhttp_request *req, char store[STORE_ID_MAX + 1],
-			 char terminal[STORE_ID_MAX + 1]);
-/* False for a connection that is somehow not TLS: it is refused outright. */
-bool server_request_is_tls(struct evhttp_request *req);
-/* The routes call it when a request's reply has been written (evhttp's
- * on-complete callback): the connection's next request must then arrive
- * whole within idle_timeout. */
-void server_request_done(struct evhttp_request *req);
+int server_peer_identity(SSL *ssl, char store[STORE_ID_MAX + 1], char terminal[STORE_ID_MAX + 1]);
 
 /* central's home holds ticket.key beside central.conf: the TLS session
  * ticket keys (name 16 + AES-256 key 32 + HMAC-SHA256 key 32 random

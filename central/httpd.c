@@ -1,0 +1,821 @@
+#include "httpd.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <limits.h>
+#include <openssl/err.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "metrics.h"
+
+#define HTTPD_IN_START 4096
+#define HTTPD_OUT_START 4096
+/* Buffers grown past this for one big request or reply are given back
+ * once it is done, so idle connections stay small. */
+#define HTTPD_KEEP_MAX 65536
+#define HTTPD_EXTRA_MAX 1024
+#define HTTPD_ACCEPT_BATCH 64
+#define HTTPD_RESUME_MS 100
+/* A closing connection reads and drops what the client still sends (the
+ * rest of a refused body) up to this much, within idle. */
+#define HTTPD_LINGER_MAX (64u << 20)
+
+enum conn_state {
+	C_HANDSHAKE,
+	C_READ,    /* reading a request */
+	C_HANDLER, /* the request is with the handler */
+	C_WRITE,   /* handing the reply (or a 100 Continue) to TLS */
+	C_LINGER,  /* closing: dropping what the client still sends */
+	C_DEAD,
+};
+
+enum step { STEP, WAIT };
+
+struct conn;
+
+struct httpd_req {
+	struct conn *c;
+	struct http1_req h;
+	char extra[HTTPD_EXTRA_MAX]; /* added reply headers, each ending CRLF */
+	size_t extra_len;
+};
+
+struct conn {
+	struct httpd *h;
+	int fd;
+	SSL *ssl;
+	struct event *rev, *wev, *deadline;
+	enum conn_state st;
+	short want;  /* EV_READ or EV_WRITE: what the socket must become to go on */
+	short armed; /* what rev and wev are registered for */
+	bool in_io;  /* conn_io is on the stack: it frees, not its callees */
+	bool head_parsed;
+	bool interim;  /* the bytes being written are a 100 Continue */
+	bool continue_sent;
+	bool close_after;
+	bool idle; /* a reply just went and nothing is buffered: wait for epoll */
+	bool queued; /* a reply waits in the flush list */
+	char *in;
+	size_t in_len, in_cap;
+	char *out;
+	size_t out_len, out_off, out_cap;
+	size_t linger_left;
+	struct httpd_req req;
+	struct conn *prev, *next;
+	struct conn *fprev, *fnext; /* the flush list */
+};
+
+struct httpd {
+	struct event_base *base;
+	struct httpd_opts o;
+	struct event *lev;    /* the listening socket; NULL once stopped */
+	struct event *resume; /* accepting again after an accept error */
+	const struct timeval *idle_tv; /* o.idle as a common timeout */
+	struct event *flush_ev; /* NULL: replies are written at once */
+	struct conn *flush;     /* replies to write when flush_ev runs */
+	bool paused;
+	long open;
+	struct conn *conns;
+};
+
+static const struct timeval httpd_resume_tv = { 0, HTTPD_RESUME_MS * 1000 };
+
+static void conn_io(struct conn *c);
+
+/* ------------------------------------------------------------ connections */
+
+static void httpd_accept_again(struct httpd *h)
+{
+	if (h->paused && h->lev && h->open < h->o.max_conns) {
+		event_add(h->lev, NULL);
+		h->paused = false;
+	}
+}
+
+static void conn_unqueue(struct conn *c)
+{
+	if (!c->queued)
+		return;
+	if (c->fprev)
+		c->fprev->fnext = c->fnext;
+	else
+		c->h->flush = c->fnext;
+	if (c->fnext)
+		c->fnext->fprev = c->fprev;
+	c->fprev = c->fnext = NULL;
+	c->queued = false;
+}
+
+/* Replies wait for the end of the loop turn and then go out together:
+ * the client side (many lanes behind one NAT, or the load generator)
+ * is woken once for the batch instead of once per reply, which costs
+ * both sides less CPU than writing each at once. */
+static void conn_queue(struct conn *c)
+{
+	struct httpd *h = c->h;
+
+	if (c->queued)
+		return;
+	c->fprev = NULL;
+	c->fnext = h->flush;
+	if (h->flush)
+		h->flush->fprev = c;
+	h->flush = c;
+	c->queued = true;
+	event_active(h->flush_ev, EV_TIMEOUT, 1);
+}
+
+static void httpd_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct httpd *h = arg;
+
+	(void)fd;
+	(void)what;
+	while (h->flush) {
+		struct conn *c = h->flush;
+
+		conn_unqueue(c);
+		conn_io(c);
+	}
+}
+
+static void conn_free(struct conn *c)
+{
+	struct httpd *h = c->h;
+
+	conn_unqueue(c);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		h->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	event_free(c->rev);
+	event_free(c->wev);
+	event_free(c->deadline);
+	SSL_free(c->ssl);
+	close(c->fd);
+	free(c->in);
+	free(c->out);
+	free(c);
+	h->open--;
+	metrics_connection(-1);
+	httpd_accept_again(h);
+}
+
+static void conn_ev_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	c->idle = false;
+	conn_io(c);
+}
+
+static void conn_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->st == C_HANDLER)
+		return;
+	log_debug("connection_deadline", "worker=%d", c->h->o.worker);
+	conn_free(c);
+}
+
+static int conn_new(struct httpd *h, int fd)
+{
+	struct conn *c = calloc(1, sizeof *c);
+
+	if (!c)
+		return POS_ENOMEM;
+	c->h = h;
+	c->fd = fd;
+	c->req.c = c;
+	c->ssl = SSL_new(h->o.ssl);
+	c->rev = event_new(h->base, fd, EV_READ | EV_PERSIST, conn_ev_cb, c);
+	c->wev = event_new(h->base, fd, EV_WRITE | EV_PERSIST, conn_ev_cb, c);
+	c->deadline = evtimer_new(h->base, conn_deadline_cb, c);
+	if (!c->ssl || !c->rev || !c->wev || !c->deadline || SSL_set_fd(c->ssl, fd) != 1) {
+		SSL_free(c->ssl);
+		if (c->rev)
+			event_free(c->rev);
+		if (c->wev)
+			event_free(c->wev);
+		if (c->deadline)
+			event_free(c->deadline);
+		free(c);
+		return POS_ENOMEM;
+	}
+	SSL_set_accept_state(c->ssl);
+	c->st = C_HANDSHAKE;
+	c->want = c->armed = EV_READ;
+	event_add(c->rev, NULL);
+	event_add(c->deadline, h->idle_tv);
+	c->next = h->conns;
+	if (h->conns)
+		h->conns->prev = c;
+	h->conns = c;
+	h->open++;
+	metrics_connection(1);
+	return 0;
+}
+
+static void httpd_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	httpd_accept_again(arg);
+}
+
+static void httpd_accept_cb(evutil_socket_t lfd, short what, void *arg)
+{
+	struct httpd *h = arg;
+
+	(void)what;
+	for (int i = 0; i < HTTPD_ACCEPT_BATCH; i++) {
+		int fd;
+
+		if (h->open >= h->o.max_conns) {
+			event_del(h->lev);
+			h->paused = true;
+			log_warn("connections_capped", "worker=%d open=%ld", h->o.worker, h->open);
+			return;
+		}
+		fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			/* Out of descriptors or memory: the socket stays readable,
+			 * so a level-triggered listener would spin. Pause a while. */
+			log_warn("accept_failed", "worker=%d error=%s", h->o.worker, strerror(errno));
+			event_del(h->lev);
+			h->paused = true;
+			evtimer_add(h->resume, &httpd_resume_tv);
+			return;
+		}
+		if (conn_new(h, fd) < 0) {
+			log_warn("connection_dropped", "worker=%d reason=out of memory", h->o.worker);
+			close(fd);
+		}
+	}
+}
+
+/* ------------------------------------------------------------ I/O */
+
+/* SSL said no progress (r <= 0): wait for the socket, or the connection is
+ * over. A client that drops TCP without close_notify (a lane powered off)
+ * is normal, not an error to report. */
+static enum step conn_ssl_wait(struct conn *c, int r)
+{
+	int err = SSL_get_error(c->ssl, r);
+
+	if (err == SSL_ERROR_WANT_READ) {
+		c->want = EV_READ;
+		return WAIT;
+	}
+	if (err == SSL_ERROR_WANT_WRITE) {
+		c->want = EV_WRITE;
+		return WAIT;
+	}
+	if (err == SSL_ERROR_SSL && c->st == C_HANDSHAKE) {
+		const char *why = ERR_reason_error_string(ERR_peek_last_error());
+
+		/* The reason is OpenSSL's own text (no request bytes): what
+		 * store IT needs to see a terminal's certificate refused. */
+		log_info("tls_handshake_failed", "worker=%d reason=%s", c->h->o.worker,
+			 why ? why : "unknown");
+	}
+	ERR_clear_error();
+	c->st = C_DEAD;
+	return STEP;
+}
+
+static enum step conn_handshake(struct conn *c)
+{
+	int r;
+
+	ERR_clear_error();
+	r = SSL_do_handshake(c->ssl);
+	if (r == 1) {
+		c->st = C_READ;
+		return STEP;
+	}
+	return conn_ssl_wait(c, r);
+}
+
+static int conn_reserve(char **buf, size_t *cap, size_t need)
+{
+	size_t n = *cap ? *cap : HTTPD_IN_START;
+	char *p;
+
+	if (need <= *cap)
+		return 0;
+	while (n < need)
+		n = n > SIZE_MAX / 2 ? need : n * 2;
+	p = realloc(*buf, n);
+	if (!p)
+		return POS_ENOMEM;
+	*buf = p;
+	*cap = n;
+	return 0;
+}
+
+/* Gives back a buffer one big message grew, keeping len bytes. */
+static void conn_shrink(char **buf, size_t *cap, size_t len, size_t start)
+{
+	char *p;
+
+	if (*cap <= HTTPD_KEEP_MAX || len > start)
+		return;
+	p = realloc(*buf, start);
+	if (p) {
+		*buf = p;
+		*cap = start;
+	}
+}
+
+static void httpd_put(char *out, size_t *n, const char *s, size_t len)
+{
+	memcpy(out + *n, s, len);
+	*n += len;
+}
+
+static void httpd_puts(char *out, size_t *n, const char *s)
+{
+	httpd_put(out, n, s, strlen(s));
+}
+
+static void httpd_put_uint(char *out, size_t *n, size_t v)
+{
+	char d[24];
+	size_t i = sizeof d;
+
+	do {
+		d[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	httpd_put(out, n, d + i, sizeof d - i);
+}
+
+/* RFC 9110 IMF-fixdate, formatted once a second per thread. */
+static const char *httpd_date(void)
+{
+	static __thread time_t last;
+	static __thread char s[40];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	if (now != last && gmtime_r(&now, &tm)) {
+		strftime(s, sizeof s, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+		last = now;
+	}
+	return s;
+}
+
+/* What a closing connection may still read and drop: the rest of the
+ * body the client announced (it will send it before it reads the
+ * answer), bounded, plus a head's worth; the client's close ends it
+ * sooner. */
+static size_t conn_unread(const struct conn *c)
+{
+	const struct httpd *h = c->h;
+	size_t declared = c->req.h.content_length;
+
+	if (declared > HTTPD_LINGER_MAX)
+		declared = HTTPD_LINGER_MAX;
+	return declared + h->o.max_head;
+}
+
+static enum step conn_written(struct conn *c)
+{
+	struct httpd *h = c->h;
+	size_t used;
+
+	c->out_len = c->out_off = 0;
+	conn_shrink(&c->out, &c->out_cap, 0, HTTPD_OUT_START);
+	if (c->interim) {
+		c->interim = false;
+		c->st = C_READ;
+		return STEP;
+	}
+	if (c->close_after) {
+		/* close_notify, then FIN; the client reads the reply to its end,
+		 * and the socket is closed once it closes too, so no unread byte
+		 * of its makes our close a reset that would eat the reply. */
+		ERR_clear_error();
+		(void)SSL_shutdown(c->ssl);
+		ERR_clear_error();
+		shutdown(c->fd, SHUT_WR);
+		c->st = C_LINGER;
+		c->linger_left = conn_unread(c);
+		event_add(c->deadline, h->idle_tv);
+		return STEP;
+	}
+	used = c->req.h.head_len + c->req.h.content_length;
+	memmove(c->in, c->in + used, c->in_len - used);
+	c->in_len -= used;
+	conn_shrink(&c->in, &c->in_cap, c->in_len, HTTPD_IN_START);
+	c->req.h.content_length = 0;
+	c->head_parsed = c->continue_sent = false;
+	c->st = C_READ;
+	c->idle = c->in_len == 0 && !SSL_has_pending(c->ssl);
+	event_add(c->deadline, h->idle_tv);
+	return STEP;
+}
+
+static enum step conn_flush(struct conn *c)
+{
+	while (c->out_off < c->out_len) {
+		size_t left = c->out_len - c->out_off;
+		int n;
+
+		ERR_clear_error();
+		n = SSL_write(c->ssl, c->out + c->out_off, left > INT_MAX ? INT_MAX : (int)left);
+		if (n <= 0)
+			return conn_ssl_wait(c, n);
+		c->out_off += (size_t)n;
+	}
+	return conn_written(c);
+}
+
+static enum step conn_linger(struct conn *c)
+{
+	char drop[4096];
+
+	for (;;) {
+		ssize_t n = recv(c->fd, drop, sizeof drop, 0);
+
+		if (n > 0 && (size_t)n < c->linger_left) {
+			c->linger_left -= (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			c->want = EV_READ;
+			return WAIT;
+		}
+		c->st = C_DEAD;
+		return STEP;
+	}
+}
+
+/* Answers a request the handler never sees, and closes after it. */
+static enum step conn_refuse(struct conn *c, int status, const char *detail)
+{
+	const char *code = status == 413 || status == 431 ? "too_large"
+			   : status == 501		  ? "not_implemented"
+			   : status == 500		  ? "internal"
+							  : "bad_request";
+	char body[384];
+	int n;
+
+	log_info("request_refused", "worker=%d status=%d detail=%s", c->h->o.worker, status,
+		 detail);
+	metrics_request(MR_OTHER, status);
+	/* detail is our own text and never quotes the request. */
+	n = snprintf(body, sizeof body, "{\"error\":\"%s\",\"detail\":\"%s\"}", code, detail);
+	c->req.h.method = HTTP1_OTHER;
+	c->req.h.keep_alive = false;
+	c->req.extra_len = 0;
+	(void)httpd_add_header(&c->req, "Cache-Control", "no-store");
+	c->st = C_HANDLER;
+	httpd_reply(&c->req, status, "application/json", body,
+		    n > 0 && (size_t)n < sizeof body ? (size_t)n : 0);
+	return STEP;
+}
+
+static enum step conn_dispatch(struct conn *c)
+{
+	struct httpd *h = c->h;
+
+	c->st = C_HANDLER;
+	c->req.extra_len = 0;
+	event_del(c->deadline);
+	h->o.handler(&c->req, h->o.arg);
+	return STEP;
+}
+
+/* The parsed head points into c->in: a bigger buffer for the body is a
+ * copy the request is moved to before the old one goes. */
+static int conn_room_for_body(struct conn *c)
+{
+	size_t need = c->req.h.head_len + c->req.h.content_length, cap = c->in_cap;
+	char *p;
+
+	if (need <= cap)
+		return 0;
+	while (cap < need)
+		cap *= 2;
+	if (!(p = malloc(cap)))
+		return POS_ENOMEM;
+	memcpy(p, c->in, c->in_len);
+	http1_relocate(&c->req.h, c->in, p);
+	free(c->in);
+	c->in = p;
+	c->in_cap = cap;
+	return 0;
+}
+
+/* The head, once it is all here: parsed in place, room made for the body. */
+static enum step conn_head(struct conn *c, size_t head_len)
+{
+	struct httpd *h = c->h;
+	pos_err e = { 0 };
+	int status;
+
+	if (head_len > h->o.max_head)
+		return conn_refuse(c, 431, "the request head is too large");
+	if (http1_parse(c->in, head_len, h->o.max_body, &c->req.h, &status, &e) < 0)
+		return conn_refuse(c, status, e.msg);
+	c->head_parsed = true;
+	if (conn_room_for_body(c) < 0)
+		return conn_refuse(c, 500, "out of memory");
+	return STEP;
+}
+
+static void conn_continue(struct conn *c)
+{
+	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+	c->continue_sent = true;
+	if (conn_reserve(&c->out, &c->out_cap, sizeof cont) < 0) {
+		c->st = C_DEAD;
+		return;
+	}
+	memcpy(c->out, cont, sizeof cont - 1);
+	c->out_len = sizeof cont - 1;
+	c->out_off = 0;
+	c->interim = true;
+	c->st = C_WRITE;
+}
+
+static enum step conn_read(struct conn *c)
+{
+	struct httpd *h = c->h;
+	size_t room;
+	int n;
+
+	if (!c->head_parsed) {
+		size_t hl = http1_head_end(c->in, c->in_len);
+
+		if (hl)
+			return conn_head(c, hl);
+		if (c->in_len > h->o.max_head)
+			return conn_refuse(c, 431, "the request head is too large");
+	} else if (c->in_len >= c->req.h.head_len + c->req.h.content_length) {
+		return conn_dispatch(c);
+	} else if (c->req.h.expect_continue && !c->continue_sent) {
+		conn_continue(c);
+		return STEP;
+	}
+	if (c->idle) {
+		c->idle = false;
+		c->want = EV_READ;
+		return WAIT;
+	}
+	if (conn_reserve(&c->in, &c->in_cap, c->in_len + (c->head_parsed ? 1 : HTTPD_IN_START / 4)) <
+	    0)
+		return conn_refuse(c, 500, "out of memory");
+	room = c->in_cap - c->in_len;
+	ERR_clear_error();
+	n = SSL_read(c->ssl, c->in + c->in_len, room > INT_MAX ? INT_MAX : (int)room);
+	if (n <= 0)
+		return conn_ssl_wait(c, n);
+	c->in_len += (size_t)n;
+	return STEP;
+}
+
+/* Registers the socket for what the state waits on (nothing while the
+ * handler has the request), touching libevent only on a change. */
+static void conn_arm(struct conn *c)
+{
+	short want = c->st == C_HANDLER ? 0 : c->want;
+
+	if ((want & EV_READ) != (c->armed & EV_READ)) {
+		if (want & EV_READ)
+			event_add(c->rev, NULL);
+		else
+			event_del(c->rev);
+	}
+	if ((want & EV_WRITE) != (c->armed & EV_WRITE)) {
+		if (want & EV_WRITE)
+			event_add(c->wev, NULL);
+		else
+			event_del(c->wev);
+	}
+	c->armed = want;
+}
+
+/* Runs the connection as far as it goes without waiting. */
+static void conn_io(struct conn *c)
+{
+	enum step s = STEP;
+
+	c->in_io = true;
+	while (s == STEP) {
+		switch (c->st) {
+		case C_HANDSHAKE: s = conn_handshake(c); break;
+		case C_READ: s = conn_read(c); break;
+		case C_WRITE:
+			if (c->queued) {
+				c->want = 0;
+				s = WAIT;
+			} else {
+				s = conn_flush(c);
+			}
+			break;
+		case C_LINGER: s = conn_linger(c); break;
+		case C_HANDLER:
+		case C_DEAD: s = WAIT; break;
+		}
+	}
+	c->in_io = false;
+	if (c->st == C_DEAD)
+		conn_free(c);
+	else
+		conn_arm(c);
+}
+
+/* ------------------------------------------------------------ requests */
+
+enum http1_method httpd_method(const struct httpd_req *q)
+{
+	return q->h.method;
+}
+
+const char *httpd_method_name(const struct httpd_req *q)
+{
+	return http1_method_name(q->h.method);
+}
+
+const char *httpd_path(const struct httpd_req *q)
+{
+	return q->h.path ? q->h.path : "";
+}
+
+const char *httpd_query(const struct httpd_req *q)
+{
+	return q->h.query;
+}
+
+const char *httpd_header(const struct httpd_req *q, const char *name)
+{
+	return http1_header(&q->h, name);
+}
+
+const char *httpd_body(const struct httpd_req *q, size_t *len)
+{
+	*len = q->h.content_length;
+	return q->c->in + q->h.head_len;
+}
+
+SSL *httpd_ssl(const struct httpd_req *q)
+{
+	return q->c->ssl;
+}
+
+int httpd_add_header(struct httpd_req *q, const char *name, const char *value)
+{
+	size_t nl = strlen(name), vl = strlen(value);
+
+	if (q->extra_len + nl + vl + 4 > sizeof q->extra)
+		return POS_ETOOBIG;
+	httpd_put(q->extra, &q->extra_len, name, nl);
+	httpd_put(q->extra, &q->extra_len, ": ", 2);
+	httpd_put(q->extra, &q->extra_len, value, vl);
+	httpd_put(q->extra, &q->extra_len, "\r\n", 2);
+	return 0;
+}
+
+void httpd_reply(struct httpd_req *q, int status, const char *ctype, const void *body,
+		 size_t len)
+{
+	struct conn *c = q->c;
+	const char *reason = http1_reason(status);
+	size_t n = 0, head_max;
+
+	if (c->st != C_HANDLER)
+		return;
+	if (q->h.method == HTTP1_HEAD)
+		body = NULL;
+	/* Status line, Date, Content-Type, Content-Length, Connection: the
+	 * fixed text below plus the variable parts. */
+	head_max = 160 + strlen(reason) + (ctype ? strlen(ctype) : 0) + q->extra_len;
+	if (conn_reserve(&c->out, &c->out_cap, head_max + (body ? len : 0)) < 0) {
+		log_error("reply_failed", "worker=%d reason=out of memory", c->h->o.worker);
+		c->st = C_DEAD;
+		if (!c->in_io)
+			conn_free(c);
+		return;
+	}
+	c->close_after = !q->h.keep_alive;
+	httpd_puts(c->out, &n, "HTTP/1.1 ");
+	httpd_put_uint(c->out, &n, (size_t)status);
+	httpd_puts(c->out, &n, " ");
+	httpd_puts(c->out, &n, reason);
+	httpd_puts(c->out, &n, "\r\nDate: ");
+	httpd_puts(c->out, &n, httpd_date());
+	if (ctype) {
+		httpd_puts(c->out, &n, "\r\nContent-Type: ");
+		httpd_puts(c->out, &n, ctype);
+	}
+	httpd_puts(c->out, &n, "\r\nContent-Length: ");
+	httpd_put_uint(c->out, &n, len);
+	httpd_puts(c->out, &n, "\r\n");
+	httpd_put(c->out, &n, q->extra, q->extra_len);
+	if (c->close_after)
+		httpd_puts(c->out, &n, "Connection: close\r\n");
+	else if (q->h.minor == 0)
+		httpd_puts(c->out, &n, "Connection: keep-alive\r\n");
+	httpd_puts(c->out, &n, "\r\n");
+	if (body && len)
+		httpd_put(c->out, &n, body, len);
+	c->out_len = n;
+	c->out_off = 0;
+	c->st = C_WRITE;
+	/* The client must take the reply within idle too. */
+	event_add(c->deadline, c->h->idle_tv);
+	if (c->h->flush_ev)
+		conn_queue(c);
+	if (!c->in_io)
+		conn_io(c);
+}
+
+/* ------------------------------------------------------------ lifetime */
+
+int httpd_new(struct event_base *base, const struct httpd_opts *o, struct httpd **out,
+	      pos_err *e)
+{
+	struct httpd *h = calloc(1, sizeof *h);
+
+	*out = NULL;
+	if (!h) {
+		close(o->fd);
+		return err_set(e, POS_ENOMEM, "worker %d: out of memory", o->worker);
+	}
+	h->base = base;
+	h->o = *o;
+	h->idle_tv = event_base_init_common_timeout(base, &o->idle);
+	h->lev = event_new(base, o->fd, EV_READ | EV_PERSIST, httpd_accept_cb, h);
+	h->resume = evtimer_new(base, httpd_resume_cb, h);
+	if (o->flush_priority >= 0 &&
+	    (!(h->flush_ev = event_new(base, -1, 0, httpd_flush_cb, h)) ||
+	     event_priority_set(h->flush_ev, o->flush_priority) != 0)) {
+		httpd_free(h);
+		return err_set(e, POS_ENOMEM, "worker %d: cannot make the reply event", o->worker);
+	}
+	if (!h->idle_tv || !h->lev || !h->resume || event_add(h->lev, NULL) != 0) {
+		httpd_free(h);
+		return err_set(e, POS_ENOMEM, "worker %d: cannot accept on its socket", o->worker);
+	}
+	*out = h;
+	return 0;
+}
+
+void httpd_stop_accepting(struct httpd *h)
+{
+	if (!h || !h->lev)
+		return;
+	event_free(h->lev);
+	h->lev = NULL;
+	close(h->o.fd);
+	h->o.fd = -1;
+}
+
+size_t httpd_writing(const struct httpd *h)
+{
+	size_t n = 0;
+
+	for (const struct conn *c = h ? h->conns : NULL; c; c = c->next)
+		if (c->st == C_WRITE)
+			n++;
+	return n;
+}
+
+void httpd_free(struct httpd *h)
+{
+	if (!h)
+		return;
+	while (h->conns)
+		conn_free(h->conns);
+	httpd_stop_accepting(h);
+	if (h->o.fd >= 0)
+		close(h->o.fd);
+	if (h->resume)
+		event_free(h->resume);
+	if (h->flush_ev)
+		event_free(h->flush_ev);
+	free(h);
+}

@@ -1,0 +1,82 @@
+#ifndef POS_HTTPD_H
+#define POS_HTTPD_H
+/*
+ * central's HTTP/1.1 server over TLS, one struct httpd per worker thread on
+ * that worker's event_base and listening socket. It accepts, runs the TLS
+ * handshake, reads whole requests (head through http1, body by
+ * Content-Length) and hands each to the handler; the handler answers at
+ * once or later (baskets wait for the writer) with httpd_reply. One
+ * request per connection at a time, keep-alive and pipelining included.
+ *
+ * Why not evhttp over bufferevent_openssl: a request cost twice the
+ * CPU there (docs/performance.md). Here a usual request is one SSL_read,
+ * one parse in place, one SSL_write of one record, and no allocation.
+ *
+ * Deadlines: the TLS handshake plus a whole request must arrive within
+ * idle from accept or from the previous reply, and a reply must be taken
+ * by the client within idle too (a slowloris client cannot hold a
+ * connection). Requests the server refuses before the handler (bad head,
+ * a body over max_body, ...) get a JSON error and the connection closes
+ * after the rest of their body is read and dropped, so the client sees the
+ * answer rather than a reset.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/time.h>
+
+#include <openssl/ssl.h>
+
+#include "err.h"
+#include "http1.h"
+
+struct event_base;
+struct httpd;
+struct httpd_req;
+
+/* Owned by the httpd: valid from the handler's call until httpd_reply. */
+typedef void (*httpd_handler)(struct httpd_req *q, void *arg);
+
+struct httpd_opts {
+	int fd;            /* listening socket, non-blocking; the httpd closes it */
+	SSL_CTX *ssl;      /* borrowed; outlives the httpd */
+	long max_conns;    /* open connections; at the cap accepting pauses */
+	struct timeval idle;
+	size_t max_head;   /* bytes of a request head; above: 431 */
+	size_t max_body;   /* bytes of a body; above: 413 */
+	httpd_handler handler;
+	void *arg;
+	int worker;        /* for log lines */
+	/* Replies are written together at the end of the loop turn, by an
+	 * event of this priority (the base's lowest); -1: each at once. */
+	int flush_priority;
+};
+
+/* *out: httpd_free. On failure the listening socket is closed too. */
+int httpd_new(struct event_base *base, const struct httpd_opts *o, struct httpd **out,
+	      pos_err *e);
+/* Closes the listening socket; connections go on. */
+void httpd_stop_accepting(struct httpd *h);
+/* Connections whose reply is not wholly handed to the kernel yet. */
+size_t httpd_writing(const struct httpd *h);
+/* Closes every connection and frees h. A request still with the handler
+ * must have been answered before. */
+void httpd_free(struct httpd *h);
+
+enum http1_method httpd_method(const struct httpd_req *q);
+const char *httpd_method_name(const struct httpd_req *q);
+const char *httpd_path(const struct httpd_req *q);
+const char *httpd_query(const struct httpd_req *q); /* NULL when none */
+const char *httpd_header(const struct httpd_req *q, const char *name);
+/* The body, not NUL-terminated: *len bytes, never over max_body. */
+const char *httpd_body(const struct httpd_req *q, size_t *len);
+SSL *httpd_ssl(const struct httpd_req *q);
+
+/* A header for the reply; name and value are copied. POS_ETOOBIG when the
+ * reply's extra headers would pass 1 KB. */
+int httpd_add_header(struct httpd_req *q, const char *name, const char *value);
+/* Ends q: status, Content-Type (NULL: none) and body (copied). The reply
+ * carries Date, Content-Length and any added headers. */
+void httpd_reply(struct httpd_req *q, int status, const char *ctype, const void *body,
+		 size_t len);
+
+#endif
