@@ -10,7 +10,9 @@ FUZZ_SMOKE_SECONDS ?= 10
 SOAK_SECONDS ?= 300
 BENCH_SECONDS ?= 10
 
-PKGS := openssl libcurl libserialport sqlite3 libevent libevent_pthreads jansson inih
+# libevent_openssl: the agent's unit tests serve TLS with it (tls_testkit.h).
+PKGS := openssl libcurl libserialport sqlite3 libevent libevent_openssl \
+        libevent_pthreads jansson inih
 
 # Debian packages the build, the tests and the demo need.
 DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev libssl-dev \
