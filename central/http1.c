@@ -17,8 +17,11 @@ static const struct {
 
 size_t http1_head_end(const char *buf, size_t len)
 {
-	const char *p = buf, *end = buf + len, *nl;
+	const char *p = buf, *end, *nl;
 
+	if (len == 0)
+		return 0; /* buf may be NULL: nothing was read yet */
+	end = buf + len;
 	/* Line by line: a head ends at the first empty line, "\r\n" or "\n". */
 	while ((nl = memchr(p, '\n', (size_t)(end - p)))) {
 		if (nl == p || (nl == p + 1 && p[0] == '\r')) {
