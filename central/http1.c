@@ -15,21 +15,24 @@ static const struct {
 	{ "PATCH", HTTP1_PATCH }, { "TRACE", HTTP1_TRACE },	{ "CONNECT", HTTP1_CONNECT },
 };
 
-size_t http1_head_end(const char *buf, size_t len)
+size_t http1_head_end(const char *buf, size_t len, size_t *scan)
 {
-	const char *p = buf, *end, *nl;
+	size_t p = *scan;
 
-	if (len == 0)
-		return 0; /* buf may be NULL: nothing was read yet */
-	end = buf + len;
-	/* Line by line: a head ends at the first empty line, "\r\n" or "\n". */
-	while ((nl = memchr(p, '\n', (size_t)(end - p)))) {
-		if (nl == p || (nl == p + 1 && p[0] == '\r')) {
-			/* An empty first line is no head at all; the parser refuses it. */
+	/* Line by line: a head ends at the first empty line, "\r\n" or "\n".
+	 * An empty first line is no head at all; the parser refuses it. */
+	while (p < len) {
+		const char *nl = memchr(buf + p, '\n', len - p);
+		size_t line;
+
+		if (!nl)
+			break;
+		line = (size_t)(nl - (buf + p));
+		if (line == 0 || (line == 1 && buf[p] == '\r'))
 			return (size_t)(nl + 1 - buf);
-		}
-		p = nl + 1;
+		p = (size_t)(nl + 1 - buf);
 	}
+	*scan = p;
 	return 0;
 }
 
@@ -181,7 +184,8 @@ static int http1_known_field(const struct http1_header *h, size_t max_body, stru
 	if (strcasecmp(h->name, "Expect") == 0) {
 		if (strcasecmp(h->value, "100-continue") != 0)
 			return http1_fail(status, 417, e, "only Expect: 100-continue is understood");
-		rq->expect_continue = true;
+		/* An HTTP/1.0 client cannot know 100 (RFC 9110 10.1.1). */
+		rq->expect_continue = rq->minor >= 1;
 	} else if (strcasecmp(h->name, "Connection") == 0) {
 		http1_connection(h->value, &conn[0], &conn[1]);
 	}

@@ -53,8 +53,10 @@ struct http1_req {
 };
 
 /* The length of the head at the start of buf[0..len) (its blank line
- * included), or 0 while it is incomplete. Reads only. */
-size_t http1_head_end(const char *buf, size_t len);
+ * included), or 0 while it is incomplete. Reads only. *scan (0 at first)
+ * is where to resume: keep it between calls on a growing buffer, so a
+ * head trickled in a byte at a time is scanned once, not once per byte. */
+size_t http1_head_end(const char *buf, size_t len, size_t *scan);
 
 /* Parses the head of buf, whose first head_len bytes (from http1_head_end)
  * are the whole head, and rewrites them in place. 0, or POS_EINVAL with

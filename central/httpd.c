@@ -51,6 +51,7 @@ struct conn {
 	int fd;
 	SSL *ssl;
 	struct event *rev, *wev, *deadline;
+	struct event *again; /* pipelined input waits one loop turn behind others */
 	enum conn_state st;
 	short want;  /* EV_READ or EV_WRITE: what the socket must become to go on */
 	short armed; /* what rev and wev are registered for */
@@ -63,6 +64,7 @@ struct conn {
 	bool queued; /* a reply waits in the flush list */
 	char *in;
 	size_t in_len, in_cap;
+	size_t scan; /* where http1_head_end resumes */
 	char *out;
 	size_t out_len, out_off, out_cap;
 	size_t linger_left;
@@ -80,11 +82,13 @@ struct httpd {
 	struct event *flush_ev; /* NULL: replies are written at once */
 	struct conn *flush;     /* replies to write when flush_ev runs */
 	bool paused;
+	bool stopping; /* every reply closes its connection */
 	long open;
 	struct conn *conns;
 };
 
 static const struct timeval httpd_resume_tv = { 0, HTTPD_RESUME_MS * 1000 };
+static const struct timeval httpd_now_tv = { 0, 0 };
 
 static void conn_io(struct conn *c);
 
@@ -159,6 +163,7 @@ static void conn_free(struct conn *c)
 	event_free(c->rev);
 	event_free(c->wev);
 	event_free(c->deadline);
+	event_free(c->again);
 	SSL_free(c->ssl);
 	close(c->fd);
 	free(c->in);
@@ -204,7 +209,9 @@ static int conn_new(struct httpd *h, int fd)
 	c->rev = event_new(h->base, fd, EV_READ | EV_PERSIST, conn_ev_cb, c);
 	c->wev = event_new(h->base, fd, EV_WRITE | EV_PERSIST, conn_ev_cb, c);
 	c->deadline = evtimer_new(h->base, conn_deadline_cb, c);
-	if (!c->ssl || !c->rev || !c->wev || !c->deadline || SSL_set_fd(c->ssl, fd) != 1) {
+	c->again = evtimer_new(h->base, conn_ev_cb, c);
+	if (!c->ssl || !c->rev || !c->wev || !c->deadline || !c->again ||
+	    SSL_set_fd(c->ssl, fd) != 1) {
 		SSL_free(c->ssl);
 		if (c->rev)
 			event_free(c->rev);
@@ -212,6 +219,8 @@ static int conn_new(struct httpd *h, int fd)
 			event_free(c->wev);
 		if (c->deadline)
 			event_free(c->deadline);
+		if (c->again)
+			event_free(c->again);
 		free(c);
 		return POS_ENOMEM;
 	}
@@ -288,7 +297,8 @@ static enum step conn_ssl_wait(struct conn *c, int r)
 		c->want = EV_WRITE;
 		return WAIT;
 	}
-	if (err == SSL_ERROR_SSL && c->st == C_HANDSHAKE) {
+	if (err == SSL_ERROR_SSL && c->st == C_HANDSHAKE &&
+	    ERR_GET_REASON(ERR_peek_last_error()) != SSL_R_UNEXPECTED_EOF_WHILE_READING) {
 		const char *why = ERR_reason_error_string(ERR_peek_last_error());
 
 		/* The reason is OpenSSL's own text (no request bytes): what
@@ -383,18 +393,19 @@ static const char *httpd_date(void)
 	return s;
 }
 
-/* What a closing connection may still read and drop: the rest of the
- * body the client announced (it will send it before it reads the
- * answer), bounded, plus a head's worth; the client's close ends it
- * sooner. */
+/* What a closing connection may still read and drop, in bytes off the
+ * socket: the rest of the body the client announced (it will send it
+ * before it reads the answer; max_body when it announced none, as for a
+ * refused chunked body), bounded, plus TLS records' overhead and a head's
+ * worth. The client's close ends it sooner. */
 static size_t conn_unread(const struct conn *c)
 {
 	const struct httpd *h = c->h;
-	size_t declared = c->req.h.content_length;
+	size_t declared = c->req.h.content_length ? c->req.h.content_length : h->o.max_body;
 
 	if (declared > HTTPD_LINGER_MAX)
 		declared = HTTPD_LINGER_MAX;
-	return declared + h->o.max_head;
+	return declared + declared / 64 + h->o.max_head + HTTPD_IN_START * 16;
 }
 
 static enum step conn_written(struct conn *c)
@@ -427,9 +438,16 @@ static enum step conn_written(struct conn *c)
 	c->in_len -= used;
 	conn_shrink(&c->in, &c->in_cap, c->in_len, HTTPD_IN_START);
 	c->req.h.content_length = 0;
+	c->scan = 0;
 	c->head_parsed = c->continue_sent = false;
 	c->st = C_READ;
-	c->idle = c->in_len == 0 && !SSL_has_pending(c->ssl);
+	/* The next request is never read on from here: a client that keeps
+	 * its socket full must not hold the worker. Bytes already here (a
+	 * pipelined request, or records OpenSSL read ahead) are taken up on
+	 * the next loop turn, after the other connections' events. */
+	c->idle = true;
+	if (c->in_len > 0 || SSL_has_pending(c->ssl))
+		evtimer_add(c->again, &httpd_now_tv);
 	event_add(c->deadline, h->idle_tv);
 	return STEP;
 }
@@ -507,28 +525,32 @@ static enum step conn_dispatch(struct conn *c)
 	return STEP;
 }
 
-/* The parsed head points into c->in: a bigger buffer for the body is a
- * copy the request is moved to before the old one goes. */
-static int conn_room_for_body(struct conn *c)
+/* Room in c->in for want bytes. Once the head is parsed the request
+ * points into c->in, so a bigger buffer is a copy the request is moved to
+ * before the old one goes. */
+static int conn_grow_in(struct conn *c, size_t want)
 {
-	size_t need = c->req.h.head_len + c->req.h.content_length, cap = c->in_cap;
+	size_t cap = c->in_cap ? c->in_cap : HTTPD_IN_START;
 	char *p;
 
-	if (need <= cap)
+	if (want <= c->in_cap)
 		return 0;
-	while (cap < need)
-		cap *= 2;
+	while (cap < want)
+		cap = cap > SIZE_MAX / 2 ? want : cap * 2;
 	if (!(p = malloc(cap)))
 		return POS_ENOMEM;
-	memcpy(p, c->in, c->in_len);
-	http1_relocate(&c->req.h, c->in, p);
+	if (c->in_len)
+		memcpy(p, c->in, c->in_len);
+	if (c->head_parsed)
+		http1_relocate(&c->req.h, c->in, p);
 	free(c->in);
 	c->in = p;
 	c->in_cap = cap;
 	return 0;
 }
 
-/* The head, once it is all here: parsed in place, room made for the body. */
+/* The head, once it is all here: parsed in place. The body's room grows
+ * as its bytes come, not at once from what Content-Length claims. */
 static enum step conn_head(struct conn *c, size_t head_len)
 {
 	struct httpd *h = c->h;
@@ -540,8 +562,6 @@ static enum step conn_head(struct conn *c, size_t head_len)
 	if (http1_parse(c->in, head_len, h->o.max_body, &c->req.h, &status, &e) < 0)
 		return conn_refuse(c, status, e.msg);
 	c->head_parsed = true;
-	if (conn_room_for_body(c) < 0)
-		return conn_refuse(c, 500, "out of memory");
 	return STEP;
 }
 
@@ -561,6 +581,23 @@ static void conn_continue(struct conn *c)
 	c->st = C_WRITE;
 }
 
+/* RFC 9112 2.2: empty lines before a request line are ignored (some
+ * clients send CRLF after a body). */
+static void conn_skip_blank_lines(struct conn *c)
+{
+	size_t n = 0;
+
+	if (c->scan != 0)
+		return;
+	while (n < c->in_len && (c->in[n] == '\n' ||
+				 (c->in[n] == '\r' && n + 1 < c->in_len && c->in[n + 1] == '\n')))
+		n += c->in[n] == '\r' ? 2 : 1;
+	if (n) {
+		memmove(c->in, c->in + n, c->in_len - n);
+		c->in_len -= n;
+	}
+}
+
 static enum step conn_read(struct conn *c)
 {
 	struct httpd *h = c->h;
@@ -568,8 +605,10 @@ static enum step conn_read(struct conn *c)
 	int n;
 
 	if (!c->head_parsed) {
-		size_t hl = http1_head_end(c->in, c->in_len);
+		size_t hl;
 
+		conn_skip_blank_lines(c);
+		hl = http1_head_end(c->in, c->in_len, &c->scan);
 		if (hl)
 			return conn_head(c, hl);
 		if (c->in_len > h->o.max_head)
@@ -585,9 +624,15 @@ static enum step conn_read(struct conn *c)
 		c->want = EV_READ;
 		return WAIT;
 	}
-	if (conn_reserve(&c->in, &c->in_cap, c->in_len + (c->head_parsed ? 1 : HTTPD_IN_START / 4)) <
-	    0)
-		return conn_refuse(c, 500, "out of memory");
+	if (c->in_len == c->in_cap) {
+		size_t step = HTTPD_IN_START;
+
+		if (c->head_parsed &&
+		    c->req.h.head_len + c->req.h.content_length - c->in_len < step)
+			step = c->req.h.head_len + c->req.h.content_length - c->in_len;
+		if (conn_grow_in(c, c->in_len + step) < 0)
+			return conn_refuse(c, 500, "out of memory");
+	}
 	room = c->in_cap - c->in_len;
 	ERR_clear_error();
 	n = SSL_read(c->ssl, c->in + c->in_len, room > INT_MAX ? INT_MAX : (int)room);
@@ -690,6 +735,9 @@ int httpd_add_header(struct httpd_req *q, const char *name, const char *value)
 {
 	size_t nl = strlen(name), vl = strlen(value);
 
+	/* A CR or LF would end the header and start another. */
+	if (strpbrk(name, "\r\n:") || strpbrk(value, "\r\n"))
+		return POS_EINVAL;
 	if (q->extra_len + nl + vl + 4 > sizeof q->extra)
 		return POS_ETOOBIG;
 	httpd_put(q->extra, &q->extra_len, name, nl);
@@ -720,7 +768,7 @@ void httpd_reply(struct httpd_req *q, int status, const char *ctype, const void 
 			conn_free(c);
 		return;
 	}
-	c->close_after = !q->h.keep_alive;
+	c->close_after = !q->h.keep_alive || c->h->stopping;
 	httpd_puts(c->out, &n, "HTTP/1.1 ");
 	httpd_put_uint(c->out, &n, (size_t)status);
 	httpd_puts(c->out, &n, " ");
@@ -786,7 +834,12 @@ int httpd_new(struct event_base *base, const struct httpd_opts *o, struct httpd 
 
 void httpd_stop_accepting(struct httpd *h)
 {
-	if (!h || !h->lev)
+	if (!h)
+		return;
+	/* Answers from now on close their connections, so keep-alive clients
+	 * cannot hold a stopping server. */
+	h->stopping = true;
+	if (!h->lev)
 		return;
 	event_free(h->lev);
 	h->lev = NULL;

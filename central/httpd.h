@@ -46,15 +46,17 @@ struct httpd_opts {
 	httpd_handler handler;
 	void *arg;
 	int worker;        /* for log lines */
-	/* Replies are written together at the end of the loop turn, by an
-	 * event of this priority (the base's lowest); -1: each at once. */
+	/* Replies are written together once the loop turn's other events ran,
+	 * by an event of this priority (that of the connections' events, so
+	 * that busy sockets never starve it); -1: each at once. */
 	int flush_priority;
 };
 
 /* *out: httpd_free. On failure the listening socket is closed too. */
 int httpd_new(struct event_base *base, const struct httpd_opts *o, struct httpd **out,
 	      pos_err *e);
-/* Closes the listening socket; connections go on. */
+/* Closes the listening socket; connections go on, but each closes after
+ * its next answer. */
 void httpd_stop_accepting(struct httpd *h);
 /* Connections whose reply is not wholly handed to the kernel yet. */
 size_t httpd_writing(const struct httpd *h);
@@ -71,8 +73,9 @@ const char *httpd_header(const struct httpd_req *q, const char *name);
 const char *httpd_body(const struct httpd_req *q, size_t *len);
 SSL *httpd_ssl(const struct httpd_req *q);
 
-/* A header for the reply; name and value are copied. POS_ETOOBIG when the
- * reply's extra headers would pass 1 KB. */
+/* A header for the reply; name and value are copied. POS_EINVAL for a CR
+ * or LF in either (or a colon in name), POS_ETOOBIG when the reply's extra
+ * headers would pass 1 KB. */
 int httpd_add_header(struct httpd_req *q, const char *name, const char *value);
 /* Ends q: status, Content-Type (NULL: none) and body (copied). The reply
  * carries Date, Content-Length and any added headers. */

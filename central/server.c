@@ -578,7 +578,7 @@ static int server_worker_init(struct worker *w, const struct cconf *c, long nwor
 	o.handler = routes_handle;
 	o.arg = w->routes;
 	o.worker = w->idx;
-	o.flush_priority = SERVER_PRIORITIES - 1;
+	o.flush_priority = SERVER_PRIORITIES / 2; /* libevent's default for events */
 	return httpd_new(w->base, &o, &w->httpd, e);
 }
 

@@ -108,8 +108,10 @@ static const char *const stmt_sql[Q_COUNT] = {
 	[Q_HH_NTIDS] = "SELECT count(*) FROM tid_index WHERE hhid = ?1",
 	[Q_HH_BASKETS] = "SELECT count(*), max(ts) FROM baskets WHERE hhid = ?1",
 	[Q_B_GET] = "SELECT id, digest FROM baskets WHERE txn = ?1",
+	/* A txn already stored inserts nothing (sqlite3_changes() is 0) and is
+	 * then looked up: one index descent for a new basket, not two. */
 	[Q_B_INS] = "INSERT INTO baskets(txn, ts, store, terminal, hhid, deident, digest) "
-		    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+		    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(txn) DO NOTHING",
 	[Q_I_INS] = "INSERT INTO items(basket_id, seq, gtin, qty, price_cents) "
 		    "VALUES (?1, ?2, ?3, ?4, ?5)",
 	/* STORE_I_ROWS item rows a statement: one VDBE run, not ten. */
@@ -1059,6 +1061,33 @@ static int offers_replay(struct store *s, const struct store_basket *b, sqlite3_
 /* Item rows bound to one Q_I_INS_N statement. */
 #define STORE_I_ROWS 10
 
+/* The basket already stored under b's txn: the same (a duplicate, which
+ * redeems nothing again but reports what its first storing did) or not. */
+static int put_existing(struct store *s, const struct store_basket *b, enum store_put_result *res,
+			pos_err *e)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_B_GET, e);
+	sqlite3_int64 bid;
+	const void *d;
+	int rc, dl;
+
+	if (!st)
+		return POS_EDB;
+	sqlite3_bind_text(st, 1, b->txn, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return store_dberr(s, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "basket lookup", e);
+	}
+	d = sqlite3_column_blob(st, 1);
+	dl = sqlite3_column_bytes(st, 1);
+	bid = sqlite3_column_int64(st, 0);
+	*res = (dl == 32 && d && memcmp(d, b->digest, 32) == 0) ? STORE_PUT_DUPLICATE
+								: STORE_PUT_CONFLICT;
+	sqlite3_reset(st);
+	return *res == STORE_PUT_DUPLICATE ? offers_replay(s, b, bid, e) : 0;
+}
+
 /* One basket inside the open unit; *res says what happened. */
 static int put_one(struct store *s, const struct store_basket *b, enum store_put_result *res,
 		   long *n_items, pos_err *e)
@@ -1067,26 +1096,6 @@ static int put_one(struct store *s, const struct store_basket *b, enum store_put
 	sqlite3_stmt *st;
 	sqlite3_int64 id;
 	int rc;
-
-	st = store_stmt(s, Q_B_GET, e);
-	if (!st)
-		return POS_EDB;
-	sqlite3_bind_text(st, 1, b->txn, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		const void *d = sqlite3_column_blob(st, 1);
-		int dl = sqlite3_column_bytes(st, 1);
-		sqlite3_int64 bid = sqlite3_column_int64(st, 0);
-		*res = (dl == 32 && d && memcmp(d, b->digest, 32) == 0) ? STORE_PUT_DUPLICATE
-									: STORE_PUT_CONFLICT;
-		sqlite3_reset(st);
-		/* A duplicate redeems nothing again; it reports what its first
-		 * storing did. */
-		return *res == STORE_PUT_DUPLICATE ? offers_replay(s, b, bid, e) : 0;
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return store_dberr(s, rc, "basket lookup", e);
 
 	hh[0] = '\0';
 	if (b->hhid[0]) {
@@ -1107,6 +1116,8 @@ static int put_one(struct store *s, const struct store_basket *b, enum store_put
 	rc = store_done(s, st, "basket insert", e);
 	if (rc < 0)
 		return rc;
+	if (sqlite3_changes(s->db) == 0)
+		return put_existing(s, b, res, e);
 	id = sqlite3_last_insert_rowid(s->db);
 	for (size_t i = 0; i < b->n_items;) {
 		size_t rows = b->n_items - i >= STORE_I_ROWS ? STORE_I_ROWS : 1;

@@ -33,13 +33,18 @@ static void fuzz_check(const struct http1_req *rq, const char *buf, size_t head_
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct http1_req rq, moved;
-	size_t hl = http1_head_end((const char *)data, size);
+	size_t scan = 0, half, hl = http1_head_end((const char *)data, size, &scan);
 	char *buf, *copy;
 	pos_err e = { 0 };
 	int status = 0;
 
 	if (hl == 0)
 		return 0;
+	/* Resumed part way, the scan finds the same end. */
+	scan = 0;
+	half = http1_head_end((const char *)data, size / 2, &scan);
+	if ((half ? half : http1_head_end((const char *)data, size, &scan)) != hl)
+		abort();
 	buf = malloc(hl);
 	copy = malloc(hl);
 	if (!buf || !copy)

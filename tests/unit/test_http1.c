@@ -13,6 +13,13 @@
 
 #define MAX_BODY 1024
 
+static size_t head_end(const char *b, size_t len)
+{
+	size_t scan = 0;
+
+	return http1_head_end(b, len, &scan);
+}
+
 /* Parses s (a whole head, maybe followed by a body) in a copy that lives
  * until the next call; returns http1_parse's code. */
 static char buf[8192];
@@ -23,7 +30,7 @@ static int parse(const char *s, struct http1_req *rq, int *status, pos_err *e)
 
 	assert_true(len < sizeof buf);
 	memcpy(buf, s, len + 1);
-	hl = http1_head_end(buf, len);
+	hl = head_end(buf, len);
 	assert_true(hl > 0);
 	return http1_parse(buf, hl, MAX_BODY, rq, status, e);
 }
@@ -73,12 +80,28 @@ static void a_usual_request_parses_in_place(void **st)
 static void the_head_ends_at_the_first_empty_line_crlf_or_lf(void **st)
 {
 	(void)st;
-	assert_int_equal(http1_head_end("GET / HTTP/1.1\r\nHost: a\r\n", 25), 0);
-	assert_int_equal(http1_head_end("GET / HTTP/1.1\r\nHost: a\r\n\r", 26), 0);
-	assert_int_equal(http1_head_end("GET / HTTP/1.1\r\nHost: a\r\n\r\nbody", 31), 27);
-	assert_int_equal(http1_head_end("GET / HTTP/1.1\nHost: a\n\nbody", 28), 24);
-	assert_int_equal(http1_head_end("", 0), 0);
+	assert_int_equal(head_end("GET / HTTP/1.1\r\nHost: a\r\n", 25), 0);
+	assert_int_equal(head_end("GET / HTTP/1.1\r\nHost: a\r\n\r", 26), 0);
+	assert_int_equal(head_end("GET / HTTP/1.1\r\nHost: a\r\n\r\nbody", 31), 27);
+	assert_int_equal(head_end("GET / HTTP/1.1\nHost: a\n\nbody", 28), 24);
+	assert_int_equal(head_end("", 0), 0);
 	assert_int_equal(refused("GET /x?a=1&b=2 HTTP/1.1\nHost: a\n\n"), 0);
+}
+
+/* Fed a growing buffer, the scan resumes where it stopped and finds the
+ * same end as one pass over the whole. */
+static void the_head_scan_resumes_on_a_growing_buffer(void **st)
+{
+	const char *head = "POST /v1/resolve HTTP/1.1\r\nHost: c\r\nContent-Length: 2\r\n\r\n{}";
+	size_t len = strlen(head), scan = 0, end = 0, whole = head_end(head, len);
+
+	(void)st;
+	for (size_t n = 1; n <= len && !end; n++) {
+		end = http1_head_end(head, n, &scan);
+		assert_true(scan <= n);
+	}
+	assert_int_equal(end, whole);
+	assert_int_equal(whole, len - 2);
 }
 
 static void the_query_is_split_off_the_path(void **st)
@@ -136,6 +159,9 @@ static void expect_100_continue_is_flagged_and_others_refused(void **st)
 			 0);
 	assert_true(rq.expect_continue);
 	assert_int_equal(refused("POST / HTTP/1.1\r\nExpect: 200-ok\r\n\r\n"), 417);
+	/* HTTP/1.0 cannot take a 100: the expectation is ignored. */
+	assert_int_equal(parse("POST / HTTP/1.0\r\nExpect: 100-continue\r\n\r\n", &rq, &status, &e), 0);
+	assert_false(rq.expect_continue);
 }
 
 static void content_length_is_strict(void **st)
@@ -211,7 +237,7 @@ static void a_nul_in_the_head_is_refused(void **st)
 	size_t len = sizeof head - 1;
 
 	(void)st;
-	assert_int_equal(http1_head_end(head, len), len);
+	assert_int_equal(head_end(head, len), len);
 	assert_int_equal(http1_parse(head, len, MAX_BODY, &rq, &status, &e), POS_EINVAL);
 	assert_int_equal(status, 400);
 }
@@ -283,6 +309,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(a_usual_request_parses_in_place),
 		cmocka_unit_test(the_head_ends_at_the_first_empty_line_crlf_or_lf),
+		cmocka_unit_test(the_head_scan_resumes_on_a_growing_buffer),
 		cmocka_unit_test(the_query_is_split_off_the_path),
 		cmocka_unit_test(keep_alive_follows_the_version_and_connection),
 		cmocka_unit_test(expect_100_continue_is_flagged_and_others_refused),
