@@ -675,7 +675,10 @@ static void conn_io(struct conn *c)
 		case C_READ: s = conn_read(c); break;
 		case C_WRITE:
 			if (c->queued) {
-				c->want = 0;
+				/* Written later in this loop turn: interest stays as it
+				 * is, since a del and an add of it would still cost an
+				 * epoll_ctl. A wake-up meanwhile finds it queued. */
+				c->want = c->armed;
 				s = WAIT;
 			} else {
 				s = conn_flush(c);
