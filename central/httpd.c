@@ -324,9 +324,10 @@ static enum step conn_handshake(struct conn *c)
 	return conn_ssl_wait(c, r);
 }
 
+/* Room for need bytes in the reply buffer (nothing points into it). */
 static int conn_reserve(char **buf, size_t *cap, size_t need)
 {
-	size_t n = *cap ? *cap : HTTPD_IN_START;
+	size_t n = *cap ? *cap : HTTPD_OUT_START;
 	char *p;
 
 	if (need <= *cap)

@@ -162,21 +162,6 @@ static void routes_bad_input(struct rq *q, int rc, const pos_err *e)
 
 /* ------------------------------------------------------------ helpers */
 
-/* The body, contiguous, or NULL with an answer already sent. */
-static const char *routes_body(struct rq *q, size_t *len)
-{
-	const char *p = httpd_body(q->req, len);
-
-	if (*len > q->r->sh->max_body) {
-		char d[96];
-
-		snprintf(d, sizeof d, "the body is over %zu bytes", q->r->sh->max_body);
-		routes_error(q, 413, "too_large", d);
-		return NULL;
-	}
-	return *len ? p : "";
-}
-
 static bool routes_need_terminal(struct rq *q)
 {
 	if (server_peer_identity(httpd_ssl(q->req), q->store, q->terminal) == 0)
@@ -221,8 +206,9 @@ static void routes_resolve(struct rq *q)
 	int64_t t;
 	int rc, n;
 
-	if (!routes_need_terminal(q) || !(body = routes_body(q, &len)))
+	if (!routes_need_terminal(q))
 		return;
+	body = httpd_body(q->req, &len);
 	if ((rc = resolve_parse(body, len, &rr, &e)) < 0) {
 		routes_bad_input(q, rc, &e);
 		return;
@@ -482,8 +468,9 @@ static void routes_basket(struct rq *q)
 	size_t len;
 	int rc, status;
 
-	if (!routes_need_terminal(q) || !(body = routes_body(q, &len)))
+	if (!routes_need_terminal(q))
 		return;
+	body = httpd_body(q->req, &len);
 	if (!(a = routes_async_new(q, ASYNC_ONE, 1))) {
 		routes_error(q, 500, "internal", "out of memory");
 		return;
@@ -521,8 +508,9 @@ static void routes_batch(struct rq *q)
 	size_t len, n;
 	int rc;
 
-	if (!routes_need_terminal(q) || !(body = routes_body(q, &len)))
+	if (!routes_need_terminal(q))
 		return;
+	body = httpd_body(q->req, &len);
 	if ((rc = jsonx_parse(body, len, q->r->sh->max_body, BASKET_MAX_DEPTH, &root, &e)) < 0 ||
 	    (rc = basket_batch_array(root, &arr, &e)) < 0) {
 		routes_bad_input(q, rc, &e);
@@ -756,11 +744,8 @@ static void routes_device_register(struct rq *q)
 	char token[OFFERS_TOKEN_LEN + 1];
 	pos_err e = { 0 };
 	json_t *v = NULL;
-	size_t len;
 	int rc;
 
-	if (!routes_body(q, &len))
-		return;
 	rc = offers_device_register(q->r->store, time_now_ms(), token, &e);
 	if (rc == 0 && !(v = json_pack("{s:s}", "device_token", token)))
 		rc = err_set(&e, POS_ENOMEM, "out of memory");
@@ -787,10 +772,9 @@ static void routes_offer_accept(struct rq *q, const char *id)
 	json_t *v = NULL;
 	pos_err e = { 0 };
 	bool created = false;
-	size_t len;
 	int rc;
 
-	if (!routes_device(q, &device) || !routes_body(q, &len))
+	if (!routes_device(q, &device))
 		return;
 	rc = offers_accept(q->r->store, device, id, time_now_ms(), &v, &created, &e);
 	if (rc == POS_ENOTFOUND)
@@ -824,8 +808,9 @@ static void routes_offer_check(struct rq *q)
 	size_t len;
 	int rc;
 
-	if (!routes_need_terminal(q) || !(body = routes_body(q, &len)))
+	if (!routes_need_terminal(q))
 		return;
+	body = httpd_body(q->req, &len);
 	if ((rc = jsonx_parse(body, len, ROUTES_CHECK_BODY_MAX, 2, &root, &e)) < 0 ||
 	    (rc = json_is_object(root) ? 0 : err_set(&e, POS_EINVAL, "the body must be {\"code\"}")) <
 		    0 ||

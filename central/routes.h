@@ -28,7 +28,7 @@ struct routes_shared {
 	const struct keyring *kr;
 	struct ingest *ingest;
 	bool auto_enrol;
-	size_t max_body; /* bytes a route accepts; above: 413 too_large */
+	size_t max_body; /* the parsers' cap; httpd refuses a longer body with 413 */
 };
 
 struct routes;
