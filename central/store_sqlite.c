@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dbfile.h"
 #include "timeutil.h"
 
 /*
@@ -464,17 +465,13 @@ out:
 int store_open(const char *path, struct store **out, pos_err *e)
 {
 	struct store *s = NULL;
-	int rc, fd;
+	int rc;
 
 	if (!path || !out)
 		return err_set(e, POS_EINVAL, "store: no database path");
 	*out = NULL;
-	/* Create the file ourselves so it is 0600 from the start; SQLite gives
-	 * the -wal and -shm files the same mode. */
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return err_set(e, POS_EIO, "%s: %s", path, strerror(errno));
-	close(fd);
+	if ((rc = dbfile_prepare(path, e)) < 0)
+		return rc;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return err_set(e, POS_ENOMEM, "store: out of memory");

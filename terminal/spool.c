@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dbfile.h"
+
 /* A basket of 1000 items with an EncTID is well under 100 KB; anything
  * near this is not a basket the lane made. */
 #define SPOOL_BODY_MAX (1024 * 1024)
@@ -96,26 +98,8 @@ out:
 	return rc;
 }
 
-/* The spool holds EncTIDs and household ids: readable by the agent only.
- * SQLite gives the -wal and -shm files the database file's mode, so
- * creating the file first with 0600 covers all three. */
-static int spool_create_file(const char *path, pos_err *e)
-{
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	struct stat st;
-	int rc = 0;
-
-	if (fd < 0)
-		return err_set(e, POS_EIO, "spool: cannot open %s: %s", path, strerror(errno));
-	/* A spool made by an older build or by hand may be wider: narrow it. */
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-		rc = err_set(e, POS_EIO, "spool: %s is not a regular file", path);
-	else if ((st.st_mode & 077) && fchmod(fd, 0600) != 0)
-		rc = err_set(e, POS_EPERM, "spool: cannot chmod 600 %s: %s", path, strerror(errno));
-	close(fd);
-	return rc;
-}
-
+/* The spool holds EncTIDs and household ids: readable by the agent only
+ * (dbfile.h says why an existing spool is never opened for this). */
 int spool_open(const char *path, struct spool **out, pos_err *e)
 {
 	struct spool *s = NULL;
@@ -126,9 +110,11 @@ int spool_open(const char *path, struct spool **out, pos_err *e)
 	*out = NULL;
 	if (!path || !*path)
 		return err_set(e, POS_EINVAL, "spool: no path");
-	rc = spool_create_file(path, e);
-	if (rc < 0)
+	rc = dbfile_prepare(path, e);
+	if (rc < 0) {
+		err_prefix(e, "spool");
 		return rc;
+	}
 	s = calloc(1, sizeof *s);
 	if (!s)
 		return err_set(e, POS_ENOMEM, "spool: out of memory");
