@@ -3,7 +3,7 @@
  *
  *   setup, terminal-cert, rotate-key   central's home and terminals (setup.c)
  *   serve                              the HTTPS resolver (server.c, routes.c)
- *   household, history                 maintenance and histories (admin.c)
+ *   household, history, backup         maintenance, histories, backups (admin.c)
  *   offer                              offers: create, list, end, report
  *                                      (offer_cli.c)
  *   seal-test                          a test aid: seals a TID read on stdin
@@ -189,6 +189,8 @@ static const struct main_cmd main_cmds[] = {
 	  "                                household maintenance" },
 	{ "history", history_main,
 	  "history -c CONF --hhid H [--from D] [--to D] [--format csv|json|table]" },
+	{ "backup", backup_main,
+	  "backup -c CONF --out FILE     a consistent copy of the database, while serving" },
 	{ "offer", offer_main,
 	  "offer create|list|end|report -c CONF ...\n"
 	  "                                offers for phones, redeemed at the lanes" },

@@ -632,6 +632,19 @@ static int server_lock_home(const struct cconf *c, pos_err *e)
 	return fd;
 }
 
+/* A damaged database is refused before it is served: serving would fail
+ * only when a lane's basket lands on the bad page. */
+static int server_check_store(const struct cconf *c, struct store *s, pos_err *e)
+{
+	int rc = store_quick_check(s, e);
+
+	if (rc < 0)
+		err_prefix(e, "%s is damaged; stop here, copy the last `pos-central backup` over "
+			      "it and remove its -wal and -shm files (docs/operations.md)",
+			   c->database);
+	return rc;
+}
+
 static long server_nworkers(const struct cconf *c)
 {
 	long n = c->workers;
@@ -685,9 +698,11 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 	}
 	/* Opening once here migrates the schema before several connections
 	 * race to. */
-	if ((rc = store_open(c->database, &probe, e)) < 0)
+	if ((rc = store_open(c->database, &probe, e)) < 0 ||
+	    (rc = server_check_store(c, probe, e)) < 0)
 		goto out;
 	store_close(probe);
+	probe = NULL;
 	if ((rc = server_ticket_key_load(c, &tk, e)) < 0)
 		goto out;
 	if ((rc = server_tls(c, &tk, &ctx, e)) < 0)
@@ -754,6 +769,7 @@ out:
 			close(fds[i]);
 	free(ws);
 	free(fds);
+	store_close(probe);
 	ingest_free(ig);
 	SSL_CTX_free(ctx);
 	wipe(&tk, sizeof tk);

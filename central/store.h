@@ -124,6 +124,15 @@ int store_ingest_tune(struct store *s, pos_err *e);
  * commit left at least min_frames frames in the WAL. (Added for issue 7.) */
 int store_checkpoint(struct store *s, int min_frames, pos_err *e);
 
+/* SQLite's quick_check over the whole file (every page read once): a
+ * damaged database is refused before it is served. POS_EDB names the
+ * first problem found. */
+int store_quick_check(struct store *s, pos_err *e);
+/* A consistent copy of the database, taken while other connections write
+ * (one read snapshot), into a single self-contained file at dest (no WAL,
+ * mode 0600, replaced atomically; restorable by copying it back). */
+int store_backup(struct store *s, const char *dest, pos_err *e);
+
 /* Calls fn for each basket of hhid with from_ms <= ts < to_ms (0 = open
  * bound), newest first; the basket and its items live until fn returns.
  * fn returning non-zero stops the walk and is returned. */

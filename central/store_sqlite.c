@@ -526,6 +526,130 @@ void store_close(struct store *s)
 	free(s);
 }
 
+int store_quick_check(struct store *s, pos_err *e)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (!s)
+		return err_set(e, POS_EINVAL, "store: no connection");
+	/* quick_check(1): the first problem is enough to refuse the file. */
+	rc = sqlite3_prepare_v2(s->db, "PRAGMA quick_check(1)", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return store_dberr(s, rc, "quick_check", e);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		rc = store_dberr(s, rc, "quick_check", e);
+	} else {
+		const char *v = (const char *)sqlite3_column_text(st, 0);
+		rc = v && strcmp(v, "ok") == 0
+			     ? 0
+			     : err_set(e, POS_EDB, "integrity check failed: %.160s", v ? v : "?");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Copies every page of src into dst within one read transaction of src,
+ * so the copy is one snapshot however much is written meanwhile. */
+static int store_backup_copy(struct store *src, sqlite3 *dst, pos_err *e)
+{
+	sqlite3_backup *b = sqlite3_backup_init(dst, "main", src->db, "main");
+	int rc, tries = 0;
+
+	if (!b)
+		return err_set(e, POS_EDB, "backup: %s", sqlite3_errmsg(dst));
+	while ((rc = sqlite3_backup_step(b, -1)) == SQLITE_BUSY || rc == SQLITE_LOCKED) {
+		if (++tries > 200)
+			break;
+		usleep(10000);
+	}
+	sqlite3_backup_finish(b);
+	if (rc != SQLITE_DONE)
+		return err_set(e, rc == SQLITE_BUSY ? POS_EAGAIN : POS_EDB, "backup: %s",
+			       sqlite3_errstr(rc));
+	if (sqlite3_errcode(dst) != SQLITE_OK)
+		return err_set(e, POS_EDB, "backup: %s", sqlite3_errmsg(dst));
+	return 0;
+}
+
+/* The copy carries the source's WAL flag in its header: a backup must be
+ * one file that works when copied alone, so it goes back to a rollback
+ * journal, and is checked before it replaces the previous backup. */
+static int store_backup_seal(sqlite3 *dst, const char *tmp, pos_err *e)
+{
+	struct store d = { .db = dst };
+	int rc, fd;
+
+	if ((rc = store_exec(&d, "PRAGMA journal_mode=DELETE", e)) < 0 ||
+	    (rc = store_quick_check(&d, e)) < 0)
+		return rc;
+	fd = open(tmp, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return err_set(e, POS_EIO, "%s: %s", tmp, strerror(errno));
+	rc = fsync(fd) == 0 ? 0 : err_set(e, POS_EIO, "%s: fsync: %s", tmp, strerror(errno));
+	close(fd);
+	return rc;
+}
+
+static int store_sync_dir(const char *path, pos_err *e)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	int fd, rc;
+
+	if (!slash)
+		snprintf(dir, sizeof dir, ".");
+	else if (snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path) >= (int)sizeof dir)
+		return err_set(e, POS_ETOOBIG, "backup: path too long");
+	if (!dir[0])
+		snprintf(dir, sizeof dir, "/");
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return err_set(e, POS_EIO, "%s: %s", dir, strerror(errno));
+	rc = fsync(fd) == 0 ? 0 : err_set(e, POS_EIO, "%s: fsync: %s", dir, strerror(errno));
+	close(fd);
+	return rc;
+}
+
+int store_backup(struct store *s, const char *dest, pos_err *e)
+{
+	char tmp[PATH_MAX];
+	sqlite3 *dst = NULL;
+	struct stat st;
+	int rc;
+
+	if (!s || !dest || !*dest)
+		return err_set(e, POS_EINVAL, "backup: no destination");
+	if (stat(dest, &st) == 0 && !S_ISREG(st.st_mode))
+		return err_set(e, POS_EINVAL, "%s is not a regular file", dest);
+	if (snprintf(tmp, sizeof tmp, "%s.tmp", dest) >= (int)sizeof tmp)
+		return err_set(e, POS_ETOOBIG, "backup: path too long");
+	/* A .tmp left by an interrupted backup is ours to replace. */
+	if (unlink(tmp) != 0 && errno != ENOENT)
+		return err_set(e, POS_EIO, "%s: %s", tmp, strerror(errno));
+	if ((rc = dbfile_prepare(tmp, e)) < 0)
+		return rc;
+	if (sqlite3_open_v2(tmp, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+	    SQLITE_OK) {
+		rc = err_set(e, POS_EDB, "%s: %s", tmp, dst ? sqlite3_errmsg(dst) : "out of memory");
+		goto out;
+	}
+	if ((rc = store_backup_copy(s, dst, e)) < 0 || (rc = store_backup_seal(dst, tmp, e)) < 0)
+		goto out;
+	sqlite3_close(dst);
+	dst = NULL;
+	if (rename(tmp, dest) != 0) {
+		rc = err_set(e, POS_EIO, "%s: %s", dest, strerror(errno));
+		goto out;
+	}
+	return store_sync_dir(dest, e);
+out:
+	sqlite3_close(dst);
+	unlink(tmp);
+	return rc;
+}
+
 int store_begin(struct store *s, pos_err *e)
 {
 	int rc;
