@@ -41,7 +41,7 @@ static const char usage_main[] =
 	"  run     -c FILE            run the terminal agent in the foreground\n"
 	"  ctl     -c FILE CMD [ARG]  drive the lane through the agent's control socket:\n"
 	"                             total | void | cancel | status | events |\n"
-	"                             tid phone:+E164 | tid - (read it from stdin) | scan CODE\n"
+	"                             tid - (the identifier on stdin) | scan CODE\n"
 	"  doctor  -c FILE            serial ports, device matches, central, certificate expiry\n"
 	"  check   -c FILE            check terminal.conf; prints \"configuration OK\"\n"
 	"\n"
@@ -58,8 +58,10 @@ static const char usage_ctl[] =
 	"  total           close the transaction; answers after the basket is spooled\n"
 	"  void            take back the last item scanned\n"
 	"  cancel          drop the open transaction\n"
-	"  tid phone:+E164 a customer identifier keyed by the cashier (sealed at once)\n"
-	"  tid -           the same, read from the first line of stdin (keeps it out of ps)\n"
+	"  tid -           a customer identifier keyed by the cashier (phone:+E164,\n"
+	"                  loyalty:..., card:...), read from the first line of stdin;\n"
+	"                  never on the command line, where ps, shell history and\n"
+	"                  audit logs would keep it\n"
 	"  scan CODE       as if CODE had been scanned\n"
 	"  events          print every event line until interrupted\n"
 	"Prints the agent's JSON reply; exit 0 when it says ok, 1 otherwise.\n";
@@ -438,22 +440,24 @@ static int cmd_ctl(int argc, char **argv)
 		if (cl.npos != 1)
 			return usage_error("'%s' takes no argument", cmd);
 	}
+	/* Before anything that can fail: an identifier given on the command line
+	 * leaves argv at once, whatever happens next. */
+	if (strcmp(cmd, "tid") == 0 && strcmp(cl.pos[1], "-") != 0) {
+		wipe((char *)cl.pos[1], strlen(cl.pos[1]));
+		return usage_error("ctl tid takes the identifier on stdin only ('tid -'): on the "
+				   "command line ps, shell history and audit logs keep it");
+	}
+	/* A scanned loyalty number is a TID too. */
+	if (strcmp(cmd, "scan") == 0 && ctl_take_arg(cl.pos[1], tidbuf, sizeof tidbuf) < 0)
+		goto out;
 	if (load_config(cl.config, &cfg))
 		goto out;
 
 	if (strcmp(cmd, "tid") == 0) {
-		if (strcmp(cl.pos[1], "-") == 0) {
-			if (ctl_read_tid(tidbuf, sizeof tidbuf) < 0)
-				goto out;
-		} else {
-			if (ctl_take_arg(cl.pos[1], tidbuf, sizeof tidbuf) < 0)
-				goto out;
-		}
+		if (ctl_read_tid(tidbuf, sizeof tidbuf) < 0)
+			goto out;
 		req = json_pack("{s:s, s:s}", "cmd", "tid", "tid", tidbuf);
 	} else if (strcmp(cmd, "scan") == 0) {
-		/* A scanned loyalty number is a TID too. */
-		if (ctl_take_arg(cl.pos[1], tidbuf, sizeof tidbuf) < 0)
-			goto out;
 		req = json_pack("{s:s, s:s}", "cmd", "scan", "code", tidbuf);
 	} else if (strcmp(cmd, "events") != 0) {
 		req = json_pack("{s:s}", "cmd", cmd);
@@ -488,6 +492,7 @@ static int cmd_ctl(int argc, char **argv)
 	}
 	ret = ctl_reply_ok ? 0 : 1;
 out:
+	wipe(tidbuf, sizeof tidbuf);
 	if (line)
 		wipe_str_free(line);
 	json_decref(req);
