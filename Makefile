@@ -101,7 +101,13 @@ $(BUILD)/bin/pos-hwsim: $(call obj,$(HWSIM_SRC)) $(LIBCOMMON)
 # Unit tests link every library; the archive linker takes only what a test uses.
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBCENTRAL) $(LIBAGENT) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
+	$(CC) $(LDFLAGS) $(TEST_LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
+
+# Fault injection: the store's SQLite calls and allocations fail on demand.
+FAULT_WRAP := sqlite3_open_v2 sqlite3_prepare_v2 sqlite3_prepare_v3 sqlite3_step \
+        sqlite3_exec sqlite3_backup_step malloc calloc realloc
+$(BUILD)/tests/test_store_fault: TEST_LDFLAGS = $(patsubst %,-Wl$(comma)--wrap=%,$(FAULT_WRAP))
+comma := ,
 
 # libFuzzer harnesses: clang, AddressSanitizer and UBSan, own object tree.
 FUZZ_CC ?= clang
