@@ -57,6 +57,10 @@ int pki_cert_not_after(const char *path, time_t *out, pos_err *e);
  * nextUpdate is the CA's own notAfter: central is the only party that
  * reads it, and it replaces the file whenever something is revoked.
  */
+/* In central's home: the CRL serve reads, and the index of every terminal
+ * certificate issued (one PEM per certificate, named by its serial). */
+#define PKI_CRL_FILE "crl.pem"
+#define PKI_ISSUED_DIR "issued"
 #define PKI_SERIAL_HEX 48 /* hex of a serial (at most 20 octets) and its NUL */
 
 /* The certificate's serial number in upper-case hex. */
