@@ -101,8 +101,10 @@ struct worker {
 	int64_t flush_deadline_us;
 };
 
-/* SSL_CTX ex_data slot holding its struct server_tickets. */
+/* SSL_CTX ex_data slots holding its struct server_tickets and its
+ * struct server_trust. */
 static int server_ctx_idx = -1;
+static int server_trust_idx = -1;
 static pthread_once_t server_once = PTHREAD_ONCE_INIT;
 
 /* ------------------------------------------------------------ listen */
@@ -259,6 +261,7 @@ out:
 static void server_once_init(void)
 {
 	server_ctx_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	server_trust_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 }
 
 /* The last OpenSSL error as text for a startup message (no secrets in it:
@@ -592,6 +595,17 @@ static void server_trust_poll(struct server_trust *t)
 		log_warn("crl_removed", "file=%s (no certificate is revoked now)", t->path);
 }
 
+/* 1 when the CRL in force now lists cert. */
+static int server_trust_revoked(struct server_trust *t, X509 *cert)
+{
+	int revoked;
+
+	pthread_rwlock_rdlock(&t->lock);
+	revoked = pki_crl_revoked(t->crl, cert);
+	pthread_rwlock_unlock(&t->lock);
+	return revoked;
+}
+
 /* At every ClientHello: the handshake verifies the client's certificate
  * against the store current now. */
 static int server_hello_cb(SSL *s, int *al, void *arg)
@@ -620,7 +634,6 @@ static SSL_TICKET_RETURN server_ticket_check_cb(SSL *s, SSL_SESSION *ss,
 {
 	struct server_trust *t = arg;
 	X509 *peer;
-	int revoked = 0;
 
 	(void)s;
 	(void)keyname;
@@ -636,12 +649,7 @@ static SSL_TICKET_RETURN server_ticket_check_cb(SSL *s, SSL_SESSION *ss,
 		return SSL_TICKET_RETURN_IGNORE_RENEW;
 	}
 	peer = ss ? SSL_SESSION_get0_peer(ss) : NULL;
-	if (peer) {
-		pthread_rwlock_rdlock(&t->lock);
-		revoked = pki_crl_revoked(t->crl, peer);
-		pthread_rwlock_unlock(&t->lock);
-	}
-	if (revoked)
+	if (peer && server_trust_revoked(t, peer))
 		return SSL_TICKET_RETURN_IGNORE;
 	return status == SSL_TICKET_SUCCESS ? SSL_TICKET_RETURN_USE : SSL_TICKET_RETURN_USE_RENEW;
 }
@@ -694,6 +702,7 @@ static int server_tls(const struct cconf *c, struct server_tickets *tk, struct s
 				       sizeof SERVER_SESSION_CTX - 1);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
 	if (SSL_CTX_set_ex_data(ctx, server_ctx_idx, tk) != 1 ||
+	    SSL_CTX_set_ex_data(ctx, server_trust_idx, tr) != 1 ||
 	    SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, server_ticket_cb) != 1 ||
 	    SSL_CTX_set_session_ticket_cb(ctx, NULL, server_ticket_check_cb, tr) != 1) {
 		rc = err_set(e, POS_ECRYPTO, "TLS: cannot install the session ticket key");
@@ -746,6 +755,7 @@ static int server_name_entry(X509_NAME *name, int nid, char out[STORE_ID_MAX + 1
 
 int server_peer_identity(SSL *ssl, char store[STORE_ID_MAX + 1], char terminal[STORE_ID_MAX + 1])
 {
+	struct server_trust *t;
 	X509 *cert;
 	X509_NAME *name;
 
@@ -754,6 +764,12 @@ int server_peer_identity(SSL *ssl, char store[STORE_ID_MAX + 1], char terminal[S
 		return POS_EPERM;
 	cert = SSL_get0_peer_certificate(ssl);
 	if (!cert || SSL_get_verify_result(ssl) != X509_V_OK)
+		return POS_EPERM;
+	/* A connection opened before its certificate was revoked stays open
+	 * until it closes; its requests are refused from the reload on. */
+	t = server_trust_idx >= 0 ? SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), server_trust_idx)
+				  : NULL;
+	if (t && server_trust_revoked(t, cert))
 		return POS_EPERM;
 	name = X509_get_subject_name(cert);
 	if (!name || server_name_entry(name, NID_organizationalUnitName, store) < 0 ||
@@ -985,7 +1001,7 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 		goto out;
 	}
 	pthread_once(&server_once, server_once_init);
-	if (server_ctx_idx < 0) {
+	if (server_ctx_idx < 0 || server_trust_idx < 0) {
 		rc = err_set(e, POS_ENOMEM, "TLS: no ex_data slot");
 		goto out;
 	}
