@@ -507,6 +507,13 @@ static int server_trust_build(struct server_trust *t, const struct stat *st, X50
 	return rc;
 }
 
+static int server_crl_count(X509_CRL *crl)
+{
+	int n = crl ? sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)) : 0;
+
+	return n > 0 ? n : 0;
+}
+
 static int server_crl_stat(const char *path, struct stat *st, pos_err *e)
 {
 	memset(st, 0, sizeof *st);
@@ -533,8 +540,10 @@ static int server_trust_init(const struct cconf *c, struct server_trust *t, pos_
 		return rc;
 	if ((rc = server_trust_build(t, &t->seen, &t->store, &t->crl, e)) < 0)
 		return rc;
-	log_info("crl", "file=%s revoked=%d", t->path,
-		 t->crl ? sk_X509_REVOKED_num(X509_CRL_get_REVOKED(t->crl)) : 0);
+	if (t->crl)
+		log_info("crl", "file=%s revoked=%d", t->path, server_crl_count(t->crl));
+	else
+		log_info("crl", "file=%s missing=yes (no certificate is revoked)", t->path);
 	return 0;
 }
 
@@ -589,8 +598,7 @@ static void server_trust_poll(struct server_trust *t)
 	X509_STORE_free(old_store);
 	X509_CRL_free(old_crl);
 	if (crl)
-		log_info("crl_reloaded", "file=%s revoked=%d", t->path,
-			 sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)));
+		log_info("crl_reloaded", "file=%s revoked=%d", t->path, server_crl_count(crl));
 	else
 		log_warn("crl_removed", "file=%s (no certificate is revoked now)", t->path);
 }
@@ -624,6 +632,34 @@ static int server_hello_cb(SSL *s, int *al, void *arg)
 		return SSL_CLIENT_HELLO_ERROR;
 	}
 	return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+static int server_name_entry(X509_NAME *name, int nid, char out[STORE_ID_MAX + 1]);
+
+/* Verification's verdict unchanged; a revoked terminal trying to connect
+ * is worth a warning that names it (a stolen register, say). */
+static int server_verify_cb(int ok, X509_STORE_CTX *x)
+{
+	char store[STORE_ID_MAX + 1] = "?", terminal[STORE_ID_MAX + 1] = "?";
+	char serial[PKI_SERIAL_HEX] = "?";
+	X509 *cert;
+
+	if (ok || X509_STORE_CTX_get_error(x) != X509_V_ERR_CERT_REVOKED)
+		return ok;
+	cert = X509_STORE_CTX_get_current_cert(x);
+	if (cert) {
+		X509_NAME *name = X509_get_subject_name(cert);
+
+		if (server_name_entry(name, NID_organizationalUnitName, store) < 0)
+			snprintf(store, sizeof store, "?");
+		if (server_name_entry(name, NID_commonName, terminal) < 0)
+			snprintf(terminal, sizeof terminal, "?");
+		if (pki_serial_hex(cert, serial, NULL) < 0)
+			snprintf(serial, sizeof serial, "?");
+	}
+	log_warn("tls_certificate_revoked", "store=%s terminal=%s serial=%s", store, terminal,
+		 serial);
+	return ok;
 }
 
 /* After a ticket is opened: a session whose certificate is revoked now
@@ -694,7 +730,7 @@ static int server_tls(const struct cconf *c, struct server_tickets *tk, struct s
 	/* Ask for a certificate but do not demand one: analysts have none.
 	 * One that is sent must verify (our CA, in date, clientAuth), or the
 	 * handshake fails. */
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, server_verify_cb);
 	SSL_CTX_set_verify_depth(ctx, 4);
 	/* Resumption (tickets, on by default in TLS 1.3) with client
 	 * certificates needs a session id context, or OpenSSL refuses it. */
@@ -971,8 +1007,8 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 	       pos_err *e)
 {
 	struct routes_shared sh = { 0 };
-	static struct server_tickets tk;
-	static struct server_trust tr;
+	struct server_tickets tk;
+	struct server_trust tr;
 	struct worker *ws = NULL;
 	struct ingest *ig = NULL;
 	struct store *probe = NULL;
