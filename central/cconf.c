@@ -39,6 +39,8 @@ static const struct cconf_key cconf_keys[] = {
 	{ "tls", "ca", CC_PATH, "ca.crt", 0, 0, CC_FIELD(tls_ca), "verifies terminal certificates" },
 	{ "tls", "cert", CC_PATH, "server.crt", 0, 0, CC_FIELD(tls_cert), NULL },
 	{ "tls", "key", CC_PATH, "server.key", 0, 0, CC_FIELD(tls_key), NULL },
+	{ "tls", "ticket_rotate_s", CC_INT, "3600", 1, 7L * 24 * 3600, CC_LONG(ticket_rotate_s),
+	  "seconds a session ticket key seals tickets; it opens them one period more" },
 	{ "keys", "hpke", CC_PATH, "hpke.key", 0, 0, CC_FIELD(hpke_key),
 	  "current X25519 private key (PEM)" },
 	{ "keys", "hpke_retired", CC_PATH, "keys", 0, 0, CC_FIELD(hpke_retired),

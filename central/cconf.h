@@ -14,6 +14,8 @@
  *   ca = ca.crt              ; verifies terminal certificates
  *   cert = server.crt
  *   key = server.key
+ *   ticket_rotate_s = 3600   ; seconds a session ticket key seals tickets; it
+ *                            ; opens them one period more
  *   [keys]
  *   hpke = hpke.key          ; current X25519 private key (PEM)
  *   hpke_retired = keys      ; folder of earlier *.key files, opened by kid
@@ -47,6 +49,7 @@ struct cconf {
 	char tls_ca[CCONF_PATH_MAX];
 	char tls_cert[CCONF_PATH_MAX];
 	char tls_key[CCONF_PATH_MAX];
+	long ticket_rotate_s;
 	char hpke_key[CCONF_PATH_MAX];
 	char hpke_retired[CCONF_PATH_MAX];
 	char k_index[CCONF_PATH_MAX];

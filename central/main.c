@@ -1,7 +1,8 @@
 /*
  * pos-central: the household resolver (design sections 5 and 8).
  *
- *   setup, terminal-cert, rotate-key   central's home and terminals (setup.c)
+ *   setup, terminal-cert, terminal-revoke, rotate-key
+ *                                      central's home and terminals (setup.c)
  *   serve                              the HTTPS resolver (server.c, routes.c)
  *   household, history, backup         maintenance, histories, backups (admin.c)
  *   offer                              offers: create, list, end, report
@@ -181,6 +182,9 @@ static const struct main_cmd main_cmds[] = {
 	{ "terminal-cert", terminal_cert_main,
 	  "terminal-cert DIR --store S --terminal T --out OUT\n"
 	  "                                issue a terminal's certificate and folder" },
+	{ "terminal-revoke", terminal_revoke_main,
+	  "terminal-revoke DIR --store S --terminal T [--cert FILE]\n"
+	  "                                refuse a terminal's certificates (crl.pem)" },
 	{ "rotate-key", rotate_key_main, "rotate-key -c CONF            new HPKE key pair" },
 	{ "serve", main_serve, "serve -c CONF [--listen HOST:PORT]\n"
 			       "                                run the resolver (SIGTERM drains)" },

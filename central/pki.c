@@ -21,6 +21,9 @@
 
 /* A PEM key or certificate is a few kilobytes; anything larger is not one. */
 #define PKI_FILE_MAX (64 * 1024)
+/* A CRL grows by about 60 bytes of PEM per revoked certificate: room for
+ * some 60,000 of them. */
+#define PKI_CRL_MAX (4 * 1024 * 1024)
 /* Certificates start a little in the past so a terminal whose clock runs a
  * few minutes slow still accepts a fresh one. */
 #define PKI_BACKDATE_SECS 300
@@ -363,7 +366,7 @@ out:
 
 /* Reads a whole small file into a BIO; private files are refused when
  * group or others have any access. */
-static int pki_read(const char *path, int private, BIO **out, pos_err *e)
+static int pki_read(const char *path, int private, size_t max, BIO **out, pos_err *e)
 {
 	unsigned char *buf = NULL;
 	struct stat st;
@@ -384,17 +387,17 @@ static int pki_read(const char *path, int private, BIO **out, pos_err *e)
 			     path);
 		goto out;
 	}
-	if (st.st_size > PKI_FILE_MAX) {
-		rc = err_set(e, POS_ETOOBIG, "%s: larger than %d bytes", path, PKI_FILE_MAX);
+	if ((size_t)st.st_size > max) {
+		rc = err_set(e, POS_ETOOBIG, "%s: larger than %zu bytes", path, max);
 		goto out;
 	}
-	buf = malloc(PKI_FILE_MAX + 1);
+	buf = malloc(max + 1);
 	if (!buf) {
 		rc = err_set(e, POS_ENOMEM, "out of memory");
 		goto out;
 	}
 	for (;;) {
-		ssize_t r = read(fd, buf + len, PKI_FILE_MAX + 1 - len);
+		ssize_t r = read(fd, buf + len, max + 1 - len);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
@@ -404,8 +407,8 @@ static int pki_read(const char *path, int private, BIO **out, pos_err *e)
 		if (r == 0)
 			break;
 		len += (size_t)r;
-		if (len > PKI_FILE_MAX) {
-			rc = err_set(e, POS_ETOOBIG, "%s: larger than %d bytes", path, PKI_FILE_MAX);
+		if (len > max) {
+			rc = err_set(e, POS_ETOOBIG, "%s: larger than %zu bytes", path, max);
 			goto out;
 		}
 	}
@@ -417,7 +420,7 @@ static int pki_read(const char *path, int private, BIO **out, pos_err *e)
 	}
 out:
 	if (buf)
-		wipe_free(buf, PKI_FILE_MAX + 1);
+		wipe_free(buf, max + 1);
 	close(fd);
 	return rc;
 }
@@ -430,7 +433,7 @@ int pki_load_cert(const char *path, X509 **out, pos_err *e)
 	if (!out)
 		return err_set(e, POS_EINVAL, "pki_load_cert: no output");
 	*out = NULL;
-	rc = pki_read(path, 0, &b, e);
+	rc = pki_read(path, 0, PKI_FILE_MAX, &b, e);
 	if (rc < 0)
 		return rc;
 	*out = PEM_read_bio_X509(b, NULL, NULL, NULL);
@@ -450,7 +453,7 @@ int pki_load_key(const char *path, EVP_PKEY **out, pos_err *e)
 	if (!out)
 		return err_set(e, POS_EINVAL, "pki_load_key: no output");
 	*out = NULL;
-	rc = pki_read(path, 1, &b, e);
+	rc = pki_read(path, 1, PKI_FILE_MAX, &b, e);
 	if (rc < 0)
 		return rc;
 	*out = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
@@ -481,5 +484,204 @@ int pki_cert_not_after(const char *path, time_t *out, pos_err *e)
 	*out = timegm(&tm);
 out:
 	X509_free(x);
+	return rc;
+}
+
+int pki_serial_hex(X509 *cert, char out[PKI_SERIAL_HEX], pos_err *e)
+{
+	BIGNUM *bn = cert ? ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL) : NULL;
+	char *hex = bn ? BN_bn2hex(bn) : NULL;
+	int rc = 0;
+
+	out[0] = '\0';
+	if (!hex)
+		rc = pki_ossl_err(e, POS_ECRYPTO, "reading the serial number");
+	else if (strlen(hex) >= PKI_SERIAL_HEX)
+		rc = err_set(e, POS_EINVAL, "serial number longer than 20 octets");
+	else
+		memcpy(out, hex, strlen(hex) + 1);
+	OPENSSL_free(hex);
+	BN_free(bn);
+	return rc;
+}
+
+int pki_issued_by(X509 *cert, X509 *ca_cert)
+{
+	EVP_PKEY *pk = ca_cert ? X509_get0_pubkey(ca_cert) : NULL;
+	int ok;
+
+	if (!cert || !pk ||
+	    X509_NAME_cmp(X509_get_issuer_name(cert), X509_get_subject_name(ca_cert)) != 0)
+		return 0;
+	ok = X509_verify(cert, pk) == 1;
+	ERR_clear_error();
+	return ok;
+}
+
+/* 1 when name holds exactly one entry of nid and it equals want. */
+static int pki_name_is(X509_NAME *name, int nid, const char *want)
+{
+	int i = X509_NAME_get_index_by_NID(name, nid, -1);
+	const ASN1_STRING *s;
+	size_t n = strlen(want);
+
+	if (i < 0 || X509_NAME_get_index_by_NID(name, nid, i) >= 0)
+		return 0;
+	s = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i));
+	return s && (size_t)ASN1_STRING_length(s) == n &&
+	       memcmp(ASN1_STRING_get0_data(s), want, n) == 0;
+}
+
+int pki_is_terminal(X509 *cert, const char *store, const char *terminal)
+{
+	X509_NAME *name = cert ? X509_get_subject_name(cert) : NULL;
+
+	return name && store && terminal && X509_NAME_entry_count(name) == 2 &&
+	       pki_name_is(name, NID_organizationalUnitName, store) &&
+	       pki_name_is(name, NID_commonName, terminal);
+}
+
+int pki_crl_load(const char *path, X509 *ca_cert, X509_CRL **out, pos_err *e)
+{
+	EVP_PKEY *pk = ca_cert ? X509_get0_pubkey(ca_cert) : NULL;
+	X509_CRL *crl = NULL;
+	BIO *b = NULL;
+	int rc;
+
+	if (!out || !pk)
+		return err_set(e, POS_EINVAL, "pki_crl_load: no CA or output");
+	*out = NULL;
+	if ((rc = pki_read(path, 0, PKI_CRL_MAX, &b, e)) < 0)
+		return rc;
+	crl = PEM_read_bio_X509_CRL(b, NULL, NULL, NULL);
+	BIO_free(b);
+	if (!crl) {
+		ERR_clear_error();
+		return err_set(e, POS_EINVAL, "%s: not a PEM certificate revocation list", path);
+	}
+	if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(ca_cert)) != 0 ||
+	    X509_CRL_verify(crl, pk) != 1) {
+		ERR_clear_error();
+		X509_CRL_free(crl);
+		return err_set(e, POS_ECRYPTO, "%s: not signed by central's CA", path);
+	}
+	*out = crl;
+	return 0;
+}
+
+int pki_crl_revoked(X509_CRL *crl, X509 *cert)
+{
+	X509_REVOKED *r = NULL;
+
+	if (!crl || !cert)
+		return 0;
+	return X509_CRL_get0_by_serial(crl, &r, X509_get0_serialNumber(cert)) == 1;
+}
+
+/* The next crlNumber: prev's plus one, or 1. */
+static int pki_crl_number(X509_CRL *prev, X509_CRL *crl, pos_err *e)
+{
+	ASN1_INTEGER *was = prev ? X509_CRL_get_ext_d2i(prev, NID_crl_number, NULL, NULL) : NULL;
+	BIGNUM *bn = was ? ASN1_INTEGER_to_BN(was, NULL) : BN_new();
+	ASN1_INTEGER *num = NULL;
+	int rc = 0;
+
+	if (!bn || !BN_add_word(bn, 1) || !(num = BN_to_ASN1_INTEGER(bn, NULL)) ||
+	    X509_CRL_add1_ext_i2d(crl, NID_crl_number, num, 0, 0) != 1)
+		rc = pki_ossl_err(e, POS_ECRYPTO, "setting the CRL number");
+	ASN1_INTEGER_free(was);
+	ASN1_INTEGER_free(num);
+	BN_free(bn);
+	return rc;
+}
+
+int pki_crl_make(EVP_PKEY *ca_key, X509 *ca_cert, X509_CRL *prev, X509 *const *certs, size_t n,
+		 X509_CRL **out, size_t *added, pos_err *e)
+{
+	const STACK_OF(X509_REVOKED) *old = prev ? X509_CRL_get_REVOKED(prev) : NULL;
+	X509_CRL *crl = NULL;
+	ASN1_TIME *now = NULL;
+	X509_EXTENSION *akid = NULL;
+	X509V3_CTX v3;
+	size_t fresh = 0;
+	int rc = 0;
+
+	if (!out || !ca_key || !ca_cert || (n && !certs))
+		return err_set(e, POS_EINVAL, "pki_crl_make: CA and output required");
+	*out = NULL;
+	if (!(crl = X509_CRL_new()) || !(now = ASN1_TIME_set(NULL, time(NULL)))) {
+		rc = err_set(e, POS_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (!X509_CRL_set_version(crl, X509_CRL_VERSION_2) ||
+	    !X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca_cert)) ||
+	    !X509_CRL_set1_lastUpdate(crl, now) ||
+	    !X509_CRL_set1_nextUpdate(crl, X509_get0_notAfter(ca_cert))) {
+		rc = pki_ossl_err(e, POS_ECRYPTO, "filling in the CRL");
+		goto out;
+	}
+	for (int i = 0; i < sk_X509_REVOKED_num(old); i++) {
+		X509_REVOKED *r = X509_REVOKED_dup(sk_X509_REVOKED_value(old, i));
+
+		if (!r || !X509_CRL_add0_revoked(crl, r)) {
+			X509_REVOKED_free(r);
+			rc = err_set(e, POS_ENOMEM, "out of memory");
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		X509_REVOKED *r;
+
+		if (pki_crl_revoked(crl, certs[i]))
+			continue;
+		r = X509_REVOKED_new();
+		if (!r || !X509_REVOKED_set_serialNumber(r, X509_get_serialNumber(certs[i])) ||
+		    !X509_REVOKED_set_revocationDate(r, now) || !X509_CRL_add0_revoked(crl, r)) {
+			X509_REVOKED_free(r);
+			rc = err_set(e, POS_ENOMEM, "out of memory");
+			goto out;
+		}
+		fresh++;
+	}
+	if ((rc = pki_crl_number(prev, crl, e)) < 0)
+		goto out;
+	X509V3_set_ctx(&v3, ca_cert, NULL, NULL, crl, 0);
+	akid = X509V3_EXT_conf_nid(NULL, &v3, NID_authority_key_identifier, "keyid:always");
+	if (!akid || !X509_CRL_add_ext(crl, akid, -1)) {
+		rc = pki_ossl_err(e, POS_ECRYPTO, "adding the CRL's authority key identifier");
+		goto out;
+	}
+	if (!X509_CRL_sort(crl) || X509_CRL_sign(crl, ca_key, EVP_sha256()) <= 0) {
+		rc = pki_ossl_err(e, POS_ECRYPTO, "signing the CRL");
+		goto out;
+	}
+	*out = crl;
+	crl = NULL;
+	if (added)
+		*added = fresh;
+out:
+	X509_EXTENSION_free(akid);
+	ASN1_TIME_free(now);
+	X509_CRL_free(crl);
+	return rc;
+}
+
+int pki_write_crl(const char *path, X509_CRL *crl, pos_err *e)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	char *data = NULL;
+	long len;
+	int rc;
+
+	if (!b)
+		return err_set(e, POS_ENOMEM, "out of memory");
+	if (!crl || !PEM_write_bio_X509_CRL(b, crl)) {
+		rc = pki_ossl_err(e, POS_ECRYPTO, "encoding the CRL");
+		goto out;
+	}
+	len = BIO_get_mem_data(b, &data);
+	rc = keys_write_file(path, data, (size_t)len, 0644, 1, e);
+out:
+	BIO_free(b);
 	return rc;
 }

@@ -52,4 +52,35 @@ int pki_load_key(const char *path, EVP_PKEY **out, pos_err *e);
 /* The notAfter time of the certificate in path (for `doctor`). */
 int pki_cert_not_after(const char *path, time_t *out, pos_err *e);
 
+/*
+ * Revocation: a CRL (v2) signed by the CA, listing serial numbers. Its
+ * nextUpdate is the CA's own notAfter: central is the only party that
+ * reads it, and it replaces the file whenever something is revoked.
+ */
+/* In central's home: the CRL serve reads, and the index of every terminal
+ * certificate issued (one PEM per certificate, named by its serial). */
+#define PKI_CRL_FILE "crl.pem"
+#define PKI_ISSUED_DIR "issued"
+#define PKI_SERIAL_HEX 48 /* hex of a serial (at most 20 octets) and its NUL */
+
+/* The certificate's serial number in upper-case hex. */
+int pki_serial_hex(X509 *cert, char out[PKI_SERIAL_HEX], pos_err *e);
+/* 1 when cert was issued by ca_cert (issuer name and signature). */
+int pki_issued_by(X509 *cert, X509 *ca_cert);
+/* 1 when the certificate's subject is exactly OU=store, CN=terminal. */
+int pki_is_terminal(X509 *cert, const char *store, const char *terminal);
+/* Loads a PEM CRL and checks that ca_cert issued and signed it.
+ * POS_ENOTFOUND when path does not exist. *out: X509_CRL_free(). */
+int pki_crl_load(const char *path, X509 *ca_cert, X509_CRL **out, pos_err *e);
+/* A new CRL signed by the CA: every entry of prev (NULL: none) and each of
+ * the n certificates not listed yet, revoked now. Its crlNumber is prev's
+ * plus one. *added (may be NULL) counts the new entries. *out:
+ * X509_CRL_free(). */
+int pki_crl_make(EVP_PKEY *ca_key, X509 *ca_cert, X509_CRL *prev, X509 *const *certs, size_t n,
+		 X509_CRL **out, size_t *added, pos_err *e);
+/* 1 when crl lists cert's serial, else 0 (crl NULL: 0). */
+int pki_crl_revoked(X509_CRL *crl, X509 *cert);
+/* Writes crl as PEM (0644), replacing path atomically. */
+int pki_write_crl(const char *path, X509_CRL *crl, pos_err *e);
+
 #endif

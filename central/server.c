@@ -30,6 +30,7 @@
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
+#include "pki.h"
 #include "routes.h"
 #include "timeutil.h"
 #include "wipe.h"
@@ -43,13 +44,45 @@
 #define SERVER_SESSION_CTX "pos-central"
 #define SERVER_TICKET_FILE "ticket.key"
 
-/* The session ticket keys (ticket.key): tickets sealed with them stay
- * valid across a restart, so terminals reconnecting after one resume
- * instead of paying a full handshake each. Read-only after start. */
+/* One session ticket key: a ticket names the key that sealed it. */
 struct server_ticket_key {
 	unsigned char name[16];
 	unsigned char aes[32];
 	unsigned char hmac[32];
+};
+
+/*
+ * The session ticket keys. keys[0] seals new tickets; keys[1], when n is
+ * 2, is the one it replaced and still opens tickets for one more period.
+ * Both live in ticket.key (the current key first) so that terminals
+ * reconnecting after a restart resume instead of paying a full handshake
+ * each; the file's mtime is when keys[0] began. The main thread rotates
+ * them; workers' handshakes read them under the lock.
+ */
+struct server_tickets {
+	pthread_rwlock_t lock;
+	struct server_ticket_key keys[2];
+	int n;
+	time_t born;
+	long period;
+	char path[CCONF_PATH_MAX + 16];
+};
+
+/*
+ * What verifies terminal certificates: the CA and, when crl.pem exists, its
+ * CRL with CRL checking on. Every handshake takes the store current when
+ * its ClientHello arrives; the main thread builds a new one when crl.pem
+ * changes and swaps it in under the lock, so handshakes already running
+ * keep the store they took (it is reference counted).
+ */
+struct server_trust {
+	pthread_rwlock_t lock;
+	X509_STORE *store;
+	X509_CRL *crl;        /* NULL: nothing revoked */
+	X509 *ca;             /* must have signed the CRL */
+	const char *ca_path;
+	char path[CCONF_PATH_MAX + 16];
+	struct stat seen;     /* crl.pem as last looked at; st_ino 0: missing */
 };
 
 struct worker {
@@ -68,8 +101,10 @@ struct worker {
 	int64_t flush_deadline_us;
 };
 
-/* SSL_CTX ex_data slot holding its struct server_ticket_key. */
+/* SSL_CTX ex_data slots holding its struct server_tickets and its
+ * struct server_trust. */
 static int server_ctx_idx = -1;
+static int server_trust_idx = -1;
 static pthread_once_t server_once = PTHREAD_ONCE_INIT;
 
 /* ------------------------------------------------------------ listen */
@@ -226,6 +261,7 @@ out:
 static void server_once_init(void)
 {
 	server_ctx_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	server_trust_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 }
 
 /* The last OpenSSL error as text for a startup message (no secrets in it:
@@ -254,36 +290,45 @@ int server_ticket_key_create(const char *path, pos_err *e)
 	return rc;
 }
 
-/* Loads ticket.key from central's home, making it first for a home set up
- * before the file existed. Refused when group or others can read it. */
-static int server_ticket_key_load(const struct cconf *c, struct server_ticket_key *k,
-				  pos_err *e)
+static void server_ticket_key_split(struct server_ticket_key *k, const unsigned char *raw)
 {
-	unsigned char buf[SERVER_TICKET_KEY_LEN + 1];
-	char path[CCONF_PATH_MAX + 16];
+	memcpy(k->name, raw, sizeof k->name);
+	memcpy(k->aes, raw + 16, sizeof k->aes);
+	memcpy(k->hmac, raw + 48, sizeof k->hmac);
+}
+
+/* Loads ticket.key from central's home (one key, or the current and the
+ * previous one), making it first for a home set up before the file
+ * existed. Refused when group or others can read it. */
+static int server_tickets_load(const struct cconf *c, struct server_tickets *t, pos_err *e)
+{
+	unsigned char buf[2 * SERVER_TICKET_KEY_LEN + 1];
 	struct stat st;
 	ssize_t got;
 	size_t have = 0;
 	int fd, n, rc, rerr = 0;
 
-	n = snprintf(path, sizeof path, "%s/" SERVER_TICKET_FILE, c->dir[0] ? c->dir : ".");
-	if (n < 0 || (size_t)n >= sizeof path)
+	t->period = c->ticket_rotate_s;
+	n = snprintf(t->path, sizeof t->path, "%s/" SERVER_TICKET_FILE, c->dir[0] ? c->dir : ".");
+	if (n < 0 || (size_t)n >= sizeof t->path)
 		return err_set(e, POS_ETOOBIG, "central's home path is too long for %s",
 			       SERVER_TICKET_FILE);
-	if (lstat(path, &st) != 0) {
+	if (lstat(t->path, &st) != 0) {
 		if (errno != ENOENT)
-			return err_set(e, POS_EIO, "%s: %s", path, strerror(errno));
-		if ((rc = server_ticket_key_create(path, e)) < 0)
+			return err_set(e, POS_EIO, "%s: %s", t->path, strerror(errno));
+		if ((rc = server_ticket_key_create(t->path, e)) < 0)
 			return rc;
-		log_info("ticket_key_created", "file=%s", path);
+		log_info("ticket_key_created", "file=%s", t->path);
 	}
-	if ((rc = keys_check_private_mode(path, e)) < 0)
+	if ((rc = keys_check_private_mode(t->path, e)) < 0)
 		return rc;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	fd = open(t->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
-		return err_set(e, POS_EIO, "%s: %s", path, strerror(errno));
+		return err_set(e, POS_EIO, "%s: %s", t->path, strerror(errno));
+	if (fstat(fd, &st) != 0)
+		rerr = errno;
 	/* One byte more than the size, to see a longer file. */
-	while (have < sizeof buf) {
+	while (!rerr && have < sizeof buf) {
 		got = read(fd, buf + have, sizeof buf - have);
 		if (got < 0 && errno == EINTR)
 			continue;
@@ -294,34 +339,102 @@ static int server_ticket_key_load(const struct cconf *c, struct server_ticket_ke
 		have += (size_t)got;
 	}
 	close(fd);
-	if (rerr)
-		return err_set(e, POS_EIO, "%s: %s", path, strerror(rerr));
-	if (have != SERVER_TICKET_KEY_LEN) {
+	if (rerr) {
+		wipe(buf, sizeof buf);
+		return err_set(e, POS_EIO, "%s: %s", t->path, strerror(rerr));
+	}
+	if (have != SERVER_TICKET_KEY_LEN && have != 2 * SERVER_TICKET_KEY_LEN) {
 		wipe(buf, sizeof buf);
 		return err_set(e, POS_EINVAL,
-			       "%s: expected %d bytes, not %zu; delete it to make a new one", path,
-			       SERVER_TICKET_KEY_LEN, have);
+			       "%s: expected %d or %d bytes, not %zu; delete it to make a new one",
+			       t->path, SERVER_TICKET_KEY_LEN, 2 * SERVER_TICKET_KEY_LEN, have);
 	}
-	memcpy(k->name, buf, sizeof k->name);
-	memcpy(k->aes, buf + 16, sizeof k->aes);
-	memcpy(k->hmac, buf + 48, sizeof k->hmac);
+	t->n = (int)(have / SERVER_TICKET_KEY_LEN);
+	for (int i = 0; i < t->n; i++)
+		server_ticket_key_split(&t->keys[i], buf + i * SERVER_TICKET_KEY_LEN);
+	t->born = st.st_mtime;
 	wipe(buf, sizeof buf);
 	return 0;
 }
 
-/* OpenSSL's ticket callback: enc seals a new ticket with our key; else
- * opens one, 0 (full handshake) for a key name we do not hold. The
- * ticket's own cipher is AES-256-CBC with HMAC-SHA256 (OpenSSL's format);
- * TLS 1.3 binds it to the handshake besides. */
+/*
+ * Once keys[0] has sealed tickets for a period, a fresh key takes over
+ * and keys[0] becomes the previous key (dropped instead when it is two
+ * periods old: after a long stop, say). The file is rewritten for the
+ * next start; if that fails the keys in memory still rotate. Called from
+ * the main thread only.
+ */
+static void server_tickets_poll(struct server_tickets *t, time_t now)
+{
+	unsigned char raw[2 * SERVER_TICKET_KEY_LEN];
+	struct server_ticket_key fresh;
+	pos_err e = { 0 };
+	long age = (long)(now - t->born);
+	int n;
+
+	if (age < 0)
+		t->born = now; /* the clock went back: a period from now */
+	if (age < t->period)
+		return;
+	if (RAND_bytes(raw, SERVER_TICKET_KEY_LEN) != 1) {
+		log_error("ticket_key_rotate_failed", "file=%s error=no random bytes", t->path);
+		t->born = now; /* tried again a period later */
+		return;
+	}
+	server_ticket_key_split(&fresh, raw);
+	pthread_rwlock_wrlock(&t->lock);
+	if (age < 2 * t->period) {
+		t->keys[1] = t->keys[0];
+		n = 2;
+	} else {
+		wipe(&t->keys[1], sizeof t->keys[1]);
+		n = 1;
+	}
+	t->keys[0] = fresh;
+	t->n = n;
+	t->born = now;
+	memcpy(raw + SERVER_TICKET_KEY_LEN, &t->keys[1], n == 2 ? SERVER_TICKET_KEY_LEN : 0);
+	pthread_rwlock_unlock(&t->lock);
+	wipe(&fresh, sizeof fresh);
+	if (keys_write_file(t->path, raw, (size_t)n * SERVER_TICKET_KEY_LEN, 0600, 1, &e) < 0)
+		log_error("ticket_key_save_failed", "file=%s error=%s", t->path, e.msg);
+	else
+		log_info("ticket_key_rotated", "file=%s keys=%d period_s=%ld", t->path, n,
+			 t->period);
+	wipe(raw, sizeof raw);
+}
+
+static void server_tickets_wipe(struct server_tickets *t)
+{
+	wipe(t->keys, sizeof t->keys);
+	t->n = 0;
+}
+
+/* OpenSSL's ticket callback: enc seals a new ticket with the current key;
+ * else opens one with the key it names, 0 (full handshake) for a key we
+ * no longer hold. The ticket's own cipher is AES-256-CBC with HMAC-SHA256
+ * (OpenSSL's format); TLS 1.3 binds it to the handshake besides. */
 static int server_ticket_cb(SSL *s, unsigned char key_name[16], unsigned char *iv,
 			    EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
 {
-	const struct server_ticket_key *k =
-		SSL_CTX_get_ex_data(SSL_get_SSL_CTX(s), server_ctx_idx);
+	struct server_tickets *t = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(s), server_ctx_idx);
+	const struct server_ticket_key *k = NULL;
 	OSSL_PARAM params[3];
+	int rc = -1;
 
-	if (!k)
+	if (!t)
 		return -1;
+	pthread_rwlock_rdlock(&t->lock);
+	if (enc)
+		k = &t->keys[0];
+	else
+		for (int i = 0; i < t->n && !k; i++)
+			if (CRYPTO_memcmp(key_name, t->keys[i].name, sizeof t->keys[i].name) == 0)
+				k = &t->keys[i];
+	if (!k) {
+		rc = 0;
+		goto out;
+	}
 	params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, (void *)k->hmac,
 						      sizeof k->hmac);
 	params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
@@ -331,23 +444,254 @@ static int server_ticket_cb(SSL *s, unsigned char key_name[16], unsigned char *i
 		if (RAND_bytes(iv, EVP_CIPHER_iv_length(EVP_aes_256_cbc())) != 1 ||
 		    EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv) != 1 ||
 		    EVP_MAC_CTX_set_params(hctx, params) != 1)
-			return -1;
-		return 1;
+			goto out;
+		rc = 1;
+		goto out;
 	}
-	if (CRYPTO_memcmp(key_name, k->name, sizeof k->name) != 0)
-		return 0;
 	if (EVP_MAC_CTX_set_params(hctx, params) != 1 ||
 	    EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv) != 1)
-		return -1;
+		goto out;
 	/* 2 = renew: with 1, OpenSSL sends no new ticket on a resumed TLS 1.3
 	 * connection, and a client that resumes from that connection's
 	 * session next time gets a full handshake (measured: every other
-	 * reconnect). */
-	return 2;
+	 * reconnect). Renewing also moves a client off the previous key. */
+	rc = 2;
+out:
+	pthread_rwlock_unlock(&t->lock);
+	return rc;
 }
 
-static int server_tls(const struct cconf *c, const struct server_ticket_key *tk, SSL_CTX **out,
-		      pos_err *e)
+/* ------------------------------------------------------------ CRL */
+
+/* A verification store: the CA file, and crl (when not NULL) checked for
+ * the terminal's certificate. *out: X509_STORE_free. */
+static int server_trust_store(const char *ca_path, X509_CRL *crl, X509_STORE **out, pos_err *e)
+{
+	X509_STORE *st = X509_STORE_new();
+	char eb[256];
+
+	*out = NULL;
+	if (!st)
+		return err_set(e, POS_ENOMEM, "TLS: out of memory for a certificate store");
+	if (X509_STORE_load_file(st, ca_path) != 1) {
+		X509_STORE_free(st);
+		return err_set(e, POS_ECRYPTO, "%s: %s", ca_path, server_ssl_error(eb, sizeof eb));
+	}
+	if (crl && (X509_STORE_add_crl(st, crl) != 1 ||
+		    X509_STORE_set_flags(st, X509_V_FLAG_CRL_CHECK) != 1)) {
+		X509_STORE_free(st);
+		return err_set(e, POS_ECRYPTO, "TLS: cannot install the CRL: %s",
+			       server_ssl_error(eb, sizeof eb));
+	}
+	*out = st;
+	return 0;
+}
+
+/* Reads crl.pem as it is now into a new store; *crl NULL when the file is
+ * missing. Nothing changes on failure. */
+static int server_trust_build(struct server_trust *t, const struct stat *st, X509_STORE **store,
+			      X509_CRL **crl, pos_err *e)
+{
+	int rc;
+
+	*store = NULL;
+	*crl = NULL;
+	if (st->st_ino != 0) {
+		if ((rc = pki_crl_load(t->path, t->ca, crl, e)) < 0)
+			return rc;
+	}
+	if ((rc = server_trust_store(t->ca_path, *crl, store, e)) < 0) {
+		X509_CRL_free(*crl);
+		*crl = NULL;
+	}
+	return rc;
+}
+
+static int server_crl_count(X509_CRL *crl)
+{
+	int n = crl ? sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)) : 0;
+
+	return n > 0 ? n : 0;
+}
+
+static int server_crl_stat(const char *path, struct stat *st, pos_err *e)
+{
+	memset(st, 0, sizeof *st);
+	if (stat(path, st) == 0)
+		return 0;
+	memset(st, 0, sizeof *st);
+	if (errno == ENOENT)
+		return 0;
+	return err_set(e, POS_EIO, "%s: %s", path, strerror(errno));
+}
+
+static int server_trust_init(const struct cconf *c, struct server_trust *t, pos_err *e)
+{
+	int n, rc;
+
+	t->ca_path = c->tls_ca;
+	n = snprintf(t->path, sizeof t->path, "%s/" PKI_CRL_FILE, c->dir[0] ? c->dir : ".");
+	if (n < 0 || (size_t)n >= sizeof t->path)
+		return err_set(e, POS_ETOOBIG, "central's home path is too long for %s",
+			       PKI_CRL_FILE);
+	if ((rc = pki_load_cert(c->tls_ca, &t->ca, e)) < 0)
+		return rc;
+	if ((rc = server_crl_stat(t->path, &t->seen, e)) < 0)
+		return rc;
+	if ((rc = server_trust_build(t, &t->seen, &t->store, &t->crl, e)) < 0)
+		return rc;
+	if (t->crl)
+		log_info("crl", "file=%s revoked=%d", t->path, server_crl_count(t->crl));
+	else
+		log_info("crl", "file=%s missing=yes (no certificate is revoked)", t->path);
+	return 0;
+}
+
+static void server_trust_free(struct server_trust *t)
+{
+	X509_STORE_free(t->store);
+	X509_CRL_free(t->crl);
+	X509_free(t->ca);
+	t->store = NULL;
+	t->crl = NULL;
+	t->ca = NULL;
+}
+
+static bool server_stat_same(const struct stat *a, const struct stat *b)
+{
+	return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+	       a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/*
+ * Called from the main thread once a second: when crl.pem changed (or
+ * went away: nothing revoked), a new store replaces the old one for the
+ * handshakes that start from now on. A file that does not load keeps the
+ * old store, logged once per version of the file.
+ */
+static void server_trust_poll(struct server_trust *t)
+{
+	X509_STORE *store = NULL, *old_store;
+	X509_CRL *crl = NULL, *old_crl;
+	struct stat st;
+	pos_err e = { 0 };
+
+	if (server_crl_stat(t->path, &st, &e) < 0) {
+		log_error("crl_reload_failed", "file=%s error=%s", t->path, e.msg);
+		return;
+	}
+	if (server_stat_same(&st, &t->seen))
+		return;
+	t->seen = st;
+	if (server_trust_build(t, &st, &store, &crl, &e) < 0) {
+		log_error("crl_reload_failed", "file=%s error=%s (the previous list stays in force)",
+			  t->path, e.msg);
+		return;
+	}
+	pthread_rwlock_wrlock(&t->lock);
+	old_store = t->store;
+	old_crl = t->crl;
+	t->store = store;
+	t->crl = crl;
+	pthread_rwlock_unlock(&t->lock);
+	X509_STORE_free(old_store);
+	X509_CRL_free(old_crl);
+	if (crl)
+		log_info("crl_reloaded", "file=%s revoked=%d", t->path, server_crl_count(crl));
+	else
+		log_warn("crl_removed", "file=%s (no certificate is revoked now)", t->path);
+}
+
+/* 1 when the CRL in force now lists cert. */
+static int server_trust_revoked(struct server_trust *t, X509 *cert)
+{
+	int revoked;
+
+	pthread_rwlock_rdlock(&t->lock);
+	revoked = pki_crl_revoked(t->crl, cert);
+	pthread_rwlock_unlock(&t->lock);
+	return revoked;
+}
+
+/* At every ClientHello: the handshake verifies the client's certificate
+ * against the store current now. */
+static int server_hello_cb(SSL *s, int *al, void *arg)
+{
+	struct server_trust *t = arg;
+	X509_STORE *st;
+
+	pthread_rwlock_rdlock(&t->lock);
+	st = t->store;
+	if (st && X509_STORE_up_ref(st) != 1)
+		st = NULL;
+	pthread_rwlock_unlock(&t->lock);
+	if (!st || SSL_set0_verify_cert_store(s, st) != 1) {
+		X509_STORE_free(st);
+		*al = SSL_AD_INTERNAL_ERROR;
+		return SSL_CLIENT_HELLO_ERROR;
+	}
+	return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+static int server_name_entry(X509_NAME *name, int nid, char out[STORE_ID_MAX + 1]);
+
+/* Verification's verdict unchanged; a revoked terminal trying to connect
+ * is worth a warning that names it (a stolen register, say). */
+static int server_verify_cb(int ok, X509_STORE_CTX *x)
+{
+	char store[STORE_ID_MAX + 1] = "?", terminal[STORE_ID_MAX + 1] = "?";
+	char serial[PKI_SERIAL_HEX] = "?";
+	X509 *cert;
+
+	if (ok || X509_STORE_CTX_get_error(x) != X509_V_ERR_CERT_REVOKED)
+		return ok;
+	cert = X509_STORE_CTX_get_current_cert(x);
+	if (cert) {
+		X509_NAME *name = X509_get_subject_name(cert);
+
+		if (server_name_entry(name, NID_organizationalUnitName, store) < 0)
+			snprintf(store, sizeof store, "?");
+		if (server_name_entry(name, NID_commonName, terminal) < 0)
+			snprintf(terminal, sizeof terminal, "?");
+		if (pki_serial_hex(cert, serial, NULL) < 0)
+			snprintf(serial, sizeof serial, "?");
+	}
+	log_warn("tls_certificate_revoked", "store=%s terminal=%s serial=%s", store, terminal,
+		 serial);
+	return ok;
+}
+
+/* After a ticket is opened: a session whose certificate is revoked now
+ * does not resume (a full handshake follows, and refuses it). */
+static SSL_TICKET_RETURN server_ticket_check_cb(SSL *s, SSL_SESSION *ss,
+						const unsigned char *keyname, size_t keyname_len,
+						SSL_TICKET_STATUS status, void *arg)
+{
+	struct server_trust *t = arg;
+	X509 *peer;
+
+	(void)s;
+	(void)keyname;
+	(void)keyname_len;
+	switch (status) {
+	case SSL_TICKET_FATAL_ERR_MALLOC:
+	case SSL_TICKET_FATAL_ERR_OTHER:
+		return SSL_TICKET_RETURN_ABORT;
+	case SSL_TICKET_SUCCESS:
+	case SSL_TICKET_SUCCESS_RENEW:
+		break;
+	default:
+		return SSL_TICKET_RETURN_IGNORE_RENEW;
+	}
+	peer = ss ? SSL_SESSION_get0_peer(ss) : NULL;
+	if (peer && server_trust_revoked(t, peer))
+		return SSL_TICKET_RETURN_IGNORE;
+	return status == SSL_TICKET_SUCCESS ? SSL_TICKET_RETURN_USE : SSL_TICKET_RETURN_USE_RENEW;
+}
+
+static int server_tls(const struct cconf *c, struct server_tickets *tk, struct server_trust *tr,
+		      SSL_CTX **out, pos_err *e)
 {
 	STACK_OF(X509_NAME) *cas = NULL;
 	char eb[256];
@@ -379,18 +723,24 @@ static int server_tls(const struct cconf *c, const struct server_ticket_key *tk,
 		goto fail;
 	}
 	SSL_CTX_set_client_CA_list(ctx, cas);
+	/* The store every handshake verifies with is the trust's current one,
+	 * CRL included; the context's own is only its first. */
+	SSL_CTX_set1_cert_store(ctx, tr->store);
+	SSL_CTX_set_client_hello_cb(ctx, server_hello_cb, tr);
 	/* Ask for a certificate but do not demand one: analysts have none.
 	 * One that is sent must verify (our CA, in date, clientAuth), or the
 	 * handshake fails. */
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, server_verify_cb);
 	SSL_CTX_set_verify_depth(ctx, 4);
 	/* Resumption (tickets, on by default in TLS 1.3) with client
 	 * certificates needs a session id context, or OpenSSL refuses it. */
 	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)SERVER_SESSION_CTX,
 				       sizeof SERVER_SESSION_CTX - 1);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
-	if (SSL_CTX_set_ex_data(ctx, server_ctx_idx, (void *)tk) != 1 ||
-	    SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, server_ticket_cb) != 1) {
+	if (SSL_CTX_set_ex_data(ctx, server_ctx_idx, tk) != 1 ||
+	    SSL_CTX_set_ex_data(ctx, server_trust_idx, tr) != 1 ||
+	    SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, server_ticket_cb) != 1 ||
+	    SSL_CTX_set_session_ticket_cb(ctx, NULL, server_ticket_check_cb, tr) != 1) {
 		rc = err_set(e, POS_ECRYPTO, "TLS: cannot install the session ticket key");
 		goto fail;
 	}
@@ -441,6 +791,7 @@ static int server_name_entry(X509_NAME *name, int nid, char out[STORE_ID_MAX + 1
 
 int server_peer_identity(SSL *ssl, char store[STORE_ID_MAX + 1], char terminal[STORE_ID_MAX + 1])
 {
+	struct server_trust *t;
 	X509 *cert;
 	X509_NAME *name;
 
@@ -449,6 +800,12 @@ int server_peer_identity(SSL *ssl, char store[STORE_ID_MAX + 1], char terminal[S
 		return POS_EPERM;
 	cert = SSL_get0_peer_certificate(ssl);
 	if (!cert || SSL_get_verify_result(ssl) != X509_V_OK)
+		return POS_EPERM;
+	/* A connection opened before its certificate was revoked stays open
+	 * until it closes; its requests are refused from the reload on. */
+	t = server_trust_idx >= 0 ? SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), server_trust_idx)
+				  : NULL;
+	if (t && server_trust_revoked(t, cert))
 		return POS_EPERM;
 	name = X509_get_subject_name(cert);
 	if (!name || server_name_entry(name, NID_organizationalUnitName, store) < 0 ||
@@ -663,7 +1020,8 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 	       pos_err *e)
 {
 	struct routes_shared sh = { 0 };
-	struct server_ticket_key tk = { 0 };
+	struct server_tickets tk;
+	struct server_trust tr;
 	struct worker *ws = NULL;
 	struct ingest *ig = NULL;
 	struct store *probe = NULL;
@@ -673,6 +1031,11 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 	char addr[SERVER_LISTEN_MAX + 16] = "";
 	long n = server_nworkers(c), i;
 	int rc, sig = 0, lock_fd = -1;
+
+	memset(&tk, 0, sizeof tk);
+	memset(&tr, 0, sizeof tr);
+	pthread_rwlock_init(&tk.lock, NULL);
+	pthread_rwlock_init(&tr.lock, NULL);
 
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
@@ -687,7 +1050,7 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 		goto out;
 	}
 	pthread_once(&server_once, server_once_init);
-	if (server_ctx_idx < 0) {
+	if (server_ctx_idx < 0 || server_trust_idx < 0) {
 		rc = err_set(e, POS_ENOMEM, "TLS: no ex_data slot");
 		goto out;
 	}
@@ -703,9 +1066,12 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 		goto out;
 	store_close(probe);
 	probe = NULL;
-	if ((rc = server_ticket_key_load(c, &tk, e)) < 0)
+	if ((rc = server_tickets_load(c, &tk, e)) < 0)
 		goto out;
-	if ((rc = server_tls(c, &tk, &ctx, e)) < 0)
+	server_tickets_poll(&tk, time(NULL)); /* a key left from long ago */
+	if ((rc = server_trust_init(c, &tr, e)) < 0)
+		goto out;
+	if ((rc = server_tls(c, &tk, &tr, &ctx, e)) < 0)
 		goto out;
 	if ((rc = ingest_start(c->database, &ig, e)) < 0)
 		goto out;
@@ -743,8 +1109,17 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 	log_info("listening", "addr=%s workers=%ld tls=1.3 auto_enrol=%s hpke_keys=%zu", addr, n,
 		 c->auto_enrol ? "yes" : "no", keyring_count(kr));
 
-	while (sigwait(&sigs, &sig) != 0)
-		;
+	/* The main thread's other work, at most once a second: crl.pem and
+	 * the ticket keys. */
+	for (;;) {
+		struct timespec tick = { 1, 0 };
+
+		sig = sigtimedwait(&sigs, NULL, &tick);
+		if (sig > 0)
+			break;
+		server_trust_poll(&tr);
+		server_tickets_poll(&tk, time(NULL));
+	}
 	log_info("stopping", "signal=%s", sig == SIGTERM ? "TERM" : "INT");
 	rc = 0;
 stop:
@@ -772,7 +1147,10 @@ out:
 	store_close(probe);
 	ingest_free(ig);
 	SSL_CTX_free(ctx);
-	wipe(&tk, sizeof tk);
+	server_trust_free(&tr);
+	server_tickets_wipe(&tk);
+	pthread_rwlock_destroy(&tk.lock);
+	pthread_rwlock_destroy(&tr.lock);
 	if (lock_fd >= 0)
 		close(lock_fd); /* releases the home */
 	pthread_sigmask(SIG_SETMASK, &old, NULL);

@@ -35,10 +35,15 @@ int server_parse_listen(const char *s, char host[SERVER_LISTEN_MAX], char port[8
 int server_peer_identity(SSL *ssl, char store[STORE_ID_MAX + 1], char terminal[STORE_ID_MAX + 1]);
 
 /* central's home holds ticket.key beside central.conf: the TLS session
- * ticket keys (name 16 + AES-256 key 32 + HMAC-SHA256 key 32 random
- * bytes, mode 0600), so sessions resume across a restart. setup makes it;
- * serve makes it for a home that has none and refuses one group/other can
- * read. Creates path (never replaces one). */
+ * ticket keys, each name 16 + AES-256 key 32 + HMAC-SHA256 key 32 random
+ * bytes (mode 0600), so sessions resume across a restart. The file holds
+ * the current key, then the previous one once serve has rotated it ([tls]
+ * ticket_rotate_s); its mtime is when the current key began. setup makes
+ * it with one key; serve makes it for a home that has none and refuses one
+ * group/other can read. Creates path (never replaces one).
+ *
+ * central's home also holds crl.pem (pki.h): serve verifies client
+ * certificates against it from the next handshake after it changes. */
 #define SERVER_TICKET_KEY_LEN 80
 int server_ticket_key_create(const char *path, pos_err *e);
 

@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/file.h>
+
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
@@ -23,13 +25,18 @@
 #define SETUP_USAGE "usage: pos-central setup DIR"
 #define TCERT_USAGE "usage: pos-central terminal-cert DIR --store S --terminal T --out OUT"
 #define ROTATE_USAGE "usage: pos-central rotate-key -c CONF"
+#define REVOKE_USAGE \
+	"usage: pos-central terminal-revoke DIR --store S --terminal T [--cert FILE]"
+/* Certificates of one terminal that one revocation takes (re-issues). */
+#define REVOKE_MAX 64
 #define SETUP_LISTEN "127.0.0.1:8443"
 
 /* Everything `setup` writes into a home, in the order it writes them; on
  * failure they are removed again so the command can simply be re-run. */
 static const char *const setup_files[] = {
 	"ca.key", "ca.crt", "server.key", "server.crt", "hpke.key", "central.pub",
-	"k_index.key", "k_deident.key", "analyst.token", "admin.token", "ticket.key", "central.conf",
+	"k_index.key", "k_deident.key", "analyst.token", "admin.token", "ticket.key", PKI_CRL_FILE,
+	"central.conf",
 };
 #define SETUP_NFILES (sizeof setup_files / sizeof setup_files[0])
 
@@ -142,6 +149,8 @@ static void setup_remove_home(const char *dir, int created)
 			unlink(p);
 	if (setup_join(p, dir, "keys", NULL) == 0)
 		rmdir(p);
+	if (setup_join(p, dir, PKI_ISSUED_DIR, NULL) == 0)
+		rmdir(p);
 	if (created)
 		rmdir(dir);
 }
@@ -169,6 +178,7 @@ static int setup_home(const char *dir, char kid[KEYS_KID_LEN + 1], pos_err *e)
 	struct hpke_keypair kp;
 	EVP_PKEY *ca_key = NULL, *srv_key = NULL;
 	X509 *ca = NULL, *srv = NULL;
+	X509_CRL *crl = NULL;
 	char p[PATH_MAX];
 	int rc, created = 0;
 
@@ -220,6 +230,17 @@ static int setup_home(const char *dir, char kid[KEYS_KID_LEN + 1], pos_err *e)
 	if ((rc = setup_join(p, dir, "ticket.key", e)) < 0 ||
 	    (rc = server_ticket_key_create(p, e)) < 0)
 		goto out;
+	if ((rc = setup_join(p, dir, PKI_ISSUED_DIR, e)) < 0)
+		goto out;
+	if (mkdir(p, 0700) < 0) {
+		rc = err_set(e, POS_EIO, "%s: cannot create: %s", p, strerror(errno));
+		goto out;
+	}
+	/* An empty CRL from the start: serve checks every terminal against
+	 * it, and terminal-revoke only ever adds to it. */
+	if ((rc = pki_crl_make(ca_key, ca, NULL, NULL, 0, &crl, NULL, e)) < 0 ||
+	    (rc = setup_join(p, dir, PKI_CRL_FILE, e)) < 0 || (rc = pki_write_crl(p, crl, e)) < 0)
+		goto out;
 	if ((rc = setup_join(p, dir, "central.conf", e)) < 0 ||
 	    (rc = cconf_write_default(p, SETUP_LISTEN, e)) < 0)
 		goto out;
@@ -231,6 +252,7 @@ out:
 	EVP_PKEY_free(srv_key);
 	X509_free(ca);
 	X509_free(srv);
+	X509_CRL_free(crl);
 	return rc;
 }
 
@@ -264,6 +286,7 @@ int setup_main(int argc, char **argv)
 	       "  k_index.key, k_deident.key    HMAC keys\n"
 	       "  analyst.token, admin.token    bearer tokens\n"
 	       "  ticket.key                    TLS session ticket keys (resumption across restarts)\n"
+	       "  crl.pem, issued/              revoked and issued terminal certificates\n"
 	       "  central.conf                  listen = %s\n"
 	       "Private files are mode 0600. Next: pos-central serve -c %s/central.conf\n",
 	       dir, kid, SETUP_LISTEN, dir);
@@ -369,6 +392,25 @@ static int tcert_prepare_out(const char *out, pos_err *e)
 	return 0;
 }
 
+/* Keeps a copy of an issued terminal certificate in DIR/issued/SERIAL.pem
+ * (the folder made for a home set up before it existed). */
+static int tcert_index(const char *dir, X509 *cert, pos_err *e)
+{
+	char idx[PATH_MAX], p[PATH_MAX], serial[PKI_SERIAL_HEX], name[PKI_SERIAL_HEX + 8];
+	int rc;
+
+	if ((rc = setup_join(idx, dir, PKI_ISSUED_DIR, e)) < 0)
+		return rc;
+	if (mkdir(idx, 0700) < 0 && errno != EEXIST)
+		return err_set(e, POS_EIO, "%s: cannot create: %s", idx, strerror(errno));
+	if ((rc = pki_serial_hex(cert, serial, e)) < 0)
+		return rc;
+	snprintf(name, sizeof name, "%s.pem", serial);
+	if ((rc = setup_join(p, idx, name, e)) < 0)
+		return rc;
+	return pki_write_cert(p, cert, e);
+}
+
 static int tcert_issue(const char *dir, const char *store, const char *terminal,
 		       const char *out, pos_err *e)
 {
@@ -403,6 +445,10 @@ static int tcert_issue(const char *dir, const char *store, const char *terminal,
 		goto out;
 	rc = pki_issue_client(ca_key, ca, store, terminal, PKI_CLIENT_DAYS, &key, &cert, e);
 	if (rc < 0)
+		goto out;
+	/* Indexed before it leaves: terminal-revoke finds every certificate
+	 * it may have to refuse. */
+	if ((rc = tcert_index(dir, cert, e)) < 0)
 		goto out;
 
 	written = 1; /* from here a failure removes what was written */
@@ -616,5 +662,241 @@ int rotate_key_main(int argc, char **argv)
 	       "  the previous key (kid %s) is kept as %s and still opens EncTIDs sealed to it\n"
 	       "  give the new %s to the terminals, then restart pos-central\n",
 	       new_kid, old_kid, retired, pub);
+	return 0;
+}
+
+/* One line: the problem and the usage (design section 5). */
+static int revoke_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int revoke_usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "pos-central terminal-revoke: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (%s)\n", REVOKE_USAGE);
+	return 2;
+}
+
+struct revoke_set {
+	X509 *certs[REVOKE_MAX];
+	size_t n;
+};
+
+static void revoke_set_free(struct revoke_set *rs)
+{
+	for (size_t i = 0; i < rs->n; i++)
+		X509_free(rs->certs[i]);
+	rs->n = 0;
+}
+
+/* Takes cert into rs unless a certificate with its serial is there. */
+static int revoke_take(struct revoke_set *rs, X509 *cert, pos_err *e)
+{
+	for (size_t i = 0; i < rs->n; i++)
+		if (ASN1_INTEGER_cmp(X509_get0_serialNumber(rs->certs[i]),
+				     X509_get0_serialNumber(cert)) == 0) {
+			X509_free(cert);
+			return 0;
+		}
+	if (rs->n >= REVOKE_MAX) {
+		X509_free(cert);
+		return err_set(e, POS_ETOOBIG, "more than %d certificates for one terminal",
+			       REVOKE_MAX);
+	}
+	rs->certs[rs->n++] = cert;
+	return 0;
+}
+
+/* Every certificate in DIR/issued that the CA issued to OU=store,
+ * CN=terminal. A home without the folder has none. */
+static int revoke_find(const char *dir, X509 *ca, const char *store, const char *terminal,
+		       struct revoke_set *rs, pos_err *e)
+{
+	char idx[PATH_MAX], p[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+	int rc = 0;
+
+	if ((rc = setup_join(idx, dir, PKI_ISSUED_DIR, e)) < 0)
+		return rc;
+	if (!(d = opendir(idx)))
+		return errno == ENOENT ? 0
+				       : err_set(e, POS_EIO, "%s: cannot read: %s", idx,
+						 strerror(errno));
+	while ((de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+		X509 *x = NULL;
+
+		if (len < 5 || strcmp(de->d_name + len - 4, ".pem") != 0)
+			continue;
+		if ((rc = setup_join(p, idx, de->d_name, e)) < 0)
+			break;
+		/* A file that is not a certificate of ours is not the terminal's. */
+		if (pki_load_cert(p, &x, NULL) < 0)
+			continue;
+		if (!pki_is_terminal(x, store, terminal) || !pki_issued_by(x, ca)) {
+			X509_free(x);
+			continue;
+		}
+		if ((rc = revoke_take(rs, x, e)) < 0)
+			break;
+	}
+	closedir(d);
+	return rc;
+}
+
+/* A certificate named on the command line: ours, and the terminal's. */
+static int revoke_cert_file(const char *path, X509 *ca, const char *store,
+			    const char *terminal, struct revoke_set *rs, pos_err *e)
+{
+	X509 *x = NULL;
+	int rc;
+
+	if ((rc = pki_load_cert(path, &x, e)) < 0)
+		return rc;
+	if (!pki_issued_by(x, ca)) {
+		X509_free(x);
+		return err_set(e, POS_EINVAL, "%s was not issued by this central's CA", path);
+	}
+	if (!pki_is_terminal(x, store, terminal)) {
+		X509_free(x);
+		return err_set(e, POS_EINVAL, "%s is not the certificate of terminal %s of store %s",
+			       path, terminal, store);
+	}
+	return revoke_take(rs, x, e);
+}
+
+/* "A, B, C": the serials of rs, cut at cap. */
+static void revoke_serials(const struct revoke_set *rs, char *out, size_t cap)
+{
+	char hex[PKI_SERIAL_HEX];
+	size_t off = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < rs->n && off < cap; i++) {
+		int n;
+
+		if (pki_serial_hex(rs->certs[i], hex, NULL) < 0)
+			snprintf(hex, sizeof hex, "?");
+		n = snprintf(out + off, cap - off, "%s%s", i ? ", " : "", hex);
+		if (n < 0)
+			break;
+		off += (size_t)n;
+	}
+}
+
+/*
+ * Adds every certificate of the terminal to DIR/crl.pem, signed by the CA
+ * and replaced atomically; serve notices the new file within a second.
+ * The home's folder is locked meanwhile so that two revocations at once
+ * cannot drop each other's entries. Nothing to add leaves the file as it
+ * is.
+ */
+static int revoke_terminal(const char *dir, const char *store, const char *terminal,
+			   const char *cert_file, pos_err *e)
+{
+	struct revoke_set rs = { .n = 0 };
+	EVP_PKEY *ca_key = NULL;
+	X509 *ca = NULL;
+	X509_CRL *prev = NULL, *crl = NULL;
+	char p[PATH_MAX], serials[512];
+	size_t added = 0;
+	int rc, lock = -1;
+
+	if ((rc = setup_join(p, dir, "ca.crt", e)) < 0 || (rc = pki_load_cert(p, &ca, e)) < 0)
+		goto out;
+	if ((rc = setup_join(p, dir, "ca.key", e)) < 0 || (rc = pki_load_key(p, &ca_key, e)) < 0)
+		goto out;
+	if (X509_check_private_key(ca, ca_key) != 1) {
+		ERR_clear_error();
+		rc = err_set(e, POS_ECRYPTO, "%s/ca.key does not belong to %s/ca.crt", dir, dir);
+		goto out;
+	}
+	lock = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (lock < 0 || flock(lock, LOCK_EX) != 0) {
+		rc = err_set(e, POS_EIO, "%s: cannot lock: %s", dir, strerror(errno));
+		goto out;
+	}
+	if ((rc = revoke_find(dir, ca, store, terminal, &rs, e)) < 0)
+		goto out;
+	if (cert_file && (rc = revoke_cert_file(cert_file, ca, store, terminal, &rs, e)) < 0)
+		goto out;
+	if (rs.n == 0) {
+		rc = err_set(e, POS_ENOTFOUND,
+			     "no certificate of terminal %s of store %s in %s/%s (for one issued "
+			     "before central kept that folder, add --cert FILE)",
+			     terminal, store, dir, PKI_ISSUED_DIR);
+		goto out;
+	}
+	if ((rc = setup_join(p, dir, PKI_CRL_FILE, e)) < 0)
+		goto out;
+	rc = pki_crl_load(p, ca, &prev, e);
+	if (rc == POS_ENOTFOUND)
+		rc = 0;
+	if (rc < 0)
+		goto out;
+	if ((rc = pki_crl_make(ca_key, ca, prev, rs.certs, rs.n, &crl, &added, e)) < 0)
+		goto out;
+	revoke_serials(&rs, serials, sizeof serials);
+	if (added == 0) {
+		printf("pos-central terminal-revoke: terminal %s of store %s was already revoked "
+		       "(certificate %s)\n",
+		       terminal, store, serials);
+		goto out;
+	}
+	if ((rc = pki_write_crl(p, crl, e)) < 0)
+		goto out;
+	rotate_sync_dir(dir);
+	printf("pos-central terminal-revoke: revoked terminal %s of store %s (certificate %s) in "
+	       "%s; serve refuses it from its next handshake\n",
+	       terminal, store, serials, p);
+out:
+	if (lock >= 0)
+		close(lock);
+	revoke_set_free(&rs);
+	X509_CRL_free(prev);
+	X509_CRL_free(crl);
+	EVP_PKEY_free(ca_key);
+	X509_free(ca);
+	return rc;
+}
+
+int terminal_revoke_main(int argc, char **argv)
+{
+	const char *dir = NULL, *store = NULL, *terminal = NULL, *cert = NULL;
+	pos_err e = { 0 };
+
+	for (int i = 1; i < argc; i++) {
+		int m;
+
+		if (setup_is_help(argv[i])) {
+			printf("%s\n", REVOKE_USAGE);
+			return 0;
+		}
+		if ((m = setup_opt(argc, argv, &i, "--store", &store)) == 0 &&
+		    (m = setup_opt(argc, argv, &i, "--terminal", &terminal)) == 0 &&
+		    (m = setup_opt(argc, argv, &i, "--cert", &cert)) == 0) {
+			if (argv[i][0] == '-' && argv[i][1] != '\0')
+				return revoke_usage("unknown option %s", argv[i]);
+			if (dir)
+				return revoke_usage("one DIR only");
+			dir = argv[i];
+			continue;
+		}
+		if (m < 0)
+			return revoke_usage("%s needs a value", argv[i]);
+	}
+	if (!dir || !store || !terminal || !dir[0])
+		return revoke_usage("DIR, --store and --terminal are required");
+	if (!pki_name_ok(store))
+		return revoke_usage("--store must match [A-Za-z0-9._-]{1,64}");
+	if (!pki_name_ok(terminal))
+		return revoke_usage("--terminal must match [A-Za-z0-9._-]{1,64}");
+	if (cert && !cert[0])
+		return revoke_usage("--cert needs a file");
+	if (revoke_terminal(dir, store, terminal, cert, &e) < 0)
+		return setup_fail("terminal-revoke", &e);
 	return 0;
 }

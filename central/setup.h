@@ -14,6 +14,12 @@ int setup_main(int argc, char **argv);
 /* pos-central terminal-cert DIR --store S --terminal T --out OUT: a client
  * certificate and everything an agent needs, terminal.conf included. */
 int terminal_cert_main(int argc, char **argv);
+/* pos-central terminal-revoke DIR --store S --terminal T [--cert FILE]:
+ * adds every certificate the CA issued to that terminal (found in
+ * DIR/issued; FILE for one issued before that folder existed) to
+ * DIR/crl.pem. Revoking again changes nothing. 1 when the terminal has no
+ * certificate there. */
+int terminal_revoke_main(int argc, char **argv);
 /* pos-central rotate-key -c CONF: a new HPKE key pair; the old private key
  * moves to the hpke_retired folder as <kid>.key; central.pub is rewritten. */
 int rotate_key_main(int argc, char **argv);

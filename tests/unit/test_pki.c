@@ -230,6 +230,168 @@ static void bad_store_or_terminal_ids_are_refused(void **st)
 	X509_free(cc);
 }
 
+/* X509_verify_cert of cert against the CA alone, or with crl and
+ * CRL checking: the verdict serve's handshake would reach. */
+static int verify_with(X509 *ca, X509_CRL *crl, X509 *cert)
+{
+	X509_STORE *store = X509_STORE_new();
+	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+	int err;
+
+	assert_non_null(store);
+	assert_non_null(ctx);
+	assert_int_equal(X509_STORE_add_cert(store, ca), 1);
+	if (crl) {
+		assert_int_equal(X509_STORE_add_crl(store, crl), 1);
+		X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+	}
+	assert_int_equal(X509_STORE_CTX_init(ctx, store, cert, NULL), 1);
+	err = X509_verify_cert(ctx) == 1 ? X509_V_OK : X509_STORE_CTX_get_error(ctx);
+	X509_STORE_CTX_free(ctx);
+	X509_STORE_free(store);
+	return err;
+}
+
+static long crl_number(X509_CRL *crl)
+{
+	ASN1_INTEGER *n = X509_CRL_get_ext_d2i(crl, NID_crl_number, NULL, NULL);
+	long v = n ? ASN1_INTEGER_get(n) : -1;
+
+	ASN1_INTEGER_free(n);
+	return v;
+}
+
+static void a_revoked_terminal_fails_verification_and_the_others_still_pass(void **st)
+{
+	EVP_PKEY *ck = NULL, *k1 = NULL, *k2 = NULL;
+	X509 *ca = NULL, *t1 = NULL, *t2 = NULL;
+	X509_CRL *empty = NULL, *crl = NULL, *again = NULL, *loaded = NULL;
+	char path[256];
+	size_t added = 99;
+	pos_err e = { 0 };
+
+	(void)st;
+	join(path, "crl.pem");
+	assert_int_equal(pki_load_cert(ca_crt, &ca, &e), 0);
+	assert_int_equal(pki_load_key(ca_key, &ck, &e), 0);
+	assert_int_equal(pki_issue_client(ck, ca, "S1", "T1", 30, &k1, &t1, &e), 0);
+	assert_int_equal(pki_issue_client(ck, ca, "S1", "T2", 30, &k2, &t2, &e), 0);
+
+	/* An empty CRL revokes nothing, but is a CRL the check accepts. */
+	assert_int_equal(pki_crl_make(ck, ca, NULL, NULL, 0, &empty, &added, &e), 0);
+	assert_int_equal(added, 0);
+	assert_int_equal(crl_number(empty), 1);
+	assert_int_equal(verify_with(ca, empty, t1), X509_V_OK);
+
+	X509 *one[] = { t1 };
+	assert_int_equal(pki_crl_make(ck, ca, empty, one, 1, &crl, &added, &e), 0);
+	assert_int_equal(added, 1);
+	assert_int_equal(crl_number(crl), 2);
+	assert_true(pki_crl_revoked(crl, t1));
+	assert_false(pki_crl_revoked(crl, t2));
+	assert_int_equal(verify_with(ca, crl, t1), X509_V_ERR_CERT_REVOKED);
+	assert_int_equal(verify_with(ca, crl, t2), X509_V_OK);
+	assert_int_equal(verify_with(ca, NULL, t1), X509_V_OK);
+
+	/* Revoking again adds nothing; the list keeps what it had. */
+	X509 *both[] = { t1, t2, t1 };
+	assert_int_equal(pki_crl_make(ck, ca, crl, one, 1, &again, &added, &e), 0);
+	assert_int_equal(added, 0);
+	assert_int_equal(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(again)), 1);
+	X509_CRL_free(again);
+	assert_int_equal(pki_crl_make(ck, ca, crl, both, 3, &again, &added, &e), 0);
+	assert_int_equal(added, 1);
+	assert_int_equal(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(again)), 2);
+	assert_int_equal(verify_with(ca, again, t2), X509_V_ERR_CERT_REVOKED);
+
+	/* Written and read back, the CRL is the same list, and openssl(1)
+	 * agrees with it. */
+	assert_int_equal(pki_write_crl(path, crl, &e), 0);
+	assert_int_equal(pki_write_crl(path, crl, &e), 0); /* replaces */
+	assert_int_equal(pki_crl_load(path, ca, &loaded, &e), 0);
+	assert_true(pki_crl_revoked(loaded, t1));
+	assert_false(pki_crl_revoked(loaded, t2));
+	assert_int_equal(sh("openssl crl -in '%s' -CAfile '%s' -noout >/dev/null 2>&1", path, ca_crt),
+			 0);
+	{
+		char tpath[256];
+
+		join(tpath, "t1.crt");
+		assert_int_equal(pki_write_cert(tpath, t1, &e), 0);
+		assert_int_not_equal(sh("openssl verify -crl_check -CAfile '%s' -CRLfile '%s' "
+					"'%s' >/dev/null 2>&1",
+					ca_crt, path, tpath),
+				     0);
+		assert_int_equal(sh("openssl verify -crl_check -CAfile '%s' -CRLfile '%s' "
+				    "'%s' >/dev/null 2>&1",
+				    ca_crt, path, cli_crt),
+				 0);
+	}
+	X509_CRL_free(loaded);
+	X509_CRL_free(again);
+	X509_CRL_free(crl);
+	X509_CRL_free(empty);
+	EVP_PKEY_free(ck);
+	EVP_PKEY_free(k1);
+	EVP_PKEY_free(k2);
+	X509_free(ca);
+	X509_free(t1);
+	X509_free(t2);
+}
+
+static void a_crl_from_another_ca_or_not_a_crl_is_refused(void **st)
+{
+	EVP_PKEY *ok = NULL;
+	X509 *other = NULL, *ca = NULL;
+	X509_CRL *crl = NULL, *loaded = NULL;
+	char path[256];
+	pos_err e = { 0 };
+
+	(void)st;
+	join(path, "other-crl.pem");
+	assert_int_equal(pki_load_cert(ca_crt, &ca, &e), 0);
+	assert_int_equal(pki_make_ca("Test CA", 30, &ok, &other, &e), 0); /* same name */
+	assert_int_equal(pki_crl_make(ok, other, NULL, NULL, 0, &crl, NULL, &e), 0);
+	assert_int_equal(pki_write_crl(path, crl, &e), 0);
+	assert_int_equal(pki_crl_load(path, ca, &loaded, &e), POS_ECRYPTO);
+	assert_null(loaded);
+	assert_non_null(strstr(e.msg, "not signed by central's CA"));
+	assert_int_equal(pki_crl_load(ca_crt, ca, &loaded, &e), POS_EINVAL);
+	assert_non_null(strstr(e.msg, "revocation list"));
+	join(path, "missing.pem");
+	assert_int_equal(pki_crl_load(path, ca, &loaded, &e), POS_ENOTFOUND);
+	X509_CRL_free(crl);
+	EVP_PKEY_free(ok);
+	X509_free(other);
+	X509_free(ca);
+}
+
+static void terminal_subject_and_issuer_checks(void **st)
+{
+	EVP_PKEY *ok = NULL;
+	X509 *other = NULL, *ca = NULL, *t = NULL;
+	char hex[PKI_SERIAL_HEX];
+	pos_err e = { 0 };
+
+	(void)st;
+	assert_int_equal(pki_load_cert(ca_crt, &ca, &e), 0);
+	assert_int_equal(pki_load_cert(cli_crt, &t, &e), 0);
+	assert_true(pki_is_terminal(t, "S1", "T-7.a_b"));
+	assert_false(pki_is_terminal(t, "S1", "T-7.a"));
+	assert_false(pki_is_terminal(t, "S", "T-7.a_b"));
+	assert_false(pki_is_terminal(ca, "S1", "T-7.a_b"));
+	assert_true(pki_issued_by(t, ca));
+	assert_int_equal(pki_make_ca("Test CA", 30, &ok, &other, &e), 0);
+	assert_false(pki_issued_by(t, other));
+	assert_int_equal(pki_serial_hex(t, hex, &e), 0);
+	assert_int_equal(strlen(hex), 32);
+	assert_int_equal(strspn(hex, "0123456789ABCDEF"), 32);
+	EVP_PKEY_free(ok);
+	X509_free(other);
+	X509_free(ca);
+	X509_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -242,6 +404,9 @@ int main(void)
 		cmocka_unit_test(existing_files_are_never_overwritten),
 		cmocka_unit_test(ca_lasts_ten_years_and_client_one),
 		cmocka_unit_test(bad_store_or_terminal_ids_are_refused),
+		cmocka_unit_test(a_revoked_terminal_fails_verification_and_the_others_still_pass),
+		cmocka_unit_test(a_crl_from_another_ca_or_not_a_crl_is_refused),
+		cmocka_unit_test(terminal_subject_and_issuer_checks),
 	};
 	return cmocka_run_group_tests(tests, make_all, remove_all);
 }
