@@ -27,6 +27,9 @@
  *   max_headers = 16384      ; bytes
  *   idle_timeout = 30        ; seconds a connection may sit idle or trickle
  *   max_connections = 4096
+ *   handshake_timeout_ms = 3000        ; a TLS handshake must end within this (and idle_timeout)
+ *   max_connections_per_address = 64   ; not yet authenticated, per IPv4 address or IPv6 /64
+ *   terminal_reserve_pct = 25          ; % of max_connections only terminals may use
  *
  * Unknown sections or keys and bad values fail with file:line.
  */
@@ -57,6 +60,9 @@ struct cconf {
 	long max_headers;
 	long idle_timeout;
 	long max_connections;
+	long handshake_timeout_ms;
+	long max_connections_per_address;
+	long terminal_reserve_pct;
 };
 
 int cconf_load(const char *path, struct cconf *out, pos_err *e);
