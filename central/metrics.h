@@ -26,6 +26,7 @@ enum metrics_route {
 	MR_OFFER_ACCEPT,
 	MR_OFFER_CHECK,
 	MR_OFFER_REPORT,
+	MR_READY,
 	MR_OTHER,
 	MR_COUNT
 };

@@ -702,6 +702,8 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 	sh.ingest = ig;
 	sh.auto_enrol = c->auto_enrol;
 	sh.max_body = (size_t)c->max_body;
+	sh.database = c->database;
+	sh.min_free_mb = c->min_free_disk_mb;
 
 	/* One budget for every worker, terminal_reserve_pct of it (rounded
 	 * up) kept for terminals. */
