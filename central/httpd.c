@@ -276,13 +276,13 @@ static int conn_new(struct httpd *h, int fd, const struct slots_addr *addr)
 	c->kind = SLOTS_HANDSHAKE;
 	c->addr = *addr;
 	c->req.c = c;
-	c->ssl = SSL_new(h->o.ssl);
+	c->ssl = h->o.ssl ? SSL_new(h->o.ssl) : NULL;
 	c->rev = event_new(h->base, fd, EV_READ | EV_PERSIST, conn_ev_cb, c);
 	c->wev = event_new(h->base, fd, EV_WRITE | EV_PERSIST, conn_ev_cb, c);
 	c->deadline = evtimer_new(h->base, conn_deadline_cb, c);
 	c->again = evtimer_new(h->base, conn_ev_cb, c);
-	if (!c->ssl || !c->rev || !c->wev || !c->deadline || !c->again ||
-	    SSL_set_fd(c->ssl, fd) != 1) {
+	if ((h->o.ssl && (!c->ssl || SSL_set_fd(c->ssl, fd) != 1)) || !c->rev || !c->wev ||
+	    !c->deadline || !c->again) {
 		SSL_free(c->ssl);
 		if (c->rev)
 			event_free(c->rev);
@@ -295,7 +295,8 @@ static int conn_new(struct httpd *h, int fd, const struct slots_addr *addr)
 		free(c);
 		return POS_ENOMEM;
 	}
-	SSL_set_accept_state(c->ssl);
+	if (c->ssl)
+		SSL_set_accept_state(c->ssl);
 	c->st = C_HANDSHAKE;
 	c->want = c->armed = EV_READ;
 	event_add(c->rev, NULL);
@@ -413,13 +414,26 @@ static enum step conn_ssl_wait(struct conn *c, int r)
 
 static enum step conn_refuse(struct conn *c, int status, const char *detail);
 
+/* Without TLS (the fuzz harness): recv or send gave r <= 0. */
+static enum step conn_plain_wait(struct conn *c, ssize_t r, short want)
+{
+	if (r < 0 && errno == EINTR)
+		return STEP;
+	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		c->want = want;
+		return WAIT;
+	}
+	c->st = C_DEAD;
+	return STEP;
+}
+
 /* The handshake is done: the connection becomes a terminal's (its
  * certificate verified: OpenSSL fails a handshake whose certificate does
  * not) or an anonymous one, which the budget may have no room for. */
 static enum step conn_established(struct conn *c)
 {
 	struct httpd *h = c->h;
-	bool terminal = SSL_get0_peer_certificate(c->ssl) != NULL &&
+	bool terminal = c->ssl && SSL_get0_peer_certificate(c->ssl) != NULL &&
 			SSL_get_verify_result(c->ssl) == X509_V_OK;
 
 	conn_hs_unlink(c);
@@ -438,6 +452,8 @@ static enum step conn_handshake(struct conn *c)
 {
 	int r;
 
+	if (!c->ssl)
+		return conn_established(c);
 	ERR_clear_error();
 	r = SSL_do_handshake(c->ssl);
 	if (r == 1)
@@ -546,9 +562,11 @@ static enum step conn_written(struct conn *c)
 		/* close_notify, then FIN; the client reads the reply to its end,
 		 * and the socket is closed once it closes too, so no unread byte
 		 * of its makes our close a reset that would eat the reply. */
-		ERR_clear_error();
-		(void)SSL_shutdown(c->ssl);
-		ERR_clear_error();
+		if (c->ssl) {
+			ERR_clear_error();
+			(void)SSL_shutdown(c->ssl);
+			ERR_clear_error();
+		}
 		shutdown(c->fd, SHUT_WR);
 		c->st = C_LINGER;
 		c->linger_left = conn_unread(c);
@@ -568,7 +586,7 @@ static enum step conn_written(struct conn *c)
 	 * pipelined request, or records OpenSSL read ahead) are taken up on
 	 * the next loop turn, after the other connections' events. */
 	c->idle = true;
-	if (c->in_len > 0 || SSL_has_pending(c->ssl))
+	if (c->in_len > 0 || (c->ssl && SSL_has_pending(c->ssl)))
 		evtimer_add(c->again, &httpd_now_tv);
 	event_add(c->deadline, h->idle_tv);
 	return STEP;
@@ -580,6 +598,14 @@ static enum step conn_flush(struct conn *c)
 		size_t left = c->out_len - c->out_off;
 		int n;
 
+		if (!c->ssl) {
+			ssize_t w = send(c->fd, c->out + c->out_off, left, MSG_NOSIGNAL);
+
+			if (w <= 0)
+				return conn_plain_wait(c, w, EV_WRITE);
+			c->out_off += (size_t)w;
+			continue;
+		}
 		ERR_clear_error();
 		n = SSL_write(c->ssl, c->out + c->out_off, left > INT_MAX ? INT_MAX : (int)left);
 		if (n <= 0)
@@ -759,6 +785,14 @@ static enum step conn_read(struct conn *c)
 			return conn_refuse(c, 500, "out of memory");
 	}
 	room = c->in_cap - c->in_len;
+	if (!c->ssl) {
+		ssize_t r = recv(c->fd, c->in + c->in_len, room, 0);
+
+		if (r <= 0)
+			return conn_plain_wait(c, r, EV_READ);
+		c->in_len += (size_t)r;
+		return STEP;
+	}
 	ERR_clear_error();
 	n = SSL_read(c->ssl, c->in + c->in_len, room > INT_MAX ? INT_MAX : (int)room);
 	if (n <= 0)

@@ -50,7 +50,10 @@ typedef void (*httpd_handler)(struct httpd_req *q, void *arg);
 
 struct httpd_opts {
 	int fd;            /* listening socket, non-blocking; the httpd closes it */
-	SSL_CTX *ssl;      /* borrowed; outlives the httpd */
+	/* Borrowed; outlives the httpd. NULL: plain HTTP without TLS, for the
+	 * state-machine fuzz harness (tests/fuzz/fuzz_httpd.c) only; server.c
+	 * always passes its context. */
+	SSL_CTX *ssl;
 	struct slots *slots; /* borrowed; shared by every worker's httpd */
 	struct timeval handshake;
 	struct timeval idle;
@@ -84,7 +87,7 @@ const char *httpd_query(const struct httpd_req *q); /* NULL when none */
 const char *httpd_header(const struct httpd_req *q, const char *name);
 /* The body, not NUL-terminated: *len bytes, never over max_body. */
 const char *httpd_body(const struct httpd_req *q, size_t *len);
-SSL *httpd_ssl(const struct httpd_req *q);
+SSL *httpd_ssl(const struct httpd_req *q); /* NULL without TLS */
 
 /* A header for the reply; name and value are copied. POS_EINVAL for a CR
  * or LF in either (or a colon in name), POS_ETOOBIG when the reply's extra
