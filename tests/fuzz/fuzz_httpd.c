@@ -13,7 +13,10 @@
  *     Connection: close;
  *   - a reply header with CR or LF is refused, and the extra headers stop
  *     at their bound;
- *   - every connection slot is given back once the httpd is freed. */
+ *   - every connection slot is given back once the httpd is freed;
+ *   - in runs whose client sends only well-formed requests (split
+ *     anywhere), the first connection gets exactly one reply for each
+ *     request it sent whole, unless something closed it. */
 #include <errno.h>
 #include <event2/event.h>
 #include <stdbool.h>
@@ -39,12 +42,29 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 #define FZ_BIG 300000 /* over a unix socket's buffer: the reply waits */
 #define FZ_RBUF (FZ_BIG + 65536)
 #define FZ_END_TURNS 64
+#define FZ_QUEUE 4096
+
+/* Well-formed requests under the smallest max_head (64). */
+static const char *const fz_templates[] = {
+	"GET /v1/health HTTP/1.1\r\nHost: c\r\n\r\n",
+	"POST /v1/resolve HTTP/1.1\r\nHost: c\r\nContent-Length: 11\r\n\r\n{\"txn\":\"x\"}",
+	"HEAD /metrics HTTP/1.1\r\nHost: c\r\n\r\n",
+	"\r\nGET /v1/health?a=1 HTTP/1.1\r\nHost: c\r\n\r\n",
+};
+#define FZ_NTEMPLATES (sizeof fz_templates / sizeof fz_templates[0])
 
 struct fz_client {
 	int fd; /* -1: none or closed */
 	bool wrote_closed; /* shut down for writing */
 	bool saw_close;    /* a reply said Connection: close */
+	bool broken;       /* closed by us, or reset, or a send failed */
 	long last_seq;
+	long replies;      /* whole replies read, 100 Continue aside */
+	long sent;         /* whole template requests sent */
+	char queue[FZ_QUEUE]; /* template bytes not sent yet */
+	size_t qlen;
+	size_t ends[64];      /* queue offsets where a request ends */
+	size_t nends;
 	char *buf; /* bytes read and not yet parsed as a whole reply */
 	size_t len;
 };
@@ -63,6 +83,7 @@ struct fz {
 	struct slots *slots;
 	size_t max_body;
 	bool finishing; /* the script is over: the handler answers at once */
+	bool templates; /* clients send only fz_templates, split anywhere */
 	struct fz_client cl[FZ_CLIENTS];
 	struct fz_pending pend[FZ_PENDING];
 	size_t npend;
@@ -215,6 +236,8 @@ static void fz_parse(struct fz *f, struct fz_client *c)
 			c->last_seq = seq;
 		if (fz_header(c->buf, head, "\r\nConnection: close"))
 			c->saw_close = true;
+		if (status != 100)
+			c->replies++;
 		/* A refusal before the handler is JSON. */
 		if (!sq && status != 100 && status >= 400 && body > 0 &&
 		    (body < 10 || memcmp(c->buf + head, "{\"error\":", 9) != 0))
@@ -233,6 +256,8 @@ static void fz_read(struct fz *f, struct fz_client *c, size_t max)
 		if (room == 0)
 			abort(); /* a reply bigger than any the handler makes */
 		n = recv(c->fd, c->buf + c->len, room < max ? room : max, MSG_DONTWAIT);
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+			c->broken = true;
 		if (n <= 0)
 			return;
 		c->len += (size_t)n;
@@ -255,7 +280,8 @@ static void fz_connect(struct fz *f, struct fz_client *c)
 	c->fd = fd;
 	c->wrote_closed = c->saw_close = false;
 	c->last_seq = -1;
-	c->len = 0;
+	c->len = c->qlen = c->nends = 0;
+	c->replies = c->sent = 0;
 }
 
 static void fz_close(struct fz_client *c)
@@ -263,6 +289,47 @@ static void fz_close(struct fz_client *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
+	c->broken = true;
+}
+
+/* Sends up to n queued template bytes, counting the requests that left
+ * whole. */
+static void fz_send_queue(struct fz_client *c, size_t n)
+{
+	ssize_t w;
+	size_t k = 0;
+
+	if (c->fd < 0 || c->wrote_closed || c->qlen == 0)
+		return;
+	w = send(c->fd, c->queue, n < c->qlen ? n : c->qlen, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (w < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			c->broken = true;
+		return;
+	}
+	while (k < c->nends && c->ends[k] <= (size_t)w)
+		k++;
+	c->sent += (long)k;
+	memmove(c->ends, c->ends + k, (c->nends - k) * sizeof c->ends[0]);
+	c->nends -= k;
+	for (size_t i = 0; i < c->nends; i++)
+		c->ends[i] -= (size_t)w;
+	memmove(c->queue, c->queue + w, c->qlen - (size_t)w);
+	c->qlen -= (size_t)w;
+}
+
+/* Queues a template request (when it fits) and sends a piece of the queue. */
+static void fz_send_template(struct fz *f, struct fz_client *c)
+{
+	const char *t = fz_templates[fz_take(f) % FZ_NTEMPLATES];
+	size_t tl = strlen(t), n = (size_t)fz_take(f) + 1;
+
+	if (c->qlen + tl <= FZ_QUEUE && c->nends < sizeof c->ends / sizeof c->ends[0]) {
+		memcpy(c->queue + c->qlen, t, tl);
+		c->qlen += tl;
+		c->ends[c->nends++] = c->qlen;
+	}
+	fz_send_queue(c, n);
 }
 
 /* ------------------------------------------------------------ one run */
@@ -311,6 +378,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	f->d = data;
 	f->size = size;
 	cfg = fz_take(f);
+	f->templates = cfg & 0x20;
 	for (int i = 0; i < FZ_CLIENTS; i++) {
 		f->cl[i].fd = -1;
 		if (!(f->cl[i].buf = malloc(FZ_RBUF)))
@@ -343,8 +411,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		switch (op % 6) {
 		case 0:
 		case 1: { /* the client writes a piece of the script */
-			size_t n = (size_t)fz_take(f) + 1;
+			size_t n;
 
+			if (f->templates) {
+				fz_send_template(f, c);
+				break;
+			}
+			n = (size_t)fz_take(f) + 1;
 			if (n > f->size - f->pos)
 				n = f->size - f->pos;
 			if (c->fd >= 0 && !c->wrote_closed)
@@ -377,10 +450,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* The end: every answer goes out and the clients read it all. */
 	f->finishing = true;
 	for (int t = 0; t < FZ_END_TURNS; t++) {
+		for (int i = 0; i < FZ_CLIENTS; i++)
+			fz_send_queue(&f->cl[i], FZ_QUEUE);
 		fz_turn(f);
 		for (int i = 0; i < FZ_CLIENTS; i++)
 			fz_read(f, &f->cl[i], FZ_RBUF);
 	}
+	/* Every request sent whole was answered, in order: none lost or
+	 * stuck behind a pipelined neighbour. */
+	if (f->templates && !f->cl[0].broken && !f->cl[0].saw_close && f->cl[0].qlen == 0 &&
+	    f->cl[0].replies != f->cl[0].sent)
+		abort();
 	for (int i = 0; i < FZ_CLIENTS; i++)
 		fz_close(&f->cl[i]);
 	for (int t = 0; t < 4; t++)
