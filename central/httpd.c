@@ -971,9 +971,11 @@ int httpd_new(struct event_base *base, const struct httpd_opts *o, struct httpd 
 	struct httpd *h = calloc(1, sizeof *h);
 
 	*out = NULL;
-	if (!h) {
+	if (!h || !o->slots) {
+		free(h);
 		close(o->fd);
-		return err_set(e, POS_ENOMEM, "worker %d: out of memory", o->worker);
+		return h ? err_set(e, POS_EINVAL, "worker %d: no connection budget", o->worker)
+			 : err_set(e, POS_ENOMEM, "worker %d: out of memory", o->worker);
 	}
 	h->base = base;
 	h->o = *o;
