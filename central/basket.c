@@ -257,10 +257,8 @@ int basket_from_json(json_t *obj, const char *store, const char *terminal, int64
 	if ((rc = jsonx_only_keys(obj, keys, e)) < 0 ||
 	    (rc = jsonx_str(obj, "txn", 1, UUID_STR_LEN, &txn, e)) < 0)
 		goto out;
-	if (!uuid_valid(txn)) {
-		rc = err_set(e, POS_EINVAL, "txn must be a UUID");
+	if ((rc = uuid_v7_check(txn, "txn", e)) < 0)
 		goto out;
-	}
 	memcpy(out->txn_sent, txn, UUID_STR_LEN + 1);
 	memcpy(out->b.txn, txn, UUID_STR_LEN + 1);
 	basket_lower(out->b.txn);
@@ -427,7 +425,7 @@ static int basket_fast(const char *body, size_t len, const char *store, const ch
 			goto slow;
 		if (jsonx_key_is(k, kn, "txn") && !have_txn) {
 			if (!jsonx_scan_copy(&x, out->txn_sent, UUID_STR_LEN) ||
-			    !uuid_valid(out->txn_sent))
+			    !uuid_v7_valid(out->txn_sent))
 				goto slow;
 			have_txn = true;
 		} else if (jsonx_key_is(k, kn, "ts") && !have_ts) {

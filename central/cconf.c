@@ -57,6 +57,14 @@ static const struct cconf_key cconf_keys[] = {
 	  "seconds a connection may sit idle or trickle" },
 	{ "limits", "max_connections", CC_INT, "4096", 1, 1000000, CC_LONG(max_connections),
 	  NULL },
+	{ "limits", "handshake_timeout_ms", CC_INT, "3000", 100, 600000,
+	  CC_LONG(handshake_timeout_ms), "a TLS handshake must end within this (and idle_timeout)" },
+	{ "limits", "max_connections_per_address", CC_INT, "64", 1, 1000000,
+	  CC_LONG(max_connections_per_address), "not yet authenticated, per IPv4 address or IPv6 /64" },
+	{ "limits", "terminal_reserve_pct", CC_INT, "25", 0, 90, CC_LONG(terminal_reserve_pct),
+	  "% of max_connections only terminals may use" },
+	{ "limits", "min_free_disk_mb", CC_INT, "64", 0, 1000000000, CC_LONG(min_free_disk_mb),
+	  "GET /v1/health/ready fails with less free beside the database" },
 };
 
 #define CC_NKEYS (sizeof(cconf_keys) / sizeof(cconf_keys[0]))

@@ -29,6 +29,10 @@
  *   max_headers = 16384      ; bytes
  *   idle_timeout = 30        ; seconds a connection may sit idle or trickle
  *   max_connections = 4096
+ *   handshake_timeout_ms = 3000        ; a TLS handshake must end within this (and idle_timeout)
+ *   max_connections_per_address = 64   ; not yet authenticated, per IPv4 address or IPv6 /64
+ *   terminal_reserve_pct = 25          ; % of max_connections only terminals may use
+ *   min_free_disk_mb = 64              ; GET /v1/health/ready fails with less free beside the database
  *
  * Unknown sections or keys and bad values fail with file:line.
  */
@@ -60,6 +64,10 @@ struct cconf {
 	long max_headers;
 	long idle_timeout;
 	long max_connections;
+	long handshake_timeout_ms;
+	long max_connections_per_address;
+	long terminal_reserve_pct;
+	long min_free_disk_mb;
 };
 
 int cconf_load(const char *path, struct cconf *out, pos_err *e);

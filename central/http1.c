@@ -172,6 +172,35 @@ static void http1_connection(const char *v, bool *close, bool *keep)
 	}
 }
 
+/* RFC 3986 reg-name, IP-literal and port characters: what a Host value
+ * may hold. */
+static bool http1_host_valid(const char *v)
+{
+	for (; *v; v++) {
+		unsigned char c = (unsigned char)*v;
+
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      strchr("-._~!$&'()*+,;=:[]%", c)))
+			return false;
+	}
+	return true;
+}
+
+/* Fields a request may carry once only (RFC 9112 3.2 for Host; for
+ * Authorization, two credentials would be read as one or the other). */
+static int http1_once(const struct http1_header *h, unsigned seen[2], int *status, pos_err *e)
+{
+	if (strcasecmp(h->name, "Host") == 0) {
+		if (seen[0]++)
+			return http1_fail(status, 400, e, "Host is given more than once");
+		if (!http1_host_valid(h->value))
+			return http1_fail(status, 400, e, "Host is not a valid host and port");
+	} else if (strcasecmp(h->name, "Authorization") == 0 && seen[1]++) {
+		return http1_fail(status, 400, e, "Authorization is given more than once");
+	}
+	return 0;
+}
+
 static int http1_known_field(const struct http1_header *h, size_t max_body, struct http1_req *rq,
 			     bool *cl_seen, bool conn[2], int *status, pos_err *e)
 {
@@ -197,6 +226,7 @@ int http1_parse(char *buf, size_t head_len, size_t max_body, struct http1_req *r
 {
 	char *p = buf, *end = buf + head_len;
 	bool cl_seen = false, conn[2] = { false, false }; /* close, keep-alive */
+	unsigned once[2] = { 0, 0 };                      /* Host, Authorization */
 	int rc;
 
 	memset(rq, 0, sizeof *rq);
@@ -216,10 +246,13 @@ int http1_parse(char *buf, size_t head_len, size_t max_body, struct http1_req *r
 		if (rq->nheaders == HTTP1_MAX_HEADERS)
 			return http1_fail(status, 431, e, "the request has too many header fields");
 		if ((rc = http1_field(http1_line(&p), &h, status, e)) < 0 ||
-		    (rc = http1_known_field(&h, max_body, rq, &cl_seen, conn, status, e)) < 0)
+		    (rc = http1_known_field(&h, max_body, rq, &cl_seen, conn, status, e)) < 0 ||
+		    (rc = http1_once(&h, once, status, e)) < 0)
 			return rc;
 		rq->headers[rq->nheaders++] = h;
 	}
+	if (rq->minor >= 1 && !once[0])
+		return http1_fail(status, 400, e, "an HTTP/1.1 request needs a Host header");
 	/* close wins over keep-alive, whichever comes first. */
 	if (conn[0])
 		rq->keep_alive = false;

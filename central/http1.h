@@ -11,7 +11,9 @@
  * Strict where leniency lets requests be read two ways (smuggling): no
  * obsolete line folding, no space before a header's colon, one
  * Content-Length value, no Transfer-Encoding at all (every client of
- * central sends Content-Length). Bare LF line ends are accepted.
+ * central sends Content-Length). RFC 9110/9112 as written: an HTTP/1.1
+ * request needs exactly one Host, and Authorization may come once only.
+ * Bare LF line ends are accepted.
  */
 #include <stdbool.h>
 #include <stddef.h>

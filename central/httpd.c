@@ -25,6 +25,9 @@
 /* A closing connection reads and drops what the client still sends (the
  * rest of a refused body) up to this much, within idle. */
 #define HTTPD_LINGER_MAX (64u << 20)
+/* A worker logs refused connections at most this often (a flood would
+ * write a line per connection); metrics count every one. */
+#define HTTPD_REFUSED_LOG_S 10
 
 enum conn_state {
 	C_HANDSHAKE,
@@ -62,6 +65,9 @@ struct conn {
 	bool close_after;
 	bool idle; /* a reply just went and nothing is buffered: wait for epoll */
 	bool queued; /* a reply waits in the flush list */
+	bool reset;  /* closed with a reset: refused or evicted, nothing to say */
+	enum slots_kind kind;
+	struct slots_addr addr;
 	char *in;
 	size_t in_len, in_cap;
 	size_t scan; /* where http1_head_end resumes */
@@ -71,6 +77,7 @@ struct conn {
 	struct httpd_req req;
 	struct conn *prev, *next;
 	struct conn *fprev, *fnext; /* the flush list */
+	struct conn *hprev, *hnext; /* handshakes, oldest first */
 };
 
 struct httpd {
@@ -79,12 +86,16 @@ struct httpd {
 	struct event *lev;    /* the listening socket; NULL once stopped */
 	struct event *resume; /* accepting again after an accept error */
 	const struct timeval *idle_tv; /* o.idle as a common timeout */
+	const struct timeval *hs_tv;   /* o.handshake (at most o.idle), the same */
 	struct event *flush_ev; /* NULL: replies are written at once */
 	struct conn *flush;     /* replies to write when flush_ev runs */
 	bool paused;
 	bool stopping; /* every reply closes its connection */
 	long open;
 	struct conn *conns;
+	struct conn *hs_first, *hs_last; /* connections in C_HANDSHAKE */
+	time_t refused_logged;
+	unsigned long refused[MC_COUNT]; /* since the last log line */
 };
 
 static const struct timeval httpd_resume_tv = { 0, HTTPD_RESUME_MS * 1000 };
@@ -96,10 +107,57 @@ static void conn_io(struct conn *c);
 
 static void httpd_accept_again(struct httpd *h)
 {
-	if (h->paused && h->lev && h->open < h->o.max_conns) {
+	if (h->paused && h->lev) {
 		event_add(h->lev, NULL);
 		h->paused = false;
 	}
+}
+
+/* Counts a connection a limit closed; one warning now and then says how
+ * many and why, never one per connection. */
+static void httpd_refused(struct httpd *h, enum metrics_conn_refusal why)
+{
+	time_t now = time(NULL);
+
+	metrics_conn_refused(why);
+	h->refused[why]++;
+	if (now - h->refused_logged < HTTPD_REFUSED_LOG_S)
+		return;
+	log_warn("connections_refused",
+		 "worker=%d per_address=%lu full=%lu anonymous=%lu evicted=%lu "
+		 "handshake_timeout=%lu open=%ld",
+		 h->o.worker, h->refused[MC_PER_ADDRESS], h->refused[MC_FULL],
+		 h->refused[MC_ANONYMOUS], h->refused[MC_EVICTED], h->refused[MC_HANDSHAKE_TIMEOUT],
+		 slots_open(h->o.slots));
+	memset(h->refused, 0, sizeof h->refused);
+	h->refused_logged = now;
+}
+
+/* A reset instead of FIN: no TIME_WAIT kept here for a connection we
+ * refuse, and the client learns at once. */
+static void httpd_reset_close(int fd)
+{
+	struct linger l = { 1, 0 };
+
+	(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+	close(fd);
+}
+
+static void conn_hs_unlink(struct conn *c)
+{
+	struct httpd *h = c->h;
+
+	if (c->hprev)
+		c->hprev->hnext = c->hnext;
+	else if (h->hs_first == c)
+		h->hs_first = c->hnext;
+	else
+		return; /* not in the list */
+	if (c->hnext)
+		c->hnext->hprev = c->hprev;
+	else
+		h->hs_last = c->hprev;
+	c->hprev = c->hnext = NULL;
 }
 
 static void conn_unqueue(struct conn *c)
@@ -154,6 +212,7 @@ static void conn_free(struct conn *c)
 	struct httpd *h = c->h;
 
 	conn_unqueue(c);
+	conn_hs_unlink(c);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -165,7 +224,11 @@ static void conn_free(struct conn *c)
 	event_free(c->deadline);
 	event_free(c->again);
 	SSL_free(c->ssl);
-	close(c->fd);
+	if (c->reset)
+		httpd_reset_close(c->fd);
+	else
+		close(c->fd);
+	slots_release(h->o.slots, &c->addr, c->kind);
 	free(c->in);
 	free(c->out);
 	free(c);
@@ -193,10 +256,16 @@ static void conn_deadline_cb(evutil_socket_t fd, short what, void *arg)
 	if (c->st == C_HANDLER)
 		return;
 	log_debug("connection_deadline", "worker=%d", c->h->o.worker);
+	if (c->st == C_HANDSHAKE) {
+		httpd_refused(c->h, MC_HANDSHAKE_TIMEOUT);
+		c->reset = true;
+	}
 	conn_free(c);
 }
 
-static int conn_new(struct httpd *h, int fd)
+/* A connection for fd, which holds a SLOTS_HANDSHAKE slot for addr; on
+ * failure the caller still owns both. */
+static int conn_new(struct httpd *h, int fd, const struct slots_addr *addr)
 {
 	struct conn *c = calloc(1, sizeof *c);
 
@@ -204,14 +273,16 @@ static int conn_new(struct httpd *h, int fd)
 		return POS_ENOMEM;
 	c->h = h;
 	c->fd = fd;
+	c->kind = SLOTS_HANDSHAKE;
+	c->addr = *addr;
 	c->req.c = c;
-	c->ssl = SSL_new(h->o.ssl);
+	c->ssl = h->o.ssl ? SSL_new(h->o.ssl) : NULL;
 	c->rev = event_new(h->base, fd, EV_READ | EV_PERSIST, conn_ev_cb, c);
 	c->wev = event_new(h->base, fd, EV_WRITE | EV_PERSIST, conn_ev_cb, c);
 	c->deadline = evtimer_new(h->base, conn_deadline_cb, c);
 	c->again = evtimer_new(h->base, conn_ev_cb, c);
-	if (!c->ssl || !c->rev || !c->wev || !c->deadline || !c->again ||
-	    SSL_set_fd(c->ssl, fd) != 1) {
+	if ((h->o.ssl && (!c->ssl || SSL_set_fd(c->ssl, fd) != 1)) || !c->rev || !c->wev ||
+	    !c->deadline || !c->again) {
 		SSL_free(c->ssl);
 		if (c->rev)
 			event_free(c->rev);
@@ -224,15 +295,22 @@ static int conn_new(struct httpd *h, int fd)
 		free(c);
 		return POS_ENOMEM;
 	}
-	SSL_set_accept_state(c->ssl);
+	if (c->ssl)
+		SSL_set_accept_state(c->ssl);
 	c->st = C_HANDSHAKE;
 	c->want = c->armed = EV_READ;
 	event_add(c->rev, NULL);
-	event_add(c->deadline, h->idle_tv);
+	event_add(c->deadline, h->hs_tv);
 	c->next = h->conns;
 	if (h->conns)
 		h->conns->prev = c;
 	h->conns = c;
+	c->hprev = h->hs_last;
+	if (h->hs_last)
+		h->hs_last->hnext = c;
+	else
+		h->hs_first = c;
+	h->hs_last = c;
 	h->open++;
 	metrics_connection(1);
 	return 0;
@@ -245,21 +323,38 @@ static void httpd_resume_cb(evutil_socket_t fd, short what, void *arg)
 	httpd_accept_again(arg);
 }
 
+/* A slot for a connection from k: when every one is taken, this worker's
+ * oldest handshake gives its own up (reset). 0, or the refusal. */
+static int httpd_slot(struct httpd *h, const struct slots_addr *k)
+{
+	enum slots_verdict v = slots_take(h->o.slots, k);
+
+	if (v == SLOTS_FULL && h->hs_first) {
+		struct conn *old = h->hs_first;
+
+		old->reset = true;
+		conn_free(old);
+		httpd_refused(h, MC_EVICTED);
+		v = slots_take(h->o.slots, k);
+	}
+	if (v == SLOTS_OK)
+		return 0;
+	httpd_refused(h, v == SLOTS_PER_ADDRESS ? MC_PER_ADDRESS : MC_FULL);
+	return -1;
+}
+
 static void httpd_accept_cb(evutil_socket_t lfd, short what, void *arg)
 {
 	struct httpd *h = arg;
 
 	(void)what;
 	for (int i = 0; i < HTTPD_ACCEPT_BATCH; i++) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof ss;
+		struct slots_addr k;
 		int fd;
 
-		if (h->open >= h->o.max_conns) {
-			event_del(h->lev);
-			h->paused = true;
-			log_warn("connections_capped", "worker=%d open=%ld", h->o.worker, h->open);
-			return;
-		}
-		fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
@@ -273,8 +368,14 @@ static void httpd_accept_cb(evutil_socket_t lfd, short what, void *arg)
 			evtimer_add(h->resume, &httpd_resume_tv);
 			return;
 		}
-		if (conn_new(h, fd) < 0) {
+		slots_addr_of(&k, (struct sockaddr *)&ss, sl);
+		if (httpd_slot(h, &k) < 0) {
+			httpd_reset_close(fd);
+			continue;
+		}
+		if (conn_new(h, fd, &k) < 0) {
 			log_warn("connection_dropped", "worker=%d reason=out of memory", h->o.worker);
+			slots_release(h->o.slots, &k, SLOTS_HANDSHAKE);
 			close(fd);
 		}
 	}
@@ -311,16 +412,52 @@ static enum step conn_ssl_wait(struct conn *c, int r)
 	return STEP;
 }
 
+static enum step conn_refuse(struct conn *c, int status, const char *detail);
+
+/* Without TLS (the fuzz harness): recv or send gave r <= 0. */
+static enum step conn_plain_wait(struct conn *c, ssize_t r, short want)
+{
+	if (r < 0 && errno == EINTR)
+		return STEP;
+	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		c->want = want;
+		return WAIT;
+	}
+	c->st = C_DEAD;
+	return STEP;
+}
+
+/* The handshake is done: the connection becomes a terminal's (its
+ * certificate verified: OpenSSL fails a handshake whose certificate does
+ * not) or an anonymous one, which the budget may have no room for. */
+static enum step conn_established(struct conn *c)
+{
+	struct httpd *h = c->h;
+	bool terminal = c->ssl && SSL_get0_peer_certificate(c->ssl) != NULL &&
+			SSL_get_verify_result(c->ssl) == X509_V_OK;
+
+	conn_hs_unlink(c);
+	c->st = C_READ;
+	event_add(c->deadline, h->idle_tv);
+	if (!slots_established(h->o.slots, &c->addr, terminal)) {
+		httpd_refused(h, MC_ANONYMOUS);
+		return conn_refuse(c, 503, "every connection slot for clients without a terminal "
+					   "certificate is taken; retry later");
+	}
+	c->kind = terminal ? SLOTS_TERMINAL : SLOTS_ANONYMOUS;
+	return STEP;
+}
+
 static enum step conn_handshake(struct conn *c)
 {
 	int r;
 
+	if (!c->ssl)
+		return conn_established(c);
 	ERR_clear_error();
 	r = SSL_do_handshake(c->ssl);
-	if (r == 1) {
-		c->st = C_READ;
-		return STEP;
-	}
+	if (r == 1)
+		return conn_established(c);
 	return conn_ssl_wait(c, r);
 }
 
@@ -425,9 +562,11 @@ static enum step conn_written(struct conn *c)
 		/* close_notify, then FIN; the client reads the reply to its end,
 		 * and the socket is closed once it closes too, so no unread byte
 		 * of its makes our close a reset that would eat the reply. */
-		ERR_clear_error();
-		(void)SSL_shutdown(c->ssl);
-		ERR_clear_error();
+		if (c->ssl) {
+			ERR_clear_error();
+			(void)SSL_shutdown(c->ssl);
+			ERR_clear_error();
+		}
 		shutdown(c->fd, SHUT_WR);
 		c->st = C_LINGER;
 		c->linger_left = conn_unread(c);
@@ -447,7 +586,7 @@ static enum step conn_written(struct conn *c)
 	 * pipelined request, or records OpenSSL read ahead) are taken up on
 	 * the next loop turn, after the other connections' events. */
 	c->idle = true;
-	if (c->in_len > 0 || SSL_has_pending(c->ssl))
+	if (c->in_len > 0 || (c->ssl && SSL_has_pending(c->ssl)))
 		evtimer_add(c->again, &httpd_now_tv);
 	event_add(c->deadline, h->idle_tv);
 	return STEP;
@@ -459,6 +598,14 @@ static enum step conn_flush(struct conn *c)
 		size_t left = c->out_len - c->out_off;
 		int n;
 
+		if (!c->ssl) {
+			ssize_t w = send(c->fd, c->out + c->out_off, left, MSG_NOSIGNAL);
+
+			if (w <= 0)
+				return conn_plain_wait(c, w, EV_WRITE);
+			c->out_off += (size_t)w;
+			continue;
+		}
 		ERR_clear_error();
 		n = SSL_write(c->ssl, c->out + c->out_off, left > INT_MAX ? INT_MAX : (int)left);
 		if (n <= 0)
@@ -496,6 +643,7 @@ static enum step conn_refuse(struct conn *c, int status, const char *detail)
 	const char *code = status == 413 || status == 431 ? "too_large"
 			   : status == 501		  ? "not_implemented"
 			   : status == 500		  ? "internal"
+			   : status == 503		  ? "unavailable"
 							  : "bad_request";
 	char body[384];
 	int n;
@@ -509,6 +657,8 @@ static enum step conn_refuse(struct conn *c, int status, const char *detail)
 	c->req.h.keep_alive = false;
 	c->req.extra_len = 0;
 	(void)httpd_add_header(&c->req, "Cache-Control", "no-store");
+	if (status == 503)
+		(void)httpd_add_header(&c->req, "Retry-After", "1");
 	c->st = C_HANDLER;
 	httpd_reply(&c->req, status, "application/json", body,
 		    n > 0 && (size_t)n < sizeof body ? (size_t)n : 0);
@@ -635,6 +785,14 @@ static enum step conn_read(struct conn *c)
 			return conn_refuse(c, 500, "out of memory");
 	}
 	room = c->in_cap - c->in_len;
+	if (!c->ssl) {
+		ssize_t r = recv(c->fd, c->in + c->in_len, room, 0);
+
+		if (r <= 0)
+			return conn_plain_wait(c, r, EV_READ);
+		c->in_len += (size_t)r;
+		return STEP;
+	}
 	ERR_clear_error();
 	n = SSL_read(c->ssl, c->in + c->in_len, room > INT_MAX ? INT_MAX : (int)room);
 	if (n <= 0)
@@ -813,13 +971,17 @@ int httpd_new(struct event_base *base, const struct httpd_opts *o, struct httpd 
 	struct httpd *h = calloc(1, sizeof *h);
 
 	*out = NULL;
-	if (!h) {
+	if (!h || !o->slots) {
+		free(h);
 		close(o->fd);
-		return err_set(e, POS_ENOMEM, "worker %d: out of memory", o->worker);
+		return h ? err_set(e, POS_EINVAL, "worker %d: no connection budget", o->worker)
+			 : err_set(e, POS_ENOMEM, "worker %d: out of memory", o->worker);
 	}
 	h->base = base;
 	h->o = *o;
 	h->idle_tv = event_base_init_common_timeout(base, &o->idle);
+	h->hs_tv = event_base_init_common_timeout(
+		base, timercmp(&o->handshake, &o->idle, <) ? &o->handshake : &o->idle);
 	h->lev = event_new(base, o->fd, EV_READ | EV_PERSIST, httpd_accept_cb, h);
 	h->resume = evtimer_new(base, httpd_resume_cb, h);
 	if (o->flush_priority >= 0 &&
@@ -828,7 +990,7 @@ int httpd_new(struct event_base *base, const struct httpd_opts *o, struct httpd 
 		httpd_free(h);
 		return err_set(e, POS_ENOMEM, "worker %d: cannot make the reply event", o->worker);
 	}
-	if (!h->idle_tv || !h->lev || !h->resume || event_add(h->lev, NULL) != 0) {
+	if (!h->idle_tv || !h->hs_tv || !h->lev || !h->resume || event_add(h->lev, NULL) != 0) {
 		httpd_free(h);
 		return err_set(e, POS_ENOMEM, "worker %d: cannot accept on its socket", o->worker);
 	}

@@ -12,10 +12,21 @@
  * CPU there (docs/performance.md). Here a usual request is one SSL_read,
  * one parse in place, one SSL_write of one record, and no allocation.
  *
- * Deadlines: the TLS handshake plus a whole request must arrive within
- * idle from accept or from the previous reply, and a reply must be taken
- * by the client within idle too (a slowloris client cannot hold a
- * connection). Requests the server refuses before the handler (bad head,
+ * Deadlines: the TLS handshake must end within handshake (or idle, if
+ * shorter) from accept, a whole request must arrive within idle from the
+ * handshake or from the previous reply, and a reply must be taken by the
+ * client within idle too (a slowloris client cannot hold a connection).
+ *
+ * Connection slots come from one budget (slots.h) shared by every worker.
+ * A new connection over its address's cap is reset at once. When every
+ * slot is taken, the worker's oldest connection still in its handshake is
+ * reset to make room (a flood of raw TCP connections cannot keep a lane
+ * out), or, with none, the new one is. A connection without a client
+ * certificate past the budget's anonymous share is answered 503 and
+ * closed, so terminals always find their reserve. Each refusal is counted
+ * in metrics.
+ *
+ * Requests the server refuses before the handler (bad head,
  * a body over max_body, ...) get a JSON error and the connection closes
  * after the rest of their body is read and dropped, so the client sees the
  * answer rather than a reset.
@@ -28,6 +39,7 @@
 
 #include "err.h"
 #include "http1.h"
+#include "slots.h"
 
 struct event_base;
 struct httpd;
@@ -38,8 +50,12 @@ typedef void (*httpd_handler)(struct httpd_req *q, void *arg);
 
 struct httpd_opts {
 	int fd;            /* listening socket, non-blocking; the httpd closes it */
-	SSL_CTX *ssl;      /* borrowed; outlives the httpd */
-	long max_conns;    /* open connections; at the cap accepting pauses */
+	/* Borrowed; outlives the httpd. NULL: plain HTTP without TLS, for the
+	 * state-machine fuzz harness (tests/fuzz/fuzz_httpd.c) only; server.c
+	 * always passes its context. */
+	SSL_CTX *ssl;
+	struct slots *slots; /* borrowed; shared by every worker's httpd */
+	struct timeval handshake;
 	struct timeval idle;
 	size_t max_head;   /* bytes of a request head; above: 431 */
 	size_t max_body;   /* bytes of a body; above: 413 */
@@ -71,7 +87,7 @@ const char *httpd_query(const struct httpd_req *q); /* NULL when none */
 const char *httpd_header(const struct httpd_req *q, const char *name);
 /* The body, not NUL-terminated: *len bytes, never over max_body. */
 const char *httpd_body(const struct httpd_req *q, size_t *len);
-SSL *httpd_ssl(const struct httpd_req *q);
+SSL *httpd_ssl(const struct httpd_req *q); /* NULL without TLS */
 
 /* A header for the reply; name and value are copied. POS_EINVAL for a CR
  * or LF in either (or a colon in name), POS_ETOOBIG when the reply's extra

@@ -21,6 +21,7 @@ static atomic_ullong metrics_resolve_sum_us;
 static atomic_ulong metrics_resolve_count;
 static atomic_ulong metrics_stored;
 static atomic_long metrics_open;
+static atomic_ulong metrics_refused[MC_COUNT];
 
 static pthread_mutex_t metrics_stats_mu = PTHREAD_MUTEX_INITIALIZER;
 static int64_t metrics_stats_at_ms; /* guarded by metrics_stats_mu */
@@ -39,6 +40,7 @@ static const char *const metrics_route_names[MR_COUNT] = {
 	[MR_OFFER_ACCEPT] = "/v1/offers/{id}/accept",
 	[MR_OFFER_CHECK] = "/v1/offers/check",
 	[MR_OFFER_REPORT] = "/v1/offers/report",
+	[MR_READY] = "/v1/health/ready",
 	[MR_OTHER] = "other",
 };
 
@@ -80,6 +82,20 @@ void metrics_baskets_stored(long n)
 void metrics_connection(int delta)
 {
 	atomic_fetch_add_explicit(&metrics_open, delta, memory_order_relaxed);
+}
+
+static const char *const metrics_refusal_names[MC_COUNT] = {
+	[MC_PER_ADDRESS] = "per_address",
+	[MC_FULL] = "full",
+	[MC_ANONYMOUS] = "anonymous",
+	[MC_EVICTED] = "evicted",
+	[MC_HANDSHAKE_TIMEOUT] = "handshake_timeout",
+};
+
+void metrics_conn_refused(enum metrics_conn_refusal why)
+{
+	if ((unsigned)why < MC_COUNT)
+		atomic_fetch_add_explicit(&metrics_refused[why], 1, memory_order_relaxed);
 }
 
 struct metrics_out {
@@ -175,6 +191,13 @@ int metrics_render(struct store *s, int64_t now_ms, char *buf, size_t cap, pos_e
 			"# TYPE pos_open_connections gauge\n"
 			"pos_open_connections %ld\n",
 		    atomic_load_explicit(&metrics_open, memory_order_relaxed));
+	metrics_put(&o, "# HELP pos_connections_refused_total Connections closed by a connection "
+			"limit, by reason.\n"
+			"# TYPE pos_connections_refused_total counter\n");
+	for (int i = 0; i < MC_COUNT; i++)
+		metrics_put(&o, "pos_connections_refused_total{reason=\"%s\"} %lu\n",
+			    metrics_refusal_names[i],
+			    atomic_load_explicit(&metrics_refused[i], memory_order_relaxed));
 	if (o.full)
 		return err_set(e, POS_ETOOBIG, "metrics: text over %zu bytes", cap);
 	return (int)o.len;

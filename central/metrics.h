@@ -26,6 +26,7 @@ enum metrics_route {
 	MR_OFFER_ACCEPT,
 	MR_OFFER_CHECK,
 	MR_OFFER_REPORT,
+	MR_READY,
 	MR_OTHER,
 	MR_COUNT
 };
@@ -36,6 +37,17 @@ void metrics_request(enum metrics_route r, int status);
 void metrics_resolve_us(int64_t us);
 void metrics_baskets_stored(long n);
 void metrics_connection(int delta);
+
+/* Connections a connection limit closed, by why (the label). */
+enum metrics_conn_refusal {
+	MC_PER_ADDRESS = 0, /* max_connections_per_address */
+	MC_FULL,            /* max_connections, and no handshake to evict */
+	MC_ANONYMOUS,       /* no client certificate, past the terminals' reserve */
+	MC_EVICTED,         /* a handshake closed to make room for a new connection */
+	MC_HANDSHAKE_TIMEOUT,
+	MC_COUNT
+};
+void metrics_conn_refused(enum metrics_conn_refusal why);
 
 /* Writes the whole exposition into buf (NUL-terminated); households come
  * from store_stats through s, cached for METRICS_STATS_TTL_MS so scrapes

@@ -74,10 +74,8 @@ int resolve_from_json(json_t *root, struct resolve_req *out, pos_err *e)
 	if ((rc = jsonx_only_keys(root, keys, e)) < 0 ||
 	    (rc = jsonx_str(root, "txn", 1, UUID_STR_LEN, &txn, e)) < 0)
 		goto out;
-	if (!uuid_valid(txn)) {
-		rc = err_set(e, POS_EINVAL, "txn must be a UUID");
+	if ((rc = uuid_v7_check(txn, "txn", e)) < 0)
 		goto out;
-	}
 	memcpy(out->txn, txn, UUID_STR_LEN + 1);
 	if (!json_object_get(root, "tid")) {
 		rc = err_set(e, POS_EINVAL, "field 'tid' is required");
@@ -142,7 +140,7 @@ static bool resolve_fast(const char *body, size_t len, struct resolve_req *out)
 		if (!jsonx_scan_key(&x, &k, &kn))
 			return false;
 		if (jsonx_key_is(k, kn, "txn") && !have_txn) {
-			if (!jsonx_scan_copy(&x, out->txn, UUID_STR_LEN) || !uuid_valid(out->txn))
+			if (!jsonx_scan_copy(&x, out->txn, UUID_STR_LEN) || !uuid_v7_valid(out->txn))
 				return false;
 			have_txn = true;
 		} else if (jsonx_key_is(k, kn, "tid") && !have_tid) {

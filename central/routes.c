@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "basket.h"
 #include "history.h"
@@ -888,6 +891,8 @@ static void routes_metrics(struct rq *q)
 			 (size_t)n);
 }
 
+/* Liveness: the worker's loop answers. Nothing else is looked at, so a
+ * full disk never makes a supervisor restart a central that is alive. */
 static void routes_health(struct rq *q)
 {
 	static const char ok[] = "{\"status\":\"ok\"}";
@@ -895,12 +900,63 @@ static void routes_health(struct rq *q)
 	routes_send_text(q, 200, "application/json", ok, sizeof ok - 1);
 }
 
+/* Why the database cannot take a write now, or NULL. Looks at the file
+ * system only (a few syscalls, no lock): a probe transaction would queue
+ * behind the writer's commits on this worker's loop. */
+static const char *routes_unwritable(const struct routes_shared *sh, char *buf, size_t cap)
+{
+	const char *db = sh->database ? sh->database : "";
+	const char *slash = strrchr(db, '/');
+	char dir[CCONF_PATH_MAX];
+	struct statvfs vfs;
+
+	if (!slash)
+		snprintf(dir, sizeof dir, ".");
+	else
+		snprintf(dir, sizeof dir, "%.*s", (int)(slash == db ? 1 : slash - db), db);
+	if (statvfs(dir, &vfs) != 0)
+		return "the database's folder cannot be read";
+	if (vfs.f_flag & ST_RDONLY)
+		return "the database's file system is mounted read-only";
+	if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) != 0 ||
+	    faccessat(AT_FDCWD, db, W_OK, AT_EACCESS) != 0)
+		return "central may not write the database or its folder";
+	if ((unsigned long long)vfs.f_bavail * vfs.f_frsize <
+	    (unsigned long long)sh->min_free_mb << 20) {
+		snprintf(buf, cap, "less than min_free_disk_mb = %ld MB is free beside the database",
+			 sh->min_free_mb);
+		return buf;
+	}
+	return NULL;
+}
+
+/* Readiness: 503 while the database cannot take a write, so a load
+ * balancer sends lanes elsewhere (they spool meanwhile). */
+static void routes_ready(struct rq *q)
+{
+	static const char ok[] = "{\"status\":\"ready\"}";
+	char buf[128];
+	const char *why = routes_unwritable(q->r->sh, buf, sizeof buf);
+
+	if (why) {
+		(void)httpd_add_header(q->req, "Retry-After", "5");
+		routes_error(q, 503, "not_ready", why);
+		return;
+	}
+	routes_send_text(q, 200, "application/json", ok, sizeof ok - 1);
+}
+
+/* HEAD is served wherever GET is (RFC 9110 9.3.2): the same handler, and
+ * httpd sends the head alone, Content-Length included. */
 static bool routes_method_ok(struct rq *q, enum http1_method want)
 {
-	if (httpd_method(q->req) == want)
+	enum http1_method m = httpd_method(q->req);
+
+	if (m == want || (want == HTTP1_GET && m == HTTP1_HEAD))
 		return true;
-	(void)httpd_add_header(q->req, "Allow", want == HTTP1_GET ? "GET" : "POST");
-	routes_error(q, 405, "method_not_allowed", want == HTTP1_GET ? "use GET" : "use POST");
+	(void)httpd_add_header(q->req, "Allow", want == HTTP1_GET ? "GET, HEAD" : "POST");
+	routes_error(q, 405, "method_not_allowed",
+		     want == HTTP1_GET ? "use GET or HEAD" : "use POST");
 	return false;
 }
 
@@ -951,6 +1007,7 @@ static const struct route routes_table[] = {
 	{ ROUTES_OFFERS_PREFIX, ROUTES_ACCEPT_SUFFIX, STORE_OFFER_ID_LEN, HTTP1_POST,
 	  MR_OFFER_ACCEPT, NULL, routes_offer_accept },
 	{ "/v1/health", NULL, 0, HTTP1_GET, MR_HEALTH, routes_health, NULL },
+	{ "/v1/health/ready", NULL, 0, HTTP1_GET, MR_READY, routes_ready, NULL },
 	{ "/metrics", NULL, 0, HTTP1_GET, MR_METRICS, routes_metrics, NULL },
 };
 

@@ -29,6 +29,8 @@ struct routes_shared {
 	struct ingest *ingest;
 	bool auto_enrol;
 	size_t max_body; /* the parsers' cap; httpd refuses a longer body with 413 */
+	const char *database; /* its file system is what /v1/health/ready checks */
+	long min_free_mb;     /* ready only with this much free beside the database */
 };
 
 struct routes;

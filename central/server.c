@@ -32,6 +32,7 @@
 #include "metrics.h"
 #include "pki.h"
 #include "routes.h"
+#include "slots.h"
 #include "timeutil.h"
 #include "wipe.h"
 
@@ -906,7 +907,7 @@ static struct event_base *server_base_new(void)
 	return base;
 }
 
-static int server_worker_init(struct worker *w, const struct cconf *c, long nworkers,
+static int server_worker_init(struct worker *w, const struct cconf *c, struct slots *slots,
 			      const struct routes_shared *sh, pos_err *e)
 {
 	struct httpd_opts o = { 0 };
@@ -927,8 +928,9 @@ static int server_worker_init(struct worker *w, const struct cconf *c, long nwor
 	o.fd = w->fd;
 	w->fd = -1; /* the httpd's now, even if httpd_new fails */
 	o.ssl = w->ssl;
-	/* Round up so the workers together allow max_connections. */
-	o.max_conns = (c->max_connections + nworkers - 1) / nworkers;
+	o.slots = slots;
+	o.handshake.tv_sec = (time_t)(c->handshake_timeout_ms / 1000);
+	o.handshake.tv_usec = (suseconds_t)(c->handshake_timeout_ms % 1000) * 1000;
 	o.idle.tv_sec = (time_t)c->idle_timeout;
 	o.max_head = (size_t)c->max_headers;
 	o.max_body = (size_t)c->max_body;
@@ -1025,6 +1027,8 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 	struct worker *ws = NULL;
 	struct ingest *ig = NULL;
 	struct store *probe = NULL;
+	struct slots *slots = NULL;
+	struct slots_opts so;
 	SSL_CTX *ctx = NULL;
 	sigset_t sigs, old;
 	int *fds = NULL;
@@ -1079,6 +1083,18 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 	sh.ingest = ig;
 	sh.auto_enrol = c->auto_enrol;
 	sh.max_body = (size_t)c->max_body;
+	sh.database = c->database;
+	sh.min_free_mb = c->min_free_disk_mb;
+
+	/* One budget for every worker, terminal_reserve_pct of it (rounded
+	 * up) kept for terminals. */
+	so.max = c->max_connections;
+	so.reserved = (c->max_connections * c->terminal_reserve_pct + 99) / 100;
+	if (so.reserved >= so.max)
+		so.reserved = so.max - 1;
+	so.per_address = c->max_connections_per_address;
+	if ((rc = slots_new(&so, &slots, e)) < 0)
+		goto out;
 
 	ws = calloc((size_t)n, sizeof *ws);
 	fds = calloc((size_t)n, sizeof *fds);
@@ -1096,7 +1112,7 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 		ws[i].ssl = ctx;
 		ws[i].fd = fds[i];
 		fds[i] = -1;
-		if ((rc = server_worker_init(&ws[i], c, n, &sh, e)) < 0)
+		if ((rc = server_worker_init(&ws[i], c, slots, &sh, e)) < 0)
 			goto out;
 	}
 	for (i = 0; i < n; i++) {
@@ -1145,6 +1161,7 @@ out:
 	free(ws);
 	free(fds);
 	store_close(probe);
+	slots_free(slots);
 	ingest_free(ig);
 	SSL_CTX_free(ctx);
 	server_trust_free(&tr);

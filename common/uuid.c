@@ -111,3 +111,19 @@ bool uuid_valid(const char *s)
 	}
 	return true;
 }
+
+bool uuid_v7_valid(const char *s)
+{
+	return uuid_valid(s) && s[14] == '7' && strchr("89abAB", s[19]) != NULL;
+}
+
+int uuid_v7_check(const char *s, const char *field, pos_err *e)
+{
+	if (!uuid_valid(s))
+		return err_set(e, POS_EINVAL, "%s must be a UUID", field);
+	if (strspn(s, "0-") == UUID_STR_LEN)
+		return err_set(e, POS_EINVAL, "%s must not be the nil UUID", field);
+	if (!uuid_v7_valid(s))
+		return err_set(e, POS_EINVAL, "%s must be a UUIDv7 (RFC 9562 version 7)", field);
+	return 0;
+}

@@ -337,6 +337,16 @@ static void txn_rejections(void **st)
 	b = good();
 	json_object_set_new(b, "txn", json_string(TXN "0"));
 	refused(b, "txn");
+	b = good();
+	json_object_set_new(b, "txn", json_string("00000000-0000-0000-0000-000000000000"));
+	refused(b, "txn must not be the nil UUID");
+	b = good();
+	json_object_set_new(b, "txn", json_string("550e8400-e29b-41d4-a716-446655440000"));
+	refused(b, "txn must be a UUIDv7");
+	b = good();
+	/* Version 7 with the wrong variant. */
+	json_object_set_new(b, "txn", json_string("0193a5f2-6c1e-7b3a-cd2e-41f0c6a1b2c3"));
+	refused(b, "txn must be a UUIDv7");
 }
 
 static void ts_rejections(void **st)

@@ -112,13 +112,13 @@ static void the_query_is_split_off_the_path(void **st)
 
 	(void)st;
 	assert_int_equal(parse("GET /v1/households/hh_1/baskets?from=2026-01-01&format=csv "
-			       "HTTP/1.1\r\n\r\n",
+			       "HTTP/1.1\r\nHost: h\r\n\r\n",
 			       &rq, &status, &e),
 			 0);
 	assert_int_equal(rq.method, HTTP1_GET);
 	assert_string_equal(rq.path, "/v1/households/hh_1/baskets");
 	assert_string_equal(rq.query, "from=2026-01-01&format=csv");
-	assert_int_equal(rq.nheaders, 0);
+	assert_int_equal(rq.nheaders, 1);
 	assert_int_equal(rq.content_length, 0);
 }
 
@@ -134,7 +134,7 @@ static void keep_alive_follows_the_version_and_connection(void **st)
 	assert_int_equal(parse("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", &rq, &status, &e),
 			 0);
 	assert_true(rq.keep_alive);
-	assert_int_equal(parse("GET / HTTP/1.1\r\nConnection: TE, close\r\n\r\n", &rq, &status, &e),
+	assert_int_equal(parse("GET / HTTP/1.1\r\nHost: h\r\nConnection: TE, close\r\n\r\n", &rq, &status, &e),
 			 0);
 	assert_false(rq.keep_alive);
 	/* close wins, whatever comes after it. */
@@ -142,7 +142,7 @@ static void keep_alive_follows_the_version_and_connection(void **st)
 			       &rq, &status, &e),
 			 0);
 	assert_false(rq.keep_alive);
-	assert_int_equal(parse("GET / HTTP/1.1\r\nConnection: keep-alive\r\n\r\n", &rq, &status, &e),
+	assert_int_equal(parse("GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\n\r\n", &rq, &status, &e),
 			 0);
 	assert_true(rq.keep_alive);
 }
@@ -154,11 +154,11 @@ static void expect_100_continue_is_flagged_and_others_refused(void **st)
 	int status;
 
 	(void)st;
-	assert_int_equal(parse("POST / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 5\r\n\r\n",
+	assert_int_equal(parse("POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-Continue\r\nContent-Length: 5\r\n\r\n",
 			       &rq, &status, &e),
 			 0);
 	assert_true(rq.expect_continue);
-	assert_int_equal(refused("POST / HTTP/1.1\r\nExpect: 200-ok\r\n\r\n"), 417);
+	assert_int_equal(refused("POST / HTTP/1.1\r\nHost: h\r\nExpect: 200-ok\r\n\r\n"), 417);
 	/* HTTP/1.0 cannot take a 100: the expectation is ignored. */
 	assert_int_equal(parse("POST / HTTP/1.0\r\nExpect: 100-continue\r\n\r\n", &rq, &status, &e), 0);
 	assert_false(rq.expect_continue);
@@ -171,25 +171,25 @@ static void content_length_is_strict(void **st)
 	int status;
 
 	(void)st;
-	assert_int_equal(refused("POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n"),
+	assert_int_equal(refused("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n"),
 			 0);
-	assert_int_equal(refused("POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"),
+	assert_int_equal(refused("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"),
 			 400);
-	assert_int_equal(refused("POST / HTTP/1.1\r\nContent-Length: 5x\r\n\r\n"), 400);
-	assert_int_equal(refused("POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n"), 400);
-	assert_int_equal(refused("POST / HTTP/1.1\r\nContent-Length: \r\n\r\n"), 400);
-	assert_int_equal(refused("POST / HTTP/1.1\r\nContent-Length: 1024\r\n\r\n"), 0);
+	assert_int_equal(refused("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5x\r\n\r\n"), 400);
+	assert_int_equal(refused("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n"), 400);
+	assert_int_equal(refused("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: \r\n\r\n"), 400);
+	assert_int_equal(refused("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1024\r\n\r\n"), 0);
 	/* Over max_body: 413, and the declared length is kept so the server
 	 * can read and drop the body before it closes. */
-	assert_int_equal(parse("POST / HTTP/1.1\r\nContent-Length: 1025\r\n\r\n", &rq, &status, &e),
+	assert_int_equal(parse("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1025\r\n\r\n", &rq, &status, &e),
 			 POS_EINVAL);
 	assert_int_equal(status, 413);
 	assert_int_equal(rq.content_length, 1025);
-	assert_int_equal(refused("POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n"),
+	assert_int_equal(refused("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999999\r\n\r\n"),
 			 413);
-	assert_int_equal(refused("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"), 501);
+	assert_int_equal(refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"), 501);
 	assert_int_equal(
-		refused("POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"),
+		refused("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"),
 		501);
 }
 
@@ -202,35 +202,76 @@ static void malformed_heads_are_refused(void **st)
 	assert_int_equal(refused("\r\n\r\n"), 400);
 	assert_int_equal(refused("\n\n"), 400);
 	assert_int_equal(refused("GET\r\n\r\n"), 400);
-	assert_int_equal(refused(" GET / HTTP/1.1\r\n\r\n"), 400);
-	assert_int_equal(refused("G(T / HTTP/1.1\r\n\r\n"), 400);
-	assert_int_equal(refused("GET http://x/ HTTP/1.1\r\n\r\n"), 400);
-	assert_int_equal(refused("GET /a b HTTP/1.1\r\n\r\n"), 400);
-	assert_int_equal(refused("GET /\x7f HTTP/1.1\r\n\r\n"), 400);
+	assert_int_equal(refused(" GET / HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
+	assert_int_equal(refused("G(T / HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
+	assert_int_equal(refused("GET http://x/ HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
+	assert_int_equal(refused("GET /a b HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
+	assert_int_equal(refused("GET /\x7f HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
 	assert_int_equal(refused("GET / HTTP/1.1 \r\n\r\n"), 400);
 	assert_int_equal(refused("GET / HTTP/1\r\n\r\n"), 400);
 	assert_int_equal(refused("GET / FTP/1.1\r\n\r\n"), 400);
 	assert_int_equal(refused("GET / HTTP/2.0\r\n\r\n"), 505);
 	assert_int_equal(refused("GET / HTTP/0.9\r\n\r\n"), 505);
 	assert_int_equal(refused("GET / HTTP/1.1\r\nHost : a\r\n\r\n"), 400);
-	assert_int_equal(refused("GET / HTTP/1.1\r\n: a\r\n\r\n"), 400);
-	assert_int_equal(refused("GET / HTTP/1.1\r\nno colon\r\n\r\n"), 400);
-	assert_int_equal(refused("GET / HTTP/1.1\r\nA: 1\r\n folded\r\n\r\n"), 400);
-	assert_int_equal(refused("GET / HTTP/1.1\r\nA: x\x01y\r\n\r\n"), 400);
-	assert_int_equal(refused("GET / HTTP/1.1\r\nA: x\ry\r\n\r\n"), 400);
+	assert_int_equal(refused("GET / HTTP/1.1\r\nHost: h\r\n: a\r\n\r\n"), 400);
+	assert_int_equal(refused("GET / HTTP/1.1\r\nHost: h\r\nno colon\r\n\r\n"), 400);
+	assert_int_equal(refused("GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\n folded\r\n\r\n"), 400);
+	assert_int_equal(refused("GET / HTTP/1.1\r\nHost: h\r\nA: x\x01y\r\n\r\n"), 400);
+	assert_int_equal(refused("GET / HTTP/1.1\r\nHost: h\r\nA: x\ry\r\n\r\n"), 400);
 	/* Tabs and bytes over 0x7f are allowed in values. */
-	assert_int_equal(refused("GET / HTTP/1.1\r\nA: x\ty \xc3\xa9\r\n\r\n"), 0);
+	assert_int_equal(refused("GET / HTTP/1.1\r\nHost: h\r\nA: x\ty \xc3\xa9\r\n\r\n"), 0);
 
-	n = (size_t)snprintf(many, sizeof many, "GET / HTTP/1.1\r\n");
+	n = (size_t)snprintf(many, sizeof many, "GET / HTTP/1.1\r\nHost: h\r\n");
 	for (int i = 0; i <= HTTP1_MAX_HEADERS; i++)
 		n += (size_t)snprintf(many + n, sizeof many - n, "X-%d: v\r\n", i);
 	snprintf(many + n, sizeof many - n, "\r\n");
 	assert_int_equal(refused(many), 431);
 }
 
+static void http_1_1_needs_one_valid_host(void **st)
+{
+	struct http1_req rq;
+	pos_err e = { 0 };
+	int status;
+
+	(void)st;
+	assert_int_equal(parse("GET /v1/health HTTP/1.1\r\nAccept: */*\r\n\r\n", &rq, &status, &e),
+			 POS_EINVAL);
+	assert_int_equal(status, 400);
+	assert_non_null(strstr(e.msg, "Host"));
+	assert_int_equal(refused("GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n"), 400);
+	assert_int_equal(refused("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"), 400);
+	assert_int_equal(refused("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n"), 400);
+	assert_int_equal(refused("GET / HTTP/1.1\r\nHost: [::1]:8443\r\n\r\n"), 0);
+	assert_int_equal(refused("GET / HTTP/1.1\r\nHost: central.example:8443\r\n\r\n"), 0);
+	/* Empty is allowed (RFC 9110 7.2: a target without an authority). */
+	assert_int_equal(refused("GET / HTTP/1.1\r\nHost:\r\n\r\n"), 0);
+	/* HTTP/1.0 predates Host. */
+	assert_int_equal(refused("GET / HTTP/1.0\r\n\r\n"), 0);
+	assert_int_equal(refused("GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n"), 400);
+}
+
+static void authorization_may_come_once_only(void **st)
+{
+	struct http1_req rq;
+	pos_err e = { 0 };
+	int status;
+
+	(void)st;
+	assert_int_equal(parse("GET / HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer x\r\n"
+			       "authorization: Bearer y\r\n\r\n",
+			       &rq, &status, &e),
+			 POS_EINVAL);
+	assert_int_equal(status, 400);
+	assert_non_null(strstr(e.msg, "Authorization is given more than once"));
+	/* The message never quotes the credentials. */
+	assert_null(strstr(e.msg, "Bearer"));
+	assert_int_equal(refused("GET / HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer x\r\n\r\n"), 0);
+}
+
 static void a_nul_in_the_head_is_refused(void **st)
 {
-	char head[] = "GET / HTTP/1.1\r\nA: x\0y\r\n\r\n";
+	char head[] = "GET / HTTP/1.1\r\nHost: h\r\nA: x\0y\r\n\r\n";
 	struct http1_req rq;
 	pos_err e = { 0 };
 	int status;
@@ -246,10 +287,10 @@ static void messages_never_quote_the_request(void **st)
 {
 	static const char *const heads[] = {
 		"GET /card:5555555555554444 HTTP/9.9\r\n\r\n",
-		"GET /x HTTP/1.1\r\nPhone: +15550100234\x01\r\n\r\n",
-		"GET /x HTTP/1.1\r\nContent-Length: 5555555555554444x\r\n\r\n",
-		"GET /x HTTP/1.1\r\nExpect: 5555555555554444\r\n\r\n",
-		"GET /x HTTP/1.1\r\n5555555555554444 x\r\n\r\n",
+		"GET /x HTTP/1.1\r\nHost: h\r\nPhone: +15550100234\x01\r\n\r\n",
+		"GET /x HTTP/1.1\r\nHost: h\r\nContent-Length: 5555555555554444x\r\n\r\n",
+		"GET /x HTTP/1.1\r\nHost: h\r\nExpect: 5555555555554444\r\n\r\n",
+		"GET /x HTTP/1.1\r\nHost: h\r\n5555555555554444 x\r\n\r\n",
 	};
 
 	(void)st;
@@ -294,10 +335,10 @@ static void methods_and_reasons_are_fixed_labels(void **st)
 	int status;
 
 	(void)st;
-	assert_int_equal(parse("BREW /pot HTTP/1.1\r\n\r\n", &rq, &status, &e), 0);
+	assert_int_equal(parse("BREW /pot HTTP/1.1\r\nHost: h\r\n\r\n", &rq, &status, &e), 0);
 	assert_int_equal(rq.method, HTTP1_OTHER);
 	assert_string_equal(http1_method_name(rq.method), "OTHER");
-	assert_int_equal(parse("DELETE /x HTTP/1.1\r\n\r\n", &rq, &status, &e), 0);
+	assert_int_equal(parse("DELETE /x HTTP/1.1\r\nHost: h\r\n\r\n", &rq, &status, &e), 0);
 	assert_string_equal(http1_method_name(rq.method), "DELETE");
 	assert_string_equal(http1_reason(404), "Not Found");
 	assert_string_equal(http1_reason(431), "Request Header Fields Too Large");
@@ -315,6 +356,8 @@ int main(void)
 		cmocka_unit_test(expect_100_continue_is_flagged_and_others_refused),
 		cmocka_unit_test(content_length_is_strict),
 		cmocka_unit_test(malformed_heads_are_refused),
+		cmocka_unit_test(http_1_1_needs_one_valid_host),
+		cmocka_unit_test(authorization_may_come_once_only),
 		cmocka_unit_test(a_nul_in_the_head_is_refused),
 		cmocka_unit_test(messages_never_quote_the_request),
 		cmocka_unit_test(a_parsed_request_moves_with_its_buffer),

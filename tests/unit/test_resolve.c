@@ -120,6 +120,12 @@ static void every_malformed_request_is_refused_with_its_reason(void **st)
 		"'txn' must be a string");
 	refused("{\"txn\":\"nope\",\"tid\":{\"kid\":\"" KID "\",\"enc\":\"AA\"}}", POS_EINVAL,
 		"txn must be a UUID");
+	refused("{\"txn\":\"00000000-0000-0000-0000-000000000000\",\"tid\":{\"kid\":\"" KID
+		"\",\"enc\":\"AA\"}}",
+		POS_EINVAL, "txn must not be the nil UUID");
+	refused("{\"txn\":\"550e8400-e29b-41d4-a716-446655440000\",\"tid\":{\"kid\":\"" KID
+		"\",\"enc\":\"AA\"}}",
+		POS_EINVAL, "txn must be a UUIDv7");
 	refused("{\"txn\":\"" TXN "\"}", POS_EINVAL, "'tid' is required");
 	refused("{\"txn\":\"" TXN "\",\"tid\":null}", POS_EINVAL, "tid must be an object");
 	refused("{\"txn\":\"" TXN "\",\"tid\":\"card:4242424242424242\"}", POS_EINVAL,

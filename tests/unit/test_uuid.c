@@ -141,6 +141,29 @@ static void validity_check_accepts_any_version_and_case_only(void **st)
 	assert_false(uuid_valid(NULL));
 }
 
+static void v7_check_refuses_nil_and_other_versions_by_name(void **st)
+{
+	pos_err e = { 0 };
+
+	(void)st;
+	assert_true(uuid_v7_valid("01890a5d-ac96-774b-bcce-b302099a8057"));
+	assert_true(uuid_v7_valid("01890A5D-AC96-774B-BCCE-B302099A8057"));
+	assert_false(uuid_v7_valid("00000000-0000-0000-0000-000000000000"));
+	assert_false(uuid_v7_valid("550e8400-e29b-41d4-a716-446655440000"));
+	assert_false(uuid_v7_valid("01890a5d-ac96-774b-7cce-b302099a8057"));
+	assert_false(uuid_v7_valid("01890a5d-ac96-774b-ccce-b302099a8057"));
+	assert_false(uuid_v7_valid(NULL));
+	assert_int_equal(uuid_v7_check("01890a5d-ac96-774b-bcce-b302099a8057", "txn", &e), 0);
+	assert_int_equal(uuid_v7_check("00000000-0000-0000-0000-000000000000", "txn", &e),
+			 POS_EINVAL);
+	assert_string_equal(e.msg, "txn must not be the nil UUID");
+	assert_int_equal(uuid_v7_check("550e8400-e29b-41d4-a716-446655440000", "txn", &e),
+			 POS_EINVAL);
+	assert_string_equal(e.msg, "txn must be a UUIDv7 (RFC 9562 version 7)");
+	assert_int_equal(uuid_v7_check("x", "txn", &e), POS_EINVAL);
+	assert_string_equal(e.msg, "txn must be a UUID");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -149,6 +172,7 @@ int main(void)
 		cmocka_unit_test(successive_ids_strictly_increase),
 		cmocka_unit_test(ids_from_many_threads_are_unique_and_ordered_per_thread),
 		cmocka_unit_test(validity_check_accepts_any_version_and_case_only),
+		cmocka_unit_test(v7_check_refuses_nil_and_other_versions_by_name),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
