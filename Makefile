@@ -12,12 +12,12 @@ BENCH_SECONDS ?= 10
 
 # libevent_openssl: the agent's unit tests serve TLS with it (tls_testkit.h).
 PKGS := openssl libcurl libserialport sqlite3 libevent libevent_openssl \
-        libevent_pthreads jansson inih
+        libevent_pthreads jansson
 
 # Debian packages the build, the tests and the demo need.
 DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev libssl-dev \
         libcurl4-openssl-dev libserialport-dev libsqlite3-dev libevent-dev \
-        libjansson-dev libinih-dev libcmocka-dev openssl curl sqlite3 python3 \
+        libjansson-dev libcmocka-dev openssl curl sqlite3 python3 \
         python3-cryptography \
         procps
 

@@ -7,6 +7,7 @@
 
 #include "deident.h"
 #include "gtin.h"
+#include "ids.h"
 #include "jsonx.h"
 #include "resolve.h"
 #include "timeutil.h"
@@ -53,19 +54,6 @@ static void basket_lower(char *s)
 	for (; *s; s++)
 		if (*s >= 'A' && *s <= 'Z')
 			*s = (char)(*s - 'A' + 'a');
-}
-
-static bool basket_id_valid(const char *s)
-{
-	size_t n = 0;
-
-	for (; s[n]; n++) {
-		char ch = s[n];
-		if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-		      (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-'))
-			return false;
-	}
-	return n >= 1 && n <= STORE_ID_MAX;
 }
 
 static int basket_item(json_t *it, size_t i, struct store_item *out, pos_err *e)
@@ -246,7 +234,7 @@ int basket_from_json(json_t *obj, const char *store, const char *terminal, int64
 	int rc;
 
 	memset(out, 0, sizeof *out);
-	if (!store || !terminal || !basket_id_valid(store) || !basket_id_valid(terminal)) {
+	if (!store || !terminal || !ids_valid(store) || !ids_valid(terminal)) {
 		rc = err_set(e, POS_EINVAL, "store and terminal must be [A-Za-z0-9._-]{1,64}");
 		goto out;
 	}
@@ -481,7 +469,7 @@ int basket_parse(const char *body, size_t len, size_t max_len, const char *store
 	memset(out, 0, sizeof *out);
 	/* The certificate's names are checked here so the fast path never
 	 * sees bad ones; a too-long body goes to jsonx_parse for its error. */
-	if (store && terminal && basket_id_valid(store) && basket_id_valid(terminal) &&
+	if (store && terminal && ids_valid(store) && ids_valid(terminal) &&
 	    len <= max_len) {
 		rc = basket_fast(body, len, store, terminal, now_ms, out, e);
 		if (rc <= 0)

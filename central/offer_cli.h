@@ -1,7 +1,7 @@
 #ifndef POS_OFFER_CLI_H
 #define POS_OFFER_CLI_H
 /*
- * Marketing's and analysts' command line for offers (issue 8):
+ * Marketing's and analysts' command line for offers:
  *
  *   pos-central offer create -c CONF --title T --reward TEXT [--from D] [--to D]
  *                            [--target all|gtin:GTIN14]     prints the offer id

@@ -1,7 +1,7 @@
 #ifndef POS_OFFERS_H
 #define POS_OFFERS_H
 /*
- * Offers (issue 8): what marketing creates, what a phone app sees and
+ * Offers: what marketing creates, what a phone app sees and
  * accepts, what a lane checks, and the analysts' report. The HTTP routes
  * (routes.c) and the command line (offer_cli.c) call these; storage is
  * store.h. Every JSON answer is built here, so the wire shapes live in one

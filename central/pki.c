@@ -16,6 +16,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include "ids.h"
 #include "keys.h"
 #include "wipe.h"
 
@@ -32,23 +33,6 @@ struct pki_ext {
 	int nid;
 	const char *value;
 };
-
-int pki_name_ok(const char *s)
-{
-	size_t n = 0;
-
-	if (!s)
-		return 0;
-	for (; s[n]; n++) {
-		char ch = s[n];
-		if (n >= PKI_NAME_MAX)
-			return 0;
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-		      ch == '.' || ch == '_' || ch == '-'))
-			return 0;
-	}
-	return n > 0;
-}
 
 /* Appends OpenSSL's most recent reason to a message; it names the failing
  * operation, never key material. */
@@ -299,9 +283,9 @@ int pki_issue_client(EVP_PKEY *ca_key, X509 *ca_cert, const char *store, const c
 	*cert_out = NULL;
 	if (!ca_key || !ca_cert)
 		return err_set(e, POS_EINVAL, "pki_issue_client: CA required");
-	if (!pki_name_ok(store))
+	if (!ids_valid(store))
 		return err_set(e, POS_EINVAL, "store id must match [A-Za-z0-9._-]{1,64}");
-	if (!pki_name_ok(terminal))
+	if (!ids_valid(terminal))
 		return err_set(e, POS_EINVAL, "terminal id must match [A-Za-z0-9._-]{1,64}");
 	n = X509_NAME_new();
 	if (!n)

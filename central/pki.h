@@ -18,13 +18,9 @@
 
 #include "err.h"
 
-#define PKI_NAME_MAX 64
 #define PKI_CA_DAYS 3650
 #define PKI_SERVER_DAYS 730
 #define PKI_CLIENT_DAYS 365
-
-/* 1 when s matches [A-Za-z0-9._-]{1,64}: a store or terminal id. */
-int pki_name_ok(const char *s);
 
 /* A self-signed CA: CA:TRUE (critical), keyUsage keyCertSign, cRLSign. */
 int pki_make_ca(const char *cn, int days, EVP_PKEY **key_out, X509 **cert_out, pos_err *e);
@@ -35,7 +31,7 @@ int pki_issue_server(EVP_PKEY *ca_key, X509 *ca_cert, const char *cn,
 		     const char *const *dns, const char *const *ips, int days,
 		     EVP_PKEY **key_out, X509 **cert_out, pos_err *e);
 /* A terminal's client certificate: subject OU=store, CN=terminal (both
- * checked with pki_name_ok), clientAuth. */
+ * checked with ids_valid), clientAuth. */
 int pki_issue_client(EVP_PKEY *ca_key, X509 *ca_cert, const char *store, const char *terminal,
 		     int days, EVP_PKEY **key_out, X509 **cert_out, pos_err *e);
 

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "httpd.h"
+#include "ids.h"
 #include "ingest.h"
 #include "keys.h"
 #include "log.h"
@@ -759,19 +760,6 @@ fail:
 	return rc;
 }
 
-static bool server_id_valid(const unsigned char *p, int n)
-{
-	if (n < 1 || n > STORE_ID_MAX)
-		return false;
-	for (int i = 0; i < n; i++) {
-		unsigned char ch = p[i];
-		if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-		      (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-'))
-			return false;
-	}
-	return true;
-}
-
 /* The one entry of nid in name, copied when it is a valid id. */
 static int server_name_entry(X509_NAME *name, int nid, char out[STORE_ID_MAX + 1])
 {
@@ -783,7 +771,7 @@ static int server_name_entry(X509_NAME *name, int nid, char out[STORE_ID_MAX + 1
 		return POS_EPERM;
 	s = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i));
 	n = s ? ASN1_STRING_length(s) : 0;
-	if (!s || !server_id_valid(ASN1_STRING_get0_data(s), n))
+	if (!s || n < 0 || !ids_valid_n(ASN1_STRING_get0_data(s), (size_t)n))
 		return POS_EPERM;
 	memcpy(out, ASN1_STRING_get0_data(s), (size_t)n);
 	out[n] = '\0';

@@ -17,6 +17,7 @@
 #include <openssl/x509.h>
 
 #include "cconf.h"
+#include "ids.h"
 #include "keys.h"
 #include "pki.h"
 #include "server.h"
@@ -522,10 +523,10 @@ int terminal_cert_main(int argc, char **argv)
 	if (!dir || !store || !terminal || !out || !dir[0] || !out[0])
 		return setup_usage_error("terminal-cert", TCERT_USAGE,
 					 "DIR, --store, --terminal and --out are required");
-	if (!pki_name_ok(store))
+	if (!ids_valid(store))
 		return setup_usage_error("terminal-cert", TCERT_USAGE,
 					 "--store must match [A-Za-z0-9._-]{1,64}");
-	if (!pki_name_ok(terminal))
+	if (!ids_valid(terminal))
 		return setup_usage_error("terminal-cert", TCERT_USAGE,
 					 "--terminal must match [A-Za-z0-9._-]{1,64}");
 	if (tcert_issue(dir, store, terminal, out, &e) < 0)
@@ -890,9 +891,9 @@ int terminal_revoke_main(int argc, char **argv)
 	}
 	if (!dir || !store || !terminal || !dir[0])
 		return revoke_usage("DIR, --store and --terminal are required");
-	if (!pki_name_ok(store))
+	if (!ids_valid(store))
 		return revoke_usage("--store must match [A-Za-z0-9._-]{1,64}");
-	if (!pki_name_ok(terminal))
+	if (!ids_valid(terminal))
 		return revoke_usage("--terminal must match [A-Za-z0-9._-]{1,64}");
 	if (cert && !cert[0])
 		return revoke_usage("--cert needs a file");

@@ -15,8 +15,9 @@
 #include "deident.h"
 #include "err.h"
 #include "gtin.h"
+#include "ids.h"
 
-#define STORE_ID_MAX 64 /* store and terminal ids */
+#define STORE_ID_MAX IDS_MAX /* store and terminal ids */
 
 struct store;
 
@@ -60,7 +61,7 @@ struct store_basket {
 	unsigned char digest[32];        /* SHA-256 of the canonical body: 409 detection */
 	struct store_item *items;        /* owned by the caller */
 	size_t n_items;
-	/* Offer codes the basket carries (added for offers, issue 8): owned by
+	/* Offer codes the basket carries: owned by
 	 * the caller; store_put_baskets writes each one's state and reason. */
 	struct store_offer_use *offers;
 	size_t n_offers;
@@ -116,12 +117,12 @@ int store_put_baskets(struct store *s, const struct store_basket *b, size_t n,
 /* For a connection that only runs store_put_baskets (the ingest writer):
  * no foreign-key checks (store_put_baskets makes every reference itself)
  * and no automatic checkpoint inside its commits: the caller runs
- * store_checkpoint. (Added for issue 7.) */
+ * store_checkpoint. */
 int store_ingest_tune(struct store *s, pos_err *e);
 /* A passive WAL checkpoint (copies what no reader still needs into the
  * database file, waits for no one; busy is not an error). With
  * min_frames > 0 on a store_ingest_tune connection, only when its last
- * commit left at least min_frames frames in the WAL. (Added for issue 7.) */
+ * commit left at least min_frames frames in the WAL. */
 int store_checkpoint(struct store *s, int min_frames, pos_err *e);
 
 /* SQLite's quick_check over the whole file (every page read once): a

@@ -224,7 +224,7 @@ static const char *const store_migrations[] = {
 	"  UPDATE counters SET households = households - 1; END;"
 	"CREATE TRIGGER baskets_count_ins AFTER INSERT ON baskets BEGIN"
 	"  UPDATE counters SET baskets = baskets + 1; END;",
-	/* v2: offers (issue 8). Devices are known by the SHA-256 of their
+	/* v2: offers. Devices are known by the SHA-256 of their
 	 * token only; a code is unique across all codes and redeemed at most
 	 * once (the primary key of offer_redemptions). */
 	"CREATE TABLE offers ("

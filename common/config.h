@@ -1,11 +1,12 @@
 #ifndef POS_CONFIG_H
 #define POS_CONFIG_H
 /*
- * INI configuration (inih underneath). cfg_load reads every entry with its
- * line; the program then takes the keys it knows through the typed getters,
- * which check type and bounds; cfg_check_unused finally reports any entry
- * nobody took ("FILE:LINE: unknown key 'x' in [s]"). Errors always name the
- * file and line. Duplicate keys in one section are an error at load.
+ * INI configuration (a small reader of our own; config.c says why).
+ * cfg_load reads every entry with its line; the program then takes the keys
+ * it knows through the typed getters, which check type and bounds;
+ * cfg_check_unused finally reports any entry nobody took ("FILE:LINE:
+ * unknown key 'x' in [s]"). Errors always name the file and line. Duplicate
+ * keys in one section are an error at load.
  */
 #include <stdbool.h>
 #include <stddef.h>

@@ -12,6 +12,7 @@
 #include <openssl/rand.h>
 
 #include "codec.h"
+#include "ids.h"
 #include "keys.h"
 #include "wipe.h"
 
@@ -709,21 +710,10 @@ void hpke_ctx_wipe(struct hpke_ctx *ctx)
  * the charset of design section 2 keeps info unambiguous. */
 static int envelope_id_ok(const char *s, const char *what, pos_err *e)
 {
-	size_t i, n;
-
 	if (!s)
 		return err_set(e, POS_EINVAL, "envelope info: missing %s", what);
-	n = strnlen(s, 65);
-	if (n == 0 || n > 64)
-		return err_set(e, POS_EINVAL, "envelope info: %s must be 1..64 characters", what);
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == '-'))
-			return err_set(e, POS_EINVAL,
-				       "envelope info: %s has a character outside [A-Za-z0-9._-]",
-				       what);
-	}
+	if (!ids_valid(s))
+		return err_set(e, POS_EINVAL, "envelope info: %s must match " IDS_RULE, what);
 	return 0;
 }
 

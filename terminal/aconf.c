@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "ids.h"
 #include "keys.h"
 
 /* The [codes] defaults are the ones design section 5 shows, so a
@@ -20,23 +21,6 @@ static const char *const aconf_code_defaults[CLASSIFY_RULE_N] = {
 	[CLASSIFY_RULE_LOYALTY] = "^99[0-9]{11}$",
 	[CLASSIFY_RULE_OFFER] = "^98[0-9]{11}$",
 };
-
-int aconf_id_ok(const char *s)
-{
-	size_t n = 0;
-
-	if (!s)
-		return 0;
-	for (; s[n]; n++) {
-		char ch = s[n];
-		if (n >= ACONF_ID_MAX)
-			return 0;
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-		      ch == '.' || ch == '_' || ch == '-'))
-			return 0;
-	}
-	return n > 0;
-}
 
 void aconf_free(struct aconf *c)
 {
@@ -65,10 +49,10 @@ static int aconf_id(struct cfg *cf, const char *key, char *out, pos_err *e)
 
 	if (rc < 0)
 		return rc;
-	if (!aconf_id_ok(v))
+	if (!ids_valid(v))
 		return err_set(e, POS_EINVAL,
 			       "%s:%d: '%s' in [terminal] must be 1 to %d of A-Z a-z 0-9 . _ -",
-			       cf->name, cfg_line(cf, "terminal", key), key, ACONF_ID_MAX);
+			       cf->name, cfg_line(cf, "terminal", key), key, IDS_MAX);
 	memcpy(out, v, strlen(v) + 1);
 	return 0;
 }

@@ -22,10 +22,10 @@
 #include "classify.h"
 #include "device.h"
 #include "err.h"
+#include "ids.h"
 #include "log.h"
 
 #define ACONF_PATH_MAX 1024
-#define ACONF_ID_MAX 64
 #define ACONF_MAX_DEVICES 16
 #define ACONF_URL_MAX 512
 #define ACONF_RESOLVE_DEFAULT_MS 400
@@ -34,8 +34,8 @@
 
 struct aconf {
 	char file[ACONF_PATH_MAX];
-	char store[ACONF_ID_MAX + 1];
-	char terminal[ACONF_ID_MAX + 1];
+	char store[IDS_MAX + 1];
+	char terminal[IDS_MAX + 1];
 	enum log_level log_level;
 	char url[ACONF_URL_MAX];
 	char ca[ACONF_PATH_MAX];
@@ -61,7 +61,5 @@ void aconf_free(struct aconf *c);
  * key are readable, the public key parses, the private key exists and is
  * not accessible by group or others. */
 int aconf_check_files(const struct aconf *c, pos_err *e);
-/* 1 when s is a store or terminal id: [A-Za-z0-9._-]{1,64}. */
-int aconf_id_ok(const char *s);
 
 #endif

@@ -14,6 +14,7 @@
 
 #include "aconf.h"
 #include "design_conf.h"
+#include "ids.h"
 #include "keys.h"
 
 /* The minimum: what terminal-cert always writes. */
@@ -192,9 +193,9 @@ static void ids_and_url_are_checked(void **st)
 	memcpy(strstr(text, "https://"), "http://c", 8);
 	assert_null(load(text, &e));
 	assert_non_null(strstr(e.msg, "t.conf:5:"));
-	assert_true(aconf_id_ok("S1.north_2-b"));
-	assert_false(aconf_id_ok(""));
-	assert_false(aconf_id_ok("a/b"));
+	assert_true(ids_valid("S1.north_2-b"));
+	assert_false(ids_valid(""));
+	assert_false(ids_valid("a/b"));
 }
 
 static void device_sections_are_checked(void **st)

@@ -15,6 +15,7 @@
 #include <openssl/bn.h>
 #include <openssl/x509v3.h>
 
+#include "ids.h"
 #include "pki.h"
 
 static char dir[] = "/tmp/test_pki.XXXXXX";
@@ -218,10 +219,10 @@ static void bad_store_or_terminal_ids_are_refused(void **st)
 	pos_err e = { 0 };
 
 	(void)st;
-	assert_true(pki_name_ok("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+	assert_true(ids_valid("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
 	assert_int_equal(pki_make_ca(NULL, 30, &ck, &cc, &e), 0);
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		assert_false(pki_name_ok(bad[i]));
+		assert_false(ids_valid(bad[i]));
 		assert_int_equal(pki_issue_client(ck, cc, bad[i], "T1", 30, &k, &c, &e), POS_EINVAL);
 		assert_int_equal(pki_issue_client(ck, cc, "S1", bad[i], 30, &k, &c, &e), POS_EINVAL);
 		assert_null(c);
