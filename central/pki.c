@@ -16,6 +16,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include "file.h"
 #include "ids.h"
 #include "keys.h"
 #include "wipe.h"
@@ -352,60 +353,23 @@ out:
  * group or others have any access. */
 static int pki_read(const char *path, int private, size_t max, BIO **out, pos_err *e)
 {
-	unsigned char *buf = NULL;
-	struct stat st;
+	unsigned char *buf = malloc(max);
 	size_t len = 0;
-	int fd, rc = 0;
+	int rc;
 
 	*out = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return err_set(e, errno == ENOENT ? POS_ENOTFOUND : POS_EIO, "%s: cannot open: %s",
-			       path, strerror(errno));
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		rc = err_set(e, POS_EIO, "%s: not a regular file", path);
-		goto out;
-	}
-	if (private && (st.st_mode & 077)) {
-		rc = err_set(e, POS_EPERM, "%s: readable by group or others; run: chmod 600 %s", path,
-			     path);
-		goto out;
-	}
-	if ((size_t)st.st_size > max) {
-		rc = err_set(e, POS_ETOOBIG, "%s: larger than %zu bytes", path, max);
-		goto out;
-	}
-	buf = malloc(max + 1);
-	if (!buf) {
-		rc = err_set(e, POS_ENOMEM, "out of memory");
-		goto out;
-	}
-	for (;;) {
-		ssize_t r = read(fd, buf + len, max + 1 - len);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			rc = err_set(e, POS_EIO, "%s: read failed: %s", path, strerror(errno));
-			goto out;
-		}
-		if (r == 0)
-			break;
-		len += (size_t)r;
-		if (len > max) {
-			rc = err_set(e, POS_ETOOBIG, "%s: larger than %zu bytes", path, max);
-			goto out;
+	if (!buf)
+		return err_set(e, POS_ENOMEM, "out of memory");
+	rc = file_read(path, private ? FILE_PRIVATE : 0, buf, max, &len, NULL, e);
+	if (rc == 0) {
+		*out = private ? BIO_new(BIO_s_secmem()) : BIO_new(BIO_s_mem());
+		if (!*out || BIO_write(*out, buf, (int)len) != (int)len) {
+			BIO_free(*out);
+			*out = NULL;
+			rc = err_set(e, POS_ENOMEM, "out of memory");
 		}
 	}
-	*out = private ? BIO_new(BIO_s_secmem()) : BIO_new(BIO_s_mem());
-	if (!*out || BIO_write(*out, buf, (int)len) != (int)len) {
-		BIO_free(*out);
-		*out = NULL;
-		rc = err_set(e, POS_ENOMEM, "out of memory");
-	}
-out:
-	if (buf)
-		wipe_free(buf, max + 1);
-	close(fd);
+	wipe_free(buf, max);
 	return rc;
 }
 

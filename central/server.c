@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "file.h"
 #include "httpd.h"
 #include "ids.h"
 #include "ingest.h"
@@ -306,9 +307,8 @@ static int server_tickets_load(const struct cconf *c, struct server_tickets *t, 
 {
 	unsigned char buf[2 * SERVER_TICKET_KEY_LEN + 1];
 	struct stat st;
-	ssize_t got;
 	size_t have = 0;
-	int fd, n, rc, rerr = 0;
+	int n, rc;
 
 	t->period = c->ticket_rotate_s;
 	n = snprintf(t->path, sizeof t->path, "%s/" SERVER_TICKET_FILE, c->dir[0] ? c->dir : ".");
@@ -322,29 +322,10 @@ static int server_tickets_load(const struct cconf *c, struct server_tickets *t, 
 			return rc;
 		log_info("ticket_key_created", "file=%s", t->path);
 	}
-	if ((rc = keys_check_private_mode(t->path, e)) < 0)
+	/* One byte more than two keys, to see a longer file. */
+	if ((rc = file_read(t->path, FILE_PRIVATE | FILE_NOFOLLOW, buf, sizeof buf, &have, &st,
+			    e)) < 0)
 		return rc;
-	fd = open(t->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return err_set(e, POS_EIO, "%s: %s", t->path, strerror(errno));
-	if (fstat(fd, &st) != 0)
-		rerr = errno;
-	/* One byte more than the size, to see a longer file. */
-	while (!rerr && have < sizeof buf) {
-		got = read(fd, buf + have, sizeof buf - have);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0)
-			rerr = errno;
-		if (got <= 0)
-			break;
-		have += (size_t)got;
-	}
-	close(fd);
-	if (rerr) {
-		wipe(buf, sizeof buf);
-		return err_set(e, POS_EIO, "%s: %s", t->path, strerror(rerr));
-	}
 	if (have != SERVER_TICKET_KEY_LEN && have != 2 * SERVER_TICKET_KEY_LEN) {
 		wipe(buf, sizeof buf);
 		return err_set(e, POS_EINVAL,

@@ -16,6 +16,7 @@
 
 #include "codec.h"
 #include "envelope.h"
+#include "file.h"
 #include "wipe.h"
 
 /* A PEM key is a few hundred bytes; anything much larger is not a key file. */
@@ -83,66 +84,17 @@ int keys_check_private_mode(const char *path, pos_err *e)
 }
 
 /* Reads a whole regular file of at most cap-1 bytes into buf, NUL-terminated.
- * With private set, the mode check is made on the opened descriptor, so the
- * file checked is the file read. The caller wipes buf. */
+ * The caller wipes buf. */
 static int keys_read_file(const char *path, int private, char *buf, size_t cap, size_t *len,
 			  pos_err *e)
 {
-	struct stat st;
-	size_t n = 0;
-	int fd, rc = 0;
+	int rc;
 
-	*len = 0;
 	buf[0] = '\0';
 	if (!path)
 		return err_set(e, POS_EINVAL, "keys: missing path");
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return err_set(e, errno == ENOENT ? POS_ENOTFOUND : POS_EIO, "%s: %s", path,
-			       strerror(errno));
-	if (fstat(fd, &st) != 0) {
-		rc = err_set(e, POS_EIO, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = err_set(e, POS_EINVAL, "%s: not a regular file", path);
-		goto out;
-	}
-	if (private && (st.st_mode & 077)) {
-		rc = err_set(e, POS_EPERM, "%s is %s by group or others; run: chmod 600 %s", path,
-			     (st.st_mode & 044) ? "readable" : "accessible", path);
-		goto out;
-	}
-	for (;;) {
-		ssize_t r;
-
-		if (n == cap - 1) {
-			char extra;
-			r = read(fd, &extra, 1);
-			if (r > 0) {
-				rc = err_set(e, POS_ETOOBIG, "%s: larger than %zu bytes", path,
-					     cap - 1);
-				goto out;
-			}
-		} else {
-			r = read(fd, buf + n, cap - 1 - n);
-		}
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			rc = err_set(e, POS_EIO, "%s: %s", path, strerror(errno));
-			goto out;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	buf[n] = '\0';
-	*len = n;
-out:
-	if (rc != 0)
-		wipe(buf, cap);
-	close(fd);
+	rc = file_read(path, private ? FILE_PRIVATE : 0, buf, cap - 1, len, NULL, e);
+	buf[rc == 0 ? *len : 0] = '\0';
 	return rc;
 }
 
