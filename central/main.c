@@ -3,7 +3,8 @@
  *
  *   setup, terminal-cert, terminal-revoke, rotate-key
  *                                      central's home and terminals (setup.c)
- *   serve                              the HTTPS resolver (server.c, routes.c)
+ *   serve, check                       the HTTPS resolver (server.c, routes.c) and
+ *                                      what it would refuse at start
  *   household, history, backup         maintenance, histories, backups (admin.c)
  *   offer                              offers: create, list, end, report
  *                                      (offer_cli.c)
@@ -88,6 +89,44 @@ static int main_serve(int argc, char **argv)
 		fprintf(stderr, "pos-central serve: %s\n", e.msg);
 		return 1;
 	}
+	return 0;
+}
+
+#define CHECK_USAGE "usage: pos-central check -c CONF"
+
+/* pos-central check -c CONF: what serve would refuse, found without serving:
+ * the file's syntax and values (FILE:LINE), every key and token file it
+ * names (present, private, well-formed), the TLS files and the database's
+ * place. Nothing is written. */
+static int main_check(int argc, char **argv)
+{
+	static struct cconf conf;
+	struct keyring *kr = NULL;
+	const char *path = NULL;
+	pos_err e = { 0 };
+
+	for (int i = 1; i < argc; i++) {
+		if (main_is_help(argv[i])) {
+			printf("%s\n", CHECK_USAGE);
+			return 0;
+		}
+		if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) &&
+		    i + 1 < argc)
+			path = argv[++i];
+		else
+			return main_usage_error("check", CHECK_USAGE, "unexpected argument", argv[i]);
+	}
+	if (!path)
+		return main_usage_error("check", CHECK_USAGE, "-c CONF is required", NULL);
+	log_init("pos-central", LOG_LVL_WARN, 0);
+	if (cconf_load(path, &conf, &e) < 0 || keyring_load(&conf, &kr, &e) < 0 ||
+	    server_check(&conf, &e) < 0) {
+		keyring_free(kr);
+		fprintf(stderr, "%s\n", e.msg);
+		return 1;
+	}
+	keyring_free(kr);
+	printf("configuration OK\n");
 	return 0;
 }
 
@@ -186,6 +225,7 @@ static const struct main_cmd main_cmds[] = {
 	  "terminal-revoke DIR --store S --terminal T [--cert FILE]\n"
 	  "                                refuse a terminal's certificates (crl.pem)" },
 	{ "rotate-key", rotate_key_main, "rotate-key -c CONF            new HPKE key pair" },
+	{ "check", main_check, "check -c CONF                 \"configuration OK\" or FILE:LINE and the problem" },
 	{ "serve", main_serve, "serve -c CONF [--listen HOST:PORT]\n"
 			       "                                run the resolver (SIGTERM drains)" },
 	{ "household", household_main,

@@ -960,6 +960,34 @@ static int server_lock_home(const struct cconf *c, pos_err *e)
 	return fd;
 }
 
+/* The database file need not exist (serve creates it), but its folder must
+ * take the -wal and -shm files and an existing file must be a database
+ * file serve may write. Opened by nobody here: check changes nothing. */
+static int server_check_database_place(const struct cconf *c, pos_err *e)
+{
+	char dir[CCONF_PATH_MAX];
+	const char *slash = strrchr(c->database, '/');
+	struct stat st;
+
+	snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - c->database) : 1,
+		 slash ? c->database : ".");
+	if (!dir[0])
+		snprintf(dir, sizeof dir, "/");
+	if (access(dir, W_OK | X_OK) != 0)
+		return err_set(e, POS_EPERM, "%s: [central] database: folder %s is not writable: %s",
+			       c->path, dir, strerror(errno));
+	if (lstat(c->database, &st) != 0)
+		return errno == ENOENT ? 0
+				       : err_set(e, POS_EIO, "%s: %s", c->database, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return err_set(e, POS_EINVAL, "%s: [central] database: %s is not a regular file",
+			       c->path, c->database);
+	if (access(c->database, R_OK | W_OK) != 0)
+		return err_set(e, POS_EPERM, "%s: [central] database: %s: %s", c->path, c->database,
+			       strerror(errno));
+	return 0;
+}
+
 /* A damaged database is refused before it is served: serving would fail
  * only when a lane's basket lands on the bad page. */
 static int server_check_store(const struct cconf *c, struct store *s, pos_err *e)
@@ -985,6 +1013,40 @@ static long server_nworkers(const struct cconf *c)
 	if (n > SERVER_MAX_WORKERS)
 		n = SERVER_MAX_WORKERS;
 	return n;
+}
+
+int server_check(const struct cconf *c, pos_err *e)
+{
+	struct server_tickets tk;
+	struct server_trust tr;
+	char host[SERVER_LISTEN_MAX], port[8], path[CCONF_PATH_MAX + 16];
+	SSL_CTX *ctx = NULL;
+	struct stat st;
+	int rc;
+
+	memset(&tk, 0, sizeof tk);
+	memset(&tr, 0, sizeof tr);
+	pthread_rwlock_init(&tk.lock, NULL);
+	pthread_rwlock_init(&tr.lock, NULL);
+	pthread_once(&server_once, server_once_init);
+	if ((rc = server_parse_listen(c->listen, host, port, e)) < 0) {
+		err_prefix(e, "%s: [central] listen", c->path);
+		goto out;
+	}
+	/* serve makes a missing ticket.key; one that exists must be right. */
+	snprintf(path, sizeof path, "%s/" SERVER_TICKET_FILE, c->dir[0] ? c->dir : ".");
+	if (lstat(path, &st) == 0 && (rc = server_tickets_load(c, &tk, e)) < 0)
+		goto out;
+	if ((rc = server_trust_init(c, &tr, e)) < 0 || (rc = server_tls(c, &tk, &tr, &ctx, e)) < 0)
+		goto out;
+	rc = server_check_database_place(c, e);
+out:
+	SSL_CTX_free(ctx);
+	server_trust_free(&tr);
+	server_tickets_wipe(&tk);
+	pthread_rwlock_destroy(&tk.lock);
+	pthread_rwlock_destroy(&tr.lock);
+	return rc;
 }
 
 int server_run(const struct cconf *c, const char *listen_s, const struct keyring *kr,

@@ -26,6 +26,12 @@
  * main with no other thread running. */
 int server_run(const struct cconf *c, const char *listen, const struct keyring *kr, pos_err *e);
 
+/* What serve would refuse at start, without starting, listening or
+ * writing anything: the listen address, the TLS certificate and key (and
+ * that they match), the CA and CRL, ticket.key when present, the
+ * database's place. */
+int server_check(const struct cconf *c, pos_err *e);
+
 /* Splits "HOST:PORT", "[v6]:PORT" or ":PORT" (all addresses). */
 int server_parse_listen(const char *s, char host[SERVER_LISTEN_MAX], char port[8], pos_err *e);
 
