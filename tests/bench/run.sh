@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make bench: floors, ceilings and the product measured in one run on this
-# machine, a table with ratios against the targets of issue 7, and
+# machine, a table with ratios against the targets, and
 # $BUILD/bench/results.json. Timing never fails the run: the exit status is
 # non-zero only when a benchmark crashed or could not run.
 #
