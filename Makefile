@@ -1,4 +1,4 @@
-# POS household resolver: pos-central, pos-agent, pos-hwsim and their tests.
+# POS household resolver: pos-central, pos-agent, pos-store, pos-hwsim and their tests.
 # Everything builds into $(BUILD); sources are found by directory, so adding a
 # module is adding a .c/.h pair.
 
@@ -37,7 +37,7 @@ LIBS = $(PKG_LIBS) -lpthread -lm
 
 COMMON_SRC  := $(wildcard common/*.c)
 CENTRAL_SRC := $(filter-out central/main.c,$(wildcard central/*.c))
-AGENT_SRC   := $(filter-out terminal/main.c,$(wildcard terminal/*.c))
+AGENT_SRC   := $(filter-out terminal/main.c terminal/store_main.c,$(wildcard terminal/*.c))
 HWSIM_SRC   := $(wildcard hw/sim/*.c)
 UNIT_SRC    := $(wildcard tests/unit/test_*.c)
 FUZZ_SRC    := $(wildcard tests/fuzz/fuzz_*.c)
@@ -48,7 +48,8 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIBCOMMON  := $(BUILD)/lib/libposcommon.a
 LIBCENTRAL := $(BUILD)/lib/libcentral.a
 LIBAGENT   := $(BUILD)/lib/libagent.a
-BINS := $(BUILD)/bin/pos-central $(BUILD)/bin/pos-agent $(BUILD)/bin/pos-hwsim
+BINS := $(BUILD)/bin/pos-central $(BUILD)/bin/pos-agent $(BUILD)/bin/pos-store \
+        $(BUILD)/bin/pos-hwsim
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
@@ -91,6 +92,11 @@ $(BUILD)/bin/pos-central: $(call obj,central/main.c) $(LIBCENTRAL) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/bin/pos-agent: $(call obj,terminal/main.c) $(LIBAGENT) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# The store's controller shares the agent's objects (uplink, spool, http).
+$(BUILD)/bin/pos-store: $(call obj,terminal/store_main.c) $(LIBAGENT) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 

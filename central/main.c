@@ -1,7 +1,7 @@
 /*
  * pos-central: the household resolver (design sections 5 and 8).
  *
- *   setup, terminal-cert, terminal-revoke, rotate-key
+ *   setup, terminal-cert, store-cert, terminal-revoke, rotate-key
  *                                      central's home and terminals (setup.c)
  *   serve, check                       the HTTPS resolver (server.c, routes.c) and
  *                                      what it would refuse at start
@@ -221,6 +221,9 @@ static const struct main_cmd main_cmds[] = {
 	{ "terminal-cert", terminal_cert_main,
 	  "terminal-cert DIR --store S --terminal T --out OUT\n"
 	  "                                issue a terminal's certificate and folder" },
+	{ "store-cert", store_cert_main,
+	  "store-cert DIR --store S --out OUT [--host H]...\n"
+	  "                                issue a store controller's certificate and folder" },
 	{ "terminal-revoke", terminal_revoke_main,
 	  "terminal-revoke DIR --store S --terminal T [--cert FILE]\n"
 	  "                                refuse a terminal's certificates (crl.pem)" },

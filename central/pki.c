@@ -219,6 +219,67 @@ static int pki_san_token_ok(const char *s)
 	return 1;
 }
 
+/* "DNS:a,IP:b,..." for a subjectAltName; *off: its length. */
+static int pki_san_list(const char *const *dns, const char *const *ips, char *san, size_t cap,
+			size_t *off, pos_err *e)
+{
+	*off = 0;
+	san[0] = '\0';
+	for (int list = 0; list < 2; list++) {
+		const char *const *v = list == 0 ? dns : ips;
+		for (size_t i = 0; v && v[i]; i++) {
+			int w;
+			if (!pki_san_token_ok(v[i]))
+				return err_set(e, POS_EINVAL, "bad server name or address '%.64s'", v[i]);
+			w = snprintf(san + *off, cap - *off, "%s%s:%s", *off ? "," : "",
+				     list == 0 ? "DNS" : "IP", v[i]);
+			if (w < 0 || (size_t)w >= cap - *off)
+				return err_set(e, POS_ETOOBIG, "too many server names");
+			*off += (size_t)w;
+		}
+	}
+	return 0;
+}
+
+int pki_issue_controller(EVP_PKEY *ca_key, X509 *ca_cert, const char *store,
+			 const char *const *dns, const char *const *ips, int days,
+			 EVP_PKEY **key_out, X509 **cert_out, pos_err *e)
+{
+	char san[1024];
+	size_t off = 0;
+	struct pki_ext exts[4] = {
+		{ NID_basic_constraints, "critical,CA:FALSE" },
+		{ NID_key_usage, "critical,digitalSignature,keyAgreement" },
+		{ NID_ext_key_usage, "serverAuth,clientAuth" },
+		{ NID_subject_alt_name, san },
+	};
+	X509_NAME *n = NULL;
+	int rc;
+
+	if (!key_out || !cert_out)
+		return err_set(e, POS_EINVAL, "pki_issue_controller: no output");
+	*key_out = NULL;
+	*cert_out = NULL;
+	if (!ca_key || !ca_cert)
+		return err_set(e, POS_EINVAL, "pki_issue_controller: CA required");
+	if (!ids_valid(store))
+		return err_set(e, POS_EINVAL, "store id must match [A-Za-z0-9._-]{1,64}");
+	if ((rc = pki_san_list(dns, ips, san, sizeof san, &off, e)) < 0)
+		return rc;
+	if (off == 0)
+		return err_set(e, POS_EINVAL, "a store controller needs a host name or address");
+	n = X509_NAME_new();
+	if (!n)
+		return err_set(e, POS_ENOMEM, "out of memory");
+	rc = pki_name_add(n, "OU", store, e);
+	if (rc == 0)
+		rc = pki_name_add(n, "CN", PKI_CONTROLLER_CN, e);
+	if (rc == 0)
+		rc = pki_issue(ca_key, ca_cert, n, days, exts, 4, key_out, cert_out, e);
+	X509_NAME_free(n);
+	return rc;
+}
+
 int pki_issue_server(EVP_PKEY *ca_key, X509 *ca_cert, const char *cn,
 		     const char *const *dns, const char *const *ips, int days,
 		     EVP_PKEY **key_out, X509 **cert_out, pos_err *e)
@@ -241,20 +302,8 @@ int pki_issue_server(EVP_PKEY *ca_key, X509 *ca_cert, const char *cn,
 	*cert_out = NULL;
 	if (!ca_key || !ca_cert || !cn || !*cn)
 		return err_set(e, POS_EINVAL, "pki_issue_server: CA and name required");
-	san[0] = '\0';
-	for (int list = 0; list < 2; list++) {
-		const char *const *v = list == 0 ? dns : ips;
-		for (size_t i = 0; v && v[i]; i++) {
-			int w;
-			if (!pki_san_token_ok(v[i]))
-				return err_set(e, POS_EINVAL, "bad server name or address '%.64s'", v[i]);
-			w = snprintf(san + off, sizeof san - off, "%s%s:%s", off ? "," : "",
-				     list == 0 ? "DNS" : "IP", v[i]);
-			if (w < 0 || (size_t)w >= sizeof san - off)
-				return err_set(e, POS_ETOOBIG, "too many server names");
-			off += (size_t)w;
-		}
-	}
+	if ((rc = pki_san_list(dns, ips, san, sizeof san, &off, e)) < 0)
+		return rc;
 	if (off)
 		next = 4;
 	n = X509_NAME_new();

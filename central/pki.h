@@ -35,6 +35,14 @@ int pki_issue_server(EVP_PKEY *ca_key, X509 *ca_cert, const char *cn,
 int pki_issue_client(EVP_PKEY *ca_key, X509 *ca_cert, const char *store, const char *terminal,
 		     int days, EVP_PKEY **key_out, X509 **cert_out, pos_err *e);
 
+/* A store controller's certificate: subject OU=store, CN=store-controller,
+ * serverAuth (its lanes connect to it) and clientAuth (it connects to
+ * central), a subjectAltName of the dns names and addresses (at least one). */
+#define PKI_CONTROLLER_CN "store-controller"
+int pki_issue_controller(EVP_PKEY *ca_key, X509 *ca_cert, const char *store,
+			 const char *const *dns, const char *const *ips, int days,
+			 EVP_PKEY **key_out, X509 **cert_out, pos_err *e);
+
 /* Write PEM files; both refuse to replace an existing file. */
 int pki_write_cert(const char *path, X509 *cert, pos_err *e);
 int pki_write_key(const char *path, EVP_PKEY *key, pos_err *e);

@@ -19,6 +19,7 @@
 #include "basket.h"
 #include "history.h"
 #include "httpd.h"
+#include "ids.h"
 #include "jsonx.h"
 #include "log.h"
 #include "metrics.h"
@@ -165,14 +166,41 @@ static void routes_bad_input(struct rq *q, int rc, const pos_err *e)
 
 /* ------------------------------------------------------------ helpers */
 
+/* The lane a request is for: the certificate's OU and CN, or, from a store
+ * controller's certificate (CN = store-controller), the certificate's store
+ * and the lane named in Pos-Terminal. Only a controller names a lane, and
+ * only one of its own store; a controller never acts as a lane itself. */
 static bool routes_need_terminal(struct rq *q)
 {
-	if (server_peer_identity(httpd_ssl(q->req), q->store, q->terminal) == 0)
+	const char *lane = httpd_header(q->req, SERVER_RELAY_HEADER);
+	bool controller;
+
+	if (server_peer_identity(httpd_ssl(q->req), q->store, q->terminal) != 0) {
+		q->store[0] = q->terminal[0] = '\0';
+		routes_error(q, 401, "client_certificate_required",
+			     "this route needs a terminal certificate issued by central's CA");
+		return false;
+	}
+	controller = strcmp(q->terminal, SERVER_CONTROLLER_CN) == 0;
+	if (!lane && !controller)
 		return true;
-	q->store[0] = q->terminal[0] = '\0';
-	routes_error(q, 401, "client_certificate_required",
-		     "this route needs a terminal certificate issued by central's CA");
-	return false;
+	if (!controller) {
+		routes_error(q, 403, "relay_refused",
+			     "only a store controller's certificate may name a lane in Pos-Terminal");
+		return false;
+	}
+	if (!lane) {
+		routes_error(q, 400, "terminal_required",
+			     "a store controller names the lane in a Pos-Terminal header");
+		return false;
+	}
+	if (!ids_valid(lane) || strcmp(lane, SERVER_CONTROLLER_CN) == 0) {
+		routes_error(q, 400, "bad_terminal",
+			     "Pos-Terminal must be a terminal id matching [A-Za-z0-9._-]{1,64}");
+		return false;
+	}
+	snprintf(q->terminal, sizeof q->terminal, "%s", lane);
+	return true;
 }
 
 /* Resolution errors shared by /v1/resolve and baskets carrying an EncTID. */

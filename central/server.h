@@ -35,6 +35,11 @@ int server_check(const struct cconf *c, pos_err *e);
 /* Splits "HOST:PORT", "[v6]:PORT" or ":PORT" (all addresses). */
 int server_parse_listen(const char *s, char host[SERVER_LISTEN_MAX], char port[8], pos_err *e);
 
+/* A store controller's certificate: OU = its store, this CN. It relays its
+ * lanes' requests naming each lane in the SERVER_RELAY_HEADER header. */
+#define SERVER_CONTROLLER_CN "store-controller"
+#define SERVER_RELAY_HEADER "Pos-Terminal"
+
 /* store = OU, terminal = CN of the connection's verified client
  * certificate, each [A-Za-z0-9._-]{1,64} and present once. POS_EPERM when
  * there is no verified certificate or a name does not qualify. */

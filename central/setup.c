@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
 #include <sys/file.h>
 
 #include <openssl/err.h>
@@ -25,6 +26,10 @@
 
 #define SETUP_USAGE "usage: pos-central setup DIR"
 #define TCERT_USAGE "usage: pos-central terminal-cert DIR --store S --terminal T --out OUT"
+#define SCERT_USAGE \
+	"usage: pos-central store-cert DIR --store S --out OUT [--host NAME|ADDRESS]..."
+#define SCERT_HOSTS_MAX 8
+#define SCERT_PORT "8444"
 #define ROTATE_USAGE "usage: pos-central rotate-key -c CONF"
 #define REVOKE_USAGE \
 	"usage: pos-central terminal-revoke DIR --store S --terminal T [--cert FILE]"
@@ -46,6 +51,12 @@ static const char *const tcert_files[] = {
 	"terminal.key", "terminal.crt", "ca.crt", "central.pub", "terminal.conf",
 };
 #define TCERT_NFILES (sizeof tcert_files / sizeof tcert_files[0])
+
+/* What `store-cert` writes into OUT. */
+static const char *const scert_files[] = {
+	"store.key", "store.crt", "ca.crt", "store.conf",
+};
+#define SCERT_NFILES (sizeof scert_files / sizeof scert_files[0])
 
 static int setup_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -529,8 +540,202 @@ int terminal_cert_main(int argc, char **argv)
 	if (!ids_valid(terminal))
 		return setup_usage_error("terminal-cert", TCERT_USAGE,
 					 "--terminal must match [A-Za-z0-9._-]{1,64}");
+	if (strcmp(terminal, PKI_CONTROLLER_CN) == 0)
+		return setup_usage_error("terminal-cert", TCERT_USAGE,
+					 "'%s' names a store's controller (pos-central store-cert)",
+					 PKI_CONTROLLER_CN);
 	if (tcert_issue(dir, store, terminal, out, &e) < 0)
 		return setup_fail("terminal-cert", &e);
+	return 0;
+}
+
+static int scert_conf(const char *store, const char *listen, const char *url, char *out,
+		      size_t cap, size_t *len, pos_err *e)
+{
+	int n = snprintf(
+		out, cap,
+		"; store.conf for the controller of store %s, written by pos-central store-cert.\n"
+		"; Relative paths are relative to this file's folder; unknown keys are errors.\n"
+		"[store]\n"
+		"id = %s\n"
+		"[listen]\n"
+		"address = %s\n"
+		"[tls]                     ; the lanes: certificates of this CA and store only\n"
+		"ca = ca.crt\n"
+		"cert = store.crt\n"
+		"key = store.key\n"
+		"[central]\n"
+		"url = %s\n"
+		"ca = ca.crt\n"
+		"cert = store.crt\n"
+		"key = store.key\n"
+		"[tlog]\n"
+		"path = tlog.db\n"
+		"keep_days = 90\n",
+		store, store, listen, url);
+	if (n < 0 || (size_t)n >= cap)
+		return err_set(e, POS_ETOOBIG, "store.conf too long");
+	*len = (size_t)n;
+	return 0;
+}
+
+/* OUT made (0700) when missing; refused when any file to write is there. */
+static int scert_prepare_out(const char *out, pos_err *e)
+{
+	char p[PATH_MAX];
+	struct stat st;
+
+	if (mkdir(out, 0700) < 0) {
+		if (errno != EEXIST)
+			return err_set(e, POS_EIO, "%s: cannot create: %s", out, strerror(errno));
+		if (stat(out, &st) < 0 || !S_ISDIR(st.st_mode))
+			return err_set(e, POS_ECONFLICT, "%s exists and is not a folder", out);
+	}
+	for (size_t i = 0; i < SCERT_NFILES; i++) {
+		int rc = setup_join(p, out, scert_files[i], e);
+		if (rc < 0)
+			return rc;
+		if (lstat(p, &st) == 0)
+			return err_set(e, POS_ECONFLICT, "%s already exists; refusing to overwrite", p);
+	}
+	return 0;
+}
+
+/* A controller's certificate (its lanes' server and central's client) and
+ * its store.conf. hosts: the names or addresses lanes reach it by. */
+static int scert_issue(const char *dir, const char *store, const char *const *hosts,
+		       size_t nhosts, const char *out, pos_err *e)
+{
+	char p[PATH_MAX], url[300], conf[4096], until[TIME_RFC3339_LEN], listen[32];
+	const char *dns[SCERT_HOSTS_MAX + 1] = { 0 }, *ips[SCERT_HOSTS_MAX + 1] = { 0 };
+	size_t nd = 0, ni = 0, conf_len = 0;
+	unsigned char addr[16];
+	struct cconf cf;
+	EVP_PKEY *ca_key = NULL, *key = NULL;
+	X509 *ca = NULL, *cert = NULL;
+	int rc, wildcard = 0, written = 0;
+	time_t not_after = 0;
+
+	for (size_t i = 0; i < nhosts; i++) {
+		if (inet_pton(AF_INET, hosts[i], addr) == 1 || inet_pton(AF_INET6, hosts[i], addr) == 1)
+			ips[ni++] = hosts[i];
+		else
+			dns[nd++] = hosts[i];
+	}
+	/* Only loopback named: listen there; otherwise on every address. */
+	snprintf(listen, sizeof listen, "%s:%s",
+		 nd == 1 && ni == 1 && strcmp(dns[0], "localhost") == 0 &&
+				 strcmp(ips[0], "127.0.0.1") == 0
+			 ? "127.0.0.1"
+			 : "0.0.0.0",
+		 SCERT_PORT);
+	if ((rc = setup_join(p, dir, "central.conf", e)) < 0 || (rc = cconf_load(p, &cf, e)) < 0)
+		return rc;
+	if ((rc = tcert_url(cf.listen, url, sizeof url, &wildcard, e)) < 0)
+		return rc;
+	if ((rc = scert_conf(store, listen, url, conf, sizeof conf, &conf_len, e)) < 0)
+		return rc;
+	if ((rc = setup_join(p, dir, "ca.crt", e)) < 0 || (rc = pki_load_cert(p, &ca, e)) < 0)
+		goto out;
+	if ((rc = setup_join(p, dir, "ca.key", e)) < 0 || (rc = pki_load_key(p, &ca_key, e)) < 0)
+		goto out;
+	if (X509_check_private_key(ca, ca_key) != 1) {
+		ERR_clear_error();
+		rc = err_set(e, POS_ECRYPTO, "%s/ca.key does not belong to %s/ca.crt", dir, dir);
+		goto out;
+	}
+	if ((rc = scert_prepare_out(out, e)) < 0)
+		goto out;
+	rc = pki_issue_controller(ca_key, ca, store, dns, ips, PKI_SERVER_DAYS, &key, &cert, e);
+	if (rc < 0)
+		goto out;
+	/* Indexed like a terminal's: terminal-revoke --terminal store-controller
+	 * refuses it. */
+	if ((rc = tcert_index(dir, cert, e)) < 0)
+		goto out;
+	written = 1;
+	if ((rc = setup_join(p, out, "store.key", e)) < 0 || (rc = pki_write_key(p, key, e)) < 0)
+		goto out;
+	if ((rc = setup_join(p, out, "store.crt", e)) < 0 || (rc = pki_write_cert(p, cert, e)) < 0)
+		goto out;
+	if ((rc = setup_join(p, out, "ca.crt", e)) < 0 || (rc = pki_write_cert(p, ca, e)) < 0)
+		goto out;
+	if ((rc = setup_join(p, out, "store.conf", e)) < 0 ||
+	    (rc = pki_write_file(p, conf, conf_len, 0644, e)) < 0)
+		goto out;
+	if ((rc = setup_join(p, out, "store.crt", e)) < 0 ||
+	    (rc = pki_cert_not_after(p, &not_after, e)) < 0)
+		goto out;
+	time_format_rfc3339((int64_t)not_after * 1000, until);
+	until[10] = '\0';
+	printf("pos-central store-cert: controller of store %s in %s\n"
+	       "  store.crt, store.key  OU=%s, CN=%s (server and client), valid until %s\n"
+	       "  ca.crt                central's CA\n"
+	       "  store.conf            listens on %s, forwards to %s\n"
+	       "Lanes of store %s: [central] url = https://%s:%s %s\n",
+	       store, out, store, PKI_CONTROLLER_CN, until, listen, url, store,
+	       ni ? ips[0] : dns[0], SCERT_PORT, url);
+	if (wildcard)
+		fprintf(stderr,
+			"pos-central store-cert: central listens on %s; set [central] url in "
+			"%s/store.conf to an address the controller can reach\n",
+			cf.listen, out);
+out:
+	if (rc < 0 && written)
+		for (size_t i = 0; i < SCERT_NFILES; i++)
+			if (setup_join(p, out, scert_files[i], NULL) == 0)
+				unlink(p);
+	EVP_PKEY_free(ca_key);
+	EVP_PKEY_free(key);
+	X509_free(ca);
+	X509_free(cert);
+	return rc;
+}
+
+int store_cert_main(int argc, char **argv)
+{
+	const char *dir = NULL, *store = NULL, *out = NULL, *host = NULL;
+	const char *hosts[SCERT_HOSTS_MAX] = { "localhost", "127.0.0.1" };
+	size_t nhosts = 0;
+	pos_err e = { 0 };
+
+	for (int i = 1; i < argc; i++) {
+		int m;
+
+		if (setup_is_help(argv[i])) {
+			printf("%s\n", SCERT_USAGE);
+			return 0;
+		}
+		if ((m = setup_opt(argc, argv, &i, "--host", &host)) == 1) {
+			if (nhosts >= SCERT_HOSTS_MAX)
+				return setup_usage_error("store-cert", SCERT_USAGE,
+							 "at most %d --host", SCERT_HOSTS_MAX);
+			hosts[nhosts++] = host;
+			continue;
+		}
+		if (m == 0 && (m = setup_opt(argc, argv, &i, "--store", &store)) == 0 &&
+		    (m = setup_opt(argc, argv, &i, "--out", &out)) == 0) {
+			if (argv[i][0] == '-' && argv[i][1] != '\0')
+				return setup_usage_error("store-cert", SCERT_USAGE, "unknown option %s",
+							 argv[i]);
+			if (dir)
+				return setup_usage_error("store-cert", SCERT_USAGE, "one DIR only");
+			dir = argv[i];
+			continue;
+		}
+		if (m < 0)
+			return setup_usage_error("store-cert", SCERT_USAGE, "%s needs a value", argv[i]);
+	}
+	if (!dir || !store || !out || !dir[0] || !out[0])
+		return setup_usage_error("store-cert", SCERT_USAGE,
+					 "DIR, --store and --out are required");
+	if (!ids_valid(store))
+		return setup_usage_error("store-cert", SCERT_USAGE,
+					 "--store must match [A-Za-z0-9._-]{1,64}");
+	if (nhosts == 0)
+		nhosts = 2; /* localhost and 127.0.0.1 */
+	if (scert_issue(dir, store, hosts, nhosts, out, &e) < 0)
+		return setup_fail("store-cert", &e);
 	return 0;
 }
 

@@ -14,6 +14,11 @@ int setup_main(int argc, char **argv);
 /* pos-central terminal-cert DIR --store S --terminal T --out OUT: a client
  * certificate and everything an agent needs, terminal.conf included. */
 int terminal_cert_main(int argc, char **argv);
+/* pos-central store-cert DIR --store S --out OUT [--host H]...: a store
+ * controller's certificate (OU=S, CN=store-controller; server for its
+ * lanes, client to central; subjectAltName the hosts, localhost and
+ * 127.0.0.1 by default), its key, ca.crt and a filled-in store.conf. */
+int store_cert_main(int argc, char **argv);
 /* pos-central terminal-revoke DIR --store S --terminal T [--cert FILE]:
  * adds every certificate the CA issued to that terminal (found in
  * DIR/issued; FILE for one issued before that folder existed) to

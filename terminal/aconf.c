@@ -81,23 +81,48 @@ static int aconf_terminal(struct cfg *cf, struct aconf *c, pos_err *e)
 	return 0;
 }
 
+int aconf_url_list(struct cfg *cf, const char *sec, const char *v, pos_err *e)
+{
+	const char *p = v;
+	int count = 0;
+
+	while (*p) {
+		size_t n;
+
+		while (*p == ' ')
+			p++;
+		if (!*p)
+			break;
+		n = strcspn(p, " ");
+		/* No plain http: the TID envelope is sealed, but baskets and the
+		 * terminal's identity still need TLS. */
+		if (n <= 8 || strncmp(p, "https://", 8) != 0 || p[n - 1] == '/' ||
+		    memchr(p, '\t', n) || memchr(p, '"', n) || memchr(p, '\'', n) ||
+		    memchr(p, '\\', n))
+			return err_set(e, POS_EINVAL,
+				       "%s:%d: 'url' in [%s] must be https://HOST[:PORT] without a "
+				       "trailing /, several separated by spaces",
+				       cf->name, cfg_line(cf, sec, "url"), sec);
+		if (++count > ACONF_URLS_MAX)
+			return err_set(e, POS_EINVAL, "%s:%d: 'url' in [%s] lists more than %d URLs",
+				       cf->name, cfg_line(cf, sec, "url"), sec, ACONF_URLS_MAX);
+		p += n;
+	}
+	if (count == 0)
+		return err_set(e, POS_EINVAL, "%s:%d: 'url' in [%s] is empty", cf->name,
+			       cfg_line(cf, sec, "url"), sec);
+	return 0;
+}
+
 static int aconf_central(struct cfg *cf, struct aconf *c, pos_err *e)
 {
 	const char *v;
-	size_t n;
 	int rc;
 
 	if ((rc = cfg_str(cf, "central", "url", NULL, &v, e)) < 0)
 		return rc;
-	/* No plain http: the TID envelope is sealed, but baskets and the
-	 * terminal's identity still need TLS. */
-	n = strlen(v);
-	if (strncmp(v, "https://", 8) != 0 || n <= 8 || strpbrk(v, " \t\"'\\") ||
-	    v[n - 1] == '/')
-		return err_set(e, POS_EINVAL,
-			       "%s:%d: 'url' in [central] must be https://HOST[:PORT] without a "
-			       "trailing /",
-			       cf->name, cfg_line(cf, "central", "url"));
+	if ((rc = aconf_url_list(cf, "central", v, e)) < 0)
+		return rc;
 	if ((rc = aconf_copy(cf, "central", "url", v, c->url, sizeof c->url, e)) < 0)
 		return rc;
 	if ((rc = cfg_path(cf, "central", "ca", NULL, c->ca, sizeof c->ca, e)) < 0 ||

@@ -9,7 +9,8 @@
  *   [terminal] store, id (required, [A-Za-z0-9._-]{1,64}),
  *              log_level = debug|info|warn|error (info),
  *              variable_measure = none|us|uk|se (none)
- *   [central]  url (https://...), ca, cert, key, public_key (paths, required),
+ *   [central]  url (https://..., up to 4 separated by spaces: the store's
+ *              controller first, central as fallback), ca, cert, key, public_key (paths, required),
  *              resolve_timeout_ms (400, 50..10000)
  *   [spool]    path (spool.db)
  *   [control]  socket (agent.sock)
@@ -28,6 +29,7 @@
 #define ACONF_PATH_MAX 1024
 #define ACONF_MAX_DEVICES 16
 #define ACONF_URL_MAX 512
+#define ACONF_URLS_MAX 4
 #define ACONF_RESOLVE_DEFAULT_MS 400
 #define ACONF_RESOLVE_MIN_MS 50
 #define ACONF_RESOLVE_MAX_MS 10000
@@ -61,5 +63,10 @@ void aconf_free(struct aconf *c);
  * key are readable, the public key parses, the private key exists and is
  * not accessible by group or others. */
 int aconf_check_files(const struct aconf *c, pos_err *e);
+struct cfg;
+/* Checks a url value: 1 to ACONF_URLS_MAX https://HOST[:PORT] separated by
+ * spaces, none with a trailing slash. Errors name cf's file and the key's
+ * line in sec. */
+int aconf_url_list(struct cfg *cf, const char *sec, const char *v, pos_err *e);
 
 #endif

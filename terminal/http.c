@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* A bigger answer than this is not one central sends: fail the request
@@ -18,6 +19,12 @@
  * keeps a burst of retries from opening a socket each. */
 #define HTTP_MAX_HOST_CONNS 4
 #define HTTP_TIMEOUT_MAX_MS (10L * 60 * 1000)
+/* A failed first URL is tried again after this long; meanwhile requests
+ * start at the one that answered. */
+#define HTTP_PRIMARY_RETRY_MS 5000
+/* Less time than this left: no point trying the next URL. */
+#define HTTP_FAILOVER_MIN_MS 20
+#define HTTP_HEADER_MAX 128
 
 struct http;
 
@@ -33,6 +40,12 @@ struct http_req {
 	struct http *h;
 	CURL *easy;
 	struct curl_slist *hdrs;
+	char *path;
+	char *body; /* own copy: a failover sends it again; NULL for GET */
+	size_t body_len;
+	int64_t deadline_ms; /* monotonic */
+	size_t base;         /* index of the URL this attempt went to */
+	size_t tries;        /* URLs tried so far */
 	char *buf; /* response body, HTTP_BODY_MAX + 1 bytes, NUL-terminated */
 	size_t len;
 	int overflow;
@@ -46,7 +59,11 @@ struct http {
 	struct event_base *base;
 	CURLM *multi;
 	struct event *timer;
-	char *base_url, *ca, *cert, *key;
+	char *bases[HTTP_URLS_MAX]; /* from base_url, in order of preference */
+	size_t nbases;
+	size_t cur;                 /* where new requests go */
+	int64_t primary_retry_ms;   /* when the first URL is tried again */
+	char *ca, *cert, *key;
 	struct http_req *reqs;
 	struct http_sock *socks;
 	int pending;
@@ -79,6 +96,14 @@ static int http_check_file(const char *what, const char *path, int secret, pos_e
 		return err_set(e, POS_EPERM, "%s: %s is accessible by group or others (chmod 600)",
 			       what, path);
 	return 0;
+}
+
+static int64_t http_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static char *http_strdup(const char *s)
@@ -121,6 +146,11 @@ static void http_req_free(struct http_req *r)
 	if (r->easy)
 		curl_easy_cleanup(r->easy);
 	curl_slist_free_all(r->hdrs);
+	free(r->path);
+	if (r->body) {
+		memset(r->body, 0, r->body_len);
+		free(r->body);
+	}
 	/* Answers may carry household ids: do not leave them in the heap. */
 	if (r->buf) {
 		memset(r->buf, 0, r->len);
@@ -146,11 +176,36 @@ static void http_destroy(struct http *h)
 		http_sock_free(h->socks);
 	if (h->timer)
 		event_free(h->timer);
-	free(h->base_url);
+	for (size_t i = 0; i < h->nbases; i++)
+		free(h->bases[i]);
 	free(h->ca);
 	free(h->cert);
 	free(h->key);
 	free(h);
+}
+
+static int http_launch(struct http *h, struct http_req *r, size_t base, pos_err *e);
+
+/* A transfer that got no answer from URL r->base: the next URL not tried
+ * yet, when there is one and time is left. 1 when relaunched. */
+static int http_failover(struct http *h, struct http_req *r)
+{
+	int64_t now = http_now_ms();
+	pos_err e;
+
+	if (r->base == 0)
+		h->primary_retry_ms = now + HTTP_PRIMARY_RETRY_MS;
+	if (r->base == h->cur && h->nbases > 1)
+		h->cur = (r->base + 1) % h->nbases;
+	if (r->tries >= h->nbases || r->deadline_ms - now < HTTP_FAILOVER_MIN_MS)
+		return 0;
+	curl_multi_remove_handle(h->multi, r->easy);
+	curl_easy_cleanup(r->easy);
+	r->easy = NULL;
+	r->len = 0;
+	r->buf[0] = '\0';
+	r->errbuf[0] = '\0';
+	return http_launch(h, r, (r->base + 1) % h->nbases, &e) == 0;
 }
 
 /* Hands every finished transfer to its callback, exactly once. */
@@ -174,12 +229,16 @@ static void http_check_done(struct http *h)
 			continue;
 		if (rc == CURLE_OK) {
 			curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+			h->cur = r->base;
 		} else if (r->overflow) {
 			why = "response body over the size limit";
 		} else {
+			if (http_failover(h, r))
+				continue;
 			why = r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc);
 		}
-		curl_multi_remove_handle(h->multi, r->easy);
+		if (r->easy)
+			curl_multi_remove_handle(h->multi, r->easy);
 		http_req_unlink(r);
 		r->fn(status, status ? r->buf : NULL, status ? r->len : 0,
 		      status ? NULL : (why ? why : "no answer"), r->arg);
@@ -294,6 +353,40 @@ static size_t http_write_cb(char *data, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
+/* Splits the space-separated list into h->bases, each https:// and short
+ * enough, without a trailing slash (it would double the path's). */
+static int http_parse_urls(struct http *h, const char *list, pos_err *e)
+{
+	const char *p = list;
+
+	while (*p) {
+		size_t n;
+
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (!*p)
+			break;
+		n = strcspn(p, " \t");
+		if (h->nbases >= HTTP_URLS_MAX)
+			return err_set(e, POS_EINVAL, "central url: more than %d URLs", HTTP_URLS_MAX);
+		/* Baskets leave the terminal only over verified TLS. */
+		if (n <= 8 || strncmp(p, "https://", 8) != 0)
+			return err_set(e, POS_EINVAL, "central url must start with https://");
+		if (n >= HTTP_URL_MAX - HTTP_PATH_MAX)
+			return err_set(e, POS_EINVAL, "central url too long");
+		h->bases[h->nbases] = strndup(p, n);
+		if (!h->bases[h->nbases])
+			return err_set(e, POS_ENOMEM, "http: out of memory");
+		while (n > 8 && h->bases[h->nbases][n - 1] == '/')
+			h->bases[h->nbases][--n] = '\0';
+		h->nbases++;
+		p += strcspn(p, " \t");
+	}
+	if (h->nbases == 0)
+		return err_set(e, POS_EINVAL, "central url must start with https://");
+	return 0;
+}
+
 int http_new(struct event_base *base, const struct http_opts *o, struct http **out, pos_err *e)
 {
 	struct http *h = NULL;
@@ -302,11 +395,6 @@ int http_new(struct event_base *base, const struct http_opts *o, struct http **o
 	*out = NULL;
 	if (!base || !o || !o->base_url)
 		return err_set(e, POS_EINVAL, "http: no event base or central url");
-	/* Baskets leave the terminal only over verified TLS. */
-	if (strncmp(o->base_url, "https://", 8) != 0 || strlen(o->base_url) <= 8)
-		return err_set(e, POS_EINVAL, "central url must start with https://");
-	if (strlen(o->base_url) >= HTTP_URL_MAX - HTTP_PATH_MAX)
-		return err_set(e, POS_EINVAL, "central url too long");
 	if ((rc = http_check_file("ca", o->ca, 0, e)) < 0 ||
 	    (rc = http_check_file("cert", o->cert, 0, e)) < 0 ||
 	    (rc = http_check_file("key", o->key, 1, e)) < 0)
@@ -319,18 +407,15 @@ int http_new(struct event_base *base, const struct http_opts *o, struct http **o
 	if (!h)
 		return err_set(e, POS_ENOMEM, "http: out of memory");
 	h->base = base;
-	h->base_url = http_strdup(o->base_url);
+	if ((rc = http_parse_urls(h, o->base_url, e)) < 0)
+		goto out;
 	h->ca = http_strdup(o->ca);
 	h->cert = http_strdup(o->cert);
 	h->key = http_strdup(o->key);
-	if (!h->base_url || !h->ca || !h->cert || !h->key) {
+	if (!h->ca || !h->cert || !h->key) {
 		rc = err_set(e, POS_ENOMEM, "http: out of memory");
 		goto out;
 	}
-	/* A trailing slash would double up with the path's leading one. */
-	size_t bl = strlen(h->base_url);
-	while (bl > 8 && h->base_url[bl - 1] == '/')
-		h->base_url[--bl] = '\0';
 	h->timer = evtimer_new(base, http_on_timer, h);
 	h->multi = curl_multi_init();
 	if (!h->timer || !h->multi) {
@@ -391,50 +476,25 @@ void http_cancel(struct http *h, void *arg)
 	}
 }
 
-static int http_start(struct http *h, const char *path, const char *body, size_t len,
-		      long timeout_ms, http_done_fn fn, void *arg, pos_err *e)
+/* (Re)creates r's transfer against URL number base and starts it with
+ * what is left of its time. */
+static int http_launch(struct http *h, struct http_req *r, size_t base, pos_err *e)
 {
-	struct http_req *r = NULL;
 	char url[HTTP_URL_MAX];
 	CURLcode c = CURLE_OK;
-	int rc;
+	long left = (long)(r->deadline_ms - http_now_ms());
+	int ul;
 
-	if (!h || h->dead || !fn || !path)
-		return err_set(e, POS_EINVAL, "http: bad request arguments");
-	size_t pl = strnlen(path, HTTP_PATH_MAX);
-	if (path[0] != '/' || pl >= HTTP_PATH_MAX)
-		return err_set(e, POS_EINVAL, "http: path must start with / and be short");
-	if (body && len > HTTP_REQ_BODY_MAX)
-		return err_set(e, POS_ETOOBIG, "http: request body over %d bytes", HTTP_REQ_BODY_MAX);
-	if (timeout_ms <= 0 || timeout_ms > HTTP_TIMEOUT_MAX_MS)
-		return err_set(e, POS_EINVAL, "http: timeout must be 1..%ld ms", HTTP_TIMEOUT_MAX_MS);
-	int ul = snprintf(url, sizeof url, "%s%s", h->base_url, path);
+	if (left < 1)
+		left = 1;
+	ul = snprintf(url, sizeof url, "%s%s", h->bases[base], r->path);
 	if (ul < 0 || (size_t)ul >= sizeof url)
 		return err_set(e, POS_EINVAL, "http: url too long");
-
-	r = calloc(1, sizeof *r);
-	if (!r)
-		return err_set(e, POS_ENOMEM, "http: out of memory");
-	r->h = h;
-	r->fn = fn;
-	r->arg = arg;
-	r->buf = malloc(HTTP_BODY_MAX + 1);
+	r->base = base;
+	r->tries++;
 	r->easy = curl_easy_init();
-	if (!r->buf || !r->easy) {
-		rc = err_set(e, POS_ENOMEM, "http: out of memory");
-		goto out;
-	}
-	r->buf[0] = '\0';
-	r->hdrs = curl_slist_append(NULL, "Accept: application/json");
-	if (r->hdrs && body)
-		r->hdrs = curl_slist_append(r->hdrs, "Content-Type: application/json");
-	/* No 100-continue round trip: central answers the body, not the headers. */
-	if (r->hdrs && body)
-		r->hdrs = curl_slist_append(r->hdrs, "Expect:");
-	if (!r->hdrs) {
-		rc = err_set(e, POS_ENOMEM, "http: out of memory");
-		goto out;
-	}
+	if (!r->easy)
+		return err_set(e, POS_ENOMEM, "http: out of memory");
 
 #define HTTP_SET(opt, val)                                            \
 	do {                                                          \
@@ -459,27 +519,104 @@ static int http_start(struct http *h, const char *path, const char *body, size_t
 	HTTP_SET(CURLOPT_SSLKEYTYPE, "PEM");
 	HTTP_SET(CURLOPT_SSL_VERIFYPEER, 1L);
 	HTTP_SET(CURLOPT_SSL_VERIFYHOST, 2L);
-	HTTP_SET(CURLOPT_TIMEOUT_MS, timeout_ms);
+	HTTP_SET(CURLOPT_TIMEOUT_MS, left);
+	/* Another URL to go to: keep time for it. */
+	if (r->tries < h->nbases)
+		HTTP_SET(CURLOPT_CONNECTTIMEOUT_MS, left / 2 > 0 ? left / 2 : 1L);
 	HTTP_SET(CURLOPT_TCP_KEEPALIVE, 1L);
 	HTTP_SET(CURLOPT_HTTPHEADER, r->hdrs);
 	HTTP_SET(CURLOPT_WRITEFUNCTION, http_write_cb);
 	HTTP_SET(CURLOPT_WRITEDATA, (void *)r);
-	if (body) {
+	if (r->body) {
 		HTTP_SET(CURLOPT_POST, 1L);
-		HTTP_SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-		HTTP_SET(CURLOPT_COPYPOSTFIELDS, body);
+		HTTP_SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+		HTTP_SET(CURLOPT_POSTFIELDS, r->body);
 	} else {
 		HTTP_SET(CURLOPT_HTTPGET, 1L);
 	}
 #undef HTTP_SET
-	if (c != CURLE_OK) {
-		rc = err_set(e, POS_EIO, "http: curl option refused: %s", curl_easy_strerror(c));
+	if (c != CURLE_OK)
+		return err_set(e, POS_EIO, "http: curl option refused: %s", curl_easy_strerror(c));
+	if (curl_multi_add_handle(h->multi, r->easy) != CURLM_OK)
+		return err_set(e, POS_EIO, "http: cannot start request");
+	return 0;
+}
+
+/* The id rule of a store or terminal: the header carries nothing else. */
+static int http_terminal_ok(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n]; n++) {
+		char ch = s[n];
+		if (n >= 64 || !((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+				 (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-'))
+			return 0;
+	}
+	return n > 0;
+}
+
+static int http_start(struct http *h, const char *path, const char *terminal, const char *body,
+		      size_t len, long timeout_ms, http_done_fn fn, void *arg, pos_err *e)
+{
+	struct http_req *r = NULL;
+	char hdr[HTTP_HEADER_MAX];
+	size_t start;
+	int rc;
+
+	if (!h || h->dead || !fn || !path)
+		return err_set(e, POS_EINVAL, "http: bad request arguments");
+	size_t pl = strnlen(path, HTTP_PATH_MAX);
+	if (path[0] != '/' || pl >= HTTP_PATH_MAX)
+		return err_set(e, POS_EINVAL, "http: path must start with / and be short");
+	if (body && len > HTTP_REQ_BODY_MAX)
+		return err_set(e, POS_ETOOBIG, "http: request body over %d bytes", HTTP_REQ_BODY_MAX);
+	if (timeout_ms <= 0 || timeout_ms > HTTP_TIMEOUT_MAX_MS)
+		return err_set(e, POS_EINVAL, "http: timeout must be 1..%ld ms", HTTP_TIMEOUT_MAX_MS);
+	if (terminal && !http_terminal_ok(terminal))
+		return err_set(e, POS_EINVAL, "http: terminal id must match [A-Za-z0-9._-]{1,64}");
+
+	r = calloc(1, sizeof *r);
+	if (!r)
+		return err_set(e, POS_ENOMEM, "http: out of memory");
+	r->h = h;
+	r->fn = fn;
+	r->arg = arg;
+	r->buf = malloc(HTTP_BODY_MAX + 1);
+	r->path = strdup(path);
+	if (body) {
+		r->body = malloc(len + 1);
+		if (r->body) {
+			memcpy(r->body, body, len);
+			r->body[len] = '\0';
+			r->body_len = len;
+		}
+	}
+	if (!r->buf || !r->path || (body && !r->body)) {
+		rc = err_set(e, POS_ENOMEM, "http: out of memory");
 		goto out;
 	}
-	if (curl_multi_add_handle(h->multi, r->easy) != CURLM_OK) {
-		rc = err_set(e, POS_EIO, "http: cannot start request");
+	r->buf[0] = '\0';
+	r->deadline_ms = http_now_ms() + timeout_ms;
+	r->hdrs = curl_slist_append(NULL, "Accept: application/json");
+	if (r->hdrs && body)
+		r->hdrs = curl_slist_append(r->hdrs, "Content-Type: application/json");
+	/* No 100-continue round trip: central answers the body, not the headers. */
+	if (r->hdrs && body)
+		r->hdrs = curl_slist_append(r->hdrs, "Expect:");
+	if (r->hdrs && terminal) {
+		snprintf(hdr, sizeof hdr, "Pos-Terminal: %s", terminal);
+		r->hdrs = curl_slist_append(r->hdrs, hdr);
+	}
+	if (!r->hdrs) {
+		rc = err_set(e, POS_ENOMEM, "http: out of memory");
 		goto out;
 	}
+	start = h->cur;
+	if (start != 0 && http_now_ms() >= h->primary_retry_ms)
+		start = 0; /* the first URL may be back */
+	if ((rc = http_launch(h, r, start, e)) < 0)
+		goto out;
 	r->next = h->reqs;
 	if (h->reqs)
 		h->reqs->prev = r;
@@ -496,13 +633,26 @@ int http_post(struct http *h, const char *path, const char *body, size_t len, lo
 {
 	if (!body)
 		return err_set(e, POS_EINVAL, "http: POST without a body");
-	return http_start(h, path, body, len, timeout_ms, fn, arg, e);
+	return http_start(h, path, NULL, body, len, timeout_ms, fn, arg, e);
+}
+
+int http_post_as(struct http *h, const char *path, const char *terminal, const char *body,
+		 size_t len, long timeout_ms, http_done_fn fn, void *arg, pos_err *e)
+{
+	if (!body)
+		return err_set(e, POS_EINVAL, "http: POST without a body");
+	return http_start(h, path, terminal, body, len, timeout_ms, fn, arg, e);
 }
 
 int http_get(struct http *h, const char *path, long timeout_ms, http_done_fn fn, void *arg,
 	     pos_err *e)
 {
-	return http_start(h, path, NULL, 0, timeout_ms, fn, arg, e);
+	return http_start(h, path, NULL, NULL, 0, timeout_ms, fn, arg, e);
+}
+
+const char *http_current_url(const struct http *h)
+{
+	return h && h->nbases ? h->bases[h->cur] : "";
 }
 
 int http_pending(const struct http *h)

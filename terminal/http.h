@@ -13,8 +13,19 @@
 struct event_base;
 struct http;
 
+/* base_url may list up to this many URLs separated by spaces. */
+#define HTTP_URLS_MAX 4
+
+/*
+ * Several URLs (a store controller, then central): a request goes to the
+ * one that answered last; when it gets no answer at all (refused, TLS
+ * failure, timeout) it is sent to the next within what is left of its
+ * timeout, each attempt connecting within half of that. The first URL is
+ * tried again every few seconds and taken back as soon as it answers.
+ * Only for requests that may be repeated (baskets are idempotent by txn).
+ */
 struct http_opts {
-	const char *base_url; /* https://host:port */
+	const char *base_url; /* https://host:port [https://host:port ...] */
 	const char *ca;
 	const char *cert;
 	const char *key;
@@ -32,11 +43,17 @@ void http_free(struct http *h);
 /* POSTs a JSON body (copied) to base_url + path. */
 int http_post(struct http *h, const char *path, const char *body, size_t len, long timeout_ms,
 	      http_done_fn fn, void *arg, pos_err *e);
+/* The same, naming the lane the request is made for in a "Pos-Terminal"
+ * header (a store controller relaying; terminal NULL: no header). */
+int http_post_as(struct http *h, const char *path, const char *terminal, const char *body,
+		 size_t len, long timeout_ms, http_done_fn fn, void *arg, pos_err *e);
 int http_get(struct http *h, const char *path, long timeout_ms, http_done_fn fn, void *arg,
 	     pos_err *e);
 /* Cancels every pending request made with this arg (callbacks not called):
  * for an owner that goes away before the client. Added by the uplink. */
 void http_cancel(struct http *h, void *arg);
+/* The URL new requests go to now (one of base_url's). */
+const char *http_current_url(const struct http *h);
 /* Number of requests in flight. */
 int http_pending(const struct http *h);
 

@@ -25,7 +25,8 @@
 struct uplink {
 	struct event_base *base;
 	struct http *http;
-	struct spool *spool;
+	struct uplink_queue q;
+	char as[UPLINK_AS_MAX + 1]; /* the lane of the request in flight */
 	uplink_event_fn fn;
 	void *arg;
 	struct event *retry;     /* armed only while backing off */
@@ -123,7 +124,7 @@ static void uplink_failed(struct uplink *u, const char *why)
 	pos_err e;
 
 	for (size_t i = 0; i < u->ntxn; i++)
-		if (spool_note_attempt(u->spool, u->txns[i], &e) < 0)
+		if (u->q.attempted(u->q.q, u->txns[i], &e) < 0)
 			break; /* only a counter: the retry matters more */
 	u->failures++;
 	if (!u->offline) {
@@ -147,7 +148,7 @@ static int uplink_accepted(struct uplink *u, const char *txn, const char *how)
 {
 	pos_err e;
 
-	if (spool_delete(u->spool, txn, &e) < 0) {
+	if (u->q.acked(u->q.q, txn, how, &e) < 0) {
 		uplink_spool_failed(u, "delete", &e);
 		return -1;
 	}
@@ -159,7 +160,7 @@ static int uplink_refused(struct uplink *u, const char *txn, const char *code)
 {
 	pos_err e;
 
-	if (spool_set_rejected(u->spool, txn, code, &e) < 0) {
+	if (u->q.refused(u->q.q, txn, code, &e) < 0) {
 		uplink_spool_failed(u, "set_rejected", &e);
 		return -1;
 	}
@@ -230,7 +231,7 @@ static int uplink_batch_results(struct uplink *u, json_t *root, int apply)
 	}
 	if (apply)
 		for (size_t i = 0; i < u->ntxn; i++)
-			if (!u->done[i] && spool_note_attempt(u->spool, u->txns[i], &e) < 0)
+			if (!u->done[i] && u->q.attempted(u->q.q, u->txns[i], &e) < 0)
 				break; /* only a counter */
 	return settled;
 }
@@ -343,7 +344,7 @@ static void uplink_send_next(struct uplink *u)
 
 	if (u->in_flight || u->busy || evtimer_pending(u->retry, NULL))
 		return;
-	if (spool_peek(u->spool, u->batch_max, &rows, &n, &e) < 0) {
+	if (u->q.peek(u->q.q, u->batch_max, &rows, &n, u->as, &e) < 0) {
 		uplink_spool_failed(u, "peek", &e);
 		return;
 	}
@@ -358,13 +359,13 @@ static void uplink_send_next(struct uplink *u)
 		snprintf(u->txns[i], sizeof u->txns[i], "%s", rows[i].txn);
 	u->batch = k > 1;
 	if (!u->batch) {
-		rc = http_post(u->http, "/v1/baskets", rows[0].body, rows[0].len, UPLINK_TIMEOUT_MS,
-			       uplink_on_done, u, &e);
+		rc = http_post_as(u->http, "/v1/baskets", u->as[0] ? u->as : NULL, rows[0].body,
+				  rows[0].len, UPLINK_TIMEOUT_MS, uplink_on_done, u, &e);
 	} else {
 		size_t blen = 0;
 		batch = uplink_batch_body(rows, k, &blen);
-		rc = batch ? http_post(u->http, "/v1/baskets:batch", batch, blen, UPLINK_TIMEOUT_MS,
-				       uplink_on_done, u, &e)
+		rc = batch ? http_post_as(u->http, "/v1/baskets:batch", u->as[0] ? u->as : NULL,
+					  batch, blen, UPLINK_TIMEOUT_MS, uplink_on_done, u, &e)
 			   : err_set(&e, POS_ENOMEM, "out of memory building a batch");
 	}
 	if (rc == POS_ETOOBIG && !u->batch) {
@@ -389,20 +390,59 @@ out:
 	spool_rows_free(rows, n);
 }
 
+static int uplink_spool_peek(void *q, size_t max, struct spool_row **rows, size_t *n,
+			     char as[UPLINK_AS_MAX + 1], pos_err *e)
+{
+	as[0] = '\0'; /* the agent sends as itself */
+	return spool_peek(q, max, rows, n, e);
+}
+
+static int uplink_spool_acked(void *q, const char *txn, const char *how, pos_err *e)
+{
+	(void)how;
+	return spool_delete(q, txn, e);
+}
+
+static int uplink_spool_refused(void *q, const char *txn, const char *reason, pos_err *e)
+{
+	return spool_set_rejected(q, txn, reason, e);
+}
+
+static int uplink_spool_attempted(void *q, const char *txn, pos_err *e)
+{
+	return spool_note_attempt(q, txn, e);
+}
+
 int uplink_new(struct event_base *base, struct http *h, struct spool *s, uplink_event_fn fn,
 	       void *arg, struct uplink **out, pos_err *e)
+{
+	struct uplink_queue q = { .q = s,
+				  .peek = uplink_spool_peek,
+				  .acked = uplink_spool_acked,
+				  .refused = uplink_spool_refused,
+				  .attempted = uplink_spool_attempted };
+
+	if (out)
+		*out = NULL;
+	if (!s)
+		return err_set(e, POS_EINVAL, "uplink: needs an event base, http client and spool");
+	return uplink_new_queue(base, h, &q, fn, arg, out, e);
+}
+
+int uplink_new_queue(struct event_base *base, struct http *h, const struct uplink_queue *q,
+		     uplink_event_fn fn, void *arg, struct uplink **out, pos_err *e)
 {
 	struct uplink *u;
 
 	*out = NULL;
-	if (!base || !h || !s)
+	if (!base || !h || !q || !q->peek || !q->acked || !q->refused || !q->attempted)
 		return err_set(e, POS_EINVAL, "uplink: needs an event base, http client and spool");
 	u = calloc(1, sizeof *u);
 	if (!u)
 		return err_set(e, POS_ENOMEM, "uplink: out of memory");
 	u->base = base;
 	u->http = h;
-	u->spool = s;
+	u->q = *q;
 	u->fn = fn;
 	u->arg = arg;
 	u->batch_max = UPLINK_BATCH_MAX;

@@ -8,12 +8,36 @@
  * transport error or 5xx backs off exponentially with jitter, capped. Timer
  * driven on the loop: idle when the spool is empty.
  */
+#include <stddef.h>
 #include "err.h"
 
 struct event_base;
 struct http;
 struct spool;
+struct spool_row;
 struct uplink;
+
+#define UPLINK_AS_MAX 64
+
+/*
+ * Where the baskets come from: the agent's spool, or a store controller's
+ * transaction log. Each call returns 0 or a negative code.
+ *   peek:      up to max oldest baskets that go in one request, rows freed
+ *              with spool_rows_free; as: the lane they are sent for (a
+ *              controller's request holds one lane's baskets, named in
+ *              Pos-Terminal), "" for the sender's own identity
+ *   acked:     central took txn (how: "created" or "duplicate")
+ *   refused:   central refused txn for good (reason: its error code)
+ *   attempted: one more failed attempt at txn (a counter)
+ */
+struct uplink_queue {
+	void *q;
+	int (*peek)(void *q, size_t max, struct spool_row **rows, size_t *n,
+		    char as[UPLINK_AS_MAX + 1], pos_err *e);
+	int (*acked)(void *q, const char *txn, const char *how, pos_err *e);
+	int (*refused)(void *q, const char *txn, const char *reason, pos_err *e);
+	int (*attempted)(void *q, const char *txn, pos_err *e);
+};
 
 enum uplink_event {
 	UPLINK_UPLOADED = 1, /* txn acknowledged by central; detail "created"/"duplicate" */
@@ -27,6 +51,9 @@ typedef void (*uplink_event_fn)(enum uplink_event ev, const char *txn, const cha
 
 int uplink_new(struct event_base *base, struct http *h, struct spool *s, uplink_event_fn fn,
 	       void *arg, struct uplink **out, pos_err *e);
+/* The same over any queue (copied). */
+int uplink_new_queue(struct event_base *base, struct http *h, const struct uplink_queue *q,
+		     uplink_event_fn fn, void *arg, struct uplink **out, pos_err *e);
 void uplink_free(struct uplink *u);
 /* A basket was spooled: send now unless backing off. */
 void uplink_kick(struct uplink *u);

@@ -408,6 +408,85 @@ class Agent:
             self.events = []
 
 
+# ---------------------------------------------------------------- store controller
+
+class Store:
+    """A pos-store controller with the folder `pos-central store-cert` makes."""
+
+    def __init__(self, central, base, store="S1"):
+        self.central = central
+        self.store = store
+        self.dir = os.path.join(base, f"store-{store}")
+        central.cli("store-cert", central.home, "--store", store, "--out", self.dir)
+        self.port = free_port()
+        self.conf = os.path.join(self.dir, "store.conf")
+        self.log = os.path.join(self.dir, "store.log")
+        self.tlog = os.path.join(self.dir, "tlog.db")
+        self.url = f"https://127.0.0.1:{self.port}"
+        with open(self.conf) as f:
+            lines = f.read().splitlines()
+        out = []
+        for l in lines:
+            if l.startswith("address"):
+                l = f"address = 127.0.0.1:{self.port}"
+            elif l.startswith("url"):
+                l = f"url = https://127.0.0.1:{central.port}"
+            out.append(l)
+        with open(self.conf, "w") as f:
+            f.write("\n".join(out) + "\n")
+        self.proc = None
+
+    def cli(self, *args, check=True):
+        return run([os.path.join(BIN, "pos-store"), *args, "-c", self.conf], check=check)
+
+    def start(self):
+        self.proc = Proc([os.path.join(BIN, "pos-store"), "run", "-c", self.conf], self.log)
+        wait_until(self.healthy, 10, "store controller health")
+        return self
+
+    def healthy(self):
+        if self.proc and not self.proc.alive():
+            raise RuntimeError("pos-store exited; see " + self.log)
+        st, _ = self.request("GET", "/v1/health")
+        return st == 200
+
+    def stop(self):
+        rc = self.proc.term() if self.proc else None
+        self.proc = None
+        return rc
+
+    def kill9(self):
+        rc = self.proc.kill9() if self.proc else None
+        self.proc = None
+        return rc
+
+    def request(self, method, path, body=None, cert_dir=None, timeout=10, headers=None):
+        ctx = self.central.context(cert_dir)
+        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=timeout)
+        try:
+            data = json.dumps(body).encode() if body is not None else None
+            hdrs = dict(headers or {})
+            if data is not None:
+                hdrs["Content-Type"] = "application/json"
+            conn.request(method, path, body=data, headers=hdrs)
+            resp = conn.getresponse()
+            text = resp.read().decode(errors="replace")
+            try:
+                return resp.status, json.loads(text)
+            except ValueError:
+                return resp.status, text
+        finally:
+            conn.close()
+
+    def metric(self, name):
+        st, text = self.request("GET", "/metrics")
+        assert st == 200, (st, text)
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        raise KeyError(name)
+
+
 # ---------------------------------------------------------------- leak scan
 
 def tid_forms(tid):

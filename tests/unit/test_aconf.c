@@ -196,6 +196,23 @@ static void ids_and_url_are_checked(void **st)
 	assert_true(ids_valid("S1.north_2-b"));
 	assert_false(ids_valid(""));
 	assert_false(ids_valid("a/b"));
+	snprintf(text, sizeof text, "%s", minimal_conf);
+	{
+		/* The controller first, central as fallback. */
+		char *u = strstr(text, "url = ");
+		char rest[1024];
+		snprintf(rest, sizeof rest, "%s", strchr(u, '\n'));
+		snprintf(u, sizeof text - (size_t)(u - text),
+			 "url = https://store1:8444 https://central:8443%s", rest);
+		struct aconf *c = load(text, &e);
+		assert_non_null(c);
+		assert_string_equal(c->url, "https://store1:8444 https://central:8443");
+		aconf_free(c);
+		snprintf(u, sizeof text - (size_t)(u - text),
+			 "url = https://store1:8444 http://central:8443%s", rest);
+		assert_null(load(text, &e));
+		assert_non_null(strstr(e.msg, "t.conf:5:"));
+	}
 }
 
 static void device_sections_are_checked(void **st)

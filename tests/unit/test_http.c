@@ -53,6 +53,7 @@ struct srv {
 	char path[256];
 	char ctype[128];
 	char method[8];
+	char relay[80];
 	char body[4096];
 	size_t body_len;
 	struct evhttp_request *held;
@@ -91,6 +92,8 @@ static void srv_handler(struct evhttp_request *req, void *arg)
 		 evhttp_request_get_command(req) == EVHTTP_REQ_GET  ? "GET" : "OTHER");
 	ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
 	snprintf(s->ctype, sizeof s->ctype, "%s", ct ? ct : "");
+	ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Pos-Terminal");
+	snprintf(s->relay, sizeof s->relay, "%s", ct ? ct : "");
 	s->body_len = evbuffer_get_length(in);
 	if (s->body_len >= sizeof s->body)
 		s->body_len = sizeof s->body - 1;
@@ -292,6 +295,68 @@ static int group_teardown(void **state)
 }
 
 /* ---- tests ------------------------------------------------------------ */
+
+/* A store controller first, central second: a controller that refuses
+ * connections costs the lane nothing but the refusal; the request lands
+ * on the next URL within its own timeout. */
+static void test_next_url_answers_when_first_refuses(void **state)
+{
+	struct fixture *f = *state;
+	struct result r = { 0 };
+	char url[128], cap[256], certp[256], keyp[256];
+	struct http_opts o;
+	struct http *h = NULL;
+	pos_err e;
+	int dead = 0;
+
+	{
+		/* A port nobody listens on: bound, then closed. */
+		struct sockaddr_in sin = { .sin_family = AF_INET };
+		socklen_t sl = sizeof sin;
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+		assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
+		dead = ntohs(sin.sin_port);
+		close(fd);
+	}
+	snprintf(url, sizeof url, "https://127.0.0.1:%d https://127.0.0.1:%d", dead, f->srv.port);
+	path_of(cap, sizeof cap, "ca.crt");
+	path_of(certp, sizeof certp, "cli.crt");
+	path_of(keyp, sizeof keyp, "cli.key");
+	o = (struct http_opts){ .base_url = url, .ca = cap, .cert = certp, .key = keyp };
+	assert_int_equal(http_new(f->base, &o, &h, &e), 0);
+	assert_int_equal(http_post(h, "/v1/resolve", "{}", 2, 2000, on_done, &r, &e), 0);
+	run_until(f, &r.calls, 1);
+	assert_int_equal(r.status, 201);
+	assert_int_equal(f->srv.requests, 1);
+	snprintf(url, sizeof url, "https://127.0.0.1:%d", f->srv.port);
+	assert_string_equal(http_current_url(h), url);
+	/* The next request goes straight to the one that answered. */
+	assert_int_equal(http_post(h, "/v1/resolve", "{}", 2, 2000, on_done, &r, &e), 0);
+	run_until(f, &r.calls, 2);
+	assert_int_equal(f->srv.requests, 2);
+	http_free(h);
+}
+
+static void test_post_as_names_the_lane(void **state)
+{
+	struct fixture *f = *state;
+	struct result r = { 0 };
+	pos_err e;
+
+	assert_int_equal(http_post_as(f->h, "/v1/baskets", "T-7.a", "{}", 2, 2000, on_done, &r, &e),
+			 0);
+	run_until(f, &r.calls, 1);
+	assert_string_equal(f->srv.relay, "T-7.a");
+	assert_int_equal(http_post(f->h, "/v1/baskets", "{}", 2, 2000, on_done, &r, &e), 0);
+	run_until(f, &r.calls, 2);
+	assert_string_equal(f->srv.relay, "");
+	/* Nothing but an id goes into the header. */
+	assert_int_equal(http_post_as(f->h, "/v1/baskets", "T1\r\nX: y", "{}", 2, 2000, on_done,
+				      &r, &e),
+			 POS_EINVAL);
+}
 
 static void test_post_carries_body_and_client_certificate(void **state)
 {
@@ -590,6 +655,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_new_refuses_plain_http_and_exposed_key, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_bad_arguments_are_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_next_url_answers_when_first_refuses, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_post_as_names_the_lane, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
