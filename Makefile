@@ -114,6 +114,7 @@ FAULT_WRAP := sqlite3_open_v2 sqlite3_prepare_v2 sqlite3_prepare_v3 sqlite3_step
         sqlite3_exec sqlite3_backup_step malloc calloc realloc
 $(BUILD)/tests/test_store_fault: TEST_LDFLAGS = $(patsubst %,-Wl$(comma)--wrap=%,$(FAULT_WRAP))
 comma := ,
+$(BUILD)/tests/test_httpd_fault: TEST_LDFLAGS = $(patsubst %,-Wl$(comma)--wrap=%,malloc calloc realloc event_new)
 
 # libFuzzer harnesses: clang, AddressSanitizer and UBSan, own object tree.
 FUZZ_CC ?= clang
