@@ -381,9 +381,9 @@ static int tcert_conf(const char *store, const char *terminal, const char *url, 
 	return 0;
 }
 
-/* Creates OUT (0700) when missing and refuses if any file we would write is
+/* Creates OUT (0700) when missing and refuses if any of its n files is
  * already there: nothing is written unless everything can be. */
-static int tcert_prepare_out(const char *out, pos_err *e)
+static int setup_prepare_out(const char *out, const char *const *files, size_t n, pos_err *e)
 {
 	char p[PATH_MAX];
 	struct stat st;
@@ -394,12 +394,39 @@ static int tcert_prepare_out(const char *out, pos_err *e)
 		if (stat(out, &st) < 0 || !S_ISDIR(st.st_mode))
 			return err_set(e, POS_ECONFLICT, "%s exists and is not a folder", out);
 	}
-	for (size_t i = 0; i < TCERT_NFILES; i++) {
-		int rc = setup_join(p, out, tcert_files[i], e);
+	for (size_t i = 0; i < n; i++) {
+		int rc = setup_join(p, out, files[i], e);
 		if (rc < 0)
 			return rc;
 		if (lstat(p, &st) == 0)
 			return err_set(e, POS_ECONFLICT, "%s already exists; refusing to overwrite", p);
+	}
+	return 0;
+}
+
+/* Removes what an issuing wrote into OUT before it failed. */
+static void setup_remove_out(const char *out, const char *const *files, size_t n)
+{
+	char p[PATH_MAX];
+
+	for (size_t i = 0; i < n; i++)
+		if (setup_join(p, out, files[i], NULL) == 0)
+			unlink(p);
+}
+
+/* The home's CA certificate and key, which must belong together. */
+static int setup_load_ca(const char *dir, X509 **ca, EVP_PKEY **ca_key, pos_err *e)
+{
+	char p[PATH_MAX];
+	int rc;
+
+	if ((rc = setup_join(p, dir, "ca.crt", e)) < 0 || (rc = pki_load_cert(p, ca, e)) < 0)
+		return rc;
+	if ((rc = setup_join(p, dir, "ca.key", e)) < 0 || (rc = pki_load_key(p, ca_key, e)) < 0)
+		return rc;
+	if (X509_check_private_key(*ca, *ca_key) != 1) {
+		ERR_clear_error();
+		return err_set(e, POS_ECRYPTO, "%s/ca.key does not belong to %s/ca.crt", dir, dir);
 	}
 	return 0;
 }
@@ -441,19 +468,12 @@ static int tcert_issue(const char *dir, const char *store, const char *terminal,
 		return rc;
 	if ((rc = tcert_conf(store, terminal, url, conf, sizeof conf, &conf_len, e)) < 0)
 		return rc;
-	if ((rc = setup_join(p, dir, "ca.crt", e)) < 0 || (rc = pki_load_cert(p, &ca, e)) < 0)
+	if ((rc = setup_load_ca(dir, &ca, &ca_key, e)) < 0)
 		goto out;
-	if ((rc = setup_join(p, dir, "ca.key", e)) < 0 || (rc = pki_load_key(p, &ca_key, e)) < 0)
-		goto out;
-	if (X509_check_private_key(ca, ca_key) != 1) {
-		ERR_clear_error();
-		rc = err_set(e, POS_ECRYPTO, "%s/ca.key does not belong to %s/ca.crt", dir, dir);
-		goto out;
-	}
 	if ((rc = setup_join(p, dir, "central.pub", e)) < 0 ||
 	    (rc = keys_load_public(p, pk, kid, e)) < 0)
 		goto out;
-	if ((rc = tcert_prepare_out(out, e)) < 0)
+	if ((rc = setup_prepare_out(out, tcert_files, TCERT_NFILES, e)) < 0)
 		goto out;
 	rc = pki_issue_client(ca_key, ca, store, terminal, PKI_CLIENT_DAYS, &key, &cert, e);
 	if (rc < 0)
@@ -494,9 +514,7 @@ static int tcert_issue(const char *dir, const char *store, const char *terminal,
 			cf.listen, out);
 out:
 	if (rc < 0 && written)
-		for (size_t i = 0; i < TCERT_NFILES; i++)
-			if (setup_join(p, out, tcert_files[i], NULL) == 0)
-				unlink(p);
+		setup_remove_out(out, tcert_files, TCERT_NFILES);
 	EVP_PKEY_free(ca_key);
 	EVP_PKEY_free(key);
 	X509_free(ca);
@@ -579,28 +597,6 @@ static int scert_conf(const char *store, const char *listen, const char *url, ch
 	return 0;
 }
 
-/* OUT made (0700) when missing; refused when any file to write is there. */
-static int scert_prepare_out(const char *out, pos_err *e)
-{
-	char p[PATH_MAX];
-	struct stat st;
-
-	if (mkdir(out, 0700) < 0) {
-		if (errno != EEXIST)
-			return err_set(e, POS_EIO, "%s: cannot create: %s", out, strerror(errno));
-		if (stat(out, &st) < 0 || !S_ISDIR(st.st_mode))
-			return err_set(e, POS_ECONFLICT, "%s exists and is not a folder", out);
-	}
-	for (size_t i = 0; i < SCERT_NFILES; i++) {
-		int rc = setup_join(p, out, scert_files[i], e);
-		if (rc < 0)
-			return rc;
-		if (lstat(p, &st) == 0)
-			return err_set(e, POS_ECONFLICT, "%s already exists; refusing to overwrite", p);
-	}
-	return 0;
-}
-
 /* A controller's certificate (its lanes' server and central's client) and
  * its store.conf. hosts: the names or addresses lanes reach it by. */
 static int scert_issue(const char *dir, const char *store, const char *const *hosts,
@@ -635,16 +631,9 @@ static int scert_issue(const char *dir, const char *store, const char *const *ho
 		return rc;
 	if ((rc = scert_conf(store, listen, url, conf, sizeof conf, &conf_len, e)) < 0)
 		return rc;
-	if ((rc = setup_join(p, dir, "ca.crt", e)) < 0 || (rc = pki_load_cert(p, &ca, e)) < 0)
+	if ((rc = setup_load_ca(dir, &ca, &ca_key, e)) < 0)
 		goto out;
-	if ((rc = setup_join(p, dir, "ca.key", e)) < 0 || (rc = pki_load_key(p, &ca_key, e)) < 0)
-		goto out;
-	if (X509_check_private_key(ca, ca_key) != 1) {
-		ERR_clear_error();
-		rc = err_set(e, POS_ECRYPTO, "%s/ca.key does not belong to %s/ca.crt", dir, dir);
-		goto out;
-	}
-	if ((rc = scert_prepare_out(out, e)) < 0)
+	if ((rc = setup_prepare_out(out, scert_files, SCERT_NFILES, e)) < 0)
 		goto out;
 	rc = pki_issue_controller(ca_key, ca, store, dns, ips, PKI_SERVER_DAYS, &key, &cert, e);
 	if (rc < 0)
@@ -682,9 +671,7 @@ static int scert_issue(const char *dir, const char *store, const char *const *ho
 			cf.listen, out);
 out:
 	if (rc < 0 && written)
-		for (size_t i = 0; i < SCERT_NFILES; i++)
-			if (setup_join(p, out, scert_files[i], NULL) == 0)
-				unlink(p);
+		setup_remove_out(out, scert_files, SCERT_NFILES);
 	EVP_PKEY_free(ca_key);
 	EVP_PKEY_free(key);
 	X509_free(ca);
@@ -1011,15 +998,8 @@ static int revoke_terminal(const char *dir, const char *store, const char *termi
 	size_t added = 0;
 	int rc, lock = -1;
 
-	if ((rc = setup_join(p, dir, "ca.crt", e)) < 0 || (rc = pki_load_cert(p, &ca, e)) < 0)
+	if ((rc = setup_load_ca(dir, &ca, &ca_key, e)) < 0)
 		goto out;
-	if ((rc = setup_join(p, dir, "ca.key", e)) < 0 || (rc = pki_load_key(p, &ca_key, e)) < 0)
-		goto out;
-	if (X509_check_private_key(ca, ca_key) != 1) {
-		ERR_clear_error();
-		rc = err_set(e, POS_ECRYPTO, "%s/ca.key does not belong to %s/ca.crt", dir, dir);
-		goto out;
-	}
 	lock = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (lock < 0 || flock(lock, LOCK_EX) != 0) {
 		rc = err_set(e, POS_EIO, "%s: cannot lock: %s", dir, strerror(errno));
