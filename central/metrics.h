@@ -37,6 +37,13 @@ void metrics_resolve_us(int64_t us);
 void metrics_baskets_stored(long n);
 void metrics_connection(int delta);
 
+/* Refusals of the public routes' limits (ratelimit.h, [devices]). */
+enum metrics_rate_class { MRC_REGISTER = 0, MRC_DEVICE, MRC_COUNT };
+void metrics_ratelimited(enum metrics_rate_class c);
+void metrics_ratelimit_evicted(void);
+void metrics_devices_refused(void); /* at [devices] max_unused */
+void metrics_devices_expired(long n);
+
 /* Writes the whole exposition into buf (NUL-terminated); households come
  * from store_stats through s, cached for METRICS_STATS_TTL_MS so scrapes
  * never add load. Returns the length, or a negative POS_E* code. */

@@ -646,6 +646,25 @@ static long server_nworkers(const struct cconf *c)
 	return n;
 }
 
+/* The public routes' limits from central.conf ([ratelimit], [devices]);
+ * *rl: ratelimit_free, after every worker stopped. */
+static int server_limits(const struct cconf *c, struct routes_shared *sh, struct ratelimit **rl,
+			 pos_err *e)
+{
+	struct ratelimit_rule rules[ROUTES_RL_COUNT] = {
+		[ROUTES_RL_REGISTER] = { c->rl_register_per_minute, c->rl_register_burst },
+		[ROUTES_RL_DEVICE] = { c->rl_device_per_minute, c->rl_device_burst },
+	};
+	int rc;
+
+	sh->devices.max_unused = c->devices_max_unused;
+	sh->devices.unused_ttl_s = c->devices_unused_ttl_s;
+	if ((rc = ratelimit_new((size_t)c->rl_entries, rules, ROUTES_RL_COUNT, rl, e)) < 0)
+		return rc;
+	sh->rl = *rl;
+	return 0;
+}
+
 int server_run(const struct cconf *c, const char *listen_s, const struct keyring *kr,
 	       pos_err *e)
 {
@@ -653,6 +672,7 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 	struct server_ticket_key tk = { 0 };
 	struct worker *ws = NULL;
 	struct ingest *ig = NULL;
+	struct ratelimit *rl = NULL;
 	struct store *probe = NULL;
 	SSL_CTX *ctx = NULL;
 	sigset_t sigs, old;
@@ -698,6 +718,9 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 	sh.ingest = ig;
 	sh.auto_enrol = c->auto_enrol;
 	sh.max_body = (size_t)c->max_body;
+	if ((rc = server_limits(c, &sh, &rl, e)) < 0)
+		goto out;
+	ingest_every(ig, offers_expire_interval_ms(&sh.devices), offers_expire_tick, &sh.devices);
 
 	ws = calloc((size_t)n, sizeof *ws);
 	fds = calloc((size_t)n, sizeof *fds);
@@ -755,6 +778,7 @@ out:
 	free(ws);
 	free(fds);
 	ingest_free(ig);
+	ratelimit_free(rl);
 	SSL_CTX_free(ctx);
 	wipe(&tk, sizeof tk);
 	if (lock_fd >= 0)

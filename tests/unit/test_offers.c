@@ -107,24 +107,24 @@ static void device_token_is_kept_only_as_its_sha256(void **st)
 	long n;
 	pos_err e = { 0 };
 
-	assert_int_equal(offers_device_register(f->s, 1000, token, &e), 0);
+	assert_int_equal(offers_device_register(f->s, 1000, 1000, token, &e), 0);
 	assert_int_equal(strlen(token), OFFERS_TOKEN_LEN);
 	assert_int_equal(offers_token_hash(token, strlen(token), hash, &e), 0);
 	SHA256((const unsigned char *)token, strlen(token), want);
 	assert_memory_equal(hash, want, 32);
-	assert_int_equal(offers_device_auth(f->s, token, strlen(token), &dev, &e), 0);
-	assert_int_equal(offers_device_register(f->s, 1000, other, &e), 0);
+	assert_int_equal(offers_device_auth(f->s, token, strlen(token), &dev, NULL, &e), 0);
+	assert_int_equal(offers_device_register(f->s, 1000, 1000, other, &e), 0);
 	assert_string_not_equal(token, other);
-	assert_int_equal(offers_device_auth(f->s, other, strlen(other), &dev2, &e), 0);
+	assert_int_equal(offers_device_auth(f->s, other, strlen(other), &dev2, NULL, &e), 0);
 	assert_true(dev != dev2);
 
 	/* wrong, short or malformed tokens are no device */
 	memset(other, 'A', OFFERS_TOKEN_LEN);
-	assert_int_equal(offers_device_auth(f->s, other, OFFERS_TOKEN_LEN, &dev, &e),
+	assert_int_equal(offers_device_auth(f->s, other, OFFERS_TOKEN_LEN, &dev, NULL, &e),
 			 POS_ENOTFOUND);
-	assert_int_equal(offers_device_auth(f->s, token, 10, &dev, &e), POS_EINVAL);
+	assert_int_equal(offers_device_auth(f->s, token, 10, &dev, NULL, &e), POS_EINVAL);
 	other[5] = '+';
-	assert_int_equal(offers_device_auth(f->s, other, OFFERS_TOKEN_LEN, &dev, &e), POS_EINVAL);
+	assert_int_equal(offers_device_auth(f->s, other, OFFERS_TOKEN_LEN, &dev, NULL, &e), POS_EINVAL);
 
 	/* the database never holds the token itself */
 	store_close(f->s);
@@ -169,8 +169,8 @@ static void accepting_twice_returns_the_same_code(void **st)
 
 	make_offer(f->s, "of_0000000000000001", "all", 0);
 	make_offer(f->s, "of_0000000000000002", "all", 1500);
-	assert_int_equal(offers_device_register(f->s, 1000, token, &e), 0);
-	assert_int_equal(offers_device_auth(f->s, token, strlen(token), &dev, &e), 0);
+	assert_int_equal(offers_device_register(f->s, 1000, 1000, token, &e), 0);
+	assert_int_equal(offers_device_auth(f->s, token, strlen(token), &dev, NULL, &e), 0);
 	assert_int_equal(offers_accept(f->s, dev, "of_0000000000000001", 2000, &a, &created, &e),
 			 0);
 	assert_true(created);
@@ -209,8 +209,8 @@ static void check_says_redeemable_until_the_basket_redeems_it(void **st)
 	pos_err e = { 0 };
 
 	make_offer(f->s, "of_0000000000000001", "all", 0);
-	assert_int_equal(offers_device_register(f->s, 1000, token, &e), 0);
-	assert_int_equal(offers_device_auth(f->s, token, strlen(token), &dev, &e), 0);
+	assert_int_equal(offers_device_register(f->s, 1000, 1000, token, &e), 0);
+	assert_int_equal(offers_device_auth(f->s, token, strlen(token), &dev, NULL, &e), 0);
 	assert_int_equal(offers_accept(f->s, dev, "of_0000000000000001", 2000, &a, &created, &e),
 			 0);
 	snprintf(code, sizeof(code), "%s", json_string_value(json_object_get(a, "code")));
@@ -293,8 +293,8 @@ static void report_quotes_titles_in_csv_and_parses_as_json(void **st)
 	pos_err e = { 0 };
 
 	make_offer(f->s, "of_0000000000000001", "all", 0);
-	assert_int_equal(offers_device_register(f->s, 1000, token, &e), 0);
-	assert_int_equal(offers_device_auth(f->s, token, strlen(token), &dev, &e), 0);
+	assert_int_equal(offers_device_register(f->s, 1000, 1000, token, &e), 0);
+	assert_int_equal(offers_device_auth(f->s, token, strlen(token), &dev, NULL, &e), 0);
 	assert_int_equal(offers_accept(f->s, dev, "of_0000000000000001", 2000, &a, &created, &e),
 			 0);
 	memset(&b, 0, sizeof(b));
