@@ -82,6 +82,7 @@ struct routes {
 	struct routes_async *done; /* guarded by mu: filled by the writer */
 	size_t waiting;            /* worker thread only */
 	char *text;                /* METRICS_TEXT_MAX scratch for /metrics */
+	int64_t full_logged_ms;    /* the last devices_full line: one a minute */
 };
 
 /* ------------------------------------------------------------ answers */
@@ -835,8 +836,13 @@ static void routes_answer_register(struct routes_async *a)
 	pos_err oom = { 0 };
 
 	if (rc == POS_ETOOBIG) {
+		int64_t now = time_mono_us() / 1000;
+
 		metrics_devices_refused();
-		log_warn("devices_full", "max_unused=%ld", q->r->sh->devices.max_unused);
+		if (!q->r->full_logged_ms || now - q->r->full_logged_ms >= 60000) {
+			q->r->full_logged_ms = now;
+			log_warn("devices_full", "max_unused=%ld", q->r->sh->devices.max_unused);
+		}
 		(void)httpd_add_header(q->req, "Retry-After", ROUTES_FULL_RETRY_S);
 		routes_error(q, 503, "registrations_full",
 			     "central holds its maximum of device registrations never used; "
