@@ -202,21 +202,25 @@ int metrics_render(struct store *s, int64_t now_ms, char *buf, size_t cap, pos_e
 			"# TYPE pos_open_connections gauge\n"
 			"pos_open_connections %ld\n",
 		    atomic_load_explicit(&metrics_open, memory_order_relaxed));
-	metrics_put(&o, "# HELP pos_ratelimited_total Requests refused by a per-address rate limit, by route class.\n"
+	metrics_put(&o, "# HELP pos_ratelimited_total Requests refused by a per-address rate "
+			"limit, by route class.\n"
 			"# TYPE pos_ratelimited_total counter\n"
 			"pos_ratelimited_total{class=\"register\"} %lu\n"
 			"pos_ratelimited_total{class=\"device\"} %lu\n",
 		    atomic_load_explicit(&metrics_rate_refused[MRC_REGISTER], memory_order_relaxed),
 		    atomic_load_explicit(&metrics_rate_refused[MRC_DEVICE], memory_order_relaxed));
-	metrics_put(&o, "# HELP pos_ratelimit_evictions_total Live rate-limit buckets dropped for room ([ratelimit] entries too small).\n"
+	metrics_put(&o, "# HELP pos_ratelimit_evictions_total Live rate-limit buckets dropped "
+			"for room ([ratelimit] entries too small).\n"
 			"# TYPE pos_ratelimit_evictions_total counter\n"
 			"pos_ratelimit_evictions_total %lu\n",
 		    atomic_load_explicit(&metrics_rate_evicted, memory_order_relaxed));
-	metrics_put(&o, "# HELP pos_devices_refused_total Device registrations refused at [devices] max_unused.\n"
+	metrics_put(&o, "# HELP pos_devices_refused_total Device registrations refused at "
+			"[devices] max_unused.\n"
 			"# TYPE pos_devices_refused_total counter\n"
 			"pos_devices_refused_total %lu\n",
 		    atomic_load_explicit(&metrics_dev_refused, memory_order_relaxed));
-	metrics_put(&o, "# HELP pos_devices_expired_total Device registrations removed unused after [devices] unused_ttl_s.\n"
+	metrics_put(&o, "# HELP pos_devices_expired_total Device registrations removed unused "
+			"after [devices] unused_ttl_s.\n"
 			"# TYPE pos_devices_expired_total counter\n"
 			"pos_devices_expired_total %lu\n",
 		    atomic_load_explicit(&metrics_dev_expired, memory_order_relaxed));

@@ -36,7 +36,7 @@
 #define ROUTES_FULL_RETRY_S "60"
 
 /* One request while it is being handled: on the stack for the routes that
- * answer at once, inside a struct routes_async for baskets. */
+ * answer at once, inside a struct routes_async for those the writer does. */
 struct rq {
 	struct routes *r;
 	struct httpd_req *req;
@@ -927,7 +927,8 @@ static void routes_offer_accept(struct rq *q, const char *id)
 
 	if (!routes_device(q, &device))
 		return;
-	if (!offers_id_valid(id) || (rc = store_offer_get(q->r->store, id, &o, &e)) == POS_ENOTFOUND) {
+	if (!offers_id_valid(id) ||
+	    (rc = store_offer_get(q->r->store, id, &o, &e)) == POS_ENOTFOUND) {
 		routes_error(q, 404, "unknown_offer", "no offer has this id");
 		return;
 	}
