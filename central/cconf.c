@@ -65,6 +65,19 @@ static const struct cconf_key cconf_keys[] = {
 	  "% of max_connections only terminals may use" },
 	{ "limits", "min_free_disk_mb", CC_INT, "64", 0, 1000000000, CC_LONG(min_free_disk_mb),
 	  "GET /v1/health/ready fails with less free beside the database" },
+	{ "ratelimit", "entries", CC_INT, "16384", 64, 16L * 1024 * 1024, CC_LONG(rl_entries),
+	  "buckets for client addresses (fixed memory)" },
+	{ "ratelimit", "register_per_minute", CC_INT, "30", 0, 1000000,
+	  CC_LONG(rl_register_per_minute), "POST /v1/devices per address; 0 = not limited" },
+	{ "ratelimit", "register_burst", CC_INT, "10", 1, 1000000, CC_LONG(rl_register_burst),
+	  NULL },
+	{ "ratelimit", "device_per_minute", CC_INT, "600", 0, 1000000,
+	  CC_LONG(rl_device_per_minute), "device-token routes per address; 0 = not limited" },
+	{ "ratelimit", "device_burst", CC_INT, "60", 1, 1000000, CC_LONG(rl_device_burst), NULL },
+	{ "devices", "max_unused", CC_INT, "100000", 1, 100000000, CC_LONG(devices_max_unused),
+	  "registrations never used; beyond it POST /v1/devices answers 503" },
+	{ "devices", "unused_ttl_s", CC_INT, "86400", 1, 365L * 86400,
+	  CC_LONG(devices_unused_ttl_s), "a registration never used is removed after this" },
 };
 
 #define CC_NKEYS (sizeof(cconf_keys) / sizeof(cconf_keys[0]))

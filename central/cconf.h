@@ -33,6 +33,15 @@
  *   max_connections_per_address = 64   ; not yet authenticated, per IPv4 address or IPv6 /64
  *   terminal_reserve_pct = 25          ; % of max_connections only terminals may use
  *   min_free_disk_mb = 64              ; GET /v1/health/ready fails with less free beside the database
+ *   [ratelimit]              ; per client address, on the routes anyone may call
+ *   entries = 16384          ; buckets in the table (fixed memory, about 48 bytes each)
+ *   register_per_minute = 30 ; POST /v1/devices; 0 = not limited
+ *   register_burst = 10
+ *   device_per_minute = 600  ; the device-token routes
+ *   device_burst = 60
+ *   [devices]
+ *   max_unused = 100000      ; registrations never used; beyond: 503
+ *   unused_ttl_s = 86400     ; a registration never used is removed after this
  *
  * Unknown sections or keys and bad values fail with file:line.
  */
@@ -68,6 +77,13 @@ struct cconf {
 	long max_connections_per_address;
 	long terminal_reserve_pct;
 	long min_free_disk_mb;
+	long rl_entries;
+	long rl_register_per_minute;
+	long rl_register_burst;
+	long rl_device_per_minute;
+	long rl_device_burst;
+	long devices_max_unused;
+	long devices_unused_ttl_s;
 };
 
 int cconf_load(const char *path, struct cconf *out, pos_err *e);

@@ -78,6 +78,10 @@ struct conn {
 	struct conn *prev, *next;
 	struct conn *fprev, *fnext; /* the flush list */
 	struct conn *hprev, *hnext; /* handshakes, oldest first */
+	/* The client's address, asked of the kernel the first time a handler
+	 * wants it. */
+	struct sockaddr_storage peer;
+	socklen_t peer_len; /* 0: not asked yet */
 };
 
 struct httpd {
@@ -1037,4 +1041,20 @@ void httpd_free(struct httpd *h)
 	if (h->flush_ev)
 		event_free(h->flush_ev);
 	free(h);
+}
+
+const struct sockaddr *httpd_peer_addr(struct httpd_req *q, socklen_t *len)
+{
+	struct conn *c = q->c;
+
+	if (c->peer_len == 0) {
+		socklen_t n = sizeof c->peer;
+
+		if (getpeername(c->fd, (struct sockaddr *)&c->peer, &n) != 0 || n == 0 ||
+		    n > sizeof c->peer)
+			return NULL;
+		c->peer_len = n;
+	}
+	*len = c->peer_len;
+	return (const struct sockaddr *)&c->peer;
 }

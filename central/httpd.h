@@ -33,6 +33,7 @@
  */
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 #include <openssl/ssl.h>
@@ -97,5 +98,10 @@ int httpd_add_header(struct httpd_req *q, const char *name, const char *value);
  * carries Date, Content-Length and any added headers. */
 void httpd_reply(struct httpd_req *q, int status, const char *ctype, const void *body,
 		 size_t len);
+
+/* The client's TCP address (*len bytes), for per-address limits; NULL when
+ * the kernel cannot say (the connection is already gone). Valid until
+ * httpd_reply. */
+const struct sockaddr *httpd_peer_addr(struct httpd_req *q, socklen_t *len);
 
 #endif

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "timeutil.h"
 
 /* How often the checkpointer looks for new commits to copy into the
  * database file: the WAL stays a few MB at full ingest rate. */
@@ -33,6 +34,12 @@ struct ingest {
 	bool ckpt_started;
 	pthread_cond_t ckpt_cv;   /* signalled on stop */
 	unsigned long commits;    /* guarded by mu: groups committed */
+	/* The periodic task (ingest_every); guarded by mu. */
+	int (*tick)(struct store *s, void *arg);
+	void *tick_arg;
+	long tick_ms;
+	int64_t tick_next_ms; /* monotonic */
+	bool tick_more;
 	/* The writer's scratch space for one group, grown as needed. */
 	struct store_basket *group;
 	enum store_put_result *results;
@@ -58,28 +65,60 @@ static int ingest_reserve(struct ingest *ig, size_t n, pos_err *e)
 	return 0;
 }
 
+/* A job's share of a group's INGEST_GROUP_MAX. */
+static size_t ingest_weight(const struct ingest_job *j)
+{
+	return j->kind == INGEST_OP ? 1 : j->n;
+}
+
 /* Commits jobs [first, end) in one transaction; on success copies each
- * job's results. */
+ * job's results. Operations run after the baskets, each undoing itself
+ * when it fails, so one refused registration fails no one else. */
 static int ingest_commit(struct ingest *ig, struct ingest_job *first, struct ingest_job *end,
 			 pos_err *e)
 {
-	size_t total = 0, off = 0;
+	size_t total = 0, off = 0, ops = 0;
 	int rc;
 
-	for (struct ingest_job *j = first; j != end; j = j->next)
-		total += j->n;
-	if (total == 0)
+	for (struct ingest_job *j = first; j != end; j = j->next) {
+		if (j->kind == INGEST_OP)
+			ops++;
+		else
+			total += j->n;
+	}
+	if (total == 0 && ops == 0)
 		return 0;
 	if ((rc = ingest_reserve(ig, total, e)) < 0)
 		return rc;
 	for (struct ingest_job *j = first; j != end; j = j->next) {
+		if (j->kind == INGEST_OP)
+			continue;
 		memcpy(ig->group + off, j->baskets, j->n * sizeof *j->baskets);
 		off += j->n;
 	}
-	if ((rc = store_put_baskets(ig->store, ig->group, total, ig->results, e)) < 0)
-		return rc;
+	if (ops == 0) {
+		if ((rc = store_put_baskets(ig->store, ig->group, total, ig->results, e)) < 0)
+			return rc;
+	} else {
+		if ((rc = store_begin(ig->store, e)) < 0)
+			return rc;
+		if ((rc = store_put_baskets(ig->store, ig->group, total, ig->results, e)) < 0) {
+			store_rollback(ig->store);
+			return rc;
+		}
+		for (struct ingest_job *j = first; j != end; j = j->next) {
+			if (j->kind != INGEST_OP)
+				continue;
+			memset(&j->op_err, 0, sizeof j->op_err);
+			j->op_rc = j->op(ig->store, j, &j->op_err);
+		}
+		if ((rc = store_commit(ig->store, e)) < 0)
+			return rc;
+	}
 	off = 0;
 	for (struct ingest_job *j = first; j != end; j = j->next) {
+		if (j->kind == INGEST_OP)
+			continue;
 		memcpy(j->results, ig->results + off, j->n * sizeof *j->results);
 		off += j->n;
 	}
@@ -122,7 +161,8 @@ static void ingest_run_group(struct ingest *ig, struct ingest_job *first, struct
 	}
 	if (rc == 0 || first->next == end) {
 		if (rc < 0)
-			log_error("ingest_failed", "baskets=%zu code=%s", first->n, err_name(rc));
+			log_error("ingest_failed", "baskets=%zu code=%s", ingest_weight(first),
+				  err_name(rc));
 		ingest_finish(first, end, rc, &e);
 		ingest_wal_check(ig);
 		return;
@@ -132,10 +172,38 @@ static void ingest_run_group(struct ingest *ig, struct ingest_job *first, struct
 		next = j->next;
 		rc = ingest_commit(ig, j, next, &e);
 		if (rc < 0)
-			log_error("ingest_failed", "baskets=%zu code=%s", j->n, err_name(rc));
+			log_error("ingest_failed", "baskets=%zu code=%s", ingest_weight(j),
+				  err_name(rc));
 		ingest_finish(j, next, rc, &e);
 	}
 	ingest_wal_check(ig);
+}
+
+static void ingest_abstime(struct timespec *ts, int64_t mono_ms)
+{
+	ts->tv_sec = (time_t)(mono_ms / 1000);
+	ts->tv_nsec = (long)(mono_ms % 1000) * 1000000L;
+}
+
+/* Called with mu held: whether the periodic task should run now. */
+static bool ingest_tick_due(const struct ingest *ig, int64_t now_ms)
+{
+	return ig->tick && !ig->stopping && now_ms >= ig->tick_next_ms;
+}
+
+/* Called with mu held; runs the task with mu released. */
+static void ingest_run_tick(struct ingest *ig)
+{
+	int (*fn)(struct store *, void *) = ig->tick;
+	void *arg = ig->tick_arg;
+	int more;
+
+	pthread_mutex_unlock(&ig->mu);
+	more = fn(ig->store, arg);
+	pthread_mutex_lock(&ig->mu);
+	ig->tick_more = more > 0;
+	ig->tick_next_ms = time_mono_us() / 1000 + ig->tick_ms;
+	ig->commits++; /* the checkpointer copies what it wrote */
 }
 
 static void *ingest_thread(void *arg)
@@ -147,8 +215,24 @@ static void *ingest_thread(void *arg)
 		size_t n = 0;
 
 		pthread_mutex_lock(&ig->mu);
-		while (!ig->head && !ig->stopping)
-			pthread_cond_wait(&ig->cv, &ig->mu);
+		for (;;) {
+			int64_t now_ms = time_mono_us() / 1000;
+			struct timespec ts;
+
+			if (ingest_tick_due(ig, now_ms) ||
+			    (!ig->head && ig->tick_more && !ig->stopping)) {
+				ingest_run_tick(ig);
+				continue;
+			}
+			if (ig->head || ig->stopping)
+				break;
+			if (!ig->tick) {
+				pthread_cond_wait(&ig->cv, &ig->mu);
+				continue;
+			}
+			ingest_abstime(&ts, ig->tick_next_ms);
+			pthread_cond_timedwait(&ig->cv, &ig->mu, &ts);
+		}
 		if (!ig->head) {
 			pthread_mutex_unlock(&ig->mu);
 			break;
@@ -157,9 +241,9 @@ static void *ingest_thread(void *arg)
 		first = ig->head;
 		end = first;
 		do {
-			n += end->n;
+			n += ingest_weight(end);
 			end = end->next;
-		} while (end && n + end->n <= INGEST_GROUP_MAX);
+		} while (end && n + ingest_weight(end) <= INGEST_GROUP_MAX);
 		ig->head = end;
 		if (!end)
 			ig->tail = NULL;
@@ -214,12 +298,12 @@ int ingest_start(const char *db_path, struct ingest **out, pos_err *e)
 	if (!ig)
 		return err_set(e, POS_ENOMEM, "ingest: out of memory");
 	pthread_mutex_init(&ig->mu, NULL);
-	pthread_cond_init(&ig->cv, NULL);
 	{
 		pthread_condattr_t ca;
 
 		pthread_condattr_init(&ca);
 		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&ig->cv, &ca);
 		pthread_cond_init(&ig->ckpt_cv, &ca);
 		pthread_condattr_destroy(&ca);
 	}
@@ -264,6 +348,20 @@ int ingest_submit(struct ingest *ig, struct ingest_job *job, pos_err *e)
 	pthread_cond_signal(&ig->cv);
 	pthread_mutex_unlock(&ig->mu);
 	return 0;
+}
+
+void ingest_every(struct ingest *ig, long interval_ms, int (*fn)(struct store *s, void *arg),
+		  void *arg)
+{
+	if (!ig || !fn || interval_ms < 1)
+		return;
+	pthread_mutex_lock(&ig->mu);
+	ig->tick = fn;
+	ig->tick_arg = arg;
+	ig->tick_ms = interval_ms;
+	ig->tick_next_ms = time_mono_us() / 1000 + interval_ms;
+	pthread_cond_signal(&ig->cv);
+	pthread_mutex_unlock(&ig->mu);
 }
 
 void ingest_stop(struct ingest *ig)

@@ -9,24 +9,44 @@
  * reply", at the speed of batched commits. When a group fails, its jobs
  * are retried one by one, so one job that cannot commit does not fail
  * others that arrived with it.
+ *
+ * Besides baskets a job can carry an operation (INGEST_OP): a write that
+ * a public route triggers (a device registration, an offer acceptance).
+ * It runs on the writer thread, against the writer's connection, inside
+ * the same group transaction as the baskets, so such writes cost no fsync
+ * of their own and never block a worker's event loop.
+ *
+ * Between groups the writer can run a periodic task (ingest_every), such
+ * as removing expired rows, off the workers' loops.
  */
 #include <stddef.h>
 
 #include "err.h"
 #include "store.h"
 
-#define INGEST_GROUP_MAX 2000 /* baskets per commit (a job is never split) */
+#define INGEST_GROUP_MAX 2000 /* baskets (or operations) per commit (a job is never split) */
 
 struct ingest;
 
+enum ingest_kind { INGEST_BASKETS = 0, INGEST_OP };
+
 struct ingest_job {
 	/* Filled by the submitter; owned by it, untouched until done runs. */
-	const struct store_basket *baskets;
+	enum ingest_kind kind;
+	const struct store_basket *baskets; /* INGEST_BASKETS */
 	size_t n;
 	enum store_put_result *results; /* n entries, written by the writer */
+	/* INGEST_OP: runs inside the group's transaction; its result goes to
+	 * op_rc and op_err. On failure it must leave nothing written (each
+	 * store call undoes itself). It may run again, alone, when the group
+	 * fails to commit. */
+	int (*op)(struct store *s, struct ingest_job *job, pos_err *e);
+	int op_rc;
+	pos_err op_err;
 	void (*done)(struct ingest_job *job); /* called on the writer thread */
 	void *arg;
-	/* Filled by the writer before done: 0 when committed, else the error. */
+	/* Filled by the writer before done: 0 when committed, else the error
+	 * (then nothing of the job was stored and op_rc means nothing). */
 	int rc;
 	pos_err err;
 	struct ingest_job *next; /* the writer's queue */
@@ -38,6 +58,12 @@ int ingest_start(const char *db_path, struct ingest **out, pos_err *e);
 /* Queues a job; done will run exactly once, on the writer thread. Fails
  * (POS_EAGAIN) once stopping, and then done never runs. */
 int ingest_submit(struct ingest *ig, struct ingest_job *job, pos_err *e);
+/* fn runs on the writer thread with the writer's connection, outside any
+ * transaction, every interval_ms (the first one interval after this
+ * call), before the next group when it is due. A return > 0 means more is
+ * left: it runs again as soon as no job waits. Call once, before jobs. */
+void ingest_every(struct ingest *ig, long interval_ms, int (*fn)(struct store *s, void *arg),
+		  void *arg);
 /* Commits everything queued, then ends the thread. */
 void ingest_stop(struct ingest *ig);
 void ingest_free(struct ingest *ig);

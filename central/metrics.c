@@ -22,6 +22,10 @@ static atomic_ulong metrics_resolve_count;
 static atomic_ulong metrics_stored;
 static atomic_long metrics_open;
 static atomic_ulong metrics_refused[MC_COUNT];
+static atomic_ulong metrics_rate_refused[MRC_COUNT];
+static atomic_ulong metrics_rate_evicted;
+static atomic_ulong metrics_dev_refused;
+static atomic_ulong metrics_dev_expired;
 
 static pthread_mutex_t metrics_stats_mu = PTHREAD_MUTEX_INITIALIZER;
 static int64_t metrics_stats_at_ms; /* guarded by metrics_stats_mu */
@@ -96,6 +100,29 @@ void metrics_conn_refused(enum metrics_conn_refusal why)
 {
 	if ((unsigned)why < MC_COUNT)
 		atomic_fetch_add_explicit(&metrics_refused[why], 1, memory_order_relaxed);
+}
+
+void metrics_ratelimited(enum metrics_rate_class c)
+{
+	if ((unsigned)c < MRC_COUNT)
+		atomic_fetch_add_explicit(&metrics_rate_refused[c], 1, memory_order_relaxed);
+}
+
+void metrics_ratelimit_evicted(void)
+{
+	atomic_fetch_add_explicit(&metrics_rate_evicted, 1, memory_order_relaxed);
+}
+
+void metrics_devices_refused(void)
+{
+	atomic_fetch_add_explicit(&metrics_dev_refused, 1, memory_order_relaxed);
+}
+
+void metrics_devices_expired(long n)
+{
+	if (n > 0)
+		atomic_fetch_add_explicit(&metrics_dev_expired, (unsigned long)n,
+					  memory_order_relaxed);
 }
 
 struct metrics_out {
@@ -198,6 +225,28 @@ int metrics_render(struct store *s, int64_t now_ms, char *buf, size_t cap, pos_e
 		metrics_put(&o, "pos_connections_refused_total{reason=\"%s\"} %lu\n",
 			    metrics_refusal_names[i],
 			    atomic_load_explicit(&metrics_refused[i], memory_order_relaxed));
+	metrics_put(&o, "# HELP pos_ratelimited_total Requests refused by a per-address rate "
+			"limit, by route class.\n"
+			"# TYPE pos_ratelimited_total counter\n"
+			"pos_ratelimited_total{class=\"register\"} %lu\n"
+			"pos_ratelimited_total{class=\"device\"} %lu\n",
+		    atomic_load_explicit(&metrics_rate_refused[MRC_REGISTER], memory_order_relaxed),
+		    atomic_load_explicit(&metrics_rate_refused[MRC_DEVICE], memory_order_relaxed));
+	metrics_put(&o, "# HELP pos_ratelimit_evictions_total Live rate-limit buckets dropped "
+			"for room ([ratelimit] entries too small).\n"
+			"# TYPE pos_ratelimit_evictions_total counter\n"
+			"pos_ratelimit_evictions_total %lu\n",
+		    atomic_load_explicit(&metrics_rate_evicted, memory_order_relaxed));
+	metrics_put(&o, "# HELP pos_devices_refused_total Device registrations refused at "
+			"[devices] max_unused.\n"
+			"# TYPE pos_devices_refused_total counter\n"
+			"pos_devices_refused_total %lu\n",
+		    atomic_load_explicit(&metrics_dev_refused, memory_order_relaxed));
+	metrics_put(&o, "# HELP pos_devices_expired_total Device registrations removed unused "
+			"after [devices] unused_ttl_s.\n"
+			"# TYPE pos_devices_expired_total counter\n"
+			"pos_devices_expired_total %lu\n",
+		    atomic_load_explicit(&metrics_dev_expired, memory_order_relaxed));
 	if (o.full)
 		return err_set(e, POS_ETOOBIG, "metrics: text over %zu bytes", cap);
 	return (int)o.len;

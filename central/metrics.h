@@ -48,6 +48,12 @@ enum metrics_conn_refusal {
 	MC_COUNT
 };
 void metrics_conn_refused(enum metrics_conn_refusal why);
+/* Refusals of the public routes' limits (ratelimit.h, [devices]). */
+enum metrics_rate_class { MRC_REGISTER = 0, MRC_DEVICE, MRC_COUNT };
+void metrics_ratelimited(enum metrics_rate_class c);
+void metrics_ratelimit_evicted(void);
+void metrics_devices_refused(void); /* at [devices] max_unused */
+void metrics_devices_expired(long n);
 
 /* Writes the whole exposition into buf (NUL-terminated); households come
  * from store_stats through s, cached for METRICS_STATS_TTL_MS so scrapes

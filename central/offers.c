@@ -10,6 +10,7 @@
 #include "gtin.h"
 #include "jsonx.h"
 #include "log.h"
+#include "metrics.h"
 #include "timeutil.h"
 #include "wipe.h"
 
@@ -175,28 +176,72 @@ int offers_token_hash(const char *token, size_t len, unsigned char hash[32], pos
 	return offers_sha256(token, len, hash, e);
 }
 
-int offers_device_register(struct store *s, int64_t now_ms, char token[OFFERS_TOKEN_LEN + 1],
-			   pos_err *e)
+int offers_device_register(struct store *s, int64_t now_ms, long max_unused,
+			   char token[OFFERS_TOKEN_LEN + 1], pos_err *e)
 {
 	unsigned char hash[32];
 	int64_t id = 0;
+	long unused = 0;
 	int rc;
 
-	if ((rc = offers_token_new(token, hash, e)) < 0 ||
-	    (rc = store_device_add(s, hash, now_ms, &id, e)) < 0)
+	/* The count and the insert share the writer's transaction: the cap
+	 * holds however many registrations arrive at once. */
+	if ((rc = store_device_unused(s, &unused, e)) < 0)
+		goto out;
+	if (unused >= max_unused) {
+		rc = err_set(e, POS_ETOOBIG,
+			     "central holds its maximum of %ld device registrations never used",
+			     max_unused);
+		goto out;
+	}
+	if ((rc = offers_token_new(token, hash, e)) < 0)
+		goto out;
+	rc = store_device_add(s, hash, now_ms, &id, e);
+out:
+	if (rc < 0)
 		wipe(token, OFFERS_TOKEN_LEN + 1);
 	return rc;
 }
 
 int offers_device_auth(struct store *s, const char *token, size_t len, int64_t *device,
-		       pos_err *e)
+		       bool *used, pos_err *e)
 {
 	unsigned char hash[32];
 	int rc;
 
 	if ((rc = offers_token_hash(token, len, hash, e)) < 0)
 		return rc;
-	return store_device_find(s, hash, device, e);
+	return store_device_find(s, hash, device, used, e);
+}
+
+int offers_expire_tick(struct store *s, void *arg)
+{
+	const struct offers_limits *l = arg;
+	int64_t before = time_now_ms() - (int64_t)l->unused_ttl_s * 1000;
+	pos_err e = { 0 };
+	long removed = 0;
+
+	if (store_device_purge(s, before, OFFERS_PURGE_BATCH, &removed, &e) < 0) {
+		log_warn("devices_expire_failed", "code=%s", err_name(e.code));
+		return 0;
+	}
+	if (removed > 0) {
+		metrics_devices_expired(removed);
+		log_info("devices_expired", "removed=%ld unused_ttl_s=%ld", removed,
+			 l->unused_ttl_s);
+	}
+	return removed >= OFFERS_PURGE_BATCH;
+}
+
+long offers_expire_interval_ms(const struct offers_limits *l)
+{
+	/* A registration outlives its TTL by at most half of it, and never
+	 * more than a minute; a scan costs one index range read. */
+	long ms = l->unused_ttl_s * 500;
+
+	if (ms > 60000)
+		ms = 60000;
+	return ms < 1000 ? 1000 : ms;
 }
 
 /* ------------------------------------------------------------ JSON */

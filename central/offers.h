@@ -50,13 +50,29 @@ int offers_token_new(char token[OFFERS_TOKEN_LEN + 1], unsigned char hash[32], p
  * be a token. */
 int offers_token_hash(const char *token, size_t len, unsigned char hash[32], pos_err *e);
 
-/* POST /v1/devices: registers a device; token receives its bearer token. */
-int offers_device_register(struct store *s, int64_t now_ms, char token[OFFERS_TOKEN_LEN + 1],
-			   pos_err *e);
+/* The limits on device registrations ([devices] in central.conf). */
+struct offers_limits {
+	long max_unused;   /* registrations never used, at most */
+	long unused_ttl_s; /* a registration never used is removed after this */
+};
+#define OFFERS_PURGE_BATCH 1000 /* registrations removed per transaction */
+
+/* POST /v1/devices: registers a device; token receives its bearer token.
+ * POS_ETOOBIG when max_unused registrations are unused already (nothing
+ * is written). Runs on the writer (store_begin'd connection). */
+int offers_device_register(struct store *s, int64_t now_ms, long max_unused,
+			   char token[OFFERS_TOKEN_LEN + 1], pos_err *e);
 /* The device holding a presented token: POS_ENOTFOUND (or POS_EINVAL for
- * a malformed token) means 401. */
+ * a malformed token) means 401. *used (may be NULL): whether it was used
+ * before. */
 int offers_device_auth(struct store *s, const char *token, size_t len, int64_t *device,
-		       pos_err *e);
+		       bool *used, pos_err *e);
+/* For ingest_every, arg a struct offers_limits: removes up to
+ * OFFERS_PURGE_BATCH registrations unused for unused_ttl_s; > 0 when more
+ * may be left. Counts them in /metrics. */
+int offers_expire_tick(struct store *s, void *arg);
+/* How often offers_expire_tick should run for these limits. */
+long offers_expire_interval_ms(const struct offers_limits *l);
 
 /* GET /v1/offers: {"offers":[offer + "accepted":bool]} open at now_ms.
  * *out: json_decref. */

@@ -35,9 +35,12 @@
 #define ROUTES_OFFERS_PREFIX "/v1/offers/"
 #define ROUTES_ACCEPT_SUFFIX "/accept"
 #define ROUTES_CHECK_BODY_MAX 1024
+/* Retry-After when the unused registrations are at their cap: expiry
+ * frees room at most every minute. */
+#define ROUTES_FULL_RETRY_S "60"
 
 /* One request while it is being handled: on the stack for the routes that
- * answer at once, inside a struct routes_async for baskets. */
+ * answer at once, inside a struct routes_async for those the writer does. */
 struct rq {
 	struct routes *r;
 	struct httpd_req *req;
@@ -47,10 +50,12 @@ struct rq {
 	char terminal[STORE_ID_MAX + 1];
 };
 
-enum async_kind { ASYNC_ONE, ASYNC_BATCH };
+enum async_kind { ASYNC_ONE, ASYNC_BATCH, ASYNC_REGISTER, ASYNC_ACCEPT };
 
-/* A basket request waiting for the writer. For a batch, entry i is valid
- * when code[i] is NULL; valid ones are copied into job_baskets in order. */
+/* A request waiting for the writer. For a batch, entry i is valid
+ * when code[i] is NULL; valid ones are copied into job_baskets in order.
+ * A registration or an acceptance is an INGEST_OP job: its input and
+ * answer are the fields after job_index. */
 struct routes_async {
 	struct rq q;
 	enum async_kind kind;
@@ -63,6 +68,12 @@ struct routes_async {
 	struct store_basket *job_baskets;
 	enum store_put_result *results;
 	size_t *job_index;             /* entry of each job basket */
+	int64_t now_ms;                /* ASYNC_REGISTER, ASYNC_ACCEPT */
+	char token[OFFERS_TOKEN_LEN + 1]; /* ASYNC_REGISTER: wiped on free */
+	int64_t device;                /* ASYNC_ACCEPT */
+	char offer_id[STORE_OFFER_ID_LEN + 1];
+	json_t *answer;                /* ASYNC_ACCEPT: set by the writer */
+	bool created;
 	struct routes_async *next_done;
 };
 
@@ -75,6 +86,7 @@ struct routes {
 	struct routes_async *done; /* guarded by mu: filled by the writer */
 	size_t waiting;            /* worker thread only */
 	char *text;                /* METRICS_TEXT_MAX scratch for /metrics */
+	int64_t full_logged_ms;    /* the last devices_full line: one a minute */
 };
 
 /* ------------------------------------------------------------ answers */
@@ -309,6 +321,8 @@ static void routes_async_free(struct routes_async *a)
 	free(a->job_baskets);
 	free(a->results);
 	free(a->job_index);
+	json_decref(a->answer);
+	wipe(a->token, sizeof a->token);
 	free(a);
 }
 
@@ -440,9 +454,16 @@ static void routes_answer_batch(struct routes_async *a)
 	json_decref(root);
 }
 
+static void routes_answer_register(struct routes_async *a);
+static void routes_answer_accept(struct routes_async *a);
+
 static void routes_answer(struct routes_async *a)
 {
-	if (a->job.n > 0 && a->job.rc < 0)
+	if (a->kind == ASYNC_REGISTER)
+		routes_answer_register(a);
+	else if (a->kind == ASYNC_ACCEPT)
+		routes_answer_accept(a);
+	else if (a->job.n > 0 && a->job.rc < 0)
 		routes_fail(&a->q, a->job.rc, &a->job.err);
 	else if (a->kind == ASYNC_ONE)
 		routes_answer_one(a);
@@ -484,6 +505,25 @@ static void routes_submit(struct routes_async *a)
 		return;
 	}
 	if ((rc = ingest_submit(a->q.r->sh->ingest, &a->job, &e)) < 0) {
+		routes_error(&a->q, 503, "unavailable", e.msg);
+		routes_async_free(a);
+		return;
+	}
+	a->q.r->waiting++;
+}
+
+/* A registration or an acceptance, for the writer: answered by
+ * routes_done_cb once its group committed. */
+static void routes_submit_op(struct routes_async *a,
+			     int (*op)(struct store *s, struct ingest_job *job, pos_err *e))
+{
+	pos_err e = { 0 };
+
+	a->job.kind = INGEST_OP;
+	a->job.op = op;
+	a->job.done = routes_job_done;
+	a->job.arg = a;
+	if (ingest_submit(a->q.r->sh->ingest, &a->job, &e) < 0) {
 		routes_error(&a->q, 503, "unavailable", e.msg);
 		routes_async_free(a);
 		return;
@@ -737,19 +777,60 @@ static const char *routes_bearer(struct rq *q, size_t *len)
 	return h;
 }
 
+/* A registration's first use, recorded by the writer (so it never
+ * expires); nobody waits for it. */
+struct routes_mark {
+	struct ingest_job job;
+	int64_t device;
+	int64_t now_ms;
+};
+
+static int routes_op_mark(struct store *s, struct ingest_job *job, pos_err *e)
+{
+	struct routes_mark *m = job->arg;
+
+	return store_device_mark_used(s, m->device, m->now_ms, e);
+}
+
+static void routes_mark_done(struct ingest_job *job)
+{
+	free(job->arg);
+}
+
+static void routes_mark_used(struct rq *q, int64_t device)
+{
+	struct routes_mark *m = calloc(1, sizeof *m);
+	pos_err e = { 0 };
+
+	if (!m)
+		return; /* marked at a later request */
+	m->device = device;
+	m->now_ms = time_now_ms();
+	m->job.kind = INGEST_OP;
+	m->job.op = routes_op_mark;
+	m->job.done = routes_mark_done;
+	m->job.arg = m;
+	if (ingest_submit(q->r->sh->ingest, &m->job, &e) < 0)
+		free(m);
+}
+
 /* The device of the request's bearer token, or false with 401 sent. */
 static bool routes_device(struct rq *q, int64_t *device)
 {
 	const char *tok;
 	size_t len = 0;
 	pos_err e = { 0 };
+	bool used = true;
 	int rc = POS_ENOTFOUND;
 
 	tok = routes_bearer(q, &len);
 	if (tok)
-		rc = offers_device_auth(q->r->store, tok, len, device, &e);
-	if (rc == 0)
+		rc = offers_device_auth(q->r->store, tok, len, device, &used, &e);
+	if (rc == 0) {
+		if (!used)
+			routes_mark_used(q, *device);
 		return true;
+	}
 	if (rc == POS_EDB || rc == POS_EAGAIN) {
 		routes_fail(q, rc, &e);
 		return false;
@@ -769,19 +850,57 @@ static void routes_json_or_fail(struct rq *q, int rc, int status, json_t *v, con
 	json_decref(v);
 }
 
-/* POST /v1/devices: a phone app registers and gets its token, once. */
+/* Writer thread: the registration, in the group's transaction. */
+static int routes_op_register(struct store *s, struct ingest_job *job, pos_err *e)
+{
+	struct routes_async *a = job->arg;
+
+	return offers_device_register(s, a->now_ms, a->q.r->sh->devices.max_unused, a->token, e);
+}
+
+static void routes_answer_register(struct routes_async *a)
+{
+	struct rq *q = &a->q;
+	int rc = a->job.rc < 0 ? a->job.rc : a->job.op_rc;
+	const pos_err *e = a->job.rc < 0 ? &a->job.err : &a->job.op_err;
+	json_t *v = NULL;
+	pos_err oom = { 0 };
+
+	if (rc == POS_ETOOBIG) {
+		int64_t now = time_mono_us() / 1000;
+
+		metrics_devices_refused();
+		if (!q->r->full_logged_ms || now - q->r->full_logged_ms >= 60000) {
+			q->r->full_logged_ms = now;
+			log_warn("devices_full", "max_unused=%ld", q->r->sh->devices.max_unused);
+		}
+		(void)httpd_add_header(q->req, "Retry-After", ROUTES_FULL_RETRY_S);
+		routes_error(q, 503, "registrations_full",
+			     "central holds its maximum of device registrations never used; "
+			     "retry later");
+		return;
+	}
+	if (rc == 0 && !(v = json_pack("{s:s}", "device_token", a->token))) {
+		rc = err_set(&oom, POS_ENOMEM, "out of memory");
+		e = &oom;
+	}
+	routes_json_or_fail(q, rc, 201, v, e);
+}
+
+/* POST /v1/devices: a phone app registers and gets its token, once. The
+ * row is written by the writer, in a group commit. */
 static void routes_device_register(struct rq *q)
 {
-	char token[OFFERS_TOKEN_LEN + 1];
-	pos_err e = { 0 };
-	json_t *v = NULL;
-	int rc;
+	struct routes_async *a = calloc(1, sizeof *a);
 
-	rc = offers_device_register(q->r->store, time_now_ms(), token, &e);
-	if (rc == 0 && !(v = json_pack("{s:s}", "device_token", token)))
-		rc = err_set(&e, POS_ENOMEM, "out of memory");
-	routes_json_or_fail(q, rc, 201, v, &e);
-	wipe(token, sizeof token);
+	if (!a) {
+		routes_error(q, 500, "internal", "out of memory");
+		return;
+	}
+	a->q = *q;
+	a->kind = ASYNC_REGISTER;
+	a->now_ms = time_now_ms();
+	routes_submit_op(a, routes_op_register);
 }
 
 static void routes_offers_open(struct rq *q)
@@ -797,23 +916,67 @@ static void routes_offers_open(struct rq *q)
 	routes_json_or_fail(q, rc, 200, v, &e);
 }
 
+/* Writer thread: the acceptance, in the group's transaction. Run again
+ * alone when the group fails, so an earlier answer is dropped first. */
+static int routes_op_accept(struct store *s, struct ingest_job *job, pos_err *e)
+{
+	struct routes_async *a = job->arg;
+
+	json_decref(a->answer);
+	a->answer = NULL;
+	return offers_accept(s, a->device, a->offer_id, a->now_ms, &a->answer, &a->created, e);
+}
+
+static void routes_answer_accept(struct routes_async *a)
+{
+	struct rq *q = &a->q;
+	int rc = a->job.rc < 0 ? a->job.rc : a->job.op_rc;
+	json_t *v = a->answer;
+
+	a->answer = NULL;
+	if (rc == POS_ENOTFOUND) {
+		json_decref(v);
+		routes_error(q, 404, "unknown_offer", "no offer has this id");
+	} else if (rc == POS_ECONFLICT) {
+		json_decref(v);
+		routes_error(q, 409, "offer_closed", "this offer has ended or is out of its dates");
+	} else {
+		routes_json_or_fail(q, rc, a->created ? 201 : 200, v,
+				    a->job.rc < 0 ? &a->job.err : &a->job.op_err);
+	}
+}
+
+/* POST /v1/offers/{id}/accept: an unknown offer is answered at once; the
+ * code is written by the writer, in a group commit. */
 static void routes_offer_accept(struct rq *q, const char *id)
 {
+	struct routes_async *a;
+	struct store_offer o;
 	int64_t device;
-	json_t *v = NULL;
 	pos_err e = { 0 };
-	bool created = false;
 	int rc;
 
 	if (!routes_device(q, &device))
 		return;
-	rc = offers_accept(q->r->store, device, id, time_now_ms(), &v, &created, &e);
-	if (rc == POS_ENOTFOUND)
+	if (!offers_id_valid(id) ||
+	    (rc = store_offer_get(q->r->store, id, &o, &e)) == POS_ENOTFOUND) {
 		routes_error(q, 404, "unknown_offer", "no offer has this id");
-	else if (rc == POS_ECONFLICT)
-		routes_error(q, 409, "offer_closed", "this offer has ended or is out of its dates");
-	else
-		routes_json_or_fail(q, rc, created ? 201 : 200, v, &e);
+		return;
+	}
+	if (rc < 0) {
+		routes_fail(q, rc, &e);
+		return;
+	}
+	if (!(a = calloc(1, sizeof *a))) {
+		routes_error(q, 500, "internal", "out of memory");
+		return;
+	}
+	a->q = *q;
+	a->kind = ASYNC_ACCEPT;
+	a->now_ms = time_now_ms();
+	a->device = device;
+	memcpy(a->offer_id, id, sizeof a->offer_id);
+	routes_submit_op(a, routes_op_accept);
 }
 
 static void routes_device_offers(struct rq *q)
@@ -1039,6 +1202,46 @@ static const struct route routes_table[] = {
 	{ "/metrics", NULL, 0, HTTP1_GET, MR_METRICS, routes_metrics, NULL },
 };
 
+/* The routes anyone may call (no client certificate, no analyst token),
+ * by their label: 1 + their enum routes_rl_class; 0 (the rest) none.
+ * Checked for every request before its handler runs. */
+#define ROUTES_LIMIT(c) ((signed char)((c) + 1))
+static const signed char routes_limits[MR_COUNT] = {
+	[MR_DEVICES] = ROUTES_LIMIT(ROUTES_RL_REGISTER),
+	[MR_DEVICE_OFFERS] = ROUTES_LIMIT(ROUTES_RL_DEVICE),
+	[MR_OFFERS] = ROUTES_LIMIT(ROUTES_RL_DEVICE),
+	[MR_OFFER_ACCEPT] = ROUTES_LIMIT(ROUTES_RL_DEVICE),
+};
+
+/* The per-address bucket of the route's class: false with 429 sent when
+ * it is empty. An address the kernel cannot tell is not limited (the
+ * connection is gone anyway). */
+static bool routes_limit_ok(struct rq *q, int limit)
+{
+	unsigned cls = (unsigned)(limit - 1);
+	unsigned char key[RATELIMIT_KEY_LEN];
+	const struct sockaddr *sa;
+	socklen_t len = 0;
+	char ra[24];
+	bool evicted = false;
+	long wait;
+
+	if (!q->r->sh->rl || !(sa = httpd_peer_addr(q->req, &len)) ||
+	    ratelimit_key(sa, len, key) < 0)
+		return true;
+	wait = ratelimit_take(q->r->sh->rl, cls, key, time_mono_us(), &evicted);
+	if (evicted)
+		metrics_ratelimit_evicted();
+	if (wait == 0)
+		return true;
+	metrics_ratelimited(cls == ROUTES_RL_REGISTER ? MRC_REGISTER : MRC_DEVICE);
+	snprintf(ra, sizeof ra, "%ld", wait);
+	(void)httpd_add_header(q->req, "Retry-After", ra);
+	routes_error(q, 429, "rate_limited",
+		     "too many requests from this address; retry after the seconds in Retry-After");
+	return false;
+}
+
 void routes_handle(struct httpd_req *req, void *arg)
 {
 	struct routes *r = arg;
@@ -1060,6 +1263,8 @@ void routes_handle(struct httpd_req *req, void *arg)
 		}
 		q.route = rt->label;
 		if (!routes_method_ok(&q, rt->method))
+			return;
+		if (routes_limits[rt->label] && !routes_limit_ok(&q, routes_limits[rt->label]))
 			return;
 		if (rt->fn_arg)
 			rt->fn_arg(&q, id);

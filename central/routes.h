@@ -3,9 +3,11 @@
 /*
  * The HTTP routes of design section 4, one struct routes per worker thread
  * (its event_base and its own store connection). Handlers answer at once,
- * except baskets: those go to the ingest writer and are answered when it
- * has committed them, from the worker's thread, woken by an event the
- * writer activates.
+ * except writes: baskets, device registrations and offer acceptances go
+ * to the ingest writer and are answered when it has committed them, from
+ * the worker's thread, woken by an event the writer activates. The routes
+ * anyone may call (no client certificate) are limited per client address
+ * first (429 with Retry-After).
  *
  * Every answer is JSON (or Prometheus / CSV text); errors are
  * {"error":"<code>","detail":"..."}. One log line per request: route,
@@ -18,6 +20,8 @@
 #include "err.h"
 #include "ingest.h"
 #include "keyring.h"
+#include "offers.h"
+#include "ratelimit.h"
 #include "store.h"
 
 struct event_base;
@@ -31,7 +35,14 @@ struct routes_shared {
 	size_t max_body; /* the parsers' cap; httpd refuses a longer body with 413 */
 	const char *database; /* its file system is what /v1/health/ready checks */
 	long min_free_mb;     /* ready only with this much free beside the database */
+	/* Per-address buckets of the public routes, classes ROUTES_RL_*;
+	 * NULL: no limit. */
+	struct ratelimit *rl;
+	struct offers_limits devices;
 };
+
+/* The ratelimit classes of the routes anyone may call. */
+enum routes_rl_class { ROUTES_RL_REGISTER = 0, ROUTES_RL_DEVICE, ROUTES_RL_COUNT };
 
 struct routes;
 
@@ -42,7 +53,7 @@ int routes_new(struct event_base *base, struct store *store, const struct routes
 void routes_free(struct routes *r);
 /* The httpd handler; arg is the struct routes. */
 void routes_handle(struct httpd_req *req, void *arg);
-/* Requests whose baskets are with the writer: the worker must not free its
+/* Requests whose writes are with the writer: the worker must not free its
  * httpd before this is 0. */
 size_t routes_waiting(const struct routes *r);
 

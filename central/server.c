@@ -1049,6 +1049,25 @@ out:
 	return rc;
 }
 
+/* The public routes' limits from central.conf ([ratelimit], [devices]);
+ * *rl: ratelimit_free, after every worker stopped. */
+static int server_limits(const struct cconf *c, struct routes_shared *sh, struct ratelimit **rl,
+			 pos_err *e)
+{
+	struct ratelimit_rule rules[ROUTES_RL_COUNT] = {
+		[ROUTES_RL_REGISTER] = { c->rl_register_per_minute, c->rl_register_burst },
+		[ROUTES_RL_DEVICE] = { c->rl_device_per_minute, c->rl_device_burst },
+	};
+	int rc;
+
+	sh->devices.max_unused = c->devices_max_unused;
+	sh->devices.unused_ttl_s = c->devices_unused_ttl_s;
+	if ((rc = ratelimit_new((size_t)c->rl_entries, rules, ROUTES_RL_COUNT, rl, e)) < 0)
+		return rc;
+	sh->rl = *rl;
+	return 0;
+}
+
 int server_run(const struct cconf *c, const char *listen_s, const struct keyring *kr,
 	       pos_err *e)
 {
@@ -1057,6 +1076,7 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 	struct server_trust tr;
 	struct worker *ws = NULL;
 	struct ingest *ig = NULL;
+	struct ratelimit *rl = NULL;
 	struct store *probe = NULL;
 	struct slots *slots = NULL;
 	struct slots_opts so;
@@ -1126,6 +1146,9 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 	so.per_address = c->max_connections_per_address;
 	if ((rc = slots_new(&so, &slots, e)) < 0)
 		goto out;
+	if ((rc = server_limits(c, &sh, &rl, e)) < 0)
+		goto out;
+	ingest_every(ig, offers_expire_interval_ms(&sh.devices), offers_expire_tick, &sh.devices);
 
 	ws = calloc((size_t)n, sizeof *ws);
 	fds = calloc((size_t)n, sizeof *fds);
@@ -1194,6 +1217,7 @@ out:
 	store_close(probe);
 	slots_free(slots);
 	ingest_free(ig);
+	ratelimit_free(rl);
 	SSL_CTX_free(ctx);
 	server_trust_free(&tr);
 	server_tickets_wipe(&tk);

@@ -206,13 +206,25 @@ int store_offer_end(struct store *s, const char *id, int64_t now_ms, pos_err *e)
 int store_offer_list(struct store *s, bool open_only, int64_t now_ms,
 		     int (*fn)(const struct store_offer *o, void *arg), void *arg, pos_err *e);
 
-/* Registers a device by the SHA-256 of its token; *id its number. */
+/* Registers a device by the SHA-256 of its token; *id its number. It is
+ * unused until store_device_mark_used or an acceptance. */
 int store_device_add(struct store *s, const unsigned char hash[32], int64_t now_ms, int64_t *id,
 		     pos_err *e);
-/* POS_ENOTFOUND when no device has this token hash. */
-int store_device_find(struct store *s, const unsigned char hash[32], int64_t *id, pos_err *e);
+/* POS_ENOTFOUND when no device has this token hash. *used (may be NULL):
+ * whether the registration was used. */
+int store_device_find(struct store *s, const unsigned char hash[32], int64_t *id, bool *used,
+		      pos_err *e);
+/* Registrations never used, counted as they change (one row read). */
+int store_device_unused(struct store *s, long *n, pos_err *e);
+/* Marks a registration used (its token was presented) from now_ms; 0 when
+ * it was already; POS_ENOTFOUND when the device does not exist. */
+int store_device_mark_used(struct store *s, int64_t id, int64_t now_ms, pos_err *e);
+/* Removes at most limit registrations never used and made before
+ * before_ms, oldest first, in one unit; *removed how many. */
+int store_device_purge(struct store *s, int64_t before_ms, long limit, long *removed, pos_err *e);
 
-/* Records that device accepted offer_id under code. When the device had
+/* Records that device accepted offer_id under code (and marks the device
+ * used). When the device had
  * accepted it before, out gets that earlier code and *created is false;
  * else, when may_create (the offer is open), out = code, *created true.
  * POS_EPERM: no earlier acceptance and !may_create; POS_ECONFLICT: code

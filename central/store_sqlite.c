@@ -90,6 +90,10 @@ enum stmt_id {
 	Q_REDEEM_INS,
 	Q_NEXT,
 	Q_REPORT,
+	Q_DEV_UNUSED,
+	Q_DEV_USE,
+	Q_DEV_PURGE,
+	Q_DEV_HAS,
 	Q_COUNT
 };
 
@@ -142,7 +146,7 @@ static const char *const stmt_sql[Q_COUNT] = {
 	[Q_OFFER_LIST] = "SELECT " OFFER_COLS " FROM offers o WHERE ?1 = 0 OR (" OFFER_OPEN
 			 ") ORDER BY o.created, o.id",
 	[Q_DEV_INS] = "INSERT INTO offer_devices(token_hash, created) VALUES (?1, ?2)",
-	[Q_DEV_GET] = "SELECT id FROM offer_devices WHERE token_hash = ?1",
+	[Q_DEV_GET] = "SELECT id, used IS NOT NULL FROM offer_devices WHERE token_hash = ?1",
 	[Q_CODE_BY_DEV] = "SELECT code FROM offer_codes WHERE device_id = ?1 AND offer_id = ?2",
 	[Q_CODE_INS] = "INSERT INTO offer_codes(code, offer_id, device_id, accepted) "
 		       "VALUES (?1, ?2, ?3, ?4)",
@@ -167,6 +171,12 @@ static const char *const stmt_sql[Q_COUNT] = {
 	[Q_REPORT] = "SELECT o.id, o.title, r.store, strftime('%Y-%m-%d', r.ts / 1000, 'unixepoch'), "
 		     "count(*) FROM offer_redemptions r JOIN offer_codes c ON c.code = r.code "
 		     "JOIN offers o ON o.id = c.offer_id GROUP BY 1, 3, 4 ORDER BY 1, 3, 4",
+	[Q_DEV_UNUSED] = "SELECT unused_devices FROM counters",
+	[Q_DEV_HAS] = "SELECT 1 FROM offer_devices WHERE id = ?1",
+	[Q_DEV_USE] = "UPDATE offer_devices SET used = ?2 WHERE id = ?1 AND used IS NULL",
+	/* The partial index offer_devices_unused holds exactly these rows. */
+	[Q_DEV_PURGE] = "DELETE FROM offer_devices WHERE id IN (SELECT id FROM offer_devices "
+			"WHERE used IS NULL AND created < ?1 ORDER BY created LIMIT ?2)",
 };
 
 /* Versioned migrations: index i brings the schema from version i to i+1.
@@ -258,6 +268,25 @@ static const char *const store_migrations[] = {
 	") WITHOUT ROWID;"
 	"CREATE INDEX offer_redemptions_basket ON offer_redemptions(basket_id);"
 	"CREATE INDEX offer_redemptions_hhid ON offer_redemptions(hhid);",
+	/* v3: a device registration is used from its token's first use
+	 * (devices that accepted an offer already were). Registrations never
+	 * used are counted by triggers, so the cap on them is one row read,
+	 * and found by a partial index, so expiring them reads only them. */
+	"ALTER TABLE offer_devices ADD COLUMN used INTEGER;"
+	"UPDATE offer_devices SET used = created WHERE id IN (SELECT device_id FROM offer_codes);"
+	"CREATE INDEX offer_devices_unused ON offer_devices(created) WHERE used IS NULL;"
+	"ALTER TABLE counters ADD COLUMN unused_devices INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE counters SET unused_devices = "
+	"  (SELECT count(*) FROM offer_devices WHERE used IS NULL);"
+	"CREATE TRIGGER offer_devices_unused_ins AFTER INSERT ON offer_devices"
+	"  WHEN new.used IS NULL BEGIN"
+	"  UPDATE counters SET unused_devices = unused_devices + 1; END;"
+	"CREATE TRIGGER offer_devices_unused_use AFTER UPDATE OF used ON offer_devices"
+	"  WHEN old.used IS NULL AND new.used IS NOT NULL BEGIN"
+	"  UPDATE counters SET unused_devices = unused_devices - 1; END;"
+	"CREATE TRIGGER offer_devices_unused_del AFTER DELETE ON offer_devices"
+	"  WHEN old.used IS NULL BEGIN"
+	"  UPDATE counters SET unused_devices = unused_devices - 1; END;",
 };
 
 #define STORE_VERSION ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
@@ -1617,7 +1646,36 @@ int store_device_add(struct store *s, const unsigned char hash[32], int64_t now_
 	return unit_finish(s, rc, e);
 }
 
-int store_device_find(struct store *s, const unsigned char hash[32], int64_t *id, pos_err *e)
+/* Marks device used (from now_ms) unless it was; POS_ENOTFOUND when it
+ * does not exist. Inside the caller's unit. */
+static int store_device_use(struct store *s, int64_t device, int64_t now_ms, pos_err *e)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_DEV_USE, e);
+	int rc;
+
+	if (!st)
+		return POS_EDB;
+	sqlite3_bind_int64(st, 1, device);
+	sqlite3_bind_int64(st, 2, now_ms);
+	if ((rc = store_done(s, st, "device use", e)) < 0)
+		return rc;
+	if (sqlite3_changes(s->db) > 0)
+		return 0;
+	/* Nothing changed: used before, or gone. */
+	if (!(st = store_stmt(s, Q_DEV_HAS, e)))
+		return POS_EDB;
+	sqlite3_bind_int64(st, 1, device);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return 0;
+	if (rc == SQLITE_DONE)
+		return err_set(e, POS_ENOTFOUND, "unknown device");
+	return store_dberr(s, rc, "device lookup", e);
+}
+
+int store_device_find(struct store *s, const unsigned char hash[32], int64_t *id, bool *used,
+		      pos_err *e)
 {
 	sqlite3_stmt *st;
 	int rc;
@@ -1629,14 +1687,67 @@ int store_device_find(struct store *s, const unsigned char hash[32], int64_t *id
 		return POS_EDB;
 	sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
 	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
+	if (rc == SQLITE_ROW) {
 		*id = sqlite3_column_int64(st, 0);
+		if (used)
+			*used = sqlite3_column_int(st, 1) != 0;
+	}
 	sqlite3_reset(st);
 	if (rc == SQLITE_ROW)
 		return 0;
 	if (rc == SQLITE_DONE)
 		return err_set(e, POS_ENOTFOUND, "unknown device");
 	return store_dberr(s, rc, "device lookup", e);
+}
+
+int store_device_unused(struct store *s, long *n, pos_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!s || !n)
+		return err_set(e, POS_EINVAL, "store_device_unused: missing argument");
+	if (!(st = store_stmt(s, Q_DEV_UNUSED, e)))
+		return POS_EDB;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*n = (long)sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 : store_dberr(s, rc, "unused devices", e);
+}
+
+int store_device_mark_used(struct store *s, int64_t id, int64_t now_ms, pos_err *e)
+{
+	int rc;
+
+	if (!s)
+		return err_set(e, POS_EINVAL, "store_device_mark_used: missing argument");
+	if ((rc = unit_begin(s, e)) < 0)
+		return rc;
+	return unit_finish(s, store_device_use(s, id, now_ms, e), e);
+}
+
+int store_device_purge(struct store *s, int64_t before_ms, long limit, long *removed, pos_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!s || !removed || limit < 1)
+		return err_set(e, POS_EINVAL, "store_device_purge: missing argument");
+	*removed = 0;
+	if ((rc = unit_begin(s, e)) < 0)
+		return rc;
+	if (!(st = store_stmt(s, Q_DEV_PURGE, e)))
+		return unit_finish(s, POS_EDB, e);
+	sqlite3_bind_int64(st, 1, before_ms);
+	sqlite3_bind_int64(st, 2, limit);
+	rc = store_done(s, st, "device purge", e);
+	if (rc == 0)
+		*removed = sqlite3_changes(s->db);
+	rc = unit_finish(s, rc, e);
+	if (rc < 0)
+		*removed = 0;
+	return rc;
 }
 
 int store_offer_accept(struct store *s, int64_t device, const char *offer_id, const char *code,
@@ -1654,6 +1765,10 @@ int store_offer_accept(struct store *s, int64_t device, const char *offer_id, co
 	rc = unit_begin(s, e);
 	if (rc < 0)
 		return rc;
+	/* The writer's connection checks no foreign keys: a device removed
+	 * since its request was authenticated is looked for here. */
+	if ((rc = store_device_use(s, device, now_ms, e)) < 0)
+		return unit_finish(s, rc, e);
 	/* Under the write lock: two accepts of one offer by one device race
 	 * to the same answer. */
 	st = store_stmt(s, Q_CODE_BY_DEV, e);

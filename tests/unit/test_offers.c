@@ -19,6 +19,7 @@
 #include "offers.h"
 #include "store.h"
 #include "store_fixture.h"
+#include "timeutil.h"
 
 static int cmp_code(const void *a, const void *b)
 {
@@ -96,6 +97,48 @@ static void ids_targets_and_texts_are_checked(void **st)
 	assert_int_equal(offers_format_parse("xml"), -1);
 }
 
+static void registrations_stop_at_the_unused_cap_until_one_is_used(void **st)
+{
+	struct fx *f = *st;
+	char token[OFFERS_TOKEN_LEN + 1];
+	int64_t dev = 0;
+	bool used = true;
+	pos_err e = { 0 };
+
+	assert_int_equal(offers_device_register(f->s, 1000, 2, token, &e), 0);
+	assert_int_equal(offers_device_auth(f->s, token, strlen(token), &dev, &used, &e), 0);
+	assert_false(used);
+	assert_int_equal(offers_device_register(f->s, 1000, 2, token, &e), 0);
+	assert_int_equal(offers_device_register(f->s, 1000, 2, token, &e), POS_ETOOBIG);
+	assert_non_null(strstr(e.msg, "never used"));
+	assert_int_equal(token[0], '\0'); /* no token handed out */
+	assert_int_equal(store_device_mark_used(f->s, dev, 2000, &e), 0);
+	assert_int_equal(offers_device_register(f->s, 1000, 2, token, &e), 0);
+	assert_int_equal(offers_device_register(f->s, 1000, 2, token, &e), POS_ETOOBIG);
+}
+
+static void expiry_removes_only_old_unused_registrations(void **st)
+{
+	struct fx *f = *st;
+	struct offers_limits l = { .max_unused = 100, .unused_ttl_s = 60 };
+	char old[OFFERS_TOKEN_LEN + 1], fresh[OFFERS_TOKEN_LEN + 1];
+	int64_t dev = 0, now = time_now_ms();
+	pos_err e = { 0 };
+
+	assert_int_equal(offers_device_register(f->s, now - 61000, 100, old, &e), 0);
+	assert_int_equal(offers_device_register(f->s, now, 100, fresh, &e), 0);
+	assert_int_equal(offers_expire_tick(f->s, &l), 0); /* nothing more left */
+	assert_int_equal(offers_device_auth(f->s, old, OFFERS_TOKEN_LEN, &dev, NULL, &e),
+			 POS_ENOTFOUND);
+	assert_int_equal(offers_device_auth(f->s, fresh, OFFERS_TOKEN_LEN, &dev, NULL, &e), 0);
+	/* Half the TTL, between a second and a minute. */
+	assert_int_equal(offers_expire_interval_ms(&l), 30000);
+	l.unused_ttl_s = 1;
+	assert_int_equal(offers_expire_interval_ms(&l), 1000);
+	l.unused_ttl_s = 86400;
+	assert_int_equal(offers_expire_interval_ms(&l), 60000);
+}
+
 static void device_token_is_kept_only_as_its_sha256(void **st)
 {
 	struct fx *f = *st;
@@ -107,24 +150,24 @@ static void device_token_is_kept_only_as_its_sha256(void **st)
 	long n;
 	pos_err e = { 0 };
 
-	assert_int_equal(offers_device_register(f->s, 1000, token, &e), 0);
+	assert_int_equal(offers_device_register(f->s, 1000, 1000, token, &e), 0);
 	assert_int_equal(strlen(token), OFFERS_TOKEN_LEN);
 	assert_int_equal(offers_token_hash(token, strlen(token), hash, &e), 0);
 	SHA256((const unsigned char *)token, strlen(token), want);
 	assert_memory_equal(hash, want, 32);
-	assert_int_equal(offers_device_auth(f->s, token, strlen(token), &dev, &e), 0);
-	assert_int_equal(offers_device_register(f->s, 1000, other, &e), 0);
+	assert_int_equal(offers_device_auth(f->s, token, strlen(token), &dev, NULL, &e), 0);
+	assert_int_equal(offers_device_register(f->s, 1000, 1000, other, &e), 0);
 	assert_string_not_equal(token, other);
-	assert_int_equal(offers_device_auth(f->s, other, strlen(other), &dev2, &e), 0);
+	assert_int_equal(offers_device_auth(f->s, other, strlen(other), &dev2, NULL, &e), 0);
 	assert_true(dev != dev2);
 
 	/* wrong, short or malformed tokens are no device */
 	memset(other, 'A', OFFERS_TOKEN_LEN);
-	assert_int_equal(offers_device_auth(f->s, other, OFFERS_TOKEN_LEN, &dev, &e),
+	assert_int_equal(offers_device_auth(f->s, other, OFFERS_TOKEN_LEN, &dev, NULL, &e),
 			 POS_ENOTFOUND);
-	assert_int_equal(offers_device_auth(f->s, token, 10, &dev, &e), POS_EINVAL);
+	assert_int_equal(offers_device_auth(f->s, token, 10, &dev, NULL, &e), POS_EINVAL);
 	other[5] = '+';
-	assert_int_equal(offers_device_auth(f->s, other, OFFERS_TOKEN_LEN, &dev, &e), POS_EINVAL);
+	assert_int_equal(offers_device_auth(f->s, other, OFFERS_TOKEN_LEN, &dev, NULL, &e), POS_EINVAL);
 
 	/* the database never holds the token itself */
 	store_close(f->s);
@@ -169,8 +212,8 @@ static void accepting_twice_returns_the_same_code(void **st)
 
 	make_offer(f->s, "of_0000000000000001", "all", 0);
 	make_offer(f->s, "of_0000000000000002", "all", 1500);
-	assert_int_equal(offers_device_register(f->s, 1000, token, &e), 0);
-	assert_int_equal(offers_device_auth(f->s, token, strlen(token), &dev, &e), 0);
+	assert_int_equal(offers_device_register(f->s, 1000, 1000, token, &e), 0);
+	assert_int_equal(offers_device_auth(f->s, token, strlen(token), &dev, NULL, &e), 0);
 	assert_int_equal(offers_accept(f->s, dev, "of_0000000000000001", 2000, &a, &created, &e),
 			 0);
 	assert_true(created);
@@ -209,8 +252,8 @@ static void check_says_redeemable_until_the_basket_redeems_it(void **st)
 	pos_err e = { 0 };
 
 	make_offer(f->s, "of_0000000000000001", "all", 0);
-	assert_int_equal(offers_device_register(f->s, 1000, token, &e), 0);
-	assert_int_equal(offers_device_auth(f->s, token, strlen(token), &dev, &e), 0);
+	assert_int_equal(offers_device_register(f->s, 1000, 1000, token, &e), 0);
+	assert_int_equal(offers_device_auth(f->s, token, strlen(token), &dev, NULL, &e), 0);
 	assert_int_equal(offers_accept(f->s, dev, "of_0000000000000001", 2000, &a, &created, &e),
 			 0);
 	snprintf(code, sizeof(code), "%s", json_string_value(json_object_get(a, "code")));
@@ -293,8 +336,8 @@ static void report_quotes_titles_in_csv_and_parses_as_json(void **st)
 	pos_err e = { 0 };
 
 	make_offer(f->s, "of_0000000000000001", "all", 0);
-	assert_int_equal(offers_device_register(f->s, 1000, token, &e), 0);
-	assert_int_equal(offers_device_auth(f->s, token, strlen(token), &dev, &e), 0);
+	assert_int_equal(offers_device_register(f->s, 1000, 1000, token, &e), 0);
+	assert_int_equal(offers_device_auth(f->s, token, strlen(token), &dev, NULL, &e), 0);
 	assert_int_equal(offers_accept(f->s, dev, "of_0000000000000001", 2000, &a, &created, &e),
 			 0);
 	memset(&b, 0, sizeof(b));
@@ -330,6 +373,8 @@ int main(void)
 		cmocka_unit_test(new_codes_are_98_digits_with_gs1_check_digit_and_distinct),
 		cmocka_unit_test(code_validity_needs_prefix_length_and_check_digit),
 		cmocka_unit_test(ids_targets_and_texts_are_checked),
+		T(registrations_stop_at_the_unused_cap_until_one_is_used),
+		T(expiry_removes_only_old_unused_registrations),
 		T(device_token_is_kept_only_as_its_sha256),
 		T(accepting_twice_returns_the_same_code),
 		T(check_says_redeemable_until_the_basket_redeems_it),

@@ -444,7 +444,9 @@ static int schema_version(const char *path)
 	return v;
 }
 
-static void reopen_keeps_data_and_schema_v2_file_is_0600(void **st)
+#define SCHEMA_NOW 3
+
+static void reopen_keeps_data_and_schema_file_is_0600(void **st)
 {
 	struct fx *f = *st;
 	unsigned char idx[32];
@@ -457,9 +459,9 @@ static void reopen_keeps_data_and_schema_v2_file_is_0600(void **st)
 	assert_int_equal(store_link(f->s, idx, a, &e), 0);
 	store_close(f->s);
 	f->s = NULL;
-	assert_int_equal(schema_version(f->db), 2);
+	assert_int_equal(schema_version(f->db), SCHEMA_NOW);
 	assert_int_equal(store_open(f->db, &f->s, &e), 0);
-	assert_int_equal(schema_version(f->db), 2);
+	assert_int_equal(schema_version(f->db), SCHEMA_NOW);
 	assert_int_equal(store_resolve(f->s, idx, false, NULL, got, NULL, &e), 0);
 	assert_string_equal(got, a);
 	assert_int_equal(stat(f->db, &sb), 0);
@@ -557,7 +559,7 @@ static int64_t device_of(struct store *s, unsigned char k)
 
 	memset(h, k, sizeof(h));
 	assert_int_equal(store_device_add(s, h, 1000, &id, &e), 0);
-	assert_int_equal(store_device_find(s, h, &again, &e), 0);
+	assert_int_equal(store_device_find(s, h, &again, NULL, &e), 0);
 	assert_int_equal(again, id);
 	return id;
 }
@@ -885,15 +887,141 @@ static void v1_database_gains_offer_tables(void **st)
 	assert_int_equal(sqlite3_exec(db,
 				      "DROP TABLE offer_redemptions; DROP TABLE offer_codes; "
 				      "DROP TABLE offer_devices; DROP TABLE offers; "
-				      "DELETE FROM schema_version WHERE version = 2",
+				      "ALTER TABLE counters DROP COLUMN unused_devices; "
+				      "DELETE FROM schema_version WHERE version >= 2",
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
 	sqlite3_close(db);
 	assert_int_equal(schema_version(f->db), 1);
 	assert_int_equal(store_open(f->db, &f->s, &e), 0);
-	assert_int_equal(schema_version(f->db), 2);
+	assert_int_equal(schema_version(f->db), SCHEMA_NOW);
 	offer_of(&o, "of_0000000000000001", "all", 0, 0);
 	assert_int_equal(store_offer_create(f->s, &o, &e), 0);
+}
+
+static long unused_now(struct store *s)
+{
+	pos_err e = { 0 };
+	long n = -1;
+
+	assert_int_equal(store_device_unused(s, &n, &e), 0);
+	return n;
+}
+
+static void unused_registrations_are_counted_until_used_and_expire(void **st)
+{
+	struct fx *f = *st;
+	struct store_offer o;
+	unsigned char h[32];
+	char got[STORE_OFFER_CODE_LEN + 1];
+	int64_t d1, d2, d3, id;
+	bool used = true, created;
+	long removed = -1;
+	pos_err e = { 0 };
+
+	assert_int_equal(unused_now(f->s), 0);
+	d1 = device_of(f->s, 1);
+	d2 = device_of(f->s, 2);
+	memset(h, 3, sizeof h);
+	assert_int_equal(store_device_add(f->s, h, 5000, &d3, &e), 0);
+	assert_int_equal(unused_now(f->s), 3);
+	assert_int_equal(store_device_find(f->s, h, &id, &used, &e), 0);
+	assert_false(used);
+
+	/* A presented token marks its registration used, once. */
+	assert_int_equal(store_device_mark_used(f->s, d1, 6000, &e), 0);
+	assert_int_equal(store_device_mark_used(f->s, d1, 7000, &e), 0);
+	assert_int_equal(unused_now(f->s), 2);
+	memset(h, 1, sizeof h);
+	assert_int_equal(store_device_find(f->s, h, &id, &used, &e), 0);
+	assert_true(used);
+	assert_int_equal(store_device_mark_used(f->s, 999999, 6000, &e), POS_ENOTFOUND);
+	/* So does an acceptance. */
+	offer_of(&o, "of_0000000000000001", "all", 0, 0);
+	assert_int_equal(store_offer_create(f->s, &o, &e), 0);
+	assert_int_equal(store_offer_accept(f->s, d2, o.id, "9800000000014", true, 6000, got,
+					    &created, &e),
+			 0);
+	assert_int_equal(unused_now(f->s), 1);
+
+	/* Expiry takes only registrations never used and older than the
+	 * bound: d3 (made at 5000) survives a bound of 5000, not of 5001. */
+	assert_int_equal(store_device_purge(f->s, 5000, 100, &removed, &e), 0);
+	assert_int_equal(removed, 0);
+	assert_int_equal(store_device_purge(f->s, 5001, 100, &removed, &e), 0);
+	assert_int_equal(removed, 1);
+	assert_int_equal(unused_now(f->s), 0);
+	memset(h, 3, sizeof h);
+	assert_int_equal(store_device_find(f->s, h, &id, NULL, &e), POS_ENOTFOUND);
+	/* A device removed meanwhile cannot accept (the writer checks no
+	 * foreign keys, so this is looked for). */
+	assert_int_equal(store_offer_accept(f->s, d3, o.id, "9822222222228", true, 6000, got,
+					    &created, &e),
+			 POS_ENOTFOUND);
+	memset(h, 1, sizeof h);
+	assert_int_equal(store_device_find(f->s, h, &id, NULL, &e), 0);
+	memset(h, 2, sizeof h);
+	assert_int_equal(store_device_find(f->s, h, &id, NULL, &e), 0);
+
+	/* Oldest first, at most limit per call. */
+	for (unsigned char k = 10; k < 15; k++) {
+		memset(h, k, sizeof h);
+		assert_int_equal(store_device_add(f->s, h, 1000 + k, &id, &e), 0);
+	}
+	assert_int_equal(unused_now(f->s), 5);
+	assert_int_equal(store_device_purge(f->s, 100000, 2, &removed, &e), 0);
+	assert_int_equal(removed, 2);
+	memset(h, 10, sizeof h);
+	assert_int_equal(store_device_find(f->s, h, &id, NULL, &e), POS_ENOTFOUND);
+	memset(h, 12, sizeof h);
+	assert_int_equal(store_device_find(f->s, h, &id, NULL, &e), 0);
+	assert_int_equal(store_device_purge(f->s, 100000, 2, &removed, &e), 0);
+	assert_int_equal(store_device_purge(f->s, 100000, 2, &removed, &e), 0);
+	assert_int_equal(removed, 1);
+	assert_int_equal(unused_now(f->s), 0);
+}
+
+static void v2_database_counts_its_unused_registrations(void **st)
+{
+	struct fx *f = *st;
+	struct store_offer o;
+	char got[STORE_OFFER_CODE_LEN + 1];
+	int64_t d1;
+	long removed = -1;
+	bool created;
+	sqlite3 *db;
+	pos_err e = { 0 };
+
+	d1 = device_of(f->s, 1);
+	(void)device_of(f->s, 2);
+	offer_of(&o, "of_0000000000000001", "all", 0, 0);
+	assert_int_equal(store_offer_create(f->s, &o, &e), 0);
+	assert_int_equal(store_offer_accept(f->s, d1, o.id, "9800000000014", true, 2000, got,
+					    &created, &e),
+			 0);
+	store_close(f->s);
+	f->s = NULL;
+	/* Back to v2: no used column, no count. */
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+				      "DROP TRIGGER offer_devices_unused_ins; "
+				      "DROP TRIGGER offer_devices_unused_use; "
+				      "DROP TRIGGER offer_devices_unused_del; "
+				      "DROP INDEX offer_devices_unused; "
+				      "ALTER TABLE offer_devices DROP COLUMN used; "
+				      "ALTER TABLE counters DROP COLUMN unused_devices; "
+				      "DELETE FROM schema_version WHERE version >= 3",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(schema_version(f->db), 2);
+	assert_int_equal(store_open(f->db, &f->s, &e), 0);
+	assert_int_equal(schema_version(f->db), SCHEMA_NOW);
+	/* The device that accepted an offer was used; the other was not. */
+	assert_int_equal(unused_now(f->s), 1);
+	assert_int_equal(store_device_purge(f->s, 1000000, 100, &removed, &e), 0);
+	assert_int_equal(removed, 1);
+	assert_int_equal(unused_now(f->s), 0);
 }
 
 int main(void)
@@ -912,7 +1040,7 @@ int main(void)
 		T(every_item_of_a_long_basket_comes_back_in_order),
 		T(merge_moves_links_and_baskets_and_removes_source),
 		T(audit_rows_are_kept),
-		T(reopen_keeps_data_and_schema_v2_file_is_0600),
+		T(reopen_keeps_data_and_schema_file_is_0600),
 		T(newer_schema_is_refused),
 		T(history_uses_index_not_a_sort),
 		T(merged_away_household_still_exists_for_spooled_baskets),
@@ -924,6 +1052,8 @@ int main(void)
 		T(conflicting_basket_redeems_nothing),
 		T(next_offers_follow_what_the_household_bought),
 		T(v1_database_gains_offer_tables),
+		T(unused_registrations_are_counted_until_used_and_expire),
+		T(v2_database_counts_its_unused_registrations),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
