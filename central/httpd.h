@@ -13,9 +13,10 @@
  * one parse in place, one SSL_write of one record, and no allocation.
  *
  * Deadlines: the TLS handshake plus a whole request must arrive within
- * idle from accept or from the previous reply, and a reply must be taken
- * by the client within idle too (a slowloris client cannot hold a
- * connection). Requests the server refuses before the handler (bad head,
+ * idle from accept or from the previous reply, and a reply must keep
+ * moving: the client has to take some of it within every idle (a
+ * slowloris client cannot hold a connection, a slow but steady reader of a
+ * long reply is not cut off). Requests the server refuses before the handler (bad head,
  * a body over max_body, ...) get a JSON error and the connection closes
  * after the rest of their body is read and dropped, so the client sees the
  * answer rather than a reset.
@@ -81,5 +82,26 @@ int httpd_add_header(struct httpd_req *q, const char *name, const char *value);
  * carries Date, Content-Length and any added headers. */
 void httpd_reply(struct httpd_req *q, int status, const char *ctype, const void *body,
 		 size_t len);
+
+/* The put of an httpd_fill: appends len bytes to the body; 0 or POS_ENOMEM. */
+typedef int (*httpd_sink)(const void *buf, size_t len, void *put_arg);
+/* The next part of a streamed body, written through put(…, put_arg);
+ * want is about how much the connection takes now (a little more or less
+ * is fine). Returns 1 when more is to come, 0 when the body is complete,
+ * or a negative code: the connection is then cut without the body's end,
+ * so the client can tell the reply is incomplete. */
+typedef int (*httpd_fill)(void *arg, size_t want, httpd_sink put, void *put_arg);
+/* Ends q with a body made as the client takes it: chunked for HTTP/1.1,
+ * up to the connection's close for HTTP/1.0. fill runs only once all
+ * before it went to the kernel, and for at most HTTPD_STREAM_TURN bytes
+ * per loop turn, so a connection holds about one slice of the body and
+ * the worker's other connections are served in between. done(arg) runs
+ * exactly once: after the body's end, when the connection ends first, or
+ * at once for HEAD or when the reply cannot start. Added headers go out
+ * as with httpd_reply. */
+#define HTTPD_STREAM_SLICE 16384
+#define HTTPD_STREAM_TURN 65536
+void httpd_reply_stream(struct httpd_req *q, int status, const char *ctype, httpd_fill fill,
+			void (*done)(void *arg), void *arg);
 
 #endif
