@@ -1,10 +1,17 @@
 #include "history.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
 #include "timeutil.h"
+
+/* Baskets one store read may return: a slice's read stays short whatever
+ * the household's length. */
+#define HISTORY_SLICE_BASKETS 64
 
 /* A fixed output buffer flushed to the sink whenever it fills: memory stays
  * HISTORY_CHUNK bytes whatever the length of the history. */
@@ -13,6 +20,7 @@ struct hout {
 	void *arg;
 	int rc; /* first sink failure; later writes are dropped */
 	size_t len;
+	size_t total; /* bytes put so far */
 	long n; /* baskets written so far */
 	char buf[HISTORY_CHUNK];
 };
@@ -30,6 +38,7 @@ static int hout_flush(struct hout *o)
 
 static void hout_put(struct hout *o, const char *s, size_t n)
 {
+	o->total += n;
 	while (n && o->rc == 0) {
 		size_t room = sizeof(o->buf) - o->len;
 		size_t k = n < room ? n : room;
@@ -165,32 +174,6 @@ static int hist_json(const struct store_basket *b, void *arg)
 	return o->rc;
 }
 
-int history_write(struct store *s, const char *hhid, int64_t from_ms, int64_t to_ms,
-		  enum history_format f, history_sink sink, void *arg, pos_err *e)
-{
-	struct hout o = { .sink = sink, .arg = arg };
-	int rc;
-
-	if (!s || !hhid || !sink || (f != HISTORY_CSV && f != HISTORY_JSON))
-		return err_set(e, POS_EINVAL, "history_write: bad argument");
-	if (f == HISTORY_CSV)
-		hout_str(&o, "txn,ts,store,terminal,hhid,gtin,qty,price_cents\n");
-	else
-		hout_str(&o, "[");
-	rc = store_history(s, hhid, from_ms, to_ms, f == HISTORY_CSV ? hist_csv : hist_json, &o,
-			   e);
-	if (o.rc != 0)
-		return err_set(e, o.rc < 0 ? o.rc : POS_EIO, "history: output stopped");
-	if (rc < 0)
-		return rc;
-	if (f == HISTORY_JSON)
-		hout_str(&o, o.n ? "\n]\n" : "]\n");
-	hout_flush(&o);
-	if (o.rc != 0)
-		return err_set(e, o.rc < 0 ? o.rc : POS_EIO, "history: output stopped");
-	return rc;
-}
-
 static int hist_table(const struct store_basket *b, void *arg)
 {
 	struct hout *o = arg;
@@ -222,25 +205,165 @@ static int hist_table(const struct store_basket *b, void *arg)
 	return o->rc;
 }
 
+enum hs_phase { HS_START, HS_BASKETS, HS_DONE };
+
+struct history_stream {
+	struct store *s;
+	char hhid[DEIDENT_ID_LEN + 1];
+	int64_t from_ms, to_ms;
+	struct store_history_pos pos, end;
+	bool has_end;
+	enum history_format f;
+	enum hs_phase phase;
+	size_t want; /* o.total at which the slice ends */
+	struct hout o;
+};
+
+static int hist_stream_basket(const struct store_basket *b, void *arg)
+{
+	struct history_stream *hs = arg;
+	int rc = hs->f == HISTORY_CSV    ? hist_csv(b, &hs->o)
+		 : hs->f == HISTORY_JSON ? hist_json(b, &hs->o)
+					 : hist_table(b, &hs->o);
+
+	if (rc != 0)
+		return rc;
+	return hs->o.total >= hs->want ? 1 : 0;
+}
+
+int history_stream_new(struct store *s, const char *hhid, int64_t from_ms, int64_t to_ms,
+		       const struct store_history_pos *after, const struct store_history_pos *end,
+		       enum history_format f, struct history_stream **out, pos_err *e)
+{
+	struct history_stream *hs;
+
+	if (out)
+		*out = NULL;
+	if (!s || !hhid || !out || (f != HISTORY_CSV && f != HISTORY_JSON && f != HISTORY_TABLE))
+		return err_set(e, POS_EINVAL, "history: bad argument");
+	if (!deident_hhid_valid(hhid))
+		return err_set(e, POS_EINVAL, "malformed hhid");
+	if (!(hs = calloc(1, sizeof *hs)))
+		return err_set(e, POS_ENOMEM, "history: out of memory");
+	hs->s = s;
+	memcpy(hs->hhid, hhid, DEIDENT_ID_LEN + 1);
+	hs->from_ms = from_ms;
+	hs->to_ms = to_ms;
+	if (after)
+		hs->pos = *after;
+	if (end) {
+		hs->end = *end;
+		hs->has_end = true;
+	}
+	hs->f = f;
+	*out = hs;
+	return 0;
+}
+
+int history_stream_next(struct history_stream *hs, size_t want, history_sink sink, void *arg,
+			pos_err *e)
+{
+	int rc = 1;
+
+	if (!hs || !sink)
+		return err_set(e, POS_EINVAL, "history: bad argument");
+	if (hs->phase == HS_DONE)
+		return 0;
+	hs->o.sink = sink;
+	hs->o.arg = arg;
+	hs->want = hs->o.total + (want ? want : 1);
+	if (hs->phase == HS_START) {
+		if (hs->f == HISTORY_CSV)
+			hout_str(&hs->o, "txn,ts,store,terminal,hhid,gtin,qty,price_cents\n");
+		else if (hs->f == HISTORY_JSON)
+			hout_str(&hs->o, "[");
+		else
+			hout_fmt(&hs->o, "household %s\n", hs->hhid);
+		hs->phase = HS_BASKETS;
+	}
+	while (hs->o.rc == 0 && hs->o.total < hs->want) {
+		rc = store_history_page(hs->s, hs->hhid, hs->from_ms, hs->to_ms, &hs->pos,
+					hs->has_end ? &hs->end : NULL, HISTORY_SLICE_BASKETS,
+					hist_stream_basket, hs, e);
+		if (rc <= 0)
+			break;
+	}
+	if (rc < 0 && hs->o.rc == 0)
+		return rc;
+	if (rc == 0 && hs->o.rc == 0) {
+		if (hs->f == HISTORY_JSON)
+			hout_str(&hs->o, hs->o.n ? "\n]\n" : "]\n");
+		else if (hs->f == HISTORY_TABLE)
+			hout_fmt(&hs->o, "%ld basket%s\n", hs->o.n, hs->o.n == 1 ? "" : "s");
+		hs->phase = HS_DONE;
+	}
+	hout_flush(&hs->o);
+	if (hs->o.rc != 0)
+		return err_set(e, hs->o.rc < 0 ? hs->o.rc : POS_EIO, "history: output stopped");
+	return hs->phase == HS_DONE ? 0 : 1;
+}
+
+void history_stream_free(struct history_stream *hs)
+{
+	free(hs);
+}
+
+int history_write(struct store *s, const char *hhid, int64_t from_ms, int64_t to_ms,
+		  enum history_format f, history_sink sink, void *arg, pos_err *e)
+{
+	struct history_stream *hs = NULL;
+	int rc;
+
+	if (!sink)
+		return err_set(e, POS_EINVAL, "history_write: bad argument");
+	rc = history_stream_new(s, hhid, from_ms, to_ms, NULL, NULL, f, &hs, e);
+	while (rc == 0 && (rc = history_stream_next(hs, HISTORY_CHUNK, sink, arg, e)) > 0)
+		rc = 0;
+	history_stream_free(hs);
+	return rc;
+}
+
 int history_write_table(struct store *s, const char *hhid, int64_t from_ms, int64_t to_ms,
 			history_sink sink, void *arg, pos_err *e)
 {
-	struct hout o = { .sink = sink, .arg = arg };
-	int rc;
+	return history_write(s, hhid, from_ms, to_ms, HISTORY_TABLE, sink, arg, e);
+}
 
-	if (!s || !hhid || !sink)
-		return err_set(e, POS_EINVAL, "history_write_table: bad argument");
-	hout_fmt(&o, "household %s\n", hhid);
-	rc = store_history(s, hhid, from_ms, to_ms, hist_table, &o, e);
-	if (o.rc != 0)
-		return err_set(e, o.rc < 0 ? o.rc : POS_EIO, "history: output stopped");
-	if (rc < 0)
-		return rc;
-	hout_fmt(&o, "%ld basket%s\n", o.n, o.n == 1 ? "" : "s");
-	hout_flush(&o);
-	if (o.rc != 0)
-		return err_set(e, o.rc < 0 ? o.rc : POS_EIO, "history: output stopped");
-	return rc;
+/* 16 bytes, big-endian: ts_ms, then the basket id. */
+void history_cursor_encode(const struct store_history_pos *p, char out[HISTORY_CURSOR_LEN + 1])
+{
+	unsigned char raw[16];
+	uint64_t ts = (uint64_t)p->ts_ms, id = (uint64_t)p->id;
+
+	for (int i = 0; i < 8; i++) {
+		raw[i] = (unsigned char)(ts >> (56 - 8 * i));
+		raw[8 + i] = (unsigned char)(id >> (56 - 8 * i));
+	}
+	if (b64url_encode(raw, sizeof raw, out, HISTORY_CURSOR_LEN + 1, NULL) < 0)
+		out[0] = '\0';
+}
+
+int history_cursor_decode(const char *s, struct store_history_pos *p, pos_err *e)
+{
+	unsigned char raw[16];
+	uint64_t ts = 0, id = 0;
+	size_t n = 0;
+
+	if (!s || strlen(s) != HISTORY_CURSOR_LEN ||
+	    b64url_decode(s, HISTORY_CURSOR_LEN, raw, sizeof raw, &n, NULL) < 0 || n != sizeof raw)
+		goto bad;
+	for (int i = 0; i < 8; i++) {
+		ts = ts << 8 | raw[i];
+		id = id << 8 | raw[8 + i];
+	}
+	if (id == 0 || id > (uint64_t)INT64_MAX)
+		goto bad;
+	p->ts_ms = (int64_t)ts;
+	p->id = (int64_t)id;
+	return 0;
+bad:
+	return err_set(e, POS_EINVAL,
+		       "cursor must be the Pos-Next-Cursor value of a previous page");
 }
 
 int history_format_parse(const char *s)

@@ -28,6 +28,10 @@
 /* A worker logs refused connections at most this often (a flood would
  * write a line per connection); metrics count every one. */
 #define HTTPD_REFUSED_LOG_S 10
+/* Fill calls of a streamed reply per loop turn, whatever they produced. */
+#define HTTPD_STREAM_FILLS 16
+/* A chunk's size line: 8 hex digits (leading zeros are allowed) and CRLF. */
+#define HTTPD_CHUNK_HEAD 10
 
 enum conn_state {
 	C_HANDSHAKE,
@@ -74,6 +78,11 @@ struct conn {
 	char *out;
 	size_t out_len, out_off, out_cap;
 	size_t linger_left;
+	/* A streamed reply's source: out holds one slice of it at a time. */
+	httpd_fill fill;
+	void (*fill_done)(void *arg);
+	void *fill_arg;
+	bool chunked;
 	struct httpd_req req;
 	struct conn *prev, *next;
 	struct conn *fprev, *fnext; /* the flush list */
@@ -211,10 +220,24 @@ static void httpd_flush_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* Ends a streamed reply's source (its body is complete or abandoned). */
+static void conn_fill_end(struct conn *c)
+{
+	void (*done)(void *) = c->fill_done;
+	void *arg = c->fill_arg;
+
+	c->fill = NULL;
+	c->fill_done = NULL;
+	c->fill_arg = NULL;
+	if (done)
+		done(arg);
+}
+
 static void conn_free(struct conn *c)
 {
 	struct httpd *h = c->h;
 
+	conn_fill_end(c);
 	conn_unqueue(c);
 	conn_hs_unlink(c);
 	if (c->prev)
@@ -596,25 +619,117 @@ static enum step conn_written(struct conn *c)
 	return STEP;
 }
 
+static int conn_put(const void *buf, size_t len, void *arg)
+{
+	struct conn *c = arg;
+
+	if (len > SIZE_MAX - c->out_len - 8 ||
+	    conn_reserve(&c->out, &c->out_cap, c->out_len + len + 8) < 0)
+		return POS_ENOMEM;
+	memcpy(c->out + c->out_len, buf, len);
+	c->out_len += len;
+	return 0;
+}
+
+/* The next slice of a streamed body into out (empty, all written), framed
+ * as a chunk; the last chunk when the source says the body is done. */
+static int conn_fill(struct conn *c)
+{
+	size_t head = c->chunked ? HTTPD_CHUNK_HEAD : 0, body;
+	int rc;
+
+	c->out_off = 0;
+	c->out_len = 0;
+	if (conn_reserve(&c->out, &c->out_cap, HTTPD_STREAM_SLICE + head + 16) < 0)
+		return POS_ENOMEM;
+	c->out_len = head;
+	rc = c->fill(c->fill_arg, HTTPD_STREAM_SLICE, conn_put, c);
+	if (rc < 0)
+		return rc;
+	body = c->out_len - head;
+	if (c->chunked) {
+		static const char hex[] = "0123456789abcdef";
+
+		if (body == 0) {
+			c->out_len = 0; /* an empty chunk would end the body */
+		} else {
+			if (body > 0xffffffffu)
+				return POS_ETOOBIG;
+			for (int i = 0; i < 8; i++)
+				c->out[i] = hex[(body >> (28 - 4 * i)) & 0xf];
+			c->out[8] = '\r';
+			c->out[9] = '\n';
+			if (conn_put("\r\n", 2, c) < 0)
+				return POS_ENOMEM;
+		}
+		if (rc == 0 && conn_put("0\r\n\r\n", 5, c) < 0)
+			return POS_ENOMEM;
+	}
+	if (rc == 0)
+		conn_fill_end(c);
+	return 0;
+}
+
+/* Hands out to TLS, and a streamed body's slices after it. The deadline
+ * counts from the client's last progress: whenever the socket fills after
+ * bytes went, it starts again. A stream yields the worker after
+ * HTTPD_STREAM_TURN bytes, resuming on the socket's next writability (the
+ * next loop turn), so its other connections are served in between. */
+/* Hands the kernel what it takes of the reply buffer, over TLS or (the
+ * state-machine fuzzer's) plain socket: the bytes taken, or 0 and *step
+ * saying what to wait for. */
+static size_t conn_write_some(struct conn *c, enum step *step)
+{
+	size_t left = c->out_len - c->out_off;
+	int n;
+
+	if (!c->ssl) {
+		ssize_t w = send(c->fd, c->out + c->out_off, left, MSG_NOSIGNAL);
+
+		if (w > 0)
+			return (size_t)w;
+		*step = conn_plain_wait(c, w, EV_WRITE);
+		return 0;
+	}
+	ERR_clear_error();
+	n = SSL_write(c->ssl, c->out + c->out_off, left > INT_MAX ? INT_MAX : (int)left);
+	if (n > 0)
+		return (size_t)n;
+	*step = conn_ssl_wait(c, n);
+	return 0;
+}
+
 static enum step conn_flush(struct conn *c)
 {
-	while (c->out_off < c->out_len) {
-		size_t left = c->out_len - c->out_off;
-		int n;
+	size_t sent = 0;
+	int fills = 0;
 
-		if (!c->ssl) {
-			ssize_t w = send(c->fd, c->out + c->out_off, left, MSG_NOSIGNAL);
+	for (;;) {
+		while (c->out_off < c->out_len) {
+			enum step st = STEP;
+			size_t n = conn_write_some(c, &st);
 
-			if (w <= 0)
-				return conn_plain_wait(c, w, EV_WRITE);
-			c->out_off += (size_t)w;
-			continue;
+			if (n == 0) {
+				if (sent)
+					event_add(c->deadline, c->h->idle_tv);
+				return st;
+			}
+			c->out_off += n;
+			sent += n;
 		}
-		ERR_clear_error();
-		n = SSL_write(c->ssl, c->out + c->out_off, left > INT_MAX ? INT_MAX : (int)left);
-		if (n <= 0)
-			return conn_ssl_wait(c, n);
-		c->out_off += (size_t)n;
+		if (!c->fill)
+			break;
+		if (sent >= HTTPD_STREAM_TURN || fills >= HTTPD_STREAM_FILLS) {
+			event_add(c->deadline, c->h->idle_tv);
+			c->want = EV_WRITE;
+			return WAIT;
+		}
+		fills++;
+		if (conn_fill(c) < 0) {
+			log_warn("reply_cut", "worker=%d reason=its source failed", c->h->o.worker);
+			c->st = C_DEAD;
+			return STEP;
+		}
 	}
 	return conn_written(c);
 }
@@ -960,6 +1075,66 @@ void httpd_reply(struct httpd_req *q, int status, const char *ctype, const void 
 	c->out_off = 0;
 	c->st = C_WRITE;
 	/* The client must take the reply within idle too. */
+	event_add(c->deadline, c->h->idle_tv);
+	if (c->h->flush_ev)
+		conn_queue(c);
+	if (!c->in_io)
+		conn_io(c);
+}
+
+void httpd_reply_stream(struct httpd_req *q, int status, const char *ctype, httpd_fill fill,
+			void (*done)(void *arg), void *arg)
+{
+	struct conn *c = q->c;
+	const char *reason = http1_reason(status);
+	size_t n = 0, head_max;
+
+	if (c->st != C_HANDLER || !fill) {
+		if (done)
+			done(arg);
+		return;
+	}
+	head_max = 200 + strlen(reason) + (ctype ? strlen(ctype) : 0) + q->extra_len;
+	if (conn_reserve(&c->out, &c->out_cap, head_max) < 0) {
+		log_error("reply_failed", "worker=%d reason=out of memory", c->h->o.worker);
+		if (done)
+			done(arg);
+		c->st = C_DEAD;
+		if (!c->in_io)
+			conn_free(c);
+		return;
+	}
+	/* HTTP/1.0 has no chunks: the body ends with the connection. */
+	c->chunked = q->h.minor != 0;
+	c->close_after = !q->h.keep_alive || c->h->stopping || !c->chunked;
+	httpd_puts(c->out, &n, "HTTP/1.1 ");
+	httpd_put_uint(c->out, &n, (size_t)status);
+	httpd_puts(c->out, &n, " ");
+	httpd_puts(c->out, &n, reason);
+	httpd_puts(c->out, &n, "\r\nDate: ");
+	httpd_puts(c->out, &n, httpd_date());
+	if (ctype) {
+		httpd_puts(c->out, &n, "\r\nContent-Type: ");
+		httpd_puts(c->out, &n, ctype);
+	}
+	httpd_puts(c->out, &n, "\r\n");
+	if (c->chunked)
+		httpd_puts(c->out, &n, "Transfer-Encoding: chunked\r\n");
+	httpd_put(c->out, &n, q->extra, q->extra_len);
+	if (c->close_after)
+		httpd_puts(c->out, &n, "Connection: close\r\n");
+	httpd_puts(c->out, &n, "\r\n");
+	c->out_len = n;
+	c->out_off = 0;
+	if (q->h.method == HTTP1_HEAD) {
+		if (done)
+			done(arg);
+	} else {
+		c->fill = fill;
+		c->fill_done = done;
+		c->fill_arg = arg;
+	}
+	c->st = C_WRITE;
 	event_add(c->deadline, c->h->idle_tv);
 	if (c->h->flush_ev)
 		conn_queue(c);

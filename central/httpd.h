@@ -14,8 +14,10 @@
  *
  * Deadlines: the TLS handshake must end within handshake (or idle, if
  * shorter) from accept, a whole request must arrive within idle from the
- * handshake or from the previous reply, and a reply must be taken by the
- * client within idle too (a slowloris client cannot hold a connection).
+ * handshake or from the previous reply, and a reply must keep moving: the
+ * client has to take some of it within every idle (a slowloris client
+ * cannot hold a connection, a slow but steady reader of a long reply is
+ * not cut off).
  *
  * Connection slots come from one budget (slots.h) shared by every worker.
  * A new connection over its address's cap is reset at once. When every
@@ -103,5 +105,26 @@ void httpd_reply(struct httpd_req *q, int status, const char *ctype, const void 
  * the kernel cannot say (the connection is already gone). Valid until
  * httpd_reply. */
 const struct sockaddr *httpd_peer_addr(struct httpd_req *q, socklen_t *len);
+
+/* The put of an httpd_fill: appends len bytes to the body; 0 or POS_ENOMEM. */
+typedef int (*httpd_sink)(const void *buf, size_t len, void *put_arg);
+/* The next part of a streamed body, written through put(…, put_arg);
+ * want is about how much the connection takes now (a little more or less
+ * is fine). Returns 1 when more is to come, 0 when the body is complete,
+ * or a negative code: the connection is then cut without the body's end,
+ * so the client can tell the reply is incomplete. */
+typedef int (*httpd_fill)(void *arg, size_t want, httpd_sink put, void *put_arg);
+/* Ends q with a body made as the client takes it: chunked for HTTP/1.1,
+ * up to the connection's close for HTTP/1.0. fill runs only once all
+ * before it went to the kernel, and for at most HTTPD_STREAM_TURN bytes
+ * per loop turn, so a connection holds about one slice of the body and
+ * the worker's other connections are served in between. done(arg) runs
+ * exactly once: after the body's end, when the connection ends first, or
+ * at once for HEAD or when the reply cannot start. Added headers go out
+ * as with httpd_reply. */
+#define HTTPD_STREAM_SLICE 16384
+#define HTTPD_STREAM_TURN 65536
+void httpd_reply_stream(struct httpd_req *q, int status, const char *ctype, httpd_fill fill,
+			void (*done)(void *arg), void *arg);
 
 #endif

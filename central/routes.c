@@ -633,6 +633,19 @@ static int routes_sink(const void *buf, size_t len, void *arg)
 	return evbuffer_add(arg, buf, len) == 0 ? 0 : POS_ENOMEM;
 }
 
+/* Baskets one page may hold: finding a page's end reads this many index
+ * entries before the reply starts. */
+#define ROUTES_HISTORY_LIMIT_MAX 10000
+
+/* What a history request asks for, from its query string. */
+struct hist_query {
+	int64_t from, to;
+	enum history_format fmt;
+	long limit; /* 0: every basket left */
+	bool has_cursor;
+	struct store_history_pos after;
+};
+
 /* "Bearer <token>", the scheme case-insensitive (RFC 7235). */
 static bool routes_analyst(struct rq *q)
 {
@@ -650,8 +663,7 @@ static bool routes_analyst(struct rq *q)
 	return keyring_analyst_ok(q->r->sh->kr, h, n);
 }
 
-static int routes_history_query(struct rq *q, int64_t *from, int64_t *to,
-				enum history_format *fmt)
+static int routes_history_query(struct rq *q, struct hist_query *hq)
 {
 	const char *query = httpd_query(q->req);
 	struct evkeyvalq kv;
@@ -659,8 +671,8 @@ static int routes_history_query(struct rq *q, int64_t *from, int64_t *to,
 	pos_err e = { 0 };
 	int rc = 0;
 
-	*from = *to = 0;
-	*fmt = HISTORY_JSON;
+	memset(hq, 0, sizeof *hq);
+	hq->fmt = HISTORY_JSON;
 	if (!query || !query[0])
 		return 0;
 	if (strlen(query) > ROUTES_QUERY_MAX) {
@@ -675,7 +687,7 @@ static int routes_history_query(struct rq *q, int64_t *from, int64_t *to,
 	TAILQ_FOREACH (p, &kv, next)
 	{
 		if (strcmp(p->key, "from") == 0 || strcmp(p->key, "to") == 0) {
-			int64_t *dst = p->key[0] == 'f' ? from : to;
+			int64_t *dst = p->key[0] == 'f' ? &hq->from : &hq->to;
 
 			if (time_parse_rfc3339(p->value, 1, dst, &e) < 0) {
 				char d[96];
@@ -694,28 +706,98 @@ static int routes_history_query(struct rq *q, int64_t *from, int64_t *to,
 				rc = -1;
 				break;
 			}
-			*fmt = (enum history_format)f;
+			hq->fmt = (enum history_format)f;
+		} else if (strcmp(p->key, "limit") == 0) {
+			char *end = NULL;
+			long v = 0;
+
+			if (p->value[0] >= '0' && p->value[0] <= '9' && strlen(p->value) <= 6)
+				v = strtol(p->value, &end, 10);
+			if (!end || *end || v < 1 || v > ROUTES_HISTORY_LIMIT_MAX) {
+				char d[96];
+
+				snprintf(d, sizeof d, "limit must be a whole number from 1 to %d",
+					 ROUTES_HISTORY_LIMIT_MAX);
+				routes_error(q, 400, "bad_request", d);
+				rc = -1;
+				break;
+			}
+			hq->limit = v;
+		} else if (strcmp(p->key, "cursor") == 0) {
+			if (history_cursor_decode(p->value, &hq->after, &e) < 0) {
+				routes_error(q, 400, "bad_request", e.msg);
+				rc = -1;
+				break;
+			}
+			hq->has_cursor = true;
 		} else {
 			routes_error(q, 400, "bad_request",
-				     "unknown query parameter (known: from, to, format)");
+				     "unknown query parameter (known: from, to, format, limit, "
+				     "cursor)");
 			rc = -1;
 			break;
 		}
 	}
 	evhttp_clear_headers(&kv);
-	if (rc == 0 && *from && *to && *from >= *to) {
+	if (rc == 0 && hq->from && hq->to && hq->from >= hq->to) {
 		routes_error(q, 400, "bad_request", "from must be before to");
 		rc = -1;
 	}
 	return rc;
 }
 
+static int routes_history_fill(void *arg, size_t want, httpd_sink put, void *put_arg)
+{
+	pos_err e = { 0 };
+	int rc = history_stream_next(arg, want, put, put_arg, &e);
+
+	/* The status went out already: the log is where a failure shows, and
+	 * the client sees the body end without its last chunk. */
+	if (rc < 0 && rc != POS_ENOMEM)
+		log_error("history_failed", "error=%s", e.msg);
+	return rc;
+}
+
+static void routes_history_done(void *arg)
+{
+	history_stream_free(arg);
+}
+
+/* The page ends at its limit-th basket; the next page's cursor is that
+ * basket's place, given only when a basket follows it. Both ends are
+ * places, not counts, so baskets stored meanwhile shift nothing: across
+ * pages each basket comes once. */
+static int routes_history_page_end(struct rq *q, const char *hhid, const struct hist_query *hq,
+				   struct store_history_pos *end, bool *has_end, pos_err *e)
+{
+	char cur[HISTORY_CURSOR_LEN + 1];
+	bool more = false;
+	int rc;
+
+	*has_end = false;
+	if (!hq->limit)
+		return 0;
+	rc = store_history_seek(q->r->store, hhid, hq->from, hq->to,
+				hq->has_cursor ? &hq->after : NULL, hq->limit, end, &more, e);
+	if (rc == POS_ENOTFOUND)
+		return 0;
+	if (rc < 0)
+		return rc;
+	*has_end = true;
+	if (more) {
+		history_cursor_encode(end, cur);
+		(void)httpd_add_header(q->req, "Pos-Next-Cursor", cur);
+	}
+	return 0;
+}
+
 static void routes_history(struct rq *q, const char *hhid)
 {
 	struct store_household hh;
-	struct evbuffer *b = NULL;
-	enum history_format fmt;
-	int64_t from, to;
+	struct history_stream *hs = NULL;
+	struct hist_query hq;
+	struct store_history_pos end;
+	bool has_end = false;
 	pos_err e = { 0 };
 	int rc;
 
@@ -732,7 +814,7 @@ static void routes_history(struct rq *q, const char *hhid)
 			     "hhid must be hh_ and 26 Crockford base32 characters");
 		return;
 	}
-	if (routes_history_query(q, &from, &to, &fmt) < 0)
+	if (routes_history_query(q, &hq) < 0)
 		return;
 	/* store_household, not store_household_exists: a household merged
 	 * away has no history of its own (it moved to the survivor). */
@@ -744,17 +826,22 @@ static void routes_history(struct rq *q, const char *hhid)
 		routes_error(q, 404, "unknown_household", "no household has this hhid");
 		return;
 	}
-	if (!(b = evbuffer_new())) {
-		routes_error(q, 500, "internal", "out of memory");
+	if ((rc = routes_history_page_end(q, hhid, &hq, &end, &has_end, &e)) < 0 ||
+	    (rc = history_stream_new(q->r->store, hhid, hq.from, hq.to,
+				     hq.has_cursor ? &hq.after : NULL, has_end ? &end : NULL,
+				     hq.fmt, &hs, &e)) < 0) {
+		routes_fail(q, rc, &e);
 		return;
 	}
-	rc = history_write(q->r->store, hhid, from, to, fmt, routes_sink, b, &e);
-	if (rc < 0)
-		routes_fail(q, rc, &e);
-	else
-		routes_send(q, 200, fmt == HISTORY_CSV ? "text/csv; charset=utf-8" : "application/json",
-			    b);
-	evbuffer_free(b);
+	(void)httpd_add_header(q->req, "Cache-Control", "no-store");
+	metrics_request(q->route, 200);
+	log_info("request", "route=%s method=%s status=200 latency_us=%lld store=%s terminal=%s",
+		 metrics_route_name(q->route), httpd_method_name(q->req),
+		 (long long)(time_mono_us() - q->t0_us), q->store[0] ? q->store : "-",
+		 q->terminal[0] ? q->terminal : "-");
+	httpd_reply_stream(q->req, 200,
+			   hq.fmt == HISTORY_CSV ? "text/csv; charset=utf-8" : "application/json",
+			   routes_history_fill, routes_history_done, hs);
 }
 
 /* ------------------------------------------------------------ offers */

@@ -140,6 +140,35 @@ int store_backup(struct store *s, const char *dest, pos_err *e);
 int store_history(struct store *s, const char *hhid, int64_t from_ms, int64_t to_ms,
 		  int (*fn)(const struct store_basket *b, void *arg), void *arg, pos_err *e);
 
+/* A place in a household's history (newest first): the basket with time
+ * ts_ms and the store's own basket id. id 0 is the start, before the
+ * newest basket. Stable across connections and restarts, so it can travel
+ * in a paging cursor; it says nothing about any other basket. */
+struct store_history_pos {
+	int64_t ts_ms;
+	int64_t id;
+};
+
+/* One slice of a history walk, each slice its own short read (no read
+ * snapshot held between slices, so a slow reader never pins the WAL and
+ * the connection stays free for other work in between). Calls fn for up to
+ * max baskets of hhid with from_ms <= ts < to_ms (0 = open bound) that come
+ * after *pos and not after *end (NULL: no end), newest first, and moves
+ * *pos to each basket before fn sees it. fn returns 0 to go on, > 0 to stop
+ * after its basket, < 0 to fail (returned). Returns 1 when the slice ended
+ * before the walk did (max reached or fn stopped), 0 when no basket is
+ * left, or a negative code. */
+int store_history_page(struct store *s, const char *hhid, int64_t from_ms, int64_t to_ms,
+		       struct store_history_pos *pos, const struct store_history_pos *end,
+		       size_t max, int (*fn)(const struct store_basket *b, void *arg), void *arg,
+		       pos_err *e);
+/* *out: the place of the n-th basket (n >= 1) after *after in the same
+ * walk, read from the index alone; *more: whether another basket follows
+ * it. POS_ENOTFOUND when fewer than n baskets are left. */
+int store_history_seek(struct store *s, const char *hhid, int64_t from_ms, int64_t to_ms,
+		       const struct store_history_pos *after, long n,
+		       struct store_history_pos *out, bool *more, pos_err *e);
+
 /* Audit log of admin actions: who (a role or user), what, and a detail that
  * never holds a TID. */
 int store_audit(struct store *s, const char *actor, const char *action, const char *detail,

@@ -74,6 +74,8 @@ enum stmt_id {
 	Q_ITEMS_ADD,
 	Q_HIST,
 	Q_HIST_ITEMS,
+	Q_HIST_PAGE,
+	Q_HIST_SEEK,
 	Q_AUDIT,
 	Q_STATS,
 	Q_MERGE_REDEEM,
@@ -136,6 +138,13 @@ static const char *const stmt_sql[Q_COUNT] = {
 		   "WHERE hhid = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts DESC, id DESC",
 	[Q_HIST_ITEMS] = "SELECT gtin, qty, price_cents FROM items WHERE basket_id = ?1 "
 			 "ORDER BY seq",
+	/* ?2 and ?3 are the walk's inclusive ts bounds, so the index range is
+	 * exact; the id terms only sort out baskets sharing a bound's ts. */
+	[Q_HIST_PAGE] = "SELECT id, txn, ts, store, terminal, hhid, deident, digest FROM baskets "
+			"WHERE hhid = ?1 AND ts <= ?2 AND ts >= ?3 AND (ts < ?2 OR id < ?4) "
+			"AND (ts > ?3 OR id >= ?5) ORDER BY ts DESC, id DESC LIMIT ?6",
+	[Q_HIST_SEEK] = "SELECT ts, id FROM baskets WHERE hhid = ?1 AND ts <= ?2 AND ts >= ?3 "
+			"AND (ts < ?2 OR id < ?4) ORDER BY ts DESC, id DESC LIMIT 2 OFFSET ?5",
 	[Q_AUDIT] = "INSERT INTO audit(ts, actor, action, detail) VALUES (?1, ?2, ?3, ?4)",
 	[Q_STATS] = "SELECT households, baskets, items FROM counters",
 	[Q_MERGE_REDEEM] = "UPDATE offer_redemptions SET hhid = ?2 WHERE hhid = ?1",
@@ -1457,6 +1466,141 @@ int store_history(struct store *s, const char *hhid, int64_t from_ms, int64_t to
 	}
 	if (ret == 0 && rc != SQLITE_DONE)
 		ret = store_dberr(s, rc, "history", e);
+	sqlite3_reset(st);
+	return ret;
+}
+
+/* The inclusive ts bounds of a walk from from_ms to to_ms (0 = open) after
+ * *after and down to *end, with the ids that split the baskets sharing a
+ * bound's ts. False when nothing can be left. */
+struct hist_range {
+	int64_t hi, hi_id; /* ts <= hi, and id < hi_id at ts == hi */
+	int64_t lo, lo_id; /* ts >= lo, and id >= lo_id at ts == lo */
+};
+
+static bool hist_range(int64_t from_ms, int64_t to_ms, const struct store_history_pos *after,
+		       const struct store_history_pos *end, struct hist_range *r)
+{
+	r->hi = to_ms && to_ms > INT64_MIN ? to_ms - 1 : INT64_MAX;
+	r->hi_id = INT64_MAX;
+	if (after && after->id) {
+		if (after->ts_ms < r->hi) {
+			r->hi = after->ts_ms;
+			r->hi_id = after->id;
+		} else if (after->ts_ms == r->hi) {
+			r->hi_id = after->id;
+		}
+	}
+	r->lo = from_ms ? from_ms : INT64_MIN;
+	r->lo_id = INT64_MIN;
+	if (end && end->id) {
+		if (end->ts_ms > r->lo) {
+			r->lo = end->ts_ms;
+			r->lo_id = end->id;
+		} else if (end->ts_ms == r->lo) {
+			r->lo_id = end->id;
+		}
+	}
+	return r->hi >= r->lo;
+}
+
+static void hist_bind(sqlite3_stmt *st, const char *hhid, const struct hist_range *r, bool lo_id)
+{
+	sqlite3_bind_text(st, 1, hhid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, r->hi);
+	sqlite3_bind_int64(st, 3, r->lo);
+	sqlite3_bind_int64(st, 4, r->hi_id);
+	if (lo_id)
+		sqlite3_bind_int64(st, 5, r->lo_id);
+}
+
+int store_history_page(struct store *s, const char *hhid, int64_t from_ms, int64_t to_ms,
+		       struct store_history_pos *pos, const struct store_history_pos *end,
+		       size_t max, int (*fn)(const struct store_basket *b, void *arg), void *arg,
+		       pos_err *e)
+{
+	struct store_basket b;
+	struct hist_range r;
+	sqlite3_stmt *st;
+	size_t n = 0;
+	int rc, ret = 0;
+
+	if (!s || !hhid || !pos || !fn || max == 0)
+		return err_set(e, POS_EINVAL, "store_history_page: missing argument");
+	if (!deident_hhid_valid(hhid))
+		return err_set(e, POS_EINVAL, "malformed hhid");
+	if (!hist_range(from_ms, to_ms, pos, end, &r))
+		return 0;
+	st = store_stmt(s, Q_HIST_PAGE, e);
+	if (!st)
+		return POS_EDB;
+	hist_bind(st, hhid, &r, true);
+	sqlite3_bind_int64(st, 6, max > (size_t)INT64_MAX ? INT64_MAX : (sqlite3_int64)max);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const void *d;
+		sqlite3_int64 id = sqlite3_column_int64(st, 0);
+
+		memset(&b, 0, sizeof(b));
+		col_text(st, 1, b.txn, sizeof(b.txn));
+		b.ts_ms = sqlite3_column_int64(st, 2);
+		col_text(st, 3, b.store, sizeof(b.store));
+		col_text(st, 4, b.terminal, sizeof(b.terminal));
+		col_text(st, 5, b.hhid, sizeof(b.hhid));
+		col_text(st, 6, b.deident, sizeof(b.deident));
+		d = sqlite3_column_blob(st, 7);
+		if (d && sqlite3_column_bytes(st, 7) == 32)
+			memcpy(b.digest, d, 32);
+		ret = hist_items(s, id, &b, e);
+		if (ret < 0)
+			break;
+		pos->ts_ms = b.ts_ms;
+		pos->id = id;
+		n++;
+		ret = fn(&b, arg);
+		if (ret != 0)
+			break;
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = store_dberr(s, rc, "history", e);
+	sqlite3_reset(st);
+	if (ret < 0)
+		return ret;
+	return ret > 0 || n == max ? 1 : 0;
+}
+
+int store_history_seek(struct store *s, const char *hhid, int64_t from_ms, int64_t to_ms,
+		       const struct store_history_pos *after, long n,
+		       struct store_history_pos *out, bool *more, pos_err *e)
+{
+	struct hist_range r;
+	sqlite3_stmt *st;
+	int rc, ret = 0;
+
+	if (!s || !hhid || !out || !more || n < 1)
+		return err_set(e, POS_EINVAL, "store_history_seek: bad argument");
+	if (!deident_hhid_valid(hhid))
+		return err_set(e, POS_EINVAL, "malformed hhid");
+	*more = false;
+	if (!hist_range(from_ms, to_ms, after, NULL, &r))
+		return err_set(e, POS_ENOTFOUND, "fewer baskets are left than asked");
+	st = store_stmt(s, Q_HIST_SEEK, e);
+	if (!st)
+		return POS_EDB;
+	hist_bind(st, hhid, &r, false);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)n - 1);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		out->ts_ms = sqlite3_column_int64(st, 0);
+		out->id = sqlite3_column_int64(st, 1);
+		rc = sqlite3_step(st);
+		*more = rc == SQLITE_ROW;
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+			ret = store_dberr(s, rc, "history", e);
+	} else if (rc == SQLITE_DONE) {
+		ret = err_set(e, POS_ENOTFOUND, "fewer baskets are left than asked");
+	} else {
+		ret = store_dberr(s, rc, "history", e);
+	}
 	sqlite3_reset(st);
 	return ret;
 }
