@@ -41,6 +41,8 @@ static const struct cconf_key cconf_keys[] = {
 	{ "tls", "key", CC_PATH, "server.key", 0, 0, CC_FIELD(tls_key), NULL },
 	{ "tls", "ticket_rotate_s", CC_INT, "3600", 1, 7L * 24 * 3600, CC_LONG(ticket_rotate_s),
 	  "seconds a session ticket key seals tickets; it opens them one period more" },
+	{ "tls", "session_cache", CC_INT, "10000", 16, 1000000, CC_LONG(session_cache),
+	  "resumable TLS sessions kept, about 4 KB each: one per terminal" },
 	{ "keys", "hpke", CC_PATH, "hpke.key", 0, 0, CC_FIELD(hpke_key),
 	  "current X25519 private key (PEM)" },
 	{ "keys", "hpke_retired", CC_PATH, "keys", 0, 0, CC_FIELD(hpke_retired),

@@ -16,6 +16,8 @@
  *   key = server.key
  *   ticket_rotate_s = 3600   ; seconds a session ticket key seals tickets; it
  *                            ; opens them one period more
+ *   session_cache = 10000    ; resumable TLS sessions kept, about 4 KB each:
+ *                            ; one per terminal
  *   [keys]
  *   hpke = hpke.key          ; current X25519 private key (PEM)
  *   hpke_retired = keys      ; folder of earlier *.key files, opened by kid
@@ -63,6 +65,7 @@ struct cconf {
 	char tls_cert[CCONF_PATH_MAX];
 	char tls_key[CCONF_PATH_MAX];
 	long ticket_rotate_s;
+	long session_cache;
 	char hpke_key[CCONF_PATH_MAX];
 	char hpke_retired[CCONF_PATH_MAX];
 	char k_index[CCONF_PATH_MAX];

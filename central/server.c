@@ -5,6 +5,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -46,6 +47,9 @@
 #define SERVER_FLUSH_GRACE_US 3000000
 #define SERVER_SESSION_CTX "pos-central"
 #define SERVER_TICKET_FILE "ticket.key"
+#define SERVER_SESSIONS_FILE "tls_sessions"
+/* One session as DER: mostly the client certificate. */
+#define SERVER_SESS_DER_MAX 16384
 
 /* One session ticket key: a ticket names the key that sealed it. */
 struct server_ticket_key {
@@ -62,6 +66,39 @@ struct server_ticket_key {
  * each; the file's mtime is when keys[0] began. The main thread rotates
  * them; workers' handshakes read them under the lock.
  */
+/*
+ * One resumable TLS session, found by the id its ticket carries. epoch is
+ * the name of the ticket key current when it was issued: the session
+ * resumes while that key is still held (one period more), as a ticket
+ * that key sealed would. s is NULL while only der is held (read from the
+ * sessions file at start; decoded when its terminal comes back).
+ */
+struct server_sess {
+	unsigned char id[SSL_MAX_SSL_SESSION_ID_LENGTH];
+	unsigned char epoch[16];
+	SSL_SESSION *s;
+	unsigned char *der;
+	size_t der_len;
+	struct server_sess *hnext;         /* same bucket */
+	struct server_sess *older, *newer; /* issue order: the oldest goes first */
+};
+
+/*
+ * The sessions central can resume, at most max ([tls] session_cache). A
+ * ticket is only a session's id, so resuming decodes nothing; each resumes
+ * once (the resumed connection gets a new ticket). Workers add and take
+ * under the mutex; the main thread drops a period's sessions when its key
+ * goes, and logs evictions.
+ */
+struct server_sessions {
+	pthread_mutex_t lock;
+	bool ready;
+	struct server_sess **bucket;
+	size_t nbuckets, n, max;
+	struct server_sess *oldest, *newest;
+	unsigned long evicted; /* since the main thread last logged */
+};
+
 struct server_tickets {
 	pthread_rwlock_t lock;
 	struct server_ticket_key keys[2];
@@ -69,6 +106,7 @@ struct server_tickets {
 	time_t born;
 	long period;
 	char path[CCONF_PATH_MAX + 16];
+	struct server_sessions cache;
 };
 
 /*
@@ -340,6 +378,8 @@ static int server_tickets_load(const struct cconf *c, struct server_tickets *t, 
 	return 0;
 }
 
+static void server_sessions_tick(struct server_tickets *t, bool purge);
+
 /*
  * Once keys[0] has sealed tickets for a period, a fresh key takes over
  * and keys[0] becomes the previous key (dropped instead when it is two
@@ -357,8 +397,10 @@ static void server_tickets_poll(struct server_tickets *t, time_t now)
 
 	if (age < 0)
 		t->born = now; /* the clock went back: a period from now */
-	if (age < t->period)
+	if (age < t->period) {
+		server_sessions_tick(t, false);
 		return;
+	}
 	if (RAND_bytes(raw, SERVER_TICKET_KEY_LEN) != 1) {
 		log_error("ticket_key_rotate_failed", "file=%s error=no random bytes", t->path);
 		t->born = now; /* tried again a period later */
@@ -385,63 +427,437 @@ static void server_tickets_poll(struct server_tickets *t, time_t now)
 		log_info("ticket_key_rotated", "file=%s keys=%d period_s=%ld", t->path, n,
 			 t->period);
 	wipe(raw, sizeof raw);
+	server_sessions_tick(t, true);
+}
+
+/* ------------------------------------------------------------ sessions */
+
+static int server_trust_revoked(struct server_trust *t, X509 *cert);
+
+/* Seconds a client may keep a ticket: until its period's key is dropped
+ * (two periods at most), and never over TLS 1.3's week. */
+static long server_sessions_lifetime(long period)
+{
+	long s = period > 302400 ? 604800 : 2 * period;
+
+	return s > 0 ? s : 1;
+}
+
+static int server_sessions_init(struct server_sessions *c, long max, pos_err *e)
+{
+	if (c->ready)
+		return 0;
+	c->max = max > 0 ? (size_t)max : 1;
+	c->nbuckets = 64;
+	while (c->nbuckets < c->max && c->nbuckets < (size_t)1 << 24)
+		c->nbuckets <<= 1;
+	c->bucket = calloc(c->nbuckets, sizeof *c->bucket);
+	if (!c->bucket)
+		return err_set(e, POS_ENOMEM, "out of memory for a TLS session cache of %ld", max);
+	pthread_mutex_init(&c->lock, NULL);
+	c->ready = true;
+	return 0;
+}
+
+static void server_sess_free(struct server_sess *x)
+{
+	if (!x)
+		return;
+	SSL_SESSION_free(x->s); /* OpenSSL wipes its master key */
+	if (x->der)
+		wipe_free(x->der, x->der_len);
+	free(x);
+}
+
+/* The id is random: its first bytes spread the buckets. Locked. */
+static struct server_sess **server_sess_slot(struct server_sessions *c, const unsigned char *id)
+{
+	uint64_t h;
+
+	memcpy(&h, id, sizeof h);
+	return &c->bucket[h & (c->nbuckets - 1)];
+}
+
+/* Takes x out of the table and the age list. Locked. */
+static void server_sess_unlink(struct server_sessions *c, struct server_sess *x)
+{
+	struct server_sess **pp = server_sess_slot(c, x->id);
+
+	while (*pp && *pp != x)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = x->hnext;
+	if (x->older)
+		x->older->newer = x->newer;
+	else
+		c->oldest = x->newer;
+	if (x->newer)
+		x->newer->older = x->older;
+	else
+		c->newest = x->older;
+	x->hnext = x->older = x->newer = NULL;
+	c->n--;
+}
+
+/* Adds x as the newest; returns the entry evicted to make room (the
+ * caller frees it outside the lock), or NULL. Locked. */
+static struct server_sess *server_sess_link(struct server_sessions *c, struct server_sess *x)
+{
+	struct server_sess **pp = server_sess_slot(c, x->id), *gone = NULL;
+
+	if (c->n >= c->max && c->oldest) {
+		gone = c->oldest;
+		server_sess_unlink(c, gone);
+		c->evicted++;
+	}
+	x->hnext = *pp;
+	*pp = x;
+	x->older = c->newest;
+	x->newer = NULL;
+	if (c->newest)
+		c->newest->newer = x;
+	else
+		c->oldest = x;
+	c->newest = x;
+	c->n++;
+	return gone;
+}
+
+/* 1 when the key named epoch is still held: its sessions may resume. */
+static int server_sess_epoch_held(struct server_tickets *t, const unsigned char epoch[16])
+{
+	int held = 0;
+
+	pthread_rwlock_rdlock(&t->lock);
+	for (int i = 0; i < t->n && !held; i++)
+		held = CRYPTO_memcmp(epoch, t->keys[i].name, sizeof t->keys[i].name) == 0;
+	pthread_rwlock_unlock(&t->lock);
+	return held;
+}
+
+/* OpenSSL made a session and sends its id as a ticket: keep a copy of it.
+ * A copy, because OpenSSL marks the connection's own session unresumable
+ * when the connection closes without our close_notify, as keep-alive
+ * connections do. Returns 0: OpenSSL keeps its reference. */
+static int server_sess_new_cb(SSL *s, SSL_SESSION *sess)
+{
+	struct server_tickets *t = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(s), server_ctx_idx);
+	struct server_sess *x, *gone;
+	const unsigned char *id;
+	unsigned int len = 0;
+
+	if (!t || !t->cache.ready)
+		return 0;
+	id = SSL_SESSION_get_id(sess, &len);
+	if (len != SSL_MAX_SSL_SESSION_ID_LENGTH || !(x = calloc(1, sizeof *x)))
+		return 0;
+	if (!(x->s = SSL_SESSION_dup(sess))) {
+		free(x);
+		return 0;
+	}
+	memcpy(x->id, id, len);
+	pthread_rwlock_rdlock(&t->lock);
+	memcpy(x->epoch, t->keys[0].name, sizeof x->epoch);
+	pthread_rwlock_unlock(&t->lock);
+	pthread_mutex_lock(&t->cache.lock);
+	gone = server_sess_link(&t->cache, x);
+	pthread_mutex_unlock(&t->cache.lock);
+	server_sess_free(gone);
+	return 0;
+}
+
+/*
+ * A client offers a ticket: the session it names, taken out of the cache
+ * (a ticket resumes once). NULL, and so a full handshake, when it is
+ * unknown, its period's key is gone, or its certificate is revoked now
+ * (the full handshake then refuses it). *copy 0: the cache's reference
+ * goes to OpenSSL.
+ */
+static SSL_SESSION *server_sess_get_cb(SSL *s, const unsigned char *id, int len, int *copy)
+{
+	SSL_CTX *ctx = SSL_get_SSL_CTX(s);
+	struct server_tickets *t = SSL_CTX_get_ex_data(ctx, server_ctx_idx);
+	struct server_trust *tr = SSL_CTX_get_ex_data(ctx, server_trust_idx);
+	struct server_sess *x;
+	SSL_SESSION *sess = NULL;
+	X509 *peer;
+
+	*copy = 0;
+	if (!t || !t->cache.ready || len != SSL_MAX_SSL_SESSION_ID_LENGTH)
+		return NULL;
+	pthread_mutex_lock(&t->cache.lock);
+	for (x = *server_sess_slot(&t->cache, id); x; x = x->hnext)
+		if (memcmp(x->id, id, sizeof x->id) == 0)
+			break;
+	if (x)
+		server_sess_unlink(&t->cache, x);
+	pthread_mutex_unlock(&t->cache.lock);
+	if (!x || !server_sess_epoch_held(t, x->epoch))
+		goto out;
+	if (!x->s) {
+		const unsigned char *p = x->der;
+
+		x->s = d2i_SSL_SESSION(NULL, &p, (long)x->der_len);
+		ERR_clear_error();
+	}
+	peer = x->s ? SSL_SESSION_get0_peer(x->s) : NULL;
+	if (!x->s || (peer && tr && server_trust_revoked(tr, peer)))
+		goto out;
+	sess = x->s;
+	x->s = NULL;
+out:
+	server_sess_free(x);
+	return sess;
+}
+
+/*
+ * Main thread, once a second: after a rotation (purge), the sessions of a
+ * period whose key is gone are dropped and their secrets wiped; evictions
+ * since the last call are logged once.
+ */
+static void server_sessions_tick(struct server_tickets *t, bool purge)
+{
+	struct server_sessions *c = &t->cache;
+	struct server_sess *x, *next, *dead = NULL;
+	unsigned char names[2][16];
+	unsigned long evicted;
+	size_t n;
+	int held;
+
+	if (!c->ready)
+		return;
+	pthread_rwlock_rdlock(&t->lock);
+	held = t->n;
+	memcpy(names[0], t->keys[0].name, 16);
+	memcpy(names[1], t->keys[1].name, 16);
+	pthread_rwlock_unlock(&t->lock);
+	pthread_mutex_lock(&c->lock);
+	for (x = purge ? c->oldest : NULL; x; x = next) {
+		next = x->newer;
+		if (memcmp(x->epoch, names[0], 16) != 0 &&
+		    (held < 2 || memcmp(x->epoch, names[1], 16) != 0)) {
+			server_sess_unlink(c, x);
+			x->hnext = dead;
+			dead = x;
+		}
+	}
+	evicted = c->evicted;
+	c->evicted = 0;
+	n = c->n;
+	pthread_mutex_unlock(&c->lock);
+	for (; dead; dead = next) {
+		next = dead->hnext;
+		server_sess_free(dead);
+	}
+	if (evicted)
+		log_warn("tls_session_cache_full",
+			 "evicted=%lu sessions=%zu max=%zu (those terminals' next handshakes are "
+			 "full ones; raise [tls] session_cache)",
+			 evicted, n, c->max);
 }
 
 static void server_tickets_wipe(struct server_tickets *t)
 {
+	struct server_sessions *c = &t->cache;
+	struct server_sess *x, *next;
+
 	wipe(t->keys, sizeof t->keys);
 	t->n = 0;
+	if (!c->ready)
+		return;
+	for (x = c->oldest; x; x = next) {
+		next = x->newer;
+		server_sess_free(x);
+	}
+	free(c->bucket);
+	pthread_mutex_destroy(&c->lock);
+	memset(c, 0, sizeof *c);
 }
 
-/* OpenSSL's ticket callback: enc seals a new ticket with the current key;
- * else opens one with the key it names, 0 (full handshake) for a key we
- * no longer hold. The ticket's own cipher is AES-256-CBC with HMAC-SHA256
- * (OpenSSL's format); TLS 1.3 binds it to the handshake besides. */
-static int server_ticket_cb(SSL *s, unsigned char key_name[16], unsigned char *iv,
-			    EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
+/*
+ * The sessions file: sealed like a ticket (AES-256-CBC, then HMAC-SHA256
+ * over key name, IV and ciphertext) with the ticket key current at the
+ * stop, so it opens only while that key is held. Plaintext: per session
+ * its epoch (16 bytes), id (32), DER's length (4, big-endian), the DER.
+ */
+#define SERVER_SESS_REC (16 + SSL_MAX_SSL_SESSION_ID_LENGTH + 4)
+static int server_sessions_path(const struct server_tickets *t, char *out, size_t cap)
 {
-	struct server_tickets *t = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(s), server_ctx_idx);
-	const struct server_ticket_key *k = NULL;
-	OSSL_PARAM params[3];
-	int rc = -1;
+	const char *slash = strrchr(t->path, '/');
+	int n = snprintf(out, cap, "%.*s" SERVER_SESSIONS_FILE,
+			 slash ? (int)(slash - t->path + 1) : 0, t->path);
 
-	if (!t)
-		return -1;
-	pthread_rwlock_rdlock(&t->lock);
-	if (enc)
-		k = &t->keys[0];
+	return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+static int server_sessions_mac(const struct server_ticket_key *k, const unsigned char *p, size_t n,
+			       unsigned char mac[32])
+{
+	size_t len = 0;
+
+	return EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, k->hmac, sizeof k->hmac, p, n, mac, 32,
+			 &len) && len == 32
+		       ? 0
+		       : -1;
+}
+
+/*
+ * At a clean stop (workers joined): the sessions still resumable, sealed
+ * into the sessions file, so terminals reconnecting after a restart resume
+ * instead of paying a full handshake each. Best effort: logged, never fatal.
+ */
+static void server_sessions_save(struct server_tickets *t)
+{
+	struct server_sessions *c = &t->cache;
+	unsigned char *plain = NULL, *out = NULL, *p;
+	char path[CCONF_PATH_MAX + 32];
+	size_t cap, used = 0, saved = 0;
+	int clen = 0, fl = 0;
+	EVP_CIPHER_CTX *cc = NULL;
+	pos_err e = { 0 };
+
+	if (!c->ready || t->n < 1 || server_sessions_path(t, path, sizeof path) < 0)
+		return;
+	if (c->n == 0) {
+		unlink(path);
+		return;
+	}
+	cap = 0;
+	for (struct server_sess *x = c->oldest; x; x = x->newer)
+		cap += SERVER_SESS_REC + (x->s ? (size_t)i2d_SSL_SESSION(x->s, NULL) : x->der_len);
+	if (cap > INT_MAX / 2 || !(plain = malloc(cap)) || !(out = malloc(16 + 16 + cap + 16 + 32)) ||
+	    !(cc = EVP_CIPHER_CTX_new()))
+		goto out;
+	for (struct server_sess *x = c->oldest; x; x = x->newer) {
+		int n = x->s ? i2d_SSL_SESSION(x->s, NULL) : (int)x->der_len;
+
+		if (n <= 0 || n > SERVER_SESS_DER_MAX || used + SERVER_SESS_REC + (size_t)n > cap ||
+		    !server_sess_epoch_held(t, x->epoch))
+			continue;
+		memcpy(plain + used, x->epoch, 16);
+		memcpy(plain + used + 16, x->id, sizeof x->id);
+		plain[used + 48] = (unsigned char)(n >> 24);
+		plain[used + 49] = (unsigned char)(n >> 16);
+		plain[used + 50] = (unsigned char)(n >> 8);
+		plain[used + 51] = (unsigned char)n;
+		p = plain + used + SERVER_SESS_REC;
+		if (x->s)
+			i2d_SSL_SESSION(x->s, &p);
+		else
+			memcpy(p, x->der, x->der_len);
+		used += SERVER_SESS_REC + (size_t)n;
+		saved++;
+	}
+	memcpy(out, t->keys[0].name, 16);
+	if (RAND_bytes(out + 16, 16) != 1 ||
+	    EVP_EncryptInit_ex(cc, EVP_aes_256_cbc(), NULL, t->keys[0].aes, out + 16) != 1 ||
+	    EVP_EncryptUpdate(cc, out + 32, &clen, plain, (int)used) != 1 ||
+	    EVP_EncryptFinal_ex(cc, out + 32 + clen, &fl) != 1 ||
+	    server_sessions_mac(&t->keys[0], out, 32 + (size_t)(clen + fl), out + 32 + clen + fl) < 0)
+		goto out;
+	if (keys_write_file(path, out, 32 + (size_t)(clen + fl) + 32, 0600, 1, &e) < 0)
+		log_error("tls_sessions_save_failed", "file=%s error=%s", path, e.msg);
 	else
-		for (int i = 0; i < t->n && !k; i++)
-			if (CRYPTO_memcmp(key_name, t->keys[i].name, sizeof t->keys[i].name) == 0)
-				k = &t->keys[i];
-	if (!k) {
-		rc = 0;
-		goto out;
-	}
-	params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, (void *)k->hmac,
-						      sizeof k->hmac);
-	params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
-	params[2] = OSSL_PARAM_construct_end();
-	if (enc) {
-		memcpy(key_name, k->name, sizeof k->name);
-		if (RAND_bytes(iv, EVP_CIPHER_iv_length(EVP_aes_256_cbc())) != 1 ||
-		    EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv) != 1 ||
-		    EVP_MAC_CTX_set_params(hctx, params) != 1)
-			goto out;
-		rc = 1;
-		goto out;
-	}
-	if (EVP_MAC_CTX_set_params(hctx, params) != 1 ||
-	    EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv) != 1)
-		goto out;
-	/* 2 = renew: with 1, OpenSSL sends no new ticket on a resumed TLS 1.3
-	 * connection, and a client that resumes from that connection's
-	 * session next time gets a full handshake (measured: every other
-	 * reconnect). Renewing also moves a client off the previous key. */
-	rc = 2;
+		log_info("tls_sessions_saved", "file=%s sessions=%zu", path, saved);
 out:
-	pthread_rwlock_unlock(&t->lock);
-	return rc;
+	EVP_CIPHER_CTX_free(cc);
+	if (plain)
+		wipe_free(plain, cap);
+	free(out);
+}
+
+/*
+ * At start: the sessions the last clean stop saved, while their key is
+ * held; each is decoded only when its terminal comes back. The file is
+ * removed once read: a session resumes once, and a crash later must not
+ * bring back ones already used. A file that does not open is logged and
+ * ignored (those terminals make full handshakes).
+ */
+static void server_sessions_load(struct server_tickets *t)
+{
+	struct server_sessions *c = &t->cache;
+	const struct server_ticket_key *k = NULL;
+	unsigned char *buf = NULL, *plain = NULL, mac[32];
+	char path[CCONF_PATH_MAX + 32];
+	size_t have = 0, cap, off, loaded = 0;
+	int plen = 0, fl = 0;
+	EVP_CIPHER_CTX *cc = NULL;
+	struct stat st;
+	const char *why = "damaged";
+	pos_err e = { 0 };
+
+	if (!c->ready || server_sessions_path(t, path, sizeof path) < 0 ||
+	    lstat(path, &st) != 0)
+		return;
+	cap = c->max * (SERVER_SESS_REC + SERVER_SESS_DER_MAX) + 16 + 16 + 16 + 32;
+	if ((size_t)st.st_size > cap) {
+		why = "larger than [tls] session_cache sessions";
+		goto bad;
+	}
+	if (!(buf = malloc((size_t)st.st_size + 1)) || !(plain = malloc((size_t)st.st_size + 1)) ||
+	    !(cc = EVP_CIPHER_CTX_new())) {
+		why = "out of memory";
+		goto bad;
+	}
+	if (file_read(path, FILE_PRIVATE | FILE_NOFOLLOW, buf, (size_t)st.st_size + 1, &have, NULL,
+		      &e) < 0) {
+		why = e.msg;
+		goto bad;
+	}
+	if (have < 16 + 16 + 16 + 32)
+		goto bad;
+	for (int i = 0; i < t->n && !k; i++)
+		if (CRYPTO_memcmp(buf, t->keys[i].name, 16) == 0)
+			k = &t->keys[i];
+	if (!k) {
+		why = "sealed with a ticket key no longer held";
+		goto bad;
+	}
+	if (server_sessions_mac(k, buf, have - 32, mac) < 0 ||
+	    CRYPTO_memcmp(mac, buf + have - 32, 32) != 0 ||
+	    EVP_DecryptInit_ex(cc, EVP_aes_256_cbc(), NULL, k->aes, buf + 16) != 1 ||
+	    EVP_DecryptUpdate(cc, plain, &plen, buf + 32, (int)(have - 64)) != 1 ||
+	    EVP_DecryptFinal_ex(cc, plain + plen, &fl) != 1)
+		goto bad;
+	plen += fl;
+	for (off = 0; off + SERVER_SESS_REC <= (size_t)plen;) {
+		size_t n = (size_t)plain[off + 48] << 24 | (size_t)plain[off + 49] << 16 |
+			   (size_t)plain[off + 50] << 8 | plain[off + 51];
+		const unsigned char *rec = plain + off;
+		struct server_sess *x, *gone;
+
+		if (n == 0 || n > SERVER_SESS_DER_MAX || n > (size_t)plen - off - SERVER_SESS_REC)
+			break;
+		off += SERVER_SESS_REC + n;
+		if (!(x = calloc(1, sizeof *x)))
+			break;
+		memcpy(x->epoch, rec, 16);
+		memcpy(x->id, rec + 16, sizeof x->id);
+		if (!server_sess_epoch_held(t, x->epoch) || !(x->der = malloc(n))) {
+			free(x);
+			continue;
+		}
+		memcpy(x->der, rec + SERVER_SESS_REC, n);
+		x->der_len = n;
+		pthread_mutex_lock(&c->lock);
+		gone = server_sess_link(c, x);
+		pthread_mutex_unlock(&c->lock);
+		server_sess_free(gone);
+		loaded++;
+	}
+	log_info("tls_sessions_loaded", "file=%s sessions=%zu", path, loaded);
+	goto out;
+bad:
+	log_warn("tls_sessions_ignored", "file=%s error=%s (terminals make full handshakes)", path,
+		 why);
+out:
+	if (unlink(path) != 0 && errno != ENOENT)
+		log_error("tls_sessions_remove_failed", "file=%s error=%s", path, strerror(errno));
+	EVP_CIPHER_CTX_free(cc);
+	if (buf)
+		wipe_free(buf, (size_t)st.st_size + 1);
+	if (plain)
+		wipe_free(plain, (size_t)st.st_size + 1);
 }
 
 /* ------------------------------------------------------------ CRL */
@@ -645,34 +1061,6 @@ static int server_verify_cb(int ok, X509_STORE_CTX *x)
 	return ok;
 }
 
-/* After a ticket is opened: a session whose certificate is revoked now
- * does not resume (a full handshake follows, and refuses it). */
-static SSL_TICKET_RETURN server_ticket_check_cb(SSL *s, SSL_SESSION *ss,
-						const unsigned char *keyname, size_t keyname_len,
-						SSL_TICKET_STATUS status, void *arg)
-{
-	struct server_trust *t = arg;
-	X509 *peer;
-
-	(void)s;
-	(void)keyname;
-	(void)keyname_len;
-	switch (status) {
-	case SSL_TICKET_FATAL_ERR_MALLOC:
-	case SSL_TICKET_FATAL_ERR_OTHER:
-		return SSL_TICKET_RETURN_ABORT;
-	case SSL_TICKET_SUCCESS:
-	case SSL_TICKET_SUCCESS_RENEW:
-		break;
-	default:
-		return SSL_TICKET_RETURN_IGNORE_RENEW;
-	}
-	peer = ss ? SSL_SESSION_get0_peer(ss) : NULL;
-	if (peer && server_trust_revoked(t, peer))
-		return SSL_TICKET_RETURN_IGNORE;
-	return status == SSL_TICKET_SUCCESS ? SSL_TICKET_RETURN_USE : SSL_TICKET_RETURN_USE_RENEW;
-}
-
 static int server_tls(const struct cconf *c, struct server_tickets *tk, struct server_trust *tr,
 		      SSL_CTX **out, pos_err *e)
 {
@@ -715,25 +1103,39 @@ static int server_tls(const struct cconf *c, struct server_tickets *tk, struct s
 	 * handshake fails. */
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, server_verify_cb);
 	SSL_CTX_set_verify_depth(ctx, 4);
-	/* Resumption (tickets, on by default in TLS 1.3) with client
-	 * certificates needs a session id context, or OpenSSL refuses it. */
+	/* Resumption with client certificates needs a session id context, or
+	 * OpenSSL refuses it. Tickets are stateful (SSL_OP_NO_TICKET below):
+	 * a ticket is a session's id in central's own cache, because OpenSSL
+	 * 3.0 decodes the client certificate out of every stateless ticket it
+	 * opens or seals, half the cost of a full handshake (see
+	 * docs/performance.md). Not OpenSSL's internal cache: it drops a
+	 * session whenever its connection closes without our close_notify. */
 	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)SERVER_SESSION_CTX,
 				       sizeof SERVER_SESSION_CTX - 1);
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
-	if (SSL_CTX_set_ex_data(ctx, server_ctx_idx, tk) != 1 ||
-	    SSL_CTX_set_ex_data(ctx, server_trust_idx, tr) != 1 ||
-	    SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, server_ticket_cb) != 1 ||
-	    SSL_CTX_set_session_ticket_cb(ctx, NULL, server_ticket_check_cb, tr) != 1) {
-		rc = err_set(e, POS_ECRYPTO, "TLS: cannot install the session ticket key");
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL |
+						    SSL_SESS_CACHE_NO_AUTO_CLEAR);
+	/* What a client is told a ticket lasts: until its period's key goes. */
+	SSL_CTX_set_timeout(ctx, server_sessions_lifetime(c->ticket_rotate_s));
+	if ((rc = server_sessions_init(&tk->cache, c->session_cache, e)) < 0)
+		goto fail;
+	/* One ticket per handshake: a terminal keeps one connection, and each
+	 * ticket is a cache entry until it is used or its period ends. */
+	if (SSL_CTX_set_num_tickets(ctx, 1) != 1 ||
+	    SSL_CTX_set_ex_data(ctx, server_ctx_idx, tk) != 1 ||
+	    SSL_CTX_set_ex_data(ctx, server_trust_idx, tr) != 1) {
+		rc = err_set(e, POS_ECRYPTO, "TLS: cannot install the session cache");
 		goto fail;
 	}
+	SSL_CTX_sess_set_new_cb(ctx, server_sess_new_cb);
+	SSL_CTX_sess_set_get_cb(ctx, server_sess_get_cb);
 	/* Read-ahead: one read(2) takes what the kernel holds, not a record
 	 * header and then its body; httpd asks SSL_has_pending before it waits
 	 * for the socket. Partial writes: httpd keeps its own offset into a
 	 * reply. */
 	SSL_CTX_set_read_ahead(ctx, 1);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+				     SSL_OP_NO_TICKET);
 	*out = ctx;
 	return 0;
 fail:
@@ -1128,6 +1530,7 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 		goto out;
 	if ((rc = server_tls(c, &tk, &tr, &ctx, e)) < 0)
 		goto out;
+	server_sessions_load(&tk);
 	if ((rc = ingest_start(c->database, &ig, e)) < 0)
 		goto out;
 	sh.kr = kr;
@@ -1201,6 +1604,8 @@ stop:
 			pthread_join(ws[i].thread, NULL);
 			ws[i].started = false;
 		}
+	if (rc == 0)
+		server_sessions_save(&tk);
 	/* Every worker waited for its baskets, so the queue is empty; stop
 	 * commits whatever is left anyway. */
 	ingest_stop(ig);
