@@ -6,6 +6,7 @@
  *   pos-store report -c store.conf --day D [--format table|csv|json]
  *   pos-store replay -c store.conf --since D       send the log again from day D
  *   pos-store check  -c store.conf                 "configuration OK" or FILE:LINE: what
+ *   pos-store doctor -c store.conf                 files, certificates, central, the queue
  *
  * Exit status: 0 done, 1 failed (the reason on stderr), 2 wrong invocation.
  */
@@ -18,6 +19,7 @@
 
 #include "log.h"
 #include "sconf.h"
+#include "sdoctor.h"
 #include "store.h"
 #include "timeutil.h"
 #include "tlog.h"
@@ -34,6 +36,8 @@ static const char usage_main[] =
 	"                                              households recognised, offers redeemed\n"
 	"  replay -c store.conf --since YYYY-MM-DD     send the log from that day to central again\n"
 	"  check  -c store.conf                        check the configuration and its files\n"
+	"  doctor -c store.conf                        certificates and expiry, central reachable\n"
+	"                                              with the controller's certificate, the queue\n"
 	"  --help, --version\n";
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -179,6 +183,26 @@ static int cmd_check(int argc, char **argv)
 		printf("configuration OK\n");
 	sconf_free(cfg);
 	return rc < 0 ? 1 : 0;
+}
+
+/* Exit 1 when something the controller needs is broken. */
+static int cmd_doctor(int argc, char **argv)
+{
+	struct cmdline cl;
+	struct sconf *cfg = NULL;
+	int rc;
+
+	if ((rc = parse_cmdline(argc, argv, "", &cl)) != 0)
+		return rc;
+	if (cl.help) {
+		fputs("usage: pos-store doctor -c store.conf\n", stdout);
+		return 0;
+	}
+	if (load_config(cl.config, &cfg))
+		return 1;
+	rc = sdoctor_run(cfg, stdout);
+	sconf_free(cfg);
+	return rc ? 1 : 0;
 }
 
 /* ------------------------------------------------------------ status */
@@ -369,11 +393,11 @@ int main(int argc, char **argv)
 		int (*fn)(int, char **);
 	} cmds[] = {
 		{ "run", cmd_run },       { "status", cmd_status }, { "report", cmd_report },
-		{ "replay", cmd_replay }, { "check", cmd_check },
+		{ "replay", cmd_replay }, { "check", cmd_check },   { "doctor", cmd_doctor },
 	};
 
 	if (argc < 2)
-		return usage_error("missing command (run, status, report, replay or check)");
+		return usage_error("missing command (run, status, report, replay, check or doctor)");
 	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "help") == 0) {
 		fputs(usage_main, stdout);
@@ -386,5 +410,5 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
 		if (strcmp(argv[1], cmds[i].name) == 0)
 			return cmds[i].fn(argc - 2, argv + 2);
-	return usage_error("unknown command '%s' (run, status, report, replay or check)", argv[1]);
+	return usage_error("unknown command '%s' (run, status, report, replay, check or doctor)", argv[1]);
 }
