@@ -108,14 +108,22 @@ static int load_config(const char *path, struct sconf **cfg)
 	return 0;
 }
 
-/* YYYY-MM-DD as local midnight, and the next one (a day of 23 or 25 hours
- * on a clock change). -1 when not a date. */
+/* YYYY-MM-DD (or "today") as local midnight, and the next one (a day of
+ * 23 or 25 hours on a clock change). -1 when not a date. */
 static int parse_day(const char *s, int64_t *from_ms, int64_t *to_ms)
 {
 	struct tm tm = { 0 };
 	int y, m, d, n = 0;
 	time_t t0, t1;
+	char today[16];
 
+	if (s && strcmp(s, "today") == 0) {
+		time_t now = time(NULL);
+		if (!localtime_r(&now, &tm) || strftime(today, sizeof today, "%Y-%m-%d", &tm) != 10)
+			return -1;
+		s = today;
+		memset(&tm, 0, sizeof tm);
+	}
 	if (!s || strlen(s) != 10 || sscanf(s, "%4d-%2d-%2d%n", &y, &m, &d, &n) != 3 || n != 10 ||
 	    y < 2000 || y > 2199 || m < 1 || m > 12 || d < 1 || d > 31)
 		return -1;
@@ -325,7 +333,7 @@ static int cmd_report(int argc, char **argv)
 	if (!cl.day)
 		return usage_error("report needs --day YYYY-MM-DD");
 	if (parse_day(cl.day, &from, &to) < 0)
-		return usage_error("--day must be a date YYYY-MM-DD");
+		return usage_error("--day must be a date YYYY-MM-DD or today");
 	if (cl.format && strcmp(cl.format, "csv") == 0)
 		f = REPORT_CSV;
 	else if (cl.format && strcmp(cl.format, "json") == 0)
@@ -339,7 +347,16 @@ static int cmd_report(int argc, char **argv)
 		fprintf(stderr, PROG ": %s\n", e.msg);
 		goto out;
 	}
-	report_print(cfg->store, cl.day, rows, n, f);
+	{
+		/* The date itself, also for "today". */
+		time_t t0 = (time_t)(from / 1000);
+		struct tm tm;
+		char day[16];
+
+		if (!localtime_r(&t0, &tm) || strftime(day, sizeof day, "%Y-%m-%d", &tm) != 10)
+			snprintf(day, sizeof day, "%s", cl.day);
+		report_print(cfg->store, day, rows, n, f);
+	}
 out:
 	free(rows);
 	tlog_close(t);
@@ -368,7 +385,7 @@ static int cmd_replay(int argc, char **argv)
 	if (!cl.since)
 		return usage_error("replay needs --since YYYY-MM-DD");
 	if (parse_day(cl.since, &from, &to) < 0)
-		return usage_error("--since must be a date YYYY-MM-DD");
+		return usage_error("--since must be a date YYYY-MM-DD or today");
 	if (load_config(cl.config, &cfg))
 		return 1;
 	/* Marks the rows; the running controller (or the next start) sends
