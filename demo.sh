@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# make demo: a whole store on this machine. One central, two lanes, each lane
-# with a simulated scanner and card reader on pseudo-terminals; households
-# enrolled, lanes played (one while central is down), histories printed.
+# make demo: a whole store on this machine. One central, the store's
+# controller, two lanes, each lane with a simulated scanner and card reader on
+# pseudo-terminals (lane 2 talks to the controller first); households
+# enrolled, lanes played (one while central is down), histories and the
+# store's report printed.
 # Everything lives under demo/ and every process started here is stopped.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -44,6 +46,21 @@ start_central() {
 	CENTRAL_PID=$!
 	PIDS+=("$CENTRAL_PID")
 	wait_for "central to answer" 10 central_up
+}
+
+store_up() {
+	curl -sf --cacert "$D/store/ca.crt" "https://127.0.0.1:$SPORT/v1/health"
+}
+
+start_store() {
+	"$BIN/pos-store" run -c "$D/store/store.conf" >>"$D/store.log" 2>&1 &
+	PIDS+=("$!")
+	wait_for "the store controller to answer" 10 store_up
+}
+
+store_drained() {
+	curl -sf --cacert "$D/store/ca.crt" "https://127.0.0.1:$SPORT/metrics" |
+		grep -qx 'pos_store_queue_depth 0'
 }
 
 stop_central() {
@@ -122,6 +139,16 @@ for t in 1 2; do
 	info "lane$t: terminal.crt (OU=S1, CN=T$t), terminal.key, ca.crt, central.pub, terminal.conf"
 done
 
+say "The store's controller for S1 (pos-central store-cert: OU=S1, CN=store-controller)"
+"$BIN/pos-central" store-cert "$D/central" --store S1 --out "$D/store" >/dev/null
+SPORT=$(free_port)
+sed -i -e "s|^address = .*|address = 127.0.0.1:$SPORT|" \
+	-e "s|^url = .*|url = https://127.0.0.1:$PORT|" "$D/store/store.conf"
+# Lane 2 logs through the controller first, central second.
+sed -i "s|^url = .*|url = https://127.0.0.1:$SPORT https://127.0.0.1:$PORT|" "$D/lane2/terminal.conf"
+"$BIN/pos-store" check -c "$D/store/store.conf" | sed 's/^/   /'
+info "store: store.crt, store.key, ca.crt, store.conf; lane 2 lists https://127.0.0.1:$SPORT first"
+
 say "Enrolling households from the loyalty base (household_ref,tid on stdin)"
 # The TIDs are public test numbers; they go in on stdin and never reach a log.
 enrolled=$("$BIN/pos-central" household enroll -c "$D/central/central.conf" <<'EOF'
@@ -142,6 +169,10 @@ info "Garcia household (phone): $HH_GARCIA"
 say "Starting central"
 start_central
 info "central answers on https://127.0.0.1:$PORT (log: demo/central.log)"
+
+say "Starting the store's controller"
+start_store
+info "pos-store answers on https://127.0.0.1:$SPORT, its log in demo/store/tlog.db (log: demo/store.log)"
 
 say "Starting two lanes, each with a simulated scanner and card reader"
 for lane in lane1 lane2; do
@@ -177,13 +208,15 @@ emit lane2 cardreader "card 5555555555554444 2901"
 sleep 0.5
 ctl lane2 total | sed 's/^/   /'
 ctl lane2 status | sed 's/^/   /'
-info "the basket waits in lane 2's spool, its card sealed for central"
+info "the controller took the basket (201) and holds it for central, its card sealed:"
+"$BIN/pos-store" status -c "$D/store/store.conf" | sed 's/^/   /'
 
-say "Central comes back; the spool drains by itself"
+say "Central comes back; the controller's log drains by itself"
 start_central
-wait_for "lane 2's spool to drain" 40 spool_empty lane2
+wait_for "the controller's log to drain" 40 store_drained
+wait_for "lane 2's spool to drain" 10 spool_empty lane2
 wait_for "lane 1's spool to drain" 10 spool_empty lane1
-ctl lane2 status | sed 's/^/   /'
+"$BIN/pos-store" status -c "$D/store/store.conf" | sed 's/^/   /'
 
 say "Purchase histories (pos-central history --format table)"
 for hh in "Smith:$HH_SMITH" "Jones:$HH_JONES" "Garcia:$HH_GARCIA"; do
@@ -207,6 +240,10 @@ items = sum(i["qty"] for b in baskets for i in b["items"])
 cents = sum(i["price_cents"] for b in baskets for i in b["items"] if i["price_cents"] is not None)
 print(f"   3 households, {len(baskets)} baskets, {items} items, ${cents / 100:.2f} of known prices")
 '
+
+say "The store manager's report for today (pos-store report --day today --format table)"
+"$BIN/pos-store" report -c "$D/store/store.conf" --day today --format table | sed 's/^/   /'
+info "lane 2's baskets went through the controller; lane 1 talks to central directly"
 
 say "Stopping everything"
 cleanup

@@ -10,6 +10,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,7 +62,7 @@ struct store {
 	struct http *up;
 	struct uplink *uplink;
 	struct tlog *tlog;
-	struct event *sigterm, *sigint, *tick;
+	struct event *sigterm, *sigint, *tick, *commit;
 	int stop_signal;
 	int central_down;
 	int64_t pruned_ms;
@@ -329,13 +331,16 @@ static void store_basket(struct store *s, struct evhttp_request *req)
 	tlog_basket_clear(&b);
 }
 
-/* {"baskets":[...]}: each basket gets its own verdict, as from central. */
+/* {"baskets":[...]}: each basket gets its own verdict, as from central;
+ * the valid ones are committed together (one fsync) before the answer. */
 static void store_batch(struct store *s, struct evhttp_request *req)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
-	size_t len = evbuffer_get_length(in), i;
-	json_t *root = NULL, *arr, *it, *out = NULL, *results;
-	char lane[TLOG_ID_MAX + 1];
+	size_t len = evbuffer_get_length(in), i, n = 0, k = 0;
+	json_t *root = NULL, *arr, *it, *out = NULL, *results, **bad = NULL;
+	struct tlog_basket *b = NULL;
+	enum tlog_put_result *res = NULL;
+	char lane[TLOG_ID_MAX + 1], q[300];
 	pos_err e;
 	int rc;
 
@@ -351,44 +356,84 @@ static void store_batch(struct store *s, struct evhttp_request *req)
 			    rc < 0 ? e.msg : "the body must be {\"baskets\":[1 to 500 baskets]}");
 		goto done;
 	}
+	n = json_array_size(arr);
+	b = calloc(n, sizeof *b);
+	res = calloc(n, sizeof *res);
+	bad = calloc(n, sizeof *bad);
 	out = json_object();
 	results = json_array();
-	if (!out || !results || json_object_set_new(out, "results", results) < 0) {
+	if (!b || !res || !bad || !out || !results ||
+	    json_object_set_new(out, "results", results) < 0) {
 		store_error(req, 503, "unavailable", "out of memory");
 		goto done;
 	}
+	/* Valid baskets are packed at the front of b, in order; bad[i] holds
+	 * the verdict of an invalid one. */
 	json_array_foreach(arr, i, it) {
-		struct tlog_basket b = { 0 };
-		const char *code = NULL, *txn = NULL;
-		int status = 0;
-		json_t *r;
+		const char *txn = NULL;
 
-		if (tlog_basket_from_json(it, &b, &e) < 0) {
-			s->n.invalid++;
-			if (json_is_object(it) && json_is_string(json_object_get(it, "txn")))
-				txn = json_string_value(json_object_get(it, "txn"));
-			r = json_pack("{s:s?, s:s, s:s, s:s}", "txn", txn && uuid_valid(txn) ? txn : NULL,
-				      "status", "invalid", "error", "bad_request", "detail", e.msg);
-		} else if (store_log_basket(s, lane, &b, &status, &code, &e) < 0) {
-			if (status >= 500) {
-				/* Nothing after this can be logged either: the lane retries. */
-				tlog_basket_clear(&b);
-				store_error(req, status, code, e.msg);
-				goto done;
-			}
-			r = json_pack("{s:s, s:s, s:s}", "txn", b.txn, "status", "conflict", "error",
-				      "conflict");
-		} else {
-			r = json_pack("{s:s, s:s}", "txn", b.txn, "status",
-				      status == 201 ? "created" : "duplicate");
+		if (tlog_basket_from_json(it, &b[k], &e) == 0) {
+			k++;
+			continue;
 		}
-		tlog_basket_clear(&b);
-		if (r)
-			json_array_append_new(results, r);
+		s->n.invalid++;
+		if (json_is_object(it) && json_is_string(json_object_get(it, "txn")))
+			txn = json_string_value(json_object_get(it, "txn"));
+		bad[i] = json_pack("{s:s?, s:s, s:s, s:s}", "txn", txn && uuid_valid(txn) ? txn : NULL,
+				   "status", "invalid", "error", "bad_request", "detail", e.msg);
+		if (!bad[i]) {
+			store_error(req, 503, "unavailable", "out of memory");
+			goto done;
+		}
+	}
+	if (k > 0 && (rc = tlog_put_batch(s->tlog, lane, b, k, time_now_ms(), res, &e)) < 0) {
+		/* Nothing of the batch is logged: the lane keeps it and retries. */
+		s->n.tlog_failed += (long)k;
+		log_error("tlog_failed", "terminal=%s baskets=%zu error=%s", lane, k,
+			  log_q(q, sizeof q, e.msg));
+		store_error(req, 503, "unavailable", "the store's transaction log cannot take baskets now");
+		goto done;
+	}
+	k = 0;
+	for (i = 0; i < n; i++) {
+		json_t *r = bad[i];
+
+		bad[i] = NULL;
+		if (!r) {
+			const struct tlog_basket *x = &b[k];
+			enum tlog_put_result v = res[k++];
+
+			if (v == TLOG_CREATED) {
+				s->n.created++;
+				log_info("logged", "terminal=%s txn=%s units=%ld", lane, x->txn, x->units);
+				r = json_pack("{s:s, s:s}", "txn", x->txn, "status", "created");
+			} else if (v == TLOG_DUPLICATE) {
+				s->n.duplicate++;
+				r = json_pack("{s:s, s:s}", "txn", x->txn, "status", "duplicate");
+			} else {
+				s->n.conflict++;
+				r = json_pack("{s:s, s:s, s:s}", "txn", x->txn, "status", "conflict",
+					      "error", "conflict");
+			}
+		}
+		if (!r || json_array_append_new(results, r) < 0) {
+			/* Logged already: the lane's retry hears 200 for each. */
+			store_error(req, 503, "unavailable", "out of memory");
+			goto done;
+		}
 	}
 	store_reply_json(req, 200, out);
 	uplink_kick(s->uplink);
 done:
+	if (b)
+		for (i = 0; i < n; i++)
+			tlog_basket_clear(&b[i]);
+	if (bad)
+		for (i = 0; i < n; i++)
+			json_decref(bad[i]);
+	free(b);
+	free(res);
+	free(bad);
 	json_decref(out);
 	json_decref(root);
 }
@@ -493,6 +538,17 @@ static void store_on_request(struct evhttp_request *req, void *arg)
 	const char *path = u ? evhttp_uri_get_path(u) : NULL;
 	enum evhttp_cmd_type m = evhttp_request_get_command(req);
 
+	/* An answer leaves as several TLS records: without TCP_NODELAY the
+	 * last one waits for the lane's delayed ACK (40 ms on Linux). */
+	{
+		struct evhttp_connection *c = evhttp_request_get_connection(req);
+		struct bufferevent *bev = c ? evhttp_connection_get_bufferevent(c) : NULL;
+		evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+		int one = 1;
+
+		if (fd >= 0)
+			(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	}
 	if (!path) {
 		store_error(req, 400, "bad_request", "no path");
 		return;
@@ -521,22 +577,62 @@ static void store_on_request(struct evhttp_request *req, void *arg)
 static int store_q_peek(void *q, size_t max, struct spool_row **rows, size_t *n,
 			char as[UPLINK_AS_MAX + 1], pos_err *e)
 {
-	return tlog_peek(q, max, rows, n, as, e);
+	struct store *s = q;
+
+	return tlog_peek(s->tlog, max, rows, n, as, e);
+}
+
+/* Central's verdicts on one forwarded batch are written in one transaction
+ * committed when the loop turns (store_on_commit), or with the next lane
+ * batch: one fsync per batch instead of one per basket. Losing them in a
+ * crash only sends those baskets again, and central answers 200. */
+static int store_q_open(struct store *s, pos_err *e)
+{
+	int rc;
+
+	if (tlog_pending(s->tlog))
+		return 0;
+	if ((rc = tlog_begin(s->tlog, e)) < 0)
+		return rc;
+	event_active(s->commit, EV_TIMEOUT, 0);
+	return 0;
 }
 
 static int store_q_acked(void *q, const char *txn, const char *how, pos_err *e)
 {
-	return tlog_mark_sent(q, txn, how, time_now_ms(), e);
+	struct store *s = q;
+	int rc = store_q_open(s, e);
+
+	return rc < 0 ? rc : tlog_mark_sent(s->tlog, txn, how, time_now_ms(), e);
 }
 
 static int store_q_refused(void *q, const char *txn, const char *reason, pos_err *e)
 {
-	return tlog_set_rejected(q, txn, reason, e);
+	struct store *s = q;
+	int rc = store_q_open(s, e);
+
+	return rc < 0 ? rc : tlog_set_rejected(s->tlog, txn, reason, e);
 }
 
 static int store_q_attempted(void *q, const char *txn, pos_err *e)
 {
-	return tlog_note_attempt(q, txn, e);
+	struct store *s = q;
+	int rc = store_q_open(s, e);
+
+	return rc < 0 ? rc : tlog_note_attempt(s->tlog, txn, e);
+}
+
+static void store_on_commit(evutil_socket_t fd, short what, void *arg)
+{
+	struct store *s = arg;
+	pos_err e;
+	char q[300];
+
+	(void)fd;
+	(void)what;
+	if (tlog_commit(s->tlog, &e) < 0)
+		log_warn("tlog_commit_failed", "error=%s (those baskets are sent again)",
+			 log_q(q, sizeof q, e.msg));
 }
 
 static void store_on_uplink(enum uplink_event ev, const char *txn, const char *detail, void *arg)
@@ -647,10 +743,14 @@ static void store_teardown(struct store *s)
 		evhttp_free(s->evh);
 	uplink_free(s->uplink);
 	http_free(s->up);
+	if (s->tlog)
+		store_on_commit(-1, 0, s);
 	tlog_close(s->tlog);
 	SSL_CTX_free(s->ctx);
 	if (s->tick)
 		event_free(s->tick);
+	if (s->commit)
+		event_free(s->commit);
 	if (s->sigterm)
 		event_free(s->sigterm);
 	if (s->sigint)
@@ -675,7 +775,7 @@ static int store_start(struct store *s, pos_err *e)
 	if ((rc = tlog_open(c->tlog, &s->tlog, e)) < 0 || (rc = store_tls(s, e)) < 0)
 		return rc;
 	ho = (struct http_opts){ .base_url = c->url, .ca = c->ca, .cert = c->cert, .key = c->key };
-	q = (struct uplink_queue){ .q = s->tlog,
+	q = (struct uplink_queue){ .q = s,
 				   .peek = store_q_peek,
 				   .acked = store_q_acked,
 				   .refused = store_q_refused,
@@ -698,7 +798,8 @@ static int store_start(struct store *s, pos_err *e)
 	s->sigterm = evsignal_new(s->base, SIGTERM, store_on_signal, s);
 	s->sigint = evsignal_new(s->base, SIGINT, store_on_signal, s);
 	s->tick = event_new(s->base, -1, EV_PERSIST, store_on_tick, s);
-	if (!s->sigterm || !s->sigint || !s->tick || evsignal_add(s->sigterm, NULL) != 0 ||
+	s->commit = event_new(s->base, -1, 0, store_on_commit, s);
+	if (!s->sigterm || !s->sigint || !s->tick || !s->commit || evsignal_add(s->sigterm, NULL) != 0 ||
 	    evsignal_add(s->sigint, NULL) != 0 || event_add(s->tick, &tv) != 0)
 		return err_set(e, POS_ENOMEM, "cannot set up signals and timers");
 	/* What a previous run left unsent goes first. */

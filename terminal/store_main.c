@@ -6,6 +6,7 @@
  *   pos-store report -c store.conf --day D [--format table|csv|json]
  *   pos-store replay -c store.conf --since D       send the log again from day D
  *   pos-store check  -c store.conf                 "configuration OK" or FILE:LINE: what
+ *   pos-store doctor -c store.conf                 files, certificates, central, the queue
  *
  * Exit status: 0 done, 1 failed (the reason on stderr), 2 wrong invocation.
  */
@@ -18,6 +19,7 @@
 
 #include "log.h"
 #include "sconf.h"
+#include "sdoctor.h"
 #include "store.h"
 #include "timeutil.h"
 #include "tlog.h"
@@ -34,6 +36,8 @@ static const char usage_main[] =
 	"                                              households recognised, offers redeemed\n"
 	"  replay -c store.conf --since YYYY-MM-DD     send the log from that day to central again\n"
 	"  check  -c store.conf                        check the configuration and its files\n"
+	"  doctor -c store.conf                        certificates and expiry, central reachable\n"
+	"                                              with the controller's certificate, the queue\n"
 	"  --help, --version\n";
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -104,14 +108,22 @@ static int load_config(const char *path, struct sconf **cfg)
 	return 0;
 }
 
-/* YYYY-MM-DD as local midnight, and the next one (a day of 23 or 25 hours
- * on a clock change). -1 when not a date. */
+/* YYYY-MM-DD (or "today") as local midnight, and the next one (a day of
+ * 23 or 25 hours on a clock change). -1 when not a date. */
 static int parse_day(const char *s, int64_t *from_ms, int64_t *to_ms)
 {
 	struct tm tm = { 0 };
 	int y, m, d, n = 0;
 	time_t t0, t1;
+	char today[16];
 
+	if (s && strcmp(s, "today") == 0) {
+		time_t now = time(NULL);
+		if (!localtime_r(&now, &tm) || strftime(today, sizeof today, "%Y-%m-%d", &tm) != 10)
+			return -1;
+		s = today;
+		memset(&tm, 0, sizeof tm);
+	}
 	if (!s || strlen(s) != 10 || sscanf(s, "%4d-%2d-%2d%n", &y, &m, &d, &n) != 3 || n != 10 ||
 	    y < 2000 || y > 2199 || m < 1 || m > 12 || d < 1 || d > 31)
 		return -1;
@@ -179,6 +191,26 @@ static int cmd_check(int argc, char **argv)
 		printf("configuration OK\n");
 	sconf_free(cfg);
 	return rc < 0 ? 1 : 0;
+}
+
+/* Exit 1 when something the controller needs is broken. */
+static int cmd_doctor(int argc, char **argv)
+{
+	struct cmdline cl;
+	struct sconf *cfg = NULL;
+	int rc;
+
+	if ((rc = parse_cmdline(argc, argv, "", &cl)) != 0)
+		return rc;
+	if (cl.help) {
+		fputs("usage: pos-store doctor -c store.conf\n", stdout);
+		return 0;
+	}
+	if (load_config(cl.config, &cfg))
+		return 1;
+	rc = sdoctor_run(cfg, stdout);
+	sconf_free(cfg);
+	return rc ? 1 : 0;
 }
 
 /* ------------------------------------------------------------ status */
@@ -301,7 +333,7 @@ static int cmd_report(int argc, char **argv)
 	if (!cl.day)
 		return usage_error("report needs --day YYYY-MM-DD");
 	if (parse_day(cl.day, &from, &to) < 0)
-		return usage_error("--day must be a date YYYY-MM-DD");
+		return usage_error("--day must be a date YYYY-MM-DD or today");
 	if (cl.format && strcmp(cl.format, "csv") == 0)
 		f = REPORT_CSV;
 	else if (cl.format && strcmp(cl.format, "json") == 0)
@@ -315,7 +347,16 @@ static int cmd_report(int argc, char **argv)
 		fprintf(stderr, PROG ": %s\n", e.msg);
 		goto out;
 	}
-	report_print(cfg->store, cl.day, rows, n, f);
+	{
+		/* The date itself, also for "today". */
+		time_t t0 = (time_t)(from / 1000);
+		struct tm tm;
+		char day[16];
+
+		if (!localtime_r(&t0, &tm) || strftime(day, sizeof day, "%Y-%m-%d", &tm) != 10)
+			snprintf(day, sizeof day, "%s", cl.day);
+		report_print(cfg->store, day, rows, n, f);
+	}
 out:
 	free(rows);
 	tlog_close(t);
@@ -344,7 +385,7 @@ static int cmd_replay(int argc, char **argv)
 	if (!cl.since)
 		return usage_error("replay needs --since YYYY-MM-DD");
 	if (parse_day(cl.since, &from, &to) < 0)
-		return usage_error("--since must be a date YYYY-MM-DD");
+		return usage_error("--since must be a date YYYY-MM-DD or today");
 	if (load_config(cl.config, &cfg))
 		return 1;
 	/* Marks the rows; the running controller (or the next start) sends
@@ -369,11 +410,11 @@ int main(int argc, char **argv)
 		int (*fn)(int, char **);
 	} cmds[] = {
 		{ "run", cmd_run },       { "status", cmd_status }, { "report", cmd_report },
-		{ "replay", cmd_replay }, { "check", cmd_check },
+		{ "replay", cmd_replay }, { "check", cmd_check },   { "doctor", cmd_doctor },
 	};
 
 	if (argc < 2)
-		return usage_error("missing command (run, status, report, replay or check)");
+		return usage_error("missing command (run, status, report, replay, check or doctor)");
 	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "help") == 0) {
 		fputs(usage_main, stdout);
@@ -386,5 +427,5 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
 		if (strcmp(argv[1], cmds[i].name) == 0)
 			return cmds[i].fn(argc - 2, argv + 2);
-	return usage_error("unknown command '%s' (run, status, report, replay or check)", argv[1]);
+	return usage_error("unknown command '%s' (run, status, report, replay, check or doctor)", argv[1]);
 }

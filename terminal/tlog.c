@@ -352,17 +352,15 @@ out:
 	return rc;
 }
 
-int tlog_put(struct tlog *t, const char *terminal, const struct tlog_basket *b, int64_t now_ms,
-	     enum tlog_put_result *res, pos_err *e)
+/* Inserts b; *res as tlog_put_batch says. Inside the caller's transaction. */
+static int tlog_insert(struct tlog *t, const char *terminal, const struct tlog_basket *b,
+		       int64_t now_ms, enum tlog_put_result *res, pos_err *e)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = t->st[TQ_PUT];
 	int rc;
 
-	if (!t || !b || !b->body || !res)
+	if (!b || !b->body)
 		return err_set(e, POS_EINVAL, "tlog: bad arguments");
-	if (!tlog_id_ok(terminal))
-		return err_set(e, POS_EINVAL, "tlog: terminal must match [A-Za-z0-9._-]{1,64}");
-	st = t->st[TQ_PUT];
 	if (sqlite3_bind_text(st, 1, b->txn, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_text(st, 2, terminal, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_int64(st, 3, now_ms) != SQLITE_OK ||
@@ -378,7 +376,6 @@ int tlog_put(struct tlog *t, const char *terminal, const struct tlog_basket *b, 
 		tlog_done(st);
 		return rc;
 	}
-	/* Autocommit: the step returns after the WAL frame is fsynced. */
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		rc = tlog_db_err(t, e, "put");
 		tlog_done(st);
@@ -391,9 +388,80 @@ int tlog_put(struct tlog *t, const char *terminal, const struct tlog_basket *b, 
 	}
 	if ((rc = tlog_same(t, terminal, b, e)) < 0)
 		return rc;
-	if (!rc)
+	*res = rc ? TLOG_DUPLICATE : TLOG_CONFLICT;
+	return 0;
+}
+
+int tlog_begin(struct tlog *t, pos_err *e)
+{
+	if (!t)
+		return err_set(e, POS_EINVAL, "tlog: not open");
+	if (!sqlite3_get_autocommit(t->db))
+		return 0;
+	return tlog_exec(t, "BEGIN IMMEDIATE", e);
+}
+
+int tlog_commit(struct tlog *t, pos_err *e)
+{
+	int rc;
+
+	if (!t || sqlite3_get_autocommit(t->db))
+		return 0;
+	/* COMMIT returns after the WAL frames are fsynced (synchronous=FULL). */
+	if ((rc = tlog_exec(t, "COMMIT", e)) < 0) {
+		char *msg = NULL;
+		sqlite3_exec(t->db, "ROLLBACK", NULL, NULL, &msg);
+		sqlite3_free(msg);
+	}
+	return rc;
+}
+
+int tlog_pending(const struct tlog *t)
+{
+	return t && !sqlite3_get_autocommit(t->db);
+}
+
+int tlog_put_batch(struct tlog *t, const char *terminal, const struct tlog_basket *b, size_t n,
+		   int64_t now_ms, enum tlog_put_result *res, pos_err *e)
+{
+	int rc = 0;
+
+	if (!t || (n && (!b || !res)))
+		return err_set(e, POS_EINVAL, "tlog: bad arguments");
+	if (!tlog_id_ok(terminal))
+		return err_set(e, POS_EINVAL, "tlog: terminal must match [A-Za-z0-9._-]{1,64}");
+	if (n == 0)
+		return 0;
+	if ((rc = tlog_begin(t, e)) < 0)
+		return rc;
+	for (size_t i = 0; i < n; i++)
+		if ((rc = tlog_insert(t, terminal, &b[i], now_ms, &res[i], e)) < 0)
+			goto fail;
+	if ((rc = tlog_commit(t, e)) < 0)
+		return rc;
+	return 0;
+fail:
+	/* The whole batch or nothing: the lane retries it and hears 200 for
+	 * what it sent before. */
+	{
+		char *msg = NULL;
+		sqlite3_exec(t->db, "ROLLBACK", NULL, NULL, &msg);
+		sqlite3_free(msg);
+	}
+	return rc;
+}
+
+int tlog_put(struct tlog *t, const char *terminal, const struct tlog_basket *b, int64_t now_ms,
+	     enum tlog_put_result *res, pos_err *e)
+{
+	int rc;
+
+	if (!t || !b || !b->body || !res)
+		return err_set(e, POS_EINVAL, "tlog: bad arguments");
+	if ((rc = tlog_put_batch(t, terminal, b, 1, now_ms, res, e)) < 0)
+		return rc;
+	if (*res == TLOG_CONFLICT)
 		return err_set(e, POS_ECONFLICT, "this txn is already logged with other content");
-	*res = TLOG_DUPLICATE;
 	return 0;
 }
 

@@ -34,7 +34,7 @@ struct tlog_basket {
 	size_t len;
 };
 
-enum tlog_put_result { TLOG_CREATED = 1, TLOG_DUPLICATE };
+enum tlog_put_result { TLOG_CREATED = 1, TLOG_DUPLICATE, TLOG_CONFLICT };
 
 struct tlog_stats {
 	long unsent;
@@ -72,6 +72,23 @@ void tlog_close(struct tlog *t);
  * POS_ECONFLICT when it is there with another. */
 int tlog_put(struct tlog *t, const char *terminal, const struct tlog_basket *b, int64_t now_ms,
 	     enum tlog_put_result *res, pos_err *e);
+/* Commits the n baskets of a lane's batch in one transaction (one fsync):
+ * res[i] is TLOG_CREATED, TLOG_DUPLICATE or TLOG_CONFLICT (the txn is
+ * there, or earlier in the batch, with another lane or body). On an error
+ * nothing of the batch is logged. A transaction opened by tlog_begin is
+ * committed with it. */
+int tlog_put_batch(struct tlog *t, const char *terminal, const struct tlog_basket *b, size_t n,
+		   int64_t now_ms, enum tlog_put_result *res, pos_err *e);
+/* Opens a transaction unless one is open: the writes after it (mark sent,
+ * set aside, attempts) reach the disk with the next tlog_commit or
+ * tlog_put_batch, many in one fsync. Only for what is safe to lose in a
+ * crash: a basket whose "sent" is lost is sent again and central answers
+ * 200. */
+int tlog_begin(struct tlog *t, pos_err *e);
+/* Commits what tlog_begin opened (nothing when none is open). */
+int tlog_commit(struct tlog *t, pos_err *e);
+/* 1 while a transaction of tlog_begin is open. */
+int tlog_pending(const struct tlog *t);
 /* Up to max oldest unsent baskets, all of one lane (the oldest's), in log
  * order; terminal gets that lane. *rows: spool_rows_free. */
 int tlog_peek(struct tlog *t, size_t max, struct spool_row **rows, size_t *n,

@@ -82,6 +82,12 @@ def main():
     target("agent RSS after the lanes (MB)", rss / 1024 if rss else None, 16, "max", "MB")
     target("agent idle CPU (%)", get(r, "agent", "idle_cpu_pct"), 0.1, "max", "%")
     target("agent scan-to-event p99 (us)", get(r, "agent", "scan_p99_us"), 2000, "max", "us")
+    added = get(r, "store_relay", "added_p99_us")
+    target("resolve p99 added by the store's controller at %s/s (ms)"
+           % get(r, "store_relay", "rate"), added / 1e3 if added is not None else None, 1.0,
+           "max", "ms")
+    target("controller forwarding / its tlog commit rate", get(r, "store_tlog", "forward_ratio"),
+           0.5, "min", "x")
 
     # The figures, one table.
     rows = []
@@ -134,6 +140,24 @@ def main():
                      f"RSS {a['rss_kb'] / 1024:.1f} MB; idle CPU {a['idle_cpu_s'] * 1e3:.1f} ms over "
                      f"{a['idle_seconds']:.0f} s; scan-to-event p50 {a['scan_p50_us']:.0f} us, "
                      f"p99 {a['scan_p99_us']:.0f} us"))
+
+    sr = r.get("store_relay")
+    if sr:
+        rows.append(("resolve through the store's controller, %d/s over %d conns"
+                     % (sr["rate"], sr["conns"]),
+                     f"p50 {sr['relay_p50_us'] / 1e3:.2f} ms, p99 {sr['relay_p99_us'] / 1e3:.2f} ms; "
+                     f"direct p50 {sr['direct_p50_us'] / 1e3:.2f} ms, p99 "
+                     f"{sr['direct_p99_us'] / 1e3:.2f} ms; errors {sr['errors']}"))
+    else:
+        row("resolve through the store's controller", None)
+    st = r.get("store_tlog")
+    if st:
+        rows.append(("store controller's tlog",
+                     f"{st['commit_per_s']:.0f} baskets/s committed (p99 "
+                     f"{st['commit_p99_us'] / 1e3:.2f} ms); a backlog of {st['backlog']} "
+                     f"forwarded at {st['forward_per_s']:.0f}/s"))
+    else:
+        row("store controller's tlog", None)
 
     m = r.get("machine", {})
     if m:

@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """Chaos soak: 8 pos-agents, each with a simulated scanner, play lanes
-continuously against one pos-central while a chaos loop kill -9s central or
-an agent at random moments, restarts it, and cuts central off (SIGSTOP, or a
-graceful stop). At the end everything is restarted, every spool drains, and
+continuously against one pos-central, half of them through the store's
+controller (pos-store, listed before central in their terminal.conf), while
+a chaos loop kill -9s central, the controller or an agent at random moments,
+restarts it, and cuts central off (SIGSTOP, or a graceful stop). At the end
+everything is restarted, every spool and the controller's log drain, and
 what the lanes completed (a total answered {"ok":true,"txn"}) is compared
 with what central stored, by the analyst history API and by a read-only look
 at central.db:
@@ -15,6 +17,7 @@ household, and no process died on its own.
 
   SOAK_SECONDS (default 300), SOAK_SEED, SOAK_AGENTS (default 8);
   --seconds N --seed N --agents N --name DIR (under build/itest/, default soak)
+  --via-controller N (lanes behind the controller, default half; 0: none)
   --drain-timeout S --quiet
 
 Lanes never carry a TID that is not in posenv.TEST_TIDS, so the leak scan
@@ -41,7 +44,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 sys.path.insert(0, HERE)
-from posenv import TEST_TIDS, Agent, Central, HwSim, Proc, wait_until, workdir  # noqa: E402
+from posenv import TEST_TIDS, Agent, Central, HwSim, Proc, Store, wait_until, workdir  # noqa: E402
 
 # Items every lane may buy (GTIN-13 as scanned; stored as GTIN-14).
 COMMON = ["9520000000011", "9520000000028", "9520000000035"]
@@ -97,12 +100,20 @@ class Log:
 class Terminal:
     """An agent with its scanner; the lane driver and the chaos loop share it."""
 
-    def __init__(self, central, base, no, log):
+    def __init__(self, central, base, no, log, store=None):
         self.no = no
         self.name = f"T{no}"
         self.log = log
         self.base = base
         self.agent = Agent(central, base, "S1", self.name)
+        self.store = store
+        if store:
+            # The controller first, central as the fallback.
+            with open(self.agent.conf) as f:
+                text = f.read()
+            with open(self.agent.conf, "w") as f:
+                f.write(text.replace(f"url = https://127.0.0.1:{central.port}",
+                                     f"url = {store.url} https://127.0.0.1:{central.port}"))
         self.scanner = HwSim(base, f"scanner-{self.name}", "scanner", "scanner-crlf")
         self.agent.add_device("flatbed", "scanner", self.scanner.link, "scanner-crlf")
         self.lock = threading.Lock()   # one start/kill at a time
@@ -273,14 +284,17 @@ class Terminal:
 # ---------------------------------------------------------------- chaos
 
 class Chaos:
-    def __init__(self, central, terms, rng, log):
+    def __init__(self, central, terms, rng, log, store=None):
         self.central = central
         self.terms = terms
+        self.store = store
         self.rng = rng
         self.log = log
         self.restarts = 0
         self.counts = {"kill9_central": 0, "kill9_agent": 0, "cut_central": 0,
                        "term_central": 0, "kill9_agent_during_cut": 0}
+        if store:
+            self.counts["kill9_controller"] = 0
         self.crashes = []          # processes that died without being told to
         self.problems = []         # starts that failed, SIGTERMs that did not exit 0
         self.stopped = False       # central under SIGSTOP
@@ -293,6 +307,13 @@ class Chaos:
             self.log(f"CRASH: central exited with status {rc}; restarting", force=True)
             c.proc = None
             self.start_central()
+        s = self.store
+        if s is not None and s.proc is not None and not s.proc.alive():
+            rc = s.proc.p.returncode
+            self.crashes.append(f"the controller exited on its own with status {rc}")
+            self.log(f"CRASH: the controller exited with status {rc}; restarting", force=True)
+            s.proc = None
+            self.start_store()
         for t in self.terms:
             if t.agent.proc is not None and not t.agent.proc.alive():
                 rc = t.agent.proc.p.returncode
@@ -307,6 +328,14 @@ class Chaos:
         except Exception as exc:
             self.problems.append(f"central did not start: {exc}")
             self.log(f"central did not start: {exc}", force=True)
+
+    def start_store(self):
+        try:
+            self.store.start()
+            self.restarts += 1
+        except Exception as exc:
+            self.problems.append(f"the controller did not start: {exc}")
+            self.log(f"the controller did not start: {exc}", force=True)
 
     def start_agent(self, t):
         try:
@@ -324,6 +353,20 @@ class Chaos:
         if c.proc is None:
             self.start_central()
             return
+        if self.store is not None and self.store.proc is None:
+            self.start_store()
+            return
+        if self.store is not None and r < 0.2:
+            # The controller dies with baskets logged and not yet forwarded,
+            # or a lane's batch half written: its lanes fail over to central.
+            self.counts["kill9_controller"] += 1
+            self.log("chaos: kill -9 the controller")
+            self.store.kill9()
+            time.sleep(min(left, self.rng.uniform(0, 1.5)))
+            self.start_store()
+            return
+        if self.store is not None:
+            r = self.rng.random()
         if r < 0.25:
             self.counts["kill9_central"] += 1
             self.log("chaos: kill -9 central")
@@ -472,6 +515,7 @@ def main():
     ap.add_argument("--seed", type=int, default=int(os.environ.get("SOAK_SEED", "0")) or None)
     ap.add_argument("--agents", type=int, default=int(os.environ.get("SOAK_AGENTS", "8")))
     ap.add_argument("--name", default="soak")
+    ap.add_argument("--via-controller", type=int, default=None)
     ap.add_argument("--drain-timeout", type=float, default=90.0)
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args()
@@ -479,31 +523,40 @@ def main():
         ap.error("--name must start with 'soak' (the leak scan reads build/itest/soak*)")
     if not 1 <= args.agents <= 9:
         ap.error("--agents must be 1..9")
+    via = args.agents // 2 if args.via_controller is None else args.via_controller
+    if not 0 <= via <= args.agents:
+        ap.error("--via-controller must be 0..agents")
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 2**31)
     log = Log(args.quiet)
     rng = random.Random(seed)
-    log(f"seed={seed} seconds={args.seconds:g} agents={args.agents}", force=True)
+    log(f"seed={seed} seconds={args.seconds:g} agents={args.agents} via_controller={via}",
+        force=True)
 
     base = workdir(args.name)
     findings = []
     terms = []
     try:
         central = Central(base).start()
+        store = Store(central, base, "S1").start() if via else None
+        # Odd lanes through the controller first, then even ones.
+        order = list(range(1, args.agents + 1, 2)) + list(range(2, args.agents + 1, 2))
+        behind = set(order[:via])
         for i in range(1, args.agents + 1):
-            terms.append(Terminal(central, base, i, log))
+            terms.append(Terminal(central, base, i, log, store if i in behind else None))
         for t in terms:
             t.start()
         for t in terms:
             t.agent.wait_event(lambda e: e["event"] == "device" and e.get("name") == "flatbed"
                                and e.get("state") == "up", 10, f"{t.name} scanner up")
-        log(f"central on port {central.port}, {len(terms)} agents with scanners up")
+        log(f"central on port {central.port}, {len(terms)} agents with scanners up, "
+            f"{sum(1 for t in terms if t.store)} behind the controller")
 
         stop = threading.Event()
         drivers = [threading.Thread(target=t.drive, args=(stop, rng.randrange(2**31)), daemon=True)
                    for t in terms]
         for d in drivers:
             d.start()
-        chaos = Chaos(central, terms, rng, log)
+        chaos = Chaos(central, terms, rng, log, store)
         chaos.run(time.time() + args.seconds)
         stop.set()
         for d in drivers:
@@ -521,10 +574,16 @@ def main():
             rc = t.stop()
             if rc != 0:
                 chaos.problems.append(f"{t.name} exited {rc} on SIGTERM (want 0)")
+        if store:
+            rc = store.stop()
+            if rc != 0:
+                chaos.problems.append(f"the controller exited {rc} on SIGTERM (want 0)")
         rc = central.stop()
         if rc != 0:
             chaos.problems.append(f"central exited {rc} on the final SIGTERM (want 0)")
         chaos.start_central()
+        if store:
+            chaos.start_store()
         for t in terms:
             chaos.start_agent(t)
 
@@ -537,14 +596,30 @@ def main():
                     out[t.name] = {"spooled": f"no answer ({type(exc).__name__})"}
             return out
 
+        def store_queue():
+            """(waiting, set aside) in the controller's log; (0, 0) without one."""
+            if not store:
+                return 0, 0
+            try:
+                return (int(store.metric("pos_store_queue_depth")),
+                        int(store.metric("pos_store_set_aside")))
+            except Exception as exc:
+                return f"no answer ({type(exc).__name__})", 0
+
         try:
-            wait_until(lambda: all(s.get("spooled") == 0 for s in spooled().values()),
-                       args.drain_timeout, "every spool to drain")
+            wait_until(lambda: all(s.get("spooled") == 0 for s in spooled().values())
+                       and store_queue()[0] == 0, args.drain_timeout,
+                       "every spool and the controller's log to drain")
         except TimeoutError:
             pass
         status = spooled()
         left = {n: s.get("spooled") for n, s in status.items() if s.get("spooled")}
         rejected = {n: s.get("rejected") for n, s in status.items() if s.get("rejected")}
+        waiting, aside = store_queue()
+        if waiting:
+            left["controller"] = waiting
+        if aside:
+            rejected["controller"] = aside
         if left:
             findings.append(f"spools not drained after {args.drain_timeout:g} s: {left}")
         if rejected:
@@ -560,6 +635,10 @@ def main():
             rc = t.stop()
             if rc != 0:
                 chaos.problems.append(f"{t.name} exited {rc} on the final SIGTERM (want 0)")
+        if store:
+            rc = store.stop()
+            if rc != 0:
+                chaos.problems.append(f"the controller exited {rc} on the final SIGTERM (want 0)")
         rc = central.stop()
         if rc != 0:
             chaos.problems.append(f"central exited {rc} on the final SIGTERM (want 0)")
@@ -579,7 +658,7 @@ def main():
         logs = {t.name: t.agent.log for t in terms}
         for txn in lost[:20]:
             findings.append(f"LOST: {lane_note(txn)} acknowledged, not in central.db")
-            for path in (logs[completed[txn]["agent"]], central.log):
+            for path in (logs[completed[txn]["agent"]], central.log) + ((store.log,) if store else ()):
                 findings += [f"    {os.path.basename(path)}: {line}"
                              for line in log_lines(path, txn)[-6:]]
         for txn in dup_txn[:20]:
@@ -605,7 +684,7 @@ def main():
                                 f"{t.hwsim_restarts} times")
 
         report = {
-            "seed": seed, "seconds": args.seconds, "agents": args.agents,
+            "seed": seed, "seconds": args.seconds, "agents": args.agents, "via_controller": via,
             "chaos": chaos.counts, "restarts": chaos.restarts,
             "completed": len(completed), "stored": len(db),
             "unacked_stored": len(unacked), "lost": lost, "duplicated_txns": dup_txn,

@@ -265,6 +265,77 @@ static void the_log_is_private_and_readonly_open_needs_it(void **state)
 	assert_int_equal(stat(other, &sb), -1); /* looking did not create it */
 }
 
+static void a_batch_is_committed_whole_with_a_verdict_per_basket(void **state)
+{
+	struct fx *f = *state;
+	struct tlog_basket b[4];
+	enum tlog_put_result res[4] = { 0 };
+	struct tlog_stats st;
+	struct tlog *ro = NULL;
+	pos_err e;
+
+	put(f, "T1", TXN1, TS1, "", TLOG_CREATED);
+	basket(&b[0], TXN1, TS1, "");                   /* already there: duplicate */
+	basket(&b[1], TXN2, TS1, "");                   /* new */
+	basket(&b[2], TXN2, TS2, "");                   /* same txn, other body */
+	basket(&b[3], TXN3, TS2, "");                   /* new */
+	assert_int_equal(tlog_put_batch(f->t, "T1", b, 4, 2000, res, &e), 0);
+	assert_int_equal(res[0], TLOG_DUPLICATE);
+	assert_int_equal(res[1], TLOG_CREATED);
+	assert_int_equal(res[2], TLOG_CONFLICT);
+	assert_int_equal(res[3], TLOG_CREATED);
+	/* Committed: another connection sees them. */
+	assert_int_equal(tlog_open_readonly(f->path, &ro, &e), 0);
+	assert_int_equal(tlog_stats(ro, &st, &e), 0);
+	assert_int_equal(st.total, 3);
+	/* Another lane's batch with a logged txn: a conflict, nothing else moves. */
+	assert_int_equal(tlog_put_batch(f->t, "T2", &b[1], 1, 3000, res, &e), 0);
+	assert_int_equal(res[0], TLOG_CONFLICT);
+	assert_int_equal(tlog_put_batch(f->t, "bad lane", b, 1, 3000, res, &e), POS_EINVAL);
+	assert_int_equal(tlog_stats(ro, &st, &e), 0);
+	assert_int_equal(st.total, 3);
+	tlog_close(ro);
+	for (int i = 0; i < 4; i++)
+		tlog_basket_clear(&b[i]);
+}
+
+static void marks_after_begin_reach_the_disk_with_the_next_commit(void **state)
+{
+	struct fx *f = *state;
+	struct tlog_basket b;
+	enum tlog_put_result res;
+	struct tlog_stats st;
+	struct tlog *ro = NULL;
+	pos_err e;
+
+	put(f, "T1", TXN1, TS1, "", TLOG_CREATED);
+	put(f, "T1", TXN2, TS1, "", TLOG_CREATED);
+	assert_int_equal(tlog_open_readonly(f->path, &ro, &e), 0);
+	assert_int_equal(tlog_begin(f->t, &e), 0);
+	assert_true(tlog_pending(f->t));
+	assert_int_equal(tlog_begin(f->t, &e), 0); /* already open: the same one */
+	assert_int_equal(tlog_mark_sent(f->t, TXN1, "created", 2000, &e), 0);
+	assert_int_equal(tlog_stats(f->t, &st, &e), 0);
+	assert_int_equal(st.unsent, 1); /* this connection sees its own mark */
+	assert_int_equal(tlog_stats(ro, &st, &e), 0);
+	assert_int_equal(st.unsent, 2); /* others do not until the commit */
+	/* A basket's commit takes the pending marks with it. */
+	basket(&b, TXN3, TS2, "");
+	assert_int_equal(tlog_put_batch(f->t, "T2", &b, 1, 3000, &res, &e), 0);
+	assert_false(tlog_pending(f->t));
+	assert_int_equal(tlog_stats(ro, &st, &e), 0);
+	assert_int_equal(st.unsent, 2);
+	assert_int_equal(st.total, 3);
+	assert_int_equal(tlog_begin(f->t, &e), 0);
+	assert_int_equal(tlog_mark_sent(f->t, TXN2, "created", 4000, &e), 0);
+	assert_int_equal(tlog_commit(f->t, &e), 0);
+	assert_int_equal(tlog_commit(f->t, &e), 0); /* nothing open: nothing to do */
+	assert_int_equal(tlog_stats(ro, &st, &e), 0);
+	assert_int_equal(st.unsent, 1);
+	tlog_close(ro);
+	tlog_basket_clear(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -279,6 +350,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(the_report_groups_by_lane_and_hour, setup, teardown),
 		cmocka_unit_test_setup_teardown(the_log_is_private_and_readonly_open_needs_it, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(a_batch_is_committed_whole_with_a_verdict_per_basket,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(marks_after_begin_reach_the_disk_with_the_next_commit,
+						setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
