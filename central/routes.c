@@ -65,6 +65,7 @@ struct routes_async {
 struct routes {
 	struct event_base *base;
 	struct store *store;
+	struct keys_chan *keys;
 	const struct routes_shared *sh;
 	struct event *done_ev;
 	pthread_mutex_t mu;
@@ -214,7 +215,7 @@ static void routes_resolve(struct rq *q)
 		return;
 	}
 	t = time_mono_us();
-	rc = resolve_run(q->r->store, q->r->sh->kr, q->r->sh->auto_enrol, q->store, q->terminal,
+	rc = resolve_run(q->r->store, q->r->keys, q->r->sh->auto_enrol, q->store, q->terminal,
 			 rr.txn, rr.kid, rr.enc, &res, &e);
 	metrics_resolve_us(time_mono_us() - t);
 	if (rc < 0) {
@@ -249,7 +250,7 @@ static int routes_basket_prepare(struct rq *q, struct basket_in *bi, const char 
 	}
 	if (!bi->has_tid)
 		return 0;
-	rc = resolve_run(q->r->store, q->r->sh->kr, q->r->sh->auto_enrol, bi->b.store,
+	rc = resolve_run(q->r->store, q->r->keys, q->r->sh->auto_enrol, bi->b.store,
 			 bi->b.terminal, bi->txn_sent, bi->tid_kid, bi->tid_enc, &res, e);
 	if (rc == POS_ENOTFOUND)
 		return 0; /* auto-enrol off: stored as it came, unresolved */
@@ -987,8 +988,8 @@ void routes_handle(struct httpd_req *req, void *arg)
 
 /* ------------------------------------------------------------ lifetime */
 
-int routes_new(struct event_base *base, struct store *store, const struct routes_shared *sh,
-	       struct routes **out, pos_err *e)
+int routes_new(struct event_base *base, struct store *store, struct keys_chan *keys,
+	       const struct routes_shared *sh, struct routes **out, pos_err *e)
 {
 	struct routes *r;
 
@@ -998,6 +999,7 @@ int routes_new(struct event_base *base, struct store *store, const struct routes
 		return err_set(e, POS_ENOMEM, "routes: out of memory");
 	r->base = base;
 	r->store = store;
+	r->keys = keys;
 	r->sh = sh;
 	pthread_mutex_init(&r->mu, NULL);
 	r->text = malloc(METRICS_TEXT_MAX);

@@ -18,6 +18,7 @@
 #include "err.h"
 #include "ingest.h"
 #include "keyring.h"
+#include "keysproc.h"
 #include "store.h"
 
 struct event_base;
@@ -25,7 +26,7 @@ struct httpd_req;
 
 /* Read-only after start, shared by every worker. */
 struct routes_shared {
-	const struct keyring *kr;
+	const struct keyring *kr; /* the tokens; in serve it holds no key */
 	struct ingest *ingest;
 	bool auto_enrol;
 	size_t max_body; /* the parsers' cap; httpd refuses a longer body with 413 */
@@ -33,10 +34,10 @@ struct routes_shared {
 
 struct routes;
 
-/* store is borrowed (the worker owns it); *out: routes_free, after every
- * request is finished (routes_waiting() == 0). */
-int routes_new(struct event_base *base, struct store *store, const struct routes_shared *sh,
-	       struct routes **out, pos_err *e);
+/* store and keys (this worker's channel to the keys) are borrowed; *out:
+ * routes_free, after every request is finished (routes_waiting() == 0). */
+int routes_new(struct event_base *base, struct store *store, struct keys_chan *keys,
+	       const struct routes_shared *sh, struct routes **out, pos_err *e);
 void routes_free(struct routes *r);
 /* The httpd handler; arg is the struct routes. */
 void routes_handle(struct httpd_req *req, void *arg);

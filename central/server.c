@@ -550,7 +550,7 @@ static struct event_base *server_base_new(void)
 }
 
 static int server_worker_init(struct worker *w, const struct cconf *c, long nworkers,
-			      const struct routes_shared *sh, pos_err *e)
+			      const struct routes_shared *sh, struct keys_chan *keys, pos_err *e)
 {
 	struct httpd_opts o = { 0 };
 	int rc;
@@ -559,7 +559,7 @@ static int server_worker_init(struct worker *w, const struct cconf *c, long nwor
 		return rc;
 	if (!(w->base = server_base_new()))
 		return err_set(e, POS_ENOMEM, "worker %d: cannot make an event base", w->idx);
-	if ((rc = routes_new(w->base, w->store, sh, &w->routes, e)) < 0)
+	if ((rc = routes_new(w->base, w->store, keys, sh, &w->routes, e)) < 0)
 		return rc;
 	w->stop_ev = event_new(w->base, -1, 0, server_stop_cb, w);
 	w->drain_ev = evtimer_new(w->base, server_drain_cb, w);
@@ -632,7 +632,7 @@ static int server_lock_home(const struct cconf *c, pos_err *e)
 	return fd;
 }
 
-static long server_nworkers(const struct cconf *c)
+long server_nworkers(const struct cconf *c)
 {
 	long n = c->workers;
 
@@ -646,8 +646,8 @@ static long server_nworkers(const struct cconf *c)
 	return n;
 }
 
-int server_run(const struct cconf *c, const char *listen_s, const struct keyring *kr,
-	       pos_err *e)
+int server_run(const struct cconf *c, const char *listen_s, const struct keyring *tokens,
+	       struct keysproc *kp, pos_err *e)
 {
 	struct routes_shared sh = { 0 };
 	struct server_ticket_key tk = { 0 };
@@ -658,16 +658,24 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 	sigset_t sigs, old;
 	int *fds = NULL;
 	char addr[SERVER_LISTEN_MAX + 16] = "";
+	char why[32];
 	long n = server_nworkers(c), i;
 	int rc, sig = 0, lock_fd = -1;
 
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGCHLD); /* the keys process ended */
 	/* Blocked before any thread starts, so every thread inherits it and
 	 * only sigwait below sees the signals. */
 	pthread_sigmask(SIG_BLOCK, &sigs, &old);
 	signal(SIGPIPE, SIG_IGN);
+
+	if (keysproc_nchan(kp) < (size_t)n) {
+		rc = err_set(e, POS_EINVAL, "the keys process has %zu channels for %ld workers",
+			     keysproc_nchan(kp), n);
+		goto out;
+	}
 
 	if (evthread_use_pthreads() != 0) {
 		rc = err_set(e, POS_ENOMEM, "libevent: no pthreads support");
@@ -694,7 +702,7 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 		goto out;
 	if ((rc = ingest_start(c->database, &ig, e)) < 0)
 		goto out;
-	sh.kr = kr;
+	sh.kr = tokens;
 	sh.ingest = ig;
 	sh.auto_enrol = c->auto_enrol;
 	sh.max_body = (size_t)c->max_body;
@@ -715,7 +723,7 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 		ws[i].ssl = ctx;
 		ws[i].fd = fds[i];
 		fds[i] = -1;
-		if ((rc = server_worker_init(&ws[i], c, n, &sh, e)) < 0)
+		if ((rc = server_worker_init(&ws[i], c, n, &sh, keysproc_chan(kp, (size_t)i), e)) < 0)
 			goto out;
 	}
 	for (i = 0; i < n; i++) {
@@ -725,11 +733,22 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 		}
 		ws[i].started = true;
 	}
-	log_info("listening", "addr=%s workers=%ld tls=1.3 auto_enrol=%s hpke_keys=%zu", addr, n,
-		 c->auto_enrol ? "yes" : "no", keyring_count(kr));
+	log_info("listening",
+		 "addr=%s workers=%ld tls=1.3 auto_enrol=%s hpke_keys=%zu keys_pid=%ld", addr, n,
+		 c->auto_enrol ? "yes" : "no", keysproc_hpke_keys(kp), (long)keysproc_pid(kp));
 
-	while (sigwait(&sigs, &sig) != 0)
-		;
+	/* Looked at before each wait: a SIGCHLD from before the mask is lost. */
+	for (;;) {
+		if (!keysproc_alive(kp, why, sizeof why)) {
+			log_error("keys_process_ended", "how=\"%s\" detail=\"serve stops\"", why);
+			rc = err_set(e, POS_EIO, "the keys process ended (%s): serve stops", why);
+			goto stop;
+		}
+		while (sigwait(&sigs, &sig) != 0)
+			;
+		if (sig != SIGCHLD)
+			break;
+	}
 	log_info("stopping", "signal=%s", sig == SIGTERM ? "TERM" : "INT");
 	rc = 0;
 stop:
