@@ -24,10 +24,9 @@
 #define KEYS_FIELD ENVELOPE_INFO_MAX
 #define KEYS_MSG_MAX sizeof(((pos_err *)0)->msg)
 
-/* One request, always this size. Strings are NUL-terminated inside their
- * fields; the keys process refuses a message that is not. */
+/* One open inside a request. Strings are NUL-terminated inside their
+ * fields; the keys process refuses a message where one is not. */
 struct keys_req {
-	uint32_t seq;
 	char store[KEYS_FIELD];
 	char terminal[KEYS_FIELD];
 	char txn[KEYS_FIELD];
@@ -35,22 +34,33 @@ struct keys_req {
 	char enc[ENVELOPE_B64_MAX];
 };
 
-/* One reply: up to msg when rc is 0, all of it otherwise. The first one
- * on channel 0 says the process is ready: rc, and seq = its HPKE keys. */
+/* One answer: rc, then the hashes (rc 0) or the message. */
 struct keys_rep {
-	uint32_t seq;
 	int32_t rc;
 	unsigned char idx[DEIDENT_INDEX_LEN];
 	char dtid[DEIDENT_ID_LEN + 1];
 	char msg[KEYS_MSG_MAX];
 };
 
-#define KEYS_REP_OK_LEN offsetof(struct keys_rep, msg)
+/* A message either way: this header and n requests or n answers, n in
+ * 1..KEYS_BATCH_MAX. The first message on channel 0 says the process is
+ * ready: n = 0, rc in the header, seq = its HPKE keys, msg on failure. */
+struct keys_hdr {
+	uint32_t seq;
+	uint32_t n;
+	int32_t rc;
+	char msg[KEYS_MSG_MAX];
+};
+
+#define KEYS_REQ_MSG (sizeof(struct keys_hdr) + KEYS_BATCH_MAX * sizeof(struct keys_req))
+#define KEYS_REP_MSG (sizeof(struct keys_hdr) + KEYS_BATCH_MAX * sizeof(struct keys_rep))
+#define KEYS_BUF (KEYS_REQ_MSG > KEYS_REP_MSG ? KEYS_REQ_MSG : KEYS_REP_MSG)
 
 struct keys_chan {
 	int fd;                   /* -1 for a local channel */
 	const struct keyring *kr; /* local only */
 	uint32_t seq;
+	unsigned char *buf;       /* KEYS_BUF: one message either way */
 };
 
 struct keysproc {
@@ -102,50 +112,101 @@ static bool keys_is_code(int32_t rc)
 	return rc <= POS_EINVAL && rc >= POS_EAGAIN;
 }
 
+static int keys_gone(size_t n, struct keys_open_res *res, pos_err *e)
+{
+	for (size_t i = 0; i < n; i++) {
+		res[i].rc = err_set(&res[i].err, POS_EAGAIN, "the keys process does not answer");
+		wipe(res[i].idx, sizeof res[i].idx);
+	}
+	return err_set(e, POS_EAGAIN, "the keys process does not answer");
+}
+
+int keys_open_batch(struct keys_chan *kc, size_t n, const struct keys_open_req *req,
+		    struct keys_open_res *res, pos_err *e)
+{
+	struct keys_hdr *h;
+	struct keys_req *rq;
+	struct keys_rep *rp;
+	size_t len;
+	ssize_t got;
+	uint32_t seq;
+
+	if (!kc || n > KEYS_BATCH_MAX || (n && (!req || !res)))
+		return err_set(e, POS_EINVAL, "keys: bad batch");
+	if (n == 0)
+		return 0;
+	if (kc->kr) {
+		for (size_t i = 0; i < n; i++)
+			res[i].rc = keyring_open(kc->kr, req[i].store, req[i].terminal, req[i].txn,
+						 req[i].kid, req[i].enc, res[i].idx, res[i].dtid,
+						 &res[i].err);
+		return 0;
+	}
+	h = (struct keys_hdr *)kc->buf;
+	rq = (struct keys_req *)(h + 1);
+	len = sizeof *h + n * sizeof *rq;
+	memset(kc->buf, 0, len);
+	h->seq = seq = ++kc->seq;
+	h->n = (uint32_t)n;
+	for (size_t i = 0; i < n; i++) {
+		keys_put(rq[i].store, sizeof rq[i].store, req[i].store);
+		keys_put(rq[i].terminal, sizeof rq[i].terminal, req[i].terminal);
+		keys_put(rq[i].txn, sizeof rq[i].txn, req[i].txn);
+		keys_put(rq[i].kid, sizeof rq[i].kid, req[i].kid);
+		keys_put(rq[i].enc, sizeof rq[i].enc, req[i].enc);
+	}
+	do
+		got = send(kc->fd, kc->buf, len, MSG_NOSIGNAL);
+	while (got < 0 && errno == EINTR);
+	if (got != (ssize_t)len)
+		return keys_gone(n, res, e);
+	do
+		got = recv(kc->fd, kc->buf, KEYS_BUF, 0);
+	while (got < 0 && errno == EINTR);
+	rp = (struct keys_rep *)(h + 1);
+	if (got != (ssize_t)(sizeof *h + n * sizeof *rp) || h->seq != seq || h->n != n) {
+		if (got > 0)
+			wipe(kc->buf, (size_t)got);
+		return keys_gone(n, res, e);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (rp[i].rc == 0 && memchr(rp[i].dtid, '\0', sizeof rp[i].dtid)) {
+			memcpy(res[i].idx, rp[i].idx, sizeof res[i].idx);
+			memcpy(res[i].dtid, rp[i].dtid, sizeof res[i].dtid);
+			res[i].rc = 0;
+		} else if (keys_is_code(rp[i].rc)) {
+			rp[i].msg[sizeof rp[i].msg - 1] = '\0';
+			res[i].rc = err_set(&res[i].err, rp[i].rc, "%s", rp[i].msg);
+		} else {
+			res[i].rc = err_set(&res[i].err, POS_EIO,
+					    "the keys process sent a malformed reply");
+		}
+	}
+	wipe(kc->buf, (size_t)got);
+	return 0;
+}
+
 int keys_open(struct keys_chan *kc, const char *store, const char *terminal, const char *txn,
 	      const char *kid, const char *enc, unsigned char idx[DEIDENT_INDEX_LEN],
 	      char dtid[DEIDENT_ID_LEN + 1], pos_err *e)
 {
-	struct keys_req req;
-	struct keys_rep rep;
-	ssize_t n;
+	struct keys_open_req req = { store, terminal, txn, kid, enc };
+	struct keys_open_res res;
 	int rc;
 
 	if (!kc)
 		return err_set(e, POS_EINVAL, "keys: missing channel");
 	if (kc->kr)
 		return keyring_open(kc->kr, store, terminal, txn, kid, enc, idx, dtid, e);
-	memset(&req, 0, sizeof req);
-	req.seq = ++kc->seq;
-	keys_put(req.store, sizeof req.store, store);
-	keys_put(req.terminal, sizeof req.terminal, terminal);
-	keys_put(req.txn, sizeof req.txn, txn);
-	keys_put(req.kid, sizeof req.kid, kid);
-	keys_put(req.enc, sizeof req.enc, enc);
-	do
-		n = send(kc->fd, &req, sizeof req, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
-	if (n != (ssize_t)sizeof req)
-		return err_set(e, POS_EAGAIN, "the keys process does not answer");
-	do
-		n = recv(kc->fd, &rep, sizeof rep, 0);
-	while (n < 0 && errno == EINTR);
-	if (n < (ssize_t)KEYS_REP_OK_LEN || rep.seq != req.seq) {
-		rc = err_set(e, POS_EAGAIN, "the keys process does not answer");
-		goto out;
+	if ((rc = keys_open_batch(kc, 1, &req, &res, e)) < 0)
+		return rc;
+	if ((rc = res.rc) == 0) {
+		memcpy(idx, res.idx, DEIDENT_INDEX_LEN);
+		memcpy(dtid, res.dtid, DEIDENT_ID_LEN + 1);
+	} else if (e) {
+		*e = res.err;
 	}
-	if (rep.rc == 0 && memchr(rep.dtid, '\0', sizeof rep.dtid)) {
-		memcpy(idx, rep.idx, DEIDENT_INDEX_LEN);
-		memcpy(dtid, rep.dtid, sizeof rep.dtid);
-		rc = 0;
-	} else if (keys_is_code(rep.rc) && n == (ssize_t)sizeof rep) {
-		rep.msg[sizeof rep.msg - 1] = '\0';
-		rc = err_set(e, rep.rc, "%s", rep.msg);
-	} else {
-		rc = err_set(e, POS_EIO, "the keys process sent a malformed reply");
-	}
-out:
-	wipe(&rep, KEYS_REP_OK_LEN);
+	wipe(&res, sizeof res);
 	return rc;
 }
 
@@ -155,6 +216,7 @@ struct keys_srv {
 	int fd;
 	const struct keyring *kr;
 	pthread_t thread;
+	unsigned char *buf; /* KEYS_BUF */
 };
 
 static bool keys_terminated(const char *s, size_t cap)
@@ -162,44 +224,65 @@ static bool keys_terminated(const char *s, size_t cap)
 	return memchr(s, '\0', cap) != NULL;
 }
 
-/* Answers one channel until its worker closes it. */
+static bool keys_req_ok(const struct keys_req *q)
+{
+	return keys_terminated(q->store, sizeof q->store) &&
+	       keys_terminated(q->terminal, sizeof q->terminal) &&
+	       keys_terminated(q->txn, sizeof q->txn) && keys_terminated(q->kid, sizeof q->kid) &&
+	       keys_terminated(q->enc, sizeof q->enc);
+}
+
+/* Answers one channel until its worker closes it. A malformed message
+ * gets a header alone with rc set, which the worker takes as no answer. */
 static void *keysproc_serve(void *arg)
 {
 	struct keys_srv *s = arg;
-	struct keys_req req;
+	struct keys_hdr *h = (struct keys_hdr *)s->buf;
+	struct keys_req *rq = (struct keys_req *)(h + 1);
+	struct keys_req one;
 	struct keys_rep rep;
 	pos_err e;
 	ssize_t n;
-	size_t len;
-	int rc;
+	size_t len, cnt;
 
 	for (;;) {
-		n = recv(s->fd, &req, sizeof req, MSG_TRUNC);
+		n = recv(s->fd, s->buf, KEYS_REQ_MSG, MSG_TRUNC);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			break;
-		memset(&rep, 0, KEYS_REP_OK_LEN);
-		rep.seq = n >= (ssize_t)sizeof req.seq ? req.seq : 0;
-		if (n != (ssize_t)sizeof req || !keys_terminated(req.store, sizeof req.store) ||
-		    !keys_terminated(req.terminal, sizeof req.terminal) ||
-		    !keys_terminated(req.txn, sizeof req.txn) ||
-		    !keys_terminated(req.kid, sizeof req.kid) ||
-		    !keys_terminated(req.enc, sizeof req.enc))
-			rc = err_set(&e, POS_EINVAL, "keys: a malformed request");
-		else
-			rc = keyring_open(s->kr, req.store, req.terminal, req.txn, req.kid, req.enc,
-					  rep.idx, rep.dtid, &e);
-		rep.rc = rc;
-		len = KEYS_REP_OK_LEN;
-		if (rc < 0) {
-			snprintf(rep.msg, sizeof rep.msg, "%s", e.msg);
-			len = sizeof rep;
+		cnt = n >= (ssize_t)sizeof *h ? h->n : 0;
+		if (cnt == 0 || cnt > KEYS_BATCH_MAX ||
+		    (size_t)n != sizeof *h + cnt * sizeof *rq) {
+			h->n = 0;
+			h->rc = POS_EINVAL;
+			snprintf(h->msg, sizeof h->msg, "keys: a malformed request");
+			len = sizeof *h;
+		} else {
+			/* Answers replace requests in place: each request is
+			 * copied out first, and an answer is smaller. */
+			struct keys_rep *rp = (struct keys_rep *)(h + 1);
+
+			for (size_t i = 0; i < cnt; i++) {
+				memcpy(&one, &rq[i], sizeof one);
+				memset(&rep, 0, sizeof rep);
+				if (!keys_req_ok(&one))
+					rep.rc = err_set(&e, POS_EINVAL, "keys: a malformed request");
+				else
+					rep.rc = keyring_open(s->kr, one.store, one.terminal, one.txn,
+							      one.kid, one.enc, rep.idx, rep.dtid, &e);
+				if (rep.rc < 0)
+					snprintf(rep.msg, sizeof rep.msg, "%s", e.msg);
+				memcpy(&rp[i], &rep, sizeof rep);
+			}
+			h->rc = 0;
+			len = sizeof *h + cnt * sizeof *rp;
 		}
 		do
-			n = send(s->fd, &rep, len, MSG_NOSIGNAL);
+			n = send(s->fd, s->buf, len, MSG_NOSIGNAL);
 		while (n < 0 && errno == EINTR);
-		wipe(&rep, KEYS_REP_OK_LEN);
+		wipe(s->buf, len);
+		wipe(&rep, sizeof rep);
 		if (n != (ssize_t)len)
 			break;
 	}
@@ -281,16 +364,16 @@ static int keysproc_drop(const struct cconf *c, pos_err *e)
 
 static void keysproc_ready(int fd, int rc, size_t nkeys, const pos_err *e)
 {
-	struct keys_rep rep;
+	struct keys_hdr h;
 	ssize_t n;
 
-	memset(&rep, 0, sizeof rep);
-	rep.rc = rc;
-	rep.seq = (uint32_t)nkeys;
+	memset(&h, 0, sizeof h);
+	h.rc = rc;
+	h.seq = (uint32_t)nkeys;
 	if (rc < 0)
-		snprintf(rep.msg, sizeof rep.msg, "%s", e->msg);
+		snprintf(h.msg, sizeof h.msg, "%s", e->msg);
 	do
-		n = send(fd, &rep, sizeof rep, MSG_NOSIGNAL);
+		n = send(fd, &h, sizeof h, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
 }
 
@@ -336,6 +419,10 @@ keysproc_child(const struct cconf *c, int *fds, size_t n, pid_t parent)
 	for (size_t i = 0; i < n; i++) {
 		srv[i].fd = fds[i];
 		srv[i].kr = kr;
+		if (!(srv[i].buf = malloc(KEYS_BUF))) {
+			rc = err_set(&e, POS_ENOMEM, "keys process: out of memory");
+			goto out;
+		}
 	}
 	for (started = 1; started < n; started++)
 		if (pthread_create(&srv[started].thread, NULL, keysproc_serve, &srv[started]) != 0) {
@@ -353,6 +440,8 @@ out:
 	}
 	for (size_t i = 1; i < started; i++)
 		pthread_join(srv[i].thread, NULL);
+	for (size_t i = 0; srv && i < n; i++)
+		free(srv[i].buf);
 	free(srv);
 	keyring_free(kr);
 	_exit(rc == 0 ? 0 : 1);
@@ -387,7 +476,7 @@ static void keysproc_reap(struct keysproc *kp)
 int keysproc_start(const struct cconf *c, size_t nchan, struct keysproc **out, pos_err *e)
 {
 	struct keysproc *kp;
-	struct keys_rep rep;
+	struct keys_hdr rep;
 	int *child = NULL;
 	char why[32];
 	pid_t parent = getpid();
@@ -409,6 +498,11 @@ int keysproc_start(const struct cconf *c, size_t nchan, struct keysproc **out, p
 		child[i] = -1;
 	}
 	kp->n = nchan;
+	for (size_t i = 0; i < nchan; i++)
+		if (!(kp->chans[i].buf = malloc(KEYS_BUF))) {
+			rc = err_set(e, POS_ENOMEM, "keys process: out of memory");
+			goto out;
+		}
 	for (size_t i = 0; i < nchan; i++) {
 		int sv[2];
 
@@ -501,9 +595,11 @@ void keysproc_stop(struct keysproc *kp)
 {
 	if (!kp)
 		return;
-	for (size_t i = 0; kp->chans && i < kp->n; i++)
+	for (size_t i = 0; kp->chans && i < kp->n; i++) {
 		if (kp->chans[i].fd >= 0)
 			close(kp->chans[i].fd);
+		free(kp->chans[i].buf);
+	}
 	keysproc_reap(kp);
 	free(kp->chans);
 	free(kp);

@@ -10,9 +10,10 @@
  * index, DeIdentTID) or a refusal, wiping every TID it opened.
  *
  * Each worker thread has a channel of its own (a SOCK_SEQPACKET
- * socketpair, one fixed-size message each way, a thread of the keys
- * process on the other end), so workers never wait on each other or lock.
- * A worker blocks on its request as it would on the same crypto in-process.
+ * socketpair, one message each way: a header and up to KEYS_BATCH_MAX
+ * fixed-size opens or answers; a thread of the keys process on the other
+ * end), so workers never wait on each other or lock. A worker blocks on
+ * its request as it would on the same crypto in-process.
  *
  * keys_open is the one way to open an EncTID above this module: over a
  * channel to the keys process (serve), or with a keyring in the same
@@ -42,6 +43,27 @@ void keys_chan_free(struct keys_chan *kc);
 int keys_open(struct keys_chan *kc, const char *store, const char *terminal, const char *txn,
 	      const char *kid, const char *enc, unsigned char idx[DEIDENT_INDEX_LEN],
 	      char dtid[DEIDENT_ID_LEN + 1], pos_err *e);
+
+/* Several opens in one round trip: a worker with several resolves ready in
+ * one loop turn pays the wake-ups once. */
+#define KEYS_BATCH_MAX 32
+
+struct keys_open_req {
+	const char *store, *terminal, *txn, *kid, *enc;
+};
+
+struct keys_open_res {
+	int rc; /* what keys_open returns; on failure err holds its message */
+	unsigned char idx[DEIDENT_INDEX_LEN];
+	char dtid[DEIDENT_ID_LEN + 1];
+	pos_err err;
+};
+
+/* Opens req[0..n-1], n <= KEYS_BATCH_MAX, into res[0..n-1] (each exactly
+ * as keys_open would). 0 when all were answered; POS_EAGAIN (also in
+ * every res) when the keys process does not answer. */
+int keys_open_batch(struct keys_chan *kc, size_t n, const struct keys_open_req *req,
+		    struct keys_open_res *res, pos_err *e);
 
 struct keysproc;
 

@@ -168,25 +168,37 @@ int resolve_parse(const char *body, size_t len, struct resolve_req *out, pos_err
 	return rc;
 }
 
+int resolve_store(struct store *s, bool auto_enrol, const unsigned char idx[DEIDENT_INDEX_LEN],
+		  const char *dtid, struct resolve_result *out, pos_err *e)
+{
+	bool created = false;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if (!dtid || strlen(dtid) > DEIDENT_ID_LEN)
+		return err_set(e, POS_EINVAL, "resolve: bad DeIdentTID");
+	/* NULL: the store draws a fresh hhid only when it enrols one. */
+	rc = store_resolve(s, idx, auto_enrol, NULL, out->hhid, &created, e);
+	if (rc < 0) {
+		memset(out, 0, sizeof *out);
+		return rc;
+	}
+	memcpy(out->deident_tid, dtid, strlen(dtid) + 1);
+	out->new_household = created;
+	return 0;
+}
+
 int resolve_run(struct store *s, struct keys_chan *kc, bool auto_enrol, const char *store,
 		const char *terminal, const char *txn, const char *kid, const char *enc,
 		struct resolve_result *out, pos_err *e)
 {
 	unsigned char idx[DEIDENT_INDEX_LEN];
-	bool created = false;
+	char dtid[DEIDENT_ID_LEN + 1];
 	int rc;
 
 	memset(out, 0, sizeof *out);
-	if ((rc = keys_open(kc, store, terminal, txn, kid, enc, idx, out->deident_tid, e)) < 0)
-		goto out;
-	/* NULL: the store draws a fresh hhid only when it enrols one. */
-	rc = store_resolve(s, idx, auto_enrol, NULL, out->hhid, &created, e);
-	if (rc < 0)
-		goto out;
-	out->new_household = created;
-out:
+	if ((rc = keys_open(kc, store, terminal, txn, kid, enc, idx, dtid, e)) == 0)
+		rc = resolve_store(s, auto_enrol, idx, dtid, out, e);
 	wipe(idx, sizeof idx);
-	if (rc < 0)
-		memset(out, 0, sizeof *out);
 	return rc;
 }

@@ -42,8 +42,12 @@ int resolve_parse(const char *body, size_t len, struct resolve_req *out, pos_err
 /* The same checks on a parsed tree (the slow path; the tests compare). */
 int resolve_from_json(json_t *root, struct resolve_req *out, pos_err *e);
 
-/* keys_open, then store_resolve (enrolling a new household when
- * auto_enrol is set; else POS_ENOTFOUND for an unknown TID). */
+/* The household of an opened EncTID: store_resolve with its tid index
+ * (enrolling a new household when auto_enrol is set; else POS_ENOTFOUND
+ * for an unknown TID). out->deident_tid is dtid. */
+int resolve_store(struct store *s, bool auto_enrol, const unsigned char idx[DEIDENT_INDEX_LEN],
+		  const char *dtid, struct resolve_result *out, pos_err *e);
+/* keys_open, then resolve_store. */
 int resolve_run(struct store *s, struct keys_chan *kc, bool auto_enrol, const char *store,
 		const char *terminal, const char *txn, const char *kid, const char *enc,
 		struct resolve_result *out, pos_err *e);

@@ -156,6 +156,38 @@ static void the_keys_process_answers_what_the_keyring_answers(void **st)
 	const struct open_case long_kid = { "S1", "T1", TXN, longid, enc };
 	const struct open_case long_enc = { "S1", "T1", TXN, f->cur.kid, longid };
 
+	/* All of them in one round trip, repeated up to a full batch: each
+	 * answer is the one keys_open gives alone. */
+	const struct open_case *cases[] = { &ok, &retired, &other_lane, &unknown, &tampered,
+					    &not_a_tid, &no_info, &too_long, &long_kid, &long_enc };
+	struct keys_open_req breq[KEYS_BATCH_MAX];
+	struct keys_open_res bres[KEYS_BATCH_MAX];
+	size_t nc = sizeof cases / sizeof cases[0];
+
+	for (size_t i = 0; i < KEYS_BATCH_MAX; i++) {
+		const struct open_case *k = cases[i % nc];
+
+		breq[i] = (struct keys_open_req){ k->store, k->terminal, k->txn, k->kid, k->enc };
+	}
+	assert_int_equal(keys_open_batch(keysproc_chan(kp, 2), KEYS_BATCH_MAX, breq, bres, &e), 0);
+	for (size_t i = 0; i < KEYS_BATCH_MAX; i++) {
+		const struct open_case *k = cases[i % nc];
+		unsigned char li[DEIDENT_INDEX_LEN];
+		char ld[DEIDENT_ID_LEN + 1];
+		pos_err le = { 0 };
+		int lrc = keys_open(local, k->store, k->terminal, k->txn, k->kid, k->enc, li, ld, &le);
+
+		assert_int_equal(bres[i].rc, lrc);
+		if (lrc == 0) {
+			assert_memory_equal(bres[i].idx, li, sizeof li);
+			assert_string_equal(bres[i].dtid, ld);
+		} else {
+			assert_string_equal(bres[i].err.msg, le.msg);
+		}
+	}
+	assert_int_equal(keys_open_batch(keysproc_chan(kp, 2), KEYS_BATCH_MAX + 1, breq, bres, &e),
+			 POS_EINVAL);
+
 	for (size_t i = 0; i < keysproc_nchan(kp); i++) {
 		struct keys_chan *ch = keysproc_chan(kp, i);
 
