@@ -36,6 +36,8 @@ static const struct cconf_key cconf_keys[] = {
 	{ "central", "workers", CC_INT, "0", 0, 256, CC_LONG(workers), "0 = one per core" },
 	{ "central", "log_level", CC_STR, "info", 0, 0, CC_FIELD(log_level),
 	  "debug | info | warn | error" },
+	{ "central", "user", CC_STR, "pos-central", 0, 0, CC_FIELD(user),
+	  "serve's keys process runs as this user when started as root" },
 	{ "tls", "ca", CC_PATH, "ca.crt", 0, 0, CC_FIELD(tls_ca), "verifies terminal certificates" },
 	{ "tls", "cert", CC_PATH, "server.crt", 0, 0, CC_FIELD(tls_cert), NULL },
 	{ "tls", "key", CC_PATH, "server.key", 0, 0, CC_FIELD(tls_key), NULL },

@@ -10,6 +10,8 @@
  *   auto_enrol = yes
  *   workers = 0              ; 0 = one per core
  *   log_level = info
+ *   user = pos-central       ; serve's keys process runs as this user when
+ *                            ; started as root (empty: stays root)
  *   [tls]
  *   ca = ca.crt              ; verifies terminal certificates
  *   cert = server.crt
@@ -61,6 +63,7 @@ struct cconf {
 	bool auto_enrol;
 	long workers;
 	char log_level[16];
+	char user[64];
 	char tls_ca[CCONF_PATH_MAX];
 	char tls_cert[CCONF_PATH_MAX];
 	char tls_key[CCONF_PATH_MAX];

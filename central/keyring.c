@@ -8,7 +8,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "tid.h"
 #include "wipe.h"
+
+/* The one message for an unknown kid and a failed open (protocol.md). */
+#define KEYRING_BAD_TID "the EncTID does not open with central's keys for this terminal and txn"
 
 struct keyring {
 	struct hpke_keypair keys[KEYRING_MAX_KEYS]; /* [0] is the current key */
@@ -152,7 +156,7 @@ static int keyring_load_retired(struct keyring *kr, const char *dir, pos_err *e)
 	return rc;
 }
 
-int keyring_load(const struct cconf *c, struct keyring **out, pos_err *e)
+int keyring_load_keys(const struct cconf *c, struct keyring **out, pos_err *e)
 {
 	struct keyring *kr = NULL;
 	struct hpke_keypair kp;
@@ -177,20 +181,99 @@ int keyring_load(const struct cconf *c, struct keyring **out, pos_err *e)
 			     c->k_deident);
 		goto out;
 	}
-	if ((rc = keys_load_token(c->analyst_token, kr->analyst, e)) < 0 ||
-	    (rc = keys_load_token(c->admin_token, kr->admin, e)) < 0)
-		goto out;
-	kr->analyst_len = strlen(kr->analyst);
-	kr->admin_len = strlen(kr->admin);
-	if (kr->analyst_len == kr->admin_len &&
-	    CRYPTO_memcmp(kr->analyst, kr->admin, kr->admin_len) == 0) {
-		rc = err_set(e, POS_EINVAL, "the analyst and admin tokens are the same: roles must differ");
-		goto out;
-	}
 	*out = kr;
 	kr = NULL;
 out:
 	keyring_free(kr);
+	return rc;
+}
+
+/* Reads both token files into kr. */
+static int keyring_read_tokens(const struct cconf *c, struct keyring *kr, pos_err *e)
+{
+	int rc;
+
+	if ((rc = keys_load_token(c->analyst_token, kr->analyst, e)) < 0 ||
+	    (rc = keys_load_token(c->admin_token, kr->admin, e)) < 0)
+		return rc;
+	kr->analyst_len = strlen(kr->analyst);
+	kr->admin_len = strlen(kr->admin);
+	if (kr->analyst_len == kr->admin_len &&
+	    CRYPTO_memcmp(kr->analyst, kr->admin, kr->admin_len) == 0)
+		return err_set(e, POS_EINVAL,
+			       "the analyst and admin tokens are the same: roles must differ");
+	return 0;
+}
+
+int keyring_load_tokens(const struct cconf *c, struct keyring **out, pos_err *e)
+{
+	struct keyring *kr;
+	int rc;
+
+	*out = NULL;
+	/* No HMAC keys, not even zero ones: this ring opens nothing. */
+	kr = calloc(1, sizeof *kr);
+	if (!kr)
+		return err_set(e, POS_ENOMEM, "keyring: out of memory");
+	if ((rc = keyring_read_tokens(c, kr, e)) < 0) {
+		keyring_free(kr);
+		return rc;
+	}
+	*out = kr;
+	return 0;
+}
+
+int keyring_load(const struct cconf *c, struct keyring **out, pos_err *e)
+{
+	struct keyring *kr = NULL;
+	int rc;
+
+	*out = NULL;
+	if ((rc = keyring_load_keys(c, &kr, e)) < 0)
+		return rc;
+	if ((rc = keyring_read_tokens(c, kr, e)) < 0) {
+		keyring_free(kr);
+		return rc;
+	}
+	*out = kr;
+	return 0;
+}
+
+int keyring_open(const struct keyring *kr, const char *store, const char *terminal,
+		 const char *txn, const char *kid, const char *enc,
+		 unsigned char idx[DEIDENT_INDEX_LEN], char dtid[DEIDENT_ID_LEN + 1], pos_err *e)
+{
+	const struct envelope_key *key;
+	char info[ENVELOPE_INFO_MAX];
+	char pt[ENVELOPE_MAX_PT + 1];
+	char tid[TID_MAX];
+	enum tid_kind kind;
+	pos_err sub;
+	int rc;
+
+	/* The sub-error never reaches the caller: the library's message on a
+	 * failed open could differ from the unknown-kid one. */
+	if (envelope_info(info, store, terminal, txn, &sub) < 0)
+		return err_set(e, POS_EINVAL, "store, terminal or txn cannot form the EncTID info");
+	key = keyring_find_key(kr, kid);
+	if (!key || !kr->dk_index || !kr->dk_deident)
+		return err_set(e, POS_ECRYPTO, KEYRING_BAD_TID);
+	if (envelope_open_tid_key(key, info, enc, pt, &sub) < 0) {
+		wipe(pt, sizeof pt);
+		return err_set(e, POS_ECRYPTO, KEYRING_BAD_TID);
+	}
+	rc = tid_normalize(pt, tid, &kind, &sub);
+	wipe(pt, sizeof pt);
+	if (rc < 0) {
+		rc = err_set(e, POS_EINVAL, "the EncTID opens but does not hold a valid TID");
+		goto out;
+	}
+	if ((rc = deident_index_key(kr->dk_index, tid, idx, e)) < 0 ||
+	    (rc = deident_tid_key(kr->dk_deident, tid, dtid, e)) < 0)
+		goto out;
+out:
+	wipe(tid, sizeof tid);
+	wipe(&sub, sizeof sub);
 	return rc;
 }
 

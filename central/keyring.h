@@ -2,10 +2,15 @@
 #define POS_KEYRING_H
 /*
  * Central's secrets, loaded once at start and read-only afterwards (shared
- * by every worker thread without locks): the current HPKE private key, the
- * retired ones (the hpke_retired folder, *.key, so EncTIDs spooled before a
- * rotation still open), k_index, k_deident and the two bearer tokens. Every
- * file is refused when group or others can read it. keyring_free wipes all.
+ * by threads without locks): the current HPKE private key, the retired ones
+ * (the hpke_retired folder, *.key, so EncTIDs spooled before a rotation
+ * still open), k_index, k_deident and the two bearer tokens. Every file is
+ * refused when group or others can read it. keyring_free wipes all.
+ *
+ * serve splits them (keysproc.h): the keys process loads the keys
+ * (keyring_load_keys), the network-facing process the tokens only
+ * (keyring_load_tokens). The command-line tools load what they need in
+ * their own process (keyring_load).
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -22,6 +27,10 @@ struct keyring;
 
 /* Loads everything cconf names. *out: keyring_free. */
 int keyring_load(const struct cconf *c, struct keyring **out, pos_err *e);
+/* The HPKE keys, k_index and k_deident; no tokens. *out: keyring_free. */
+int keyring_load_keys(const struct cconf *c, struct keyring **out, pos_err *e);
+/* The two tokens and no key: such a ring opens nothing. *out: keyring_free. */
+int keyring_load_tokens(const struct cconf *c, struct keyring **out, pos_err *e);
 /* An empty keyring with the two HMAC keys and no tokens, for tests and the
  * fuzzers; add HPKE keys with keyring_add. *out: keyring_free. */
 int keyring_new(const unsigned char k_index[KEYS_HMAC_LEN],
@@ -47,5 +56,16 @@ const unsigned char *keyring_k_deident(const struct keyring *kr);
  * false when the role has no token set. */
 bool keyring_analyst_ok(const struct keyring *kr, const char *token, size_t len);
 bool keyring_admin_ok(const struct keyring *kr, const char *token, size_t len);
+
+/* Opens an EncTID with the key of its kid and info "pos-tid/1|store|terminal|txn",
+ * normalises the TID and derives its tid index (k_index) and DeIdentTID
+ * (k_deident). The plaintext TID lives only here, on the stack, and is
+ * wiped before it returns. An unknown kid and an envelope that does not
+ * open both fail POS_ECRYPTO with the same message, so a caller learns
+ * nothing from the difference; a plaintext that is not a valid TID fails
+ * POS_EINVAL. */
+int keyring_open(const struct keyring *kr, const char *store, const char *terminal,
+		 const char *txn, const char *kid, const char *enc,
+		 unsigned char idx[DEIDENT_INDEX_LEN], char dtid[DEIDENT_ID_LEN + 1], pos_err *e);
 
 #endif

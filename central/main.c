@@ -23,6 +23,7 @@
 #include "envelope.h"
 #include "keyring.h"
 #include "keys.h"
+#include "keysproc.h"
 #include "log.h"
 #include "offer_cli.h"
 #include "server.h"
@@ -48,12 +49,15 @@ static bool main_is_help(const char *s)
 	return strcmp(s, "-h") == 0 || strcmp(s, "--help") == 0 || strcmp(s, "help") == 0;
 }
 
-/* pos-central serve -c CONF [--listen HOST:PORT] */
+/* pos-central serve -c CONF [--listen HOST:PORT]. The keys process is
+ * forked first, before any thread, socket or key file: this process never
+ * reads a key that opens an EncTID (design section 10). */
 static int main_serve(int argc, char **argv)
 {
 	static struct cconf conf;
 	const char *path = NULL, *listen_s = NULL;
-	struct keyring *kr = NULL;
+	struct keyring *tokens = NULL;
+	struct keysproc *kp = NULL;
 	pos_err e = { 0 };
 	int level, rc;
 
@@ -79,12 +83,11 @@ static int main_serve(int argc, char **argv)
 	}
 	level = log_level_parse(conf.log_level);
 	log_init("pos-central", level < 0 ? LOG_LVL_INFO : (enum log_level)level, 0);
-	if (keyring_load(&conf, &kr, &e) < 0) {
-		fprintf(stderr, "pos-central serve: %s\n", e.msg);
-		return 1;
-	}
-	rc = server_run(&conf, listen_s, kr, &e);
-	keyring_free(kr);
+	if ((rc = keysproc_start(&conf, (size_t)server_nworkers(&conf), &kp, &e)) == 0 &&
+	    (rc = keyring_load_tokens(&conf, &tokens, &e)) == 0)
+		rc = server_run(&conf, listen_s, tokens, kp, &e);
+	keyring_free(tokens);
+	keysproc_stop(kp);
 	if (rc < 0) {
 		fprintf(stderr, "pos-central serve: %s\n", e.msg);
 		return 1;

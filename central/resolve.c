@@ -3,11 +3,7 @@
 #include <string.h>
 
 #include "jsonx.h"
-#include "tid.h"
 #include "wipe.h"
-
-/* The one message for an unknown kid and a failed open (protocol.md). */
-#define RESOLVE_BAD_TID "the EncTID does not open with central's keys for this terminal and txn"
 
 static bool resolve_is_lower_hex(const char *s, size_t n)
 {
@@ -170,63 +166,37 @@ int resolve_parse(const char *body, size_t len, struct resolve_req *out, pos_err
 	return rc;
 }
 
-int resolve_open(const struct keyring *kr, const char *store, const char *terminal,
-		 const char *txn, const char *kid, const char *enc,
-		 unsigned char idx[DEIDENT_INDEX_LEN], char dtid[DEIDENT_ID_LEN + 1], pos_err *e)
+int resolve_store(struct store *s, bool auto_enrol, const unsigned char idx[DEIDENT_INDEX_LEN],
+		  const char *dtid, struct resolve_result *out, pos_err *e)
 {
-	const struct envelope_key *key;
-	char info[ENVELOPE_INFO_MAX];
-	char pt[ENVELOPE_MAX_PT + 1];
-	char tid[TID_MAX];
-	enum tid_kind kind;
-	pos_err sub;
-	int rc;
-
-	/* The sub-error never reaches the caller: the library's message on a
-	 * failed open could differ from the unknown-kid one. */
-	if (envelope_info(info, store, terminal, txn, &sub) < 0)
-		return err_set(e, POS_EINVAL, "store, terminal or txn cannot form the EncTID info");
-	key = keyring_find_key(kr, kid);
-	if (!key)
-		return err_set(e, POS_ECRYPTO, RESOLVE_BAD_TID);
-	if (envelope_open_tid_key(key, info, enc, pt, &sub) < 0) {
-		wipe(pt, sizeof pt);
-		return err_set(e, POS_ECRYPTO, RESOLVE_BAD_TID);
-	}
-	rc = tid_normalize(pt, tid, &kind, &sub);
-	wipe(pt, sizeof pt);
-	if (rc < 0) {
-		rc = err_set(e, POS_EINVAL, "the EncTID opens but does not hold a valid TID");
-		goto out;
-	}
-	if ((rc = deident_index_key(keyring_index_key(kr), tid, idx, e)) < 0 ||
-	    (rc = deident_tid_key(keyring_deident_key(kr), tid, dtid, e)) < 0)
-		goto out;
-out:
-	wipe(tid, sizeof tid);
-	wipe(&sub, sizeof sub);
-	return rc;
-}
-
-int resolve_run(struct store *s, const struct keyring *kr, bool auto_enrol, const char *store,
-		const char *terminal, const char *txn, const char *kid, const char *enc,
-		struct resolve_result *out, pos_err *e)
-{
-	unsigned char idx[DEIDENT_INDEX_LEN];
 	bool created = false;
 	int rc;
 
 	memset(out, 0, sizeof *out);
-	if ((rc = resolve_open(kr, store, terminal, txn, kid, enc, idx, out->deident_tid, e)) < 0)
-		goto out;
+	if (!dtid || strlen(dtid) > DEIDENT_ID_LEN)
+		return err_set(e, POS_EINVAL, "resolve: bad DeIdentTID");
 	/* NULL: the store draws a fresh hhid only when it enrols one. */
 	rc = store_resolve(s, idx, auto_enrol, NULL, out->hhid, &created, e);
-	if (rc < 0)
-		goto out;
-	out->new_household = created;
-out:
-	wipe(idx, sizeof idx);
-	if (rc < 0)
+	if (rc < 0) {
 		memset(out, 0, sizeof *out);
+		return rc;
+	}
+	memcpy(out->deident_tid, dtid, strlen(dtid) + 1);
+	out->new_household = created;
+	return 0;
+}
+
+int resolve_run(struct store *s, struct keys_chan *kc, bool auto_enrol, const char *store,
+		const char *terminal, const char *txn, const char *kid, const char *enc,
+		struct resolve_result *out, pos_err *e)
+{
+	unsigned char idx[DEIDENT_INDEX_LEN];
+	char dtid[DEIDENT_ID_LEN + 1];
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if ((rc = keys_open(kc, store, terminal, txn, kid, enc, idx, dtid, e)) == 0)
+		rc = resolve_store(s, auto_enrol, idx, dtid, out, e);
+	wipe(idx, sizeof idx);
 	return rc;
 }

@@ -2,11 +2,9 @@
 #define POS_RESOLVE_H
 /*
  * POST /v1/resolve, and the same resolution for a basket that carries an
- * EncTID: parse the request (pure), open the EncTID with the key of its kid
- * and info "pos-tid/1|store|terminal|txn", normalise the TID, derive the tid
- * index (k_index) and the DeIdentTID (k_deident), wipe the TID, then find or
- * enrol the household. The plaintext TID lives only inside resolve_open, on
- * its stack, and is wiped before it returns.
+ * EncTID: parse the request (pure), have the keys open the EncTID into its
+ * tid index and DeIdentTID (keys_open: in serve, the keys process does it
+ * and the TID never enters this process), then find or enrol the household.
  */
 #include <jansson.h>
 #include <stdbool.h>
@@ -15,8 +13,8 @@
 #include "deident.h"
 #include "envelope.h"
 #include "err.h"
-#include "keyring.h"
 #include "keys.h"
+#include "keysproc.h"
 #include "store.h"
 #include "uuid.h"
 
@@ -44,16 +42,13 @@ int resolve_parse(const char *body, size_t len, struct resolve_req *out, pos_err
 /* The same checks on a parsed tree (the slow path; the tests compare). */
 int resolve_from_json(json_t *root, struct resolve_req *out, pos_err *e);
 
-/* Opens the EncTID and derives its tid index and DeIdentTID. An unknown kid
- * and an envelope that does not open both fail POS_ECRYPTO with the same
- * message, so a caller learns nothing from the difference; a plaintext that
- * is not a valid TID fails POS_EINVAL. */
-int resolve_open(const struct keyring *kr, const char *store, const char *terminal,
-		 const char *txn, const char *kid, const char *enc,
-		 unsigned char idx[DEIDENT_INDEX_LEN], char dtid[DEIDENT_ID_LEN + 1], pos_err *e);
-/* resolve_open, then store_resolve (enrolling a new household when
- * auto_enrol is set; else POS_ENOTFOUND for an unknown TID). */
-int resolve_run(struct store *s, const struct keyring *kr, bool auto_enrol, const char *store,
+/* The household of an opened EncTID: store_resolve with its tid index
+ * (enrolling a new household when auto_enrol is set; else POS_ENOTFOUND
+ * for an unknown TID). out->deident_tid is dtid. */
+int resolve_store(struct store *s, bool auto_enrol, const unsigned char idx[DEIDENT_INDEX_LEN],
+		  const char *dtid, struct resolve_result *out, pos_err *e);
+/* keys_open, then resolve_store. */
+int resolve_run(struct store *s, struct keys_chan *kc, bool auto_enrol, const char *store,
 		const char *terminal, const char *txn, const char *kid, const char *enc,
 		struct resolve_result *out, pos_err *e);
 

@@ -77,9 +77,20 @@ struct routes_async {
 	struct routes_async *next_done;
 };
 
+/* A /v1/resolve waiting for the keys: what one loop turn gathers goes to
+ * the keys process in one round trip. */
+struct routes_opening {
+	struct rq q;
+	struct resolve_req rr;
+};
+
 struct routes {
 	struct event_base *base;
 	struct store *store;
+	struct keys_chan *keys;
+	struct event *keys_ev;            /* sends the gathered resolves */
+	struct routes_opening *opening;   /* KEYS_BATCH_MAX */
+	size_t nopening;
 	const struct routes_shared *sh;
 	struct event *done_ev;
 	pthread_mutex_t mu;
@@ -238,41 +249,96 @@ static int routes_resolve_status(int rc, const char **code)
 
 /* ------------------------------------------------------------ /v1/resolve */
 
-static void routes_resolve(struct rq *q)
+static void routes_resolve_answer(struct rq *q, int rc, const struct resolve_result *res,
+				  pos_err *e)
 {
-	struct resolve_req rr;
-	struct resolve_result res;
-	const char *body, *code;
+	const char *code;
 	char out[128];
-	pos_err e = { 0 };
-	size_t len;
-	int64_t t;
-	int rc, n;
+	int n;
 
-	if (!routes_need_terminal(q))
-		return;
-	body = httpd_body(q->req, &len);
-	if ((rc = resolve_parse(body, len, &rr, &e)) < 0) {
-		routes_bad_input(q, rc, &e);
-		return;
-	}
-	t = time_mono_us();
-	rc = resolve_run(q->r->store, q->r->sh->kr, q->r->sh->auto_enrol, q->store, q->terminal,
-			 rr.txn, rr.kid, rr.enc, &res, &e);
-	metrics_resolve_us(time_mono_us() - t);
 	if (rc < 0) {
 		int status = routes_resolve_status(rc, &code);
 
 		if (status >= 500)
-			routes_fail(q, rc, &e);
+			routes_fail(q, rc, e);
 		else
 			routes_error(q, status, code,
-				     rc == POS_ENOTFOUND ? "no household holds this TID" : e.msg);
+				     rc == POS_ENOTFOUND ? "no household holds this TID" : e->msg);
 		return;
 	}
 	n = snprintf(out, sizeof out, "{\"hhid\":\"%s\",\"deident_tid\":\"%s\",\"new_household\":%s}",
-		     res.hhid, res.deident_tid, res.new_household ? "true" : "false");
+		     res->hhid, res->deident_tid, res->new_household ? "true" : "false");
 	routes_send_text(q, 200, "application/json", out, (size_t)n);
+}
+
+/* Opens every gathered resolve in one round trip, then finds or enrols
+ * each household and answers. */
+static void routes_keys_flush(struct routes *r)
+{
+	struct routes_opening batch[KEYS_BATCH_MAX];
+	struct keys_open_req req[KEYS_BATCH_MAX];
+	struct keys_open_res res[KEYS_BATCH_MAX];
+	struct resolve_result out;
+	size_t n = r->nopening;
+	pos_err e = { 0 };
+	int64_t t;
+	int rc;
+
+	if (n == 0)
+		return;
+	/* Copied out: answering may let a new resolve in. */
+	memcpy(batch, r->opening, n * sizeof *batch);
+	r->nopening = 0;
+	for (size_t i = 0; i < n; i++)
+		req[i] = (struct keys_open_req){ batch[i].q.store, batch[i].q.terminal,
+						 batch[i].rr.txn, batch[i].rr.kid, batch[i].rr.enc };
+	t = time_mono_us();
+	(void)keys_open_batch(r->keys, n, req, res, &e);
+	for (size_t i = 0; i < n; i++) {
+		r->waiting--;
+		memset(&out, 0, sizeof out);
+		if ((rc = res[i].rc) == 0)
+			rc = resolve_store(r->store, r->sh->auto_enrol, res[i].idx, res[i].dtid, &out,
+					   &res[i].err);
+		metrics_resolve_us(time_mono_us() - t);
+		routes_resolve_answer(&batch[i].q, rc, &out, &res[i].err);
+	}
+	wipe(res, n * sizeof *res);
+}
+
+static void routes_keys_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	routes_keys_flush(arg);
+}
+
+/* Parsed at once; opened with whatever else this loop turn brings, by
+ * keys_ev, which runs after the connections' events already ready. */
+static void routes_resolve(struct rq *q)
+{
+	struct routes *r = q->r;
+	struct routes_opening *o;
+	const char *body;
+	pos_err e = { 0 };
+	size_t len;
+	int rc;
+
+	if (!routes_need_terminal(q))
+		return;
+	body = httpd_body(q->req, &len);
+	if (r->nopening == KEYS_BATCH_MAX)
+		routes_keys_flush(r);
+	o = &r->opening[r->nopening];
+	if ((rc = resolve_parse(body, len, &o->rr, &e)) < 0) {
+		routes_bad_input(q, rc, &e);
+		return;
+	}
+	o->q = *q;
+	r->nopening++;
+	r->waiting++;
+	if (r->nopening == 1)
+		event_active(r->keys_ev, EV_TIMEOUT, 1);
 }
 
 /* ------------------------------------------------------------ baskets */
@@ -292,7 +358,7 @@ static int routes_basket_prepare(struct rq *q, struct basket_in *bi, const char 
 	}
 	if (!bi->has_tid)
 		return 0;
-	rc = resolve_run(q->r->store, q->r->sh->kr, q->r->sh->auto_enrol, bi->b.store,
+	rc = resolve_run(q->r->store, q->r->keys, q->r->sh->auto_enrol, bi->b.store,
 			 bi->b.terminal, bi->txn_sent, bi->tid_kid, bi->tid_enc, &res, e);
 	if (rc == POS_ENOTFOUND)
 		return 0; /* auto-enrol off: stored as it came, unresolved */
@@ -1364,8 +1430,8 @@ void routes_handle(struct httpd_req *req, void *arg)
 
 /* ------------------------------------------------------------ lifetime */
 
-int routes_new(struct event_base *base, struct store *store, const struct routes_shared *sh,
-	       struct routes **out, pos_err *e)
+int routes_new(struct event_base *base, struct store *store, struct keys_chan *keys,
+	       const struct routes_shared *sh, struct routes **out, pos_err *e)
 {
 	struct routes *r;
 
@@ -1375,11 +1441,14 @@ int routes_new(struct event_base *base, struct store *store, const struct routes
 		return err_set(e, POS_ENOMEM, "routes: out of memory");
 	r->base = base;
 	r->store = store;
+	r->keys = keys;
 	r->sh = sh;
 	pthread_mutex_init(&r->mu, NULL);
 	r->text = malloc(METRICS_TEXT_MAX);
 	r->done_ev = event_new(base, -1, 0, routes_done_cb, r);
-	if (!r->text || !r->done_ev) {
+	r->keys_ev = event_new(base, -1, 0, routes_keys_cb, r);
+	r->opening = calloc(KEYS_BATCH_MAX, sizeof *r->opening);
+	if (!r->text || !r->done_ev || !r->keys_ev || !r->opening) {
 		routes_free(r);
 		return err_set(e, POS_ENOMEM, "routes: out of memory");
 	}
@@ -1393,6 +1462,9 @@ void routes_free(struct routes *r)
 		return;
 	if (r->done_ev)
 		event_free(r->done_ev);
+	if (r->keys_ev)
+		event_free(r->keys_ev);
+	free(r->opening);
 	pthread_mutex_destroy(&r->mu);
 	free(r->text);
 	free(r);

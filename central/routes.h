@@ -20,6 +20,7 @@
 #include "err.h"
 #include "ingest.h"
 #include "keyring.h"
+#include "keysproc.h"
 #include "offers.h"
 #include "ratelimit.h"
 #include "store.h"
@@ -29,7 +30,7 @@ struct httpd_req;
 
 /* Read-only after start, shared by every worker. */
 struct routes_shared {
-	const struct keyring *kr;
+	const struct keyring *kr; /* the tokens; in serve it holds no key */
 	struct ingest *ingest;
 	bool auto_enrol;
 	size_t max_body; /* the parsers' cap; httpd refuses a longer body with 413 */
@@ -46,10 +47,10 @@ enum routes_rl_class { ROUTES_RL_REGISTER = 0, ROUTES_RL_DEVICE, ROUTES_RL_COUNT
 
 struct routes;
 
-/* store is borrowed (the worker owns it); *out: routes_free, after every
- * request is finished (routes_waiting() == 0). */
-int routes_new(struct event_base *base, struct store *store, const struct routes_shared *sh,
-	       struct routes **out, pos_err *e);
+/* store and keys (this worker's channel to the keys) are borrowed; *out:
+ * routes_free, after every request is finished (routes_waiting() == 0). */
+int routes_new(struct event_base *base, struct store *store, struct keys_chan *keys,
+	       const struct routes_shared *sh, struct routes **out, pos_err *e);
 void routes_free(struct routes *r);
 /* The httpd handler; arg is the struct routes. */
 void routes_handle(struct httpd_req *req, void *arg);

@@ -1279,7 +1279,7 @@ static struct event_base *server_base_new(void)
 }
 
 static int server_worker_init(struct worker *w, const struct cconf *c, struct slots *slots,
-			      const struct routes_shared *sh, pos_err *e)
+			      const struct routes_shared *sh, struct keys_chan *keys, pos_err *e)
 {
 	struct httpd_opts o = { 0 };
 	int rc;
@@ -1288,7 +1288,7 @@ static int server_worker_init(struct worker *w, const struct cconf *c, struct sl
 		return rc;
 	if (!(w->base = server_base_new()))
 		return err_set(e, POS_ENOMEM, "worker %d: cannot make an event base", w->idx);
-	if ((rc = routes_new(w->base, w->store, sh, &w->routes, e)) < 0)
+	if ((rc = routes_new(w->base, w->store, keys, sh, &w->routes, e)) < 0)
 		return rc;
 	w->stop_ev = event_new(w->base, -1, 0, server_stop_cb, w);
 	w->drain_ev = evtimer_new(w->base, server_drain_cb, w);
@@ -1403,7 +1403,7 @@ static int server_check_store(const struct cconf *c, struct store *s, pos_err *e
 	return rc;
 }
 
-static long server_nworkers(const struct cconf *c)
+long server_nworkers(const struct cconf *c)
 {
 	long n = c->workers;
 
@@ -1470,8 +1470,8 @@ static int server_limits(const struct cconf *c, struct routes_shared *sh, struct
 	return 0;
 }
 
-int server_run(const struct cconf *c, const char *listen_s, const struct keyring *kr,
-	       pos_err *e)
+int server_run(const struct cconf *c, const char *listen_s, const struct keyring *tokens,
+	       struct keysproc *kp, pos_err *e)
 {
 	struct routes_shared sh = { 0 };
 	struct server_tickets tk;
@@ -1486,6 +1486,7 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 	sigset_t sigs, old;
 	int *fds = NULL;
 	char addr[SERVER_LISTEN_MAX + 16] = "";
+	char why[32];
 	long n = server_nworkers(c), i;
 	int rc, sig = 0, lock_fd = -1;
 
@@ -1497,10 +1498,17 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGCHLD); /* the keys process ended */
 	/* Blocked before any thread starts, so every thread inherits it and
 	 * only sigwait below sees the signals. */
 	pthread_sigmask(SIG_BLOCK, &sigs, &old);
 	signal(SIGPIPE, SIG_IGN);
+
+	if (keysproc_nchan(kp) < (size_t)n) {
+		rc = err_set(e, POS_EINVAL, "the keys process has %zu channels for %ld workers",
+			     keysproc_nchan(kp), n);
+		goto out;
+	}
 
 	if (evthread_use_pthreads() != 0) {
 		rc = err_set(e, POS_ENOMEM, "libevent: no pthreads support");
@@ -1533,7 +1541,7 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 	server_sessions_load(&tk);
 	if ((rc = ingest_start(c->database, &ig, e)) < 0)
 		goto out;
-	sh.kr = kr;
+	sh.kr = tokens;
 	sh.ingest = ig;
 	sh.auto_enrol = c->auto_enrol;
 	sh.max_body = (size_t)c->max_body;
@@ -1569,7 +1577,7 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 		ws[i].ssl = ctx;
 		ws[i].fd = fds[i];
 		fds[i] = -1;
-		if ((rc = server_worker_init(&ws[i], c, slots, &sh, e)) < 0)
+		if ((rc = server_worker_init(&ws[i], c, slots, &sh, keysproc_chan(kp, (size_t)i), e)) < 0)
 			goto out;
 	}
 	for (i = 0; i < n; i++) {
@@ -1579,16 +1587,23 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 		}
 		ws[i].started = true;
 	}
-	log_info("listening", "addr=%s workers=%ld tls=1.3 auto_enrol=%s hpke_keys=%zu", addr, n,
-		 c->auto_enrol ? "yes" : "no", keyring_count(kr));
+	log_info("listening",
+		 "addr=%s workers=%ld tls=1.3 auto_enrol=%s hpke_keys=%zu keys_pid=%ld", addr, n,
+		 c->auto_enrol ? "yes" : "no", keysproc_hpke_keys(kp), (long)keysproc_pid(kp));
 
-	/* The main thread's other work, at most once a second: crl.pem and
-	 * the ticket keys. */
+	/* The main thread's other work, at most once a second: the keys
+	 * process (looked at before each wait: a SIGCHLD from before the mask
+	 * is lost), crl.pem and the ticket keys. */
 	for (;;) {
 		struct timespec tick = { 1, 0 };
 
+		if (!keysproc_alive(kp, why, sizeof why)) {
+			log_error("keys_process_ended", "how=\"%s\" detail=\"serve stops\"", why);
+			rc = err_set(e, POS_EIO, "the keys process ended (%s): serve stops", why);
+			goto stop;
+		}
 		sig = sigtimedwait(&sigs, NULL, &tick);
-		if (sig > 0)
+		if (sig > 0 && sig != SIGCHLD)
 			break;
 		server_trust_poll(&tr);
 		server_tickets_poll(&tk, time(NULL));

@@ -16,6 +16,7 @@
 #include "cconf.h"
 #include "err.h"
 #include "keyring.h"
+#include "keysproc.h"
 #include "store.h"
 
 #define SERVER_LISTEN_MAX 128
@@ -23,8 +24,14 @@
 
 /* Runs until SIGTERM/SIGINT. listen overrides cconf's when not NULL. Blocks
  * those signals in every thread and waits for them itself; call it from
- * main with no other thread running. */
-int server_run(const struct cconf *c, const char *listen, const struct keyring *kr, pos_err *e);
+ * main with no other thread running. tokens: the bearer tokens (no key);
+ * kp: the keys process, with a channel for each of server_nworkers(c)
+ * workers. When the keys process ends, serve stops and fails: the service
+ * manager restarts the whole family. */
+int server_run(const struct cconf *c, const char *listen, const struct keyring *tokens,
+	       struct keysproc *kp, pos_err *e);
+/* How many workers serve runs: [central] workers, or one per core. */
+long server_nworkers(const struct cconf *c);
 
 /* What serve would refuse at start, without starting, listening or
  * writing anything: the listen address, the TLS certificate and key (and

@@ -87,6 +87,39 @@ static inline double bench_proc_cpu_precise_s(long pid)
 	return found ? (double)sum / 1e9 : bench_proc_cpu_s(pid);
 }
 
+/* CPU seconds of pid's child processes (pos-central serve's keys process),
+ * summed like bench_proc_cpu_precise_s; 0 when it has none. */
+static inline double bench_children_cpu_s(long pid)
+{
+	char path[64], buf[512];
+	struct dirent *d;
+	double sum = 0, c;
+	DIR *dir;
+	FILE *f;
+	size_t n;
+	char *p;
+	long ppid;
+
+	if (!(dir = opendir("/proc")))
+		return 0;
+	while ((d = readdir(dir))) {
+		if (d->d_name[0] < '1' || d->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof path, "/proc/%.20s/stat", d->d_name);
+		if (!(f = fopen(path, "r")))
+			continue;
+		n = fread(buf, 1, sizeof buf - 1, f);
+		fclose(f);
+		buf[n] = '\0';
+		if (!(p = strrchr(buf, ')')) || sscanf(p + 2, "%*c %ld", &ppid) != 1 || ppid != pid)
+			continue;
+		if ((c = bench_proc_cpu_precise_s(strtol(d->d_name, NULL, 10))) > 0)
+			sum += c;
+	}
+	closedir(dir);
+	return sum;
+}
+
 /* CPU seconds every process on the machine spent (from the first line of
  * /proc/stat: everything but idle and iowait). Minus what the measured
  * processes used, it shows how much other work shared the machine. */

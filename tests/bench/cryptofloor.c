@@ -2,8 +2,8 @@
  * The cryptographic floor of one resolve: what central cannot avoid spending
  * on a request, whatever its HTTP, TLS and storage layers do. One EncTID is
  * opened again and again on one core through the real common/ code, the
- * calls central's resolve_open makes: envelope_open_tid_key (base64url
- * decode, X25519 derive with the private key imported once, HPKE key
+ * calls keyring_open makes in central's keys process: envelope_open_tid_key
+ * (base64url decode, X25519 derive with the private key imported once, HPKE key
  * schedule, AES-128-GCM open), then deident_index_key and deident_tid_key
  * (the two HMACs, keys prepared once). Opening the same envelope costs what
  * opening distinct ones would: nothing is cached between calls.

@@ -100,6 +100,13 @@ def main():
     row("crypto floor per resolve, central's calls (us)", floor, "{:.2f}")
     row("  same through the raw-key calls (us)", raw, "{:.2f}")
     row("  X25519 derive alone (us)", get(r, "cryptofloor", "x25519_us"), "{:.2f}")
+    kr = r.get("keys_roundtrip")
+    if kr:
+        rows.append(("open through the keys process, one channel (us)",
+                     f"caller {kr['caller_us']:.2f} + keys process {kr['keys_us']:.2f} CPU vs "
+                     f"{kr['local_us']:.2f} in-process (+{kr['overhead_us']:.2f}); "
+                     f"{kr['wall_us']:.1f} wall; {kr.get('group', 0)} a round trip: "
+                     f"+{kr.get('group_overhead_us', 0):.2f}"))
     for key, label in (("load_health", "GET /v1/health (no-op)"),
                        ("load_resolve", "POST /v1/resolve, closed loop"),
                        ("load_resolve_open", "POST /v1/resolve, open loop"),

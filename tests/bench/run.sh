@@ -78,6 +78,7 @@ echo "RESULT {\"machine\":{\"loadavg_start\":\"$(cut -d' ' -f1-3 /proc/loadavg)\
   >"$LOGS/machine.log"
 step x25519-speed x25519_speed
 step cryptofloor "$BUILD/bench/cryptofloor" "$HALF"
+step keys-roundtrip "$BUILD/bench/keysbench" "$HALF"
 
 # A central home, a terminal certificate, the server on a free port.
 "$BUILD/bin/pos-central" setup "$WORK/central" >"$LOGS/setup.log" 2>&1 &&

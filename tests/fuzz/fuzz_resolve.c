@@ -62,6 +62,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	if (strlen(r.kid) != KEYS_KID_LEN || !r.enc[0])
 		__builtin_trap();
-	resolve_open(fuzz_kr, "S1", "T1", r.txn, r.kid, r.enc, idx, dtid, &e);
+	keyring_open(fuzz_kr, "S1", "T1", r.txn, r.kid, r.enc, idx, dtid, &e);
 	return 0;
 }

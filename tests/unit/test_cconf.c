@@ -69,6 +69,7 @@ static void empty_sections_give_header_defaults_with_paths_in_conf_folder(void *
 	assert_true(c.auto_enrol);
 	assert_int_equal(c.workers, 0);
 	assert_string_equal(c.log_level, "info");
+	assert_string_equal(c.user, "pos-central");
 	joined(want, sizeof(want), t->dir, "ca.crt");
 	assert_string_equal(c.tls_ca, want);
 	joined(want, sizeof(want), t->dir, "server.key");

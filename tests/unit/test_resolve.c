@@ -17,6 +17,7 @@
 #include "envelope.h"
 #include "keyring.h"
 #include "keys.h"
+#include "keysproc.h"
 #include "jsonx.h"
 #include "resolve.h"
 
@@ -30,6 +31,7 @@ struct fx {
 	struct hpke_keypair cur, old;
 	unsigned char k_index[32], k_deident[32];
 	struct keyring *kr;
+	struct keys_chan *kc; /* kr in this process */
 };
 
 static int fx_setup(void **st)
@@ -45,7 +47,8 @@ static int fx_setup(void **st)
 	memset(f->k_index, 0x11, 32);
 	memset(f->k_deident, 0x22, 32);
 	if (keyring_new(f->k_index, f->k_deident, &f->kr, &e) < 0 ||
-	    keyring_add(f->kr, &f->cur, &e) < 0 || keyring_add(f->kr, &f->old, &e) < 0)
+	    keyring_add(f->kr, &f->cur, &e) < 0 || keyring_add(f->kr, &f->old, &e) < 0 ||
+	    keys_chan_local(f->kr, &f->kc, &e) < 0)
 		return -1;
 	*st = f;
 	return 0;
@@ -56,6 +59,7 @@ static int fx_teardown(void **st)
 	struct fx *f = *st;
 	char cmd[128];
 
+	keys_chan_free(f->kc);
 	keyring_free(f->kr);
 	snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
 	if (system(cmd) != 0)
@@ -228,7 +232,7 @@ static void an_enctid_opens_to_the_keyed_hashes_of_its_tid(void **st)
 	pos_err e = { 0 };
 
 	seal(&f->cur, "S1", "T1", TXN, CARD, enc);
-	assert_int_equal(resolve_open(f->kr, "S1", "T1", TXN, f->cur.kid, enc, idx, dtid, &e), 0);
+	assert_int_equal(keyring_open(f->kr, "S1", "T1", TXN, f->cur.kid, enc, idx, dtid, &e), 0);
 	assert_int_equal(deident_index(f->k_index, CARD, want_idx, &e), 0);
 	assert_int_equal(deident_tid(f->k_deident, CARD, want_dtid, &e), 0);
 	assert_memory_equal(idx, want_idx, 32);
@@ -243,7 +247,7 @@ static void the_opened_tid_is_normalised_before_hashing(void **st)
 	pos_err e = { 0 };
 
 	seal(&f->cur, "S1", "T1", TXN, "card:4242 4242 4242 4242", enc);
-	assert_int_equal(resolve_open(f->kr, "S1", "T1", TXN, f->cur.kid, enc, idx, dtid, &e), 0);
+	assert_int_equal(keyring_open(f->kr, "S1", "T1", TXN, f->cur.kid, enc, idx, dtid, &e), 0);
 	assert_int_equal(deident_index(f->k_index, CARD, want, &e), 0);
 	assert_memory_equal(idx, want, 32);
 }
@@ -256,7 +260,7 @@ static void a_retired_key_still_opens_what_was_sealed_to_it(void **st)
 	pos_err e = { 0 };
 
 	seal(&f->old, "S1", "T1", TXN, "phone:+15550100234", enc);
-	assert_int_equal(resolve_open(f->kr, "S1", "T1", TXN, f->old.kid, enc, idx, dtid, &e), 0);
+	assert_int_equal(keyring_open(f->kr, "S1", "T1", TXN, f->old.kid, enc, idx, dtid, &e), 0);
 }
 
 static void every_failed_open_looks_like_an_unknown_kid(void **st)
@@ -267,32 +271,32 @@ static void every_failed_open_looks_like_an_unknown_kid(void **st)
 	pos_err unknown = { 0 }, e = { 0 };
 
 	seal(&f->cur, "S1", "T1", TXN, CARD, enc);
-	assert_int_equal(resolve_open(f->kr, "S1", "T1", TXN, KID, enc, idx, dtid, &unknown),
+	assert_int_equal(keyring_open(f->kr, "S1", "T1", TXN, KID, enc, idx, dtid, &unknown),
 			 POS_ECRYPTO);
 	/* Another terminal, store or txn; the other key; a flipped character. */
-	assert_int_equal(resolve_open(f->kr, "S1", "T2", TXN, f->cur.kid, enc, idx, dtid, &e),
+	assert_int_equal(keyring_open(f->kr, "S1", "T2", TXN, f->cur.kid, enc, idx, dtid, &e),
 			 POS_ECRYPTO);
 	assert_string_equal(e.msg, unknown.msg);
-	assert_int_equal(resolve_open(f->kr, "S2", "T1", TXN, f->cur.kid, enc, idx, dtid, &e),
+	assert_int_equal(keyring_open(f->kr, "S2", "T1", TXN, f->cur.kid, enc, idx, dtid, &e),
 			 POS_ECRYPTO);
 	assert_string_equal(e.msg, unknown.msg);
-	assert_int_equal(resolve_open(f->kr, "S1", "T1", TXN2, f->cur.kid, enc, idx, dtid, &e),
+	assert_int_equal(keyring_open(f->kr, "S1", "T1", TXN2, f->cur.kid, enc, idx, dtid, &e),
 			 POS_ECRYPTO);
 	assert_string_equal(e.msg, unknown.msg);
-	assert_int_equal(resolve_open(f->kr, "S1", "T1", TXN, f->old.kid, enc, idx, dtid, &e),
+	assert_int_equal(keyring_open(f->kr, "S1", "T1", TXN, f->old.kid, enc, idx, dtid, &e),
 			 POS_ECRYPTO);
 	assert_string_equal(e.msg, unknown.msg);
 	memcpy(flipped, enc, sizeof flipped);
 	flipped[40] = flipped[40] == 'A' ? 'B' : 'A';
-	assert_int_equal(resolve_open(f->kr, "S1", "T1", TXN, f->cur.kid, flipped, idx, dtid, &e),
+	assert_int_equal(keyring_open(f->kr, "S1", "T1", TXN, f->cur.kid, flipped, idx, dtid, &e),
 			 POS_ECRYPTO);
 	assert_string_equal(e.msg, unknown.msg);
 	/* Truncated, and not base64url at all. */
 	flipped[20] = '\0';
-	assert_int_equal(resolve_open(f->kr, "S1", "T1", TXN, f->cur.kid, flipped, idx, dtid, &e),
+	assert_int_equal(keyring_open(f->kr, "S1", "T1", TXN, f->cur.kid, flipped, idx, dtid, &e),
 			 POS_ECRYPTO);
 	assert_string_equal(e.msg, unknown.msg);
-	assert_int_equal(resolve_open(f->kr, "S1", "T1", TXN, f->cur.kid, "!!", idx, dtid, &e),
+	assert_int_equal(keyring_open(f->kr, "S1", "T1", TXN, f->cur.kid, "!!", idx, dtid, &e),
 			 POS_ECRYPTO);
 	assert_string_equal(e.msg, unknown.msg);
 	assert_null(strstr(unknown.msg, "4242"));
@@ -306,7 +310,7 @@ static void a_sealed_value_that_is_not_a_tid_is_refused_without_echo(void **st)
 	pos_err e = { 0 };
 
 	seal(&f->cur, "S1", "T1", TXN, "card:4242424242424241", enc); /* fails Luhn */
-	assert_int_equal(resolve_open(f->kr, "S1", "T1", TXN, f->cur.kid, enc, idx, dtid, &e),
+	assert_int_equal(keyring_open(f->kr, "S1", "T1", TXN, f->cur.kid, enc, idx, dtid, &e),
 			 POS_EINVAL);
 	assert_non_null(strstr(e.msg, "not hold a valid TID"));
 	assert_null(strstr(e.msg, "4242"));
@@ -319,7 +323,7 @@ static void ids_that_cannot_form_the_info_are_refused(void **st)
 	char dtid[DEIDENT_ID_LEN + 1];
 	pos_err e = { 0 };
 
-	assert_int_equal(resolve_open(f->kr, "", "T1", TXN, f->cur.kid, "AAAA", idx, dtid, &e),
+	assert_int_equal(keyring_open(f->kr, "", "T1", TXN, f->cur.kid, "AAAA", idx, dtid, &e),
 			 POS_EINVAL);
 }
 
@@ -339,26 +343,26 @@ static void a_tid_enrols_once_and_then_resolves_to_its_household(void **st)
 	seal(&f->old, "S1", "T2", TXN2, CARD, enc2);
 
 	/* Auto-enrol off: unknown. Nothing is created. */
-	assert_int_equal(resolve_run(s, f->kr, false, "S1", "T1", TXN, f->cur.kid, enc, &r1, &e),
+	assert_int_equal(resolve_run(s, f->kc, false, "S1", "T1", TXN, f->cur.kid, enc, &r1, &e),
 			 POS_ENOTFOUND);
 	assert_string_equal(r1.hhid, "");
 
-	assert_int_equal(resolve_run(s, f->kr, true, "S1", "T1", TXN, f->cur.kid, enc, &r1, &e), 0);
+	assert_int_equal(resolve_run(s, f->kc, true, "S1", "T1", TXN, f->cur.kid, enc, &r1, &e), 0);
 	assert_true(r1.new_household);
 	assert_true(deident_hhid_valid(r1.hhid));
 	assert_true(deident_dtid_valid(r1.deident_tid));
 	/* The same TID from another lane and key: the same household. */
-	assert_int_equal(resolve_run(s, f->kr, true, "S1", "T2", TXN2, f->old.kid, enc2, &r2, &e),
+	assert_int_equal(resolve_run(s, f->kc, true, "S1", "T2", TXN2, f->old.kid, enc2, &r2, &e),
 			 0);
 	assert_false(r2.new_household);
 	assert_string_equal(r2.hhid, r1.hhid);
 	assert_string_equal(r2.deident_tid, r1.deident_tid);
 	/* Known now, so auto-enrol off finds it too. */
-	assert_int_equal(resolve_run(s, f->kr, false, "S1", "T1", TXN, f->cur.kid, enc, &r3, &e),
+	assert_int_equal(resolve_run(s, f->kc, false, "S1", "T1", TXN, f->cur.kid, enc, &r3, &e),
 			 0);
 	assert_string_equal(r3.hhid, r1.hhid);
 	/* A bad EncTID reaches no store. */
-	assert_int_equal(resolve_run(s, f->kr, true, "S1", "T9", TXN, f->cur.kid, enc, &r3, &e),
+	assert_int_equal(resolve_run(s, f->kc, true, "S1", "T9", TXN, f->cur.kid, enc, &r3, &e),
 			 POS_ECRYPTO);
 	store_close(s);
 }

@@ -1,0 +1,87 @@
+#ifndef POS_KEYSPROC_H
+#define POS_KEYSPROC_H
+/*
+ * The keys process (design section 10, OpenBSD relayd's ca process):
+ * serve forks it before it starts a thread or binds a socket. Only the
+ * child reads the HPKE private keys, k_index and k_deident; it has no
+ * network socket and no database, closes every descriptor it does not
+ * need, drops to the service user ([central] user) when started as root,
+ * and answers one request: open(store, terminal, txn, kid, enc) -> (tid
+ * index, DeIdentTID) or a refusal, wiping every TID it opened.
+ *
+ * Each worker thread has a channel of its own (a SOCK_SEQPACKET
+ * socketpair, one message each way: a header and up to KEYS_BATCH_MAX
+ * fixed-size opens or answers; a thread of the keys process on the other
+ * end), so workers never wait on each other or lock. A worker blocks on
+ * its request as it would on the same crypto in-process.
+ *
+ * keys_open is the one way to open an EncTID above this module: over a
+ * channel to the keys process (serve), or with a keyring in the same
+ * process (keys_chan_local: tests and fuzzers).
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "cconf.h"
+#include "deident.h"
+#include "err.h"
+#include "keyring.h"
+
+/* One thread's way to the keys. Not shared between threads. */
+struct keys_chan;
+
+/* A channel that opens with kr in this process; kr is borrowed and must
+ * outlive it. *out: keys_chan_free. */
+int keys_chan_local(const struct keyring *kr, struct keys_chan **out, pos_err *e);
+/* Frees a local channel; the keys process's channels belong to it (a
+ * no-op for those). Accepts NULL. */
+void keys_chan_free(struct keys_chan *kc);
+
+/* keyring_open, wherever the keys are: same results and messages. When
+ * the keys process does not answer (it ended), POS_EAGAIN. */
+int keys_open(struct keys_chan *kc, const char *store, const char *terminal, const char *txn,
+	      const char *kid, const char *enc, unsigned char idx[DEIDENT_INDEX_LEN],
+	      char dtid[DEIDENT_ID_LEN + 1], pos_err *e);
+
+/* Several opens in one round trip: a worker with several resolves ready in
+ * one loop turn pays the wake-ups once. */
+#define KEYS_BATCH_MAX 32
+
+struct keys_open_req {
+	const char *store, *terminal, *txn, *kid, *enc;
+};
+
+struct keys_open_res {
+	int rc; /* what keys_open returns; on failure err holds its message */
+	unsigned char idx[DEIDENT_INDEX_LEN];
+	char dtid[DEIDENT_ID_LEN + 1];
+	pos_err err;
+};
+
+/* Opens req[0..n-1], n <= KEYS_BATCH_MAX, into res[0..n-1] (each exactly
+ * as keys_open would). 0 when all were answered; POS_EAGAIN (also in
+ * every res) when the keys process does not answer. */
+int keys_open_batch(struct keys_chan *kc, size_t n, const struct keys_open_req *req,
+		    struct keys_open_res *res, pos_err *e);
+
+struct keysproc;
+
+/* Forks the keys process with nchan channels and waits until it has loaded
+ * the keys (a key it refuses fails here with its message). Call with no
+ * other thread running. *out: keysproc_stop. */
+int keysproc_start(const struct cconf *c, size_t nchan, struct keysproc **out, pos_err *e);
+/* Channel i < nchan, owned by kp. */
+struct keys_chan *keysproc_chan(struct keysproc *kp, size_t i);
+size_t keysproc_nchan(const struct keysproc *kp);
+/* How many HPKE keys the keys process holds (current and retired). */
+size_t keysproc_hpke_keys(const struct keysproc *kp);
+pid_t keysproc_pid(const struct keysproc *kp);
+/* false once the keys process has ended (it is reaped here); why then
+ * says how ("exit 1", "signal 9"). */
+bool keysproc_alive(struct keysproc *kp, char *why, size_t cap);
+/* Closes every channel (the keys process ends when all are closed), waits
+ * for it and frees kp. Accepts NULL. */
+void keysproc_stop(struct keysproc *kp);
+
+#endif

@@ -1,0 +1,316 @@
+/* keysproc: the keys process answers over its channels exactly what
+ * keyring_open answers in-process (results, codes and messages), refuses
+ * at start a key file it refuses in-process, and once it is gone a request
+ * fails POS_EAGAIN and the parent learns how it ended. The tokens-only
+ * ring serve keeps reads no key file and opens nothing. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "deident.h"
+#include "envelope.h"
+#include "keyring.h"
+#include "keys.h"
+#include "keysproc.h"
+
+#define TXN "0193a5f2-6c1e-7b3a-9d2e-41f0c6a1b2c3"
+#define KID "0123456789abcdef"
+
+struct fx {
+	char dir[64];
+	struct hpke_keypair cur, old;
+};
+
+static int fx_setup(void **st)
+{
+	struct fx *f = calloc(1, sizeof *f);
+	pos_err e = { 0 };
+
+	if (!f)
+		return -1;
+	snprintf(f->dir, sizeof f->dir, "/tmp/test_keysproc_XXXXXX");
+	if (!mkdtemp(f->dir) || keys_generate(&f->cur, &e) < 0 || keys_generate(&f->old, &e) < 0)
+		return -1;
+	*st = f;
+	return 0;
+}
+
+static int fx_teardown(void **st)
+{
+	struct fx *f = *st;
+	char cmd[128];
+
+	snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+	if (system(cmd) != 0)
+		return -1;
+	free(f);
+	return 0;
+}
+
+/* A home with the current key, one retired key, both HMAC keys and the
+ * tokens. user stays empty: the keys process keeps the test's user. */
+static void write_home(struct fx *f, struct cconf *c, const char *sub)
+{
+	char d[256];
+	pos_err e = { 0 };
+
+	memset(c, 0, sizeof *c);
+	snprintf(d, sizeof d, "%s/%s", f->dir, sub);
+	assert_int_equal(mkdir(d, 0700), 0);
+	snprintf(c->hpke_key, sizeof c->hpke_key, "%s/hpke.key", d);
+	snprintf(c->hpke_retired, sizeof c->hpke_retired, "%s/keys", d);
+	snprintf(c->k_index, sizeof c->k_index, "%s/k_index.key", d);
+	snprintf(c->k_deident, sizeof c->k_deident, "%s/k_deident.key", d);
+	snprintf(c->analyst_token, sizeof c->analyst_token, "%s/analyst.token", d);
+	snprintf(c->admin_token, sizeof c->admin_token, "%s/admin.token", d);
+	assert_int_equal(keys_save_private(c->hpke_key, &f->cur, &e), 0);
+	assert_int_equal(mkdir(c->hpke_retired, 0700), 0);
+	snprintf(d, sizeof d, "%s/%s/keys/%s.key", f->dir, sub, f->old.kid);
+	assert_int_equal(keys_save_private(d, &f->old, &e), 0);
+	assert_int_equal(keys_generate_hmac(c->k_index, &e), 0);
+	assert_int_equal(keys_generate_hmac(c->k_deident, &e), 0);
+	assert_int_equal(keys_generate_token(c->analyst_token, &e), 0);
+	assert_int_equal(keys_generate_token(c->admin_token, &e), 0);
+}
+
+static void seal(const struct hpke_keypair *kp, const char *store, const char *term,
+		 const char *tid, char enc[ENVELOPE_B64_MAX])
+{
+	char info[ENVELOPE_INFO_MAX];
+	pos_err e = { 0 };
+
+	assert_int_equal(envelope_info(info, store, term, TXN, &e), 0);
+	assert_int_equal(envelope_seal_tid(kp->pk, kp->kid, info, tid, enc, &e), 0);
+}
+
+struct open_case {
+	const char *store, *terminal, *txn, *kid, *enc;
+};
+
+/* The same request through both channels: same code, message and hashes. */
+static void same_answer(struct keys_chan *remote, struct keys_chan *local,
+			const struct open_case *k, int want)
+{
+	unsigned char ri[DEIDENT_INDEX_LEN] = { 0 }, li[DEIDENT_INDEX_LEN] = { 0 };
+	char rd[DEIDENT_ID_LEN + 1] = "", ld[DEIDENT_ID_LEN + 1] = "";
+	pos_err re = { 0 }, le = { 0 };
+	int rrc, lrc;
+
+	rrc = keys_open(remote, k->store, k->terminal, k->txn, k->kid, k->enc, ri, rd, &re);
+	lrc = keys_open(local, k->store, k->terminal, k->txn, k->kid, k->enc, li, ld, &le);
+	assert_int_equal(rrc, want);
+	assert_int_equal(lrc, want);
+	assert_string_equal(re.msg, le.msg);
+	if (want == 0) {
+		assert_memory_equal(ri, li, sizeof ri);
+		assert_string_equal(rd, ld);
+		assert_true(deident_dtid_valid(rd));
+	}
+}
+
+static void the_keys_process_answers_what_the_keyring_answers(void **st)
+{
+	struct fx *f = *st;
+	struct keysproc *kp = NULL;
+	struct keyring *kr = NULL;
+	struct keys_chan *local = NULL;
+	struct cconf c;
+	char enc[ENVELOPE_B64_MAX], old[ENVELOPE_B64_MAX], junk[ENVELOPE_B64_MAX];
+	char flipped[ENVELOPE_B64_MAX], longid[300];
+	pos_err e = { 0 };
+
+	write_home(f, &c, "same");
+	assert_int_equal(keysproc_start(&c, 3, &kp, &e), 0);
+	assert_int_equal(keysproc_nchan(kp), 3);
+	assert_int_equal(keysproc_hpke_keys(kp), 2);
+	assert_true(keysproc_alive(kp, NULL, 0));
+	assert_int_equal(keyring_load_keys(&c, &kr, &e), 0);
+	assert_int_equal(keys_chan_local(kr, &local, &e), 0);
+
+	seal(&f->cur, "S1", "T1", "card:4242424242424242", enc);
+	seal(&f->old, "S1", "T1", "card:4111111111111111", old);
+	seal(&f->cur, "S1", "T1", "hello", junk);
+	memcpy(flipped, enc, sizeof flipped);
+	flipped[10] = flipped[10] == 'A' ? 'B' : 'A';
+	memset(longid, 'a', sizeof longid - 1);
+	longid[sizeof longid - 1] = '\0';
+
+	const struct open_case ok = { "S1", "T1", TXN, f->cur.kid, enc };
+	const struct open_case retired = { "S1", "T1", TXN, f->old.kid, old };
+	const struct open_case other_lane = { "S1", "T2", TXN, f->cur.kid, enc };
+	const struct open_case unknown = { "S1", "T1", TXN, KID, enc };
+	const struct open_case tampered = { "S1", "T1", TXN, f->cur.kid, flipped };
+	const struct open_case not_a_tid = { "S1", "T1", TXN, f->cur.kid, junk };
+	const struct open_case no_info = { "", "T1", TXN, f->cur.kid, enc };
+	const struct open_case too_long = { longid, "T1", TXN, f->cur.kid, enc };
+	const struct open_case long_kid = { "S1", "T1", TXN, longid, enc };
+	const struct open_case long_enc = { "S1", "T1", TXN, f->cur.kid, longid };
+
+	/* All of them in one round trip, repeated up to a full batch: each
+	 * answer is the one keys_open gives alone. */
+	const struct open_case *cases[] = { &ok, &retired, &other_lane, &unknown, &tampered,
+					    &not_a_tid, &no_info, &too_long, &long_kid, &long_enc };
+	struct keys_open_req breq[KEYS_BATCH_MAX];
+	struct keys_open_res bres[KEYS_BATCH_MAX];
+	size_t nc = sizeof cases / sizeof cases[0];
+
+	for (size_t i = 0; i < KEYS_BATCH_MAX; i++) {
+		const struct open_case *k = cases[i % nc];
+
+		breq[i] = (struct keys_open_req){ k->store, k->terminal, k->txn, k->kid, k->enc };
+	}
+	assert_int_equal(keys_open_batch(keysproc_chan(kp, 2), KEYS_BATCH_MAX, breq, bres, &e), 0);
+	for (size_t i = 0; i < KEYS_BATCH_MAX; i++) {
+		const struct open_case *k = cases[i % nc];
+		unsigned char li[DEIDENT_INDEX_LEN];
+		char ld[DEIDENT_ID_LEN + 1];
+		pos_err le = { 0 };
+		int lrc = keys_open(local, k->store, k->terminal, k->txn, k->kid, k->enc, li, ld, &le);
+
+		assert_int_equal(bres[i].rc, lrc);
+		if (lrc == 0) {
+			assert_memory_equal(bres[i].idx, li, sizeof li);
+			assert_string_equal(bres[i].dtid, ld);
+		} else {
+			assert_string_equal(bres[i].err.msg, le.msg);
+		}
+	}
+	assert_int_equal(keys_open_batch(keysproc_chan(kp, 2), KEYS_BATCH_MAX + 1, breq, bres, &e),
+			 POS_EINVAL);
+
+	for (size_t i = 0; i < keysproc_nchan(kp); i++) {
+		struct keys_chan *ch = keysproc_chan(kp, i);
+
+		same_answer(ch, local, &ok, 0);
+		same_answer(ch, local, &retired, 0);
+		same_answer(ch, local, &other_lane, POS_ECRYPTO);
+		same_answer(ch, local, &unknown, POS_ECRYPTO);
+		same_answer(ch, local, &tampered, POS_ECRYPTO);
+		same_answer(ch, local, &not_a_tid, POS_EINVAL);
+		same_answer(ch, local, &no_info, POS_EINVAL);
+		same_answer(ch, local, &too_long, POS_EINVAL);
+		same_answer(ch, local, &long_kid, POS_ECRYPTO);
+		same_answer(ch, local, &long_enc, POS_ECRYPTO);
+	}
+	assert_null(keysproc_chan(kp, 3));
+	keys_chan_free(local);
+	keyring_free(kr);
+	keysproc_stop(kp);
+}
+
+static void a_key_file_others_can_read_stops_the_start(void **st)
+{
+	struct fx *f = *st;
+	struct keysproc *kp = NULL;
+	struct cconf c;
+	pos_err e = { 0 };
+
+	write_home(f, &c, "mode");
+	assert_int_equal(chmod(c.k_index, 0640), 0);
+	assert_int_equal(keysproc_start(&c, 2, &kp, &e), POS_EPERM);
+	assert_null(kp);
+	if (!strstr(e.msg, "k_index.key"))
+		fail_msg("message '%s' does not name k_index.key", e.msg);
+}
+
+static void a_dead_keys_process_fails_requests_and_is_noticed(void **st)
+{
+	struct fx *f = *st;
+	struct keysproc *kp = NULL;
+	struct cconf c;
+	unsigned char idx[DEIDENT_INDEX_LEN];
+	char enc[ENVELOPE_B64_MAX], dtid[DEIDENT_ID_LEN + 1], why[32] = "";
+	pos_err e = { 0 };
+
+	write_home(f, &c, "dead");
+	seal(&f->cur, "S1", "T1", "card:4242424242424242", enc);
+	assert_int_equal(keysproc_start(&c, 2, &kp, &e), 0);
+	assert_int_equal(keys_open(keysproc_chan(kp, 1), "S1", "T1", TXN, f->cur.kid, enc, idx,
+				   dtid, &e),
+			 0);
+	assert_int_equal(kill(keysproc_pid(kp), SIGKILL), 0);
+	/* Its channels hang up when the kernel has torn it down. */
+	assert_int_equal(keys_open(keysproc_chan(kp, 0), "S1", "T1", TXN, f->cur.kid, enc, idx,
+				   dtid, &e),
+			 POS_EAGAIN);
+	assert_int_equal(keys_open(keysproc_chan(kp, 1), "S1", "T1", TXN, f->cur.kid, enc, idx,
+				   dtid, &e),
+			 POS_EAGAIN);
+	assert_int_equal(waitid(P_PID, (id_t)keysproc_pid(kp), NULL, WEXITED | WNOWAIT), 0);
+	assert_false(keysproc_alive(kp, why, sizeof why));
+	assert_string_equal(why, "signal 9");
+	keysproc_stop(kp);
+}
+
+static void a_stopped_keys_process_exits_cleanly(void **st)
+{
+	struct fx *f = *st;
+	struct keysproc *kp = NULL;
+	struct cconf c;
+	pos_err e = { 0 };
+	pid_t pid;
+
+	write_home(f, &c, "stop");
+	assert_int_equal(keysproc_start(&c, 4, &kp, &e), 0);
+	pid = keysproc_pid(kp);
+	assert_true(pid > 0);
+	/* SIGTERM is the parent's to handle: the keys process outlives it
+	 * until its channels close. */
+	assert_int_equal(kill(pid, SIGTERM), 0);
+	usleep(20000);
+	assert_true(keysproc_alive(kp, NULL, 0));
+	keysproc_stop(kp);
+	assert_int_equal(kill(pid, 0), -1);
+}
+
+static void serve_keeps_tokens_and_no_key(void **st)
+{
+	struct fx *f = *st;
+	struct keyring *kr = NULL;
+	struct cconf c;
+	unsigned char idx[DEIDENT_INDEX_LEN];
+	char enc[ENVELOPE_B64_MAX], dtid[DEIDENT_ID_LEN + 1], tok[KEYS_TOKEN_MAX + 2];
+	FILE *fp;
+	pos_err e = { 0 };
+
+	write_home(f, &c, "tokens");
+	/* Key files it would refuse or could not read: never opened. */
+	assert_int_equal(chmod(c.hpke_key, 0644), 0);
+	assert_int_equal(unlink(c.k_index), 0);
+	assert_int_equal(keyring_load_tokens(&c, &kr, &e), 0);
+	assert_int_equal(keyring_count(kr), 0);
+	seal(&f->cur, "S1", "T1", "card:4242424242424242", enc);
+	assert_int_equal(keyring_open(kr, "S1", "T1", TXN, f->cur.kid, enc, idx, dtid, &e),
+			 POS_ECRYPTO);
+	fp = fopen(c.admin_token, "r");
+	assert_non_null(fp);
+	assert_non_null(fgets(tok, (int)sizeof tok, fp));
+	fclose(fp);
+	tok[strcspn(tok, "\n")] = '\0';
+	assert_true(keyring_admin_ok(kr, tok, strlen(tok)));
+	assert_false(keyring_analyst_ok(kr, tok, strlen(tok)));
+	keyring_free(kr);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(the_keys_process_answers_what_the_keyring_answers),
+		cmocka_unit_test(a_key_file_others_can_read_stops_the_start),
+		cmocka_unit_test(a_dead_keys_process_fails_requests_and_is_noticed),
+		cmocka_unit_test(a_stopped_keys_process_exits_cleanly),
+		cmocka_unit_test(serve_keeps_tokens_and_no_key),
+	};
+
+	return cmocka_run_group_tests(tests, fx_setup, fx_teardown);
+}
