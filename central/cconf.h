@@ -33,6 +33,17 @@
  *   max_connections_per_address = 64   ; not yet authenticated, per IPv4 address or IPv6 /64
  *   terminal_reserve_pct = 25          ; % of max_connections only terminals may use
  *   min_free_disk_mb = 64              ; GET /v1/health/ready fails with less free beside the database
+ *   public_rate_per_min = 600          ; public listener, per address
+ *   public_burst = 120
+ *   message_max_chars = 1000
+ *   [receipt]
+ *   ttl_days = 90            ; a receipt link opens its receipt this long
+ *   poll_s = 25              ; a message long poll is held this long
+ *   [console]
+ *   session_hours = 12
+ *
+ * [central] public_listen (empty: off) and www (empty: found beside the
+ * binary), [tls] public_cert and public_key: docs/conversations.md.
  *
  * Unknown sections or keys and bad values fail with file:line.
  */
@@ -68,6 +79,17 @@ struct cconf {
 	long max_connections_per_address;
 	long terminal_reserve_pct;
 	long min_free_disk_mb;
+	/* The public listener (design sections 8, 13): docs/conversations.md. */
+	char public_listen[128];
+	char www[CCONF_PATH_MAX];
+	char tls_public_cert[CCONF_PATH_MAX];
+	char tls_public_key[CCONF_PATH_MAX];
+	long public_rate_per_min;
+	long public_burst;
+	long message_max_chars;
+	long receipt_ttl_days;
+	long receipt_poll_s;
+	long console_session_hours;
 };
 
 int cconf_load(const char *path, struct cconf *out, pos_err *e);
