@@ -22,6 +22,8 @@ static atomic_ulong metrics_resolve_count;
 static atomic_ulong metrics_stored;
 static atomic_long metrics_open;
 static atomic_ulong metrics_refused[MC_COUNT];
+#define METRICS_SOURCES_MAX 8
+static int (*_Atomic metrics_sources[METRICS_SOURCES_MAX])(char *buf, size_t cap);
 
 static pthread_mutex_t metrics_stats_mu = PTHREAD_MUTEX_INITIALIZER;
 static int64_t metrics_stats_at_ms; /* guarded by metrics_stats_mu */
@@ -198,7 +200,30 @@ int metrics_render(struct store *s, int64_t now_ms, char *buf, size_t cap, pos_e
 		metrics_put(&o, "pos_connections_refused_total{reason=\"%s\"} %lu\n",
 			    metrics_refusal_names[i],
 			    atomic_load_explicit(&metrics_refused[i], memory_order_relaxed));
+	for (int i = 0; i < METRICS_SOURCES_MAX && !o.full; i++) {
+		int (*fn)(char *, size_t) = atomic_load(&metrics_sources[i]);
+		int n;
+
+		if (!fn)
+			continue;
+		n = fn(o.buf + o.len, o.cap - o.len);
+		if (n < 0 || (size_t)n >= o.cap - o.len)
+			o.full = true;
+		else
+			o.len += (size_t)n;
+	}
 	if (o.full)
 		return err_set(e, POS_ETOOBIG, "metrics: text over %zu bytes", cap);
 	return (int)o.len;
+}
+
+void metrics_add_source(int (*fn)(char *buf, size_t cap))
+{
+	for (int i = 0; i < METRICS_SOURCES_MAX; i++) {
+		int (*none)(char *, size_t) = NULL;
+
+		if (atomic_load(&metrics_sources[i]) == fn ||
+		    atomic_compare_exchange_strong(&metrics_sources[i], &none, fn))
+			return;
+	}
 }
