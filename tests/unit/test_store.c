@@ -457,9 +457,9 @@ static void reopen_keeps_data_and_schema_v2_file_is_0600(void **st)
 	assert_int_equal(store_link(f->s, idx, a, &e), 0);
 	store_close(f->s);
 	f->s = NULL;
-	assert_int_equal(schema_version(f->db), 2);
+	assert_int_equal(schema_version(f->db), 3);
 	assert_int_equal(store_open(f->db, &f->s, &e), 0);
-	assert_int_equal(schema_version(f->db), 2);
+	assert_int_equal(schema_version(f->db), 3);
 	assert_int_equal(store_resolve(f->s, idx, false, NULL, got, NULL, &e), 0);
 	assert_string_equal(got, a);
 	assert_int_equal(stat(f->db, &sb), 0);
@@ -883,15 +883,18 @@ static void v1_database_gains_offer_tables(void **st)
 	f->s = NULL;
 	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
+				      "DROP TABLE device_households; DROP TABLE staff_sessions; "
+				      "DROP TABLE staff; DROP TABLE messages; DROP TABLE conversations; "
+				      "DROP TABLE receipts; DROP TABLE item_master; "
 				      "DROP TABLE offer_redemptions; DROP TABLE offer_codes; "
 				      "DROP TABLE offer_devices; DROP TABLE offers; "
-				      "DELETE FROM schema_version WHERE version = 2",
+				      "DELETE FROM schema_version WHERE version >= 2",
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
 	sqlite3_close(db);
 	assert_int_equal(schema_version(f->db), 1);
 	assert_int_equal(store_open(f->db, &f->s, &e), 0);
-	assert_int_equal(schema_version(f->db), 2);
+	assert_int_equal(schema_version(f->db), 3);
 	offer_of(&o, "of_0000000000000001", "all", 0, 0);
 	assert_int_equal(store_offer_create(f->s, &o, &e), 0);
 }

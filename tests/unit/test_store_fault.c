@@ -288,7 +288,7 @@ static void fault_sweep(void (*op)(struct place *pl, bool *fired))
 	for (int kind = 0; kind < FAULT_KINDS; kind++) {
 		for (int sticky = 0; sticky < 2; sticky++) {
 			long at;
-			for (at = 1; at < 5000; at++) {
+			for (at = 1; at < 12000; at++) {
 				struct place pl;
 				bool fired = false;
 
@@ -303,7 +303,7 @@ static void fault_sweep(void (*op)(struct place *pl, bool *fired))
 			}
 			print_message("# %s%s: %ld failure points\n", fault_names[kind],
 				      sticky ? " (and every call after)" : "", at - 1);
-			assert_true(at < 5000);
+			assert_true(at < 12000);
 		}
 	}
 }
