@@ -1033,7 +1033,7 @@ static int pub_conv_cb(const struct store_conversation *c, void *arg)
 	struct pub_list *l = arg;
 	struct store_receipt r;
 	char ts[TIME_RFC3339_LEN];
-	json_t *o, *msgs = NULL, *rec = NULL, *acc[2] = { json_array(), json_integer(0) };
+	json_t *o, *rec = NULL, *acc[2] = { json_array(), json_integer(0) };
 	int rc;
 
 	time_format_rfc3339(c->updated_ms, ts);
@@ -1056,7 +1056,6 @@ static int pub_conv_cb(const struct store_conversation *c, void *arg)
 	json_object_set(o, "messages", acc[0]);
 	rc = json_array_append(l->arr, o) == 0 ? 0 : POS_ENOMEM;
 out:
-	(void)msgs;
 	json_decref(o);
 	json_decref(acc[0]);
 	json_decref(acc[1]);
