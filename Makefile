@@ -19,7 +19,7 @@ DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev libssl-dev \
         libcurl4-openssl-dev libserialport-dev libsqlite3-dev libevent-dev \
         libjansson-dev libcmocka-dev openssl curl sqlite3 python3 \
         python3-cryptography \
-        procps
+        procps chromium chromium-driver python3-selenium
 
 WARN := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
         -Wformat=2 -Wvla -Werror
@@ -166,9 +166,11 @@ soak: deps
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/pos/profiles \
+	  $(DESTDIR)$(PREFIX)/share/pos/www \
 	  $(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)$(PREFIX)/lib/udev/rules.d
 	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 hw/profiles/* $(DESTDIR)$(PREFIX)/share/pos/profiles/
+	install -m 0644 www/* $(DESTDIR)$(PREFIX)/share/pos/www/
 	for u in hw/systemd/*.service; do \
 	  sed 's#/usr/local/bin/#$(PREFIX)/bin/#' $$u > $(DESTDIR)$(PREFIX)/lib/systemd/system/$$(basename $$u); \
 	  chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/$$(basename $$u); \

@@ -9,6 +9,7 @@
 #include "gtin.h"
 #include "ids.h"
 #include "jsonx.h"
+#include "receipt.h"
 #include "resolve.h"
 #include "timeutil.h"
 
@@ -188,6 +189,22 @@ static int basket_digest_fields(const struct basket_in *in, EVP_MD_CTX *md)
 		    basket_field_i64(md, 'q', b->items[i].qty) < 0 ||
 		    basket_field_i64(md, 'p', b->items[i].price_cents) < 0)
 			return -1;
+	/* Only when present, so digests of baskets without one stay as
+	 * they were. */
+	if (b->has_receipt && basket_field(md, 'r', b->receipt, sizeof b->receipt) < 0)
+		return -1;
+	return 0;
+}
+
+/* The receipt token's SHA-256 into the basket; the token itself is not kept. */
+static int basket_receipt(const char *tok, size_t n, struct basket_in *out, pos_err *e)
+{
+	if (!receipt_token_valid(tok, n))
+		return err_set(e, POS_EINVAL,
+			       "field 'receipt' must be 26 characters of lower-case base32");
+	if (receipt_token_hash(tok, n, out->b.receipt) < 0)
+		return err_set(e, POS_ECRYPTO, "receipt digest failed");
+	out->b.has_receipt = true;
 	return 0;
 }
 
@@ -226,8 +243,8 @@ int basket_from_json(json_t *obj, const char *store, const char *terminal, int64
 		     struct basket_in *out, pos_err *e)
 {
 	static const char *const keys[] = { "txn",	   "ts",  "items",  "hhid",
-					    "deident_tid", "tid", "offers", NULL };
-	const char *txn = NULL, *ts = NULL, *hhid = NULL, *dtid = NULL;
+					    "deident_tid", "tid", "offers", "receipt", NULL };
+	const char *txn = NULL, *ts = NULL, *hhid = NULL, *dtid = NULL, *receipt = NULL;
 	struct basket_code codes[BASKET_MAX_OFFERS];
 	size_t n_codes = 0;
 	json_t *tid;
@@ -292,6 +309,10 @@ int basket_from_json(json_t *obj, const char *store, const char *terminal, int64
 	}
 
 	if ((rc = basket_offers(json_object_get(obj, "offers"), codes, &n_codes, e)) < 0)
+		goto out;
+	if ((rc = jsonx_str(obj, "receipt", 0, RECEIPT_TOKEN_LEN + 1, &receipt, e)) < 0)
+		goto out;
+	if (receipt && (rc = basket_receipt(receipt, strlen(receipt), out, e)) < 0)
 		goto out;
 	rc = basket_seal(out, store, terminal, codes, n_codes, e);
 out:
@@ -398,7 +419,8 @@ static int basket_fast(const char *body, size_t len, const char *store, const ch
 	struct basket_code codes[BASKET_MAX_OFFERS];
 	char ts[BASKET_TS_TEXT_MAX + 1];
 	bool have_txn = false, have_ts = false, have_items = false, have_hh = false,
-	     have_dt = false, have_off = false;
+	     have_dt = false, have_off = false, have_rc = false;
+	char rtok[RECEIPT_TOKEN_LEN + 1];
 	size_t n_codes = 0;
 	pos_err te = { 0 };
 	int rc;
@@ -441,6 +463,11 @@ static int basket_fast(const char *body, size_t len, const char *store, const ch
 			if (!basket_fast_offers(&x, codes, &n_codes))
 				goto slow;
 			have_off = true;
+		} else if (jsonx_key_is(k, kn, "receipt") && !have_rc) {
+			if (!jsonx_scan_copy(&x, rtok, RECEIPT_TOKEN_LEN) ||
+			    basket_receipt(rtok, strlen(rtok), out, &te) < 0)
+				goto slow;
+			have_rc = true;
 		} else {
 			goto slow;
 		}

@@ -38,9 +38,16 @@ static const struct cconf_key cconf_keys[] = {
 	  "debug | info | warn | error" },
 	{ "central", "user", CC_STR, "pos-central", 0, 0, CC_FIELD(user),
 	  "serve's keys process runs as this user when started as root" },
+	{ "central", "public_listen", CC_STR, "", 0, 0, CC_FIELD(public_listen),
+	  "HOST:PORT for phones and browsers; empty = off" },
+	{ "central", "www", CC_STR, "", 0, 0, CC_FIELD(www),
+	  "folder of the public pages; empty = the installed share/pos/www" },
 	{ "tls", "ca", CC_PATH, "ca.crt", 0, 0, CC_FIELD(tls_ca), "verifies terminal certificates" },
 	{ "tls", "cert", CC_PATH, "server.crt", 0, 0, CC_FIELD(tls_cert), NULL },
 	{ "tls", "key", CC_PATH, "server.key", 0, 0, CC_FIELD(tls_key), NULL },
+	{ "tls", "public_cert", CC_PATH, "public.crt", 0, 0, CC_FIELD(tls_public_cert),
+	  "the public listener's certificate" },
+	{ "tls", "public_key", CC_PATH, "public.key", 0, 0, CC_FIELD(tls_public_key), NULL },
 	{ "tls", "ticket_rotate_s", CC_INT, "3600", 1, 7L * 24 * 3600, CC_LONG(ticket_rotate_s),
 	  "seconds a session ticket key seals tickets; it opens them one period more" },
 	{ "tls", "session_cache", CC_INT, "10000", 16, 1000000, CC_LONG(session_cache),
@@ -82,6 +89,18 @@ static const struct cconf_key cconf_keys[] = {
 	  "registrations never used; beyond it POST /v1/devices answers 503" },
 	{ "devices", "unused_ttl_s", CC_INT, "86400", 1, 365L * 86400,
 	  CC_LONG(devices_unused_ttl_s), "a registration never used is removed after this" },
+	{ "limits", "public_rate_per_min", CC_INT, "600", 1, 1000000, CC_LONG(public_rate_per_min),
+	  "public listener: requests a minute per address" },
+	{ "limits", "public_burst", CC_INT, "120", 1, 1000000, CC_LONG(public_burst),
+	  "public listener: requests at once per address" },
+	{ "limits", "message_max_chars", CC_INT, "1000", 1, 10000, CC_LONG(message_max_chars),
+	  "characters of one chat message" },
+	{ "receipt", "ttl_days", CC_INT, "90", 1, 3650, CC_LONG(receipt_ttl_days),
+	  "days a receipt link opens its receipt" },
+	{ "receipt", "poll_s", CC_INT, "25", 1, 120, CC_LONG(receipt_poll_s),
+	  "seconds a message long poll is held" },
+	{ "console", "session_hours", CC_INT, "12", 1, 720, CC_LONG(console_session_hours),
+	  "hours a staff login lasts" },
 };
 
 #define CC_NKEYS (sizeof(cconf_keys) / sizeof(cconf_keys[0]))
@@ -144,6 +163,14 @@ static int cconf_check(const struct cfg *c, const struct cconf *cf, pos_err *e)
 	    strspn(colon + 1, "0123456789") != strlen(colon + 1) || strlen(colon + 1) > 5)
 		return err_set(e, POS_EINVAL, "%s:%d: 'listen' in [central] must be HOST:PORT",
 			       c->name, cfg_line(c, "central", "listen"));
+	if (cf->public_listen[0]) {
+		colon = strrchr(cf->public_listen, ':');
+		if (!colon || colon == cf->public_listen || colon[1] == '\0' ||
+		    strspn(colon + 1, "0123456789") != strlen(colon + 1) || strlen(colon + 1) > 5)
+			return err_set(e, POS_EINVAL,
+				       "%s:%d: 'public_listen' in [central] must be HOST:PORT or empty",
+				       c->name, cfg_line(c, "central", "public_listen"));
+	}
 	return 0;
 }
 
@@ -180,7 +207,7 @@ out:
 
 int cconf_write_default(const char *path, const char *listen, pos_err *e)
 {
-	char buf[4096];
+	char buf[8192];
 	size_t len = 0;
 	const char *sec = NULL;
 	int n;

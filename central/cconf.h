@@ -46,6 +46,17 @@
  *   [devices]
  *   max_unused = 100000      ; registrations never used; beyond: 503
  *   unused_ttl_s = 86400     ; a registration never used is removed after this
+ *   public_rate_per_min = 600          ; public listener, per address
+ *   public_burst = 120
+ *   message_max_chars = 1000
+ *   [receipt]
+ *   ttl_days = 90            ; a receipt link opens its receipt this long
+ *   poll_s = 25              ; a message long poll is held this long
+ *   [console]
+ *   session_hours = 12
+ *
+ * [central] public_listen (empty: off) and www (empty: found beside the
+ * binary), [tls] public_cert and public_key: docs/conversations.md.
  *
  * Unknown sections or keys and bad values fail with file:line.
  */
@@ -90,6 +101,17 @@ struct cconf {
 	long rl_device_burst;
 	long devices_max_unused;
 	long devices_unused_ttl_s;
+	/* The public listener (design sections 8, 13): docs/conversations.md. */
+	char public_listen[128];
+	char www[CCONF_PATH_MAX];
+	char tls_public_cert[CCONF_PATH_MAX];
+	char tls_public_key[CCONF_PATH_MAX];
+	long public_rate_per_min;
+	long public_burst;
+	long message_max_chars;
+	long receipt_ttl_days;
+	long receipt_poll_s;
+	long console_session_hours;
 };
 
 int cconf_load(const char *path, struct cconf *out, pos_err *e);

@@ -25,6 +25,7 @@
 #include "keys.h"
 #include "keysproc.h"
 #include "log.h"
+#include "conv_cli.h"
 #include "offer_cli.h"
 #include "server.h"
 #include "setup.h"
@@ -244,6 +245,12 @@ static const struct main_cmd main_cmds[] = {
 	{ "offer", offer_main,
 	  "offer create|list|end|report -c CONF ...\n"
 	  "                                offers for phones, redeemed at the lanes" },
+	{ "items", items_main,
+	  "items import -c CONF < items.csv\n"
+	  "                                the item master (names on receipts)" },
+	{ "staff", staff_main,
+	  "staff add -c CONF --name N (--store S | --all)\n"
+	  "                                a staff token for the console" },
 	{ "seal-test", main_seal_test,
 	  "seal-test --pub central.pub --store S --terminal T --txn X < tid\n"
 	  "                                test aid: print an EncTID for a TID on stdin" },

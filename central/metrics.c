@@ -26,6 +26,8 @@ static atomic_ulong metrics_rate_refused[MRC_COUNT];
 static atomic_ulong metrics_rate_evicted;
 static atomic_ulong metrics_dev_refused;
 static atomic_ulong metrics_dev_expired;
+#define METRICS_SOURCES_MAX 8
+static int (*_Atomic metrics_sources[METRICS_SOURCES_MAX])(char *buf, size_t cap);
 
 static pthread_mutex_t metrics_stats_mu = PTHREAD_MUTEX_INITIALIZER;
 static int64_t metrics_stats_at_ms; /* guarded by metrics_stats_mu */
@@ -247,7 +249,30 @@ int metrics_render(struct store *s, int64_t now_ms, char *buf, size_t cap, pos_e
 			"# TYPE pos_devices_expired_total counter\n"
 			"pos_devices_expired_total %lu\n",
 		    atomic_load_explicit(&metrics_dev_expired, memory_order_relaxed));
+	for (int i = 0; i < METRICS_SOURCES_MAX && !o.full; i++) {
+		int (*fn)(char *, size_t) = atomic_load(&metrics_sources[i]);
+		int n;
+
+		if (!fn)
+			continue;
+		n = fn(o.buf + o.len, o.cap - o.len);
+		if (n < 0 || (size_t)n >= o.cap - o.len)
+			o.full = true;
+		else
+			o.len += (size_t)n;
+	}
 	if (o.full)
 		return err_set(e, POS_ETOOBIG, "metrics: text over %zu bytes", cap);
 	return (int)o.len;
+}
+
+void metrics_add_source(int (*fn)(char *buf, size_t cap))
+{
+	for (int i = 0; i < METRICS_SOURCES_MAX; i++) {
+		int (*none)(char *, size_t) = NULL;
+
+		if (atomic_load(&metrics_sources[i]) == fn ||
+		    atomic_compare_exchange_strong(&metrics_sources[i], &none, fn))
+			return;
+	}
 }

@@ -58,6 +58,10 @@ void metrics_devices_expired(long n);
 /* Writes the whole exposition into buf (NUL-terminated); households come
  * from store_stats through s, cached for METRICS_STATS_TTL_MS so scrapes
  * never add load. Returns the length, or a negative POS_E* code. */
+/* A module above adds its own series (public.c): fn writes them into buf
+ * (NUL-terminated) and returns their length, or cap or more when they do
+ * not fit. Added once; at most 8 sources. */
+void metrics_add_source(int (*fn)(char *buf, size_t cap));
 #define METRICS_STATS_TTL_MS 5000
 #define METRICS_TEXT_MAX 65536
 int metrics_render(struct store *s, int64_t now_ms, char *buf, size_t cap, pos_err *e);

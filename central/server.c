@@ -34,6 +34,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "pki.h"
+#include "public.h"
 #include "routes.h"
 #include "slots.h"
 #include "timeutil.h"
@@ -138,6 +139,11 @@ struct worker {
 	struct routes *routes;
 	struct event *stop_ev, *drain_ev;
 	struct event *log_ev; /* lowest priority: writes the buffered log lines */
+	/* The public listener's, when [central] public_listen is set. */
+	int pub_fd;
+	SSL_CTX *pub_ssl;
+	struct httpd *pub_httpd;
+	struct public *pub;
 	bool stopping;
 	int64_t flush_deadline_us;
 };
@@ -1143,6 +1149,42 @@ fail:
 	return rc;
 }
 
+/* The public listener's context: its own certificate, no client
+ * certificate asked, TLS 1.2 and 1.3 (phones of a few years). */
+static int server_public_tls(const struct cconf *c, SSL_CTX **out, pos_err *e)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	char eb[256];
+	int rc;
+
+	if (!ctx)
+		return err_set(e, POS_ENOMEM, "TLS: no context");
+	if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
+		rc = err_set(e, POS_ECRYPTO, "TLS: cannot set the minimum version");
+		goto fail;
+	}
+	if (SSL_CTX_use_certificate_chain_file(ctx, c->tls_public_cert) != 1) {
+		rc = err_set(e, POS_ECRYPTO, "%s: %s", c->tls_public_cert,
+			     server_ssl_error(eb, sizeof eb));
+		goto fail;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, c->tls_public_key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		rc = err_set(e, POS_ECRYPTO, "%s: %s", c->tls_public_key,
+			     server_ssl_error(eb, sizeof eb));
+		goto fail;
+	}
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	SSL_CTX_set_read_ahead(ctx, 1);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	*out = ctx;
+	return 0;
+fail:
+	SSL_CTX_free(ctx);
+	return rc;
+}
+
 /* The one entry of nid in name, copied when it is a valid id. */
 static int server_name_entry(X509_NAME *name, int nid, char out[STORE_ID_MAX + 1])
 {
@@ -1201,13 +1243,17 @@ static void server_drain_cb(evutil_socket_t fd, short what, void *arg)
 	 * httpd under them (their baskets commit whatever happens to the
 	 * client; only the answer can be lost). Replies already sent get a
 	 * grace to reach their clients. */
+	public_stop(w->pub); /* a poll a kept-alive connection sent since */
 	if (routes_waiting(w->routes) > 0 ||
-	    (httpd_writing(w->httpd) > 0 && time_mono_us() < w->flush_deadline_us)) {
+	    ((httpd_writing(w->httpd) > 0 || (w->pub_httpd && httpd_writing(w->pub_httpd) > 0)) &&
+	     time_mono_us() < w->flush_deadline_us)) {
 		evtimer_add(w->drain_ev, &tick);
 		return;
 	}
 	httpd_free(w->httpd);
 	w->httpd = NULL;
+	httpd_free(w->pub_httpd);
+	w->pub_httpd = NULL;
 	event_base_loopbreak(w->base);
 }
 
@@ -1222,6 +1268,10 @@ static void server_stop_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	w->stopping = true;
 	httpd_stop_accepting(w->httpd);
+	if (w->pub_httpd) {
+		httpd_stop_accepting(w->pub_httpd);
+		public_stop(w->pub); /* long polls answer now */
+	}
 	w->flush_deadline_us = time_mono_us() + SERVER_FLUSH_GRACE_US;
 	server_drain_cb(-1, 0, w);
 }
@@ -1278,6 +1328,34 @@ static struct event_base *server_base_new(void)
 	return base;
 }
 
+/* The worker's second httpd: the public listener with its own
+ * certificate and routes (public.h), its own connection budget. */
+static int server_worker_public(struct worker *w, const struct cconf *c, struct slots *slots,
+				struct public_shared *ps, pos_err *e)
+{
+	struct httpd_opts o = { 0 };
+	int rc;
+
+	if ((rc = public_new(w->base, w->store, ps, &w->pub, e)) < 0)
+		return rc;
+	o.fd = w->pub_fd;
+	w->pub_fd = -1;
+	o.ssl = w->pub_ssl;
+	o.slots = slots;
+	o.handshake.tv_sec = (time_t)(c->handshake_timeout_ms / 1000);
+	o.handshake.tv_usec = (suseconds_t)(c->handshake_timeout_ms % 1000) * 1000;
+	/* A long poll holds its request poll_s; the connection's idle timer
+	 * does not run meanwhile, but must outlast the gap between polls. */
+	o.idle.tv_sec = (time_t)c->idle_timeout;
+	o.max_head = (size_t)c->max_headers;
+	o.max_body = 65536;
+	o.handler = public_handle;
+	o.arg = w->pub;
+	o.worker = w->idx;
+	o.flush_priority = SERVER_PRIORITIES / 2;
+	return httpd_new(w->base, &o, &w->pub_httpd, e);
+}
+
 static int server_worker_init(struct worker *w, const struct cconf *c, struct slots *slots,
 			      const struct routes_shared *sh, struct keys_chan *keys, pos_err *e)
 {
@@ -1316,8 +1394,14 @@ static void server_worker_free(struct worker *w)
 {
 	if (w->fd >= 0)
 		close(w->fd);
+	if (w->pub_fd >= 0)
+		close(w->pub_fd);
+	public_stop(w->pub); /* answers what the httpd still holds */
 	httpd_free(w->httpd);
 	w->httpd = NULL;
+	httpd_free(w->pub_httpd);
+	w->pub_httpd = NULL;
+	public_free(w->pub);
 	if (w->stop_ev)
 		event_free(w->stop_ev);
 	if (w->drain_ev)
@@ -1330,6 +1414,7 @@ static void server_worker_free(struct worker *w)
 	store_close(w->store);
 	memset(w, 0, sizeof *w);
 	w->fd = -1;
+	w->pub_fd = -1;
 }
 
 /* ------------------------------------------------------------ run */
@@ -1480,9 +1565,13 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 	struct ingest *ig = NULL;
 	struct ratelimit *rl = NULL;
 	struct store *probe = NULL;
-	struct slots *slots = NULL;
+	struct slots *slots = NULL, *pub_slots = NULL;
 	struct slots_opts so;
-	SSL_CTX *ctx = NULL;
+	struct public_shared ps;
+	bool pub_on = c->public_listen[0] != '\0';
+	SSL_CTX *ctx = NULL, *pub_ctx = NULL;
+	int *pub_fds = NULL;
+	char pub_addr[SERVER_LISTEN_MAX + 16] = "";
 	sigset_t sigs, old;
 	int *fds = NULL;
 	char addr[SERVER_LISTEN_MAX + 16] = "";
@@ -1492,6 +1581,8 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 
 	memset(&tk, 0, sizeof tk);
 	memset(&tr, 0, sizeof tr);
+	memset(&ps, 0, sizeof ps);
+	ps.www_fd = -1;
 	pthread_rwlock_init(&tk.lock, NULL);
 	pthread_rwlock_init(&tr.lock, NULL);
 
@@ -1539,6 +1630,9 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 	if ((rc = server_tls(c, &tk, &tr, &ctx, e)) < 0)
 		goto out;
 	server_sessions_load(&tk);
+	if (pub_on && ((rc = server_public_tls(c, &pub_ctx, e)) < 0 ||
+		       (rc = public_shared_init(&ps, c, e)) < 0))
+		goto out;
 	if ((rc = ingest_start(c->database, &ig, e)) < 0)
 		goto out;
 	sh.kr = tokens;
@@ -1561,23 +1655,43 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 		goto out;
 	ingest_every(ig, offers_expire_interval_ms(&sh.devices), offers_expire_tick, &sh.devices);
 
+	if (pub_on) {
+		/* Its own budget: browsers never take the lanes' slots. */
+		so.reserved = 0;
+		if ((rc = slots_new(&so, &pub_slots, e)) < 0)
+			goto out;
+	}
 	ws = calloc((size_t)n, sizeof *ws);
 	fds = calloc((size_t)n, sizeof *fds);
-	if (!ws || !fds) {
+	pub_fds = calloc((size_t)n, sizeof *pub_fds);
+	if (!ws || !fds || !pub_fds) {
 		rc = err_set(e, POS_ENOMEM, "out of memory for %ld workers", n);
 		goto out;
 	}
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		ws[i].fd = -1;
+		ws[i].pub_fd = -1;
+		pub_fds[i] = -1;
+	}
 	if ((rc = server_listen(listen_s ? listen_s : c->listen, fds, (int)n, addr, sizeof addr,
 				e)) < 0)
 		goto out;
+	if (pub_on && (rc = server_listen(c->public_listen, pub_fds, (int)n, pub_addr,
+					  sizeof pub_addr, e)) < 0) {
+		err_prefix(e, "public_listen");
+		goto out;
+	}
 	for (i = 0; i < n; i++) {
 		ws[i].idx = (int)i;
 		ws[i].ssl = ctx;
 		ws[i].fd = fds[i];
 		fds[i] = -1;
+		ws[i].pub_fd = pub_fds[i];
+		ws[i].pub_ssl = pub_ctx;
+		pub_fds[i] = -1;
 		if ((rc = server_worker_init(&ws[i], c, slots, &sh, keysproc_chan(kp, (size_t)i), e)) < 0)
+			goto out;
+		if (pub_on && (rc = server_worker_public(&ws[i], c, pub_slots, &ps, e)) < 0)
 			goto out;
 	}
 	for (i = 0; i < n; i++) {
@@ -1590,6 +1704,8 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 	log_info("listening",
 		 "addr=%s workers=%ld tls=1.3 auto_enrol=%s hpke_keys=%zu keys_pid=%ld", addr, n,
 		 c->auto_enrol ? "yes" : "no", keysproc_hpke_keys(kp), (long)keysproc_pid(kp));
+	if (pub_on)
+		log_info("listening_public", "addr=%s www=%s", pub_addr, ps.www);
 
 	/* The main thread's other work, at most once a second: the keys
 	 * process (looked at before each wait: a SIGCHLD from before the mask
@@ -1632,8 +1748,15 @@ out:
 	for (i = 0; fds && i < n; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
+	for (i = 0; pub_fds && i < n; i++)
+		if (pub_fds[i] >= 0)
+			close(pub_fds[i]);
 	free(ws);
 	free(fds);
+	free(pub_fds);
+	slots_free(pub_slots);
+	SSL_CTX_free(pub_ctx);
+	public_shared_free(&ps);
 	store_close(probe);
 	slots_free(slots);
 	ingest_free(ig);

@@ -42,7 +42,7 @@
 static const char *const setup_files[] = {
 	"ca.key", "ca.crt", "server.key", "server.crt", "hpke.key", "central.pub",
 	"k_index.key", "k_deident.key", "analyst.token", "admin.token", "ticket.key", PKI_CRL_FILE,
-	"central.conf",
+	"central.conf", "public.key", "public.crt",
 };
 #define SETUP_NFILES (sizeof setup_files / sizeof setup_files[0])
 
@@ -188,8 +188,8 @@ static int setup_home(const char *dir, char kid[KEYS_KID_LEN + 1], pos_err *e)
 	static const char *const dns[] = { "localhost", NULL };
 	static const char *const ips[] = { "127.0.0.1", NULL };
 	struct hpke_keypair kp;
-	EVP_PKEY *ca_key = NULL, *srv_key = NULL;
-	X509 *ca = NULL, *srv = NULL;
+	EVP_PKEY *ca_key = NULL, *srv_key = NULL, *pub_key = NULL;
+	X509 *ca = NULL, *srv = NULL, *pub = NULL;
 	X509_CRL *crl = NULL;
 	char p[PATH_MAX];
 	int rc, created = 0;
@@ -210,6 +210,15 @@ static int setup_home(const char *dir, char kid[KEYS_KID_LEN + 1], pos_err *e)
 	if (rc < 0)
 		goto out;
 	rc = setup_write_pair(dir, "server.crt", "server.key", srv, srv_key, e);
+	if (rc < 0)
+		goto out;
+	/* The public listener's own pair, for the same names until the
+	 * retailer puts one from a public CA in its place. */
+	rc = pki_issue_server(ca_key, ca, "localhost", dns, ips, PKI_SERVER_DAYS, &pub_key, &pub,
+			      e);
+	if (rc < 0)
+		goto out;
+	rc = setup_write_pair(dir, "public.crt", "public.key", pub, pub_key, e);
 	if (rc < 0)
 		goto out;
 
@@ -262,8 +271,10 @@ out:
 	keys_wipe(&kp);
 	EVP_PKEY_free(ca_key);
 	EVP_PKEY_free(srv_key);
+	EVP_PKEY_free(pub_key);
 	X509_free(ca);
 	X509_free(srv);
+	X509_free(pub);
 	X509_CRL_free(crl);
 	return rc;
 }
@@ -291,6 +302,7 @@ int setup_main(int argc, char **argv)
 		return setup_fail("setup", &e);
 	printf("pos-central setup: made a central home in %s\n"
 	       "  ca.crt, ca.key                certificate authority, EC P-256, 10 years\n"
+	       "  public.crt, public.key        the public listener's certificate (replace it)\n"
 	       "  server.crt, server.key        server certificate for localhost and 127.0.0.1, "
 	       "2 years\n"
 	       "  hpke.key, central.pub         HPKE X25519 key pair, kid %s\n"

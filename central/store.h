@@ -65,6 +65,10 @@ struct store_basket {
 	 * the caller; store_put_baskets writes each one's state and reason. */
 	struct store_offer_use *offers;
 	size_t n_offers;
+	/* SHA-256 of the receipt token the lane printed, when it made one:
+	 * stored with the basket (a receipt row), never the token. */
+	bool has_receipt;
+	unsigned char receipt[32];
 };
 
 enum store_put_result { STORE_PUT_CREATED = 1, STORE_PUT_DUPLICATE, STORE_PUT_CONFLICT };

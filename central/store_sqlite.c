@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "dbfile.h"
+#include "store_sqlite.h"
 #include "timeutil.h"
 
 /*
@@ -96,6 +97,7 @@ enum stmt_id {
 	Q_DEV_USE,
 	Q_DEV_PURGE,
 	Q_DEV_HAS,
+	Q_RECEIPT_INS,
 	Q_COUNT
 };
 
@@ -186,6 +188,7 @@ static const char *const stmt_sql[Q_COUNT] = {
 	/* The partial index offer_devices_unused holds exactly these rows. */
 	[Q_DEV_PURGE] = "DELETE FROM offer_devices WHERE id IN (SELECT id FROM offer_devices "
 			"WHERE used IS NULL AND created < ?1 ORDER BY created LIMIT ?2)",
+	[Q_RECEIPT_INS] = "INSERT INTO receipts(hash, basket_id) VALUES (?1, ?2)",
 };
 
 /* Versioned migrations: index i brings the schema from version i to i+1.
@@ -296,6 +299,60 @@ static const char *const store_migrations[] = {
 	"CREATE TRIGGER offer_devices_unused_del AFTER DELETE ON offer_devices"
 	"  WHEN old.used IS NULL BEGIN"
 	"  UPDATE counters SET unused_devices = unused_devices - 1; END;",
+	/* v4: the item master, receipt links (the SHA-256 of the token the
+	 * lane printed), conversations with their messages, store staff and
+	 * their console sessions (known by hashes only), and devices linked
+	 * to households by a receipt they opened (store_public.h). */
+	"CREATE TABLE item_master ("
+	"  gtin TEXT PRIMARY KEY NOT NULL CHECK (length(gtin) = 14),"
+	"  name TEXT NOT NULL,"
+	"  vendor TEXT NOT NULL,"
+	"  category TEXT NOT NULL,"
+	"  updated INTEGER NOT NULL"
+	") WITHOUT ROWID;"
+	"CREATE TABLE receipts ("
+	"  hash BLOB PRIMARY KEY NOT NULL CHECK (length(hash) = 32),"
+	"  basket_id INTEGER NOT NULL UNIQUE REFERENCES baskets(id)"
+	") WITHOUT ROWID;"
+	"CREATE TABLE conversations ("
+	"  id INTEGER PRIMARY KEY,"
+	"  kind TEXT NOT NULL,"
+	"  txn TEXT,"
+	"  store TEXT,"
+	"  state TEXT NOT NULL,"
+	"  created INTEGER NOT NULL,"
+	"  updated INTEGER NOT NULL,"
+	"  UNIQUE (kind, txn)"
+	");"
+	"CREATE INDEX conversations_state ON conversations(state, store, updated);"
+	"CREATE TABLE messages ("
+	"  id INTEGER PRIMARY KEY,"
+	"  conversation_id INTEGER NOT NULL REFERENCES conversations(id),"
+	"  ts INTEGER NOT NULL,"
+	"  author TEXT NOT NULL,"
+	"  staff_id INTEGER,"
+	"  body TEXT NOT NULL"
+	");"
+	"CREATE INDEX messages_conversation ON messages(conversation_id, id);"
+	"CREATE TABLE staff ("
+	"  id INTEGER PRIMARY KEY,"
+	"  name TEXT NOT NULL,"
+	"  store TEXT,"
+	"  token_hash BLOB NOT NULL UNIQUE CHECK (length(token_hash) = 32),"
+	"  created INTEGER NOT NULL"
+	");"
+	"CREATE TABLE staff_sessions ("
+	"  id_hash BLOB PRIMARY KEY NOT NULL CHECK (length(id_hash) = 32),"
+	"  staff_id INTEGER NOT NULL REFERENCES staff(id),"
+	"  created INTEGER NOT NULL,"
+	"  expires INTEGER NOT NULL"
+	") WITHOUT ROWID;"
+	"CREATE TABLE device_households ("
+	"  device_id INTEGER NOT NULL REFERENCES offer_devices(id),"
+	"  hhid TEXT NOT NULL,"
+	"  linked INTEGER NOT NULL,"
+	"  PRIMARY KEY (device_id, hhid)"
+	") WITHOUT ROWID;",
 };
 
 #define STORE_VERSION ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
@@ -1303,6 +1360,14 @@ static int put_one(struct store *s, const struct store_basket *b, enum store_put
 	}
 	*n_items += (long)b->n_items;
 	*res = STORE_PUT_CREATED;
+	if (b->has_receipt) {
+		if (!(st = store_stmt(s, Q_RECEIPT_INS, e)))
+			return POS_EDB;
+		sqlite3_bind_blob(st, 1, b->receipt, 32, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, id);
+		if ((rc = store_done(s, st, "receipt insert", e)) < 0)
+			return rc;
+	}
 	return offers_redeem(s, b, id, hh, e);
 }
 
@@ -2042,4 +2107,26 @@ int store_offer_report(struct store *s,
 		ret = store_dberr(s, rc, "offer report", e);
 	sqlite3_reset(st);
 	return ret;
+}
+
+/* ---------------------------------------------------------------- for store_public.c */
+
+sqlite3 *store_sqlite_db(struct store *s)
+{
+	return s ? s->db : NULL;
+}
+
+int store_sqlite_unit_begin(struct store *s, pos_err *e)
+{
+	return unit_begin(s, e);
+}
+
+int store_sqlite_unit_finish(struct store *s, int rc, pos_err *e)
+{
+	return unit_finish(s, rc, e);
+}
+
+int store_sqlite_err(struct store *s, int rc, const char *what, pos_err *e)
+{
+	return store_dberr(s, rc, what, e);
 }

@@ -153,6 +153,29 @@ static int aconf_local(struct cfg *cf, struct aconf *c, pos_err *e)
 	return 0;
 }
 
+/* [receipt] base_url: where the printed receipt links point (the public
+ * listener, or the retailer's site in front of it); empty: no receipts. */
+static int aconf_receipt(struct cfg *cf, struct aconf *c, pos_err *e)
+{
+	const char *v;
+	size_t n;
+	int rc;
+
+	if ((rc = cfg_str(cf, "receipt", "base_url", "", &v, e)) < 0)
+		return rc;
+	n = strlen(v);
+	if (n == 0)
+		return 0;
+	if (strncmp(v, "https://", 8) != 0 || n <= 8 || strpbrk(v, " \t\"'\\<>") ||
+	    v[n - 1] == '/')
+		return err_set(e, POS_EINVAL,
+			       "%s:%d: 'base_url' in [receipt] must be https://HOST[:PORT][/PATH] "
+			       "without a trailing /",
+			       cf->name, cfg_line(cf, "receipt", "base_url"));
+	return aconf_copy(cf, "receipt", "base_url", v, c->receipt_base_url,
+			  sizeof c->receipt_base_url, e);
+}
+
 struct aconf_dev_ctx {
 	struct cfg *cf;
 	struct aconf *c;
@@ -256,7 +279,7 @@ static int aconf_from_cfg(struct cfg *cf, const char *file, struct aconf **out, 
 	classify_rules_init(&c->rules);
 	snprintf(c->file, sizeof c->file, "%s", file);
 	if ((rc = aconf_terminal(cf, c, e)) < 0 || (rc = aconf_central(cf, c, e)) < 0 ||
-	    (rc = aconf_local(cf, c, e)) < 0)
+	    (rc = aconf_local(cf, c, e)) < 0 || (rc = aconf_receipt(cf, c, e)) < 0)
 		goto fail;
 	dx = (struct aconf_dev_ctx){ .cf = cf, .c = c, .e = e, .rc = 0 };
 	cfg_each_section(cf, "device.", aconf_device, &dx);

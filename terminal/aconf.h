@@ -16,6 +16,9 @@
  *   [control]  socket (agent.sock)
  *   [device.NAME] role = scanner|cardreader, port = path|usb:VID:PID[:serial],
  *              profile = a name from hw/profiles or a path
+ *   [receipt]  base_url (https://HOST[:PORT][/PATH]; empty, the default: no
+ *              receipt links): at total the agent makes a receipt token and
+ *              answers BASE_URL/r/TOKEN
  *   [codes]    loyalty, offer, total, void, cancel: POSIX extended regexes
  *              (defaults as in design section 5; an empty value disables one)
  */
@@ -50,6 +53,7 @@ struct aconf {
 	struct device_cfg devices[ACONF_MAX_DEVICES];
 	size_t ndevices;
 	struct classify_rules rules; /* vm = variable_measure */
+	char receipt_base_url[ACONF_URL_MAX]; /* "" = no receipt links */
 };
 
 /* Reads and checks path. *out: aconf_free. Files named in it are not

@@ -18,6 +18,7 @@
 #include "lane.h"
 #include "log.h"
 #include "msr.h"
+#include "receipt.h"
 #include "spool.h"
 #include "tid.h"
 #include "timeutil.h"
@@ -450,8 +451,36 @@ static json_t *agent_offer(struct agent *a, const char *code)
 			 "added", added);
 }
 
+/* With [receipt] base_url set: a fresh receipt token for the open
+ * transaction, into its basket, and the link printed on the receipt into
+ * url (a new token each total, so a retried total gets the link of the
+ * basket it spools). */
+static int agent_receipt(struct agent *a, char *url, size_t cap, pos_err *e)
+{
+	char tok[RECEIPT_TOKEN_LEN + 1];
+	int rc, n;
+
+	if (!a->cfg->receipt_base_url[0])
+		return 0;
+	if ((rc = receipt_token_new(tok, e)) < 0 || (rc = lane_set_receipt(a->lane, tok, e)) < 0)
+		return rc;
+	n = snprintf(url, cap, "%s/r/%s", a->cfg->receipt_base_url, tok);
+	if (n < 0 || (size_t)n >= cap)
+		return err_set(e, POS_ETOOBIG, "receipt link too long");
+	return 0;
+}
+
+/* The total reply and the spooled event: receipt_url only when one was made. */
+static json_t *agent_total_json(json_t *v, const char *url)
+{
+	if (v && url[0])
+		json_object_set_new(v, "receipt_url", json_string(url));
+	return v;
+}
+
 static json_t *agent_total(struct agent *a)
 {
+	char url[ACONF_URL_MAX + RECEIPT_TOKEN_LEN + 8];
 	char txn[LANE_TXN_LEN + 1];
 	char *body = NULL;
 	size_t len = 0;
@@ -461,6 +490,9 @@ static json_t *agent_total(struct agent *a)
 
 	if (!lane_is_open(a->lane))
 		return control_error("no_transaction", "no open transaction to total");
+	url[0] = '\0';
+	if (lane_lines(a->lane) > 0 && (rc = agent_receipt(a, url, sizeof url, &e)) < 0)
+		return control_error("internal", e.msg);
 	if ((rc = lane_body(a->lane, time_now_ms(), &body, &len, &e)) < 0)
 		return control_error(rc == POS_EINVAL ? "empty" : "internal", e.msg);
 	memcpy(txn, lane_txn(a->lane), sizeof txn);
@@ -481,11 +513,14 @@ static json_t *agent_total(struct agent *a)
 		 lane_has_tid(a->lane) ? "true" : "false");
 	agent_resolve_cancel(a, txn, 0);
 	lane_close(a->lane);
-	agent_emit(a, json_pack("{s:s, s:s, s:I, s:I}", "event", "spooled", "txn", txn, "items",
-				(json_int_t)lines, "units", (json_int_t)units));
+	agent_emit(a, agent_total_json(json_pack("{s:s, s:s, s:I, s:I}", "event", "spooled", "txn",
+						 txn, "items", (json_int_t)lines, "units",
+						 (json_int_t)units),
+				       url));
 	uplink_kick(a->uplink);
-	return json_pack("{s:b, s:s, s:I, s:I}", "ok", 1, "txn", txn, "items", (json_int_t)lines,
-			 "units", (json_int_t)units);
+	return agent_total_json(json_pack("{s:b, s:s, s:I, s:I}", "ok", 1, "txn", txn, "items",
+					  (json_int_t)lines, "units", (json_int_t)units),
+				url);
 }
 
 static json_t *agent_void(struct agent *a)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "jsonx.h"
+#include "receipt.h"
 #include "timeutil.h"
 #include "uuid.h"
 
@@ -24,6 +25,7 @@ struct lane {
 	size_t nscans;
 	char offers[LANE_MAX_OFFERS][LANE_OFFER_MAX + 1];
 	size_t noffers;
+	char receipt[RECEIPT_TOKEN_LEN + 1]; /* "" when none */
 	bool has_tid;
 	enum tid_kind tid_kind;
 	char kid[KEYS_KID_LEN + 1];
@@ -96,6 +98,7 @@ void lane_close(struct lane *l)
 	memset(l->scans, 0, l->nscans * sizeof l->scans[0]);
 	memset(l->offers, 0, sizeof l->offers);
 	l->nitems = l->nscans = l->noffers = 0;
+	l->receipt[0] = '\0';
 	l->open = l->has_tid = l->resolved = false;
 	l->tid_kind = 0;
 	memset(l->txn, 0, sizeof l->txn);
@@ -345,6 +348,18 @@ const char *lane_hhid(const struct lane *l)
 	return lane_has_household(l) ? l->hhid : "";
 }
 
+int lane_set_receipt(struct lane *l, const char *token, pos_err *e)
+{
+	int rc;
+
+	if ((rc = lane_need_open(l, e)) < 0)
+		return rc;
+	if (!token || !receipt_token_valid(token, strlen(token)))
+		return err_set(e, POS_EINVAL, "not a receipt token");
+	memcpy(l->receipt, token, RECEIPT_TOKEN_LEN + 1);
+	return 0;
+}
+
 size_t lane_offers(const struct lane *l)
 {
 	return l && l->open ? l->noffers : 0;
@@ -416,6 +431,8 @@ int lane_body(const struct lane *l, int64_t ts_ms, char **body, size_t *len, pos
 			if (json_array_append_new(arr, json_string(l->offers[i])) != 0)
 				bad = 1;
 	}
+	if (l->receipt[0])
+		lane_set(root, "receipt", json_string(l->receipt), &bad);
 	if (bad)
 		goto nomem;
 	s = jsonx_dump(root);

@@ -77,6 +77,10 @@ int lane_set_tid(struct lane *l, enum tid_kind kind, const char *kid, const char
 int lane_set_household(struct lane *l, unsigned gen, const char *hhid, const char *deident_tid,
 		       pos_err *e);
 
+/* The receipt token printed for this transaction (receipt.h), sent in the
+ * basket as "receipt". */
+int lane_set_receipt(struct lane *l, const char *token, pos_err *e);
+
 /* Lines still in the basket (qty > 0) and units over them. */
 size_t lane_lines(const struct lane *l);
 long lane_units(const struct lane *l);
@@ -92,7 +96,7 @@ size_t lane_offers(const struct lane *l);
 
 /* The basket body of design section 4, compact JSON:
  * {"txn","ts","items":[{"gtin","qty","price_cents"?}],"hhid"?,"deident_tid"?,
- *  "tid"?,"offers"?} with hhid and deident_tid when resolved, else the
+ *  "tid"?,"offers"?,"receipt"?} with hhid and deident_tid when resolved, else the
  * EncTID as "tid" when there is one. ts is ts_ms in RFC 3339. Fails
  * (POS_EINVAL) when closed or without items. *body: free(). */
 int lane_body(const struct lane *l, int64_t ts_ms, char **body, size_t *len, pos_err *e);

@@ -444,7 +444,7 @@ static int schema_version(const char *path)
 	return v;
 }
 
-#define SCHEMA_NOW 3
+#define SCHEMA_NOW 4
 
 static void reopen_keeps_data_and_schema_file_is_0600(void **st)
 {
@@ -885,6 +885,9 @@ static void v1_database_gains_offer_tables(void **st)
 	f->s = NULL;
 	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
+				      "DROP TABLE device_households; DROP TABLE staff_sessions; "
+				      "DROP TABLE staff; DROP TABLE messages; DROP TABLE conversations; "
+				      "DROP TABLE receipts; DROP TABLE item_master; "
 				      "DROP TABLE offer_redemptions; DROP TABLE offer_codes; "
 				      "DROP TABLE offer_devices; DROP TABLE offers; "
 				      "ALTER TABLE counters DROP COLUMN unused_devices; "
@@ -1001,9 +1004,12 @@ static void v2_database_counts_its_unused_registrations(void **st)
 			 0);
 	store_close(f->s);
 	f->s = NULL;
-	/* Back to v2: no used column, no count. */
+	/* Back to v2: no used column, no count, nothing of v4. */
 	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
+				      "DROP TABLE device_households; DROP TABLE staff_sessions; "
+				      "DROP TABLE staff; DROP TABLE messages; DROP TABLE conversations; "
+				      "DROP TABLE receipts; DROP TABLE item_master; "
 				      "DROP TRIGGER offer_devices_unused_ins; "
 				      "DROP TRIGGER offer_devices_unused_use; "
 				      "DROP TRIGGER offer_devices_unused_del; "

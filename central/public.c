@@ -1,0 +1,1453 @@
+#include "public.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "httpd.h"
+#include "jsonx.h"
+#include "log.h"
+#include "metrics.h"
+#include "offers.h"
+#include "receipt.h"
+#include "server.h"
+#include "slots.h"
+#include "store_public.h"
+#include "timeutil.h"
+#include "wipe.h"
+
+#define PUB_FILE_MAX (1024 * 1024)  /* bytes of one page or asset */
+#define PUB_NAME_MAX 64             /* characters of an asset's name */
+#define PUB_BODY_MAX 16384          /* bytes of a JSON body here */
+#define PUB_TOKEN_PATH_MAX 64       /* characters of a token in a path */
+#define PUB_LIST_MAX 100            /* conversations in one console answer */
+#define PUB_MESSAGES_MAX 500        /* messages in one answer */
+#define PUB_PENDING 64              /* wake-ups queued per worker before "check all" */
+#define PUB_MEMBERS SERVER_MAX_WORKERS
+#define PUB_SID_BYTES 32
+#define PUB_COOKIE "pos_console"
+#define PUB_CSRF_HEADER "X-CSRF-Token"
+#define PUB_CSRF_LEN 32
+#define PUB_STAFF_TOKEN_MAX 128
+
+static const char pub_csp[] =
+	"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+	"frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/* ------------------------------------------------------------ counters */
+
+enum pub_refusal {
+	PR_RATE = 0,  /* the address's token bucket was empty */
+	PR_RECEIPT,   /* an unknown or expired receipt token */
+	PR_MESSAGE,   /* a message body refused */
+	PR_LOGIN,     /* an unknown staff token */
+	PR_SESSION,   /* no or an expired session */
+	PR_CSRF,      /* a POST without the session's CSRF token */
+	PR_COUNT
+};
+static const char *const pub_refusal_names[PR_COUNT] = {
+	"rate_limited", "unknown_receipt", "bad_message", "bad_login", "no_session", "csrf",
+};
+static atomic_ulong pub_refused[PR_COUNT];
+static atomic_ulong pub_requests;
+static atomic_ulong pub_messages;
+static atomic_long pub_parked;
+
+static void pub_refuse(enum pub_refusal r)
+{
+	atomic_fetch_add_explicit(&pub_refused[r], 1, memory_order_relaxed);
+}
+
+static int pub_metrics(char *buf, size_t cap)
+{
+	size_t len = 0;
+	int n;
+
+	n = snprintf(buf, cap,
+		     "# HELP pos_public_requests_total Requests answered on the public listener.\n"
+		     "# TYPE pos_public_requests_total counter\n"
+		     "pos_public_requests_total %lu\n"
+		     "# HELP pos_public_messages_total Chat messages stored.\n"
+		     "# TYPE pos_public_messages_total counter\n"
+		     "pos_public_messages_total %lu\n"
+		     "# HELP pos_public_long_polls Message long polls held now.\n"
+		     "# TYPE pos_public_long_polls gauge\n"
+		     "pos_public_long_polls %ld\n"
+		     "# HELP pos_public_refused_total Public requests refused, by reason.\n"
+		     "# TYPE pos_public_refused_total counter\n",
+		     atomic_load(&pub_requests), atomic_load(&pub_messages), atomic_load(&pub_parked));
+	if (n < 0 || (size_t)n >= cap)
+		return (int)cap;
+	len = (size_t)n;
+	for (int i = 0; i < PR_COUNT; i++) {
+		n = snprintf(buf + len, cap - len, "pos_public_refused_total{reason=\"%s\"} %lu\n",
+			     pub_refusal_names[i], atomic_load(&pub_refused[i]));
+		if (n < 0 || (size_t)n >= cap - len)
+			return (int)cap;
+		len += (size_t)n;
+	}
+	return (int)len;
+}
+
+/* ------------------------------------------------------------ rate limit */
+
+/*
+ * A minimal per-address token bucket (IPv4 address, IPv6 /64), in a fixed
+ * table: an address whose slot another holds takes it over once that
+ * bucket is full again (idle), else shares it, which only ever limits
+ * sooner. To be replaced by central/ratelimit.c when that lands.
+ */
+#define PUB_RL_SLOTS 4096
+
+struct pub_rl_slot {
+	struct slots_addr a;
+	double tokens;
+	int64_t at_us;
+	bool used;
+};
+
+struct public_limiter {
+	pthread_mutex_t mu;
+	double per_us; /* tokens a microsecond */
+	double burst;
+	struct pub_rl_slot s[PUB_RL_SLOTS];
+};
+
+static size_t pub_rl_hash(const struct slots_addr *a)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (size_t i = 0; i < sizeof a->b; i++)
+		h = (h ^ a->b[i]) * 1099511628211ULL;
+	return (size_t)(h % PUB_RL_SLOTS);
+}
+
+static bool pub_rl_take(struct public_limiter *l, const struct slots_addr *a, int64_t now_us)
+{
+	struct pub_rl_slot *s = &l->s[pub_rl_hash(a)];
+	bool ok;
+
+	pthread_mutex_lock(&l->mu);
+	if (s->used) {
+		double t = s->tokens + (double)(now_us - s->at_us) * l->per_us;
+		s->tokens = t > l->burst ? l->burst : t;
+	}
+	if (!s->used || (memcmp(&s->a, a, sizeof *a) != 0 && s->tokens >= l->burst)) {
+		s->a = *a;
+		s->tokens = l->burst;
+		s->used = true;
+	}
+	s->at_us = now_us;
+	ok = s->tokens >= 1.0;
+	if (ok)
+		s->tokens -= 1.0;
+	pthread_mutex_unlock(&l->mu);
+	return ok;
+}
+
+/* ------------------------------------------------------------ wake-ups */
+
+struct public_bus {
+	pthread_mutex_t mu;
+	struct public *members[PUB_MEMBERS];
+};
+
+/* A long poll waiting for a message of txn after `after`. */
+struct parked {
+	struct parked *prev, *next;
+	struct public *p;
+	struct httpd_req *req;
+	int64_t t0_us;
+	char txn[37];
+	int64_t after;
+	struct event *timer;
+};
+
+struct public {
+	struct event_base *base;
+	struct store *store;
+	struct public_shared *sh;
+	struct event *wake_ev;
+	struct parked *parked; /* worker thread only */
+	size_t n_parked;
+	/* Guarded by the bus's mu: txns with a new message, or overflow. */
+	char pending[PUB_PENDING][37];
+	size_t n_pending;
+	bool overflow;
+};
+
+/* Wakes every worker's polls on txn (any thread). */
+static void pub_notify(struct public_bus *b, const char *txn)
+{
+	pthread_mutex_lock(&b->mu);
+	for (size_t i = 0; i < PUB_MEMBERS; i++) {
+		struct public *m = b->members[i];
+
+		if (!m)
+			continue;
+		if (m->n_pending < PUB_PENDING)
+			snprintf(m->pending[m->n_pending++], sizeof m->pending[0], "%s", txn);
+		else
+			m->overflow = true;
+		event_active(m->wake_ev, EV_READ, 1);
+	}
+	pthread_mutex_unlock(&b->mu);
+}
+
+/* ------------------------------------------------------------ answers */
+
+struct pq {
+	struct public *p;
+	struct httpd_req *req;
+	const char *route; /* a fixed label, never the raw path */
+	int64_t t0_us;
+};
+
+static void pub_headers(struct httpd_req *req, const char *cache)
+{
+	(void)httpd_add_header(req, "Content-Security-Policy", pub_csp);
+	(void)httpd_add_header(req, "Strict-Transport-Security", "max-age=31536000");
+	(void)httpd_add_header(req, "X-Content-Type-Options", "nosniff");
+	(void)httpd_add_header(req, "Referrer-Policy", "no-referrer");
+	(void)httpd_add_header(req, "X-Frame-Options", "DENY");
+	(void)httpd_add_header(req, "Cache-Control", cache);
+}
+
+static void pub_send_cached(struct pq *q, int status, const char *ctype, const void *body,
+			    size_t len, const char *cache)
+{
+	long long us = (long long)(time_mono_us() - q->t0_us);
+
+	pub_headers(q->req, cache);
+	atomic_fetch_add_explicit(&pub_requests, 1, memory_order_relaxed);
+	log_info("public_request", "route=%s method=%s status=%d latency_us=%lld", q->route,
+		 httpd_method_name(q->req), status, us);
+	httpd_reply(q->req, status, ctype, body, len);
+}
+
+static void pub_send(struct pq *q, int status, const char *ctype, const void *body, size_t len)
+{
+	pub_send_cached(q, status, ctype, body, len, "no-store");
+}
+
+static void pub_json(struct pq *q, int status, json_t *v)
+{
+	char *s = v ? jsonx_dump(v) : NULL;
+
+	if (!s) {
+		static const char oom[] = "{\"error\":\"internal\",\"detail\":\"out of memory\"}";
+		pub_send(q, 500, "application/json", oom, sizeof oom - 1);
+		return;
+	}
+	pub_send(q, status, "application/json", s, strlen(s));
+	free(s);
+}
+
+static void pub_error(struct pq *q, int status, const char *code, const char *detail)
+{
+	json_t *v = json_pack("{s:s, s:s}", "error", code, "detail", detail ? detail : "");
+
+	pub_json(q, status, v);
+	json_decref(v);
+}
+
+static void pub_fail(struct pq *q, int rc, const pos_err *e)
+{
+	char qb[sizeof e->msg + 16];
+	bool busy = rc == POS_EAGAIN || rc == POS_EDB;
+
+	log_error(busy ? "store_failed" : "internal_error", "route=%s code=%s detail=%s", q->route,
+		  err_name(rc), log_q(qb, sizeof qb, e ? e->msg : ""));
+	if (busy)
+		pub_error(q, 503, "unavailable", "storage is busy or failing; retry later");
+	else
+		pub_error(q, 500, "internal", "internal error");
+}
+
+static void pub_bad_input(struct pq *q, int rc, const pos_err *e)
+{
+	if (rc == POS_ETOOBIG)
+		pub_error(q, 413, "too_large", e->msg);
+	else if (rc == POS_EINVAL)
+		pub_error(q, 400, "bad_request", e->msg);
+	else
+		pub_fail(q, rc, e);
+}
+
+static void pub_not_found(struct pq *q)
+{
+	pub_error(q, 404, "not_found", "no such page or receipt");
+}
+
+/* ------------------------------------------------------------ static files */
+
+static const struct {
+	const char *ext;
+	const char *ctype;
+} pub_types[] = {
+	{ ".html", "text/html; charset=utf-8" }, { ".css", "text/css; charset=utf-8" },
+	{ ".js", "text/javascript; charset=utf-8" }, { ".svg", "image/svg+xml" },
+	{ ".png", "image/png" }, { ".ico", "image/x-icon" },
+	{ ".txt", "text/plain; charset=utf-8" },
+};
+
+/* The content type of a file name: [A-Za-z0-9_-] then one known
+ * extension. Anything else (a slash, "..", a hidden file) is NULL. */
+static const char *pub_ctype(const char *name)
+{
+	size_t n = strlen(name), stem = strcspn(name, ".");
+
+	if (n == 0 || n > PUB_NAME_MAX || stem == 0 ||
+	    strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") != stem)
+		return NULL;
+	for (size_t i = 0; i < sizeof pub_types / sizeof pub_types[0]; i++)
+		if (strcmp(name + stem, pub_types[i].ext) == 0)
+			return pub_types[i].ctype;
+	return NULL;
+}
+
+/* Serves www/<name>: a regular file directly in the folder, never a
+ * symbolic link (O_NOFOLLOW), at most PUB_FILE_MAX bytes. */
+static void pub_file(struct pq *q, const char *name, int status)
+{
+	const char *ctype = pub_ctype(name);
+	struct stat st;
+	char *buf = NULL;
+	size_t have = 0;
+	int fd = -1;
+
+	if (!ctype) {
+		pub_not_found(q);
+		return;
+	}
+	fd = openat(q->p->sh->www_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > PUB_FILE_MAX) {
+		pub_not_found(q);
+		goto out;
+	}
+	if (!(buf = malloc((size_t)st.st_size + 1))) {
+		pub_error(q, 500, "internal", "out of memory");
+		goto out;
+	}
+	while (have < (size_t)st.st_size) {
+		ssize_t got = read(fd, buf + have, (size_t)st.st_size - have);
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			break;
+		have += (size_t)got;
+	}
+	pub_send_cached(q, status, ctype, buf, have, "no-cache");
+out:
+	free(buf);
+	if (fd >= 0)
+		close(fd);
+}
+
+/* ------------------------------------------------------------ receipts */
+
+/*
+ * The receipt of a token, still within ttl_days of its basket.
+ * Constant work for any token: whatever its shape, it is hashed and
+ * looked up, so a malformed, unknown or expired one all take one hash and
+ * one index probe, and each answers POS_ENOTFOUND.
+ */
+static int pub_receipt(struct pq *q, const char *tok, struct store_receipt *r, pos_err *e)
+{
+	unsigned char h[32];
+	size_t n = strnlen(tok, PUB_TOKEN_PATH_MAX + 1);
+	bool shape = receipt_token_valid(tok, n);
+	int64_t ttl_ms = q->p->sh->c->receipt_ttl_days * 86400000LL;
+	int rc;
+
+	if (receipt_token_hash(tok, n, h) < 0)
+		return err_set(e, POS_ECRYPTO, "receipt digest failed");
+	rc = store_receipt_find(q->p->store, h, r, e);
+	if (rc == 0 && (!shape || r->ts_ms + ttl_ms < time_now_ms()))
+		rc = err_set(e, POS_ENOTFOUND, "receipt: not found");
+	if (rc == POS_ENOTFOUND)
+		pub_refuse(PR_RECEIPT);
+	return rc;
+}
+
+static int pub_line_cb(const struct store_receipt_line *l, void *arg)
+{
+	json_t **acc = arg; /* [0] items, [1] total, [2] complete */
+	json_t *o = json_pack("{s:s, s:s, s:i}", "gtin", l->gtin, "name", l->name, "qty", l->qty);
+
+	if (!o)
+		return POS_ENOMEM;
+	if (l->price_cents >= 0) {
+		json_object_set_new(o, "price_cents", json_integer(l->price_cents));
+		json_integer_set(acc[1], json_integer_value(acc[1]) + l->price_cents);
+	} else {
+		json_object_set_new(o, "price_cents", json_null());
+		acc[2] = json_false();
+	}
+	return json_array_append_new(acc[0], o) == 0 ? 0 : POS_ENOMEM;
+}
+
+static int pub_offer_cb(const char *id, const char *title, void *arg)
+{
+	json_t *o = json_pack("{s:s, s:s}", "id", id, "title", title);
+
+	return o && json_array_append_new(arg, o) == 0 ? 0 : POS_ENOMEM;
+}
+
+/* {"store","time","items":[{"gtin","name","qty","price_cents"}],
+ *  "total_cents","total_complete","offers":[{"id","title"}]} */
+static int pub_receipt_json(struct store *s, const struct store_receipt *r, json_t **out,
+			    pos_err *e)
+{
+	char ts[TIME_RFC3339_LEN];
+	json_t *acc[3] = { json_array(), json_integer(0), json_true() };
+	json_t *offers = json_array(), *v = NULL;
+	int rc;
+
+	*out = NULL;
+	if (!acc[0] || !acc[1] || !offers) {
+		rc = err_set(e, POS_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = store_receipt_lines(s, r->basket_id, pub_line_cb, acc, e)) != 0 ||
+	    (rc = store_receipt_offers(s, r->basket_id, pub_offer_cb, offers, e)) != 0) {
+		if (rc == POS_ENOMEM)
+			err_set(e, rc, "out of memory");
+		goto out;
+	}
+	time_format_rfc3339(r->ts_ms, ts);
+	v = json_pack("{s:s, s:s, s:O, s:O, s:O, s:O}", "store", r->store, "time", ts, "items",
+		      acc[0], "total_cents", acc[1], "total_complete", acc[2], "offers", offers);
+	if (!v) {
+		rc = err_set(e, POS_ENOMEM, "out of memory");
+		goto out;
+	}
+	*out = v;
+	rc = 0;
+out:
+	json_decref(acc[0]);
+	json_decref(acc[1]);
+	json_decref(acc[2]);
+	json_decref(offers);
+	return rc;
+}
+
+/* The bearer token of the request, trimmed; NULL when none. */
+static const char *pub_bearer(struct pq *q, size_t *len)
+{
+	const char *h = httpd_header(q->req, "Authorization");
+	size_t n;
+
+	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+		return NULL;
+	h += 7;
+	while (*h == ' ')
+		h++;
+	n = strlen(h);
+	while (n > 0 && (h[n - 1] == ' ' || h[n - 1] == '\t'))
+		n--;
+	*len = n;
+	return h;
+}
+
+/* GET /v1/receipts/{token}; a device token along links that device to the
+ * basket's household (the customer scanned their own receipt). */
+static void pub_receipt_get(struct pq *q, const char *tok)
+{
+	struct store_receipt r;
+	pos_err e = { 0 };
+	json_t *v = NULL;
+	const char *dev;
+	size_t dlen = 0;
+	int64_t device = 0;
+	bool linked = false, created = false;
+	int rc;
+
+	if ((rc = pub_receipt(q, tok, &r, &e)) < 0) {
+		if (rc == POS_ENOTFOUND)
+			pub_not_found(q);
+		else
+			pub_fail(q, rc, &e);
+		return;
+	}
+	if ((dev = pub_bearer(q, &dlen))) {
+		rc = offers_device_auth(q->p->store, dev, dlen, &device, NULL, &e);
+		if (rc == POS_EDB || rc == POS_EAGAIN) {
+			pub_fail(q, rc, &e);
+			return;
+		}
+		if (rc < 0) {
+			(void)httpd_add_header(q->req, "WWW-Authenticate", "Bearer realm=\"device\"");
+			pub_error(q, 401, "unauthorized", "the device token is not known");
+			return;
+		}
+		if (r.hhid[0]) {
+			if ((rc = store_device_link(q->p->store, device, r.hhid, time_now_ms(),
+						    &created, &e)) < 0) {
+				pub_fail(q, rc, &e);
+				return;
+			}
+			linked = true;
+			if (created)
+				log_info("device_linked", "device=%lld", (long long)device);
+		}
+	}
+	if ((rc = pub_receipt_json(q->p->store, &r, &v, &e)) < 0) {
+		pub_fail(q, rc, &e);
+		return;
+	}
+	json_object_set_new(v, "device_linked", json_boolean(linked));
+	pub_json(q, 200, v);
+	json_decref(v);
+}
+
+/* ------------------------------------------------------------ messages */
+
+static int pub_msg_cb(const struct store_message *m, void *arg)
+{
+	json_t **acc = arg; /* [0] array, [1] last id */
+	char ts[TIME_RFC3339_LEN];
+	json_t *o;
+
+	time_format_rfc3339(m->ts_ms, ts);
+	o = json_pack("{s:I, s:s, s:s, s:s}", "id", (json_int_t)m->id, "time", ts, "author",
+		      m->author, "body", m->body);
+	if (!o || json_array_append_new(acc[0], o) != 0)
+		return POS_ENOMEM;
+	json_integer_set(acc[1], m->id);
+	return 0;
+}
+
+/* {"messages":[{"id","time","author","body"}],"last":ID} of the receipt
+ * conversation of txn after `after` (none yet: empty); *n their count. */
+static int pub_messages_json(struct store *s, const char *txn, int64_t after, json_t **out,
+			     size_t *n, pos_err *e)
+{
+	struct store_conversation c;
+	json_t *acc[2] = { json_array(), json_integer(after) };
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if (!acc[0] || !acc[1]) {
+		rc = err_set(e, POS_ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = store_conversation_find(s, STORE_CONV_RECEIPT, txn, &c, e);
+	if (rc == 0)
+		rc = store_messages(s, c.id, after, PUB_MESSAGES_MAX, pub_msg_cb, acc, e);
+	else if (rc == POS_ENOTFOUND)
+		rc = 0;
+	if (rc == POS_ENOMEM)
+		err_set(e, rc, "out of memory");
+	if (rc < 0)
+		goto out;
+	*n = json_array_size(acc[0]);
+	if (!(*out = json_pack("{s:O, s:O}", "messages", acc[0], "last", acc[1])))
+		rc = err_set(e, POS_ENOMEM, "out of memory");
+out:
+	json_decref(acc[0]);
+	json_decref(acc[1]);
+	return rc;
+}
+
+/* Plain text of 1..max characters (UTF-8 code points; jansson has
+ * checked the encoding): no control characters but line breaks and tabs,
+ * not only white space. */
+static int pub_text_ok(const char *s, long max, pos_err *e)
+{
+	long chars = 0;
+	bool ink = false;
+
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if ((*p & 0xC0) != 0x80)
+			chars++;
+		if ((*p < 0x20 && *p != '\n' && *p != '\t' && *p != '\r') || *p == 0x7F)
+			return err_set(e, POS_EINVAL, "'body' must be plain text without control "
+						      "characters");
+		if (*p != ' ' && *p != '\n' && *p != '\t' && *p != '\r')
+			ink = true;
+	}
+	if (chars == 0 || !ink)
+		return err_set(e, POS_EINVAL, "'body' must not be empty");
+	if (chars > max)
+		return err_set(e, POS_ETOOBIG, "'body' is longer than %ld characters", max);
+	return 0;
+}
+
+/* A POST body {"body":"..."}: JSON by Content-Type (a cross-site form
+ * cannot send that without asking first), the text checked. *root holds
+ * the string: json_decref it. */
+static int pub_message_body(struct pq *q, json_t **root, const char **text, pos_err *e)
+{
+	static const char *const keys[] = { "body", NULL };
+	const char *ct = httpd_header(q->req, "Content-Type");
+	long max = q->p->sh->c->message_max_chars;
+	const char *body;
+	size_t len;
+	int rc;
+
+	*root = NULL;
+	if (!ct || strncasecmp(ct, "application/json", 16) != 0)
+		return err_set(e, POS_EINVAL, "Content-Type must be application/json");
+	body = httpd_body(q->req, &len);
+	if ((rc = jsonx_parse(body, len, PUB_BODY_MAX, 2, root, e)) < 0)
+		return rc;
+	if (!json_is_object(*root))
+		return err_set(e, POS_EINVAL, "the body must be {\"body\":\"...\"}");
+	if ((rc = jsonx_only_keys(*root, keys, e)) < 0 ||
+	    (rc = jsonx_str(*root, "body", 1, (size_t)max * 4, text, e)) < 0)
+		return rc;
+	return pub_text_ok(*text, max, e);
+}
+
+/* ?after=ID&wait=0|1 */
+static int pub_poll_query(const char *query, int64_t *after, bool *wait, pos_err *e)
+{
+	*after = 0;
+	*wait = true;
+	while (query && *query) {
+		size_t n = strcspn(query, "&");
+		char *end;
+
+		if (n > 6 && strncmp(query, "after=", 6) == 0) {
+			errno = 0;
+			*after = strtoll(query + 6, &end, 10);
+			if (errno || end != query + n || *after < 0 || query[6] == '-' ||
+			    query[6] == '+')
+				return err_set(e, POS_EINVAL, "after must be a message id");
+		} else if (n == 6 && strncmp(query, "wait=0", 6) == 0) {
+			*wait = false;
+		} else if (n == 6 && strncmp(query, "wait=1", 6) == 0) {
+			*wait = true;
+		} else {
+			return err_set(e, POS_EINVAL,
+				       "unknown query parameter (known: after=ID, wait=0|1)");
+		}
+		query += n;
+		if (*query == '&')
+			query++;
+	}
+	return 0;
+}
+
+static void parked_free(struct parked *k)
+{
+	struct public *p = k->p;
+
+	if (k->prev)
+		k->prev->next = k->next;
+	else
+		p->parked = k->next;
+	if (k->next)
+		k->next->prev = k->prev;
+	p->n_parked--;
+	atomic_fetch_sub(&pub_parked, 1);
+	if (k->timer)
+		event_free(k->timer);
+	free(k);
+}
+
+/* Answers a parked poll with what is there now (maybe nothing) and frees
+ * it; with only_new, leaves it parked when nothing is there. */
+static void parked_answer(struct parked *k, bool only_new)
+{
+	struct pq q = { k->p, k->req, "/v1/receipts/{token}/messages", k->t0_us };
+	pos_err e = { 0 };
+	json_t *v = NULL;
+	size_t n = 0;
+	int rc = pub_messages_json(k->p->store, k->txn, k->after, &v, &n, &e);
+
+	if (rc == 0 && n == 0 && only_new) {
+		json_decref(v);
+		return;
+	}
+	if (rc < 0)
+		pub_fail(&q, rc, &e);
+	else
+		pub_json(&q, 200, v);
+	json_decref(v);
+	parked_free(k);
+}
+
+static void parked_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	parked_answer(arg, false);
+}
+
+/* Worker thread: the bus said some transactions have new messages. */
+static void pub_wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct public *p = arg;
+	char pending[PUB_PENDING][37];
+	size_t n;
+	bool all;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&p->sh->bus->mu);
+	n = p->n_pending;
+	all = p->overflow;
+	memcpy(pending, p->pending, n * sizeof pending[0]);
+	p->n_pending = 0;
+	p->overflow = false;
+	pthread_mutex_unlock(&p->sh->bus->mu);
+	for (struct parked *k = p->parked, *next; k; k = next) {
+		bool hit = all;
+
+		next = k->next;
+		for (size_t i = 0; i < n && !hit; i++)
+			hit = strcmp(pending[i], k->txn) == 0;
+		if (hit)
+			parked_answer(k, true);
+	}
+}
+
+/* GET /v1/receipts/{token}/messages: at once when there is something
+ * after `after` (or wait=0), else parked up to [receipt] poll_s. */
+static void pub_messages_get(struct pq *q, const char *tok)
+{
+	struct store_receipt r;
+	struct parked *k = NULL;
+	struct timeval tv = { (time_t)q->p->sh->c->receipt_poll_s, 0 };
+	pos_err e = { 0 };
+	json_t *v = NULL;
+	int64_t after;
+	bool wait;
+	size_t n = 0;
+	int rc;
+
+	if ((rc = pub_receipt(q, tok, &r, &e)) < 0) {
+		if (rc == POS_ENOTFOUND)
+			pub_not_found(q);
+		else
+			pub_fail(q, rc, &e);
+		return;
+	}
+	if ((rc = pub_poll_query(httpd_query(q->req), &after, &wait, &e)) < 0) {
+		pub_bad_input(q, rc, &e);
+		return;
+	}
+	if ((rc = pub_messages_json(q->p->store, r.txn, after, &v, &n, &e)) < 0) {
+		pub_fail(q, rc, &e);
+		return;
+	}
+	if (n > 0 || !wait || httpd_method(q->req) == HTTP1_HEAD) {
+		pub_json(q, 200, v);
+		json_decref(v);
+		return;
+	}
+	json_decref(v);
+	if (!(k = calloc(1, sizeof *k)) ||
+	    !(k->timer = evtimer_new(q->p->base, parked_timer_cb, k))) {
+		free(k);
+		pub_error(q, 500, "internal", "out of memory");
+		return;
+	}
+	k->p = q->p;
+	k->req = q->req;
+	k->t0_us = q->t0_us;
+	k->after = after;
+	memcpy(k->txn, r.txn, sizeof k->txn);
+	k->next = q->p->parked;
+	if (k->next)
+		k->next->prev = k;
+	q->p->parked = k;
+	q->p->n_parked++;
+	atomic_fetch_add(&pub_parked, 1);
+	evtimer_add(k->timer, &tv);
+}
+
+/* POST /v1/receipts/{token}/messages {"body"}: the customer writes. */
+static void pub_messages_post(struct pq *q, const char *tok)
+{
+	struct store_receipt r;
+	pos_err e = { 0 };
+	json_t *root = NULL, *v;
+	const char *text = NULL;
+	int64_t conv = 0, id = 0;
+	int rc;
+
+	if ((rc = pub_receipt(q, tok, &r, &e)) < 0) {
+		if (rc == POS_ENOTFOUND)
+			pub_not_found(q);
+		else
+			pub_fail(q, rc, &e);
+		return;
+	}
+	if ((rc = pub_message_body(q, &root, &text, &e)) < 0) {
+		pub_refuse(PR_MESSAGE);
+		pub_bad_input(q, rc, &e);
+		goto out;
+	}
+	if ((rc = store_message_add_keyed(q->p->store, STORE_CONV_RECEIPT, r.txn, r.store,
+					  "customer", text, time_now_ms(), &conv, &id, &e)) < 0) {
+		pub_fail(q, rc, &e);
+		goto out;
+	}
+	atomic_fetch_add_explicit(&pub_messages, 1, memory_order_relaxed);
+	log_info("message", "conversation=%lld id=%lld author=customer", (long long)conv,
+		 (long long)id);
+	pub_notify(q->p->sh->bus, r.txn);
+	v = json_pack("{s:I, s:I}", "id", (json_int_t)id, "conversation", (json_int_t)conv);
+	pub_json(q, 201, v);
+	json_decref(v);
+out:
+	json_decref(root);
+}
+
+/* ------------------------------------------------------------ staff */
+
+static void pub_sha256(const void *p, size_t n, unsigned char out[32])
+{
+	unsigned int len = 0;
+
+	(void)EVP_Digest(p, n, out, &len, EVP_sha256(), NULL);
+}
+
+/* The CSRF token of a session: derived from its id, so only a page that
+ * has the session (it was given the token at login) can name it. */
+static void pub_csrf(const char *sid, char out[PUB_CSRF_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char h[32];
+	char buf[128];
+	int n = snprintf(buf, sizeof buf, "pos-csrf/1|%s", sid);
+
+	pub_sha256(buf, (size_t)n, h);
+	for (int i = 0; i < PUB_CSRF_LEN / 2; i++) {
+		out[2 * i] = hex[h[i] >> 4];
+		out[2 * i + 1] = hex[h[i] & 15];
+	}
+	out[PUB_CSRF_LEN] = '\0';
+	wipe(buf, sizeof buf);
+}
+
+/* The session id in the Cookie header, or false. */
+static bool pub_cookie(struct pq *q, char sid[64])
+{
+	const char *h = httpd_header(q->req, "Cookie");
+	const size_t nl = sizeof PUB_COOKIE - 1;
+
+	while (h && *h) {
+		size_t n;
+
+		while (*h == ' ' || *h == ';')
+			h++;
+		n = strcspn(h, ";");
+		if (n > nl + 1 && strncmp(h, PUB_COOKIE "=", nl + 1) == 0 && n - nl - 1 < 64) {
+			memcpy(sid, h + nl + 1, n - nl - 1);
+			sid[n - nl - 1] = '\0';
+			return true;
+		}
+		h += n;
+	}
+	return false;
+}
+
+/* The staff member of the request's session; for a POST also its CSRF
+ * token in the X-CSRF-Token header. False with the answer sent. */
+static bool pub_staff(struct pq *q, struct store_staff *st, unsigned char sid_hash[32])
+{
+	char sid[64], csrf[PUB_CSRF_LEN + 1];
+	const char *sent;
+	pos_err e = { 0 };
+	int rc = POS_ENOTFOUND;
+
+	if (pub_cookie(q, sid)) {
+		pub_sha256(sid, strlen(sid), sid_hash);
+		rc = store_session_staff(q->p->store, sid_hash, time_now_ms(), st, &e);
+	}
+	if (rc == POS_EDB || rc == POS_EAGAIN) {
+		pub_fail(q, rc, &e);
+		return false;
+	}
+	if (rc < 0) {
+		pub_refuse(PR_SESSION);
+		pub_error(q, 401, "login_required", "sign in at /console with a staff token");
+		return false;
+	}
+	if (httpd_method(q->req) == HTTP1_POST) {
+		pub_csrf(sid, csrf);
+		sent = httpd_header(q->req, PUB_CSRF_HEADER);
+		if (!sent || strlen(sent) != PUB_CSRF_LEN ||
+		    CRYPTO_memcmp(sent, csrf, PUB_CSRF_LEN) != 0) {
+			pub_refuse(PR_CSRF);
+			pub_error(q, 403, "csrf", "the X-CSRF-Token header is missing or wrong");
+			return false;
+		}
+	}
+	wipe(sid, sizeof sid);
+	return true;
+}
+
+static int pub_audit(struct pq *q, const struct store_staff *st, const char *action,
+		     int64_t conv)
+{
+	char actor[32], detail[64];
+	pos_err e = { 0 };
+	int rc;
+
+	snprintf(actor, sizeof actor, "staff:%lld", (long long)st->id);
+	snprintf(detail, sizeof detail, "conversation=%lld", (long long)conv);
+	if ((rc = store_audit(q->p->store, actor, action, conv ? detail : "", &e)) < 0)
+		log_error("audit_failed", "action=%s code=%s", action, err_name(rc));
+	return rc;
+}
+
+static json_t *pub_me(const struct store_staff *st, const char *csrf)
+{
+	return json_pack("{s:s, s:s, s:s}", "name", st->name, "store",
+			 st->store[0] ? st->store : "*", "csrf", csrf);
+}
+
+/* POST /v1/console/login {"token"}: a session cookie and the CSRF token. */
+static void pub_login(struct pq *q)
+{
+	static const char *const keys[] = { "token", NULL };
+	const char *ct = httpd_header(q->req, "Content-Type"), *tok = NULL, *body;
+	unsigned char raw[PUB_SID_BYTES], h[32];
+	char sid[64], csrf[PUB_CSRF_LEN + 1], cookie[160];
+	struct store_staff st;
+	pos_err e = { 0 };
+	json_t *root = NULL, *v;
+	int64_t now = time_now_ms();
+	long ttl_s = q->p->sh->c->console_session_hours * 3600;
+	size_t len;
+	int rc;
+
+	if (!ct || strncasecmp(ct, "application/json", 16) != 0) {
+		pub_error(q, 400, "bad_request", "Content-Type must be application/json");
+		return;
+	}
+	body = httpd_body(q->req, &len);
+	if ((rc = jsonx_parse(body, len, PUB_BODY_MAX, 2, &root, &e)) < 0 ||
+	    (rc = json_is_object(root) ? 0 : err_set(&e, POS_EINVAL, "the body must be {\"token\"}")) <
+		    0 ||
+	    (rc = jsonx_only_keys(root, keys, &e)) < 0 ||
+	    (rc = jsonx_str(root, "token", 1, PUB_STAFF_TOKEN_MAX, &tok, &e)) < 0) {
+		pub_bad_input(q, rc, &e);
+		goto out;
+	}
+	pub_sha256(tok, strlen(tok), h);
+	if ((rc = store_staff_by_token(q->p->store, h, &st, &e)) < 0) {
+		if (rc != POS_ENOTFOUND) {
+			pub_fail(q, rc, &e);
+			goto out;
+		}
+		pub_refuse(PR_LOGIN);
+		pub_error(q, 401, "unauthorized", "the staff token is not known");
+		goto out;
+	}
+	if (RAND_bytes(raw, sizeof raw) != 1) {
+		pub_error(q, 500, "internal", "no random bytes");
+		goto out;
+	}
+	if (b64url_encode(raw, sizeof raw, sid, sizeof sid, &e) < 0) {
+		pub_error(q, 500, "internal", "session id");
+		goto out;
+	}
+	pub_sha256(sid, strlen(sid), h);
+	if ((rc = store_session_add(q->p->store, h, st.id, now, now + ttl_s * 1000LL, &e)) < 0) {
+		pub_fail(q, rc, &e);
+		goto out;
+	}
+	(void)pub_audit(q, &st, "console_login", 0);
+	pub_csrf(sid, csrf);
+	snprintf(cookie, sizeof cookie,
+		 PUB_COOKIE "=%s; Path=/; Max-Age=%ld; HttpOnly; Secure; SameSite=Strict", sid,
+		 ttl_s);
+	(void)httpd_add_header(q->req, "Set-Cookie", cookie);
+	v = pub_me(&st, csrf);
+	pub_json(q, 200, v);
+	json_decref(v);
+out:
+	wipe(raw, sizeof raw);
+	wipe(sid, sizeof sid);
+	wipe(cookie, sizeof cookie);
+	json_decref(root);
+}
+
+static void pub_logout(struct pq *q)
+{
+	struct store_staff st;
+	unsigned char h[32];
+	pos_err e = { 0 };
+	int rc;
+
+	if (!pub_staff(q, &st, h))
+		return;
+	if ((rc = store_session_del(q->p->store, h, &e)) < 0) {
+		pub_fail(q, rc, &e);
+		return;
+	}
+	(void)pub_audit(q, &st, "console_logout", 0);
+	(void)httpd_add_header(q->req, "Set-Cookie",
+			       PUB_COOKIE "=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict");
+	pub_send(q, 200, "application/json", "{\"ok\":true}", 11);
+}
+
+static void pub_me_get(struct pq *q)
+{
+	struct store_staff st;
+	unsigned char h[32];
+	char sid[64], csrf[PUB_CSRF_LEN + 1];
+	json_t *v;
+
+	if (!pub_staff(q, &st, h) || !pub_cookie(q, sid))
+		return;
+	pub_csrf(sid, csrf);
+	wipe(sid, sizeof sid);
+	v = pub_me(&st, csrf);
+	pub_json(q, 200, v);
+	json_decref(v);
+}
+
+struct pub_list {
+	struct store *s;
+	json_t *arr;
+	pos_err *e;
+};
+
+/* One open conversation with its receipt and messages. */
+static int pub_conv_cb(const struct store_conversation *c, void *arg)
+{
+	struct pub_list *l = arg;
+	struct store_receipt r;
+	char ts[TIME_RFC3339_LEN];
+	json_t *o, *rec = NULL, *acc[2] = { json_array(), json_integer(0) };
+	int rc;
+
+	time_format_rfc3339(c->updated_ms, ts);
+	o = json_pack("{s:I, s:s, s:s, s:s, s:b}", "id", (json_int_t)c->id, "kind", c->kind,
+		      "store", c->store, "updated", ts, "open", c->open);
+	if (!o || !acc[0] || !acc[1]) {
+		rc = POS_ENOMEM;
+		goto out;
+	}
+	rc = store_receipt_by_txn(l->s, c->txn, &r, l->e);
+	if (rc == 0)
+		rc = pub_receipt_json(l->s, &r, &rec, l->e);
+	else if (rc == POS_ENOTFOUND)
+		rc = 0;
+	if (rc < 0)
+		goto out;
+	json_object_set_new(o, "receipt", rec ? rec : json_null());
+	if ((rc = store_messages(l->s, c->id, 0, PUB_MESSAGES_MAX, pub_msg_cb, acc, l->e)) != 0)
+		goto out;
+	json_object_set(o, "messages", acc[0]);
+	rc = json_array_append(l->arr, o) == 0 ? 0 : POS_ENOMEM;
+out:
+	json_decref(o);
+	json_decref(acc[0]);
+	json_decref(acc[1]);
+	return rc;
+}
+
+/* GET /v1/conversations?state=open: the staff's stores only. */
+static void pub_conversations(struct pq *q)
+{
+	const char *query = httpd_query(q->req);
+	struct store_staff st;
+	unsigned char h[32];
+	pos_err e = { 0 };
+	struct pub_list l = { q->p->store, NULL, &e };
+	json_t *v;
+	int rc;
+
+	if (!pub_staff(q, &st, h))
+		return;
+	if (!query || strcmp(query, "state=open") != 0) {
+		pub_error(q, 400, "bad_request", "the query must be state=open");
+		return;
+	}
+	if (!(l.arr = json_array())) {
+		pub_error(q, 500, "internal", "out of memory");
+		return;
+	}
+	rc = store_conversations_open(q->p->store, st.store[0] ? st.store : NULL, PUB_LIST_MAX,
+				      pub_conv_cb, &l, &e);
+	if (rc == POS_ENOMEM)
+		err_set(&e, rc, "out of memory");
+	if (rc < 0) {
+		pub_fail(q, rc, &e);
+	} else {
+		v = json_pack("{s:O}", "conversations", l.arr);
+		pub_json(q, 200, v);
+		json_decref(v);
+	}
+	json_decref(l.arr);
+}
+
+/* The conversation {id} when the staff may act on it (their store), else
+ * false with 404 (or a failure) sent. */
+static bool pub_staff_conv(struct pq *q, const char *id_s, const struct store_staff *st,
+			   struct store_conversation *c)
+{
+	pos_err e = { 0 };
+	char *end;
+	long long id;
+	int rc;
+
+	errno = 0;
+	id = strtoll(id_s, &end, 10);
+	if (errno || *end || id <= 0 || id_s[0] == '+') {
+		pub_error(q, 404, "not_found", "no such conversation");
+		return false;
+	}
+	rc = store_conversation_get(q->p->store, id, c, &e);
+	if (rc == POS_ENOTFOUND || (rc == 0 && st->store[0] && strcmp(st->store, c->store) != 0)) {
+		pub_error(q, 404, "not_found", "no such conversation");
+		return false;
+	}
+	if (rc < 0) {
+		pub_fail(q, rc, &e);
+		return false;
+	}
+	return true;
+}
+
+static void pub_staff_reply(struct pq *q, const char *id_s)
+{
+	struct store_conversation c;
+	struct store_staff st;
+	unsigned char h[32];
+	pos_err e = { 0 };
+	json_t *root = NULL, *v;
+	const char *text;
+	int64_t id = 0;
+	int rc;
+
+	if (!pub_staff(q, &st, h) || !pub_staff_conv(q, id_s, &st, &c))
+		return;
+	if ((rc = pub_message_body(q, &root, &text, &e)) < 0) {
+		pub_refuse(PR_MESSAGE);
+		pub_bad_input(q, rc, &e);
+		goto out;
+	}
+	if ((rc = store_message_add(q->p->store, c.id, "staff", st.id, text, time_now_ms(), &id,
+				    &e)) < 0) {
+		pub_fail(q, rc, &e);
+		goto out;
+	}
+	atomic_fetch_add_explicit(&pub_messages, 1, memory_order_relaxed);
+	(void)pub_audit(q, &st, "conversation_reply", c.id);
+	log_info("message", "conversation=%lld id=%lld author=staff", (long long)c.id,
+		 (long long)id);
+	if (c.txn[0])
+		pub_notify(q->p->sh->bus, c.txn);
+	v = json_pack("{s:I, s:I}", "id", (json_int_t)id, "conversation", (json_int_t)c.id);
+	pub_json(q, 201, v);
+	json_decref(v);
+out:
+	json_decref(root);
+}
+
+static void pub_staff_close(struct pq *q, const char *id_s)
+{
+	struct store_conversation c;
+	struct store_staff st;
+	unsigned char h[32];
+	pos_err e = { 0 };
+	json_t *v;
+	int rc;
+
+	if (!pub_staff(q, &st, h) || !pub_staff_conv(q, id_s, &st, &c))
+		return;
+	rc = store_conversation_close(q->p->store, c.id, time_now_ms(), &e);
+	if (rc == POS_ECONFLICT) {
+		pub_error(q, 409, "closed", "the conversation is closed already");
+		return;
+	}
+	if (rc < 0) {
+		pub_fail(q, rc, &e);
+		return;
+	}
+	(void)pub_audit(q, &st, "conversation_close", c.id);
+	v = json_pack("{s:I, s:b}", "id", (json_int_t)c.id, "open", 0);
+	pub_json(q, 200, v);
+	json_decref(v);
+}
+
+/* ------------------------------------------------------------ dispatch */
+
+/* The {x} of PREFIX{x}SUFFIX (x without '/', at most max characters) into
+ * out, or NULL. */
+static const char *pub_segment(const char *path, const char *prefix, const char *suffix,
+			       char *out, size_t max)
+{
+	size_t pl = strlen(prefix), sl = strlen(suffix), n = strlen(path), mid;
+
+	if (n <= pl + sl || strncmp(path, prefix, pl) != 0 || strcmp(path + n - sl, suffix) != 0)
+		return NULL;
+	mid = n - pl - sl;
+	if (mid > max || memchr(path + pl, '/', mid))
+		return NULL;
+	memcpy(out, path + pl, mid);
+	out[mid] = '\0';
+	return out;
+}
+
+static bool pub_method(struct pq *q, enum http1_method want)
+{
+	enum http1_method m = httpd_method(q->req);
+
+	if (m == want || (want == HTTP1_GET && m == HTTP1_HEAD))
+		return true;
+	(void)httpd_add_header(q->req, "Allow", want == HTTP1_GET ? "GET, HEAD" : "POST");
+	pub_error(q, 405, "method_not_allowed", want == HTTP1_GET ? "use GET or HEAD" : "use POST");
+	return false;
+}
+
+/* The receipt page: the page itself for a receipt that opens, else 404. */
+static void pub_receipt_page(struct pq *q, const char *tok)
+{
+	struct store_receipt r;
+	pos_err e = { 0 };
+	int rc = pub_receipt(q, tok, &r, &e);
+
+	if (rc == 0)
+		pub_file(q, "receipt.html", 200);
+	else if (rc == POS_ENOTFOUND)
+		pub_file(q, "notfound.html", 404);
+	else
+		pub_fail(q, rc, &e);
+}
+
+static bool pub_rate_ok(struct pq *q)
+{
+	SSL *ssl = httpd_ssl(q->req);
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	struct slots_addr a;
+	int fd = ssl ? SSL_get_fd(ssl) : -1;
+
+	if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
+		return true; /* no address to count by (the test harness) */
+	slots_addr_of(&a, (struct sockaddr *)&ss, sl);
+	if (pub_rl_take(q->p->sh->limiter, &a, time_mono_us()))
+		return true;
+	pub_refuse(PR_RATE);
+	(void)httpd_add_header(q->req, "Retry-After", "1");
+	pub_error(q, 429, "rate_limited", "too many requests from this address; slow down");
+	return false;
+}
+
+void public_handle(struct httpd_req *req, void *arg)
+{
+	struct public *p = arg;
+	struct pq q = { p, req, "other", time_mono_us() };
+	const char *path = httpd_path(req);
+	char seg[PUB_TOKEN_PATH_MAX + 1];
+	const char *x;
+
+	if (!pub_rate_ok(&q))
+		return;
+	if ((x = pub_segment(path, "/v1/receipts/", "/messages", seg, PUB_TOKEN_PATH_MAX))) {
+		q.route = "/v1/receipts/{token}/messages";
+		if (httpd_method(req) == HTTP1_POST)
+			pub_messages_post(&q, x);
+		else if (pub_method(&q, HTTP1_GET))
+			pub_messages_get(&q, x);
+	} else if ((x = pub_segment(path, "/v1/receipts/", "", seg, PUB_TOKEN_PATH_MAX))) {
+		q.route = "/v1/receipts/{token}";
+		if (pub_method(&q, HTTP1_GET))
+			pub_receipt_get(&q, x);
+	} else if ((x = pub_segment(path, "/r/", "", seg, PUB_TOKEN_PATH_MAX))) {
+		q.route = "/r/{token}";
+		if (pub_method(&q, HTTP1_GET))
+			pub_receipt_page(&q, x);
+	} else if ((x = pub_segment(path, "/assets/", "", seg, PUB_NAME_MAX))) {
+		q.route = "/assets/{file}";
+		if (pub_method(&q, HTTP1_GET))
+			pub_file(&q, x, 200);
+	} else if (strcmp(path, "/console") == 0) {
+		q.route = "/console";
+		if (pub_method(&q, HTTP1_GET))
+			pub_file(&q, "console.html", 200);
+	} else if (strcmp(path, "/v1/console/login") == 0) {
+		q.route = "/v1/console/login";
+		if (pub_method(&q, HTTP1_POST))
+			pub_login(&q);
+	} else if (strcmp(path, "/v1/console/logout") == 0) {
+		q.route = "/v1/console/logout";
+		if (pub_method(&q, HTTP1_POST))
+			pub_logout(&q);
+	} else if (strcmp(path, "/v1/console/me") == 0) {
+		q.route = "/v1/console/me";
+		if (pub_method(&q, HTTP1_GET))
+			pub_me_get(&q);
+	} else if (strcmp(path, "/v1/conversations") == 0) {
+		q.route = "/v1/conversations";
+		if (pub_method(&q, HTTP1_GET))
+			pub_conversations(&q);
+	} else if ((x = pub_segment(path, "/v1/conversations/", "/messages", seg, 20))) {
+		q.route = "/v1/conversations/{id}/messages";
+		if (pub_method(&q, HTTP1_POST))
+			pub_staff_reply(&q, x);
+	} else if ((x = pub_segment(path, "/v1/conversations/", "/close", seg, 20))) {
+		q.route = "/v1/conversations/{id}/close";
+		if (pub_method(&q, HTTP1_POST))
+			pub_staff_close(&q, x);
+	} else if (strcmp(path, "/v1/health") == 0) {
+		q.route = "/v1/health";
+		if (pub_method(&q, HTTP1_GET))
+			pub_send(&q, 200, "application/json", "{\"status\":\"ok\"}", 15);
+	} else {
+		pub_not_found(&q);
+	}
+}
+
+/* ------------------------------------------------------------ lifetime */
+
+/* The www folder beside the binary: PREFIX/bin/../share/pos/www when
+ * installed, the source tree's www when run from build/bin. */
+static int pub_find_www(char *out, size_t cap)
+{
+	char exe[PATH_MAX], *slash;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	static const char *const tries[] = { "/../share/pos/www", "/../../www" };
+	struct stat st;
+
+	if (n <= 0)
+		return POS_ENOTFOUND;
+	exe[n] = '\0';
+	if (!(slash = strrchr(exe, '/')))
+		return POS_ENOTFOUND;
+	*slash = '\0';
+	for (size_t i = 0; i < sizeof tries / sizeof tries[0]; i++) {
+		int k = snprintf(out, cap, "%s%s", exe, tries[i]);
+
+		if (k > 0 && (size_t)k < cap && stat(out, &st) == 0 && S_ISDIR(st.st_mode))
+			return 0;
+	}
+	return POS_ENOTFOUND;
+}
+
+int public_shared_init(struct public_shared *sh, const struct cconf *c, pos_err *e)
+{
+	int n;
+
+	memset(sh, 0, sizeof *sh);
+	sh->www_fd = -1;
+	sh->c = c;
+	if (!c->www[0]) {
+		if (pub_find_www(sh->www, sizeof sh->www) < 0)
+			return err_set(e, POS_ENOTFOUND,
+				       "no www folder beside the binary (share/pos/www); set [central] "
+				       "www");
+	} else {
+		n = c->www[0] == '/' ? snprintf(sh->www, sizeof sh->www, "%s", c->www)
+				     : snprintf(sh->www, sizeof sh->www, "%s/%s",
+						c->dir[0] ? c->dir : ".", c->www);
+		if (n < 0 || (size_t)n >= sizeof sh->www)
+			return err_set(e, POS_ETOOBIG, "[central] www: path too long");
+	}
+	sh->www_fd = open(sh->www, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (sh->www_fd < 0)
+		return err_set(e, POS_EIO, "[central] www %s: %s", sh->www, strerror(errno));
+	sh->bus = calloc(1, sizeof *sh->bus);
+	sh->limiter = calloc(1, sizeof *sh->limiter);
+	if (!sh->bus || !sh->limiter) {
+		public_shared_free(sh);
+		return err_set(e, POS_ENOMEM, "public: out of memory");
+	}
+	pthread_mutex_init(&sh->bus->mu, NULL);
+	pthread_mutex_init(&sh->limiter->mu, NULL);
+	sh->limiter->per_us = (double)c->public_rate_per_min / 60e6;
+	sh->limiter->burst = (double)c->public_burst;
+	metrics_add_source(pub_metrics);
+	return 0;
+}
+
+void public_shared_free(struct public_shared *sh)
+{
+	if (!sh)
+		return;
+	if (sh->www_fd >= 0)
+		close(sh->www_fd);
+	sh->www_fd = -1;
+	if (sh->bus)
+		pthread_mutex_destroy(&sh->bus->mu);
+	if (sh->limiter)
+		pthread_mutex_destroy(&sh->limiter->mu);
+	free(sh->bus);
+	free(sh->limiter);
+	sh->bus = NULL;
+	sh->limiter = NULL;
+}
+
+int public_new(struct event_base *base, struct store *store, struct public_shared *sh,
+	       struct public **out, pos_err *e)
+{
+	struct public *p = calloc(1, sizeof *p);
+	bool joined = false;
+
+	*out = NULL;
+	if (!p)
+		return err_set(e, POS_ENOMEM, "public: out of memory");
+	p->base = base;
+	p->store = store;
+	p->sh = sh;
+	if (!(p->wake_ev = event_new(base, -1, 0, pub_wake_cb, p))) {
+		free(p);
+		return err_set(e, POS_ENOMEM, "public: out of memory");
+	}
+	pthread_mutex_lock(&sh->bus->mu);
+	for (size_t i = 0; i < PUB_MEMBERS && !joined; i++)
+		if (!sh->bus->members[i]) {
+			sh->bus->members[i] = p;
+			joined = true;
+		}
+	pthread_mutex_unlock(&sh->bus->mu);
+	if (!joined) {
+		event_free(p->wake_ev);
+		free(p);
+		return err_set(e, POS_ENOMEM, "public: too many workers");
+	}
+	*out = p;
+	return 0;
+}
+
+void public_stop(struct public *p)
+{
+	while (p && p->parked)
+		parked_answer(p->parked, false);
+}
+
+size_t public_waiting(const struct public *p)
+{
+	return p ? p->n_parked : 0;
+}
+
+void public_free(struct public *p)
+{
+	if (!p)
+		return;
+	public_stop(p);
+	pthread_mutex_lock(&p->sh->bus->mu);
+	for (size_t i = 0; i < PUB_MEMBERS; i++)
+		if (p->sh->bus->members[i] == p)
+			p->sh->bus->members[i] = NULL;
+	pthread_mutex_unlock(&p->sh->bus->mu);
+	event_free(p->wake_ev);
+	free(p);
+}

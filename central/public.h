@@ -1,0 +1,64 @@
+#ifndef POS_PUBLIC_H
+#define POS_PUBLIC_H
+/*
+ * The public listener's routes (design sections 8 and 13): phones and
+ * browsers, no client certificate. One struct public per worker thread,
+ * beside that worker's struct routes, on a second httpd with the public
+ * certificate. Its route table is its own: no terminal, analyst or admin
+ * route is reachable here, and none of these is reachable on the main
+ * listener.
+ *
+ *   GET  /r/{token}, /console, /assets/{file}   pages from the www folder
+ *   GET  /v1/receipts/{token}                   the receipt (JSON)
+ *   GET  /v1/receipts/{token}/messages?after=ID[&wait=0]   long poll
+ *   POST /v1/receipts/{token}/messages          {"body"} from the customer
+ *   POST /v1/console/login {"token"}, /v1/console/logout; GET /v1/console/me
+ *   GET  /v1/conversations?state=open           staff session
+ *   POST /v1/conversations/{id}/messages, /v1/conversations/{id}/close
+ *
+ * Every reply carries the security headers (CSP without inline script,
+ * HSTS, nosniff, no referrer, no framing). Requests are limited per
+ * client address (a token bucket). A long poll is parked, never blocking
+ * the worker: a new message anywhere in the process wakes the workers
+ * holding polls for that transaction (public_bus), a timer ends the rest.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cconf.h"
+#include "err.h"
+#include "store.h"
+
+struct event_base;
+struct httpd_req;
+struct public_bus;
+struct public_limiter;
+
+/* Read-only after public_shared_init, shared by every worker. */
+struct public_shared {
+	const struct cconf *c;
+	int www_fd;                 /* the www folder, O_PATH */
+	char www[CCONF_PATH_MAX];   /* its path, for the log */
+	struct public_bus *bus;
+	struct public_limiter *limiter;
+};
+
+/* Finds and opens the www folder ([central] www; empty: share/pos/www
+ * beside the binary's folder, else the source tree's www when run from
+ * build/bin). Free with public_shared_free. */
+int public_shared_init(struct public_shared *sh, const struct cconf *c, pos_err *e);
+void public_shared_free(struct public_shared *sh);
+
+struct public;
+/* store is borrowed (the worker's); *out: public_free after public_stop
+ * and once public_waiting() is 0. */
+int public_new(struct event_base *base, struct store *store, struct public_shared *sh,
+	       struct public **out, pos_err *e);
+void public_free(struct public *p);
+/* The httpd handler; arg is the struct public. */
+void public_handle(struct httpd_req *req, void *arg);
+/* Answers every parked long poll now (serve is stopping). */
+void public_stop(struct public *p);
+size_t public_waiting(const struct public *p);
+
+#endif

@@ -1,0 +1,568 @@
+#include "store_public.h"
+
+#include <sqlite3.h>
+#include <string.h>
+
+#include "store_sqlite.h"
+
+/*
+ * SQLite implementation of store_public.h. These statements run on the
+ * public listener's requests and the CLI, far less often than the lanes'
+ * resolves and baskets, so each is prepared per call (bound parameters
+ * only, like every statement of the store).
+ */
+
+#define SP_RECEIPT_COLS "b.id, b.txn, b.ts, b.store, b.terminal, b.hhid"
+#define SP_CONV_COLS "id, kind, txn, store, state, created, updated"
+
+static int sp_prep(struct store *s, const char *sql, sqlite3_stmt **st, pos_err *e)
+{
+	int rc = sqlite3_prepare_v2(store_sqlite_db(s), sql, -1, st, NULL);
+
+	if (rc != SQLITE_OK) {
+		*st = NULL;
+		return store_sqlite_err(s, rc, "prepare", e);
+	}
+	return 0;
+}
+
+static void sp_text(sqlite3_stmt *st, int i, char *out, size_t cap)
+{
+	const unsigned char *v = sqlite3_column_text(st, i);
+	size_t n = v ? (size_t)sqlite3_column_bytes(st, i) : 0;
+
+	if (n >= cap)
+		n = cap - 1;
+	if (n)
+		memcpy(out, v, n);
+	out[n] = '\0';
+}
+
+static int sp_bind_opt(sqlite3_stmt *st, int i, const char *v)
+{
+	if (!v || !v[0])
+		return sqlite3_bind_null(st, i);
+	return sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+}
+
+/* Steps a statement that writes; finalizes it. */
+static int sp_write(struct store *s, sqlite3_stmt *st, const char *what, pos_err *e)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return store_sqlite_err(s, rc, what, e);
+	return 0;
+}
+
+/* Steps a statement expected to give at most one row: 1 with a row (the
+ * caller reads and finalizes), POS_ENOTFOUND without (finalized). */
+static int sp_row(struct store *s, sqlite3_stmt *st, const char *what, pos_err *e)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW)
+		return 1;
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		return err_set(e, POS_ENOTFOUND, "%s: not found", what);
+	return store_sqlite_err(s, rc, what, e);
+}
+
+/* ------------------------------------------------------------ items */
+
+int store_item_put(struct store *s, const struct store_item_master *it, int64_t now_ms,
+		   pos_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = sp_prep(s,
+			  "INSERT INTO item_master(gtin, name, vendor, category, updated) "
+			  "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(gtin) DO UPDATE SET "
+			  "name = ?2, vendor = ?3, category = ?4, updated = ?5",
+			  &st, e)) < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, it->gtin, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, it->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, it->vendor, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, it->category, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, now_ms);
+	return sp_write(s, st, "item insert", e);
+}
+
+int store_item_get(struct store *s, const char *gtin, struct store_item_master *out, pos_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if ((rc = sp_prep(s, "SELECT gtin, name, vendor, category FROM item_master WHERE gtin = ?1",
+			  &st, e)) < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, gtin, -1, SQLITE_STATIC);
+	if ((rc = sp_row(s, st, "item", e)) < 0)
+		return rc;
+	sp_text(st, 0, out->gtin, sizeof out->gtin);
+	sp_text(st, 1, out->name, sizeof out->name);
+	sp_text(st, 2, out->vendor, sizeof out->vendor);
+	sp_text(st, 3, out->category, sizeof out->category);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+/* ------------------------------------------------------------ receipts */
+
+static void sp_receipt(sqlite3_stmt *st, struct store_receipt *out)
+{
+	out->basket_id = sqlite3_column_int64(st, 0);
+	sp_text(st, 1, out->txn, sizeof out->txn);
+	out->ts_ms = sqlite3_column_int64(st, 2);
+	sp_text(st, 3, out->store, sizeof out->store);
+	sp_text(st, 4, out->terminal, sizeof out->terminal);
+	sp_text(st, 5, out->hhid, sizeof out->hhid);
+}
+
+int store_receipt_find(struct store *s, const unsigned char hash[32], struct store_receipt *out,
+		       pos_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if ((rc = sp_prep(s,
+			  "SELECT " SP_RECEIPT_COLS " FROM receipts r JOIN baskets b "
+			  "ON b.id = r.basket_id WHERE r.hash = ?1",
+			  &st, e)) < 0)
+		return rc;
+	sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
+	if ((rc = sp_row(s, st, "receipt", e)) < 0)
+		return rc;
+	sp_receipt(st, out);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+int store_receipt_by_txn(struct store *s, const char *txn, struct store_receipt *out,
+			 pos_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if ((rc = sp_prep(s, "SELECT " SP_RECEIPT_COLS " FROM baskets b WHERE b.txn = ?1", &st,
+			  e)) < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, txn, -1, SQLITE_STATIC);
+	if ((rc = sp_row(s, st, "basket", e)) < 0)
+		return rc;
+	sp_receipt(st, out);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+int store_receipt_lines(struct store *s, int64_t basket_id,
+			int (*fn)(const struct store_receipt_line *l, void *arg), void *arg,
+			pos_err *e)
+{
+	struct store_receipt_line l;
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = sp_prep(s,
+			  "SELECT i.gtin, i.qty, i.price_cents, m.name FROM items i "
+			  "LEFT JOIN item_master m ON m.gtin = i.gtin WHERE i.basket_id = ?1 "
+			  "ORDER BY i.seq",
+			  &st, e)) < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, basket_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		memset(&l, 0, sizeof l);
+		sp_text(st, 0, l.gtin, sizeof l.gtin);
+		l.qty = sqlite3_column_int(st, 1);
+		l.price_cents = sqlite3_column_type(st, 2) == SQLITE_NULL
+					? -1
+					: (long)sqlite3_column_int64(st, 2);
+		sp_text(st, 3, l.name, sizeof l.name);
+		if ((rc = fn(&l, arg)) != 0) {
+			sqlite3_finalize(st);
+			return rc;
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : store_sqlite_err(s, rc, "receipt lines", e);
+}
+
+int store_receipt_offers(struct store *s, int64_t basket_id,
+			 int (*fn)(const char *offer_id, const char *title, void *arg), void *arg,
+			 pos_err *e)
+{
+	char id[STORE_OFFER_ID_LEN + 1], title[STORE_OFFER_TITLE_MAX + 1];
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = sp_prep(s,
+			  "SELECT o.id, o.title FROM offer_redemptions r JOIN offer_codes c "
+			  "ON c.code = r.code JOIN offers o ON o.id = c.offer_id "
+			  "WHERE r.basket_id = ?1 ORDER BY o.id",
+			  &st, e)) < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, basket_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		sp_text(st, 0, id, sizeof id);
+		sp_text(st, 1, title, sizeof title);
+		if ((rc = fn(id, title, arg)) != 0) {
+			sqlite3_finalize(st);
+			return rc;
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : store_sqlite_err(s, rc, "receipt offers", e);
+}
+
+/* ------------------------------------------------------------ conversations */
+
+static void sp_conv(sqlite3_stmt *st, struct store_conversation *c)
+{
+	char state[16];
+
+	memset(c, 0, sizeof *c);
+	c->id = sqlite3_column_int64(st, 0);
+	sp_text(st, 1, c->kind, sizeof c->kind);
+	sp_text(st, 2, c->txn, sizeof c->txn);
+	sp_text(st, 3, c->store, sizeof c->store);
+	sp_text(st, 4, state, sizeof state);
+	c->open = strcmp(state, "open") == 0;
+	c->created_ms = sqlite3_column_int64(st, 5);
+	c->updated_ms = sqlite3_column_int64(st, 6);
+}
+
+int store_conversation_find(struct store *s, const char *kind, const char *txn,
+			    struct store_conversation *out, pos_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = sp_prep(s,
+			  "SELECT " SP_CONV_COLS " FROM conversations WHERE kind = ?1 AND txn = ?2",
+			  &st, e)) < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, txn, -1, SQLITE_STATIC);
+	if ((rc = sp_row(s, st, "conversation", e)) < 0)
+		return rc;
+	sp_conv(st, out);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+int store_conversation_get(struct store *s, int64_t id, struct store_conversation *out,
+			   pos_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = sp_prep(s, "SELECT " SP_CONV_COLS " FROM conversations WHERE id = ?1", &st, e)) <
+	    0)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	if ((rc = sp_row(s, st, "conversation", e)) < 0)
+		return rc;
+	sp_conv(st, out);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+/* The message row and the conversation's activity, inside the caller's unit. */
+static int sp_message_insert(struct store *s, int64_t conv, const char *author, int64_t staff_id,
+			     const char *body, int64_t now_ms, int64_t *msg_id, pos_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = sp_prep(s,
+			  "INSERT INTO messages(conversation_id, ts, author, staff_id, body) "
+			  "VALUES (?1, ?2, ?3, ?4, ?5)",
+			  &st, e)) < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, conv);
+	sqlite3_bind_int64(st, 2, now_ms);
+	sqlite3_bind_text(st, 3, author, -1, SQLITE_STATIC);
+	if (staff_id > 0)
+		sqlite3_bind_int64(st, 4, staff_id);
+	else
+		sqlite3_bind_null(st, 4);
+	sqlite3_bind_text(st, 5, body, -1, SQLITE_STATIC);
+	if ((rc = sp_write(s, st, "message insert", e)) < 0)
+		return rc;
+	*msg_id = sqlite3_last_insert_rowid(store_sqlite_db(s));
+	/* A customer writing again reopens a closed conversation; a staff
+	 * reply leaves its state as it is. */
+	if ((rc = sp_prep(s,
+			  "UPDATE conversations SET updated = ?2, state = CASE WHEN ?3 = 'customer' "
+			  "THEN 'open' ELSE state END WHERE id = ?1",
+			  &st, e)) < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, conv);
+	sqlite3_bind_int64(st, 2, now_ms);
+	sqlite3_bind_text(st, 3, author, -1, SQLITE_STATIC);
+	return sp_write(s, st, "conversation update", e);
+}
+
+int store_message_add_keyed(struct store *s, const char *kind, const char *txn,
+			    const char *store, const char *author, const char *body,
+			    int64_t now_ms, int64_t *conv_id, int64_t *msg_id, pos_err *e)
+{
+	struct store_conversation c;
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = store_sqlite_unit_begin(s, e)) < 0)
+		return rc;
+	rc = store_conversation_find(s, kind, txn, &c, e);
+	if (rc == POS_ENOTFOUND) {
+		if ((rc = sp_prep(s,
+				  "INSERT INTO conversations(kind, txn, store, state, created, updated) "
+				  "VALUES (?1, ?2, ?3, 'open', ?4, ?4)",
+				  &st, e)) < 0)
+			goto out;
+		sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, txn, -1, SQLITE_STATIC);
+		sp_bind_opt(st, 3, store);
+		sqlite3_bind_int64(st, 4, now_ms);
+		if ((rc = sp_write(s, st, "conversation insert", e)) < 0)
+			goto out;
+		c.id = sqlite3_last_insert_rowid(store_sqlite_db(s));
+	} else if (rc < 0) {
+		goto out;
+	}
+	*conv_id = c.id;
+	rc = sp_message_insert(s, c.id, author, 0, body, now_ms, msg_id, e);
+out:
+	return store_sqlite_unit_finish(s, rc, e);
+}
+
+int store_message_add(struct store *s, int64_t conv, const char *author, int64_t staff_id,
+		      const char *body, int64_t now_ms, int64_t *msg_id, pos_err *e)
+{
+	struct store_conversation c;
+	int rc;
+
+	if ((rc = store_sqlite_unit_begin(s, e)) < 0)
+		return rc;
+	if ((rc = store_conversation_get(s, conv, &c, e)) == 0)
+		rc = sp_message_insert(s, conv, author, staff_id, body, now_ms, msg_id, e);
+	return store_sqlite_unit_finish(s, rc, e);
+}
+
+int store_messages(struct store *s, int64_t conv, int64_t after, int limit,
+		   int (*fn)(const struct store_message *m, void *arg), void *arg, pos_err *e)
+{
+	struct store_message m;
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = sp_prep(s,
+			  "SELECT id, ts, author, body FROM messages WHERE conversation_id = ?1 "
+			  "AND id > ?2 ORDER BY id LIMIT ?3",
+			  &st, e)) < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, conv);
+	sqlite3_bind_int64(st, 2, after);
+	sqlite3_bind_int(st, 3, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		memset(&m, 0, sizeof m);
+		m.id = sqlite3_column_int64(st, 0);
+		m.ts_ms = sqlite3_column_int64(st, 1);
+		sp_text(st, 2, m.author, sizeof m.author);
+		m.body = (const char *)sqlite3_column_text(st, 3);
+		if (!m.body)
+			m.body = "";
+		if ((rc = fn(&m, arg)) != 0) {
+			sqlite3_finalize(st);
+			return rc;
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : store_sqlite_err(s, rc, "messages", e);
+}
+
+int store_conversations_open(struct store *s, const char *store, int limit,
+			     int (*fn)(const struct store_conversation *c, void *arg), void *arg,
+			     pos_err *e)
+{
+	struct store_conversation c;
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = sp_prep(s,
+			  "SELECT " SP_CONV_COLS " FROM conversations WHERE state = 'open' AND "
+			  "(?1 IS NULL OR store = ?1) ORDER BY updated DESC, id DESC LIMIT ?2",
+			  &st, e)) < 0)
+		return rc;
+	sp_bind_opt(st, 1, store);
+	sqlite3_bind_int(st, 2, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		sp_conv(st, &c);
+		if ((rc = fn(&c, arg)) != 0) {
+			sqlite3_finalize(st);
+			return rc;
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : store_sqlite_err(s, rc, "conversations", e);
+}
+
+int store_conversation_close(struct store *s, int64_t id, int64_t now_ms, pos_err *e)
+{
+	struct store_conversation c;
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = store_sqlite_unit_begin(s, e)) < 0)
+		return rc;
+	if ((rc = store_conversation_get(s, id, &c, e)) < 0)
+		goto out;
+	if (!c.open) {
+		rc = err_set(e, POS_ECONFLICT, "the conversation is closed already");
+		goto out;
+	}
+	if ((rc = sp_prep(s, "UPDATE conversations SET state = 'closed', updated = ?2 WHERE id = ?1",
+			  &st, e)) < 0)
+		goto out;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, now_ms);
+	rc = sp_write(s, st, "conversation close", e);
+out:
+	return store_sqlite_unit_finish(s, rc, e);
+}
+
+/* ------------------------------------------------------------ staff */
+
+int store_staff_add(struct store *s, const char *name, const char *store,
+		    const unsigned char token_hash[32], int64_t now_ms, int64_t *id, pos_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = sp_prep(s,
+			  "INSERT INTO staff(name, store, token_hash, created) VALUES (?1, ?2, ?3, ?4)",
+			  &st, e)) < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sp_bind_opt(st, 2, store);
+	sqlite3_bind_blob(st, 3, token_hash, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, now_ms);
+	if ((rc = sp_write(s, st, "staff insert", e)) < 0)
+		return rc;
+	*id = sqlite3_last_insert_rowid(store_sqlite_db(s));
+	return 0;
+}
+
+static void sp_staff(sqlite3_stmt *st, struct store_staff *out)
+{
+	memset(out, 0, sizeof *out);
+	out->id = sqlite3_column_int64(st, 0);
+	sp_text(st, 1, out->name, sizeof out->name);
+	sp_text(st, 2, out->store, sizeof out->store);
+}
+
+int store_staff_by_token(struct store *s, const unsigned char token_hash[32],
+			 struct store_staff *out, pos_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = sp_prep(s, "SELECT id, name, store FROM staff WHERE token_hash = ?1", &st, e)) < 0)
+		return rc;
+	sqlite3_bind_blob(st, 1, token_hash, 32, SQLITE_STATIC);
+	if ((rc = sp_row(s, st, "staff", e)) < 0)
+		return rc;
+	sp_staff(st, out);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+int store_session_add(struct store *s, const unsigned char id_hash[32], int64_t staff_id,
+		      int64_t now_ms, int64_t expires_ms, pos_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = store_sqlite_unit_begin(s, e)) < 0)
+		return rc;
+	/* Expired sessions go as new ones come: the table stays small. */
+	if ((rc = sp_prep(s, "DELETE FROM staff_sessions WHERE expires <= ?1", &st, e)) < 0)
+		goto out;
+	sqlite3_bind_int64(st, 1, now_ms);
+	if ((rc = sp_write(s, st, "session expiry", e)) < 0)
+		goto out;
+	if ((rc = sp_prep(s,
+			  "INSERT INTO staff_sessions(id_hash, staff_id, created, expires) "
+			  "VALUES (?1, ?2, ?3, ?4)",
+			  &st, e)) < 0)
+		goto out;
+	sqlite3_bind_blob(st, 1, id_hash, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, staff_id);
+	sqlite3_bind_int64(st, 3, now_ms);
+	sqlite3_bind_int64(st, 4, expires_ms);
+	rc = sp_write(s, st, "session insert", e);
+out:
+	return store_sqlite_unit_finish(s, rc, e);
+}
+
+int store_session_staff(struct store *s, const unsigned char id_hash[32], int64_t now_ms,
+			struct store_staff *out, pos_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = sp_prep(s,
+			  "SELECT t.id, t.name, t.store FROM staff_sessions x JOIN staff t "
+			  "ON t.id = x.staff_id WHERE x.id_hash = ?1 AND x.expires > ?2",
+			  &st, e)) < 0)
+		return rc;
+	sqlite3_bind_blob(st, 1, id_hash, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now_ms);
+	if ((rc = sp_row(s, st, "session", e)) < 0)
+		return rc;
+	sp_staff(st, out);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+int store_session_del(struct store *s, const unsigned char id_hash[32], pos_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = sp_prep(s, "DELETE FROM staff_sessions WHERE id_hash = ?1", &st, e)) < 0)
+		return rc;
+	sqlite3_bind_blob(st, 1, id_hash, 32, SQLITE_STATIC);
+	return sp_write(s, st, "session delete", e);
+}
+
+/* ------------------------------------------------------------ devices */
+
+int store_device_link(struct store *s, int64_t device, const char *hhid, int64_t now_ms,
+		      bool *created, pos_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = sp_prep(s,
+			  "INSERT INTO device_households(device_id, hhid, linked) VALUES (?1, ?2, ?3) "
+			  "ON CONFLICT(device_id, hhid) DO NOTHING",
+			  &st, e)) < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, device);
+	sqlite3_bind_text(st, 2, hhid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now_ms);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return store_sqlite_err(s, rc, "device link", e);
+	*created = sqlite3_changes(store_sqlite_db(s)) > 0;
+	return 0;
+}
