@@ -392,6 +392,8 @@ static void routes_resolve(struct rq *q)
 static int routes_basket_prepare(struct rq *q, struct basket_in *bi, const char **code,
 				 pos_err *e)
 {
+	unsigned char idx[DEIDENT_INDEX_LEN];
+	char dtid[DEIDENT_ID_LEN + 1];
 	struct resolve_result res;
 	int rc;
 
@@ -402,9 +404,19 @@ static int routes_basket_prepare(struct rq *q, struct basket_in *bi, const char 
 	}
 	if (!bi->has_tid)
 		return 0;
-	rc = resolve_run(q->r->store, q->r->keys, q->r->sh->auto_enrol, bi->b.store,
-			 bi->b.terminal, bi->txn_sent, bi->tid_kid, bi->tid_enc, &res, e);
-	if (rc == POS_ENOTFOUND)
+	rc = keys_open(q->r->keys, bi->b.store, bi->b.terminal, bi->txn_sent, bi->tid_kid,
+		       bi->tid_enc, idx, dtid, e);
+	if (rc == 0)
+		rc = resolve_store(q->r->store, false, idx, dtid, &res, e);
+	if (rc == POS_ENOTFOUND && q->r->sh->auto_enrol) {
+		/* The writer enrols it, in the basket's own transaction. */
+		bi->enrol = true;
+		memcpy(bi->enrol_idx, idx, sizeof idx);
+		snprintf(bi->b.deident, sizeof bi->b.deident, "%s", dtid);
+		rc = 0;
+	}
+	wipe(idx, sizeof idx);
+	if (rc == POS_ENOTFOUND || bi->enrol)
 		return 0; /* auto-enrol off: stored as it came, unresolved */
 	if (rc < 0) {
 		int status = routes_resolve_status(rc, code);
@@ -612,6 +624,25 @@ static void routes_done_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* Writer thread, first in the group's transaction: the households of the
+ * job's baskets whose TID none held yet. */
+static int routes_enrol_baskets(struct store *s, struct ingest_job *job, pos_err *e)
+{
+	struct routes_async *a = job->arg;
+	bool created;
+	int rc;
+
+	for (size_t k = 0; k < job->n; k++) {
+		const struct basket_in *bi = &a->in[a->job_index[k]];
+
+		if (bi->enrol &&
+		    (rc = store_resolve(s, bi->enrol_idx, true, NULL, a->job_baskets[k].hhid,
+					&created, e)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
 static void routes_submit(struct routes_async *a)
 {
 	pos_err e = { 0 };
@@ -619,6 +650,9 @@ static void routes_submit(struct routes_async *a)
 
 	a->job.baskets = a->job_baskets;
 	a->job.results = a->results;
+	for (size_t k = 0; k < a->job.n && !a->job.prepare; k++)
+		if (a->in[a->job_index[k]].enrol)
+			a->job.prepare = routes_enrol_baskets;
 	a->job.done = routes_job_done;
 	a->job.arg = a;
 	if (a->job.n == 0) { /* a batch with nothing valid */
