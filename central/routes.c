@@ -1,11 +1,7 @@
 #include "routes.h"
 
-#include <sys/queue.h>
-
 #include <event2/buffer.h>
 #include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -24,6 +20,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "offers.h"
+#include "query.h"
 #include "resolve.h"
 #include "server.h"
 #include "timeutil.h"
@@ -31,7 +28,6 @@
 
 #define ROUTES_HH_PREFIX "/v1/households/"
 #define ROUTES_HH_SUFFIX "/baskets"
-#define ROUTES_QUERY_MAX 512
 #define ROUTES_OFFERS_PREFIX "/v1/offers/"
 #define ROUTES_ACCEPT_SUFFIX "/accept"
 #define ROUTES_CHECK_BODY_MAX 1024
@@ -731,27 +727,19 @@ static bool routes_analyst(struct rq *q)
 
 static int routes_history_query(struct rq *q, struct hist_query *hq)
 {
-	const char *query = httpd_query(q->req);
-	struct evkeyvalq kv;
-	struct evkeyval *p;
+	struct query qs;
 	pos_err e = { 0 };
 	int rc = 0;
 
 	memset(hq, 0, sizeof *hq);
 	hq->fmt = HISTORY_JSON;
-	if (!query || !query[0])
-		return 0;
-	if (strlen(query) > ROUTES_QUERY_MAX) {
-		routes_error(q, 400, "bad_request", "the query string is too long");
+	if (query_parse(httpd_query(q->req), &qs, &e) < 0) {
+		routes_error(q, 400, "bad_request", e.msg);
 		return -1;
 	}
-	TAILQ_INIT(&kv);
-	if (evhttp_parse_query_str(query, &kv) != 0) {
-		routes_error(q, 400, "bad_request", "the query string is malformed");
-		return -1;
-	}
-	TAILQ_FOREACH (p, &kv, next)
-	{
+	for (size_t i = 0; i < qs.n && rc == 0; i++) {
+		const struct query_param *p = &qs.p[i];
+
 		if (strcmp(p->key, "from") == 0 || strcmp(p->key, "to") == 0) {
 			int64_t *dst = p->key[0] == 'f' ? &hq->from : &hq->to;
 
@@ -762,7 +750,6 @@ static int routes_history_query(struct rq *q, struct hist_query *hq)
 					 p->key);
 				routes_error(q, 400, "bad_request", d);
 				rc = -1;
-				break;
 			}
 		} else if (strcmp(p->key, "format") == 0) {
 			int f = history_format_parse(p->value);
@@ -770,9 +757,8 @@ static int routes_history_query(struct rq *q, struct hist_query *hq)
 			if (f < 0) {
 				routes_error(q, 400, "bad_request", "format must be json or csv");
 				rc = -1;
-				break;
 			}
-			hq->fmt = (enum history_format)f;
+			hq->fmt = (enum history_format)(f < 0 ? 0 : f);
 		} else if (strcmp(p->key, "limit") == 0) {
 			char *end = NULL;
 			long v = 0;
@@ -786,14 +772,12 @@ static int routes_history_query(struct rq *q, struct hist_query *hq)
 					 ROUTES_HISTORY_LIMIT_MAX);
 				routes_error(q, 400, "bad_request", d);
 				rc = -1;
-				break;
 			}
 			hq->limit = v;
 		} else if (strcmp(p->key, "cursor") == 0) {
 			if (history_cursor_decode(p->value, &hq->after, &e) < 0) {
 				routes_error(q, 400, "bad_request", e.msg);
 				rc = -1;
-				break;
 			}
 			hq->has_cursor = true;
 		} else {
@@ -801,10 +785,8 @@ static int routes_history_query(struct rq *q, struct hist_query *hq)
 				     "unknown query parameter (known: from, to, format, limit, "
 				     "cursor)");
 			rc = -1;
-			break;
 		}
 	}
-	evhttp_clear_headers(&kv);
 	if (rc == 0 && hq->from && hq->to && hq->from >= hq->to) {
 		routes_error(q, 400, "bad_request", "from must be before to");
 		rc = -1;
@@ -1174,7 +1156,8 @@ static void routes_offer_check(struct rq *q)
 
 static void routes_offer_report(struct rq *q)
 {
-	const char *query = httpd_query(q->req);
+	static const char *const report_keys[] = { "format", NULL };
+	struct query qs;
 	int fmt = OFFERS_JSON;
 	struct evbuffer *b;
 	pos_err e = { 0 };
@@ -1186,26 +1169,12 @@ static void routes_offer_report(struct rq *q)
 		routes_error(q, 401, "unauthorized", "this route needs the analyst token");
 		return;
 	}
-	if (query && query[0]) {
-		struct evkeyvalq kv;
-		struct evkeyval *p;
-		bool bad = strlen(query) > ROUTES_QUERY_MAX;
-
-		TAILQ_INIT(&kv);
-		if (!bad && evhttp_parse_query_str(query, &kv) != 0)
-			bad = true;
-		TAILQ_FOREACH (p, &kv, next)
-		{
-			if (strcmp(p->key, "format") != 0 ||
-			    (fmt = offers_format_parse(p->value)) < 0)
-				bad = true;
-		}
-		evhttp_clear_headers(&kv);
-		if (bad) {
-			routes_error(q, 400, "bad_request",
-				     "the only query parameter is format=csv or format=json");
-			return;
-		}
+	if (query_parse(httpd_query(q->req), &qs, &e) < 0 ||
+	    query_unknown(&qs, report_keys) != NULL ||
+	    (qs.n == 1 && (fmt = offers_format_parse(query_get(&qs, "format"))) < 0)) {
+		routes_error(q, 400, "bad_request",
+			     "the only query parameter is format=csv or format=json");
+		return;
 	}
 	if (!(b = evbuffer_new())) {
 		routes_error(q, 500, "internal", "out of memory");
