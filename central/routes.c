@@ -1453,6 +1453,24 @@ static bool routes_limit_ok(struct rq *q, int limit)
 	return false;
 }
 
+void routes_refused(void *arg, int status, const char *detail, struct httpd_refusal_reply *out)
+{
+	const char *code = status == 413 || status == 431 ? "too_large"
+			   : status == 501		  ? "not_implemented"
+			   : status == 500		  ? "internal"
+			   : status == 503		  ? "unavailable"
+							  : "bad_request";
+	int n;
+
+	(void)arg;
+	metrics_request(MR_OTHER, status);
+	/* detail is the httpd's own text and never quotes the request. */
+	n = snprintf(out->body, sizeof out->body, "{\"error\":\"%s\",\"detail\":\"%s\"}", code,
+		     detail);
+	out->ctype = "application/json";
+	out->len = n > 0 && (size_t)n < sizeof out->body ? (size_t)n : 0;
+}
+
 void routes_handle(struct httpd_req *req, void *arg)
 {
 	struct routes *r = arg;

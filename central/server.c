@@ -1328,6 +1328,34 @@ static struct event_base *server_base_new(void)
 	return base;
 }
 
+static void server_conn_refused(void *arg, enum httpd_conn_refusal why)
+{
+	static const enum metrics_conn_refusal mc[HTTPD_REFUSED_COUNT] = {
+		[HTTPD_REFUSED_PER_ADDRESS] = MC_PER_ADDRESS,
+		[HTTPD_REFUSED_FULL] = MC_FULL,
+		[HTTPD_REFUSED_ANONYMOUS] = MC_ANONYMOUS,
+		[HTTPD_REFUSED_EVICTED] = MC_EVICTED,
+		[HTTPD_REFUSED_HANDSHAKE_TIMEOUT] = MC_HANDSHAKE_TIMEOUT,
+	};
+
+	(void)arg;
+	if ((unsigned)why < HTTPD_REFUSED_COUNT)
+		metrics_conn_refused(mc[why]);
+}
+
+static void server_conn_count(void *arg, int delta)
+{
+	(void)arg;
+	metrics_connection(delta);
+}
+
+/* What both listeners' httpds tell the application. */
+static const struct httpd_hooks server_hooks = {
+	.refusal = routes_refused,
+	.conn_refused = server_conn_refused,
+	.conn_count = server_conn_count,
+};
+
 /* The worker's second httpd: the public listener with its own
  * certificate and routes (public.h), its own connection budget. */
 static int server_worker_public(struct worker *w, const struct cconf *c, struct slots *slots,
@@ -1351,6 +1379,7 @@ static int server_worker_public(struct worker *w, const struct cconf *c, struct 
 	o.max_body = 65536;
 	o.handler = public_handle;
 	o.arg = w->pub;
+	o.hooks = server_hooks;
 	o.worker = w->idx;
 	o.flush_priority = SERVER_PRIORITIES / 2;
 	return httpd_new(w->base, &o, &w->pub_httpd, e);
@@ -1385,6 +1414,7 @@ static int server_worker_init(struct worker *w, const struct cconf *c, struct sl
 	o.max_body = (size_t)c->max_body;
 	o.handler = routes_handle;
 	o.arg = w->routes;
+	o.hooks = server_hooks;
 	o.worker = w->idx;
 	o.flush_priority = SERVER_PRIORITIES / 2; /* libevent's default for events */
 	return httpd_new(w->base, &o, &w->httpd, e);
