@@ -90,6 +90,7 @@ struct conn {
 	 * wants it. */
 	struct sockaddr_storage peer;
 	socklen_t peer_len; /* 0: not asked yet */
+	struct httpd_peer who; /* from the peer hook at the handshake's end */
 };
 
 struct httpd {
@@ -469,6 +470,8 @@ static enum step conn_established(struct conn *c)
 	conn_hs_unlink(c);
 	c->st = C_READ;
 	event_add(c->deadline, h->idle_tv);
+	if (h->o.hooks.peer)
+		h->o.hooks.peer(h->o.hooks.arg, c->ssl, &c->who);
 	if (!slots_established(h->o.slots, &c->addr, terminal)) {
 		httpd_refused(h, HTTPD_REFUSED_ANONYMOUS);
 		return conn_refuse(c, 503, "every connection slot for clients without a terminal "
@@ -984,6 +987,15 @@ const char *httpd_method_name(const struct httpd_req *q)
 const char *httpd_path(const struct httpd_req *q)
 {
 	return q->h.path ? q->h.path : "";
+}
+
+const struct httpd_peer *httpd_peer(struct httpd_req *q)
+{
+	struct httpd *h = q->c->h;
+
+	if (h->o.hooks.peer_recheck)
+		h->o.hooks.peer_recheck(h->o.hooks.arg, q->c->ssl, &q->c->who);
+	return &q->c->who;
 }
 
 const char *httpd_query(const struct httpd_req *q)

@@ -73,6 +73,16 @@ struct httpd_refusal_reply {
 	size_t len;
 };
 
+/* Who is at the other end of a connection, as the application's peer
+ * hook read it once at the handshake's end. */
+#define HTTPD_PEER_ID_MAX 64
+struct httpd_peer {
+	bool verified; /* a client certificate the application accepts */
+	char store[HTTPD_PEER_ID_MAX + 1];
+	char terminal[HTTPD_PEER_ID_MAX + 1];
+	unsigned long gen; /* the hooks' own: when it was last looked at */
+};
+
 /* The application's side of what the httpd does before or around the
  * handler; every member may be NULL. Called on the worker's thread. */
 struct httpd_hooks {
@@ -84,6 +94,11 @@ struct httpd_hooks {
 	void (*conn_refused)(void *arg, enum httpd_conn_refusal why);
 	/* A connection opened (+1) or closed (-1). */
 	void (*conn_count)(void *arg, int delta);
+	/* At the handshake's end: who the peer is (ssl NULL without TLS). */
+	void (*peer)(void *arg, SSL *ssl, struct httpd_peer *out);
+	/* Each time a request asks for the peer: may take back what peer
+	 * said (a certificate revoked since). */
+	void (*peer_recheck)(void *arg, SSL *ssl, struct httpd_peer *p);
 	void *arg;
 };
 
@@ -128,6 +143,9 @@ const char *httpd_header(const struct httpd_req *q, const char *name);
 /* The body, not NUL-terminated: *len bytes, never over max_body. */
 const char *httpd_body(const struct httpd_req *q, size_t *len);
 SSL *httpd_ssl(const struct httpd_req *q); /* NULL without TLS */
+/* The connection's peer (never NULL; not verified without a peer hook).
+ * Valid until httpd_reply. */
+const struct httpd_peer *httpd_peer(struct httpd_req *q);
 
 /* A header for the reply; name and value are copied. POS_EINVAL for a CR
  * or LF in either (or a colon in name), POS_ETOOBIG when the reply's extra

@@ -26,7 +26,6 @@
 #include "offers.h"
 #include "query.h"
 #include "receipt.h"
-#include "server.h"
 #include "slots.h"
 #include "store_public.h"
 #include "timeutil.h"
@@ -39,7 +38,7 @@
 #define PUB_LIST_MAX 100            /* conversations in one console answer */
 #define PUB_MESSAGES_MAX 500        /* messages in one answer */
 #define PUB_PENDING 64              /* wake-ups queued per worker before "check all" */
-#define PUB_MEMBERS SERVER_MAX_WORKERS
+#define PUB_MEMBERS CCONF_MAX_WORKERS
 #define PUB_SID_BYTES 32
 #define PUB_COOKIE "pos_console"
 #define PUB_CSRF_HEADER "X-CSRF-Token"

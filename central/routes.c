@@ -22,8 +22,8 @@
 #include "offers.h"
 #include "query.h"
 #include "resolve.h"
-#include "server.h"
 #include "timeutil.h"
+#include "tls.h"
 #include "wipe.h"
 
 #define ROUTES_HH_PREFIX "/v1/households/"
@@ -189,22 +189,32 @@ static void routes_bad_input(struct rq *q, int rc, const pos_err *e)
 
 /* ------------------------------------------------------------ helpers */
 
+/* The connection's certificate names, as the handshake's end read them,
+ * into q; false (and q's names empty) without a verified one. */
+static bool routes_peer(struct rq *q)
+{
+	const struct httpd_peer *p = httpd_peer(q->req);
+
+	snprintf(q->store, sizeof q->store, "%s", p->verified ? p->store : "");
+	snprintf(q->terminal, sizeof q->terminal, "%s", p->verified ? p->terminal : "");
+	return p->verified;
+}
+
 /* The lane a request is for: the certificate's OU and CN, or, from a store
  * controller's certificate (CN = store-controller), the certificate's store
  * and the lane named in Pos-Terminal. Only a controller names a lane, and
  * only one of its own store; a controller never acts as a lane itself. */
 static bool routes_need_terminal(struct rq *q)
 {
-	const char *lane = httpd_header(q->req, SERVER_RELAY_HEADER);
+	const char *lane = httpd_header(q->req, TLS_RELAY_HEADER);
 	bool controller;
 
-	if (server_peer_identity(httpd_ssl(q->req), q->store, q->terminal) != 0) {
-		q->store[0] = q->terminal[0] = '\0';
+	if (!routes_peer(q)) {
 		routes_error(q, 401, "client_certificate_required",
 			     "this route needs a terminal certificate issued by central's CA");
 		return false;
 	}
-	controller = strcmp(q->terminal, SERVER_CONTROLLER_CN) == 0;
+	controller = strcmp(q->terminal, TLS_CONTROLLER_CN) == 0;
 	if (!lane && !controller)
 		return true;
 	if (!controller) {
@@ -217,7 +227,7 @@ static bool routes_need_terminal(struct rq *q)
 			     "a store controller names the lane in a Pos-Terminal header");
 		return false;
 	}
-	if (!ids_valid(lane) || strcmp(lane, SERVER_CONTROLLER_CN) == 0) {
+	if (!ids_valid(lane) || strcmp(lane, TLS_CONTROLLER_CN) == 0) {
 		routes_error(q, 400, "bad_terminal",
 			     "Pos-Terminal must be a terminal id matching [A-Za-z0-9._-]{1,64}");
 		return false;
@@ -940,7 +950,7 @@ static void routes_history(struct rq *q, const char *hhid)
 
 	/* A terminal certificate identifies the lane in the log line; it does
 	 * not grant this route. */
-	(void)server_peer_identity(httpd_ssl(q->req), q->store, q->terminal);
+	(void)routes_peer(q);
 	if (!routes_analyst(q)) {
 		(void)httpd_add_header(q->req, "WWW-Authenticate", "Bearer");
 		routes_error(q, 401, "unauthorized", "this route needs the analyst token");
@@ -1252,7 +1262,7 @@ static void routes_offer_report(struct rq *q)
 	pos_err e = { 0 };
 	int rc;
 
-	(void)server_peer_identity(httpd_ssl(q->req), q->store, q->terminal);
+	(void)routes_peer(q);
 	if (!routes_analyst(q)) {
 		(void)httpd_add_header(q->req, "WWW-Authenticate", "Bearer");
 		routes_error(q, 401, "unauthorized", "this route needs the analyst token");
