@@ -998,6 +998,11 @@ const struct httpd_peer *httpd_peer(struct httpd_req *q)
 	return &q->c->who;
 }
 
+const char *httpd_bearer(const struct httpd_req *q, size_t *len)
+{
+	return http1_bearer(http1_header(&q->h, "Authorization"), len);
+}
+
 const char *httpd_query(const struct httpd_req *q)
 {
 	return q->h.query;

@@ -140,6 +140,9 @@ const char *httpd_method_name(const struct httpd_req *q);
 const char *httpd_path(const struct httpd_req *q);
 const char *httpd_query(const struct httpd_req *q); /* NULL when none */
 const char *httpd_header(const struct httpd_req *q, const char *name);
+/* The request's bearer token (http1_bearer of its Authorization), *len
+ * bytes, not NUL-terminated; NULL when it has none. */
+const char *httpd_bearer(const struct httpd_req *q, size_t *len);
 /* The body, not NUL-terminated: *len bytes, never over max_body. */
 const char *httpd_body(const struct httpd_req *q, size_t *len);
 SSL *httpd_ssl(const struct httpd_req *q); /* NULL without TLS */

@@ -448,24 +448,6 @@ out:
 	return rc;
 }
 
-/* The bearer token of the request, trimmed; NULL when none. */
-static const char *pub_bearer(struct pq *q, size_t *len)
-{
-	const char *h = httpd_header(q->req, "Authorization");
-	size_t n;
-
-	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
-		return NULL;
-	h += 7;
-	while (*h == ' ')
-		h++;
-	n = strlen(h);
-	while (n > 0 && (h[n - 1] == ' ' || h[n - 1] == '\t'))
-		n--;
-	*len = n;
-	return h;
-}
-
 /* GET /v1/receipts/{token}; a device token along links that device to the
  * basket's household (the customer scanned their own receipt). */
 static void pub_receipt_get(struct pq *q, const char *tok)
@@ -486,7 +468,7 @@ static void pub_receipt_get(struct pq *q, const char *tok)
 			pub_fail(q, rc, &e);
 		return;
 	}
-	if ((dev = pub_bearer(q, &dlen))) {
+	if ((dev = httpd_bearer(q->req, &dlen))) {
 		rc = offers_device_auth(q->p->store, dev, dlen, &device, NULL, &e);
 		if (rc == POS_EDB || rc == POS_EAGAIN) {
 			pub_fail(q, rc, &e);

@@ -44,6 +44,7 @@ struct rq {
 	int64_t t0_us;
 	char store[STORE_ID_MAX + 1];
 	char terminal[STORE_ID_MAX + 1];
+	int64_t device; /* a ROLE_DEVICE route's caller */
 };
 
 enum async_kind { ASYNC_ONE, ASYNC_BATCH, ASYNC_REGISTER, ASYNC_ACCEPT, ASYNC_ENROL };
@@ -374,8 +375,6 @@ static void routes_resolve(struct rq *q)
 	size_t len;
 	int rc;
 
-	if (!routes_need_terminal(q))
-		return;
 	body = httpd_body(q->req, &len);
 	if (r->nopening == KEYS_BATCH_MAX)
 		routes_keys_flush(r);
@@ -700,8 +699,6 @@ static void routes_basket(struct rq *q)
 	size_t len;
 	int rc, status;
 
-	if (!routes_need_terminal(q))
-		return;
 	body = httpd_body(q->req, &len);
 	if (!(a = routes_async_new(q, ASYNC_ONE, 1))) {
 		routes_error(q, 500, "internal", "out of memory");
@@ -740,8 +737,6 @@ static void routes_batch(struct rq *q)
 	size_t len, n;
 	int rc;
 
-	if (!routes_need_terminal(q))
-		return;
 	body = httpd_body(q->req, &len);
 	if ((rc = jsonx_parse(body, len, q->r->sh->max_body, BASKET_MAX_DEPTH, &root, &e)) < 0 ||
 	    (rc = basket_batch_array(root, &arr, &e)) < 0) {
@@ -807,21 +802,19 @@ struct hist_query {
 	struct store_history_pos after;
 };
 
-/* "Bearer <token>", the scheme case-insensitive (RFC 7235). */
-static bool routes_analyst(struct rq *q)
+/* The analyst token, or false with 401 sent. A terminal certificate
+ * identifies the lane in the log line; it does not grant these routes. */
+static bool routes_need_analyst(struct rq *q)
 {
-	const char *h = httpd_header(q->req, "Authorization");
-	size_t n;
+	size_t n = 0;
+	const char *tok = httpd_bearer(q->req, &n);
 
-	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
-		return false;
-	h += 7;
-	while (*h == ' ')
-		h++;
-	n = strlen(h);
-	while (n > 0 && (h[n - 1] == ' ' || h[n - 1] == '\t'))
-		n--;
-	return keyring_analyst_ok(q->r->sh->kr, h, n);
+	(void)routes_peer(q);
+	if (tok && keyring_analyst_ok(q->r->sh->kr, tok, n))
+		return true;
+	(void)httpd_add_header(q->req, "WWW-Authenticate", "Bearer");
+	routes_error(q, 401, "unauthorized", "this route needs the analyst token");
+	return false;
 }
 
 static int routes_history_query(struct rq *q, struct hist_query *hq)
@@ -948,14 +941,6 @@ static void routes_history(struct rq *q, const char *hhid)
 	pos_err e = { 0 };
 	int rc;
 
-	/* A terminal certificate identifies the lane in the log line; it does
-	 * not grant this route. */
-	(void)routes_peer(q);
-	if (!routes_analyst(q)) {
-		(void)httpd_add_header(q->req, "WWW-Authenticate", "Bearer");
-		routes_error(q, 401, "unauthorized", "this route needs the analyst token");
-		return;
-	}
 	if (!deident_hhid_valid(hhid)) {
 		routes_error(q, 400, "bad_request",
 			     "hhid must be hh_ and 26 Crockford base32 characters");
@@ -992,24 +977,6 @@ static void routes_history(struct rq *q, const char *hhid)
 }
 
 /* ------------------------------------------------------------ offers */
-
-/* The bearer token of the request, trimmed; NULL when none. */
-static const char *routes_bearer(struct rq *q, size_t *len)
-{
-	const char *h = httpd_header(q->req, "Authorization");
-	size_t n;
-
-	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
-		return NULL;
-	h += 7;
-	while (*h == ' ')
-		h++;
-	n = strlen(h);
-	while (n > 0 && (h[n - 1] == ' ' || h[n - 1] == '\t'))
-		n--;
-	*len = n;
-	return h;
-}
 
 /* A registration's first use, recorded by the writer (so it never
  * expires); nobody waits for it. */
@@ -1049,7 +1016,7 @@ static void routes_mark_used(struct rq *q, int64_t device)
 }
 
 /* The device of the request's bearer token, or false with 401 sent. */
-static bool routes_device(struct rq *q, int64_t *device)
+static bool routes_need_device(struct rq *q, int64_t *device)
 {
 	const char *tok;
 	size_t len = 0;
@@ -1057,7 +1024,7 @@ static bool routes_device(struct rq *q, int64_t *device)
 	bool used = true;
 	int rc = POS_ENOTFOUND;
 
-	tok = routes_bearer(q, &len);
+	tok = httpd_bearer(q->req, &len);
 	if (tok)
 		rc = offers_device_auth(q->r->store, tok, len, device, &used, &e);
 	if (rc == 0) {
@@ -1139,14 +1106,11 @@ static void routes_device_register(struct rq *q)
 
 static void routes_offers_open(struct rq *q)
 {
-	int64_t device;
 	json_t *v = NULL;
 	pos_err e = { 0 };
 	int rc;
 
-	if (!routes_device(q, &device))
-		return;
-	rc = offers_open_json(q->r->store, device, time_now_ms(), &v, &e);
+	rc = offers_open_json(q->r->store, q->device, time_now_ms(), &v, &e);
 	routes_json_or_fail(q, rc, 200, v, &e);
 }
 
@@ -1186,12 +1150,9 @@ static void routes_offer_accept(struct rq *q, const char *id)
 {
 	struct routes_async *a;
 	struct store_offer o;
-	int64_t device;
 	pos_err e = { 0 };
 	int rc;
 
-	if (!routes_device(q, &device))
-		return;
 	if (!offers_id_valid(id) ||
 	    (rc = store_offer_get(q->r->store, id, &o, &e)) == POS_ENOTFOUND) {
 		routes_error(q, 404, "unknown_offer", "no offer has this id");
@@ -1208,21 +1169,18 @@ static void routes_offer_accept(struct rq *q, const char *id)
 	a->q = *q;
 	a->kind = ASYNC_ACCEPT;
 	a->now_ms = time_now_ms();
-	a->device = device;
+	a->device = q->device;
 	memcpy(a->offer_id, id, sizeof a->offer_id);
 	routes_submit_op(a, routes_op_accept);
 }
 
 static void routes_device_offers(struct rq *q)
 {
-	int64_t device;
 	json_t *v = NULL;
 	pos_err e = { 0 };
 	int rc;
 
-	if (!routes_device(q, &device))
-		return;
-	rc = offers_sync_json(q->r->store, device, time_now_ms(), &v, &e);
+	rc = offers_sync_json(q->r->store, q->device, time_now_ms(), &v, &e);
 	routes_json_or_fail(q, rc, 200, v, &e);
 }
 
@@ -1236,8 +1194,6 @@ static void routes_offer_check(struct rq *q)
 	size_t len;
 	int rc;
 
-	if (!routes_need_terminal(q))
-		return;
 	body = httpd_body(q->req, &len);
 	if ((rc = jsonx_parse(body, len, ROUTES_CHECK_BODY_MAX, 2, &root, &e)) < 0 ||
 	    (rc = json_is_object(root) ? 0 : err_set(&e, POS_EINVAL, "the body must be {\"code\"}")) <
@@ -1262,12 +1218,6 @@ static void routes_offer_report(struct rq *q)
 	pos_err e = { 0 };
 	int rc;
 
-	(void)routes_peer(q);
-	if (!routes_analyst(q)) {
-		(void)httpd_add_header(q->req, "WWW-Authenticate", "Bearer");
-		routes_error(q, 401, "unauthorized", "this route needs the analyst token");
-		return;
-	}
 	if (query_parse(httpd_query(q->req), &qs, &e) < 0 ||
 	    query_unknown(&qs, report_keys) != NULL ||
 	    (qs.n == 1 && (fmt = offers_format_parse(query_get(&qs, "format"))) < 0)) {
@@ -1392,46 +1342,69 @@ static const char *routes_segment(const char *path, const char *prefix, const ch
 	return out;
 }
 
-/* Every route: an exact path, or PREFIX{arg}SUFFIX when suffix is set. */
+/* Who may call a route, checked by routes_handle before the handler. */
+enum routes_role {
+	ROLE_ANYONE,   /* no credential (limited per address when the route has a class) */
+	ROLE_TERMINAL, /* a terminal's certificate, or a store controller's naming a lane:
+			* q->store and q->terminal are the lane's */
+	ROLE_ANALYST,  /* the analyst bearer token */
+	ROLE_DEVICE,   /* a registered device's bearer token: q->device */
+};
+
+/* The routes anyone may call (no client certificate, no analyst token)
+ * may have a per-address bucket: 1 + their enum routes_rl_class; 0 none. */
+#define ROUTES_LIMIT(c) ((signed char)((c) + 1))
+
+/*
+ * Every route: an exact path, or PREFIX{arg}SUFFIX when suffix is set,
+ * with what routes_handle checks before its handler, in this order: the
+ * method, the address's bucket (limit), the caller (role), the body's
+ * size (body_max; 0: the server's max_body, which httpd enforces). A
+ * handler only does its own work. One row per route; leave out what a
+ * route does not need.
+ */
 struct route {
 	const char *path;
 	const char *suffix;
 	size_t arg_max;
 	enum http1_method method;
 	enum metrics_route label;
+	enum routes_role role;
+	signed char limit;
+	size_t body_max;
 	void (*fn)(struct rq *q);
 	void (*fn_arg)(struct rq *q, const char *arg);
 };
 
 static const struct route routes_table[] = {
-	{ "/v1/resolve", NULL, 0, HTTP1_POST, MR_RESOLVE, routes_resolve, NULL },
-	{ "/v1/baskets", NULL, 0, HTTP1_POST, MR_BASKETS, routes_basket, NULL },
-	{ "/v1/baskets:batch", NULL, 0, HTTP1_POST, MR_BATCH, routes_batch, NULL },
-	{ ROUTES_HH_PREFIX, ROUTES_HH_SUFFIX, DEIDENT_ID_LEN, HTTP1_GET, MR_HISTORY, NULL,
-	  routes_history },
-	{ "/v1/devices", NULL, 0, HTTP1_POST, MR_DEVICES, routes_device_register, NULL },
-	{ "/v1/devices/me/offers", NULL, 0, HTTP1_GET, MR_DEVICE_OFFERS,
-	  routes_device_offers, NULL },
-	{ "/v1/offers", NULL, 0, HTTP1_GET, MR_OFFERS, routes_offers_open, NULL },
-	{ "/v1/offers/check", NULL, 0, HTTP1_POST, MR_OFFER_CHECK, routes_offer_check, NULL },
-	{ "/v1/offers/report", NULL, 0, HTTP1_GET, MR_OFFER_REPORT, routes_offer_report,
-	  NULL },
-	{ ROUTES_OFFERS_PREFIX, ROUTES_ACCEPT_SUFFIX, STORE_OFFER_ID_LEN, HTTP1_POST,
-	  MR_OFFER_ACCEPT, NULL, routes_offer_accept },
-	{ "/v1/health", NULL, 0, HTTP1_GET, MR_HEALTH, routes_health, NULL },
-	{ "/v1/health/ready", NULL, 0, HTTP1_GET, MR_READY, routes_ready, NULL },
-	{ "/metrics", NULL, 0, HTTP1_GET, MR_METRICS, routes_metrics, NULL },
-};
-
-/* The routes anyone may call (no client certificate, no analyst token),
- * by their label: 1 + their enum routes_rl_class; 0 (the rest) none.
- * Checked for every request before its handler runs. */
-#define ROUTES_LIMIT(c) ((signed char)((c) + 1))
-static const signed char routes_limits[MR_COUNT] = {
-	[MR_DEVICES] = ROUTES_LIMIT(ROUTES_RL_REGISTER),
-	[MR_DEVICE_OFFERS] = ROUTES_LIMIT(ROUTES_RL_DEVICE),
-	[MR_OFFERS] = ROUTES_LIMIT(ROUTES_RL_DEVICE),
-	[MR_OFFER_ACCEPT] = ROUTES_LIMIT(ROUTES_RL_DEVICE),
+	{ .path = "/v1/resolve", .method = HTTP1_POST, .label = MR_RESOLVE,
+	  .role = ROLE_TERMINAL, .fn = routes_resolve },
+	{ .path = "/v1/baskets", .method = HTTP1_POST, .label = MR_BASKETS,
+	  .role = ROLE_TERMINAL, .fn = routes_basket },
+	{ .path = "/v1/baskets:batch", .method = HTTP1_POST, .label = MR_BATCH,
+	  .role = ROLE_TERMINAL, .fn = routes_batch },
+	{ .path = ROUTES_HH_PREFIX, .suffix = ROUTES_HH_SUFFIX, .arg_max = DEIDENT_ID_LEN,
+	  .method = HTTP1_GET, .label = MR_HISTORY, .role = ROLE_ANALYST,
+	  .fn_arg = routes_history },
+	{ .path = "/v1/devices", .method = HTTP1_POST, .label = MR_DEVICES,
+	  .limit = ROUTES_LIMIT(ROUTES_RL_REGISTER), .fn = routes_device_register },
+	{ .path = "/v1/devices/me/offers", .method = HTTP1_GET, .label = MR_DEVICE_OFFERS,
+	  .role = ROLE_DEVICE, .limit = ROUTES_LIMIT(ROUTES_RL_DEVICE),
+	  .fn = routes_device_offers },
+	{ .path = "/v1/offers", .method = HTTP1_GET, .label = MR_OFFERS, .role = ROLE_DEVICE,
+	  .limit = ROUTES_LIMIT(ROUTES_RL_DEVICE), .fn = routes_offers_open },
+	{ .path = "/v1/offers/check", .method = HTTP1_POST, .label = MR_OFFER_CHECK,
+	  .role = ROLE_TERMINAL, .body_max = ROUTES_CHECK_BODY_MAX, .fn = routes_offer_check },
+	{ .path = "/v1/offers/report", .method = HTTP1_GET, .label = MR_OFFER_REPORT,
+	  .role = ROLE_ANALYST, .fn = routes_offer_report },
+	{ .path = ROUTES_OFFERS_PREFIX, .suffix = ROUTES_ACCEPT_SUFFIX,
+	  .arg_max = STORE_OFFER_ID_LEN, .method = HTTP1_POST, .label = MR_OFFER_ACCEPT,
+	  .role = ROLE_DEVICE, .limit = ROUTES_LIMIT(ROUTES_RL_DEVICE),
+	  .fn_arg = routes_offer_accept },
+	{ .path = "/v1/health", .method = HTTP1_GET, .label = MR_HEALTH, .fn = routes_health },
+	{ .path = "/v1/health/ready", .method = HTTP1_GET, .label = MR_READY,
+	  .fn = routes_ready },
+	{ .path = "/metrics", .method = HTTP1_GET, .label = MR_METRICS, .fn = routes_metrics },
 };
 
 /* The per-address bucket of the route's class: false with 429 sent when
@@ -1460,6 +1433,38 @@ static bool routes_limit_ok(struct rq *q, int limit)
 	(void)httpd_add_header(q->req, "Retry-After", ra);
 	routes_error(q, 429, "rate_limited",
 		     "too many requests from this address; retry after the seconds in Retry-After");
+	return false;
+}
+
+/* The route's role: false with the refusal sent. */
+static bool routes_caller_ok(struct rq *q, const struct route *rt)
+{
+	switch (rt->role) {
+	case ROLE_TERMINAL:
+		return routes_need_terminal(q);
+	case ROLE_ANALYST:
+		return routes_need_analyst(q);
+	case ROLE_DEVICE:
+		return routes_need_device(q, &q->device);
+	case ROLE_ANYONE:
+		break;
+	}
+	return true;
+}
+
+/* The route's own body cap, below the server's: false with 413 sent. */
+static bool routes_body_ok(struct rq *q, const struct route *rt)
+{
+	char d[96];
+	size_t len = 0;
+
+	if (!rt->body_max)
+		return true;
+	(void)httpd_body(q->req, &len);
+	if (len <= rt->body_max)
+		return true;
+	snprintf(d, sizeof d, "the body is over %zu bytes", rt->body_max);
+	routes_error(q, 413, "too_large", d);
 	return false;
 }
 
@@ -1501,9 +1506,9 @@ void routes_handle(struct httpd_req *req, void *arg)
 			continue;
 		}
 		q.route = rt->label;
-		if (!routes_method_ok(&q, rt->method))
-			return;
-		if (routes_limits[rt->label] && !routes_limit_ok(&q, routes_limits[rt->label]))
+		if (!routes_method_ok(&q, rt->method) ||
+		    (rt->limit && !routes_limit_ok(&q, rt->limit)) || !routes_caller_ok(&q, rt) ||
+		    !routes_body_ok(&q, rt))
 			return;
 		if (rt->fn_arg)
 			rt->fn_arg(&q, id);
