@@ -125,6 +125,14 @@ static int ingest_commit(struct ingest *ig, struct ingest_job *first, struct ing
 				continue;
 			memset(&j->op_err, 0, sizeof j->op_err);
 			j->op_rc = j->op(ig->store, j, &j->op_err);
+			/* An op whose failure ended the whole transaction: the
+			 * ops after it must not run on their own; the group fails
+			 * and is retried job by job. */
+			if (!store_in_txn(ig->store)) {
+				store_rollback(ig->store);
+				return err_set(e, POS_EDB, "the group's transaction ended: %s",
+					       j->op_err.msg);
+			}
 		}
 		if ((rc = store_commit(ig->store, e)) < 0)
 			return rc;

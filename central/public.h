@@ -32,7 +32,7 @@
 struct event_base;
 struct httpd_req;
 struct public_bus;
-struct public_limiter;
+struct ratelimit;
 
 /* Read-only after public_shared_init, shared by every worker. */
 struct public_shared {
@@ -40,7 +40,7 @@ struct public_shared {
 	int www_fd;                 /* the www folder, O_PATH */
 	char www[CCONF_PATH_MAX];   /* its path, for the log */
 	struct public_bus *bus;
-	struct public_limiter *limiter;
+	struct ratelimit *limiter; /* one class: [limits] public_rate_per_min, public_burst */
 };
 
 /* Finds and opens the www folder ([central] www; empty: share/pos/www
