@@ -65,6 +65,7 @@
 #include "err.h"
 
 #define CCONF_PATH_MAX 1024
+#define CCONF_MAX_WORKERS 256 /* [central] workers */
 
 struct cconf {
 	char path[CCONF_PATH_MAX]; /* the file itself */

@@ -284,6 +284,23 @@ const char *http1_header(const struct http1_req *rq, const char *name)
 	return NULL;
 }
 
+const char *http1_bearer(const char *value, size_t *len)
+{
+	size_t n;
+
+	*len = 0;
+	if (!value || strncasecmp(value, "Bearer ", 7) != 0)
+		return NULL;
+	value += 7;
+	while (*value == ' ')
+		value++;
+	n = strlen(value);
+	while (n > 0 && (value[n - 1] == ' ' || value[n - 1] == '\t'))
+		n--;
+	*len = n;
+	return value;
+}
+
 const char *http1_method_name(enum http1_method m)
 {
 	for (size_t i = 0; i < sizeof http1_methods / sizeof http1_methods[0]; i++)

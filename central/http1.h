@@ -75,6 +75,11 @@ void http1_relocate(struct http1_req *rq, const char *from, const char *to);
 /* The value of the first field called name (any case), or NULL. */
 const char *http1_header(const struct http1_req *rq, const char *name);
 
+/* The token of an Authorization value "Bearer <token>" (RFC 6750; the
+ * scheme in any case, blanks around the token dropped): its first byte,
+ * *len bytes long, pointing into value; NULL for another scheme or none. */
+const char *http1_bearer(const char *value, size_t *len);
+
 /* "GET" and so on, "OTHER" for a method it does not know: a fixed label,
  * never the request's own text. */
 const char *http1_method_name(enum http1_method m);

@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "metrics.h"
 
 #define HTTPD_IN_START 4096
 #define HTTPD_OUT_START 4096
@@ -26,7 +25,7 @@
  * rest of a refused body) up to this much, within idle. */
 #define HTTPD_LINGER_MAX (64u << 20)
 /* A worker logs refused connections at most this often (a flood would
- * write a line per connection); metrics count every one. */
+ * write a line per connection); the conn_refused hook sees every one. */
 #define HTTPD_REFUSED_LOG_S 10
 /* Fill calls of a streamed reply per loop turn, whatever they produced. */
 #define HTTPD_STREAM_FILLS 16
@@ -91,6 +90,7 @@ struct conn {
 	 * wants it. */
 	struct sockaddr_storage peer;
 	socklen_t peer_len; /* 0: not asked yet */
+	struct httpd_peer who; /* from the peer hook at the handshake's end */
 };
 
 struct httpd {
@@ -108,7 +108,7 @@ struct httpd {
 	struct conn *conns;
 	struct conn *hs_first, *hs_last; /* connections in C_HANDSHAKE */
 	time_t refused_logged;
-	unsigned long refused[MC_COUNT]; /* since the last log line */
+	unsigned long refused[HTTPD_REFUSED_COUNT]; /* since the last log line */
 };
 
 static const struct timeval httpd_resume_tv = { 0, HTTPD_RESUME_MS * 1000 };
@@ -128,19 +128,21 @@ static void httpd_accept_again(struct httpd *h)
 
 /* Counts a connection a limit closed; one warning now and then says how
  * many and why, never one per connection. */
-static void httpd_refused(struct httpd *h, enum metrics_conn_refusal why)
+static void httpd_refused(struct httpd *h, enum httpd_conn_refusal why)
 {
 	time_t now = time(NULL);
 
-	metrics_conn_refused(why);
+	if (h->o.hooks.conn_refused)
+		h->o.hooks.conn_refused(h->o.hooks.arg, why);
 	h->refused[why]++;
 	if (now - h->refused_logged < HTTPD_REFUSED_LOG_S)
 		return;
 	log_warn("connections_refused",
 		 "worker=%d per_address=%lu full=%lu anonymous=%lu evicted=%lu "
 		 "handshake_timeout=%lu open=%ld",
-		 h->o.worker, h->refused[MC_PER_ADDRESS], h->refused[MC_FULL],
-		 h->refused[MC_ANONYMOUS], h->refused[MC_EVICTED], h->refused[MC_HANDSHAKE_TIMEOUT],
+		 h->o.worker, h->refused[HTTPD_REFUSED_PER_ADDRESS],
+		 h->refused[HTTPD_REFUSED_FULL], h->refused[HTTPD_REFUSED_ANONYMOUS],
+		 h->refused[HTTPD_REFUSED_EVICTED], h->refused[HTTPD_REFUSED_HANDSHAKE_TIMEOUT],
 		 slots_open(h->o.slots));
 	memset(h->refused, 0, sizeof h->refused);
 	h->refused_logged = now;
@@ -260,7 +262,8 @@ static void conn_free(struct conn *c)
 	free(c->out);
 	free(c);
 	h->open--;
-	metrics_connection(-1);
+	if (h->o.hooks.conn_count)
+		h->o.hooks.conn_count(h->o.hooks.arg, -1);
 	httpd_accept_again(h);
 }
 
@@ -284,7 +287,7 @@ static void conn_deadline_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	log_debug("connection_deadline", "worker=%d", c->h->o.worker);
 	if (c->st == C_HANDSHAKE) {
-		httpd_refused(c->h, MC_HANDSHAKE_TIMEOUT);
+		httpd_refused(c->h, HTTPD_REFUSED_HANDSHAKE_TIMEOUT);
 		c->reset = true;
 	}
 	conn_free(c);
@@ -339,7 +342,8 @@ static int conn_new(struct httpd *h, int fd, const struct slots_addr *addr)
 		h->hs_first = c;
 	h->hs_last = c;
 	h->open++;
-	metrics_connection(1);
+	if (h->o.hooks.conn_count)
+		h->o.hooks.conn_count(h->o.hooks.arg, 1);
 	return 0;
 }
 
@@ -361,12 +365,12 @@ static int httpd_slot(struct httpd *h, const struct slots_addr *k)
 
 		old->reset = true;
 		conn_free(old);
-		httpd_refused(h, MC_EVICTED);
+		httpd_refused(h, HTTPD_REFUSED_EVICTED);
 		v = slots_take(h->o.slots, k);
 	}
 	if (v == SLOTS_OK)
 		return 0;
-	httpd_refused(h, v == SLOTS_PER_ADDRESS ? MC_PER_ADDRESS : MC_FULL);
+	httpd_refused(h, v == SLOTS_PER_ADDRESS ? HTTPD_REFUSED_PER_ADDRESS : HTTPD_REFUSED_FULL);
 	return -1;
 }
 
@@ -466,8 +470,10 @@ static enum step conn_established(struct conn *c)
 	conn_hs_unlink(c);
 	c->st = C_READ;
 	event_add(c->deadline, h->idle_tv);
+	if (h->o.hooks.peer)
+		h->o.hooks.peer(h->o.hooks.arg, c->ssl, &c->who);
 	if (!slots_established(h->o.slots, &c->addr, terminal)) {
-		httpd_refused(h, MC_ANONYMOUS);
+		httpd_refused(h, HTTPD_REFUSED_ANONYMOUS);
 		return conn_refuse(c, 503, "every connection slot for clients without a terminal "
 					   "certificate is taken; retry later");
 	}
@@ -765,19 +771,12 @@ static enum step conn_linger(struct conn *c)
 /* Answers a request the handler never sees, and closes after it. */
 static enum step conn_refuse(struct conn *c, int status, const char *detail)
 {
-	const char *code = status == 413 || status == 431 ? "too_large"
-			   : status == 501		  ? "not_implemented"
-			   : status == 500		  ? "internal"
-			   : status == 503		  ? "unavailable"
-							  : "bad_request";
-	char body[384];
-	int n;
+	struct httpd_refusal_reply r = { NULL, "", 0 };
 
 	log_info("request_refused", "worker=%d status=%d detail=%s", c->h->o.worker, status,
 		 detail);
-	metrics_request(MR_OTHER, status);
-	/* detail is our own text and never quotes the request. */
-	n = snprintf(body, sizeof body, "{\"error\":\"%s\",\"detail\":\"%s\"}", code, detail);
+	if (c->h->o.hooks.refusal)
+		c->h->o.hooks.refusal(c->h->o.hooks.arg, status, detail, &r);
 	c->req.h.method = HTTP1_OTHER;
 	c->req.h.keep_alive = false;
 	c->req.extra_len = 0;
@@ -785,8 +784,7 @@ static enum step conn_refuse(struct conn *c, int status, const char *detail)
 	if (status == 503)
 		(void)httpd_add_header(&c->req, "Retry-After", "1");
 	c->st = C_HANDLER;
-	httpd_reply(&c->req, status, "application/json", body,
-		    n > 0 && (size_t)n < sizeof body ? (size_t)n : 0);
+	httpd_reply(&c->req, status, r.ctype, r.body, r.len <= sizeof r.body ? r.len : 0);
 	return STEP;
 }
 
@@ -995,6 +993,20 @@ const char *httpd_method_name(const struct httpd_req *q)
 const char *httpd_path(const struct httpd_req *q)
 {
 	return q->h.path ? q->h.path : "";
+}
+
+const struct httpd_peer *httpd_peer(struct httpd_req *q)
+{
+	struct httpd *h = q->c->h;
+
+	if (h->o.hooks.peer_recheck)
+		h->o.hooks.peer_recheck(h->o.hooks.arg, q->c->ssl, &q->c->who);
+	return &q->c->who;
+}
+
+const char *httpd_bearer(const struct httpd_req *q, size_t *len)
+{
+	return http1_bearer(http1_header(&q->h, "Authorization"), len);
 }
 
 const char *httpd_query(const struct httpd_req *q)

@@ -25,13 +25,16 @@
  * reset to make room (a flood of raw TCP connections cannot keep a lane
  * out), or, with none, the new one is. A connection without a client
  * certificate past the budget's anonymous share is answered 503 and
- * closed, so terminals always find their reserve. Each refusal is counted
- * in metrics.
+ * closed, so terminals always find their reserve. Each refusal goes to
+ * the application's conn_refused hook.
  *
  * Requests the server refuses before the handler (bad head,
- * a body over max_body, ...) get a JSON error and the connection closes
- * after the rest of their body is read and dropped, so the client sees the
- * answer rather than a reset.
+ * a body over max_body, ...) get the body the application's refusal hook
+ * makes, and the connection closes after the rest of their body is read
+ * and dropped, so the client sees the answer rather than a reset.
+ *
+ * The httpd knows nothing of the application: what it counts and how its
+ * errors read come through struct httpd_hooks.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -51,6 +54,54 @@ struct httpd_req;
 /* Owned by the httpd: valid from the handler's call until httpd_reply. */
 typedef void (*httpd_handler)(struct httpd_req *q, void *arg);
 
+/* Why the httpd closed a connection on its own. */
+enum httpd_conn_refusal {
+	HTTPD_REFUSED_PER_ADDRESS = 0, /* the address's connection cap */
+	HTTPD_REFUSED_FULL,            /* every slot taken, no handshake to evict */
+	HTTPD_REFUSED_ANONYMOUS,       /* no client certificate, past the reserve */
+	HTTPD_REFUSED_EVICTED,         /* a handshake closed to make room */
+	HTTPD_REFUSED_HANDSHAKE_TIMEOUT,
+	HTTPD_REFUSED_COUNT
+};
+
+/* The answer to a request refused before the handler, which the
+ * application's refusal hook fills. */
+#define HTTPD_REFUSAL_MAX 384
+struct httpd_refusal_reply {
+	const char *ctype; /* static; NULL: no Content-Type */
+	char body[HTTPD_REFUSAL_MAX];
+	size_t len;
+};
+
+/* Who is at the other end of a connection, as the application's peer
+ * hook read it once at the handshake's end. */
+#define HTTPD_PEER_ID_MAX 64
+struct httpd_peer {
+	bool verified; /* a client certificate the application accepts */
+	char store[HTTPD_PEER_ID_MAX + 1];
+	char terminal[HTTPD_PEER_ID_MAX + 1];
+	unsigned long gen; /* the hooks' own: when it was last looked at */
+};
+
+/* The application's side of what the httpd does before or around the
+ * handler; every member may be NULL. Called on the worker's thread. */
+struct httpd_hooks {
+	/* A request refused before the handler with status (400, 413, 431,
+	 * 501, 503, ...); detail is the httpd's own text, never quoting the
+	 * request. out starts empty; left so, the reply has no body. */
+	void (*refusal)(void *arg, int status, const char *detail,
+			struct httpd_refusal_reply *out);
+	void (*conn_refused)(void *arg, enum httpd_conn_refusal why);
+	/* A connection opened (+1) or closed (-1). */
+	void (*conn_count)(void *arg, int delta);
+	/* At the handshake's end: who the peer is (ssl NULL without TLS). */
+	void (*peer)(void *arg, SSL *ssl, struct httpd_peer *out);
+	/* Each time a request asks for the peer: may take back what peer
+	 * said (a certificate revoked since). */
+	void (*peer_recheck)(void *arg, SSL *ssl, struct httpd_peer *p);
+	void *arg;
+};
+
 struct httpd_opts {
 	int fd;            /* listening socket, non-blocking; the httpd closes it */
 	/* Borrowed; outlives the httpd. NULL: plain HTTP without TLS, for the
@@ -69,6 +120,7 @@ struct httpd_opts {
 	 * by an event of this priority (that of the connections' events, so
 	 * that busy sockets never starve it); -1: each at once. */
 	int flush_priority;
+	struct httpd_hooks hooks;
 };
 
 /* *out: httpd_free. On failure the listening socket is closed too. */
@@ -88,9 +140,15 @@ const char *httpd_method_name(const struct httpd_req *q);
 const char *httpd_path(const struct httpd_req *q);
 const char *httpd_query(const struct httpd_req *q); /* NULL when none */
 const char *httpd_header(const struct httpd_req *q, const char *name);
+/* The request's bearer token (http1_bearer of its Authorization), *len
+ * bytes, not NUL-terminated; NULL when it has none. */
+const char *httpd_bearer(const struct httpd_req *q, size_t *len);
 /* The body, not NUL-terminated: *len bytes, never over max_body. */
 const char *httpd_body(const struct httpd_req *q, size_t *len);
 SSL *httpd_ssl(const struct httpd_req *q); /* NULL without TLS */
+/* The connection's peer (never NULL; not verified without a peer hook).
+ * Valid until httpd_reply. */
+const struct httpd_peer *httpd_peer(struct httpd_req *q);
 
 /* A header for the reply; name and value are copied. POS_EINVAL for a CR
  * or LF in either (or a colon in name), POS_ETOOBIG when the reply's extra

@@ -24,9 +24,9 @@
 #include "log.h"
 #include "metrics.h"
 #include "offers.h"
+#include "query.h"
 #include "ratelimit.h"
 #include "receipt.h"
-#include "server.h"
 #include "store_public.h"
 #include "timeutil.h"
 #include "wipe.h"
@@ -38,7 +38,7 @@
 #define PUB_LIST_MAX 100            /* conversations in one console answer */
 #define PUB_MESSAGES_MAX 500        /* messages in one answer */
 #define PUB_PENDING 64              /* wake-ups queued per worker before "check all" */
-#define PUB_MEMBERS SERVER_MAX_WORKERS
+#define PUB_MEMBERS CCONF_MAX_WORKERS
 #define PUB_SID_BYTES 32
 #define PUB_COOKIE "pos_console"
 #define PUB_CSRF_HEADER "X-CSRF-Token"
@@ -392,24 +392,6 @@ out:
 	return rc;
 }
 
-/* The bearer token of the request, trimmed; NULL when none. */
-static const char *pub_bearer(struct pq *q, size_t *len)
-{
-	const char *h = httpd_header(q->req, "Authorization");
-	size_t n;
-
-	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
-		return NULL;
-	h += 7;
-	while (*h == ' ')
-		h++;
-	n = strlen(h);
-	while (n > 0 && (h[n - 1] == ' ' || h[n - 1] == '\t'))
-		n--;
-	*len = n;
-	return h;
-}
-
 /* GET /v1/receipts/{token}; a device token along links that device to the
  * basket's household (the customer scanned their own receipt). */
 static void pub_receipt_get(struct pq *q, const char *tok)
@@ -430,7 +412,7 @@ static void pub_receipt_get(struct pq *q, const char *tok)
 			pub_fail(q, rc, &e);
 		return;
 	}
-	if ((dev = pub_bearer(q, &dlen))) {
+	if ((dev = httpd_bearer(q->req, &dlen))) {
 		rc = offers_device_auth(q->p->store, dev, dlen, &device, NULL, &e);
 		if (rc == POS_EDB || rc == POS_EAGAIN) {
 			pub_fail(q, rc, &e);
@@ -564,29 +546,29 @@ static int pub_message_body(struct pq *q, json_t **root, const char **text, pos_
 /* ?after=ID&wait=0|1 */
 static int pub_poll_query(const char *query, int64_t *after, bool *wait, pos_err *e)
 {
+	static const char *const known[] = { "after", "wait", NULL };
+	struct query qs;
+	const char *v;
+	char *end;
+	int rc;
+
 	*after = 0;
 	*wait = true;
-	while (query && *query) {
-		size_t n = strcspn(query, "&");
-		char *end;
-
-		if (n > 6 && strncmp(query, "after=", 6) == 0) {
-			errno = 0;
-			*after = strtoll(query + 6, &end, 10);
-			if (errno || end != query + n || *after < 0 || query[6] == '-' ||
-			    query[6] == '+')
-				return err_set(e, POS_EINVAL, "after must be a message id");
-		} else if (n == 6 && strncmp(query, "wait=0", 6) == 0) {
-			*wait = false;
-		} else if (n == 6 && strncmp(query, "wait=1", 6) == 0) {
-			*wait = true;
-		} else {
-			return err_set(e, POS_EINVAL,
-				       "unknown query parameter (known: after=ID, wait=0|1)");
-		}
-		query += n;
-		if (*query == '&')
-			query++;
+	if ((rc = query_parse(query, &qs, e)) < 0)
+		return rc == POS_ETOOBIG ? POS_EINVAL : rc;
+	if (query_unknown(&qs, known))
+		return err_set(e, POS_EINVAL,
+			       "unknown query parameter (known: after=ID, wait=0|1)");
+	if ((v = query_get(&qs, "after")) != NULL) {
+		errno = 0;
+		*after = v[0] >= '0' && v[0] <= '9' ? strtoll(v, &end, 10) : -1;
+		if (*after < 0 || errno || *end)
+			return err_set(e, POS_EINVAL, "after must be a message id");
+	}
+	if ((v = query_get(&qs, "wait")) != NULL) {
+		if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0)
+			return err_set(e, POS_EINVAL, "wait must be 0 or 1");
+		*wait = v[0] == '1';
 	}
 	return 0;
 }
@@ -1009,7 +991,9 @@ out:
 /* GET /v1/conversations?state=open: the staff's stores only. */
 static void pub_conversations(struct pq *q)
 {
-	const char *query = httpd_query(q->req);
+	static const char *const known[] = { "state", NULL };
+	const char *state;
+	struct query qs;
 	struct store_staff st;
 	unsigned char h[32];
 	pos_err e = { 0 };
@@ -1019,7 +1003,8 @@ static void pub_conversations(struct pq *q)
 
 	if (!pub_staff(q, &st, h))
 		return;
-	if (!query || strcmp(query, "state=open") != 0) {
+	if (query_parse(httpd_query(q->req), &qs, &e) < 0 || query_unknown(&qs, known) ||
+	    !(state = query_get(&qs, "state")) || strcmp(state, "open") != 0) {
 		pub_error(q, 400, "bad_request", "the query must be state=open");
 		return;
 	}

@@ -1,11 +1,7 @@
 #include "routes.h"
 
-#include <sys/queue.h>
-
 #include <event2/buffer.h>
 #include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -24,14 +20,14 @@
 #include "log.h"
 #include "metrics.h"
 #include "offers.h"
+#include "query.h"
 #include "resolve.h"
-#include "server.h"
 #include "timeutil.h"
+#include "tls.h"
 #include "wipe.h"
 
 #define ROUTES_HH_PREFIX "/v1/households/"
 #define ROUTES_HH_SUFFIX "/baskets"
-#define ROUTES_QUERY_MAX 512
 #define ROUTES_OFFERS_PREFIX "/v1/offers/"
 #define ROUTES_ACCEPT_SUFFIX "/accept"
 #define ROUTES_CHECK_BODY_MAX 1024
@@ -48,6 +44,7 @@ struct rq {
 	int64_t t0_us;
 	char store[STORE_ID_MAX + 1];
 	char terminal[STORE_ID_MAX + 1];
+	int64_t device; /* a ROLE_DEVICE route's caller */
 };
 
 enum async_kind { ASYNC_ONE, ASYNC_BATCH, ASYNC_REGISTER, ASYNC_ACCEPT, ASYNC_ENROL };
@@ -193,22 +190,32 @@ static void routes_bad_input(struct rq *q, int rc, const pos_err *e)
 
 /* ------------------------------------------------------------ helpers */
 
+/* The connection's certificate names, as the handshake's end read them,
+ * into q; false (and q's names empty) without a verified one. */
+static bool routes_peer(struct rq *q)
+{
+	const struct httpd_peer *p = httpd_peer(q->req);
+
+	snprintf(q->store, sizeof q->store, "%s", p->verified ? p->store : "");
+	snprintf(q->terminal, sizeof q->terminal, "%s", p->verified ? p->terminal : "");
+	return p->verified;
+}
+
 /* The lane a request is for: the certificate's OU and CN, or, from a store
  * controller's certificate (CN = store-controller), the certificate's store
  * and the lane named in Pos-Terminal. Only a controller names a lane, and
  * only one of its own store; a controller never acts as a lane itself. */
 static bool routes_need_terminal(struct rq *q)
 {
-	const char *lane = httpd_header(q->req, SERVER_RELAY_HEADER);
+	const char *lane = httpd_header(q->req, TLS_RELAY_HEADER);
 	bool controller;
 
-	if (server_peer_identity(httpd_ssl(q->req), q->store, q->terminal) != 0) {
-		q->store[0] = q->terminal[0] = '\0';
+	if (!routes_peer(q)) {
 		routes_error(q, 401, "client_certificate_required",
 			     "this route needs a terminal certificate issued by central's CA");
 		return false;
 	}
-	controller = strcmp(q->terminal, SERVER_CONTROLLER_CN) == 0;
+	controller = strcmp(q->terminal, TLS_CONTROLLER_CN) == 0;
 	if (!lane && !controller)
 		return true;
 	if (!controller) {
@@ -221,7 +228,7 @@ static bool routes_need_terminal(struct rq *q)
 			     "a store controller names the lane in a Pos-Terminal header");
 		return false;
 	}
-	if (!ids_valid(lane) || strcmp(lane, SERVER_CONTROLLER_CN) == 0) {
+	if (!ids_valid(lane) || strcmp(lane, TLS_CONTROLLER_CN) == 0) {
 		routes_error(q, 400, "bad_terminal",
 			     "Pos-Terminal must be a terminal id matching [A-Za-z0-9._-]{1,64}");
 		return false;
@@ -368,8 +375,6 @@ static void routes_resolve(struct rq *q)
 	size_t len;
 	int rc;
 
-	if (!routes_need_terminal(q))
-		return;
 	body = httpd_body(q->req, &len);
 	if (r->nopening == KEYS_BATCH_MAX)
 		routes_keys_flush(r);
@@ -694,8 +699,6 @@ static void routes_basket(struct rq *q)
 	size_t len;
 	int rc, status;
 
-	if (!routes_need_terminal(q))
-		return;
 	body = httpd_body(q->req, &len);
 	if (!(a = routes_async_new(q, ASYNC_ONE, 1))) {
 		routes_error(q, 500, "internal", "out of memory");
@@ -734,8 +737,6 @@ static void routes_batch(struct rq *q)
 	size_t len, n;
 	int rc;
 
-	if (!routes_need_terminal(q))
-		return;
 	body = httpd_body(q->req, &len);
 	if ((rc = jsonx_parse(body, len, q->r->sh->max_body, BASKET_MAX_DEPTH, &root, &e)) < 0 ||
 	    (rc = basket_batch_array(root, &arr, &e)) < 0) {
@@ -801,46 +802,36 @@ struct hist_query {
 	struct store_history_pos after;
 };
 
-/* "Bearer <token>", the scheme case-insensitive (RFC 7235). */
-static bool routes_analyst(struct rq *q)
+/* The analyst token, or false with 401 sent. A terminal certificate
+ * identifies the lane in the log line; it does not grant these routes. */
+static bool routes_need_analyst(struct rq *q)
 {
-	const char *h = httpd_header(q->req, "Authorization");
-	size_t n;
+	size_t n = 0;
+	const char *tok = httpd_bearer(q->req, &n);
 
-	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
-		return false;
-	h += 7;
-	while (*h == ' ')
-		h++;
-	n = strlen(h);
-	while (n > 0 && (h[n - 1] == ' ' || h[n - 1] == '\t'))
-		n--;
-	return keyring_analyst_ok(q->r->sh->kr, h, n);
+	(void)routes_peer(q);
+	if (tok && keyring_analyst_ok(q->r->sh->kr, tok, n))
+		return true;
+	(void)httpd_add_header(q->req, "WWW-Authenticate", "Bearer");
+	routes_error(q, 401, "unauthorized", "this route needs the analyst token");
+	return false;
 }
 
 static int routes_history_query(struct rq *q, struct hist_query *hq)
 {
-	const char *query = httpd_query(q->req);
-	struct evkeyvalq kv;
-	struct evkeyval *p;
+	struct query qs;
 	pos_err e = { 0 };
 	int rc = 0;
 
 	memset(hq, 0, sizeof *hq);
 	hq->fmt = HISTORY_JSON;
-	if (!query || !query[0])
-		return 0;
-	if (strlen(query) > ROUTES_QUERY_MAX) {
-		routes_error(q, 400, "bad_request", "the query string is too long");
+	if (query_parse(httpd_query(q->req), &qs, &e) < 0) {
+		routes_error(q, 400, "bad_request", e.msg);
 		return -1;
 	}
-	TAILQ_INIT(&kv);
-	if (evhttp_parse_query_str(query, &kv) != 0) {
-		routes_error(q, 400, "bad_request", "the query string is malformed");
-		return -1;
-	}
-	TAILQ_FOREACH (p, &kv, next)
-	{
+	for (size_t i = 0; i < qs.n && rc == 0; i++) {
+		const struct query_param *p = &qs.p[i];
+
 		if (strcmp(p->key, "from") == 0 || strcmp(p->key, "to") == 0) {
 			int64_t *dst = p->key[0] == 'f' ? &hq->from : &hq->to;
 
@@ -851,7 +842,6 @@ static int routes_history_query(struct rq *q, struct hist_query *hq)
 					 p->key);
 				routes_error(q, 400, "bad_request", d);
 				rc = -1;
-				break;
 			}
 		} else if (strcmp(p->key, "format") == 0) {
 			int f = history_format_parse(p->value);
@@ -859,9 +849,8 @@ static int routes_history_query(struct rq *q, struct hist_query *hq)
 			if (f < 0) {
 				routes_error(q, 400, "bad_request", "format must be json or csv");
 				rc = -1;
-				break;
 			}
-			hq->fmt = (enum history_format)f;
+			hq->fmt = (enum history_format)(f < 0 ? 0 : f);
 		} else if (strcmp(p->key, "limit") == 0) {
 			char *end = NULL;
 			long v = 0;
@@ -875,14 +864,12 @@ static int routes_history_query(struct rq *q, struct hist_query *hq)
 					 ROUTES_HISTORY_LIMIT_MAX);
 				routes_error(q, 400, "bad_request", d);
 				rc = -1;
-				break;
 			}
 			hq->limit = v;
 		} else if (strcmp(p->key, "cursor") == 0) {
 			if (history_cursor_decode(p->value, &hq->after, &e) < 0) {
 				routes_error(q, 400, "bad_request", e.msg);
 				rc = -1;
-				break;
 			}
 			hq->has_cursor = true;
 		} else {
@@ -890,10 +877,8 @@ static int routes_history_query(struct rq *q, struct hist_query *hq)
 				     "unknown query parameter (known: from, to, format, limit, "
 				     "cursor)");
 			rc = -1;
-			break;
 		}
 	}
-	evhttp_clear_headers(&kv);
 	if (rc == 0 && hq->from && hq->to && hq->from >= hq->to) {
 		routes_error(q, 400, "bad_request", "from must be before to");
 		rc = -1;
@@ -956,14 +941,6 @@ static void routes_history(struct rq *q, const char *hhid)
 	pos_err e = { 0 };
 	int rc;
 
-	/* A terminal certificate identifies the lane in the log line; it does
-	 * not grant this route. */
-	(void)server_peer_identity(httpd_ssl(q->req), q->store, q->terminal);
-	if (!routes_analyst(q)) {
-		(void)httpd_add_header(q->req, "WWW-Authenticate", "Bearer");
-		routes_error(q, 401, "unauthorized", "this route needs the analyst token");
-		return;
-	}
 	if (!deident_hhid_valid(hhid)) {
 		routes_error(q, 400, "bad_request",
 			     "hhid must be hh_ and 26 Crockford base32 characters");
@@ -1000,24 +977,6 @@ static void routes_history(struct rq *q, const char *hhid)
 }
 
 /* ------------------------------------------------------------ offers */
-
-/* The bearer token of the request, trimmed; NULL when none. */
-static const char *routes_bearer(struct rq *q, size_t *len)
-{
-	const char *h = httpd_header(q->req, "Authorization");
-	size_t n;
-
-	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
-		return NULL;
-	h += 7;
-	while (*h == ' ')
-		h++;
-	n = strlen(h);
-	while (n > 0 && (h[n - 1] == ' ' || h[n - 1] == '\t'))
-		n--;
-	*len = n;
-	return h;
-}
 
 /* A registration's first use, recorded by the writer (so it never
  * expires); nobody waits for it. */
@@ -1057,7 +1016,7 @@ static void routes_mark_used(struct rq *q, int64_t device)
 }
 
 /* The device of the request's bearer token, or false with 401 sent. */
-static bool routes_device(struct rq *q, int64_t *device)
+static bool routes_need_device(struct rq *q, int64_t *device)
 {
 	const char *tok;
 	size_t len = 0;
@@ -1065,7 +1024,7 @@ static bool routes_device(struct rq *q, int64_t *device)
 	bool used = true;
 	int rc = POS_ENOTFOUND;
 
-	tok = routes_bearer(q, &len);
+	tok = httpd_bearer(q->req, &len);
 	if (tok)
 		rc = offers_device_auth(q->r->store, tok, len, device, &used, &e);
 	if (rc == 0) {
@@ -1147,14 +1106,11 @@ static void routes_device_register(struct rq *q)
 
 static void routes_offers_open(struct rq *q)
 {
-	int64_t device;
 	json_t *v = NULL;
 	pos_err e = { 0 };
 	int rc;
 
-	if (!routes_device(q, &device))
-		return;
-	rc = offers_open_json(q->r->store, device, time_now_ms(), &v, &e);
+	rc = offers_open_json(q->r->store, q->device, time_now_ms(), &v, &e);
 	routes_json_or_fail(q, rc, 200, v, &e);
 }
 
@@ -1194,12 +1150,9 @@ static void routes_offer_accept(struct rq *q, const char *id)
 {
 	struct routes_async *a;
 	struct store_offer o;
-	int64_t device;
 	pos_err e = { 0 };
 	int rc;
 
-	if (!routes_device(q, &device))
-		return;
 	if (!offers_id_valid(id) ||
 	    (rc = store_offer_get(q->r->store, id, &o, &e)) == POS_ENOTFOUND) {
 		routes_error(q, 404, "unknown_offer", "no offer has this id");
@@ -1216,21 +1169,18 @@ static void routes_offer_accept(struct rq *q, const char *id)
 	a->q = *q;
 	a->kind = ASYNC_ACCEPT;
 	a->now_ms = time_now_ms();
-	a->device = device;
+	a->device = q->device;
 	memcpy(a->offer_id, id, sizeof a->offer_id);
 	routes_submit_op(a, routes_op_accept);
 }
 
 static void routes_device_offers(struct rq *q)
 {
-	int64_t device;
 	json_t *v = NULL;
 	pos_err e = { 0 };
 	int rc;
 
-	if (!routes_device(q, &device))
-		return;
-	rc = offers_sync_json(q->r->store, device, time_now_ms(), &v, &e);
+	rc = offers_sync_json(q->r->store, q->device, time_now_ms(), &v, &e);
 	routes_json_or_fail(q, rc, 200, v, &e);
 }
 
@@ -1244,8 +1194,6 @@ static void routes_offer_check(struct rq *q)
 	size_t len;
 	int rc;
 
-	if (!routes_need_terminal(q))
-		return;
 	body = httpd_body(q->req, &len);
 	if ((rc = jsonx_parse(body, len, ROUTES_CHECK_BODY_MAX, 2, &root, &e)) < 0 ||
 	    (rc = json_is_object(root) ? 0 : err_set(&e, POS_EINVAL, "the body must be {\"code\"}")) <
@@ -1263,38 +1211,19 @@ static void routes_offer_check(struct rq *q)
 
 static void routes_offer_report(struct rq *q)
 {
-	const char *query = httpd_query(q->req);
+	static const char *const report_keys[] = { "format", NULL };
+	struct query qs;
 	int fmt = OFFERS_JSON;
 	struct evbuffer *b;
 	pos_err e = { 0 };
 	int rc;
 
-	(void)server_peer_identity(httpd_ssl(q->req), q->store, q->terminal);
-	if (!routes_analyst(q)) {
-		(void)httpd_add_header(q->req, "WWW-Authenticate", "Bearer");
-		routes_error(q, 401, "unauthorized", "this route needs the analyst token");
+	if (query_parse(httpd_query(q->req), &qs, &e) < 0 ||
+	    query_unknown(&qs, report_keys) != NULL ||
+	    (qs.n == 1 && (fmt = offers_format_parse(query_get(&qs, "format"))) < 0)) {
+		routes_error(q, 400, "bad_request",
+			     "the only query parameter is format=csv or format=json");
 		return;
-	}
-	if (query && query[0]) {
-		struct evkeyvalq kv;
-		struct evkeyval *p;
-		bool bad = strlen(query) > ROUTES_QUERY_MAX;
-
-		TAILQ_INIT(&kv);
-		if (!bad && evhttp_parse_query_str(query, &kv) != 0)
-			bad = true;
-		TAILQ_FOREACH (p, &kv, next)
-		{
-			if (strcmp(p->key, "format") != 0 ||
-			    (fmt = offers_format_parse(p->value)) < 0)
-				bad = true;
-		}
-		evhttp_clear_headers(&kv);
-		if (bad) {
-			routes_error(q, 400, "bad_request",
-				     "the only query parameter is format=csv or format=json");
-			return;
-		}
 	}
 	if (!(b = evbuffer_new())) {
 		routes_error(q, 500, "internal", "out of memory");
@@ -1413,46 +1342,69 @@ static const char *routes_segment(const char *path, const char *prefix, const ch
 	return out;
 }
 
-/* Every route: an exact path, or PREFIX{arg}SUFFIX when suffix is set. */
+/* Who may call a route, checked by routes_handle before the handler. */
+enum routes_role {
+	ROLE_ANYONE,   /* no credential (limited per address when the route has a class) */
+	ROLE_TERMINAL, /* a terminal's certificate, or a store controller's naming a lane:
+			* q->store and q->terminal are the lane's */
+	ROLE_ANALYST,  /* the analyst bearer token */
+	ROLE_DEVICE,   /* a registered device's bearer token: q->device */
+};
+
+/* The routes anyone may call (no client certificate, no analyst token)
+ * may have a per-address bucket: 1 + their enum routes_rl_class; 0 none. */
+#define ROUTES_LIMIT(c) ((signed char)((c) + 1))
+
+/*
+ * Every route: an exact path, or PREFIX{arg}SUFFIX when suffix is set,
+ * with what routes_handle checks before its handler, in this order: the
+ * method, the address's bucket (limit), the caller (role), the body's
+ * size (body_max; 0: the server's max_body, which httpd enforces). A
+ * handler only does its own work. One row per route; leave out what a
+ * route does not need.
+ */
 struct route {
 	const char *path;
 	const char *suffix;
 	size_t arg_max;
 	enum http1_method method;
 	enum metrics_route label;
+	enum routes_role role;
+	signed char limit;
+	size_t body_max;
 	void (*fn)(struct rq *q);
 	void (*fn_arg)(struct rq *q, const char *arg);
 };
 
 static const struct route routes_table[] = {
-	{ "/v1/resolve", NULL, 0, HTTP1_POST, MR_RESOLVE, routes_resolve, NULL },
-	{ "/v1/baskets", NULL, 0, HTTP1_POST, MR_BASKETS, routes_basket, NULL },
-	{ "/v1/baskets:batch", NULL, 0, HTTP1_POST, MR_BATCH, routes_batch, NULL },
-	{ ROUTES_HH_PREFIX, ROUTES_HH_SUFFIX, DEIDENT_ID_LEN, HTTP1_GET, MR_HISTORY, NULL,
-	  routes_history },
-	{ "/v1/devices", NULL, 0, HTTP1_POST, MR_DEVICES, routes_device_register, NULL },
-	{ "/v1/devices/me/offers", NULL, 0, HTTP1_GET, MR_DEVICE_OFFERS,
-	  routes_device_offers, NULL },
-	{ "/v1/offers", NULL, 0, HTTP1_GET, MR_OFFERS, routes_offers_open, NULL },
-	{ "/v1/offers/check", NULL, 0, HTTP1_POST, MR_OFFER_CHECK, routes_offer_check, NULL },
-	{ "/v1/offers/report", NULL, 0, HTTP1_GET, MR_OFFER_REPORT, routes_offer_report,
-	  NULL },
-	{ ROUTES_OFFERS_PREFIX, ROUTES_ACCEPT_SUFFIX, STORE_OFFER_ID_LEN, HTTP1_POST,
-	  MR_OFFER_ACCEPT, NULL, routes_offer_accept },
-	{ "/v1/health", NULL, 0, HTTP1_GET, MR_HEALTH, routes_health, NULL },
-	{ "/v1/health/ready", NULL, 0, HTTP1_GET, MR_READY, routes_ready, NULL },
-	{ "/metrics", NULL, 0, HTTP1_GET, MR_METRICS, routes_metrics, NULL },
-};
-
-/* The routes anyone may call (no client certificate, no analyst token),
- * by their label: 1 + their enum routes_rl_class; 0 (the rest) none.
- * Checked for every request before its handler runs. */
-#define ROUTES_LIMIT(c) ((signed char)((c) + 1))
-static const signed char routes_limits[MR_COUNT] = {
-	[MR_DEVICES] = ROUTES_LIMIT(ROUTES_RL_REGISTER),
-	[MR_DEVICE_OFFERS] = ROUTES_LIMIT(ROUTES_RL_DEVICE),
-	[MR_OFFERS] = ROUTES_LIMIT(ROUTES_RL_DEVICE),
-	[MR_OFFER_ACCEPT] = ROUTES_LIMIT(ROUTES_RL_DEVICE),
+	{ .path = "/v1/resolve", .method = HTTP1_POST, .label = MR_RESOLVE,
+	  .role = ROLE_TERMINAL, .fn = routes_resolve },
+	{ .path = "/v1/baskets", .method = HTTP1_POST, .label = MR_BASKETS,
+	  .role = ROLE_TERMINAL, .fn = routes_basket },
+	{ .path = "/v1/baskets:batch", .method = HTTP1_POST, .label = MR_BATCH,
+	  .role = ROLE_TERMINAL, .fn = routes_batch },
+	{ .path = ROUTES_HH_PREFIX, .suffix = ROUTES_HH_SUFFIX, .arg_max = DEIDENT_ID_LEN,
+	  .method = HTTP1_GET, .label = MR_HISTORY, .role = ROLE_ANALYST,
+	  .fn_arg = routes_history },
+	{ .path = "/v1/devices", .method = HTTP1_POST, .label = MR_DEVICES,
+	  .limit = ROUTES_LIMIT(ROUTES_RL_REGISTER), .fn = routes_device_register },
+	{ .path = "/v1/devices/me/offers", .method = HTTP1_GET, .label = MR_DEVICE_OFFERS,
+	  .role = ROLE_DEVICE, .limit = ROUTES_LIMIT(ROUTES_RL_DEVICE),
+	  .fn = routes_device_offers },
+	{ .path = "/v1/offers", .method = HTTP1_GET, .label = MR_OFFERS, .role = ROLE_DEVICE,
+	  .limit = ROUTES_LIMIT(ROUTES_RL_DEVICE), .fn = routes_offers_open },
+	{ .path = "/v1/offers/check", .method = HTTP1_POST, .label = MR_OFFER_CHECK,
+	  .role = ROLE_TERMINAL, .body_max = ROUTES_CHECK_BODY_MAX, .fn = routes_offer_check },
+	{ .path = "/v1/offers/report", .method = HTTP1_GET, .label = MR_OFFER_REPORT,
+	  .role = ROLE_ANALYST, .fn = routes_offer_report },
+	{ .path = ROUTES_OFFERS_PREFIX, .suffix = ROUTES_ACCEPT_SUFFIX,
+	  .arg_max = STORE_OFFER_ID_LEN, .method = HTTP1_POST, .label = MR_OFFER_ACCEPT,
+	  .role = ROLE_DEVICE, .limit = ROUTES_LIMIT(ROUTES_RL_DEVICE),
+	  .fn_arg = routes_offer_accept },
+	{ .path = "/v1/health", .method = HTTP1_GET, .label = MR_HEALTH, .fn = routes_health },
+	{ .path = "/v1/health/ready", .method = HTTP1_GET, .label = MR_READY,
+	  .fn = routes_ready },
+	{ .path = "/metrics", .method = HTTP1_GET, .label = MR_METRICS, .fn = routes_metrics },
 };
 
 /* The per-address bucket of the route's class: false with 429 sent when
@@ -1484,6 +1436,56 @@ static bool routes_limit_ok(struct rq *q, int limit)
 	return false;
 }
 
+/* The route's role: false with the refusal sent. */
+static bool routes_caller_ok(struct rq *q, const struct route *rt)
+{
+	switch (rt->role) {
+	case ROLE_TERMINAL:
+		return routes_need_terminal(q);
+	case ROLE_ANALYST:
+		return routes_need_analyst(q);
+	case ROLE_DEVICE:
+		return routes_need_device(q, &q->device);
+	case ROLE_ANYONE:
+		break;
+	}
+	return true;
+}
+
+/* The route's own body cap, below the server's: false with 413 sent. */
+static bool routes_body_ok(struct rq *q, const struct route *rt)
+{
+	char d[96];
+	size_t len = 0;
+
+	if (!rt->body_max)
+		return true;
+	(void)httpd_body(q->req, &len);
+	if (len <= rt->body_max)
+		return true;
+	snprintf(d, sizeof d, "the body is over %zu bytes", rt->body_max);
+	routes_error(q, 413, "too_large", d);
+	return false;
+}
+
+void routes_refused(void *arg, int status, const char *detail, struct httpd_refusal_reply *out)
+{
+	const char *code = status == 413 || status == 431 ? "too_large"
+			   : status == 501		  ? "not_implemented"
+			   : status == 500		  ? "internal"
+			   : status == 503		  ? "unavailable"
+							  : "bad_request";
+	int n;
+
+	(void)arg;
+	metrics_request(MR_OTHER, status);
+	/* detail is the httpd's own text and never quotes the request. */
+	n = snprintf(out->body, sizeof out->body, "{\"error\":\"%s\",\"detail\":\"%s\"}", code,
+		     detail);
+	out->ctype = "application/json";
+	out->len = n > 0 && (size_t)n < sizeof out->body ? (size_t)n : 0;
+}
+
 void routes_handle(struct httpd_req *req, void *arg)
 {
 	struct routes *r = arg;
@@ -1504,9 +1506,9 @@ void routes_handle(struct httpd_req *req, void *arg)
 			continue;
 		}
 		q.route = rt->label;
-		if (!routes_method_ok(&q, rt->method))
-			return;
-		if (routes_limits[rt->label] && !routes_limit_ok(&q, routes_limits[rt->label]))
+		if (!routes_method_ok(&q, rt->method) ||
+		    (rt->limit && !routes_limit_ok(&q, rt->limit)) || !routes_caller_ok(&q, rt) ||
+		    !routes_body_ok(&q, rt))
 			return;
 		if (rt->fn_arg)
 			rt->fn_arg(&q, id);

@@ -26,6 +26,7 @@
 #include "store.h"
 
 struct event_base;
+struct httpd_refusal_reply;
 struct httpd_req;
 
 /* Read-only after start, shared by every worker. */
@@ -54,6 +55,10 @@ int routes_new(struct event_base *base, struct store *store, struct keys_chan *k
 void routes_free(struct routes *r);
 /* The httpd handler; arg is the struct routes. */
 void routes_handle(struct httpd_req *req, void *arg);
+/* The httpd's refusal hook (struct httpd_hooks; arg unused): the routes'
+ * JSON error for a request refused before any route, counted in metrics
+ * as a request to no route. */
+void routes_refused(void *arg, int status, const char *detail, struct httpd_refusal_reply *out);
 /* Requests whose writes are with the writer: the worker must not free its
  * httpd before this is 0. */
 size_t routes_waiting(const struct routes *r);

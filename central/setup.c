@@ -21,7 +21,7 @@
 #include "ids.h"
 #include "keys.h"
 #include "pki.h"
-#include "server.h"
+#include "tls.h"
 #include "timeutil.h"
 
 #define SETUP_USAGE "usage: pos-central setup DIR"
@@ -249,7 +249,7 @@ static int setup_home(const char *dir, char kid[KEYS_KID_LEN + 1], pos_err *e)
 	if ((rc = setup_join(p, dir, "admin.token", e)) < 0 || (rc = keys_generate_token(p, e)) < 0)
 		goto out;
 	if ((rc = setup_join(p, dir, "ticket.key", e)) < 0 ||
-	    (rc = server_ticket_key_create(p, e)) < 0)
+	    (rc = tls_ticket_key_create(p, e)) < 0)
 		goto out;
 	if ((rc = setup_join(p, dir, PKI_ISSUED_DIR, e)) < 0)
 		goto out;

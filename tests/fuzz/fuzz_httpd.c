@@ -136,6 +136,18 @@ static void fz_reply(struct fz *f, struct httpd_req *q, uint8_t how)
 	httpd_reply(q, statuses[how % 7], (how & 0x40) ? NULL : "application/json", fz_body, len);
 }
 
+/* The application's refusal: JSON, as central's. */
+static void fz_refusal(void *arg, int status, const char *detail, struct httpd_refusal_reply *out)
+{
+	int n = snprintf(out->body, sizeof out->body, "{\"error\":\"x\",\"detail\":\"%s\"}",
+			 detail);
+
+	(void)arg;
+	(void)status;
+	out->ctype = "application/json";
+	out->len = n > 0 && (size_t)n < sizeof out->body ? (size_t)n : 0;
+}
+
 static void fz_handler(struct httpd_req *q, void *arg)
 {
 	struct fz *f = arg;
@@ -398,6 +410,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	o.max_head = heads[cfg & 3];
 	o.max_body = f->max_body = bodies[(cfg >> 2) & 3];
 	o.handler = fz_handler;
+	o.hooks.refusal = fz_refusal;
 	o.arg = f;
 	o.flush_priority = (cfg & 0x10) ? -1 : 1;
 	if (httpd_new(f->base, &o, &f->h, &e) != 0)

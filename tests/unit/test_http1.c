@@ -345,6 +345,28 @@ static void methods_and_reasons_are_fixed_labels(void **st)
 	assert_string_equal(http1_reason(299), "Status");
 }
 
+static void a_bearer_token_is_read_once_for_every_route(void **st)
+{
+	size_t n = 99;
+	const char *t;
+
+	(void)st;
+	t = http1_bearer("Bearer   abc.def  \t", &n);
+	assert_non_null(t);
+	assert_int_equal(n, 7);
+	assert_memory_equal(t, "abc.def", 7);
+	t = http1_bearer("bEARER x", &n);
+	assert_non_null(t);
+	assert_int_equal(n, 1);
+	assert_null(http1_bearer("Basic abc", &n));
+	assert_int_equal(n, 0);
+	assert_null(http1_bearer("Bearer", &n));
+	assert_null(http1_bearer(NULL, &n));
+	t = http1_bearer("Bearer ", &n);
+	assert_non_null(t);
+	assert_int_equal(n, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -362,6 +384,7 @@ int main(void)
 		cmocka_unit_test(messages_never_quote_the_request),
 		cmocka_unit_test(a_parsed_request_moves_with_its_buffer),
 		cmocka_unit_test(methods_and_reasons_are_fixed_labels),
+		cmocka_unit_test(a_bearer_token_is_read_once_for_every_route),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
