@@ -32,6 +32,9 @@ _Static_assert(HTTPD_PEER_ID_MAX == IDS_MAX, "a peer holds an id");
 #define TLS_SESSIONS_FILE "tls_sessions"
 /* One session as DER: mostly the client certificate. */
 #define TLS_SESS_DER_MAX 16384
+/* The saved sessions file is read whole at start: at most this much (a
+ * session with its certificate is about 2 KB). */
+#define TLS_SESSIONS_FILE_MAX (64L * 1024 * 1024)
 
 /* One session ticket key: a ticket names the key that sealed it. */
 struct tls_ticket_key {
@@ -420,7 +423,9 @@ static SSL_SESSION *tls_sess_get_cb(SSL *s, const unsigned char *id, int len, in
 		ERR_clear_error();
 	}
 	peer = x->s ? SSL_SESSION_get0_peer(x->s) : NULL;
-	if (!x->s || (peer && tr && tls_trust_revoked(tr, peer)))
+	/* Revoked since, or expired since: a full handshake refuses it. */
+	if (!x->s || (peer && ((tr && tls_trust_revoked(tr, peer)) ||
+			       X509_cmp_current_time(X509_get0_notAfter(peer)) <= 0)))
 		goto out;
 	sess = x->s;
 	x->s = NULL;
@@ -609,6 +614,8 @@ static void tls_sessions_load(struct tls_tickets *t)
 	    lstat(path, &st) != 0)
 		return;
 	cap = c->max * (TLS_SESS_REC + TLS_SESS_DER_MAX) + 16 + 16 + 16 + 32;
+	if (cap > TLS_SESSIONS_FILE_MAX)
+		cap = TLS_SESSIONS_FILE_MAX;
 	if ((size_t)st.st_size > cap) {
 		why = "larger than [tls] session_cache sessions";
 		goto bad;
@@ -782,16 +789,37 @@ static bool tls_stat_same(const struct stat *a, const struct stat *b)
 	       a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
 
+/* A reload may only add revocations: once a list is in force, a missing
+ * file or an older list (a lower crlNumber: a copy from a backup) would
+ * let revoked terminals back in, so it is refused. 0 or why not. */
+static const char *tls_crl_successor(const X509_CRL *cur, const X509_CRL *next)
+{
+	ASN1_INTEGER *a, *b;
+	int older;
+
+	if (!cur)
+		return NULL;
+	if (!next)
+		return "crl.pem is gone";
+	a = X509_CRL_get_ext_d2i(cur, NID_crl_number, NULL, NULL);
+	b = X509_CRL_get_ext_d2i(next, NID_crl_number, NULL, NULL);
+	older = a && (!b || ASN1_INTEGER_cmp(b, a) < 0);
+	ASN1_INTEGER_free(a);
+	ASN1_INTEGER_free(b);
+	return older ? "its crlNumber is older than the list in force" : NULL;
+}
+
 /*
- * Called from the main thread once a second: when crl.pem changed (or
- * went away: nothing revoked), a new store replaces the old one for the
- * handshakes that start from now on. A file that does not load keeps the
- * old store, logged once per version of the file.
+ * Called from the main thread once a second: when crl.pem changed, a new
+ * store replaces the old one for the handshakes that start from now on. A
+ * file that does not load, is gone, or is older than the list in force
+ * keeps the old store, logged once per version of the file.
  */
 static void tls_trust_poll(struct tls_trust *t)
 {
 	X509_STORE *store = NULL, *old_store;
 	X509_CRL *crl = NULL, *old_crl;
+	const char *why;
 	struct stat st;
 	pos_err e = { 0 };
 
@@ -805,6 +833,13 @@ static void tls_trust_poll(struct tls_trust *t)
 	if (tls_trust_build(t, &st, &store, &crl, &e) < 0) {
 		log_error("crl_reload_failed", "file=%s error=%s (the previous list stays in force)",
 			  t->path, e.msg);
+		return;
+	}
+	if ((why = tls_crl_successor(t->crl, crl))) {
+		log_error("crl_reload_refused", "file=%s error=%s (the previous list stays in force)",
+			  t->path, why);
+		X509_STORE_free(store);
+		X509_CRL_free(crl);
 		return;
 	}
 	pthread_rwlock_wrlock(&t->lock);
