@@ -29,6 +29,7 @@
 #include "file.h"
 #include "httpd.h"
 #include "ids.h"
+#include "analyst.h"
 #include "ingest.h"
 #include "keys.h"
 #include "log.h"
@@ -1637,6 +1638,8 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 		goto out;
 	sh.kr = tokens;
 	sh.ingest = ig;
+	if ((rc = analyst_shared_new(c, tokens, ig, &sh.analyst, e)) < 0)
+		goto out;
 	sh.auto_enrol = c->auto_enrol;
 	sh.max_body = (size_t)c->max_body;
 	sh.database = c->database;
@@ -1760,6 +1763,7 @@ out:
 	store_close(probe);
 	slots_free(slots);
 	ingest_free(ig);
+	analyst_shared_free(sh.analyst);
 	ratelimit_free(rl);
 	SSL_CTX_free(ctx);
 	server_trust_free(&tr);
