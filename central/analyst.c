@@ -499,6 +499,13 @@ static void an_login(struct aq *q)
 		goto out;
 	}
 	if (!keyring_analyst_ok(q->a->kr, tok, strlen(tok))) {
+		if (!accept || !strstr(accept, "application/json")) {
+			/* A browser's form: back to the sign-in, which says why. */
+			atomic_fetch_add_explicit(&an_refused[AR_AUTH], 1, memory_order_relaxed);
+			(void)httpd_add_header(q->req, "Location", "/analyst/?denied=1");
+			an_send(q, 303, "text/plain; charset=utf-8", "not signed in\n", 14);
+			goto out;
+		}
 		an_refuse(q, AR_AUTH, 401, "unauthorized", "the analyst token is not known");
 		goto out;
 	}
