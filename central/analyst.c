@@ -1063,72 +1063,71 @@ static const char *an_tail(const char *path, const char *prefix)
 	return path + n;
 }
 
-void analyst_handle(struct analyst_shared *a, struct store *s, struct httpd_req *req)
+static void an_dispatch(struct aq *q)
 {
-	struct aq q = { .a = a, .s = s, .req = req, .route = "analyst", .t0_us = time_mono_us() };
+	struct httpd_req *req = q->req;
 	const char *path = httpd_path(req), *x;
 	bool who, csrf_ok = false, page = strncmp(path, "/v1/", 4) != 0;
 
 	/* Signing in and the assets need no analyst. */
 	if (strcmp(path, "/analyst") == 0 || strcmp(path, "/analyst/") == 0) {
-		q.route = "analyst_signin";
-		if (an_method(&q, HTTP1_GET))
-			an_file(&q, "analyst.html");
+		q->route = "analyst_signin";
+		if (an_method(q, HTTP1_GET))
+			an_file(q, "analyst.html");
 		return;
 	}
 	if (strcmp(path, "/analyst/login") == 0) {
-		q.route = "analyst_login";
-		if (an_method(&q, HTTP1_POST))
-			an_login(&q);
+		q->route = "analyst_login";
+		if (an_method(q, HTTP1_POST))
+			an_login(q);
 		return;
 	}
 	if ((x = an_tail(path, AN_ASSETS))) {
-		q.route = "analyst_asset";
-		if (an_method(&q, HTTP1_GET))
-			an_file(&q, x);
+		q->route = "analyst_asset";
+		if (an_method(q, HTTP1_GET))
+			an_file(q, x);
 		return;
 	}
-	who = an_who(&q, &csrf_ok);
-	wipe(q.sid, sizeof q.sid) ;
+	who = an_who(q, &csrf_ok);
 	if (!who) {
-		q.route = page ? "analyst_page" : "analyst_api";
+		q->route = page ? "analyst_page" : "analyst_api";
 		if (page && httpd_method(req) != HTTP1_POST) {
 			/* A page asked for without a session: to the sign-in. */
 			atomic_fetch_add_explicit(&an_refused[AR_AUTH], 1, memory_order_relaxed);
 			(void)httpd_add_header(req, "Location", "/analyst/");
-			an_send(&q, 303, "text/plain; charset=utf-8", "sign in\n", 8);
+			an_send(q, 303, "text/plain; charset=utf-8", "sign in\n", 8);
 			return;
 		}
 		(void)httpd_add_header(req, "WWW-Authenticate", "Bearer");
-		an_refuse(&q, AR_AUTH, 401, "unauthorized",
+		an_refuse(q, AR_AUTH, 401, "unauthorized",
 			  "sign in at /analyst/ or send the analyst token as a Bearer token");
 		return;
 	}
 	if (httpd_method(req) == HTTP1_POST && !csrf_ok) {
-		q.route = "analyst_post";
-		an_refuse(&q, AR_CSRF, 403, "csrf", "the X-CSRF-Token header is missing or wrong");
+		q->route = "analyst_post";
+		an_refuse(q, AR_CSRF, 403, "csrf", "the X-CSRF-Token header is missing or wrong");
 		return;
 	}
 	if (strcmp(path, "/analyst/logout") == 0) {
-		q.route = "analyst_logout";
-		if (an_method(&q, HTTP1_POST))
-			an_logout(&q);
+		q->route = "analyst_logout";
+		if (an_method(q, HTTP1_POST))
+			an_logout(q);
 	} else if (strcmp(path, "/v1/analyst/me") == 0) {
-		q.route = "analyst_me";
-		if (an_method(&q, HTTP1_GET))
-			an_me(&q);
+		q->route = "analyst_me";
+		if (an_method(q, HTTP1_GET))
+			an_me(q);
 	} else if ((x = an_tail(path, AN_HH_JSON))) {
-		q.route = "analyst_household";
-		if (an_method(&q, HTTP1_GET))
-			an_household(&q, x);
+		q->route = "analyst_household";
+		if (an_method(q, HTTP1_GET))
+			an_household(q, x);
 	} else if (strcmp(path, "/v1/analyst/cohorts") == 0) {
-		q.route = "analyst_cohorts";
-		if (an_method(&q, HTTP1_GET))
-			an_cohort(&q);
+		q->route = "analyst_cohorts";
+		if (an_method(q, HTTP1_GET))
+			an_cohort(q);
 	} else if (strcmp(path, "/v1/analyst/offers/funnel") == 0) {
-		q.route = "analyst_funnel";
-		if (an_method(&q, HTTP1_GET))
-			an_funnel(&q);
+		q->route = "analyst_funnel";
+		if (an_method(q, HTTP1_GET))
+			an_funnel(q);
 	} else if ((x = an_tail(path, AN_HH_PAGE)) || strcmp(path, "/analyst/cohorts") == 0 ||
 		   strcmp(path, "/analyst/offers") == 0) {
 		const char *file = x ? "analyst_household.html"
@@ -1136,18 +1135,26 @@ void analyst_handle(struct analyst_shared *a, struct store *s, struct httpd_req 
 									      : "analyst_offers.html";
 		char detail[64];
 
-		q.route = "analyst_page";
+		q->route = "analyst_page";
 		if (x && !deident_hhid_valid(x)) {
-			an_refuse(&q, AR_INPUT, 404, "not_found", "no such household page");
+			an_refuse(q, AR_INPUT, 404, "not_found", "no such household page");
 			return;
 		}
-		if (!an_method(&q, HTTP1_GET))
+		if (!an_method(q, HTTP1_GET))
 			return;
 		snprintf(detail, sizeof detail, "page=%s%s%s", file, x ? " hhid=" : "", x ? x : "");
-		an_audit(&q, "analyst_page", detail);
-		an_file(&q, file);
+		an_audit(q, "analyst_page", detail);
+		an_file(q, file);
 	} else {
-		q.route = "analyst_other";
-		an_error(&q, 404, "not_found", "no such route");
+		q->route = "analyst_other";
+		an_error(q, 404, "not_found", "no such route");
 	}
+}
+
+void analyst_handle(struct analyst_shared *a, struct store *s, struct httpd_req *req)
+{
+	struct aq q = { .a = a, .s = s, .req = req, .route = "analyst", .t0_us = time_mono_us() };
+
+	an_dispatch(&q);
+	wipe(q.sid, sizeof q.sid);
 }

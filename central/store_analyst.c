@@ -326,7 +326,7 @@ int store_analyst_also(struct store *s, const struct store_cohort_filter *f,
 			  "SELECT p.gtin, coalesce(m.name, ''), "
 			  "  sum(p.hhid IN (SELECT hhid FROM c)) AS hc, count(*) FROM p "
 			  "LEFT JOIN item_master m ON m.gtin = p.gtin "
-			  "GROUP BY p.gtin ORDER BY hc DESC, p.gtin",
+			  "GROUP BY p.gtin HAVING hc > 0 ORDER BY hc DESC, p.gtin",
 			  &st, e)) < 0)
 		return rc;
 	sa_bind_filter(st, f);
