@@ -355,7 +355,7 @@ static const char *const store_migrations[] = {
 	") WITHOUT ROWID;",
 	/* v5: the households that bought an item (the analysts' cohorts)
 	 * are found from the item, not by reading every line. */
-	"CREATE INDEX items_gtin ON items(gtin);",
+	"CREATE INDEX IF NOT EXISTS items_gtin ON items(gtin);",
 };
 
 #define STORE_VERSION ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
