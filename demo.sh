@@ -265,3 +265,10 @@ print(f"   {files} files checked (databases, WAL files, spools, logs, keys): "
 sys.exit(1 if hits else 0)
 EOF
 info "done: logs and databases are under demo/"
+
+say "The analysts' workbench"
+info "start central again:  $BUILD/bin/pos-central serve -c demo/central/central.conf"
+info "then open:            https://127.0.0.1:$PORT/analyst/"
+info "sign in with the analyst token in $D/central/analyst.token"
+info "a demo household:     https://127.0.0.1:$PORT/analyst/households/$HH_SMITH"
+info "(cohorts and funnels count at least [privacy] k_min = 10 households; the demo has 3)"

@@ -101,6 +101,12 @@ static const struct cconf_key cconf_keys[] = {
 	  "seconds a message long poll is held" },
 	{ "console", "session_hours", CC_INT, "12", 1, 720, CC_LONG(console_session_hours),
 	  "hours a staff login lasts" },
+	{ "privacy", "k_min", CC_INT, "10", 2, 1000000, CC_LONG(privacy_k_min),
+	  "no analyst number about fewer households is shown" },
+	{ "analyst", "session_hours", CC_INT, "8", 1, 720, CC_LONG(analyst_session_hours),
+	  "hours a workbench sign-in lasts" },
+	{ "analyst", "sessions_max", CC_INT, "256", 1, 100000, CC_LONG(analyst_sessions_max),
+	  "workbench sign-ins held at once; the oldest goes first" },
 };
 
 #define CC_NKEYS (sizeof(cconf_keys) / sizeof(cconf_keys[0]))

@@ -113,6 +113,10 @@ struct cconf {
 	long receipt_ttl_days;
 	long receipt_poll_s;
 	long console_session_hours;
+	/* The analysts' workbench (design section 15): docs/analysts.md. */
+	long privacy_k_min;
+	long analyst_session_hours;
+	long analyst_sessions_max;
 };
 
 int cconf_load(const char *path, struct cconf *out, pos_err *e);

@@ -30,9 +30,8 @@
 #include "store_public.h"
 #include "timeutil.h"
 #include "wipe.h"
+#include "www.h"
 
-#define PUB_FILE_MAX (1024 * 1024)  /* bytes of one page or asset */
-#define PUB_NAME_MAX 64             /* characters of an asset's name */
 #define PUB_BODY_MAX 16384          /* bytes of a JSON body here */
 #define PUB_TOKEN_PATH_MAX 64       /* characters of a token in a path */
 #define PUB_LIST_MAX 100            /* conversations in one console answer */
@@ -240,68 +239,21 @@ static void pub_not_found(struct pq *q)
 
 /* ------------------------------------------------------------ static files */
 
-static const struct {
-	const char *ext;
-	const char *ctype;
-} pub_types[] = {
-	{ ".html", "text/html; charset=utf-8" }, { ".css", "text/css; charset=utf-8" },
-	{ ".js", "text/javascript; charset=utf-8" }, { ".svg", "image/svg+xml" },
-	{ ".png", "image/png" }, { ".ico", "image/x-icon" },
-	{ ".txt", "text/plain; charset=utf-8" },
-};
-
-/* The content type of a file name: [A-Za-z0-9_-] then one known
- * extension. Anything else (a slash, "..", a hidden file) is NULL. */
-static const char *pub_ctype(const char *name)
-{
-	size_t n = strlen(name), stem = strcspn(name, ".");
-
-	if (n == 0 || n > PUB_NAME_MAX || stem == 0 ||
-	    strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") != stem)
-		return NULL;
-	for (size_t i = 0; i < sizeof pub_types / sizeof pub_types[0]; i++)
-		if (strcmp(name + stem, pub_types[i].ext) == 0)
-			return pub_types[i].ctype;
-	return NULL;
-}
-
-/* Serves www/<name>: a regular file directly in the folder, never a
- * symbolic link (O_NOFOLLOW), at most PUB_FILE_MAX bytes. */
+/* Serves www/<name> (www_read's rules). */
 static void pub_file(struct pq *q, const char *name, int status)
 {
-	const char *ctype = pub_ctype(name);
-	struct stat st;
+	const char *ctype = NULL;
 	char *buf = NULL;
 	size_t have = 0;
-	int fd = -1;
+	int rc = www_read(q->p->sh->www_fd, name, &buf, &have, &ctype);
 
-	if (!ctype) {
-		pub_not_found(q);
-		return;
-	}
-	fd = openat(q->p->sh->www_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > PUB_FILE_MAX) {
-		pub_not_found(q);
-		goto out;
-	}
-	if (!(buf = malloc((size_t)st.st_size + 1))) {
+	if (rc == POS_ENOMEM)
 		pub_error(q, 500, "internal", "out of memory");
-		goto out;
-	}
-	while (have < (size_t)st.st_size) {
-		ssize_t got = read(fd, buf + have, (size_t)st.st_size - have);
-
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got <= 0)
-			break;
-		have += (size_t)got;
-	}
-	pub_send_cached(q, status, ctype, buf, have, "no-cache");
-out:
+	else if (rc < 0)
+		pub_not_found(q);
+	else
+		pub_send_cached(q, status, ctype, buf, have, "no-cache");
 	free(buf);
-	if (fd >= 0)
-		close(fd);
 }
 
 /* ------------------------------------------------------------ receipts */
@@ -1207,7 +1159,7 @@ void public_handle(struct httpd_req *req, void *arg)
 		q.route = "/r/{token}";
 		if (pub_method(&q, HTTP1_GET))
 			pub_receipt_page(&q, x);
-	} else if ((x = pub_segment(path, "/assets/", "", seg, PUB_NAME_MAX))) {
+	} else if ((x = pub_segment(path, "/assets/", "", seg, WWW_NAME_MAX))) {
 		q.route = "/assets/{file}";
 		if (pub_method(&q, HTTP1_GET))
 			pub_file(&q, x, 200);
@@ -1250,30 +1202,6 @@ void public_handle(struct httpd_req *req, void *arg)
 
 /* ------------------------------------------------------------ lifetime */
 
-/* The www folder beside the binary: PREFIX/bin/../share/pos/www when
- * installed, the source tree's www when run from build/bin. */
-static int pub_find_www(char *out, size_t cap)
-{
-	char exe[PATH_MAX], *slash;
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-	static const char *const tries[] = { "/../share/pos/www", "/../../www" };
-	struct stat st;
-
-	if (n <= 0)
-		return POS_ENOTFOUND;
-	exe[n] = '\0';
-	if (!(slash = strrchr(exe, '/')))
-		return POS_ENOTFOUND;
-	*slash = '\0';
-	for (size_t i = 0; i < sizeof tries / sizeof tries[0]; i++) {
-		int k = snprintf(out, cap, "%s%s", exe, tries[i]);
-
-		if (k > 0 && (size_t)k < cap && stat(out, &st) == 0 && S_ISDIR(st.st_mode))
-			return 0;
-	}
-	return POS_ENOTFOUND;
-}
-
 int public_shared_init(struct public_shared *sh, const struct cconf *c, pos_err *e)
 {
 	struct ratelimit_rule rule = { c->public_rate_per_min, c->public_burst };
@@ -1282,21 +1210,8 @@ int public_shared_init(struct public_shared *sh, const struct cconf *c, pos_err 
 	memset(sh, 0, sizeof *sh);
 	sh->www_fd = -1;
 	sh->c = c;
-	if (!c->www[0]) {
-		if (pub_find_www(sh->www, sizeof sh->www) < 0)
-			return err_set(e, POS_ENOTFOUND,
-				       "no www folder beside the binary (share/pos/www); set [central] "
-				       "www");
-	} else {
-		n = c->www[0] == '/' ? snprintf(sh->www, sizeof sh->www, "%s", c->www)
-				     : snprintf(sh->www, sizeof sh->www, "%s/%s",
-						c->dir[0] ? c->dir : ".", c->www);
-		if (n < 0 || (size_t)n >= sizeof sh->www)
-			return err_set(e, POS_ETOOBIG, "[central] www: path too long");
-	}
-	sh->www_fd = open(sh->www, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (sh->www_fd < 0)
-		return err_set(e, POS_EIO, "[central] www %s: %s", sh->www, strerror(errno));
+	if ((n = www_open(c, sh->www, sizeof sh->www, &sh->www_fd, e)) < 0)
+		return n;
 	sh->bus = calloc(1, sizeof *sh->bus);
 	if (!sh->bus) {
 		public_shared_free(sh);

@@ -12,6 +12,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "analyst.h"
 #include "basket.h"
 #include "history.h"
 #include "httpd.h"
@@ -1494,6 +1495,10 @@ void routes_handle(struct httpd_req *req, void *arg)
 	/* The longest path argument (an hhid or an offer id), plus one and a NUL. */
 	char seg[(DEIDENT_ID_LEN > STORE_OFFER_ID_LEN ? DEIDENT_ID_LEN : STORE_OFFER_ID_LEN) + 2];
 
+	if (r->sh->analyst && analyst_path(path)) {
+		analyst_handle(r->sh->analyst, r->store, req);
+		return;
+	}
 	for (size_t i = 0; i < sizeof routes_table / sizeof routes_table[0]; i++) {
 		const struct route *rt = &routes_table[i];
 		const char *id = NULL;

@@ -28,6 +28,7 @@
 struct event_base;
 struct httpd_refusal_reply;
 struct httpd_req;
+struct analyst_shared;
 
 /* Read-only after start, shared by every worker. */
 struct routes_shared {
@@ -41,6 +42,7 @@ struct routes_shared {
 	 * NULL: no limit. */
 	struct ratelimit *rl;
 	struct offers_limits devices;
+	struct analyst_shared *analyst; /* the workbench's routes (analyst.h); NULL: off */
 };
 
 /* The ratelimit classes of the routes anyone may call. */

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "analyst.h"
 #include "httpd.h"
 #include "ingest.h"
 #include "log.h"
@@ -615,6 +616,8 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 		goto out;
 	sh.kr = tokens;
 	sh.ingest = ig;
+	if ((rc = analyst_shared_new(c, tokens, ig, &sh.analyst, e)) < 0)
+		goto out;
 	sh.auto_enrol = c->auto_enrol;
 	sh.max_body = (size_t)c->max_body;
 	sh.database = c->database;
@@ -737,6 +740,7 @@ out:
 	store_close(probe);
 	slots_free(slots);
 	ingest_free(ig);
+	analyst_shared_free(sh.analyst);
 	ratelimit_free(rl);
 	tls_free(tls);
 	if (lock_fd >= 0)

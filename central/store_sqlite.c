@@ -353,6 +353,9 @@ static const char *const store_migrations[] = {
 	"  linked INTEGER NOT NULL,"
 	"  PRIMARY KEY (device_id, hhid)"
 	") WITHOUT ROWID;",
+	/* v5: the households that bought an item (the analysts' cohorts)
+	 * are found from the item, not by reading every line. */
+	"CREATE INDEX IF NOT EXISTS items_gtin ON items(gtin);",
 };
 
 #define STORE_VERSION ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))

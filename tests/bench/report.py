@@ -74,6 +74,10 @@ def main():
     target("history p99 at 10M item rows, history_write JSON (us)", h10, 5000, "max", "us")
     if h1 and h10:
         target("history p99 10M / 1M", h10 / h1, 1.5, "max", "x")
+    for what in ("household", "cohort"):
+        v = get(r, "analyst", what + "_p99_us")
+        target(f"workbench {what} data call p99 at 10M item rows (ms)",
+               v / 1e3 if v is not None else None, 100, "max", "ms")
     full = get(r, "tls", "full_us")
     resumed = get(r, "tls", "resumed_us")
     if full and resumed:
@@ -139,6 +143,11 @@ def main():
                                 f" ms, p99 {d['json_p99_us'] / 1e3:.2f} ms ({d['queries']} households)"))
         else:
             row(label, None)
+    for what in ("household", "cohort"):
+        v, h10 = get(r, "analyst", what + "_p99_us"), get(r, "history_10000000", "json_p99_us")
+        if v is not None and h10:
+            rows.append((f"workbench {what} p99 / history JSON p99 (the store's floor)",
+                         f"{v / h10:.1f}x"))
     row("TLS full handshake, server CPU (us)", full)
     row("TLS resumed handshake, server CPU (us)", resumed)
     a = r.get("agent")
