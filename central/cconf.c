@@ -101,6 +101,16 @@ static const struct cconf_key cconf_keys[] = {
 	  "seconds a message long poll is held" },
 	{ "console", "session_hours", CC_INT, "12", 1, 720, CC_LONG(console_session_hours),
 	  "hours a staff login lasts" },
+	{ "vendors", "k_vendor", CC_PATH, "k_vendor.key", 0, 0, CC_FIELD(k_vendor),
+	  "the key of vendor pseudonyms (made by vendor add)" },
+	{ "vendors", "max_skew_s", CC_INT, "300", 10, 3600, CC_LONG(vendor_max_skew_s),
+	  "a signed vendor call older or newer than this is refused" },
+	{ "vendors", "call_timeout_s", CC_INT, "10", 1, 300, CC_LONG(vendor_call_timeout_s),
+	  "seconds central waits for a vendor backend" },
+	{ "vendors", "retry_max_s", CC_INT, "60", 1, 86400, CC_LONG(vendor_retry_max_s),
+	  "longest wait between retries of a backend call" },
+	{ "vendors", "messages_max", CC_INT, "100", 1, 1000, CC_LONG(vendor_messages_max),
+	  "messages in one GET /v1/devices/me/messages" },
 };
 
 #define CC_NKEYS (sizeof(cconf_keys) / sizeof(cconf_keys[0]))

@@ -112,6 +112,12 @@ struct cconf {
 	long receipt_ttl_days;
 	long receipt_poll_s;
 	long console_session_hours;
+	/* Vendors (design section 14): docs/vendors.md. */
+	char k_vendor[CCONF_PATH_MAX];
+	long vendor_max_skew_s;
+	long vendor_call_timeout_s;
+	long vendor_retry_max_s;
+	long vendor_messages_max;
 };
 
 int cconf_load(const char *path, struct cconf *out, pos_err *e);
