@@ -805,7 +805,7 @@ int store_outbox_due(struct store *s, int64_t now_ms, struct store_outbox_job *o
 	*n = 0;
 	if ((rc = sv_prep(s,
 			  "SELECT o.id, o.kind, o.message_id, o.activity_id, o.body, o.idem, o.attempts, "
-			  "a.ref, a.hhid, " SV_VENDOR_COLS " FROM outbox o "
+			  "a.ref, a.hhid, v.id, v.name, v.backend, v.secret FROM outbox o "
 			  "JOIN activities a ON a.id = o.activity_id JOIN vendors v ON v.id = a.vendor "
 			  "WHERE o.done IS NULL AND o.next <= ?1 ORDER BY o.next LIMIT ?2",
 			  &st, e)) < 0)

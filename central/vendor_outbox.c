@@ -244,8 +244,12 @@ static void *ob_main(void *arg)
 		size_t n = 0;
 
 		pthread_mutex_unlock(&o->mu);
-		if (store_outbox_due(o->s, time_now_ms(), jobs, OB_BATCH, &n, &e) < 0)
+		if (store_outbox_due(o->s, time_now_ms(), jobs, OB_BATCH, &n, &e) < 0) {
+			char qb[256];
+
+			log_error("outbox_failed", "detail=%s", log_q(qb, sizeof qb, e.msg));
 			n = 0;
+		}
 		for (size_t i = 0; i < n; i++)
 			ob_one(o, &jobs[i]);
 		for (size_t i = 0; i < n; i++)
