@@ -19,6 +19,7 @@
 #include "ingest.h"
 #include "jsonx.h"
 #include "log.h"
+#include "metrics.h"
 #include "offers.h"
 #include "store_vendor.h"
 #include "timeutil.h"
@@ -116,7 +117,44 @@ struct vendor_worker {
 	size_t waiting;    /* worker thread only */
 };
 
-static atomic_ulong vendor_refused_sig;
+enum vendor_refusal { VR_AUTH = 0, VR_STALE, VR_REPLAY, VR_COUNT };
+static const char *const vendor_refusal_names[VR_COUNT] = { "unauthorized", "stale", "replayed" };
+static atomic_ulong vendor_refused[VR_COUNT];
+static atomic_ulong vendor_outbox[2]; /* retried, done */
+
+void vendor_count_outbox(bool done)
+{
+	atomic_fetch_add_explicit(&vendor_outbox[done], 1, memory_order_relaxed);
+}
+
+static int vendor_metrics(char *buf, size_t cap)
+{
+	size_t len = 0;
+	int n;
+
+	n = snprintf(buf, cap,
+		     "# HELP pos_vendor_refused_total Signed vendor calls refused, by reason.\n"
+		     "# TYPE pos_vendor_refused_total counter\n");
+	if (n < 0 || (size_t)n >= cap)
+		return (int)cap;
+	len = (size_t)n;
+	for (int i = 0; i < VR_COUNT; i++) {
+		n = snprintf(buf + len, cap - len, "pos_vendor_refused_total{reason=\"%s\"} %lu\n",
+			     vendor_refusal_names[i], atomic_load(&vendor_refused[i]));
+		if (n < 0 || (size_t)n >= cap - len)
+			return (int)cap;
+		len += (size_t)n;
+	}
+	n = snprintf(buf + len, cap - len,
+		     "# HELP pos_vendor_backend_calls_total Calls to vendor backends, by result.\n"
+		     "# TYPE pos_vendor_backend_calls_total counter\n"
+		     "pos_vendor_backend_calls_total{result=\"done\"} %lu\n"
+		     "pos_vendor_backend_calls_total{result=\"retried\"} %lu\n",
+		     atomic_load(&vendor_outbox[1]), atomic_load(&vendor_outbox[0]));
+	if (n < 0 || (size_t)n >= cap - len)
+		return (int)cap;
+	return (int)(len + (size_t)n);
+}
 
 static void vj_send(struct httpd_req *req, const char *route, int64_t t0_us, int status,
 		    json_t *v)
@@ -215,7 +253,7 @@ static void vj_answer(struct vjob *j)
 	}
 	if (rc < 0) {
 		if (j->replay) {
-			atomic_fetch_add(&vendor_refused_sig, 1);
+			atomic_fetch_add(&vendor_refused[VR_REPLAY], 1);
 			vj_error(j->req, j->route, j->t0_us, 409, "replayed", e->msg);
 		} else if (rc == POS_ENOTFOUND)
 			vj_error(j->req, j->route, j->t0_us, 404, "not_found", e->msg);
@@ -337,6 +375,7 @@ static bool vj_verify(struct vjob *j, const char *body, size_t len, struct store
 	char *end = NULL;
 	long long ts, now = (long long)(time_now_ms() / 1000);
 	const char *why = NULL;
+	enum vendor_refusal r = VR_AUTH;
 	int rc;
 
 	if (!(tok = vj_bearer(j->req, &tl)))
@@ -354,6 +393,7 @@ static bool vj_verify(struct vjob *j, const char *body, size_t len, struct store
 	}
 	if (ts < now - w->max_skew_s || ts > now + w->max_skew_s) {
 		why = "X-Pos-Timestamp is stale (more than max_skew_s from central's clock)";
+		r = VR_STALE;
 		goto refuse;
 	}
 	(void)EVP_Digest(tok, tl, th, &hl, EVP_sha256(), NULL);
@@ -378,8 +418,8 @@ static bool vj_verify(struct vjob *j, const char *body, size_t len, struct store
 	(void)EVP_Digest(body, len, j->body_hash, &hl, EVP_sha256(), NULL);
 	return true;
 refuse:
-	atomic_fetch_add(&vendor_refused_sig, 1);
-	log_info("vendor_refused", "route=%s reason=signature", j->route);
+	atomic_fetch_add(&vendor_refused[r], 1);
+	log_info("vendor_refused", "route=%s reason=%s", j->route, vendor_refusal_names[r]);
 	(void)httpd_add_header(j->req, "WWW-Authenticate", "Bearer realm=\"vendor\"");
 	vj_error(j->req, j->route, j->t0_us, 401, "unauthorized", why);
 	return false;
@@ -679,6 +719,7 @@ int vendor_worker_new(struct event_base *base, struct store *store, struct inges
 	w->ig = ig;
 	w->max_skew_s = c->vendor_max_skew_s;
 	w->messages_max = (int)c->vendor_messages_max;
+	metrics_add_source(vendor_metrics);
 	pthread_mutex_init(&w->mu, NULL);
 	if (!(w->done_ev = event_new(base, -1, 0, vj_done_cb, w))) {
 		vendor_worker_free(w);

@@ -60,6 +60,8 @@ bool vendor_handle(struct vendor_worker *w, struct httpd_req *req);
 /* The outbox thread: its own store connection, k_vendor loaded from
  * [vendors] k_vendor (made when missing). *out: vendor_outbox_stop. */
 struct vendor_outbox;
+/* Counts an outbox call in /metrics: answered (done) or retried. */
+void vendor_count_outbox(bool done);
 int vendor_outbox_start(const struct cconf *c, struct vendor_outbox **out, pos_err *e);
 void vendor_outbox_stop(struct vendor_outbox *o);
 

@@ -210,6 +210,7 @@ static void ob_one(struct vendor_outbox *o, const struct store_outbox_job *j)
 		why = e.msg;
 		goto retry;
 	}
+	vendor_count_outbox(true);
 	log_info("outbox_done", "id=%lld kind=%s vendor=%s status=%ld attempts=%d", (long long)j->id,
 		 j->kind, j->v.id, status, j->attempts + 1);
 	goto out;
@@ -217,6 +218,7 @@ retry:
 	wait = 1000LL << (j->attempts < 16 ? j->attempts : 16);
 	if (wait > o->retry_max_s * 1000)
 		wait = o->retry_max_s * 1000;
+	vendor_count_outbox(false);
 	log_warn("outbox_retry", "id=%lld kind=%s vendor=%s status=%ld attempts=%d wait_ms=%lld why=%s",
 		 (long long)j->id, j->kind, j->v.id, status, j->attempts + 1, (long long)wait,
 		 log_q(qb, sizeof qb, why ? why : ""));
