@@ -162,8 +162,14 @@ static void vj_send(struct httpd_req *req, const char *route, int64_t t0_us, int
 	char *s = v ? jsonx_dump(v) : NULL;
 	static const char oom[] = "{\"error\":\"internal\",\"detail\":\"out of memory\"}";
 
-	(void)httpd_add_header(req, "Cache-Control", "no-store");
+	/* The public listener's headers (public.h): every reply carries them. */
+	(void)httpd_add_header(req, "Content-Security-Policy",
+			       "default-src 'none'; frame-ancestors 'none'; base-uri 'none'");
+	(void)httpd_add_header(req, "Strict-Transport-Security", "max-age=31536000");
 	(void)httpd_add_header(req, "X-Content-Type-Options", "nosniff");
+	(void)httpd_add_header(req, "Referrer-Policy", "no-referrer");
+	(void)httpd_add_header(req, "X-Frame-Options", "DENY");
+	(void)httpd_add_header(req, "Cache-Control", "no-store");
 	log_info("public_request", "route=%s method=%s status=%d latency_us=%lld", route,
 		 httpd_method_name(req), s ? status : 500, (long long)(time_mono_us() - t0_us));
 	if (s)
@@ -605,7 +611,7 @@ static void vj_device_call(struct vendor_worker *w, struct httpd_req *req, const
 {
 	struct vjob *j = vj_new(w, req, route, t0_us, kind);
 	json_t *root = NULL;
-	const char *opt = NULL, *body;
+	const char *body;
 	pos_err e = { 0 };
 	size_t len = 0;
 	char *end = NULL;
@@ -634,7 +640,6 @@ static void vj_device_call(struct vendor_worker *w, struct httpd_req *req, const
 				 e.msg[0] ? e.msg : "the body must be {\"option\"}");
 			goto fail;
 		}
-		(void)opt;
 		json_decref(root);
 	}
 	vj_submit(j);
