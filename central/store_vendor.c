@@ -911,6 +911,34 @@ out:
 	return store_sqlite_unit_finish(s, rc, e);
 }
 
+int store_outbox_refused(struct store *s, const struct store_outbox_job *j, int64_t now_ms,
+			 pos_err *e)
+{
+	sqlite3_stmt *st;
+	bool resched = strcmp(j->kind, "reschedule") == 0;
+	char text[STORE_VENDOR_TEXT_MAX + 1];
+	int rc = store_sqlite_unit_begin(s, e);
+
+	if (rc < 0)
+		return rc;
+	if ((rc = sv_outbox_done(s, j->id, now_ms, e)) < 0)
+		goto out;
+	if ((rc = sv_prep(s, "UPDATE hh_messages SET state = ?2 WHERE id = ?1", &st, e)) < 0)
+		goto out;
+	sqlite3_bind_int64(st, 1, j->message_id);
+	sqlite3_bind_text(st, 2, resched ? "failed" : "no_options", -1, SQLITE_STATIC);
+	if ((rc = sv_done(s, st, "message refused", e)) < 0 || !resched)
+		goto out;
+	snprintf(text, sizeof text,
+		 "%s could not move your booking to that time. Ask us for help and we will "
+		 "find another.",
+		 j->v.name);
+	rc = sv_message_add(s, j->hhid, j->v.id, NULL, "reschedule_failed", text, j->activity_id,
+			    "open", now_ms, NULL, e);
+out:
+	return store_sqlite_unit_finish(s, rc, e);
+}
+
 int store_outbox_pending(struct store *s, long *n, pos_err *e)
 {
 	sqlite3_stmt *st;

@@ -126,6 +126,12 @@ int store_outbox_options_done(struct store *s, const struct store_outbox_job *j,
  * gets a confirmation message. */
 int store_outbox_reschedule_done(struct store *s, const struct store_outbox_job *j,
 				 int64_t at_ms, int64_t now_ms, pos_err *e);
+/* The backend refused the call for good (a 4xx): it leaves the outbox;
+ * a refused reschedule marks the message "failed" and tells the household
+ * so (a "reschedule_failed" message); refused options mark it
+ * "no_options". */
+int store_outbox_refused(struct store *s, const struct store_outbox_job *j, int64_t now_ms,
+			 pos_err *e);
 /* Calls not yet answered (for /metrics and tests). */
 int store_outbox_pending(struct store *s, long *n, pos_err *e);
 

@@ -120,11 +120,11 @@ struct vendor_worker {
 enum vendor_refusal { VR_AUTH = 0, VR_STALE, VR_REPLAY, VR_COUNT };
 static const char *const vendor_refusal_names[VR_COUNT] = { "unauthorized", "stale", "replayed" };
 static atomic_ulong vendor_refused[VR_COUNT];
-static atomic_ulong vendor_outbox[2]; /* retried, done */
+static atomic_ulong vendor_outbox[3]; /* by enum vendor_call_result */
 
-void vendor_count_outbox(bool done)
+void vendor_count_outbox(enum vendor_call_result r)
 {
-	atomic_fetch_add_explicit(&vendor_outbox[done], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&vendor_outbox[r], 1, memory_order_relaxed);
 }
 
 static int vendor_metrics(char *buf, size_t cap)
@@ -149,8 +149,11 @@ static int vendor_metrics(char *buf, size_t cap)
 		     "# HELP pos_vendor_backend_calls_total Calls to vendor backends, by result.\n"
 		     "# TYPE pos_vendor_backend_calls_total counter\n"
 		     "pos_vendor_backend_calls_total{result=\"done\"} %lu\n"
-		     "pos_vendor_backend_calls_total{result=\"retried\"} %lu\n",
-		     atomic_load(&vendor_outbox[1]), atomic_load(&vendor_outbox[0]));
+		     "pos_vendor_backend_calls_total{result=\"retried\"} %lu\n"
+		     "pos_vendor_backend_calls_total{result=\"refused\"} %lu\n",
+		     atomic_load(&vendor_outbox[VENDOR_CALL_DONE]),
+		     atomic_load(&vendor_outbox[VENDOR_CALL_RETRIED]),
+		     atomic_load(&vendor_outbox[VENDOR_CALL_REFUSED]));
 	if (n < 0 || (size_t)n >= cap - len)
 		return (int)cap;
 	return (int)(len + (size_t)n);

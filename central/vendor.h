@@ -60,8 +60,9 @@ bool vendor_handle(struct vendor_worker *w, struct httpd_req *req);
 /* The outbox thread: its own store connection, k_vendor loaded from
  * [vendors] k_vendor (made when missing). *out: vendor_outbox_stop. */
 struct vendor_outbox;
-/* Counts an outbox call in /metrics: answered (done) or retried. */
-void vendor_count_outbox(bool done);
+enum vendor_call_result { VENDOR_CALL_RETRIED = 0, VENDOR_CALL_DONE, VENDOR_CALL_REFUSED };
+/* Counts an outbox call's result in /metrics. */
+void vendor_count_outbox(enum vendor_call_result r);
 int vendor_outbox_start(const struct cconf *c, struct vendor_outbox **out, pos_err *e);
 void vendor_outbox_stop(struct vendor_outbox *o);
 

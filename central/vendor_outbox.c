@@ -23,7 +23,8 @@
  * when the backend answered 2xx and what it answered is stored; until
  * then it is retried with a doubling wait (at most [vendors] retry_max_s),
  * also after a restart, with the same Idempotency-Key, so the backend sees
- * one reschedule however often central had to ask.
+ * one reschedule however often central had to ask. A 4xx other than 408
+ * and 429 is final: the call leaves the outbox and the customer is told.
  */
 
 #define OB_BATCH 8
@@ -192,11 +193,22 @@ static void ob_one(struct vendor_outbox *o, const struct store_outbox_job *j)
 		why = e.msg;
 		goto retry;
 	}
+	now = time_now_ms();
+	if (status >= 400 && status <= 499 && status != 408 && status != 429) {
+		/* Refused for good: asking again would be refused again. */
+		if ((rc = store_outbox_refused(o->s, j, now, &e)) < 0) {
+			why = e.msg;
+			goto retry;
+		}
+		vendor_count_outbox(VENDOR_CALL_REFUSED);
+		log_warn("outbox_refused", "id=%lld kind=%s vendor=%s status=%ld attempts=%d",
+			 (long long)j->id, j->kind, j->v.id, status, j->attempts + 1);
+		goto out;
+	}
 	if (status < 200 || status > 299) {
 		why = "backend answered non-2xx";
 		goto retry;
 	}
-	now = time_now_ms();
 	if (strcmp(j->kind, "options") == 0) {
 		if (!(opts = ob_options(reply.p))) {
 			why = "backend's options are not {\"options\":[{\"id\",\"at\"}]}";
@@ -210,7 +222,7 @@ static void ob_one(struct vendor_outbox *o, const struct store_outbox_job *j)
 		why = e.msg;
 		goto retry;
 	}
-	vendor_count_outbox(true);
+	vendor_count_outbox(VENDOR_CALL_DONE);
 	log_info("outbox_done", "id=%lld kind=%s vendor=%s status=%ld attempts=%d", (long long)j->id,
 		 j->kind, j->v.id, status, j->attempts + 1);
 	goto out;
@@ -218,7 +230,7 @@ retry:
 	wait = 1000LL << (j->attempts < 16 ? j->attempts : 16);
 	if (wait > o->retry_max_s * 1000)
 		wait = o->retry_max_s * 1000;
-	vendor_count_outbox(false);
+	vendor_count_outbox(VENDOR_CALL_RETRIED);
 	log_warn("outbox_retry", "id=%lld kind=%s vendor=%s status=%ld attempts=%d wait_ms=%lld why=%s",
 		 (long long)j->id, j->kind, j->v.id, status, j->attempts + 1, (long long)wait,
 		 log_q(qb, sizeof qb, why ? why : ""));

@@ -1,11 +1,12 @@
 #!/usr/bin/python3
 """A fake vendor backend for the vendor tests: bookable slots, signed calls.
 
-    fakevendor.py --port P --secret S [--fail-reschedules N]
+    fakevendor.py --port P --secret S [--fail-reschedules N] [--refuse-option ID]
 
 GET  /activities/{ref}/options     {"options":[{"id","at"}]}
 POST /activities/{ref}/reschedule  {"option","at","customer"} + Idempotency-Key;
-                                   the first N answer 500 (before recording)
+                                   the first N answer 500 (before recording);
+                                   option ID is refused with 409 (taken)
 GET  /_log                          what it saw, for the test
 
 Every call must carry X-Pos-Timestamp and X-Pos-Signature = base64(HMAC-SHA256(
@@ -94,6 +95,8 @@ class Handler(BaseHTTPRequestHandler):
             if key in DONE:
                 return self.answer(200, DONE[key])
             req = json.loads(body)
+            if req.get("option") == self.server.refuse:
+                return self.answer(409, {"error": "slot taken"})
             rec = {"ref": parts[2], "option": req.get("option"), "at": req.get("at"),
                    "customer": req.get("customer"), "key": key}
             LOG["reschedules"].append(rec)
@@ -106,10 +109,12 @@ def main():
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--secret", required=True)
     ap.add_argument("--fail-reschedules", type=int, default=0)
+    ap.add_argument("--refuse-option", default="")
     a = ap.parse_args()
     srv = ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
     srv.secret = a.secret.encode()
     srv.fail = a.fail_reschedules
+    srv.refuse = a.refuse_option
     srv.serve_forever()
 
 
