@@ -111,6 +111,10 @@ static const struct cconf_key cconf_keys[] = {
 	  "longest wait between retries of a backend call" },
 	{ "vendors", "messages_max", CC_INT, "100", 1, 1000, CC_LONG(vendor_messages_max),
 	  "messages in one GET /v1/devices/me/messages" },
+	{ "relations", "min_baskets", CC_INT, "2", 1, 1000000000, CC_LONG(related_min_baskets),
+	  "items related: baskets an item must share with the GTIN" },
+	{ "relations", "min_lift_pct", CC_INT, "120", 1, 1000000, CC_LONG(related_min_lift_pct),
+	  "items related: lift at least this % (100 = no better than chance)" },
 };
 
 #define CC_NKEYS (sizeof(cconf_keys) / sizeof(cconf_keys[0]))

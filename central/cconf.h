@@ -118,6 +118,8 @@ struct cconf {
 	long vendor_call_timeout_s;
 	long vendor_retry_max_s;
 	long vendor_messages_max;
+	long related_min_baskets;
+	long related_min_lift_pct;
 };
 
 int cconf_load(const char *path, struct cconf *out, pos_err *e);

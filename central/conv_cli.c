@@ -291,8 +291,10 @@ int items_main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "relate") == 0)
 		return vendor_items_relate(argc, argv);
+	if (strcmp(argv[1], "related") == 0)
+		return vendor_items_related(argc, argv);
 	if (strcmp(argv[1], "import") != 0)
-		return cli_usage_error("items", "unknown action '%s' (import, relate)", argv[1]);
+		return cli_usage_error("items", "unknown action '%s' (import, relate, related)", argv[1]);
 	for (int i = 2; i < argc; i++) {
 		if (cli_help(argv[i])) {
 			fputs(items_usage, stdout);

@@ -249,7 +249,8 @@ static const struct main_cmd main_cmds[] = {
 	{ "items", items_main,
 	  "items import -c CONF < items.csv\n"
 	  "                                the item master (names on receipts)\n"
-	  "  items relate -c CONF GTIN_A GTIN_B --kind requires|accessory" },
+	  "  items relate -c CONF GTIN_A GTIN_B --kind requires|accessory\n"
+	  "  items related -c CONF GTIN   bought with GTIN (co-purchase lift)" },
 	{ "vendor", vendor_main,
 	  "vendor add|report -c CONF ...\n"
 	  "                                vendors: tokens, signing secrets, event reports" },

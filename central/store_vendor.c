@@ -952,6 +952,48 @@ int store_outbox_pending(struct store *s, long *n, pos_err *e)
 	return rc == SQLITE_ROW ? 0 : store_sqlite_err(s, rc, "outbox count", e);
 }
 
+int store_items_related(struct store *s, const char *gtin, long min_baskets, double min_lift,
+			int limit, int (*fn)(const struct store_related *r, void *arg), void *arg,
+			pos_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = sv_prep(s,
+			  "WITH x AS (SELECT DISTINCT basket_id FROM items WHERE gtin = ?1), "
+			  "co AS (SELECT i.gtin, count(DISTINCT i.basket_id) AS c FROM items i "
+			  "  JOIN x ON x.basket_id = i.basket_id WHERE i.gtin <> ?1 GROUP BY i.gtin "
+			  "  HAVING count(DISTINCT i.basket_id) >= ?2), "
+			  "ny AS (SELECT gtin, count(DISTINCT basket_id) AS c FROM items "
+			  "  WHERE gtin IN (SELECT gtin FROM co) GROUP BY gtin), "
+			  "r AS (SELECT co.gtin, co.c, (co.c * 1.0 * (SELECT count(*) FROM baskets)) / "
+			  "  ((SELECT count(*) FROM x) * ny.c) AS lift FROM co JOIN ny ON ny.gtin = co.gtin) "
+			  "SELECT r.gtin, r.c, r.lift, coalesce(m.name, '') FROM r "
+			  "LEFT JOIN item_master m ON m.gtin = r.gtin WHERE r.lift >= ?3 "
+			  "ORDER BY r.lift DESC, r.gtin LIMIT ?4",
+			  &st, e)) < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, gtin, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, min_baskets);
+	sqlite3_bind_double(st, 3, min_lift);
+	sqlite3_bind_int(st, 4, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_related r;
+		int frc;
+
+		sv_text(st, 0, r.gtin, sizeof r.gtin);
+		r.baskets = (long)sqlite3_column_int64(st, 1);
+		r.lift = sqlite3_column_double(st, 2);
+		r.name = (const char *)sqlite3_column_text(st, 3);
+		if ((frc = fn(&r, arg)) != 0) {
+			sqlite3_finalize(st);
+			return frc;
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : store_sqlite_err(s, rc, "related items", e);
+}
+
 int store_vendor_report(struct store *s, const char *event_id, long *reached, long *read,
 			long *acted, pos_err *e)
 {

@@ -135,6 +135,19 @@ int store_outbox_refused(struct store *s, const struct store_outbox_job *j, int6
 /* Calls not yet answered (for /metrics and tests). */
 int store_outbox_pending(struct store *s, long *n, pos_err *e);
 
+/* Items bought with gtin (co-purchase over baskets): fn for each item in
+ * at least min_baskets baskets with it whose lift (P(item | gtin) /
+ * P(item)) is at least min_lift, highest lift first, at most limit. */
+struct store_related {
+	char gtin[GTIN_LEN + 1];
+	long baskets;
+	double lift;
+	const char *name; /* "" when not in the item master; valid during fn */
+};
+int store_items_related(struct store *s, const char *gtin, long min_baskets, double min_lift,
+			int limit, int (*fn)(const struct store_related *r, void *arg), void *arg,
+			pos_err *e);
+
 /* vendor report: households reached, read, acted for event id. */
 int store_vendor_report(struct store *s, const char *event_id, long *reached, long *read,
 			long *acted, pos_err *e);

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -28,6 +29,9 @@ static const char vendor_usage[] =
 	"       pos-central vendor report -c CONF --event ID\n";
 static const char relate_usage[] =
 	"usage: pos-central items relate -c CONF GTIN_A GTIN_B --kind requires|accessory\n";
+static const char related_usage[] =
+	"usage: pos-central items related -c CONF GTIN [--min-baskets N] [--min-lift-pct P]\n"
+	"  prints GTIN, baskets with both, lift, name: one item a line, best lift first\n";
 
 static int vc_usage(const char *what, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -240,6 +244,67 @@ static bool vc_gtin(const char *s, char out[GTIN_LEN + 1])
 	memset(out, '0', GTIN_LEN - n);
 	memcpy(out + GTIN_LEN - n, s, n + 1);
 	return gtin14_valid(out);
+}
+
+static int vc_related_row(const struct store_related *r, void *arg)
+{
+	long *n = arg;
+
+	printf("%s\t%ld\t%.2f\t%s\n", r->gtin, r->baskets, r->lift, r->name);
+	(*n)++;
+	return 0;
+}
+
+/* items related -c CONF GTIN [--min-baskets N] [--min-lift-pct P] */
+int vendor_items_related(int argc, char **argv)
+{
+	const char *conf = NULL, *g = NULL, *mb = NULL, *ml = NULL;
+	char gt[GTIN_LEN + 1];
+	struct cconf cf;
+	struct store *s = NULL;
+	pos_err e = { 0 };
+	long min_b, min_l, n = 0;
+	char *end;
+	int rc;
+
+	for (int i = 2; i < argc; i++) {
+		if (vc_help(argv[i])) {
+			fputs(related_usage, stdout);
+			return VC_OK;
+		}
+		if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
+			conf = argv[++i];
+		else if (strcmp(argv[i], "--min-baskets") == 0 && i + 1 < argc)
+			mb = argv[++i];
+		else if (strcmp(argv[i], "--min-lift-pct") == 0 && i + 1 < argc)
+			ml = argv[++i];
+		else if (argv[i][0] != '-' && !g)
+			g = argv[i];
+		else
+			return vc_usage("items", "unexpected argument '%s'", argv[i]);
+	}
+	if (!conf)
+		return vc_usage("items", "-c CONF is required");
+	if (!g || !vc_gtin(g, gt))
+		return vc_usage("items", "related takes one GTIN with a good check digit");
+	if ((rc = cconf_load(conf, &cf, &e)) < 0)
+		return vc_fail("items", &e);
+	min_b = cf.related_min_baskets;
+	min_l = cf.related_min_lift_pct;
+	if (mb && ((min_b = strtol(mb, &end, 10)) < 1 || *end))
+		return vc_usage("items", "--min-baskets: a whole number from 1");
+	if (ml && ((min_l = strtol(ml, &end, 10)) < 1 || *end))
+		return vc_usage("items", "--min-lift-pct: a whole number from 1");
+	if ((rc = store_open(cf.database, &s, &e)) == 0)
+		rc = store_items_related(s, gt, min_b, (double)min_l / 100.0, 100, vc_related_row, &n,
+					 &e);
+	store_close(s);
+	if (rc < 0)
+		return vc_fail("items", &e);
+	if (n == 0)
+		fprintf(stderr, "pos-central items: nothing bought with %s in %ld baskets or more "
+				"at a lift of %ld%% or more\n", gt, min_b, min_l);
+	return VC_OK;
 }
 
 int vendor_items_relate(int argc, char **argv)
