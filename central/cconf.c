@@ -107,6 +107,20 @@ static const struct cconf_key cconf_keys[] = {
 	  "hours a workbench sign-in lasts" },
 	{ "analyst", "sessions_max", CC_INT, "256", 1, 100000, CC_LONG(analyst_sessions_max),
 	  "workbench sign-ins held at once; the oldest goes first" },
+	{ "vendors", "k_vendor", CC_PATH, "k_vendor.key", 0, 0, CC_FIELD(k_vendor),
+	  "the key of vendor pseudonyms (made by vendor add)" },
+	{ "vendors", "max_skew_s", CC_INT, "300", 10, 3600, CC_LONG(vendor_max_skew_s),
+	  "a signed vendor call older or newer than this is refused" },
+	{ "vendors", "call_timeout_s", CC_INT, "10", 1, 300, CC_LONG(vendor_call_timeout_s),
+	  "seconds central waits for a vendor backend" },
+	{ "vendors", "retry_max_s", CC_INT, "60", 1, 86400, CC_LONG(vendor_retry_max_s),
+	  "longest wait between retries of a backend call" },
+	{ "vendors", "messages_max", CC_INT, "100", 1, 1000, CC_LONG(vendor_messages_max),
+	  "messages in one GET /v1/devices/me/messages" },
+	{ "relations", "min_baskets", CC_INT, "2", 1, 1000000000, CC_LONG(related_min_baskets),
+	  "items related: baskets an item must share with the GTIN" },
+	{ "relations", "min_lift_pct", CC_INT, "120", 1, 1000000, CC_LONG(related_min_lift_pct),
+	  "items related: lift at least this % (100 = no better than chance)" },
 };
 
 #define CC_NKEYS (sizeof(cconf_keys) / sizeof(cconf_keys[0]))

@@ -117,6 +117,14 @@ struct cconf {
 	long privacy_k_min;
 	long analyst_session_hours;
 	long analyst_sessions_max;
+	/* Vendors (design section 14): docs/vendors.md. */
+	char k_vendor[CCONF_PATH_MAX];
+	long vendor_max_skew_s;
+	long vendor_call_timeout_s;
+	long vendor_retry_max_s;
+	long vendor_messages_max;
+	long related_min_baskets;
+	long related_min_lift_pct;
 };
 
 int cconf_load(const char *path, struct cconf *out, pos_err *e);

@@ -19,6 +19,7 @@
 #include "store.h"
 #include "store_public.h"
 #include "timeutil.h"
+#include "vendor_cli.h"
 #include "wipe.h"
 
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
@@ -288,8 +289,12 @@ int items_main(int argc, char **argv)
 		fputs(items_usage, stdout);
 		return CLI_OK;
 	}
+	if (strcmp(argv[1], "relate") == 0)
+		return vendor_items_relate(argc, argv);
+	if (strcmp(argv[1], "related") == 0)
+		return vendor_items_related(argc, argv);
 	if (strcmp(argv[1], "import") != 0)
-		return cli_usage_error("items", "unknown action '%s' (import)", argv[1]);
+		return cli_usage_error("items", "unknown action '%s' (import, relate, related)", argv[1]);
 	for (int i = 2; i < argc; i++) {
 		if (cli_help(argv[i])) {
 			fputs(items_usage, stdout);

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "conv_cli.h"
 #include "offer_cli.h"
+#include "vendor_cli.h"
 #include "server.h"
 #include "setup.h"
 #include "tid.h"
@@ -247,7 +248,12 @@ static const struct main_cmd main_cmds[] = {
 	  "                                offers for phones, redeemed at the lanes" },
 	{ "items", items_main,
 	  "items import -c CONF < items.csv\n"
-	  "                                the item master (names on receipts)" },
+	  "                                the item master (names on receipts)\n"
+	  "  items relate -c CONF GTIN_A GTIN_B --kind requires|accessory\n"
+	  "  items related -c CONF GTIN   bought with GTIN (co-purchase lift)" },
+	{ "vendor", vendor_main,
+	  "vendor add|report -c CONF ...\n"
+	  "                                vendors: tokens, signing secrets, event reports" },
 	{ "staff", staff_main,
 	  "staff add -c CONF --name N (--store S | --all)\n"
 	  "                                a staff token for the console" },

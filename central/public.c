@@ -29,6 +29,7 @@
 #include "receipt.h"
 #include "store_public.h"
 #include "timeutil.h"
+#include "vendor.h"
 #include "wipe.h"
 #include "www.h"
 
@@ -125,6 +126,7 @@ struct public {
 	struct event_base *base;
 	struct store *store;
 	struct public_shared *sh;
+	struct vendor_worker *vw; /* the vendor and message routes (vendor.h) */
 	struct event *wake_ev;
 	struct parked *parked; /* worker thread only */
 	size_t n_parked;
@@ -1145,6 +1147,8 @@ void public_handle(struct httpd_req *req, void *arg)
 
 	if (!pub_rate_ok(&q))
 		return;
+	if (vendor_handle(p->vw, req))
+		return;
 	if ((x = pub_segment(path, "/v1/receipts/", "/messages", seg, PUB_TOKEN_PATH_MAX))) {
 		q.route = "/v1/receipts/{token}/messages";
 		if (httpd_method(req) == HTTP1_POST)
@@ -1257,6 +1261,11 @@ int public_new(struct event_base *base, struct store *store, struct public_share
 		free(p);
 		return err_set(e, POS_ENOMEM, "public: out of memory");
 	}
+	if (vendor_worker_new(base, store, sh->ingest, sh->c, &p->vw, e) < 0) {
+		event_free(p->wake_ev);
+		free(p);
+		return POS_ENOMEM;
+	}
 	pthread_mutex_lock(&sh->bus->mu);
 	for (size_t i = 0; i < PUB_MEMBERS && !joined; i++)
 		if (!sh->bus->members[i]) {
@@ -1265,6 +1274,7 @@ int public_new(struct event_base *base, struct store *store, struct public_share
 		}
 	pthread_mutex_unlock(&sh->bus->mu);
 	if (!joined) {
+		vendor_worker_free(p->vw);
 		event_free(p->wake_ev);
 		free(p);
 		return err_set(e, POS_ENOMEM, "public: too many workers");
@@ -1281,7 +1291,7 @@ void public_stop(struct public *p)
 
 size_t public_waiting(const struct public *p)
 {
-	return p ? p->n_parked : 0;
+	return p ? p->n_parked + vendor_waiting(p->vw) : 0;
 }
 
 void public_free(struct public *p)
@@ -1294,6 +1304,7 @@ void public_free(struct public *p)
 		if (p->sh->bus->members[i] == p)
 			p->sh->bus->members[i] = NULL;
 	pthread_mutex_unlock(&p->sh->bus->mu);
+	vendor_worker_free(p->vw);
 	event_free(p->wake_ev);
 	free(p);
 }

@@ -31,6 +31,7 @@
 
 struct event_base;
 struct httpd_req;
+struct ingest;
 struct public_bus;
 struct ratelimit;
 
@@ -41,6 +42,7 @@ struct public_shared {
 	char www[CCONF_PATH_MAX];   /* its path, for the log */
 	struct public_bus *bus;
 	struct ratelimit *limiter; /* one class: [limits] public_rate_per_min, public_burst */
+	struct ingest *ingest;      /* the writer, for the vendor routes (vendor.h) */
 };
 
 /* Finds and opens the www folder ([central] www; empty: share/pos/www

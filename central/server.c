@@ -23,6 +23,7 @@
 #include "analyst.h"
 #include "httpd.h"
 #include "ingest.h"
+#include "keys.h"
 #include "log.h"
 #include "metrics.h"
 #include "public.h"
@@ -30,6 +31,7 @@
 #include "slots.h"
 #include "timeutil.h"
 #include "tls.h"
+#include "vendor.h"
 
 #define SERVER_BACKLOG 1024
 #define SERVER_DRAIN_TICK_MS 20
@@ -223,7 +225,7 @@ static void server_drain_cb(evutil_socket_t fd, short what, void *arg)
 	 * client; only the answer can be lost). Replies already sent get a
 	 * grace to reach their clients. */
 	public_stop(w->pub); /* a poll a kept-alive connection sent since */
-	if (routes_waiting(w->routes) > 0 ||
+	if (routes_waiting(w->routes) > 0 || public_waiting(w->pub) > 0 ||
 	    ((httpd_writing(w->httpd) > 0 || (w->pub_httpd && httpd_writing(w->pub_httpd) > 0)) &&
 	     time_mono_us() < w->flush_deadline_us)) {
 		evtimer_add(w->drain_ev, &tick);
@@ -557,6 +559,7 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 	struct tls *tls = NULL;
 	struct worker *ws = NULL;
 	struct ingest *ig = NULL;
+	struct vendor_outbox *outbox = NULL;
 	struct ratelimit *rl = NULL;
 	struct store *probe = NULL;
 	struct slots *slots = NULL, *pub_slots = NULL;
@@ -613,6 +616,9 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 		       (rc = public_shared_init(&ps, c, e)) < 0))
 		goto out;
 	if ((rc = ingest_start(c->database, &ig, e)) < 0)
+		goto out;
+	ps.ingest = ig;
+	if (pub_on && (rc = vendor_outbox_start(c, &outbox, e)) < 0)
 		goto out;
 	sh.kr = tokens;
 	sh.ingest = ig;
@@ -719,6 +725,8 @@ stop:
 		tls_save(tls);
 	/* Every worker waited for its baskets, so the queue is empty; stop
 	 * commits whatever is left anyway. */
+	vendor_outbox_stop(outbox);
+	outbox = NULL;
 	ingest_stop(ig);
 	if (rc == 0)
 		log_info("stopped", "addr=%s", addr);
@@ -739,6 +747,7 @@ out:
 	public_shared_free(&ps);
 	store_close(probe);
 	slots_free(slots);
+	vendor_outbox_stop(outbox);
 	ingest_free(ig);
 	analyst_shared_free(sh.analyst);
 	ratelimit_free(rl);
