@@ -30,6 +30,7 @@
 #include "server.h"
 #include "setup.h"
 #include "tid.h"
+#include "version.h"
 #include "wipe.h"
 
 #define SERVE_USAGE "usage: pos-central serve -c CONF [--listen HOST:PORT]"
@@ -37,12 +38,28 @@
 	"usage: pos-central seal-test --pub central.pub --store S --terminal T --txn X "  \
 	"[--raw] < tid"
 
+/* One line and status 2. An argument is echoed only when it holds no
+ * digit: a mistyped TID or phone number may be what was passed. */
 static int main_usage_error(const char *cmd, const char *usage, const char *what,
 			    const char *arg)
 {
-	fprintf(stderr, "pos-central %s: %s%s%s\n%s\n", cmd, what, arg ? " " : "", arg ? arg : "",
-		usage);
+	(void)usage;
+	if (arg && strpbrk(arg, "0123456789"))
+		arg = NULL;
+	fprintf(stderr, "pos-central %s: %s%s%s%s (see pos-central %s --help)\n", cmd, what,
+		arg ? " '" : "", arg ? arg : "", arg ? "'" : "", cmd);
 	return 2;
+}
+
+/* The wrong argument, named: an option that takes a value but has none,
+ * or one this command does not know. */
+static int main_bad_arg(const char *cmd, const char *usage, const char *arg, bool wants_value)
+{
+	if (wants_value)
+		return main_usage_error(cmd, usage, "this option needs a value:", arg);
+	if (arg[0] == '-')
+		return main_usage_error(cmd, usage, "unknown option", arg);
+	return main_usage_error(cmd, usage, "unexpected argument", arg);
 }
 
 static bool main_is_help(const char *s)
@@ -67,17 +84,28 @@ static int main_serve(int argc, char **argv)
 			printf("%s\n", SERVE_USAGE);
 			return 0;
 		}
-		if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) &&
-		    i + 1 < argc)
+		bool is_conf = strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0;
+		bool is_listen = strcmp(argv[i], "--listen") == 0;
+
+		if ((is_conf || is_listen) && i + 1 >= argc)
+			return main_bad_arg("serve", SERVE_USAGE, argv[i], true);
+		if (is_conf)
 			path = argv[++i];
-		else if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc)
+		else if (is_listen)
 			listen_s = argv[++i];
 		else
-			return main_usage_error("serve", SERVE_USAGE, "unexpected argument",
-						argv[i]);
+			return main_bad_arg("serve", SERVE_USAGE, argv[i], false);
 	}
 	if (!path)
 		return main_usage_error("serve", SERVE_USAGE, "-c CONF is required", NULL);
+	if (listen_s) {
+		char host[SERVER_LISTEN_MAX], port[8];
+
+		if (server_parse_listen(listen_s, host, port, &e) < 0) {
+			fprintf(stderr, "pos-central serve: --listen wants HOST:PORT (%s)\n", e.msg);
+			return 2;
+		}
+	}
 	if (cconf_load(path, &conf, &e) < 0) {
 		fprintf(stderr, "pos-central serve: %s\n", e.msg);
 		return 1;
@@ -114,11 +142,14 @@ static int main_check(int argc, char **argv)
 			printf("%s\n", CHECK_USAGE);
 			return 0;
 		}
-		if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) &&
-		    i + 1 < argc)
+		bool is_conf = strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0;
+
+		if (is_conf && i + 1 >= argc)
+			return main_bad_arg("check", CHECK_USAGE, argv[i], true);
+		if (is_conf)
 			path = argv[++i];
 		else
-			return main_usage_error("check", CHECK_USAGE, "unexpected argument", argv[i]);
+			return main_bad_arg("check", CHECK_USAGE, argv[i], false);
 	}
 	if (!path)
 		return main_usage_error("check", CHECK_USAGE, "-c CONF is required", NULL);
@@ -184,8 +215,7 @@ static int main_seal_test(int argc, char **argv)
 		else if (strcmp(argv[i], "--txn") == 0)
 			dst = &txn;
 		if (!dst || i + 1 >= argc)
-			return main_usage_error("seal-test", SEAL_USAGE, "unexpected argument",
-						argv[i]);
+			return main_bad_arg("seal-test", SEAL_USAGE, argv[i], dst != NULL);
 		*dst = argv[++i];
 	}
 	if (!pub || !store || !terminal || !txn)
@@ -251,6 +281,7 @@ static const struct main_cmd main_cmds[] = {
 	{ "staff", staff_main,
 	  "staff add -c CONF --name N (--store S | --all)\n"
 	  "                                a staff token for the console" },
+	{ "version", NULL, "version                       the version and the source revision" },
 	{ "seal-test", main_seal_test,
 	  "seal-test --pub central.pub --store S --terminal T --txn X < tid\n"
 	  "                                test aid: print an EncTID for a TID on stdin" },
@@ -276,9 +307,14 @@ int main(int argc, char **argv)
 		main_help(stdout);
 		return 0;
 	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+		version_print(stdout, "pos-central");
+		return 0;
+	}
 	for (size_t i = 0; i < sizeof main_cmds / sizeof main_cmds[0]; i++)
 		if (strcmp(argv[1], main_cmds[i].name) == 0)
 			return main_cmds[i].fn(argc - 1, argv + 1);
-	fprintf(stderr, "pos-central: unknown command '%s' (see pos-central --help)\n", argv[1]);
+	fprintf(stderr, "pos-central: unknown command '%s' (see pos-central --help)\n",
+		strpbrk(argv[1], "0123456789") ? "..." : argv[1]);
 	return 2;
 }

@@ -28,6 +28,7 @@
 #include "jsonx.h"
 #include "log.h"
 #include "timeutil.h"
+#include "version.h"
 #include "wipe.h"
 
 #define PROG "pos-agent"
@@ -44,6 +45,8 @@ static const char usage_main[] =
 	"                             tid - (the identifier on stdin) | scan CODE\n"
 	"  doctor  -c FILE            serial ports, device matches, central, certificate expiry\n"
 	"  check   -c FILE            check terminal.conf; prints \"configuration OK\"\n"
+	"\n"
+	"  version                    the version and the source revision (also --version)\n"
 	"\n"
 	"Every command takes --help. Exit status: 0 ok, 1 failed, 2 wrong invocation.\n";
 
@@ -520,8 +523,14 @@ int main(int argc, char **argv)
 		fputs(usage_main, stdout);
 		return 0;
 	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+		version_print(stdout, PROG);
+		return 0;
+	}
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
 		if (strcmp(argv[1], cmds[i].name) == 0)
 			return cmds[i].fn(argc - 2, argv + 2);
+	if (strpbrk(argv[1], "0123456789"))
+		return usage_error("unknown command (run, ctl, doctor or check)");
 	return usage_error("unknown command '%s' (run, ctl, doctor or check)", argv[1]);
 }
