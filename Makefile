@@ -179,7 +179,8 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/pos/profiles \
 	  $(DESTDIR)$(PREFIX)/share/pos/www \
 	  $(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)$(PREFIX)/lib/udev/rules.d \
-	  $(DESTDIR)$(PREFIX)/lib/sysusers.d $(DESTDIR)$(PREFIX)/lib/tmpfiles.d
+	  $(DESTDIR)$(PREFIX)/lib/sysusers.d $(DESTDIR)$(PREFIX)/lib/tmpfiles.d \
+	  $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 hw/profiles/* $(DESTDIR)$(PREFIX)/share/pos/profiles/
 	install -m 0644 www/* $(DESTDIR)$(PREFIX)/share/pos/www/
@@ -190,6 +191,7 @@ install: all
 	install -m 0644 hw/udev/*.rules $(DESTDIR)$(PREFIX)/lib/udev/rules.d/
 	install -m 0644 hw/systemd/pos.sysusers.conf $(DESTDIR)$(PREFIX)/lib/sysusers.d/pos.conf
 	install -m 0644 hw/systemd/pos.tmpfiles.conf $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/pos.conf
+	install -m 0644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 
 clean:
 	rm -rf build
