@@ -21,6 +21,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "acheck.h"
 #include "aconf.h"
 #include "agent.h"
 #include "control.h"
@@ -197,7 +198,6 @@ static int cmd_check(int argc, char **argv)
 {
 	struct cmdline cl;
 	struct aconf *cfg = NULL;
-	pos_err e;
 	int rc;
 
 	if ((rc = parse_cmdline(argc, argv, 0, &cl)) != 0)
@@ -208,13 +208,12 @@ static int cmd_check(int argc, char **argv)
 	}
 	if (load_config(cl.config, &cfg))
 		return 1;
-	rc = aconf_check_files(cfg, &e);
-	if (rc < 0)
-		fprintf(stderr, PROG ": %s: %s\n", cl.config, e.msg);
-	else
+	/* Syntax passed; now what the files say must agree with it. */
+	rc = acheck_run(cfg, PROG ": ", stderr);
+	if (rc == 0)
 		printf("configuration OK\n");
 	aconf_free(cfg);
-	return rc < 0 ? 1 : 0;
+	return rc ? 1 : 0;
 }
 
 static int cmd_doctor(int argc, char **argv)
