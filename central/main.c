@@ -14,9 +14,12 @@
  *
  * Exit status: 0 ok, 1 failure, 2 usage error.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "admin.h"
 #include "cconf.h"
@@ -67,6 +70,36 @@ static bool main_is_help(const char *s)
 	return strcmp(s, "-h") == 0 || strcmp(s, "--help") == 0 || strcmp(s, "help") == 0;
 }
 
+/* The TLS files serve loads, each opened once here: a missing or
+ * unreadable one is named with its key and the system's reason, not an
+ * OpenSSL code. */
+static int main_tls_files(const struct cconf *c, pos_err *e)
+{
+	const struct {
+		const char *key, *path;
+		bool needed;
+	} f[] = {
+		{ "[tls] ca", c->tls_ca, true },
+		{ "[tls] cert", c->tls_cert, true },
+		{ "[tls] key", c->tls_key, true },
+		{ "[tls] public_cert", c->tls_public_cert, c->public_listen[0] != '\0' },
+		{ "[tls] public_key", c->tls_public_key, c->public_listen[0] != '\0' },
+	};
+
+	for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+		int fd;
+
+		if (!f[i].needed)
+			continue;
+		fd = open(f[i].path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return err_set(e, POS_EIO, "%s: %s: cannot read it: %s (%s names it)", c->path,
+				       f[i].path, strerror(errno), f[i].key);
+		close(fd);
+	}
+	return 0;
+}
+
 /* pos-central serve -c CONF [--listen HOST:PORT]. The keys process is
  * forked first, before any thread, socket or key file: this process never
  * reads a key that opens an EncTID (design section 10). */
@@ -106,7 +139,7 @@ static int main_serve(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (cconf_load(path, &conf, &e) < 0) {
+	if (cconf_load(path, &conf, &e) < 0 || main_tls_files(&conf, &e) < 0) {
 		fprintf(stderr, "pos-central serve: %s\n", e.msg);
 		return 1;
 	}
@@ -154,7 +187,8 @@ static int main_check(int argc, char **argv)
 	if (!path)
 		return main_usage_error("check", CHECK_USAGE, "-c CONF is required", NULL);
 	log_init("pos-central", LOG_LVL_WARN, 0);
-	if (cconf_load(path, &conf, &e) < 0 || keyring_load(&conf, &kr, &e) < 0 ||
+	if (cconf_load(path, &conf, &e) < 0 || main_tls_files(&conf, &e) < 0 ||
+	    keyring_load(&conf, &kr, &e) < 0 ||
 	    server_check(&conf, &e) < 0) {
 		keyring_free(kr);
 		fprintf(stderr, "%s\n", e.msg);

@@ -427,5 +427,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
 		if (strcmp(argv[1], cmds[i].name) == 0)
 			return cmds[i].fn(argc - 2, argv + 2);
+	if (strpbrk(argv[1], "0123456789"))
+		return usage_error("unknown command (run, status, report, replay, check or doctor)");
 	return usage_error("unknown command '%s' (run, status, report, replay, check or doctor)", argv[1]);
 }

@@ -549,7 +549,8 @@ static int sim_parse_args(struct sim *s, int argc, char **argv, int *first_code,
 			}
 			s->delay_ms = (unsigned)v;
 		} else {
-			fprintf(stderr, "pos-hwsim: unknown or incomplete option %s\n", a);
+			fprintf(stderr, "pos-hwsim: unknown or incomplete option %s\n",
+				strpbrk(a, "0123456789") ? "(with digits, not shown)" : a);
 			return -1;
 		}
 	}
