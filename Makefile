@@ -35,6 +35,14 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fstack-protector-strong -D_FORTIFY_SOURCE=2
         $(WARN) $(CFLAGS) -Icommon -Icentral -Iterminal $(PKG_CFLAGS) -MMD -MP
 LIBS = $(PKG_LIBS) -lpthread -lm
 
+# --version: the product's version and the revision built. Only version.o
+# sees them, and it rebuilds when the stamp's content changes.
+POS_VERSION := 1.0
+GIT_REV := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+VERSION_STAMP := $(BUILD)/version.stamp
+VERSION_LINE := $(POS_VERSION) $(GIT_REV)
+$(shell mkdir -p $(BUILD) && (echo '$(VERSION_LINE)' | cmp -s - $(VERSION_STAMP) || echo '$(VERSION_LINE)' > $(VERSION_STAMP)))
+
 COMMON_SRC  := $(wildcard common/*.c)
 CENTRAL_SRC := $(filter-out central/main.c,$(wildcard central/*.c))
 AGENT_SRC   := $(filter-out terminal/main.c terminal/store_main.c,$(wildcard terminal/*.c))
@@ -74,6 +82,9 @@ deps:
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/common/version.o: $(VERSION_STAMP)
+$(BUILD)/obj/common/version.o: ALL_CFLAGS += -DPOS_VERSION='"$(POS_VERSION)"' -DPOS_GIT_REV='"$(GIT_REV)"'
 
 $(LIBCOMMON): $(call obj,$(COMMON_SRC))
 	@mkdir -p $(dir $@)
@@ -167,7 +178,9 @@ soak: deps
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/pos/profiles \
 	  $(DESTDIR)$(PREFIX)/share/pos/www \
-	  $(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)$(PREFIX)/lib/udev/rules.d
+	  $(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)$(PREFIX)/lib/udev/rules.d \
+	  $(DESTDIR)$(PREFIX)/lib/sysusers.d $(DESTDIR)$(PREFIX)/lib/tmpfiles.d \
+	  $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 hw/profiles/* $(DESTDIR)$(PREFIX)/share/pos/profiles/
 	install -m 0644 www/* $(DESTDIR)$(PREFIX)/share/pos/www/
@@ -176,6 +189,9 @@ install: all
 	  chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/$$(basename $$u); \
 	done
 	install -m 0644 hw/udev/*.rules $(DESTDIR)$(PREFIX)/lib/udev/rules.d/
+	install -m 0644 hw/systemd/pos.sysusers.conf $(DESTDIR)$(PREFIX)/lib/sysusers.d/pos.conf
+	install -m 0644 hw/systemd/pos.tmpfiles.conf $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/pos.conf
+	install -m 0644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 
 clean:
 	rm -rf build

@@ -399,9 +399,11 @@ keysproc_child(const struct cconf *c, int *fds, size_t n, pid_t parent)
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
 		_exit(1);
 	/* SIGTERM or ^C for the whole group: the parent drains its requests
-	 * first, then closes the channels, which ends this process. */
+	 * first, then closes the channels, which ends this process. SIGHUP
+	 * is the parent's reload (or a hangup the parent survives). */
 	signal(SIGINT, SIG_IGN);
 	signal(SIGTERM, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);

@@ -14,9 +14,12 @@
  *
  * Exit status: 0 ok, 1 failure, 2 usage error.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "admin.h"
 #include "cconf.h"
@@ -31,6 +34,7 @@
 #include "server.h"
 #include "setup.h"
 #include "tid.h"
+#include "version.h"
 #include "wipe.h"
 
 #define SERVE_USAGE "usage: pos-central serve -c CONF [--listen HOST:PORT]"
@@ -38,17 +42,63 @@
 	"usage: pos-central seal-test --pub central.pub --store S --terminal T --txn X "  \
 	"[--raw] < tid"
 
+/* One line and status 2. An argument is echoed only when it holds no
+ * digit: a mistyped TID or phone number may be what was passed. */
 static int main_usage_error(const char *cmd, const char *usage, const char *what,
 			    const char *arg)
 {
-	fprintf(stderr, "pos-central %s: %s%s%s\n%s\n", cmd, what, arg ? " " : "", arg ? arg : "",
-		usage);
+	(void)usage;
+	if (arg && strpbrk(arg, "0123456789"))
+		arg = NULL;
+	fprintf(stderr, "pos-central %s: %s%s%s%s (see pos-central %s --help)\n", cmd, what,
+		arg ? " '" : "", arg ? arg : "", arg ? "'" : "", cmd);
 	return 2;
+}
+
+/* The wrong argument, named: an option that takes a value but has none,
+ * or one this command does not know. */
+static int main_bad_arg(const char *cmd, const char *usage, const char *arg, bool wants_value)
+{
+	if (wants_value)
+		return main_usage_error(cmd, usage, "this option needs a value:", arg);
+	if (arg[0] == '-')
+		return main_usage_error(cmd, usage, "unknown option", arg);
+	return main_usage_error(cmd, usage, "unexpected argument", arg);
 }
 
 static bool main_is_help(const char *s)
 {
 	return strcmp(s, "-h") == 0 || strcmp(s, "--help") == 0 || strcmp(s, "help") == 0;
+}
+
+/* The TLS files serve loads, each opened once here: a missing or
+ * unreadable one is named with its key and the system's reason, not an
+ * OpenSSL code. */
+static int main_tls_files(const struct cconf *c, pos_err *e)
+{
+	const struct {
+		const char *key, *path;
+		bool needed;
+	} f[] = {
+		{ "[tls] ca", c->tls_ca, true },
+		{ "[tls] cert", c->tls_cert, true },
+		{ "[tls] key", c->tls_key, true },
+		{ "[tls] public_cert", c->tls_public_cert, c->public_listen[0] != '\0' },
+		{ "[tls] public_key", c->tls_public_key, c->public_listen[0] != '\0' },
+	};
+
+	for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+		int fd;
+
+		if (!f[i].needed)
+			continue;
+		fd = open(f[i].path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return err_set(e, POS_EIO, "%s: %s: cannot read it: %s (%s names it)", c->path,
+				       f[i].path, strerror(errno), f[i].key);
+		close(fd);
+	}
+	return 0;
 }
 
 /* pos-central serve -c CONF [--listen HOST:PORT]. The keys process is
@@ -68,18 +118,29 @@ static int main_serve(int argc, char **argv)
 			printf("%s\n", SERVE_USAGE);
 			return 0;
 		}
-		if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) &&
-		    i + 1 < argc)
+		bool is_conf = strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0;
+		bool is_listen = strcmp(argv[i], "--listen") == 0;
+
+		if ((is_conf || is_listen) && i + 1 >= argc)
+			return main_bad_arg("serve", SERVE_USAGE, argv[i], true);
+		if (is_conf)
 			path = argv[++i];
-		else if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc)
+		else if (is_listen)
 			listen_s = argv[++i];
 		else
-			return main_usage_error("serve", SERVE_USAGE, "unexpected argument",
-						argv[i]);
+			return main_bad_arg("serve", SERVE_USAGE, argv[i], false);
 	}
 	if (!path)
 		return main_usage_error("serve", SERVE_USAGE, "-c CONF is required", NULL);
-	if (cconf_load(path, &conf, &e) < 0) {
+	if (listen_s) {
+		char host[SERVER_LISTEN_MAX], port[8];
+
+		if (server_parse_listen(listen_s, host, port, &e) < 0) {
+			fprintf(stderr, "pos-central serve: --listen wants HOST:PORT (%s)\n", e.msg);
+			return 2;
+		}
+	}
+	if (cconf_load(path, &conf, &e) < 0 || main_tls_files(&conf, &e) < 0) {
 		fprintf(stderr, "pos-central serve: %s\n", e.msg);
 		return 1;
 	}
@@ -115,16 +176,20 @@ static int main_check(int argc, char **argv)
 			printf("%s\n", CHECK_USAGE);
 			return 0;
 		}
-		if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) &&
-		    i + 1 < argc)
+		bool is_conf = strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0;
+
+		if (is_conf && i + 1 >= argc)
+			return main_bad_arg("check", CHECK_USAGE, argv[i], true);
+		if (is_conf)
 			path = argv[++i];
 		else
-			return main_usage_error("check", CHECK_USAGE, "unexpected argument", argv[i]);
+			return main_bad_arg("check", CHECK_USAGE, argv[i], false);
 	}
 	if (!path)
 		return main_usage_error("check", CHECK_USAGE, "-c CONF is required", NULL);
 	log_init("pos-central", LOG_LVL_WARN, 0);
-	if (cconf_load(path, &conf, &e) < 0 || keyring_load(&conf, &kr, &e) < 0 ||
+	if (cconf_load(path, &conf, &e) < 0 || main_tls_files(&conf, &e) < 0 ||
+	    keyring_load(&conf, &kr, &e) < 0 ||
 	    server_check(&conf, &e) < 0) {
 		keyring_free(kr);
 		fprintf(stderr, "%s\n", e.msg);
@@ -185,8 +250,7 @@ static int main_seal_test(int argc, char **argv)
 		else if (strcmp(argv[i], "--txn") == 0)
 			dst = &txn;
 		if (!dst || i + 1 >= argc)
-			return main_usage_error("seal-test", SEAL_USAGE, "unexpected argument",
-						argv[i]);
+			return main_bad_arg("seal-test", SEAL_USAGE, argv[i], dst != NULL);
 		*dst = argv[++i];
 	}
 	if (!pub || !store || !terminal || !txn)
@@ -257,6 +321,7 @@ static const struct main_cmd main_cmds[] = {
 	{ "staff", staff_main,
 	  "staff add -c CONF --name N (--store S | --all)\n"
 	  "                                a staff token for the console" },
+	{ "version", NULL, "version                       the version and the source revision" },
 	{ "seal-test", main_seal_test,
 	  "seal-test --pub central.pub --store S --terminal T --txn X < tid\n"
 	  "                                test aid: print an EncTID for a TID on stdin" },
@@ -282,9 +347,14 @@ int main(int argc, char **argv)
 		main_help(stdout);
 		return 0;
 	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+		version_print(stdout, "pos-central");
+		return 0;
+	}
 	for (size_t i = 0; i < sizeof main_cmds / sizeof main_cmds[0]; i++)
 		if (strcmp(argv[1], main_cmds[i].name) == 0)
 			return main_cmds[i].fn(argc - 1, argv + 1);
-	fprintf(stderr, "pos-central: unknown command '%s' (see pos-central --help)\n", argv[1]);
+	fprintf(stderr, "pos-central: unknown command '%s' (see pos-central --help)\n",
+		strpbrk(argv[1], "0123456789") ? "..." : argv[1]);
 	return 2;
 }

@@ -28,6 +28,7 @@
 #include "metrics.h"
 #include "public.h"
 #include "routes.h"
+#include "service.h"
 #include "slots.h"
 #include "timeutil.h"
 #include "tls.h"
@@ -582,6 +583,7 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP); /* reload: crl.pem and the log level */
 	sigaddset(&sigs, SIGCHLD); /* the keys process ended */
 	/* Blocked before any thread starts, so every thread inherits it and
 	 * only sigwait below sees the signals. */
@@ -693,6 +695,7 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 		 c->auto_enrol ? "yes" : "no", keysproc_hpke_keys(kp), (long)keysproc_pid(kp));
 	if (pub_on)
 		log_info("listening_public", "addr=%s www=%s", pub_addr, ps.www);
+	service_notify("READY=1");
 
 	/* The main thread's other work, at most once a second: the keys
 	 * process (looked at before each wait: a SIGCHLD from before the mask
@@ -705,14 +708,21 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 			rc = err_set(e, POS_EIO, "the keys process ended (%s): serve stops", why);
 			goto stop;
 		}
+		if (service_watchdog_on())
+			service_notify("WATCHDOG=1");
 		sig = sigtimedwait(&sigs, NULL, &tick);
-		if (sig > 0 && sig != SIGCHLD)
+		if (sig == SIGHUP) {
+			log_info("reload", "signal=HUP");
+			service_reload_log_level(c->path);
+			memset(&tr.seen, 0, sizeof tr.seen); /* read crl.pem again */
+		} else if (sig > 0 && sig != SIGCHLD)
 			break;
 		tls_tick(tls);
 	}
 	log_info("stopping", "signal=%s", sig == SIGTERM ? "TERM" : "INT");
 	rc = 0;
 stop:
+	service_notify("STOPPING=1");
 	for (i = 0; i < n; i++)
 		if (ws[i].started)
 			event_active(ws[i].stop_ev, EV_READ, 1);

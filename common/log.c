@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -17,10 +18,12 @@
 #define LOG_LINE_MAX 2048
 #define LOG_PROG_MAX 64
 
-/* Written once by log_init before any thread starts, then only read. */
+/* Written by log_init before any thread starts, then only read (log_min
+ * also by log_set_level, atomically). */
 static char log_prog[LOG_PROG_MAX] = "pos";
 static enum log_level log_min = LOG_LVL_INFO;
 static int log_syslog;
+static int log_journal;
 
 static const char *const log_names[] = { "debug", "info", "warn", "error" };
 
@@ -35,9 +38,41 @@ struct log_buf {
 
 static _Thread_local struct log_buf *log_tb;
 
+/* systemd sets JOURNAL_STREAM to "DEV:INODE" of the stream it connects to
+ * stdout and stderr (systemd.exec(5)); a match with stderr's own device and
+ * inode means the journal reads our lines, and a child whose stderr was
+ * redirected elsewhere keeps plain text. */
+static int log_stderr_is_journal(void)
+{
+	const char *v = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	int used = 0;
+
+	if (!v || sscanf(v, "%llu:%llu%n", &dev, &ino, &used) != 2 || v[used] != '\0')
+		return 0;
+	if (fstat(STDERR_FILENO, &st) < 0)
+		return 0;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
+int log_to_journal(void)
+{
+	return log_journal;
+}
+
+void log_set_level(enum log_level level)
+{
+	/* Worker threads read it while they log: one atomic word. */
+	if (level >= LOG_LVL_DEBUG && level <= LOG_LVL_ERROR)
+		__atomic_store_n(&log_min, level, __ATOMIC_RELAXED);
+}
+
 void log_init(const char *prog, enum log_level level, int use_syslog)
 {
 	size_t i = 0;
+
+	log_journal = log_stderr_is_journal();
 
 	if (prog) {
 		/* The name lands unquoted in every line: keep it one logfmt token. */
@@ -155,12 +190,17 @@ void log_event(enum log_level level, const char *event, const char *fmt, ...)
 	va_list ap;
 	int saved = errno;
 
-	if (level < log_min)
+	if ((int)level < (int)__atomic_load_n(&log_min, __ATOMIC_RELAXED))
 		return;
 	if (level < LOG_LVL_DEBUG || level > LOG_LVL_ERROR)
 		level = LOG_LVL_ERROR;
 	time_format_rfc3339(time_now_ms(), ts);
 	line[0] = '\0';
+	if (log_journal) {
+		/* sd-daemon(3) priority prefix: journalctl -p filters on it. */
+		static const char *const pfx[] = { "<7>", "<6>", "<4>", "<3>" };
+		log_append(line, sizeof line, &off, pfx[level]);
+	}
 	log_append(line, sizeof line, &off, "ts=");
 	log_append(line, sizeof line, &off, ts);
 	body = off; /* syslog has its own timestamp */

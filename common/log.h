@@ -14,6 +14,14 @@ enum log_level { LOG_LVL_DEBUG = 0, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERROR };
 
 /* prog: program name; level: minimum printed; use_syslog: also send to syslog. */
 void log_init(const char *prog, enum log_level level, int use_syslog);
+/* When stderr is systemd's journal stream (JOURNAL_STREAM names stderr's
+ * device and inode), each line starts with its sd-daemon priority: <7>
+ * debug, <6> info, <4> warn, <3> error; on a terminal or a file, plain
+ * text. Decided at every log_init. */
+int log_to_journal(void);
+/* Changes the minimum level printed (a reload); other settings stay. Meant
+ * for the thread that owns logging setup, before or between bursts. */
+void log_set_level(enum log_level level);
 /* Parses "debug", "info", "warn", "error"; returns -1 when unknown. */
 int log_level_parse(const char *s);
 void log_event(enum log_level level, const char *event, const char *fmt, ...)

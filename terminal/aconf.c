@@ -192,8 +192,13 @@ static int aconf_port(struct cfg *cf, const char *sec, struct device_cfg *d, pos
 
 	if (rc < 0)
 		return rc;
-	if (strncmp(v, "usb:", 4) == 0)
+	if (strncmp(v, "usb:", 4) == 0) {
+		if (device_port_check(v, e) < 0) {
+			err_prefix(e, "%s:%d: [%s]", cf->name, cfg_line(cf, sec, "port"), sec);
+			return POS_EINVAL;
+		}
 		return aconf_copy(cf, sec, "port", v, d->port, sizeof d->port, e);
+	}
 	return cfg_path(cf, sec, "port", NULL, d->port, sizeof d->port, e);
 }
 

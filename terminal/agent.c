@@ -20,6 +20,7 @@
 #include "msr.h"
 #include "receipt.h"
 #include "spool.h"
+#include "svc.h"
 #include "tid.h"
 #include "timeutil.h"
 #include "uplink.h"
@@ -67,6 +68,7 @@ struct agent_dev {
 struct agent {
 	const struct aconf *cfg;
 	struct event_base *base;
+	struct svc *svc;
 	struct event *sigterm, *sigint, *drain;
 	struct spool *spool;
 	struct http *http;
@@ -786,8 +788,28 @@ static void agent_on_signal(evutil_socket_t sig, short what, void *arg)
 
 /* ------------------------------------------------------------ run */
 
+/* SIGHUP: what is cheap and safe to change without a restart, the log
+ * level; devices, central and the spool keep their settings. */
+static void agent_reload(void *arg)
+{
+	struct agent *a = arg;
+	struct aconf *fresh = NULL;
+	pos_err e = { 0 };
+	char q[300];
+
+	if (aconf_load(a->cfg->file, &fresh, &e) < 0) {
+		log_error("reload_failed", "error=%s (the running settings stay)",
+			  log_q(q, sizeof q, e.msg));
+		return;
+	}
+	log_set_level(fresh->log_level);
+	log_info("reloaded", "log_level=%d", (int)fresh->log_level);
+	aconf_free(fresh);
+}
+
 static void agent_teardown(struct agent *a)
 {
+	svc_free(a->svc);
 	for (size_t i = 0; i < a->ndevs; i++)
 		device_free(a->devs[i].dev);
 	control_free(a->ctl);
@@ -886,12 +908,15 @@ int agent_run(const struct aconf *cfg, pos_err *e)
 		log_info("started", "store=%s terminal=%s devices=%zu spooled=%ld socket=%s",
 			 cfg->store, cfg->terminal, cfg->ndevices, spool_count(a->spool),
 			 cfg->socket);
+		if ((rc = svc_start(a->base, agent_reload, a, &a->svc, e)) < 0)
+			goto out;
 		if (event_base_dispatch(a->base) < 0)
 			rc = err_set(e, POS_EIO, "event loop failed");
 		else
 			log_info("stopped", "signal=%d spooled=%ld", a->stop_signal,
 				 spool_count(a->spool));
 	}
+out:
 	agent_teardown(a);
 	free(a);
 	return rc;

@@ -554,8 +554,9 @@ static const char *device_transport_name(enum sp_transport t)
 	return "unknown";
 }
 
-/* Which enumerated port a configured device is on right now, if any. */
-static void device_doctor_match(FILE *out, const struct device_cfg *c, struct sp_port **list)
+/* Which enumerated port a configured device is on right now, if any;
+ * 1 when it is on none. */
+static int device_doctor_match(FILE *out, const struct device_cfg *c, struct sp_port **list)
 {
 	char path[PATH_MAX];
 	int vid, pid;
@@ -565,35 +566,37 @@ static void device_doctor_match(FILE *out, const struct device_cfg *c, struct sp
 	if (strncmp(c->port, "usb:", 4) == 0) {
 		if (device_parse_usb(c->port, &vid, &pid, serial, sizeof serial) < 0) {
 			fprintf(out, "bad port (want usb:VID:PID[:serial])\n");
-			return;
+			return 1;
 		}
 		if (device_usb_lookup(vid, pid, serial, path, sizeof path) < 0) {
-			fprintf(out, "not found\n");
-			return;
+			fprintf(out, "PROBLEM: not found (plugged in? see the serial ports above)\n");
+			return 1;
 		}
 		fprintf(out, "%s\n", path);
-		return;
+		return 0;
 	}
 	if (!realpath(c->port, path)) {
-		fprintf(out, "not found\n");
-		return;
+		fprintf(out, "PROBLEM: not found (plugged in? see the serial ports above)\n");
+		return 1;
 	}
 	for (size_t i = 0; list && list[i]; i++) {
 		const char *name = sp_get_port_name(list[i]);
 		if (name && strcmp(name, path) == 0) {
 			fprintf(out, "%s\n", path);
-			return;
+			return 0;
 		}
 	}
 	fprintf(out, "%s (present, not an enumerated serial port: a pseudo-terminal?)\n", path);
+	return 0;
 }
 
-void device_doctor(FILE *out, const struct device_cfg *cfgs, size_t n)
+int device_doctor(FILE *out, const struct device_cfg *cfgs, size_t n)
 {
 	struct sp_port **list = NULL;
+	int missing = 0;
 
 	if (!out)
-		return;
+		return 0;
 	fprintf(out, "serial ports:\n");
 	if (sp_list_ports(&list) != SP_OK) {
 		char *msg = sp_last_error_message();
@@ -628,7 +631,23 @@ void device_doctor(FILE *out, const struct device_cfg *cfgs, size_t n)
 	if (n == 0)
 		fprintf(out, "  (none configured)\n");
 	for (size_t i = 0; i < n; i++)
-		device_doctor_match(out, &cfgs[i], list);
+		missing += device_doctor_match(out, &cfgs[i], list);
 	if (list)
 		sp_free_port_list(list);
+	return missing;
+}
+
+int device_port_check(const char *port, pos_err *e)
+{
+	char serial[DEVICE_SERIAL_MAX];
+	int vid, pid;
+
+	if (!port || !port[0])
+		return err_set(e, POS_EINVAL, "empty port");
+	if (strncmp(port, "usb:", 4) == 0 &&
+	    device_parse_usb(port, &vid, &pid, serial, sizeof serial) < 0)
+		return err_set(e, POS_EINVAL,
+			       "port '%.80s' is not usb:VID:PID[:serial] (VID and PID: 1 to 4 "
+			       "hex digits, as lsusb shows them, e.g. usb:05e0:1200)", port);
+	return 0;
 }

@@ -54,7 +54,10 @@ const struct profile *device_profile(const struct device *d);
 const char *device_role_name(enum device_role r);
 int device_role_parse(const char *s, enum device_role *out);
 /* For `pos-agent doctor`: lists every serial port with its USB identity and
- * says which configured device matches which port. */
-void device_doctor(FILE *out, const struct device_cfg *cfgs, size_t n);
+ * says which configured device matches which port. Returns how many
+ * configured devices are on no port now. */
+int device_doctor(FILE *out, const struct device_cfg *cfgs, size_t n);
+/* A port's syntax: a path, or usb:VID:PID[:serial] with hex ids. */
+int device_port_check(const char *port, pos_err *e);
 
 #endif

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "acheck.h"
 #include "device.h"
 #include "spool.h"
 #include "timeutil.h"
@@ -191,14 +192,14 @@ static void doctor_agent(FILE *out, const struct aconf *c)
 int doctor_run(const struct aconf *c, FILE *out)
 {
 	int bad = 0;
-	pos_err e;
 
 	fprintf(out, "configuration: %s (store %s, terminal %s)\n", c->file, c->store, c->terminal);
-	if (aconf_check_files(c, &e) < 0) {
-		fprintf(out, "  PROBLEM: %s\n", e.msg);
+	/* The same agreement check prints: one PROBLEM line each. */
+	fflush(out);
+	if (acheck_run(c, "  PROBLEM: ", out) > 0)
 		bad = 1;
-	}
-	device_doctor(out, c->devices, c->ndevices);
+	if (device_doctor(out, c->devices, c->ndevices) > 0)
+		bad = 1;
 	bad |= doctor_central(out, c);
 	fprintf(out, "certificates:\n");
 	bad |= doctor_cert(out, "terminal certificate", c->cert);

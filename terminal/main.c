@@ -21,6 +21,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "acheck.h"
 #include "aconf.h"
 #include "agent.h"
 #include "control.h"
@@ -28,6 +29,7 @@
 #include "jsonx.h"
 #include "log.h"
 #include "timeutil.h"
+#include "version.h"
 #include "wipe.h"
 
 #define PROG "pos-agent"
@@ -44,6 +46,8 @@ static const char usage_main[] =
 	"                             tid - (the identifier on stdin) | scan CODE | scan -\n"
 	"  doctor  -c FILE            serial ports, device matches, central, certificate expiry\n"
 	"  check   -c FILE            check terminal.conf; prints \"configuration OK\"\n"
+	"\n"
+	"  version                    the version and the source revision (also --version)\n"
 	"\n"
 	"Every command takes --help. Exit status: 0 ok, 1 failed, 2 wrong invocation.\n";
 
@@ -196,7 +200,6 @@ static int cmd_check(int argc, char **argv)
 {
 	struct cmdline cl;
 	struct aconf *cfg = NULL;
-	pos_err e;
 	int rc;
 
 	if ((rc = parse_cmdline(argc, argv, 0, &cl)) != 0)
@@ -207,13 +210,12 @@ static int cmd_check(int argc, char **argv)
 	}
 	if (load_config(cl.config, &cfg))
 		return 1;
-	rc = aconf_check_files(cfg, &e);
-	if (rc < 0)
-		fprintf(stderr, PROG ": %s: %s\n", cl.config, e.msg);
-	else
+	/* Syntax passed; now what the files say must agree with it. */
+	rc = acheck_run(cfg, PROG ": ", stderr);
+	if (rc == 0)
 		printf("configuration OK\n");
 	aconf_free(cfg);
-	return rc < 0 ? 1 : 0;
+	return rc ? 1 : 0;
 }
 
 static int cmd_doctor(int argc, char **argv)
@@ -525,8 +527,14 @@ int main(int argc, char **argv)
 		fputs(usage_main, stdout);
 		return 0;
 	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+		version_print(stdout, PROG);
+		return 0;
+	}
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
 		if (strcmp(argv[1], cmds[i].name) == 0)
 			return cmds[i].fn(argc - 2, argv + 2);
+	if (strpbrk(argv[1], "0123456789"))
+		return usage_error("unknown command (run, ctl, doctor or check)");
 	return usage_error("unknown command '%s' (run, ctl, doctor or check)", argv[1]);
 }

@@ -196,8 +196,10 @@ static bool profile_is_file(const char *path)
 
 int profile_find(const char *name, char *path, size_t cap, pos_err *e)
 {
-	static const char *const exe_rel[] = { "../../hw/profiles", "../../../hw/profiles",
-					       "../share/pos/profiles" };
+	/* The installed layout first: an installed binary never looks at a
+	 * source tree's place (/usr/bin/../../hw would be /hw). */
+	static const char *const exe_rel[] = { "../share/pos/profiles", "../../hw/profiles",
+					       "../../../hw/profiles" };
 	char exe[PATH_MAX], cand[PATH_MAX], looked[512];
 	size_t off = 0;
 	const char *env;

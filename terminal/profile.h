@@ -17,9 +17,9 @@
  *
  * A spec containing '/' is a file path. A bare name is looked up, first hit
  * wins, in: $POS_PROFILE_DIR, then relative to the running executable
- * (/proc/self/exe) ../../hw/profiles (binaries in build/bin/ of the source
- * tree), ../../../hw/profiles (build/<variant>/bin/), ../share/pos/profiles
- * (installed under PREFIX/bin).
+ * (/proc/self/exe) ../share/pos/profiles (installed: PREFIX/bin and
+ * PREFIX/share/pos/profiles), ../../hw/profiles (binaries in build/bin/ of
+ * the source tree), ../../../hw/profiles (build/<variant>/bin/).
  */
 #include <stdbool.h>
 #include <stddef.h>

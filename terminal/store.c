@@ -22,6 +22,7 @@
 #include "jsonx.h"
 #include "log.h"
 #include "spool.h"
+#include "svc.h"
 #include "timeutil.h"
 #include "tlog.h"
 #include "uplink.h"
@@ -57,6 +58,7 @@ struct store_counts {
 struct store {
 	const struct sconf *cfg;
 	struct event_base *base;
+	struct svc *svc;
 	SSL_CTX *ctx;
 	struct evhttp *evh;
 	struct http *up;
@@ -739,6 +741,7 @@ static int store_tls(struct store *s, pos_err *e)
 
 static void store_teardown(struct store *s)
 {
+	svc_free(s->svc);
 	if (s->evh)
 		evhttp_free(s->evh);
 	uplink_free(s->uplink);
@@ -827,6 +830,9 @@ int store_run(const struct sconf *cfg, pos_err *e)
 		(void)tlog_stats(s->tlog, &st, &se);
 		log_info("started", "store=%s listen=%s central=%s tlog=%s unsent=%ld", cfg->store,
 			 cfg->listen, http_current_url(s->up), cfg->tlog, st.unsent);
+		/* SIGHUP only tells: every setting of store.conf needs a restart. */
+		if ((rc = svc_start(s->base, NULL, NULL, &s->svc, e)) < 0)
+			goto out;
 		if (event_base_dispatch(s->base) < 0)
 			rc = err_set(e, POS_EIO, "event loop failed");
 		else {
@@ -834,6 +840,7 @@ int store_run(const struct sconf *cfg, pos_err *e)
 			log_info("stopped", "signal=%d unsent=%ld", s->stop_signal, st.unsent);
 		}
 	}
+out:
 	store_teardown(s);
 	free(s);
 	return rc;

@@ -23,9 +23,9 @@
 #include "store.h"
 #include "timeutil.h"
 #include "tlog.h"
+#include "version.h"
 
 #define PROG "pos-store"
-#define STORE_VERSION "pos-store 1.0"
 
 static const char usage_main[] =
 	"usage: pos-store COMMAND -c store.conf [ARGS]\n"
@@ -420,12 +420,14 @@ int main(int argc, char **argv)
 		fputs(usage_main, stdout);
 		return 0;
 	}
-	if (strcmp(argv[1], "--version") == 0) {
-		puts(STORE_VERSION);
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+		version_print(stdout, "pos-store");
 		return 0;
 	}
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
 		if (strcmp(argv[1], cmds[i].name) == 0)
 			return cmds[i].fn(argc - 2, argv + 2);
+	if (strpbrk(argv[1], "0123456789"))
+		return usage_error("unknown command (run, status, report, replay, check or doctor)");
 	return usage_error("unknown command '%s' (run, status, report, replay, check or doctor)", argv[1]);
 }

@@ -49,6 +49,7 @@
 #include "err.h"
 #include "log.h"
 #include "profile.h"
+#include "version.h"
 #include "wipe.h"
 
 #define SIM_LINE_MAX 4096
@@ -92,6 +93,7 @@ static void sim_usage(FILE *f)
 	fprintf(f, "usage: pos-hwsim scanner|cardreader [--profile NAME|PATH] [--aim ID]\n"
 		   "                 [--link PATH] [--file F] [--delay-ms N] [--split] [--noise]\n"
 		   "                 [--hold] [CODE...]\n"
+		   "       pos-hwsim --version\n"
 		   "stdin lines are codes (card reader: swipe strings, 'card PAN [YYMM]', 'bad')\n"
 		   "or commands: !unplug  !noise  !split CODE  !sleep MS  !half CODE\n");
 }
@@ -547,7 +549,8 @@ static int sim_parse_args(struct sim *s, int argc, char **argv, int *first_code,
 			}
 			s->delay_ms = (unsigned)v;
 		} else {
-			fprintf(stderr, "pos-hwsim: unknown or incomplete option %s\n", a);
+			fprintf(stderr, "pos-hwsim: unknown or incomplete option %s\n",
+				strpbrk(a, "0123456789") ? "(with digits, not shown)" : a);
 			return -1;
 		}
 	}
@@ -572,11 +575,14 @@ int main(int argc, char **argv)
 			sim_usage(stdout);
 			return 0;
 		}
+		if (strcmp(argv[i], "--version") == 0) {
+			version_print(stdout, "pos-hwsim");
+			return 0;
+		}
 	}
-	if (sim_parse_args(&s, argc, argv, &first, &file, &profile) < 0) {
-		sim_usage(stderr);
+	/* Each refusal is one line naming the problem; --help has the rest. */
+	if (sim_parse_args(&s, argc, argv, &first, &file, &profile) < 0)
 		return 2;
-	}
 	if (!profile)
 		profile = s.kind == SIM_CARDREADER ? "msr-ascii" : "scanner-crlf";
 	if (profile_load(profile, &s.prof, &e) < 0) {

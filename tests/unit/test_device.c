@@ -371,19 +371,36 @@ static void doctor_says_which_device_is_where(void **st)
 	snprintf(c[1].port, sizeof c[1].port, "usb:ffff:fffe");
 	f = open_memstream(&text, &len);
 	assert_non_null(f);
-	device_doctor(f, c, 2);
+	/* One of the two is on no port: the count doctor exits 1 on. */
+	assert_int_equal(device_doctor(f, c, 2), 1);
 	fclose(f);
 	assert_non_null(strstr(text, "serial ports:"));
 	assert_non_null(strstr(text, "devices:"));
 	assert_non_null(strstr(text, "flatbed (scanner)"));
 	assert_non_null(strstr(text, w->slave));
-	assert_non_null(strstr(text, "msr (cardreader): usb:ffff:fffe -> not found"));
+	assert_non_null(strstr(text, "msr (cardreader): usb:ffff:fffe -> PROBLEM: not found"));
 	free(text);
+}
+
+static void port_syntax_is_checked(void **st)
+{
+	pos_err e = { 0 };
+
+	(void)st;
+	assert_int_equal(device_port_check("/dev/pos/scanner-x", &e), 0);
+	assert_int_equal(device_port_check("usb:05e0:1200", &e), 0);
+	assert_int_equal(device_port_check("usb:05e0:1200:S123", &e), 0);
+	assert_int_equal(device_port_check("usb:zz:12", &e), POS_EINVAL);
+	assert_non_null(strstr(e.msg, "usb:VID:PID"));
+	assert_int_equal(device_port_check("usb:05e0", &e), POS_EINVAL);
+	assert_int_equal(device_port_check("usb:123456:1", &e), POS_EINVAL);
+	assert_int_equal(device_port_check("", &e), POS_EINVAL);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(port_syntax_is_checked),
 		cmocka_unit_test_setup_teardown(codes_written_to_the_pty_arrive_as_frames, setup, teardown),
 		cmocka_unit_test_setup_teardown(noise_and_over_long_lines_are_reported_not_delivered, setup, teardown),
 		cmocka_unit_test_setup_teardown(closing_the_master_is_an_unplug_and_a_new_pty_comes_back_up, setup, teardown),

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -147,6 +148,76 @@ static void lines_from_threads_never_interleave(void **st)
 	assert_int_equal(lines, 2000);
 }
 
+/* Points JOURNAL_STREAM at the file stderr now writes to, as systemd does
+ * for a service whose StandardError is the journal. */
+static void journal_stream_is_stderr(void)
+{
+	struct stat st;
+	char v[64];
+
+	assert_int_equal(fstat(STDERR_FILENO, &st), 0);
+	snprintf(v, sizeof v, "%llu:%llu", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino);
+	setenv("JOURNAL_STREAM", v, 1);
+}
+
+static void under_journald_each_line_starts_with_its_priority(void **st)
+{
+	char *out;
+
+	(void)st;
+	journal_stream_is_stderr();
+	log_init("t", LOG_LVL_DEBUG, 0);
+	assert_true(log_to_journal());
+	log_error("e1", "x=1");
+	log_warn("w1", "x=2");
+	log_info("i1", "x=3");
+	log_debug("d1", "x=4");
+	unsetenv("JOURNAL_STREAM");
+	log_init("t", LOG_LVL_INFO, 0);
+	out = captured();
+	assert_non_null(strstr(out, "<3>ts="));
+	assert_non_null(strstr(out, "<4>ts="));
+	assert_non_null(strstr(out, "<6>ts="));
+	assert_non_null(strstr(out, "<7>ts="));
+	assert_true(strstr(out, "<3>ts=") < strstr(out, "event=e1"));
+	assert_true(strstr(out, "<7>ts=") < strstr(out, "event=d1"));
+}
+
+static void a_journal_stream_of_another_file_leaves_plain_text(void **st)
+{
+	(void)st;
+	/* A child of the service whose stderr went elsewhere, or no journal. */
+	setenv("JOURNAL_STREAM", "1:2", 1);
+	log_init("t", LOG_LVL_INFO, 0);
+	assert_false(log_to_journal());
+	log_warn("w1", "x=1");
+	setenv("JOURNAL_STREAM", "garbage", 1);
+	log_init("t", LOG_LVL_INFO, 0);
+	assert_false(log_to_journal());
+	unsetenv("JOURNAL_STREAM");
+	log_init("t", LOG_LVL_INFO, 0);
+	assert_false(log_to_journal());
+	log_warn("w2", "x=2");
+	assert_null(strchr(captured(), '<'));
+	assert_non_null(strstr(captured(), "ts="));
+}
+
+static void set_level_changes_what_is_printed(void **st)
+{
+	char *out;
+
+	(void)st;
+	log_init("t", LOG_LVL_WARN, 0);
+	log_info("before", "x=1");
+	log_set_level(LOG_LVL_DEBUG);
+	log_debug("after", "x=2");
+	log_set_level(LOG_LVL_INFO);
+	out = captured();
+	assert_null(strstr(out, "event=before"));
+	assert_non_null(strstr(out, "event=after"));
+}
+
 static void quote_escapes_spaces_quotes_and_controls(void **st)
 {
 	char b[64], tiny[8];
@@ -259,6 +330,12 @@ int main(void)
 						capture_start, capture_stop),
 		cmocka_unit_test_setup_teardown(a_full_buffer_is_written_before_the_next_line,
 						capture_start, capture_stop),
+		cmocka_unit_test_setup_teardown(under_journald_each_line_starts_with_its_priority,
+						capture_start, capture_stop),
+		cmocka_unit_test_setup_teardown(a_journal_stream_of_another_file_leaves_plain_text,
+						capture_start, capture_stop),
+		cmocka_unit_test_setup_teardown(set_level_changes_what_is_printed, capture_start,
+						capture_stop),
 		cmocka_unit_test(quote_escapes_spaces_quotes_and_controls),
 		cmocka_unit_test(level_names_parse),
 	};
