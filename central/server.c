@@ -714,7 +714,7 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 		if (sig == SIGHUP) {
 			log_info("reload", "signal=HUP");
 			service_reload_log_level(c->path);
-			memset(&tr.seen, 0, sizeof tr.seen); /* read crl.pem again */
+			tls_reread(tls);
 		} else if (sig > 0 && sig != SIGCHLD)
 			break;
 		tls_tick(tls);

@@ -1160,6 +1160,11 @@ void tls_tick(struct tls *t)
 	tls_tickets_poll(&t->tk, time(NULL));
 }
 
+void tls_reread(struct tls *t)
+{
+	memset(&t->tr.seen, 0, sizeof t->tr.seen);
+}
+
 void tls_save(struct tls *t)
 {
 	tls_sessions_save(&t->tk);

@@ -56,6 +56,8 @@ SSL_CTX *tls_ctx(struct tls *t);
 /* The main thread, about once a second: reloads a changed crl.pem, rotates
  * the ticket key when its period is over, drops the sessions it sealed. */
 void tls_tick(struct tls *t);
+/* The next tls_tick reads crl.pem again even if it looks unchanged (SIGHUP). */
+void tls_reread(struct tls *t);
 /* Saves the resumable sessions for the next serve (after the workers). */
 void tls_save(struct tls *t);
 void tls_free(struct tls *t);
