@@ -101,6 +101,14 @@ static const struct cconf_key cconf_keys[] = {
 	  "seconds a message long poll is held" },
 	{ "console", "session_hours", CC_INT, "12", 1, 720, CC_LONG(console_session_hours),
 	  "hours a staff login lasts" },
+	{ "keys", "visitor", CC_PATH, "visitor.key", 0, 0, CC_FIELD(visitor_key),
+	  "signs visitor ids; made on first serve when missing" },
+	{ "sms", "number", CC_STR, "", 0, 0, CC_FIELD(sms_number),
+	  "the store's SMS number (+E.164) in visitor links; empty = no SMS link" },
+	{ "sms", "secret", CC_STR, "", 0, 0, CC_FIELD(sms_secret),
+	  "signs calls to and from the SMS gateway; empty = inbound SMS refused" },
+	{ "sms", "inbound_url", CC_STR, "", 0, 0, CC_FIELD(sms_inbound_url),
+	  "the URL the gateway posts to (signed); empty = https://<Host>/v1/sms/inbound" },
 };
 
 #define CC_NKEYS (sizeof(cconf_keys) / sizeof(cconf_keys[0]))

@@ -112,6 +112,11 @@ struct cconf {
 	long receipt_ttl_days;
 	long receipt_poll_s;
 	long console_session_hours;
+	/* Visitor links and SMS (design section 13): docs/conversations.md. */
+	char visitor_key[CCONF_PATH_MAX];
+	char sms_number[32];
+	char sms_secret[256];
+	char sms_inbound_url[512];
 };
 
 int cconf_load(const char *path, struct cconf *out, pos_err *e);

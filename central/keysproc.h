@@ -65,6 +65,14 @@ struct keys_open_res {
 int keys_open_batch(struct keys_chan *kc, size_t n, const struct keys_open_req *req,
 		    struct keys_open_res *res, pos_err *e);
 
+/* The tid index (k_index) of a TID as typed (common/tid.h normalises it,
+ * e.g. "phone:+15551234567"): the blind index that finds an enrolled
+ * household without the worker ever holding k_index. The normalised TID
+ * is wiped in the keys process. A TID that is not valid: POS_EINVAL
+ * (the message never echoes it). */
+int keys_blind_index(struct keys_chan *kc, const char *tid_in,
+		     unsigned char idx[DEIDENT_INDEX_LEN], pos_err *e);
+
 struct keysproc;
 
 /* Forks the keys process with nchan channels and waits until it has loaded

@@ -21,6 +21,7 @@
 #include "codec.h"
 #include "httpd.h"
 #include "jsonx.h"
+#include "keysproc.h"
 #include "log.h"
 #include "metrics.h"
 #include "offers.h"
@@ -28,7 +29,9 @@
 #include "server.h"
 #include "slots.h"
 #include "store_public.h"
+#include "tid.h"
 #include "timeutil.h"
+#include "visitor.h"
 #include "wipe.h"
 
 #define PUB_FILE_MAX (1024 * 1024)  /* bytes of one page or asset */
@@ -58,10 +61,14 @@ enum pub_refusal {
 	PR_LOGIN,     /* an unknown staff token */
 	PR_SESSION,   /* no or an expired session */
 	PR_CSRF,      /* a POST without the session's CSRF token */
+	PR_VISITOR,   /* a uid and sig that do not match */
+	PR_SMS_SIG,   /* an inbound SMS without the gateway's signature */
+	PR_SMS_REF,   /* an inbound SMS whose ref names no visitor */
 	PR_COUNT
 };
 static const char *const pub_refusal_names[PR_COUNT] = {
 	"rate_limited", "unknown_receipt", "bad_message", "bad_login", "no_session", "csrf",
+	"bad_visitor", "sms_signature", "sms_ref",
 };
 static atomic_ulong pub_refused[PR_COUNT];
 static atomic_ulong pub_requests;
@@ -173,6 +180,8 @@ struct parked {
 	struct public *p;
 	struct httpd_req *req;
 	int64_t t0_us;
+	const char *kind;  /* STORE_CONV_RECEIPT or STORE_CONV_VISITOR */
+	const char *route; /* the log's label */
 	char txn[37];
 	int64_t after;
 	struct event *timer;
@@ -181,6 +190,7 @@ struct parked {
 struct public {
 	struct event_base *base;
 	struct store *store;
+	struct keys_chan *keys;
 	struct public_shared *sh;
 	struct event *wake_ev;
 	struct parked *parked; /* worker thread only */
@@ -534,10 +544,11 @@ static int pub_msg_cb(const struct store_message *m, void *arg)
 	return 0;
 }
 
-/* {"messages":[{"id","time","author","body"}],"last":ID} of the receipt
- * conversation of txn after `after` (none yet: empty); *n their count. */
-static int pub_messages_json(struct store *s, const char *txn, int64_t after, json_t **out,
-			     size_t *n, pos_err *e)
+/* {"messages":[{"id","time","author","body"}],"last":ID} of the
+ * conversation of (kind, txn) after `after` (none yet: empty); *n their
+ * count. */
+static int pub_messages_json(struct store *s, const char *kind, const char *txn, int64_t after,
+			     json_t **out, size_t *n, pos_err *e)
 {
 	struct store_conversation c;
 	json_t *acc[2] = { json_array(), json_integer(after) };
@@ -549,7 +560,7 @@ static int pub_messages_json(struct store *s, const char *txn, int64_t after, js
 		rc = err_set(e, POS_ENOMEM, "out of memory");
 		goto out;
 	}
-	rc = store_conversation_find(s, STORE_CONV_RECEIPT, txn, &c, e);
+	rc = store_conversation_find(s, kind, txn, &c, e);
 	if (rc == 0)
 		rc = store_messages(s, c.id, after, PUB_MESSAGES_MAX, pub_msg_cb, acc, e);
 	else if (rc == POS_ENOTFOUND)
@@ -617,8 +628,9 @@ static int pub_message_body(struct pq *q, json_t **root, const char **text, pos_
 	return pub_text_ok(*text, max, e);
 }
 
-/* ?after=ID&wait=0|1 */
-static int pub_poll_query(const char *query, int64_t *after, bool *wait, pos_err *e)
+/* ?after=ID&wait=0|1; with visitor also uid= and sig= (read elsewhere). */
+static int pub_poll_query(const char *query, bool visitor, int64_t *after, bool *wait,
+			  pos_err *e)
 {
 	*after = 0;
 	*wait = true;
@@ -636,6 +648,9 @@ static int pub_poll_query(const char *query, int64_t *after, bool *wait, pos_err
 			*wait = false;
 		} else if (n == 6 && strncmp(query, "wait=1", 6) == 0) {
 			*wait = true;
+		} else if (visitor &&
+			   (strncmp(query, "uid=", 4) == 0 || strncmp(query, "sig=", 4) == 0)) {
+			/* the visitor's name, checked by pub_visitor */
 		} else {
 			return err_set(e, POS_EINVAL,
 				       "unknown query parameter (known: after=ID, wait=0|1)");
@@ -668,11 +683,11 @@ static void parked_free(struct parked *k)
  * it; with only_new, leaves it parked when nothing is there. */
 static void parked_answer(struct parked *k, bool only_new)
 {
-	struct pq q = { k->p, k->req, "/v1/receipts/{token}/messages", k->t0_us };
+	struct pq q = { k->p, k->req, k->route, k->t0_us };
 	pos_err e = { 0 };
 	json_t *v = NULL;
 	size_t n = 0;
-	int rc = pub_messages_json(k->p->store, k->txn, k->after, &v, &n, &e);
+	int rc = pub_messages_json(k->p->store, k->kind, k->txn, k->after, &v, &n, &e);
 
 	if (rc == 0 && n == 0 && only_new) {
 		json_decref(v);
@@ -721,11 +736,11 @@ static void pub_wake_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* GET /v1/receipts/{token}/messages: at once when there is something
- * after `after` (or wait=0), else parked up to [receipt] poll_s. */
-static void pub_messages_get(struct pq *q, const char *tok)
+/* Answers the messages of (kind, txn) after the query's `after` at once
+ * when there are some (or wait=0), else parks the request up to
+ * [receipt] poll_s. */
+static void pub_poll(struct pq *q, const char *kind, const char *txn, bool visitor)
 {
-	struct store_receipt r;
 	struct parked *k = NULL;
 	struct timeval tv = { (time_t)q->p->sh->c->receipt_poll_s, 0 };
 	pos_err e = { 0 };
@@ -735,18 +750,11 @@ static void pub_messages_get(struct pq *q, const char *tok)
 	size_t n = 0;
 	int rc;
 
-	if ((rc = pub_receipt(q, tok, &r, &e)) < 0) {
-		if (rc == POS_ENOTFOUND)
-			pub_not_found(q);
-		else
-			pub_fail(q, rc, &e);
-		return;
-	}
-	if ((rc = pub_poll_query(httpd_query(q->req), &after, &wait, &e)) < 0) {
+	if ((rc = pub_poll_query(httpd_query(q->req), visitor, &after, &wait, &e)) < 0) {
 		pub_bad_input(q, rc, &e);
 		return;
 	}
-	if ((rc = pub_messages_json(q->p->store, r.txn, after, &v, &n, &e)) < 0) {
+	if ((rc = pub_messages_json(q->p->store, kind, txn, after, &v, &n, &e)) < 0) {
 		pub_fail(q, rc, &e);
 		return;
 	}
@@ -765,8 +773,10 @@ static void pub_messages_get(struct pq *q, const char *tok)
 	k->p = q->p;
 	k->req = q->req;
 	k->t0_us = q->t0_us;
+	k->kind = kind;
+	k->route = q->route;
 	k->after = after;
-	memcpy(k->txn, r.txn, sizeof k->txn);
+	snprintf(k->txn, sizeof k->txn, "%s", txn);
 	k->next = q->p->parked;
 	if (k->next)
 		k->next->prev = k;
@@ -774,6 +784,23 @@ static void pub_messages_get(struct pq *q, const char *tok)
 	q->p->n_parked++;
 	atomic_fetch_add(&pub_parked, 1);
 	evtimer_add(k->timer, &tv);
+}
+
+/* GET /v1/receipts/{token}/messages: a long poll (pub_poll). */
+static void pub_messages_get(struct pq *q, const char *tok)
+{
+	struct store_receipt r;
+	pos_err e = { 0 };
+	int rc;
+
+	if ((rc = pub_receipt(q, tok, &r, &e)) < 0) {
+		if (rc == POS_ENOTFOUND)
+			pub_not_found(q);
+		else
+			pub_fail(q, rc, &e);
+		return;
+	}
+	pub_poll(q, STORE_CONV_RECEIPT, r.txn, false);
 }
 
 /* POST /v1/receipts/{token}/messages {"body"}: the customer writes. */
@@ -1187,6 +1214,311 @@ static void pub_staff_close(struct pq *q, const char *id_s)
 	json_decref(v);
 }
 
+/* ------------------------------------------------------------ visitors */
+
+/* The raw value of name in a query string into out (no decoding: uid,
+ * sig and numbers have no escapes). False when absent or too long. */
+static bool pub_qget(const char *query, const char *name, char *out, size_t cap)
+{
+	size_t nl = strlen(name);
+
+	while (query && *query) {
+		size_t n = strcspn(query, "&");
+
+		if (n > nl && strncmp(query, name, nl) == 0 && query[nl] == '=') {
+			if (n - nl - 1 >= cap)
+				return false;
+			memcpy(out, query + nl + 1, n - nl - 1);
+			out[n - nl - 1] = '\0';
+			return true;
+		}
+		query += n;
+		if (*query == '&')
+			query++;
+	}
+	return false;
+}
+
+/* The uid of the request's ?uid=&sig= when they match, else false with
+ * 403 sent (or the not-found page for a page). */
+static bool pub_visitor(struct pq *q, char uid[VISITOR_UID_LEN + 1], bool page)
+{
+	const char *query = httpd_query(q->req);
+	char sig[VISITOR_SIG_LEN + 2];
+
+	if (pub_qget(query, "uid", uid, VISITOR_UID_LEN + 1) &&
+	    pub_qget(query, "sig", sig, sizeof sig) &&
+	    visitor_sig_ok(q->p->sh->visitor_key, uid, sig))
+		return true;
+	pub_refuse(PR_VISITOR);
+	if (page)
+		pub_file(q, "notfound.html", 403);
+	else
+		pub_error(q, 403, "forbidden", "uid and sig do not match (get them from "
+						"POST /v1/visitors)");
+	return false;
+}
+
+/* POST /v1/visitors: a new uid and its sig; nothing is stored. */
+static void pub_visitor_new(struct pq *q)
+{
+	char uid[VISITOR_UID_LEN + 1], sig[VISITOR_SIG_LEN + 1];
+	pos_err e = { 0 };
+	json_t *v;
+	int rc;
+
+	if ((rc = visitor_new(q->p->sh->visitor_key, uid, sig, &e)) < 0) {
+		pub_fail(q, rc, &e);
+		return;
+	}
+	v = json_pack("{s:s, s:s}", "uid", uid, "sig", sig);
+	pub_json(q, 201, v);
+	json_decref(v);
+}
+
+/* The Host header when it is a plain host[:port], else NULL. */
+static const char *pub_host(struct pq *q)
+{
+	const char *h = httpd_header(q->req, "Host");
+	size_t n = h ? strlen(h) : 0;
+
+	if (n == 0 || n > 255 ||
+	    strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") != n)
+		return NULL;
+	return h;
+}
+
+/* GET /v1/links?uid=&sig=: the chat and SMS links carrying the uid. */
+static void pub_links(struct pq *q)
+{
+	char uid[VISITOR_UID_LEN + 1], sig[VISITOR_SIG_LEN + 2], chat[512], sms[128];
+	const char *host = pub_host(q), *num = q->p->sh->c->sms_number;
+	json_t *v;
+
+	if (!pub_visitor(q, uid, false))
+		return;
+	if (!host) {
+		pub_error(q, 400, "bad_request", "the Host header is missing or not a host name");
+		return;
+	}
+	(void)pub_qget(httpd_query(q->req), "sig", sig, sizeof sig);
+	snprintf(chat, sizeof chat, "https://%s/chat?uid=%s&sig=%s", host, uid, sig);
+	snprintf(sms, sizeof sms, "sms:%s?&body=ref%%20%s", num, uid);
+	v = json_pack("{s:s, s:o}", "chat", chat, "sms", num[0] ? json_string(sms) : json_null());
+	pub_json(q, 200, v);
+	json_decref(v);
+}
+
+/* GET /chat?uid=&sig=: the visitor chat page. */
+static void pub_chat_page(struct pq *q)
+{
+	char uid[VISITOR_UID_LEN + 1];
+
+	if (pub_visitor(q, uid, true))
+		pub_file(q, "chat.html", 200);
+}
+
+/* GET /v1/chat/messages?uid=&sig=&after=ID: a long poll (pub_poll). */
+static void pub_chat_get(struct pq *q)
+{
+	char uid[VISITOR_UID_LEN + 1];
+
+	if (pub_visitor(q, uid, false))
+		pub_poll(q, STORE_CONV_VISITOR, uid, true);
+}
+
+/* POST /v1/chat/messages?uid=&sig= {"body"}: the visitor writes. */
+static void pub_chat_post(struct pq *q)
+{
+	char uid[VISITOR_UID_LEN + 1];
+	pos_err e = { 0 };
+	json_t *root = NULL, *v;
+	const char *text = NULL;
+	int64_t conv = 0, id = 0;
+	int rc;
+
+	if (!pub_visitor(q, uid, false))
+		return;
+	if ((rc = pub_message_body(q, &root, &text, &e)) < 0) {
+		pub_refuse(PR_MESSAGE);
+		pub_bad_input(q, rc, &e);
+		goto out;
+	}
+	if ((rc = store_message_add_keyed(q->p->store, STORE_CONV_VISITOR, uid, NULL, "customer",
+					  text, time_now_ms(), &conv, &id, &e)) < 0) {
+		pub_fail(q, rc, &e);
+		goto out;
+	}
+	atomic_fetch_add_explicit(&pub_messages, 1, memory_order_relaxed);
+	log_info("message", "conversation=%lld id=%lld author=visitor", (long long)conv,
+		 (long long)id);
+	pub_notify(q->p->sh->bus, uid);
+	v = json_pack("{s:I, s:I}", "id", (json_int_t)id, "conversation", (json_int_t)conv);
+	pub_json(q, 201, v);
+	json_decref(v);
+out:
+	json_decref(root);
+}
+
+/* ------------------------------------------------------------ inbound SMS */
+
+/* The URL the gateway signed: [sms] inbound_url, else this request's. */
+static int pub_sms_url(struct pq *q, char *out, size_t cap, pos_err *e)
+{
+	const char *host = pub_host(q), *query = httpd_query(q->req);
+	int n;
+
+	if (q->p->sh->c->sms_inbound_url[0])
+		n = snprintf(out, cap, "%s", q->p->sh->c->sms_inbound_url);
+	else if (!host)
+		return err_set(e, POS_EINVAL, "the Host header is missing or not a host name");
+	else
+		n = snprintf(out, cap, "https://%s%s%s%s", host, httpd_path(q->req),
+			     query && *query ? "?" : "", query ? query : "");
+	if (n < 0 || (size_t)n >= cap)
+		return err_set(e, POS_ETOOBIG, "the URL is too long");
+	return 0;
+}
+
+/* The sender's blind index (keys process) and sealed copy of "phone:"+from
+ * (central's HPKE public key); the number is wiped here. */
+static int pub_sms_sender(struct pq *q, const char *from, const char *uid,
+			  unsigned char idx[DEIDENT_INDEX_LEN], char sealed[ENVELOPE_B64_MAX],
+			  pos_err *e)
+{
+	char in[TID_MAX + 16], tid[TID_MAX], info[ENVELOPE_INFO_MAX];
+	enum tid_kind kind;
+	int rc, n = snprintf(in, sizeof in, "phone:%s", from);
+
+	if (n < 0 || (size_t)n >= sizeof in) {
+		rc = err_set(e, POS_EINVAL, "'From' is not a phone number");
+		goto out;
+	}
+	if ((rc = tid_normalize(in, tid, &kind, e)) < 0 || kind != TID_PHONE) {
+		rc = err_set(e, POS_EINVAL, "'From' is not a phone number (+ and 8 to 15 digits)");
+		goto out;
+	}
+	if ((rc = keys_blind_index(q->p->keys, tid, idx, e)) < 0)
+		goto out;
+	if ((rc = envelope_info(info, "sms", "inbound", uid, e)) < 0)
+		goto out;
+	rc = envelope_seal_tid(q->p->sh->hpke_pk, q->p->sh->hpke_kid, info, tid, sealed, e);
+out:
+	wipe(in, sizeof in);
+	wipe(tid, sizeof tid);
+	return rc;
+}
+
+/* POST /v1/sms/inbound: a text message from the gateway, signed. */
+static void pub_sms_inbound(struct pq *q)
+{
+	const struct cconf *c = q->p->sh->c;
+	const char *ct = httpd_header(q->req, "Content-Type"), *body, *from, *text, *sid;
+	struct sms_param prm[SMS_PARAMS_MAX];
+	unsigned char idx[DEIDENT_INDEX_LEN];
+	char url[1024], uid[VISITOR_UID_LEN + 8], sealed[ENVELOPE_B64_MAX], *buf = NULL;
+	struct store_sms_in in;
+	pos_err e = { 0 };
+	json_t *v;
+	int64_t conv = 0, id = 0;
+	size_t len, n = 0;
+	bool dup = false;
+	int rc;
+
+	if (!c->sms_secret[0]) {
+		pub_refuse(PR_SMS_SIG);
+		pub_error(q, 403, "forbidden", "inbound SMS is off ([sms] secret is empty)");
+		return;
+	}
+	if (!ct || strncasecmp(ct, "application/x-www-form-urlencoded", 33) != 0) {
+		pub_error(q, 400, "bad_request",
+			  "Content-Type must be application/x-www-form-urlencoded");
+		return;
+	}
+	body = httpd_body(q->req, &len);
+	if (!(buf = malloc(len + 1))) {
+		pub_error(q, 500, "internal", "out of memory");
+		return;
+	}
+	if ((rc = sms_form_parse(body, len, buf, prm, &n, &e)) < 0 ||
+	    (rc = pub_sms_url(q, url, sizeof url, &e)) < 0) {
+		pub_bad_input(q, rc, &e);
+		goto out;
+	}
+	if (!sms_signature_ok(c->sms_secret, url, prm, n, httpd_header(q->req, "X-Pos-Signature"))) {
+		pub_refuse(PR_SMS_SIG);
+		pub_error(q, 403, "forbidden", "the X-Pos-Signature header is missing or wrong");
+		goto out;
+	}
+	from = sms_form_get(prm, n, "From");
+	text = sms_form_get(prm, n, "Body");
+	sid = sms_form_get(prm, n, "MessageSid");
+	if (!from || !text || !sid) {
+		pub_error(q, 400, "bad_request", "From, Body and MessageSid are required");
+		goto out;
+	}
+	if (!sid[0] || strlen(sid) > SMS_SID_MAX ||
+	    strspn(sid, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") !=
+		    strlen(sid)) {
+		pub_error(q, 400, "bad_request", "MessageSid must be 1 to 64 of [A-Za-z0-9_-]");
+		goto out;
+	}
+	if ((rc = pub_text_ok(text, c->message_max_chars, &e)) < 0) {
+		pub_refuse(PR_MESSAGE);
+		pub_bad_input(q, rc, &e);
+		goto out;
+	}
+	rc = visitor_ref(q->p->sh->visitor_key, text, uid, &e);
+	if (rc == POS_EINVAL) {
+		pub_refuse(PR_SMS_REF);
+		pub_error(q, 422, "unknown_ref", "the ref names no visitor");
+		goto out;
+	}
+	if ((rc = pub_sms_sender(q, from, uid[0] ? uid : "-", idx, sealed, &e)) < 0) {
+		pub_bad_input(q, rc, &e);
+		goto out;
+	}
+	if (!uid[0]) {
+		/* No ref: the conversation this number wrote to last. */
+		rc = store_sms_last_uid(q->p->store, idx, uid, &e);
+		if (rc == POS_ENOTFOUND) {
+			pub_refuse(PR_SMS_REF);
+			pub_error(q, 422, "no_ref", "the message has no ref and its sender none before");
+			goto out;
+		}
+		if (rc < 0) {
+			pub_fail(q, rc, &e);
+			goto out;
+		}
+		if ((rc = pub_sms_sender(q, from, uid, idx, sealed, &e)) < 0) {
+			pub_bad_input(q, rc, &e);
+			goto out;
+		}
+	}
+	in = (struct store_sms_in){ sid, uid, idx, q->p->sh->hpke_kid, sealed, text, time_now_ms() };
+	if ((rc = store_sms_inbound(q->p->store, &in, &conv, &id, &dup, &e)) < 0) {
+		pub_fail(q, rc, &e);
+		goto out;
+	}
+	if (!dup) {
+		atomic_fetch_add_explicit(&pub_messages, 1, memory_order_relaxed);
+		pub_notify(q->p->sh->bus, uid);
+	}
+	log_info("sms_inbound", "conversation=%lld id=%lld duplicate=%d", (long long)conv,
+		 (long long)id, dup);
+	v = json_pack("{s:I, s:I, s:b}", "id", (json_int_t)id, "conversation", (json_int_t)conv,
+		      "duplicate", dup);
+	pub_json(q, dup ? 200 : 201, v);
+	json_decref(v);
+out:
+	wipe(idx, sizeof idx);
+	if (buf) {
+		wipe(buf, len + 1);
+		free(buf);
+	}
+	wipe(prm, sizeof prm);
+}
+
 /* ------------------------------------------------------------ dispatch */
 
 /* The {x} of PREFIX{x}SUFFIX (x without '/', at most max characters) into
@@ -1307,6 +1639,32 @@ void public_handle(struct httpd_req *req, void *arg)
 		q.route = "/v1/conversations/{id}/close";
 		if (pub_method(&q, HTTP1_POST))
 			pub_staff_close(&q, x);
+	} else if (strcmp(path, "/v1/visitors") == 0) {
+		q.route = "/v1/visitors";
+		if (pub_method(&q, HTTP1_POST))
+			pub_visitor_new(&q);
+	} else if (strcmp(path, "/v1/links") == 0) {
+		q.route = "/v1/links";
+		if (pub_method(&q, HTTP1_GET))
+			pub_links(&q);
+	} else if (strcmp(path, "/visit") == 0) {
+		q.route = "/visit";
+		if (pub_method(&q, HTTP1_GET))
+			pub_file(&q, "visit.html", 200);
+	} else if (strcmp(path, "/chat") == 0) {
+		q.route = "/chat";
+		if (pub_method(&q, HTTP1_GET))
+			pub_chat_page(&q);
+	} else if (strcmp(path, "/v1/chat/messages") == 0) {
+		q.route = "/v1/chat/messages";
+		if (httpd_method(req) == HTTP1_POST)
+			pub_chat_post(&q);
+		else if (pub_method(&q, HTTP1_GET))
+			pub_chat_get(&q);
+	} else if (strcmp(path, "/v1/sms/inbound") == 0) {
+		q.route = "/v1/sms/inbound";
+		if (pub_method(&q, HTTP1_POST))
+			pub_sms_inbound(&q);
 	} else if (strcmp(path, "/v1/health") == 0) {
 		q.route = "/v1/health";
 		if (pub_method(&q, HTTP1_GET))
@@ -1344,7 +1702,8 @@ static int pub_find_www(char *out, size_t cap)
 
 int public_shared_init(struct public_shared *sh, const struct cconf *c, pos_err *e)
 {
-	int n;
+	char pub[CCONF_PATH_MAX + 16];
+	int n, rc;
 
 	memset(sh, 0, sizeof *sh);
 	sh->www_fd = -1;
@@ -1361,6 +1720,18 @@ int public_shared_init(struct public_shared *sh, const struct cconf *c, pos_err 
 		if (n < 0 || (size_t)n >= sizeof sh->www)
 			return err_set(e, POS_ETOOBIG, "[central] www: path too long");
 	}
+	if ((rc = visitor_key_load(c->visitor_key, true, sh->visitor_key, e)) < 0)
+		return rc;
+	n = snprintf(pub, sizeof pub, "%s/central.pub", c->dir[0] ? c->dir : ".");
+	if (n < 0 || (size_t)n >= sizeof pub)
+		return err_set(e, POS_ETOOBIG, "central.pub: path too long");
+	if ((rc = keys_load_public(pub, sh->hpke_pk, sh->hpke_kid, e)) < 0)
+		return rc;
+	if (c->sms_number[0] &&
+	    (c->sms_number[0] != '+' || strlen(c->sms_number) < 9 || strlen(c->sms_number) > 16 ||
+	     c->sms_number[1] == '0' ||
+	     strspn(c->sms_number + 1, "0123456789") != strlen(c->sms_number) - 1))
+		return err_set(e, POS_EINVAL, "[sms] number must be + and 8 to 15 digits");
 	sh->www_fd = open(sh->www, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (sh->www_fd < 0)
 		return err_set(e, POS_EIO, "[central] www %s: %s", sh->www, strerror(errno));
@@ -1391,12 +1762,13 @@ void public_shared_free(struct public_shared *sh)
 		pthread_mutex_destroy(&sh->limiter->mu);
 	free(sh->bus);
 	free(sh->limiter);
+	wipe(sh->visitor_key, sizeof sh->visitor_key);
 	sh->bus = NULL;
 	sh->limiter = NULL;
 }
 
-int public_new(struct event_base *base, struct store *store, struct public_shared *sh,
-	       struct public **out, pos_err *e)
+int public_new(struct event_base *base, struct store *store, struct keys_chan *keys,
+	       struct public_shared *sh, struct public **out, pos_err *e)
 {
 	struct public *p = calloc(1, sizeof *p);
 	bool joined = false;
@@ -1406,6 +1778,7 @@ int public_new(struct event_base *base, struct store *store, struct public_share
 		return err_set(e, POS_ENOMEM, "public: out of memory");
 	p->base = base;
 	p->store = store;
+	p->keys = keys;
 	p->sh = sh;
 	if (!(p->wake_ev = event_new(base, -1, 0, pub_wake_cb, p))) {
 		free(p);

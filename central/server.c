@@ -1331,12 +1331,12 @@ static struct event_base *server_base_new(void)
 /* The worker's second httpd: the public listener with its own
  * certificate and routes (public.h), its own connection budget. */
 static int server_worker_public(struct worker *w, const struct cconf *c, struct slots *slots,
-				struct public_shared *ps, pos_err *e)
+				struct public_shared *ps, struct keys_chan *keys, pos_err *e)
 {
 	struct httpd_opts o = { 0 };
 	int rc;
 
-	if ((rc = public_new(w->base, w->store, ps, &w->pub, e)) < 0)
+	if ((rc = public_new(w->base, w->store, keys, ps, &w->pub, e)) < 0)
 		return rc;
 	o.fd = w->pub_fd;
 	w->pub_fd = -1;
@@ -1691,7 +1691,8 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 		pub_fds[i] = -1;
 		if ((rc = server_worker_init(&ws[i], c, slots, &sh, keysproc_chan(kp, (size_t)i), e)) < 0)
 			goto out;
-		if (pub_on && (rc = server_worker_public(&ws[i], c, pub_slots, &ps, e)) < 0)
+		if (pub_on && (rc = server_worker_public(&ws[i], c, pub_slots, &ps,
+							      keysproc_chan(kp, (size_t)i), e)) < 0)
 			goto out;
 	}
 	for (i = 0; i < n; i++) {

@@ -566,3 +566,78 @@ int store_device_link(struct store *s, int64_t device, const char *hhid, int64_t
 	*created = sqlite3_changes(store_sqlite_db(s)) > 0;
 	return 0;
 }
+
+/* ------------------------------------------------------------ SMS */
+
+int store_sms_inbound(struct store *s, const struct store_sms_in *in, int64_t *conv,
+		      int64_t *msg, bool *dup, pos_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	*dup = false;
+	if ((rc = store_sqlite_unit_begin(s, e)) < 0)
+		return rc;
+	if ((rc = sp_prep(s,
+			  "SELECT m.id, m.conversation_id FROM sms_inbound i JOIN messages m ON "
+			  "m.id = i.message_id WHERE i.sid = ?1",
+			  &st, e)) < 0)
+		goto out;
+	sqlite3_bind_text(st, 1, in->sid, -1, SQLITE_STATIC);
+	rc = sp_row(s, st, "sms message", e);
+	if (rc == 1) {
+		*msg = sqlite3_column_int64(st, 0);
+		*conv = sqlite3_column_int64(st, 1);
+		sqlite3_finalize(st);
+		*dup = true;
+		rc = 0;
+		goto out;
+	}
+	if (rc != POS_ENOTFOUND)
+		goto out;
+	if ((rc = store_message_add_keyed(s, STORE_CONV_VISITOR, in->uid, NULL, "customer",
+					  in->body, in->now_ms, conv, msg, e)) < 0)
+		goto out;
+	if ((rc = sp_prep(s, "INSERT INTO sms_inbound(sid, message_id) VALUES (?1, ?2)", &st, e)) <
+	    0)
+		goto out;
+	sqlite3_bind_text(st, 1, in->sid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, *msg);
+	if ((rc = sp_write(s, st, "sms insert", e)) < 0)
+		goto out;
+	if ((rc = sp_prep(s,
+			  "INSERT INTO conversation_phones(conversation_id, phone_index, kid, "
+			  "sealed, updated) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(conversation_id) "
+			  "DO UPDATE SET phone_index = ?2, kid = ?3, sealed = ?4, updated = ?5",
+			  &st, e)) < 0)
+		goto out;
+	sqlite3_bind_int64(st, 1, *conv);
+	sqlite3_bind_blob(st, 2, in->phone_index, 32, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, in->kid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, in->sealed, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, in->now_ms);
+	rc = sp_write(s, st, "conversation phone", e);
+out:
+	return store_sqlite_unit_finish(s, rc, e);
+}
+
+int store_sms_last_uid(struct store *s, const unsigned char phone_index[32], char uid[37],
+		       pos_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = sp_prep(s,
+			  "SELECT c.txn FROM conversation_phones p JOIN conversations c ON c.id = "
+			  "p.conversation_id WHERE p.phone_index = ?1 AND c.kind = ?2 ORDER BY "
+			  "p.updated DESC LIMIT 1",
+			  &st, e)) < 0)
+		return rc;
+	sqlite3_bind_blob(st, 1, phone_index, 32, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, STORE_CONV_VISITOR, -1, SQLITE_STATIC);
+	if ((rc = sp_row(s, st, "sms sender", e)) != 1)
+		return rc;
+	sp_text(st, 0, uid, 37);
+	sqlite3_finalize(st);
+	return 0;
+}

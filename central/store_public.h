@@ -17,6 +17,7 @@
 #define STORE_ITEM_TEXT_MAX 120 /* name, vendor, category: bytes of UTF-8 */
 #define STORE_STAFF_NAME_MAX 80
 #define STORE_CONV_RECEIPT "receipt"
+#define STORE_CONV_VISITOR "visitor" /* keyed by the visitor's uid */
 
 struct store_item_master {
 	char gtin[GTIN_LEN + 1];
@@ -102,6 +103,27 @@ int store_conversations_open(struct store *s, const char *store, int limit,
 			     pos_err *e);
 /* POS_ENOTFOUND; POS_ECONFLICT when already closed. */
 int store_conversation_close(struct store *s, int64_t id, int64_t now_ms, pos_err *e);
+
+/* An inbound text message: adds body (author "customer") to the visitor
+ * conversation of uid (made when none) and keeps the sender's blind index
+ * and sealed number (kid, sealed: envelope_seal_tid) with it, all in one
+ * unit. *dup true (and nothing written, *conv and *msg those of the first
+ * time) when sid was stored before. */
+struct store_sms_in {
+	const char *sid;
+	const char *uid;
+	const unsigned char *phone_index; /* 32 bytes */
+	const char *kid;
+	const char *sealed;
+	const char *body;
+	int64_t now_ms;
+};
+int store_sms_inbound(struct store *s, const struct store_sms_in *in, int64_t *conv,
+		      int64_t *msg, bool *dup, pos_err *e);
+/* The uid of the visitor conversation a number (its blind index) wrote to
+ * last: POS_ENOTFOUND when none. */
+int store_sms_last_uid(struct store *s, const unsigned char phone_index[32], char uid[37],
+		       pos_err *e);
 
 struct store_staff {
 	int64_t id;

@@ -353,6 +353,22 @@ static const char *const store_migrations[] = {
 	"  linked INTEGER NOT NULL,"
 	"  PRIMARY KEY (device_id, hhid)"
 	") WITHOUT ROWID;",
+	/* v5: inbound text messages by the gateway's id (each stored once),
+	 * and the sender of a conversation that came by SMS: the blind index
+	 * of the number and a copy sealed to central's HPKE key for replies,
+	 * never the number in clear (store_public.h). */
+	"CREATE TABLE sms_inbound ("
+	"  sid TEXT PRIMARY KEY NOT NULL,"
+	"  message_id INTEGER NOT NULL REFERENCES messages(id)"
+	") WITHOUT ROWID;"
+	"CREATE TABLE conversation_phones ("
+	"  conversation_id INTEGER PRIMARY KEY REFERENCES conversations(id),"
+	"  phone_index BLOB NOT NULL CHECK (length(phone_index) = 32),"
+	"  kid TEXT NOT NULL,"
+	"  sealed TEXT NOT NULL,"
+	"  updated INTEGER NOT NULL"
+	");"
+	"CREATE INDEX conversation_phones_index ON conversation_phones(phone_index, updated);",
 };
 
 #define STORE_VERSION ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))

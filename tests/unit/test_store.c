@@ -444,7 +444,7 @@ static int schema_version(const char *path)
 	return v;
 }
 
-#define SCHEMA_NOW 4
+#define SCHEMA_NOW 5
 
 static void reopen_keeps_data_and_schema_file_is_0600(void **st)
 {
