@@ -12,6 +12,7 @@
 #include "receipt.h"
 #include "resolve.h"
 #include "timeutil.h"
+#include "wipe.h"
 
 #define BASKET_TS_TEXT_MAX 64
 
@@ -554,4 +555,6 @@ void basket_free(struct basket_in *b)
 	free(b->b.offers);
 	b->b.offers = NULL;
 	b->b.n_offers = 0;
+	wipe(b->enrol_idx, sizeof b->enrol_idx);
+	b->enrol = false;
 }

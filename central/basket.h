@@ -48,6 +48,10 @@ struct basket_in {
 	bool has_tid;
 	char tid_kid[KEYS_KID_LEN + 1];
 	char tid_enc[ENVELOPE_B64_MAX];
+	/* The EncTID opened to a TID no household holds yet: the writer
+	 * enrols it by this index (wiped by basket_free). */
+	bool enrol;
+	unsigned char enrol_idx[DEIDENT_INDEX_LEN];
 };
 
 /* Validates one basket object and fills out (zeroed first). store and

@@ -720,13 +720,19 @@ static enum step conn_flush(struct conn *c)
 		if (!c->fill)
 			break;
 		if (sent >= HTTPD_STREAM_TURN || fills >= HTTPD_STREAM_FILLS) {
-			event_add(c->deadline, c->h->idle_tv);
+			/* Only progress moves the deadline: a source that yields
+			 * nothing turn after turn still runs out of time. */
+			if (sent)
+				event_add(c->deadline, c->h->idle_tv);
 			c->want = EV_WRITE;
 			return WAIT;
 		}
 		fills++;
 		if (conn_fill(c) < 0) {
 			log_warn("reply_cut", "worker=%d reason=its source failed", c->h->o.worker);
+			/* A reset, not a close: an HTTP/1.0 body ends with the
+			 * connection, and a clean end would look complete. */
+			c->reset = true;
 			c->st = C_DEAD;
 			return STEP;
 		}

@@ -71,8 +71,21 @@ static size_t ingest_weight(const struct ingest_job *j)
 	return j->kind == INGEST_OP ? 1 : j->n;
 }
 
+/* Copies the baskets of jobs [first, end) into the group, in order. */
+static void ingest_gather(struct ingest *ig, struct ingest_job *first, struct ingest_job *end)
+{
+	size_t off = 0;
+
+	for (struct ingest_job *j = first; j != end; j = j->next) {
+		if (j->kind == INGEST_OP)
+			continue;
+		memcpy(ig->group + off, j->baskets, j->n * sizeof *j->baskets);
+		off += j->n;
+	}
+}
+
 /* Commits jobs [first, end) in one transaction; on success copies each
- * job's results. Operations run after the baskets, each undoing itself
+ * job's results. A job's prepare runs first; operations run after the baskets, each undoing itself
  * when it fails, so one refused registration fails no one else. */
 static int ingest_commit(struct ingest *ig, struct ingest_job *first, struct ingest_job *end,
 			 pos_err *e)
@@ -81,27 +94,28 @@ static int ingest_commit(struct ingest *ig, struct ingest_job *first, struct ing
 	int rc;
 
 	for (struct ingest_job *j = first; j != end; j = j->next) {
-		if (j->kind == INGEST_OP)
-			ops++;
-		else
+		if (j->kind == INGEST_OP || j->prepare)
+			ops++; /* needs the group's own transaction */
+		if (j->kind != INGEST_OP)
 			total += j->n;
 	}
 	if (total == 0 && ops == 0)
 		return 0;
 	if ((rc = ingest_reserve(ig, total, e)) < 0)
 		return rc;
-	for (struct ingest_job *j = first; j != end; j = j->next) {
-		if (j->kind == INGEST_OP)
-			continue;
-		memcpy(ig->group + off, j->baskets, j->n * sizeof *j->baskets);
-		off += j->n;
-	}
 	if (ops == 0) {
+		ingest_gather(ig, first, end);
 		if ((rc = store_put_baskets(ig->store, ig->group, total, ig->results, e)) < 0)
 			return rc;
 	} else {
 		if ((rc = store_begin(ig->store, e)) < 0)
 			return rc;
+		for (struct ingest_job *j = first; j != end; j = j->next)
+			if (j->kind != INGEST_OP && j->prepare && (rc = j->prepare(ig->store, j, e)) < 0) {
+				store_rollback(ig->store);
+				return rc;
+			}
+		ingest_gather(ig, first, end);
 		if ((rc = store_put_baskets(ig->store, ig->group, total, ig->results, e)) < 0) {
 			store_rollback(ig->store);
 			return rc;
@@ -111,6 +125,14 @@ static int ingest_commit(struct ingest *ig, struct ingest_job *first, struct ing
 				continue;
 			memset(&j->op_err, 0, sizeof j->op_err);
 			j->op_rc = j->op(ig->store, j, &j->op_err);
+			/* An op whose failure ended the whole transaction: the
+			 * ops after it must not run on their own; the group fails
+			 * and is retried job by job. */
+			if (!store_in_txn(ig->store)) {
+				store_rollback(ig->store);
+				return err_set(e, POS_EDB, "the group's transaction ended: %s",
+					       j->op_err.msg);
+			}
 		}
 		if ((rc = store_commit(ig->store, e)) < 0)
 			return rc;

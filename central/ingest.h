@@ -41,6 +41,11 @@ struct ingest_job {
 	 * store call undoes itself). It may run again, alone, when the group
 	 * fails to commit. */
 	int (*op)(struct store *s, struct ingest_job *job, pos_err *e);
+	/* INGEST_BASKETS, optional: runs first in the group's transaction and
+	 * may complete the job's baskets (the household of a basket whose TID
+	 * none held yet is enrolled here, not on a worker's loop). Its failure
+	 * fails the group, which is then retried job by job. */
+	int (*prepare)(struct store *s, struct ingest_job *job, pos_err *e);
 	int op_rc;
 	pos_err op_err;
 	void (*done)(struct ingest_job *job); /* called on the writer thread */

@@ -62,6 +62,9 @@ enum keys_op { KEYS_OP_OPEN = 0, KEYS_OP_BLIND = 1 };
 #define KEYS_REP_MSG (sizeof(struct keys_hdr) + KEYS_BATCH_MAX * sizeof(struct keys_rep))
 #define KEYS_BUF (KEYS_REQ_MSG > KEYS_REP_MSG ? KEYS_REQ_MSG : KEYS_REP_MSG)
 
+/* Seconds a worker waits for the keys process's answer. */
+#define KEYS_REPLY_TIMEOUT_S 5
+
 struct keys_chan {
 	int fd;                   /* -1 for a local channel */
 	const struct keyring *kr; /* local only */
@@ -166,9 +169,11 @@ int keys_open_batch(struct keys_chan *kc, size_t n, const struct keys_open_req *
 	while (got < 0 && errno == EINTR);
 	if (got != (ssize_t)len)
 		return keys_gone(n, res, e);
+	/* Replies to earlier requests that timed out come first: skip them. */
 	do
 		got = recv(kc->fd, kc->buf, KEYS_BUF, 0);
-	while (got < 0 && errno == EINTR);
+	while ((got < 0 && errno == EINTR) ||
+	       (got >= (ssize_t)sizeof *h && (int32_t)(h->seq - seq) < 0));
 	rp = (struct keys_rep *)(h + 1);
 	if (got != (ssize_t)(sizeof *h + n * sizeof *rp) || h->seq != seq || h->n != n) {
 		if (got > 0)
@@ -616,6 +621,14 @@ int keysproc_start(const struct cconf *c, size_t nchan, struct keysproc **out, p
 		goto out;
 	}
 	kp->nkeys = rep.seq;
+	/* A keys process that hangs must not hang its workers with it: a
+	 * request unanswered in time is refused (503), and its late answer is
+	 * dropped by the next request's wait (older seq). */
+	for (size_t i = 0; i < nchan; i++) {
+		struct timeval tv = { KEYS_REPLY_TIMEOUT_S, 0 };
+
+		setsockopt(kp->chans[i].fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	}
 out:
 	for (size_t i = 0; i < nchan; i++)
 		if (child[i] >= 0)

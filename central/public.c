@@ -25,9 +25,9 @@
 #include "log.h"
 #include "metrics.h"
 #include "offers.h"
+#include "ratelimit.h"
 #include "receipt.h"
 #include "server.h"
-#include "slots.h"
 #include "store_public.h"
 #include "tid.h"
 #include "timeutil.h"
@@ -109,62 +109,6 @@ static int pub_metrics(char *buf, size_t cap)
 		len += (size_t)n;
 	}
 	return (int)len;
-}
-
-/* ------------------------------------------------------------ rate limit */
-
-/*
- * A minimal per-address token bucket (IPv4 address, IPv6 /64), in a fixed
- * table: an address whose slot another holds takes it over once that
- * bucket is full again (idle), else shares it, which only ever limits
- * sooner. To be replaced by central/ratelimit.c when that lands.
- */
-#define PUB_RL_SLOTS 4096
-
-struct pub_rl_slot {
-	struct slots_addr a;
-	double tokens;
-	int64_t at_us;
-	bool used;
-};
-
-struct public_limiter {
-	pthread_mutex_t mu;
-	double per_us; /* tokens a microsecond */
-	double burst;
-	struct pub_rl_slot s[PUB_RL_SLOTS];
-};
-
-static size_t pub_rl_hash(const struct slots_addr *a)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	for (size_t i = 0; i < sizeof a->b; i++)
-		h = (h ^ a->b[i]) * 1099511628211ULL;
-	return (size_t)(h % PUB_RL_SLOTS);
-}
-
-static bool pub_rl_take(struct public_limiter *l, const struct slots_addr *a, int64_t now_us)
-{
-	struct pub_rl_slot *s = &l->s[pub_rl_hash(a)];
-	bool ok;
-
-	pthread_mutex_lock(&l->mu);
-	if (s->used) {
-		double t = s->tokens + (double)(now_us - s->at_us) * l->per_us;
-		s->tokens = t > l->burst ? l->burst : t;
-	}
-	if (!s->used || (memcmp(&s->a, a, sizeof *a) != 0 && s->tokens >= l->burst)) {
-		s->a = *a;
-		s->tokens = l->burst;
-		s->used = true;
-	}
-	s->at_us = now_us;
-	ok = s->tokens >= 1.0;
-	if (ok)
-		s->tokens -= 1.0;
-	pthread_mutex_unlock(&l->mu);
-	return ok;
 }
 
 /* ------------------------------------------------------------ wake-ups */
@@ -1564,21 +1508,24 @@ static void pub_receipt_page(struct pq *q, const char *tok)
 		pub_fail(q, rc, &e);
 }
 
+/* The per-address budget of the public listener (ratelimit.h: keyed
+ * hashing, fixed memory, IPv4 by address and IPv6 by /64). */
 static bool pub_rate_ok(struct pq *q)
 {
-	SSL *ssl = httpd_ssl(q->req);
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof ss;
-	struct slots_addr a;
-	int fd = ssl ? SSL_get_fd(ssl) : -1;
+	unsigned char key[RATELIMIT_KEY_LEN];
+	const struct sockaddr *sa;
+	socklen_t sl = 0;
+	char after[24];
+	long wait;
 
-	if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
-		return true; /* no address to count by (the test harness) */
-	slots_addr_of(&a, (struct sockaddr *)&ss, sl);
-	if (pub_rl_take(q->p->sh->limiter, &a, time_mono_us()))
+	sa = httpd_peer_addr(q->req, &sl);
+	if (!sa || ratelimit_key(sa, sl, key) < 0)
+		return true; /* no address to count by (a unix socket: the test harness) */
+	if ((wait = ratelimit_take(q->p->sh->limiter, 0, key, time_mono_us(), NULL)) == 0)
 		return true;
 	pub_refuse(PR_RATE);
-	(void)httpd_add_header(q->req, "Retry-After", "1");
+	snprintf(after, sizeof after, "%ld", wait);
+	(void)httpd_add_header(q->req, "Retry-After", after);
 	pub_error(q, 429, "rate_limited", "too many requests from this address; slow down");
 	return false;
 }
@@ -1702,6 +1649,7 @@ static int pub_find_www(char *out, size_t cap)
 
 int public_shared_init(struct public_shared *sh, const struct cconf *c, pos_err *e)
 {
+	struct ratelimit_rule rule = { c->public_rate_per_min, c->public_burst };
 	char pub[CCONF_PATH_MAX + 16];
 	int n, rc;
 
@@ -1736,15 +1684,15 @@ int public_shared_init(struct public_shared *sh, const struct cconf *c, pos_err 
 	if (sh->www_fd < 0)
 		return err_set(e, POS_EIO, "[central] www %s: %s", sh->www, strerror(errno));
 	sh->bus = calloc(1, sizeof *sh->bus);
-	sh->limiter = calloc(1, sizeof *sh->limiter);
-	if (!sh->bus || !sh->limiter) {
+	if (!sh->bus) {
 		public_shared_free(sh);
 		return err_set(e, POS_ENOMEM, "public: out of memory");
 	}
 	pthread_mutex_init(&sh->bus->mu, NULL);
-	pthread_mutex_init(&sh->limiter->mu, NULL);
-	sh->limiter->per_us = (double)c->public_rate_per_min / 60e6;
-	sh->limiter->burst = (double)c->public_burst;
+	if ((rc = ratelimit_new((size_t)c->rl_entries, &rule, 1, &sh->limiter, e)) < 0) {
+		public_shared_free(sh);
+		return rc;
+	}
 	metrics_add_source(pub_metrics);
 	return 0;
 }
@@ -1758,10 +1706,8 @@ void public_shared_free(struct public_shared *sh)
 	sh->www_fd = -1;
 	if (sh->bus)
 		pthread_mutex_destroy(&sh->bus->mu);
-	if (sh->limiter)
-		pthread_mutex_destroy(&sh->limiter->mu);
 	free(sh->bus);
-	free(sh->limiter);
+	ratelimit_free(sh->limiter);
 	wipe(sh->visitor_key, sizeof sh->visitor_key);
 	sh->bus = NULL;
 	sh->limiter = NULL;

@@ -38,7 +38,7 @@ struct event_base;
 struct httpd_req;
 struct keys_chan;
 struct public_bus;
-struct public_limiter;
+struct ratelimit;
 
 /* Read-only after public_shared_init, shared by every worker. */
 struct public_shared {
@@ -46,7 +46,7 @@ struct public_shared {
 	int www_fd;                 /* the www folder, O_PATH */
 	char www[CCONF_PATH_MAX];   /* its path, for the log */
 	struct public_bus *bus;
-	struct public_limiter *limiter;
+	struct ratelimit *limiter; /* one class: [limits] public_rate_per_min, public_burst */
 	/* Signs visitor ids (visitor.h): links nothing to a customer. */
 	unsigned char visitor_key[KEYS_HMAC_LEN];
 	/* central.pub: seals an SMS sender's number for replies. */

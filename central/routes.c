@@ -50,7 +50,7 @@ struct rq {
 	char terminal[STORE_ID_MAX + 1];
 };
 
-enum async_kind { ASYNC_ONE, ASYNC_BATCH, ASYNC_REGISTER, ASYNC_ACCEPT };
+enum async_kind { ASYNC_ONE, ASYNC_BATCH, ASYNC_REGISTER, ASYNC_ACCEPT, ASYNC_ENROL };
 
 /* A request waiting for the writer. For a batch, entry i is valid
  * when code[i] is NULL; valid ones are copied into job_baskets in order.
@@ -74,6 +74,10 @@ struct routes_async {
 	char offer_id[STORE_OFFER_ID_LEN + 1];
 	json_t *answer;                /* ASYNC_ACCEPT: set by the writer */
 	bool created;
+	/* ASYNC_ENROL: a TID no household holds yet, by its index (wiped on
+	 * free), and the answer the writer fills. */
+	unsigned char idx[DEIDENT_INDEX_LEN];
+	struct resolve_result enrolled;
 	struct routes_async *next_done;
 };
 
@@ -271,8 +275,43 @@ static void routes_resolve_answer(struct rq *q, int rc, const struct resolve_res
 	routes_send_text(q, 200, "application/json", out, (size_t)n);
 }
 
-/* Opens every gathered resolve in one round trip, then finds or enrols
- * each household and answers. */
+static struct routes_async *routes_async_new(struct rq *q, enum async_kind kind, size_t n);
+static void routes_submit_op(struct routes_async *a,
+			     int (*op)(struct store *s, struct ingest_job *job, pos_err *e));
+
+/* Writer thread: the enrolment, in the group's transaction. A TID that
+ * another request enrolled meanwhile is found, not enrolled twice. */
+static int routes_op_enrol(struct store *s, struct ingest_job *job, pos_err *e)
+{
+	struct routes_async *a = job->arg;
+	bool created = false;
+	int rc;
+
+	rc = store_resolve(s, a->idx, true, NULL, a->enrolled.hhid, &created, e);
+	a->enrolled.new_household = rc == 0 && created;
+	return rc;
+}
+
+/* Hands a new TID's enrolment to the writer; the answer goes out when its
+ * group commits. Nonzero when it could not be handed over (answered
+ * already). */
+static int routes_enrol(struct rq *q, const unsigned char idx[DEIDENT_INDEX_LEN],
+			const char *dtid)
+{
+	struct routes_async *a = routes_async_new(q, ASYNC_ENROL, 0);
+
+	if (!a) {
+		routes_error(q, 500, "internal", "out of memory");
+		return -1;
+	}
+	memcpy(a->idx, idx, sizeof a->idx);
+	snprintf(a->enrolled.deident_tid, sizeof a->enrolled.deident_tid, "%s", dtid);
+	routes_submit_op(a, routes_op_enrol);
+	return 0;
+}
+
+/* Opens every gathered resolve in one round trip, then finds each
+ * household (or hands its enrolment to the writer) and answers. */
 static void routes_keys_flush(struct routes *r)
 {
 	struct routes_opening batch[KEYS_BATCH_MAX];
@@ -297,9 +336,14 @@ static void routes_keys_flush(struct routes *r)
 	for (size_t i = 0; i < n; i++) {
 		r->waiting--;
 		memset(&out, 0, sizeof out);
+		/* A read on the worker's connection; a TID no household holds yet
+		 * is enrolled by the writer, whose commit this worker never waits
+		 * on (nor pays its fsync for). */
 		if ((rc = res[i].rc) == 0)
-			rc = resolve_store(r->store, r->sh->auto_enrol, res[i].idx, res[i].dtid, &out,
-					   &res[i].err);
+			rc = resolve_store(r->store, false, res[i].idx, res[i].dtid, &out, &res[i].err);
+		if (rc == POS_ENOTFOUND && r->sh->auto_enrol &&
+		    routes_enrol(&batch[i].q, res[i].idx, res[i].dtid) == 0)
+			continue;
 		metrics_resolve_us(time_mono_us() - t);
 		routes_resolve_answer(&batch[i].q, rc, &out, &res[i].err);
 	}
@@ -348,6 +392,8 @@ static void routes_resolve(struct rq *q)
 static int routes_basket_prepare(struct rq *q, struct basket_in *bi, const char **code,
 				 pos_err *e)
 {
+	unsigned char idx[DEIDENT_INDEX_LEN];
+	char dtid[DEIDENT_ID_LEN + 1];
 	struct resolve_result res;
 	int rc;
 
@@ -358,9 +404,19 @@ static int routes_basket_prepare(struct rq *q, struct basket_in *bi, const char 
 	}
 	if (!bi->has_tid)
 		return 0;
-	rc = resolve_run(q->r->store, q->r->keys, q->r->sh->auto_enrol, bi->b.store,
-			 bi->b.terminal, bi->txn_sent, bi->tid_kid, bi->tid_enc, &res, e);
-	if (rc == POS_ENOTFOUND)
+	rc = keys_open(q->r->keys, bi->b.store, bi->b.terminal, bi->txn_sent, bi->tid_kid,
+		       bi->tid_enc, idx, dtid, e);
+	if (rc == 0)
+		rc = resolve_store(q->r->store, false, idx, dtid, &res, e);
+	if (rc == POS_ENOTFOUND && q->r->sh->auto_enrol) {
+		/* The writer enrols it, in the basket's own transaction. */
+		bi->enrol = true;
+		memcpy(bi->enrol_idx, idx, sizeof idx);
+		snprintf(bi->b.deident, sizeof bi->b.deident, "%s", dtid);
+		rc = 0;
+	}
+	wipe(idx, sizeof idx);
+	if (rc == POS_ENOTFOUND || bi->enrol)
 		return 0; /* auto-enrol off: stored as it came, unresolved */
 	if (rc < 0) {
 		int status = routes_resolve_status(rc, code);
@@ -389,6 +445,7 @@ static void routes_async_free(struct routes_async *a)
 	free(a->job_index);
 	json_decref(a->answer);
 	wipe(a->token, sizeof a->token);
+	wipe(a->idx, sizeof a->idx);
 	free(a);
 }
 
@@ -523,9 +580,19 @@ static void routes_answer_batch(struct routes_async *a)
 static void routes_answer_register(struct routes_async *a);
 static void routes_answer_accept(struct routes_async *a);
 
+static void routes_answer_enrol(struct routes_async *a)
+{
+	int rc = a->job.rc < 0 ? a->job.rc : a->job.op_rc;
+
+	routes_resolve_answer(&a->q, rc, &a->enrolled,
+			      a->job.rc < 0 ? &a->job.err : &a->job.op_err);
+}
+
 static void routes_answer(struct routes_async *a)
 {
-	if (a->kind == ASYNC_REGISTER)
+	if (a->kind == ASYNC_ENROL)
+		routes_answer_enrol(a);
+	else if (a->kind == ASYNC_REGISTER)
 		routes_answer_register(a);
 	else if (a->kind == ASYNC_ACCEPT)
 		routes_answer_accept(a);
@@ -557,6 +624,25 @@ static void routes_done_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* Writer thread, first in the group's transaction: the households of the
+ * job's baskets whose TID none held yet. */
+static int routes_enrol_baskets(struct store *s, struct ingest_job *job, pos_err *e)
+{
+	struct routes_async *a = job->arg;
+	bool created;
+	int rc;
+
+	for (size_t k = 0; k < job->n; k++) {
+		const struct basket_in *bi = &a->in[a->job_index[k]];
+
+		if (bi->enrol &&
+		    (rc = store_resolve(s, bi->enrol_idx, true, NULL, a->job_baskets[k].hhid,
+					&created, e)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
 static void routes_submit(struct routes_async *a)
 {
 	pos_err e = { 0 };
@@ -564,6 +650,9 @@ static void routes_submit(struct routes_async *a)
 
 	a->job.baskets = a->job_baskets;
 	a->job.results = a->results;
+	for (size_t k = 0; k < a->job.n && !a->job.prepare; k++)
+		if (a->in[a->job_index[k]].enrol)
+			a->job.prepare = routes_enrol_baskets;
 	a->job.done = routes_job_done;
 	a->job.arg = a;
 	if (a->job.n == 0) { /* a batch with nothing valid */

@@ -91,6 +91,10 @@ void store_close(struct store *s);
 int store_begin(struct store *s, pos_err *e);
 int store_commit(struct store *s, pos_err *e);
 void store_rollback(struct store *s);
+/* Whether the transaction store_begin opened is still open: SQLite ends
+ * one by itself on some errors (a full disk, an I/O error, no memory), and
+ * what runs after would then commit on its own. */
+bool store_in_txn(struct store *s);
 
 /* Finds the household of a tid index. When absent and auto_enrol is set,
  * creates household new_hhid (a fresh deident_hhid_new()) linked to it and

@@ -790,6 +790,11 @@ int store_commit(struct store *s, pos_err *e)
 	return rc;
 }
 
+bool store_in_txn(struct store *s)
+{
+	return s && s->in_txn && !sqlite3_get_autocommit(s->db);
+}
+
 void store_rollback(struct store *s)
 {
 	if (!s || !s->in_txn)

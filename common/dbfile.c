@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -23,17 +24,30 @@ static int dbfile_create(const char *path, pos_err *e)
 	return 0;
 }
 
+/* An O_PATH descriptor opens nothing: closing it drops no POSIX lock
+ * (Linux skips lock removal for path-only files), and O_NOFOLLOW with
+ * fstat on it checks the very file that is then narrowed, through
+ * /proc/self/fd, so a symbolic link swapped in cannot redirect the chmod. */
 static int dbfile_narrow(const char *path, pos_err *e)
 {
+	char self[64];
 	struct stat st;
+	int fd, rc = 0;
 
-	if (lstat(path, &st) != 0)
+	fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
 		return err_set(e, POS_EIO, "%s: %s", path, strerror(errno));
-	if (!S_ISREG(st.st_mode))
-		return err_set(e, POS_EIO, "%s is not a regular file", path);
-	if ((st.st_mode & 077) && chmod(path, 0600) != 0)
-		return err_set(e, POS_EPERM, "%s: cannot chmod 600: %s", path, strerror(errno));
-	return 0;
+	if (fstat(fd, &st) != 0)
+		rc = err_set(e, POS_EIO, "%s: %s", path, strerror(errno));
+	else if (!S_ISREG(st.st_mode))
+		rc = err_set(e, POS_EIO, "%s is not a regular file", path);
+	else if (st.st_mode & 077) {
+		snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+		if (chmod(self, 0600) != 0)
+			rc = err_set(e, POS_EPERM, "%s: cannot chmod 600: %s", path, strerror(errno));
+	}
+	close(fd);
+	return rc;
 }
 
 int dbfile_prepare(const char *path, pos_err *e)

@@ -12,8 +12,8 @@
  * (SQLite's "How To Corrupt An SQLite Database File", section 2.2).
  *
  * So the file is created only when it does not exist yet (O_EXCL: the new
- * inode is nobody's), and an existing file is narrowed by path (chmod),
- * never opened. SQLite gives the -wal and -shm files the database file's
+ * inode is nobody's), and an existing file is narrowed through an O_PATH
+ * descriptor, which opens nothing and whose close drops no lock. SQLite gives the -wal and -shm files the database file's
  * mode, so all three are 0600.
  */
 #include "err.h"

@@ -41,7 +41,7 @@ static const char usage_main[] =
 	"  run     -c FILE            run the terminal agent in the foreground\n"
 	"  ctl     -c FILE CMD [ARG]  drive the lane through the agent's control socket:\n"
 	"                             total | void | cancel | status | events |\n"
-	"                             tid - (the identifier on stdin) | scan CODE\n"
+	"                             tid - (the identifier on stdin) | scan CODE | scan -\n"
 	"  doctor  -c FILE            serial ports, device matches, central, certificate expiry\n"
 	"  check   -c FILE            check terminal.conf; prints \"configuration OK\"\n"
 	"\n"
@@ -62,7 +62,9 @@ static const char usage_ctl[] =
 	"                  loyalty:..., card:...), read from the first line of stdin;\n"
 	"                  never on the command line, where ps, shell history and\n"
 	"                  audit logs would keep it\n"
-	"  scan CODE       as if CODE had been scanned\n"
+	"  scan CODE       as if CODE had been scanned (an item's GTIN)\n"
+	"  scan -          the same, the code read from stdin: use it for loyalty\n"
+	"                  numbers, which are customer identifiers\n"
 	"  events          print every event line until interrupted\n"
 	"Prints the agent's JSON reply; exit 0 when it says ok, 1 otherwise.\n";
 
@@ -447,8 +449,11 @@ static int cmd_ctl(int argc, char **argv)
 		return usage_error("ctl tid takes the identifier on stdin only ('tid -'): on the "
 				   "command line ps, shell history and audit logs keep it");
 	}
-	/* A scanned loyalty number is a TID too. */
-	if (strcmp(cmd, "scan") == 0 && ctl_take_arg(cl.pos[1], tidbuf, sizeof tidbuf) < 0)
+	/* A scanned loyalty number is a TID too: `scan -` reads the code from
+	 * stdin, and one given on the command line leaves argv at once. */
+	if (strcmp(cmd, "scan") == 0 &&
+	    (strcmp(cl.pos[1], "-") == 0 ? ctl_read_tid(tidbuf, sizeof tidbuf)
+					  : ctl_take_arg(cl.pos[1], tidbuf, sizeof tidbuf)) < 0)
 		goto out;
 	if (load_config(cl.config, &cfg))
 		goto out;

@@ -233,7 +233,7 @@ static void baskets3(struct store_basket b[3], const char *hhid)
 {
 	memset(b, 0, 3 * sizeof *b);
 	for (int i = 0; i < 3; i++) {
-		snprintf(b[i].txn, sizeof b[i].txn, "0190a000-0000-7000-8000-00000000000%d", i);
+		snprintf(b[i].txn, sizeof b[i].txn, "0190a000-0000-7000-8000-00000000000%c", '0' + i);
 		b[i].ts_ms = 1700000000000LL + i;
 		snprintf(b[i].store, sizeof b[i].store, "S1");
 		snprintf(b[i].terminal, sizeof b[i].terminal, "T1");
