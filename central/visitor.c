@@ -147,6 +147,8 @@ int visitor_ref(const unsigned char key[KEYS_HMAC_LEN], const char *text,
 			continue;
 		while (*q == ' ' || *q == '\t')
 			q++;
+		if (strncasecmp(q, "vi_", 3) != 0)
+			continue; /* "ref" as a plain word */
 		n = strspn(q, "vi_abcdefghijklmnopqrstuvwxyz234567");
 		if (n != VISITOR_UID_LEN) {
 			uid[0] = '\0';

@@ -42,7 +42,8 @@ int visitor_new(const unsigned char key[KEYS_HMAC_LEN], char uid[VISITOR_UID_LEN
 bool visitor_uid_ok(const unsigned char key[KEYS_HMAC_LEN], const char *uid);
 /* True when uid is valid and sig is its sig (constant time). */
 bool visitor_sig_ok(const unsigned char key[KEYS_HMAC_LEN], const char *uid, const char *sig);
-/* The uid after "ref " (any case; the first one) in a text into uid:
+/* The uid of the first "ref vi_..." ("ref" in any case, an optional ':')
+ * in a text into uid:
  * POS_ENOTFOUND when there is none, POS_EINVAL when it is not a valid uid. */
 int visitor_ref(const unsigned char key[KEYS_HMAC_LEN], const char *text,
 		char uid[VISITOR_UID_LEN + 1], pos_err *e);
