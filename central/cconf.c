@@ -109,6 +109,17 @@ static const struct cconf_key cconf_keys[] = {
 	  "signs calls to and from the SMS gateway; empty = inbound SMS refused" },
 	{ "sms", "inbound_url", CC_STR, "", 0, 0, CC_FIELD(sms_inbound_url),
 	  "the URL the gateway posts to (signed); empty = https://<Host>/v1/sms/inbound" },
+	{ "sms", "gateway_url", CC_STR, "", 0, 0, CC_FIELD(sms_gateway_url),
+	  "staff replies to SMS conversations are POSTed here; empty = not sent" },
+	{ "sms", "account", CC_STR, "", 0, 0, CC_FIELD(sms_account),
+	  "the account name sent to the gateway (form field Account)" },
+	{ "crm", "url", CC_STR, "", 0, 0, CC_FIELD(crm_url),
+	  "every conversation and message is POSTed here (JSON, signed); empty = off" },
+	{ "crm", "secret", CC_STR, "", 0, 0, CC_FIELD(crm_secret), "signs the CRM calls" },
+	{ "outbox", "retry_max_s", CC_INT, "300", 1, 86400, CC_LONG(outbox_retry_max_s),
+	  "longest wait between tries of a failing delivery (doubling from 1 s)" },
+	{ "outbox", "timeout_s", CC_INT, "10", 1, 300, CC_LONG(outbox_timeout_s),
+	  "seconds one delivery (CRM or SMS gateway call) may take" },
 };
 
 #define CC_NKEYS (sizeof(cconf_keys) / sizeof(cconf_keys[0]))

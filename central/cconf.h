@@ -117,6 +117,12 @@ struct cconf {
 	char sms_number[32];
 	char sms_secret[256];
 	char sms_inbound_url[512];
+	char sms_gateway_url[512];
+	char sms_account[128];
+	char crm_url[512];
+	char crm_secret[256];
+	long outbox_retry_max_s;
+	long outbox_timeout_s;
 };
 
 int cconf_load(const char *path, struct cconf *out, pos_err *e);

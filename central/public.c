@@ -25,6 +25,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "offers.h"
+#include "outbox.h"
 #include "ratelimit.h"
 #include "receipt.h"
 #include "server.h"
@@ -1003,6 +1004,7 @@ static int pub_conv_cb(const struct store_conversation *c, void *arg)
 {
 	struct pub_list *l = arg;
 	struct store_receipt r;
+	struct store_facts facts;
 	char ts[TIME_RFC3339_LEN];
 	json_t *o, *rec = NULL, *acc[2] = { json_array(), json_integer(0) };
 	int rc;
@@ -1022,6 +1024,9 @@ static int pub_conv_cb(const struct store_conversation *c, void *arg)
 	if (rc < 0)
 		goto out;
 	json_object_set_new(o, "receipt", rec ? rec : json_null());
+	if ((rc = store_conversation_facts(l->s, c, time_now_ms(), &facts, l->e)) < 0)
+		goto out;
+	json_object_set_new(o, "enrichment", outbox_enrichment_json(&facts));
 	if ((rc = store_messages(l->s, c->id, 0, PUB_MESSAGES_MAX, pub_msg_cb, acc, l->e)) != 0)
 		goto out;
 	json_object_set(o, "messages", acc[0]);
@@ -1344,7 +1349,7 @@ static int pub_sms_sender(struct pq *q, const char *from, const char *uid,
 	}
 	if ((rc = keys_blind_index(q->p->keys, tid, idx, e)) < 0)
 		goto out;
-	if ((rc = envelope_info(info, "sms", "inbound", uid, e)) < 0)
+	if ((rc = visitor_seal_info(info, uid, e)) < 0)
 		goto out;
 	rc = envelope_seal_tid(q->p->sh->hpke_pk, q->p->sh->hpke_kid, info, tid, sealed, e);
 out:

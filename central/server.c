@@ -33,6 +33,7 @@
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
+#include "outbox.h"
 #include "pki.h"
 #include "public.h"
 #include "routes.h"
@@ -1563,6 +1564,7 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 	struct server_trust tr;
 	struct worker *ws = NULL;
 	struct ingest *ig = NULL;
+	struct outbox *ob = NULL;
 	struct ratelimit *rl = NULL;
 	struct store *probe = NULL;
 	struct slots *slots = NULL, *pub_slots = NULL;
@@ -1702,6 +1704,12 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 		}
 		ws[i].started = true;
 	}
+	/* Deliveries out (CRM, SMS replies) on a thread of their own, with
+	 * the keys process's spare channel when it has one. */
+	if ((rc = outbox_start(c, keysproc_nchan(kp) > (size_t)n ? keysproc_chan(kp, (size_t)n)
+								 : NULL,
+			       &ob, e)) < 0)
+		goto stop;
 	log_info("listening",
 		 "addr=%s workers=%ld tls=1.3 auto_enrol=%s hpke_keys=%zu keys_pid=%ld", addr, n,
 		 c->auto_enrol ? "yes" : "no", keysproc_hpke_keys(kp), (long)keysproc_pid(kp));
@@ -1728,6 +1736,7 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 	log_info("stopping", "signal=%s", sig == SIGTERM ? "TERM" : "INT");
 	rc = 0;
 stop:
+	outbox_stop(ob);
 	for (i = 0; i < n; i++)
 		if (ws[i].started)
 			event_active(ws[i].stop_ev, EV_READ, 1);

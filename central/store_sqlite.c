@@ -354,9 +354,10 @@ static const char *const store_migrations[] = {
 	"  PRIMARY KEY (device_id, hhid)"
 	") WITHOUT ROWID;",
 	/* v5: inbound text messages by the gateway's id (each stored once),
-	 * and the sender of a conversation that came by SMS: the blind index
-	 * of the number and a copy sealed to central's HPKE key for replies,
-	 * never the number in clear (store_public.h). */
+	 * the sender of a conversation that came by SMS (the blind index of
+	 * the number and a copy sealed to central's HPKE key for replies,
+	 * never the number in clear), and the outboxes' cursors
+	 * (store_public.h). */
 	"CREATE TABLE sms_inbound ("
 	"  sid TEXT PRIMARY KEY NOT NULL,"
 	"  message_id INTEGER NOT NULL REFERENCES messages(id)"
@@ -368,7 +369,16 @@ static const char *const store_migrations[] = {
 	"  sealed TEXT NOT NULL,"
 	"  updated INTEGER NOT NULL"
 	");"
-	"CREATE INDEX conversation_phones_index ON conversation_phones(phone_index, updated);",
+	"CREATE INDEX conversation_phones_index ON conversation_phones(phone_index, updated);"
+	/* Where each outbox (the CRM, SMS replies) is in the message stream,
+	 * and how its last tries went. */
+	"CREATE TABLE outbox_cursors ("
+	"  name TEXT PRIMARY KEY NOT NULL,"
+	"  position INTEGER NOT NULL,"
+	"  attempts INTEGER NOT NULL,"
+	"  last_error TEXT,"
+	"  updated INTEGER NOT NULL"
+	") WITHOUT ROWID;",
 };
 
 #define STORE_VERSION ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))

@@ -165,6 +165,15 @@ int visitor_ref(const unsigned char key[KEYS_HMAC_LEN], const char *text,
 	return err_set(e, POS_ENOTFOUND, "the message has no ref");
 }
 
+int visitor_seal_info(char out[ENVELOPE_INFO_MAX], const char *uid, pos_err *e)
+{
+	int n = snprintf(out, ENVELOPE_INFO_MAX, "pos-sms/1|%s", uid ? uid : "");
+
+	if (!uid || !uid[0] || n < 0 || n >= ENVELOPE_INFO_MAX)
+		return err_set(e, POS_EINVAL, "visitor: no uid to seal for");
+	return 0;
+}
+
 /* ------------------------------------------------------------ SMS */
 
 static int hexval(char c)

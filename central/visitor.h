@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "envelope.h"
 #include "err.h"
 #include "keys.h"
 
@@ -47,6 +48,11 @@ bool visitor_sig_ok(const unsigned char key[KEYS_HMAC_LEN], const char *uid, con
  * POS_ENOTFOUND when there is none, POS_EINVAL when it is not a valid uid. */
 int visitor_ref(const unsigned char key[KEYS_HMAC_LEN], const char *text,
 		char uid[VISITOR_UID_LEN + 1], pos_err *e);
+
+/* The HPKE info an SMS sender's number is sealed under for uid:
+ * "pos-sms/1|" + uid, never the EncTID info of a lane, so the keys
+ * process's phone opening cannot open a lane's EncTID. */
+int visitor_seal_info(char out[ENVELOPE_INFO_MAX], const char *uid, pos_err *e);
 
 /* One decoded form field; name and value point into the caller's buffer. */
 struct sms_param {
