@@ -885,7 +885,8 @@ static void v1_database_gains_offer_tables(void **st)
 	f->s = NULL;
 	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
-				      "DROP TABLE device_households; DROP TABLE staff_sessions; "
+				      "DROP TABLE outbox_cursors; DROP TABLE conversation_phones; "
+				      "DROP TABLE sms_inbound; DROP TABLE device_households; DROP TABLE staff_sessions; "
 				      "DROP TABLE staff; DROP TABLE messages; DROP TABLE conversations; "
 				      "DROP TABLE receipts; DROP TABLE item_master; "
 				      "DROP TABLE offer_redemptions; DROP TABLE offer_codes; "
@@ -1007,7 +1008,8 @@ static void v2_database_counts_its_unused_registrations(void **st)
 	/* Back to v2: no used column, no count, nothing of v4. */
 	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
-				      "DROP TABLE device_households; DROP TABLE staff_sessions; "
+				      "DROP TABLE outbox_cursors; DROP TABLE conversation_phones; "
+				      "DROP TABLE sms_inbound; DROP TABLE device_households; DROP TABLE staff_sessions; "
 				      "DROP TABLE staff; DROP TABLE messages; DROP TABLE conversations; "
 				      "DROP TABLE receipts; DROP TABLE item_master; "
 				      "DROP TRIGGER offer_devices_unused_ins; "
