@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "jsonx.h"
 #include "keysproc.h"
 #include "log.h"
+#include "metrics.h"
 #include "store.h"
 #include "store_public.h"
 #include "tid.h"
@@ -28,6 +30,7 @@
 /* One outbox's state between tries (the thread's own). */
 struct lane {
 	const char *name;
+	atomic_ulong *delivered, *failed;
 	int64_t next_ms;   /* monotonic: not before this */
 	int64_t backoff_ms;
 	long attempts;
@@ -43,6 +46,25 @@ struct outbox {
 	bool stop;
 	struct lane crm, sms;
 };
+
+static atomic_ulong ob_delivered[2], ob_failed[2]; /* [0] crm, [1] sms */
+
+static int ob_metrics(char *buf, size_t cap)
+{
+	int n = snprintf(buf, cap,
+			 "# HELP pos_outbox_delivered_total Events delivered out of central.\n"
+			 "# TYPE pos_outbox_delivered_total counter\n"
+			 "pos_outbox_delivered_total{outbox=\"crm\"} %lu\n"
+			 "pos_outbox_delivered_total{outbox=\"sms\"} %lu\n"
+			 "# HELP pos_outbox_failed_total Delivery tries that failed (tried again).\n"
+			 "# TYPE pos_outbox_failed_total counter\n"
+			 "pos_outbox_failed_total{outbox=\"crm\"} %lu\n"
+			 "pos_outbox_failed_total{outbox=\"sms\"} %lu\n",
+			 atomic_load(&ob_delivered[0]), atomic_load(&ob_delivered[1]),
+			 atomic_load(&ob_failed[0]), atomic_load(&ob_failed[1]));
+
+	return n < 0 || (size_t)n >= cap ? (int)cap : n;
+}
 
 /* ------------------------------------------------------------ HTTP */
 
@@ -373,12 +395,15 @@ static int ob_lane(struct outbox *o, struct lane *l, int (*step)(struct outbox *
 	if (now < l->next_ms)
 		return 0;
 	rc = step(o, &e);
+	if (rc > 0)
+		atomic_fetch_add(l->delivered, 1);
 	if (rc >= 0) {
 		l->backoff_ms = 0;
 		l->attempts = 0;
 		return rc;
 	}
 	l->attempts++;
+	atomic_fetch_add(l->failed, 1);
 	l->backoff_ms = l->backoff_ms ? l->backoff_ms * 2 : 1000;
 	if (l->backoff_ms > o->c->outbox_retry_max_s * 1000)
 		l->backoff_ms = o->c->outbox_retry_max_s * 1000;
@@ -442,8 +467,8 @@ int outbox_start(const struct cconf *c, struct keys_chan *keys, struct outbox **
 		return err_set(e, POS_ENOMEM, "outbox: out of memory");
 	o->c = c;
 	o->keys = keys;
-	o->crm.name = OB_CRM;
-	o->sms.name = OB_SMS;
+	o->crm = (struct lane){ OB_CRM, &ob_delivered[0], &ob_failed[0], 0, 0, 0 };
+	o->sms = (struct lane){ OB_SMS, &ob_delivered[1], &ob_failed[1], 0, 0, 0 };
 	if ((rc = store_open(c->database, &o->store, e)) < 0) {
 		free(o);
 		return rc;
@@ -457,6 +482,7 @@ int outbox_start(const struct cconf *c, struct keys_chan *keys, struct outbox **
 		free(o);
 		return err_set(e, POS_ENOMEM, "outbox: cannot start its thread");
 	}
+	metrics_add_source(ob_metrics);
 	if (!keys && c->sms_gateway_url[0])
 		log_warn("outbox_no_keys", "detail=\"SMS replies are not sent\"");
 	*out = o;

@@ -1329,33 +1329,31 @@ static int pub_sms_url(struct pq *q, char *out, size_t cap, pos_err *e)
 	return 0;
 }
 
-/* The sender's blind index (keys process) and sealed copy of "phone:"+from
- * (central's HPKE public key); the number is wiped here. */
-static int pub_sms_sender(struct pq *q, const char *from, const char *uid,
-			  unsigned char idx[DEIDENT_INDEX_LEN], char sealed[ENVELOPE_B64_MAX],
-			  pos_err *e)
+/* "phone:" + from, normalised into tid (the caller wipes it). */
+static int pub_sms_phone(const char *from, char tid[TID_MAX], pos_err *e)
 {
-	char in[TID_MAX + 16], tid[TID_MAX], info[ENVELOPE_INFO_MAX];
+	char in[TID_MAX + 16];
 	enum tid_kind kind;
-	int rc, n = snprintf(in, sizeof in, "phone:%s", from);
+	int rc = 0, n = snprintf(in, sizeof in, "phone:%s", from);
 
-	if (n < 0 || (size_t)n >= sizeof in) {
-		rc = err_set(e, POS_EINVAL, "'From' is not a phone number");
-		goto out;
-	}
-	if ((rc = tid_normalize(in, tid, &kind, e)) < 0 || kind != TID_PHONE) {
+	if (n < 0 || (size_t)n >= sizeof in || tid_normalize(in, tid, &kind, e) < 0 ||
+	    kind != TID_PHONE)
 		rc = err_set(e, POS_EINVAL, "'From' is not a phone number (+ and 8 to 15 digits)");
-		goto out;
-	}
-	if ((rc = keys_blind_index(q->p->keys, tid, idx, e)) < 0)
-		goto out;
-	if ((rc = visitor_seal_info(info, uid, e)) < 0)
-		goto out;
-	rc = envelope_seal_tid(q->p->sh->hpke_pk, q->p->sh->hpke_kid, info, tid, sealed, e);
-out:
 	wipe(in, sizeof in);
-	wipe(tid, sizeof tid);
 	return rc;
+}
+
+/* A copy of the sender's number sealed to central's HPKE public key for
+ * uid (visitor_seal_info): only the keys process opens it. */
+static int pub_sms_seal(struct pq *q, const char *tid, const char *uid,
+			char sealed[ENVELOPE_B64_MAX], pos_err *e)
+{
+	char info[ENVELOPE_INFO_MAX];
+	int rc;
+
+	if ((rc = visitor_seal_info(info, uid, e)) < 0)
+		return rc;
+	return envelope_seal_tid(q->p->sh->hpke_pk, q->p->sh->hpke_kid, info, tid, sealed, e);
 }
 
 /* POST /v1/sms/inbound: a text message from the gateway, signed. */
@@ -1365,7 +1363,8 @@ static void pub_sms_inbound(struct pq *q)
 	const char *ct = httpd_header(q->req, "Content-Type"), *body, *from, *text, *sid;
 	struct sms_param prm[SMS_PARAMS_MAX];
 	unsigned char idx[DEIDENT_INDEX_LEN];
-	char url[1024], uid[VISITOR_UID_LEN + 8], sealed[ENVELOPE_B64_MAX], *buf = NULL;
+	char url[1024], uid[VISITOR_UID_LEN + 8] = "", sealed[ENVELOPE_B64_MAX], tid[TID_MAX];
+	char *buf = NULL;
 	struct store_sms_in in;
 	pos_err e = { 0 };
 	json_t *v;
@@ -1423,7 +1422,9 @@ static void pub_sms_inbound(struct pq *q)
 		pub_error(q, 422, "unknown_ref", "the ref names no visitor");
 		goto out;
 	}
-	if ((rc = pub_sms_sender(q, from, uid[0] ? uid : "-", idx, sealed, &e)) < 0) {
+	/* The blind index comes from the keys process: no k_index here. */
+	if ((rc = pub_sms_phone(from, tid, &e)) < 0 ||
+	    (rc = keys_blind_index(q->p->keys, tid, idx, &e)) < 0) {
 		pub_bad_input(q, rc, &e);
 		goto out;
 	}
@@ -1439,10 +1440,10 @@ static void pub_sms_inbound(struct pq *q)
 			pub_fail(q, rc, &e);
 			goto out;
 		}
-		if ((rc = pub_sms_sender(q, from, uid, idx, sealed, &e)) < 0) {
-			pub_bad_input(q, rc, &e);
-			goto out;
-		}
+	}
+	if ((rc = pub_sms_seal(q, tid, uid, sealed, &e)) < 0) {
+		pub_fail(q, rc, &e);
+		goto out;
 	}
 	in = (struct store_sms_in){ sid, uid, idx, q->p->sh->hpke_kid, sealed, text, time_now_ms() };
 	if ((rc = store_sms_inbound(q->p->store, &in, &conv, &id, &dup, &e)) < 0) {
@@ -1461,6 +1462,7 @@ static void pub_sms_inbound(struct pq *q)
 	json_decref(v);
 out:
 	wipe(idx, sizeof idx);
+	wipe(tid, sizeof tid);
 	if (buf) {
 		wipe(buf, len + 1);
 		free(buf);

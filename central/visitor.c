@@ -133,6 +133,7 @@ int visitor_ref(const unsigned char key[KEYS_HMAC_LEN], const char *text,
 {
 	const char *p = text;
 
+	uid[0] = '\0';
 	for (; p && *p; p++) {
 		const char *q;
 		size_t n;
