@@ -235,12 +235,15 @@ int sms_form_parse(const char *body, size_t len, char *buf, struct sms_param *p,
 					       SMS_PARAMS_MAX);
 			for (eq = i; eq < end && body[eq] != '='; eq++)
 				;
+			/* name=value always: then the decoded field with its two
+			 * NULs fits where the field and its '&' were. */
+			if (eq == end)
+				return err_set(e, POS_EINVAL, "a form field has no '='");
 			p[k].name = w;
 			if (!(w = form_decode(body + i, eq - i, w)))
 				return err_set(e, POS_EINVAL, "a form field name is badly encoded");
 			p[k].value = w;
-			if (!(w = form_decode(body + (eq < end ? eq + 1 : end),
-					      eq < end ? end - eq - 1 : 0, w)))
+			if (!(w = form_decode(body + eq + 1, end - eq - 1, w)))
 				return err_set(e, POS_EINVAL, "a form field value is badly encoded");
 			k++;
 		}

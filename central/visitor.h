@@ -62,8 +62,8 @@ struct sms_param {
 
 /* Decodes an application/x-www-form-urlencoded body (percent escapes,
  * '+' for space) into buf (at least len + 1 bytes) and p[0..*n-1]
- * (SMS_PARAMS_MAX at most), sorted by name. A bad escape, a NUL, a name
- * twice or too many fields: POS_EINVAL. */
+ * (SMS_PARAMS_MAX at most), sorted by name. A field without '=', a bad
+ * escape, a NUL, a name twice or too many fields: POS_EINVAL. */
 int sms_form_parse(const char *body, size_t len, char *buf, struct sms_param *p, size_t *n,
 		   pos_err *e);
 /* The value of name in p (sorted), or NULL. */

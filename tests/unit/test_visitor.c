@@ -98,6 +98,9 @@ static void form_and_signature(void **st)
 	assert_int_equal(sms_form_parse("a=%4", 4, buf, p, &n, &e), POS_EINVAL);
 	assert_int_equal(sms_form_parse("a=%00", 5, buf, p, &n, &e), POS_EINVAL);
 	assert_int_equal(sms_form_parse("a=1&a=2", 7, buf, p, &n, &e), POS_EINVAL);
+	assert_int_equal(sms_form_parse("a&b", 3, buf, p, &n, &e), POS_EINVAL);
+	assert_int_equal(sms_form_parse("a=&&b=", 6, buf, p, &n, &e), 0);
+	assert_int_equal(n, 2);
 	assert_int_equal(sms_form_parse("", 0, buf, p, &n, &e), 0);
 	assert_int_equal(n, 0);
 }
