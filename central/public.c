@@ -20,6 +20,7 @@
 
 #include "codec.h"
 #include "httpd.h"
+#include "ingest.h"
 #include "jsonx.h"
 #include "keysproc.h"
 #include "log.h"
@@ -140,6 +141,11 @@ struct public {
 	struct event *wake_ev;
 	struct parked *parked; /* worker thread only */
 	size_t n_parked;
+	/* Writes with the writer: counted here, answered on done_ev. */
+	size_t n_async;
+	struct event *done_ev;
+	pthread_mutex_t done_mu;
+	struct pub_async *done; /* guarded by done_mu */
 	/* Guarded by the bus's mu: txns with a new message, or overflow. */
 	char pending[PUB_PENDING][37];
 	size_t n_pending;
@@ -1163,6 +1169,151 @@ static void pub_staff_close(struct pq *q, const char *id_s)
 	json_decref(v);
 }
 
+/* ------------------------------------------------------------ writes */
+
+/*
+ * A visitor's message and an inbound SMS are written by the writer
+ * (ingest.h), inside its group commit, never with a transaction and an
+ * fsync on this worker's loop; the answer goes out when the group has
+ * committed.
+ */
+enum pub_write { PW_CHAT, PW_SMS };
+
+struct pub_async {
+	struct ingest_job job;
+	struct pq q;
+	enum pub_write kind;
+	char uid[37];
+	char sid[SMS_SID_MAX + 1];
+	unsigned char idx[DEIDENT_INDEX_LEN];
+	char kid[KEYS_KID_LEN + 1];
+	char sealed[ENVELOPE_B64_MAX];
+	char *text;
+	int64_t now_ms;
+	int64_t conv, id;
+	bool dup;
+	struct pub_async *next_done;
+};
+
+static void pub_async_free(struct pub_async *a)
+{
+	if (!a)
+		return;
+	wipe(a->idx, sizeof a->idx);
+	free(a->text);
+	free(a);
+}
+
+/* Writer thread, in the group's transaction. */
+static int pub_op(struct store *s, struct ingest_job *job, pos_err *e)
+{
+	struct pub_async *a = job->arg;
+	struct store_sms_in in = { a->sid, a->uid, a->idx, a->kid, a->sealed, a->text, a->now_ms };
+
+	a->dup = false;
+	if (a->kind == PW_CHAT)
+		return store_message_add_keyed(s, STORE_CONV_VISITOR, a->uid, NULL, "customer",
+					       a->text, a->now_ms, &a->conv, &a->id, e);
+	return store_sms_inbound(s, &in, &a->conv, &a->id, &a->dup, e);
+}
+
+/* Writer thread: hands the answer back to the worker. */
+static void pub_job_done(struct ingest_job *job)
+{
+	struct pub_async *a = job->arg;
+	struct public *p = a->q.p;
+
+	pthread_mutex_lock(&p->done_mu);
+	a->next_done = p->done;
+	p->done = a;
+	pthread_mutex_unlock(&p->done_mu);
+	event_active(p->done_ev, EV_READ, 1);
+}
+
+static void pub_async_answer(struct pub_async *a)
+{
+	struct pq *q = &a->q;
+	int rc = a->job.rc < 0 ? a->job.rc : a->job.op_rc;
+	json_t *v;
+
+	if (rc < 0) {
+		pub_fail(q, rc, a->job.rc < 0 ? &a->job.err : &a->job.op_err);
+		return;
+	}
+	if (!a->dup) {
+		atomic_fetch_add_explicit(&pub_messages, 1, memory_order_relaxed);
+		pub_notify(q->p->sh->bus, a->uid);
+	}
+	if (a->kind == PW_CHAT) {
+		log_info("message", "conversation=%lld id=%lld author=visitor", (long long)a->conv,
+			 (long long)a->id);
+		v = json_pack("{s:I, s:I}", "id", (json_int_t)a->id, "conversation",
+			      (json_int_t)a->conv);
+	} else {
+		log_info("sms_inbound", "conversation=%lld id=%lld duplicate=%d", (long long)a->conv,
+			 (long long)a->id, a->dup);
+		v = json_pack("{s:I, s:I, s:b}", "id", (json_int_t)a->id, "conversation",
+			      (json_int_t)a->conv, "duplicate", a->dup);
+	}
+	pub_json(q, a->dup ? 200 : 201, v);
+	json_decref(v);
+}
+
+/* Worker thread: answers the writes the writer has committed. */
+static void pub_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct public *p = arg;
+	struct pub_async *list, *next;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&p->done_mu);
+	list = p->done;
+	p->done = NULL;
+	pthread_mutex_unlock(&p->done_mu);
+	for (; list; list = next) {
+		next = list->next_done;
+		p->n_async--;
+		pub_async_answer(list);
+		pub_async_free(list);
+	}
+}
+
+/* A write for the writer with q's request, its text copied; the answer
+ * (or 503 when the writer is stopping) is sent later. */
+static struct pub_async *pub_async_new(struct pq *q, enum pub_write kind, const char *uid,
+				       const char *text)
+{
+	struct pub_async *a = calloc(1, sizeof *a);
+
+	if (!a || !(a->text = strdup(text))) {
+		free(a);
+		pub_error(q, 500, "internal", "out of memory");
+		return NULL;
+	}
+	a->q = *q;
+	a->kind = kind;
+	snprintf(a->uid, sizeof a->uid, "%s", uid);
+	a->now_ms = time_now_ms();
+	return a;
+}
+
+static void pub_submit(struct pub_async *a)
+{
+	pos_err e = { 0 };
+
+	a->job.kind = INGEST_OP;
+	a->job.op = pub_op;
+	a->job.done = pub_job_done;
+	a->job.arg = a;
+	if (!a->q.p->sh->ingest || ingest_submit(a->q.p->sh->ingest, &a->job, &e) < 0) {
+		pub_error(&a->q, 503, "unavailable", e.msg[0] ? e.msg : "no writer");
+		pub_async_free(a);
+		return;
+	}
+	a->q.p->n_async++;
+}
+
 /* ------------------------------------------------------------ visitors */
 
 /* The raw value of name in a query string into out (no decoding: uid,
@@ -1280,10 +1431,10 @@ static void pub_chat_get(struct pq *q)
 static void pub_chat_post(struct pq *q)
 {
 	char uid[VISITOR_UID_LEN + 1];
+	struct pub_async *a;
 	pos_err e = { 0 };
-	json_t *root = NULL, *v;
+	json_t *root = NULL;
 	const char *text = NULL;
-	int64_t conv = 0, id = 0;
 	int rc;
 
 	if (!pub_visitor(q, uid, false))
@@ -1293,18 +1444,8 @@ static void pub_chat_post(struct pq *q)
 		pub_bad_input(q, rc, &e);
 		goto out;
 	}
-	if ((rc = store_message_add_keyed(q->p->store, STORE_CONV_VISITOR, uid, NULL, "customer",
-					  text, time_now_ms(), &conv, &id, &e)) < 0) {
-		pub_fail(q, rc, &e);
-		goto out;
-	}
-	atomic_fetch_add_explicit(&pub_messages, 1, memory_order_relaxed);
-	log_info("message", "conversation=%lld id=%lld author=visitor", (long long)conv,
-		 (long long)id);
-	pub_notify(q->p->sh->bus, uid);
-	v = json_pack("{s:I, s:I}", "id", (json_int_t)id, "conversation", (json_int_t)conv);
-	pub_json(q, 201, v);
-	json_decref(v);
+	if ((a = pub_async_new(q, PW_CHAT, uid, text)))
+		pub_submit(a);
 out:
 	json_decref(root);
 }
@@ -1362,15 +1503,12 @@ static void pub_sms_inbound(struct pq *q)
 	const struct cconf *c = q->p->sh->c;
 	const char *ct = httpd_header(q->req, "Content-Type"), *body, *from, *text, *sid;
 	struct sms_param prm[SMS_PARAMS_MAX];
+	struct pub_async *a;
 	unsigned char idx[DEIDENT_INDEX_LEN];
 	char url[1024], uid[VISITOR_UID_LEN + 8] = "", sealed[ENVELOPE_B64_MAX], tid[TID_MAX];
 	char *buf = NULL;
-	struct store_sms_in in;
 	pos_err e = { 0 };
-	json_t *v;
-	int64_t conv = 0, id = 0;
 	size_t len, n = 0;
-	bool dup = false;
 	int rc;
 
 	if (!c->sms_secret[0]) {
@@ -1445,21 +1583,13 @@ static void pub_sms_inbound(struct pq *q)
 		pub_fail(q, rc, &e);
 		goto out;
 	}
-	in = (struct store_sms_in){ sid, uid, idx, q->p->sh->hpke_kid, sealed, text, time_now_ms() };
-	if ((rc = store_sms_inbound(q->p->store, &in, &conv, &id, &dup, &e)) < 0) {
-		pub_fail(q, rc, &e);
+	if (!(a = pub_async_new(q, PW_SMS, uid, text)))
 		goto out;
-	}
-	if (!dup) {
-		atomic_fetch_add_explicit(&pub_messages, 1, memory_order_relaxed);
-		pub_notify(q->p->sh->bus, uid);
-	}
-	log_info("sms_inbound", "conversation=%lld id=%lld duplicate=%d", (long long)conv,
-		 (long long)id, dup);
-	v = json_pack("{s:I, s:I, s:b}", "id", (json_int_t)id, "conversation", (json_int_t)conv,
-		      "duplicate", dup);
-	pub_json(q, dup ? 200 : 201, v);
-	json_decref(v);
+	snprintf(a->sid, sizeof a->sid, "%s", sid);
+	memcpy(a->idx, idx, sizeof a->idx);
+	snprintf(a->kid, sizeof a->kid, "%s", q->p->sh->hpke_kid);
+	snprintf(a->sealed, sizeof a->sealed, "%s", sealed);
+	pub_submit(a);
 out:
 	wipe(idx, sizeof idx);
 	wipe(tid, sizeof tid);
@@ -1737,6 +1867,12 @@ int public_new(struct event_base *base, struct store *store, struct keys_chan *k
 		free(p);
 		return err_set(e, POS_ENOMEM, "public: out of memory");
 	}
+	if (!(p->done_ev = event_new(base, -1, 0, pub_done_cb, p))) {
+		event_free(p->wake_ev);
+		free(p);
+		return err_set(e, POS_ENOMEM, "public: out of memory");
+	}
+	pthread_mutex_init(&p->done_mu, NULL);
 	pthread_mutex_lock(&sh->bus->mu);
 	for (size_t i = 0; i < PUB_MEMBERS && !joined; i++)
 		if (!sh->bus->members[i]) {
@@ -1746,6 +1882,8 @@ int public_new(struct event_base *base, struct store *store, struct keys_chan *k
 	pthread_mutex_unlock(&sh->bus->mu);
 	if (!joined) {
 		event_free(p->wake_ev);
+		event_free(p->done_ev);
+		pthread_mutex_destroy(&p->done_mu);
 		free(p);
 		return err_set(e, POS_ENOMEM, "public: too many workers");
 	}
@@ -1761,7 +1899,7 @@ void public_stop(struct public *p)
 
 size_t public_waiting(const struct public *p)
 {
-	return p ? p->n_parked : 0;
+	return p ? p->n_parked + p->n_async : 0;
 }
 
 void public_free(struct public *p)
@@ -1775,5 +1913,7 @@ void public_free(struct public *p)
 			p->sh->bus->members[i] = NULL;
 	pthread_mutex_unlock(&p->sh->bus->mu);
 	event_free(p->wake_ev);
+	event_free(p->done_ev);
+	pthread_mutex_destroy(&p->done_mu);
 	free(p);
 }

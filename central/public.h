@@ -25,6 +25,8 @@
  * client address (a token bucket). A long poll is parked, never blocking
  * the worker: a new message anywhere in the process wakes the workers
  * holding polls for that transaction (public_bus), a timer ends the rest.
+ * A visitor's message and an inbound SMS are written by the writer
+ * (ingest.h) in its group commit and answered once it has committed.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -36,6 +38,7 @@
 
 struct event_base;
 struct httpd_req;
+struct ingest;
 struct keys_chan;
 struct public_bus;
 struct ratelimit;
@@ -47,6 +50,7 @@ struct public_shared {
 	char www[CCONF_PATH_MAX];   /* its path, for the log */
 	struct public_bus *bus;
 	struct ratelimit *limiter; /* one class: [limits] public_rate_per_min, public_burst */
+	struct ingest *ingest;      /* the writer: visitor messages, inbound SMS */
 	/* Signs visitor ids (visitor.h): links nothing to a customer. */
 	unsigned char visitor_key[KEYS_HMAC_LEN];
 	/* central.pub: seals an SMS sender's number for replies. */
@@ -70,6 +74,7 @@ void public_free(struct public *p);
 void public_handle(struct httpd_req *req, void *arg);
 /* Answers every parked long poll now (serve is stopping). */
 void public_stop(struct public *p);
+/* Parked polls and writes with the writer: free only at 0. */
 size_t public_waiting(const struct public *p);
 
 #endif

@@ -1245,7 +1245,7 @@ static void server_drain_cb(evutil_socket_t fd, short what, void *arg)
 	 * client; only the answer can be lost). Replies already sent get a
 	 * grace to reach their clients. */
 	public_stop(w->pub); /* a poll a kept-alive connection sent since */
-	if (routes_waiting(w->routes) > 0 ||
+	if (routes_waiting(w->routes) > 0 || public_waiting(w->pub) > 0 ||
 	    ((httpd_writing(w->httpd) > 0 || (w->pub_httpd && httpd_writing(w->pub_httpd) > 0)) &&
 	     time_mono_us() < w->flush_deadline_us)) {
 		evtimer_add(w->drain_ev, &tick);
@@ -1639,6 +1639,7 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 		goto out;
 	sh.kr = tokens;
 	sh.ingest = ig;
+	ps.ingest = ig;
 	sh.auto_enrol = c->auto_enrol;
 	sh.max_body = (size_t)c->max_body;
 	sh.database = c->database;
