@@ -168,6 +168,26 @@ static int cconf_take(struct cfg *c, const struct cconf_key *k, struct cconf *ou
 	return err_set(e, POS_EINVAL, "cconf: bad key table");
 }
 
+/* [sms] and [crm]: a number in E.164, and what each delivery needs. */
+static int cconf_check_out(const struct cfg *c, const struct cconf *cf, pos_err *e)
+{
+	size_t n = strlen(cf->sms_number);
+
+	if (n && (cf->sms_number[0] != '+' || n < 9 || n > 16 || cf->sms_number[1] == '0' ||
+		  strspn(cf->sms_number + 1, "0123456789") != n - 1))
+		return err_set(e, POS_EINVAL,
+			       "%s:%d: 'number' in [sms] must be + and 8 to 15 digits, or empty",
+			       c->name, cfg_line(c, "sms", "number"));
+	if (cf->sms_gateway_url[0] && (!cf->sms_secret[0] || !n))
+		return err_set(e, POS_EINVAL,
+			       "%s:%d: 'gateway_url' in [sms] needs [sms] secret and number",
+			       c->name, cfg_line(c, "sms", "gateway_url"));
+	if (cf->crm_url[0] && !cf->crm_secret[0])
+		return err_set(e, POS_EINVAL, "%s:%d: 'url' in [crm] needs [crm] secret to sign",
+			       c->name, cfg_line(c, "crm", "url"));
+	return 0;
+}
+
 /* Values that need more than a type check: said with the file and line. */
 static int cconf_check(const struct cfg *c, const struct cconf *cf, pos_err *e)
 {
@@ -190,7 +210,7 @@ static int cconf_check(const struct cfg *c, const struct cconf *cf, pos_err *e)
 				       "%s:%d: 'public_listen' in [central] must be HOST:PORT or empty",
 				       c->name, cfg_line(c, "central", "public_listen"));
 	}
-	return 0;
+	return cconf_check_out(c, cf, e);
 }
 
 int cconf_load(const char *path, struct cconf *out, pos_err *e)

@@ -1812,11 +1812,6 @@ int public_shared_init(struct public_shared *sh, const struct cconf *c, pos_err 
 		return err_set(e, POS_ETOOBIG, "central.pub: path too long");
 	if ((rc = keys_load_public(pub, sh->hpke_pk, sh->hpke_kid, e)) < 0)
 		return rc;
-	if (c->sms_number[0] &&
-	    (c->sms_number[0] != '+' || strlen(c->sms_number) < 9 || strlen(c->sms_number) > 16 ||
-	     c->sms_number[1] == '0' ||
-	     strspn(c->sms_number + 1, "0123456789") != strlen(c->sms_number) - 1))
-		return err_set(e, POS_EINVAL, "[sms] number must be + and 8 to 15 digits");
 	sh->www_fd = open(sh->www, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (sh->www_fd < 0)
 		return err_set(e, POS_EIO, "[central] www %s: %s", sh->www, strerror(errno));
