@@ -58,6 +58,8 @@ static const struct cconf_key cconf_keys[] = {
 	  "folder of earlier *.key files, opened by kid" },
 	{ "keys", "k_index", CC_PATH, "k_index.key", 0, 0, CC_FIELD(k_index), NULL },
 	{ "keys", "k_deident", CC_PATH, "k_deident.key", 0, 0, CC_FIELD(k_deident), NULL },
+	{ "keys", "visitor", CC_PATH, "visitor.key", 0, 0, CC_FIELD(visitor_key),
+	  "signs visitor ids; made on first serve when missing" },
 	{ "tokens", "analyst", CC_PATH, "analyst.token", 0, 0, CC_FIELD(analyst_token), NULL },
 	{ "tokens", "admin", CC_PATH, "admin.token", 0, 0, CC_FIELD(admin_token), NULL },
 	{ "limits", "max_body", CC_INT, "1048576", 1024, 64L * 1024 * 1024, CC_LONG(max_body),
@@ -121,6 +123,23 @@ static const struct cconf_key cconf_keys[] = {
 	  "items related: baskets an item must share with the GTIN" },
 	{ "relations", "min_lift_pct", CC_INT, "120", 1, 1000000, CC_LONG(related_min_lift_pct),
 	  "items related: lift at least this % (100 = no better than chance)" },
+	{ "sms", "number", CC_STR, "", 0, 0, CC_FIELD(sms_number),
+	  "the store's SMS number (+E.164) in visitor links; empty = no SMS link" },
+	{ "sms", "secret", CC_STR, "", 0, 0, CC_FIELD(sms_secret),
+	  "signs calls to and from the SMS gateway; empty = inbound SMS refused" },
+	{ "sms", "inbound_url", CC_STR, "", 0, 0, CC_FIELD(sms_inbound_url),
+	  "the URL the gateway posts to (signed); empty = https://<Host>/v1/sms/inbound" },
+	{ "sms", "gateway_url", CC_STR, "", 0, 0, CC_FIELD(sms_gateway_url),
+	  "staff replies to SMS conversations are POSTed here; empty = not sent" },
+	{ "sms", "account", CC_STR, "", 0, 0, CC_FIELD(sms_account),
+	  "the account name sent to the gateway (form field Account)" },
+	{ "crm", "url", CC_STR, "", 0, 0, CC_FIELD(crm_url),
+	  "every conversation and message is POSTed here (JSON, signed); empty = off" },
+	{ "crm", "secret", CC_STR, "", 0, 0, CC_FIELD(crm_secret), "signs the CRM calls" },
+	{ "outbox", "retry_max_s", CC_INT, "300", 1, 86400, CC_LONG(outbox_retry_max_s),
+	  "longest wait between tries of a failing delivery (doubling from 1 s)" },
+	{ "outbox", "timeout_s", CC_INT, "10", 1, 300, CC_LONG(outbox_timeout_s),
+	  "seconds one delivery (CRM or SMS gateway call) may take" },
 };
 
 #define CC_NKEYS (sizeof(cconf_keys) / sizeof(cconf_keys[0]))
@@ -169,6 +188,26 @@ static int cconf_take(struct cfg *c, const struct cconf_key *k, struct cconf *ou
 	return err_set(e, POS_EINVAL, "cconf: bad key table");
 }
 
+/* [sms] and [crm]: a number in E.164, and what each delivery needs. */
+static int cconf_check_out(const struct cfg *c, const struct cconf *cf, pos_err *e)
+{
+	size_t n = strlen(cf->sms_number);
+
+	if (n && (cf->sms_number[0] != '+' || n < 9 || n > 16 || cf->sms_number[1] == '0' ||
+		  strspn(cf->sms_number + 1, "0123456789") != n - 1))
+		return err_set(e, POS_EINVAL,
+			       "%s:%d: 'number' in [sms] must be + and 8 to 15 digits, or empty",
+			       c->name, cfg_line(c, "sms", "number"));
+	if (cf->sms_gateway_url[0] && (!cf->sms_secret[0] || !n))
+		return err_set(e, POS_EINVAL,
+			       "%s:%d: 'gateway_url' in [sms] needs [sms] secret and number",
+			       c->name, cfg_line(c, "sms", "gateway_url"));
+	if (cf->crm_url[0] && !cf->crm_secret[0])
+		return err_set(e, POS_EINVAL, "%s:%d: 'url' in [crm] needs [crm] secret to sign",
+			       c->name, cfg_line(c, "crm", "url"));
+	return 0;
+}
+
 /* Values that need more than a type check: said with the file and line. */
 static int cconf_check(const struct cfg *c, const struct cconf *cf, pos_err *e)
 {
@@ -191,7 +230,7 @@ static int cconf_check(const struct cfg *c, const struct cconf *cf, pos_err *e)
 				       "%s:%d: 'public_listen' in [central] must be HOST:PORT or empty",
 				       c->name, cfg_line(c, "central", "public_listen"));
 	}
-	return 0;
+	return cconf_check_out(c, cf, e);
 }
 
 int cconf_load(const char *path, struct cconf *out, pos_err *e)

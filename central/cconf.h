@@ -125,6 +125,17 @@ struct cconf {
 	long vendor_messages_max;
 	long related_min_baskets;
 	long related_min_lift_pct;
+	/* Visitor links and SMS (design section 13): docs/conversations.md. */
+	char visitor_key[CCONF_PATH_MAX];
+	char sms_number[32];
+	char sms_secret[256];
+	char sms_inbound_url[512];
+	char sms_gateway_url[512];
+	char sms_account[128];
+	char crm_url[512];
+	char crm_secret[256];
+	long outbox_retry_max_s;
+	long outbox_timeout_s;
 };
 
 int cconf_load(const char *path, struct cconf *out, pos_err *e);

@@ -18,6 +18,8 @@
 #include "envelope.h"
 #include "keys.h"
 #include "log.h"
+#include "tid.h"
+#include "visitor.h"
 #include "wipe.h"
 
 /* store, terminal and txn: anything longer cannot form the EncTID info. */
@@ -48,9 +50,16 @@ struct keys_rep {
 struct keys_hdr {
 	uint32_t seq;
 	uint32_t n;
+	uint32_t op; /* enum keys_op, the same for each of the n */
 	int32_t rc;
 	char msg[KEYS_MSG_MAX];
 };
+
+/* What a request asks. KEYS_OP_BLIND carries a TID as typed in its txn
+ * field and answers its tid index in idx. KEYS_OP_PHONE carries a sealed
+ * SMS sender (kid, enc) and its visitor uid in txn, and answers the phone
+ * TID in msg. */
+enum keys_op { KEYS_OP_OPEN = 0, KEYS_OP_BLIND = 1, KEYS_OP_PHONE = 2 };
 
 #define KEYS_REQ_MSG (sizeof(struct keys_hdr) + KEYS_BATCH_MAX * sizeof(struct keys_req))
 #define KEYS_REP_MSG (sizeof(struct keys_hdr) + KEYS_BATCH_MAX * sizeof(struct keys_rep))
@@ -215,6 +224,146 @@ int keys_open(struct keys_chan *kc, const char *store, const char *terminal, con
 	return rc;
 }
 
+/* The tid index of a TID as typed: normalised, hashed, wiped. */
+static int keys_blind(const struct keyring *kr, const char *in,
+		      unsigned char idx[DEIDENT_INDEX_LEN], pos_err *e)
+{
+	char tid[TID_MAX];
+	enum tid_kind kind;
+	int rc;
+
+	if ((rc = tid_normalize(in, tid, &kind, e)) == 0)
+		rc = deident_index_key(keyring_index_key(kr), tid, idx, e);
+	wipe(tid, sizeof tid);
+	return rc;
+}
+
+/* The phone TID sealed for an SMS conversation (info visitor_seal_info):
+ * anything else, even a TID sealed under another info, does not open. */
+static int keys_phone(const struct keyring *kr, const char *kid, const char *enc,
+		      const char *uid, char phone[TID_MAX], pos_err *e)
+{
+	const struct envelope_key *k = keyring_find_key(kr, kid);
+	char info[ENVELOPE_INFO_MAX], tid[ENVELOPE_MAX_PT + 1];
+	enum tid_kind kind;
+	int rc;
+
+	if (!k)
+		return err_set(e, POS_ECRYPTO, "the sealed number does not open");
+	if ((rc = visitor_seal_info(info, uid, e)) < 0)
+		return rc;
+	rc = envelope_open_tid_key(k, info, enc, tid, e);
+	if (rc < 0)
+		rc = err_set(e, POS_ECRYPTO, "the sealed number does not open");
+	else if (tid_normalize(tid, phone, &kind, e) < 0 || kind != TID_PHONE)
+		rc = err_set(e, POS_EINVAL, "the sealed value is not a phone number");
+	wipe(tid, sizeof tid);
+	if (rc < 0)
+		wipe(phone, TID_MAX);
+	return rc;
+}
+
+int keys_open_phone(struct keys_chan *kc, const char *kid, const char *enc, const char *uid,
+		    char phone[TID_MAX], pos_err *e)
+{
+	struct keys_hdr *h;
+	struct keys_req *rq;
+	struct keys_rep *rp;
+	size_t len;
+	ssize_t got;
+	uint32_t seq;
+	int rc;
+
+	if (!kc || !kid || !enc || !uid)
+		return err_set(e, POS_EINVAL, "keys: missing channel or field");
+	if (kc->kr)
+		return keys_phone(kc->kr, kid, enc, uid, phone, e);
+	h = (struct keys_hdr *)kc->buf;
+	rq = (struct keys_req *)(h + 1);
+	len = sizeof *h + sizeof *rq;
+	memset(kc->buf, 0, len);
+	h->seq = seq = ++kc->seq;
+	h->n = 1;
+	h->op = KEYS_OP_PHONE;
+	keys_put(rq->kid, sizeof rq->kid, kid);
+	keys_put(rq->enc, sizeof rq->enc, enc);
+	keys_put(rq->txn, sizeof rq->txn, uid);
+	do
+		got = send(kc->fd, kc->buf, len, MSG_NOSIGNAL);
+	while (got < 0 && errno == EINTR);
+	if (got != (ssize_t)len)
+		return err_set(e, POS_EAGAIN, "the keys process does not answer");
+	do
+		got = recv(kc->fd, kc->buf, KEYS_BUF, 0);
+	while (got < 0 && errno == EINTR);
+	rp = (struct keys_rep *)(h + 1);
+	if (got != (ssize_t)(sizeof *h + sizeof *rp) || h->seq != seq || h->n != 1) {
+		rc = err_set(e, POS_EAGAIN, "the keys process does not answer");
+	} else if (rp->rc == 0 && memchr(rp->msg, '\0', TID_MAX)) {
+		memcpy(phone, rp->msg, TID_MAX);
+		rc = 0;
+	} else if (rp->rc < 0 && keys_is_code(rp->rc)) {
+		rp->msg[sizeof rp->msg - 1] = '\0';
+		rc = err_set(e, rp->rc, "%s", rp->msg);
+	} else {
+		rc = err_set(e, POS_EIO, "the keys process sent a malformed reply");
+	}
+	if (got > 0)
+		wipe(kc->buf, (size_t)got);
+	return rc;
+}
+
+int keys_blind_index(struct keys_chan *kc, const char *tid_in,
+		     unsigned char idx[DEIDENT_INDEX_LEN], pos_err *e)
+{
+	struct keys_hdr *h;
+	struct keys_req *rq;
+	struct keys_rep *rp;
+	size_t len;
+	ssize_t got;
+	uint32_t seq;
+	int rc;
+
+	if (!kc || !tid_in)
+		return err_set(e, POS_EINVAL, "keys: missing channel or TID");
+	if (kc->kr)
+		return keys_blind(kc->kr, tid_in, idx, e);
+	if (strnlen(tid_in, KEYS_FIELD) >= KEYS_FIELD)
+		return err_set(e, POS_EINVAL, "the identifier is too long");
+	h = (struct keys_hdr *)kc->buf;
+	rq = (struct keys_req *)(h + 1);
+	len = sizeof *h + sizeof *rq;
+	memset(kc->buf, 0, len);
+	h->seq = seq = ++kc->seq;
+	h->n = 1;
+	h->op = KEYS_OP_BLIND;
+	keys_put(rq->txn, sizeof rq->txn, tid_in);
+	do
+		got = send(kc->fd, kc->buf, len, MSG_NOSIGNAL);
+	while (got < 0 && errno == EINTR);
+	wipe(kc->buf, len);
+	if (got != (ssize_t)len)
+		return err_set(e, POS_EAGAIN, "the keys process does not answer");
+	do
+		got = recv(kc->fd, kc->buf, KEYS_BUF, 0);
+	while (got < 0 && errno == EINTR);
+	rp = (struct keys_rep *)(h + 1);
+	if (got != (ssize_t)(sizeof *h + sizeof *rp) || h->seq != seq || h->n != 1) {
+		rc = err_set(e, POS_EAGAIN, "the keys process does not answer");
+	} else if (rp->rc == 0) {
+		memcpy(idx, rp->idx, DEIDENT_INDEX_LEN);
+		rc = 0;
+	} else if (keys_is_code(rp->rc)) {
+		rp->msg[sizeof rp->msg - 1] = '\0';
+		rc = err_set(e, rp->rc, "%s", rp->msg);
+	} else {
+		rc = err_set(e, POS_EIO, "the keys process sent a malformed reply");
+	}
+	if (got > 0)
+		wipe(kc->buf, (size_t)got);
+	return rc;
+}
+
 /* ------------------------------------------------------------ keys process */
 
 struct keys_srv {
@@ -273,12 +422,20 @@ static void *keysproc_serve(void *arg)
 				memset(&rep, 0, sizeof rep);
 				if (!keys_req_ok(&one))
 					rep.rc = err_set(&e, POS_EINVAL, "keys: a malformed request");
+				else if (h->op == KEYS_OP_BLIND)
+					rep.rc = keys_blind(s->kr, one.txn, rep.idx, &e);
+				else if (h->op == KEYS_OP_PHONE)
+					rep.rc = keys_phone(s->kr, one.kid, one.enc, one.txn, rep.msg,
+							    &e);
+				else if (h->op != KEYS_OP_OPEN)
+					rep.rc = err_set(&e, POS_EINVAL, "keys: an unknown request");
 				else
 					rep.rc = keyring_open(s->kr, one.store, one.terminal, one.txn,
 							      one.kid, one.enc, rep.idx, rep.dtid, &e);
 				if (rep.rc < 0)
 					snprintf(rep.msg, sizeof rep.msg, "%s", e.msg);
 				memcpy(&rp[i], &rep, sizeof rep);
+				wipe(&one, sizeof one);
 			}
 			h->rc = 0;
 			len = sizeof *h + cnt * sizeof *rp;

@@ -65,6 +65,21 @@ struct keys_open_res {
 int keys_open_batch(struct keys_chan *kc, size_t n, const struct keys_open_req *req,
 		    struct keys_open_res *res, pos_err *e);
 
+/* The tid index (k_index) of a TID as typed (common/tid.h normalises it,
+ * e.g. "phone:+15551234567"): the blind index that finds an enrolled
+ * household without the worker ever holding k_index. The normalised TID
+ * is wiped in the keys process. A TID that is not valid: POS_EINVAL
+ * (the message never echoes it). */
+int keys_blind_index(struct keys_chan *kc, const char *tid_in,
+		     unsigned char idx[DEIDENT_INDEX_LEN], pos_err *e);
+
+/* The phone TID ("phone:+...") of an SMS sender sealed to central's HPKE
+ * key for the visitor uid (visitor_seal_info), for the one send that
+ * needs it: the caller wipes phone (TID_MAX bytes) after. Opens nothing
+ * sealed under another info, and only a phone. */
+int keys_open_phone(struct keys_chan *kc, const char *kid, const char *enc, const char *uid,
+		    char phone[48], pos_err *e);
+
 struct keysproc;
 
 /* Forks the keys process with nchan channels and waits until it has loaded

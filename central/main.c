@@ -30,6 +30,7 @@
 #include "log.h"
 #include "conv_cli.h"
 #include "offer_cli.h"
+#include "outbox.h"
 #include "vendor_cli.h"
 #include "server.h"
 #include "setup.h"
@@ -146,7 +147,7 @@ static int main_serve(int argc, char **argv)
 	}
 	level = log_level_parse(conf.log_level);
 	log_init("pos-central", level < 0 ? LOG_LVL_INFO : (enum log_level)level, 0);
-	if ((rc = keysproc_start(&conf, (size_t)server_nworkers(&conf), &kp, &e)) == 0 &&
+	if ((rc = keysproc_start(&conf, (size_t)server_nworkers(&conf) + 1, &kp, &e)) == 0 &&
 	    (rc = keyring_load_tokens(&conf, &tokens, &e)) == 0)
 		rc = server_run(&conf, listen_s, tokens, kp, &e);
 	keyring_free(tokens);
@@ -321,6 +322,8 @@ static const struct main_cmd main_cmds[] = {
 	{ "staff", staff_main,
 	  "staff add -c CONF --name N (--store S | --all)\n"
 	  "                                a staff token for the console" },
+	{ "crm", outbox_crm_main,
+	  "crm status -c CONF            the CRM and SMS outboxes' backlog" },
 	{ "version", NULL, "version                       the version and the source revision" },
 	{ "seal-test", main_seal_test,
 	  "seal-test --pub central.pub --store S --terminal T --txn X < tid\n"

@@ -20,16 +20,21 @@
 
 #include "codec.h"
 #include "httpd.h"
+#include "ingest.h"
 #include "jsonx.h"
+#include "keysproc.h"
 #include "log.h"
 #include "metrics.h"
 #include "offers.h"
+#include "outbox.h"
 #include "query.h"
 #include "ratelimit.h"
 #include "receipt.h"
 #include "store_public.h"
+#include "tid.h"
 #include "timeutil.h"
 #include "vendor.h"
+#include "visitor.h"
 #include "wipe.h"
 #include "www.h"
 
@@ -58,10 +63,14 @@ enum pub_refusal {
 	PR_LOGIN,     /* an unknown staff token */
 	PR_SESSION,   /* no or an expired session */
 	PR_CSRF,      /* a POST without the session's CSRF token */
+	PR_VISITOR,   /* a uid and sig that do not match */
+	PR_SMS_SIG,   /* an inbound SMS without the gateway's signature */
+	PR_SMS_REF,   /* an inbound SMS whose ref names no visitor */
 	PR_COUNT
 };
 static const char *const pub_refusal_names[PR_COUNT] = {
 	"rate_limited", "unknown_receipt", "bad_message", "bad_login", "no_session", "csrf",
+	"bad_visitor", "sms_signature", "sms_ref",
 };
 static atomic_ulong pub_refused[PR_COUNT];
 static atomic_ulong pub_requests;
@@ -117,6 +126,8 @@ struct parked {
 	struct public *p;
 	struct httpd_req *req;
 	int64_t t0_us;
+	const char *kind;  /* STORE_CONV_RECEIPT or STORE_CONV_VISITOR */
+	const char *route; /* the log's label */
 	char txn[37];
 	int64_t after;
 	struct event *timer;
@@ -125,11 +136,17 @@ struct parked {
 struct public {
 	struct event_base *base;
 	struct store *store;
+	struct keys_chan *keys;
 	struct public_shared *sh;
 	struct vendor_worker *vw; /* the vendor and message routes (vendor.h) */
 	struct event *wake_ev;
 	struct parked *parked; /* worker thread only */
 	size_t n_parked;
+	/* Writes with the writer: counted here, answered on done_ev. */
+	size_t n_async;
+	struct event *done_ev;
+	pthread_mutex_t done_mu;
+	struct pub_async *done; /* guarded by done_mu */
 	/* Guarded by the bus's mu: txns with a new message, or overflow. */
 	char pending[PUB_PENDING][37];
 	size_t n_pending;
@@ -414,10 +431,11 @@ static int pub_msg_cb(const struct store_message *m, void *arg)
 	return 0;
 }
 
-/* {"messages":[{"id","time","author","body"}],"last":ID} of the receipt
- * conversation of txn after `after` (none yet: empty); *n their count. */
-static int pub_messages_json(struct store *s, const char *txn, int64_t after, json_t **out,
-			     size_t *n, pos_err *e)
+/* {"messages":[{"id","time","author","body"}],"last":ID} of the
+ * conversation of (kind, txn) after `after` (none yet: empty); *n their
+ * count. */
+static int pub_messages_json(struct store *s, const char *kind, const char *txn, int64_t after,
+			     json_t **out, size_t *n, pos_err *e)
 {
 	struct store_conversation c;
 	json_t *acc[2] = { json_array(), json_integer(after) };
@@ -429,7 +447,7 @@ static int pub_messages_json(struct store *s, const char *txn, int64_t after, js
 		rc = err_set(e, POS_ENOMEM, "out of memory");
 		goto out;
 	}
-	rc = store_conversation_find(s, STORE_CONV_RECEIPT, txn, &c, e);
+	rc = store_conversation_find(s, kind, txn, &c, e);
 	if (rc == 0)
 		rc = store_messages(s, c.id, after, PUB_MESSAGES_MAX, pub_msg_cb, acc, e);
 	else if (rc == POS_ENOTFOUND)
@@ -497,10 +515,12 @@ static int pub_message_body(struct pq *q, json_t **root, const char **text, pos_
 	return pub_text_ok(*text, max, e);
 }
 
-/* ?after=ID&wait=0|1 */
-static int pub_poll_query(const char *query, int64_t *after, bool *wait, pos_err *e)
+/* ?after=ID&wait=0|1; with visitor also uid= and sig= (read elsewhere). */
+static int pub_poll_query(const char *query, bool visitor, int64_t *after, bool *wait,
+			  pos_err *e)
 {
 	static const char *const known[] = { "after", "wait", NULL };
+	static const char *const known_visitor[] = { "after", "wait", "uid", "sig", NULL };
 	struct query qs;
 	const char *v;
 	char *end;
@@ -510,7 +530,7 @@ static int pub_poll_query(const char *query, int64_t *after, bool *wait, pos_err
 	*wait = true;
 	if ((rc = query_parse(query, &qs, e)) < 0)
 		return rc == POS_ETOOBIG ? POS_EINVAL : rc;
-	if (query_unknown(&qs, known))
+	if (query_unknown(&qs, visitor ? known_visitor : known))
 		return err_set(e, POS_EINVAL,
 			       "unknown query parameter (known: after=ID, wait=0|1)");
 	if ((v = query_get(&qs, "after")) != NULL) {
@@ -548,11 +568,11 @@ static void parked_free(struct parked *k)
  * it; with only_new, leaves it parked when nothing is there. */
 static void parked_answer(struct parked *k, bool only_new)
 {
-	struct pq q = { k->p, k->req, "/v1/receipts/{token}/messages", k->t0_us };
+	struct pq q = { k->p, k->req, k->route, k->t0_us };
 	pos_err e = { 0 };
 	json_t *v = NULL;
 	size_t n = 0;
-	int rc = pub_messages_json(k->p->store, k->txn, k->after, &v, &n, &e);
+	int rc = pub_messages_json(k->p->store, k->kind, k->txn, k->after, &v, &n, &e);
 
 	if (rc == 0 && n == 0 && only_new) {
 		json_decref(v);
@@ -601,11 +621,11 @@ static void pub_wake_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* GET /v1/receipts/{token}/messages: at once when there is something
- * after `after` (or wait=0), else parked up to [receipt] poll_s. */
-static void pub_messages_get(struct pq *q, const char *tok)
+/* Answers the messages of (kind, txn) after the query's `after` at once
+ * when there are some (or wait=0), else parks the request up to
+ * [receipt] poll_s. */
+static void pub_poll(struct pq *q, const char *kind, const char *txn, bool visitor)
 {
-	struct store_receipt r;
 	struct parked *k = NULL;
 	struct timeval tv = { (time_t)q->p->sh->c->receipt_poll_s, 0 };
 	pos_err e = { 0 };
@@ -615,18 +635,11 @@ static void pub_messages_get(struct pq *q, const char *tok)
 	size_t n = 0;
 	int rc;
 
-	if ((rc = pub_receipt(q, tok, &r, &e)) < 0) {
-		if (rc == POS_ENOTFOUND)
-			pub_not_found(q);
-		else
-			pub_fail(q, rc, &e);
-		return;
-	}
-	if ((rc = pub_poll_query(httpd_query(q->req), &after, &wait, &e)) < 0) {
+	if ((rc = pub_poll_query(httpd_query(q->req), visitor, &after, &wait, &e)) < 0) {
 		pub_bad_input(q, rc, &e);
 		return;
 	}
-	if ((rc = pub_messages_json(q->p->store, r.txn, after, &v, &n, &e)) < 0) {
+	if ((rc = pub_messages_json(q->p->store, kind, txn, after, &v, &n, &e)) < 0) {
 		pub_fail(q, rc, &e);
 		return;
 	}
@@ -645,8 +658,10 @@ static void pub_messages_get(struct pq *q, const char *tok)
 	k->p = q->p;
 	k->req = q->req;
 	k->t0_us = q->t0_us;
+	k->kind = kind;
+	k->route = q->route;
 	k->after = after;
-	memcpy(k->txn, r.txn, sizeof k->txn);
+	snprintf(k->txn, sizeof k->txn, "%s", txn);
 	k->next = q->p->parked;
 	if (k->next)
 		k->next->prev = k;
@@ -654,6 +669,23 @@ static void pub_messages_get(struct pq *q, const char *tok)
 	q->p->n_parked++;
 	atomic_fetch_add(&pub_parked, 1);
 	evtimer_add(k->timer, &tv);
+}
+
+/* GET /v1/receipts/{token}/messages: a long poll (pub_poll). */
+static void pub_messages_get(struct pq *q, const char *tok)
+{
+	struct store_receipt r;
+	pos_err e = { 0 };
+	int rc;
+
+	if ((rc = pub_receipt(q, tok, &r, &e)) < 0) {
+		if (rc == POS_ENOTFOUND)
+			pub_not_found(q);
+		else
+			pub_fail(q, rc, &e);
+		return;
+	}
+	pub_poll(q, STORE_CONV_RECEIPT, r.txn, false);
 }
 
 /* POST /v1/receipts/{token}/messages {"body"}: the customer writes. */
@@ -912,6 +944,7 @@ static int pub_conv_cb(const struct store_conversation *c, void *arg)
 {
 	struct pub_list *l = arg;
 	struct store_receipt r;
+	struct store_facts facts;
 	char ts[TIME_RFC3339_LEN];
 	json_t *o, *rec = NULL, *acc[2] = { json_array(), json_integer(0) };
 	int rc;
@@ -931,6 +964,9 @@ static int pub_conv_cb(const struct store_conversation *c, void *arg)
 	if (rc < 0)
 		goto out;
 	json_object_set_new(o, "receipt", rec ? rec : json_null());
+	if ((rc = store_conversation_facts(l->s, c, time_now_ms(), &facts, l->e)) < 0)
+		goto out;
+	json_object_set_new(o, "enrichment", outbox_enrichment_json(&facts));
 	if ((rc = store_messages(l->s, c->id, 0, PUB_MESSAGES_MAX, pub_msg_cb, acc, l->e)) != 0)
 		goto out;
 	json_object_set(o, "messages", acc[0]);
@@ -1070,6 +1106,437 @@ static void pub_staff_close(struct pq *q, const char *id_s)
 	json_decref(v);
 }
 
+/* ------------------------------------------------------------ writes */
+
+/*
+ * A visitor's message and an inbound SMS are written by the writer
+ * (ingest.h), inside its group commit, never with a transaction and an
+ * fsync on this worker's loop; the answer goes out when the group has
+ * committed.
+ */
+enum pub_write { PW_CHAT, PW_SMS };
+
+struct pub_async {
+	struct ingest_job job;
+	struct pq q;
+	enum pub_write kind;
+	char uid[37];
+	char sid[SMS_SID_MAX + 1];
+	unsigned char idx[DEIDENT_INDEX_LEN];
+	char kid[KEYS_KID_LEN + 1];
+	char sealed[ENVELOPE_B64_MAX];
+	char *text;
+	int64_t now_ms;
+	int64_t conv, id;
+	bool dup;
+	struct pub_async *next_done;
+};
+
+static void pub_async_free(struct pub_async *a)
+{
+	if (!a)
+		return;
+	wipe(a->idx, sizeof a->idx);
+	free(a->text);
+	free(a);
+}
+
+/* Writer thread, in the group's transaction. */
+static int pub_op(struct store *s, struct ingest_job *job, pos_err *e)
+{
+	struct pub_async *a = job->arg;
+	struct store_sms_in in = { a->sid, a->uid, a->idx, a->kid, a->sealed, a->text, a->now_ms };
+
+	a->dup = false;
+	if (a->kind == PW_CHAT)
+		return store_message_add_keyed(s, STORE_CONV_VISITOR, a->uid, NULL, "customer",
+					       a->text, a->now_ms, &a->conv, &a->id, e);
+	return store_sms_inbound(s, &in, &a->conv, &a->id, &a->dup, e);
+}
+
+/* Writer thread: hands the answer back to the worker. */
+static void pub_job_done(struct ingest_job *job)
+{
+	struct pub_async *a = job->arg;
+	struct public *p = a->q.p;
+
+	pthread_mutex_lock(&p->done_mu);
+	a->next_done = p->done;
+	p->done = a;
+	pthread_mutex_unlock(&p->done_mu);
+	event_active(p->done_ev, EV_READ, 1);
+}
+
+static void pub_async_answer(struct pub_async *a)
+{
+	struct pq *q = &a->q;
+	int rc = a->job.rc < 0 ? a->job.rc : a->job.op_rc;
+	json_t *v;
+
+	if (rc < 0) {
+		pub_fail(q, rc, a->job.rc < 0 ? &a->job.err : &a->job.op_err);
+		return;
+	}
+	if (!a->dup) {
+		atomic_fetch_add_explicit(&pub_messages, 1, memory_order_relaxed);
+		pub_notify(q->p->sh->bus, a->uid);
+	}
+	if (a->kind == PW_CHAT) {
+		log_info("message", "conversation=%lld id=%lld author=visitor", (long long)a->conv,
+			 (long long)a->id);
+		v = json_pack("{s:I, s:I}", "id", (json_int_t)a->id, "conversation",
+			      (json_int_t)a->conv);
+	} else {
+		log_info("sms_inbound", "conversation=%lld id=%lld duplicate=%d", (long long)a->conv,
+			 (long long)a->id, a->dup);
+		v = json_pack("{s:I, s:I, s:b}", "id", (json_int_t)a->id, "conversation",
+			      (json_int_t)a->conv, "duplicate", a->dup);
+	}
+	pub_json(q, a->dup ? 200 : 201, v);
+	json_decref(v);
+}
+
+/* Worker thread: answers the writes the writer has committed. */
+static void pub_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct public *p = arg;
+	struct pub_async *list, *next;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&p->done_mu);
+	list = p->done;
+	p->done = NULL;
+	pthread_mutex_unlock(&p->done_mu);
+	for (; list; list = next) {
+		next = list->next_done;
+		p->n_async--;
+		pub_async_answer(list);
+		pub_async_free(list);
+	}
+}
+
+/* A write for the writer with q's request, its text copied; the answer
+ * (or 503 when the writer is stopping) is sent later. */
+static struct pub_async *pub_async_new(struct pq *q, enum pub_write kind, const char *uid,
+				       const char *text)
+{
+	struct pub_async *a = calloc(1, sizeof *a);
+
+	if (!a || !(a->text = strdup(text))) {
+		free(a);
+		pub_error(q, 500, "internal", "out of memory");
+		return NULL;
+	}
+	a->q = *q;
+	a->kind = kind;
+	snprintf(a->uid, sizeof a->uid, "%s", uid);
+	a->now_ms = time_now_ms();
+	return a;
+}
+
+static void pub_submit(struct pub_async *a)
+{
+	pos_err e = { 0 };
+
+	a->job.kind = INGEST_OP;
+	a->job.op = pub_op;
+	a->job.done = pub_job_done;
+	a->job.arg = a;
+	if (!a->q.p->sh->ingest || ingest_submit(a->q.p->sh->ingest, &a->job, &e) < 0) {
+		pub_error(&a->q, 503, "unavailable", e.msg[0] ? e.msg : "no writer");
+		pub_async_free(a);
+		return;
+	}
+	a->q.p->n_async++;
+}
+
+/* ------------------------------------------------------------ visitors */
+
+/* The raw value of name in a query string into out (no decoding: uid,
+ * sig and numbers have no escapes). False when absent or too long. */
+static bool pub_qget(const char *query, const char *name, char *out, size_t cap)
+{
+	size_t nl = strlen(name);
+
+	while (query && *query) {
+		size_t n = strcspn(query, "&");
+
+		if (n > nl && strncmp(query, name, nl) == 0 && query[nl] == '=') {
+			if (n - nl - 1 >= cap)
+				return false;
+			memcpy(out, query + nl + 1, n - nl - 1);
+			out[n - nl - 1] = '\0';
+			return true;
+		}
+		query += n;
+		if (*query == '&')
+			query++;
+	}
+	return false;
+}
+
+/* The uid of the request's ?uid=&sig= when they match, else false with
+ * 403 sent (or the not-found page for a page). */
+static bool pub_visitor(struct pq *q, char uid[VISITOR_UID_LEN + 1], bool page)
+{
+	const char *query = httpd_query(q->req);
+	char sig[VISITOR_SIG_LEN + 2];
+
+	if (pub_qget(query, "uid", uid, VISITOR_UID_LEN + 1) &&
+	    pub_qget(query, "sig", sig, sizeof sig) &&
+	    visitor_sig_ok(q->p->sh->visitor_key, uid, sig))
+		return true;
+	pub_refuse(PR_VISITOR);
+	if (page)
+		pub_file(q, "notfound.html", 403);
+	else
+		pub_error(q, 403, "forbidden", "uid and sig do not match (get them from "
+						"POST /v1/visitors)");
+	return false;
+}
+
+/* POST /v1/visitors: a new uid and its sig; nothing is stored. */
+static void pub_visitor_new(struct pq *q)
+{
+	char uid[VISITOR_UID_LEN + 1], sig[VISITOR_SIG_LEN + 1];
+	pos_err e = { 0 };
+	json_t *v;
+	int rc;
+
+	if ((rc = visitor_new(q->p->sh->visitor_key, uid, sig, &e)) < 0) {
+		pub_fail(q, rc, &e);
+		return;
+	}
+	v = json_pack("{s:s, s:s}", "uid", uid, "sig", sig);
+	pub_json(q, 201, v);
+	json_decref(v);
+}
+
+/* The Host header when it is a plain host[:port], else NULL. */
+static const char *pub_host(struct pq *q)
+{
+	const char *h = httpd_header(q->req, "Host");
+	size_t n = h ? strlen(h) : 0;
+
+	if (n == 0 || n > 255 ||
+	    strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") != n)
+		return NULL;
+	return h;
+}
+
+/* GET /v1/links?uid=&sig=: the chat and SMS links carrying the uid. */
+static void pub_links(struct pq *q)
+{
+	char uid[VISITOR_UID_LEN + 1], sig[VISITOR_SIG_LEN + 2], chat[512], sms[128];
+	const char *host = pub_host(q), *num = q->p->sh->c->sms_number;
+	json_t *v;
+
+	if (!pub_visitor(q, uid, false))
+		return;
+	if (!host) {
+		pub_error(q, 400, "bad_request", "the Host header is missing or not a host name");
+		return;
+	}
+	(void)pub_qget(httpd_query(q->req), "sig", sig, sizeof sig);
+	snprintf(chat, sizeof chat, "https://%s/chat?uid=%s&sig=%s", host, uid, sig);
+	snprintf(sms, sizeof sms, "sms:%s?&body=ref%%20%s", num, uid);
+	v = json_pack("{s:s, s:o}", "chat", chat, "sms", num[0] ? json_string(sms) : json_null());
+	pub_json(q, 200, v);
+	json_decref(v);
+}
+
+/* GET /chat?uid=&sig=: the visitor chat page. */
+static void pub_chat_page(struct pq *q)
+{
+	char uid[VISITOR_UID_LEN + 1];
+
+	if (pub_visitor(q, uid, true))
+		pub_file(q, "chat.html", 200);
+}
+
+/* GET /v1/chat/messages?uid=&sig=&after=ID: a long poll (pub_poll). */
+static void pub_chat_get(struct pq *q)
+{
+	char uid[VISITOR_UID_LEN + 1];
+
+	if (pub_visitor(q, uid, false))
+		pub_poll(q, STORE_CONV_VISITOR, uid, true);
+}
+
+/* POST /v1/chat/messages?uid=&sig= {"body"}: the visitor writes. */
+static void pub_chat_post(struct pq *q)
+{
+	char uid[VISITOR_UID_LEN + 1];
+	struct pub_async *a;
+	pos_err e = { 0 };
+	json_t *root = NULL;
+	const char *text = NULL;
+	int rc;
+
+	if (!pub_visitor(q, uid, false))
+		return;
+	if ((rc = pub_message_body(q, &root, &text, &e)) < 0) {
+		pub_refuse(PR_MESSAGE);
+		pub_bad_input(q, rc, &e);
+		goto out;
+	}
+	if ((a = pub_async_new(q, PW_CHAT, uid, text)))
+		pub_submit(a);
+out:
+	json_decref(root);
+}
+
+/* ------------------------------------------------------------ inbound SMS */
+
+/* The URL the gateway signed: [sms] inbound_url, else this request's. */
+static int pub_sms_url(struct pq *q, char *out, size_t cap, pos_err *e)
+{
+	const char *host = pub_host(q), *query = httpd_query(q->req);
+	int n;
+
+	if (q->p->sh->c->sms_inbound_url[0])
+		n = snprintf(out, cap, "%s", q->p->sh->c->sms_inbound_url);
+	else if (!host)
+		return err_set(e, POS_EINVAL, "the Host header is missing or not a host name");
+	else
+		n = snprintf(out, cap, "https://%s%s%s%s", host, httpd_path(q->req),
+			     query && *query ? "?" : "", query ? query : "");
+	if (n < 0 || (size_t)n >= cap)
+		return err_set(e, POS_ETOOBIG, "the URL is too long");
+	return 0;
+}
+
+/* "phone:" + from, normalised into tid (the caller wipes it). */
+static int pub_sms_phone(const char *from, char tid[TID_MAX], pos_err *e)
+{
+	char in[TID_MAX + 16];
+	enum tid_kind kind;
+	int rc = 0, n = snprintf(in, sizeof in, "phone:%s", from);
+
+	if (n < 0 || (size_t)n >= sizeof in || tid_normalize(in, tid, &kind, e) < 0 ||
+	    kind != TID_PHONE)
+		rc = err_set(e, POS_EINVAL, "'From' is not a phone number (+ and 8 to 15 digits)");
+	wipe(in, sizeof in);
+	return rc;
+}
+
+/* A copy of the sender's number sealed to central's HPKE public key for
+ * uid (visitor_seal_info): only the keys process opens it. */
+static int pub_sms_seal(struct pq *q, const char *tid, const char *uid,
+			char sealed[ENVELOPE_B64_MAX], pos_err *e)
+{
+	char info[ENVELOPE_INFO_MAX];
+	int rc;
+
+	if ((rc = visitor_seal_info(info, uid, e)) < 0)
+		return rc;
+	return envelope_seal_tid(q->p->sh->hpke_pk, q->p->sh->hpke_kid, info, tid, sealed, e);
+}
+
+/* POST /v1/sms/inbound: a text message from the gateway, signed. */
+static void pub_sms_inbound(struct pq *q)
+{
+	const struct cconf *c = q->p->sh->c;
+	const char *ct = httpd_header(q->req, "Content-Type"), *body, *from, *text, *sid;
+	struct sms_param prm[SMS_PARAMS_MAX];
+	struct pub_async *a;
+	unsigned char idx[DEIDENT_INDEX_LEN];
+	char url[1024], uid[VISITOR_UID_LEN + 8] = "", sealed[ENVELOPE_B64_MAX], tid[TID_MAX];
+	char *buf = NULL;
+	pos_err e = { 0 };
+	size_t len, n = 0;
+	int rc;
+
+	if (!c->sms_secret[0]) {
+		pub_refuse(PR_SMS_SIG);
+		pub_error(q, 403, "forbidden", "inbound SMS is off ([sms] secret is empty)");
+		return;
+	}
+	if (!ct || strncasecmp(ct, "application/x-www-form-urlencoded", 33) != 0) {
+		pub_error(q, 400, "bad_request",
+			  "Content-Type must be application/x-www-form-urlencoded");
+		return;
+	}
+	body = httpd_body(q->req, &len);
+	if (!(buf = malloc(len + 1))) {
+		pub_error(q, 500, "internal", "out of memory");
+		return;
+	}
+	if ((rc = sms_form_parse(body, len, buf, prm, &n, &e)) < 0 ||
+	    (rc = pub_sms_url(q, url, sizeof url, &e)) < 0) {
+		pub_bad_input(q, rc, &e);
+		goto out;
+	}
+	if (!sms_signature_ok(c->sms_secret, url, prm, n, httpd_header(q->req, "X-Pos-Signature"))) {
+		pub_refuse(PR_SMS_SIG);
+		pub_error(q, 403, "forbidden", "the X-Pos-Signature header is missing or wrong");
+		goto out;
+	}
+	from = sms_form_get(prm, n, "From");
+	text = sms_form_get(prm, n, "Body");
+	sid = sms_form_get(prm, n, "MessageSid");
+	if (!from || !text || !sid) {
+		pub_error(q, 400, "bad_request", "From, Body and MessageSid are required");
+		goto out;
+	}
+	if (!sid[0] || strlen(sid) > SMS_SID_MAX ||
+	    strspn(sid, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") !=
+		    strlen(sid)) {
+		pub_error(q, 400, "bad_request", "MessageSid must be 1 to 64 of [A-Za-z0-9_-]");
+		goto out;
+	}
+	if ((rc = pub_text_ok(text, c->message_max_chars, &e)) < 0) {
+		pub_refuse(PR_MESSAGE);
+		pub_bad_input(q, rc, &e);
+		goto out;
+	}
+	rc = visitor_ref(q->p->sh->visitor_key, text, uid, &e);
+	if (rc == POS_EINVAL) {
+		pub_refuse(PR_SMS_REF);
+		pub_error(q, 422, "unknown_ref", "the ref names no visitor");
+		goto out;
+	}
+	/* The blind index comes from the keys process: no k_index here. */
+	if ((rc = pub_sms_phone(from, tid, &e)) < 0 ||
+	    (rc = keys_blind_index(q->p->keys, tid, idx, &e)) < 0) {
+		pub_bad_input(q, rc, &e);
+		goto out;
+	}
+	if (!uid[0]) {
+		/* No ref: the conversation this number wrote to last. */
+		rc = store_sms_last_uid(q->p->store, idx, uid, &e);
+		if (rc == POS_ENOTFOUND) {
+			pub_refuse(PR_SMS_REF);
+			pub_error(q, 422, "no_ref", "the message has no ref and its sender none before");
+			goto out;
+		}
+		if (rc < 0) {
+			pub_fail(q, rc, &e);
+			goto out;
+		}
+	}
+	if ((rc = pub_sms_seal(q, tid, uid, sealed, &e)) < 0) {
+		pub_fail(q, rc, &e);
+		goto out;
+	}
+	if (!(a = pub_async_new(q, PW_SMS, uid, text)))
+		goto out;
+	snprintf(a->sid, sizeof a->sid, "%s", sid);
+	memcpy(a->idx, idx, sizeof a->idx);
+	snprintf(a->kid, sizeof a->kid, "%s", q->p->sh->hpke_kid);
+	snprintf(a->sealed, sizeof a->sealed, "%s", sealed);
+	pub_submit(a);
+out:
+	wipe(idx, sizeof idx);
+	wipe(tid, sizeof tid);
+	if (buf) {
+		wipe(buf, len + 1);
+		free(buf);
+	}
+	wipe(prm, sizeof prm);
+}
+
 /* ------------------------------------------------------------ dispatch */
 
 /* The {x} of PREFIX{x}SUFFIX (x without '/', at most max characters) into
@@ -1195,6 +1662,32 @@ void public_handle(struct httpd_req *req, void *arg)
 		q.route = "/v1/conversations/{id}/close";
 		if (pub_method(&q, HTTP1_POST))
 			pub_staff_close(&q, x);
+	} else if (strcmp(path, "/v1/visitors") == 0) {
+		q.route = "/v1/visitors";
+		if (pub_method(&q, HTTP1_POST))
+			pub_visitor_new(&q);
+	} else if (strcmp(path, "/v1/links") == 0) {
+		q.route = "/v1/links";
+		if (pub_method(&q, HTTP1_GET))
+			pub_links(&q);
+	} else if (strcmp(path, "/visit") == 0) {
+		q.route = "/visit";
+		if (pub_method(&q, HTTP1_GET))
+			pub_file(&q, "visit.html", 200);
+	} else if (strcmp(path, "/chat") == 0) {
+		q.route = "/chat";
+		if (pub_method(&q, HTTP1_GET))
+			pub_chat_page(&q);
+	} else if (strcmp(path, "/v1/chat/messages") == 0) {
+		q.route = "/v1/chat/messages";
+		if (httpd_method(req) == HTTP1_POST)
+			pub_chat_post(&q);
+		else if (pub_method(&q, HTTP1_GET))
+			pub_chat_get(&q);
+	} else if (strcmp(path, "/v1/sms/inbound") == 0) {
+		q.route = "/v1/sms/inbound";
+		if (pub_method(&q, HTTP1_POST))
+			pub_sms_inbound(&q);
 	} else if (strcmp(path, "/v1/health") == 0) {
 		q.route = "/v1/health";
 		if (pub_method(&q, HTTP1_GET))
@@ -1209,6 +1702,7 @@ void public_handle(struct httpd_req *req, void *arg)
 int public_shared_init(struct public_shared *sh, const struct cconf *c, pos_err *e)
 {
 	struct ratelimit_rule rule = { c->public_rate_per_min, c->public_burst };
+	char pub[CCONF_PATH_MAX + 16];
 	int n, rc;
 
 	memset(sh, 0, sizeof *sh);
@@ -1216,6 +1710,13 @@ int public_shared_init(struct public_shared *sh, const struct cconf *c, pos_err 
 	sh->c = c;
 	if ((n = www_open(c, sh->www, sizeof sh->www, &sh->www_fd, e)) < 0)
 		return n;
+	if ((rc = visitor_key_load(c->visitor_key, true, sh->visitor_key, e)) < 0)
+		return rc;
+	n = snprintf(pub, sizeof pub, "%s/central.pub", c->dir[0] ? c->dir : ".");
+	if (n < 0 || (size_t)n >= sizeof pub)
+		return err_set(e, POS_ETOOBIG, "central.pub: path too long");
+	if ((rc = keys_load_public(pub, sh->hpke_pk, sh->hpke_kid, e)) < 0)
+		return rc;
 	sh->bus = calloc(1, sizeof *sh->bus);
 	if (!sh->bus) {
 		public_shared_free(sh);
@@ -1241,12 +1742,13 @@ void public_shared_free(struct public_shared *sh)
 		pthread_mutex_destroy(&sh->bus->mu);
 	free(sh->bus);
 	ratelimit_free(sh->limiter);
+	wipe(sh->visitor_key, sizeof sh->visitor_key);
 	sh->bus = NULL;
 	sh->limiter = NULL;
 }
 
-int public_new(struct event_base *base, struct store *store, struct public_shared *sh,
-	       struct public **out, pos_err *e)
+int public_new(struct event_base *base, struct store *store, struct keys_chan *keys,
+	       struct public_shared *sh, struct public **out, pos_err *e)
 {
 	struct public *p = calloc(1, sizeof *p);
 	bool joined = false;
@@ -1256,6 +1758,7 @@ int public_new(struct event_base *base, struct store *store, struct public_share
 		return err_set(e, POS_ENOMEM, "public: out of memory");
 	p->base = base;
 	p->store = store;
+	p->keys = keys;
 	p->sh = sh;
 	if (!(p->wake_ev = event_new(base, -1, 0, pub_wake_cb, p))) {
 		free(p);
@@ -1266,6 +1769,13 @@ int public_new(struct event_base *base, struct store *store, struct public_share
 		free(p);
 		return POS_ENOMEM;
 	}
+	if (!(p->done_ev = event_new(base, -1, 0, pub_done_cb, p))) {
+		vendor_worker_free(p->vw);
+		event_free(p->wake_ev);
+		free(p);
+		return err_set(e, POS_ENOMEM, "public: out of memory");
+	}
+	pthread_mutex_init(&p->done_mu, NULL);
 	pthread_mutex_lock(&sh->bus->mu);
 	for (size_t i = 0; i < PUB_MEMBERS && !joined; i++)
 		if (!sh->bus->members[i]) {
@@ -1276,6 +1786,8 @@ int public_new(struct event_base *base, struct store *store, struct public_share
 	if (!joined) {
 		vendor_worker_free(p->vw);
 		event_free(p->wake_ev);
+		event_free(p->done_ev);
+		pthread_mutex_destroy(&p->done_mu);
 		free(p);
 		return err_set(e, POS_ENOMEM, "public: too many workers");
 	}
@@ -1291,7 +1803,7 @@ void public_stop(struct public *p)
 
 size_t public_waiting(const struct public *p)
 {
-	return p ? p->n_parked + vendor_waiting(p->vw) : 0;
+	return p ? p->n_parked + p->n_async + vendor_waiting(p->vw) : 0;
 }
 
 void public_free(struct public *p)
@@ -1306,5 +1818,7 @@ void public_free(struct public *p)
 	pthread_mutex_unlock(&p->sh->bus->mu);
 	vendor_worker_free(p->vw);
 	event_free(p->wake_ev);
+	event_free(p->done_ev);
+	pthread_mutex_destroy(&p->done_mu);
 	free(p);
 }

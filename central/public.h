@@ -15,23 +15,31 @@
  *   POST /v1/console/login {"token"}, /v1/console/logout; GET /v1/console/me
  *   GET  /v1/conversations?state=open           staff session
  *   POST /v1/conversations/{id}/messages, /v1/conversations/{id}/close
+ *   GET  /visit, /chat?uid=&sig=                visitor pages
+ *   POST /v1/visitors; GET /v1/links?uid=&sig=  visitor ids and their links
+ *   GET, POST /v1/chat/messages?uid=&sig=       the visitor's conversation
+ *   POST /v1/sms/inbound                        the SMS gateway, signed
  *
  * Every reply carries the security headers (CSP without inline script,
  * HSTS, nosniff, no referrer, no framing). Requests are limited per
  * client address (a token bucket). A long poll is parked, never blocking
  * the worker: a new message anywhere in the process wakes the workers
  * holding polls for that transaction (public_bus), a timer ends the rest.
+ * A visitor's message and an inbound SMS are written by the writer
+ * (ingest.h) in its group commit and answered once it has committed.
  */
 #include <stdbool.h>
 #include <stddef.h>
 
 #include "cconf.h"
 #include "err.h"
+#include "keys.h"
 #include "store.h"
 
 struct event_base;
 struct httpd_req;
 struct ingest;
+struct keys_chan;
 struct public_bus;
 struct ratelimit;
 
@@ -42,7 +50,12 @@ struct public_shared {
 	char www[CCONF_PATH_MAX];   /* its path, for the log */
 	struct public_bus *bus;
 	struct ratelimit *limiter; /* one class: [limits] public_rate_per_min, public_burst */
-	struct ingest *ingest;      /* the writer, for the vendor routes (vendor.h) */
+	struct ingest *ingest;      /* the writer: vendor routes, visitor messages, inbound SMS */
+	/* Signs visitor ids (visitor.h): links nothing to a customer. */
+	unsigned char visitor_key[KEYS_HMAC_LEN];
+	/* central.pub: seals an SMS sender's number for replies. */
+	unsigned char hpke_pk[32];
+	char hpke_kid[KEYS_KID_LEN + 1];
 };
 
 /* Finds and opens the www folder ([central] www; empty: share/pos/www
@@ -52,15 +65,16 @@ int public_shared_init(struct public_shared *sh, const struct cconf *c, pos_err 
 void public_shared_free(struct public_shared *sh);
 
 struct public;
-/* store is borrowed (the worker's); *out: public_free after public_stop
- * and once public_waiting() is 0. */
-int public_new(struct event_base *base, struct store *store, struct public_shared *sh,
-	       struct public **out, pos_err *e);
+/* store and keys are borrowed (the worker's); *out: public_free after
+ * public_stop and once public_waiting() is 0. */
+int public_new(struct event_base *base, struct store *store, struct keys_chan *keys,
+	       struct public_shared *sh, struct public **out, pos_err *e);
 void public_free(struct public *p);
 /* The httpd handler; arg is the struct public. */
 void public_handle(struct httpd_req *req, void *arg);
 /* Answers every parked long poll now (serve is stopping). */
 void public_stop(struct public *p);
+/* Parked polls and writes with the writer: free only at 0. */
 size_t public_waiting(const struct public *p);
 
 #endif

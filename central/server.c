@@ -26,6 +26,8 @@
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
+#include "outbox.h"
+#include "pki.h"
 #include "public.h"
 #include "routes.h"
 #include "service.h"
@@ -343,12 +345,12 @@ static const struct httpd_hooks server_hooks = {
 /* The worker's second httpd: the public listener with its own
  * certificate and routes (public.h), its own connection budget. */
 static int server_worker_public(struct worker *w, const struct cconf *c, struct slots *slots,
-				struct public_shared *ps, pos_err *e)
+				struct public_shared *ps, struct keys_chan *keys, pos_err *e)
 {
 	struct httpd_opts o = { 0 };
 	int rc;
 
-	if ((rc = public_new(w->base, w->store, ps, &w->pub, e)) < 0)
+	if ((rc = public_new(w->base, w->store, keys, ps, &w->pub, e)) < 0)
 		return rc;
 	o.fd = w->pub_fd;
 	w->pub_fd = -1;
@@ -561,6 +563,7 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 	struct worker *ws = NULL;
 	struct ingest *ig = NULL;
 	struct vendor_outbox *outbox = NULL;
+	struct outbox *ob = NULL;
 	struct ratelimit *rl = NULL;
 	struct store *probe = NULL;
 	struct slots *slots = NULL, *pub_slots = NULL;
@@ -680,7 +683,8 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 		pub_fds[i] = -1;
 		if ((rc = server_worker_init(&ws[i], c, slots, &sh, keysproc_chan(kp, (size_t)i), e)) < 0)
 			goto out;
-		if (pub_on && (rc = server_worker_public(&ws[i], c, pub_slots, &ps, e)) < 0)
+		if (pub_on && (rc = server_worker_public(&ws[i], c, pub_slots, &ps,
+							      keysproc_chan(kp, (size_t)i), e)) < 0)
 			goto out;
 	}
 	for (i = 0; i < n; i++) {
@@ -690,6 +694,12 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 		}
 		ws[i].started = true;
 	}
+	/* Deliveries out (CRM, SMS replies) on a thread of their own, with
+	 * the keys process's spare channel when it has one. */
+	if ((rc = outbox_start(c, keysproc_nchan(kp) > (size_t)n ? keysproc_chan(kp, (size_t)n)
+								 : NULL,
+			       &ob, e)) < 0)
+		goto stop;
 	log_info("listening",
 		 "addr=%s workers=%ld tls=1.3 auto_enrol=%s hpke_keys=%zu keys_pid=%ld", addr, n,
 		 c->auto_enrol ? "yes" : "no", keysproc_hpke_keys(kp), (long)keysproc_pid(kp));
@@ -723,6 +733,7 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 	rc = 0;
 stop:
 	service_notify("STOPPING=1");
+	outbox_stop(ob);
 	for (i = 0; i < n; i++)
 		if (ws[i].started)
 			event_active(ws[i].stop_ev, EV_READ, 1);

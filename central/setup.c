@@ -42,7 +42,7 @@
 static const char *const setup_files[] = {
 	"ca.key", "ca.crt", "server.key", "server.crt", "hpke.key", "central.pub",
 	"k_index.key", "k_deident.key", "analyst.token", "admin.token", "ticket.key", PKI_CRL_FILE,
-	"central.conf", "public.key", "public.crt",
+	"central.conf", "public.key", "public.crt", "visitor.key",
 };
 #define SETUP_NFILES (sizeof setup_files / sizeof setup_files[0])
 
@@ -248,6 +248,8 @@ static int setup_home(const char *dir, char kid[KEYS_KID_LEN + 1], pos_err *e)
 		goto out;
 	if ((rc = setup_join(p, dir, "admin.token", e)) < 0 || (rc = keys_generate_token(p, e)) < 0)
 		goto out;
+	if ((rc = setup_join(p, dir, "visitor.key", e)) < 0 || (rc = keys_generate_hmac(p, e)) < 0)
+		goto out;
 	if ((rc = setup_join(p, dir, "ticket.key", e)) < 0 ||
 	    (rc = tls_ticket_key_create(p, e)) < 0)
 		goto out;
@@ -308,6 +310,7 @@ int setup_main(int argc, char **argv)
 	       "  hpke.key, central.pub         HPKE X25519 key pair, kid %s\n"
 	       "  keys/                         retired HPKE keys (filled by rotate-key)\n"
 	       "  k_index.key, k_deident.key    HMAC keys\n"
+	       "  visitor.key                   signs visitor ids (links nothing to a customer)\n"
 	       "  analyst.token, admin.token    bearer tokens\n"
 	       "  ticket.key                    TLS session ticket keys (resumption across restarts)\n"
 	       "  crl.pem, issued/              revoked and issued terminal certificates\n"

@@ -566,3 +566,311 @@ int store_device_link(struct store *s, int64_t device, const char *hhid, int64_t
 	*created = sqlite3_changes(store_sqlite_db(s)) > 0;
 	return 0;
 }
+
+/* ------------------------------------------------------------ SMS */
+
+int store_sms_inbound(struct store *s, const struct store_sms_in *in, int64_t *conv,
+		      int64_t *msg, bool *dup, pos_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	*dup = false;
+	if ((rc = store_sqlite_unit_begin(s, e)) < 0)
+		return rc;
+	if ((rc = sp_prep(s,
+			  "SELECT m.id, m.conversation_id FROM sms_inbound i JOIN messages m ON "
+			  "m.id = i.message_id WHERE i.sid = ?1",
+			  &st, e)) < 0)
+		goto out;
+	sqlite3_bind_text(st, 1, in->sid, -1, SQLITE_STATIC);
+	rc = sp_row(s, st, "sms message", e);
+	if (rc == 1) {
+		*msg = sqlite3_column_int64(st, 0);
+		*conv = sqlite3_column_int64(st, 1);
+		sqlite3_finalize(st);
+		*dup = true;
+		rc = 0;
+		goto out;
+	}
+	if (rc != POS_ENOTFOUND)
+		goto out;
+	if ((rc = store_message_add_keyed(s, STORE_CONV_VISITOR, in->uid, NULL, "customer",
+					  in->body, in->now_ms, conv, msg, e)) < 0)
+		goto out;
+	if ((rc = sp_prep(s, "INSERT INTO sms_inbound(sid, message_id) VALUES (?1, ?2)", &st, e)) <
+	    0)
+		goto out;
+	sqlite3_bind_text(st, 1, in->sid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, *msg);
+	if ((rc = sp_write(s, st, "sms insert", e)) < 0)
+		goto out;
+	if ((rc = sp_prep(s,
+			  "INSERT INTO conversation_phones(conversation_id, phone_index, kid, "
+			  "sealed, updated) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(conversation_id) "
+			  "DO UPDATE SET phone_index = ?2, kid = ?3, sealed = ?4, updated = ?5",
+			  &st, e)) < 0)
+		goto out;
+	sqlite3_bind_int64(st, 1, *conv);
+	sqlite3_bind_blob(st, 2, in->phone_index, 32, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, in->kid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, in->sealed, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, in->now_ms);
+	rc = sp_write(s, st, "conversation phone", e);
+out:
+	return store_sqlite_unit_finish(s, rc, e);
+}
+
+int store_sms_last_uid(struct store *s, const unsigned char phone_index[32], char uid[37],
+		       pos_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = sp_prep(s,
+			  "SELECT c.txn FROM conversation_phones p JOIN conversations c ON c.id = "
+			  "p.conversation_id WHERE p.phone_index = ?1 AND c.kind = ?2 ORDER BY "
+			  "p.updated DESC LIMIT 1",
+			  &st, e)) < 0)
+		return rc;
+	sqlite3_bind_blob(st, 1, phone_index, 32, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, STORE_CONV_VISITOR, -1, SQLITE_STATIC);
+	if ((rc = sp_row(s, st, "sms sender", e)) != 1)
+		return rc;
+	sp_text(st, 0, uid, 37);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+/* ------------------------------------------------------------ outboxes */
+
+int store_cursor_get(struct store *s, const char *name, struct store_cursor *out, pos_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if ((rc = sp_prep(s,
+			  "SELECT position, attempts, coalesce(last_error, ''), updated FROM "
+			  "outbox_cursors WHERE name = ?1",
+			  &st, e)) < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	rc = sp_row(s, st, "outbox cursor", e);
+	if (rc == POS_ENOTFOUND)
+		return 0;
+	if (rc < 0)
+		return rc;
+	out->position = sqlite3_column_int64(st, 0);
+	out->attempts = (long)sqlite3_column_int64(st, 1);
+	sp_text(st, 2, out->last_error, sizeof out->last_error);
+	out->updated_ms = sqlite3_column_int64(st, 3);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+int store_cursor_set(struct store *s, const char *name, int64_t position, int64_t now_ms,
+		     pos_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = sp_prep(s,
+			  "INSERT INTO outbox_cursors(name, position, attempts, last_error, updated) "
+			  "VALUES (?1, ?2, 0, NULL, ?3) ON CONFLICT(name) DO UPDATE SET position = ?2, "
+			  "attempts = 0, last_error = NULL, updated = ?3",
+			  &st, e)) < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, position);
+	sqlite3_bind_int64(st, 3, now_ms);
+	return sp_write(s, st, "outbox cursor", e);
+}
+
+int store_cursor_failed(struct store *s, const char *name, long attempts, const char *error,
+			int64_t now_ms, pos_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = sp_prep(s,
+			  "INSERT INTO outbox_cursors(name, position, attempts, last_error, updated) "
+			  "VALUES (?1, 0, ?2, ?3, ?4) ON CONFLICT(name) DO UPDATE SET attempts = ?2, "
+			  "last_error = ?3, updated = ?4",
+			  &st, e)) < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, attempts);
+	sqlite3_bind_text(st, 3, error, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, now_ms);
+	return sp_write(s, st, "outbox cursor", e);
+}
+
+#define SP_CONV_COLS_C "c.id, c.kind, c.txn, c.store, c.state, c.created, c.updated"
+
+int store_event_next(struct store *s, int64_t after,
+		     int (*fn)(const struct store_event *ev, void *arg), void *arg, pos_err *e)
+{
+	struct store_event ev;
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = sp_prep(s,
+			  "SELECT " SP_CONV_COLS_C ", m.id, m.ts, m.author, m.body, "
+			  "(SELECT min(id) FROM messages WHERE conversation_id = c.id) = m.id "
+			  "FROM messages m JOIN conversations c ON c.id = m.conversation_id "
+			  "WHERE m.id > ?1 ORDER BY m.id LIMIT 1",
+			  &st, e)) < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, after);
+	if ((rc = sp_row(s, st, "event", e)) < 0)
+		return rc;
+	memset(&ev, 0, sizeof ev);
+	sp_conv(st, &ev.c);
+	ev.msg_id = sqlite3_column_int64(st, 7);
+	ev.ts_ms = sqlite3_column_int64(st, 8);
+	sp_text(st, 9, ev.author, sizeof ev.author);
+	ev.body = (const char *)sqlite3_column_text(st, 10);
+	if (!ev.body)
+		ev.body = "";
+	ev.first = sqlite3_column_int(st, 11) != 0;
+	rc = fn(&ev, arg);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int sp_count(struct store *s, const char *sql, int64_t after, int64_t *count, pos_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = sp_prep(s, sql, &st, e)) < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, after);
+	if ((rc = sp_row(s, st, "count", e)) < 0)
+		return rc;
+	*count = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+int store_events_after(struct store *s, int64_t after, int64_t *count, pos_err *e)
+{
+	return sp_count(s, "SELECT count(*) FROM messages WHERE id > ?1", after, count, e);
+}
+
+#define SP_SMS_REPLIES                                                                          \
+	"FROM messages m JOIN conversation_phones p ON p.conversation_id = m.conversation_id "  \
+	"JOIN conversations c ON c.id = m.conversation_id WHERE m.id > ?1 AND m.author = "     \
+	"'staff' "
+
+int store_sms_reply_next(struct store *s, int64_t after,
+			 int (*fn)(const struct store_sms_reply *r, void *arg), void *arg,
+			 pos_err *e)
+{
+	struct store_sms_reply r;
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = sp_prep(s,
+			  "SELECT m.id, c.id, c.txn, p.kid, p.sealed, m.body " SP_SMS_REPLIES
+			  "ORDER BY m.id LIMIT 1",
+			  &st, e)) < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, after);
+	if ((rc = sp_row(s, st, "sms reply", e)) < 0)
+		return rc;
+	memset(&r, 0, sizeof r);
+	r.msg_id = sqlite3_column_int64(st, 0);
+	r.conv_id = sqlite3_column_int64(st, 1);
+	sp_text(st, 2, r.uid, sizeof r.uid);
+	sp_text(st, 3, r.kid, sizeof r.kid);
+	sp_text(st, 4, r.sealed, sizeof r.sealed);
+	r.body = (const char *)sqlite3_column_text(st, 5);
+	if (!r.body)
+		r.body = "";
+	rc = fn(&r, arg);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int store_sms_replies_after(struct store *s, int64_t after, int64_t *count, pos_err *e)
+{
+	return sp_count(s, "SELECT count(*) " SP_SMS_REPLIES, after, count, e);
+}
+
+/* The household of a conversation: the receipt's basket, else the SMS
+ * sender's blind index in tid_index; a merged household's survivor. */
+static int sp_conv_hhid(struct store *s, const struct store_conversation *c, char *hhid,
+			pos_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = sp_prep(s,
+			  "SELECT coalesce(mg.into_hhid, h.hhid) FROM (SELECT b.hhid AS hhid FROM "
+			  "baskets b WHERE ?2 = 'receipt' AND b.txn = ?3 AND b.hhid IS NOT NULL "
+			  "UNION ALL SELECT t.hhid FROM conversation_phones p JOIN tid_index t ON "
+			  "t.idx = p.phone_index WHERE p.conversation_id = ?1) h LEFT JOIN merged mg "
+			  "ON mg.from_hhid = h.hhid LIMIT 1",
+			  &st, e)) < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, c->id);
+	sqlite3_bind_text(st, 2, c->kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, c->txn, -1, SQLITE_STATIC);
+	if ((rc = sp_row(s, st, "household", e)) < 0)
+		return rc;
+	sp_text(st, 0, hhid, DEIDENT_ID_LEN + 1);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+int store_conversation_facts(struct store *s, const struct store_conversation *c,
+			     int64_t now_ms, struct store_facts *out, pos_err *e)
+{
+	int64_t since = now_ms - 90LL * 86400000;
+	sqlite3_stmt *st;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	rc = sp_conv_hhid(s, c, out->hhid, e);
+	if (rc == POS_ENOTFOUND || (rc == 0 && !out->hhid[0]))
+		return 0;
+	if (rc < 0)
+		return rc;
+	out->known = true;
+	if ((rc = sp_prep(s,
+			  "SELECT coalesce(max(ts), 0), "
+			  "coalesce(sum(ts >= ?2), 0), "
+			  "coalesce((SELECT sum(i.price_cents * i.qty) FROM items i JOIN baskets b2 ON "
+			  "b2.id = i.basket_id WHERE b2.hhid = ?1 AND b2.ts >= ?2 AND i.price_cents "
+			  "IS NOT NULL), 0), "
+			  "(SELECT count(*) FROM offer_redemptions WHERE hhid = ?1) "
+			  "FROM baskets WHERE hhid = ?1",
+			  &st, e)) < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, out->hhid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, since);
+	if ((rc = sp_row(s, st, "facts", e)) < 0)
+		return rc;
+	out->last_visit_ms = sqlite3_column_int64(st, 0);
+	out->visits_90d = (long)sqlite3_column_int64(st, 1);
+	out->spend_90d_cents = (long)sqlite3_column_int64(st, 2);
+	out->offers_redeemed = (long)sqlite3_column_int64(st, 3);
+	sqlite3_finalize(st);
+	if ((rc = sp_prep(s,
+			  "SELECT im.category FROM items i JOIN baskets b ON b.id = i.basket_id "
+			  "JOIN item_master im ON im.gtin = i.gtin WHERE b.hhid = ?1 AND "
+			  "im.category <> '' GROUP BY im.category ORDER BY sum(i.qty) DESC, "
+			  "im.category LIMIT ?2",
+			  &st, e)) < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, out->hhid, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, STORE_FACTS_TOP);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && out->ntop < STORE_FACTS_TOP)
+		sp_text(st, 0, out->top[out->ntop++], sizeof out->top[0]);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return store_sqlite_err(s, rc, "facts", e);
+	return 0;
+}

@@ -11,12 +11,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "envelope.h"
 #include "err.h"
+#include "keys.h"
 #include "store.h"
 
 #define STORE_ITEM_TEXT_MAX 120 /* name, vendor, category: bytes of UTF-8 */
 #define STORE_STAFF_NAME_MAX 80
 #define STORE_CONV_RECEIPT "receipt"
+#define STORE_CONV_VISITOR "visitor" /* keyed by the visitor's uid */
 
 struct store_item_master {
 	char gtin[GTIN_LEN + 1];
@@ -102,6 +105,97 @@ int store_conversations_open(struct store *s, const char *store, int limit,
 			     pos_err *e);
 /* POS_ENOTFOUND; POS_ECONFLICT when already closed. */
 int store_conversation_close(struct store *s, int64_t id, int64_t now_ms, pos_err *e);
+
+/* An inbound text message: adds body (author "customer") to the visitor
+ * conversation of uid (made when none) and keeps the sender's blind index
+ * and sealed number (kid, sealed: envelope_seal_tid) with it, all in one
+ * unit. *dup true (and nothing written, *conv and *msg those of the first
+ * time) when sid was stored before. */
+struct store_sms_in {
+	const char *sid;
+	const char *uid;
+	const unsigned char *phone_index; /* 32 bytes */
+	const char *kid;
+	const char *sealed;
+	const char *body;
+	int64_t now_ms;
+};
+int store_sms_inbound(struct store *s, const struct store_sms_in *in, int64_t *conv,
+		      int64_t *msg, bool *dup, pos_err *e);
+/* The uid of the visitor conversation a number (its blind index) wrote to
+ * last: POS_ENOTFOUND when none. */
+int store_sms_last_uid(struct store *s, const unsigned char phone_index[32], char uid[37],
+		       pos_err *e);
+
+/* ------------------------------------------------------------ outboxes
+ * An outbox walks the message stream by a cursor it keeps in the store
+ * (outbox_cursors): events are derived from messages, so there is no
+ * second copy to enqueue, and a crash between a delivery and its cursor
+ * write only repeats that one event under the same id. */
+
+/* The cursor of outbox name (0 when it never ran) and its last tries. */
+struct store_cursor {
+	int64_t position;
+	long attempts;
+	char last_error[160];
+	int64_t updated_ms;
+};
+int store_cursor_get(struct store *s, const char *name, struct store_cursor *out, pos_err *e);
+/* Moves the cursor to position (attempts back to 0). */
+int store_cursor_set(struct store *s, const char *name, int64_t position, int64_t now_ms,
+		     pos_err *e);
+/* Records a failed try at the current position. */
+int store_cursor_failed(struct store *s, const char *name, long attempts, const char *error,
+			int64_t now_ms, pos_err *e);
+
+/* One message with its conversation, for the CRM. first: the
+ * conversation's first message (the conversation is new with it). */
+struct store_event {
+	struct store_conversation c;
+	int64_t msg_id;
+	int64_t ts_ms;
+	char author[16];
+	const char *body; /* valid during the callback */
+	bool first;
+};
+/* The first message with id > after, POS_ENOTFOUND when none. */
+int store_event_next(struct store *s, int64_t after,
+		     int (*fn)(const struct store_event *ev, void *arg), void *arg, pos_err *e);
+/* Messages with id > after (any count): the CRM outbox's backlog. */
+int store_events_after(struct store *s, int64_t after, int64_t *count, pos_err *e);
+
+/* The next staff message with id > after in a conversation that came by
+ * SMS, with its sealed sender; POS_ENOTFOUND when none. */
+struct store_sms_reply {
+	int64_t msg_id;
+	int64_t conv_id;
+	char uid[37];
+	char kid[KEYS_KID_LEN + 1];
+	char sealed[ENVELOPE_B64_MAX];
+	const char *body; /* valid during the callback */
+};
+int store_sms_reply_next(struct store *s, int64_t after,
+			 int (*fn)(const struct store_sms_reply *r, void *arg), void *arg,
+			 pos_err *e);
+/* Staff messages with id > after in SMS conversations. */
+int store_sms_replies_after(struct store *s, int64_t after, int64_t *count, pos_err *e);
+
+/* What the store knows of a conversation's household (design section
+ * 13): found by the receipt's basket or the SMS sender's blind index.
+ * Never a TID. known false when no household is found. */
+#define STORE_FACTS_TOP 3
+struct store_facts {
+	bool known;
+	char hhid[DEIDENT_ID_LEN + 1];
+	int64_t last_visit_ms; /* 0: none */
+	long visits_90d;
+	long spend_90d_cents;
+	int ntop;
+	char top[STORE_FACTS_TOP][STORE_ITEM_TEXT_MAX + 1]; /* categories, most items first */
+	long offers_redeemed;
+};
+int store_conversation_facts(struct store *s, const struct store_conversation *c,
+			     int64_t now_ms, struct store_facts *out, pos_err *e);
 
 struct store_staff {
 	int64_t id;

@@ -436,6 +436,32 @@ static const char *const store_migrations[] = {
 	"  done INTEGER"
 	");"
 	"CREATE INDEX outbox_due ON outbox(next) WHERE done IS NULL;",
+	/* v7: inbound text messages by the gateway's id (each stored once),
+	 * the sender of a conversation that came by SMS (the blind index of
+	 * the number and a copy sealed to central's HPKE key for replies,
+	 * never the number in clear), and the outboxes' cursors
+	 * (store_public.h). */
+	"CREATE TABLE sms_inbound ("
+	"  sid TEXT PRIMARY KEY NOT NULL,"
+	"  message_id INTEGER NOT NULL REFERENCES messages(id)"
+	") WITHOUT ROWID;"
+	"CREATE TABLE conversation_phones ("
+	"  conversation_id INTEGER PRIMARY KEY REFERENCES conversations(id),"
+	"  phone_index BLOB NOT NULL CHECK (length(phone_index) = 32),"
+	"  kid TEXT NOT NULL,"
+	"  sealed TEXT NOT NULL,"
+	"  updated INTEGER NOT NULL"
+	");"
+	"CREATE INDEX conversation_phones_index ON conversation_phones(phone_index, updated);"
+	/* Where each outbox (the CRM, SMS replies) is in the message stream,
+	 * and how its last tries went. */
+	"CREATE TABLE outbox_cursors ("
+	"  name TEXT PRIMARY KEY NOT NULL,"
+	"  position INTEGER NOT NULL,"
+	"  attempts INTEGER NOT NULL,"
+	"  last_error TEXT,"
+	"  updated INTEGER NOT NULL"
+	") WITHOUT ROWID;",
 };
 
 #define STORE_VERSION ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))

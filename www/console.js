@@ -96,6 +96,14 @@
     });
     sec.appendChild(chat);
     sec.appendChild(receiptBox(c.receipt));
+    if (c.enrichment) {
+      var f = c.enrichment;
+      sec.appendChild(el('p', 'facts',
+        'Household: ' + (f.last_visit ? 'last visit ' + new Date(f.last_visit).toLocaleDateString() + ', ' : '') +
+        f.visits_90d + ' visits in 90 days, spend ' + f.spend_band +
+        (f.top_categories.length ? ', mostly ' + f.top_categories.join(', ') : '') +
+        ', ' + f.offers_redeemed + ' offers redeemed'));
+    }
     return { sec: sec, ol: ol };
   }
 

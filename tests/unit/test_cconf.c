@@ -169,6 +169,24 @@ static void bad_value_names_file_and_line(void **st)
 	assert_true(cconf_load(t->conf, &c, &e) < 0);
 	snprintf(want, sizeof(want), "%s:2:", t->conf);
 	assert_non_null(strstr(e.msg, want));
+
+	write_text(t->conf, "[sms]\nnumber = 5550100\n");
+	assert_true(cconf_load(t->conf, &c, &e) < 0);
+	snprintf(want, sizeof(want), "%s:2:", t->conf);
+	assert_non_null(strstr(e.msg, want));
+	assert_null(strstr(e.msg, "5550100"));
+
+	write_text(t->conf, "[sms]\nnumber = +15550100999\ngateway_url = https://gw\n");
+	assert_true(cconf_load(t->conf, &c, &e) < 0);
+	assert_non_null(strstr(e.msg, "secret"));
+
+	write_text(t->conf, "[crm]\nurl = https://crm\n");
+	assert_true(cconf_load(t->conf, &c, &e) < 0);
+	assert_non_null(strstr(e.msg, "[crm] secret"));
+
+	write_text(t->conf, "[sms]\nnumber = +15550100999\nsecret = s\ngateway_url = https://gw\n"
+			    "[crm]\nurl = https://crm\nsecret = k\n");
+	assert_int_equal(cconf_load(t->conf, &c, &e), 0);
 }
 
 static void unknown_key_or_section_fails_with_line(void **st)

@@ -444,7 +444,7 @@ static int schema_version(const char *path)
 	return v;
 }
 
-#define SCHEMA_NOW 6
+#define SCHEMA_NOW 7
 /* Undoes v6 (vendors), for the tests that take a database back further. */
 #define V6_DROP                                                                   \
 	"DROP TABLE outbox; DROP TABLE hh_messages; DROP TABLE vendor_events; "   \
@@ -891,7 +891,8 @@ static void v1_database_gains_offer_tables(void **st)
 	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
 				      V6_DROP
-				      "DROP TABLE device_households; DROP TABLE staff_sessions; "
+				      "DROP TABLE outbox_cursors; DROP TABLE conversation_phones; "
+				      "DROP TABLE sms_inbound; DROP TABLE device_households; DROP TABLE staff_sessions; "
 				      "DROP TABLE staff; DROP TABLE messages; DROP TABLE conversations; "
 				      "DROP TABLE receipts; DROP TABLE item_master; "
 				      "DROP TABLE offer_redemptions; DROP TABLE offer_codes; "
@@ -1014,7 +1015,8 @@ static void v2_database_counts_its_unused_registrations(void **st)
 	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
 				      V6_DROP
-				      "DROP TABLE device_households; DROP TABLE staff_sessions; "
+				      "DROP TABLE outbox_cursors; DROP TABLE conversation_phones; "
+				      "DROP TABLE sms_inbound; DROP TABLE device_households; DROP TABLE staff_sessions; "
 				      "DROP TABLE staff; DROP TABLE messages; DROP TABLE conversations; "
 				      "DROP TABLE receipts; DROP TABLE item_master; "
 				      "DROP TRIGGER offer_devices_unused_ins; "
