@@ -129,6 +129,16 @@ say "Central: a new home (CA, server certificate, HPKE key pair, HMAC keys, toke
 PORT=$(free_port)
 sed -i "s/^listen = .*/listen = 127.0.0.1:$PORT/" "$D/central/central.conf"
 info "central will listen on 127.0.0.1:$PORT"
+PPORT=$(free_port)
+sed -i "s/^public_listen = .*/public_listen = 127.0.0.1:$PPORT/" "$D/central/central.conf"
+info "phones and browsers (receipts, chat) on https://127.0.0.1:$PPORT"
+"$BIN/pos-central" items import -c "$D/central/central.conf" <<'ITEMS' | sed 's/^/   /'
+gtin,name,vendor,category
+9520000000011,Whole milk 1 l,Dairyland,dairy
+9520000000028,Sourdough bread,Bakehouse,bakery
+9520000000035,Apples (each),Orchard,produce
+9520000000042,Ground coffee 250 g,Roastery,pantry
+ITEMS
 
 say "Terminal certificates for store S1, lanes T1 and T2"
 for t in 1 2; do
@@ -136,6 +146,7 @@ for t in 1 2; do
 		--out "$D/lane$t" >/dev/null
 	# US stores embed the price of weighed items in a UPC-A of number system 2.
 	sed -i '/^id = /a variable_measure = us' "$D/lane$t/terminal.conf"
+	printf '\n[receipt]\nbase_url = https://127.0.0.1:%s\n' "$PPORT" >>"$D/lane$t/terminal.conf"
 	info "lane$t: terminal.crt (OU=S1, CN=T$t), terminal.key, ca.crt, central.pub, terminal.conf"
 done
 
@@ -186,7 +197,23 @@ say "Lane 1: Smith buys milk, bread, two apples, deli cheese priced in its label
 emit lane1 scanner 9520000000011 9520000000028 9520000000035 9520000000035 201234703495
 emit lane1 cardreader "card 4242424242424242 2812"
 sleep 0.5
-ctl lane1 total | sed 's/^/   /'
+TOTAL=$(ctl lane1 total)
+echo "$TOTAL" | sed 's/^/   /'
+RECEIPT=$(echo "$TOTAL" | sed -n 's/.*"receipt_url": *"\([^"]*\)".*/\1/p' | head -1)
+
+say "Smith opens the receipt on the phone (the QR code on the paper receipt) and writes to the store"
+if [ -n "$RECEIPT" ]; then
+	TOKEN=${RECEIPT##*/}
+	info "receipt link: $RECEIPT"
+	wait_for "the receipt at central" 10 curl -sf --cacert "$D/central/ca.crt" \
+		-o /dev/null "https://127.0.0.1:$PPORT/v1/receipts/$TOKEN"
+	curl -s --cacert "$D/central/ca.crt" "https://127.0.0.1:$PPORT/v1/receipts/$TOKEN" |
+		/usr/bin/python3 -c 'import json,sys; r=json.load(sys.stdin); print("   store %s, %s" % (r["store"], r["time"])); [print("     %-22s x%d  %s" % (i.get("name") or i["gtin"], i["qty"], "" if i.get("price_cents") is None else "$%.2f" % (i["price_cents"] / 100))) for i in r["items"]]' || true
+	curl -s --cacert "$D/central/ca.crt" -H 'Content-Type: application/json' \
+		-d '{"body":"Were the apples organic?"}' \
+		"https://127.0.0.1:$PPORT/v1/receipts/$TOKEN/messages" >/dev/null &&
+		info "message sent; store staff answer it at https://127.0.0.1:$PPORT/console"
+fi
 
 say "Lane 2: Jones scans a loyalty card, buys items, voids one"
 emit lane2 scanner 9900000000011 012345678905 9520000000042 VOID 95012346
@@ -272,3 +299,7 @@ info "then open:            https://127.0.0.1:$PORT/analyst/"
 info "sign in with the analyst token in $D/central/analyst.token"
 info "a demo household:     https://127.0.0.1:$PORT/analyst/households/$HH_SMITH"
 info "(cohorts and funnels count at least [privacy] k_min = 10 households; the demo has 3)"
+if [ -n "$RECEIPT" ]; then
+	info "Smith's receipt and its chat: $RECEIPT"
+	info "(staff answer at https://127.0.0.1:$PPORT/console with a token from pos-central staff add)"
+fi
