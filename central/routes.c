@@ -401,6 +401,7 @@ static int routes_basket_prepare(struct rq *q, struct basket_in *bi, const char 
 	unsigned char idx[DEIDENT_INDEX_LEN];
 	char dtid[DEIDENT_ID_LEN + 1];
 	struct resolve_result res;
+	bool opened;
 	int rc;
 
 	if (bi->b.hhid[0] && !store_household_exists(q->r->store, bi->b.hhid)) {
@@ -412,17 +413,19 @@ static int routes_basket_prepare(struct rq *q, struct basket_in *bi, const char 
 		return 0;
 	rc = keys_open(q->r->keys, bi->b.store, bi->b.terminal, bi->txn_sent, bi->tid_kid,
 		       bi->tid_enc, idx, dtid, e);
-	if (rc == 0)
+	opened = rc == 0;
+	if (opened)
 		rc = resolve_store(q->r->store, false, idx, dtid, &res, e);
-	if (rc == POS_ENOTFOUND && q->r->sh->auto_enrol) {
+	if (opened && rc == POS_ENOTFOUND && q->r->sh->auto_enrol) {
 		/* The writer enrols it, in the basket's own transaction. */
 		bi->enrol = true;
 		memcpy(bi->enrol_idx, idx, sizeof idx);
 		snprintf(bi->b.deident, sizeof bi->b.deident, "%s", dtid);
-		rc = 0;
 	}
 	wipe(idx, sizeof idx);
-	if (rc == POS_ENOTFOUND || bi->enrol)
+	if (bi->enrol)
+		return 0;
+	if (opened && rc == POS_ENOTFOUND)
 		return 0; /* auto-enrol off: stored as it came, unresolved */
 	if (rc < 0) {
 		int status = routes_resolve_status(rc, code);
