@@ -70,12 +70,13 @@ out:
 }
 
 /* The www folder beside the binary: PREFIX/bin/../share/pos/www when
- * installed, the source tree's www when run from build/bin. */
+ * installed, the source tree's www when run from build/bin (or from a
+ * build folder one deeper, such as make asan's build/asan/bin). */
 static int www_find(char *out, size_t cap)
 {
 	char exe[PATH_MAX], *slash;
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-	static const char *const tries[] = { "/../share/pos/www", "/../../www" };
+	static const char *const tries[] = { "/../share/pos/www", "/../../www", "/../../../www" };
 	struct stat st;
 
 	if (n <= 0)
