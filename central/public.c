@@ -20,6 +20,7 @@
 
 #include "codec.h"
 #include "httpd.h"
+#include "ids.h"
 #include "ingest.h"
 #include "jsonx.h"
 #include "keysproc.h"
@@ -688,14 +689,15 @@ static void pub_messages_get(struct pq *q, const char *tok)
 	pub_poll(q, STORE_CONV_RECEIPT, r.txn, false);
 }
 
+static void pub_receipt_message(struct pq *q, const struct store_receipt *r, const char *text);
+
 /* POST /v1/receipts/{token}/messages {"body"}: the customer writes. */
 static void pub_messages_post(struct pq *q, const char *tok)
 {
 	struct store_receipt r;
 	pos_err e = { 0 };
-	json_t *root = NULL, *v;
+	json_t *root = NULL;
 	const char *text = NULL;
-	int64_t conv = 0, id = 0;
 	int rc;
 
 	if ((rc = pub_receipt(q, tok, &r, &e)) < 0) {
@@ -710,18 +712,7 @@ static void pub_messages_post(struct pq *q, const char *tok)
 		pub_bad_input(q, rc, &e);
 		goto out;
 	}
-	if ((rc = store_message_add_keyed(q->p->store, STORE_CONV_RECEIPT, r.txn, r.store,
-					  "customer", text, time_now_ms(), &conv, &id, &e)) < 0) {
-		pub_fail(q, rc, &e);
-		goto out;
-	}
-	atomic_fetch_add_explicit(&pub_messages, 1, memory_order_relaxed);
-	log_info("message", "conversation=%lld id=%lld author=customer", (long long)conv,
-		 (long long)id);
-	pub_notify(q->p->sh->bus, r.txn);
-	v = json_pack("{s:I, s:I}", "id", (json_int_t)id, "conversation", (json_int_t)conv);
-	pub_json(q, 201, v);
-	json_decref(v);
+	pub_receipt_message(q, &r, text);
 out:
 	json_decref(root);
 }
@@ -1114,13 +1105,14 @@ static void pub_staff_close(struct pq *q, const char *id_s)
  * fsync on this worker's loop; the answer goes out when the group has
  * committed.
  */
-enum pub_write { PW_CHAT, PW_SMS };
+enum pub_write { PW_CHAT, PW_SMS, PW_RECEIPT };
 
 struct pub_async {
 	struct ingest_job job;
 	struct pq q;
 	enum pub_write kind;
-	char uid[37];
+	char uid[37];                 /* PW_RECEIPT: the basket's txn */
+	char store[IDS_MAX + 1];      /* PW_RECEIPT */
 	char sid[SMS_SID_MAX + 1];
 	unsigned char idx[DEIDENT_INDEX_LEN];
 	char kid[KEYS_KID_LEN + 1];
@@ -1148,6 +1140,9 @@ static int pub_op(struct store *s, struct ingest_job *job, pos_err *e)
 	struct store_sms_in in = { a->sid, a->uid, a->idx, a->kid, a->sealed, a->text, a->now_ms };
 
 	a->dup = false;
+	if (a->kind == PW_RECEIPT)
+		return store_message_add_keyed(s, STORE_CONV_RECEIPT, a->uid, a->store, "customer",
+					       a->text, a->now_ms, &a->conv, &a->id, e);
 	if (a->kind == PW_CHAT)
 		return store_message_add_keyed(s, STORE_CONV_VISITOR, a->uid, NULL, "customer",
 					       a->text, a->now_ms, &a->conv, &a->id, e);
@@ -1181,9 +1176,9 @@ static void pub_async_answer(struct pub_async *a)
 		atomic_fetch_add_explicit(&pub_messages, 1, memory_order_relaxed);
 		pub_notify(q->p->sh->bus, a->uid);
 	}
-	if (a->kind == PW_CHAT) {
-		log_info("message", "conversation=%lld id=%lld author=visitor", (long long)a->conv,
-			 (long long)a->id);
+	if (a->kind == PW_CHAT || a->kind == PW_RECEIPT) {
+		log_info("message", "conversation=%lld id=%lld author=%s", (long long)a->conv,
+			 (long long)a->id, a->kind == PW_CHAT ? "visitor" : "customer");
 		v = json_pack("{s:I, s:I}", "id", (json_int_t)a->id, "conversation",
 			      (json_int_t)a->conv);
 	} else {
@@ -1249,6 +1244,18 @@ static void pub_submit(struct pub_async *a)
 		return;
 	}
 	a->q.p->n_async++;
+}
+
+/* A receipt's customer message, written by the writer and answered (201)
+ * once its group committed. */
+static void pub_receipt_message(struct pq *q, const struct store_receipt *r, const char *text)
+{
+	struct pub_async *a = pub_async_new(q, PW_RECEIPT, r->txn, text);
+
+	if (!a)
+		return;
+	snprintf(a->store, sizeof a->store, "%s", r->store);
+	pub_submit(a);
 }
 
 /* ------------------------------------------------------------ visitors */
