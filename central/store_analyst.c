@@ -20,17 +20,6 @@
 	"b.hhid IS NOT NULL AND (?2 IS NULL OR b.ts >= ?2) AND (?3 IS NULL OR b.ts < ?3) AND " \
 	"(?4 IS NULL OR b.store = ?4)"
 
-static int sa_prep(struct store *s, const char *sql, sqlite3_stmt **st, pos_err *e)
-{
-	int rc = sqlite3_prepare_v2(store_sqlite_db(s), sql, -1, st, NULL);
-
-	if (rc != SQLITE_OK) {
-		*st = NULL;
-		return store_sqlite_err(s, rc, "prepare", e);
-	}
-	return 0;
-}
-
 static const char *sa_text(sqlite3_stmt *st, int i)
 {
 	const unsigned char *v = sqlite3_column_text(st, i);
@@ -61,12 +50,13 @@ static int sa_months(struct store *s, const char *hhid, json_t *months, long *ba
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	if ((rc = sa_prep(s,
-			  "SELECT strftime('%Y-%m', b.ts / 1000, 'unixepoch') AS m, "
-			  "count(DISTINCT b.id), coalesce(sum(i.price_cents), 0) FROM baskets b "
-			  "LEFT JOIN items i ON i.basket_id = b.id WHERE b.hhid = ?1 "
-			  "GROUP BY m ORDER BY m",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "SELECT strftime('%Y-%m', b.ts / 1000, 'unixepoch') AS m, "
+		     "count(DISTINCT b.id), coalesce(sum(i.price_cents), 0) FROM baskets b "
+		     "LEFT JOIN items i ON i.basket_id = b.id WHERE b.hhid = ?1 "
+		     "GROUP BY m ORDER BY m",
+		     &st, e)) < 0)
 		return rc;
 	sqlite3_bind_text(st, 1, hhid, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -91,13 +81,14 @@ static int sa_categories(struct store *s, const char *hhid, json_t *cats, pos_er
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	if ((rc = sa_prep(s,
-			  "SELECT coalesce(m.category, ''), sum(i.qty), "
-			  "coalesce(sum(i.price_cents), 0) AS spend FROM baskets b "
-			  "JOIN items i ON i.basket_id = b.id "
-			  "LEFT JOIN item_master m ON m.gtin = i.gtin WHERE b.hhid = ?1 "
-			  "GROUP BY 1 ORDER BY spend DESC, 1",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "SELECT coalesce(m.category, ''), sum(i.qty), "
+		     "coalesce(sum(i.price_cents), 0) AS spend FROM baskets b "
+		     "JOIN items i ON i.basket_id = b.id "
+		     "LEFT JOIN item_master m ON m.gtin = i.gtin WHERE b.hhid = ?1 "
+		     "GROUP BY 1 ORDER BY spend DESC, 1",
+		     &st, e)) < 0)
 		return rc;
 	sqlite3_bind_text(st, 1, hhid, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -121,11 +112,12 @@ static int sa_offers(struct store *s, const char *hhid, json_t *offers, pos_err 
 	char ts[32];
 	int rc;
 
-	if ((rc = sa_prep(s,
-			  "SELECT c.offer_id, o.title, r.ts, r.store FROM offer_redemptions r "
-			  "JOIN offer_codes c ON c.code = r.code JOIN offers o ON o.id = c.offer_id "
-			  "WHERE r.hhid = ?1 ORDER BY r.ts",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "SELECT c.offer_id, o.title, r.ts, r.store FROM offer_redemptions r "
+		     "JOIN offer_codes c ON c.code = r.code JOIN offers o ON o.id = c.offer_id "
+		     "WHERE r.hhid = ?1 ORDER BY r.ts",
+		     &st, e)) < 0)
 		return rc;
 	sqlite3_bind_text(st, 1, hhid, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -160,7 +152,7 @@ int store_analyst_household(struct store *s, const char *hhid, json_t **out, pos
 		rc = err_set(e, POS_ENOMEM, "out of memory");
 		goto out;
 	}
-	if ((rc = sa_prep(s, "SELECT 1 FROM households WHERE hhid = ?1", &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(s, "SELECT 1 FROM households WHERE hhid = ?1", &st, e)) < 0)
 		goto out;
 	sqlite3_bind_text(st, 1, hhid, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
@@ -194,13 +186,14 @@ int store_analyst_lines(struct store *s, const char *hhid,
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	if ((rc = sa_prep(s,
-			  "SELECT b.ts, b.txn, b.store, i.gtin, coalesce(m.name, ''), "
-			  "coalesce(m.category, ''), i.qty, i.price_cents FROM baskets b "
-			  "JOIN items i ON i.basket_id = b.id "
-			  "LEFT JOIN item_master m ON m.gtin = i.gtin WHERE b.hhid = ?1 "
-			  "ORDER BY b.ts, b.id, i.seq",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "SELECT b.ts, b.txn, b.store, i.gtin, coalesce(m.name, ''), "
+		     "coalesce(m.category, ''), i.qty, i.price_cents FROM baskets b "
+		     "JOIN items i ON i.basket_id = b.id "
+		     "LEFT JOIN item_master m ON m.gtin = i.gtin WHERE b.hhid = ?1 "
+		     "ORDER BY b.ts, b.id, i.seq",
+		     &st, e)) < 0)
 		return rc;
 	sqlite3_bind_text(st, 1, hhid, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -247,11 +240,12 @@ int store_analyst_cohort(struct store *s, const struct store_cohort_filter *f, i
 
 	*first = *last = NULL;
 	*n = 0;
-	if ((rc = sa_prep(s,
-			  "SELECT b.hhid, min(b.ts), max(b.ts) FROM items i "
-			  "JOIN baskets b ON b.id = i.basket_id WHERE i.gtin = ?1 AND " SA_FILTER
-			  " GROUP BY b.hhid",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "SELECT b.hhid, min(b.ts), max(b.ts) FROM items i "
+		     "JOIN baskets b ON b.id = i.basket_id WHERE i.gtin = ?1 AND " SA_FILTER
+		     " GROUP BY b.hhid",
+		     &st, e)) < 0)
 		return rc;
 	sa_bind_filter(st, f);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -293,10 +287,11 @@ int store_analyst_population(struct store *s, const struct store_cohort_filter *
 	int rc;
 
 	*n = 0;
-	if ((rc = sa_prep(s,
-			  "SELECT count(DISTINCT b.hhid) FROM baskets b WHERE ?1 IS NOT NULL "
-			  "AND " SA_FILTER,
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "SELECT count(DISTINCT b.hhid) FROM baskets b WHERE ?1 IS NOT NULL "
+		     "AND " SA_FILTER,
+		     &st, e)) < 0)
 		return rc;
 	sa_bind_filter(st, f);
 	rc = sqlite3_step(st);
@@ -317,17 +312,18 @@ int store_analyst_also(struct store *s, const struct store_cohort_filter *f,
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	if ((rc = sa_prep(s,
-			  "WITH c AS (SELECT DISTINCT b.hhid FROM items i "
-			  "  JOIN baskets b ON b.id = i.basket_id WHERE i.gtin = ?1 AND " SA_FILTER "),"
-			  " p AS (SELECT i.gtin, b.hhid FROM baskets b "
-			  "  JOIN items i ON i.basket_id = b.id WHERE i.gtin <> ?1 AND " SA_FILTER
-			  "  GROUP BY i.gtin, b.hhid) "
-			  "SELECT p.gtin, coalesce(m.name, ''), "
-			  "  sum(p.hhid IN (SELECT hhid FROM c)) AS hc, count(*) FROM p "
-			  "LEFT JOIN item_master m ON m.gtin = p.gtin "
-			  "GROUP BY p.gtin HAVING hc > 0 ORDER BY hc DESC, p.gtin",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "WITH c AS (SELECT DISTINCT b.hhid FROM items i "
+		     "  JOIN baskets b ON b.id = i.basket_id WHERE i.gtin = ?1 AND " SA_FILTER "),"
+		     " p AS (SELECT i.gtin, b.hhid FROM baskets b "
+		     "  JOIN items i ON i.basket_id = b.id WHERE i.gtin <> ?1 AND " SA_FILTER
+		     "  GROUP BY i.gtin, b.hhid) "
+		     "SELECT p.gtin, coalesce(m.name, ''), "
+		     "  sum(p.hhid IN (SELECT hhid FROM c)) AS hc, count(*) FROM p "
+		     "LEFT JOIN item_master m ON m.gtin = p.gtin "
+		     "GROUP BY p.gtin HAVING hc > 0 ORDER BY hc DESC, p.gtin",
+		     &st, e)) < 0)
 		return rc;
 	sa_bind_filter(st, f);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -356,15 +352,16 @@ int store_analyst_funnel(struct store *s,
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	if ((rc = sa_prep(s,
-			  "SELECT o.id, o.title, "
-			  " (SELECT count(*) FROM offer_codes c WHERE c.offer_id = o.id), "
-			  " (SELECT count(*) FROM offer_redemptions r JOIN offer_codes c "
-			  "   ON c.code = r.code WHERE c.offer_id = o.id), "
-			  " (SELECT count(*) FROM offer_redemptions r JOIN offer_codes c "
-			  "   ON c.code = r.code WHERE c.offer_id = o.id AND r.hhid IS NOT NULL) "
-			  "FROM offers o ORDER BY o.created, o.id",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "SELECT o.id, o.title, "
+		     " (SELECT count(*) FROM offer_codes c WHERE c.offer_id = o.id), "
+		     " (SELECT count(*) FROM offer_redemptions r JOIN offer_codes c "
+		     "   ON c.code = r.code WHERE c.offer_id = o.id), "
+		     " (SELECT count(*) FROM offer_redemptions r JOIN offer_codes c "
+		     "   ON c.code = r.code WHERE c.offer_id = o.id AND r.hhid IS NOT NULL) "
+		     "FROM offers o ORDER BY o.created, o.id",
+		     &st, e)) < 0)
 		return rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct store_analyst_funnel f = {

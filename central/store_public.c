@@ -15,29 +15,6 @@
 #define SP_RECEIPT_COLS "b.id, b.txn, b.ts, b.store, b.terminal, b.hhid"
 #define SP_CONV_COLS "id, kind, txn, store, state, created, updated"
 
-static int sp_prep(struct store *s, const char *sql, sqlite3_stmt **st, pos_err *e)
-{
-	int rc = sqlite3_prepare_v2(store_sqlite_db(s), sql, -1, st, NULL);
-
-	if (rc != SQLITE_OK) {
-		*st = NULL;
-		return store_sqlite_err(s, rc, "prepare", e);
-	}
-	return 0;
-}
-
-static void sp_text(sqlite3_stmt *st, int i, char *out, size_t cap)
-{
-	const unsigned char *v = sqlite3_column_text(st, i);
-	size_t n = v ? (size_t)sqlite3_column_bytes(st, i) : 0;
-
-	if (n >= cap)
-		n = cap - 1;
-	if (n)
-		memcpy(out, v, n);
-	out[n] = '\0';
-}
-
 static int sp_bind_opt(sqlite3_stmt *st, int i, const char *v)
 {
 	if (!v || !v[0])
@@ -78,11 +55,12 @@ int store_item_put(struct store *s, const struct store_item_master *it, int64_t 
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = sp_prep(s,
-			  "INSERT INTO item_master(gtin, name, vendor, category, updated) "
-			  "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(gtin) DO UPDATE SET "
-			  "name = ?2, vendor = ?3, category = ?4, updated = ?5",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "INSERT INTO item_master(gtin, name, vendor, category, updated) "
+		     "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(gtin) DO UPDATE SET "
+		     "name = ?2, vendor = ?3, category = ?4, updated = ?5",
+		     &st, e)) < 0)
 		return rc;
 	sqlite3_bind_text(st, 1, it->gtin, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, it->name, -1, SQLITE_STATIC);
@@ -98,16 +76,17 @@ int store_item_get(struct store *s, const char *gtin, struct store_item_master *
 	int rc;
 
 	memset(out, 0, sizeof *out);
-	if ((rc = sp_prep(s, "SELECT gtin, name, vendor, category FROM item_master WHERE gtin = ?1",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s, "SELECT gtin, name, vendor, category FROM item_master WHERE gtin = ?1", &st,
+		     e)) < 0)
 		return rc;
 	sqlite3_bind_text(st, 1, gtin, -1, SQLITE_STATIC);
 	if ((rc = sp_row(s, st, "item", e)) < 0)
 		return rc;
-	sp_text(st, 0, out->gtin, sizeof out->gtin);
-	sp_text(st, 1, out->name, sizeof out->name);
-	sp_text(st, 2, out->vendor, sizeof out->vendor);
-	sp_text(st, 3, out->category, sizeof out->category);
+	store_sqlite_text(st, 0, out->gtin, sizeof out->gtin);
+	store_sqlite_text(st, 1, out->name, sizeof out->name);
+	store_sqlite_text(st, 2, out->vendor, sizeof out->vendor);
+	store_sqlite_text(st, 3, out->category, sizeof out->category);
 	sqlite3_finalize(st);
 	return 0;
 }
@@ -117,11 +96,11 @@ int store_item_get(struct store *s, const char *gtin, struct store_item_master *
 static void sp_receipt(sqlite3_stmt *st, struct store_receipt *out)
 {
 	out->basket_id = sqlite3_column_int64(st, 0);
-	sp_text(st, 1, out->txn, sizeof out->txn);
+	store_sqlite_text(st, 1, out->txn, sizeof out->txn);
 	out->ts_ms = sqlite3_column_int64(st, 2);
-	sp_text(st, 3, out->store, sizeof out->store);
-	sp_text(st, 4, out->terminal, sizeof out->terminal);
-	sp_text(st, 5, out->hhid, sizeof out->hhid);
+	store_sqlite_text(st, 3, out->store, sizeof out->store);
+	store_sqlite_text(st, 4, out->terminal, sizeof out->terminal);
+	store_sqlite_text(st, 5, out->hhid, sizeof out->hhid);
 }
 
 int store_receipt_find(struct store *s, const unsigned char hash[32], struct store_receipt *out,
@@ -131,10 +110,10 @@ int store_receipt_find(struct store *s, const unsigned char hash[32], struct sto
 	int rc;
 
 	memset(out, 0, sizeof *out);
-	if ((rc = sp_prep(s,
-			  "SELECT " SP_RECEIPT_COLS " FROM receipts r JOIN baskets b "
-			  "ON b.id = r.basket_id WHERE r.hash = ?1",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(s,
+				       "SELECT " SP_RECEIPT_COLS " FROM receipts r JOIN baskets b "
+				       "ON b.id = r.basket_id WHERE r.hash = ?1",
+				       &st, e)) < 0)
 		return rc;
 	sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
 	if ((rc = sp_row(s, st, "receipt", e)) < 0)
@@ -151,8 +130,8 @@ int store_receipt_by_txn(struct store *s, const char *txn, struct store_receipt 
 	int rc;
 
 	memset(out, 0, sizeof *out);
-	if ((rc = sp_prep(s, "SELECT " SP_RECEIPT_COLS " FROM baskets b WHERE b.txn = ?1", &st,
-			  e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s, "SELECT " SP_RECEIPT_COLS " FROM baskets b WHERE b.txn = ?1", &st, e)) < 0)
 		return rc;
 	sqlite3_bind_text(st, 1, txn, -1, SQLITE_STATIC);
 	if ((rc = sp_row(s, st, "basket", e)) < 0)
@@ -170,21 +149,22 @@ int store_receipt_lines(struct store *s, int64_t basket_id,
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = sp_prep(s,
-			  "SELECT i.gtin, i.qty, i.price_cents, m.name FROM items i "
-			  "LEFT JOIN item_master m ON m.gtin = i.gtin WHERE i.basket_id = ?1 "
-			  "ORDER BY i.seq",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "SELECT i.gtin, i.qty, i.price_cents, m.name FROM items i "
+		     "LEFT JOIN item_master m ON m.gtin = i.gtin WHERE i.basket_id = ?1 "
+		     "ORDER BY i.seq",
+		     &st, e)) < 0)
 		return rc;
 	sqlite3_bind_int64(st, 1, basket_id);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		memset(&l, 0, sizeof l);
-		sp_text(st, 0, l.gtin, sizeof l.gtin);
+		store_sqlite_text(st, 0, l.gtin, sizeof l.gtin);
 		l.qty = sqlite3_column_int(st, 1);
 		l.price_cents = sqlite3_column_type(st, 2) == SQLITE_NULL
 					? -1
 					: (long)sqlite3_column_int64(st, 2);
-		sp_text(st, 3, l.name, sizeof l.name);
+		store_sqlite_text(st, 3, l.name, sizeof l.name);
 		if ((rc = fn(&l, arg)) != 0) {
 			sqlite3_finalize(st);
 			return rc;
@@ -202,16 +182,17 @@ int store_receipt_offers(struct store *s, int64_t basket_id,
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = sp_prep(s,
-			  "SELECT o.id, o.title FROM offer_redemptions r JOIN offer_codes c "
-			  "ON c.code = r.code JOIN offers o ON o.id = c.offer_id "
-			  "WHERE r.basket_id = ?1 ORDER BY o.id",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "SELECT o.id, o.title FROM offer_redemptions r JOIN offer_codes c "
+		     "ON c.code = r.code JOIN offers o ON o.id = c.offer_id "
+		     "WHERE r.basket_id = ?1 ORDER BY o.id",
+		     &st, e)) < 0)
 		return rc;
 	sqlite3_bind_int64(st, 1, basket_id);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		sp_text(st, 0, id, sizeof id);
-		sp_text(st, 1, title, sizeof title);
+		store_sqlite_text(st, 0, id, sizeof id);
+		store_sqlite_text(st, 1, title, sizeof title);
 		if ((rc = fn(id, title, arg)) != 0) {
 			sqlite3_finalize(st);
 			return rc;
@@ -229,10 +210,10 @@ static void sp_conv(sqlite3_stmt *st, struct store_conversation *c)
 
 	memset(c, 0, sizeof *c);
 	c->id = sqlite3_column_int64(st, 0);
-	sp_text(st, 1, c->kind, sizeof c->kind);
-	sp_text(st, 2, c->txn, sizeof c->txn);
-	sp_text(st, 3, c->store, sizeof c->store);
-	sp_text(st, 4, state, sizeof state);
+	store_sqlite_text(st, 1, c->kind, sizeof c->kind);
+	store_sqlite_text(st, 2, c->txn, sizeof c->txn);
+	store_sqlite_text(st, 3, c->store, sizeof c->store);
+	store_sqlite_text(st, 4, state, sizeof state);
 	c->open = strcmp(state, "open") == 0;
 	c->created_ms = sqlite3_column_int64(st, 5);
 	c->updated_ms = sqlite3_column_int64(st, 6);
@@ -244,9 +225,9 @@ int store_conversation_find(struct store *s, const char *kind, const char *txn,
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = sp_prep(s,
-			  "SELECT " SP_CONV_COLS " FROM conversations WHERE kind = ?1 AND txn = ?2",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s, "SELECT " SP_CONV_COLS " FROM conversations WHERE kind = ?1 AND txn = ?2",
+		     &st, e)) < 0)
 		return rc;
 	sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, txn, -1, SQLITE_STATIC);
@@ -263,8 +244,8 @@ int store_conversation_get(struct store *s, int64_t id, struct store_conversatio
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = sp_prep(s, "SELECT " SP_CONV_COLS " FROM conversations WHERE id = ?1", &st, e)) <
-	    0)
+	if ((rc = store_sqlite_prepare(
+		     s, "SELECT " SP_CONV_COLS " FROM conversations WHERE id = ?1", &st, e)) < 0)
 		return rc;
 	sqlite3_bind_int64(st, 1, id);
 	if ((rc = sp_row(s, st, "conversation", e)) < 0)
@@ -281,10 +262,11 @@ static int sp_message_insert(struct store *s, int64_t conv, const char *author, 
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = sp_prep(s,
-			  "INSERT INTO messages(conversation_id, ts, author, staff_id, body) "
-			  "VALUES (?1, ?2, ?3, ?4, ?5)",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "INSERT INTO messages(conversation_id, ts, author, staff_id, body) "
+		     "VALUES (?1, ?2, ?3, ?4, ?5)",
+		     &st, e)) < 0)
 		return rc;
 	sqlite3_bind_int64(st, 1, conv);
 	sqlite3_bind_int64(st, 2, now_ms);
@@ -299,10 +281,11 @@ static int sp_message_insert(struct store *s, int64_t conv, const char *author, 
 	*msg_id = sqlite3_last_insert_rowid(store_sqlite_db(s));
 	/* A customer writing again reopens a closed conversation; a staff
 	 * reply leaves its state as it is. */
-	if ((rc = sp_prep(s,
-			  "UPDATE conversations SET updated = ?2, state = CASE WHEN ?3 = 'customer' "
-			  "THEN 'open' ELSE state END WHERE id = ?1",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "UPDATE conversations SET updated = ?2, state = CASE WHEN ?3 = 'customer' "
+		     "THEN 'open' ELSE state END WHERE id = ?1",
+		     &st, e)) < 0)
 		return rc;
 	sqlite3_bind_int64(st, 1, conv);
 	sqlite3_bind_int64(st, 2, now_ms);
@@ -322,10 +305,11 @@ int store_message_add_keyed(struct store *s, const char *kind, const char *txn,
 		return rc;
 	rc = store_conversation_find(s, kind, txn, &c, e);
 	if (rc == POS_ENOTFOUND) {
-		if ((rc = sp_prep(s,
-				  "INSERT INTO conversations(kind, txn, store, state, created, updated) "
-				  "VALUES (?1, ?2, ?3, 'open', ?4, ?4)",
-				  &st, e)) < 0)
+		if ((rc = store_sqlite_prepare(
+			     s,
+			     "INSERT INTO conversations(kind, txn, store, state, created, updated) "
+			     "VALUES (?1, ?2, ?3, 'open', ?4, ?4)",
+			     &st, e)) < 0)
 			goto out;
 		sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, txn, -1, SQLITE_STATIC);
@@ -363,10 +347,11 @@ int store_messages(struct store *s, int64_t conv, int64_t after, int limit,
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = sp_prep(s,
-			  "SELECT id, ts, author, body FROM messages WHERE conversation_id = ?1 "
-			  "AND id > ?2 ORDER BY id LIMIT ?3",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "SELECT id, ts, author, body FROM messages WHERE conversation_id = ?1 "
+		     "AND id > ?2 ORDER BY id LIMIT ?3",
+		     &st, e)) < 0)
 		return rc;
 	sqlite3_bind_int64(st, 1, conv);
 	sqlite3_bind_int64(st, 2, after);
@@ -375,7 +360,7 @@ int store_messages(struct store *s, int64_t conv, int64_t after, int limit,
 		memset(&m, 0, sizeof m);
 		m.id = sqlite3_column_int64(st, 0);
 		m.ts_ms = sqlite3_column_int64(st, 1);
-		sp_text(st, 2, m.author, sizeof m.author);
+		store_sqlite_text(st, 2, m.author, sizeof m.author);
 		m.body = (const char *)sqlite3_column_text(st, 3);
 		if (!m.body)
 			m.body = "";
@@ -396,10 +381,11 @@ int store_conversations_open(struct store *s, const char *store, int limit,
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = sp_prep(s,
-			  "SELECT " SP_CONV_COLS " FROM conversations WHERE state = 'open' AND "
-			  "(?1 IS NULL OR store = ?1) ORDER BY updated DESC, id DESC LIMIT ?2",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "SELECT " SP_CONV_COLS " FROM conversations WHERE state = 'open' AND "
+		     "(?1 IS NULL OR store = ?1) ORDER BY updated DESC, id DESC LIMIT ?2",
+		     &st, e)) < 0)
 		return rc;
 	sp_bind_opt(st, 1, store);
 	sqlite3_bind_int(st, 2, limit);
@@ -428,8 +414,9 @@ int store_conversation_close(struct store *s, int64_t id, int64_t now_ms, pos_er
 		rc = err_set(e, POS_ECONFLICT, "the conversation is closed already");
 		goto out;
 	}
-	if ((rc = sp_prep(s, "UPDATE conversations SET state = 'closed', updated = ?2 WHERE id = ?1",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s, "UPDATE conversations SET state = 'closed', updated = ?2 WHERE id = ?1",
+		     &st, e)) < 0)
 		goto out;
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, now_ms);
@@ -446,9 +433,10 @@ int store_staff_add(struct store *s, const char *name, const char *store,
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = sp_prep(s,
-			  "INSERT INTO staff(name, store, token_hash, created) VALUES (?1, ?2, ?3, ?4)",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "INSERT INTO staff(name, store, token_hash, created) VALUES (?1, ?2, ?3, ?4)",
+		     &st, e)) < 0)
 		return rc;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	sp_bind_opt(st, 2, store);
@@ -464,8 +452,8 @@ static void sp_staff(sqlite3_stmt *st, struct store_staff *out)
 {
 	memset(out, 0, sizeof *out);
 	out->id = sqlite3_column_int64(st, 0);
-	sp_text(st, 1, out->name, sizeof out->name);
-	sp_text(st, 2, out->store, sizeof out->store);
+	store_sqlite_text(st, 1, out->name, sizeof out->name);
+	store_sqlite_text(st, 2, out->store, sizeof out->store);
 }
 
 int store_staff_by_token(struct store *s, const unsigned char token_hash[32],
@@ -474,7 +462,8 @@ int store_staff_by_token(struct store *s, const unsigned char token_hash[32],
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = sp_prep(s, "SELECT id, name, store FROM staff WHERE token_hash = ?1", &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(s, "SELECT id, name, store FROM staff WHERE token_hash = ?1",
+				       &st, e)) < 0)
 		return rc;
 	sqlite3_bind_blob(st, 1, token_hash, 32, SQLITE_STATIC);
 	if ((rc = sp_row(s, st, "staff", e)) < 0)
@@ -493,15 +482,17 @@ int store_session_add(struct store *s, const unsigned char id_hash[32], int64_t 
 	if ((rc = store_sqlite_unit_begin(s, e)) < 0)
 		return rc;
 	/* Expired sessions go as new ones come: the table stays small. */
-	if ((rc = sp_prep(s, "DELETE FROM staff_sessions WHERE expires <= ?1", &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(s, "DELETE FROM staff_sessions WHERE expires <= ?1", &st,
+				       e)) < 0)
 		goto out;
 	sqlite3_bind_int64(st, 1, now_ms);
 	if ((rc = sp_write(s, st, "session expiry", e)) < 0)
 		goto out;
-	if ((rc = sp_prep(s,
-			  "INSERT INTO staff_sessions(id_hash, staff_id, created, expires) "
-			  "VALUES (?1, ?2, ?3, ?4)",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "INSERT INTO staff_sessions(id_hash, staff_id, created, expires) "
+		     "VALUES (?1, ?2, ?3, ?4)",
+		     &st, e)) < 0)
 		goto out;
 	sqlite3_bind_blob(st, 1, id_hash, 32, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, staff_id);
@@ -518,10 +509,11 @@ int store_session_staff(struct store *s, const unsigned char id_hash[32], int64_
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = sp_prep(s,
-			  "SELECT t.id, t.name, t.store FROM staff_sessions x JOIN staff t "
-			  "ON t.id = x.staff_id WHERE x.id_hash = ?1 AND x.expires > ?2",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "SELECT t.id, t.name, t.store FROM staff_sessions x JOIN staff t "
+		     "ON t.id = x.staff_id WHERE x.id_hash = ?1 AND x.expires > ?2",
+		     &st, e)) < 0)
 		return rc;
 	sqlite3_bind_blob(st, 1, id_hash, 32, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, now_ms);
@@ -537,7 +529,8 @@ int store_session_del(struct store *s, const unsigned char id_hash[32], pos_err 
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = sp_prep(s, "DELETE FROM staff_sessions WHERE id_hash = ?1", &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(s, "DELETE FROM staff_sessions WHERE id_hash = ?1", &st,
+				       e)) < 0)
 		return rc;
 	sqlite3_bind_blob(st, 1, id_hash, 32, SQLITE_STATIC);
 	return sp_write(s, st, "session delete", e);
@@ -551,10 +544,11 @@ int store_device_link(struct store *s, int64_t device, const char *hhid, int64_t
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = sp_prep(s,
-			  "INSERT INTO device_households(device_id, hhid, linked) VALUES (?1, ?2, ?3) "
-			  "ON CONFLICT(device_id, hhid) DO NOTHING",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "INSERT INTO device_households(device_id, hhid, linked) VALUES (?1, ?2, ?3) "
+		     "ON CONFLICT(device_id, hhid) DO NOTHING",
+		     &st, e)) < 0)
 		return rc;
 	sqlite3_bind_int64(st, 1, device);
 	sqlite3_bind_text(st, 2, hhid, -1, SQLITE_STATIC);
@@ -578,10 +572,11 @@ int store_sms_inbound(struct store *s, const struct store_sms_in *in, int64_t *c
 	*dup = false;
 	if ((rc = store_sqlite_unit_begin(s, e)) < 0)
 		return rc;
-	if ((rc = sp_prep(s,
-			  "SELECT m.id, m.conversation_id FROM sms_inbound i JOIN messages m ON "
-			  "m.id = i.message_id WHERE i.sid = ?1",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "SELECT m.id, m.conversation_id FROM sms_inbound i JOIN messages m ON "
+		     "m.id = i.message_id WHERE i.sid = ?1",
+		     &st, e)) < 0)
 		goto out;
 	sqlite3_bind_text(st, 1, in->sid, -1, SQLITE_STATIC);
 	rc = sp_row(s, st, "sms message", e);
@@ -598,18 +593,19 @@ int store_sms_inbound(struct store *s, const struct store_sms_in *in, int64_t *c
 	if ((rc = store_message_add_keyed(s, STORE_CONV_VISITOR, in->uid, NULL, "customer",
 					  in->body, in->now_ms, conv, msg, e)) < 0)
 		goto out;
-	if ((rc = sp_prep(s, "INSERT INTO sms_inbound(sid, message_id) VALUES (?1, ?2)", &st, e)) <
-	    0)
+	if ((rc = store_sqlite_prepare(
+		     s, "INSERT INTO sms_inbound(sid, message_id) VALUES (?1, ?2)", &st, e)) < 0)
 		goto out;
 	sqlite3_bind_text(st, 1, in->sid, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, *msg);
 	if ((rc = sp_write(s, st, "sms insert", e)) < 0)
 		goto out;
-	if ((rc = sp_prep(s,
-			  "INSERT INTO conversation_phones(conversation_id, phone_index, kid, "
-			  "sealed, updated) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(conversation_id) "
-			  "DO UPDATE SET phone_index = ?2, kid = ?3, sealed = ?4, updated = ?5",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "INSERT INTO conversation_phones(conversation_id, phone_index, kid, "
+		     "sealed, updated) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(conversation_id) "
+		     "DO UPDATE SET phone_index = ?2, kid = ?3, sealed = ?4, updated = ?5",
+		     &st, e)) < 0)
 		goto out;
 	sqlite3_bind_int64(st, 1, *conv);
 	sqlite3_bind_blob(st, 2, in->phone_index, 32, SQLITE_STATIC);
@@ -627,17 +623,18 @@ int store_sms_last_uid(struct store *s, const unsigned char phone_index[32], cha
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = sp_prep(s,
-			  "SELECT c.txn FROM conversation_phones p JOIN conversations c ON c.id = "
-			  "p.conversation_id WHERE p.phone_index = ?1 AND c.kind = ?2 ORDER BY "
-			  "p.updated DESC LIMIT 1",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "SELECT c.txn FROM conversation_phones p JOIN conversations c ON c.id = "
+		     "p.conversation_id WHERE p.phone_index = ?1 AND c.kind = ?2 ORDER BY "
+		     "p.updated DESC LIMIT 1",
+		     &st, e)) < 0)
 		return rc;
 	sqlite3_bind_blob(st, 1, phone_index, 32, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, STORE_CONV_VISITOR, -1, SQLITE_STATIC);
 	if ((rc = sp_row(s, st, "sms sender", e)) != 1)
 		return rc;
-	sp_text(st, 0, uid, 37);
+	store_sqlite_text(st, 0, uid, 37);
 	sqlite3_finalize(st);
 	return 0;
 }
@@ -650,10 +647,11 @@ int store_cursor_get(struct store *s, const char *name, struct store_cursor *out
 	int rc;
 
 	memset(out, 0, sizeof *out);
-	if ((rc = sp_prep(s,
-			  "SELECT position, attempts, coalesce(last_error, ''), updated FROM "
-			  "outbox_cursors WHERE name = ?1",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "SELECT position, attempts, coalesce(last_error, ''), updated FROM "
+		     "outbox_cursors WHERE name = ?1",
+		     &st, e)) < 0)
 		return rc;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	rc = sp_row(s, st, "outbox cursor", e);
@@ -663,7 +661,7 @@ int store_cursor_get(struct store *s, const char *name, struct store_cursor *out
 		return rc;
 	out->position = sqlite3_column_int64(st, 0);
 	out->attempts = (long)sqlite3_column_int64(st, 1);
-	sp_text(st, 2, out->last_error, sizeof out->last_error);
+	store_sqlite_text(st, 2, out->last_error, sizeof out->last_error);
 	out->updated_ms = sqlite3_column_int64(st, 3);
 	sqlite3_finalize(st);
 	return 0;
@@ -675,11 +673,12 @@ int store_cursor_set(struct store *s, const char *name, int64_t position, int64_
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = sp_prep(s,
-			  "INSERT INTO outbox_cursors(name, position, attempts, last_error, updated) "
-			  "VALUES (?1, ?2, 0, NULL, ?3) ON CONFLICT(name) DO UPDATE SET position = ?2, "
-			  "attempts = 0, last_error = NULL, updated = ?3",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "INSERT INTO outbox_cursors(name, position, attempts, last_error, updated) "
+		     "VALUES (?1, ?2, 0, NULL, ?3) ON CONFLICT(name) DO UPDATE SET position = ?2, "
+		     "attempts = 0, last_error = NULL, updated = ?3",
+		     &st, e)) < 0)
 		return rc;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, position);
@@ -693,11 +692,12 @@ int store_cursor_failed(struct store *s, const char *name, long attempts, const 
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = sp_prep(s,
-			  "INSERT INTO outbox_cursors(name, position, attempts, last_error, updated) "
-			  "VALUES (?1, 0, ?2, ?3, ?4) ON CONFLICT(name) DO UPDATE SET attempts = ?2, "
-			  "last_error = ?3, updated = ?4",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "INSERT INTO outbox_cursors(name, position, attempts, last_error, updated) "
+		     "VALUES (?1, 0, ?2, ?3, ?4) ON CONFLICT(name) DO UPDATE SET attempts = ?2, "
+		     "last_error = ?3, updated = ?4",
+		     &st, e)) < 0)
 		return rc;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, attempts);
@@ -715,12 +715,13 @@ int store_event_next(struct store *s, int64_t after,
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = sp_prep(s,
-			  "SELECT " SP_CONV_COLS_C ", m.id, m.ts, m.author, m.body, "
-			  "(SELECT min(id) FROM messages WHERE conversation_id = c.id) = m.id "
-			  "FROM messages m JOIN conversations c ON c.id = m.conversation_id "
-			  "WHERE m.id > ?1 ORDER BY m.id LIMIT 1",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "SELECT " SP_CONV_COLS_C ", m.id, m.ts, m.author, m.body, "
+		     "(SELECT min(id) FROM messages WHERE conversation_id = c.id) = m.id "
+		     "FROM messages m JOIN conversations c ON c.id = m.conversation_id "
+		     "WHERE m.id > ?1 ORDER BY m.id LIMIT 1",
+		     &st, e)) < 0)
 		return rc;
 	sqlite3_bind_int64(st, 1, after);
 	if ((rc = sp_row(s, st, "event", e)) < 0)
@@ -729,7 +730,7 @@ int store_event_next(struct store *s, int64_t after,
 	sp_conv(st, &ev.c);
 	ev.msg_id = sqlite3_column_int64(st, 7);
 	ev.ts_ms = sqlite3_column_int64(st, 8);
-	sp_text(st, 9, ev.author, sizeof ev.author);
+	store_sqlite_text(st, 9, ev.author, sizeof ev.author);
 	ev.body = (const char *)sqlite3_column_text(st, 10);
 	if (!ev.body)
 		ev.body = "";
@@ -744,7 +745,7 @@ static int sp_count(struct store *s, const char *sql, int64_t after, int64_t *co
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = sp_prep(s, sql, &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(s, sql, &st, e)) < 0)
 		return rc;
 	sqlite3_bind_int64(st, 1, after);
 	if ((rc = sp_row(s, st, "count", e)) < 0)
@@ -772,10 +773,11 @@ int store_sms_reply_next(struct store *s, int64_t after,
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = sp_prep(s,
-			  "SELECT m.id, c.id, c.txn, p.kid, p.sealed, m.body " SP_SMS_REPLIES
-			  "ORDER BY m.id LIMIT 1",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "SELECT m.id, c.id, c.txn, p.kid, p.sealed, m.body " SP_SMS_REPLIES
+		     "ORDER BY m.id LIMIT 1",
+		     &st, e)) < 0)
 		return rc;
 	sqlite3_bind_int64(st, 1, after);
 	if ((rc = sp_row(s, st, "sms reply", e)) < 0)
@@ -783,9 +785,9 @@ int store_sms_reply_next(struct store *s, int64_t after,
 	memset(&r, 0, sizeof r);
 	r.msg_id = sqlite3_column_int64(st, 0);
 	r.conv_id = sqlite3_column_int64(st, 1);
-	sp_text(st, 2, r.uid, sizeof r.uid);
-	sp_text(st, 3, r.kid, sizeof r.kid);
-	sp_text(st, 4, r.sealed, sizeof r.sealed);
+	store_sqlite_text(st, 2, r.uid, sizeof r.uid);
+	store_sqlite_text(st, 3, r.kid, sizeof r.kid);
+	store_sqlite_text(st, 4, r.sealed, sizeof r.sealed);
 	r.body = (const char *)sqlite3_column_text(st, 5);
 	if (!r.body)
 		r.body = "";
@@ -807,20 +809,21 @@ static int sp_conv_hhid(struct store *s, const struct store_conversation *c, cha
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = sp_prep(s,
-			  "SELECT coalesce(mg.into_hhid, h.hhid) FROM (SELECT b.hhid AS hhid FROM "
-			  "baskets b WHERE ?2 = 'receipt' AND b.txn = ?3 AND b.hhid IS NOT NULL "
-			  "UNION ALL SELECT t.hhid FROM conversation_phones p JOIN tid_index t ON "
-			  "t.idx = p.phone_index WHERE p.conversation_id = ?1) h LEFT JOIN merged mg "
-			  "ON mg.from_hhid = h.hhid LIMIT 1",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "SELECT coalesce(mg.into_hhid, h.hhid) FROM (SELECT b.hhid AS hhid FROM "
+		     "baskets b WHERE ?2 = 'receipt' AND b.txn = ?3 AND b.hhid IS NOT NULL "
+		     "UNION ALL SELECT t.hhid FROM conversation_phones p JOIN tid_index t ON "
+		     "t.idx = p.phone_index WHERE p.conversation_id = ?1) h LEFT JOIN merged mg "
+		     "ON mg.from_hhid = h.hhid LIMIT 1",
+		     &st, e)) < 0)
 		return rc;
 	sqlite3_bind_int64(st, 1, c->id);
 	sqlite3_bind_text(st, 2, c->kind, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, c->txn, -1, SQLITE_STATIC);
 	if ((rc = sp_row(s, st, "household", e)) < 0)
 		return rc;
-	sp_text(st, 0, hhid, DEIDENT_ID_LEN + 1);
+	store_sqlite_text(st, 0, hhid, DEIDENT_ID_LEN + 1);
 	sqlite3_finalize(st);
 	return 0;
 }
@@ -839,15 +842,16 @@ int store_conversation_facts(struct store *s, const struct store_conversation *c
 	if (rc < 0)
 		return rc;
 	out->known = true;
-	if ((rc = sp_prep(s,
-			  "SELECT coalesce(max(ts), 0), "
-			  "coalesce(sum(ts >= ?2), 0), "
-			  "coalesce((SELECT sum(i.price_cents * i.qty) FROM items i JOIN baskets b2 ON "
-			  "b2.id = i.basket_id WHERE b2.hhid = ?1 AND b2.ts >= ?2 AND i.price_cents "
-			  "IS NOT NULL), 0), "
-			  "(SELECT count(*) FROM offer_redemptions WHERE hhid = ?1) "
-			  "FROM baskets WHERE hhid = ?1",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "SELECT coalesce(max(ts), 0), "
+		     "coalesce(sum(ts >= ?2), 0), "
+		     "coalesce((SELECT sum(i.price_cents * i.qty) FROM items i JOIN baskets b2 ON "
+		     "b2.id = i.basket_id WHERE b2.hhid = ?1 AND b2.ts >= ?2 AND i.price_cents "
+		     "IS NOT NULL), 0), "
+		     "(SELECT count(*) FROM offer_redemptions WHERE hhid = ?1) "
+		     "FROM baskets WHERE hhid = ?1",
+		     &st, e)) < 0)
 		return rc;
 	sqlite3_bind_text(st, 1, out->hhid, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, since);
@@ -858,17 +862,18 @@ int store_conversation_facts(struct store *s, const struct store_conversation *c
 	out->spend_90d_cents = (long)sqlite3_column_int64(st, 2);
 	out->offers_redeemed = (long)sqlite3_column_int64(st, 3);
 	sqlite3_finalize(st);
-	if ((rc = sp_prep(s,
-			  "SELECT im.category FROM items i JOIN baskets b ON b.id = i.basket_id "
-			  "JOIN item_master im ON im.gtin = i.gtin WHERE b.hhid = ?1 AND "
-			  "im.category <> '' GROUP BY im.category ORDER BY sum(i.qty) DESC, "
-			  "im.category LIMIT ?2",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "SELECT im.category FROM items i JOIN baskets b ON b.id = i.basket_id "
+		     "JOIN item_master im ON im.gtin = i.gtin WHERE b.hhid = ?1 AND "
+		     "im.category <> '' GROUP BY im.category ORDER BY sum(i.qty) DESC, "
+		     "im.category LIMIT ?2",
+		     &st, e)) < 0)
 		return rc;
 	sqlite3_bind_text(st, 1, out->hhid, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 2, STORE_FACTS_TOP);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW && out->ntop < STORE_FACTS_TOP)
-		sp_text(st, 0, out->top[out->ntop++], sizeof out->top[0]);
+		store_sqlite_text(st, 0, out->top[out->ntop++], sizeof out->top[0]);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
 		return store_sqlite_err(s, rc, "facts", e);

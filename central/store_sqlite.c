@@ -552,7 +552,18 @@ static int bind_text(sqlite3_stmt *st, int i, const char *v)
 	return sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
 }
 
-static void col_text(sqlite3_stmt *st, int i, char *out, size_t cap)
+int store_sqlite_prepare(struct store *s, const char *sql, sqlite3_stmt **st, pos_err *e)
+{
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
+
+	if (rc != SQLITE_OK) {
+		*st = NULL;
+		return store_dberr(s, rc, "prepare", e);
+	}
+	return 0;
+}
+
+void store_sqlite_text(sqlite3_stmt *st, int i, char *out, size_t cap)
 {
 	const unsigned char *v = sqlite3_column_text(st, i);
 	size_t n = v ? (size_t)sqlite3_column_bytes(st, i) : 0;
@@ -909,7 +920,7 @@ static int tid_get(struct store *s, const unsigned char idx[DEIDENT_INDEX_LEN],
 	sqlite3_bind_blob(st, 1, idx, DEIDENT_INDEX_LEN, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		col_text(st, 0, hhid, DEIDENT_ID_LEN + 1);
+		store_sqlite_text(st, 0, hhid, DEIDENT_ID_LEN + 1);
 		sqlite3_reset(st);
 		return 0;
 	}
@@ -1173,7 +1184,7 @@ static int basket_household(struct store *s, const char *hhid, char out[DEIDENT_
 	sqlite3_bind_text(st, 1, hhid, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		col_text(st, 0, out, DEIDENT_ID_LEN + 1);
+		store_sqlite_text(st, 0, out, DEIDENT_ID_LEN + 1);
 		sqlite3_reset(st);
 		return 0;
 	}
@@ -1253,10 +1264,10 @@ static void bind_ms(sqlite3_stmt *st, int i, int64_t ms)
 /* Reads OFFER_COLS starting at column i. */
 static void col_offer(sqlite3_stmt *st, int i, struct store_offer *o)
 {
-	col_text(st, i, o->id, sizeof o->id);
-	col_text(st, i + 1, o->title, sizeof o->title);
-	col_text(st, i + 2, o->reward, sizeof o->reward);
-	col_text(st, i + 3, o->target, sizeof o->target);
+	store_sqlite_text(st, i, o->id, sizeof o->id);
+	store_sqlite_text(st, i + 1, o->title, sizeof o->title);
+	store_sqlite_text(st, i + 2, o->reward, sizeof o->reward);
+	store_sqlite_text(st, i + 3, o->target, sizeof o->target);
 	o->from_ms = col_ms(st, i + 4);
 	o->to_ms = col_ms(st, i + 5);
 	o->created_ms = col_ms(st, i + 6);
@@ -1267,14 +1278,14 @@ static void col_offer(sqlite3_stmt *st, int i, struct store_offer *o)
 static void col_code(sqlite3_stmt *st, struct store_offer_code *c, sqlite3_int64 *basket_id)
 {
 	memset(c, 0, sizeof *c);
-	col_text(st, 0, c->code, sizeof c->code);
+	store_sqlite_text(st, 0, c->code, sizeof c->code);
 	c->accepted_ms = col_ms(st, 1);
 	col_offer(st, 2, &c->offer);
 	c->redeemed = sqlite3_column_type(st, 13) != SQLITE_NULL;
 	if (c->redeemed) {
 		c->redeemed_ms = sqlite3_column_int64(st, 10);
-		col_text(st, 11, c->store, sizeof c->store);
-		col_text(st, 12, c->hhid, sizeof c->hhid);
+		store_sqlite_text(st, 11, c->store, sizeof c->store);
+		store_sqlite_text(st, 12, c->hhid, sizeof c->hhid);
 	}
 	if (basket_id)
 		*basket_id = c->redeemed ? sqlite3_column_int64(st, 13) : 0;
@@ -1589,7 +1600,7 @@ static int hist_items(struct store *s, sqlite3_int64 id, struct store_basket *b,
 			s->items_cap = cap;
 		}
 		it = &s->items[b->n_items++];
-		col_text(st, 0, it->gtin, sizeof(it->gtin));
+		store_sqlite_text(st, 0, it->gtin, sizeof(it->gtin));
 		it->qty = sqlite3_column_int(st, 1);
 		it->price_cents = sqlite3_column_type(st, 2) == SQLITE_NULL
 					  ? -1
@@ -1627,12 +1638,12 @@ int store_history(struct store *s, const char *hhid, int64_t from_ms, int64_t to
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const void *d;
 		memset(&b, 0, sizeof(b));
-		col_text(st, 1, b.txn, sizeof(b.txn));
+		store_sqlite_text(st, 1, b.txn, sizeof(b.txn));
 		b.ts_ms = sqlite3_column_int64(st, 2);
-		col_text(st, 3, b.store, sizeof(b.store));
-		col_text(st, 4, b.terminal, sizeof(b.terminal));
-		col_text(st, 5, b.hhid, sizeof(b.hhid));
-		col_text(st, 6, b.deident, sizeof(b.deident));
+		store_sqlite_text(st, 3, b.store, sizeof(b.store));
+		store_sqlite_text(st, 4, b.terminal, sizeof(b.terminal));
+		store_sqlite_text(st, 5, b.hhid, sizeof(b.hhid));
+		store_sqlite_text(st, 6, b.deident, sizeof(b.deident));
 		d = sqlite3_column_blob(st, 7);
 		if (d && sqlite3_column_bytes(st, 7) == 32)
 			memcpy(b.digest, d, 32);
@@ -1720,12 +1731,12 @@ int store_history_page(struct store *s, const char *hhid, int64_t from_ms, int64
 		sqlite3_int64 id = sqlite3_column_int64(st, 0);
 
 		memset(&b, 0, sizeof(b));
-		col_text(st, 1, b.txn, sizeof(b.txn));
+		store_sqlite_text(st, 1, b.txn, sizeof(b.txn));
 		b.ts_ms = sqlite3_column_int64(st, 2);
-		col_text(st, 3, b.store, sizeof(b.store));
-		col_text(st, 4, b.terminal, sizeof(b.terminal));
-		col_text(st, 5, b.hhid, sizeof(b.hhid));
-		col_text(st, 6, b.deident, sizeof(b.deident));
+		store_sqlite_text(st, 3, b.store, sizeof(b.store));
+		store_sqlite_text(st, 4, b.terminal, sizeof(b.terminal));
+		store_sqlite_text(st, 5, b.hhid, sizeof(b.hhid));
+		store_sqlite_text(st, 6, b.deident, sizeof(b.deident));
 		d = sqlite3_column_blob(st, 7);
 		if (d && sqlite3_column_bytes(st, 7) == 32)
 			memcpy(b.digest, d, 32);
@@ -2101,7 +2112,7 @@ int store_offer_accept(struct store *s, int64_t device, const char *offer_id, co
 	sqlite3_bind_text(st, 2, offer_id, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		col_text(st, 0, out, STORE_OFFER_CODE_LEN + 1);
+		store_sqlite_text(st, 0, out, STORE_OFFER_CODE_LEN + 1);
 		sqlite3_reset(st);
 		return unit_finish(s, 0, e);
 	}
@@ -2209,10 +2220,10 @@ int store_offer_report(struct store *s,
 		return POS_EDB;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		memset(&row, 0, sizeof row);
-		col_text(st, 0, row.offer_id, sizeof row.offer_id);
-		col_text(st, 1, row.title, sizeof row.title);
-		col_text(st, 2, row.store, sizeof row.store);
-		col_text(st, 3, row.day, sizeof row.day);
+		store_sqlite_text(st, 0, row.offer_id, sizeof row.offer_id);
+		store_sqlite_text(st, 1, row.title, sizeof row.title);
+		store_sqlite_text(st, 2, row.store, sizeof row.store);
+		store_sqlite_text(st, 3, row.day, sizeof row.day);
 		row.redemptions = (long)sqlite3_column_int64(st, 4);
 		if ((ret = fn(&row, arg)) != 0)
 			break;

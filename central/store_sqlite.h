@@ -17,5 +17,9 @@ int store_sqlite_unit_begin(struct store *s, pos_err *e);
 int store_sqlite_unit_finish(struct store *s, int rc, pos_err *e);
 /* POS_EAGAIN for busy or locked, else POS_EDB, with SQLite's message. */
 int store_sqlite_err(struct store *s, int rc, const char *what, pos_err *e);
+/* A one-off statement (*st: sqlite3_finalize), NULL and an error on failure. */
+int store_sqlite_prepare(struct store *s, const char *sql, sqlite3_stmt **st, pos_err *e);
+/* Column i as text into out (cut to cap - 1 bytes; "" for NULL). */
+void store_sqlite_text(sqlite3_stmt *st, int i, char *out, size_t cap);
 
 #endif

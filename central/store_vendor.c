@@ -20,29 +20,6 @@
 	"UNION SELECT r.hhid FROM offer_redemptions r JOIN offer_codes c ON c.code = r.code " \
 	"WHERE c.device_id = ?1 AND r.hhid IS NOT NULL"
 
-static int sv_prep(struct store *s, const char *sql, sqlite3_stmt **st, pos_err *e)
-{
-	int rc = sqlite3_prepare_v2(store_sqlite_db(s), sql, -1, st, NULL);
-
-	if (rc != SQLITE_OK) {
-		*st = NULL;
-		return store_sqlite_err(s, rc, "prepare", e);
-	}
-	return 0;
-}
-
-static void sv_text(sqlite3_stmt *st, int i, char *out, size_t cap)
-{
-	const unsigned char *v = sqlite3_column_text(st, i);
-	size_t n = v ? (size_t)sqlite3_column_bytes(st, i) : 0;
-
-	if (n >= cap)
-		n = cap - 1;
-	if (n)
-		memcpy(out, v, n);
-	out[n] = '\0';
-}
-
 static int sv_done(struct store *s, sqlite3_stmt *st, const char *what, pos_err *e)
 {
 	int rc = sqlite3_step(st);
@@ -66,10 +43,11 @@ static int sv_vendor_add(struct store *s, const struct store_vendor *v,
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = sv_prep(s,
-			  "INSERT INTO vendors(id, name, backend, token_hash, secret, created) "
-			  "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(id) DO NOTHING",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "INSERT INTO vendors(id, name, backend, token_hash, secret, created) "
+		     "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(id) DO NOTHING",
+		     &st, e)) < 0)
 		return rc;
 	sqlite3_bind_text(st, 1, v->id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, v->name, -1, SQLITE_STATIC);
@@ -99,10 +77,10 @@ int store_vendor_add(struct store *s, const struct store_vendor *v,
 
 static void sv_vendor_row(sqlite3_stmt *st, int at, struct store_vendor *out)
 {
-	sv_text(st, at, out->id, sizeof out->id);
-	sv_text(st, at + 1, out->name, sizeof out->name);
-	sv_text(st, at + 2, out->backend, sizeof out->backend);
-	sv_text(st, at + 3, out->secret, sizeof out->secret);
+	store_sqlite_text(st, at, out->id, sizeof out->id);
+	store_sqlite_text(st, at + 1, out->name, sizeof out->name);
+	store_sqlite_text(st, at + 2, out->backend, sizeof out->backend);
+	store_sqlite_text(st, at + 3, out->secret, sizeof out->secret);
 }
 
 int store_vendor_by_token(struct store *s, const unsigned char token_hash[32],
@@ -111,8 +89,9 @@ int store_vendor_by_token(struct store *s, const unsigned char token_hash[32],
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = sv_prep(s, "SELECT " SV_VENDOR_COLS " FROM vendors WHERE token_hash = ?1", &st,
-			  e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s, "SELECT " SV_VENDOR_COLS " FROM vendors WHERE token_hash = ?1", &st, e)) <
+	    0)
 		return rc;
 	sqlite3_bind_blob(st, 1, token_hash, 32, SQLITE_STATIC);
 	rc = sqlite3_step(st);
@@ -134,15 +113,16 @@ static int sv_nonce(struct store *s, const char *vendor, int64_t ts_s,
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = sv_prep(s, "DELETE FROM vendor_nonces WHERE ts < ?1", &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(s, "DELETE FROM vendor_nonces WHERE ts < ?1", &st, e)) < 0)
 		return rc;
 	sqlite3_bind_int64(st, 1, time_now_ms() / 1000 - keep_s);
 	if ((rc = sv_done(s, st, "nonce purge", e)) < 0)
 		return rc;
-	if ((rc = sv_prep(s,
-			  "INSERT INTO vendor_nonces(vendor, ts, hash) VALUES (?1, ?2, ?3) "
-			  "ON CONFLICT DO NOTHING",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "INSERT INTO vendor_nonces(vendor, ts, hash) VALUES (?1, ?2, ?3) "
+		     "ON CONFLICT DO NOTHING",
+		     &st, e)) < 0)
 		return rc;
 	sqlite3_bind_text(st, 1, vendor, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, ts_s);
@@ -173,10 +153,11 @@ int store_relation_put(struct store *s, const char *gtin_a, const char *gtin_b,
 
 	if (rc < 0)
 		return rc;
-	if ((rc = sv_prep(s,
-			  "INSERT INTO item_relations(gtin_a, gtin_b, kind) VALUES (?1, ?2, ?3) "
-			  "ON CONFLICT(gtin_a, gtin_b) DO UPDATE SET kind = excluded.kind",
-			  &st, e)) == 0) {
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "INSERT INTO item_relations(gtin_a, gtin_b, kind) VALUES (?1, ?2, ?3) "
+		     "ON CONFLICT(gtin_a, gtin_b) DO UPDATE SET kind = excluded.kind",
+		     &st, e)) == 0) {
 		sqlite3_bind_text(st, 1, gtin_a, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, gtin_b, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 3, kind, -1, SQLITE_STATIC);
@@ -195,9 +176,9 @@ static int sv_activity_put(struct store *s, const struct store_activity_in *a, i
 	bool has_hh = false;
 	int rc;
 
-	if ((rc = sv_prep(s,
-			  "SELECT txn, gtin, kind, at FROM activities WHERE vendor = ?1 AND ref = ?2",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s, "SELECT txn, gtin, kind, at FROM activities WHERE vendor = ?1 AND ref = ?2",
+		     &st, e)) < 0)
 		return rc;
 	sqlite3_bind_text(st, 1, a->vendor, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, a->ref, -1, SQLITE_STATIC);
@@ -205,9 +186,9 @@ static int sv_activity_put(struct store *s, const struct store_activity_in *a, i
 	if (rc == SQLITE_ROW) {
 		char txn[37], gtin[GTIN_LEN + 1], kind[STORE_VENDOR_KIND_MAX + 1];
 
-		sv_text(st, 0, txn, sizeof txn);
-		sv_text(st, 1, gtin, sizeof gtin);
-		sv_text(st, 2, kind, sizeof kind);
+		store_sqlite_text(st, 0, txn, sizeof txn);
+		store_sqlite_text(st, 1, gtin, sizeof gtin);
+		store_sqlite_text(st, 2, kind, sizeof kind);
 		rc = strcmp(txn, a->txn) || strcmp(gtin, a->gtin) || strcmp(kind, a->kind) ||
 			     sqlite3_column_int64(st, 3) != a->at_ms ?
 			     err_set(e, POS_ECONFLICT,
@@ -221,17 +202,18 @@ static int sv_activity_put(struct store *s, const struct store_activity_in *a, i
 	if (rc != SQLITE_DONE)
 		return store_sqlite_err(s, rc, "activity", e);
 
-	if ((rc = sv_prep(s,
-			  "SELECT b.hhid, EXISTS (SELECT 1 FROM items i WHERE i.basket_id = b.id "
-			  "AND i.gtin = ?2) FROM baskets b WHERE b.txn = ?1",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "SELECT b.hhid, EXISTS (SELECT 1 FROM items i WHERE i.basket_id = b.id "
+		     "AND i.gtin = ?2) FROM baskets b WHERE b.txn = ?1",
+		     &st, e)) < 0)
 		return rc;
 	sqlite3_bind_text(st, 1, a->txn, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, a->gtin, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		has_hh = sqlite3_column_type(st, 0) != SQLITE_NULL;
-		sv_text(st, 0, hhid, sizeof hhid);
+		store_sqlite_text(st, 0, hhid, sizeof hhid);
 		rc = sqlite3_column_int(st, 1) ? 0 :
 						 err_set(e, POS_EINVAL, "the sale has no item %s", a->gtin);
 	} else if (rc == SQLITE_DONE) {
@@ -243,10 +225,11 @@ static int sv_activity_put(struct store *s, const struct store_activity_in *a, i
 	if (rc < 0)
 		return rc;
 
-	if ((rc = sv_prep(s,
-			  "INSERT INTO activities(vendor, ref, txn, hhid, gtin, kind, at, state, created) "
-			  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'active', ?8)",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "INSERT INTO activities(vendor, ref, txn, hhid, gtin, kind, at, state, created) "
+		     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'active', ?8)",
+		     &st, e)) < 0)
 		return rc;
 	sqlite3_bind_text(st, 1, a->vendor, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, a->ref, -1, SQLITE_STATIC);
@@ -286,10 +269,11 @@ static int sv_message_add(struct store *s, const char *hhid, const char *vendor,
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = sv_prep(s,
-			  "INSERT INTO hh_messages(hhid, vendor, event_id, kind, text, activity_id, "
-			  "state, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "INSERT INTO hh_messages(hhid, vendor, event_id, kind, text, activity_id, "
+		     "state, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+		     &st, e)) < 0)
 		return rc;
 	sqlite3_bind_text(st, 1, hhid, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, vendor, -1, SQLITE_STATIC);
@@ -322,10 +306,11 @@ static int sv_outbox_add(struct store *s, const char *kind, int64_t msg, int64_t
 	/* The key names the message: one call per message and kind, so a
 	 * retry after any crash is the same call to the backend. */
 	snprintf(idem, sizeof idem, "%s-%lld", kind, (long long)msg);
-	if ((rc = sv_prep(s,
-			  "INSERT INTO outbox(kind, message_id, activity_id, body, idem, next) "
-			  "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(idem) DO NOTHING",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "INSERT INTO outbox(kind, message_id, activity_id, body, idem, next) "
+		     "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(idem) DO NOTHING",
+		     &st, e)) < 0)
 		return rc;
 	sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, msg);
@@ -347,13 +332,14 @@ static int sv_delay_related(struct store *s, const struct store_vendor_event *ev
 	char kinds[64][STORE_VENDOR_KIND_MAX + 1];
 	int n = 0, rc;
 
-	if ((rc = sv_prep(s,
-			  "SELECT a.id, a.kind, a.at FROM activities a WHERE a.hhid = ?1 "
-			  "AND a.vendor <> ?2 AND a.state = 'active' AND a.at < ?3 AND (a.gtin = ?4 "
-			  "OR EXISTS (SELECT 1 FROM item_relations r WHERE r.kind = 'requires' AND "
-			  "((r.gtin_a = a.gtin AND r.gtin_b = ?4) OR (r.gtin_a = ?4 AND r.gtin_b = a.gtin)))) "
-			  "ORDER BY a.id LIMIT 64",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "SELECT a.id, a.kind, a.at FROM activities a WHERE a.hhid = ?1 "
+		     "AND a.vendor <> ?2 AND a.state = 'active' AND a.at < ?3 AND (a.gtin = ?4 "
+		     "OR EXISTS (SELECT 1 FROM item_relations r WHERE r.kind = 'requires' AND "
+		     "((r.gtin_a = a.gtin AND r.gtin_b = ?4) OR (r.gtin_a = ?4 AND r.gtin_b = a.gtin)))) "
+		     "ORDER BY a.id LIMIT 64",
+		     &st, e)) < 0)
 		return rc;
 	sqlite3_bind_text(st, 1, hhid, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, ev->vendor, -1, SQLITE_STATIC);
@@ -361,7 +347,7 @@ static int sv_delay_related(struct store *s, const struct store_vendor_event *ev
 	sqlite3_bind_text(st, 4, gtin, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < 64) {
 		ids[n] = sqlite3_column_int64(st, 0);
-		sv_text(st, 1, kinds[n], sizeof kinds[n]);
+		store_sqlite_text(st, 1, kinds[n], sizeof kinds[n]);
 		at[n] = sqlite3_column_int64(st, 2);
 		n++;
 	}
@@ -392,8 +378,9 @@ static int sv_event_apply(struct store *s, const struct store_vendor_event *ev, 
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = sv_prep(s, "SELECT households FROM vendor_events WHERE vendor = ?1 AND id = ?2",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s, "SELECT households FROM vendor_events WHERE vendor = ?1 AND id = ?2", &st,
+		     e)) < 0)
 		return rc;
 	sqlite3_bind_text(st, 1, ev->vendor, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, ev->id, -1, SQLITE_STATIC);
@@ -411,14 +398,15 @@ static int sv_event_apply(struct store *s, const struct store_vendor_event *ev, 
 	*households = 0;
 
 	if (strcmp(ev->kind, "recall") == 0) {
-		if ((rc = sv_prep(s, "SELECT vendor FROM item_master WHERE gtin = ?1", &st, e)) < 0)
+		if ((rc = store_sqlite_prepare(s, "SELECT vendor FROM item_master WHERE gtin = ?1",
+					       &st, e)) < 0)
 			return rc;
 		sqlite3_bind_text(st, 1, ev->gtin, -1, SQLITE_STATIC);
 		rc = sqlite3_step(st);
 		if (rc == SQLITE_ROW) {
 			char owner[STORE_ITEM_TEXT_MAX + 1];
 
-			sv_text(st, 0, owner, sizeof owner);
+			store_sqlite_text(st, 0, owner, sizeof owner);
 			rc = strcmp(owner, ev->vendor) == 0 || strcmp(owner, ev->vendor_name) == 0 ?
 				     0 :
 				     err_set(e, POS_EPERM, "item %s is not this vendor's", ev->gtin);
@@ -430,12 +418,13 @@ static int sv_event_apply(struct store *s, const struct store_vendor_event *ev, 
 		sqlite3_finalize(st);
 		if (rc < 0)
 			return rc;
-		if ((rc = sv_prep(s,
-				  "INSERT INTO hh_messages(hhid, vendor, event_id, kind, text, state, "
-				  "created) SELECT DISTINCT b.hhid, ?1, ?2, 'recall', ?3, 'open', ?4 "
-				  "FROM baskets b JOIN items i ON i.basket_id = b.id "
-				  "WHERE i.gtin = ?5 AND b.hhid IS NOT NULL",
-				  &st, e)) < 0)
+		if ((rc = store_sqlite_prepare(
+			     s,
+			     "INSERT INTO hh_messages(hhid, vendor, event_id, kind, text, state, "
+			     "created) SELECT DISTINCT b.hhid, ?1, ?2, 'recall', ?3, 'open', ?4 "
+			     "FROM baskets b JOIN items i ON i.basket_id = b.id "
+			     "WHERE i.gtin = ?5 AND b.hhid IS NOT NULL",
+			     &st, e)) < 0)
 			return rc;
 		sqlite3_bind_text(st, 1, ev->vendor, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, ev->id, -1, SQLITE_STATIC);
@@ -450,9 +439,10 @@ static int sv_event_apply(struct store *s, const struct store_vendor_event *ev, 
 		int64_t act = 0;
 		bool has_hh = false;
 
-		if ((rc = sv_prep(s,
-				  "SELECT id, hhid, gtin FROM activities WHERE vendor = ?1 AND ref = ?2",
-				  &st, e)) < 0)
+		if ((rc = store_sqlite_prepare(
+			     s,
+			     "SELECT id, hhid, gtin FROM activities WHERE vendor = ?1 AND ref = ?2",
+			     &st, e)) < 0)
 			return rc;
 		sqlite3_bind_text(st, 1, ev->vendor, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, ev->activity, -1, SQLITE_STATIC);
@@ -460,8 +450,8 @@ static int sv_event_apply(struct store *s, const struct store_vendor_event *ev, 
 		if (rc == SQLITE_ROW) {
 			act = sqlite3_column_int64(st, 0);
 			has_hh = sqlite3_column_type(st, 1) != SQLITE_NULL;
-			sv_text(st, 1, hhid, sizeof hhid);
-			sv_text(st, 2, gtin, sizeof gtin);
+			store_sqlite_text(st, 1, hhid, sizeof hhid);
+			store_sqlite_text(st, 2, gtin, sizeof gtin);
 			rc = 0;
 		} else if (rc == SQLITE_DONE) {
 			rc = err_set(e, POS_ENOTFOUND, "this vendor has no activity '%s'", ev->activity);
@@ -472,10 +462,12 @@ static int sv_event_apply(struct store *s, const struct store_vendor_event *ev, 
 		if (rc < 0)
 			return rc;
 		if (strcmp(ev->kind, "delay") == 0)
-			rc = sv_prep(s, "UPDATE activities SET at = ?2 WHERE id = ?1", &st, e);
+			rc = store_sqlite_prepare(s, "UPDATE activities SET at = ?2 WHERE id = ?1",
+						  &st, e);
 		else
-			rc = sv_prep(s, "UPDATE activities SET state = 'cancelled' WHERE id = ?1", &st,
-				     e);
+			rc = store_sqlite_prepare(
+				s, "UPDATE activities SET state = 'cancelled' WHERE id = ?1", &st,
+				e);
 		if (rc < 0)
 			return rc;
 		sqlite3_bind_int64(st, 1, act);
@@ -494,10 +486,11 @@ static int sv_event_apply(struct store *s, const struct store_vendor_event *ev, 
 		}
 	}
 
-	if ((rc = sv_prep(s,
-			  "INSERT INTO vendor_events(vendor, id, kind, gtin, activity, new_at, text, "
-			  "households, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "INSERT INTO vendor_events(vendor, id, kind, gtin, activity, new_at, text, "
+		     "households, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+		     &st, e)) < 0)
 		return rc;
 	sqlite3_bind_text(st, 1, ev->vendor, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, ev->id, -1, SQLITE_STATIC);
@@ -542,13 +535,14 @@ static int sv_messages(struct store *s, int64_t device, int limit, int64_t now_m
 
 	if (!arr)
 		return err_set(e, POS_ENOMEM, "out of memory");
-	if ((rc = sv_prep(s,
-			  "SELECT m.id, m.kind, m.text, m.state, m.options, m.chosen, m.created, "
-			  "a.kind, a.at, v.name FROM hh_messages m "
-			  "LEFT JOIN activities a ON a.id = m.activity_id "
-			  "LEFT JOIN vendors v ON v.id = m.vendor "
-			  "WHERE m.hhid IN (" SV_LINKED_HH ") ORDER BY m.id DESC LIMIT ?2",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "SELECT m.id, m.kind, m.text, m.state, m.options, m.chosen, m.created, "
+		     "a.kind, a.at, v.name FROM hh_messages m "
+		     "LEFT JOIN activities a ON a.id = m.activity_id "
+		     "LEFT JOIN vendors v ON v.id = m.vendor "
+		     "WHERE m.hhid IN (" SV_LINKED_HH ") ORDER BY m.id DESC LIMIT ?2",
+		     &st, e)) < 0)
 		goto out;
 	sqlite3_bind_int64(st, 1, device);
 	sqlite3_bind_int(st, 2, limit);
@@ -594,10 +588,11 @@ static int sv_messages(struct store *s, int64_t device, int limit, int64_t now_m
 		rc = store_sqlite_err(s, rc, "messages", e);
 		goto out;
 	}
-	if ((rc = sv_prep(s,
-			  "UPDATE hh_messages SET read = ?2 WHERE read IS NULL AND hhid IN (" SV_LINKED_HH
-			  ")",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "UPDATE hh_messages SET read = ?2 WHERE read IS NULL AND hhid IN (" SV_LINKED_HH
+		     ")",
+		     &st, e)) < 0)
 		goto out;
 	sqlite3_bind_int64(st, 1, device);
 	sqlite3_bind_int64(st, 2, now_ms);
@@ -647,10 +642,11 @@ static int sv_msg_get(struct store *s, int64_t device, int64_t id, struct sv_msg
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = sv_prep(s,
-			  "SELECT hhid, state, chosen, text, activity_id, options FROM hh_messages "
-			  "WHERE id = ?2 AND hhid IN (" SV_LINKED_HH ")",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "SELECT hhid, state, chosen, text, activity_id, options FROM hh_messages "
+		     "WHERE id = ?2 AND hhid IN (" SV_LINKED_HH ")",
+		     &st, e)) < 0)
 		return rc;
 	sqlite3_bind_int64(st, 1, device);
 	sqlite3_bind_int64(st, 2, id);
@@ -658,13 +654,13 @@ static int sv_msg_get(struct store *s, int64_t device, int64_t id, struct sv_msg
 	if (rc == SQLITE_ROW) {
 		memset(m, 0, sizeof *m);
 		m->id = id;
-		sv_text(st, 0, m->hhid, sizeof m->hhid);
-		sv_text(st, 1, m->state, sizeof m->state);
-		sv_text(st, 2, m->chosen, sizeof m->chosen);
-		sv_text(st, 3, m->text, sizeof m->text);
+		store_sqlite_text(st, 0, m->hhid, sizeof m->hhid);
+		store_sqlite_text(st, 1, m->state, sizeof m->state);
+		store_sqlite_text(st, 2, m->chosen, sizeof m->chosen);
+		store_sqlite_text(st, 3, m->text, sizeof m->text);
 		m->activity = sqlite3_column_int64(st, 4);
 		m->has_options = sqlite3_column_type(st, 5) != SQLITE_NULL;
-		sv_text(st, 5, m->options, sizeof m->options);
+		store_sqlite_text(st, 5, m->options, sizeof m->options);
 		rc = 0;
 	} else if (rc == SQLITE_DONE) {
 		rc = err_set(e, POS_ENOTFOUND, "no such message");
@@ -712,9 +708,10 @@ static int sv_choose(struct store *s, int64_t device, int64_t id, const char *op
 		rc = err_set(e, POS_ENOMEM, "out of memory");
 		goto out;
 	}
-	if ((rc = sv_prep(s,
-			  "UPDATE hh_messages SET state = 'chosen', chosen = ?2, acted = ?3 WHERE id = ?1",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "UPDATE hh_messages SET state = 'chosen', chosen = ?2, acted = ?3 WHERE id = ?1",
+		     &st, e)) < 0)
 		goto out;
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_text(st, 2, option, -1, SQLITE_STATIC);
@@ -754,15 +751,16 @@ static int sv_support(struct store *s, int64_t device, int64_t id, int64_t now_m
 		return rc;
 	if (m.activity <= 0)
 		return err_set(e, POS_ECONFLICT, "this message is about no booking");
-	if ((rc = sv_prep(s,
-			  "SELECT b.txn, b.store FROM activities a JOIN baskets b ON b.txn = a.txn "
-			  "WHERE a.id = ?1",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "SELECT b.txn, b.store FROM activities a JOIN baskets b ON b.txn = a.txn "
+		     "WHERE a.id = ?1",
+		     &st, e)) < 0)
 		return rc;
 	sqlite3_bind_int64(st, 1, m.activity);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		sv_text(st, 0, txn, sizeof txn);
-		sv_text(st, 1, store, sizeof store);
+		store_sqlite_text(st, 0, txn, sizeof txn);
+		store_sqlite_text(st, 1, store, sizeof store);
 		rc = 0;
 	} else {
 		rc = rc == SQLITE_DONE ? err_set(e, POS_ENOTFOUND, "the sale is gone") :
@@ -775,8 +773,9 @@ static int sv_support(struct store *s, int64_t device, int64_t id, int64_t now_m
 	if ((rc = store_message_add_keyed(s, "support", txn, store, "customer", body, now_ms, conv,
 					  &msg, e)) < 0)
 		return rc;
-	if ((rc = sv_prep(s, "UPDATE hh_messages SET acted = coalesce(acted, ?2) WHERE id = ?1",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s, "UPDATE hh_messages SET acted = coalesce(acted, ?2) WHERE id = ?1", &st,
+		     e)) < 0)
 		return rc;
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, now_ms);
@@ -803,12 +802,13 @@ int store_outbox_due(struct store *s, int64_t now_ms, struct store_outbox_job *o
 	int rc;
 
 	*n = 0;
-	if ((rc = sv_prep(s,
-			  "SELECT o.id, o.kind, o.message_id, o.activity_id, o.body, o.idem, o.attempts, "
-			  "a.ref, a.hhid, v.id, v.name, v.backend, v.secret FROM outbox o "
-			  "JOIN activities a ON a.id = o.activity_id JOIN vendors v ON v.id = a.vendor "
-			  "WHERE o.done IS NULL AND o.next <= ?1 ORDER BY o.next LIMIT ?2",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "SELECT o.id, o.kind, o.message_id, o.activity_id, o.body, o.idem, o.attempts, "
+		     "a.ref, a.hhid, v.id, v.name, v.backend, v.secret FROM outbox o "
+		     "JOIN activities a ON a.id = o.activity_id JOIN vendors v ON v.id = a.vendor "
+		     "WHERE o.done IS NULL AND o.next <= ?1 ORDER BY o.next LIMIT ?2",
+		     &st, e)) < 0)
 		return rc;
 	sqlite3_bind_int64(st, 1, now_ms);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
@@ -817,14 +817,14 @@ int store_outbox_due(struct store *s, int64_t now_ms, struct store_outbox_job *o
 
 		memset(j, 0, sizeof *j);
 		j->id = sqlite3_column_int64(st, 0);
-		sv_text(st, 1, j->kind, sizeof j->kind);
+		store_sqlite_text(st, 1, j->kind, sizeof j->kind);
 		j->message_id = sqlite3_column_int64(st, 2);
 		j->activity_id = sqlite3_column_int64(st, 3);
-		sv_text(st, 4, j->body, sizeof j->body);
-		sv_text(st, 5, j->idem, sizeof j->idem);
+		store_sqlite_text(st, 4, j->body, sizeof j->body);
+		store_sqlite_text(st, 5, j->idem, sizeof j->idem);
 		j->attempts = sqlite3_column_int(st, 6);
-		sv_text(st, 7, j->ref, sizeof j->ref);
-		sv_text(st, 8, j->hhid, sizeof j->hhid);
+		store_sqlite_text(st, 7, j->ref, sizeof j->ref);
+		store_sqlite_text(st, 8, j->hhid, sizeof j->hhid);
 		sv_vendor_row(st, 9, &j->v);
 	}
 	sqlite3_finalize(st);
@@ -840,8 +840,9 @@ int store_outbox_retry(struct store *s, int64_t id, int64_t next_ms, pos_err *e)
 
 	if (rc < 0)
 		return rc;
-	if ((rc = sv_prep(s, "UPDATE outbox SET attempts = attempts + 1, next = ?2 WHERE id = ?1",
-			  &st, e)) == 0) {
+	if ((rc = store_sqlite_prepare(
+		     s, "UPDATE outbox SET attempts = attempts + 1, next = ?2 WHERE id = ?1", &st,
+		     e)) == 0) {
 		sqlite3_bind_int64(st, 1, id);
 		sqlite3_bind_int64(st, 2, next_ms);
 		rc = sv_done(s, st, "outbox retry", e);
@@ -854,7 +855,7 @@ static int sv_outbox_done(struct store *s, int64_t id, int64_t now_ms, pos_err *
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = sv_prep(s, "UPDATE outbox SET done = ?2 WHERE id = ?1", &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(s, "UPDATE outbox SET done = ?2 WHERE id = ?1", &st, e)) < 0)
 		return rc;
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, now_ms);
@@ -870,10 +871,10 @@ int store_outbox_options_done(struct store *s, const struct store_outbox_job *j,
 	if (rc < 0)
 		return rc;
 	if ((rc = sv_outbox_done(s, j->id, now_ms, e)) == 0 &&
-	    (rc = sv_prep(s,
-			  "UPDATE hh_messages SET options = ?2, state = 'open' "
-			  "WHERE id = ?1 AND state = 'options_pending'",
-			  &st, e)) == 0) {
+	    (rc = store_sqlite_prepare(s,
+				       "UPDATE hh_messages SET options = ?2, state = 'open' "
+				       "WHERE id = ?1 AND state = 'options_pending'",
+				       &st, e)) == 0) {
 		sqlite3_bind_int64(st, 1, j->message_id);
 		sqlite3_bind_text(st, 2, options, -1, SQLITE_STATIC);
 		rc = sv_done(s, st, "options", e);
@@ -892,13 +893,15 @@ int store_outbox_reschedule_done(struct store *s, const struct store_outbox_job 
 		return rc;
 	if ((rc = sv_outbox_done(s, j->id, now_ms, e)) < 0)
 		goto out;
-	if ((rc = sv_prep(s, "UPDATE activities SET at = ?2 WHERE id = ?1", &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(s, "UPDATE activities SET at = ?2 WHERE id = ?1", &st, e)) <
+	    0)
 		goto out;
 	sqlite3_bind_int64(st, 1, j->activity_id);
 	sqlite3_bind_int64(st, 2, at_ms);
 	if ((rc = sv_done(s, st, "activity moved", e)) < 0)
 		goto out;
-	if ((rc = sv_prep(s, "UPDATE hh_messages SET state = 'done' WHERE id = ?1", &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(s, "UPDATE hh_messages SET state = 'done' WHERE id = ?1",
+				       &st, e)) < 0)
 		goto out;
 	sqlite3_bind_int64(st, 1, j->message_id);
 	if ((rc = sv_done(s, st, "message done", e)) < 0)
@@ -923,7 +926,8 @@ int store_outbox_refused(struct store *s, const struct store_outbox_job *j, int6
 		return rc;
 	if ((rc = sv_outbox_done(s, j->id, now_ms, e)) < 0)
 		goto out;
-	if ((rc = sv_prep(s, "UPDATE hh_messages SET state = ?2 WHERE id = ?1", &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(s, "UPDATE hh_messages SET state = ?2 WHERE id = ?1", &st,
+				       e)) < 0)
 		goto out;
 	sqlite3_bind_int64(st, 1, j->message_id);
 	sqlite3_bind_text(st, 2, resched ? "failed" : "no_options", -1, SQLITE_STATIC);
@@ -944,7 +948,8 @@ int store_outbox_pending(struct store *s, long *n, pos_err *e)
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = sv_prep(s, "SELECT count(*) FROM outbox WHERE done IS NULL", &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(s, "SELECT count(*) FROM outbox WHERE done IS NULL", &st,
+				       e)) < 0)
 		return rc;
 	rc = sqlite3_step(st);
 	*n = rc == SQLITE_ROW ? (long)sqlite3_column_int64(st, 0) : 0;
@@ -959,19 +964,20 @@ int store_items_related(struct store *s, const char *gtin, long min_baskets, dou
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = sv_prep(s,
-			  "WITH x AS (SELECT DISTINCT basket_id FROM items WHERE gtin = ?1), "
-			  "co AS (SELECT i.gtin, count(DISTINCT i.basket_id) AS c FROM items i "
-			  "  JOIN x ON x.basket_id = i.basket_id WHERE i.gtin <> ?1 GROUP BY i.gtin "
-			  "  HAVING count(DISTINCT i.basket_id) >= ?2), "
-			  "ny AS (SELECT gtin, count(DISTINCT basket_id) AS c FROM items "
-			  "  WHERE gtin IN (SELECT gtin FROM co) GROUP BY gtin), "
-			  "r AS (SELECT co.gtin, co.c, (co.c * 1.0 * (SELECT count(*) FROM baskets)) / "
-			  "  ((SELECT count(*) FROM x) * ny.c) AS lift FROM co JOIN ny ON ny.gtin = co.gtin) "
-			  "SELECT r.gtin, r.c, r.lift, coalesce(m.name, '') FROM r "
-			  "LEFT JOIN item_master m ON m.gtin = r.gtin WHERE r.lift >= ?3 "
-			  "ORDER BY r.lift DESC, r.gtin LIMIT ?4",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "WITH x AS (SELECT DISTINCT basket_id FROM items WHERE gtin = ?1), "
+		     "co AS (SELECT i.gtin, count(DISTINCT i.basket_id) AS c FROM items i "
+		     "  JOIN x ON x.basket_id = i.basket_id WHERE i.gtin <> ?1 GROUP BY i.gtin "
+		     "  HAVING count(DISTINCT i.basket_id) >= ?2), "
+		     "ny AS (SELECT gtin, count(DISTINCT basket_id) AS c FROM items "
+		     "  WHERE gtin IN (SELECT gtin FROM co) GROUP BY gtin), "
+		     "r AS (SELECT co.gtin, co.c, (co.c * 1.0 * (SELECT count(*) FROM baskets)) / "
+		     "  ((SELECT count(*) FROM x) * ny.c) AS lift FROM co JOIN ny ON ny.gtin = co.gtin) "
+		     "SELECT r.gtin, r.c, r.lift, coalesce(m.name, '') FROM r "
+		     "LEFT JOIN item_master m ON m.gtin = r.gtin WHERE r.lift >= ?3 "
+		     "ORDER BY r.lift DESC, r.gtin LIMIT ?4",
+		     &st, e)) < 0)
 		return rc;
 	sqlite3_bind_text(st, 1, gtin, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, min_baskets);
@@ -981,7 +987,7 @@ int store_items_related(struct store *s, const char *gtin, long min_baskets, dou
 		struct store_related r;
 		int frc;
 
-		sv_text(st, 0, r.gtin, sizeof r.gtin);
+		store_sqlite_text(st, 0, r.gtin, sizeof r.gtin);
 		r.baskets = (long)sqlite3_column_int64(st, 1);
 		r.lift = sqlite3_column_double(st, 2);
 		r.name = (const char *)sqlite3_column_text(st, 3);
@@ -1000,12 +1006,13 @@ int store_vendor_report(struct store *s, const char *event_id, long *reached, lo
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = sv_prep(s,
-			  "SELECT (SELECT count(*) FROM vendor_events WHERE id = ?1), "
-			  "count(DISTINCT hhid), count(DISTINCT CASE WHEN read IS NOT NULL THEN hhid END), "
-			  "count(DISTINCT CASE WHEN acted IS NOT NULL THEN hhid END) "
-			  "FROM hh_messages WHERE event_id = ?1",
-			  &st, e)) < 0)
+	if ((rc = store_sqlite_prepare(
+		     s,
+		     "SELECT (SELECT count(*) FROM vendor_events WHERE id = ?1), "
+		     "count(DISTINCT hhid), count(DISTINCT CASE WHEN read IS NOT NULL THEN hhid END), "
+		     "count(DISTINCT CASE WHEN acted IS NOT NULL THEN hhid END) "
+		     "FROM hh_messages WHERE event_id = ?1",
+		     &st, e)) < 0)
 		return rc;
 	sqlite3_bind_text(st, 1, event_id, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
