@@ -3,7 +3,6 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <pwd.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,7 @@
 #include <unistd.h>
 
 #include "cconf.h"
+#include "cli.h"
 #include "codec.h"
 #include "err.h"
 #include "gtin.h"
@@ -22,7 +22,6 @@
 #include "vendor_cli.h"
 #include "wipe.h"
 
-enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
 #define ITEMS_LINE_MAX 2048
 #define ITEMS_MAX_LINES 1000000
@@ -33,27 +32,6 @@ static const char items_usage[] = "usage: pos-central items import -c CONF < ite
 				  "optional)\n";
 static const char staff_usage[] =
 	"usage: pos-central staff add -c CONF --name N (--store S | --all)\n";
-
-static int cli_usage_error(const char *what, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static int cli_usage_error(const char *what, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "pos-central %s: ", what);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, " (see pos-central %s --help)\n", what);
-	return CLI_USAGE;
-}
-
-static int cli_fail(const char *what, const pos_err *e)
-{
-	fprintf(stderr, "pos-central %s: %s\n", what, e->msg[0] ? e->msg : "failed");
-	return CLI_FAIL;
-}
 
 static void cli_actor(char *out, size_t cap)
 {

@@ -4,7 +4,6 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <pwd.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +12,7 @@
 #include <unistd.h>
 
 #include "cconf.h"
+#include "cli.h"
 #include "codec.h"
 #include "err.h"
 #include "gtin.h"
@@ -22,7 +22,6 @@
 #include "store_vendor.h"
 #include "timeutil.h"
 
-enum { VC_OK = 0, VC_FAIL = 1, VC_USAGE = 2 };
 
 static const char vendor_usage[] =
 	"usage: pos-central vendor add -c CONF --id V --name N --backend URL\n"
@@ -32,26 +31,6 @@ static const char relate_usage[] =
 static const char related_usage[] =
 	"usage: pos-central items related -c CONF GTIN [--min-baskets N] [--min-lift-pct P]\n"
 	"  prints GTIN, baskets with both, lift, name: one item a line, best lift first\n";
-
-static int vc_usage(const char *what, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int vc_usage(const char *what, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "pos-central %s: ", what);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, " (see pos-central %s --help)\n", what);
-	return VC_USAGE;
-}
-
-static int vc_fail(const char *what, const pos_err *e)
-{
-	fprintf(stderr, "pos-central %s: %s\n", what, e->msg[0] ? e->msg : "failed");
-	return VC_FAIL;
-}
 
 static bool vc_help(const char *a)
 {
@@ -155,7 +134,7 @@ out:
 	OPENSSL_cleanse(tok, sizeof tok);
 	OPENSSL_cleanse(v.secret, sizeof v.secret);
 	store_close(s);
-	return rc < 0 ? vc_fail("vendor", &e) : VC_OK;
+	return rc < 0 ? cli_fail("vendor", &e) : CLI_OK;
 }
 
 static int vendor_report(const char *conf, const char *event)
@@ -170,9 +149,9 @@ static int vendor_report(const char *conf, const char *event)
 		rc = store_vendor_report(s, event, &reached, &rd, &acted, &e);
 	store_close(s);
 	if (rc < 0)
-		return vc_fail("vendor", &e);
+		return cli_fail("vendor", &e);
 	printf("reached %ld\nread %ld\nacted %ld\n", reached, rd, acted);
-	return VC_OK;
+	return CLI_OK;
 }
 
 int vendor_main(int argc, char **argv)
@@ -181,23 +160,23 @@ int vendor_main(int argc, char **argv)
 	bool add;
 
 	if (argc < 2)
-		return vc_usage("vendor", "missing action (add, report)");
+		return cli_usage_error("vendor", "missing action (add, report)");
 	if (vc_help(argv[1])) {
 		fputs(vendor_usage, stdout);
-		return VC_OK;
+		return CLI_OK;
 	}
 	if (strcmp(argv[1], "add") != 0 && strcmp(argv[1], "report") != 0)
-		return vc_usage("vendor", "unknown action '%s' (add, report)", argv[1]);
+		return cli_usage_error("vendor", "unknown action '%s' (add, report)", argv[1]);
 	add = strcmp(argv[1], "add") == 0;
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i];
 
 		if (vc_help(a)) {
 			fputs(vendor_usage, stdout);
-			return VC_OK;
+			return CLI_OK;
 		}
 		if (i + 1 >= argc)
-			return vc_usage("vendor", "unexpected argument '%s'", a);
+			return cli_usage_error("vendor", "unexpected argument '%s'", a);
 		if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0)
 			conf = argv[++i];
 		else if (add && strcmp(a, "--id") == 0)
@@ -209,25 +188,25 @@ int vendor_main(int argc, char **argv)
 		else if (!add && strcmp(a, "--event") == 0)
 			event = argv[++i];
 		else
-			return vc_usage("vendor", "unexpected argument '%s'", a);
+			return cli_usage_error("vendor", "unexpected argument '%s'", a);
 	}
 	if (!conf)
-		return vc_usage("vendor", "-c CONF is required");
+		return cli_usage_error("vendor", "-c CONF is required");
 	if (!add) {
 		if (!event || !event[0] || strlen(event) > STORE_VENDOR_REF_MAX)
-			return vc_usage("vendor", "--event ID is required (1 to %d characters)",
+			return cli_usage_error("vendor", "--event ID is required (1 to %d characters)",
 					STORE_VENDOR_REF_MAX);
 		return vendor_report(conf, event);
 	}
 	if (!id || !name || !backend)
-		return vc_usage("vendor", "--id, --name and --backend are required");
+		return cli_usage_error("vendor", "--id, --name and --backend are required");
 	if (!ids_valid(id) || strlen(id) > STORE_VENDOR_ID_MAX)
-		return vc_usage("vendor", "--id: 1 to %d of A-Z a-z 0-9 . _ -", STORE_VENDOR_ID_MAX);
+		return cli_usage_error("vendor", "--id: 1 to %d of A-Z a-z 0-9 . _ -", STORE_VENDOR_ID_MAX);
 	if (!vc_text_ok(name, STORE_VENDOR_NAME_MAX))
-		return vc_usage("vendor", "--name: 1 to %d bytes without control characters",
+		return cli_usage_error("vendor", "--name: 1 to %d bytes without control characters",
 				STORE_VENDOR_NAME_MAX);
 	if (!vc_url_ok(backend))
-		return vc_usage("vendor",
+		return cli_usage_error("vendor",
 				"--backend: an http:// or https:// URL of at most %d bytes, "
 				"without spaces, query or fragment",
 				STORE_VENDOR_URL_MAX);
@@ -270,7 +249,7 @@ int vendor_items_related(int argc, char **argv)
 	for (int i = 2; i < argc; i++) {
 		if (vc_help(argv[i])) {
 			fputs(related_usage, stdout);
-			return VC_OK;
+			return CLI_OK;
 		}
 		if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
 			conf = argv[++i];
@@ -281,30 +260,30 @@ int vendor_items_related(int argc, char **argv)
 		else if (argv[i][0] != '-' && !g)
 			g = argv[i];
 		else
-			return vc_usage("items", "unexpected argument '%s'", argv[i]);
+			return cli_usage_error("items", "unexpected argument '%s'", argv[i]);
 	}
 	if (!conf)
-		return vc_usage("items", "-c CONF is required");
+		return cli_usage_error("items", "-c CONF is required");
 	if (!g || !vc_gtin(g, gt))
-		return vc_usage("items", "related takes one GTIN with a good check digit");
+		return cli_usage_error("items", "related takes one GTIN with a good check digit");
 	if ((rc = cconf_load(conf, &cf, &e)) < 0)
-		return vc_fail("items", &e);
+		return cli_fail("items", &e);
 	min_b = cf.related_min_baskets;
 	min_l = cf.related_min_lift_pct;
 	if (mb && ((min_b = strtol(mb, &end, 10)) < 1 || *end))
-		return vc_usage("items", "--min-baskets: a whole number from 1");
+		return cli_usage_error("items", "--min-baskets: a whole number from 1");
 	if (ml && ((min_l = strtol(ml, &end, 10)) < 1 || *end))
-		return vc_usage("items", "--min-lift-pct: a whole number from 1");
+		return cli_usage_error("items", "--min-lift-pct: a whole number from 1");
 	if ((rc = store_open(cf.database, &s, &e)) == 0)
 		rc = store_items_related(s, gt, min_b, (double)min_l / 100.0, 100, vc_related_row, &n,
 					 &e);
 	store_close(s);
 	if (rc < 0)
-		return vc_fail("items", &e);
+		return cli_fail("items", &e);
 	if (n == 0)
 		fprintf(stderr, "pos-central items: nothing bought with %s in %ld baskets or more "
 				"at a lift of %ld%% or more\n", gt, min_b, min_l);
-	return VC_OK;
+	return CLI_OK;
 }
 
 int vendor_items_relate(int argc, char **argv)
@@ -319,7 +298,7 @@ int vendor_items_relate(int argc, char **argv)
 	for (int i = 2; i < argc; i++) {
 		if (vc_help(argv[i])) {
 			fputs(relate_usage, stdout);
-			return VC_OK;
+			return CLI_OK;
 		}
 		if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
 			conf = argv[++i];
@@ -328,20 +307,20 @@ int vendor_items_relate(int argc, char **argv)
 		else if (argv[i][0] != '-' && ng < 2)
 			g[ng++] = argv[i];
 		else
-			return vc_usage("items", "unexpected argument '%s'", argv[i]);
+			return cli_usage_error("items", "unexpected argument '%s'", argv[i]);
 	}
 	if (!conf)
-		return vc_usage("items", "-c CONF is required");
+		return cli_usage_error("items", "-c CONF is required");
 	if (ng != 2)
-		return vc_usage("items", "relate takes two GTINs");
+		return cli_usage_error("items", "relate takes two GTINs");
 	if (!kind || (strcmp(kind, "requires") != 0 && strcmp(kind, "accessory") != 0))
-		return vc_usage("items", "--kind requires or --kind accessory is required");
+		return cli_usage_error("items", "--kind requires or --kind accessory is required");
 	if (!vc_gtin(g[0], a))
-		return vc_usage("items", "GTIN_A '%s' is not a GTIN with a good check digit", g[0]);
+		return cli_usage_error("items", "GTIN_A '%s' is not a GTIN with a good check digit", g[0]);
 	if (!vc_gtin(g[1], b))
-		return vc_usage("items", "GTIN_B '%s' is not a GTIN with a good check digit", g[1]);
+		return cli_usage_error("items", "GTIN_B '%s' is not a GTIN with a good check digit", g[1]);
 	if (strcmp(a, b) == 0)
-		return vc_usage("items", "an item cannot relate to itself");
+		return cli_usage_error("items", "an item cannot relate to itself");
 	if ((rc = cconf_load(conf, &cf, &e)) < 0 || (rc = store_open(cf.database, &s, &e)) < 0 ||
 	    (rc = store_begin(s, &e)) < 0)
 		goto out;
@@ -358,5 +337,5 @@ int vendor_items_relate(int argc, char **argv)
 		printf("%s %s %s\n", a, kind, b);
 out:
 	store_close(s);
-	return rc < 0 ? vc_fail("items", &e) : VC_OK;
+	return rc < 0 ? cli_fail("items", &e) : CLI_OK;
 }
