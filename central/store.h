@@ -81,8 +81,23 @@ struct store_household {
 	int64_t last_basket_ms; /* 0 when none */
 };
 
-/* Opens (creating and migrating when needed) the database at path.
+/* Where a store lives: [store] backend, database (SQLite) or dsn
+ * (PostgreSQL). */
+enum store_backend { STORE_SQLITE = 1, STORE_POSTGRESQL };
+struct store_where {
+	enum store_backend backend;
+	const char *path; /* SQLite: the database file */
+	const char *dsn;  /* PostgreSQL: a libpq connection string */
+	/* A connection that never writes (the workers' reads, analysts): it
+	 * neither creates nor migrates, and refuses a schema older than this
+	 * program's. */
+	bool readonly;
+};
+
+/* Opens (creating and migrating when needed, unless readonly) the store.
  * *out: store_close. */
+int store_open_at(const struct store_where *w, struct store **out, pos_err *e);
+/* store_open_at for the SQLite file at path, read-write. */
 int store_open(const char *path, struct store **out, pos_err *e);
 void store_close(struct store *s);
 

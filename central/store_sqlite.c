@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "dbfile.h"
+#include "store_impl.h"
 #include "store_sqlite.h"
 #include "timeutil.h"
 
@@ -36,9 +37,6 @@
  * caller's transaction), so a failed call changes nothing.
  */
 
-#define STORE_BUSY_MS 5000
-#define STORE_BUSY_MIN_US 50
-#define STORE_CACHE_KIB "32768" /* page cache per connection */
 #define STORE_ACTOR_MAX 128
 #define STORE_ACTION_MAX 64
 #define STORE_DETAIL_MAX 1024
@@ -466,36 +464,23 @@ static const char *const store_migrations[] = {
 
 #define STORE_VERSION ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
 
+struct store_cached {
+	const char *sql; /* the key: a static string's address */
+	struct db_stmt *st;
+};
+
 struct store {
-	sqlite3 *db;
+	struct db *conn;
+	sqlite3 *db; /* conn's SQLite handle */
 	sqlite3_stmt *st[Q_COUNT];
+	struct store_cached *q; /* store_q's cache, open addressing */
+	size_t q_cap, q_n;
 	int in_txn;   /* inside store_begin .. store_commit */
 	int sp_depth; /* nested savepoints, for unique names */
 	struct store_item *items; /* history scratch, grown as needed */
 	size_t items_cap;
-	int64_t busy_since_us; /* when the current wait for a lock began */
 	int wal_frames;        /* frames in the WAL after the last commit (ingest writer) */
 };
-
-/* Waiting for another connection's write lock (resolve workers enrolling,
- * the ingest writer committing): SQLite's own handler sleeps up to 100 ms
- * a try, which made p99 tails of 100 ms and more out of waits of a few
- * hundred microseconds. Retry soon and back off: 50 us doubling to 2 ms,
- * giving up after STORE_BUSY_MS like the timeout it replaces. */
-static int store_busy_cb(void *arg, int count)
-{
-	struct store *s = arg;
-	int64_t now = time_mono_us();
-	useconds_t us;
-
-	if (count == 0)
-		s->busy_since_us = now;
-	else if (now - s->busy_since_us >= (int64_t)STORE_BUSY_MS * 1000)
-		return 0;
-	us = count >= 6 ? 2000 : (useconds_t)(STORE_BUSY_MIN_US << count);
-	usleep(us);
-	return 1;
-}
 
 static int store_dberr(struct store *s, int rc, const char *what, pos_err *e)
 {
@@ -677,48 +662,41 @@ out:
 	return rc;
 }
 
-int store_open(const char *path, struct store **out, pos_err *e)
+static int store_connect(const struct store_where *w, struct store *s, pos_err *e)
+{
+	int rc;
+
+	if (w->backend == STORE_POSTGRESQL) {
+		if (!w->dsn || !w->dsn[0])
+			return err_set(e, POS_EINVAL, "store: no PostgreSQL dsn");
+		return db_open_pg(w->dsn, w->readonly, &s->conn, e);
+	}
+	if (!w->path || !w->path[0])
+		return err_set(e, POS_EINVAL, "store: no database path");
+	if (!w->readonly && (rc = dbfile_prepare(w->path, e)) < 0)
+		return rc;
+	rc = db_open_sqlite(w->path, w->readonly, &s->conn, e);
+	if (rc == 0)
+		s->db = db_sqlite_handle(s->conn);
+	return rc;
+}
+
+int store_open_at(const struct store_where *w, struct store **out, pos_err *e)
 {
 	struct store *s = NULL;
 	int rc;
 
-	if (!path || !out)
-		return err_set(e, POS_EINVAL, "store: no database path");
+	if (!w || !out)
+		return err_set(e, POS_EINVAL, "store: nowhere to open");
 	*out = NULL;
-	if ((rc = dbfile_prepare(path, e)) < 0)
-		return rc;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return err_set(e, POS_ENOMEM, "store: out of memory");
-	rc = sqlite3_open_v2(path, &s->db,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
-			     NULL);
-	if (rc != SQLITE_OK) {
-		rc = err_set(e, POS_EDB, "%s: %s", path,
-			     s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
-		goto fail;
-	}
-	sqlite3_extended_result_codes(s->db, 1);
-	sqlite3_busy_handler(s->db, store_busy_cb, s);
-	/* Durability: a basket is acknowledged only after its commit reached
-	 * the disk (synchronous=FULL syncs the WAL on every commit). */
-	rc = store_exec(s, "PRAGMA journal_mode=WAL", e);
-	if (rc == 0)
-		rc = store_exec(s, "PRAGMA synchronous=FULL", e);
-	if (rc == 0)
-		rc = store_exec(s, "PRAGMA foreign_keys=ON", e);
-	/* Deleted tid links are overwritten, not left in free pages. */
-	if (rc == 0)
-		rc = store_exec(s, "PRAGMA secure_delete=ON", e);
-	/* Random 32-byte keys touch pages all over the tid index: with the 2 MiB
-	 * default cache a large enrolment batch spills pages to the WAL again
-	 * and again (measured: 12 page writes per enrolled TID). */
-	if (rc == 0)
-		rc = store_exec(s, "PRAGMA cache_size=-" STORE_CACHE_KIB, e);
+	rc = store_connect(w, s, e);
 	if (rc == 0)
 		rc = store_migrate(s, e);
 	if (rc < 0) {
-		err_prefix(e, "%s", path);
+		err_prefix(e, "%s", w->backend == STORE_POSTGRESQL ? "postgresql" : w->path);
 		goto fail;
 	}
 	*out = s;
@@ -728,15 +706,23 @@ fail:
 	return rc;
 }
 
+int store_open(const char *path, struct store **out, pos_err *e)
+{
+	struct store_where w = { .backend = STORE_SQLITE, .path = path };
+
+	return store_open_at(&w, out, e);
+}
+
 void store_close(struct store *s)
 {
 	if (!s)
 		return;
 	for (int i = 0; i < Q_COUNT; i++)
 		sqlite3_finalize(s->st[i]);
-	if (s->db && !sqlite3_get_autocommit(s->db))
-		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-	sqlite3_close_v2(s->db);
+	for (size_t i = 0; i < s->q_cap; i++)
+		db_finalize(s->q[i].st);
+	free(s->q);
+	db_close(s->conn);
 	free(s->items);
 	free(s);
 }
@@ -2254,4 +2240,72 @@ int store_sqlite_unit_finish(struct store *s, int rc, pos_err *e)
 int store_sqlite_err(struct store *s, int rc, const char *what, pos_err *e)
 {
 	return store_dberr(s, rc, what, e);
+}
+
+struct db *store_db(struct store *s)
+{
+	return s->conn;
+}
+
+enum db_backend store_backend(struct store *s)
+{
+	return db_backend(s->conn);
+}
+
+static size_t store_q_slot(const struct store_cached *q, size_t cap, const char *sql)
+{
+	size_t h = ((uintptr_t)sql >> 4) * 0x9E3779B97F4A7C15ull;
+	size_t i = h & (cap - 1);
+
+	while (q[i].sql && q[i].sql != sql)
+		i = (i + 1) & (cap - 1);
+	return i;
+}
+
+/* Doubles the cache (a power of two, never more than half full). */
+static int store_q_grow(struct store *s, pos_err *e)
+{
+	size_t cap = s->q_cap ? s->q_cap * 2 : 64;
+	struct store_cached *q = calloc(cap, sizeof(*q));
+
+	if (!q)
+		return err_set(e, POS_ENOMEM, "store: out of memory");
+	for (size_t i = 0; i < s->q_cap; i++)
+		if (s->q[i].sql)
+			q[store_q_slot(q, cap, s->q[i].sql)] = s->q[i];
+	free(s->q);
+	s->q = q;
+	s->q_cap = cap;
+	return 0;
+}
+
+struct db_stmt *store_q(struct store *s, const char *sql, pos_err *e)
+{
+	size_t i;
+
+	if (s->q_cap) {
+		i = store_q_slot(s->q, s->q_cap, sql);
+		if (s->q[i].sql) {
+			db_clear(s->q[i].st);
+			return s->q[i].st;
+		}
+	}
+	if ((s->q_n + 1) * 2 > s->q_cap && store_q_grow(s, e) < 0)
+		return NULL;
+	i = store_q_slot(s->q, s->q_cap, sql);
+	if (db_prepare(s->conn, sql, DB_KEEP, &s->q[i].st, e) < 0)
+		return NULL;
+	s->q[i].sql = sql;
+	s->q_n++;
+	return s->q[i].st;
+}
+
+int store_unit_begin(struct store *s, pos_err *e)
+{
+	return unit_begin(s, e);
+}
+
+int store_unit_finish(struct store *s, int rc, pos_err *e)
+{
+	return unit_finish(s, rc, e);
 }
