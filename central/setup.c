@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,7 +25,10 @@
 #include "tls.h"
 #include "timeutil.h"
 
-#define SETUP_USAGE "usage: pos-central setup DIR"
+#define SETUP_USAGE "usage: pos-central setup DIR [--name HOST]..."
+/* Names and addresses a server certificate may carry besides localhost
+ * and 127.0.0.1. */
+#define SETUP_NAMES_MAX 8
 #define TCERT_USAGE "usage: pos-central terminal-cert DIR --store S --terminal T --out OUT"
 #define SCERT_USAGE \
 	"usage: pos-central store-cert DIR --store S --out OUT [--host NAME|ADDRESS]..."
@@ -36,6 +40,19 @@
 /* Certificates of one terminal that one revocation takes (re-issues). */
 #define REVOKE_MAX 64
 #define SETUP_LISTEN "127.0.0.1:8443"
+/* With a name terminals reach from elsewhere: every address. */
+#define SETUP_LISTEN_ALL "0.0.0.0:8443"
+
+/* The server certificate's names: the --name values in their order, then
+ * localhost and 127.0.0.1 unless given. Its CN is the first (terminal-cert
+ * writes that name into terminal.conf's url). */
+struct setup_names {
+	const char *dns[SETUP_NAMES_MAX + 3]; /* NULL-terminated */
+	const char *ips[SETUP_NAMES_MAX + 3];
+	size_t ndns, nips;
+	const char *first; /* NULL: none given, CN localhost */
+	int remote;        /* a name that is not loopback: listen everywhere */
+};
 
 /* Everything `setup` writes into a home, in the order it writes them; on
  * failure they are removed again so the command can simply be re-run. */
@@ -183,10 +200,58 @@ static int setup_write_pair(const char *dir, const char *crt, const char *key, X
 	return rc;
 }
 
-static int setup_home(const char *dir, char kid[KEYS_KID_LEN + 1], pos_err *e)
+/* Adds host to the right list of nm unless already there. 0, or a usage
+ * message in why. */
+static int setup_name_add(struct setup_names *nm, const char *host, char *why, size_t cap)
 {
-	static const char *const dns[] = { "localhost", NULL };
-	static const char *const ips[] = { "127.0.0.1", NULL };
+	int kind = pki_host_kind(host);
+	const char **list = kind == PKI_HOST_IP ? nm->ips : nm->dns;
+	size_t *n = kind == PKI_HOST_IP ? &nm->nips : &nm->ndns;
+
+	if (kind == PKI_HOST_BAD) {
+		snprintf(why, cap, "--name '%.80s' is neither a DNS name nor an IP address", host);
+		return -1;
+	}
+	for (size_t i = 0; i < *n; i++)
+		if (strcasecmp(list[i], host) == 0)
+			return 0;
+	if (nm->ndns + nm->nips >= SETUP_NAMES_MAX + 2) {
+		snprintf(why, cap, "at most %d --name", SETUP_NAMES_MAX);
+		return -1;
+	}
+	list[(*n)++] = host;
+	if (!nm->first)
+		nm->first = host;
+	if (!pki_host_loopback(host))
+		nm->remote = 1;
+	return 0;
+}
+
+/* "a, b and c": the certificate's names for a message. */
+static void setup_names_text(const struct setup_names *nm, char *out, size_t cap)
+{
+	size_t off = 0, total = nm->ndns + nm->nips, k = 0;
+
+	out[0] = '\0';
+	for (int list = 0; list < 2; list++) {
+		const char *const *v = list == 0 ? nm->dns : nm->ips;
+		size_t n = list == 0 ? nm->ndns : nm->nips;
+
+		for (size_t i = 0; i < n && off < cap; i++, k++) {
+			int w = snprintf(out + off, cap - off, "%s%s",
+					 k == 0 ? "" : k + 1 == total ? " and " : ", ", v[i]);
+			if (w < 0)
+				return;
+			off += (size_t)w;
+		}
+	}
+}
+
+static int setup_home(const char *dir, const struct setup_names *nm, const char *listen,
+		      char kid[KEYS_KID_LEN + 1], pos_err *e)
+{
+	const char *const *dns = nm->dns, *const *ips = nm->ips;
+	const char *cn = nm->first ? nm->first : "localhost";
 	struct hpke_keypair kp;
 	EVP_PKEY *ca_key = NULL, *srv_key = NULL, *pub_key = NULL;
 	X509 *ca = NULL, *srv = NULL, *pub = NULL;
@@ -205,8 +270,7 @@ static int setup_home(const char *dir, char kid[KEYS_KID_LEN + 1], pos_err *e)
 	rc = setup_write_pair(dir, "ca.crt", "ca.key", ca, ca_key, e);
 	if (rc < 0)
 		goto out;
-	rc = pki_issue_server(ca_key, ca, "localhost", dns, ips, PKI_SERVER_DAYS, &srv_key, &srv,
-			      e);
+	rc = pki_issue_server(ca_key, ca, cn, dns, ips, PKI_SERVER_DAYS, &srv_key, &srv, e);
 	if (rc < 0)
 		goto out;
 	rc = setup_write_pair(dir, "server.crt", "server.key", srv, srv_key, e);
@@ -214,8 +278,7 @@ static int setup_home(const char *dir, char kid[KEYS_KID_LEN + 1], pos_err *e)
 		goto out;
 	/* The public listener's own pair, for the same names until the
 	 * retailer puts one from a public CA in its place. */
-	rc = pki_issue_server(ca_key, ca, "localhost", dns, ips, PKI_SERVER_DAYS, &pub_key, &pub,
-			      e);
+	rc = pki_issue_server(ca_key, ca, cn, dns, ips, PKI_SERVER_DAYS, &pub_key, &pub, e);
 	if (rc < 0)
 		goto out;
 	rc = setup_write_pair(dir, "public.crt", "public.key", pub, pub_key, e);
@@ -265,7 +328,7 @@ static int setup_home(const char *dir, char kid[KEYS_KID_LEN + 1], pos_err *e)
 	    (rc = setup_join(p, dir, PKI_CRL_FILE, e)) < 0 || (rc = pki_write_crl(p, crl, e)) < 0)
 		goto out;
 	if ((rc = setup_join(p, dir, "central.conf", e)) < 0 ||
-	    (rc = cconf_write_default(p, SETUP_LISTEN, e)) < 0)
+	    (rc = cconf_write_default(p, listen, e)) < 0)
 		goto out;
 out:
 	if (rc < 0)
@@ -283,14 +346,29 @@ out:
 
 int setup_main(int argc, char **argv)
 {
-	const char *dir = NULL;
-	char kid[KEYS_KID_LEN + 1] = "";
+	const char *dir = NULL, *name = NULL, *given, *listen;
+	char kid[KEYS_KID_LEN + 1] = "", why[160], names[600];
+	struct setup_names nm;
 	pos_err e = { 0 };
+	int nnames = 0;
 
+	memset(&nm, 0, sizeof nm);
 	for (int i = 1; i < argc; i++) {
+		int m;
+
 		if (setup_is_help(argv[i])) {
 			printf("%s\n", SETUP_USAGE);
 			return 0;
+		}
+		if ((m = setup_opt(argc, argv, &i, "--name", &name)) < 0)
+			return setup_usage_error("setup", SETUP_USAGE, "--name needs a host name or address");
+		if (m == 1) {
+			if (++nnames > SETUP_NAMES_MAX)
+				return setup_usage_error("setup", SETUP_USAGE, "at most %d --name",
+							 SETUP_NAMES_MAX);
+			if (setup_name_add(&nm, name, why, sizeof why) < 0)
+				return setup_usage_error("setup", SETUP_USAGE, "%s", why);
+			continue;
 		}
 		if (argv[i][0] == '-' && argv[i][1] != '\0')
 			return setup_usage_error("setup", SETUP_USAGE, "unknown option %s", argv[i]);
@@ -300,13 +378,19 @@ int setup_main(int argc, char **argv)
 	}
 	if (!dir || !dir[0])
 		return setup_usage_error("setup", SETUP_USAGE, "DIR is required");
-	if (setup_home(dir, kid, &e) < 0)
+	given = nm.first;
+	if (setup_name_add(&nm, "localhost", why, sizeof why) < 0 ||
+	    setup_name_add(&nm, "127.0.0.1", why, sizeof why) < 0)
+		return setup_usage_error("setup", SETUP_USAGE, "%s", why);
+	nm.first = given;
+	listen = nm.remote ? SETUP_LISTEN_ALL : SETUP_LISTEN;
+	setup_names_text(&nm, names, sizeof names);
+	if (setup_home(dir, &nm, listen, kid, &e) < 0)
 		return setup_fail("setup", &e);
 	printf("pos-central setup: made a central home in %s\n"
 	       "  ca.crt, ca.key                certificate authority, EC P-256, 10 years\n"
 	       "  public.crt, public.key        the public listener's certificate (replace it)\n"
-	       "  server.crt, server.key        server certificate for localhost and 127.0.0.1, "
-	       "2 years\n"
+	       "  server.crt, server.key        server certificate for %s, 2 years\n"
 	       "  hpke.key, central.pub         HPKE X25519 key pair, kid %s\n"
 	       "  keys/                         retired HPKE keys (filled by rotate-key)\n"
 	       "  k_index.key, k_deident.key    HMAC keys\n"
@@ -316,7 +400,12 @@ int setup_main(int argc, char **argv)
 	       "  crl.pem, issued/              revoked and issued terminal certificates\n"
 	       "  central.conf                  listen = %s\n"
 	       "Private files are mode 0600. Next: pos-central serve -c %s/central.conf\n",
-	       dir, kid, SETUP_LISTEN, dir);
+	       dir, names, kid, listen, dir);
+	if (nm.first)
+		printf("Terminals reach central as %s: pos-central terminal-cert writes "
+		       "https://%s%s%s:%s into their terminal.conf.\n",
+		       nm.first, strchr(nm.first, ':') ? "[" : "", nm.first,
+		       strchr(nm.first, ':') ? "]" : "", strrchr(listen, ':') + 1);
 	return 0;
 }
 
@@ -347,6 +436,31 @@ static int tcert_url(const char *listen, char *out, size_t cap, int *wildcard, p
 	} else {
 		n = snprintf(out, cap, "https://%s:%s", host, colon + 1);
 	}
+	if (n < 0 || (size_t)n >= cap)
+		return err_set(e, POS_ETOOBIG, "url too long");
+	return 0;
+}
+
+/* The url terminals and controllers reach central by: the server
+ * certificate's own name (its CN, set by setup --name, when its
+ * subjectAltName covers it) on the listen port; without one, the listen
+ * address (tcert_url). */
+static int setup_central_url(const struct cconf *cf, char *out, size_t cap, int *wildcard,
+			     pos_err *e)
+{
+	const char *colon = strrchr(cf->listen, ':');
+	char host[256];
+	X509 *srv = NULL;
+	int n, named;
+
+	named = colon && pki_load_cert(cf->tls_cert, &srv, NULL) == 0 &&
+		pki_server_name(srv, host, sizeof host, NULL) == 0 && !pki_host_loopback(host);
+	X509_free(srv);
+	if (!named)
+		return tcert_url(cf->listen, out, cap, wildcard, e);
+	*wildcard = 0;
+	n = snprintf(out, cap, "https://%s%s%s:%s", strchr(host, ':') ? "[" : "", host,
+		     strchr(host, ':') ? "]" : "", colon + 1);
 	if (n < 0 || (size_t)n >= cap)
 		return err_set(e, POS_ETOOBIG, "url too long");
 	return 0;
@@ -479,7 +593,7 @@ static int tcert_issue(const char *dir, const char *store, const char *terminal,
 
 	if ((rc = setup_join(p, dir, "central.conf", e)) < 0 || (rc = cconf_load(p, &cf, e)) < 0)
 		return rc;
-	if ((rc = tcert_url(cf.listen, url, sizeof url, &wildcard, e)) < 0)
+	if ((rc = setup_central_url(&cf, url, sizeof url, &wildcard, e)) < 0)
 		return rc;
 	if ((rc = tcert_conf(store, terminal, url, conf, sizeof conf, &conf_len, e)) < 0)
 		return rc;
@@ -642,7 +756,7 @@ static int scert_issue(const char *dir, const char *store, const char *const *ho
 		 SCERT_PORT);
 	if ((rc = setup_join(p, dir, "central.conf", e)) < 0 || (rc = cconf_load(p, &cf, e)) < 0)
 		return rc;
-	if ((rc = tcert_url(cf.listen, url, sizeof url, &wildcard, e)) < 0)
+	if ((rc = setup_central_url(&cf, url, sizeof url, &wildcard, e)) < 0)
 		return rc;
 	if ((rc = scert_conf(store, listen, url, conf, sizeof conf, &conf_len, e)) < 0)
 		return rc;
