@@ -555,7 +555,7 @@ static int server_limits(const struct cconf *c, struct routes_shared *sh, struct
 	return 0;
 }
 
-int server_run(const struct cconf *c, const char *listen_s, const struct keyring *tokens,
+int server_run(const struct cconf *c, const char *listen_s, struct keyring *tokens,
 	       struct keysproc *kp, pos_err *e)
 {
 	struct routes_shared sh = { 0 };
@@ -586,7 +586,7 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGHUP); /* reload: crl.pem and the log level */
+	sigaddset(&sigs, SIGHUP); /* reload: crl.pem, tokens, certificate, log level */
 	sigaddset(&sigs, SIGCHLD); /* the keys process ended */
 	/* Blocked before any thread starts, so every thread inherits it and
 	 * only sigwait below sees the signals. */
@@ -723,7 +723,7 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 		sig = sigtimedwait(&sigs, NULL, &tick);
 		if (sig == SIGHUP) {
 			log_info("reload", "signal=HUP");
-			service_reload_log_level(c->path);
+			service_reload(c, tls, tokens);
 			tls_reread(tls);
 		} else if (sig > 0 && sig != SIGCHLD)
 			break;
