@@ -131,6 +131,10 @@ static int aconf_central(struct cfg *cf, struct aconf *c, pos_err *e)
 	    (rc = cfg_path(cf, "central", "public_key", NULL, c->public_key, sizeof c->public_key,
 			   e)) < 0)
 		return rc;
+	if ((rc = cfg_int(cf, "central", "keys_refresh_s", ACONF_KEYS_REFRESH_DEFAULT_S,
+			  ACONF_KEYS_REFRESH_MIN_S, ACONF_KEYS_REFRESH_MAX_S, &c->keys_refresh_s, e)) <
+	    0)
+		return rc;
 	return cfg_int(cf, "central", "resolve_timeout_ms", ACONF_RESOLVE_DEFAULT_MS,
 		       ACONF_RESOLVE_MIN_MS, ACONF_RESOLVE_MAX_MS, &c->resolve_timeout_ms, e);
 }
