@@ -598,6 +598,25 @@ static json_t *agent_status(struct agent *a)
 	return r;
 }
 
+/* pos-agent spool retry while the agent runs: the agent moves the rows
+ * itself and sends at once (the uplink sleeps while nothing waits). */
+static json_t *agent_retry(struct agent *a)
+{
+	long moved = 0;
+	pos_err e;
+
+	if (spool_retry(a->spool, NULL, &moved, &e) < 0)
+		return control_error("spool_failed", e.msg);
+	log_info("set_aside_retried", "baskets=%ld reason=operator", moved);
+	if (moved > 0) {
+		agent_emit(a, json_pack("{s:s, s:I, s:s}", "event", "retried", "baskets",
+					(json_int_t)moved, "reason", "operator"));
+		uplink_kick(a->uplink);
+	}
+	return json_pack("{s:b, s:I, s:I}", "ok", 1, "moved", (json_int_t)moved, "spooled",
+			 (json_int_t)spool_count(a->spool));
+}
+
 /* A code from a scanner or a ctl "scan". Commands coded as barcodes do
  * what their ctl twins do. */
 static json_t *agent_code(struct agent *a, const char *code, size_t len)
@@ -643,6 +662,7 @@ static json_t *agent_on_request(const struct control_request *req, void *arg)
 	case CONTROL_VOID: return agent_void(a);
 	case CONTROL_CANCEL: return agent_cancel(a);
 	case CONTROL_SCAN: return agent_code(a, req->arg, strlen(req->arg));
+	case CONTROL_RETRY: return agent_retry(a);
 	case CONTROL_TID:
 		if (tid_normalize(req->arg, tid, &kind, &e) < 0) {
 			wipe(tid, sizeof tid);
