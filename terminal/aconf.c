@@ -255,37 +255,36 @@ fail:
 	return rc;
 }
 
+struct aconf_load_arg {
+	struct aconf **out;
+};
+
+static int aconf_load_cfg(struct cfg *cf, const char *file, void *arg, pos_err *e)
+{
+	return aconf_from_cfg(cf, file, ((struct aconf_load_arg *)arg)->out, e);
+}
+
 int aconf_load(const char *path, struct aconf **out, pos_err *e)
 {
-	struct cfg *cf = NULL;
-	int rc;
+	struct aconf_load_arg a = { out };
 
 	if (!out)
 		return err_set(e, POS_EINVAL, "config: no output");
 	*out = NULL;
-	if (!path || !*path)
+	if (!path)
 		return err_set(e, POS_EINVAL, "config: no file given");
-	if ((rc = cfg_load(path, &cf, e)) < 0)
-		return rc;
-	rc = aconf_from_cfg(cf, path, out, e);
-	cfg_free(cf);
-	return rc;
+	return ctab_load(path, NULL, 0, NULL, NULL, aconf_load_cfg, &a, e);
 }
 
 int aconf_load_string(const char *text, size_t len, const char *name, const char *dir,
 		      struct aconf **out, pos_err *e)
 {
-	struct cfg *cf = NULL;
-	int rc;
+	struct aconf_load_arg a = { out };
 
 	if (!out)
 		return err_set(e, POS_EINVAL, "config: no output");
 	*out = NULL;
-	if ((rc = cfg_load_string(text, len, name, dir, &cf, e)) < 0)
-		return rc;
-	rc = aconf_from_cfg(cf, name ? name : "<config>", out, e);
-	cfg_free(cf);
-	return rc;
+	return ctab_load(NULL, text, len, name, dir, aconf_load_cfg, &a, e);
 }
 
 static int aconf_readable(const char *what, const char *path, pos_err *e)
