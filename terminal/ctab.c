@@ -65,12 +65,12 @@ static int ctab_word(struct cfg *cf, const char *sec, const struct ctab_key *k, 
 			memcpy(field, &x, sizeof x);
 			return 0;
 		}
-		int n = snprintf(allowed + off, sizeof allowed - off, "%s%s", i ? ", " : "",
+		int n = snprintf(allowed + off, sizeof allowed - off, "%s%s", i ? "|" : "",
 				 k->words[i].word);
 		if (n > 0 && (size_t)n < sizeof allowed - off)
 			off += (size_t)n;
 	}
-	return err_set(e, POS_EINVAL, "%s:%d: '%s' in [%s] must be one of: %s", cf->name,
+	return err_set(e, POS_EINVAL, "%s:%d: '%s' in [%s] must be %s", cf->name,
 		       cfg_line(cf, sec, k->key), k->key, sec, allowed);
 }
 
