@@ -538,6 +538,22 @@ out:
 
 /* The public routes' limits from central.conf ([ratelimit], [devices]);
  * *rl: ratelimit_free, after every worker stopped. */
+/* GET /v1/keys's answer from the home's central.pub and the retired keys'
+ * names. A home without central.pub still serves; the route answers 503. */
+static int server_keys_answer(const struct cconf *c, char **out, pos_err *e)
+{
+	char pub[CCONF_PATH_MAX + 16];
+	pos_err ke = { 0 };
+	char q[300];
+
+	(void)e;
+	snprintf(pub, sizeof pub, "%s/central.pub", c->dir);
+	if (routes_keys_answer(pub, c->hpke_retired, out, &ke) < 0)
+		log_warn("keys_not_served", "error=%s (GET /v1/keys answers 503)",
+			 log_q(q, sizeof q, ke.msg));
+	return 0;
+}
+
 static int server_limits(const struct cconf *c, struct routes_shared *sh, struct ratelimit **rl,
 			 pos_err *e)
 {
@@ -559,6 +575,7 @@ int server_run(const struct cconf *c, const char *listen_s, struct keyring *toke
 	       struct keysproc *kp, pos_err *e)
 {
 	struct routes_shared sh = { 0 };
+	char *keys_answer = NULL;
 	struct tls *tls = NULL;
 	struct worker *ws = NULL;
 	struct ingest *ig = NULL;
@@ -633,6 +650,9 @@ int server_run(const struct cconf *c, const char *listen_s, struct keyring *toke
 	sh.max_body = (size_t)c->max_body;
 	sh.database = c->database;
 	sh.min_free_mb = c->min_free_disk_mb;
+	if ((rc = server_keys_answer(c, &keys_answer, e)) < 0)
+		goto out;
+	sh.keys_answer = keys_answer;
 
 	/* One budget for every worker, terminal_reserve_pct of it (rounded
 	 * up) kept for terminals. */
@@ -771,6 +791,7 @@ out:
 	vendor_outbox_stop(outbox);
 	ingest_free(ig);
 	analyst_shared_free(sh.analyst);
+	free(keys_answer);
 	ratelimit_free(rl);
 	tls_free(tls);
 	if (lock_fd >= 0)
