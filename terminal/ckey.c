@@ -40,7 +40,7 @@ int ckey_parse(const char *body, size_t len, struct ckey_answer *out, pos_err *e
 		rc = err_set(e, POS_EINVAL, "GET /v1/keys: public_key is not 32 bytes in base64url");
 		goto out;
 	}
-	keys_kid(out->pk, want);
+	envelope_kid(out->pk, want);
 	if (strcmp(want, kid) != 0) {
 		rc = err_set(e, POS_EINVAL, "GET /v1/keys: kid %s does not match its key (%s)", kid,
 			     want);

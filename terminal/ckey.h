@@ -29,7 +29,7 @@ struct ckey_answer {
 	size_t nopens; /* includes kid */
 };
 
-/* Parses and checks an answer: kid = keys_kid(public_key), every kid 16
+/* Parses and checks an answer: kid = envelope_kid(public_key), every kid 16
  * lower-case hex characters, at most CKEY_OPENS_MAX. */
 int ckey_parse(const char *body, size_t len, struct ckey_answer *out, pos_err *e);
 /* True when central still opens EncTIDs sealed to kid. */
