@@ -1143,7 +1143,8 @@ int rotate_key_main(int argc, char **argv)
 		return setup_fail("rotate-key", &e);
 	printf("pos-central rotate-key: new HPKE key pair, kid %s\n"
 	       "  the previous key (kid %s) is kept as %s and still opens EncTIDs sealed to it\n"
-	       "  give the new %s to the terminals, then restart pos-central\n",
+	       "  restart pos-central: it then serves %s on GET /v1/keys, and every\n"
+	       "  agent and controller fetches it by itself (nothing to copy)\n",
 	       new_kid, old_kid, retired, pub);
 	return 0;
 }
