@@ -283,7 +283,7 @@ static int admin_open(const char *conf, struct cconf *cf, struct store **s, pos_
 
 	if (rc < 0)
 		return rc;
-	return store_open(cf->database, s, e);
+	return cconf_store_open(cf, CCONF_STORE_WRITE, s, e);
 }
 
 /* ----------------------------------------------------------- stdin lines */
@@ -964,6 +964,9 @@ int backup_main(int argc, char **argv)
 	if (!o.out || !*o.out)
 		return admin_usage(backup_usage, "backup: missing --out FILE");
 	rc = admin_open(o.conf, &cf, &s, &e);
+	if (rc == 0 && cf.backend == STORE_POSTGRESQL)
+		rc = err_set(&e, POS_EINVAL, "backup: the store is PostgreSQL: back it up with "
+					     "pg_basebackup or pg_dump (docs/scaling.md)");
 	if (rc == 0 && strcmp(o.out, cf.database) == 0)
 		rc = err_set(&e, POS_EINVAL, "backup: --out is the database itself");
 	if (rc == 0)

@@ -1344,6 +1344,8 @@ static const char *routes_unwritable(const struct routes_shared *sh, char *buf, 
 	char dir[CCONF_PATH_MAX];
 	struct statvfs vfs;
 
+	if (!sh->database)
+		return NULL;
 	if (!slash)
 		snprintf(dir, sizeof dir, ".");
 	else

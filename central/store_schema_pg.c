@@ -132,6 +132,29 @@ static const char *const migrations[] = {
 	"   PERFORM pos_month_partition((extract(epoch FROM m + make_interval(months => i))"
 	"    * 1000)::BIGINT);"
 	"  END LOOP;"
+	" END $$;"
+	/* Retention of one month (sfx YYYYMM): its receipts, redemptions and
+	 * txn keys, the counters, then its two partitions, locked first so no
+	 * basket lands in it while it is counted. */
+	"CREATE FUNCTION pos_drop_month(sfx TEXT, OUT n_baskets BIGINT, OUT n_items BIGINT)"
+	" LANGUAGE plpgsql AS $$"
+	" DECLARE b TEXT := 'baskets_' || sfx; i TEXT := 'items_' || sfx;"
+	" BEGIN"
+	"  n_baskets := 0; n_items := 0;"
+	"  IF sfx !~ '^[0-9]{6}$' THEN RAISE EXCEPTION 'bad month %', sfx; END IF;"
+	"  IF to_regclass(b) IS NULL THEN RETURN; END IF;"
+	"  EXECUTE format('LOCK TABLE %I IN ACCESS EXCLUSIVE MODE', b);"
+	"  EXECUTE format('SELECT count(*) FROM %I', b) INTO n_baskets;"
+	"  IF to_regclass(i) IS NOT NULL THEN"
+	"   EXECUTE format('LOCK TABLE %I IN ACCESS EXCLUSIVE MODE', i);"
+	"   EXECUTE format('SELECT count(*) FROM %I', i) INTO n_items;"
+	"  END IF;"
+	"  EXECUTE format('DELETE FROM receipts WHERE basket_id IN (SELECT id FROM %I)', b);"
+	"  EXECUTE format('DELETE FROM offer_redemptions WHERE basket_id IN (SELECT id FROM %I)', b);"
+	"  EXECUTE format('DELETE FROM basket_txns WHERE id IN (SELECT id FROM %I)', b);"
+	"  UPDATE counters SET baskets = baskets - n_baskets, items = items - n_items;"
+	"  EXECUTE format('DROP TABLE IF EXISTS %I', i);"
+	"  EXECUTE format('DROP TABLE %I', b);"
 	" END $$;",
 	/* v2: offers (store_schema_sqlite v2). offer_redemptions.basket_id
 	 * names a basket without a foreign key (see the top). */

@@ -308,7 +308,7 @@ int vendor_outbox_start(const struct cconf *c, struct vendor_outbox **out, pos_e
 		rc = err_set(e, POS_ECRYPTO, "libcurl did not start");
 		goto fail;
 	}
-	if ((rc = store_open(c->database, &o->s, e)) < 0)
+	if ((rc = cconf_store_open(c, CCONF_STORE_WRITE, &o->s, e)) < 0)
 		goto fail;
 	if (pthread_create(&o->th, NULL, ob_main, o) != 0) {
 		rc = err_set(e, POS_ENOMEM, "cannot start the outbox thread");
