@@ -23,6 +23,7 @@
 
 #include "admin.h"
 #include "cconf.h"
+#include "dbcli.h"
 #include "envelope.h"
 #include "keyring.h"
 #include "keys.h"
@@ -311,6 +312,11 @@ static const struct main_cmd main_cmds[] = {
 	  "history -c CONF --hhid H [--from D] [--to D] [--format csv|json|table]" },
 	{ "backup", backup_main,
 	  "backup -c CONF --out FILE     a consistent copy of the database, while serving" },
+	{ "retention", retention_main,
+	  "retention -c CONF --keep-months N\n"
+	  "                                remove baskets of months before the N last ones" },
+	{ "store-copy", store_copy_main,
+	  "store-copy -c CONF --to DSN   copy a SQLite store into an empty PostgreSQL" },
 	{ "offer", offer_main,
 	  "offer create|list|end|report -c CONF ...\n"
 	  "                                offers for phones, redeemed at the lanes" },
