@@ -52,7 +52,7 @@
     busy = true;
     status('Booking ' + when(opt.at) + '…');
     call('POST', '/v1/messages/' + encodeURIComponent(m.id) + '/choose', { option: opt.id })
-      .then(function () { notes[m.id] = 'You picked ' + when(opt.at) + '.'; status(''); })
+      .then(function () { status(''); })
       .catch(function (err) { status('Not booked: ' + err.message); })
       .then(function () { busy = false; load(); });
   }
@@ -100,7 +100,7 @@
         var picked = (m.options || []).filter(function (o) { return o.id === m.chosen; })[0];
         li.appendChild(el('p', 'vmsg-chosen', 'You picked ' + (picked ? when(picked.at) : m.chosen) + '.'));
       }
-      if (m.activity && m.kind !== 'confirmation') {
+      if (m.activity && m.kind !== 'confirmation' && m.state !== 'done') {
         var ask = el('button', 'secondary vmsg-support', 'Ask a person');
         ask.type = 'button';
         ask.addEventListener('click', function () { support(m); });
