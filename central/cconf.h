@@ -130,8 +130,12 @@ struct cconf {
 	long vendor_call_timeout_s;
 	long vendor_retry_max_s;
 	long vendor_messages_max;
+	long vendor_products_max;
+	long vendor_device_cookie_days;
+	long vendor_relations_every_s;
 	long related_min_baskets;
 	long related_min_lift_pct;
+	long related_learned_per_item;
 	/* Visitor links and SMS (design section 13): docs/conversations.md. */
 	char visitor_key[CCONF_PATH_MAX];
 	char sms_number[32];
