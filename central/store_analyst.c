@@ -15,10 +15,12 @@
  */
 
 /* The filter on baskets b shared by the cohort statements: ?2 from, ?3
- * to (NULL: open), ?4 store (NULL: any). */
-#define SA_FILTER                                                                              \
-	"b.hhid IS NOT NULL AND (?2 IS NULL OR b.ts >= ?2) AND (?3 IS NULL OR b.ts < ?3) AND " \
-	"(?4 IS NULL OR b.store = ?4)"
+ * to (NULL: open), ?4 store (NULL: any). The casts type the parameters
+ * where PostgreSQL meets them first. */
+#define SA_FILTER                                                                      \
+	"b.hhid IS NOT NULL AND (CAST(?2 AS BIGINT) IS NULL OR b.ts >= ?2) AND "       \
+	"(CAST(?3 AS BIGINT) IS NULL OR b.ts < ?3) AND "                               \
+	"(CAST(?4 AS TEXT) IS NULL OR b.store = ?4)"
 #define SA_MONTHS(month)                                                                     \
 	"SELECT " month " AS m, count(DISTINCT b.id), coalesce(sum(i.price_cents), 0) "     \
 	"FROM baskets b LEFT JOIN items i ON i.basket_id = b.id WHERE b.hhid = ?1 "          \

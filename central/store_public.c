@@ -52,7 +52,7 @@ static const char SQL_CONV_CLOSE[] =
 	"UPDATE conversations SET state = 'closed', updated = ?2 WHERE id = ?1";
 static const char SQL_CONVS_OPEN[] =
 	"SELECT " SP_CONV_COLS " FROM conversations WHERE state = 'open' AND "
-	"(?1 IS NULL OR store = ?1) ORDER BY updated DESC, id DESC LIMIT ?2";
+	"(CAST(?1 AS TEXT) IS NULL OR store = ?1) ORDER BY updated DESC, id DESC LIMIT ?2";
 static const char SQL_MSG_ADD[] =
 	"INSERT INTO messages(conversation_id, ts, author, staff_id, body) "
 	"VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id";
