@@ -802,25 +802,22 @@ static bool pub_staff(struct pq *q, struct store_staff *st, unsigned char sid_ha
 	return true;
 }
 
-static int pub_audit(struct pq *q, const struct store_staff *st, const char *action,
-		     int64_t conv)
-{
-	char actor[32], detail[64];
-	pos_err e = { 0 };
-	int rc;
-
-	snprintf(actor, sizeof actor, "staff:%lld", (long long)st->id);
-	snprintf(detail, sizeof detail, "conversation=%lld", (long long)conv);
-	if ((rc = store_audit(q->p->store, actor, action, conv ? detail : "", &e)) < 0)
-		log_error("audit_failed", "action=%s code=%s", action, err_name(rc));
-	return rc;
-}
-
 static json_t *pub_me(const struct store_staff *st, const char *csrf)
 {
 	return json_pack("{s:s, s:s, s:s}", "name", st->name, "store",
 			 st->store[0] ? st->store : "*", "csrf", csrf);
 }
+
+/* The console's writes, each with its audit row, go to the writer and are
+ * answered once committed (see "writes" below). */
+static void pub_login_write(struct pq *q, const struct store_staff *st, const char *sid,
+			    const unsigned char sess[32], long ttl_s);
+static void pub_logout_write(struct pq *q, const struct store_staff *st,
+			     const unsigned char sess[32]);
+static void pub_reply_write(struct pq *q, const struct store_staff *st,
+			    const struct store_conversation *c, const char *text);
+static void pub_close_write(struct pq *q, const struct store_staff *st,
+			    const struct store_conversation *c);
 
 /* POST /v1/console/login {"token"}: a session cookie and the CSRF token. */
 static void pub_login(struct pq *q)
@@ -828,11 +825,10 @@ static void pub_login(struct pq *q)
 	static const char *const keys[] = { "token", NULL };
 	const char *ct = httpd_header(q->req, "Content-Type"), *tok = NULL, *body;
 	unsigned char raw[PUB_SID_BYTES], h[32];
-	char sid[64], csrf[PUB_CSRF_LEN + 1], cookie[160];
+	char sid[64];
 	struct store_staff st;
 	pos_err e = { 0 };
-	json_t *root = NULL, *v;
-	int64_t now = time_now_ms();
+	json_t *root = NULL;
 	long ttl_s = q->p->sh->c->console_session_hours * 3600;
 	size_t len;
 	int rc;
@@ -869,23 +865,10 @@ static void pub_login(struct pq *q)
 		goto out;
 	}
 	pub_sha256(sid, strlen(sid), h);
-	if ((rc = store_session_add(q->p->store, h, st.id, now, now + ttl_s * 1000LL, &e)) < 0) {
-		pub_fail(q, rc, &e);
-		goto out;
-	}
-	(void)pub_audit(q, &st, "console_login", 0);
-	pub_csrf(sid, csrf);
-	snprintf(cookie, sizeof cookie,
-		 PUB_COOKIE "=%s; Path=/; Max-Age=%ld; HttpOnly; Secure; SameSite=Strict", sid,
-		 ttl_s);
-	(void)httpd_add_header(q->req, "Set-Cookie", cookie);
-	v = pub_me(&st, csrf);
-	pub_json(q, 200, v);
-	json_decref(v);
+	pub_login_write(q, &st, sid, h, ttl_s);
 out:
 	wipe(raw, sizeof raw);
 	wipe(sid, sizeof sid);
-	wipe(cookie, sizeof cookie);
 	json_decref(root);
 }
 
@@ -893,19 +876,10 @@ static void pub_logout(struct pq *q)
 {
 	struct store_staff st;
 	unsigned char h[32];
-	pos_err e = { 0 };
-	int rc;
 
 	if (!pub_staff(q, &st, h))
 		return;
-	if ((rc = store_session_del(q->p->store, h, &e)) < 0) {
-		pub_fail(q, rc, &e);
-		return;
-	}
-	(void)pub_audit(q, &st, "console_logout", 0);
-	(void)httpd_add_header(q->req, "Set-Cookie",
-			       PUB_COOKIE "=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict");
-	pub_send(q, 200, "application/json", "{\"ok\":true}", 11);
+	pub_logout_write(q, &st, h);
 }
 
 static void pub_me_get(struct pq *q)
@@ -1041,9 +1015,8 @@ static void pub_staff_reply(struct pq *q, const char *id_s)
 	struct store_staff st;
 	unsigned char h[32];
 	pos_err e = { 0 };
-	json_t *root = NULL, *v;
+	json_t *root = NULL;
 	const char *text;
-	int64_t id = 0;
 	int rc;
 
 	if (!pub_staff(q, &st, h) || !pub_staff_conv(q, id_s, &st, &c))
@@ -1053,20 +1026,7 @@ static void pub_staff_reply(struct pq *q, const char *id_s)
 		pub_bad_input(q, rc, &e);
 		goto out;
 	}
-	if ((rc = store_message_add(q->p->store, c.id, "staff", st.id, text, time_now_ms(), &id,
-				    &e)) < 0) {
-		pub_fail(q, rc, &e);
-		goto out;
-	}
-	atomic_fetch_add_explicit(&pub_messages, 1, memory_order_relaxed);
-	(void)pub_audit(q, &st, "conversation_reply", c.id);
-	log_info("message", "conversation=%lld id=%lld author=staff", (long long)c.id,
-		 (long long)id);
-	if (c.txn[0])
-		pub_notify(q->p->sh->bus, c.txn);
-	v = json_pack("{s:I, s:I}", "id", (json_int_t)id, "conversation", (json_int_t)c.id);
-	pub_json(q, 201, v);
-	json_decref(v);
+	pub_reply_write(q, &st, &c, text);
 out:
 	json_decref(root);
 }
@@ -1076,36 +1036,30 @@ static void pub_staff_close(struct pq *q, const char *id_s)
 	struct store_conversation c;
 	struct store_staff st;
 	unsigned char h[32];
-	pos_err e = { 0 };
-	json_t *v;
-	int rc;
 
 	if (!pub_staff(q, &st, h) || !pub_staff_conv(q, id_s, &st, &c))
 		return;
-	rc = store_conversation_close(q->p->store, c.id, time_now_ms(), &e);
-	if (rc == POS_ECONFLICT) {
-		pub_error(q, 409, "closed", "the conversation is closed already");
-		return;
-	}
-	if (rc < 0) {
-		pub_fail(q, rc, &e);
-		return;
-	}
-	(void)pub_audit(q, &st, "conversation_close", c.id);
-	v = json_pack("{s:I, s:b}", "id", (json_int_t)c.id, "open", 0);
-	pub_json(q, 200, v);
-	json_decref(v);
+	pub_close_write(q, &st, &c);
 }
 
 /* ------------------------------------------------------------ writes */
 
 /*
- * A visitor's message and an inbound SMS are written by the writer
- * (ingest.h), inside its group commit, never with a transaction and an
- * fsync on this worker's loop; the answer goes out when the group has
- * committed.
+ * A visitor's message, an inbound SMS, a receipt's customer message and
+ * the staff console's writes (sessions, replies, closing, each with its
+ * audit row) are written by the writer (ingest.h), inside its group
+ * commit, never with a transaction and an fsync on this worker's loop;
+ * the answer goes out when the group has committed.
  */
-enum pub_write { PW_CHAT, PW_SMS, PW_RECEIPT };
+enum pub_write { PW_CHAT, PW_SMS, PW_RECEIPT, PW_LOGIN, PW_LOGOUT, PW_REPLY, PW_CLOSE };
+
+/* The audit action of each staff write (from PW_LOGIN on). */
+static const char *const pub_staff_actions[] = {
+	[PW_LOGIN] = "console_login",
+	[PW_LOGOUT] = "console_logout",
+	[PW_REPLY] = "conversation_reply",
+	[PW_CLOSE] = "conversation_close",
+};
 
 struct pub_async {
 	struct ingest_job job;
@@ -1121,6 +1075,11 @@ struct pub_async {
 	int64_t now_ms;
 	int64_t conv, id;
 	bool dup;
+	struct store_staff staff;     /* staff writes */
+	unsigned char sess[32];       /* PW_LOGIN, PW_LOGOUT: the session id's hash */
+	char session[64];             /* PW_LOGIN: the session id, for the cookie */
+	long ttl_s;                   /* PW_LOGIN */
+	int audit_rc;                 /* staff writes: the audit row's result */
 	struct pub_async *next_done;
 };
 
@@ -1129,8 +1088,42 @@ static void pub_async_free(struct pub_async *a)
 	if (!a)
 		return;
 	wipe(a->idx, sizeof a->idx);
+	wipe(a->sess, sizeof a->sess);
+	wipe(a->session, sizeof a->session);
 	free(a->text);
 	free(a);
+}
+
+/* Writer thread: a staff write, then its audit row. The audit failing is
+ * logged with the answer and does not undo the write. */
+static int pub_staff_op(struct store *s, struct pub_async *a, pos_err *e)
+{
+	char actor[32], detail[64];
+	int rc;
+
+	switch (a->kind) {
+	case PW_LOGIN:
+		rc = store_session_add(s, a->sess, a->staff.id, a->now_ms,
+				       a->now_ms + a->ttl_s * 1000LL, e);
+		break;
+	case PW_LOGOUT:
+		rc = store_session_del(s, a->sess, e);
+		break;
+	case PW_REPLY:
+		rc = store_message_add(s, a->conv, "staff", a->staff.id, a->text, a->now_ms, &a->id,
+				       e);
+		break;
+	default:
+		rc = store_conversation_close(s, a->conv, a->now_ms, e);
+		break;
+	}
+	if (rc < 0)
+		return rc;
+	snprintf(actor, sizeof actor, "staff:%lld", (long long)a->staff.id);
+	snprintf(detail, sizeof detail, "conversation=%lld", (long long)a->conv);
+	a->audit_rc = store_audit(s, actor, pub_staff_actions[a->kind], a->conv ? detail : "",
+				  NULL);
+	return 0;
 }
 
 /* Writer thread, in the group's transaction. */
@@ -1140,6 +1133,9 @@ static int pub_op(struct store *s, struct ingest_job *job, pos_err *e)
 	struct store_sms_in in = { a->sid, a->uid, a->idx, a->kid, a->sealed, a->text, a->now_ms };
 
 	a->dup = false;
+	a->audit_rc = 0;
+	if (a->kind >= PW_LOGIN)
+		return pub_staff_op(s, a, e);
 	if (a->kind == PW_RECEIPT)
 		return store_message_add_keyed(s, STORE_CONV_RECEIPT, a->uid, a->store, "customer",
 					       a->text, a->now_ms, &a->conv, &a->id, e);
@@ -1162,12 +1158,69 @@ static void pub_job_done(struct ingest_job *job)
 	event_active(p->done_ev, EV_READ, 1);
 }
 
+/* A staff write committed (or failed): its answer. */
+static void pub_staff_answer(struct pub_async *a, int rc, pos_err *e)
+{
+	struct pq *q = &a->q;
+	char csrf[PUB_CSRF_LEN + 1], cookie[160];
+	json_t *v = NULL;
+
+	if (rc == 0 && a->audit_rc < 0)
+		log_error("audit_failed", "action=%s code=%s", pub_staff_actions[a->kind],
+			  err_name(a->audit_rc));
+	if (rc == POS_ECONFLICT && a->kind == PW_CLOSE) {
+		pub_error(q, 409, "closed", "the conversation is closed already");
+		return;
+	}
+	if (rc < 0) {
+		pub_fail(q, rc, e);
+		return;
+	}
+	switch (a->kind) {
+	case PW_LOGIN:
+		pub_csrf(a->session, csrf);
+		snprintf(cookie, sizeof cookie,
+			 PUB_COOKIE "=%s; Path=/; Max-Age=%ld; HttpOnly; Secure; SameSite=Strict",
+			 a->session, a->ttl_s);
+		(void)httpd_add_header(q->req, "Set-Cookie", cookie);
+		wipe(cookie, sizeof cookie);
+		v = pub_me(&a->staff, csrf);
+		pub_json(q, 200, v);
+		break;
+	case PW_LOGOUT:
+		(void)httpd_add_header(
+			q->req, "Set-Cookie",
+			PUB_COOKIE "=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict");
+		pub_send(q, 200, "application/json", "{\"ok\":true}", 11);
+		break;
+	case PW_REPLY:
+		atomic_fetch_add_explicit(&pub_messages, 1, memory_order_relaxed);
+		log_info("message", "conversation=%lld id=%lld author=staff", (long long)a->conv,
+			 (long long)a->id);
+		if (a->uid[0])
+			pub_notify(q->p->sh->bus, a->uid);
+		v = json_pack("{s:I, s:I}", "id", (json_int_t)a->id, "conversation",
+			      (json_int_t)a->conv);
+		pub_json(q, 201, v);
+		break;
+	default:
+		v = json_pack("{s:I, s:b}", "id", (json_int_t)a->conv, "open", 0);
+		pub_json(q, 200, v);
+		break;
+	}
+	json_decref(v);
+}
+
 static void pub_async_answer(struct pub_async *a)
 {
 	struct pq *q = &a->q;
 	int rc = a->job.rc < 0 ? a->job.rc : a->job.op_rc;
 	json_t *v;
 
+	if (a->kind >= PW_LOGIN) {
+		pub_staff_answer(a, rc, a->job.rc < 0 ? &a->job.err : &a->job.op_err);
+		return;
+	}
 	if (rc < 0) {
 		pub_fail(q, rc, a->job.rc < 0 ? &a->job.err : &a->job.op_err);
 		return;
@@ -1256,6 +1309,63 @@ static void pub_receipt_message(struct pq *q, const struct store_receipt *r, con
 		return;
 	snprintf(a->store, sizeof a->store, "%s", r->store);
 	pub_submit(a);
+}
+
+/* A staff write of conversation conv (0: none) keyed by txn ("" for the
+ * conversation's wake-ups: none), with text ("" for none). */
+static struct pub_async *pub_staff_async(struct pq *q, enum pub_write kind,
+					 const struct store_staff *st, int64_t conv,
+					 const char *txn, const char *text)
+{
+	struct pub_async *a = pub_async_new(q, kind, txn, text);
+
+	if (a) {
+		a->staff = *st;
+		a->conv = conv;
+	}
+	return a;
+}
+
+static void pub_login_write(struct pq *q, const struct store_staff *st, const char *sid,
+			    const unsigned char sess[32], long ttl_s)
+{
+	struct pub_async *a = pub_staff_async(q, PW_LOGIN, st, 0, "", "");
+
+	if (!a)
+		return;
+	memcpy(a->sess, sess, sizeof a->sess);
+	snprintf(a->session, sizeof a->session, "%s", sid);
+	a->ttl_s = ttl_s;
+	pub_submit(a);
+}
+
+static void pub_logout_write(struct pq *q, const struct store_staff *st,
+			     const unsigned char sess[32])
+{
+	struct pub_async *a = pub_staff_async(q, PW_LOGOUT, st, 0, "", "");
+
+	if (!a)
+		return;
+	memcpy(a->sess, sess, sizeof a->sess);
+	pub_submit(a);
+}
+
+static void pub_reply_write(struct pq *q, const struct store_staff *st,
+			    const struct store_conversation *c, const char *text)
+{
+	struct pub_async *a = pub_staff_async(q, PW_REPLY, st, c->id, c->txn, text);
+
+	if (a)
+		pub_submit(a);
+}
+
+static void pub_close_write(struct pq *q, const struct store_staff *st,
+			    const struct store_conversation *c)
+{
+	struct pub_async *a = pub_staff_async(q, PW_CLOSE, st, c->id, "", "");
+
+	if (a)
+		pub_submit(a);
 }
 
 /* ------------------------------------------------------------ visitors */

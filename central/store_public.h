@@ -210,7 +210,7 @@ int store_staff_by_token(struct store *s, const unsigned char token_hash[32],
 int store_session_add(struct store *s, const unsigned char id_hash[32], int64_t staff_id,
 		      int64_t now_ms, int64_t expires_ms, pos_err *e);
 /* The staff of a session still valid at now_ms; POS_ENOTFOUND otherwise
- * (expired ones are deleted on the way). */
+ * (expired ones are deleted as new sessions are added). */
 int store_session_staff(struct store *s, const unsigned char id_hash[32], int64_t now_ms,
 			struct store_staff *out, pos_err *e);
 int store_session_del(struct store *s, const unsigned char id_hash[32], pos_err *e);

@@ -1,39 +1,132 @@
 #include "store_vendor.h"
 
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "store_impl.h"
 #include "store_public.h"
-#include "store_sqlite.h"
 #include "timeutil.h"
 
 /*
- * SQLite implementation of store_vendor.h. Rare statements, prepared per
- * call, parameters bound. Each public call is one unit (a savepoint inside
- * the writer's group, or its own transaction on the CLI and the outbox).
+ * store_vendor.h over db.h, one text for both backends. Each statement
+ * is prepared once per connection (store_q) and binds every parameter.
+ * Each public call is one unit (a savepoint inside the writer's group, or
+ * its own transaction on the CLI and the outbox).
  */
 
 #define SV_LINKED_HH                                                                  \
 	"SELECT hhid FROM device_households WHERE device_id = ?1 "                  \
 	"UNION SELECT r.hhid FROM offer_redemptions r JOIN offer_codes c ON c.code = r.code " \
 	"WHERE c.device_id = ?1 AND r.hhid IS NOT NULL"
+#define SV_VENDOR_COLS "id, name, backend, secret"
 
-static int sv_done(struct store *s, sqlite3_stmt *st, const char *what, pos_err *e)
+static const char SQL_VENDOR_ADD[] =
+	"INSERT INTO vendors(id, name, backend, token_hash, secret, created) "
+	"VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(id) DO NOTHING";
+static const char SQL_VENDOR_BY_TOKEN[] =
+	"SELECT " SV_VENDOR_COLS " FROM vendors WHERE token_hash = ?1";
+static const char SQL_NONCE_PURGE[] = "DELETE FROM vendor_nonces WHERE ts < ?1";
+static const char SQL_NONCE_ADD[] =
+	"INSERT INTO vendor_nonces(vendor, ts, hash) VALUES (?1, ?2, ?3) "
+	"ON CONFLICT DO NOTHING";
+static const char SQL_RELATION_PUT[] =
+	"INSERT INTO item_relations(gtin_a, gtin_b, kind) VALUES (?1, ?2, ?3) "
+	"ON CONFLICT(gtin_a, gtin_b) DO UPDATE SET kind = excluded.kind";
+static const char SQL_ACTIVITY_GET[] =
+	"SELECT txn, gtin, kind, at FROM activities WHERE vendor = ?1 AND ref = ?2";
+static const char SQL_ACTIVITY_SALE[] =
+	"SELECT b.hhid, CASE WHEN EXISTS (SELECT 1 FROM items i WHERE i.basket_id = b.id "
+	"AND i.gtin = ?2) THEN 1 ELSE 0 END FROM baskets b WHERE b.txn = ?1";
+static const char SQL_ACTIVITY_ADD[] =
+	"INSERT INTO activities(vendor, ref, txn, hhid, gtin, kind, at, state, created) "
+	"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'active', ?8)";
+static const char SQL_MESSAGE_ADD[] =
+	"INSERT INTO hh_messages(hhid, vendor, event_id, kind, text, activity_id, "
+	"state, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id";
+static const char SQL_OUTBOX_ADD[] =
+	"INSERT INTO outbox(kind, message_id, activity_id, body, idem, next) "
+	"VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(idem) DO NOTHING";
+static const char SQL_DELAY_RELATED[] =
+	"SELECT a.id, a.kind, a.at FROM activities a WHERE a.hhid = ?1 "
+	"AND a.vendor <> ?2 AND a.state = 'active' AND a.at < ?3 AND (a.gtin = ?4 "
+	"OR EXISTS (SELECT 1 FROM item_relations r WHERE r.kind IN ('requires', 'learned') AND "
+	"((r.gtin_a = a.gtin AND r.gtin_b = ?4) OR (r.gtin_a = ?4 AND r.gtin_b = a.gtin)))) "
+	"ORDER BY a.id LIMIT 64";
+static const char SQL_EVENT_GET[] =
+	"SELECT households FROM vendor_events WHERE vendor = ?1 AND id = ?2";
+static const char SQL_ITEM_OWNER[] = "SELECT vendor FROM item_master WHERE gtin = ?1";
+/* The parameters in the select list are cast: PostgreSQL types them from
+ * there, not from the columns they are inserted into. */
+static const char SQL_RECALL_MESSAGES[] =
+	"INSERT INTO hh_messages(hhid, vendor, event_id, kind, text, state, created) "
+	"SELECT DISTINCT b.hhid, CAST(?1 AS TEXT), CAST(?2 AS TEXT), 'recall', "
+	"CAST(?3 AS TEXT), 'open', CAST(?4 AS BIGINT) "
+	"FROM baskets b JOIN items i ON i.basket_id = b.id "
+	"WHERE i.gtin = ?5 AND b.hhid IS NOT NULL";
+static const char SQL_EVENT_ACTIVITY[] =
+	"SELECT id, hhid, gtin FROM activities WHERE vendor = ?1 AND ref = ?2";
+static const char SQL_ACTIVITY_AT[] = "UPDATE activities SET at = ?2 WHERE id = ?1";
+static const char SQL_ACTIVITY_CANCEL[] =
+	"UPDATE activities SET state = 'cancelled' WHERE id = ?1";
+static const char SQL_EVENT_ADD[] =
+	"INSERT INTO vendor_events(vendor, id, kind, gtin, activity, new_at, text, "
+	"households, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+static const char SQL_MESSAGES[] =
+	"SELECT m.id, m.kind, m.text, m.state, m.options, m.chosen, m.created, "
+	"a.kind, a.at, v.name FROM hh_messages m "
+	"LEFT JOIN activities a ON a.id = m.activity_id "
+	"LEFT JOIN vendors v ON v.id = m.vendor "
+	"WHERE m.hhid IN (" SV_LINKED_HH ") ORDER BY m.id DESC LIMIT ?2";
+static const char SQL_MESSAGES_READ[] =
+	"UPDATE hh_messages SET read = ?2 WHERE read IS NULL AND hhid IN (" SV_LINKED_HH ")";
+static const char SQL_MESSAGE_GET[] =
+	"SELECT hhid, state, chosen, text, activity_id, options FROM hh_messages "
+	"WHERE id = ?2 AND hhid IN (" SV_LINKED_HH ")";
+static const char SQL_MESSAGE_CHOSEN[] =
+	"UPDATE hh_messages SET state = 'chosen', chosen = ?2, acted = ?3 WHERE id = ?1";
+static const char SQL_SUPPORT_SALE[] =
+	"SELECT b.txn, b.store FROM activities a JOIN baskets b ON b.txn = a.txn "
+	"WHERE a.id = ?1";
+static const char SQL_MESSAGE_ACTED[] =
+	"UPDATE hh_messages SET acted = coalesce(acted, ?2) WHERE id = ?1";
+static const char SQL_OUTBOX_DUE[] =
+	"SELECT o.id, o.kind, o.message_id, o.activity_id, o.body, o.idem, o.attempts, "
+	"a.ref, a.hhid, v.id, v.name, v.backend, v.secret FROM outbox o "
+	"JOIN activities a ON a.id = o.activity_id JOIN vendors v ON v.id = a.vendor "
+	"WHERE o.done IS NULL AND o.next <= ?1 ORDER BY o.next LIMIT ?2";
+static const char SQL_OUTBOX_RETRY[] =
+	"UPDATE outbox SET attempts = attempts + 1, next = ?2 WHERE id = ?1";
+static const char SQL_OUTBOX_DONE[] = "UPDATE outbox SET done = ?2 WHERE id = ?1";
+static const char SQL_MESSAGE_OPTIONS[] =
+	"UPDATE hh_messages SET options = ?2, state = 'open' "
+	"WHERE id = ?1 AND state = 'options_pending'";
+static const char SQL_MESSAGE_STATE[] = "UPDATE hh_messages SET state = ?2 WHERE id = ?1";
+static const char SQL_OUTBOX_PENDING[] = "SELECT count(*) FROM outbox WHERE done IS NULL";
+static const char SQL_ITEMS_RELATED[] =
+	"WITH x AS (SELECT DISTINCT basket_id FROM items WHERE gtin = ?1), "
+	"co AS (SELECT i.gtin, count(DISTINCT i.basket_id) AS c FROM items i "
+	"  JOIN x ON x.basket_id = i.basket_id WHERE i.gtin <> ?1 GROUP BY i.gtin "
+	"  HAVING count(DISTINCT i.basket_id) >= ?2), "
+	"ny AS (SELECT gtin, count(DISTINCT basket_id) AS c FROM items "
+	"  WHERE gtin IN (SELECT gtin FROM co) GROUP BY gtin), "
+	"r AS (SELECT co.gtin, co.c, (co.c * 1.0 * (SELECT count(*) FROM baskets)) / "
+	"  ((SELECT count(*) FROM x) * ny.c) AS lift FROM co JOIN ny ON ny.gtin = co.gtin) "
+	"SELECT r.gtin, r.c, r.lift, coalesce(m.name, '') FROM r "
+	"LEFT JOIN item_master m ON m.gtin = r.gtin WHERE r.lift >= ?3 "
+	"ORDER BY r.lift DESC, r.gtin LIMIT ?4";
+static const char SQL_VENDOR_REPORT[] =
+	"SELECT (SELECT count(*) FROM vendor_events WHERE id = ?1), "
+	"count(DISTINCT hhid), count(DISTINCT CASE WHEN read IS NOT NULL THEN hhid END), "
+	"count(DISTINCT CASE WHEN acted IS NOT NULL THEN hhid END) "
+	"FROM hh_messages WHERE event_id = ?1";
+
+/* The statement for sql, or the error of preparing it. */
+static int sv_q(struct store *s, const char *sql, struct db_stmt **st, pos_err *e)
 {
-	int rc = sqlite3_step(st);
-
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return store_sqlite_err(s, rc, what, e);
+	if (!(*st = store_q(s, sql, e)))
+		return e && e->code < 0 ? e->code : POS_EDB;
 	return 0;
-}
-
-static int sv_changes(struct store *s)
-{
-	return sqlite3_changes(store_sqlite_db(s));
 }
 
 /* ------------------------------------------------------------ vendors */
@@ -41,209 +134,196 @@ static int sv_changes(struct store *s)
 static int sv_vendor_add(struct store *s, const struct store_vendor *v,
 			 const unsigned char token_hash[32], int64_t now_ms, pos_err *e)
 {
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 	int rc;
 
-	if ((rc = store_sqlite_prepare(
-		     s,
-		     "INSERT INTO vendors(id, name, backend, token_hash, secret, created) "
-		     "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(id) DO NOTHING",
-		     &st, e)) < 0)
+	if ((rc = sv_q(s, SQL_VENDOR_ADD, &st, e)) < 0)
 		return rc;
-	sqlite3_bind_text(st, 1, v->id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, v->name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, v->backend, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 4, token_hash, 32, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, v->secret, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 6, now_ms);
-	if ((rc = sv_done(s, st, "vendor add", e)) < 0)
+	db_bind_text(st, 1, v->id);
+	db_bind_text(st, 2, v->name);
+	db_bind_text(st, 3, v->backend);
+	db_bind_blob(st, 4, token_hash, 32);
+	db_bind_text(st, 5, v->secret);
+	db_bind_int64(st, 6, now_ms);
+	if ((rc = db_run(st, e)) < 0)
 		return rc;
-	if (sv_changes(s) == 0)
-		return err_set(e, POS_ECONFLICT, "vendor '%s' exists already", v->id);
-	return 0;
+	/* DO NOTHING: the id was taken. */
+	return db_changes(st) == 0 ? err_set(e, POS_ECONFLICT, "vendor '%s' exists already", v->id)
+				   : 0;
 }
 
 int store_vendor_add(struct store *s, const struct store_vendor *v,
 		     const unsigned char token_hash[32], int64_t now_ms, pos_err *e)
 {
-	int rc = store_sqlite_unit_begin(s, e);
+	int rc = store_unit_begin(s, e);
 
 	if (rc < 0)
 		return rc;
 	rc = sv_vendor_add(s, v, token_hash, now_ms, e);
-	return store_sqlite_unit_finish(s, rc, e);
+	return store_unit_finish(s, rc, e);
 }
 
-#define SV_VENDOR_COLS "id, name, backend, secret"
-
-static void sv_vendor_row(sqlite3_stmt *st, int at, struct store_vendor *out)
+/* The SV_VENDOR_COLS from column at on. */
+static void sv_vendor_cols(struct db_stmt *st, int at, struct store_vendor *out)
 {
-	store_sqlite_text(st, at, out->id, sizeof out->id);
-	store_sqlite_text(st, at + 1, out->name, sizeof out->name);
-	store_sqlite_text(st, at + 2, out->backend, sizeof out->backend);
-	store_sqlite_text(st, at + 3, out->secret, sizeof out->secret);
+	db_col_copy(st, at, out->id, sizeof out->id);
+	db_col_copy(st, at + 1, out->name, sizeof out->name);
+	db_col_copy(st, at + 2, out->backend, sizeof out->backend);
+	db_col_copy(st, at + 3, out->secret, sizeof out->secret);
+}
+
+static int sv_vendor_row(struct db_stmt *st, void *arg)
+{
+	sv_vendor_cols(st, 0, arg);
+	return 1;
 }
 
 int store_vendor_by_token(struct store *s, const unsigned char token_hash[32],
 			  struct store_vendor *out, pos_err *e)
 {
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 	int rc;
 
-	if ((rc = store_sqlite_prepare(
-		     s, "SELECT " SV_VENDOR_COLS " FROM vendors WHERE token_hash = ?1", &st, e)) <
-	    0)
+	if ((rc = sv_q(s, SQL_VENDOR_BY_TOKEN, &st, e)) < 0)
 		return rc;
-	sqlite3_bind_blob(st, 1, token_hash, 32, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		sv_vendor_row(st, 0, out);
-		rc = 0;
-	} else if (rc == SQLITE_DONE) {
-		rc = err_set(e, POS_ENOTFOUND, "no vendor has this token");
-	} else {
-		rc = store_sqlite_err(s, rc, "vendor token", e);
-	}
-	sqlite3_finalize(st);
-	return rc;
+	db_bind_blob(st, 1, token_hash, 32);
+	if ((rc = db_each(st, sv_vendor_row, out, e)) == 0)
+		return err_set(e, POS_ENOTFOUND, "no vendor has this token");
+	return rc < 0 ? rc : 0;
 }
 
 static int sv_nonce(struct store *s, const char *vendor, int64_t ts_s,
 		    const unsigned char body_hash[32], int64_t keep_s, pos_err *e)
 {
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 	int rc;
 
-	if ((rc = store_sqlite_prepare(s, "DELETE FROM vendor_nonces WHERE ts < ?1", &st, e)) < 0)
+	if ((rc = sv_q(s, SQL_NONCE_PURGE, &st, e)) < 0)
 		return rc;
-	sqlite3_bind_int64(st, 1, time_now_ms() / 1000 - keep_s);
-	if ((rc = sv_done(s, st, "nonce purge", e)) < 0)
+	db_bind_int64(st, 1, time_now_ms() / 1000 - keep_s);
+	if ((rc = db_run(st, e)) < 0)
 		return rc;
-	if ((rc = store_sqlite_prepare(
-		     s,
-		     "INSERT INTO vendor_nonces(vendor, ts, hash) VALUES (?1, ?2, ?3) "
-		     "ON CONFLICT DO NOTHING",
-		     &st, e)) < 0)
+	if ((rc = sv_q(s, SQL_NONCE_ADD, &st, e)) < 0)
 		return rc;
-	sqlite3_bind_text(st, 1, vendor, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, ts_s);
-	sqlite3_bind_blob(st, 3, body_hash, 32, SQLITE_STATIC);
-	if ((rc = sv_done(s, st, "nonce", e)) < 0)
+	db_bind_text(st, 1, vendor);
+	db_bind_int64(st, 2, ts_s);
+	db_bind_blob(st, 3, body_hash, 32);
+	if ((rc = db_run(st, e)) < 0)
 		return rc;
-	if (sv_changes(s) == 0)
-		return err_set(e, POS_ECONFLICT, "this timestamp and body were used before (a replay)");
-	return 0;
+	return db_changes(st) == 0 ? err_set(e, POS_ECONFLICT,
+					     "this timestamp and body were used before (a replay)")
+				   : 0;
 }
 
 int store_vendor_nonce(struct store *s, const char *vendor, int64_t ts_s,
 		       const unsigned char body_hash[32], int64_t keep_s, pos_err *e)
 {
-	int rc = store_sqlite_unit_begin(s, e);
+	int rc = store_unit_begin(s, e);
 
 	if (rc < 0)
 		return rc;
 	rc = sv_nonce(s, vendor, ts_s, body_hash, keep_s, e);
-	return store_sqlite_unit_finish(s, rc, e);
+	return store_unit_finish(s, rc, e);
 }
 
 int store_relation_put(struct store *s, const char *gtin_a, const char *gtin_b,
 		       const char *kind, pos_err *e)
 {
-	sqlite3_stmt *st;
-	int rc = store_sqlite_unit_begin(s, e);
+	struct db_stmt *st;
+	int rc = store_unit_begin(s, e);
 
 	if (rc < 0)
 		return rc;
-	if ((rc = store_sqlite_prepare(
-		     s,
-		     "INSERT INTO item_relations(gtin_a, gtin_b, kind) VALUES (?1, ?2, ?3) "
-		     "ON CONFLICT(gtin_a, gtin_b) DO UPDATE SET kind = excluded.kind",
-		     &st, e)) == 0) {
-		sqlite3_bind_text(st, 1, gtin_a, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, gtin_b, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, kind, -1, SQLITE_STATIC);
-		rc = sv_done(s, st, "relation", e);
+	if ((rc = sv_q(s, SQL_RELATION_PUT, &st, e)) == 0) {
+		db_bind_text(st, 1, gtin_a);
+		db_bind_text(st, 2, gtin_b);
+		db_bind_text(st, 3, kind);
+		rc = db_run(st, e);
 	}
-	return store_sqlite_unit_finish(s, rc, e);
+	return store_unit_finish(s, rc, e);
 }
 
 /* ------------------------------------------------------------ activities */
 
+/* An activity registered before: whether it is the same as the new one. */
+struct sv_same {
+	const struct store_activity_in *a;
+	bool same;
+};
+
+static int sv_same_row(struct db_stmt *st, void *arg)
+{
+	struct sv_same *w = arg;
+	const char *txn = db_col_text(st, 0), *gtin = db_col_text(st, 1),
+		   *kind = db_col_text(st, 2);
+
+	w->same = txn && gtin && kind && strcmp(txn, w->a->txn) == 0 &&
+		  strcmp(gtin, w->a->gtin) == 0 && strcmp(kind, w->a->kind) == 0 &&
+		  db_col_int64(st, 3) == w->a->at_ms;
+	return 1;
+}
+
+/* The sale of an activity: its household (NULL: unresolved), and whether
+ * it has the item. */
+struct sv_sale {
+	char hhid[DEIDENT_ID_LEN + 1];
+	bool has_hh, has_item;
+};
+
+static int sv_sale_row(struct db_stmt *st, void *arg)
+{
+	struct sv_sale *o = arg;
+
+	o->has_hh = !db_col_null(st, 0);
+	db_col_copy(st, 0, o->hhid, sizeof o->hhid);
+	o->has_item = db_col_int64(st, 1) != 0;
+	return 1;
+}
+
 static int sv_activity_put(struct store *s, const struct store_activity_in *a, int64_t now_ms,
 			   bool *created, pos_err *e)
 {
-	sqlite3_stmt *st;
-	char hhid[DEIDENT_ID_LEN + 1] = "";
-	bool has_hh = false;
+	struct sv_same same = { a, false };
+	struct sv_sale sale = { "", false, false };
+	struct db_stmt *st;
 	int rc;
 
-	if ((rc = store_sqlite_prepare(
-		     s, "SELECT txn, gtin, kind, at FROM activities WHERE vendor = ?1 AND ref = ?2",
-		     &st, e)) < 0)
+	if ((rc = sv_q(s, SQL_ACTIVITY_GET, &st, e)) < 0)
 		return rc;
-	sqlite3_bind_text(st, 1, a->vendor, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, a->ref, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		char txn[37], gtin[GTIN_LEN + 1], kind[STORE_VENDOR_KIND_MAX + 1];
-
-		store_sqlite_text(st, 0, txn, sizeof txn);
-		store_sqlite_text(st, 1, gtin, sizeof gtin);
-		store_sqlite_text(st, 2, kind, sizeof kind);
-		rc = strcmp(txn, a->txn) || strcmp(gtin, a->gtin) || strcmp(kind, a->kind) ||
-			     sqlite3_column_int64(st, 3) != a->at_ms ?
-			     err_set(e, POS_ECONFLICT,
-				     "activity '%s' was registered before with other content", a->ref) :
-			     0;
-		sqlite3_finalize(st);
+	db_bind_text(st, 1, a->vendor);
+	db_bind_text(st, 2, a->ref);
+	if ((rc = db_each(st, sv_same_row, &same, e)) < 0)
+		return rc;
+	if (rc == 1) {
 		*created = false;
-		return rc;
+		return same.same ? 0 :
+				   err_set(e, POS_ECONFLICT,
+					   "activity '%s' was registered before with other content",
+					   a->ref);
 	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return store_sqlite_err(s, rc, "activity", e);
 
-	if ((rc = store_sqlite_prepare(
-		     s,
-		     "SELECT b.hhid, EXISTS (SELECT 1 FROM items i WHERE i.basket_id = b.id "
-		     "AND i.gtin = ?2) FROM baskets b WHERE b.txn = ?1",
-		     &st, e)) < 0)
+	if ((rc = sv_q(s, SQL_ACTIVITY_SALE, &st, e)) < 0)
 		return rc;
-	sqlite3_bind_text(st, 1, a->txn, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, a->gtin, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		has_hh = sqlite3_column_type(st, 0) != SQLITE_NULL;
-		store_sqlite_text(st, 0, hhid, sizeof hhid);
-		rc = sqlite3_column_int(st, 1) ? 0 :
-						 err_set(e, POS_EINVAL, "the sale has no item %s", a->gtin);
-	} else if (rc == SQLITE_DONE) {
-		rc = err_set(e, POS_ENOTFOUND, "no sale has this txn");
-	} else {
-		rc = store_sqlite_err(s, rc, "activity sale", e);
-	}
-	sqlite3_finalize(st);
-	if (rc < 0)
+	db_bind_text(st, 1, a->txn);
+	db_bind_text(st, 2, a->gtin);
+	if ((rc = db_each(st, sv_sale_row, &sale, e)) < 0)
 		return rc;
+	if (rc == 0)
+		return err_set(e, POS_ENOTFOUND, "no sale has this txn");
+	if (!sale.has_item)
+		return err_set(e, POS_EINVAL, "the sale has no item %s", a->gtin);
 
-	if ((rc = store_sqlite_prepare(
-		     s,
-		     "INSERT INTO activities(vendor, ref, txn, hhid, gtin, kind, at, state, created) "
-		     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'active', ?8)",
-		     &st, e)) < 0)
+	if ((rc = sv_q(s, SQL_ACTIVITY_ADD, &st, e)) < 0)
 		return rc;
-	sqlite3_bind_text(st, 1, a->vendor, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, a->ref, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, a->txn, -1, SQLITE_STATIC);
-	if (has_hh)
-		sqlite3_bind_text(st, 4, hhid, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, 4);
-	sqlite3_bind_text(st, 5, a->gtin, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 6, a->kind, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 7, a->at_ms);
-	sqlite3_bind_int64(st, 8, now_ms);
-	if ((rc = sv_done(s, st, "activity add", e)) < 0)
+	db_bind_text(st, 1, a->vendor);
+	db_bind_text(st, 2, a->ref);
+	db_bind_text(st, 3, a->txn);
+	db_bind_text(st, 4, sale.has_hh ? sale.hhid : NULL);
+	db_bind_text(st, 5, a->gtin);
+	db_bind_text(st, 6, a->kind);
+	db_bind_int64(st, 7, a->at_ms);
+	db_bind_int64(st, 8, now_ms);
+	if ((rc = db_run(st, e)) < 0)
 		return rc;
 	*created = true;
 	return 0;
@@ -252,74 +332,95 @@ static int sv_activity_put(struct store *s, const struct store_activity_in *a, i
 int store_activity_put(struct store *s, const struct store_activity_in *a, int64_t now_ms,
 		       bool *created, pos_err *e)
 {
-	int rc = store_sqlite_unit_begin(s, e);
+	int rc = store_unit_begin(s, e);
 
 	if (rc < 0)
 		return rc;
 	rc = sv_activity_put(s, a, now_ms, created, e);
-	return store_sqlite_unit_finish(s, rc, e);
+	return store_unit_finish(s, rc, e);
 }
 
 /* ------------------------------------------------------------ events */
+
+/* Row function: the first column as an integer into *(int64_t *)arg. */
+static int sv_int_row(struct db_stmt *st, void *arg)
+{
+	*(int64_t *)arg = db_col_int64(st, 0);
+	return 1;
+}
 
 static int sv_message_add(struct store *s, const char *hhid, const char *vendor,
 			  const char *event_id, const char *kind, const char *text,
 			  int64_t activity_id, const char *state, int64_t now_ms, int64_t *id,
 			  pos_err *e)
 {
-	sqlite3_stmt *st;
+	struct db_stmt *st;
+	int64_t got = 0;
 	int rc;
 
-	if ((rc = store_sqlite_prepare(
-		     s,
-		     "INSERT INTO hh_messages(hhid, vendor, event_id, kind, text, activity_id, "
-		     "state, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-		     &st, e)) < 0)
+	if ((rc = sv_q(s, SQL_MESSAGE_ADD, &st, e)) < 0)
 		return rc;
-	sqlite3_bind_text(st, 1, hhid, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, vendor, -1, SQLITE_STATIC);
-	if (event_id)
-		sqlite3_bind_text(st, 3, event_id, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, 3);
-	sqlite3_bind_text(st, 4, kind, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, text, -1, SQLITE_STATIC);
+	db_bind_text(st, 1, hhid);
+	db_bind_text(st, 2, vendor);
+	db_bind_text(st, 3, event_id);
+	db_bind_text(st, 4, kind);
+	db_bind_text(st, 5, text);
 	if (activity_id > 0)
-		sqlite3_bind_int64(st, 6, activity_id);
+		db_bind_int64(st, 6, activity_id);
 	else
-		sqlite3_bind_null(st, 6);
-	sqlite3_bind_text(st, 7, state, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 8, now_ms);
-	if ((rc = sv_done(s, st, "message add", e)) < 0)
+		db_bind_null(st, 6);
+	db_bind_text(st, 7, state);
+	db_bind_int64(st, 8, now_ms);
+	if ((rc = db_each(st, sv_int_row, &got, e)) < 0)
 		return rc;
+	if (rc == 0)
+		return err_set(e, POS_EDB, "database: message add: no id returned");
 	if (id)
-		*id = sqlite3_last_insert_rowid(store_sqlite_db(s));
+		*id = got;
 	return 0;
 }
 
 static int sv_outbox_add(struct store *s, const char *kind, int64_t msg, int64_t activity,
 			 const char *body, int64_t now_ms, pos_err *e)
 {
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 	char idem[64];
 	int rc;
 
 	/* The key names the message: one call per message and kind, so a
 	 * retry after any crash is the same call to the backend. */
 	snprintf(idem, sizeof idem, "%s-%lld", kind, (long long)msg);
-	if ((rc = store_sqlite_prepare(
-		     s,
-		     "INSERT INTO outbox(kind, message_id, activity_id, body, idem, next) "
-		     "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(idem) DO NOTHING",
-		     &st, e)) < 0)
+	if ((rc = sv_q(s, SQL_OUTBOX_ADD, &st, e)) < 0)
 		return rc;
-	sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, msg);
-	sqlite3_bind_int64(st, 3, activity);
-	sqlite3_bind_text(st, 4, body, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, idem, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 6, now_ms);
-	return sv_done(s, st, "outbox add", e);
+	db_bind_text(st, 1, kind);
+	db_bind_int64(st, 2, msg);
+	db_bind_int64(st, 3, activity);
+	db_bind_text(st, 4, body);
+	db_bind_text(st, 5, idem);
+	db_bind_int64(st, 6, now_ms);
+	return db_run(st, e);
+}
+
+#define SV_RELATED_MAX 64
+
+/* The related activities a delay invalidates, read before any is written. */
+struct sv_related {
+	int n;
+	int64_t ids[SV_RELATED_MAX], at[SV_RELATED_MAX];
+	char kinds[SV_RELATED_MAX][STORE_VENDOR_KIND_MAX + 1];
+};
+
+static int sv_related_row(struct db_stmt *st, void *arg)
+{
+	struct sv_related *r = arg;
+
+	if (r->n >= SV_RELATED_MAX)
+		return 1;
+	r->ids[r->n] = db_col_int64(st, 0);
+	db_col_copy(st, 1, r->kinds[r->n], sizeof r->kinds[0]);
+	r->at[r->n] = db_col_int64(st, 2);
+	r->n++;
+	return 0;
 }
 
 /* The related activities of other vendors on the household that a
@@ -328,276 +429,237 @@ static int sv_outbox_add(struct store *s, const char *kind, int64_t msg, int64_t
 static int sv_delay_related(struct store *s, const struct store_vendor_event *ev,
 			    const char *hhid, const char *gtin, int64_t now_ms, pos_err *e)
 {
-	sqlite3_stmt *st;
-	int64_t ids[64], at[64];
-	char kinds[64][STORE_VENDOR_KIND_MAX + 1];
-	int n = 0, rc;
+	struct sv_related r;
+	struct db_stmt *st;
+	int rc;
 
-	if ((rc = store_sqlite_prepare(
-		     s,
-		     "SELECT a.id, a.kind, a.at FROM activities a WHERE a.hhid = ?1 "
-		     "AND a.vendor <> ?2 AND a.state = 'active' AND a.at < ?3 AND (a.gtin = ?4 "
-		     "OR EXISTS (SELECT 1 FROM item_relations r WHERE r.kind IN ('requires', 'learned') AND "
-		     "((r.gtin_a = a.gtin AND r.gtin_b = ?4) OR (r.gtin_a = ?4 AND r.gtin_b = a.gtin)))) "
-		     "ORDER BY a.id LIMIT 64",
-		     &st, e)) < 0)
+	r.n = 0;
+	if ((rc = sv_q(s, SQL_DELAY_RELATED, &st, e)) < 0)
 		return rc;
-	sqlite3_bind_text(st, 1, hhid, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, ev->vendor, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, ev->new_at_ms);
-	sqlite3_bind_text(st, 4, gtin, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < 64) {
-		ids[n] = sqlite3_column_int64(st, 0);
-		store_sqlite_text(st, 1, kinds[n], sizeof kinds[n]);
-		at[n] = sqlite3_column_int64(st, 2);
-		n++;
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		return store_sqlite_err(s, rc, "related activities", e);
-	for (int i = 0; i < n; i++) {
+	db_bind_text(st, 1, hhid);
+	db_bind_text(st, 2, ev->vendor);
+	db_bind_int64(st, 3, ev->new_at_ms);
+	db_bind_text(st, 4, gtin);
+	if ((rc = db_each(st, sv_related_row, &r, e)) < 0)
+		return rc;
+	rc = 0;
+	for (int i = 0; i < r.n && rc == 0; i++) {
 		char text[STORE_VENDOR_TEXT_MAX + 200], when[TIME_RFC3339_LEN], nw[TIME_RFC3339_LEN];
 		int64_t msg;
 
-		time_format_rfc3339(at[i], when);
+		time_format_rfc3339(r.at[i], when);
 		time_format_rfc3339(ev->new_at_ms, nw);
 		snprintf(text, sizeof text,
 			 "Your %s booked for %s comes before the new delivery time %s. "
 			 "Pick a new time below, or ask us for help.",
-			 kinds[i], when, nw);
-		if ((rc = sv_message_add(s, hhid, ev->vendor, ev->id, "reschedule", text, ids[i],
-					 "options_pending", now_ms, &msg, e)) < 0 ||
-		    (rc = sv_outbox_add(s, "options", msg, ids[i], "", now_ms, e)) < 0)
-			return rc;
+			 r.kinds[i], when, nw);
+		if ((rc = sv_message_add(s, hhid, ev->vendor, ev->id, "reschedule", text, r.ids[i],
+					 "options_pending", now_ms, &msg, e)) == 0)
+			rc = sv_outbox_add(s, "options", msg, r.ids[i], "", now_ms, e);
 	}
+	return rc;
+}
+
+static int sv_owner_row(struct db_stmt *st, void *arg)
+{
+	db_col_copy(st, 0, arg, STORE_ITEM_TEXT_MAX + 1);
+	return 1;
+}
+
+/* A recall: only the item's vendor may send one; a message for every
+ * household that bought it. */
+static int sv_recall(struct store *s, const struct store_vendor_event *ev, int64_t now_ms,
+		     long *households, pos_err *e)
+{
+	char owner[STORE_ITEM_TEXT_MAX + 1];
+	struct db_stmt *st;
+	int rc;
+
+	if ((rc = sv_q(s, SQL_ITEM_OWNER, &st, e)) < 0)
+		return rc;
+	db_bind_text(st, 1, ev->gtin);
+	if ((rc = db_each(st, sv_owner_row, owner, e)) < 0)
+		return rc;
+	if (rc == 0)
+		return err_set(e, POS_EPERM, "item %s is not in the item master", ev->gtin);
+	if (strcmp(owner, ev->vendor) != 0 && strcmp(owner, ev->vendor_name) != 0)
+		return err_set(e, POS_EPERM, "item %s is not this vendor's", ev->gtin);
+	if ((rc = sv_q(s, SQL_RECALL_MESSAGES, &st, e)) < 0)
+		return rc;
+	db_bind_text(st, 1, ev->vendor);
+	db_bind_text(st, 2, ev->id);
+	db_bind_text(st, 3, ev->text);
+	db_bind_int64(st, 4, now_ms);
+	db_bind_text(st, 5, ev->gtin);
+	if ((rc = db_run(st, e)) < 0)
+		return rc;
+	*households = db_changes(st);
 	return 0;
+}
+
+/* The activity a delay or cancel names. */
+struct sv_act {
+	int64_t id;
+	char hhid[DEIDENT_ID_LEN + 1];
+	char gtin[GTIN_LEN + 1];
+	bool has_hh;
+};
+
+static int sv_act_row(struct db_stmt *st, void *arg)
+{
+	struct sv_act *o = arg;
+
+	o->id = db_col_int64(st, 0);
+	o->has_hh = !db_col_null(st, 1);
+	db_col_copy(st, 1, o->hhid, sizeof o->hhid);
+	db_col_copy(st, 2, o->gtin, sizeof o->gtin);
+	return 1;
+}
+
+/* A delay or cancel of one activity: the activity changes, its household
+ * (when known) gets a message, and a delay invalidates related bookings. */
+static int sv_activity_event(struct store *s, const struct store_vendor_event *ev,
+			     int64_t now_ms, long *households, pos_err *e)
+{
+	bool delay = strcmp(ev->kind, "delay") == 0;
+	struct sv_act act;
+	struct db_stmt *st;
+	int rc;
+
+	memset(&act, 0, sizeof act);
+	if ((rc = sv_q(s, SQL_EVENT_ACTIVITY, &st, e)) < 0)
+		return rc;
+	db_bind_text(st, 1, ev->vendor);
+	db_bind_text(st, 2, ev->activity);
+	if ((rc = db_each(st, sv_act_row, &act, e)) < 0)
+		return rc;
+	if (rc == 0)
+		return err_set(e, POS_ENOTFOUND, "this vendor has no activity '%s'", ev->activity);
+	if ((rc = sv_q(s, delay ? SQL_ACTIVITY_AT : SQL_ACTIVITY_CANCEL, &st, e)) < 0)
+		return rc;
+	db_bind_int64(st, 1, act.id);
+	if (delay)
+		db_bind_int64(st, 2, ev->new_at_ms);
+	if ((rc = db_run(st, e)) < 0 || !act.has_hh)
+		return rc;
+	if ((rc = sv_message_add(s, act.hhid, ev->vendor, ev->id, ev->kind, ev->text, act.id,
+				 "open", now_ms, NULL, e)) < 0)
+		return rc;
+	*households = 1;
+	return delay ? sv_delay_related(s, ev, act.hhid, act.gtin, now_ms, e) : 0;
 }
 
 static int sv_event_apply(struct store *s, const struct store_vendor_event *ev, int64_t now_ms,
 			  long *households, bool *created, pos_err *e)
 {
-	sqlite3_stmt *st;
+	struct db_stmt *st;
+	int64_t before = 0;
 	int rc;
 
-	if ((rc = store_sqlite_prepare(
-		     s, "SELECT households FROM vendor_events WHERE vendor = ?1 AND id = ?2", &st,
-		     e)) < 0)
+	if ((rc = sv_q(s, SQL_EVENT_GET, &st, e)) < 0)
 		return rc;
-	sqlite3_bind_text(st, 1, ev->vendor, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, ev->id, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*households = (long)sqlite3_column_int64(st, 0);
+	db_bind_text(st, 1, ev->vendor);
+	db_bind_text(st, 2, ev->id);
+	if ((rc = db_each(st, sv_int_row, &before, e)) < 0)
+		return rc;
+	if (rc == 1) {
+		*households = (long)before;
 		*created = false;
-		sqlite3_finalize(st);
 		return 0;
 	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return store_sqlite_err(s, rc, "event", e);
 	*created = true;
 	*households = 0;
-
-	if (strcmp(ev->kind, "recall") == 0) {
-		if ((rc = store_sqlite_prepare(s, "SELECT vendor FROM item_master WHERE gtin = ?1",
-					       &st, e)) < 0)
-			return rc;
-		sqlite3_bind_text(st, 1, ev->gtin, -1, SQLITE_STATIC);
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW) {
-			char owner[STORE_ITEM_TEXT_MAX + 1];
-
-			store_sqlite_text(st, 0, owner, sizeof owner);
-			rc = strcmp(owner, ev->vendor) == 0 || strcmp(owner, ev->vendor_name) == 0 ?
-				     0 :
-				     err_set(e, POS_EPERM, "item %s is not this vendor's", ev->gtin);
-		} else if (rc == SQLITE_DONE) {
-			rc = err_set(e, POS_EPERM, "item %s is not in the item master", ev->gtin);
-		} else {
-			rc = store_sqlite_err(s, rc, "recall item", e);
-		}
-		sqlite3_finalize(st);
-		if (rc < 0)
-			return rc;
-		if ((rc = store_sqlite_prepare(
-			     s,
-			     "INSERT INTO hh_messages(hhid, vendor, event_id, kind, text, state, "
-			     "created) SELECT DISTINCT b.hhid, ?1, ?2, 'recall', ?3, 'open', ?4 "
-			     "FROM baskets b JOIN items i ON i.basket_id = b.id "
-			     "WHERE i.gtin = ?5 AND b.hhid IS NOT NULL",
-			     &st, e)) < 0)
-			return rc;
-		sqlite3_bind_text(st, 1, ev->vendor, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, ev->id, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, ev->text, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 4, now_ms);
-		sqlite3_bind_text(st, 5, ev->gtin, -1, SQLITE_STATIC);
-		if ((rc = sv_done(s, st, "recall messages", e)) < 0)
-			return rc;
-		*households = sv_changes(s);
-	} else {
-		char hhid[DEIDENT_ID_LEN + 1] = "", gtin[GTIN_LEN + 1] = "";
-		int64_t act = 0;
-		bool has_hh = false;
-
-		if ((rc = store_sqlite_prepare(
-			     s,
-			     "SELECT id, hhid, gtin FROM activities WHERE vendor = ?1 AND ref = ?2",
-			     &st, e)) < 0)
-			return rc;
-		sqlite3_bind_text(st, 1, ev->vendor, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, ev->activity, -1, SQLITE_STATIC);
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW) {
-			act = sqlite3_column_int64(st, 0);
-			has_hh = sqlite3_column_type(st, 1) != SQLITE_NULL;
-			store_sqlite_text(st, 1, hhid, sizeof hhid);
-			store_sqlite_text(st, 2, gtin, sizeof gtin);
-			rc = 0;
-		} else if (rc == SQLITE_DONE) {
-			rc = err_set(e, POS_ENOTFOUND, "this vendor has no activity '%s'", ev->activity);
-		} else {
-			rc = store_sqlite_err(s, rc, "event activity", e);
-		}
-		sqlite3_finalize(st);
-		if (rc < 0)
-			return rc;
-		if (strcmp(ev->kind, "delay") == 0)
-			rc = store_sqlite_prepare(s, "UPDATE activities SET at = ?2 WHERE id = ?1",
-						  &st, e);
-		else
-			rc = store_sqlite_prepare(
-				s, "UPDATE activities SET state = 'cancelled' WHERE id = ?1", &st,
-				e);
-		if (rc < 0)
-			return rc;
-		sqlite3_bind_int64(st, 1, act);
-		if (strcmp(ev->kind, "delay") == 0)
-			sqlite3_bind_int64(st, 2, ev->new_at_ms);
-		if ((rc = sv_done(s, st, "event update", e)) < 0)
-			return rc;
-		if (has_hh) {
-			if ((rc = sv_message_add(s, hhid, ev->vendor, ev->id, ev->kind, ev->text, act,
-						 "open", now_ms, NULL, e)) < 0)
-				return rc;
-			*households = 1;
-			if (strcmp(ev->kind, "delay") == 0 &&
-			    (rc = sv_delay_related(s, ev, hhid, gtin, now_ms, e)) < 0)
-				return rc;
-		}
-	}
-
-	if ((rc = store_sqlite_prepare(
-		     s,
-		     "INSERT INTO vendor_events(vendor, id, kind, gtin, activity, new_at, text, "
-		     "households, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-		     &st, e)) < 0)
+	if (strcmp(ev->kind, "recall") == 0)
+		rc = sv_recall(s, ev, now_ms, households, e);
+	else
+		rc = sv_activity_event(s, ev, now_ms, households, e);
+	if (rc < 0)
 		return rc;
-	sqlite3_bind_text(st, 1, ev->vendor, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, ev->id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, ev->kind, -1, SQLITE_STATIC);
-	if (ev->gtin[0])
-		sqlite3_bind_text(st, 4, ev->gtin, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, 4);
-	if (ev->activity[0])
-		sqlite3_bind_text(st, 5, ev->activity, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, 5);
+
+	if ((rc = sv_q(s, SQL_EVENT_ADD, &st, e)) < 0)
+		return rc;
+	db_bind_text(st, 1, ev->vendor);
+	db_bind_text(st, 2, ev->id);
+	db_bind_text(st, 3, ev->kind);
+	db_bind_opt_text(st, 4, ev->gtin);
+	db_bind_opt_text(st, 5, ev->activity);
 	if (ev->new_at_ms)
-		sqlite3_bind_int64(st, 6, ev->new_at_ms);
+		db_bind_int64(st, 6, ev->new_at_ms);
 	else
-		sqlite3_bind_null(st, 6);
-	sqlite3_bind_text(st, 7, ev->text, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 8, *households);
-	sqlite3_bind_int64(st, 9, now_ms);
-	return sv_done(s, st, "event add", e);
+		db_bind_null(st, 6);
+	db_bind_text(st, 7, ev->text);
+	db_bind_int64(st, 8, *households);
+	db_bind_int64(st, 9, now_ms);
+	return db_run(st, e);
 }
 
 int store_vendor_event_apply(struct store *s, const struct store_vendor_event *ev,
 			     int64_t now_ms, long *households, bool *created, pos_err *e)
 {
-	int rc = store_sqlite_unit_begin(s, e);
+	int rc = store_unit_begin(s, e);
 
 	if (rc < 0)
 		return rc;
 	rc = sv_event_apply(s, ev, now_ms, households, created, e);
-	return store_sqlite_unit_finish(s, rc, e);
+	return store_unit_finish(s, rc, e);
 }
 
 /* ------------------------------------------------------------ messages */
 
+static int sv_messages_row(struct db_stmt *st, void *arg)
+{
+	json_t *arr = arg, *m;
+	char when[TIME_RFC3339_LEN];
+
+	time_format_rfc3339(db_col_int64(st, 6), when);
+	m = json_pack("{s:I, s:s, s:s, s:s, s:s}", "id", (json_int_t)db_col_int64(st, 0), "kind",
+		      db_col_text(st, 1), "text", db_col_text(st, 2), "state", db_col_text(st, 3),
+		      "created", when);
+	if (!m)
+		return POS_ENOMEM;
+	if (!db_col_null(st, 4)) {
+		json_t *o = json_loads(db_col_text(st, 4), 0, NULL);
+
+		if (o)
+			json_object_set_new(m, "options", o);
+	}
+	if (!db_col_null(st, 5))
+		json_object_set_new(m, "chosen", json_string(db_col_text(st, 5)));
+	if (!db_col_null(st, 7)) {
+		char at[TIME_RFC3339_LEN];
+
+		time_format_rfc3339(db_col_int64(st, 8), at);
+		json_object_set_new(m, "activity",
+				    json_pack("{s:s, s:s}", "kind", db_col_text(st, 7), "at", at));
+	}
+	if (!db_col_null(st, 9))
+		json_object_set_new(m, "vendor", json_string(db_col_text(st, 9)));
+	return json_array_append_new(arr, m) == 0 ? 0 : POS_ENOMEM;
+}
+
 static int sv_messages(struct store *s, int64_t device, int limit, int64_t now_ms, json_t **out,
 		       pos_err *e)
 {
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 	json_t *arr = json_array(), *root = NULL;
 	int rc;
 
 	if (!arr)
 		return err_set(e, POS_ENOMEM, "out of memory");
-	if ((rc = store_sqlite_prepare(
-		     s,
-		     "SELECT m.id, m.kind, m.text, m.state, m.options, m.chosen, m.created, "
-		     "a.kind, a.at, v.name FROM hh_messages m "
-		     "LEFT JOIN activities a ON a.id = m.activity_id "
-		     "LEFT JOIN vendors v ON v.id = m.vendor "
-		     "WHERE m.hhid IN (" SV_LINKED_HH ") ORDER BY m.id DESC LIMIT ?2",
-		     &st, e)) < 0)
+	if ((rc = sv_q(s, SQL_MESSAGES, &st, e)) < 0)
 		goto out;
-	sqlite3_bind_int64(st, 1, device);
-	sqlite3_bind_int(st, 2, limit);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		char when[TIME_RFC3339_LEN];
-		json_t *m;
-
-		time_format_rfc3339(sqlite3_column_int64(st, 6), when);
-		m = json_pack("{s:I, s:s, s:s, s:s, s:s}", "id",
-			      (json_int_t)sqlite3_column_int64(st, 0), "kind",
-			      (const char *)sqlite3_column_text(st, 1), "text",
-			      (const char *)sqlite3_column_text(st, 2), "state",
-			      (const char *)sqlite3_column_text(st, 3), "created", when);
-		if (!m) {
-			sqlite3_finalize(st);
-			rc = err_set(e, POS_ENOMEM, "out of memory");
-			goto out;
-		}
-		if (sqlite3_column_type(st, 4) != SQLITE_NULL) {
-			json_t *o = json_loads((const char *)sqlite3_column_text(st, 4), 0, NULL);
-
-			if (o)
-				json_object_set_new(m, "options", o);
-		}
-		if (sqlite3_column_type(st, 5) != SQLITE_NULL)
-			json_object_set_new(m, "chosen",
-					    json_string((const char *)sqlite3_column_text(st, 5)));
-		if (sqlite3_column_type(st, 7) != SQLITE_NULL) {
-			char at[TIME_RFC3339_LEN];
-
-			time_format_rfc3339(sqlite3_column_int64(st, 8), at);
-			json_object_set_new(m, "activity",
-					    json_pack("{s:s, s:s}", "kind",
-						      (const char *)sqlite3_column_text(st, 7), "at", at));
-		}
-		if (sqlite3_column_type(st, 9) != SQLITE_NULL)
-			json_object_set_new(m, "vendor",
-					    json_string((const char *)sqlite3_column_text(st, 9)));
-		json_array_append_new(arr, m);
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		rc = store_sqlite_err(s, rc, "messages", e);
+	db_bind_int64(st, 1, device);
+	db_bind_int64(st, 2, limit);
+	if ((rc = db_each(st, sv_messages_row, arr, e)) < 0) {
+		if (rc == POS_ENOMEM)
+			err_set(e, POS_ENOMEM, "out of memory");
 		goto out;
 	}
-	if ((rc = store_sqlite_prepare(
-		     s,
-		     "UPDATE hh_messages SET read = ?2 WHERE read IS NULL AND hhid IN (" SV_LINKED_HH
-		     ")",
-		     &st, e)) < 0)
+	if ((rc = sv_q(s, SQL_MESSAGES_READ, &st, e)) < 0)
 		goto out;
-	sqlite3_bind_int64(st, 1, device);
-	sqlite3_bind_int64(st, 2, now_ms);
-	if ((rc = sv_done(s, st, "messages read", e)) < 0)
+	db_bind_int64(st, 1, device);
+	db_bind_int64(st, 2, now_ms);
+	if ((rc = db_run(st, e)) < 0)
 		goto out;
 	if (!(root = json_pack("{s:O}", "messages", arr))) {
 		rc = err_set(e, POS_ENOMEM, "out of memory");
@@ -613,7 +675,7 @@ out:
 int store_device_messages(struct store *s, int64_t device, int limit, int64_t now_ms,
 			  json_t **out, pos_err *e)
 {
-	int rc = store_sqlite_unit_begin(s, e);
+	int rc = store_unit_begin(s, e);
 
 	*out = NULL;
 	if (rc < 0)
@@ -623,7 +685,7 @@ int store_device_messages(struct store *s, int64_t device, int limit, int64_t no
 		json_decref(*out);
 		*out = NULL;
 	}
-	return store_sqlite_unit_finish(s, rc, e);
+	return store_unit_finish(s, rc, e);
 }
 
 struct sv_msg {
@@ -637,46 +699,42 @@ struct sv_msg {
 	char options[STORE_OUTBOX_BODY_MAX + 1];
 };
 
+static int sv_msg_row(struct db_stmt *st, void *arg)
+{
+	struct sv_msg *m = arg;
+
+	db_col_copy(st, 0, m->hhid, sizeof m->hhid);
+	db_col_copy(st, 1, m->state, sizeof m->state);
+	db_col_copy(st, 2, m->chosen, sizeof m->chosen);
+	db_col_copy(st, 3, m->text, sizeof m->text);
+	m->activity = db_col_int64(st, 4);
+	m->has_options = !db_col_null(st, 5);
+	db_col_copy(st, 5, m->options, sizeof m->options);
+	return 1;
+}
+
 /* Message id when one of the device's households owns it. */
 static int sv_msg_get(struct store *s, int64_t device, int64_t id, struct sv_msg *m, pos_err *e)
 {
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 	int rc;
 
-	if ((rc = store_sqlite_prepare(
-		     s,
-		     "SELECT hhid, state, chosen, text, activity_id, options FROM hh_messages "
-		     "WHERE id = ?2 AND hhid IN (" SV_LINKED_HH ")",
-		     &st, e)) < 0)
+	memset(m, 0, sizeof *m);
+	m->id = id;
+	if ((rc = sv_q(s, SQL_MESSAGE_GET, &st, e)) < 0)
 		return rc;
-	sqlite3_bind_int64(st, 1, device);
-	sqlite3_bind_int64(st, 2, id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		memset(m, 0, sizeof *m);
-		m->id = id;
-		store_sqlite_text(st, 0, m->hhid, sizeof m->hhid);
-		store_sqlite_text(st, 1, m->state, sizeof m->state);
-		store_sqlite_text(st, 2, m->chosen, sizeof m->chosen);
-		store_sqlite_text(st, 3, m->text, sizeof m->text);
-		m->activity = sqlite3_column_int64(st, 4);
-		m->has_options = sqlite3_column_type(st, 5) != SQLITE_NULL;
-		store_sqlite_text(st, 5, m->options, sizeof m->options);
-		rc = 0;
-	} else if (rc == SQLITE_DONE) {
-		rc = err_set(e, POS_ENOTFOUND, "no such message");
-	} else {
-		rc = store_sqlite_err(s, rc, "message", e);
-	}
-	sqlite3_finalize(st);
-	return rc;
+	db_bind_int64(st, 1, device);
+	db_bind_int64(st, 2, id);
+	if ((rc = db_each(st, sv_msg_row, m, e)) == 0)
+		return err_set(e, POS_ENOTFOUND, "no such message");
+	return rc < 0 ? rc : 0;
 }
 
 static int sv_choose(struct store *s, int64_t device, int64_t id, const char *option,
 		     int64_t now_ms, bool *created, pos_err *e)
 {
 	struct sv_msg m;
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 	json_t *opts = NULL, *o, *body = NULL;
 	const char *at = NULL;
 	char *text = NULL;
@@ -684,15 +742,18 @@ static int sv_choose(struct store *s, int64_t device, int64_t id, const char *op
 	int rc;
 
 	if ((rc = sv_msg_get(s, device, id, &m, e)) < 0)
-		return rc;
+		goto out;
 	if (m.chosen[0]) {
 		*created = false;
-		return strcmp(m.chosen, option) == 0 ?
-			       0 :
-			       err_set(e, POS_ECONFLICT, "option '%s' was picked already", m.chosen);
+		rc = strcmp(m.chosen, option) == 0 ?
+			     0 :
+			     err_set(e, POS_ECONFLICT, "option '%s' was picked already", m.chosen);
+		goto out;
 	}
-	if (!m.has_options || m.activity <= 0)
-		return err_set(e, POS_ECONFLICT, "this message has no options (yet)");
+	if (!m.has_options || m.activity <= 0) {
+		rc = err_set(e, POS_ECONFLICT, "this message has no options (yet)");
+		goto out;
+	}
 	opts = json_loads(m.options, 0, NULL);
 	json_array_foreach (opts, i, o) {
 		const char *oid = json_string_value(json_object_get(o, "id"));
@@ -709,15 +770,12 @@ static int sv_choose(struct store *s, int64_t device, int64_t id, const char *op
 		rc = err_set(e, POS_ENOMEM, "out of memory");
 		goto out;
 	}
-	if ((rc = store_sqlite_prepare(
-		     s,
-		     "UPDATE hh_messages SET state = 'chosen', chosen = ?2, acted = ?3 WHERE id = ?1",
-		     &st, e)) < 0)
+	if ((rc = sv_q(s, SQL_MESSAGE_CHOSEN, &st, e)) < 0)
 		goto out;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_text(st, 2, option, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, now_ms);
-	if ((rc = sv_done(s, st, "choose", e)) < 0)
+	db_bind_int64(st, 1, id);
+	db_bind_text(st, 2, option);
+	db_bind_int64(st, 3, now_ms);
+	if ((rc = db_run(st, e)) < 0)
 		goto out;
 	rc = sv_outbox_add(s, "reschedule", id, m.activity, text, now_ms, e);
 	*created = true;
@@ -731,208 +789,218 @@ out:
 int store_message_choose(struct store *s, int64_t device, int64_t id, const char *option,
 			 int64_t now_ms, bool *created, pos_err *e)
 {
-	int rc = store_sqlite_unit_begin(s, e);
+	int rc = store_unit_begin(s, e);
 
 	if (rc < 0)
 		return rc;
 	rc = sv_choose(s, device, id, option, now_ms, created, e);
-	return store_sqlite_unit_finish(s, rc, e);
+	return store_unit_finish(s, rc, e);
+}
+
+/* The sale a booking was made on: its txn and store. */
+struct sv_sale_where {
+	char txn[37];
+	char store[STORE_ID_MAX + 1];
+};
+
+static int sv_sale_where_row(struct db_stmt *st, void *arg)
+{
+	struct sv_sale_where *o = arg;
+
+	db_col_copy(st, 0, o->txn, sizeof o->txn);
+	db_col_copy(st, 1, o->store, sizeof o->store);
+	return 1;
 }
 
 static int sv_support(struct store *s, int64_t device, int64_t id, int64_t now_ms,
 		      int64_t *conv, pos_err *e)
 {
 	struct sv_msg m;
-	sqlite3_stmt *st;
-	char txn[37] = "", store[STORE_ID_MAX + 1] = "", body[STORE_VENDOR_TEXT_MAX + 300];
+	struct sv_sale_where sale = { "", "" };
+	struct db_stmt *st;
+	char body[STORE_VENDOR_TEXT_MAX + 300];
 	int64_t msg;
 	int rc;
 
 	if ((rc = sv_msg_get(s, device, id, &m, e)) < 0)
-		return rc;
-	if (m.activity <= 0)
-		return err_set(e, POS_ECONFLICT, "this message is about no booking");
-	if ((rc = store_sqlite_prepare(
-		     s,
-		     "SELECT b.txn, b.store FROM activities a JOIN baskets b ON b.txn = a.txn "
-		     "WHERE a.id = ?1",
-		     &st, e)) < 0)
-		return rc;
-	sqlite3_bind_int64(st, 1, m.activity);
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		store_sqlite_text(st, 0, txn, sizeof txn);
-		store_sqlite_text(st, 1, store, sizeof store);
-		rc = 0;
-	} else {
-		rc = rc == SQLITE_DONE ? err_set(e, POS_ENOTFOUND, "the sale is gone") :
-					 store_sqlite_err(s, rc, "support sale", e);
+		goto out;
+	if (m.activity <= 0) {
+		rc = err_set(e, POS_ECONFLICT, "this message is about no booking");
+		goto out;
 	}
-	sqlite3_finalize(st);
-	if (rc < 0)
-		return rc;
+	if ((rc = sv_q(s, SQL_SUPPORT_SALE, &st, e)) < 0)
+		goto out;
+	db_bind_int64(st, 1, m.activity);
+	if ((rc = db_each(st, sv_sale_where_row, &sale, e)) <= 0) {
+		if (rc == 0)
+			rc = err_set(e, POS_ENOTFOUND, "the sale is gone");
+		goto out;
+	}
 	snprintf(body, sizeof body, "I would like help with this: %s", m.text);
-	if ((rc = store_message_add_keyed(s, "support", txn, store, "customer", body, now_ms, conv,
-					  &msg, e)) < 0)
-		return rc;
-	if ((rc = store_sqlite_prepare(
-		     s, "UPDATE hh_messages SET acted = coalesce(acted, ?2) WHERE id = ?1", &st,
-		     e)) < 0)
-		return rc;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, now_ms);
-	return sv_done(s, st, "support", e);
+	if ((rc = store_message_add_keyed(s, "support", sale.txn, sale.store, "customer", body,
+					  now_ms, conv, &msg, e)) < 0)
+		goto out;
+	if ((rc = sv_q(s, SQL_MESSAGE_ACTED, &st, e)) < 0)
+		goto out;
+	db_bind_int64(st, 1, id);
+	db_bind_int64(st, 2, now_ms);
+	rc = db_run(st, e);
+out:
+	return rc;
 }
 
 int store_message_support(struct store *s, int64_t device, int64_t id, int64_t now_ms,
 			  int64_t *conv, pos_err *e)
 {
-	int rc = store_sqlite_unit_begin(s, e);
+	int rc = store_unit_begin(s, e);
 
 	if (rc < 0)
 		return rc;
 	rc = sv_support(s, device, id, now_ms, conv, e);
-	return store_sqlite_unit_finish(s, rc, e);
+	return store_unit_finish(s, rc, e);
 }
 
 /* ------------------------------------------------------------ outbox */
 
+struct sv_due {
+	struct store_outbox_job *out;
+	size_t max, n;
+};
+
+static int sv_due_row(struct db_stmt *st, void *arg)
+{
+	struct sv_due *w = arg;
+	struct store_outbox_job *j;
+
+	if (w->n >= w->max)
+		return 1;
+	j = &w->out[w->n++];
+	memset(j, 0, sizeof *j);
+	j->id = db_col_int64(st, 0);
+	db_col_copy(st, 1, j->kind, sizeof j->kind);
+	j->message_id = db_col_int64(st, 2);
+	j->activity_id = db_col_int64(st, 3);
+	db_col_copy(st, 4, j->body, sizeof j->body);
+	db_col_copy(st, 5, j->idem, sizeof j->idem);
+	j->attempts = (int)db_col_int64(st, 6);
+	db_col_copy(st, 7, j->ref, sizeof j->ref);
+	db_col_copy(st, 8, j->hhid, sizeof j->hhid);
+	sv_vendor_cols(st, 9, &j->v);
+	return 0;
+}
+
 int store_outbox_due(struct store *s, int64_t now_ms, struct store_outbox_job *out, size_t max,
 		     size_t *n, pos_err *e)
 {
-	sqlite3_stmt *st;
+	struct sv_due w = { out, max, 0 };
+	struct db_stmt *st;
 	int rc;
 
 	*n = 0;
-	if ((rc = store_sqlite_prepare(
-		     s,
-		     "SELECT o.id, o.kind, o.message_id, o.activity_id, o.body, o.idem, o.attempts, "
-		     "a.ref, a.hhid, v.id, v.name, v.backend, v.secret FROM outbox o "
-		     "JOIN activities a ON a.id = o.activity_id JOIN vendors v ON v.id = a.vendor "
-		     "WHERE o.done IS NULL AND o.next <= ?1 ORDER BY o.next LIMIT ?2",
-		     &st, e)) < 0)
+	if ((rc = sv_q(s, SQL_OUTBOX_DUE, &st, e)) < 0)
 		return rc;
-	sqlite3_bind_int64(st, 1, now_ms);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < max) {
-		struct store_outbox_job *j = &out[(*n)++];
-
-		memset(j, 0, sizeof *j);
-		j->id = sqlite3_column_int64(st, 0);
-		store_sqlite_text(st, 1, j->kind, sizeof j->kind);
-		j->message_id = sqlite3_column_int64(st, 2);
-		j->activity_id = sqlite3_column_int64(st, 3);
-		store_sqlite_text(st, 4, j->body, sizeof j->body);
-		store_sqlite_text(st, 5, j->idem, sizeof j->idem);
-		j->attempts = sqlite3_column_int(st, 6);
-		store_sqlite_text(st, 7, j->ref, sizeof j->ref);
-		store_sqlite_text(st, 8, j->hhid, sizeof j->hhid);
-		sv_vendor_row(st, 9, &j->v);
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		return store_sqlite_err(s, rc, "outbox", e);
+	db_bind_int64(st, 1, now_ms);
+	db_bind_int64(st, 2, (int64_t)max);
+	if ((rc = db_each(st, sv_due_row, &w, e)) < 0)
+		return rc;
+	*n = w.n;
 	return 0;
 }
 
 int store_outbox_retry(struct store *s, int64_t id, int64_t next_ms, pos_err *e)
 {
-	sqlite3_stmt *st;
-	int rc = store_sqlite_unit_begin(s, e);
+	struct db_stmt *st;
+	int rc = store_unit_begin(s, e);
 
 	if (rc < 0)
 		return rc;
-	if ((rc = store_sqlite_prepare(
-		     s, "UPDATE outbox SET attempts = attempts + 1, next = ?2 WHERE id = ?1", &st,
-		     e)) == 0) {
-		sqlite3_bind_int64(st, 1, id);
-		sqlite3_bind_int64(st, 2, next_ms);
-		rc = sv_done(s, st, "outbox retry", e);
+	if ((rc = sv_q(s, SQL_OUTBOX_RETRY, &st, e)) == 0) {
+		db_bind_int64(st, 1, id);
+		db_bind_int64(st, 2, next_ms);
+		rc = db_run(st, e);
 	}
-	return store_sqlite_unit_finish(s, rc, e);
+	return store_unit_finish(s, rc, e);
+}
+
+/* Sets the message's state (SQL_MESSAGE_STATE) or options
+ * (SQL_MESSAGE_OPTIONS): both bind the id and one text. */
+static int sv_message_set(struct store *s, const char *sql, int64_t msg, const char *v,
+			  pos_err *e)
+{
+	struct db_stmt *st;
+	int rc;
+
+	if ((rc = sv_q(s, sql, &st, e)) < 0)
+		return rc;
+	db_bind_int64(st, 1, msg);
+	db_bind_text(st, 2, v);
+	return db_run(st, e);
 }
 
 static int sv_outbox_done(struct store *s, int64_t id, int64_t now_ms, pos_err *e)
 {
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 	int rc;
 
-	if ((rc = store_sqlite_prepare(s, "UPDATE outbox SET done = ?2 WHERE id = ?1", &st, e)) < 0)
+	if ((rc = sv_q(s, SQL_OUTBOX_DONE, &st, e)) < 0)
 		return rc;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, now_ms);
-	return sv_done(s, st, "outbox done", e);
+	db_bind_int64(st, 1, id);
+	db_bind_int64(st, 2, now_ms);
+	return db_run(st, e);
 }
 
 int store_outbox_options_done(struct store *s, const struct store_outbox_job *j,
 			      const char *options, int64_t now_ms, pos_err *e)
 {
-	sqlite3_stmt *st;
-	int rc = store_sqlite_unit_begin(s, e);
+	int rc = store_unit_begin(s, e);
 
 	if (rc < 0)
 		return rc;
-	if ((rc = sv_outbox_done(s, j->id, now_ms, e)) == 0 &&
-	    (rc = store_sqlite_prepare(s,
-				       "UPDATE hh_messages SET options = ?2, state = 'open' "
-				       "WHERE id = ?1 AND state = 'options_pending'",
-				       &st, e)) == 0) {
-		sqlite3_bind_int64(st, 1, j->message_id);
-		sqlite3_bind_text(st, 2, options, -1, SQLITE_STATIC);
-		rc = sv_done(s, st, "options", e);
-	}
-	return store_sqlite_unit_finish(s, rc, e);
+	if ((rc = sv_outbox_done(s, j->id, now_ms, e)) == 0)
+		rc = sv_message_set(s, SQL_MESSAGE_OPTIONS, j->message_id, options, e);
+	return store_unit_finish(s, rc, e);
 }
 
 int store_outbox_reschedule_done(struct store *s, const struct store_outbox_job *j,
 				 int64_t at_ms, int64_t now_ms, pos_err *e)
 {
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 	char when[TIME_RFC3339_LEN], text[STORE_VENDOR_TEXT_MAX + 1];
-	int rc = store_sqlite_unit_begin(s, e);
+	int rc = store_unit_begin(s, e);
 
 	if (rc < 0)
 		return rc;
 	if ((rc = sv_outbox_done(s, j->id, now_ms, e)) < 0)
 		goto out;
-	if ((rc = store_sqlite_prepare(s, "UPDATE activities SET at = ?2 WHERE id = ?1", &st, e)) <
-	    0)
+	if ((rc = sv_q(s, SQL_ACTIVITY_AT, &st, e)) < 0)
 		goto out;
-	sqlite3_bind_int64(st, 1, j->activity_id);
-	sqlite3_bind_int64(st, 2, at_ms);
-	if ((rc = sv_done(s, st, "activity moved", e)) < 0)
-		goto out;
-	if ((rc = store_sqlite_prepare(s, "UPDATE hh_messages SET state = 'done' WHERE id = ?1",
-				       &st, e)) < 0)
-		goto out;
-	sqlite3_bind_int64(st, 1, j->message_id);
-	if ((rc = sv_done(s, st, "message done", e)) < 0)
+	db_bind_int64(st, 1, j->activity_id);
+	db_bind_int64(st, 2, at_ms);
+	if ((rc = db_run(st, e)) < 0 ||
+	    (rc = sv_message_set(s, SQL_MESSAGE_STATE, j->message_id, "done", e)) < 0)
 		goto out;
 	time_format_rfc3339(at_ms, when);
 	snprintf(text, sizeof text, "Done: %s moved your booking to %s.", j->v.name, when);
 	rc = sv_message_add(s, j->hhid, j->v.id, NULL, "confirmation", text, j->activity_id,
 			    "open", now_ms, NULL, e);
 out:
-	return store_sqlite_unit_finish(s, rc, e);
+	return store_unit_finish(s, rc, e);
 }
 
 int store_outbox_refused(struct store *s, const struct store_outbox_job *j, int64_t now_ms,
 			 pos_err *e)
 {
-	sqlite3_stmt *st;
 	bool resched = strcmp(j->kind, "reschedule") == 0;
 	char text[STORE_VENDOR_TEXT_MAX + 1];
-	int rc = store_sqlite_unit_begin(s, e);
+	int rc = store_unit_begin(s, e);
 
 	if (rc < 0)
 		return rc;
 	if ((rc = sv_outbox_done(s, j->id, now_ms, e)) < 0)
 		goto out;
-	if ((rc = store_sqlite_prepare(s, "UPDATE hh_messages SET state = ?2 WHERE id = ?1", &st,
-				       e)) < 0)
-		goto out;
-	sqlite3_bind_int64(st, 1, j->message_id);
-	sqlite3_bind_text(st, 2, resched ? "failed" : "no_options", -1, SQLITE_STATIC);
-	if ((rc = sv_done(s, st, "message refused", e)) < 0 || !resched)
+	if ((rc = sv_message_set(s, SQL_MESSAGE_STATE, j->message_id,
+				 resched ? "failed" : "no_options", e)) < 0 ||
+	    !resched)
 		goto out;
 	snprintf(text, sizeof text,
 		 "%s could not move your booking to that time. Ask us for help and we will "
@@ -941,94 +1009,89 @@ int store_outbox_refused(struct store *s, const struct store_outbox_job *j, int6
 	rc = sv_message_add(s, j->hhid, j->v.id, NULL, "reschedule_failed", text, j->activity_id,
 			    "open", now_ms, NULL, e);
 out:
-	return store_sqlite_unit_finish(s, rc, e);
+	return store_unit_finish(s, rc, e);
 }
 
 int store_outbox_pending(struct store *s, long *n, pos_err *e)
 {
-	sqlite3_stmt *st;
+	struct db_stmt *st;
+	int64_t count = 0;
 	int rc;
 
-	if ((rc = store_sqlite_prepare(s, "SELECT count(*) FROM outbox WHERE done IS NULL", &st,
-				       e)) < 0)
+	*n = 0;
+	if ((rc = sv_q(s, SQL_OUTBOX_PENDING, &st, e)) < 0)
 		return rc;
-	rc = sqlite3_step(st);
-	*n = rc == SQLITE_ROW ? (long)sqlite3_column_int64(st, 0) : 0;
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW ? 0 : store_sqlite_err(s, rc, "outbox count", e);
+	if ((rc = db_each(st, sv_int_row, &count, e)) < 0)
+		return rc;
+	*n = (long)count;
+	return 0;
+}
+
+struct sv_rel {
+	int (*fn)(const struct store_related *r, void *arg);
+	void *arg;
+};
+
+static int sv_rel_row(struct db_stmt *st, void *arg)
+{
+	struct sv_rel *w = arg;
+	struct store_related r;
+
+	db_col_copy(st, 0, r.gtin, sizeof r.gtin);
+	r.baskets = (long)db_col_int64(st, 1);
+	r.lift = db_col_double(st, 2);
+	r.name = db_col_text(st, 3);
+	return w->fn(&r, w->arg);
 }
 
 int store_items_related(struct store *s, const char *gtin, long min_baskets, double min_lift,
 			int limit, int (*fn)(const struct store_related *r, void *arg), void *arg,
 			pos_err *e)
 {
-	sqlite3_stmt *st;
+	struct sv_rel w = { fn, arg };
+	struct db_stmt *st;
 	int rc;
 
-	if ((rc = store_sqlite_prepare(
-		     s,
-		     "WITH x AS (SELECT DISTINCT basket_id FROM items WHERE gtin = ?1), "
-		     "co AS (SELECT i.gtin, count(DISTINCT i.basket_id) AS c FROM items i "
-		     "  JOIN x ON x.basket_id = i.basket_id WHERE i.gtin <> ?1 GROUP BY i.gtin "
-		     "  HAVING count(DISTINCT i.basket_id) >= ?2), "
-		     "ny AS (SELECT gtin, count(DISTINCT basket_id) AS c FROM items "
-		     "  WHERE gtin IN (SELECT gtin FROM co) GROUP BY gtin), "
-		     "r AS (SELECT co.gtin, co.c, (co.c * 1.0 * (SELECT count(*) FROM baskets)) / "
-		     "  ((SELECT count(*) FROM x) * ny.c) AS lift FROM co JOIN ny ON ny.gtin = co.gtin) "
-		     "SELECT r.gtin, r.c, r.lift, coalesce(m.name, '') FROM r "
-		     "LEFT JOIN item_master m ON m.gtin = r.gtin WHERE r.lift >= ?3 "
-		     "ORDER BY r.lift DESC, r.gtin LIMIT ?4",
-		     &st, e)) < 0)
+	if ((rc = sv_q(s, SQL_ITEMS_RELATED, &st, e)) < 0)
 		return rc;
-	sqlite3_bind_text(st, 1, gtin, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, min_baskets);
-	sqlite3_bind_double(st, 3, min_lift);
-	sqlite3_bind_int(st, 4, limit);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct store_related r;
-		int frc;
+	db_bind_text(st, 1, gtin);
+	db_bind_int64(st, 2, min_baskets);
+	db_bind_double(st, 3, min_lift);
+	db_bind_int64(st, 4, limit);
+	return db_each(st, sv_rel_row, &w, e);
+}
 
-		store_sqlite_text(st, 0, r.gtin, sizeof r.gtin);
-		r.baskets = (long)sqlite3_column_int64(st, 1);
-		r.lift = sqlite3_column_double(st, 2);
-		r.name = (const char *)sqlite3_column_text(st, 3);
-		if ((frc = fn(&r, arg)) != 0) {
-			sqlite3_finalize(st);
-			return frc;
-		}
-	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : store_sqlite_err(s, rc, "related items", e);
+struct sv_report {
+	long *reached, *read, *acted;
+	bool known;
+};
+
+static int sv_report_row(struct db_stmt *st, void *arg)
+{
+	struct sv_report *o = arg;
+
+	o->known = db_col_int64(st, 0) != 0;
+	*o->reached = (long)db_col_int64(st, 1);
+	*o->read = (long)db_col_int64(st, 2);
+	*o->acted = (long)db_col_int64(st, 3);
+	return 1;
 }
 
 int store_vendor_report(struct store *s, const char *event_id, long *reached, long *read,
 			long *acted, pos_err *e)
 {
-	sqlite3_stmt *st;
+	struct sv_report o = { reached, read, acted, false };
+	struct db_stmt *st;
 	int rc;
 
-	if ((rc = store_sqlite_prepare(
-		     s,
-		     "SELECT (SELECT count(*) FROM vendor_events WHERE id = ?1), "
-		     "count(DISTINCT hhid), count(DISTINCT CASE WHEN read IS NOT NULL THEN hhid END), "
-		     "count(DISTINCT CASE WHEN acted IS NOT NULL THEN hhid END) "
-		     "FROM hh_messages WHERE event_id = ?1",
-		     &st, e)) < 0)
+	if ((rc = sv_q(s, SQL_VENDOR_REPORT, &st, e)) < 0)
 		return rc;
-	sqlite3_bind_text(st, 1, event_id, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW && sqlite3_column_int64(st, 0) == 0) {
-		rc = err_set(e, POS_ENOTFOUND, "no event has id '%s'", event_id);
-	} else if (rc == SQLITE_ROW) {
-		*reached = (long)sqlite3_column_int64(st, 1);
-		*read = (long)sqlite3_column_int64(st, 2);
-		*acted = (long)sqlite3_column_int64(st, 3);
-		rc = 0;
-	} else {
-		rc = store_sqlite_err(s, rc, "report", e);
-	}
-	sqlite3_finalize(st);
-	return rc;
+	db_bind_text(st, 1, event_id);
+	if ((rc = db_each(st, sv_report_row, &o, e)) < 0)
+		return rc;
+	if (!o.known)
+		return err_set(e, POS_ENOTFOUND, "no event has id '%s'", event_id);
+	return 0;
 }
 
 /* ------------------------------------------------------------ products */
