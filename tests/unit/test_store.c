@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "deident.h"
+#include "offers.h"
 #include "store.h"
 #include "store_fixture.h"
 
@@ -596,8 +597,8 @@ static void offers_are_created_listed_and_ended_once(void **st)
 	assert_string_equal(got.target, "gtin:00012345678905");
 	assert_int_equal(got.from_ms, 3000);
 	assert_int_equal(got.to_ms, 0);
-	assert_true(store_offer_open(&got, 3000));
-	assert_false(store_offer_open(&got, 2999));
+	assert_true(offer_open(&got, 3000));
+	assert_false(offer_open(&got, 2999));
 	assert_int_equal(store_offer_get(f->s, "of_ffffffffffffffff", &got, &e), POS_ENOTFOUND);
 
 	assert_int_equal(store_offer_end(f->s, "of_0000000000000001", 4000, &e), 0);
@@ -605,7 +606,7 @@ static void offers_are_created_listed_and_ended_once(void **st)
 	assert_int_equal(store_offer_end(f->s, "of_ffffffffffffffff", 4500, &e), POS_ENOTFOUND);
 	assert_int_equal(store_offer_get(f->s, "of_0000000000000001", &got, &e), 0);
 	assert_int_equal(got.ended_ms, 4000);
-	assert_false(store_offer_open(&got, 4500));
+	assert_false(offer_open(&got, 4500));
 }
 
 static int count_offer(const struct store_offer *o, void *arg)
@@ -687,6 +688,17 @@ static void basket_redeems_a_code_once_in_its_own_transaction(void **st)
 	assert_int_equal(store_offer_create(f->s, &o, &e), 0);
 	accept_code(f->s, dev, o.id, "9800000000014", true, "9800000000014");
 
+	/* a connection without the offers' rule judges nothing */
+	basket(&b[0], txn_n(69), 5000, hh, 1);
+	use_of(&u[0], "9800000000014");
+	b[0].offers = u;
+	b[0].n_offers = 1;
+	put1(f->s, &b[0], STORE_PUT_CREATED);
+	assert_int_equal(u[0].state, STORE_OFFER_PENDING);
+	assert_int_equal(store_offer_code_get(f->s, "9800000000014", &c, &e), 0);
+	assert_false(c.redeemed);
+	store_set_offer_judge(f->s, offer_verdict);
+
 	/* the first basket redeems it; "carried twice" counts once; a code
 	 * never issued is refused as unknown; the basket is stored anyway */
 	basket(&b[0], txn_n(70), 5000, hh, 1);
@@ -705,7 +717,7 @@ static void basket_redeems_a_code_once_in_its_own_transaction(void **st)
 	assert_int_equal(c.redeemed_ms, 5000);
 	assert_string_equal(c.store, "S1");
 	assert_string_equal(c.hhid, hh);
-	assert_int_equal(store_offer_verdict(&c, 6000), STORE_OFFER_USED);
+	assert_int_equal(offer_verdict(&c, 6000), STORE_OFFER_USED);
 
 	/* the same basket again: a duplicate that redeems nothing twice, and
 	 * says what it redeemed the first time */
@@ -735,6 +747,8 @@ static void redemption_is_judged_at_the_basket_time(void **st)
 	struct store_basket b;
 	int64_t dev = device_of(f->s, 4);
 	pos_err e = { 0 };
+
+	store_set_offer_judge(f->s, offer_verdict);
 
 	offer_of(&o, "of_0000000000000001", "all", 0, 10000);
 	assert_int_equal(store_offer_create(f->s, &o, &e), 0);
@@ -837,6 +851,8 @@ static void next_offers_follow_what_the_household_bought(void **st)
 	int64_t dev = device_of(f->s, 6);
 	int64_t now = 1700000000000LL;
 	pos_err e = { 0 };
+
+	store_set_offer_judge(f->s, offer_verdict);
 
 	new_hhid(hh);
 	offer_of(&o, "of_0000000000000001", "all", 0, 0);
