@@ -1055,6 +1055,134 @@ static void v2_database_counts_its_unused_registrations(void **st)
 	assert_int_equal(unused_now(f->s), 0);
 }
 
+static int count_baskets(const struct store_basket *b, void *arg)
+{
+	(void)b;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static int count_offers(const struct store_offer *o, void *arg)
+{
+	(void)o;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static int count_offers_code(const struct store_offer_code *c, void *arg)
+{
+	(void)c;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static int open_ro(const char *path, struct store **s, pos_err *e)
+{
+	struct store_where w = { .backend = STORE_SQLITE, .path = path, .readonly = true };
+
+	return store_open_at(&w, s, e);
+}
+
+static void readonly_connection_reads_everything_and_writes_nothing(void **st)
+{
+	struct fx *f = *st;
+	struct store *ro = NULL;
+	struct store_basket b;
+	struct store_household h;
+	struct store_stats stats;
+	struct store_offer o;
+	struct store_history_pos pos = { 0 }, at;
+	unsigned char idx[32], other[32];
+	char hh[DEIDENT_ID_LEN + 1], got[DEIDENT_ID_LEN + 1];
+	int64_t dev = device_of(f->s, 9), id = 0;
+	bool created = true, more = false;
+	long unused = -1;
+	int n = 0;
+	pos_err e = { 0 };
+
+	idx_of(idx, 50);
+	idx_of(other, 51);
+	new_hhid(hh);
+	assert_int_equal(store_link(f->s, idx, hh, &e), 0);
+	basket(&b, txn_n(90), 1000, hh, 3);
+	put1(f->s, &b, STORE_PUT_CREATED);
+	offer_of(&o, "of_0000000000000009", "all", 0, 0);
+	assert_int_equal(store_offer_create(f->s, &o, &e), 0);
+
+	assert_int_equal(open_ro(f->db, &ro, &e), 0);
+	assert_int_equal(store_resolve(ro, idx, false, NULL, got, &created, &e), 0);
+	assert_string_equal(got, hh);
+	assert_false(created);
+	assert_true(store_household_exists(ro, hh));
+	assert_int_equal(store_household(ro, hh, &h, &e), 0);
+	assert_int_equal(h.n_baskets, 1);
+	assert_int_equal(store_history(ro, hh, 0, 0, count_baskets, &n, &e), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(store_history_page(ro, hh, 0, 0, &pos, NULL, 10, count_baskets, &n, &e), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(store_history_seek(ro, hh, 0, 0, NULL, 1, &at, &more, &e), 0);
+	assert_false(more);
+	assert_int_equal(store_stats(ro, &stats, &e), 0);
+	assert_int_equal(stats.baskets, 1);
+	assert_int_equal(store_offer_list(ro, false, 0, count_offers, &n, &e), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(store_offer_get(ro, "of_0000000000000009", &o, &e), 0);
+	assert_string_equal(o.id, "of_0000000000000009");
+	assert_int_equal(store_device_unused(ro, &unused, &e), 0);
+	assert_int_equal(store_device_codes(ro, dev, count_offers_code, &n, &e), 0);
+	assert_int_equal(store_quick_check(ro, &e), 0);
+	/* reads inside a transaction, too */
+	assert_int_equal(store_begin(ro, &e), 0);
+	assert_int_equal(store_resolve(ro, idx, false, NULL, got, NULL, &e), 0);
+	assert_int_equal(store_commit(ro, &e), 0);
+
+	/* every write is refused and changes nothing */
+	assert_true(store_resolve(ro, other, true, NULL, got, &created, &e) < 0);
+	assert_true(store_audit(ro, "cli:alice", "x", "y", &e) < 0);
+	assert_true(store_device_add(ro, idx, 5, &id, &e) < 0);
+	basket(&b, txn_n(91), 2000, hh, 1);
+	assert_true(store_put_baskets(ro, &b, 1, &(enum store_put_result){ 0 }, &e) < 0);
+	store_close(ro);
+	assert_int_equal(store_resolve(f->s, other, false, NULL, got, NULL, &e), POS_ENOTFOUND);
+	assert_int_equal(store_stats(f->s, &stats, &e), 0);
+	assert_int_equal(stats.baskets, 1);
+}
+
+static void readonly_connection_refuses_other_schemas(void **st)
+{
+	struct fx *f = *st;
+	struct store *ro = NULL;
+	char path[192];
+	sqlite3 *db;
+	pos_err e = { 0 };
+
+	store_close(f->s);
+	f->s = NULL;
+	/* older: the writer has not migrated it yet */
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DELETE FROM schema_version WHERE version > 5", NULL, NULL,
+				      NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(open_ro(f->db, &ro, &e), POS_EDB);
+	assert_null(ro);
+	assert_non_null(strstr(e.msg, "v5 is older"));
+	assert_int_equal(schema_version(f->db), 5); /* nothing migrated */
+	/* newer: written by a later program */
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "INSERT INTO schema_version VALUES (99)", NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(open_ro(f->db, &ro, &e), POS_EDB);
+	assert_null(ro);
+	assert_non_null(strstr(e.msg, "v99 is newer"));
+	/* none: a reader creates nothing */
+	snprintf(path, sizeof(path), "%s/none.db", f->dir);
+	assert_true(open_ro(path, &ro, &e) < 0);
+	assert_null(ro);
+	assert_int_equal(access(path, F_OK), -1);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1073,6 +1201,8 @@ int main(void)
 		T(audit_rows_are_kept),
 		T(reopen_keeps_data_and_schema_file_is_0600),
 		T(newer_schema_is_refused),
+		T(readonly_connection_reads_everything_and_writes_nothing),
+		T(readonly_connection_refuses_other_schemas),
 		T(history_uses_index_not_a_sort),
 		T(merged_away_household_still_exists_for_spooled_baskets),
 		T(offers_are_created_listed_and_ended_once),
