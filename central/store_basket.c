@@ -21,6 +21,13 @@ static const char SQL_B_GET[] = "SELECT id, digest FROM baskets WHERE txn = ?1";
 static const char SQL_B_INS[] =
 	"INSERT INTO baskets(txn, ts, store, terminal, hhid, deident, digest) "
 	"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (txn) DO NOTHING RETURNING id";
+/* SQLite buffers RETURNING rows in a temporary table opened per run
+ * (measured: 9% more instructions per basket of 20 items, 3% with a
+ * lookup of the id instead): there the new row's id is the connection's
+ * last rowid (store_sqlite_last_id). */
+static const char SQL_B_INS_SQLITE[] =
+	"INSERT INTO baskets(txn, ts, store, terminal, hhid, deident, digest) "
+	"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (txn) DO NOTHING";
 static const char SQL_I_INS[] = "INSERT INTO items(basket_id, seq, gtin, qty, price_cents) "
 				"VALUES (?1, ?2, ?3, ?4, ?5)";
 /* STORE_I_ROWS item rows a statement: one run, not ten. */
@@ -114,22 +121,15 @@ static void bind_item(struct db_stmt *st, int p, int64_t id, size_t seq,
 		db_bind_int64(st, p + 5, it->price_cents);
 }
 
-/* One basket inside the open unit; *res says what happened. */
-static int put_one(struct store *s, const struct store_basket *b, enum store_put_result *res,
-		   long *n_items, pos_err *e)
+/* Inserts b's row filed under hh: 0 with *id, POS_ENOTFOUND (e untouched)
+ * when its txn is stored already, or an error. */
+static int basket_insert(struct store *s, const struct store_basket *b, const char *hh,
+			 int64_t *id, pos_err *e)
 {
-	char hh[DEIDENT_ID_LEN + 1];
-	struct db_stmt *st;
-	int64_t id;
+	bool sq = store_backend(s) == DB_SQLITE;
+	struct db_stmt *st = store_q(s, sq ? SQL_B_INS_SQLITE : SQL_B_INS, e);
 	int rc;
 
-	hh[0] = '\0';
-	if (b->hhid[0]) {
-		rc = store_household_file(s, b->hhid, hh, e);
-		if (rc < 0)
-			return rc;
-	}
-	st = store_q(s, SQL_B_INS, e);
 	if (!st)
 		return POS_EDB;
 	db_bind_text(st, 1, b->txn);
@@ -139,13 +139,40 @@ static int put_one(struct store *s, const struct store_basket *b, enum store_put
 	db_bind_opt_text(st, 5, hh);
 	db_bind_opt_text(st, 6, b->deident);
 	db_bind_blob(st, 7, b->digest, 32);
-	rc = store_row(st, e);
-	if (rc == POS_ENOTFOUND)
+	if (sq) {
+		if ((rc = db_run(st, e)) < 0)
+			return rc;
+		if (db_changes(st) == 0)
+			return POS_ENOTFOUND;
+		*id = store_sqlite_last_id(s);
+		return 0;
+	}
+	if ((rc = store_row(st, e)) < 0)
+		return rc;
+	*id = db_col_int64(st, 0);
+	db_reset(st);
+	return 0;
+}
+
+/* One basket inside the open unit; *res says what happened. */
+static int put_one(struct store *s, const struct store_basket *b, enum store_put_result *res,
+		   long *n_items, pos_err *e)
+{
+	char hh[DEIDENT_ID_LEN + 1];
+	struct db_stmt *st;
+	int64_t id = 0;
+	int rc;
+
+	hh[0] = '\0';
+	if (b->hhid[0]) {
+		rc = store_household_file(s, b->hhid, hh, e);
+		if (rc < 0)
+			return rc;
+	}
+	if ((rc = basket_insert(s, b, hh, &id, e)) == POS_ENOTFOUND)
 		return put_existing(s, b, res, e);
 	if (rc < 0)
 		return rc;
-	id = db_col_int64(st, 0);
-	db_reset(st);
 	for (size_t i = 0; i < b->n_items;) {
 		size_t rows = b->n_items - i >= STORE_I_ROWS ? STORE_I_ROWS : 1;
 

@@ -51,6 +51,10 @@ int store_unit_finish(struct store *s, int rc, pos_err *e);
 int store_row(struct db_stmt *st, pos_err *e);
 /* Binds ms, or NULL for 0 (an open bound). */
 void store_bind_ms(struct db_stmt *st, int i, int64_t ms);
+/* SQLite only (store_sqlite.c): the rowid of the connection's last insert,
+ * for the ingest hot path where RETURNING costs more. */
+int64_t store_sqlite_last_id(struct store *s);
+
 /* Grows s->items (the history scratch) to hold n items: POS_ETOOBIG over
  * STORE_ITEMS_MAX, POS_ENOMEM. */
 int store_items_room(struct store *s, size_t n, pos_err *e);

@@ -218,6 +218,11 @@ int store_checkpoint(struct store *s, int min_frames, pos_err *e)
 	return 0;
 }
 
+int64_t store_sqlite_last_id(struct store *s)
+{
+	return sqlite3_last_insert_rowid(sq_handle(s));
+}
+
 /* ---------------------------------------------------------------- for store files on SQLite's API */
 
 sqlite3 *store_sqlite_db(struct store *s)
