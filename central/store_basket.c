@@ -330,8 +330,9 @@ int store_history(struct store *s, const char *hhid, int64_t from_ms, int64_t to
 	db_bind_text(st, 1, hhid);
 	db_bind_int64(st, 2, from_ms ? from_ms : INT64_MIN);
 	db_bind_int64(st, 3, to_ms ? to_ms : INT64_MAX);
-	/* Autocommit keeps one read snapshot for the life of this statement, so
-	 * the items read in between belong to the same state. */
+	/* The items read in between belong to the same state: a basket's
+	 * items never change once its row exists (on SQLite autocommit also
+	 * keeps one read snapshot for the life of this statement). */
 	return db_each(st, hist_row, &w, e);
 }
 

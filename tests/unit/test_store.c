@@ -1076,6 +1076,21 @@ static int count_offers_code(const struct store_offer_code *c, void *arg)
 	return 0;
 }
 
+static int count_next(const struct store_offer *o, bool targeted, void *arg)
+{
+	(void)o;
+	(void)targeted;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static int count_report(const struct store_offer_report_row *r, void *arg)
+{
+	(void)r;
+	(*(int *)arg)++;
+	return 0;
+}
+
 static int open_ro(const char *path, struct store **s, pos_err *e)
 {
 	struct store_where w = { .backend = STORE_SQLITE, .path = path, .readonly = true };
@@ -1095,7 +1110,9 @@ static void readonly_connection_reads_everything_and_writes_nothing(void **st)
 	unsigned char idx[32], other[32];
 	char hh[DEIDENT_ID_LEN + 1], got[DEIDENT_ID_LEN + 1];
 	int64_t dev = device_of(f->s, 9), id = 0;
-	bool created = true, more = false;
+	unsigned char hash[32];
+	struct store_offer_code code;
+	bool created = true, more = false, used = true;
 	long unused = -1;
 	int n = 0;
 	pos_err e = { 0 };
@@ -1130,6 +1147,12 @@ static void readonly_connection_reads_everything_and_writes_nothing(void **st)
 	assert_string_equal(o.id, "of_0000000000000009");
 	assert_int_equal(store_device_unused(ro, &unused, &e), 0);
 	assert_int_equal(store_device_codes(ro, dev, count_offers_code, &n, &e), 0);
+	memset(hash, 9, sizeof(hash));
+	assert_int_equal(store_device_find(ro, hash, &id, &used, &e), 0);
+	assert_int_equal(id, dev);
+	assert_int_equal(store_offer_code_get(ro, "9800000000014", &code, &e), POS_ENOTFOUND);
+	assert_int_equal(store_offer_next(ro, dev, 0, 5, count_next, &n, &e), 0);
+	assert_int_equal(store_offer_report(ro, count_report, &n, &e), 0);
 	assert_int_equal(store_quick_check(ro, &e), 0);
 	/* reads inside a transaction, too */
 	assert_int_equal(store_begin(ro, &e), 0);
