@@ -62,7 +62,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all deps test unit asan fuzz fuzz-build clean demo bench soak install check-deps
+.PHONY: all deps test unit asan fuzz fuzz-build clean demo bench soak screenshots install check-deps
 .DEFAULT_GOAL := all
 
 all: $(LIBCOMMON) $(BINS)
@@ -170,6 +170,12 @@ demo: deps
 bench: deps
 	@$(MAKE) --no-print-directory all $(BENCH_BINS)
 	@BUILD=$(BUILD) BENCH_SECONDS=$(BENCH_SECONDS) tests/bench/run.sh
+
+# The docs' screenshots: the browser tests, writing into docs/img.
+screenshots: deps
+	@$(MAKE) --no-print-directory all
+	@for t in test_receipts test_vendor_page test_analyst; do \
+	  BUILD=$(BUILD) POS_SCREENSHOTS=$(CURDIR)/docs/img tests/integration/$$t || exit 1; done
 
 soak: deps
 	@$(MAKE) --no-print-directory all

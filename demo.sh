@@ -3,7 +3,8 @@
 # controller, two lanes, each lane with a simulated scanner and card reader on
 # pseudo-terminals (lane 2 talks to the controller first); households
 # enrolled, lanes played (one while central is down), histories and the
-# store's report printed.
+# store's report printed; a vendor flow (a delivery delayed, the installer's
+# slots offered, one picked and booked) with two fake vendor backends.
 # Everything lives under demo/ and every process started here is stopped.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -138,6 +139,8 @@ gtin,name,vendor,category
 9520000000028,Sourdough bread,Bakehouse,bakery
 9520000000035,Apples (each),Orchard,produce
 9520000000042,Ground coffee 250 g,Roastery,pantry
+04006381333931,Television 55 in,Acme Delivery,tv
+04012345000016,Wall mount,Mount Co,tv
 ITEMS
 
 say "Terminal certificates for store S1, lanes T1 and T2"
@@ -245,6 +248,104 @@ wait_for "lane 2's spool to drain" 10 spool_empty lane2
 wait_for "lane 1's spool to drain" 10 spool_empty lane1
 "$BIN/pos-store" status -c "$D/store/store.conf" | sed 's/^/   /'
 
+say "Vendors: Acme Delivery brings televisions, Mount Co installs wall mounts"
+VPORT_A=$(free_port)
+VPORT_B=$(free_port)
+declare -A VTOK VSEC
+for v in "acme:Acme Delivery:$VPORT_A" "mountco:Mount Co:$VPORT_B"; do
+	IFS=: read -r vid vname vport <<<"$v"
+	out=$("$BIN/pos-central" vendor add -c "$D/central/central.conf" --id "$vid" --name "$vname" \
+		--backend "http://127.0.0.1:$vport/")
+	VTOK[$vid]=$(echo "$out" | awk '$1=="token"{print $2}')
+	VSEC[$vid]=$(echo "$out" | awk '$1=="secret"{print $2}')
+	# Each vendor's backend: a small fake with bookable slots (tests/integration/fakevendor.py).
+	/usr/bin/python3 tests/integration/fakevendor.py --port "$vport" --secret "${VSEC[$vid]}" \
+		>"$D/vendor-$vid.log" 2>&1 &
+	PIDS+=("$!")
+	info "$vname: vendor '$vid', its backend on http://127.0.0.1:$vport"
+done
+wait_for "the vendor backends" 10 curl -sf -o /dev/null "http://127.0.0.1:$VPORT_A/_log"
+wait_for "the vendor backends" 10 curl -sf -o /dev/null "http://127.0.0.1:$VPORT_B/_log"
+"$BIN/pos-central" items relate -c "$D/central/central.conf" 04012345000016 04006381333931 \
+	--kind requires | sed 's/^/   /'
+
+# vendor_call VENDOR PATH BODY: a vendor's signed call (docs/vendors.md).
+vendor_call() {
+	local vid=$1 path=$2 body=$3 ts sig
+	ts=$(date +%s)
+	sig=$(printf '%s.%s' "$ts" "$body" | openssl dgst -sha256 -hmac "${VSEC[$vid]}" -binary | base64)
+	curl -s --cacert "$D/central/ca.crt" "https://127.0.0.1:$PPORT$path" \
+		-H "Authorization: Bearer ${VTOK[$vid]}" -H "X-Pos-Timestamp: $ts" \
+		-H "X-Pos-Signature: $sig" -H 'Content-Type: application/json' -d "$body"
+	echo
+}
+# phone METHOD PATH [BODY]: the phone's call with its device token.
+phone() {
+	curl -s --cacert "$D/central/ca.crt" -X "$1" -H "Authorization: Bearer $DEVICE" \
+		-H 'Content-Type: application/json' ${3:+-d "$3"} "https://127.0.0.1:$PPORT$2"
+}
+when() { date -u -d "@$(($(date +%s) + $1))" +%Y-%m-%dT%H:%M:%SZ; }
+
+say "Lane 1: Smith buys a television and a wall mount (Visa card)"
+emit lane1 scanner 4006381333931 4012345000016
+emit lane1 cardreader "card 4242424242424242 2812"
+sleep 0.5
+TV_TOTAL=$(ctl lane1 total)
+echo "$TV_TOTAL" | sed 's/^/   /'
+TV_TXN=$(echo "$TV_TOTAL" | python3 -c 'import json,sys; print(json.load(sys.stdin)["txn"])')
+TV_RECEIPT=$(echo "$TV_TOTAL" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("receipt_url",""))')
+wait_for "lane 1's spool to drain" 10 spool_empty lane1
+
+say "Smith's phone registers and opens the receipt: the phone is linked to the household"
+DEVICE=$(curl -s --cacert "$D/central/ca.crt" -X POST "https://127.0.0.1:$PORT/v1/devices" |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["device_token"])')
+wait_for "the receipt at central" 10 curl -sf --cacert "$D/central/ca.crt" -o /dev/null \
+	"https://127.0.0.1:$PPORT/v1/receipts/${TV_RECEIPT##*/}"
+phone GET "/v1/receipts/${TV_RECEIPT##*/}" | python3 -c 'import json,sys; print("   device_linked:", json.load(sys.stdin)["device_linked"])'
+
+say "The vendors register their services against the sale (signed calls)"
+vendor_call acme /v1/vendor/activities \
+	"{\"ref\":\"del-1\",\"txn\":\"$TV_TXN\",\"gtin\":\"04006381333931\",\"kind\":\"delivery\",\"at\":\"$(when 86400)\"}" | sed 's/^/   acme: /'
+vendor_call mountco /v1/vendor/activities \
+	"{\"ref\":\"inst-1\",\"txn\":\"$TV_TXN\",\"gtin\":\"04012345000016\",\"kind\":\"installation\",\"at\":\"$(when 172800)\"}" | sed 's/^/   mountco: /'
+info "what Smith's phone owns (GET /v1/devices/me/products):"
+phone GET /v1/devices/me/products | python3 -c '
+import json, sys
+for p in json.load(sys.stdin)["products"]:
+    acts = ", ".join("%s %s %s" % (a["vendor"], a["kind"], a["at"]) for a in p["activities"])
+    print("     %-18s %s" % (p["name"] or p["gtin"], acts or "-"))'
+
+say "Acme Delivery delays the television by three days"
+vendor_call acme /v1/vendor/events \
+	"{\"id\":\"ev-1\",\"kind\":\"delay\",\"activity\":\"del-1\",\"new_at\":\"$(when 345600)\",\"text\":\"Your TV delivery moves by three days.\"}" | sed 's/^/   /'
+offer_ready() { phone GET /v1/devices/me/messages | grep -q '"options"'; }
+wait_for "Mount Co's new slots" 15 offer_ready
+info "the installation came before the new delivery: central asked Mount Co's backend for slots"
+MSGS=$(phone GET /v1/devices/me/messages)
+echo "$MSGS" | python3 -c '
+import json, sys
+for m in json.load(sys.stdin)["messages"]:
+    print("   [%s] %s" % (m["kind"], m["text"]))
+    for o in m.get("options", []):
+        print("       option %s: %s" % (o["id"], o["at"]))'
+OFFER=$(echo "$MSGS" | python3 -c 'import json,sys; print([m["id"] for m in json.load(sys.stdin)["messages"] if m["kind"] == "reschedule"][0])')
+info "the message page: https://127.0.0.1:$PPORT/messages#t=$DEVICE"
+
+say "Smith picks slot-2; central reschedules with Mount Co's backend on Smith's behalf"
+phone POST "/v1/messages/$OFFER/choose" '{"option":"slot-2"}' | sed 's/^/   /'
+echo
+confirmed() { phone GET /v1/devices/me/messages | grep -q '"confirmation"'; }
+wait_for "the confirmation" 15 confirmed
+phone GET /v1/devices/me/messages | python3 -c '
+import json, sys
+m = [m for m in json.load(sys.stdin)["messages"] if m["kind"] == "confirmation"][0]
+print("   [confirmation] %s" % m["text"])'
+curl -s "http://127.0.0.1:$VPORT_B/_log" | python3 -c '
+import json, sys
+l = json.load(sys.stdin)
+print("   Mount Co booked %d reschedule(s); it knows the customer only as %s" % (len(l["reschedules"]), l["reschedules"][0]["customer"]))'
+"$BIN/pos-central" vendor report -c "$D/central/central.conf" --event ev-1 | sed 's/^/   /'
+
 say "Purchase histories (pos-central history --format table)"
 for hh in "Smith:$HH_SMITH" "Jones:$HH_JONES" "Garcia:$HH_GARCIA"; do
 	printf '\n   %s\n' "${hh%%:*}"
@@ -299,6 +400,7 @@ info "then open:            https://127.0.0.1:$PORT/analyst/"
 info "sign in with the analyst token in $D/central/analyst.token"
 info "a demo household:     https://127.0.0.1:$PORT/analyst/households/$HH_SMITH"
 info "(cohorts and funnels count at least [privacy] k_min = 10 households; the demo has 3)"
+info "Smith's vendor messages:   https://127.0.0.1:$PPORT/messages#t=$DEVICE"
 if [ -n "$RECEIPT" ]; then
 	info "Smith's receipt and its chat: $RECEIPT"
 	info "(staff answer at https://127.0.0.1:$PPORT/console with a token from pos-central staff add)"

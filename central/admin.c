@@ -51,21 +51,29 @@ static const char backup_usage[] =
 static const char history_usage[] =
 	"usage: pos-central history -c CONF --hhid HHID [--from D] [--to D]\n"
 	"                           [--format csv|json|table]\n"
-	"  D is an RFC 3339 time or a date YYYY-MM-DD (UTC); --to is exclusive.\n";
+	"  D is an RFC 3339 time or a date YYYY-MM-DD (UTC); a --to date includes\n"
+	"  that day, as offer's does; a --to time is exclusive.\n";
+
+#define ADMIN_DAY_MS 86400000LL
 
 static int admin_usage(const char *usage, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* One line: "pos-central: <problem> (see pos-central CMD --help)", CMD
+ * the command the usage text is for. */
 static int admin_usage(const char *usage, const char *fmt, ...)
 {
+	const char *cmd = strstr(usage, "pos-central ");
 	va_list ap;
+	int n;
 
+	cmd = cmd ? cmd + 12 : "";
+	n = (int)strcspn(cmd, " \n");
 	fputs("pos-central: ", stderr);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
-	fputs(usage, stderr);
+	fprintf(stderr, " (see pos-central %.*s --help)\n", n, cmd);
 	return ADMIN_USAGE;
 }
 
@@ -218,14 +226,53 @@ static int admin_parse(int argc, char **argv, const char *allowed, const char *u
 	return 0;
 }
 
+/* What is wrong with a household id, for the message: its prefix, its
+ * length, the first character outside its alphabet (named when it is a
+ * letter or a sign: a digit always belongs), or its last character. */
+static void admin_hhid_problem(const char *v, char *out, size_t cap)
+{
+	static const char alpha[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+	size_t n = strlen(v);
+
+	if (strncmp(v, "hh_", 3) != 0) {
+		snprintf(out, cap, "does not start with hh_");
+		return;
+	}
+	for (size_t i = 3; i < n; i++) {
+		unsigned char ch = (unsigned char)v[i];
+
+		if (strchr(alpha, ch))
+			continue;
+		if (ch >= 'a' && ch <= 'z' && strchr(alpha, ch - 'a' + 'A'))
+			snprintf(out, cap, "has '%c' at character %zu: household ids are upper case",
+				 ch, i + 1);
+		else if (ch > ' ' && ch < 127)
+			snprintf(out, cap,
+				 "has '%c' at character %zu: household ids use 0-9 and A-Z without "
+				 "I, L, O and U",
+				 ch, i + 1);
+		else
+			snprintf(out, cap, "has a character that is not 0-9 or A-Z at character %zu",
+				 i + 1);
+		return;
+	}
+	if (n != DEIDENT_ID_LEN)
+		snprintf(out, cap, "has %zu characters after hh_, not %d", n - 3, DEIDENT_ID_LEN - 3);
+	else
+		snprintf(out, cap, "ends in a character no household id ends in (mistyped?)");
+}
+
 static int admin_check_hhid(const char *usage, const char *what, const char *opt,
 			    const char *v)
 {
+	char why[128];
+
 	if (!v)
 		return admin_usage(usage, "%s: missing --%s HHID", what, opt);
-	if (!deident_hhid_valid(v))
-		return admin_usage(usage, "%s: --%s is not a household id (hh_ and 26 characters)",
-				   what, opt);
+	if (!deident_hhid_valid(v)) {
+		admin_hhid_problem(v, why, sizeof why);
+		return admin_usage(usage, "%s: --%s %s", what, opt, why);
+	}
 	return 0;
 }
 
@@ -236,7 +283,7 @@ static int admin_open(const char *conf, struct cconf *cf, struct store **s, pos_
 
 	if (rc < 0)
 		return rc;
-	return store_open(cf->database, s, e);
+	return cconf_store_open(cf, CCONF_STORE_WRITE, s, e);
 }
 
 /* ----------------------------------------------------------- stdin lines */
@@ -676,6 +723,22 @@ static void admin_time(int64_t ms, char out[TIME_RFC3339_LEN])
 		time_format_rfc3339(ms, out);
 }
 
+/* store_household, and for a household merged away (gone, yet still
+ * known: its lanes' spooled baskets follow the merge) a message that says
+ * so instead of "unknown". */
+static int admin_household(struct store *s, const char *hhid, struct store_household *h,
+			   pos_err *e)
+{
+	int rc = store_household(s, hhid, h, e);
+
+	if (rc == POS_ENOTFOUND && store_household_exists(s, hhid))
+		err_set(e, POS_ENOTFOUND,
+			"household %s was merged into another household: its TIDs and baskets are "
+			"there now (the audit log's household.merge row names it)",
+			hhid);
+	return rc;
+}
+
 static int household_show(const struct admin_opts *o)
 {
 	struct cconf cf;
@@ -687,7 +750,7 @@ static int household_show(const struct admin_opts *o)
 
 	rc = admin_open(o->conf, &cf, &s, &e);
 	if (rc == 0)
-		rc = store_household(s, o->hhid, &h, &e);
+		rc = admin_household(s, o->hhid, &h, &e);
 	if (rc == 0) {
 		admin_actor(actor, sizeof(actor));
 		snprintf(detail, sizeof(detail), "hhid=%s", o->hhid);
@@ -901,6 +964,9 @@ int backup_main(int argc, char **argv)
 	if (!o.out || !*o.out)
 		return admin_usage(backup_usage, "backup: missing --out FILE");
 	rc = admin_open(o.conf, &cf, &s, &e);
+	if (rc == 0 && cf.backend == STORE_POSTGRESQL)
+		rc = err_set(&e, POS_EINVAL, "backup: the store is PostgreSQL: back it up with "
+					     "pg_basebackup or pg_dump (docs/scaling.md)");
 	if (rc == 0 && strcmp(o.out, cf.database) == 0)
 		rc = err_set(&e, POS_EINVAL, "backup: --out is the database itself");
 	if (rc == 0)
@@ -959,14 +1025,18 @@ int history_main(int argc, char **argv)
 		return admin_usage(history_usage, "history: --from: %s", e.msg);
 	if (o.to && time_parse_rfc3339(o.to, 1, &to_ms, &e) < 0)
 		return admin_usage(history_usage, "history: --to: %s", e.msg);
+	/* A bare --to date means "until the end of that day", as offer's. */
+	if (o.to && strlen(o.to) == 10)
+		to_ms += ADMIN_DAY_MS;
 	if (o.from && o.to && from_ms >= to_ms)
-		return admin_usage(history_usage, "history: --from must be before --to");
+		return admin_usage(history_usage, "history: --to %.40s is before --from %.40s",
+				   o.to, o.from);
 
 	rc = admin_open(o.conf, &cf, &s, &e);
 	/* Not store_household_exists: that one also says yes for a household
 	 * merged away, which has no history of its own any more. */
 	if (rc == 0)
-		rc = store_household(s, o.hhid, &hh, &e);
+		rc = admin_household(s, o.hhid, &hh, &e);
 	if (rc == 0) {
 		admin_actor(actor, sizeof(actor));
 		snprintf(detail, sizeof(detail), "hhid=%s", o.hhid);

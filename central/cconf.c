@@ -6,6 +6,7 @@
 #include "config.h"
 #include "keys.h"
 #include "log.h"
+#include "store.h"
 
 /*
  * central.conf: one table of every key with its type, default and bounds, so
@@ -42,6 +43,16 @@ static const struct cconf_key cconf_keys[] = {
 	  "HOST:PORT for phones and browsers; empty = off" },
 	{ "central", "www", CC_STR, "", 0, 0, CC_FIELD(www),
 	  "folder of the public pages; empty = the installed share/pos/www" },
+	{ "store", "backend", CC_STR, "sqlite", 0, 0, CC_FIELD(store_backend),
+	  "sqlite ([central] database) | postgresql (dsn)" },
+	{ "store", "dsn", CC_STR, "", 0, 0, CC_FIELD(store_dsn),
+	  "PostgreSQL: a libpq connection string, e.g. host=/run/postgresql dbname=pos" },
+	{ "store", "dsn_read", CC_STR, "", 0, 0, CC_FIELD(store_dsn_read),
+	  "PostgreSQL: analysts' reads (histories, reports) from a replica; empty = dsn" },
+	{ "store", "partitions_ahead", CC_INT, "3", 0, 36, CC_LONG(store_partitions_ahead),
+	  "PostgreSQL: months of basket partitions made ahead of this one" },
+	{ "store", "retention_batch", CC_INT, "1000", 1, 1000000, CC_LONG(store_retention_batch),
+	  "SQLite: baskets deleted a transaction by pos-central retention" },
 	{ "tls", "ca", CC_PATH, "ca.crt", 0, 0, CC_FIELD(tls_ca), "verifies terminal certificates" },
 	{ "tls", "cert", CC_PATH, "server.crt", 0, 0, CC_FIELD(tls_cert), NULL },
 	{ "tls", "key", CC_PATH, "server.key", 0, 0, CC_FIELD(tls_key), NULL },
@@ -119,10 +130,18 @@ static const struct cconf_key cconf_keys[] = {
 	  "longest wait between retries of a backend call" },
 	{ "vendors", "messages_max", CC_INT, "100", 1, 1000, CC_LONG(vendor_messages_max),
 	  "messages in one GET /v1/devices/me/messages" },
+	{ "vendors", "products_max", CC_INT, "200", 1, 5000, CC_LONG(vendor_products_max),
+	  "products in one GET /v1/devices/me/products (the newest first)" },
+	{ "vendors", "device_cookie_days", CC_INT, "30", 1, 365, CC_LONG(vendor_device_cookie_days),
+	  "days the message page's device cookie lasts" },
+	{ "vendors", "relations_every_s", CC_INT, "3600", 0, 604800, CC_LONG(vendor_relations_every_s),
+	  "serve relearns co-purchase relations this often (0 = never)" },
 	{ "relations", "min_baskets", CC_INT, "2", 1, 1000000000, CC_LONG(related_min_baskets),
 	  "items related: baskets an item must share with the GTIN" },
 	{ "relations", "min_lift_pct", CC_INT, "120", 1, 1000000, CC_LONG(related_min_lift_pct),
 	  "items related: lift at least this % (100 = no better than chance)" },
+	{ "relations", "learned_per_item", CC_INT, "10", 1, 1000, CC_LONG(related_learned_per_item),
+	  "relations_every_s: learned relations kept per item with activities" },
 	{ "sms", "number", CC_STR, "", 0, 0, CC_FIELD(sms_number),
 	  "the store's SMS number (+E.164) in visitor links; empty = no SMS link" },
 	{ "sms", "secret", CC_STR, "", 0, 0, CC_FIELD(sms_secret),
@@ -208,10 +227,44 @@ static int cconf_check_out(const struct cfg *c, const struct cconf *cf, pos_err 
 	return 0;
 }
 
+/* [store]: a backend this build knows, and what it needs. A dsn is never
+ * quoted back: it may hold a password. */
+static int cconf_check_store(const struct cfg *c, struct cconf *cf, pos_err *e)
+{
+	if (strcmp(cf->store_backend, "sqlite") == 0)
+		cf->backend = STORE_SQLITE;
+	else if (strcmp(cf->store_backend, "postgresql") == 0)
+		cf->backend = STORE_POSTGRESQL;
+	else
+		return err_set(e, POS_EINVAL,
+			       "%s:%d: 'backend' in [store] must be sqlite or postgresql", c->name,
+			       cfg_line(c, "store", "backend"));
+	if (cf->backend == STORE_POSTGRESQL && !cf->store_dsn[0])
+		return err_set(e, POS_EINVAL,
+			       "%s:%d: [store] backend = postgresql needs 'dsn' (a libpq "
+			       "connection string)",
+			       c->name, cfg_line(c, "store", "backend"));
+	if (cf->backend == STORE_SQLITE && cf->store_dsn[0])
+		return err_set(e, POS_EINVAL,
+			       "%s:%d: 'dsn' in [store] is for backend = postgresql (this store "
+			       "is sqlite)",
+			       c->name, cfg_line(c, "store", "dsn"));
+	if (cf->backend == STORE_SQLITE && cf->store_dsn_read[0])
+		return err_set(e, POS_EINVAL,
+			       "%s:%d: 'dsn_read' in [store] is for backend = postgresql (this "
+			       "store is sqlite)",
+			       c->name, cfg_line(c, "store", "dsn_read"));
+	return 0;
+}
+
 /* Values that need more than a type check: said with the file and line. */
-static int cconf_check(const struct cfg *c, const struct cconf *cf, pos_err *e)
+static int cconf_check(const struct cfg *c, struct cconf *cf, pos_err *e)
 {
 	const char *colon;
+	int rc;
+
+	if ((rc = cconf_check_store(c, cf, e)) < 0)
+		return rc;
 
 	if (log_level_parse(cf->log_level) < 0)
 		return err_set(e, POS_EINVAL,
@@ -301,4 +354,104 @@ int cconf_write_default(const char *path, const char *listen, pos_err *e)
 		len += (size_t)n;
 	}
 	return keys_write_file(path, buf, len, 0600, 0, e);
+}
+
+void cconf_store_where(const struct cconf *c, enum cconf_store_use use, struct store_where *w)
+{
+	memset(w, 0, sizeof(*w));
+	w->backend = c->backend;
+	w->path = c->database;
+	w->dsn = c->store_dsn;
+	if (use == CCONF_STORE_READ && c->backend == STORE_POSTGRESQL && c->store_dsn_read[0]) {
+		w->dsn = c->store_dsn_read;
+		w->readonly = true;
+	}
+}
+
+int cconf_store_open(const struct cconf *c, enum cconf_store_use use, struct store **out,
+		     pos_err *e)
+{
+	struct store_where w;
+	int rc;
+
+	cconf_store_where(c, use, &w);
+	if ((rc = store_open_at(&w, out, e)) < 0)
+		return rc;
+	if (w.backend == STORE_POSTGRESQL && !w.readonly &&
+	    (rc = store_partitions_ahead(*out, c->store_partitions_ahead, e)) < 0) {
+		store_close(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+/* Skips a libpq value (quoted or not) from p; returns its end. */
+static const char *dsn_value_end(const char *p)
+{
+	if (*p != '\'') {
+		while (*p && *p != ' ' && *p != '\t')
+			p++;
+		return p;
+	}
+	for (p++; *p && *p != '\''; p++)
+		if (*p == '\\' && p[1])
+			p++;
+	return *p ? p + 1 : p;
+}
+
+void cconf_dsn_safe(const char *dsn, char *out, size_t cap)
+{
+	const char *p = dsn, *scheme;
+	size_t len = 0;
+	int n;
+
+	if (!cap)
+		return;
+	out[0] = '\0';
+	scheme = strstr(dsn, "://");
+	if (scheme) {
+		/* postgresql://user:secret@host/db?password=..: the user part and
+		 * a query naming a password go. */
+		const char *host = strchr(scheme + 3, '@'), *q;
+
+		host = host ? host + 1 : scheme + 3;
+		q = strchr(host, '?');
+		snprintf(out, cap, "%.*s%s%.*s%s", (int)(scheme + 3 - dsn), dsn,
+			 host != scheme + 3 ? "***@" : "",
+			 (int)(q && strstr(q, "password") ? q - host : (long)strlen(host)), host,
+			 q && strstr(q, "password") ? "?***" : "");
+		return;
+	}
+	while (*p && len + 1 < cap) {
+		const char *key = p, *eq, *vend;
+
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (!*p)
+			break;
+		key = p;
+		eq = p;
+		while (*eq && *eq != '=' && *eq != ' ')
+			eq++;
+		while (*eq == ' ')
+			eq++;
+		if (*eq != '=') {
+			vend = eq;
+			p = eq;
+			continue;
+		}
+		vend = eq + 1;
+		while (*vend == ' ')
+			vend++;
+		vend = dsn_value_end(vend);
+		if ((size_t)(eq - key) >= 8 && strncmp(key, "password", 8) == 0)
+			n = snprintf(out + len, cap - len, "%spassword=***", len ? " " : "");
+		else
+			n = snprintf(out + len, cap - len, "%s%.*s", len ? " " : "", (int)(vend - key),
+				     key);
+		if (n < 0 || (size_t)n >= cap - len)
+			break;
+		len += (size_t)n;
+		p = vend;
+	}
 }

@@ -54,6 +54,12 @@
  *   poll_s = 25              ; a message long poll is held this long
  *   [console]
  *   session_hours = 12
+ *   [store]
+ *   backend = sqlite         ; sqlite ([central] database) | postgresql (dsn)
+ *   dsn =                    ; libpq connection string (never logged with its password)
+ *   dsn_read =               ; optional: analysts' reads from a replica
+ *   partitions_ahead = 3     ; months of basket partitions made ahead (PostgreSQL)
+ *   retention_batch = 1000   ; baskets deleted a transaction by retention (SQLite)
  *
  * [central] public_listen (empty: off) and www (empty: found beside the
  * binary), [tls] public_cert and public_key: docs/conversations.md.
@@ -63,6 +69,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include "err.h"
+#include "store.h"
 
 #define CCONF_PATH_MAX 1024
 #define CCONF_MAX_WORKERS 256 /* [central] workers */
@@ -123,8 +130,12 @@ struct cconf {
 	long vendor_call_timeout_s;
 	long vendor_retry_max_s;
 	long vendor_messages_max;
+	long vendor_products_max;
+	long vendor_device_cookie_days;
+	long vendor_relations_every_s;
 	long related_min_baskets;
 	long related_min_lift_pct;
+	long related_learned_per_item;
 	/* Visitor links and SMS (design section 13): docs/conversations.md. */
 	char visitor_key[CCONF_PATH_MAX];
 	char sms_number[32];
@@ -136,9 +147,31 @@ struct cconf {
 	char crm_secret[256];
 	long outbox_retry_max_s;
 	long outbox_timeout_s;
+	/* The store (design section 11): docs/scaling.md. */
+	char store_backend[16];
+	enum store_backend backend; /* from store_backend */
+	char store_dsn[CCONF_PATH_MAX];
+	char store_dsn_read[CCONF_PATH_MAX];
+	long store_partitions_ahead;
+	long store_retention_batch;
 };
 
 int cconf_load(const char *path, struct cconf *out, pos_err *e);
+
+/* Which connection a caller wants: the one that writes (and reads what was
+ * just written), or analysts' reads, which go to [store] dsn_read when set
+ * (a replica, opened read-only). */
+enum cconf_store_use { CCONF_STORE_WRITE, CCONF_STORE_READ };
+/* Where the store of c is: w's strings point into c. */
+void cconf_store_where(const struct cconf *c, enum cconf_store_use use, struct store_where *w);
+/* Opens the store of c (creating and migrating it, and making the months
+ * of partitions ahead, unless it is a read-only replica). The one way
+ * every command and serve open the store. *out: store_close. */
+int cconf_store_open(const struct cconf *c, enum cconf_store_use use, struct store **out,
+		     pos_err *e);
+/* dsn for a log line or a message: a password (password=..., or the user
+ * part of a URI) shown as ***. Cut to cap - 1 bytes. */
+void cconf_dsn_safe(const char *dsn, char *out, size_t cap);
 /* Writes a central.conf with the defaults above for a new home (0600).
  * Refuses to overwrite. */
 int cconf_write_default(const char *path, const char *listen, pos_err *e);

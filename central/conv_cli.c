@@ -56,7 +56,7 @@ static int cli_open(const char *conf, struct store **s, pos_err *e)
 	struct cconf cf;
 	int rc = cconf_load(conf, &cf, e);
 
-	return rc < 0 ? rc : store_open(cf.database, s, e);
+	return rc < 0 ? rc : cconf_store_open(&cf, CCONF_STORE_WRITE, s, e);
 }
 
 /* ------------------------------------------------------------ items */

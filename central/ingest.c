@@ -313,6 +313,13 @@ static void *ingest_ckpt_thread(void *arg)
 
 int ingest_start(const char *db_path, struct ingest **out, pos_err *e)
 {
+	struct store_where w = { .backend = STORE_SQLITE, .path = db_path };
+
+	return ingest_start_at(&w, out, e);
+}
+
+int ingest_start_at(const struct store_where *w, struct ingest **out, pos_err *e)
+{
 	struct ingest *ig;
 	int rc;
 
@@ -330,8 +337,8 @@ int ingest_start(const char *db_path, struct ingest **out, pos_err *e)
 		pthread_cond_init(&ig->ckpt_cv, &ca);
 		pthread_condattr_destroy(&ca);
 	}
-	if ((rc = store_open(db_path, &ig->store, e)) < 0 ||
-	    (rc = store_open(db_path, &ig->ckpt, e)) < 0 ||
+	if ((rc = store_open_at(w, &ig->store, e)) < 0 ||
+	    (rc = store_open_at(w, &ig->ckpt, e)) < 0 ||
 	    (rc = store_ingest_tune(ig->store, e)) < 0)
 		goto fail;
 	/* The writer redeems the codes baskets carry, by the offers' rule. */

@@ -57,8 +57,10 @@ struct ingest_job {
 	struct ingest_job *next; /* the writer's queue */
 };
 
-/* Opens the writer's store connection on db_path and starts the thread.
- * *out: ingest_stop then ingest_free. */
+/* Opens the writer's store connections where w says (read-write) and
+ * starts the thread. *out: ingest_stop then ingest_free. */
+int ingest_start_at(const struct store_where *w, struct ingest **out, pos_err *e);
+/* ingest_start_at on the SQLite file db_path. */
 int ingest_start(const char *db_path, struct ingest **out, pos_err *e);
 /* Queues a job; done will run exactly once, on the writer thread. Fails
  * (POS_EAGAIN) once stopping, and then done never runs. */

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <openssl/crypto.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +27,28 @@ struct keyring {
 	char analyst[KEYS_TOKEN_MAX + 1];
 	char admin[KEYS_TOKEN_MAX + 1];
 	size_t analyst_len, admin_len;
+	/* The tokens change on a reload (SIGHUP) while workers check them;
+	 * everything else is fixed once loaded. */
+	pthread_rwlock_t tok_lock;
 };
+
+/* A zeroed ring with its lock; free with keyring_free. */
+static struct keyring *keyring_alloc(void)
+{
+	struct keyring *kr = calloc(1, sizeof *kr);
+
+	if (kr && pthread_rwlock_init(&kr->tok_lock, NULL) != 0) {
+		free(kr);
+		kr = NULL;
+	}
+	return kr;
+}
+
+/* The lock of a ring the callers hold as const: checks only read. */
+static pthread_rwlock_t *keyring_tok_lock(const struct keyring *kr)
+{
+	return (pthread_rwlock_t *)&kr->tok_lock;
+}
 
 /* (Re)keys the prepared HMACs from kr->k_index and kr->k_deident. */
 static int keyring_prepare_hmac(struct keyring *kr, pos_err *e)
@@ -49,7 +71,7 @@ int keyring_new(const unsigned char k_index[KEYS_HMAC_LEN],
 	int rc;
 
 	*out = NULL;
-	kr = calloc(1, sizeof *kr);
+	kr = keyring_alloc();
 	if (!kr)
 		return err_set(e, POS_ENOMEM, "keyring: out of memory");
 	if (k_index)
@@ -102,10 +124,12 @@ int keyring_set_token(struct keyring *kr, const char *role, const char *token, p
 	if (n > KEYS_TOKEN_MAX)
 		return err_set(e, POS_ETOOBIG, "keyring: %s token longer than %d", role,
 			       KEYS_TOKEN_MAX);
+	pthread_rwlock_wrlock(&kr->tok_lock);
 	wipe(dst, KEYS_TOKEN_MAX + 1);
 	if (n)
 		memcpy(dst, token, n);
 	*len = n;
+	pthread_rwlock_unlock(&kr->tok_lock);
 	return 0;
 }
 
@@ -188,6 +212,11 @@ out:
 	return rc;
 }
 
+static bool keyring_token_same(const char *a, size_t alen, const char *b, size_t blen)
+{
+	return alen == blen && CRYPTO_memcmp(a, b, alen) == 0;
+}
+
 /* Reads both token files into kr. */
 static int keyring_read_tokens(const struct cconf *c, struct keyring *kr, pos_err *e)
 {
@@ -212,7 +241,7 @@ int keyring_load_tokens(const struct cconf *c, struct keyring **out, pos_err *e)
 
 	*out = NULL;
 	/* No HMAC keys, not even zero ones: this ring opens nothing. */
-	kr = calloc(1, sizeof *kr);
+	kr = keyring_alloc();
 	if (!kr)
 		return err_set(e, POS_ENOMEM, "keyring: out of memory");
 	if ((rc = keyring_read_tokens(c, kr, e)) < 0) {
@@ -220,6 +249,29 @@ int keyring_load_tokens(const struct cconf *c, struct keyring **out, pos_err *e)
 		return rc;
 	}
 	*out = kr;
+	return 0;
+}
+
+int keyring_reload_tokens(struct keyring *kr, const struct cconf *c, bool *changed, pos_err *e)
+{
+	struct keyring *fresh;
+	int rc;
+
+	*changed = false;
+	if (!kr)
+		return err_set(e, POS_EINVAL, "keyring: missing argument");
+	if ((rc = keyring_load_tokens(c, &fresh, e)) < 0)
+		return rc;
+	pthread_rwlock_wrlock(&kr->tok_lock);
+	*changed = !keyring_token_same(kr->analyst, kr->analyst_len, fresh->analyst,
+				       fresh->analyst_len) ||
+		   !keyring_token_same(kr->admin, kr->admin_len, fresh->admin, fresh->admin_len);
+	memcpy(kr->analyst, fresh->analyst, sizeof kr->analyst);
+	memcpy(kr->admin, fresh->admin, sizeof kr->admin);
+	kr->analyst_len = fresh->analyst_len;
+	kr->admin_len = fresh->admin_len;
+	pthread_rwlock_unlock(&kr->tok_lock);
+	keyring_free(fresh);
 	return 0;
 }
 
@@ -285,6 +337,7 @@ void keyring_free(struct keyring *kr)
 		envelope_key_free(kr->ekeys[i]);
 	deident_key_free(kr->dk_index);
 	deident_key_free(kr->dk_deident);
+	pthread_rwlock_destroy(&kr->tok_lock);
 	wipe_free(kr, sizeof *kr);
 }
 
@@ -344,10 +397,24 @@ static bool keyring_token_eq(const char *want, size_t want_len, const char *got,
 
 bool keyring_analyst_ok(const struct keyring *kr, const char *token, size_t len)
 {
-	return kr && keyring_token_eq(kr->analyst, kr->analyst_len, token, len);
+	bool ok;
+
+	if (!kr)
+		return false;
+	pthread_rwlock_rdlock(keyring_tok_lock(kr));
+	ok = keyring_token_eq(kr->analyst, kr->analyst_len, token, len);
+	pthread_rwlock_unlock(keyring_tok_lock(kr));
+	return ok;
 }
 
 bool keyring_admin_ok(const struct keyring *kr, const char *token, size_t len)
 {
-	return kr && keyring_token_eq(kr->admin, kr->admin_len, token, len);
+	bool ok;
+
+	if (!kr)
+		return false;
+	pthread_rwlock_rdlock(keyring_tok_lock(kr));
+	ok = keyring_token_eq(kr->admin, kr->admin_len, token, len);
+	pthread_rwlock_unlock(keyring_tok_lock(kr));
+	return ok;
 }

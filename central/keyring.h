@@ -2,7 +2,8 @@
 #define POS_KEYRING_H
 /*
  * Central's secrets, loaded once at start and read-only afterwards (shared
- * by threads without locks): the current HPKE private key, the retired ones
+ * by threads without locks; the tokens alone change on a reload, under
+ * the ring's own lock): the current HPKE private key, the retired ones
  * (the hpke_retired folder, *.key, so EncTIDs spooled before a rotation
  * still open), k_index, k_deident and the two bearer tokens. Every file is
  * refused when group or others can read it. keyring_free wipes all.
@@ -31,6 +32,11 @@ int keyring_load(const struct cconf *c, struct keyring **out, pos_err *e);
 int keyring_load_keys(const struct cconf *c, struct keyring **out, pos_err *e);
 /* The two tokens and no key: such a ring opens nothing. *out: keyring_free. */
 int keyring_load_tokens(const struct cconf *c, struct keyring **out, pos_err *e);
+/* Reads the two token files c names again into kr (serve's SIGHUP): the
+ * checks see the new tokens from the next request. Files that do not load
+ * leave kr as it was. *changed: whether either token differs. Safe while
+ * other threads check tokens. */
+int keyring_reload_tokens(struct keyring *kr, const struct cconf *c, bool *changed, pos_err *e);
 /* An empty keyring with the two HMAC keys and no tokens, for tests and the
  * fuzzers; add HPKE keys with keyring_add. *out: keyring_free. */
 int keyring_new(const unsigned char k_index[KEYS_HMAC_LEN],

@@ -1,7 +1,7 @@
 /*
  * pos-central: the household resolver (design sections 5 and 8).
  *
- *   setup, terminal-cert, store-cert, terminal-revoke, rotate-key
+ *   setup, terminal-cert, store-cert, terminal-revoke, terminal list, rotate-key
  *                                      central's home and terminals (setup.c)
  *   serve, check                       the HTTPS resolver (server.c, routes.c) and
  *                                      what it would refuse at start
@@ -23,6 +23,7 @@
 
 #include "admin.h"
 #include "cconf.h"
+#include "dbcli.h"
 #include "envelope.h"
 #include "keyring.h"
 #include "keys.h"
@@ -289,7 +290,7 @@ struct main_cmd {
 static const struct main_cmd main_cmds[] = {
 	{ "setup", setup_main, "setup DIR                     make a new central home" },
 	{ "terminal-cert", terminal_cert_main,
-	  "terminal-cert DIR --store S --terminal T --out OUT\n"
+	  "terminal-cert DIR --store S --terminal T --out OUT [--renew]\n"
 	  "                                issue a terminal's certificate and folder" },
 	{ "store-cert", store_cert_main,
 	  "store-cert DIR --store S --out OUT [--host H]...\n"
@@ -297,6 +298,9 @@ static const struct main_cmd main_cmds[] = {
 	{ "terminal-revoke", terminal_revoke_main,
 	  "terminal-revoke DIR --store S --terminal T [--cert FILE]\n"
 	  "                                refuse a terminal's certificates (crl.pem)" },
+	{ "terminal", terminal_main,
+	  "terminal list -c CONF [--format table|csv]\n"
+	  "                                every certificate issued: expiry, revoked" },
 	{ "rotate-key", rotate_key_main, "rotate-key -c CONF            new HPKE key pair" },
 	{ "check", main_check, "check -c CONF                 \"configuration OK\" or FILE:LINE and the problem" },
 	{ "serve", main_serve, "serve -c CONF [--listen HOST:PORT]\n"
@@ -308,6 +312,11 @@ static const struct main_cmd main_cmds[] = {
 	  "history -c CONF --hhid H [--from D] [--to D] [--format csv|json|table]" },
 	{ "backup", backup_main,
 	  "backup -c CONF --out FILE     a consistent copy of the database, while serving" },
+	{ "retention", retention_main,
+	  "retention -c CONF --keep-months N\n"
+	  "                                remove baskets of months before the N last ones" },
+	{ "store-copy", store_copy_main,
+	  "store-copy -c CONF --to DSN   copy a SQLite store into an empty PostgreSQL" },
 	{ "offer", offer_main,
 	  "offer create|list|end|report -c CONF ...\n"
 	  "                                offers for phones, redeemed at the lanes" },

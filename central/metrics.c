@@ -47,6 +47,7 @@ static const char *const metrics_route_names[MR_COUNT] = {
 	[MR_OFFER_CHECK] = "/v1/offers/check",
 	[MR_OFFER_REPORT] = "/v1/offers/report",
 	[MR_READY] = "/v1/health/ready",
+	[MR_KEYS] = "/v1/keys",
 	[MR_OTHER] = "other",
 };
 

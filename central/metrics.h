@@ -27,6 +27,7 @@ enum metrics_route {
 	MR_OFFER_CHECK,
 	MR_OFFER_REPORT,
 	MR_READY,
+	MR_KEYS,
 	MR_OTHER,
 	MR_COUNT
 };

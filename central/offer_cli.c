@@ -11,6 +11,7 @@
 
 #include "cconf.h"
 #include "err.h"
+#include "gtin.h"
 #include "offers.h"
 #include "store.h"
 #include "timeutil.h"
@@ -21,11 +22,12 @@ enum { OFFER_OK = 0, OFFER_FAIL = 1, OFFER_USAGE = 2 };
 
 static const char offer_usage[] =
 	"usage: pos-central offer create -c CONF --title T --reward TEXT [--from D] [--to D]\n"
-	"                                [--target all|gtin:GTIN14]\n"
+	"                                [--target all|GTIN|gtin:GTIN]\n"
 	"       pos-central offer list   -c CONF\n"
 	"       pos-central offer end    -c CONF ID\n"
 	"       pos-central offer report -c CONF [--format csv|json]\n"
-	"  D is a date YYYY-MM-DD (UTC) or an RFC 3339 time; a --to date includes that day.\n";
+	"  D is a date YYYY-MM-DD (UTC) or an RFC 3339 time; a --to date includes that day.\n"
+	"  GTIN: 8, 12, 13 or 14 digits (EAN-8, UPC-A, EAN-13, GTIN-14), kept as GTIN-14.\n";
 
 struct offer_opts {
 	const char *conf;
@@ -145,7 +147,7 @@ static int offer_cli_store(const char *conf, struct store **s, pos_err *e)
 	struct cconf cf;
 	int rc = cconf_load(conf, &cf, e);
 
-	return rc < 0 ? rc : store_open(cf.database, s, e);
+	return rc < 0 ? rc : cconf_store_open(&cf, CCONF_STORE_WRITE, s, e);
 }
 
 /* The audit row of an action, by the login running it. */
@@ -172,6 +174,40 @@ static int offer_date(const char *what, const char *opt, const char *v, bool end
 	return 0;
 }
 
+/*
+ * --target as typed to what offers_target_parse takes: "all", or an item
+ * code of 8, 12, 13 or 14 digits (with or without "gtin:") padded to its
+ * GTIN-14, as GS1 does. A wrong check digit is named with the right one.
+ */
+static int offer_target(const char *what, const char *v, char out[STORE_OFFER_TARGET_MAX + 1])
+{
+	const char *d = strncmp(v, "gtin:", 5) == 0 ? v + 5 : v;
+	size_t n = strlen(d);
+	char g[GTIN_LEN + 1];
+	pos_err e = { 0 };
+	int cd;
+
+	if (strcmp(v, "all") == 0)
+		return offers_target_parse(v, out, &e) < 0 ? offer_usage_error(what, "%s", e.msg) : 0;
+	if (n == 0 || strspn(d, "0123456789") != n)
+		return offer_usage_error(what, "--target must be all or an item code of 8, 12, 13 "
+					       "or 14 digits (gtin: before it is optional)");
+	if (n != 8 && n != 12 && n != 13 && n != 14)
+		return offer_usage_error(what, "--target has %zu digits: an item code has 8 (EAN-8), "
+					       "12 (UPC-A), 13 (EAN-13) or 14 (GTIN-14)",
+					 n);
+	memset(g, '0', GTIN_LEN - n);
+	memcpy(g + GTIN_LEN - n, d, n + 1);
+	if (!gtin14_valid(g)) {
+		cd = gtin_check_digit(g, GTIN_LEN - 1);
+		return offer_usage_error(what, "--target: the item code's last (check) digit should "
+					       "be %d, not %c",
+					 cd, d[n - 1]);
+	}
+	snprintf(out, STORE_OFFER_TARGET_MAX + 1, "gtin:%s", g);
+	return 0;
+}
+
 static int offer_create(const struct offer_opts *o)
 {
 	const char *what = "offer create";
@@ -187,14 +223,15 @@ static int offer_create(const struct offer_opts *o)
 	if (!o->reward)
 		return offer_usage_error(what, "--reward is required");
 	if (offers_text_check("--title", o->title, STORE_OFFER_TITLE_MAX, &e) < 0 ||
-	    offers_text_check("--reward", o->reward, STORE_OFFER_REWARD_MAX, &e) < 0 ||
-	    offers_target_parse(o->target ? o->target : "all", of.target, &e) < 0)
+	    offers_text_check("--reward", o->reward, STORE_OFFER_REWARD_MAX, &e) < 0)
 		return offer_usage_error(what, "%s", e.msg);
+	if ((rc = offer_target(what, o->target ? o->target : "all", of.target)) != 0)
+		return rc;
 	if ((o->from && (rc = offer_date(what, "from", o->from, false, &of.from_ms)) != 0) ||
 	    (o->to && (rc = offer_date(what, "to", o->to, true, &of.to_ms)) != 0))
 		return rc;
 	if (of.from_ms && of.to_ms && of.from_ms >= of.to_ms)
-		return offer_usage_error(what, "--from must be before --to");
+		return offer_usage_error(what, "--to %.40s is before --from %.40s", o->to, o->from);
 	memcpy(of.title, o->title, strlen(o->title) + 1);
 	memcpy(of.reward, o->reward, strlen(o->reward) + 1);
 	of.created_ms = time_now_ms();
@@ -213,6 +250,12 @@ out:
 	if (rc < 0)
 		return offer_fail(what, &e);
 	printf("%s\n", of.id);
+	/* Allowed (an offer recorded after the fact), but rarely meant. */
+	if (of.to_ms && of.to_ms <= of.created_ms)
+		fprintf(stderr,
+			"pos-central %s: warning: offer %s ended already (--to %.40s is in the past); "
+			"no phone will be offered it\n",
+			what, of.id, o->to);
 	return OFFER_OK;
 }
 

@@ -469,7 +469,7 @@ int outbox_start(const struct cconf *c, struct keys_chan *keys, struct outbox **
 	o->keys = keys;
 	o->crm = (struct lane){ OB_CRM, &ob_delivered[0], &ob_failed[0], 0, 0, 0 };
 	o->sms = (struct lane){ OB_SMS, &ob_delivered[1], &ob_failed[1], 0, 0, 0 };
-	if ((rc = store_open(c->database, &o->store, e)) < 0) {
+	if ((rc = cconf_store_open(c, CCONF_STORE_WRITE, &o->store, e)) < 0) {
 		free(o);
 		return rc;
 	}
@@ -522,7 +522,7 @@ int outbox_status(const struct cconf *c, FILE *out, pos_err *e)
 	int64_t nc = 0, ns = 0;
 	int rc;
 
-	if ((rc = store_open(c->database, &s, e)) < 0)
+	if ((rc = cconf_store_open(c, CCONF_STORE_WRITE, &s, e)) < 0)
 		return rc;
 	if ((rc = store_cursor_get(s, OB_CRM, &crm, e)) < 0 ||
 	    (rc = store_cursor_get(s, OB_SMS, &sms, e)) < 0 ||

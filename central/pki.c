@@ -6,8 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <arpa/inet.h>
 
 #include <openssl/bn.h>
 #include <openssl/ec.h>
@@ -237,6 +240,78 @@ static int pki_san_list(const char *const *dns, const char *const *ips, char *sa
 				return err_set(e, POS_ETOOBIG, "too many server names");
 			*off += (size_t)w;
 		}
+	}
+	return 0;
+}
+
+int pki_host_kind(const char *s)
+{
+	unsigned char addr[16];
+	size_t n, label = 0;
+	int digits_only = 1;
+
+	if (!s || !*s)
+		return PKI_HOST_BAD;
+	if (inet_pton(AF_INET, s, addr) == 1 || inet_pton(AF_INET6, s, addr) == 1)
+		return PKI_HOST_IP;
+	n = strlen(s);
+	if (n > 253)
+		return PKI_HOST_BAD;
+	for (size_t i = 0; i <= n; i++) {
+		char ch = s[i];
+
+		if (ch == '.' || ch == '\0') {
+			if (label == 0 || label > 63 || s[i - 1] == '-')
+				return PKI_HOST_BAD;
+			if (ch == '\0')
+				break;
+			label = 0;
+			digits_only = 1;
+			continue;
+		}
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '-'))
+			return PKI_HOST_BAD;
+		if (ch == '-' && label == 0)
+			return PKI_HOST_BAD;
+		if (ch < '0' || ch > '9')
+			digits_only = 0;
+		label++;
+	}
+	/* "10.0.0.256" is a mistyped address, not a name. */
+	return digits_only ? PKI_HOST_BAD : PKI_HOST_DNS;
+}
+
+int pki_host_loopback(const char *s)
+{
+	return s && (strcasecmp(s, "localhost") == 0 || strncmp(s, "127.", 4) == 0 ||
+		     strcmp(s, "::1") == 0);
+}
+
+int pki_server_name(X509 *cert, char *out, size_t cap, pos_err *e)
+{
+	X509_NAME *name = cert ? X509_get_subject_name(cert) : NULL;
+	int i = name ? X509_NAME_get_index_by_NID(name, NID_commonName, -1) : -1;
+	const ASN1_STRING *s;
+	int n, kind, ok;
+
+	if (i < 0)
+		return err_set(e, POS_ENOTFOUND, "the certificate has no common name");
+	s = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i));
+	n = s ? ASN1_STRING_length(s) : -1;
+	if (n <= 0 || (size_t)n >= cap || memchr(ASN1_STRING_get0_data(s), '\0', (size_t)n))
+		return err_set(e, POS_ENOTFOUND, "the certificate's common name is not a host");
+	memcpy(out, ASN1_STRING_get0_data(s), (size_t)n);
+	out[n] = '\0';
+	kind = pki_host_kind(out);
+	ok = kind == PKI_HOST_IP ? X509_check_ip_asc(cert, out, 0) == 1
+	     : kind == PKI_HOST_DNS
+		     ? X509_check_host(cert, out, 0, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL) == 1
+		     : 0;
+	ERR_clear_error();
+	if (!ok) {
+		out[0] = '\0';
+		return err_set(e, POS_ENOTFOUND, "the certificate's common name is not one of its names");
 	}
 	return 0;
 }

@@ -43,6 +43,19 @@ int pki_issue_controller(EVP_PKEY *ca_key, X509 *ca_cert, const char *store,
 			 const char *const *dns, const char *const *ips, int days,
 			 EVP_PKEY **key_out, X509 **cert_out, pos_err *e);
 
+/* What a server name given on the command line is: an IP address
+ * (IPv4 or IPv6), a DNS name (labels of letters, digits and '-', not
+ * starting or ending with '-', at most 63 characters each and 253 in all,
+ * the last not all digits), or neither (0). */
+enum { PKI_HOST_BAD = 0, PKI_HOST_DNS, PKI_HOST_IP };
+int pki_host_kind(const char *s);
+/* 1 when s is a loopback name or address (localhost, 127.0.0.0/8, ::1). */
+int pki_host_loopback(const char *s);
+/* The server certificate's subject CN when its subjectAltName covers it
+ * (a DNS name or an IP address): the name clients are meant to use. 0, or
+ * POS_ENOTFOUND when the CN is missing or not one of its names. */
+int pki_server_name(X509 *cert, char *out, size_t cap, pos_err *e);
+
 /* Write PEM files; both refuse to replace an existing file. */
 int pki_write_cert(const char *path, X509 *cert, pos_err *e);
 int pki_write_key(const char *path, EVP_PKEY *key, pos_err *e);

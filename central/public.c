@@ -1669,6 +1669,10 @@ void public_handle(struct httpd_req *req, void *arg)
 		q.route = "/v1/conversations/{id}/close";
 		if (pub_method(&q, HTTP1_POST))
 			pub_staff_close(&q, x);
+	} else if (strcmp(path, "/messages") == 0) {
+		q.route = "/messages";
+		if (pub_method(&q, HTTP1_GET))
+			pub_file(&q, "messages.html", 200);
 	} else if (strcmp(path, "/v1/visitors") == 0) {
 		q.route = "/v1/visitors";
 		if (pub_method(&q, HTTP1_POST))

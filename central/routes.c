@@ -8,16 +8,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "analyst.h"
 #include "basket.h"
+#include "codec.h"
 #include "history.h"
 #include "httpd.h"
 #include "ids.h"
 #include "jsonx.h"
+#include "keys.h"
 #include "log.h"
 #include "metrics.h"
 #include "offers.h"
@@ -1266,6 +1269,71 @@ static void routes_health(struct rq *q)
 	routes_send_text(q, 200, "application/json", ok, sizeof ok - 1);
 }
 
+/* The answer made at start: a terminal refreshes central.pub from it. */
+static void routes_keys(struct rq *q)
+{
+	const char *a = q->r->sh->keys_answer;
+
+	if (!a) {
+		routes_error(q, 503, "unavailable", "central's public key was not loaded");
+		return;
+	}
+	routes_send_text(q, 200, "application/json", a, strlen(a));
+}
+
+/* A retired key's file name is its kid and ".key" (rotate-key names it). */
+static bool routes_kid_file(const char *name, char kid[KEYS_KID_LEN + 1])
+{
+	size_t n = strlen(name);
+
+	if (n != KEYS_KID_LEN + 4 || strcmp(name + KEYS_KID_LEN, ".key") != 0 ||
+	    strspn(name, "0123456789abcdef") != KEYS_KID_LEN)
+		return false;
+	memcpy(kid, name, KEYS_KID_LEN);
+	kid[KEYS_KID_LEN] = '\0';
+	return true;
+}
+
+int routes_keys_answer(const char *pub, const char *retired, char **out, pos_err *e)
+{
+	unsigned char pk[32];
+	char kid[KEYS_KID_LEN + 1], rk[KEYS_KID_LEN + 1], b64[64];
+	json_t *root = NULL, *opens = NULL;
+	struct dirent *de;
+	DIR *d = NULL;
+	int rc;
+
+	*out = NULL;
+	if ((rc = keys_load_public(pub, pk, kid, e)) < 0 ||
+	    (rc = b64url_encode(pk, sizeof pk, b64, sizeof b64, e)) < 0)
+		return rc;
+	opens = json_array();
+	root = json_object();
+	if (!opens || !root || json_array_append_new(opens, json_string(kid)) < 0) {
+		rc = err_set(e, POS_ENOMEM, "out of memory");
+		goto out;
+	}
+	/* No folder yet: nothing was ever rotated. */
+	d = retired ? opendir(retired) : NULL;
+	while (d && (de = readdir(d)) != NULL)
+		if (routes_kid_file(de->d_name, rk) && strcmp(rk, kid) != 0 &&
+		    json_array_size(opens) < KEYRING_MAX_KEYS)
+			json_array_append_new(opens, json_string(rk));
+	if (json_object_set_new(root, "kid", json_string(kid)) < 0 ||
+	    json_object_set_new(root, "public_key", json_string(b64)) < 0 ||
+	    json_object_set(root, "opens", opens) < 0 || !(*out = jsonx_dump(root))) {
+		rc = err_set(e, POS_ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = 0;
+out:
+	if (d)
+		closedir(d);
+	json_decref(opens);
+	json_decref(root);
+	return rc;
+}
+
 /* Why the database cannot take a write now, or NULL. Looks at the file
  * system only (a few syscalls, no lock): a probe transaction would queue
  * behind the writer's commits on this worker's loop. */
@@ -1276,6 +1344,8 @@ static const char *routes_unwritable(const struct routes_shared *sh, char *buf, 
 	char dir[CCONF_PATH_MAX];
 	struct statvfs vfs;
 
+	if (!sh->database)
+		return NULL;
 	if (!slash)
 		snprintf(dir, sizeof dir, ".");
 	else
@@ -1409,6 +1479,8 @@ static const struct route routes_table[] = {
 	{ .path = "/v1/health/ready", .method = HTTP1_GET, .label = MR_READY,
 	  .fn = routes_ready },
 	{ .path = "/metrics", .method = HTTP1_GET, .label = MR_METRICS, .fn = routes_metrics },
+	{ .path = "/v1/keys", .method = HTTP1_GET, .label = MR_KEYS, .role = ROLE_TERMINAL,
+	  .fn = routes_keys },
 };
 
 /* The per-address bucket of the route's class: false with 429 sent when

@@ -43,7 +43,22 @@ struct routes_shared {
 	struct ratelimit *rl;
 	struct offers_limits devices;
 	struct analyst_shared *analyst; /* the workbench's routes (analyst.h); NULL: off */
+	/* GET /v1/keys's answer, made once at start by routes_keys_answer;
+	 * NULL: the route answers 503. */
+	const char *keys_answer;
 };
+
+/*
+ * GET /v1/keys: {"kid","public_key","opens":[kids]}, public_key being the
+ * 32 raw X25519 bytes in base64url. The current key is read from pub (the
+ * home's central.pub, which rotate-key renames into place right after
+ * hpke.key), the kids central still opens from the names of retired (the
+ * hpke_retired folder, KID.key files as rotate-key writes them): no
+ * private key is read, so the network-facing process never holds one.
+ * Made at start, like the keys process's ring, so a rotation is served
+ * only once serve runs with it. *out: free().
+ */
+int routes_keys_answer(const char *pub, const char *retired, char **out, pos_err *e);
 
 /* The ratelimit classes of the routes anyone may call. */
 enum routes_rl_class { ROUTES_RL_REGISTER = 0, ROUTES_RL_DEVICE, ROUTES_RL_COUNT };

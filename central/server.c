@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "analyst.h"
+#include "db.h"
 #include "httpd.h"
 #include "ingest.h"
 #include "keys.h"
@@ -377,7 +378,7 @@ static int server_worker_init(struct worker *w, const struct cconf *c, struct sl
 	struct httpd_opts o = { 0 };
 	int rc;
 
-	if ((rc = store_open(c->database, &w->store, e)) < 0)
+	if ((rc = cconf_store_open(c, CCONF_STORE_WRITE, &w->store, e)) < 0)
 		return rc;
 	if (!(w->base = server_base_new()))
 		return err_set(e, POS_ENOMEM, "worker %d: cannot make an event base", w->idx);
@@ -518,6 +519,31 @@ long server_nworkers(const struct cconf *c)
 	return n;
 }
 
+/* PostgreSQL: the dsn (and dsn_read) connect. A connection that only
+ * reads, so check creates and migrates nothing; the dsn is named without
+ * its password. */
+static int server_check_pg(const struct cconf *c, pos_err *e)
+{
+	const char *dsn[2] = { c->store_dsn, c->store_dsn_read };
+	const char *key[2] = { "dsn", "dsn_read" };
+	char safe[CCONF_PATH_MAX];
+	struct db *db = NULL;
+	int rc = 0;
+
+	for (int i = 0; i < 2 && rc == 0; i++) {
+		if (!dsn[i][0])
+			continue;
+		rc = db_open_pg(dsn[i], true, &db, e);
+		db_close(db);
+		db = NULL;
+		if (rc < 0) {
+			cconf_dsn_safe(dsn[i], safe, sizeof safe);
+			err_prefix(e, "%s: [store] %s (%s)", c->path, key[i], safe);
+		}
+	}
+	return rc;
+}
+
 int server_check(const struct cconf *c, pos_err *e)
 {
 	char host[SERVER_LISTEN_MAX], port[8];
@@ -530,7 +556,10 @@ int server_check(const struct cconf *c, pos_err *e)
 	}
 	if ((rc = tls_open(c, TLS_CHECK, &tls, e)) < 0)
 		goto out;
-	rc = server_check_database_place(c, e);
+	if (c->backend == STORE_POSTGRESQL)
+		rc = server_check_pg(c, e);
+	else
+		rc = server_check_database_place(c, e);
 out:
 	tls_free(tls);
 	return rc;
@@ -538,6 +567,22 @@ out:
 
 /* The public routes' limits from central.conf ([ratelimit], [devices]);
  * *rl: ratelimit_free, after every worker stopped. */
+/* GET /v1/keys's answer from the home's central.pub and the retired keys'
+ * names. A home without central.pub still serves; the route answers 503. */
+static int server_keys_answer(const struct cconf *c, char **out, pos_err *e)
+{
+	char pub[CCONF_PATH_MAX + 16];
+	pos_err ke = { 0 };
+	char q[300];
+
+	(void)e;
+	snprintf(pub, sizeof pub, "%s/central.pub", c->dir);
+	if (routes_keys_answer(pub, c->hpke_retired, out, &ke) < 0)
+		log_warn("keys_not_served", "error=%s (GET /v1/keys answers 503)",
+			 log_q(q, sizeof q, ke.msg));
+	return 0;
+}
+
 static int server_limits(const struct cconf *c, struct routes_shared *sh, struct ratelimit **rl,
 			 pos_err *e)
 {
@@ -555,10 +600,11 @@ static int server_limits(const struct cconf *c, struct routes_shared *sh, struct
 	return 0;
 }
 
-int server_run(const struct cconf *c, const char *listen_s, const struct keyring *tokens,
+int server_run(const struct cconf *c, const char *listen_s, struct keyring *tokens,
 	       struct keysproc *kp, pos_err *e)
 {
 	struct routes_shared sh = { 0 };
+	char *keys_answer = NULL;
 	struct tls *tls = NULL;
 	struct worker *ws = NULL;
 	struct ingest *ig = NULL;
@@ -566,6 +612,7 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 	struct outbox *ob = NULL;
 	struct ratelimit *rl = NULL;
 	struct store *probe = NULL;
+	struct store_where where;
 	struct slots *slots = NULL, *pub_slots = NULL;
 	struct slots_opts so;
 	struct public_shared ps;
@@ -586,7 +633,7 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGHUP); /* reload: crl.pem and the log level */
+	sigaddset(&sigs, SIGHUP); /* reload: crl.pem, tokens, certificate, log level */
 	sigaddset(&sigs, SIGCHLD); /* the keys process ended */
 	/* Blocked before any thread starts, so every thread inherits it and
 	 * only sigwait below sees the signals. */
@@ -610,8 +657,8 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 	}
 	/* Opening once here migrates the schema before several connections
 	 * race to. */
-	if ((rc = store_open(c->database, &probe, e)) < 0 ||
-	    (rc = server_check_store(c, probe, e)) < 0)
+	if ((rc = cconf_store_open(c, CCONF_STORE_WRITE, &probe, e)) < 0 ||
+	    (c->backend == STORE_SQLITE && (rc = server_check_store(c, probe, e)) < 0))
 		goto out;
 	store_close(probe);
 	probe = NULL;
@@ -620,7 +667,8 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 	if (pub_on && ((rc = tls_public_ctx(c, &pub_ctx, e)) < 0 ||
 		       (rc = public_shared_init(&ps, c, e)) < 0))
 		goto out;
-	if ((rc = ingest_start(c->database, &ig, e)) < 0)
+	cconf_store_where(c, CCONF_STORE_WRITE, &where);
+	if ((rc = ingest_start_at(&where, &ig, e)) < 0)
 		goto out;
 	ps.ingest = ig;
 	if (pub_on && (rc = vendor_outbox_start(c, &outbox, e)) < 0)
@@ -631,8 +679,13 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 		goto out;
 	sh.auto_enrol = c->auto_enrol;
 	sh.max_body = (size_t)c->max_body;
-	sh.database = c->database;
+	/* The free-space check looks at the SQLite file's disk; PostgreSQL's
+	 * disk is its DBA's to watch. */
+	sh.database = c->backend == STORE_SQLITE ? c->database : NULL;
 	sh.min_free_mb = c->min_free_disk_mb;
+	if ((rc = server_keys_answer(c, &keys_answer, e)) < 0)
+		goto out;
+	sh.keys_answer = keys_answer;
 
 	/* One budget for every worker, terminal_reserve_pct of it (rounded
 	 * up) kept for terminals. */
@@ -723,7 +776,7 @@ int server_run(const struct cconf *c, const char *listen_s, const struct keyring
 		sig = sigtimedwait(&sigs, NULL, &tick);
 		if (sig == SIGHUP) {
 			log_info("reload", "signal=HUP");
-			service_reload_log_level(c->path);
+			service_reload(c, tls, tokens);
 			tls_reread(tls);
 		} else if (sig > 0 && sig != SIGCHLD)
 			break;
@@ -771,6 +824,7 @@ out:
 	vendor_outbox_stop(outbox);
 	ingest_free(ig);
 	analyst_shared_free(sh.analyst);
+	free(keys_answer);
 	ratelimit_free(rl);
 	tls_free(tls);
 	if (lock_fd >= 0)

@@ -23,11 +23,12 @@
 
 /* Runs until SIGTERM/SIGINT. listen overrides cconf's when not NULL. Blocks
  * those signals in every thread and waits for them itself; call it from
- * main with no other thread running. tokens: the bearer tokens (no key);
+ * main with no other thread running. tokens: the bearer tokens (no key),
+ * read again on SIGHUP;
  * kp: the keys process, with a channel for each of server_nworkers(c)
  * workers. When the keys process ends, serve stops and fails: the service
  * manager restarts the whole family. */
-int server_run(const struct cconf *c, const char *listen, const struct keyring *tokens,
+int server_run(const struct cconf *c, const char *listen, struct keyring *tokens,
 	       struct keysproc *kp, pos_err *e);
 /* How many workers serve runs: [central] workers, or one per core. */
 long server_nworkers(const struct cconf *c);

@@ -1,10 +1,14 @@
 #include "service.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "cconf.h"
+#include "keyring.h"
 #include "log.h"
+#include "pki.h"
 #include "sdnotify.h"
+#include "tls.h"
 
 void service_notify(const char *state)
 {
@@ -41,4 +45,28 @@ void service_reload_log_level(const char *conf_path)
 	log_info("reloaded", "log_level=%s", c->log_level);
 out:
 	free(c);
+}
+
+void service_reload(const struct cconf *c, struct tls *tls, struct keyring *tokens)
+{
+	char q[300], serial[PKI_SERIAL_HEX];
+	pos_err e = { 0 };
+	bool changed = false;
+
+	service_reload_log_level(c->path);
+	if (tokens) {
+		if (keyring_reload_tokens(tokens, c, &changed, &e) < 0)
+			log_error("tokens_reload_failed", "error=%s (the tokens in use stay)",
+				  log_q(q, sizeof q, e.msg));
+		else
+			log_info("tokens_reloaded", "changed=%s", changed ? "yes" : "no");
+	}
+	if (tls) {
+		memset(&e, 0, sizeof e);
+		if (tls_reload_cert(tls, c, serial, sizeof serial, &e) < 0)
+			log_error("certificate_reload_failed",
+				  "error=%s (the certificate in use stays)", log_q(q, sizeof q, e.msg));
+		else
+			log_info("certificate_reloaded", "file=%s serial=%s", c->tls_cert, serial);
+	}
 }

@@ -6,7 +6,9 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,8 +26,12 @@
 #include "tls.h"
 #include "timeutil.h"
 
-#define SETUP_USAGE "usage: pos-central setup DIR"
-#define TCERT_USAGE "usage: pos-central terminal-cert DIR --store S --terminal T --out OUT"
+#define SETUP_USAGE "usage: pos-central setup DIR [--name HOST]..."
+/* Names and addresses a server certificate may carry besides localhost
+ * and 127.0.0.1. */
+#define SETUP_NAMES_MAX 8
+#define TCERT_USAGE \
+	"usage: pos-central terminal-cert DIR --store S --terminal T --out OUT [--renew]"
 #define SCERT_USAGE \
 	"usage: pos-central store-cert DIR --store S --out OUT [--host NAME|ADDRESS]..."
 #define SCERT_HOSTS_MAX 8
@@ -36,6 +42,22 @@
 /* Certificates of one terminal that one revocation takes (re-issues). */
 #define REVOKE_MAX 64
 #define SETUP_LISTEN "127.0.0.1:8443"
+#define TLIST_USAGE "usage: pos-central terminal list -c CONF [--format table|csv]"
+/* Rows terminal list reads from the issued folder at most. */
+#define TLIST_MAX 1000000
+/* With a name terminals reach from elsewhere: every address. */
+#define SETUP_LISTEN_ALL "0.0.0.0:8443"
+
+/* The server certificate's names: the --name values in their order, then
+ * localhost and 127.0.0.1 unless given. Its CN is the first (terminal-cert
+ * writes that name into terminal.conf's url). */
+struct setup_names {
+	const char *dns[SETUP_NAMES_MAX + 3]; /* NULL-terminated */
+	const char *ips[SETUP_NAMES_MAX + 3];
+	size_t ndns, nips;
+	const char *first; /* NULL: none given, CN localhost */
+	int remote;        /* a name that is not loopback: listen everywhere */
+};
 
 /* Everything `setup` writes into a home, in the order it writes them; on
  * failure they are removed again so the command can simply be re-run. */
@@ -69,6 +91,22 @@ static int setup_usage_error(const char *cmd, const char *usage, const char *fmt
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "\n%s\n", usage);
+	return 2;
+}
+
+/* One line: "pos-central CMD: problem (see pos-central CMD --help)". */
+static int setup_usage_line(const char *cmd, const char *usage, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int setup_usage_line(const char *cmd, const char *usage, const char *fmt, ...)
+{
+	va_list ap;
+
+	(void)usage;
+	fprintf(stderr, "pos-central %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (see pos-central %s --help)\n", cmd);
 	return 2;
 }
 
@@ -183,10 +221,58 @@ static int setup_write_pair(const char *dir, const char *crt, const char *key, X
 	return rc;
 }
 
-static int setup_home(const char *dir, char kid[KEYS_KID_LEN + 1], pos_err *e)
+/* Adds host to the right list of nm unless already there. 0, or a usage
+ * message in why. */
+static int setup_name_add(struct setup_names *nm, const char *host, char *why, size_t cap)
 {
-	static const char *const dns[] = { "localhost", NULL };
-	static const char *const ips[] = { "127.0.0.1", NULL };
+	int kind = pki_host_kind(host);
+	const char **list = kind == PKI_HOST_IP ? nm->ips : nm->dns;
+	size_t *n = kind == PKI_HOST_IP ? &nm->nips : &nm->ndns;
+
+	if (kind == PKI_HOST_BAD) {
+		snprintf(why, cap, "--name '%.80s' is neither a DNS name nor an IP address", host);
+		return -1;
+	}
+	for (size_t i = 0; i < *n; i++)
+		if (strcasecmp(list[i], host) == 0)
+			return 0;
+	if (nm->ndns + nm->nips >= SETUP_NAMES_MAX + 2) {
+		snprintf(why, cap, "at most %d --name", SETUP_NAMES_MAX);
+		return -1;
+	}
+	list[(*n)++] = host;
+	if (!nm->first)
+		nm->first = host;
+	if (!pki_host_loopback(host))
+		nm->remote = 1;
+	return 0;
+}
+
+/* "a, b and c": the certificate's names for a message. */
+static void setup_names_text(const struct setup_names *nm, char *out, size_t cap)
+{
+	size_t off = 0, total = nm->ndns + nm->nips, k = 0;
+
+	out[0] = '\0';
+	for (int list = 0; list < 2; list++) {
+		const char *const *v = list == 0 ? nm->dns : nm->ips;
+		size_t n = list == 0 ? nm->ndns : nm->nips;
+
+		for (size_t i = 0; i < n && off < cap; i++, k++) {
+			int w = snprintf(out + off, cap - off, "%s%s",
+					 k == 0 ? "" : k + 1 == total ? " and " : ", ", v[i]);
+			if (w < 0)
+				return;
+			off += (size_t)w;
+		}
+	}
+}
+
+static int setup_home(const char *dir, const struct setup_names *nm, const char *listen,
+		      char kid[KEYS_KID_LEN + 1], pos_err *e)
+{
+	const char *const *dns = nm->dns, *const *ips = nm->ips;
+	const char *cn = nm->first ? nm->first : "localhost";
 	struct hpke_keypair kp;
 	EVP_PKEY *ca_key = NULL, *srv_key = NULL, *pub_key = NULL;
 	X509 *ca = NULL, *srv = NULL, *pub = NULL;
@@ -205,8 +291,7 @@ static int setup_home(const char *dir, char kid[KEYS_KID_LEN + 1], pos_err *e)
 	rc = setup_write_pair(dir, "ca.crt", "ca.key", ca, ca_key, e);
 	if (rc < 0)
 		goto out;
-	rc = pki_issue_server(ca_key, ca, "localhost", dns, ips, PKI_SERVER_DAYS, &srv_key, &srv,
-			      e);
+	rc = pki_issue_server(ca_key, ca, cn, dns, ips, PKI_SERVER_DAYS, &srv_key, &srv, e);
 	if (rc < 0)
 		goto out;
 	rc = setup_write_pair(dir, "server.crt", "server.key", srv, srv_key, e);
@@ -214,8 +299,7 @@ static int setup_home(const char *dir, char kid[KEYS_KID_LEN + 1], pos_err *e)
 		goto out;
 	/* The public listener's own pair, for the same names until the
 	 * retailer puts one from a public CA in its place. */
-	rc = pki_issue_server(ca_key, ca, "localhost", dns, ips, PKI_SERVER_DAYS, &pub_key, &pub,
-			      e);
+	rc = pki_issue_server(ca_key, ca, cn, dns, ips, PKI_SERVER_DAYS, &pub_key, &pub, e);
 	if (rc < 0)
 		goto out;
 	rc = setup_write_pair(dir, "public.crt", "public.key", pub, pub_key, e);
@@ -265,7 +349,7 @@ static int setup_home(const char *dir, char kid[KEYS_KID_LEN + 1], pos_err *e)
 	    (rc = setup_join(p, dir, PKI_CRL_FILE, e)) < 0 || (rc = pki_write_crl(p, crl, e)) < 0)
 		goto out;
 	if ((rc = setup_join(p, dir, "central.conf", e)) < 0 ||
-	    (rc = cconf_write_default(p, SETUP_LISTEN, e)) < 0)
+	    (rc = cconf_write_default(p, listen, e)) < 0)
 		goto out;
 out:
 	if (rc < 0)
@@ -283,14 +367,29 @@ out:
 
 int setup_main(int argc, char **argv)
 {
-	const char *dir = NULL;
-	char kid[KEYS_KID_LEN + 1] = "";
+	const char *dir = NULL, *name = NULL, *given, *listen;
+	char kid[KEYS_KID_LEN + 1] = "", why[160], names[600];
+	struct setup_names nm;
 	pos_err e = { 0 };
+	int nnames = 0;
 
+	memset(&nm, 0, sizeof nm);
 	for (int i = 1; i < argc; i++) {
+		int m;
+
 		if (setup_is_help(argv[i])) {
 			printf("%s\n", SETUP_USAGE);
 			return 0;
+		}
+		if ((m = setup_opt(argc, argv, &i, "--name", &name)) < 0)
+			return setup_usage_error("setup", SETUP_USAGE, "--name needs a host name or address");
+		if (m == 1) {
+			if (++nnames > SETUP_NAMES_MAX)
+				return setup_usage_error("setup", SETUP_USAGE, "at most %d --name",
+							 SETUP_NAMES_MAX);
+			if (setup_name_add(&nm, name, why, sizeof why) < 0)
+				return setup_usage_error("setup", SETUP_USAGE, "%s", why);
+			continue;
 		}
 		if (argv[i][0] == '-' && argv[i][1] != '\0')
 			return setup_usage_error("setup", SETUP_USAGE, "unknown option %s", argv[i]);
@@ -300,13 +399,19 @@ int setup_main(int argc, char **argv)
 	}
 	if (!dir || !dir[0])
 		return setup_usage_error("setup", SETUP_USAGE, "DIR is required");
-	if (setup_home(dir, kid, &e) < 0)
+	given = nm.first;
+	if (setup_name_add(&nm, "localhost", why, sizeof why) < 0 ||
+	    setup_name_add(&nm, "127.0.0.1", why, sizeof why) < 0)
+		return setup_usage_error("setup", SETUP_USAGE, "%s", why);
+	nm.first = given;
+	listen = nm.remote ? SETUP_LISTEN_ALL : SETUP_LISTEN;
+	setup_names_text(&nm, names, sizeof names);
+	if (setup_home(dir, &nm, listen, kid, &e) < 0)
 		return setup_fail("setup", &e);
 	printf("pos-central setup: made a central home in %s\n"
 	       "  ca.crt, ca.key                certificate authority, EC P-256, 10 years\n"
 	       "  public.crt, public.key        the public listener's certificate (replace it)\n"
-	       "  server.crt, server.key        server certificate for localhost and 127.0.0.1, "
-	       "2 years\n"
+	       "  server.crt, server.key        server certificate for %s, 2 years\n"
 	       "  hpke.key, central.pub         HPKE X25519 key pair, kid %s\n"
 	       "  keys/                         retired HPKE keys (filled by rotate-key)\n"
 	       "  k_index.key, k_deident.key    HMAC keys\n"
@@ -316,7 +421,12 @@ int setup_main(int argc, char **argv)
 	       "  crl.pem, issued/              revoked and issued terminal certificates\n"
 	       "  central.conf                  listen = %s\n"
 	       "Private files are mode 0600. Next: pos-central serve -c %s/central.conf\n",
-	       dir, kid, SETUP_LISTEN, dir);
+	       dir, names, kid, listen, dir);
+	if (nm.first)
+		printf("Terminals reach central as %s: pos-central terminal-cert writes "
+		       "https://%s%s%s:%s into their terminal.conf.\n",
+		       nm.first, strchr(nm.first, ':') ? "[" : "", nm.first,
+		       strchr(nm.first, ':') ? "]" : "", strrchr(listen, ':') + 1);
 	return 0;
 }
 
@@ -347,6 +457,31 @@ static int tcert_url(const char *listen, char *out, size_t cap, int *wildcard, p
 	} else {
 		n = snprintf(out, cap, "https://%s:%s", host, colon + 1);
 	}
+	if (n < 0 || (size_t)n >= cap)
+		return err_set(e, POS_ETOOBIG, "url too long");
+	return 0;
+}
+
+/* The url terminals and controllers reach central by: the server
+ * certificate's own name (its CN, set by setup --name, when its
+ * subjectAltName covers it) on the listen port; without one, the listen
+ * address (tcert_url). */
+static int setup_central_url(const struct cconf *cf, char *out, size_t cap, int *wildcard,
+			     pos_err *e)
+{
+	const char *colon = strrchr(cf->listen, ':');
+	char host[256];
+	X509 *srv = NULL;
+	int n, named;
+
+	named = colon && pki_load_cert(cf->tls_cert, &srv, NULL) == 0 &&
+		pki_server_name(srv, host, sizeof host, NULL) == 0 && !pki_host_loopback(host);
+	X509_free(srv);
+	if (!named)
+		return tcert_url(cf->listen, out, cap, wildcard, e);
+	*wildcard = 0;
+	n = snprintf(out, cap, "https://%s%s%s:%s", strchr(host, ':') ? "[" : "", host,
+		     strchr(host, ':') ? "]" : "", colon + 1);
 	if (n < 0 || (size_t)n >= cap)
 		return err_set(e, POS_ETOOBIG, "url too long");
 	return 0;
@@ -465,6 +600,18 @@ static int tcert_index(const char *dir, X509 *cert, pos_err *e)
 	return pki_write_cert(p, cert, e);
 }
 
+/* The certificates of one terminal (terminal-revoke, terminal-cert
+ * --renew). */
+struct revoke_set {
+	X509 *certs[REVOKE_MAX];
+	size_t n;
+};
+static void revoke_set_free(struct revoke_set *rs);
+static int revoke_find(const char *dir, X509 *ca, const char *store, const char *terminal,
+		       struct revoke_set *rs, pos_err *e);
+static void revoke_serials(const struct revoke_set *rs, char *out, size_t cap);
+static int rotate_suffix(char out[PATH_MAX], const char *path, const char *suffix, pos_err *e);
+
 static int tcert_issue(const char *dir, const char *store, const char *terminal,
 		       const char *out, pos_err *e)
 {
@@ -479,7 +626,7 @@ static int tcert_issue(const char *dir, const char *store, const char *terminal,
 
 	if ((rc = setup_join(p, dir, "central.conf", e)) < 0 || (rc = cconf_load(p, &cf, e)) < 0)
 		return rc;
-	if ((rc = tcert_url(cf.listen, url, sizeof url, &wildcard, e)) < 0)
+	if ((rc = setup_central_url(&cf, url, sizeof url, &wildcard, e)) < 0)
 		return rc;
 	if ((rc = tcert_conf(store, terminal, url, conf, sizeof conf, &conf_len, e)) < 0)
 		return rc;
@@ -537,10 +684,133 @@ out:
 	return rc;
 }
 
+/* Writes what an issuing put in memory to OUT/name through name.new and a
+ * rename, replacing the file there (a renewal's new key and certificate). */
+static int renew_replace(const char *out, const char *name, X509 *cert, EVP_PKEY *key,
+			 pos_err *e)
+{
+	char p[PATH_MAX], tmp[PATH_MAX];
+	int rc;
+
+	if ((rc = setup_join(p, out, name, e)) < 0 || (rc = rotate_suffix(tmp, p, ".new", e)) < 0)
+		return rc;
+	unlink(tmp); /* left by an interrupted renewal: ours to replace */
+	rc = key ? pki_write_key(tmp, key, e) : pki_write_cert(tmp, cert, e);
+	if (rc < 0)
+		return rc;
+	if (rename(tmp, p) < 0) {
+		rc = err_set(e, POS_EIO, "%s: rename failed: %s", p, strerror(errno));
+		unlink(tmp);
+	}
+	return rc;
+}
+
+/* A file a renewal writes only when OUT lacks it: ca.crt, central.pub and
+ * terminal.conf are the terminal's own from then on (its devices are
+ * named in terminal.conf, the agent refreshes central.pub). 1 when
+ * missing. */
+static int renew_missing(const char *out, const char *name, char p[PATH_MAX], pos_err *e)
+{
+	struct stat st;
+	int rc = setup_join(p, out, name, e);
+
+	return rc < 0 ? rc : lstat(p, &st) != 0;
+}
+
+/*
+ * terminal-cert --renew: a new key and certificate for a terminal this CA
+ * issued to before, into OUT (its folder, or a new one), replacing
+ * terminal.key and terminal.crt there. The earlier certificates are not
+ * revoked: the terminal keeps working with the one it holds until the new
+ * pair is installed, and an old one ends when it expires or with
+ * terminal-revoke (which refuses every certificate of the terminal).
+ */
+static int tcert_renew(const char *dir, const char *store, const char *terminal,
+		       const char *out, pos_err *e)
+{
+	char p[PATH_MAX], url[300], conf[4096], kid[KEYS_KID_LEN + 1], until[TIME_RFC3339_LEN];
+	char serial[PKI_SERIAL_HEX], old[512];
+	struct revoke_set rs = { .n = 0 };
+	unsigned char pk[32];
+	struct cconf cf;
+	EVP_PKEY *ca_key = NULL, *key = NULL;
+	X509 *ca = NULL, *cert = NULL;
+	size_t conf_len = 0;
+	int rc, wildcard = 0, miss;
+	struct stat st;
+	time_t not_after = 0;
+
+	if ((rc = setup_join(p, dir, "central.conf", e)) < 0 || (rc = cconf_load(p, &cf, e)) < 0)
+		return rc;
+	if ((rc = setup_central_url(&cf, url, sizeof url, &wildcard, e)) < 0 ||
+	    (rc = tcert_conf(store, terminal, url, conf, sizeof conf, &conf_len, e)) < 0)
+		return rc;
+	if ((rc = setup_load_ca(dir, &ca, &ca_key, e)) < 0)
+		goto out;
+	if ((rc = revoke_find(dir, ca, store, terminal, &rs, e)) < 0)
+		goto out;
+	if (rs.n == 0) {
+		rc = err_set(e, POS_ENOTFOUND,
+			     "--renew: no certificate of terminal %s of store %s in %s/%s; issue its "
+			     "first one without --renew",
+			     terminal, store, dir, PKI_ISSUED_DIR);
+		goto out;
+	}
+	revoke_serials(&rs, old, sizeof old);
+	if ((rc = setup_join(p, dir, "central.pub", e)) < 0 ||
+	    (rc = keys_load_public(p, pk, kid, e)) < 0)
+		goto out;
+	if (mkdir(out, 0700) < 0 && errno != EEXIST) {
+		rc = err_set(e, POS_EIO, "%s: cannot create: %s", out, strerror(errno));
+		goto out;
+	}
+	if (stat(out, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		rc = err_set(e, POS_ECONFLICT, "%s exists and is not a folder", out);
+		goto out;
+	}
+	rc = pki_issue_client(ca_key, ca, store, terminal, PKI_CLIENT_DAYS, &key, &cert, e);
+	if (rc < 0 || (rc = tcert_index(dir, cert, e)) < 0 || (rc = pki_serial_hex(cert, serial, e)) < 0)
+		goto out;
+	/* The key first: a crash between the two renames leaves a pair that
+	 * does not match, which the agent refuses by name; renewing again
+	 * mends it. */
+	if ((rc = renew_replace(out, "terminal.key", NULL, key, e)) < 0 ||
+	    (rc = renew_replace(out, "terminal.crt", cert, NULL, e)) < 0)
+		goto out;
+	if ((miss = rc = renew_missing(out, "ca.crt", p, e)) < 0 ||
+	    (miss && (rc = pki_write_cert(p, ca, e)) < 0))
+		goto out;
+	if ((miss = rc = renew_missing(out, "central.pub", p, e)) < 0 ||
+	    (miss && (rc = keys_save_public(p, pk, e)) < 0))
+		goto out;
+	if ((miss = rc = renew_missing(out, "terminal.conf", p, e)) < 0 ||
+	    (miss && (rc = pki_write_file(p, conf, conf_len, 0644, e)) < 0))
+		goto out;
+	rc = 0;
+	if ((rc = setup_join(p, out, "terminal.crt", e)) < 0 ||
+	    (rc = pki_cert_not_after(p, &not_after, e)) < 0)
+		goto out;
+	time_format_rfc3339((int64_t)not_after * 1000, until);
+	until[10] = '\0';
+	printf("pos-central terminal-cert: renewed terminal %s of store %s in %s\n"
+	       "  terminal.crt, terminal.key  new key and certificate %s, valid until %s\n"
+	       "  still valid until they expire or terminal-revoke: %s\n"
+	       "Install the new pair on the terminal and restart its agent.\n",
+	       terminal, store, out, serial, until, old);
+out:
+	revoke_set_free(&rs);
+	EVP_PKEY_free(ca_key);
+	EVP_PKEY_free(key);
+	X509_free(ca);
+	X509_free(cert);
+	return rc;
+}
+
 int terminal_cert_main(int argc, char **argv)
 {
 	const char *dir = NULL, *store = NULL, *terminal = NULL, *out = NULL;
 	pos_err e = { 0 };
+	int renew = 0;
 
 	for (int i = 1; i < argc; i++) {
 		int m;
@@ -548,6 +818,10 @@ int terminal_cert_main(int argc, char **argv)
 		if (setup_is_help(argv[i])) {
 			printf("%s\n", TCERT_USAGE);
 			return 0;
+		}
+		if (strcmp(argv[i], "--renew") == 0) {
+			renew = 1;
+			continue;
 		}
 		if ((m = setup_opt(argc, argv, &i, "--store", &store)) == 0 &&
 		    (m = setup_opt(argc, argv, &i, "--terminal", &terminal)) == 0 &&
@@ -577,7 +851,8 @@ int terminal_cert_main(int argc, char **argv)
 		return setup_usage_error("terminal-cert", TCERT_USAGE,
 					 "'%s' names a store's controller (pos-central store-cert)",
 					 PKI_CONTROLLER_CN);
-	if (tcert_issue(dir, store, terminal, out, &e) < 0)
+	if ((renew ? tcert_renew(dir, store, terminal, out, &e)
+		   : tcert_issue(dir, store, terminal, out, &e)) < 0)
 		return setup_fail("terminal-cert", &e);
 	return 0;
 }
@@ -642,7 +917,7 @@ static int scert_issue(const char *dir, const char *store, const char *const *ho
 		 SCERT_PORT);
 	if ((rc = setup_join(p, dir, "central.conf", e)) < 0 || (rc = cconf_load(p, &cf, e)) < 0)
 		return rc;
-	if ((rc = tcert_url(cf.listen, url, sizeof url, &wildcard, e)) < 0)
+	if ((rc = setup_central_url(&cf, url, sizeof url, &wildcard, e)) < 0)
 		return rc;
 	if ((rc = scert_conf(store, listen, url, conf, sizeof conf, &conf_len, e)) < 0)
 		return rc;
@@ -868,7 +1143,8 @@ int rotate_key_main(int argc, char **argv)
 		return setup_fail("rotate-key", &e);
 	printf("pos-central rotate-key: new HPKE key pair, kid %s\n"
 	       "  the previous key (kid %s) is kept as %s and still opens EncTIDs sealed to it\n"
-	       "  give the new %s to the terminals, then restart pos-central\n",
+	       "  restart pos-central: it then serves %s on GET /v1/keys, and every\n"
+	       "  agent and controller fetches it by itself (nothing to copy)\n",
 	       new_kid, old_kid, retired, pub);
 	return 0;
 }
@@ -886,11 +1162,6 @@ static int revoke_usage(const char *fmt, ...)
 	fprintf(stderr, " (%s)\n", REVOKE_USAGE);
 	return 2;
 }
-
-struct revoke_set {
-	X509 *certs[REVOKE_MAX];
-	size_t n;
-};
 
 static void revoke_set_free(struct revoke_set *rs)
 {
@@ -1099,5 +1370,219 @@ int terminal_revoke_main(int argc, char **argv)
 		return revoke_usage("--cert needs a file");
 	if (revoke_terminal(dir, store, terminal, cert, &e) < 0)
 		return setup_fail("terminal-revoke", &e);
+	return 0;
+}
+
+/* ------------------------------------------------------------ terminal list */
+
+struct tlist_row {
+	char store[IDS_MAX + 1];
+	char terminal[IDS_MAX + 1];
+	char serial[PKI_SERIAL_HEX];
+	time_t not_after;
+	const char *state; /* valid, expired, revoked */
+};
+
+struct tlist {
+	struct tlist_row *rows;
+	size_t n, cap;
+	size_t skipped; /* files in issued/ that are not certificates of this CA */
+};
+
+static int tlist_cmp(const void *a, const void *b)
+{
+	const struct tlist_row *x = a, *y = b;
+	int c = strcmp(x->store, y->store);
+
+	if (c == 0)
+		c = strcmp(x->terminal, y->terminal);
+	if (c == 0)
+		c = x->not_after < y->not_after ? -1 : x->not_after > y->not_after;
+	return c;
+}
+
+/* One subject entry as text, "?" when absent or not an id. */
+static void tlist_name(X509 *cert, int nid, char out[IDS_MAX + 1])
+{
+	char buf[IDS_MAX + 2];
+	int n = X509_NAME_get_text_by_NID(X509_get_subject_name(cert), nid, buf, sizeof buf);
+
+	if (n <= 0 || !ids_valid(buf))
+		snprintf(out, IDS_MAX + 1, "?");
+	else
+		memcpy(out, buf, (size_t)n + 1);
+	ERR_clear_error();
+}
+
+static int tlist_add(struct tlist *tl, X509 *cert, X509_CRL *crl, time_t now, pos_err *e)
+{
+	struct tlist_row *r;
+	struct tm tm;
+
+	if (tl->n == tl->cap) {
+		size_t cap = tl->cap ? tl->cap * 2 : 64;
+		struct tlist_row *nr;
+
+		if (tl->n >= TLIST_MAX)
+			return err_set(e, POS_ETOOBIG, "more than %d certificates issued", TLIST_MAX);
+		if (cap > TLIST_MAX)
+			cap = TLIST_MAX;
+		if (!(nr = realloc(tl->rows, cap * sizeof *nr)))
+			return err_set(e, POS_ENOMEM, "out of memory");
+		tl->rows = nr;
+		tl->cap = cap;
+	}
+	r = &tl->rows[tl->n];
+	memset(r, 0, sizeof *r);
+	tlist_name(cert, NID_organizationalUnitName, r->store);
+	tlist_name(cert, NID_commonName, r->terminal);
+	if (pki_serial_hex(cert, r->serial, NULL) < 0)
+		snprintf(r->serial, sizeof r->serial, "?");
+	memset(&tm, 0, sizeof tm);
+	if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm))
+		r->not_after = timegm(&tm);
+	r->state = pki_crl_revoked(crl, cert) ? "revoked"
+		   : r->not_after <= now       ? "expired"
+					       : "valid";
+	tl->n++;
+	return 0;
+}
+
+/* Every certificate in the home's issued folder that its CA signed. */
+static int tlist_read(const struct cconf *cf, struct tlist *tl, pos_err *e)
+{
+	char idx[PATH_MAX], p[PATH_MAX];
+	X509 *ca = NULL;
+	X509_CRL *crl = NULL;
+	struct dirent *de;
+	DIR *d = NULL;
+	time_t now = time(NULL);
+	int rc;
+
+	if ((rc = pki_load_cert(cf->tls_ca, &ca, e)) < 0)
+		return rc;
+	if ((rc = setup_join(p, cf->dir[0] ? cf->dir : ".", PKI_CRL_FILE, e)) < 0)
+		goto out;
+	rc = pki_crl_load(p, ca, &crl, e);
+	if (rc == POS_ENOTFOUND)
+		rc = 0;
+	if (rc < 0 || (rc = setup_join(idx, cf->dir[0] ? cf->dir : ".", PKI_ISSUED_DIR, e)) < 0)
+		goto out;
+	if (!(d = opendir(idx))) {
+		if (errno != ENOENT)
+			rc = err_set(e, POS_EIO, "%s: cannot read: %s", idx, strerror(errno));
+		goto out;
+	}
+	while ((de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+		X509 *x = NULL;
+
+		if (len < 5 || strcmp(de->d_name + len - 4, ".pem") != 0)
+			continue;
+		if ((rc = setup_join(p, idx, de->d_name, e)) < 0)
+			goto out;
+		if (pki_load_cert(p, &x, NULL) < 0 || !pki_issued_by(x, ca)) {
+			X509_free(x);
+			tl->skipped++;
+			continue;
+		}
+		rc = tlist_add(tl, x, crl, now, e);
+		X509_free(x);
+		if (rc < 0)
+			goto out;
+	}
+	qsort(tl->rows, tl->n, sizeof *tl->rows, tlist_cmp);
+out:
+	if (d)
+		closedir(d);
+	X509_CRL_free(crl);
+	X509_free(ca);
+	return rc;
+}
+
+static void tlist_print(const struct tlist *tl, int csv)
+{
+	int ws = 5, wt = 8, wn = 6;
+	char until[TIME_RFC3339_LEN];
+
+	if (csv)
+		printf("store,terminal,serial,expires,state\n");
+	for (size_t i = 0; !csv && i < tl->n; i++) {
+		const struct tlist_row *r = &tl->rows[i];
+
+		if ((int)strlen(r->store) > ws)
+			ws = (int)strlen(r->store);
+		if ((int)strlen(r->terminal) > wt)
+			wt = (int)strlen(r->terminal);
+		if ((int)strlen(r->serial) > wn)
+			wn = (int)strlen(r->serial);
+	}
+	if (!csv)
+		printf("%-*s  %-*s  %-*s  %-20s  %s\n", ws, "STORE", wt, "TERMINAL", wn, "SERIAL",
+		       "EXPIRES", "STATE");
+	for (size_t i = 0; i < tl->n; i++) {
+		const struct tlist_row *r = &tl->rows[i];
+
+		time_format_rfc3339((int64_t)r->not_after * 1000, until);
+		if (strlen(until) == 24) /* whole seconds: no milliseconds */
+			memcpy(until + 19, "Z", 2);
+		if (csv)
+			printf("%s,%s,%s,%s,%s\n", r->store, r->terminal, r->serial, until, r->state);
+		else
+			printf("%-*s  %-*s  %-*s  %-20s  %s\n", ws, r->store, wt, r->terminal, wn,
+			       r->serial, until, r->state);
+	}
+}
+
+int terminal_main(int argc, char **argv)
+{
+	const char *conf = NULL, *format = NULL;
+	struct tlist tl = { 0 };
+	struct cconf cf;
+	pos_err e = { 0 };
+	int csv = 0, rc;
+
+	if (argc < 2)
+		return setup_usage_line("terminal", TLIST_USAGE, "missing action (list)");
+	if (setup_is_help(argv[1]) || strcmp(argv[1], "help") == 0) {
+		printf("%s\n", TLIST_USAGE);
+		return 0;
+	}
+	if (strcmp(argv[1], "list") != 0)
+		return setup_usage_line("terminal", TLIST_USAGE, "unknown action (list)");
+	for (int i = 2; i < argc; i++) {
+		int m;
+
+		if (setup_is_help(argv[i])) {
+			printf("%s\n", TLIST_USAGE);
+			return 0;
+		}
+		if ((m = setup_opt(argc, argv, &i, "-c", &conf)) == 0 &&
+		    (m = setup_opt(argc, argv, &i, "--config", &conf)) == 0 &&
+		    (m = setup_opt(argc, argv, &i, "--format", &format)) == 0)
+			return setup_usage_line("terminal list", TLIST_USAGE, "%s '%s'",
+						argv[i][0] == '-' ? "unknown option" : "unexpected argument",
+						strpbrk(argv[i], "0123456789") ? "..." : argv[i]);
+		if (m < 0)
+			return setup_usage_line("terminal list", TLIST_USAGE, "%s needs a value", argv[i]);
+	}
+	if (!conf || !conf[0])
+		return setup_usage_line("terminal list", TLIST_USAGE, "-c CONF is required");
+	if (format && strcmp(format, "csv") == 0)
+		csv = 1;
+	else if (format && strcmp(format, "table") != 0)
+		return setup_usage_line("terminal list", TLIST_USAGE, "--format must be table or csv");
+	if ((rc = cconf_load(conf, &cf, &e)) == 0)
+		rc = tlist_read(&cf, &tl, &e);
+	if (rc < 0) {
+		free(tl.rows);
+		return setup_fail("terminal list", &e);
+	}
+	tlist_print(&tl, csv);
+	if (tl.skipped)
+		fprintf(stderr, "pos-central terminal list: %zu file(s) in %s/%s are not certificates of "
+				"this CA (left out)\n",
+			tl.skipped, cf.dir, PKI_ISSUED_DIR);
+	free(tl.rows);
 	return 0;
 }

@@ -25,6 +25,11 @@ int store_cert_main(int argc, char **argv);
  * DIR/crl.pem. Revoking again changes nothing. 1 when the terminal has no
  * certificate there. */
 int terminal_revoke_main(int argc, char **argv);
+/* pos-central terminal list -c CONF [--format table|csv]: every
+ * certificate the CA issued (the home's issued folder) with its store,
+ * terminal, serial, expiry and state (valid, expired, revoked by crl.pem),
+ * by store, terminal and expiry. */
+int terminal_main(int argc, char **argv);
 /* pos-central rotate-key -c CONF: a new HPKE key pair; the old private key
  * moves to the hpke_retired folder as <kid>.key; central.pub is rewritten. */
 int rotate_key_main(int argc, char **argv);

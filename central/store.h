@@ -308,4 +308,33 @@ int store_offer_report(struct store *s,
 		       int (*fn)(const struct store_offer_report_row *r, void *arg), void *arg,
 		       pos_err *e);
 
+/* ---------------------------------------------------------------- months (store_retention.c)
+ * Baskets by month: on PostgreSQL baskets and items are partitioned by
+ * UTC month (store_schema_pg.c); on SQLite these calls are cheap no-ops
+ * or plain deletes, so callers need not know the backend. */
+
+/* PostgreSQL: makes the partitions of this month and the next months. */
+int store_partitions_ahead(struct store *s, long months, pos_err *e);
+/* PostgreSQL: makes the partitions of the month holding ts_ms (a late
+ * basket of an old month) unless made already. Inside the caller's
+ * transaction when one is open. */
+int store_partition_for(struct store *s, int64_t ts_ms, pos_err *e);
+
+/* The first ms of the UTC month months_back months before the one holding
+ * now_ms: retention keeps what is at or after it. */
+int64_t store_month_start(int64_t now_ms, long months_back);
+
+struct store_retention {
+	long baskets; /* removed, with their items, receipts and redemptions */
+	long items;
+	long months; /* PostgreSQL: partitions dropped */
+};
+/* Removes every basket with ts < before_ms (a month start) with its items,
+ * receipt and redemptions, and lowers the counters. PostgreSQL: drops each
+ * whole month older than before_ms, one transaction a month. SQLite:
+ * deletes batch baskets a transaction, so serve's writer waits at most
+ * one batch. out: what went. */
+int store_retention(struct store *s, int64_t before_ms, long batch, struct store_retention *out,
+		    pos_err *e);
+
 #endif

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store_impl.h"
 #include "store_public.h"
 #include "store_sqlite.h"
 #include "timeutil.h"
@@ -336,7 +337,7 @@ static int sv_delay_related(struct store *s, const struct store_vendor_event *ev
 		     s,
 		     "SELECT a.id, a.kind, a.at FROM activities a WHERE a.hhid = ?1 "
 		     "AND a.vendor <> ?2 AND a.state = 'active' AND a.at < ?3 AND (a.gtin = ?4 "
-		     "OR EXISTS (SELECT 1 FROM item_relations r WHERE r.kind = 'requires' AND "
+		     "OR EXISTS (SELECT 1 FROM item_relations r WHERE r.kind IN ('requires', 'learned') AND "
 		     "((r.gtin_a = a.gtin AND r.gtin_b = ?4) OR (r.gtin_a = ?4 AND r.gtin_b = a.gtin)))) "
 		     "ORDER BY a.id LIMIT 64",
 		     &st, e)) < 0)
@@ -1028,4 +1029,192 @@ int store_vendor_report(struct store *s, const char *event_id, long *reached, lo
 	}
 	sqlite3_finalize(st);
 	return rc;
+}
+
+/* ------------------------------------------------------------ products */
+
+/* What the device's households bought, newest first, each item of a sale
+ * once, with the activities vendors registered against it. limit + 1
+ * products are asked for, to tell whether there are more. */
+static const char SQL_PRODUCTS[] =
+	"WITH hh AS (SELECT hhid FROM device_households WHERE device_id = ?1 "
+	"  UNION SELECT r.hhid FROM offer_redemptions r JOIN offer_codes c ON c.code = r.code "
+	"  WHERE c.device_id = ?1 AND r.hhid IS NOT NULL), "
+	"p AS (SELECT DISTINCT b.id AS basket, b.ts AS ts, b.store AS store, b.txn AS txn, "
+	"  i.gtin AS gtin FROM baskets b JOIN items i ON i.basket_id = b.id "
+	"  WHERE b.hhid IN (SELECT hhid FROM hh) ORDER BY ts DESC, basket DESC, gtin LIMIT ?2) "
+	"SELECT p.basket, p.ts, p.store, p.gtin, coalesce(m.name, ''), a.id, a.kind, a.at, "
+	"  a.state, coalesce(v.name, a.vendor) FROM p "
+	"LEFT JOIN item_master m ON m.gtin = p.gtin "
+	"LEFT JOIN activities a ON a.txn = p.txn AND a.gtin = p.gtin "
+	"LEFT JOIN vendors v ON v.id = a.vendor "
+	"ORDER BY p.ts DESC, p.basket DESC, p.gtin, a.at, a.id";
+
+struct sv_products {
+	json_t *arr;
+	json_t *acts; /* the current product's activities (borrowed from arr) */
+	int64_t basket;
+	char gtin[GTIN_LEN + 1];
+	int limit;
+	int n;
+	bool truncated;
+	pos_err *e;
+};
+
+static int sv_product_row(struct db_stmt *st, void *arg)
+{
+	struct sv_products *p = arg;
+	const char *gtin = db_col_text(st, 3);
+	int64_t basket = db_col_int64(st, 0);
+	char when[TIME_RFC3339_LEN];
+	json_t *o;
+
+	if (!gtin)
+		return 0;
+	if (!p->acts || basket != p->basket || strcmp(gtin, p->gtin) != 0) {
+		if (p->n == p->limit) {
+			p->truncated = true;
+			return 1;
+		}
+		time_format_rfc3339(db_col_int64(st, 1), when);
+		o = json_pack("{s:s, s:s, s:s, s:s, s:[]}", "gtin", gtin, "name",
+			      db_col_text(st, 4) ? db_col_text(st, 4) : "", "bought", when, "store",
+			      db_col_text(st, 2) ? db_col_text(st, 2) : "", "activities");
+		if (!o || json_array_append_new(p->arr, o) < 0)
+			return err_set(p->e, POS_ENOMEM, "out of memory");
+		p->acts = json_object_get(o, "activities");
+		p->basket = basket;
+		snprintf(p->gtin, sizeof p->gtin, "%s", gtin);
+		p->n++;
+	}
+	if (db_col_null(st, 5))
+		return 0;
+	time_format_rfc3339(db_col_int64(st, 7), when);
+	o = json_pack("{s:s, s:s, s:s, s:s}", "vendor", db_col_text(st, 9) ? db_col_text(st, 9) : "",
+		      "kind", db_col_text(st, 6) ? db_col_text(st, 6) : "", "at", when, "state",
+		      db_col_text(st, 8) ? db_col_text(st, 8) : "");
+	if (!o || json_array_append_new(p->acts, o) < 0)
+		return err_set(p->e, POS_ENOMEM, "out of memory");
+	return 0;
+}
+
+int store_device_products(struct store *s, int64_t device, int limit, json_t **out, pos_err *e)
+{
+	struct sv_products p = { .limit = limit, .e = e };
+	struct db_stmt *st;
+	int rc;
+
+	*out = NULL;
+	if (limit < 1)
+		return err_set(e, POS_EINVAL, "products: the limit must be at least 1");
+	if (!(p.arr = json_array()))
+		return err_set(e, POS_ENOMEM, "out of memory");
+	if (!(st = store_q(s, SQL_PRODUCTS, e))) {
+		rc = e->code ? e->code : POS_EDB;
+		goto out;
+	}
+	db_bind_int64(st, 1, device);
+	db_bind_int64(st, 2, (int64_t)limit + 1);
+	if ((rc = db_each(st, sv_product_row, &p, e)) < 0)
+		goto out;
+	if (!(*out = json_pack("{s:O, s:b}", "products", p.arr, "truncated", p.truncated))) {
+		rc = err_set(e, POS_ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = 0;
+out:
+	json_decref(p.arr);
+	return rc;
+}
+
+/* ------------------------------------------------------------ learned relations */
+
+static const char SQL_LEARN_ITEMS[] = "SELECT DISTINCT gtin FROM activities ORDER BY gtin";
+static const char SQL_LEARN_CLEAR[] = "DELETE FROM item_relations WHERE kind = 'learned'";
+/* A declared relation of the same pair stays as it was. */
+static const char SQL_LEARN_PUT[] =
+	"INSERT INTO item_relations(gtin_a, gtin_b, kind) VALUES (?1, ?2, 'learned') "
+	"ON CONFLICT(gtin_a, gtin_b) DO NOTHING";
+
+struct sv_pairs {
+	char (*g)[2][GTIN_LEN + 1];
+	size_t n, cap;
+	const char *from; /* the item whose relations are being collected */
+	pos_err *e;
+};
+
+static int sv_pair_add(struct sv_pairs *p, const char *a, const char *b)
+{
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 64;
+		void *q = realloc(p->g, cap * sizeof *p->g);
+
+		if (!q)
+			return err_set(p->e, POS_ENOMEM, "out of memory");
+		p->g = q;
+		p->cap = cap;
+	}
+	snprintf(p->g[p->n][0], sizeof p->g[p->n][0], "%s", a);
+	snprintf(p->g[p->n][1], sizeof p->g[p->n][1], "%s", b);
+	p->n++;
+	return 0;
+}
+
+static int sv_learn_item(struct db_stmt *st, void *arg)
+{
+	const char *g = db_col_text(st, 0);
+
+	return g && strlen(g) == GTIN_LEN ? sv_pair_add(arg, g, "") : 0;
+}
+
+static int sv_learn_related(const struct store_related *r, void *arg)
+{
+	struct sv_pairs *p = arg;
+
+	return sv_pair_add(p, p->from, r->gtin);
+}
+
+int store_relations_learn(struct store *s, long min_baskets, double min_lift, int per_item,
+			  long *stored, pos_err *e)
+{
+	struct sv_pairs items = { .e = e }, pairs = { .e = e };
+	struct db_stmt *st;
+	int rc;
+
+	*stored = 0;
+	/* The lift is computed outside the write unit: the writer is held
+	 * only for the short replacement below. */
+	if (!(st = store_q(s, SQL_LEARN_ITEMS, e))) {
+		rc = e->code ? e->code : POS_EDB;
+		goto out;
+	}
+	if ((rc = db_each(st, sv_learn_item, &items, e)) < 0)
+		goto out;
+	for (size_t i = 0; i < items.n; i++) {
+		pairs.from = items.g[i][0];
+		if ((rc = store_items_related(s, items.g[i][0], min_baskets, min_lift, per_item,
+					      sv_learn_related, &pairs, e)) < 0)
+			goto out;
+	}
+	if ((rc = store_unit_begin(s, e)) < 0)
+		goto out;
+	if (!(st = store_q(s, SQL_LEARN_CLEAR, e)) || db_run(st, e) < 0) {
+		rc = store_unit_finish(s, e->code ? e->code : POS_EDB, e);
+		goto out;
+	}
+	for (size_t i = 0; i < pairs.n && rc >= 0; i++) {
+		if (!(st = store_q(s, SQL_LEARN_PUT, e))) {
+			rc = e->code ? e->code : POS_EDB;
+			break;
+		}
+		db_bind_text(st, 1, pairs.g[i][0]);
+		db_bind_text(st, 2, pairs.g[i][1]);
+		if ((rc = db_run(st, e)) >= 0)
+			*stored += db_changes(st);
+	}
+	rc = store_unit_finish(s, rc < 0 ? rc : 0, e);
+out:
+	free(items.g);
+	free(pairs.g);
+	return rc < 0 ? rc : 0;
 }

@@ -152,4 +152,18 @@ int store_items_related(struct store *s, const char *gtin, long min_baskets, dou
 int store_vendor_report(struct store *s, const char *event_id, long *reached, long *read,
 			long *acted, pos_err *e);
 
+/* GET /v1/devices/me/products: {"products":[{"gtin","name","bought",
+ * "store","activities":[{"vendor","kind","at","state"}]}],"truncated"} of
+ * every household the device is linked to, each item of a sale once,
+ * newest sale first, at most limit (truncated: there were more). Names no
+ * household, sale or card. *out: json_decref. */
+int store_device_products(struct store *s, int64_t device, int limit, json_t **out, pos_err *e);
+
+/* Relearns the co-purchase relations (kind "learned") of every item with
+ * a registered activity: at most per_item of store_items_related's for
+ * each, replacing the learned ones before; a declared relation of the
+ * same pair is kept as declared. *stored: relations written. */
+int store_relations_learn(struct store *s, long min_baskets, double min_lift, int per_item,
+			  long *stored, pos_err *e);
+
 #endif

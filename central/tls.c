@@ -4,6 +4,7 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -110,6 +111,11 @@ struct tls_trust {
 	char path[CCONF_PATH_MAX + 16];
 	struct stat seen;     /* crl.pem as last looked at; st_ino 0: missing */
 	atomic_ulong gen;     /* reloads so far: a peer read before one is looked at again */
+	/* The server's certificate, key and chain read again on a reload
+	 * (tls_reload_cert); NULL until then: the context's own are used. */
+	X509 *id_cert;
+	EVP_PKEY *id_key;
+	STACK_OF(X509) *id_chain;
 };
 
 
@@ -774,6 +780,12 @@ static int tls_trust_init(const struct cconf *c, struct tls_trust *t, pos_err *e
 
 static void tls_trust_free(struct tls_trust *t)
 {
+	X509_free(t->id_cert);
+	EVP_PKEY_free(t->id_key);
+	sk_X509_pop_free(t->id_chain, X509_free);
+	t->id_cert = NULL;
+	t->id_key = NULL;
+	t->id_chain = NULL;
 	X509_STORE_free(t->store);
 	X509_CRL_free(t->crl);
 	X509_free(t->ca);
@@ -874,6 +886,7 @@ static int tls_hello_cb(SSL *s, int *al, void *arg)
 {
 	struct tls_trust *t = arg;
 	X509_STORE *st;
+	bool ok;
 
 	pthread_rwlock_rdlock(&t->lock);
 	st = t->store;
@@ -882,6 +895,16 @@ static int tls_hello_cb(SSL *s, int *al, void *arg)
 	pthread_rwlock_unlock(&t->lock);
 	if (!st || SSL_set0_verify_cert_store(s, st) != 1) {
 		X509_STORE_free(st);
+		*al = SSL_AD_INTERNAL_ERROR;
+		return SSL_CLIENT_HELLO_ERROR;
+	}
+	/* A certificate reloaded since start: this handshake presents it
+	 * (OpenSSL takes its own references under the lock). */
+	pthread_rwlock_rdlock(&t->lock);
+	ok = !t->id_cert || SSL_use_cert_and_key(s, t->id_cert, t->id_key, t->id_chain, 1) == 1;
+	pthread_rwlock_unlock(&t->lock);
+	if (!ok) {
+		ERR_clear_error();
 		*al = SSL_AD_INTERNAL_ERROR;
 		return SSL_CLIENT_HELLO_ERROR;
 	}
@@ -1163,6 +1186,96 @@ void tls_tick(struct tls *t)
 void tls_reread(struct tls *t)
 {
 	memset(&t->tr.seen, 0, sizeof t->tr.seen);
+}
+
+/* The certificate file as serve reads it: the server's certificate first,
+ * then its chain (at most 8 more). *leaf: X509_free; *chain:
+ * sk_X509_pop_free. */
+#define TLS_CHAIN_FILE_MAX (256 * 1024)
+static int tls_read_chain(const char *path, X509 **leaf, STACK_OF(X509) **chain, pos_err *e)
+{
+	STACK_OF(X509) *more = NULL;
+	struct stat st;
+	BIO *b = NULL;
+	X509 *x;
+	int rc = 0;
+
+	*leaf = NULL;
+	*chain = NULL;
+	if (stat(path, &st) < 0)
+		return err_set(e, POS_EIO, "%s: cannot read it: %s", path, strerror(errno));
+	if (st.st_size > TLS_CHAIN_FILE_MAX)
+		return err_set(e, POS_ETOOBIG, "%s: larger than %d bytes", path, TLS_CHAIN_FILE_MAX);
+	if (!(b = BIO_new_file(path, "r")) || !(more = sk_X509_new_null())) {
+		rc = err_set(e, POS_EIO, "%s: cannot read it", path);
+		goto out;
+	}
+	if (!(*leaf = PEM_read_bio_X509(b, NULL, NULL, NULL))) {
+		rc = err_set(e, POS_EINVAL, "%s: not a PEM certificate", path);
+		goto out;
+	}
+	while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+		if (sk_X509_num(more) >= 8 || !sk_X509_push(more, x)) {
+			X509_free(x);
+			rc = err_set(e, POS_EINVAL, "%s: more than 8 certificates in its chain", path);
+			goto out;
+		}
+	}
+	*chain = more;
+	more = NULL;
+out:
+	ERR_clear_error(); /* the end of the file, or the reason already named */
+	if (rc < 0) {
+		X509_free(*leaf);
+		*leaf = NULL;
+	}
+	sk_X509_pop_free(more, X509_free);
+	BIO_free(b);
+	return rc;
+}
+
+int tls_reload_cert(struct tls *t, const struct cconf *c, char *serial, size_t cap, pos_err *e)
+{
+	X509 *cert = NULL, *old_cert;
+	EVP_PKEY *key = NULL, *old_key;
+	STACK_OF(X509) *chain = NULL, *old_chain;
+	char hex[PKI_SERIAL_HEX];
+	int rc;
+
+	if ((rc = tls_read_chain(c->tls_cert, &cert, &chain, e)) < 0)
+		goto out;
+	if ((rc = pki_load_key(c->tls_key, &key, e)) < 0)
+		goto out;
+	if (X509_check_private_key(cert, key) != 1) {
+		ERR_clear_error();
+		rc = err_set(e, POS_ECRYPTO, "%s does not belong to %s", c->tls_key, c->tls_cert);
+		goto out;
+	}
+	if (X509_cmp_current_time(X509_get0_notAfter(cert)) <= 0 ||
+	    X509_cmp_current_time(X509_get0_notBefore(cert)) >= 0) {
+		rc = err_set(e, POS_EINVAL, "%s is not valid now (expired or not yet valid)",
+			     c->tls_cert);
+		goto out;
+	}
+	if (pki_serial_hex(cert, hex, NULL) < 0)
+		snprintf(hex, sizeof hex, "?");
+	snprintf(serial, cap, "%s", hex);
+	pthread_rwlock_wrlock(&t->tr.lock);
+	old_cert = t->tr.id_cert;
+	old_key = t->tr.id_key;
+	old_chain = t->tr.id_chain;
+	t->tr.id_cert = cert;
+	t->tr.id_key = key;
+	t->tr.id_chain = chain;
+	pthread_rwlock_unlock(&t->tr.lock);
+	cert = old_cert;
+	key = old_key;
+	chain = old_chain;
+out:
+	X509_free(cert);
+	EVP_PKEY_free(key);
+	sk_X509_pop_free(chain, X509_free);
+	return rc;
 }
 
 void tls_save(struct tls *t)

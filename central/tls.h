@@ -58,6 +58,11 @@ SSL_CTX *tls_ctx(struct tls *t);
 void tls_tick(struct tls *t);
 /* The next tls_tick reads crl.pem again even if it looks unchanged (SIGHUP). */
 void tls_reread(struct tls *t);
+/* SIGHUP: reads [tls] cert (with its chain) and key again; handshakes from
+ * now on present them. A file that does not load, a key that does not
+ * match or a certificate out of its dates fails and the one in use stays.
+ * serial: the new certificate's serial, for the log. */
+int tls_reload_cert(struct tls *t, const struct cconf *c, char *serial, size_t cap, pos_err *e);
 /* Saves the resumable sessions for the next serve (after the workers). */
 void tls_save(struct tls *t);
 void tls_free(struct tls *t);

@@ -28,6 +28,9 @@
 #define VENDOR_BODY_MAX 8192
 #define VENDOR_TOKEN_MAX 128
 #define VENDOR_DEPTH 4
+/* The message page's cookie: the device token, HttpOnly so no script
+ * reads it, SameSite=Strict so no other site's page sends it. */
+#define VENDOR_COOKIE "pos_device"
 
 /* ------------------------------------------------------------ signing */
 
@@ -111,6 +114,8 @@ struct vendor_worker {
 	struct ingest *ig;
 	long max_skew_s;
 	int messages_max;
+	int products_max;
+	long cookie_days;
 	struct event *done_ev;
 	pthread_mutex_t mu;
 	struct vjob *done; /* guarded by mu */
@@ -583,14 +588,47 @@ fail:
 
 /* ------------------------------------------------------------ device calls */
 
+/* The device token of the message page's cookie, or NULL. */
+static const char *vj_cookie(struct httpd_req *req, size_t *len)
+{
+	const char *h = httpd_header(req, "Cookie");
+	const size_t nl = sizeof VENDOR_COOKIE - 1;
+
+	while (h && *h) {
+		size_t n;
+
+		while (*h == ' ' || *h == ';')
+			h++;
+		n = strcspn(h, ";");
+		if (n > nl + 1 && strncmp(h, VENDOR_COOKIE "=", nl + 1) == 0 &&
+		    n - nl - 1 <= VENDOR_TOKEN_MAX) {
+			*len = n - nl - 1;
+			return h + nl + 1;
+		}
+		h += n;
+	}
+	return NULL;
+}
+
+/* The device of the request: its bearer token or, from the message page,
+ * its cookie. A POST with the cookie must be a JSON one: a form of another
+ * site cannot send that content type without the browser asking first. */
 static bool vj_device(struct vjob *j)
 {
-	const char *tok;
+	const char *tok, *ct;
 	size_t len = 0;
 	pos_err e = { 0 };
 	int rc;
 
-	if (!(tok = vj_bearer(j->req, &len))) {
+	if (!(tok = vj_bearer(j->req, &len)) && (tok = vj_cookie(j->req, &len)) &&
+	    httpd_method(j->req) == HTTP1_POST &&
+	    (!(ct = httpd_header(j->req, "Content-Type")) ||
+	     strncasecmp(ct, "application/json", 16) != 0)) {
+		vj_error(j->req, j->route, j->t0_us, 415, "unsupported_media_type",
+			 "Content-Type must be application/json");
+		return false;
+	}
+	if (!tok) {
 		vj_error(j->req, j->route, j->t0_us, 401, "unauthorized",
 			 "Authorization: Bearer <device token> is missing");
 		return false;
@@ -652,6 +690,63 @@ fail:
 	vj_free(j);
 }
 
+/* GET /v1/devices/me/products: read on the worker's own connection (no
+ * write, so not the writer's). */
+static void vj_products(struct vendor_worker *w, struct httpd_req *req, const char *route,
+			int64_t t0_us)
+{
+	struct vjob *j = vj_new(w, req, route, t0_us, VJ_MESSAGES);
+	json_t *v = NULL;
+	pos_err e = { 0 };
+	char qb[256];
+	int rc;
+
+	if (!j || !vj_device(j))
+		goto out;
+	if ((rc = store_device_products(w->store, j->device, w->products_max, &v, &e)) < 0) {
+		log_error("store_failed", "route=%s code=%s detail=%s", route, err_name(rc),
+			  log_q(qb, sizeof qb, e.msg));
+		vj_error(req, route, t0_us, 503, "unavailable", "storage is busy or failing; retry later");
+		goto out;
+	}
+	vj_send(req, route, t0_us, 200, v);
+out:
+	json_decref(v);
+	vj_free(j);
+}
+
+/* POST /v1/devices/me/session with the device's bearer token: the message
+ * page's cookie, so the token never sits in a URL the page loads. */
+static void vj_session(struct vendor_worker *w, struct httpd_req *req, const char *route,
+		       int64_t t0_us)
+{
+	struct vjob *j = vj_new(w, req, route, t0_us, VJ_MESSAGES);
+	const char *tok;
+	size_t len = 0;
+	char cookie[VENDOR_TOKEN_MAX + 128];
+	json_t *v;
+
+	if (!j)
+		return;
+	if (!(tok = vj_bearer(req, &len))) {
+		vj_error(req, route, t0_us, 401, "unauthorized",
+			 "Authorization: Bearer <device token> is missing");
+		goto out;
+	}
+	if (!vj_device(j))
+		goto out;
+	snprintf(cookie, sizeof cookie,
+		 VENDOR_COOKIE "=%.*s; Path=/; Max-Age=%ld; HttpOnly; Secure; SameSite=Strict",
+		 (int)len, tok, w->cookie_days * 86400);
+	(void)httpd_add_header(req, "Set-Cookie", cookie);
+	OPENSSL_cleanse(cookie, sizeof cookie);
+	v = json_pack("{s:b}", "ok", 1);
+	vj_send(req, route, t0_us, 200, v);
+	json_decref(v);
+out:
+	vj_free(j);
+}
+
 /* ------------------------------------------------------------ routing */
 
 /* The {id} of prefix{id}suffix in path, at most 20 digits, into seg. */
@@ -699,6 +794,14 @@ bool vendor_handle(struct vendor_worker *w, struct httpd_req *req)
 		route = "/v1/devices/me/messages";
 		if (vj_method(req, route, t0, HTTP1_GET))
 			vj_device_call(w, req, route, t0, VJ_MESSAGES, NULL);
+	} else if (strcmp(path, "/v1/devices/me/products") == 0) {
+		route = "/v1/devices/me/products";
+		if (vj_method(req, route, t0, HTTP1_GET))
+			vj_products(w, req, route, t0);
+	} else if (strcmp(path, "/v1/devices/me/session") == 0) {
+		route = "/v1/devices/me/session";
+		if (vj_method(req, route, t0, HTTP1_POST))
+			vj_session(w, req, route, t0);
 	} else if ((x = vj_segment(path, "/v1/messages/", "/choose", seg))) {
 		route = "/v1/messages/{id}/choose";
 		if (vj_method(req, route, t0, HTTP1_POST))
@@ -727,6 +830,8 @@ int vendor_worker_new(struct event_base *base, struct store *store, struct inges
 	w->ig = ig;
 	w->max_skew_s = c->vendor_max_skew_s;
 	w->messages_max = (int)c->vendor_messages_max;
+	w->products_max = (int)c->vendor_products_max;
+	w->cookie_days = c->vendor_device_cookie_days;
 	metrics_add_source(vendor_metrics);
 	pthread_mutex_init(&w->mu, NULL);
 	if (!(w->done_ev = event_new(base, -1, 0, vj_done_cb, w))) {

@@ -9,6 +9,8 @@
  *   POST /v1/vendor/activities {"ref","txn","gtin","kind","at"}   signed
  *   POST /v1/vendor/events {"id","kind","gtin"?,"activity"?,"new_at"?,"text"}
  *   GET  /v1/devices/me/messages                   device token
+ *   GET  /v1/devices/me/products                   device token
+ *   POST /v1/devices/me/session                    bearer device token
  *   POST /v1/messages/{id}/choose {"option"}       device token
  *   POST /v1/messages/{id}/support                 device token
  *
@@ -17,6 +19,12 @@
  * timestamp "." body)). A timestamp more than [vendors] max_skew_s away is
  * refused (401), a (timestamp, body) seen before too (409). Every write
  * runs on the writer (INGEST_OP); the answer leaves after its commit.
+ *
+ * A device call carries Authorization: Bearer <device token> or, from the
+ * message page (www/messages.html), the pos_device cookie that
+ * /v1/devices/me/session set (HttpOnly, Secure, SameSite=Strict); a POST
+ * with the cookie must be application/json, which no other site's form
+ * can send.
  *
  * Calls to vendor backends (options, reschedule) leave from the outbox
  * thread (vendor_outbox_*), never from a worker's loop, signed the same
@@ -58,7 +66,10 @@ size_t vendor_waiting(const struct vendor_worker *w);
 bool vendor_handle(struct vendor_worker *w, struct httpd_req *req);
 
 /* The outbox thread: its own store connection, k_vendor loaded from
- * [vendors] k_vendor (made when missing). *out: vendor_outbox_stop. */
+ * [vendors] k_vendor (made when missing); and, unless [vendors]
+ * relations_every_s is 0, the thread relearning the co-purchase relations
+ * (store_relations_learn) with one more connection. *out:
+ * vendor_outbox_stop. */
 struct vendor_outbox;
 enum vendor_call_result { VENDOR_CALL_RETRIED = 0, VENDOR_CALL_DONE, VENDOR_CALL_REFUSED };
 /* Counts an outbox call's result in /metrics. */

@@ -117,7 +117,7 @@ static int vendor_add(const char *conf, const char *id, const char *name, const 
 		goto out;
 	if (stat(cf.k_vendor, &st) < 0 && (rc = keys_generate_hmac(cf.k_vendor, &e)) < 0)
 		goto out;
-	if ((rc = store_open(cf.database, &s, &e)) < 0 || (rc = store_begin(s, &e)) < 0)
+	if ((rc = cconf_store_open(&cf, CCONF_STORE_WRITE, &s, &e)) < 0 || (rc = store_begin(s, &e)) < 0)
 		goto out;
 	rc = store_vendor_add(s, &v, h, time_now_ms(), &e);
 	vc_actor(actor, sizeof actor);
@@ -145,7 +145,7 @@ static int vendor_report(const char *conf, const char *event)
 	pos_err e = { 0 };
 	int rc;
 
-	if ((rc = cconf_load(conf, &cf, &e)) == 0 && (rc = store_open(cf.database, &s, &e)) == 0)
+	if ((rc = cconf_load(conf, &cf, &e)) == 0 && (rc = cconf_store_open(&cf, CCONF_STORE_WRITE, &s, &e)) == 0)
 		rc = store_vendor_report(s, event, &reached, &rd, &acted, &e);
 	store_close(s);
 	if (rc < 0)
@@ -274,7 +274,7 @@ int vendor_items_related(int argc, char **argv)
 		return cli_usage_error("items", "--min-baskets: a whole number from 1");
 	if (ml && ((min_l = strtol(ml, &end, 10)) < 1 || *end))
 		return cli_usage_error("items", "--min-lift-pct: a whole number from 1");
-	if ((rc = store_open(cf.database, &s, &e)) == 0)
+	if ((rc = cconf_store_open(&cf, CCONF_STORE_WRITE, &s, &e)) == 0)
 		rc = store_items_related(s, gt, min_b, (double)min_l / 100.0, 100, vc_related_row, &n,
 					 &e);
 	store_close(s);
@@ -321,7 +321,7 @@ int vendor_items_relate(int argc, char **argv)
 		return cli_usage_error("items", "GTIN_B '%s' is not a GTIN with a good check digit", g[1]);
 	if (strcmp(a, b) == 0)
 		return cli_usage_error("items", "an item cannot relate to itself");
-	if ((rc = cconf_load(conf, &cf, &e)) < 0 || (rc = store_open(cf.database, &s, &e)) < 0 ||
+	if ((rc = cconf_load(conf, &cf, &e)) < 0 || (rc = cconf_store_open(&cf, CCONF_STORE_WRITE, &s, &e)) < 0 ||
 	    (rc = store_begin(s, &e)) < 0)
 		goto out;
 	rc = store_relation_put(s, a, b, kind, &e);

@@ -42,6 +42,14 @@ struct vendor_outbox {
 	unsigned char k[32];
 	long timeout_s;
 	long retry_max_s;
+	/* The learned relations' thread, with its own connection. */
+	pthread_t rel_th;
+	bool rel_started;
+	struct store *rel_s;
+	long rel_every_s;
+	long rel_min_baskets;
+	double rel_min_lift;
+	int rel_per_item;
 };
 
 struct ob_buf {
@@ -286,6 +294,52 @@ static void *ob_main(void *arg)
 	return NULL;
 }
 
+/* Relearns the co-purchase relations every [vendors] relations_every_s,
+ * the first time one period after the start; its reads never hold the
+ * writer, its write is one short unit. */
+static void *ob_relations(void *arg)
+{
+	struct vendor_outbox *o = arg;
+	struct timespec due;
+
+	clock_gettime(CLOCK_REALTIME, &due);
+	pthread_mutex_lock(&o->mu);
+	while (!o->stop) {
+		struct timespec now;
+		pos_err e = { 0 };
+		long stored = 0;
+		int64_t t0;
+		int rc;
+
+		due.tv_sec += o->rel_every_s;
+		while (!o->stop) {
+			clock_gettime(CLOCK_REALTIME, &now);
+			if (now.tv_sec > due.tv_sec ||
+			    (now.tv_sec == due.tv_sec && now.tv_nsec >= due.tv_nsec))
+				break;
+			pthread_cond_timedwait(&o->cv, &o->mu, &due);
+		}
+		if (o->stop)
+			break;
+		pthread_mutex_unlock(&o->mu);
+		t0 = time_mono_us();
+		if ((rc = store_relations_learn(o->rel_s, o->rel_min_baskets, o->rel_min_lift,
+						o->rel_per_item, &stored, &e)) < 0) {
+			char qb[256];
+
+			log_error("relations_failed", "code=%s detail=%s", err_name(rc),
+				  log_q(qb, sizeof qb, e.msg));
+		} else {
+			log_info("relations_learned", "relations=%ld latency_us=%lld", stored,
+				 (long long)(time_mono_us() - t0));
+		}
+		pthread_mutex_lock(&o->mu);
+		clock_gettime(CLOCK_REALTIME, &due);
+	}
+	pthread_mutex_unlock(&o->mu);
+	return NULL;
+}
+
 int vendor_outbox_start(const struct cconf *c, struct vendor_outbox **out, pos_err *e)
 {
 	struct vendor_outbox *o = calloc(1, sizeof *o);
@@ -308,13 +362,26 @@ int vendor_outbox_start(const struct cconf *c, struct vendor_outbox **out, pos_e
 		rc = err_set(e, POS_ECRYPTO, "libcurl did not start");
 		goto fail;
 	}
-	if ((rc = store_open(c->database, &o->s, e)) < 0)
+	if ((rc = cconf_store_open(c, CCONF_STORE_WRITE, &o->s, e)) < 0)
 		goto fail;
 	if (pthread_create(&o->th, NULL, ob_main, o) != 0) {
 		rc = err_set(e, POS_ENOMEM, "cannot start the outbox thread");
 		goto fail;
 	}
 	o->started = true;
+	if (c->vendor_relations_every_s > 0) {
+		o->rel_every_s = c->vendor_relations_every_s;
+		o->rel_min_baskets = c->related_min_baskets;
+		o->rel_min_lift = (double)c->related_min_lift_pct / 100.0;
+		o->rel_per_item = (int)c->related_learned_per_item;
+		if ((rc = store_open(c->database, &o->rel_s, e)) < 0)
+			goto fail;
+		if (pthread_create(&o->rel_th, NULL, ob_relations, o) != 0) {
+			rc = err_set(e, POS_ENOMEM, "cannot start the relations thread");
+			goto fail;
+		}
+		o->rel_started = true;
+	}
 	*out = o;
 	return 0;
 fail:
@@ -329,11 +396,14 @@ void vendor_outbox_stop(struct vendor_outbox *o)
 	if (o->started) {
 		pthread_mutex_lock(&o->mu);
 		o->stop = true;
-		pthread_cond_signal(&o->cv);
+		pthread_cond_broadcast(&o->cv);
 		pthread_mutex_unlock(&o->mu);
 		pthread_join(o->th, NULL);
+		if (o->rel_started)
+			pthread_join(o->rel_th, NULL);
 	}
 	store_close(o->s);
+	store_close(o->rel_s);
 	OPENSSL_cleanse(o->k, sizeof o->k);
 	pthread_cond_destroy(&o->cv);
 	pthread_mutex_destroy(&o->mu);

@@ -13,7 +13,6 @@
 
 #include "codec.h"
 #include "ids.h"
-#include "keys.h"
 #include "wipe.h"
 
 /*
@@ -838,11 +837,28 @@ int envelope_open(const unsigned char skR[32], const char *info, const unsigned 
 	return rc;
 }
 
+void envelope_kid(const unsigned char pk[32], char kid[ENVELOPE_KID_LEN + 1])
+{
+	static const char digits[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	int i;
+
+	kid[0] = '\0';
+	if (!pk || EVP_Digest(pk, 32, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
+		return;
+	for (i = 0; i < ENVELOPE_KID_LEN / 2; i++) {
+		kid[2 * i] = digits[md[i] >> 4];
+		kid[2 * i + 1] = digits[md[i] & 15];
+	}
+	kid[ENVELOPE_KID_LEN] = '\0';
+}
+
 int envelope_seal_tid(const unsigned char pkR[32], const char *kid, const char *info,
 		      const char *tid, char enc_b64[ENVELOPE_B64_MAX], pos_err *e)
 {
 	unsigned char sealed[ENVELOPE_MAX_SEALED];
-	char want[KEYS_KID_LEN + 1];
+	char want[ENVELOPE_KID_LEN + 1];
 	size_t tid_len, sealed_len = 0;
 	int rc;
 
@@ -854,7 +870,7 @@ int envelope_seal_tid(const unsigned char pkR[32], const char *kid, const char *
 	/* A kid that does not name this key would send central looking for the
 	 * wrong private key: catch a mismatched configuration here. */
 	if (kid) {
-		keys_kid(pkR, want);
+		envelope_kid(pkR, want);
 		if (strcmp(kid, want) != 0)
 			return err_set(e, POS_EINVAL, "envelope: kid does not match the public key");
 	}

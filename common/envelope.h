@@ -25,6 +25,7 @@
 #define ENVELOPE_MAX_PT 64
 #define ENVELOPE_MAX_SEALED (HPKE_ENC_LEN + ENVELOPE_MAX_PT + HPKE_TAG_LEN)
 #define ENVELOPE_INFO_MAX 256
+#define ENVELOPE_KID_LEN 16 /* hex characters */
 
 /* An HPKE context; wipe with hpke_ctx_wipe. Holds no heap memory. */
 struct hpke_ctx {
@@ -87,6 +88,9 @@ int envelope_seal(const unsigned char pkR[32], const char *info, const unsigned 
  * On failure pt is wiped. */
 int envelope_open(const unsigned char skR[32], const char *info, const unsigned char *in,
 		  size_t in_len, unsigned char *pt, size_t pt_cap, size_t *pt_len, pos_err *e);
+
+/* A public key's kid: the first 16 hex characters of SHA-256(raw key). */
+void envelope_kid(const unsigned char pk[32], char kid[ENVELOPE_KID_LEN + 1]);
 
 /* The EncTID JSON form {"kid":"…","enc":"…"}: seal tid (a normalised TID
  * string) and write kid and the base64url field. enc_b64 needs

@@ -22,23 +22,6 @@
 /* A PEM key is a few hundred bytes; anything much larger is not a key file. */
 #define KEYS_FILE_MAX 8192
 
-void keys_kid(const unsigned char pk[32], char kid[KEYS_KID_LEN + 1])
-{
-	static const char digits[] = "0123456789abcdef";
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	int i;
-
-	kid[0] = '\0';
-	if (!pk || EVP_Digest(pk, 32, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
-		return;
-	for (i = 0; i < KEYS_KID_LEN / 2; i++) {
-		kid[2 * i] = digits[md[i] >> 4];
-		kid[2 * i + 1] = digits[md[i] & 15];
-	}
-	kid[KEYS_KID_LEN] = '\0';
-}
-
 int keys_generate(struct hpke_keypair *kp, pos_err *e)
 {
 	int rc;
@@ -56,7 +39,7 @@ int keys_generate(struct hpke_keypair *kp, pos_err *e)
 		keys_wipe(kp);
 		return rc;
 	}
-	keys_kid(kp->pk, kp->kid);
+	envelope_kid(kp->pk, kp->kid);
 	return 0;
 }
 
@@ -335,7 +318,7 @@ int keys_load_private(const char *path, struct hpke_keypair *kp, pos_err *e)
 		err_prefix(e, "%s", path);
 		goto out;
 	}
-	keys_kid(kp->pk, kp->kid);
+	envelope_kid(kp->pk, kp->kid);
 	rc = 0;
 out:
 	if (rc != 0)
@@ -379,7 +362,7 @@ int keys_load_public(const char *path, unsigned char pk[32], char kid[KEYS_KID_L
 		goto out;
 	}
 	if (kid)
-		keys_kid(pk, kid);
+		envelope_kid(pk, kid);
 	rc = 0;
 out:
 	BIO_free(b);

@@ -8,9 +8,10 @@
  * others can read them, with a message naming the file and the fix.
  */
 #include <stddef.h>
+#include "envelope.h"
 #include "err.h"
 
-#define KEYS_KID_LEN 16
+#define KEYS_KID_LEN ENVELOPE_KID_LEN
 #define KEYS_HMAC_LEN 32
 #define KEYS_TOKEN_MAX 128
 
@@ -20,8 +21,6 @@ struct hpke_keypair {
 	char kid[KEYS_KID_LEN + 1];
 };
 
-/* kid = first 16 hex chars of SHA-256(raw public key). */
-void keys_kid(const unsigned char pk[32], char kid[KEYS_KID_LEN + 1]);
 int keys_generate(struct hpke_keypair *kp, pos_err *e);
 int keys_save_private(const char *path, const struct hpke_keypair *kp, pos_err *e);
 int keys_save_public(const char *path, const unsigned char pk[32], pos_err *e);

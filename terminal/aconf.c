@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "ctab.h"
 #include "ids.h"
 #include "keys.h"
 
@@ -30,140 +31,46 @@ void aconf_free(struct aconf *c)
 	free(c);
 }
 
-static int aconf_copy(struct cfg *cf, const char *sec, const char *key, const char *v, char *out,
-		      size_t cap, pos_err *e)
-{
-	size_t n = strlen(v);
-
-	if (n >= cap)
-		return err_set(e, POS_ETOOBIG, "%s:%d: '%s' in [%s] is longer than %zu characters",
-			       cf->name, cfg_line(cf, sec, key), key, sec, cap - 1);
-	memcpy(out, v, n + 1);
-	return 0;
-}
-
-static int aconf_id(struct cfg *cf, const char *key, char *out, pos_err *e)
-{
-	const char *v;
-	int rc = cfg_str(cf, "terminal", key, NULL, &v, e);
-
-	if (rc < 0)
-		return rc;
-	if (!ids_valid(v))
-		return err_set(e, POS_EINVAL,
-			       "%s:%d: '%s' in [terminal] must be 1 to %d of A-Z a-z 0-9 . _ -",
-			       cf->name, cfg_line(cf, "terminal", key), key, IDS_MAX);
-	memcpy(out, v, strlen(v) + 1);
-	return 0;
-}
-
-static int aconf_terminal(struct cfg *cf, struct aconf *c, pos_err *e)
-{
-	const char *v;
-	int rc, lvl;
-
-	if ((rc = aconf_id(cf, "store", c->store, e)) < 0 ||
-	    (rc = aconf_id(cf, "id", c->terminal, e)) < 0)
-		return rc;
-	if ((rc = cfg_str(cf, "terminal", "log_level", "info", &v, e)) < 0)
-		return rc;
-	if ((lvl = log_level_parse(v)) < 0)
-		return err_set(e, POS_EINVAL,
-			       "%s:%d: 'log_level' in [terminal] must be debug, info, warn or error",
-			       cf->name, cfg_line(cf, "terminal", "log_level"));
-	c->log_level = (enum log_level)lvl;
-	if ((rc = cfg_str(cf, "terminal", "variable_measure", "none", &v, e)) < 0)
-		return rc;
-	if (gtin_vm_layout_parse(v, &c->rules.vm) < 0)
-		return err_set(e, POS_EINVAL,
-			       "%s:%d: 'variable_measure' in [terminal] must be none, us, uk or se",
-			       cf->name, cfg_line(cf, "terminal", "variable_measure"));
-	return 0;
-}
-
 int aconf_url_list(struct cfg *cf, const char *sec, const char *v, pos_err *e)
 {
-	const char *p = v;
-	int count = 0;
-
-	while (*p) {
-		size_t n;
-
-		while (*p == ' ')
-			p++;
-		if (!*p)
-			break;
-		n = strcspn(p, " ");
-		/* No plain http: the TID envelope is sealed, but baskets and the
-		 * terminal's identity still need TLS. */
-		if (n <= 8 || strncmp(p, "https://", 8) != 0 || p[n - 1] == '/' ||
-		    memchr(p, '\t', n) || memchr(p, '"', n) || memchr(p, '\'', n) ||
-		    memchr(p, '\\', n))
-			return err_set(e, POS_EINVAL,
-				       "%s:%d: 'url' in [%s] must be https://HOST[:PORT] without a "
-				       "trailing /, several separated by spaces",
-				       cf->name, cfg_line(cf, sec, "url"), sec);
-		if (++count > ACONF_URLS_MAX)
-			return err_set(e, POS_EINVAL, "%s:%d: 'url' in [%s] lists more than %d URLs",
-				       cf->name, cfg_line(cf, sec, "url"), sec, ACONF_URLS_MAX);
-		p += n;
-	}
-	if (count == 0)
-		return err_set(e, POS_EINVAL, "%s:%d: 'url' in [%s] is empty", cf->name,
-			       cfg_line(cf, sec, "url"), sec);
-	return 0;
+	return ctab_url_list(cf, sec, v, e);
 }
 
-static int aconf_central(struct cfg *cf, struct aconf *c, pos_err *e)
-{
-	const char *v;
-	int rc;
+static const struct ctab_word aconf_log_levels[] = {
+	{ "debug", LOG_LVL_DEBUG }, { "info", LOG_LVL_INFO }, { "warn", LOG_LVL_WARN },
+	{ "error", LOG_LVL_ERROR }, { NULL, 0 }
+};
+static const struct ctab_word aconf_vm_layouts[] = {
+	{ "none", GTIN_VM_NONE }, { "us", GTIN_VM_US }, { "uk", GTIN_VM_UK },
+	{ "se", GTIN_VM_SE },	  { NULL, 0 }
+};
+static const struct ctab_word aconf_roles[] = {
+	{ "scanner", DEVICE_SCANNER }, { "cardreader", DEVICE_CARDREADER }, { NULL, 0 }
+};
 
-	if ((rc = cfg_str(cf, "central", "url", NULL, &v, e)) < 0)
-		return rc;
-	if ((rc = aconf_url_list(cf, "central", v, e)) < 0)
-		return rc;
-	if ((rc = aconf_copy(cf, "central", "url", v, c->url, sizeof c->url, e)) < 0)
-		return rc;
-	if ((rc = cfg_path(cf, "central", "ca", NULL, c->ca, sizeof c->ca, e)) < 0 ||
-	    (rc = cfg_path(cf, "central", "cert", NULL, c->cert, sizeof c->cert, e)) < 0 ||
-	    (rc = cfg_path(cf, "central", "key", NULL, c->key, sizeof c->key, e)) < 0 ||
-	    (rc = cfg_path(cf, "central", "public_key", NULL, c->public_key, sizeof c->public_key,
-			   e)) < 0)
-		return rc;
-	return cfg_int(cf, "central", "resolve_timeout_ms", ACONF_RESOLVE_DEFAULT_MS,
-		       ACONF_RESOLVE_MIN_MS, ACONF_RESOLVE_MAX_MS, &c->resolve_timeout_ms, e);
-}
-
-static int aconf_local(struct cfg *cf, struct aconf *c, pos_err *e)
+/* A unix socket path must fit sun_path. */
+static int aconf_socket_len(struct cfg *cf, const char *sec, const char *key, void *out,
+			    pos_err *e)
 {
+	const struct aconf *c = out;
 	struct sockaddr_un sun;
-	int rc;
 
-	if ((rc = cfg_path(cf, "spool", "path", "spool.db", c->spool, sizeof c->spool, e)) < 0 ||
-	    (rc = cfg_path(cf, "control", "socket", "agent.sock", c->socket, sizeof c->socket, e)) <
-		    0)
-		return rc;
-	if (strlen(c->socket) >= sizeof sun.sun_path)
-		return err_set(e, POS_ETOOBIG,
-			       "%s:%d: control socket path is %zu characters; a unix socket takes at "
-			       "most %zu (use a shorter or relative folder)",
-			       cf->name, cfg_line(cf, "control", "socket"), strlen(c->socket),
-			       sizeof sun.sun_path - 1);
-	return 0;
+	if (strlen(c->socket) < sizeof sun.sun_path)
+		return 0;
+	return err_set(e, POS_ETOOBIG,
+		       "%s:%d: control socket path is %zu characters; a unix socket takes at "
+		       "most %zu (use a shorter or relative folder)",
+		       cf->name, cfg_line(cf, sec, key), strlen(c->socket), sizeof sun.sun_path - 1);
 }
 
 /* [receipt] base_url: where the printed receipt links point (the public
  * listener, or the retailer's site in front of it); empty: no receipts. */
-static int aconf_receipt(struct cfg *cf, struct aconf *c, pos_err *e)
+static int aconf_receipt_url(struct cfg *cf, const char *sec, const char *key, void *out,
+			     pos_err *e)
 {
-	const char *v;
-	size_t n;
-	int rc;
+	const char *v = ((const struct aconf *)out)->receipt_base_url;
+	size_t n = strlen(v);
 
-	if ((rc = cfg_str(cf, "receipt", "base_url", "", &v, e)) < 0)
-		return rc;
-	n = strlen(v);
 	if (n == 0)
 		return 0;
 	if (strncmp(v, "https://", 8) != 0 || n <= 8 || strpbrk(v, " \t\"'\\<>") ||
@@ -171,10 +78,86 @@ static int aconf_receipt(struct cfg *cf, struct aconf *c, pos_err *e)
 		return err_set(e, POS_EINVAL,
 			       "%s:%d: 'base_url' in [receipt] must be https://HOST[:PORT][/PATH] "
 			       "without a trailing /",
-			       cf->name, cfg_line(cf, "receipt", "base_url"));
-	return aconf_copy(cf, "receipt", "base_url", v, c->receipt_base_url,
-			  sizeof c->receipt_base_url, e);
+			       cf->name, cfg_line(cf, sec, key));
+	return 0;
 }
+
+#define AC(f) CTAB_FIELD(struct aconf, f)
+#define ACONF_STR(x) #x
+#define ACONF_NUM(x) ACONF_STR(x)
+
+/* Every key of terminal.conf but the devices' and [codes]. */
+static const struct ctab_key aconf_keys[] = {
+	{ "terminal", "store", CT_ID, NULL, 0, 0, AC(store), NULL, NULL },
+	{ "terminal", "id", CT_ID, NULL, 0, 0, AC(terminal), NULL, NULL },
+	{ "terminal", "log_level", CT_WORD, "info", 0, 0, AC(log_level), aconf_log_levels, NULL },
+	{ "terminal", "variable_measure", CT_WORD, "none", 0, 0, AC(rules.vm), aconf_vm_layouts,
+	  NULL },
+	{ "central", "url", CT_URLS, NULL, 0, 0, AC(url), NULL, NULL },
+	{ "central", "ca", CT_PATH, NULL, 0, 0, AC(ca), NULL, NULL },
+	{ "central", "cert", CT_PATH, NULL, 0, 0, AC(cert), NULL, NULL },
+	{ "central", "key", CT_PATH, NULL, 0, 0, AC(key), NULL, NULL },
+	{ "central", "public_key", CT_PATH, NULL, 0, 0, AC(public_key), NULL, NULL },
+	{ "central", "keys_refresh_s", CT_INT, ACONF_NUM(ACONF_KEYS_REFRESH_DEFAULT_S),
+	  ACONF_KEYS_REFRESH_MIN_S, ACONF_KEYS_REFRESH_MAX_S, AC(keys_refresh_s), NULL, NULL },
+	{ "central", "resolve_timeout_ms", CT_INT, ACONF_NUM(ACONF_RESOLVE_DEFAULT_MS),
+	  ACONF_RESOLVE_MIN_MS, ACONF_RESOLVE_MAX_MS, AC(resolve_timeout_ms), NULL, NULL },
+	{ "spool", "path", CT_PATH, "spool.db", 0, 0, AC(spool), NULL, NULL },
+	{ "control", "socket", CT_PATH, "agent.sock", 0, 0, AC(socket), NULL, aconf_socket_len },
+	{ "receipt", "base_url", CT_STR, "", 0, 0, AC(receipt_base_url), NULL, aconf_receipt_url },
+};
+
+/* port: a usb: identity is kept as written (its syntax checked); a
+ * relative tty path is taken against the file's folder like every path. */
+static int aconf_port(struct cfg *cf, const char *sec, const char *key, void *out, pos_err *e)
+{
+	struct device_cfg *d = out;
+	char raw[sizeof d->port];
+	const char *v;
+	int rc;
+
+	if ((rc = cfg_str(cf, sec, key, NULL, &v, e)) < 0)
+		return rc;
+	if (strncmp(v, "usb:", 4) != 0)
+		return 0;
+	if (device_port_check(v, e) < 0) {
+		err_prefix(e, "%s:%d: [%s]", cf->name, cfg_line(cf, sec, key), sec);
+		return POS_EINVAL;
+	}
+	if (strlen(v) >= sizeof raw)
+		return err_set(e, POS_ETOOBIG, "%s:%d: 'port' in [%s] is too long", cf->name,
+			       cfg_line(cf, sec, key), sec);
+	snprintf(d->port, sizeof d->port, "%s", v);
+	return 0;
+}
+
+/* profile: a bare name is looked up in hw/profiles by the device layer;
+ * anything with a slash is a file path (taken as CT_PATH made it). */
+static int aconf_profile(struct cfg *cf, const char *sec, const char *key, void *out, pos_err *e)
+{
+	struct device_cfg *d = out;
+	const char *v;
+	int rc;
+
+	if ((rc = cfg_str(cf, sec, key, NULL, &v, e)) < 0)
+		return rc;
+	if (strchr(v, '/'))
+		return 0;
+	if (strlen(v) >= sizeof d->profile)
+		return err_set(e, POS_ETOOBIG, "%s:%d: 'profile' in [%s] is too long", cf->name,
+			       cfg_line(cf, sec, key), sec);
+	snprintf(d->profile, sizeof d->profile, "%s", v);
+	return 0;
+}
+
+#define DC(f) CTAB_FIELD(struct device_cfg, f)
+
+/* One [device.NAME] section. */
+static const struct ctab_key aconf_device_keys[] = {
+	{ NULL, "role", CT_WORD, NULL, 0, 0, DC(role), aconf_roles, NULL },
+	{ NULL, "port", CT_PATH, NULL, 0, 0, DC(port), NULL, aconf_port },
+	{ NULL, "profile", CT_PATH, NULL, 0, 0, DC(profile), NULL, aconf_profile },
+};
 
 struct aconf_dev_ctx {
 	struct cfg *cf;
@@ -183,46 +166,13 @@ struct aconf_dev_ctx {
 	int rc;
 };
 
-/* port: a usb: identity is kept as written; a relative tty path is taken
- * against the file's folder like every other path. */
-static int aconf_port(struct cfg *cf, const char *sec, struct device_cfg *d, pos_err *e)
-{
-	const char *v;
-	int rc = cfg_str(cf, sec, "port", NULL, &v, e);
-
-	if (rc < 0)
-		return rc;
-	if (strncmp(v, "usb:", 4) == 0) {
-		if (device_port_check(v, e) < 0) {
-			err_prefix(e, "%s:%d: [%s]", cf->name, cfg_line(cf, sec, "port"), sec);
-			return POS_EINVAL;
-		}
-		return aconf_copy(cf, sec, "port", v, d->port, sizeof d->port, e);
-	}
-	return cfg_path(cf, sec, "port", NULL, d->port, sizeof d->port, e);
-}
-
-/* profile: a bare name is looked up in hw/profiles by the device layer;
- * anything with a slash is a file path. */
-static int aconf_profile(struct cfg *cf, const char *sec, struct device_cfg *d, pos_err *e)
-{
-	const char *v;
-	int rc = cfg_str(cf, sec, "profile", NULL, &v, e);
-
-	if (rc < 0)
-		return rc;
-	if (!strchr(v, '/'))
-		return aconf_copy(cf, sec, "profile", v, d->profile, sizeof d->profile, e);
-	return cfg_path(cf, sec, "profile", NULL, d->profile, sizeof d->profile, e);
-}
-
 static int aconf_device(const char *sec, void *arg)
 {
 	struct aconf_dev_ctx *x = arg;
 	struct cfg *cf = x->cf;
 	struct aconf *c = x->c;
 	struct device_cfg *d;
-	const char *name = sec + strlen("device."), *v;
+	const char *name = sec + strlen("device.");
 	int line = cfg_line(cf, sec, NULL);
 
 	if (c->ndevices >= ACONF_MAX_DEVICES) {
@@ -238,15 +188,9 @@ static int aconf_device(const char *sec, void *arg)
 		return 1;
 	}
 	memcpy(d->name, name, strlen(name) + 1);
-	if ((x->rc = cfg_str(cf, sec, "role", NULL, &v, x->e)) < 0)
-		return 1;
-	if (device_role_parse(v, &d->role) < 0) {
-		x->rc = err_set(x->e, POS_EINVAL, "%s:%d: 'role' in [%s] must be scanner or cardreader",
-				cf->name, cfg_line(cf, sec, "role"), sec);
-		return 1;
-	}
-	if ((x->rc = aconf_port(cf, sec, d, x->e)) < 0 ||
-	    (x->rc = aconf_profile(cf, sec, d, x->e)) < 0)
+	x->rc = ctab_take(cf, sec, aconf_device_keys,
+			  sizeof aconf_device_keys / sizeof aconf_device_keys[0], d, x->e);
+	if (x->rc < 0)
 		return 1;
 	c->ndevices++;
 	return 0;
@@ -283,8 +227,8 @@ static int aconf_from_cfg(struct cfg *cf, const char *file, struct aconf **out, 
 		return err_set(e, POS_ENOMEM, "%s: out of memory", file);
 	classify_rules_init(&c->rules);
 	snprintf(c->file, sizeof c->file, "%s", file);
-	if ((rc = aconf_terminal(cf, c, e)) < 0 || (rc = aconf_central(cf, c, e)) < 0 ||
-	    (rc = aconf_local(cf, c, e)) < 0 || (rc = aconf_receipt(cf, c, e)) < 0)
+	if ((rc = ctab_take(cf, NULL, aconf_keys, sizeof aconf_keys / sizeof aconf_keys[0], c, e)) <
+	    0)
 		goto fail;
 	dx = (struct aconf_dev_ctx){ .cf = cf, .c = c, .e = e, .rc = 0 };
 	cfg_each_section(cf, "device.", aconf_device, &dx);
@@ -311,37 +255,36 @@ fail:
 	return rc;
 }
 
+struct aconf_load_arg {
+	struct aconf **out;
+};
+
+static int aconf_load_cfg(struct cfg *cf, const char *file, void *arg, pos_err *e)
+{
+	return aconf_from_cfg(cf, file, ((struct aconf_load_arg *)arg)->out, e);
+}
+
 int aconf_load(const char *path, struct aconf **out, pos_err *e)
 {
-	struct cfg *cf = NULL;
-	int rc;
+	struct aconf_load_arg a = { out };
 
 	if (!out)
 		return err_set(e, POS_EINVAL, "config: no output");
 	*out = NULL;
-	if (!path || !*path)
+	if (!path)
 		return err_set(e, POS_EINVAL, "config: no file given");
-	if ((rc = cfg_load(path, &cf, e)) < 0)
-		return rc;
-	rc = aconf_from_cfg(cf, path, out, e);
-	cfg_free(cf);
-	return rc;
+	return ctab_load(path, NULL, 0, NULL, NULL, aconf_load_cfg, &a, e);
 }
 
 int aconf_load_string(const char *text, size_t len, const char *name, const char *dir,
 		      struct aconf **out, pos_err *e)
 {
-	struct cfg *cf = NULL;
-	int rc;
+	struct aconf_load_arg a = { out };
 
 	if (!out)
 		return err_set(e, POS_EINVAL, "config: no output");
 	*out = NULL;
-	if ((rc = cfg_load_string(text, len, name, dir, &cf, e)) < 0)
-		return rc;
-	rc = aconf_from_cfg(cf, name ? name : "<config>", out, e);
-	cfg_free(cf);
-	return rc;
+	return ctab_load(NULL, text, len, name, dir, aconf_load_cfg, &a, e);
 }
 
 static int aconf_readable(const char *what, const char *path, pos_err *e)

@@ -11,7 +11,8 @@
  *              variable_measure = none|us|uk|se (none)
  *   [central]  url (https://..., up to 4 separated by spaces: the store's
  *              controller first, central as fallback), ca, cert, key, public_key (paths, required),
- *              resolve_timeout_ms (400, 50..10000)
+ *              resolve_timeout_ms (400, 50..10000), keys_refresh_s (3600,
+ *              10..86400: how often central.pub is refreshed from GET /v1/keys)
  *   [spool]    path (spool.db)
  *   [control]  socket (agent.sock)
  *   [device.NAME] role = scanner|cardreader, port = path|usb:VID:PID[:serial],
@@ -36,6 +37,9 @@
 #define ACONF_RESOLVE_DEFAULT_MS 400
 #define ACONF_RESOLVE_MIN_MS 50
 #define ACONF_RESOLVE_MAX_MS 10000
+#define ACONF_KEYS_REFRESH_DEFAULT_S 3600
+#define ACONF_KEYS_REFRESH_MIN_S 10
+#define ACONF_KEYS_REFRESH_MAX_S 86400
 
 struct aconf {
 	char file[ACONF_PATH_MAX];
@@ -48,6 +52,7 @@ struct aconf {
 	char key[ACONF_PATH_MAX];
 	char public_key[ACONF_PATH_MAX];
 	long resolve_timeout_ms;
+	long keys_refresh_s; /* GET /v1/keys this often (and at start) */
 	char spool[ACONF_PATH_MAX];
 	char socket[ACONF_PATH_MAX];
 	struct device_cfg devices[ACONF_MAX_DEVICES];

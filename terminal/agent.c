@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ckey.h"
 #include "classify.h"
 #include "control.h"
 #include "device.h"
@@ -35,6 +36,9 @@
  * "uploaded" events. */
 #define AGENT_START_DRAIN_MS 1000
 #define AGENT_START_JITTER_MS 1000
+#define AGENT_KEYS_TIMEOUT_MS 5000L
+/* A failed refresh is tried again this soon (or keys_refresh_s if less). */
+#define AGENT_KEYS_RETRY_S 30
 
 struct agent;
 
@@ -82,7 +86,17 @@ struct agent {
 	struct agent_resolve *resolves;
 	struct agent_check *checks;
 	int stop_signal;
+	/* GET /v1/keys: the http arg is &keys_req (cancelled with it). */
+	struct event *keys_timer;
+	struct agent *keys_req;
+	int keys_in_flight;
+	char keys_sig[CKEY_SIG_MAX]; /* the kids central opened at the last answer */
 };
+
+/* Set aside for these, a basket may open once central has the key. */
+static const char *const agent_key_reasons[] = { "bad_tid", "bad_kid", "unknown_kid", NULL };
+
+static void agent_keys_refresh(struct agent *a, const char *why);
 
 /* ------------------------------------------------------------ events */
 
@@ -213,6 +227,10 @@ static void agent_on_resolve(long status, const char *body, size_t len, const ch
 		if (current)
 			agent_emit(a, json_pack("{s:s, s:s, s:s}", "event", "resolve_failed", "txn",
 						r->txn, "reason", reason));
+		/* The TID is gone, so this resolve cannot be sealed again; the
+		 * next customer's will be, to the key central hands out now. */
+		if (ckey_refusal(reason))
+			agent_keys_refresh(a, reason);
 	}
 out:
 	free(r);
@@ -580,6 +598,25 @@ static json_t *agent_status(struct agent *a)
 	return r;
 }
 
+/* pos-agent spool retry while the agent runs: the agent moves the rows
+ * itself and sends at once (the uplink sleeps while nothing waits). */
+static json_t *agent_retry(struct agent *a)
+{
+	long moved = 0;
+	pos_err e;
+
+	if (spool_retry(a->spool, NULL, &moved, &e) < 0)
+		return control_error("spool_failed", e.msg);
+	log_info("set_aside_retried", "baskets=%ld reason=operator", moved);
+	if (moved > 0) {
+		agent_emit(a, json_pack("{s:s, s:I, s:s}", "event", "retried", "baskets",
+					(json_int_t)moved, "reason", "operator"));
+		uplink_kick(a->uplink);
+	}
+	return json_pack("{s:b, s:I, s:I}", "ok", 1, "moved", (json_int_t)moved, "spooled",
+			 (json_int_t)spool_count(a->spool));
+}
+
 /* A code from a scanner or a ctl "scan". Commands coded as barcodes do
  * what their ctl twins do. */
 static json_t *agent_code(struct agent *a, const char *code, size_t len)
@@ -625,6 +662,7 @@ static json_t *agent_on_request(const struct control_request *req, void *arg)
 	case CONTROL_VOID: return agent_void(a);
 	case CONTROL_CANCEL: return agent_cancel(a);
 	case CONTROL_SCAN: return agent_code(a, req->arg, strlen(req->arg));
+	case CONTROL_RETRY: return agent_retry(a);
 	case CONTROL_TID:
 		if (tid_normalize(req->arg, tid, &kind, &e) < 0) {
 			wipe(tid, sizeof tid);
@@ -763,8 +801,123 @@ static void agent_on_uplink(enum uplink_event ev, const char *txn, const char *d
 	case UPLINK_ONLINE:
 		log_info("online", "spooled=%ld", spool_count(a->spool));
 		agent_emit(a, json_pack("{s:s}", "event", "online"));
+		/* Central may be back from a restart with other keys. */
+		agent_keys_refresh(a, "online");
 		break;
 	}
+}
+
+/* ------------------------------------------------------------ central's key */
+
+/* Baskets set aside because central could not open their EncTID go back
+ * to waiting: central's keys changed since (a restart after a rotation),
+ * or this is the agent's first answer since it started. */
+static void agent_keys_retry_set_aside(struct agent *a, const char *why)
+{
+	long moved = 0;
+	pos_err e;
+	char q[300];
+
+	if (spool_retry(a->spool, agent_key_reasons, &moved, &e) < 0) {
+		log_error("spool_failed", "op=retry error=%s", log_q(q, sizeof q, e.msg));
+		return;
+	}
+	if (moved == 0)
+		return;
+	log_info("set_aside_retried", "baskets=%ld reason=%s", moved, why);
+	agent_emit(a, json_pack("{s:s, s:I, s:s}", "event", "retried", "baskets",
+				(json_int_t)moved, "reason", why));
+	uplink_kick(a->uplink);
+}
+
+/* Takes central's current key: in memory for the next seal, and into
+ * central.pub (atomically) so a restart starts with it. */
+static void agent_keys_adopt(struct agent *a, const struct ckey_answer *k)
+{
+	char old[KEYS_KID_LEN + 1], q[300];
+	pos_err e;
+
+	memcpy(old, a->kid, sizeof old);
+	memcpy(a->pk, k->pk, sizeof a->pk);
+	memcpy(a->kid, k->kid, sizeof a->kid);
+	if (ckey_save(a->cfg->public_key, k->pk, &e) < 0)
+		log_error("central_key_not_saved", "kid=%s error=%s (used until the agent stops)",
+			  k->kid, log_q(q, sizeof q, e.msg));
+	log_info("central_key_refreshed", "old_kid=%s kid=%s", old, k->kid);
+	agent_emit(a, json_pack("{s:s, s:s, s:s}", "event", "central_key", "kid", k->kid,
+				"old_kid", old));
+}
+
+static void agent_keys_arm(struct agent *a, long s)
+{
+	struct timeval tv = { .tv_sec = s, .tv_usec = 0 };
+
+	evtimer_add(a->keys_timer, &tv);
+}
+
+static void agent_on_keys(long status, const char *body, size_t len, const char *errmsg,
+			  void *arg)
+{
+	struct agent *a = *(struct agent **)arg;
+	struct ckey_answer k;
+	char sig[CKEY_SIG_MAX], q[300];
+	bool first = a->keys_sig[0] == '\0';
+	pos_err e;
+
+	a->keys_in_flight = 0;
+	if (status != 200 || ckey_parse(body, len, &k, &e) < 0) {
+		if (status == 200)
+			log_warn("keys_refresh_failed", "error=%s", log_q(q, sizeof q, e.msg));
+		else
+			log_warn("keys_refresh_failed", "status=%ld error=%s", status,
+				 log_q(q, sizeof q, errmsg ? errmsg : "refused"));
+		agent_keys_arm(a, a->cfg->keys_refresh_s < AGENT_KEYS_RETRY_S ? a->cfg->keys_refresh_s
+									      : AGENT_KEYS_RETRY_S);
+		uplink_rekeyed(a->uplink);
+		return;
+	}
+	if (strcmp(k.kid, a->kid) != 0)
+		agent_keys_adopt(a, &k);
+	ckey_signature(&k, sig);
+	if (strcmp(sig, a->keys_sig) != 0) {
+		memcpy(a->keys_sig, sig, sizeof a->keys_sig);
+		agent_keys_retry_set_aside(a, first ? "agent_started" : "central_keys_changed");
+	}
+	log_debug("keys_refreshed", "kid=%s opens=%s", k.kid, sig);
+	agent_keys_arm(a, a->cfg->keys_refresh_s);
+	uplink_rekeyed(a->uplink);
+}
+
+/* Asks central for its keys unless a request is already out. */
+static void agent_keys_refresh(struct agent *a, const char *why)
+{
+	pos_err e;
+	char q[300];
+
+	if (a->keys_in_flight)
+		return;
+	evtimer_del(a->keys_timer);
+	if (http_get(a->http, "/v1/keys", AGENT_KEYS_TIMEOUT_MS, agent_on_keys, &a->keys_req, &e) <
+	    0) {
+		log_warn("keys_refresh_failed", "why=%s error=%s", why, log_q(q, sizeof q, e.msg));
+		agent_keys_arm(a, AGENT_KEYS_RETRY_S);
+		uplink_rekeyed(a->uplink);
+		return;
+	}
+	a->keys_in_flight = 1;
+	log_debug("keys_refresh", "why=%s", why);
+}
+
+static void agent_on_keys_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	agent_keys_refresh(arg, "periodic");
+}
+
+static void agent_on_uplink_rekey(void *arg)
+{
+	agent_keys_refresh(arg, "basket_refused");
 }
 
 static void agent_on_drain(evutil_socket_t fd, short what, void *arg)
@@ -827,6 +980,8 @@ static void agent_teardown(struct agent *a)
 		free(c);
 	}
 	http_free(a->http);
+	if (a->keys_timer)
+		event_free(a->keys_timer);
 	spool_close(a->spool);
 	lane_free(a->lane);
 	if (a->drain)
@@ -865,6 +1020,10 @@ static int agent_start(struct agent *a, pos_err *e)
 	    (rc = control_new(a->base, a->cfg->socket, agent_on_request, a, &a->ctl, e)) < 0)
 		return rc;
 	control_set_welcome(a->ctl, agent_welcome);
+	uplink_set_rekey(a->uplink, agent_on_uplink_rekey, a);
+	a->keys_req = a;
+	if (!(a->keys_timer = evtimer_new(a->base, agent_on_keys_timer, a)))
+		return err_set(e, POS_ENOMEM, "cannot create a timer");
 	for (size_t i = 0; i < a->cfg->ndevices; i++) {
 		struct agent_dev *d = &a->devs[i];
 		d->a = a;
@@ -887,6 +1046,9 @@ static int agent_start(struct agent *a, pos_err *e)
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
 	evtimer_add(a->drain, &tv);
+	/* Before the first basket drains: a key refused since the last run
+	 * is refreshed first, and what it set aside is retried. */
+	agent_keys_refresh(a, "start");
 	return 0;
 }
 

@@ -58,6 +58,7 @@ const char *control_cmd_name(enum control_cmd c)
 	case CONTROL_CANCEL: return "cancel";
 	case CONTROL_TID: return "tid";
 	case CONTROL_SCAN: return "scan";
+	case CONTROL_RETRY: return "retry";
 	}
 	return "?";
 }
@@ -95,6 +96,7 @@ int control_parse_request(const char *line, size_t len, struct control_request *
 	} cmds[] = {
 		{ "status", CONTROL_STATUS }, { "total", CONTROL_TOTAL }, { "void", CONTROL_VOID },
 		{ "cancel", CONTROL_CANCEL }, { "tid", CONTROL_TID },     { "scan", CONTROL_SCAN },
+		{ "retry", CONTROL_RETRY },
 	};
 	const char *err_code = "bad_request", *cmd = NULL, *arg = NULL;
 	const char *const *allowed = plain_keys;

@@ -8,7 +8,7 @@
  * (control_broadcast). A client that stops reading is dropped once its
  * pending output passes CONTROL_OUT_MAX: the loop never blocks on anyone.
  *
- * Requests: {"cmd":"status"|"total"|"void"|"cancel"},
+ * Requests: {"cmd":"status"|"total"|"void"|"cancel"|"retry"},
  *           {"cmd":"tid","tid":"phone:+..."}, {"cmd":"scan","code":"..."}.
  * Replies:  {"ok":true,...} or {"ok":false,"error":"<code>","detail":"..."}.
  * A "tid" request carries a TID in clear: the request buffer and every copy
@@ -33,6 +33,7 @@ enum control_cmd {
 	CONTROL_CANCEL,
 	CONTROL_TID,
 	CONTROL_SCAN,
+	CONTROL_RETRY, /* set-aside baskets back to waiting (pos-agent spool retry) */
 };
 
 struct control_request {

@@ -12,7 +12,9 @@
 #include <unistd.h>
 
 #include "acheck.h"
+#include "ckey.h"
 #include "device.h"
+#include "keys.h"
 #include "spool.h"
 #include "timeutil.h"
 
@@ -150,25 +152,64 @@ static int doctor_central(FILE *out, const struct aconf *c)
 	return tried > 0 && answered == 0;
 }
 
-static void doctor_spool(FILE *out, const struct aconf *c)
+/* central.pub against what central hands out: a kid central no longer
+ * opens sets every basket with a customer aside. */
+static int doctor_keys(FILE *out, const struct aconf *c)
+{
+	struct ckey_answer k;
+	unsigned char pk[32];
+	char kid[KEYS_KID_LEN + 1], url[DOCTOR_URL_MAX];
+	pos_err e;
+
+	if (keys_load_public(c->public_key, pk, kid, &e) < 0)
+		return 1; /* acheck said so already */
+	if (ckey_fetch(c, DOCTOR_HEALTH_TIMEOUT_MS, &k, url, sizeof url, &e) < 0) {
+		fprintf(out, "  central.pub: PROBLEM: cannot compare with central's GET /v1/keys: %s\n",
+			e.msg);
+		return 1;
+	}
+	if (strcmp(kid, k.kid) == 0) {
+		fprintf(out, "  central.pub: OK, kid %s is central's current key (%s)\n", kid, url);
+		return 0;
+	}
+	if (ckey_opens(&k, kid)) {
+		fprintf(out, "  central.pub: OK, kid %s still opens at central; its current key is %s "
+			     "(the agent refreshes central.pub itself)\n", kid, k.kid);
+		return 0;
+	}
+	fprintf(out, "  central.pub: PROBLEM: %s is kid %s, which central does not open (its key "
+		     "is %s); fix: start the agent, which refreshes central.pub from central, or copy "
+		     "central.pub from central's home\n", c->public_key, kid, k.kid);
+	return 1;
+}
+
+static int doctor_spool(FILE *out, const struct aconf *c)
 {
 	struct spool *s = NULL;
 	struct stat st;
+	long waiting, aside;
 	pos_err e;
 
 	fprintf(out, "spool:\n");
 	/* Opening would create it: a missing spool is only news. */
 	if (stat(c->spool, &st) != 0) {
 		fprintf(out, "  %s: not created yet (the agent makes it at start)\n", c->spool);
-		return;
+		return 0;
 	}
 	if (spool_open(c->spool, &s, &e) < 0) {
 		fprintf(out, "  %s: PROBLEM: %s\n", c->spool, e.msg);
-		return;
+		return 1;
 	}
-	fprintf(out, "  %s: %ld basket(s) waiting for central, %ld set aside (refused by central)\n",
-		c->spool, spool_count(s), spool_count_rejected(s));
+	waiting = spool_count(s);
+	aside = spool_count_rejected(s);
 	spool_close(s);
+	fprintf(out, "  %s: %ld basket(s) waiting for central, %ld set aside (refused by central)\n",
+		c->spool, waiting, aside);
+	if (aside == 0)
+		return 0;
+	fprintf(out, "  PROBLEM: %ld basket(s) set aside; fix: `pos-agent spool list -c %s` says "
+		     "why, `pos-agent spool retry -c %s` sends them again\n", aside, c->file, c->file);
+	return 1;
 }
 
 static void doctor_agent(FILE *out, const struct aconf *c)
@@ -201,10 +242,11 @@ int doctor_run(const struct aconf *c, FILE *out)
 	if (device_doctor(out, c->devices, c->ndevices) > 0)
 		bad = 1;
 	bad |= doctor_central(out, c);
+	bad |= doctor_keys(out, c);
 	fprintf(out, "certificates:\n");
 	bad |= doctor_cert(out, "terminal certificate", c->cert);
 	bad |= doctor_cert(out, "CA certificate", c->ca);
-	doctor_spool(out, c);
+	bad |= doctor_spool(out, c);
 	doctor_agent(out, c);
 	fprintf(out, "%s\n", bad ? "doctor: problems found (see PROBLEM lines)" : "doctor: all OK");
 	return bad;

@@ -5,8 +5,10 @@
  * Serial ports and which configured device matched which, whether central
  * answers GET /v1/health with this terminal's certificate (one blocking
  * request: doctor runs beside the agent, never inside its loop), when the
- * terminal and CA certificates expire, the spool's depth and whether an
- * agent answers on the control socket. Never prints a secret.
+ * terminal and CA certificates expire, whether central.pub is a key central
+ * opens (GET /v1/keys), the spool's depth (any basket set aside is a
+ * problem) and whether an agent answers on the control socket. Never
+ * prints a secret.
  */
 #include <stdio.h>
 #include "aconf.h"

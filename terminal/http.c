@@ -650,6 +650,12 @@ int http_get(struct http *h, const char *path, long timeout_ms, http_done_fn fn,
 	return http_start(h, path, NULL, NULL, 0, timeout_ms, fn, arg, e);
 }
 
+int http_get_as(struct http *h, const char *path, const char *terminal, long timeout_ms,
+		http_done_fn fn, void *arg, pos_err *e)
+{
+	return http_start(h, path, terminal, NULL, 0, timeout_ms, fn, arg, e);
+}
+
 const char *http_current_url(const struct http *h)
 {
 	return h && h->nbases ? h->bases[h->cur] : "";

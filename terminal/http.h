@@ -49,6 +49,9 @@ int http_post_as(struct http *h, const char *path, const char *terminal, const c
 		 size_t len, long timeout_ms, http_done_fn fn, void *arg, pos_err *e);
 int http_get(struct http *h, const char *path, long timeout_ms, http_done_fn fn, void *arg,
 	     pos_err *e);
+/* A GET naming the lane (as http_post_as). */
+int http_get_as(struct http *h, const char *path, const char *terminal, long timeout_ms,
+		http_done_fn fn, void *arg, pos_err *e);
 /* Cancels every pending request made with this arg (callbacks not called):
  * for an owner that goes away before the client. Added by the uplink. */
 void http_cancel(struct http *h, void *arg);

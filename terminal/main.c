@@ -5,6 +5,7 @@
  *   pos-agent ctl    -c terminal.conf CMD  drive the lane over the control socket
  *   pos-agent doctor -c terminal.conf      diagnose devices, central, certificates
  *   pos-agent check  -c terminal.conf      "configuration OK" or FILE:LINE: what is wrong
+ *   pos-agent spool  list|retry|export -c terminal.conf   baskets waiting or set aside
  *
  * Exit status: 0 done, 1 failed (the reason on stderr), 2 wrong invocation.
  */
@@ -28,6 +29,7 @@
 #include "doctor.h"
 #include "jsonx.h"
 #include "log.h"
+#include "spool.h"
 #include "timeutil.h"
 #include "version.h"
 #include "wipe.h"
@@ -46,6 +48,8 @@ static const char usage_main[] =
 	"                             tid - (the identifier on stdin) | scan CODE | scan -\n"
 	"  doctor  -c FILE            serial ports, device matches, central, certificate expiry\n"
 	"  check   -c FILE            check terminal.conf; prints \"configuration OK\"\n"
+	"  spool   list|retry|export -c FILE\n"
+	"                             baskets waiting for central or set aside\n"
 	"\n"
 	"  version                    the version and the source revision (also --version)\n"
 	"\n"
@@ -58,7 +62,8 @@ static const char usage_run[] =
 
 static const char usage_ctl[] =
 	"usage: pos-agent ctl -c terminal.conf CMD [ARG]\n"
-	"  status          open transaction, spool depth, devices\n"
+	"  status          open transaction, spool depth, devices (exit 1 while any\n"
+	"                  basket is set aside: see pos-agent spool)\n"
 	"  total           close the transaction; answers after the basket is spooled\n"
 	"  void            take back the last item scanned\n"
 	"  cancel          drop the open transaction\n"
@@ -77,6 +82,14 @@ static const char usage_doctor[] =
 	"Lists serial ports and which device section matched which, asks central's\n"
 	"/v1/health with the terminal certificate, shows certificate expiry and the spool.\n"
 	"Exit 0 when the lane can work, 1 when something it needs is broken.\n";
+
+static const char usage_spool[] =
+	"usage: pos-agent spool list|retry|export -c terminal.conf\n"
+	"  list     every basket in the spool: txn, when spooled (UTC), state (waiting or\n"
+	"           set-aside), attempts, and why central refused a set-aside one\n"
+	"  retry    set-aside baskets back to waiting; a running agent sends them at once\n"
+	"  export   the same baskets as JSON lines on stdout (the basket as it is posted)\n"
+	"Nothing here shows a TID: a basket holds at most an EncTID.\n";
 
 static const char usage_check[] =
 	"usage: pos-agent check -c terminal.conf\n"
@@ -239,7 +252,14 @@ static int cmd_doctor(int argc, char **argv)
 
 /* ------------------------------------------------------------ ctl */
 
+static int ctl_connect_q(const char *path, bool quiet);
+
 static int ctl_connect(const char *path)
+{
+	return ctl_connect_q(path, false);
+}
+
+static int ctl_connect_q(const char *path, bool quiet)
 {
 	struct sockaddr_un sa;
 	size_t n = strlen(path);
@@ -258,8 +278,9 @@ static int ctl_connect(const char *path)
 	sa.sun_family = AF_UNIX;
 	memcpy(sa.sun_path, path, n + 1);
 	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-		fprintf(stderr, PROG ": cannot connect to %s: %s (is pos-agent running?)\n", path,
-			strerror(errno));
+		if (!quiet)
+			fprintf(stderr, PROG ": cannot connect to %s: %s (is pos-agent running?)\n",
+				path, strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -328,6 +349,8 @@ static int ctl_read_lines(int fd, int timeout_ms, int (*fn)(const char *line, si
 }
 
 static int ctl_reply_ok;
+static long ctl_reply_rejected;
+static long ctl_reply_moved;
 
 /* The first line that is not an event is our reply. */
 static int ctl_on_reply_line(const char *line, size_t len)
@@ -345,10 +368,29 @@ static int ctl_on_reply_line(const char *line, size_t len)
 		return 0;
 	}
 	ctl_reply_ok = json_is_true(json_object_get(v, "ok"));
+	ctl_reply_rejected = (long)json_integer_value(json_object_get(v, "rejected"));
+	ctl_reply_moved = (long)json_integer_value(json_object_get(v, "moved"));
 	json_decref(v);
 	fwrite(line, 1, len, stdout);
 	fputc('\n', stdout);
 	fflush(stdout);
+	return 1;
+}
+
+/* The reply, parsed as ctl_on_reply_line does, without printing it. */
+static int ctl_on_reply_quiet(const char *line, size_t len)
+{
+	json_t *v = NULL;
+	pos_err e;
+
+	if (jsonx_parse(line, len, CTL_READ_MAX, JSONX_MAX_DEPTH, &v, &e) < 0 ||
+	    !json_is_object(v) || json_object_get(v, "event")) {
+		json_decref(v);
+		return 0;
+	}
+	ctl_reply_ok = json_is_true(json_object_get(v, "ok"));
+	ctl_reply_moved = (long)json_integer_value(json_object_get(v, "moved"));
+	json_decref(v);
 	return 1;
 }
 
@@ -498,6 +540,14 @@ static int cmd_ctl(int argc, char **argv)
 		goto out;
 	}
 	ret = ctl_reply_ok ? 0 : 1;
+	/* Nothing set aside stays stuck silently: a monitoring script sees it. */
+	if (ret == 0 && strcmp(cmd, "status") == 0 && ctl_reply_rejected > 0) {
+		fprintf(stderr,
+			PROG ": %ld basket(s) set aside (refused by central); see `pos-agent spool "
+			     "list -c %s`, then `pos-agent spool retry`\n",
+			ctl_reply_rejected, cl.config);
+		ret = 1;
+	}
 out:
 	wipe(tidbuf, sizeof tidbuf);
 	if (line)
@@ -509,19 +559,158 @@ out:
 	return ret;
 }
 
+/* ------------------------------------------------------------ spool */
+
+struct spool_cli {
+	long waiting, set_aside;
+};
+
+static int spool_cli_list(const struct spool_entry *en, void *arg)
+{
+	struct spool_cli *sc = arg;
+	char when[TIME_RFC3339_LEN];
+
+	time_format_rfc3339(en->created_ms, when);
+	if (sc->waiting + sc->set_aside == 0)
+		printf("%-36s  %-24s  %-9s  %8s  %s\n", "TXN", "SPOOLED", "STATE", "ATTEMPTS",
+		       "REASON");
+	printf("%-36s  %-24s  %-9s  %8d  %s\n", en->txn, when,
+	       en->set_aside ? "set-aside" : "waiting", en->attempts, en->set_aside ? en->reason : "-");
+	if (en->set_aside)
+		sc->set_aside++;
+	else
+		sc->waiting++;
+	return 0;
+}
+
+static int spool_cli_export(const struct spool_entry *en, void *arg)
+{
+	struct spool_cli *sc = arg;
+	char when[TIME_RFC3339_LEN], *line;
+	json_t *basket = NULL, *o;
+	json_error_t je;
+
+	time_format_rfc3339(en->created_ms, when);
+	if (en->body)
+		basket = json_loadb(en->body, en->len, 0, &je);
+	o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:o}", "txn", en->txn, "spooled", when, "state",
+		      en->set_aside ? "set_aside" : "waiting", "reason", en->reason, "attempts",
+		      en->attempts, "basket", basket ? basket : json_null());
+	if (!o || !(line = jsonx_dump(o))) {
+		json_decref(o);
+		fprintf(stderr, PROG ": out of memory\n");
+		return -1;
+	}
+	puts(line);
+	free(line);
+	json_decref(o);
+	if (en->set_aside)
+		sc->set_aside++;
+	else
+		sc->waiting++;
+	return 0;
+}
+
+/* retry goes through a running agent (the one writer of the rows it
+ * sends), else to the file. */
+static int spool_cli_retry(const struct aconf *cfg, struct spool *s)
+{
+	static const char req[] = "{\"cmd\":\"retry\"}\n";
+	long moved = 0;
+	pos_err e;
+	int fd = ctl_connect_q(cfg->socket, true), rc;
+
+	if (fd >= 0) {
+		ctl_reply_ok = 0;
+		if (ctl_send_all(fd, req, sizeof req - 1) < 0 ||
+		    (rc = ctl_read_lines(fd, CTL_REPLY_TIMEOUT_MS, ctl_on_reply_quiet)) < 0 ||
+		    !ctl_reply_ok) {
+			close(fd);
+			fprintf(stderr, PROG ": the agent did not take the retry; nothing changed\n");
+			return 1;
+		}
+		close(fd);
+		printf("%ld basket(s) moved back to waiting; the running agent sends them now\n",
+		       ctl_reply_moved);
+		return 0;
+	}
+	if (spool_retry(s, NULL, &moved, &e) < 0) {
+		fprintf(stderr, PROG ": %s\n", e.msg);
+		return 1;
+	}
+	printf("%ld basket(s) moved back to waiting; the agent sends them when it starts\n", moved);
+	return 0;
+}
+
+static int cmd_spool(int argc, char **argv)
+{
+	struct cmdline cl;
+	struct aconf *cfg = NULL;
+	struct spool *s = NULL;
+	struct spool_cli sc = { 0, 0 };
+	const char *sub;
+	pos_err e;
+	int rc, ret = 1;
+
+	if ((rc = parse_cmdline(argc, argv, 1, &cl)) != 0)
+		return rc;
+	if (cl.help) {
+		fputs(usage_spool, stdout);
+		return 0;
+	}
+	if (cl.npos != 1)
+		return usage_error("spool needs one of list, retry or export");
+	sub = cl.pos[0];
+	if (strcmp(sub, "list") != 0 && strcmp(sub, "retry") != 0 && strcmp(sub, "export") != 0)
+		return usage_error("unknown spool command '%s' (list, retry or export)", sub);
+	if (load_config(cl.config, &cfg))
+		return 1;
+	if (access(cfg->spool, F_OK) != 0) {
+		/* Opening would create it: nothing was ever spooled here. */
+		if (strcmp(sub, "list") == 0)
+			printf("0 basket(s): %s not created yet\n", cfg->spool);
+		ret = 0;
+		goto out;
+	}
+	if (spool_open(cfg->spool, &s, &e) < 0) {
+		fprintf(stderr, PROG ": %s\n", e.msg);
+		goto out;
+	}
+	if (strcmp(sub, "retry") == 0) {
+		ret = spool_cli_retry(cfg, s);
+		goto out;
+	}
+	rc = spool_each(s, strcmp(sub, "export") == 0,
+			strcmp(sub, "export") == 0 ? spool_cli_export : spool_cli_list, &sc, &e);
+	if (rc < 0) {
+		fprintf(stderr, PROG ": %s\n", rc == -1 ? "export failed" : e.msg);
+		goto out;
+	}
+	if (strcmp(sub, "list") == 0)
+		printf("%ld basket(s): %ld waiting for central, %ld set aside%s\n",
+		       sc.waiting + sc.set_aside, sc.waiting, sc.set_aside,
+		       sc.set_aside ? " (pos-agent spool retry sends them again)" : "");
+	ret = 0;
+out:
+	spool_close(s);
+	aconf_free(cfg);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct {
 		const char *name;
 		int (*fn)(int, char **);
 	} cmds[] = {
-		{ "run", cmd_run }, { "ctl", cmd_ctl }, { "doctor", cmd_doctor }, { "check", cmd_check },
+		{ "run", cmd_run },	    { "ctl", cmd_ctl },	    { "doctor", cmd_doctor },
+		{ "check", cmd_check }, { "spool", cmd_spool },
 	};
 
 	wipe_harden_process();
 	json_set_alloc_funcs(main_json_malloc, main_json_free);
 	if (argc < 2)
-		return usage_error("missing command (run, ctl, doctor or check)");
+		return usage_error("missing command (run, ctl, doctor, check or spool)");
 	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "help") == 0) {
 		fputs(usage_main, stdout);
@@ -535,6 +724,6 @@ int main(int argc, char **argv)
 		if (strcmp(argv[1], cmds[i].name) == 0)
 			return cmds[i].fn(argc - 2, argv + 2);
 	if (strpbrk(argv[1], "0123456789"))
-		return usage_error("unknown command (run, ctl, doctor or check)");
-	return usage_error("unknown command '%s' (run, ctl, doctor or check)", argv[1]);
+		return usage_error("unknown command (run, ctl, doctor, check or spool)");
+	return usage_error("unknown command '%s' (run, ctl, doctor, check or spool)", argv[1]);
 }

@@ -9,35 +9,30 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "ctab.h"
 
 #define PROFILE_SEC "profile"
 
-/* One value of an enumerated key: its word in the file and its number. */
-struct profile_word {
-	const char *word;
-	int value;
-};
-
-static const struct profile_word profile_kinds[] = {
+static const struct ctab_word profile_kinds[] = {
 	{ "text", PROFILE_TEXT }, { "msr", PROFILE_MSR }, { NULL, 0 }
 };
-static const struct profile_word profile_parities[] = {
+static const struct ctab_word profile_parities[] = {
 	{ "none", PROFILE_PARITY_NONE }, { "odd", PROFILE_PARITY_ODD },
 	{ "even", PROFILE_PARITY_EVEN }, { NULL, 0 }
 };
-static const struct profile_word profile_flows[] = {
+static const struct ctab_word profile_flows[] = {
 	{ "none", PROFILE_FLOW_NONE }, { "xonxoff", PROFILE_FLOW_XONXOFF },
 	{ "rtscts", PROFILE_FLOW_RTSCTS }, { NULL, 0 }
 };
-static const struct profile_word profile_terms[] = {
+static const struct ctab_word profile_terms[] = {
 	{ "cr", FRAMER_TERM_CR },   { "lf", FRAMER_TERM_LF },   { "crlf", FRAMER_TERM_CRLF },
 	{ "etx", FRAMER_TERM_ETX }, { "eol", FRAMER_TERM_EOL }, { "none", FRAMER_TERM_NONE },
 	{ NULL, 0 }
 };
-static const struct profile_word profile_prefixes[] = {
+static const struct ctab_word profile_prefixes[] = {
 	{ "none", FRAMER_PREFIX_NONE }, { "stx", FRAMER_PREFIX_STX }, { NULL, 0 }
 };
-static const struct profile_word profile_aims[] = {
+static const struct ctab_word profile_aims[] = {
 	{ "optional", PROFILE_AIM_OPTIONAL }, { "none", PROFILE_AIM_NONE }, { NULL, 0 }
 };
 
@@ -45,98 +40,64 @@ static const struct profile_word profile_aims[] = {
 static const long profile_bauds[] = { 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200,
 				      230400 };
 
-/* Reads an enumerated key; a word not in the table fails with FILE:LINE
- * and the accepted words. */
-static int profile_enum(struct cfg *c, const char *key, const char *dflt,
-			const struct profile_word *tab, int *out, pos_err *e)
+static int profile_baud(struct cfg *c, const char *sec, const char *key, void *out, pos_err *e)
 {
-	const char *v;
-	char allowed[128];
-	size_t off = 0;
-	int rc = cfg_str(c, PROFILE_SEC, key, dflt, &v, e);
+	const struct profile *p = out;
 
-	if (rc < 0)
-		return rc;
-	for (size_t i = 0; tab[i].word; i++) {
-		if (strcmp(v, tab[i].word) == 0) {
-			*out = tab[i].value;
+	for (size_t i = 0; i < sizeof profile_bauds / sizeof profile_bauds[0]; i++)
+		if (profile_bauds[i] == p->baud)
 			return 0;
-		}
-		int n = snprintf(allowed + off, sizeof allowed - off, "%s%s", i ? "|" : "",
-				 tab[i].word);
-		if (n > 0 && (size_t)n < sizeof allowed - off)
-			off += (size_t)n;
-	}
-	return err_set(e, POS_EINVAL, "%s:%d: '%s' must be %s", c->name,
-		       cfg_line(c, PROFILE_SEC, key), key, allowed);
+	return err_set(e, POS_EINVAL,
+		       "%s:%d: '%s' must be one of 1200 2400 4800 9600 19200 38400 57600 115200 "
+		       "230400",
+		       c->name, cfg_line(c, sec, key), key);
 }
+
+/* terminator = none needs an idle timeout: the only end of a frame then. */
+static int profile_idle(struct cfg *c, const char *sec, const char *key, void *out, pos_err *e)
+{
+	const struct profile *p = out;
+	int line;
+
+	if (p->term != FRAMER_TERM_NONE || p->idle_timeout_ms > 0)
+		return 0;
+	line = cfg_line(c, sec, key);
+	return err_set(e, POS_EINVAL,
+		       "%s:%d: 'terminator = none' needs idle_timeout_ms > 0 (the only end "
+		       "of a frame)",
+		       c->name, line ? line : cfg_line(c, sec, "terminator"));
+}
+
+#define PF(f) CTAB_FIELD(struct profile, f)
+#define PROFILE_STR(x) #x
+#define PROFILE_NUM(x) PROFILE_STR(x)
+
+/* The [profile] section, every key. */
+static const struct ctab_key profile_keys[] = {
+	{ PROFILE_SEC, "name", CT_STR, NULL, 0, 0, PF(name), NULL, NULL },
+	{ PROFILE_SEC, "kind", CT_WORD, NULL, 0, 0, PF(kind), profile_kinds, NULL },
+	{ PROFILE_SEC, "baud", CT_INT, "9600", 1, 4000000, PF(baud), NULL, profile_baud },
+	{ PROFILE_SEC, "data_bits", CT_INT, "8", 5, 8, PF(data_bits), NULL, NULL },
+	{ PROFILE_SEC, "parity", CT_WORD, "none", 0, 0, PF(parity), profile_parities, NULL },
+	{ PROFILE_SEC, "stop_bits", CT_INT, "1", 1, 2, PF(stop_bits), NULL, NULL },
+	{ PROFILE_SEC, "flow", CT_WORD, "none", 0, 0, PF(flow), profile_flows, NULL },
+	{ PROFILE_SEC, "terminator", CT_WORD, NULL, 0, 0, PF(term), profile_terms, NULL },
+	{ PROFILE_SEC, "prefix", CT_WORD, "none", 0, 0, PF(prefix), profile_prefixes, NULL },
+	{ PROFILE_SEC, "idle_timeout_ms", CT_INT, "0", 0, 60000, PF(idle_timeout_ms), NULL,
+	  profile_idle },
+	{ PROFILE_SEC, "aim", CT_WORD, "none", 0, 0, PF(aim), profile_aims, NULL },
+	{ PROFILE_SEC, "max_len", CT_INT, "256", 1, FRAMER_MAX_LEN_LIMIT, PF(max_len), NULL, NULL },
+};
 
 static int profile_parse(struct cfg *c, struct profile *p, pos_err *e)
 {
-	const char *name;
-	long v;
-	int w, rc;
-	bool baud_ok = false;
+	int rc;
 
 	if (!cfg_has_section(c, PROFILE_SEC))
 		return err_set(e, POS_EINVAL, "%s: no [profile] section", c->name);
-	if ((rc = cfg_str(c, PROFILE_SEC, "name", NULL, &name, e)) < 0)
+	if ((rc = ctab_take(c, NULL, profile_keys, sizeof profile_keys / sizeof profile_keys[0], p,
+			    e)) < 0)
 		return rc;
-	if (strlen(name) >= sizeof p->name)
-		return err_set(e, POS_EINVAL, "%s:%d: 'name' longer than %zu bytes", c->name,
-			       cfg_line(c, PROFILE_SEC, "name"), sizeof p->name - 1);
-	memcpy(p->name, name, strlen(name) + 1);
-
-	if ((rc = profile_enum(c, "kind", NULL, profile_kinds, &w, e)) < 0)
-		return rc;
-	p->kind = (enum profile_kind)w;
-
-	if ((rc = cfg_int(c, PROFILE_SEC, "baud", 9600, 1, 4000000, &v, e)) < 0)
-		return rc;
-	for (size_t i = 0; i < sizeof profile_bauds / sizeof profile_bauds[0]; i++)
-		baud_ok = baud_ok || profile_bauds[i] == v;
-	if (!baud_ok)
-		return err_set(e, POS_EINVAL,
-			       "%s:%d: 'baud' must be one of 1200 2400 4800 9600 19200 38400 57600 "
-			       "115200 230400",
-			       c->name, cfg_line(c, PROFILE_SEC, "baud"));
-	p->baud = v;
-
-	if ((rc = cfg_int(c, PROFILE_SEC, "data_bits", 8, 5, 8, &v, e)) < 0)
-		return rc;
-	p->data_bits = (int)v;
-	if ((rc = profile_enum(c, "parity", "none", profile_parities, &w, e)) < 0)
-		return rc;
-	p->parity = (enum profile_parity)w;
-	if ((rc = cfg_int(c, PROFILE_SEC, "stop_bits", 1, 1, 2, &v, e)) < 0)
-		return rc;
-	p->stop_bits = (int)v;
-	if ((rc = profile_enum(c, "flow", "none", profile_flows, &w, e)) < 0)
-		return rc;
-	p->flow = (enum profile_flow)w;
-
-	if ((rc = profile_enum(c, "terminator", NULL, profile_terms, &w, e)) < 0)
-		return rc;
-	p->term = (enum framer_term)w;
-	if ((rc = profile_enum(c, "prefix", "none", profile_prefixes, &w, e)) < 0)
-		return rc;
-	p->prefix = (enum framer_prefix)w;
-	if ((rc = cfg_int(c, PROFILE_SEC, "idle_timeout_ms", 0, 0, 60000, &v, e)) < 0)
-		return rc;
-	p->idle_timeout_ms = (unsigned)v;
-	if (p->term == FRAMER_TERM_NONE && p->idle_timeout_ms == 0) {
-		int line = cfg_line(c, PROFILE_SEC, "idle_timeout_ms");
-		return err_set(e, POS_EINVAL,
-			       "%s:%d: 'terminator = none' needs idle_timeout_ms > 0 (the only end "
-			       "of a frame)",
-			       c->name, line ? line : cfg_line(c, PROFILE_SEC, "terminator"));
-	}
-	if ((rc = profile_enum(c, "aim", "none", profile_aims, &w, e)) < 0)
-		return rc;
-	p->aim = (enum profile_aim)w;
-	if ((rc = cfg_int(c, PROFILE_SEC, "max_len", 256, 1, FRAMER_MAX_LEN_LIMIT, &v, e)) < 0)
-		return rc;
-	p->max_len = (size_t)v;
 	return cfg_check_unused(c, e);
 }
 

@@ -12,6 +12,7 @@
 #include <openssl/x509v3.h>
 
 #include "config.h"
+#include "ctab.h"
 #include "ids.h"
 #include "keys.h"
 
@@ -22,32 +23,16 @@ void sconf_free(struct sconf *c)
 	free(c);
 }
 
-static int sconf_copy(struct cfg *cf, const char *sec, const char *key, const char *v, char *out,
-		      size_t cap, pos_err *e)
+/* HOST:PORT, [v6]:PORT or :PORT; the port 1..65535. Splits the address
+ * into host and port. */
+static int sconf_listen(struct cfg *cf, const char *sec, const char *key, void *out, pos_err *e)
 {
-	size_t n = strlen(v);
-
-	if (n >= cap)
-		return err_set(e, POS_ETOOBIG, "%s:%d: '%s' in [%s] is longer than %zu characters",
-			       cf->name, cfg_line(cf, sec, key), key, sec, cap - 1);
-	memcpy(out, v, n + 1);
-	return 0;
-}
-
-/* HOST:PORT, [v6]:PORT or :PORT; the port 1..65535. */
-static int sconf_listen(struct cfg *cf, struct sconf *c, pos_err *e)
-{
-	const char *v, *colon;
+	struct sconf *c = out;
+	const char *v = c->listen, *colon;
 	char *end;
 	long port;
 	size_t hl;
-	int rc, line;
 
-	if ((rc = cfg_str(cf, "listen", "address", "0.0.0.0:8444", &v, e)) < 0)
-		return rc;
-	line = cfg_line(cf, "listen", "address");
-	if ((rc = sconf_copy(cf, "listen", "address", v, c->listen, sizeof c->listen, e)) < 0)
-		return rc;
 	colon = strrchr(v, ':');
 	if (!colon)
 		goto bad;
@@ -67,85 +52,74 @@ static int sconf_listen(struct cfg *cf, struct sconf *c, pos_err *e)
 	snprintf(c->port, sizeof c->port, "%ld", port);
 	return 0;
 bad:
-	return err_set(e, POS_EINVAL, "%s:%d: 'address' in [listen] must be HOST:PORT", cf->name,
-		       line);
+	return err_set(e, POS_EINVAL, "%s:%d: '%s' in [%s] must be HOST:PORT", cf->name,
+		       cfg_line(cf, sec, key), key, sec);
 }
 
-static int sconf_from_cfg(struct cfg *cf, const char *file, struct sconf **out, pos_err *e)
+#define SC(f) CTAB_FIELD(struct sconf, f)
+#define SCONF_STR(x) #x
+#define SCONF_NUM(x) SCONF_STR(x)
+
+/* Every key of store.conf. */
+static const struct ctab_key sconf_keys[] = {
+	{ "store", "id", CT_ID, NULL, 0, 0, SC(store), NULL, NULL },
+	{ "listen", "address", CT_STR, "0.0.0.0:8444", 0, 0, SC(listen), NULL, sconf_listen },
+	{ "tls", "ca", CT_PATH, NULL, 0, 0, SC(tls_ca), NULL, NULL },
+	{ "tls", "cert", CT_PATH, NULL, 0, 0, SC(tls_cert), NULL, NULL },
+	{ "tls", "key", CT_PATH, NULL, 0, 0, SC(tls_key), NULL, NULL },
+	{ "central", "url", CT_URLS, NULL, 0, 0, SC(url), NULL, NULL },
+	{ "central", "ca", CT_PATH, NULL, 0, 0, SC(ca), NULL, NULL },
+	{ "central", "cert", CT_PATH, NULL, 0, 0, SC(cert), NULL, NULL },
+	{ "central", "key", CT_PATH, NULL, 0, 0, SC(key), NULL, NULL },
+	{ "tlog", "path", CT_PATH, "tlog.db", 0, 0, SC(tlog), NULL, NULL },
+	{ "tlog", "keep_days", CT_INT, SCONF_NUM(SCONF_KEEP_DEFAULT), 1, SCONF_KEEP_MAX,
+	  SC(keep_days), NULL, NULL },
+};
+
+struct sconf_load_arg {
+	struct sconf **out;
+};
+
+static int sconf_from_cfg(struct cfg *cf, const char *file, void *arg, pos_err *e)
 {
+	struct sconf **out = ((struct sconf_load_arg *)arg)->out;
 	struct sconf *c = calloc(1, sizeof *c);
-	const char *v;
 	int rc;
 
 	if (!c)
 		return err_set(e, POS_ENOMEM, "%s: out of memory", file);
 	snprintf(c->file, sizeof c->file, "%s", file);
-	if ((rc = cfg_str(cf, "store", "id", NULL, &v, e)) < 0)
-		goto fail;
-	if (!ids_valid(v)) {
-		rc = err_set(e, POS_EINVAL, "%s:%d: 'id' in [store] must be 1 to %d of A-Z a-z 0-9 . _ -",
-			     cf->name, cfg_line(cf, "store", "id"), IDS_MAX);
-		goto fail;
+	if ((rc = ctab_take(cf, NULL, sconf_keys, sizeof sconf_keys / sizeof sconf_keys[0], c, e)) <
+		    0 ||
+	    (rc = cfg_check_unused(cf, e)) < 0) {
+		sconf_free(c);
+		return rc;
 	}
-	snprintf(c->store, sizeof c->store, "%s", v);
-	if ((rc = sconf_listen(cf, c, e)) < 0)
-		goto fail;
-	if ((rc = cfg_path(cf, "tls", "ca", NULL, c->tls_ca, sizeof c->tls_ca, e)) < 0 ||
-	    (rc = cfg_path(cf, "tls", "cert", NULL, c->tls_cert, sizeof c->tls_cert, e)) < 0 ||
-	    (rc = cfg_path(cf, "tls", "key", NULL, c->tls_key, sizeof c->tls_key, e)) < 0)
-		goto fail;
-	if ((rc = cfg_str(cf, "central", "url", NULL, &v, e)) < 0 ||
-	    (rc = aconf_url_list(cf, "central", v, e)) < 0 ||
-	    (rc = sconf_copy(cf, "central", "url", v, c->url, sizeof c->url, e)) < 0)
-		goto fail;
-	if ((rc = cfg_path(cf, "central", "ca", NULL, c->ca, sizeof c->ca, e)) < 0 ||
-	    (rc = cfg_path(cf, "central", "cert", NULL, c->cert, sizeof c->cert, e)) < 0 ||
-	    (rc = cfg_path(cf, "central", "key", NULL, c->key, sizeof c->key, e)) < 0)
-		goto fail;
-	if ((rc = cfg_path(cf, "tlog", "path", "tlog.db", c->tlog, sizeof c->tlog, e)) < 0 ||
-	    (rc = cfg_int(cf, "tlog", "keep_days", SCONF_KEEP_DEFAULT, 1, SCONF_KEEP_MAX,
-			  &c->keep_days, e)) < 0)
-		goto fail;
-	if ((rc = cfg_check_unused(cf, e)) < 0)
-		goto fail;
 	*out = c;
 	return 0;
-fail:
-	sconf_free(c);
-	return rc;
 }
 
 int sconf_load(const char *path, struct sconf **out, pos_err *e)
 {
-	struct cfg *cf = NULL;
-	int rc;
+	struct sconf_load_arg a = { out };
 
 	if (!out)
 		return err_set(e, POS_EINVAL, "config: no output");
 	*out = NULL;
-	if (!path || !*path)
+	if (!path)
 		return err_set(e, POS_EINVAL, "config: no file given");
-	if ((rc = cfg_load(path, &cf, e)) < 0)
-		return rc;
-	rc = sconf_from_cfg(cf, path, out, e);
-	cfg_free(cf);
-	return rc;
+	return ctab_load(path, NULL, 0, NULL, NULL, sconf_from_cfg, &a, e);
 }
 
 int sconf_load_string(const char *text, size_t len, const char *name, const char *dir,
 		      struct sconf **out, pos_err *e)
 {
-	struct cfg *cf = NULL;
-	int rc;
+	struct sconf_load_arg a = { out };
 
 	if (!out)
 		return err_set(e, POS_EINVAL, "config: no output");
 	*out = NULL;
-	if ((rc = cfg_load_string(text, len, name, dir, &cf, e)) < 0)
-		return rc;
-	rc = sconf_from_cfg(cf, name ? name : "<config>", out, e);
-	cfg_free(cf);
-	return rc;
+	return ctab_load(NULL, text, len, name, dir, sconf_from_cfg, &a, e);
 }
 
 static int sconf_load_x509(const char *what, const char *path, X509 **out, pos_err *e)

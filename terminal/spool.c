@@ -28,6 +28,9 @@ enum {
 	SQ_REJECT,
 	SQ_COUNT,
 	SQ_COUNT_REJECTED,
+	SQ_RETRY_ALL,
+	SQ_RETRY_REASON,
+	SQ_EACH,
 	SQ_N
 };
 
@@ -42,6 +45,10 @@ static const char *const spool_sql[SQ_N] = {
 	[SQ_REJECT] = "UPDATE baskets SET rejected = ?2, attempts = attempts + 1 WHERE txn = ?1",
 	[SQ_COUNT] = "SELECT count(*) FROM baskets WHERE rejected IS NULL",
 	[SQ_COUNT_REJECTED] = "SELECT count(*) FROM baskets WHERE rejected IS NOT NULL",
+	[SQ_RETRY_ALL] = "UPDATE baskets SET rejected = NULL WHERE rejected IS NOT NULL",
+	[SQ_RETRY_REASON] = "UPDATE baskets SET rejected = NULL WHERE rejected = ?1",
+	[SQ_EACH] = ("SELECT txn, created_ms, attempts, rejected, CASE WHEN ?1 THEN body END "
+		     "FROM baskets ORDER BY id"),
 };
 
 static const char spool_schema[] =
@@ -365,4 +372,73 @@ long spool_count(struct spool *s)
 long spool_count_rejected(struct spool *s)
 {
 	return spool_count_of(s, SQ_COUNT_REJECTED);
+}
+
+int spool_retry(struct spool *s, const char *const *reasons, long *moved, pos_err *e)
+{
+	long n = 0;
+	int rc = 0;
+
+	if (moved)
+		*moved = 0;
+	if (!s)
+		return err_set(e, POS_EINVAL, "spool: not open");
+	if (!reasons) {
+		if ((rc = spool_step_done(s, s->st[SQ_RETRY_ALL], "retry", e)) < 0)
+			return rc;
+		n = sqlite3_changes(s->db);
+	}
+	for (size_t i = 0; reasons && reasons[i]; i++) {
+		sqlite3_stmt *st = s->st[SQ_RETRY_REASON];
+
+		if (sqlite3_bind_text(st, 1, reasons[i], -1, SQLITE_STATIC) != SQLITE_OK) {
+			rc = spool_db_err(s, e, "bind");
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			return rc;
+		}
+		if ((rc = spool_step_done(s, st, "retry", e)) < 0)
+			return rc;
+		n += sqlite3_changes(s->db);
+	}
+	if (moved)
+		*moved = n;
+	return 0;
+}
+
+int spool_each(struct spool *s, int with_body, int (*fn)(const struct spool_entry *en, void *arg),
+	       void *arg, pos_err *e)
+{
+	sqlite3_stmt *st;
+	int rc = 0, step;
+
+	if (!s || !fn)
+		return err_set(e, POS_EINVAL, "spool: not open");
+	st = s->st[SQ_EACH];
+	if (sqlite3_bind_int(st, 1, with_body ? 1 : 0) != SQLITE_OK) {
+		rc = spool_db_err(s, e, "bind");
+		goto out;
+	}
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct spool_entry en;
+		const unsigned char *txn = sqlite3_column_text(st, 0);
+		const unsigned char *why = sqlite3_column_text(st, 3);
+
+		memset(&en, 0, sizeof en);
+		snprintf(en.txn, sizeof en.txn, "%s", txn ? (const char *)txn : "");
+		en.created_ms = sqlite3_column_int64(st, 1);
+		en.attempts = sqlite3_column_int(st, 2);
+		en.set_aside = why != NULL;
+		en.reason = why ? (const char *)why : "";
+		en.body = with_body ? (const char *)sqlite3_column_text(st, 4) : NULL;
+		en.len = en.body ? (size_t)sqlite3_column_bytes(st, 4) : 0;
+		if ((rc = fn(&en, arg)) != 0)
+			goto out;
+	}
+	if (step != SQLITE_DONE)
+		rc = spool_db_err(s, e, "list");
+out:
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc;
 }

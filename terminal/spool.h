@@ -35,6 +35,26 @@ int spool_note_attempt(struct spool *s, const char *txn, pos_err *e);
 /* Sets a basket aside that central refused for good (4xx other than a
  * transient one): kept for store IT, no longer peeked. */
 int spool_set_rejected(struct spool *s, const char *txn, const char *reason, pos_err *e);
+/* Moves set-aside baskets back to waiting: every one when reasons is
+ * NULL, else those set aside for one of reasons (NULL-terminated). *moved
+ * (may be NULL) gets how many moved. */
+int spool_retry(struct spool *s, const char *const *reasons, long *moved, pos_err *e);
+
+/* One basket as store IT sees it (pos-agent spool list|export). */
+struct spool_entry {
+	char txn[37];
+	int64_t created_ms;
+	int attempts;
+	int set_aside;   /* 0: waiting for central */
+	const char *reason; /* why it was set aside ("" when waiting) */
+	const char *body;   /* the basket's JSON; NULL unless asked for */
+	size_t len;
+};
+/* Calls fn for every basket in spool order, the body only when with_body;
+ * stops at fn's first non-zero return (returned). Strings live during the
+ * call only. */
+int spool_each(struct spool *s, int with_body, int (*fn)(const struct spool_entry *en, void *arg),
+	       void *arg, pos_err *e);
 /* Baskets waiting (not set aside) and set aside. */
 long spool_count(struct spool *s);
 long spool_count_rejected(struct spool *s);

@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,8 +229,10 @@ static void store_on_relayed(long status, const char *body, size_t len, const ch
 }
 
 /* Central opens the EncTID with this store, the lane named here and the
- * txn: exactly as if the lane had asked itself. */
-static void store_relay(struct store *s, struct evhttp_request *req, const char *path)
+ * txn: exactly as if the lane had asked itself. GET /v1/keys goes the same
+ * way: the controller holds no key of its own to hand out, so the lanes
+ * behind it learn central's from central. */
+static void store_relay(struct store *s, struct evhttp_request *req, const char *path, bool get)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(in);
@@ -244,18 +247,21 @@ static void store_relay(struct store *s, struct evhttp_request *req, const char 
 	}
 	if (store_lane(s, req, r->lane) < 0)
 		goto out;
-	if (len == 0 || len > STORE_RELAY_BODY_MAX) {
+	if (!get && (len == 0 || len > STORE_RELAY_BODY_MAX)) {
 		store_error(req, len ? 413 : 400, len ? "too_large" : "bad_request",
 			    len ? "the body is too large" : "the body is empty");
 		goto out;
 	}
-	body = (char *)evbuffer_pullup(in, -1);
+	if (!get)
+		body = (char *)evbuffer_pullup(in, -1);
 	r->s = s;
 	r->req = req;
 	r->t0_us = time_mono_us();
 	snprintf(r->path, sizeof r->path, "%s", path);
-	if (http_post_as(s->up, path, r->lane, body, len, STORE_RELAY_TIMEOUT_MS, store_on_relayed,
-			 r, &e) < 0) {
+	if ((get ? http_get_as(s->up, path, r->lane, STORE_RELAY_TIMEOUT_MS, store_on_relayed, r,
+			       &e)
+		 : http_post_as(s->up, path, r->lane, body, len, STORE_RELAY_TIMEOUT_MS,
+				store_on_relayed, r, &e)) < 0) {
 		s->n.relay_failed++;
 		store_error(req, 502, "central_unreachable", e.msg);
 		goto out;
@@ -565,8 +571,11 @@ static void store_on_request(struct evhttp_request *req, void *arg)
 		store_batch(s, req);
 	else if ((strcmp(path, "/v1/resolve") == 0 || strcmp(path, "/v1/offers/check") == 0) &&
 		 m == EVHTTP_REQ_POST)
-		store_relay(s, req, path);
+		store_relay(s, req, path, false);
+	else if (strcmp(path, "/v1/keys") == 0 && m == EVHTTP_REQ_GET)
+		store_relay(s, req, path, true);
 	else if (strcmp(path, "/v1/health") == 0 || strcmp(path, "/metrics") == 0 ||
+		 strcmp(path, "/v1/keys") == 0 ||
 		 strcmp(path, "/v1/baskets") == 0 || strcmp(path, "/v1/baskets:batch") == 0 ||
 		 strcmp(path, "/v1/resolve") == 0 || strcmp(path, "/v1/offers/check") == 0)
 		store_error(req, 405, "method_not_allowed", "this route takes another method");

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ckey.h"
 #include "http.h"
 #include "jsonx.h"
 #include "log.h"
@@ -36,10 +37,19 @@ struct uplink {
 	int offline;
 	unsigned failures;       /* failures in a row, drives the backoff */
 	size_t batch_max;        /* lowered by a 413, restored when drained */
+	void (*rekey_fn)(void *arg);
+	void *rekey_arg;
+	int rekey;               /* enum uplink_rekey */
+	int rekey_call;          /* rekey_fn is to be called once the answer is handled */
 	size_t ntxn;
 	char txns[UPLINK_BATCH_MAX][UPLINK_TXN_LEN];
 	char done[UPLINK_BATCH_MAX]; /* batch answer: txn already handled */
 };
+
+/* UR_IDLE: a key refusal asks for a refresh; UR_WAITING: sending stops
+ * until uplink_rekeyed; UR_DONE: the key is fresh, a key refusal now sets
+ * the basket aside (back to UR_IDLE when central accepts one). */
+enum uplink_rekey { UR_IDLE = 0, UR_WAITING, UR_DONE };
 
 static void uplink_send_next(struct uplink *u);
 
@@ -152,6 +162,8 @@ static int uplink_accepted(struct uplink *u, const char *txn, const char *how)
 		uplink_spool_failed(u, "delete", &e);
 		return -1;
 	}
+	if (u->rekey == UR_DONE)
+		u->rekey = UR_IDLE;
 	uplink_emit(u, UPLINK_UPLOADED, txn, how);
 	return 0;
 }
@@ -159,6 +171,18 @@ static int uplink_accepted(struct uplink *u, const char *txn, const char *how)
 static int uplink_refused(struct uplink *u, const char *txn, const char *code)
 {
 	pos_err e;
+
+	if (u->rekey_fn && u->rekey != UR_DONE && ckey_refusal(code)) {
+		/* Kept waiting, sent again once the key is refreshed. */
+		if (u->rekey == UR_IDLE) {
+			u->rekey = UR_WAITING;
+			u->rekey_call = 1;
+			log_warn("uplink_key_refused", "txn=%s reason=%s (refreshing central's key, "
+				 "then one more try)", txn, code);
+		}
+		(void)u->q.attempted(u->q.q, txn, &e);
+		return 0;
+	}
 
 	if (u->q.refused(u->q.q, txn, code, &e) < 0) {
 		uplink_spool_failed(u, "set_rejected", &e);
@@ -261,6 +285,17 @@ out:
 	return rc;
 }
 
+/* Starts the refresh a key refusal asked for; true when it did (the
+ * refresh's end sends again). */
+static int uplink_rekey_call(struct uplink *u)
+{
+	if (!u->rekey_call)
+		return 0;
+	u->rekey_call = 0;
+	u->rekey_fn(u->rekey_arg);
+	return 1;
+}
+
 static void uplink_on_done(long status, const char *body, size_t len, const char *errmsg,
 			   void *arg)
 {
@@ -291,10 +326,12 @@ static void uplink_on_done(long status, const char *body, size_t len, const char
 		goto out;
 	}
 	u->busy = 0;
-	uplink_send_next(u);
+	if (!uplink_rekey_call(u))
+		uplink_send_next(u);
 	return;
 out:
 	u->busy = 0;
+	(void)uplink_rekey_call(u);
 }
 
 static void uplink_on_retry(evutil_socket_t fd, short what, void *arg)
@@ -342,7 +379,7 @@ static void uplink_send_next(struct uplink *u)
 	pos_err e;
 	int rc;
 
-	if (u->in_flight || u->busy || evtimer_pending(u->retry, NULL))
+	if (u->in_flight || u->busy || u->rekey == UR_WAITING || evtimer_pending(u->retry, NULL))
 		return;
 	if (u->q.peek(u->q.q, u->batch_max, &rows, &n, u->as, &e) < 0) {
 		uplink_spool_failed(u, "peek", &e);
@@ -462,6 +499,22 @@ void uplink_free(struct uplink *u)
 	http_cancel(u->http, u);
 	event_free(u->retry);
 	free(u);
+}
+
+void uplink_set_rekey(struct uplink *u, void (*fn)(void *arg), void *arg)
+{
+	if (!u)
+		return;
+	u->rekey_fn = fn;
+	u->rekey_arg = arg;
+}
+
+void uplink_rekeyed(struct uplink *u)
+{
+	if (!u || u->rekey != UR_WAITING)
+		return;
+	u->rekey = UR_DONE;
+	uplink_send_next(u);
 }
 
 void uplink_kick(struct uplink *u)

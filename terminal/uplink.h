@@ -55,6 +55,17 @@ int uplink_new(struct event_base *base, struct http *h, struct spool *s, uplink_
 int uplink_new_queue(struct event_base *base, struct http *h, const struct uplink_queue *q,
 		     uplink_event_fn fn, void *arg, struct uplink **out, pos_err *e);
 void uplink_free(struct uplink *u);
+/*
+ * A refusal a fresher central key may cure (ckey_refusal: bad_tid,
+ * bad_kid): the first one does not set the basket aside; the uplink stops
+ * sending, calls fn (which refreshes the key) and waits for
+ * uplink_rekeyed. Only the same refusal after that sets baskets aside,
+ * until a basket is accepted again. Without a hook (the store controller)
+ * refusals set baskets aside at once.
+ */
+void uplink_set_rekey(struct uplink *u, void (*fn)(void *arg), void *arg);
+/* The refresh fn started has ended (whatever its outcome): send again. */
+void uplink_rekeyed(struct uplink *u);
 /* A basket was spooled: send now unless backing off. */
 void uplink_kick(struct uplink *u);
 /* True while backing off after a failure. */

@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rc = control_parse_request((const char *)data, size, &req, &code, &e);
 	if (rc == 0) {
 		size_t n = strnlen(req.arg, sizeof req.arg);
-		if (n >= sizeof req.arg || req.cmd < CONTROL_STATUS || req.cmd > CONTROL_SCAN)
+		if (n >= sizeof req.arg || req.cmd < CONTROL_STATUS || req.cmd > CONTROL_RETRY)
 			__builtin_trap();
 		if ((req.cmd == CONTROL_TID || req.cmd == CONTROL_SCAN) != (n > 0))
 			__builtin_trap();

@@ -32,7 +32,7 @@ static void fuzz_init(void)
 	memset(kd, 0x22, sizeof kd);
 	if (hpke_x25519_public(kp.sk, kp.pk, &e) < 0 || keyring_new(ki, kd, &fuzz_kr, &e) < 0)
 		abort();
-	keys_kid(kp.pk, kp.kid);
+	envelope_kid(kp.pk, kp.kid);
 	if (keyring_add(fuzz_kr, &kp, &e) < 0)
 		abort();
 }

@@ -225,9 +225,10 @@ def rfc3339_now():
 class Central:
     """A central home made by `pos-central setup`, served on a free port."""
 
-    def __init__(self, base, name="central"):
+    def __init__(self, base, name="central", names=()):
         self.home = os.path.join(base, name)
-        run([os.path.join(BIN, "pos-central"), "setup", self.home])
+        run([os.path.join(BIN, "pos-central"), "setup", self.home,
+             *[a for n in names for a in ("--name", n)]])
         self.port = free_port()
         self.conf = os.path.join(self.home, "central.conf")
         self._set_listen()

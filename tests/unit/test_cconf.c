@@ -217,6 +217,78 @@ static void missing_file_fails(void **st)
 	assert_true(strlen(e.msg) > 0);
 }
 
+static void store_backend_defaults_to_sqlite(void **st)
+{
+	struct tmp *t = *st;
+	struct cconf c;
+	struct store_where w;
+	pos_err e = { 0 };
+
+	write_text(t->conf, "[central]\n");
+	assert_int_equal(cconf_load(t->conf, &c, &e), 0);
+	assert_int_equal(c.backend, STORE_SQLITE);
+	assert_int_equal(c.store_partitions_ahead, 3);
+	cconf_store_where(&c, CCONF_STORE_READ, &w);
+	assert_int_equal(w.backend, STORE_SQLITE);
+	assert_string_equal(w.path, c.database);
+	assert_false(w.readonly);
+}
+
+static void store_postgresql_reads_go_to_dsn_read(void **st)
+{
+	struct tmp *t = *st;
+	struct cconf c;
+	struct store_where w;
+	pos_err e = { 0 };
+
+	write_text(t->conf, "[store]\nbackend = postgresql\ndsn = host=/pg dbname=pos\n"
+			    "dsn_read = host=replica dbname=pos\n");
+	assert_int_equal(cconf_load(t->conf, &c, &e), 0);
+	assert_int_equal(c.backend, STORE_POSTGRESQL);
+	cconf_store_where(&c, CCONF_STORE_WRITE, &w);
+	assert_string_equal(w.dsn, "host=/pg dbname=pos");
+	assert_false(w.readonly);
+	cconf_store_where(&c, CCONF_STORE_READ, &w);
+	assert_string_equal(w.dsn, "host=replica dbname=pos");
+	assert_true(w.readonly);
+}
+
+static void store_bad_backend_or_missing_dsn_names_the_line(void **st)
+{
+	struct tmp *t = *st;
+	struct cconf c;
+	pos_err e = { 0 };
+
+	write_text(t->conf, "[central]\n[store]\nbackend = mysql\n");
+	assert_int_equal(cconf_load(t->conf, &c, &e), POS_EINVAL);
+	assert_non_null(strstr(e.msg, ":3:"));
+	assert_non_null(strstr(e.msg, "sqlite or postgresql"));
+	write_text(t->conf, "[store]\nbackend = postgresql\n");
+	assert_int_equal(cconf_load(t->conf, &c, &e), POS_EINVAL);
+	assert_non_null(strstr(e.msg, ":2:"));
+	assert_non_null(strstr(e.msg, "dsn"));
+	write_text(t->conf, "[store]\ndsn = host=x password=hunter2\n");
+	assert_int_equal(cconf_load(t->conf, &c, &e), POS_EINVAL);
+	assert_non_null(strstr(e.msg, ":2:"));
+	assert_null(strstr(e.msg, "hunter2"));
+}
+
+static void dsn_shown_without_its_password(void **st)
+{
+	char out[256];
+
+	(void)st;
+	cconf_dsn_safe("host=/run/postgresql password=hunter2 dbname=pos", out, sizeof(out));
+	assert_string_equal(out, "host=/run/postgresql password=*** dbname=pos");
+	cconf_dsn_safe("host=db password = 'a b\\' c' dbname=pos", out, sizeof(out));
+	assert_null(strstr(out, "a b"));
+	assert_non_null(strstr(out, "dbname=pos"));
+	cconf_dsn_safe("postgresql://pos:hunter2@db.example/pos?sslmode=require", out, sizeof(out));
+	assert_string_equal(out, "postgresql://***@db.example/pos?sslmode=require");
+	cconf_dsn_safe("postgresql://db/pos?password=hunter2", out, sizeof(out));
+	assert_null(strstr(out, "hunter2"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -230,6 +302,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(unknown_key_or_section_fails_with_line, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(missing_file_fails, setup, teardown),
+		cmocka_unit_test_setup_teardown(store_backend_defaults_to_sqlite, setup, teardown),
+		cmocka_unit_test_setup_teardown(store_postgresql_reads_go_to_dsn_read, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(store_bad_backend_or_missing_dsn_names_the_line, setup,
+						teardown),
+		cmocka_unit_test(dsn_shown_without_its_password),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -258,7 +258,7 @@ static void make_fixture(struct fixture *f)
 
 	memset(ikm, 0x42, sizeof ikm);
 	assert_int_equal(hpke_derive_keypair(ikm, sizeof ikm, f->sk, f->pk, &e), 0);
-	keys_kid(f->pk, f->kid);
+	envelope_kid(f->pk, f->kid);
 	assert_int_equal(envelope_info(f->info, "S1", "T1",
 				       "01890a5d-ac96-774b-bcce-b302099a8057", &e), 0);
 }

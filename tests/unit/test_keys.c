@@ -107,7 +107,7 @@ static void kid_is_first_16_hex_of_sha256_of_the_raw_key(void **st)
 	/* RFC 9180 pkRm; the kid is from Python's hashlib. */
 	assert_int_equal(hex_decode("3948cfe0ad1ddb695d780e59077195da6c56506b027329794ab02bca80815c4d",
 				    64, pk, 32, &e), 0);
-	keys_kid(pk, kid);
+	envelope_kid(pk, kid);
 	assert_string_equal(kid, "8b228cd75ab70bad");
 }
 

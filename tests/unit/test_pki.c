@@ -152,6 +152,60 @@ static void server_certificate_names_localhost_and_loopback(void **st)
 	X509_free(x);
 }
 
+static void host_names_and_addresses_are_told_apart_and_bad_ones_refused(void **st)
+{
+	(void)st;
+	assert_int_equal(pki_host_kind("central.example.com"), PKI_HOST_DNS);
+	assert_int_equal(pki_host_kind("central"), PKI_HOST_DNS);
+	assert_int_equal(pki_host_kind("pos-1.store-7.example"), PKI_HOST_DNS);
+	assert_int_equal(pki_host_kind("10.0.0.5"), PKI_HOST_IP);
+	assert_int_equal(pki_host_kind("fe80::1"), PKI_HOST_IP);
+	assert_int_equal(pki_host_kind("10.0.0.256"), PKI_HOST_BAD);
+	assert_int_equal(pki_host_kind("bad name"), PKI_HOST_BAD);
+	assert_int_equal(pki_host_kind("a,DNS:evil.example"), PKI_HOST_BAD);
+	assert_int_equal(pki_host_kind("-lead.example"), PKI_HOST_BAD);
+	assert_int_equal(pki_host_kind("trail-.example"), PKI_HOST_BAD);
+	assert_int_equal(pki_host_kind("double..dot"), PKI_HOST_BAD);
+	assert_int_equal(pki_host_kind("*.example.com"), PKI_HOST_BAD);
+	assert_int_equal(pki_host_kind(""), PKI_HOST_BAD);
+	assert_true(pki_host_loopback("localhost"));
+	assert_true(pki_host_loopback("127.0.0.1"));
+	assert_true(pki_host_loopback("::1"));
+	assert_false(pki_host_loopback("10.0.0.5"));
+}
+
+static void the_server_name_is_its_cn_only_when_its_names_cover_it(void **st)
+{
+	static const char *const dns[] = { "central.example.com", "localhost", NULL };
+	static const char *const ips[] = { "10.0.0.5", "127.0.0.1", NULL };
+	EVP_PKEY *ck = NULL, *sk = NULL;
+	X509 *cc = NULL, *sc = NULL;
+	char name[256];
+	pos_err e = { 0 };
+
+	(void)st;
+	assert_int_equal(pki_make_ca("Names CA", 30, &ck, &cc, &e), 0);
+	assert_int_equal(pki_issue_server(ck, cc, "central.example.com", dns, ips, 30, &sk, &sc, &e),
+			 0);
+	assert_int_equal(pki_server_name(sc, name, sizeof name, &e), 0);
+	assert_string_equal(name, "central.example.com");
+	assert_int_equal(X509_check_ip_asc(sc, "10.0.0.5", 0), 1);
+	X509_free(sc);
+	EVP_PKEY_free(sk);
+	assert_int_equal(pki_issue_server(ck, cc, "10.0.0.5", dns, ips, 30, &sk, &sc, &e), 0);
+	assert_int_equal(pki_server_name(sc, name, sizeof name, &e), 0);
+	assert_string_equal(name, "10.0.0.5");
+	X509_free(sc);
+	EVP_PKEY_free(sk);
+	assert_int_equal(pki_issue_server(ck, cc, "elsewhere.example", dns, ips, 30, &sk, &sc, &e),
+			 0);
+	assert_int_equal(pki_server_name(sc, name, sizeof name, &e), POS_ENOTFOUND);
+	X509_free(sc);
+	EVP_PKEY_free(sk);
+	X509_free(cc);
+	EVP_PKEY_free(ck);
+}
+
 static void private_keys_are_0600_and_certificates_public(void **st)
 {
 	const char *keys[] = { ca_key, srv_key, cli_key };
@@ -400,6 +454,8 @@ int main(void)
 		cmocka_unit_test(a_certificate_from_another_ca_does_not_verify),
 		cmocka_unit_test(client_subject_carries_store_as_ou_and_terminal_as_cn),
 		cmocka_unit_test(server_certificate_names_localhost_and_loopback),
+		cmocka_unit_test(host_names_and_addresses_are_told_apart_and_bad_ones_refused),
+		cmocka_unit_test(the_server_name_is_its_cn_only_when_its_names_cover_it),
 		cmocka_unit_test(private_keys_are_0600_and_certificates_public),
 		cmocka_unit_test(loading_a_group_readable_key_is_refused),
 		cmocka_unit_test(existing_files_are_never_overwritten),

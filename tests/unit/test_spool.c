@@ -269,6 +269,62 @@ static void an_unwritable_place_fails_with_a_message(void **state)
 	assert_non_null(strstr(e.msg, "/nonexistent-dir/x/spool.db"));
 }
 
+struct each_seen {
+	int n, aside, bodies;
+	char reasons[200];
+};
+
+static int each_count(const struct spool_entry *en, void *arg)
+{
+	struct each_seen *w = arg;
+
+	w->n++;
+	w->aside += en->set_aside;
+	w->bodies += en->body != NULL;
+	strncat(w->reasons, en->reason[0] ? en->reason : "-", sizeof w->reasons - strlen(w->reasons) - 2);
+	strcat(w->reasons, ",");
+	return 0;
+}
+
+/* pos-agent spool retry: set-aside baskets come back to waiting, all of
+ * them or those of the reasons asked; nothing else moves. */
+static void set_aside_baskets_are_retried_by_reason_or_all(void **state)
+{
+	struct fx *f = *state;
+	static const char *const keyish[] = { "bad_tid", "bad_kid", NULL };
+	struct each_seen w;
+	long moved = -1;
+	pos_err e;
+
+	assert_int_equal(spool_put(f->s, TXN1, BODY1, strlen(BODY1), &e), 0);
+	assert_int_equal(spool_put(f->s, TXN2, BODY2, strlen(BODY2), &e), 0);
+	assert_int_equal(spool_put(f->s, TXN3, BODY3, strlen(BODY3), &e), 0);
+	assert_int_equal(spool_set_rejected(f->s, TXN1, "bad_tid", &e), 0);
+	assert_int_equal(spool_set_rejected(f->s, TXN2, "invalid", &e), 0);
+	assert_int_equal(spool_count_rejected(f->s), 2);
+
+	memset(&w, 0, sizeof w);
+	assert_int_equal(spool_each(f->s, 0, each_count, &w, &e), 0);
+	assert_int_equal(w.n, 3);
+	assert_int_equal(w.aside, 2);
+	assert_int_equal(w.bodies, 0);
+	assert_string_equal(w.reasons, "bad_tid,invalid,-,");
+
+	assert_int_equal(spool_retry(f->s, keyish, &moved, &e), 0);
+	assert_int_equal(moved, 1);
+	assert_int_equal(spool_count_rejected(f->s), 1);
+	assert_int_equal(spool_count(f->s), 2);
+	assert_int_equal(spool_retry(f->s, NULL, &moved, &e), 0);
+	assert_int_equal(moved, 1);
+	assert_int_equal(spool_count_rejected(f->s), 0);
+	assert_int_equal(spool_retry(f->s, NULL, &moved, &e), 0);
+	assert_int_equal(moved, 0);
+
+	memset(&w, 0, sizeof w);
+	assert_int_equal(spool_each(f->s, 1, each_count, &w, &e), 0);
+	assert_int_equal(w.bodies, 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -290,6 +346,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(bad_input_is_refused_and_changes_nothing, setup,
 						teardown),
 		cmocka_unit_test(an_unwritable_place_fails_with_a_message),
+		cmocka_unit_test_setup_teardown(set_aside_baskets_are_retried_by_reason_or_all, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <sqlite3.h>
 #include <string.h>
 
 #include "store_fixture.h"
@@ -100,6 +101,62 @@ static void test_event_unknown_activity(void **st)
 	assert_int_equal(store_vendor_event_apply(f->s, &ev, 1, &n, &created, &e), POS_EPERM);
 }
 
+/* A device linked to nothing owns nothing; a limit under 1 is refused. */
+static void test_products_empty(void **st)
+{
+	struct fx *f = *st;
+	json_t *v = NULL;
+	pos_err e = { 0 };
+
+	assert_int_equal(store_device_products(f->s, 42, 0, &v, &e), POS_EINVAL);
+	assert_null(v);
+	assert_int_equal(store_device_products(f->s, 42, 10, &v, &e), 0);
+	assert_int_equal(json_array_size(json_object_get(v, "products")), 0);
+	assert_true(json_is_false(json_object_get(v, "truncated")));
+	json_decref(v);
+}
+
+static long count_sql(const char *path, const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *q;
+	long n;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	n = (long)sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	return n;
+}
+
+/* Relearning replaces the learned relations of the run before (here: none
+ * is learned again, no item has an activity) and keeps declared ones. */
+static void test_relations_learn_keeps_declared(void **st)
+{
+	struct fx *f = *st;
+	pos_err e = { 0 };
+	sqlite3 *db;
+	long n = -1;
+
+	assert_int_equal(store_relation_put(f->s, "04012345000016", "04006381333931", "requires", &e),
+			 0);
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+				      "INSERT INTO item_relations(gtin_a, gtin_b, kind) VALUES "
+				      "('09520000000011', '09520000000028', 'learned')",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(store_relations_learn(f->s, 1, 1.0, 10, &n, &e), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(count_sql(f->db, "SELECT count(*) FROM item_relations WHERE kind = 'learned'"),
+			 0);
+	assert_int_equal(count_sql(f->db, "SELECT count(*) FROM item_relations WHERE kind = 'requires'"),
+			 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -108,6 +165,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_nonce_replay, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vendor_token, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_event_unknown_activity, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_products_empty, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_relations_learn_keeps_declared, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
