@@ -42,6 +42,11 @@ void store_set_offer_judge(struct store *s, store_offer_judge judge)
 		s->judge = judge;
 }
 
+void store_months_forget(struct store *s)
+{
+	s->n_months = 0;
+}
+
 /* ---------------------------------------------------------------- statement cache */
 
 static size_t store_q_slot(const struct store_cached *q, size_t cap, const char *sql)
@@ -348,6 +353,8 @@ int store_commit(struct store *s, pos_err *e)
 	rc = db_commit(s->conn, e);
 	s->in_txn = 0;
 	s->sp_depth = 0;
+	if (rc < 0)
+		store_months_forget(s);
 	return rc;
 }
 
@@ -363,4 +370,5 @@ void store_rollback(struct store *s)
 	db_rollback(s->conn);
 	s->in_txn = 0;
 	s->sp_depth = 0;
+	store_months_forget(s);
 }

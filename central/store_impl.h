@@ -27,7 +27,14 @@ struct store {
 	size_t items_cap;
 	int wal_frames; /* SQLite: frames in the WAL after the last commit (ingest writer) */
 	store_offer_judge judge; /* store_set_offer_judge; NULL: codes are not judged */
+	/* PostgreSQL: month starts whose partitions this connection made or
+	 * found (store_basket.c), a small ring. */
+	int64_t months[8];
+	size_t n_months;
 };
+
+/* Forgets the months seen: a rollback may have undone their partitions. */
+void store_months_forget(struct store *s);
 
 struct db *store_db(struct store *s);
 enum db_backend store_backend(struct store *s);
