@@ -25,6 +25,10 @@ static const char SQL_VERSION_TABLE[] =
 	"CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)";
 static const char SQL_VERSION_GET[] = "SELECT coalesce(max(version), 0) FROM schema_version";
 static const char SQL_VERSION_ADD[] = "INSERT INTO schema_version(version) VALUES (?1)";
+/* PostgreSQL: nodes starting together migrate one after the other; the
+ * lock ends with the transaction. */
+static const char SQL_MIGRATE_LOCK_PG[] =
+	"SELECT pg_advisory_xact_lock(hashtext('pos-central migrations'))";
 
 struct db *store_db(struct store *s)
 {
@@ -235,6 +239,14 @@ static int store_migrate(struct store *s, pos_err *e)
 		return store_check_version(s, n, e);
 	if ((rc = db_begin(s->conn, e)) < 0)
 		return rc;
+	if (store_backend(s) == DB_POSTGRESQL) {
+		if (!(st = store_q(s, SQL_MIGRATE_LOCK_PG, e))) {
+			rc = POS_EDB;
+			goto out;
+		}
+		if ((rc = db_run(st, e)) < 0)
+			goto out;
+	}
 	if ((rc = db_exec(s->conn, SQL_VERSION_TABLE, e)) < 0 ||
 	    (rc = version_get(s, &version, e)) < 0)
 		goto out;
