@@ -1091,9 +1091,13 @@ static int count_report(const struct store_offer_report_row *r, void *arg)
 	return 0;
 }
 
-static int open_ro(const char *path, struct store **s, pos_err *e)
+/* Set while the PostgreSQL group runs: f->db is then a DSN. */
+static bool on_pg;
+
+static int open_ro(const char *where, struct store **s, pos_err *e)
 {
-	struct store_where w = { .backend = STORE_SQLITE, .path = path, .readonly = true };
+	struct store_where w = { .backend = on_pg ? STORE_POSTGRESQL : STORE_SQLITE,
+				 .path = where, .dsn = where, .readonly = true };
 
 	return store_open_at(&w, s, e);
 }
@@ -1206,6 +1210,112 @@ static void readonly_connection_refuses_other_schemas(void **st)
 	assert_int_equal(access(path, F_OK), -1);
 }
 
+/* ---------------------------------------------------------------- PostgreSQL
+ * The tests that do not open the SQLite file themselves run again on a
+ * fresh database of the throwaway cluster tests/pg/pgctl keeps under
+ * $BUILD/pg, when this build and machine have PostgreSQL. */
+
+/* The DSN of a fresh, empty database; -1 when there is no cluster. */
+static int pg_fresh(char *out, size_t cap)
+{
+	const char *build = getenv("BUILD");
+	char cmd[512], line[256];
+	FILE *p;
+
+	out[0] = '\0';
+	if (access("tests/pg/pgctl", X_OK) != 0)
+		return -1;
+	snprintf(cmd, sizeof(cmd), "tests/pg/pgctl fresh %s/pg test_store 2>/dev/null",
+		 build && build[0] ? build : "build");
+	if (!(p = popen(cmd, "r")))
+		return -1;
+	while (fgets(line, sizeof(line), p))
+		if (line[0] && line[0] != '\n')
+			snprintf(out, cap, "%.*s", (int)strcspn(line, "\n"), line);
+	return pclose(p) == 0 && out[0] ? 0 : -1;
+}
+
+static int setup_pg(void **st)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	struct store_where w = { .backend = STORE_POSTGRESQL };
+	pos_err e = { 0 };
+
+	assert_non_null(f);
+	assert_int_equal(pg_fresh(f->db, sizeof(f->db)), 0);
+	w.dsn = f->db;
+	assert_int_equal(store_open_at(&w, &f->s, &e), 0);
+	*st = f;
+	return 0;
+}
+
+static int teardown_pg(void **st)
+{
+	struct fx *f = *st;
+
+	store_close(f->s);
+	free(f);
+	return 0;
+}
+
+/* Whether the PostgreSQL group can run; why not in why. */
+static bool pg_usable(char *why, size_t cap)
+{
+	struct store_where w = { .backend = STORE_POSTGRESQL };
+	struct store *s = NULL;
+	char dsn[128];
+	pos_err e = { 0 };
+
+	if (pg_fresh(dsn, sizeof(dsn)) < 0) {
+		snprintf(why, cap, "no PostgreSQL cluster (tests/pg/pgctl)");
+		return false;
+	}
+	w.dsn = dsn;
+	if (store_open_at(&w, &s, &e) < 0) {
+		snprintf(why, cap, "%s", e.msg);
+		return false;
+	}
+	store_close(s);
+	return true;
+}
+
+static int run_pg(void)
+{
+#define P(fn) cmocka_unit_test_setup_teardown(fn, setup_pg, teardown_pg)
+	const struct CMUnitTest tests[] = {
+		P(resolve_unknown_without_auto_enrol_is_not_found),
+		P(resolve_auto_enrols_once_then_finds_same_household),
+		P(link_to_another_household_conflicts_and_changes_nothing),
+		P(unlink_removes_link_and_second_unlink_is_not_found),
+		P(batch_transaction_keeps_good_links_when_one_conflicts),
+		P(put_same_txn_is_duplicate_other_digest_is_conflict),
+		P(unresolved_basket_is_stored_without_household),
+		P(bad_basket_fails_whole_batch_before_storing),
+		P(history_is_newest_first_and_to_is_exclusive),
+		P(every_item_of_a_long_basket_comes_back_in_order),
+		P(merge_moves_links_and_baskets_and_removes_source),
+		P(merged_away_household_still_exists_for_spooled_baskets),
+		P(readonly_connection_reads_everything_and_writes_nothing),
+		P(offers_are_created_listed_and_ended_once),
+		P(open_offer_list_honours_dates_and_end),
+		P(accepting_twice_returns_the_first_code_and_codes_are_unique),
+		P(basket_redeems_a_code_once_in_its_own_transaction),
+		P(redemption_is_judged_at_the_basket_time),
+		P(conflicting_basket_redeems_nothing),
+		P(next_offers_follow_what_the_household_bought),
+		P(unused_registrations_are_counted_until_used_and_expire),
+	};
+	char why[256];
+
+	if (!pg_usable(why, sizeof(why))) {
+		printf("# PostgreSQL group skipped: %s\n", why);
+		return 0;
+	}
+	on_pg = true;
+	return cmocka_run_group_tests_name("store on PostgreSQL", tests, NULL, NULL);
+#undef P
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1239,5 +1349,7 @@ int main(void)
 		T(unused_registrations_are_counted_until_used_and_expire),
 		T(v2_database_counts_its_unused_registrations),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	int rc = cmocka_run_group_tests(tests, NULL, NULL);
+
+	return rc + run_pg();
 }
