@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "offers.h"
 #include "timeutil.h"
 
 /* How often the checkpointer looks for new commits to copy into the
@@ -340,6 +341,8 @@ int ingest_start_at(const struct store_where *w, struct ingest **out, pos_err *e
 	    (rc = store_open_at(w, &ig->ckpt, e)) < 0 ||
 	    (rc = store_ingest_tune(ig->store, e)) < 0)
 		goto fail;
+	/* The writer redeems the codes baskets carry, by the offers' rule. */
+	store_set_offer_judge(ig->store, offer_verdict);
 	if ((rc = ingest_reserve(ig, 64, e)) < 0)
 		goto fail;
 	if (pthread_create(&ig->thread, NULL, ingest_thread, ig) != 0) {

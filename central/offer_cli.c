@@ -142,7 +142,7 @@ static int offer_parse(int argc, char **argv, const char *allowed, bool takes_id
 	return 0;
 }
 
-static int offer_open(const char *conf, struct store **s, pos_err *e)
+static int offer_cli_store(const char *conf, struct store **s, pos_err *e)
 {
 	struct cconf cf;
 	int rc = cconf_load(conf, &cf, e);
@@ -235,7 +235,7 @@ static int offer_create(const struct offer_opts *o)
 	memcpy(of.title, o->title, strlen(o->title) + 1);
 	memcpy(of.reward, o->reward, strlen(o->reward) + 1);
 	of.created_ms = time_now_ms();
-	if ((rc = offers_id_new(of.id, &e)) < 0 || (rc = offer_open(o->conf, &s, &e)) < 0 ||
+	if ((rc = offers_id_new(of.id, &e)) < 0 || (rc = offer_cli_store(o->conf, &s, &e)) < 0 ||
 	    (rc = store_begin(s, &e)) < 0)
 		goto out;
 	snprintf(detail, sizeof detail, "id=%s target=%s", of.id, of.target);
@@ -301,7 +301,7 @@ static int offer_list(const struct offer_opts *o)
 	pos_err e = { 0 };
 	int rc;
 
-	if ((rc = offer_open(o->conf, &s, &e)) == 0 &&
+	if ((rc = offer_cli_store(o->conf, &s, &e)) == 0 &&
 	    (rc = offer_audited(s, "offer.list", "", &e)) == 0) {
 		printf("id\tstate\tfrom\tto\ttarget\ttitle\treward\n");
 		rc = store_offer_list(s, false, l.now_ms, offer_list_one, &l, &e);
@@ -323,7 +323,7 @@ static int offer_end(const struct offer_opts *o)
 
 	if (!offers_id_valid(o->id))
 		return offer_usage_error("offer end", "the ID must be of_ and 16 hex digits");
-	if ((rc = offer_open(o->conf, &s, &e)) < 0 || (rc = store_begin(s, &e)) < 0)
+	if ((rc = offer_cli_store(o->conf, &s, &e)) < 0 || (rc = store_begin(s, &e)) < 0)
 		goto out;
 	snprintf(detail, sizeof detail, "id=%s", o->id);
 	if ((rc = store_offer_end(s, o->id, time_now_ms(), &e)) < 0 ||
@@ -356,7 +356,7 @@ static int offer_report(const struct offer_opts *o)
 
 	if (o->format && (fmt = offers_format_parse(o->format)) < 0)
 		return offer_usage_error("offer report", "--format must be csv or json");
-	if ((rc = offer_open(o->conf, &s, &e)) == 0 &&
+	if ((rc = offer_cli_store(o->conf, &s, &e)) == 0 &&
 	    (rc = offer_audited(s, "offer.report", "", &e)) == 0)
 		rc = offers_report_write(s, (enum offers_format)fmt, offer_stdout_sink, NULL, &e);
 	if (rc == 0 && fflush(stdout) != 0)

@@ -14,6 +14,42 @@
 #include "timeutil.h"
 #include "wipe.h"
 
+/* ------------------------------------------------------------ rules */
+
+bool offer_open(const struct store_offer *o, int64_t at_ms)
+{
+	return o && o->ended_ms == 0 && (o->from_ms == 0 || o->from_ms <= at_ms) &&
+	       (o->to_ms == 0 || o->to_ms > at_ms);
+}
+
+enum store_offer_reason offer_verdict(const struct store_offer_code *c, int64_t at_ms)
+{
+	if (!c)
+		return STORE_OFFER_UNKNOWN;
+	if (c->redeemed)
+		return STORE_OFFER_USED;
+	if (c->offer.ended_ms && c->offer.ended_ms <= at_ms)
+		return STORE_OFFER_ENDED;
+	if (c->offer.to_ms && c->offer.to_ms <= at_ms)
+		return STORE_OFFER_EXPIRED;
+	if (c->offer.from_ms && c->offer.from_ms > at_ms)
+		return STORE_OFFER_NOT_STARTED;
+	return STORE_OFFER_OK;
+}
+
+const char *offer_reason_name(enum store_offer_reason r)
+{
+	switch (r) {
+	case STORE_OFFER_OK: return "";
+	case STORE_OFFER_UNKNOWN: return "unknown";
+	case STORE_OFFER_EXPIRED: return "expired";
+	case STORE_OFFER_NOT_STARTED: return "not_started";
+	case STORE_OFFER_ENDED: return "ended";
+	case STORE_OFFER_USED: return "redeemed";
+	}
+	return "unknown";
+}
+
 #define OFFERS_CSV_LINE_MAX 1024
 
 /* ------------------------------------------------------------ identifiers */
@@ -368,7 +404,7 @@ int offers_accept(struct store *s, int64_t device, const char *offer_id, int64_t
 	for (int i = 0; i < OFFERS_CODE_TRIES; i++) {
 		if ((rc = offers_code_new(code, e)) < 0)
 			return rc;
-		rc = store_offer_accept(s, device, offer_id, code, store_offer_open(&o, now_ms),
+		rc = store_offer_accept(s, device, offer_id, code, offer_open(&o, now_ms),
 					now_ms, got, created, e);
 		if (rc != POS_ECONFLICT)
 			break;
@@ -390,7 +426,7 @@ static const char *offers_code_state(const struct store_offer_code *c, int64_t n
 {
 	if (c->redeemed)
 		return "redeemed";
-	return store_offer_verdict(c, now_ms) == STORE_OFFER_OK ? "accepted" : "expired";
+	return offer_verdict(c, now_ms) == STORE_OFFER_OK ? "accepted" : "expired";
 }
 
 static int offers_code_one(const struct store_offer_code *c, void *arg)
@@ -478,7 +514,7 @@ int offers_check_json(struct store *s, const char *code, int64_t now_ms, json_t 
 	if (offers_code_valid(code)) {
 		rc = store_offer_code_get(s, code, &c, e);
 		if (rc == 0)
-			why = store_offer_verdict(&c, now_ms);
+			why = offer_verdict(&c, now_ms);
 		else if (rc != POS_ENOTFOUND)
 			return rc;
 		err_clear(e);
@@ -488,10 +524,10 @@ int offers_check_json(struct store *s, const char *code, int64_t now_ms, json_t 
 			      c.offer.title);
 	else if (why != STORE_OFFER_UNKNOWN)
 		v = json_pack("{s:s, s:b, s:s, s:s}", "code", code, "redeemable", 0, "reason",
-			      store_offer_reason_name(why), "title", c.offer.title);
+			      offer_reason_name(why), "title", c.offer.title);
 	else
 		v = json_pack("{s:s, s:b, s:s}", "code", code, "redeemable", 0, "reason",
-			      store_offer_reason_name(why));
+			      offer_reason_name(why));
 	if (!v)
 		return err_set(e, POS_ENOMEM, "out of memory");
 	*out = v;
@@ -514,7 +550,7 @@ json_t *offers_basket_json(const struct store_basket *b)
 			v = json_pack("{s:s, s:s}", "code", u->code, "status", "redeemed");
 		else
 			v = json_pack("{s:s, s:s, s:s}", "code", u->code, "status", "refused",
-				      "reason", store_offer_reason_name(u->reason));
+				      "reason", offer_reason_name(u->reason));
 		if (!v || json_array_append_new(arr, v) != 0) {
 			json_decref(arr);
 			return NULL;
@@ -532,7 +568,7 @@ void offers_log_refusals(const struct store_basket *b)
 			log_info("offer_redeemed", "txn=%s store=%s", b->txn, b->store);
 		else if (u->state == STORE_OFFER_REFUSED)
 			log_warn("offer_refused", "txn=%s store=%s reason=%s", b->txn, b->store,
-				 store_offer_reason_name(u->reason));
+				 offer_reason_name(u->reason));
 	}
 }
 

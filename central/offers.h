@@ -30,6 +30,17 @@
 
 enum offers_format { OFFERS_CSV = 0, OFFERS_JSON };
 
+/* The rules. The store keeps facts and decides nothing: these say what
+ * the facts mean, here and when the store redeems a basket's codes (the
+ * writer's connection is given offer_verdict: store_set_offer_judge). */
+/* Whether an offer is open at at_ms (not ended, within its dates). */
+bool offer_open(const struct store_offer *o, int64_t at_ms);
+/* Why code c cannot be redeemed at at_ms (STORE_OFFER_OK: it can). A
+ * store_offer_judge. */
+enum store_offer_reason offer_verdict(const struct store_offer_code *c, int64_t at_ms);
+/* "unknown", "expired", ...; "" for STORE_OFFER_OK. */
+const char *offer_reason_name(enum store_offer_reason r);
+
 /* 13 digits, "98" first, the last the GS1 check digit of the others. */
 bool offers_code_valid(const char *code);
 /* A random code that passes offers_code_valid. */

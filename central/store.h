@@ -1,11 +1,13 @@
 #ifndef POS_STORE_H
 #define POS_STORE_H
 /*
- * The one storage interface of pos-central. store_sqlite.c implements it
- * (WAL, prepared statements with bound parameters only, versioned schema
- * migrations); a PostgreSQL implementation will follow, so nothing
- * SQLite-specific appears here. A struct store is one connection: use it
- * from one thread at a time (open one per worker thread).
+ * The one storage interface of pos-central: it persists and decides
+ * nothing. Written once over central/db.h (store.c and a file per table
+ * family: store_household.c, store_basket.c, store_offer.c, ...) for
+ * SQLite and PostgreSQL, with prepared statements, bound parameters only
+ * and versioned schema migrations (store_schema.h); store_sqlite.c holds
+ * what only SQLite has. A struct store is one connection: use it from one
+ * thread at a time (open one per worker thread).
  * No TID ever reaches the store: households are found by tid index
  * (HMAC-SHA256(k_index, TID)) only.
  */
@@ -240,12 +242,17 @@ struct store_offer_report_row {
 	long redemptions;
 };
 
-/* Whether an offer is open at at_ms (not ended, within its dates). */
-bool store_offer_open(const struct store_offer *o, int64_t at_ms);
-/* Why code c cannot be redeemed at at_ms (STORE_OFFER_OK: it can). */
-enum store_offer_reason store_offer_verdict(const struct store_offer_code *c, int64_t at_ms);
-/* "unknown", "expired", ...; "" for STORE_OFFER_OK. */
-const char *store_offer_reason_name(enum store_offer_reason r);
+/* Whether code c can be redeemed at at_ms: STORE_OFFER_OK or why not. The
+ * rule is the offers module's (offers.h: offer_verdict); the store only
+ * reads the facts it needs (the code's offer and redemption) and asks. */
+typedef enum store_offer_reason (*store_offer_judge)(const struct store_offer_code *c,
+						     int64_t at_ms);
+/* The judge store_put_baskets asks, inside the basket's own transaction
+ * (so two baskets carrying one code cannot both redeem it), for each code
+ * a new basket carries, at the basket's time at the lane. A connection
+ * without one (the default) judges nothing: its baskets' codes stay
+ * PENDING and none is redeemed. The ingest writer sets offer_verdict. */
+void store_set_offer_judge(struct store *s, store_offer_judge judge);
 
 /* POS_ECONFLICT when the id exists. */
 int store_offer_create(struct store *s, const struct store_offer *o, pos_err *e);

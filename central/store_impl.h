@@ -9,6 +9,33 @@
 #include "err.h"
 #include "store.h"
 
+/* A basket's items at most; the HTTP body limit is far lower. */
+#define STORE_ITEMS_MAX 10000
+
+struct store_cached {
+	const char *sql; /* the key: a static string's address */
+	struct db_stmt *st;
+};
+
+struct store {
+	struct db *conn;
+	struct store_cached *q; /* store_q's cache, open addressing */
+	size_t q_cap, q_n;
+	int in_txn;   /* inside store_begin .. store_commit */
+	int sp_depth; /* nested savepoints, for unique names */
+	struct store_item *items; /* history scratch, grown as needed */
+	size_t items_cap;
+	int wal_frames; /* SQLite: frames in the WAL after the last commit (ingest writer) */
+	store_offer_judge judge; /* store_set_offer_judge; NULL: codes are not judged */
+	/* PostgreSQL: month starts whose partitions this connection made or
+	 * found (store_basket.c), a small ring. */
+	int64_t months[8];
+	size_t n_months;
+};
+
+/* Forgets the months seen: a rollback may have undone their partitions. */
+void store_months_forget(struct store *s);
+
 struct db *store_db(struct store *s);
 enum db_backend store_backend(struct store *s);
 
@@ -24,5 +51,36 @@ struct db_stmt *store_q(struct store *s, const char *sql, pos_err *e);
  * rolls back, and returns the first error (or rc). */
 int store_unit_begin(struct store *s, pos_err *e);
 int store_unit_finish(struct store *s, int rc, pos_err *e);
+
+/* Steps st for at most one row: 0 with the row ready to read (the caller
+ * then calls db_reset), POS_ENOTFOUND (nothing set in e: the caller names
+ * what is missing) or an error. */
+int store_row(struct db_stmt *st, pos_err *e);
+/* Binds ms, or NULL for 0 (an open bound). */
+void store_bind_ms(struct db_stmt *st, int i, int64_t ms);
+/* SQLite only (store_sqlite.c): the rowid of the connection's last insert,
+ * for the ingest hot path where RETURNING costs more. */
+int64_t store_sqlite_last_id(struct store *s);
+
+/* Grows s->items (the history scratch) to hold n items: POS_ETOOBIG over
+ * STORE_ITEMS_MAX, POS_ENOMEM. */
+int store_items_room(struct store *s, size_t n, pos_err *e);
+
+/* The hhid a basket carrying hhid is filed under (store_household.c): a
+ * merged-away household's survivor; a household never seen (a lane that
+ * enrolled against another node, or a restore) is created so the basket
+ * keeps its household. Inside the caller's unit. */
+int store_household_file(struct store *s, const char *hhid, char out[DEIDENT_ID_LEN + 1],
+			 pos_err *e);
+
+/* A new basket's offer codes (store_offer.c), inside its unit: each judged
+ * by the connection's judge at the basket's time and redeemed (row id,
+ * filed under hh, "" for none) or refused with its reason; PENDING without
+ * a judge. A refusal is the code's answer, not an error. */
+int store_offer_redeem(struct store *s, const struct store_basket *b, int64_t id, const char *hh,
+		       pos_err *e);
+/* A duplicate basket (row id): each code REDEEMED when this basket
+ * redeemed it, else refused with the reason it has now. */
+int store_offer_replay(struct store *s, const struct store_basket *b, int64_t id, pos_err *e);
 
 #endif

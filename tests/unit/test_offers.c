@@ -281,6 +281,7 @@ static void check_says_redeemable_until_the_basket_redeems_it(void **st)
 	b.offers = &u;
 	b.n_offers = 1;
 	assert_null(offers_basket_json(&b)); /* not judged yet */
+	store_set_offer_judge(f->s, offer_verdict);
 	assert_int_equal(store_put_baskets(f->s, &b, 1, &r, &e), 0);
 	assert_int_equal(r, STORE_PUT_CREATED);
 	ans = offers_basket_json(&b);
@@ -350,6 +351,7 @@ static void report_quotes_titles_in_csv_and_parses_as_json(void **st)
 	json_decref(a);
 	b.offers = &u;
 	b.n_offers = 1;
+	store_set_offer_judge(f->s, offer_verdict);
 	assert_int_equal(store_put_baskets(f->s, &b, 1, &r, &e), 0);
 
 	memset(&out, 0, sizeof(out));

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "deident.h"
+#include "offers.h"
 #include "store.h"
 #include "store_fixture.h"
 
@@ -596,8 +597,8 @@ static void offers_are_created_listed_and_ended_once(void **st)
 	assert_string_equal(got.target, "gtin:00012345678905");
 	assert_int_equal(got.from_ms, 3000);
 	assert_int_equal(got.to_ms, 0);
-	assert_true(store_offer_open(&got, 3000));
-	assert_false(store_offer_open(&got, 2999));
+	assert_true(offer_open(&got, 3000));
+	assert_false(offer_open(&got, 2999));
 	assert_int_equal(store_offer_get(f->s, "of_ffffffffffffffff", &got, &e), POS_ENOTFOUND);
 
 	assert_int_equal(store_offer_end(f->s, "of_0000000000000001", 4000, &e), 0);
@@ -605,7 +606,7 @@ static void offers_are_created_listed_and_ended_once(void **st)
 	assert_int_equal(store_offer_end(f->s, "of_ffffffffffffffff", 4500, &e), POS_ENOTFOUND);
 	assert_int_equal(store_offer_get(f->s, "of_0000000000000001", &got, &e), 0);
 	assert_int_equal(got.ended_ms, 4000);
-	assert_false(store_offer_open(&got, 4500));
+	assert_false(offer_open(&got, 4500));
 }
 
 static int count_offer(const struct store_offer *o, void *arg)
@@ -687,6 +688,17 @@ static void basket_redeems_a_code_once_in_its_own_transaction(void **st)
 	assert_int_equal(store_offer_create(f->s, &o, &e), 0);
 	accept_code(f->s, dev, o.id, "9800000000014", true, "9800000000014");
 
+	/* a connection without the offers' rule judges nothing */
+	basket(&b[0], txn_n(69), 5000, hh, 1);
+	use_of(&u[0], "9800000000014");
+	b[0].offers = u;
+	b[0].n_offers = 1;
+	put1(f->s, &b[0], STORE_PUT_CREATED);
+	assert_int_equal(u[0].state, STORE_OFFER_PENDING);
+	assert_int_equal(store_offer_code_get(f->s, "9800000000014", &c, &e), 0);
+	assert_false(c.redeemed);
+	store_set_offer_judge(f->s, offer_verdict);
+
 	/* the first basket redeems it; "carried twice" counts once; a code
 	 * never issued is refused as unknown; the basket is stored anyway */
 	basket(&b[0], txn_n(70), 5000, hh, 1);
@@ -705,7 +717,7 @@ static void basket_redeems_a_code_once_in_its_own_transaction(void **st)
 	assert_int_equal(c.redeemed_ms, 5000);
 	assert_string_equal(c.store, "S1");
 	assert_string_equal(c.hhid, hh);
-	assert_int_equal(store_offer_verdict(&c, 6000), STORE_OFFER_USED);
+	assert_int_equal(offer_verdict(&c, 6000), STORE_OFFER_USED);
 
 	/* the same basket again: a duplicate that redeems nothing twice, and
 	 * says what it redeemed the first time */
@@ -735,6 +747,8 @@ static void redemption_is_judged_at_the_basket_time(void **st)
 	struct store_basket b;
 	int64_t dev = device_of(f->s, 4);
 	pos_err e = { 0 };
+
+	store_set_offer_judge(f->s, offer_verdict);
 
 	offer_of(&o, "of_0000000000000001", "all", 0, 10000);
 	assert_int_equal(store_offer_create(f->s, &o, &e), 0);
@@ -837,6 +851,8 @@ static void next_offers_follow_what_the_household_bought(void **st)
 	int64_t dev = device_of(f->s, 6);
 	int64_t now = 1700000000000LL;
 	pos_err e = { 0 };
+
+	store_set_offer_judge(f->s, offer_verdict);
 
 	new_hhid(hh);
 	offer_of(&o, "of_0000000000000001", "all", 0, 0);
@@ -1039,6 +1055,267 @@ static void v2_database_counts_its_unused_registrations(void **st)
 	assert_int_equal(unused_now(f->s), 0);
 }
 
+static int count_baskets(const struct store_basket *b, void *arg)
+{
+	(void)b;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static int count_offers(const struct store_offer *o, void *arg)
+{
+	(void)o;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static int count_offers_code(const struct store_offer_code *c, void *arg)
+{
+	(void)c;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static int count_next(const struct store_offer *o, bool targeted, void *arg)
+{
+	(void)o;
+	(void)targeted;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static int count_report(const struct store_offer_report_row *r, void *arg)
+{
+	(void)r;
+	(*(int *)arg)++;
+	return 0;
+}
+
+/* Set while the PostgreSQL group runs: f->db is then a DSN. */
+static bool on_pg;
+
+static int open_ro(const char *where, struct store **s, pos_err *e)
+{
+	struct store_where w = { .backend = on_pg ? STORE_POSTGRESQL : STORE_SQLITE,
+				 .path = where, .dsn = where, .readonly = true };
+
+	return store_open_at(&w, s, e);
+}
+
+static void readonly_connection_reads_everything_and_writes_nothing(void **st)
+{
+	struct fx *f = *st;
+	struct store *ro = NULL;
+	struct store_basket b;
+	struct store_household h;
+	struct store_stats stats;
+	struct store_offer o;
+	struct store_history_pos pos = { 0 }, at;
+	unsigned char idx[32], other[32];
+	char hh[DEIDENT_ID_LEN + 1], got[DEIDENT_ID_LEN + 1];
+	int64_t dev = device_of(f->s, 9), id = 0;
+	unsigned char hash[32];
+	struct store_offer_code code;
+	bool created = true, more = false, used = true;
+	long unused = -1;
+	int n = 0;
+	pos_err e = { 0 };
+
+	idx_of(idx, 50);
+	idx_of(other, 51);
+	new_hhid(hh);
+	assert_int_equal(store_link(f->s, idx, hh, &e), 0);
+	basket(&b, txn_n(90), 1000, hh, 3);
+	put1(f->s, &b, STORE_PUT_CREATED);
+	offer_of(&o, "of_0000000000000009", "all", 0, 0);
+	assert_int_equal(store_offer_create(f->s, &o, &e), 0);
+
+	assert_int_equal(open_ro(f->db, &ro, &e), 0);
+	assert_int_equal(store_resolve(ro, idx, false, NULL, got, &created, &e), 0);
+	assert_string_equal(got, hh);
+	assert_false(created);
+	assert_true(store_household_exists(ro, hh));
+	assert_int_equal(store_household(ro, hh, &h, &e), 0);
+	assert_int_equal(h.n_baskets, 1);
+	assert_int_equal(store_history(ro, hh, 0, 0, count_baskets, &n, &e), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(store_history_page(ro, hh, 0, 0, &pos, NULL, 10, count_baskets, &n, &e), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(store_history_seek(ro, hh, 0, 0, NULL, 1, &at, &more, &e), 0);
+	assert_false(more);
+	assert_int_equal(store_stats(ro, &stats, &e), 0);
+	assert_int_equal(stats.baskets, 1);
+	assert_int_equal(store_offer_list(ro, false, 0, count_offers, &n, &e), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(store_offer_get(ro, "of_0000000000000009", &o, &e), 0);
+	assert_string_equal(o.id, "of_0000000000000009");
+	assert_int_equal(store_device_unused(ro, &unused, &e), 0);
+	assert_int_equal(store_device_codes(ro, dev, count_offers_code, &n, &e), 0);
+	memset(hash, 9, sizeof(hash));
+	assert_int_equal(store_device_find(ro, hash, &id, &used, &e), 0);
+	assert_int_equal(id, dev);
+	assert_int_equal(store_offer_code_get(ro, "9800000000014", &code, &e), POS_ENOTFOUND);
+	assert_int_equal(store_offer_next(ro, dev, 0, 5, count_next, &n, &e), 0);
+	assert_int_equal(store_offer_report(ro, count_report, &n, &e), 0);
+	assert_int_equal(store_quick_check(ro, &e), 0);
+	/* reads inside a transaction, too */
+	assert_int_equal(store_begin(ro, &e), 0);
+	assert_int_equal(store_resolve(ro, idx, false, NULL, got, NULL, &e), 0);
+	assert_int_equal(store_commit(ro, &e), 0);
+
+	/* every write is refused and changes nothing */
+	assert_true(store_resolve(ro, other, true, NULL, got, &created, &e) < 0);
+	assert_true(store_audit(ro, "cli:alice", "x", "y", &e) < 0);
+	assert_true(store_device_add(ro, idx, 5, &id, &e) < 0);
+	basket(&b, txn_n(91), 2000, hh, 1);
+	assert_true(store_put_baskets(ro, &b, 1, &(enum store_put_result){ 0 }, &e) < 0);
+	store_close(ro);
+	assert_int_equal(store_resolve(f->s, other, false, NULL, got, NULL, &e), POS_ENOTFOUND);
+	assert_int_equal(store_stats(f->s, &stats, &e), 0);
+	assert_int_equal(stats.baskets, 1);
+}
+
+static void readonly_connection_refuses_other_schemas(void **st)
+{
+	struct fx *f = *st;
+	struct store *ro = NULL;
+	char path[192];
+	sqlite3 *db;
+	pos_err e = { 0 };
+
+	store_close(f->s);
+	f->s = NULL;
+	/* older: the writer has not migrated it yet */
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DELETE FROM schema_version WHERE version > 5", NULL, NULL,
+				      NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(open_ro(f->db, &ro, &e), POS_EDB);
+	assert_null(ro);
+	assert_non_null(strstr(e.msg, "v5 is older"));
+	assert_int_equal(schema_version(f->db), 5); /* nothing migrated */
+	/* newer: written by a later program */
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "INSERT INTO schema_version VALUES (99)", NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(open_ro(f->db, &ro, &e), POS_EDB);
+	assert_null(ro);
+	assert_non_null(strstr(e.msg, "v99 is newer"));
+	/* none: a reader creates nothing */
+	snprintf(path, sizeof(path), "%s/none.db", f->dir);
+	assert_true(open_ro(path, &ro, &e) < 0);
+	assert_null(ro);
+	assert_int_equal(access(path, F_OK), -1);
+}
+
+/* ---------------------------------------------------------------- PostgreSQL
+ * The tests that do not open the SQLite file themselves run again on a
+ * fresh database of the throwaway cluster tests/pg/pgctl keeps under
+ * $BUILD/pg, when this build and machine have PostgreSQL. */
+
+/* The DSN of a fresh, empty database; -1 when there is no cluster. */
+static int pg_fresh(char *out, size_t cap)
+{
+	const char *build = getenv("BUILD");
+	char cmd[512], line[256];
+	FILE *p;
+
+	out[0] = '\0';
+	if (access("tests/pg/pgctl", X_OK) != 0)
+		return -1;
+	snprintf(cmd, sizeof(cmd), "tests/pg/pgctl fresh %s/pg test_store 2>/dev/null",
+		 build && build[0] ? build : "build");
+	if (!(p = popen(cmd, "r")))
+		return -1;
+	while (fgets(line, sizeof(line), p))
+		if (line[0] && line[0] != '\n')
+			snprintf(out, cap, "%.*s", (int)strcspn(line, "\n"), line);
+	return pclose(p) == 0 && out[0] ? 0 : -1;
+}
+
+static int setup_pg(void **st)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	struct store_where w = { .backend = STORE_POSTGRESQL };
+	pos_err e = { 0 };
+
+	assert_non_null(f);
+	assert_int_equal(pg_fresh(f->db, sizeof(f->db)), 0);
+	w.dsn = f->db;
+	assert_int_equal(store_open_at(&w, &f->s, &e), 0);
+	*st = f;
+	return 0;
+}
+
+static int teardown_pg(void **st)
+{
+	struct fx *f = *st;
+
+	store_close(f->s);
+	free(f);
+	return 0;
+}
+
+/* Whether the PostgreSQL group can run; why not in why. */
+static bool pg_usable(char *why, size_t cap)
+{
+	struct store_where w = { .backend = STORE_POSTGRESQL };
+	struct store *s = NULL;
+	char dsn[128];
+	pos_err e = { 0 };
+
+	if (pg_fresh(dsn, sizeof(dsn)) < 0) {
+		snprintf(why, cap, "no PostgreSQL cluster (tests/pg/pgctl)");
+		return false;
+	}
+	w.dsn = dsn;
+	if (store_open_at(&w, &s, &e) < 0) {
+		snprintf(why, cap, "%s", e.msg);
+		return false;
+	}
+	store_close(s);
+	return true;
+}
+
+static int run_pg(void)
+{
+#define P(fn) cmocka_unit_test_setup_teardown(fn, setup_pg, teardown_pg)
+	const struct CMUnitTest tests[] = {
+		P(resolve_unknown_without_auto_enrol_is_not_found),
+		P(resolve_auto_enrols_once_then_finds_same_household),
+		P(link_to_another_household_conflicts_and_changes_nothing),
+		P(unlink_removes_link_and_second_unlink_is_not_found),
+		P(batch_transaction_keeps_good_links_when_one_conflicts),
+		P(put_same_txn_is_duplicate_other_digest_is_conflict),
+		P(unresolved_basket_is_stored_without_household),
+		P(bad_basket_fails_whole_batch_before_storing),
+		P(history_is_newest_first_and_to_is_exclusive),
+		P(every_item_of_a_long_basket_comes_back_in_order),
+		P(merge_moves_links_and_baskets_and_removes_source),
+		P(merged_away_household_still_exists_for_spooled_baskets),
+		P(readonly_connection_reads_everything_and_writes_nothing),
+		P(offers_are_created_listed_and_ended_once),
+		P(open_offer_list_honours_dates_and_end),
+		P(accepting_twice_returns_the_first_code_and_codes_are_unique),
+		P(basket_redeems_a_code_once_in_its_own_transaction),
+		P(redemption_is_judged_at_the_basket_time),
+		P(conflicting_basket_redeems_nothing),
+		P(next_offers_follow_what_the_household_bought),
+		P(unused_registrations_are_counted_until_used_and_expire),
+	};
+	char why[256];
+
+	if (!pg_usable(why, sizeof(why))) {
+		printf("# PostgreSQL group skipped: %s\n", why);
+		return 0;
+	}
+	on_pg = true;
+	return cmocka_run_group_tests_name("store on PostgreSQL", tests, NULL, NULL);
+#undef P
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1057,6 +1334,8 @@ int main(void)
 		T(audit_rows_are_kept),
 		T(reopen_keeps_data_and_schema_file_is_0600),
 		T(newer_schema_is_refused),
+		T(readonly_connection_reads_everything_and_writes_nothing),
+		T(readonly_connection_refuses_other_schemas),
 		T(history_uses_index_not_a_sort),
 		T(merged_away_household_still_exists_for_spooled_baskets),
 		T(offers_are_created_listed_and_ended_once),
@@ -1070,5 +1349,7 @@ int main(void)
 		T(unused_registrations_are_counted_until_used_and_expire),
 		T(v2_database_counts_its_unused_registrations),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	int rc = cmocka_run_group_tests(tests, NULL, NULL);
+
+	return rc + run_pg();
 }
