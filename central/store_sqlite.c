@@ -12,7 +12,6 @@
 
 #include "dbfile.h"
 #include "store_impl.h"
-#include "store_sqlite.h"
 
 /*
  * What only the SQLite store has: quick_check, the online backup, WAL
@@ -221,55 +220,4 @@ int store_checkpoint(struct store *s, int min_frames, pos_err *e)
 int64_t store_sqlite_last_id(struct store *s)
 {
 	return sqlite3_last_insert_rowid(sq_handle(s));
-}
-
-/* ---------------------------------------------------------------- for store files on SQLite's API */
-
-sqlite3 *store_sqlite_db(struct store *s)
-{
-	return sq_handle(s);
-}
-
-int store_sqlite_unit_begin(struct store *s, pos_err *e)
-{
-	return store_unit_begin(s, e);
-}
-
-int store_sqlite_unit_finish(struct store *s, int rc, pos_err *e)
-{
-	return store_unit_finish(s, rc, e);
-}
-
-int store_sqlite_err(struct store *s, int rc, const char *what, pos_err *e)
-{
-	return store_dberr(s, rc, what, e);
-}
-
-int store_sqlite_prepare(struct store *s, const char *sql, sqlite3_stmt **st, pos_err *e)
-{
-	sqlite3 *db = sq_handle(s);
-	int rc;
-
-	if (!db) {
-		*st = NULL;
-		return err_set(e, POS_EINVAL, "store: this statement needs the SQLite backend");
-	}
-	rc = sqlite3_prepare_v2(db, sql, -1, st, NULL);
-	if (rc != SQLITE_OK) {
-		*st = NULL;
-		return store_dberr(s, rc, "prepare", e);
-	}
-	return 0;
-}
-
-void store_sqlite_text(sqlite3_stmt *st, int i, char *out, size_t cap)
-{
-	const unsigned char *v = sqlite3_column_text(st, i);
-	size_t n = v ? (size_t)sqlite3_column_bytes(st, i) : 0;
-
-	if (n >= cap)
-		n = cap - 1;
-	if (n)
-		memcpy(out, v, n);
-	out[n] = '\0';
 }
