@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "store_impl.h"
 #include "store_sqlite.h"
 
 /*
@@ -381,4 +382,577 @@ int store_analyst_funnel(struct store *s,
 	rc = sa_end(s, rc, "funnel", e);
 	sqlite3_finalize(st);
 	return rc;
+}
+
+/* ------------------------------------------------------------ folded tables */
+
+/*
+ * analyst_items and analyst_visits (schema v8) hold a bit per day: a
+ * day is ts / 86400000 (UTC), kept in block day / SA_BLK_DAYS at bit
+ * day % SA_BLK_DAYS of a SA_MASK-byte blob. One row per item, household,
+ * block and store, however many times it was bought: a cohort reads one
+ * row per household, its also_bought one per household and item.
+ */
+#define SA_BLK_DAYS 512
+#define SA_MASK (SA_BLK_DAYS / 8)
+#define SA_DAY_MS 86400000LL
+#define SA_HHID_MAX 40
+#define SA_STORE_MAX 65
+#define SA_GTIN_MAX 15
+#define SA_OPEN_DAY (1LL << 40)
+
+static const char SQL_FOLD_MARK[] = "SELECT basket_id FROM analyst_fold WHERE id = 1";
+static const char SQL_FOLD_TOP[] = "SELECT coalesce(max(id), 0) FROM baskets";
+static const char SQL_FOLD_ITEMS[] =
+	"SELECT i.gtin, b.hhid, b.store, b.ts FROM baskets b JOIN items i ON i.basket_id = b.id "
+	"WHERE b.id > ?1 AND b.id <= ?2 AND b.hhid IS NOT NULL "
+	"ORDER BY i.gtin, b.hhid, b.store, b.ts";
+static const char SQL_FOLD_VISITS[] =
+	"SELECT '', b.hhid, b.store, b.ts FROM baskets b "
+	"WHERE b.id > ?1 AND b.id <= ?2 AND b.hhid IS NOT NULL ORDER BY b.hhid, b.store, b.ts";
+static const char SQL_ITEMS_GET[] =
+	"SELECT days FROM analyst_items WHERE gtin = ?1 AND hhid = ?2 AND blk = ?3 AND store = ?4";
+static const char SQL_ITEMS_PUT[] =
+	"INSERT INTO analyst_items(gtin, hhid, blk, store, days) VALUES (?1, ?2, ?3, ?4, ?5) "
+	"ON CONFLICT (gtin, hhid, blk, store) DO UPDATE SET days = excluded.days";
+static const char SQL_VISITS_GET[] =
+	"SELECT days FROM analyst_visits WHERE hhid = ?1 AND blk = ?2 AND store = ?3";
+static const char SQL_VISITS_PUT[] =
+	"INSERT INTO analyst_visits(hhid, blk, store, days) VALUES (?1, ?2, ?3, ?4) "
+	"ON CONFLICT (hhid, blk, store) DO UPDATE SET days = excluded.days";
+static const char SQL_FOLD_SET[] =
+	"UPDATE analyst_fold SET basket_id = ?1, updated = ?2 WHERE id = 1";
+
+/* One row of a folded table being built: its key and its days. */
+struct sa_cell {
+	char gtin[SA_GTIN_MAX], hhid[SA_HHID_MAX], store[SA_STORE_MAX];
+	int64_t blk;
+	unsigned char days[SA_MASK];
+};
+
+struct sa_cells {
+	struct sa_cell *v;
+	size_t n, cap;
+};
+
+static int64_t sa_day(int64_t ts_ms)
+{
+	return ts_ms >= 0 ? ts_ms / SA_DAY_MS : 0;
+}
+
+static int sa_one_int(struct db_stmt *st, void *arg)
+{
+	*(int64_t *)arg = db_col_int64(st, 0);
+	return 0;
+}
+
+/* Rows (gtin, hhid, store, ts) in key order: one cell per key and block. */
+static int sa_cell_row(struct db_stmt *st, void *arg)
+{
+	struct sa_cells *c = arg;
+	const char *g = db_col_text(st, 0), *h = db_col_text(st, 1), *so = db_col_text(st, 2);
+	int64_t day = sa_day(db_col_int64(st, 3)), blk = day / SA_BLK_DAYS;
+	struct sa_cell *x = c->n ? &c->v[c->n - 1] : NULL;
+
+	g = g ? g : "";
+	h = h ? h : "";
+	so = so ? so : "";
+	if (!x || x->blk != blk || strcmp(x->gtin, g) != 0 || strcmp(x->hhid, h) != 0 ||
+	    strcmp(x->store, so) != 0) {
+		if (c->n == c->cap) {
+			size_t nc = c->cap ? c->cap * 2 : 256;
+			struct sa_cell *nv = realloc(c->v, nc * sizeof *nv);
+
+			if (!nv)
+				return POS_ENOMEM;
+			c->v = nv;
+			c->cap = nc;
+		}
+		x = &c->v[c->n++];
+		memset(x, 0, sizeof *x);
+		snprintf(x->gtin, sizeof x->gtin, "%s", g);
+		snprintf(x->hhid, sizeof x->hhid, "%s", h);
+		snprintf(x->store, sizeof x->store, "%s", so);
+		x->blk = blk;
+	}
+	x->days[(day % SA_BLK_DAYS) / 8] |= (unsigned char)(1u << (day % 8));
+	return 0;
+}
+
+static int sa_mask_row(struct db_stmt *st, void *arg)
+{
+	size_t n = 0;
+	const unsigned char *p = db_col_blob(st, 0, &n);
+
+	for (size_t i = 0; p && i < n && i < SA_MASK; i++)
+		((unsigned char *)arg)[i] |= p[i];
+	return 0;
+}
+
+/* ORs each cell into its stored row (items: with a GTIN, else visits). */
+static int sa_cells_put(struct store *s, const struct sa_cells *c, bool items, pos_err *e)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		struct sa_cell x = c->v[i];
+		struct db_stmt *get = store_q(s, items ? SQL_ITEMS_GET : SQL_VISITS_GET, e);
+		struct db_stmt *put;
+		int rc, k = 1;
+
+		if (!get)
+			return e->code ? e->code : POS_EDB;
+		if (items)
+			db_bind_text(get, k++, x.gtin);
+		db_bind_text(get, k++, x.hhid);
+		db_bind_int64(get, k++, x.blk);
+		db_bind_text(get, k, x.store);
+		if ((rc = db_each(get, sa_mask_row, x.days, e)) < 0)
+			return rc;
+		if (!(put = store_q(s, items ? SQL_ITEMS_PUT : SQL_VISITS_PUT, e)))
+			return e->code ? e->code : POS_EDB;
+		k = 1;
+		if (items)
+			db_bind_text(put, k++, x.gtin);
+		db_bind_text(put, k++, x.hhid);
+		db_bind_int64(put, k++, x.blk);
+		db_bind_text(put, k++, x.store);
+		db_bind_blob(put, k, x.days, sizeof x.days);
+		if ((rc = db_run(put, e)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int sa_fold_read(struct store *s, const char *sql, int64_t lo, int64_t hi,
+			struct sa_cells *c, pos_err *e)
+{
+	struct db_stmt *st = store_q(s, sql, e);
+	int rc;
+
+	if (!st)
+		return e->code ? e->code : POS_EDB;
+	db_bind_int64(st, 1, lo);
+	db_bind_int64(st, 2, hi);
+	rc = db_each(st, sa_cell_row, c, e);
+	if (rc == POS_ENOMEM)
+		rc = err_set(e, POS_ENOMEM, "analyst fold: out of memory");
+	return rc;
+}
+
+int store_analyst_fold(struct store *s, long max, int64_t now_ms, long *folded, bool *more,
+		       pos_err *e)
+{
+	struct sa_cells items = { 0 }, visits = { 0 };
+	struct db_stmt *st;
+	int64_t mark = 0, top = 0, hi;
+	int rc;
+
+	*folded = 0;
+	*more = false;
+	if (max < 1)
+		return err_set(e, POS_EINVAL, "analyst fold: the batch must be at least 1 basket");
+	if ((rc = store_unit_begin(s, e)) < 0)
+		return rc;
+	if (!(st = store_q(s, SQL_FOLD_MARK, e)) || (rc = db_each(st, sa_one_int, &mark, e)) < 0 ||
+	    !(st = store_q(s, SQL_FOLD_TOP, e)) || (rc = db_each(st, sa_one_int, &top, e)) < 0)
+		goto out;
+	hi = mark + max < top ? mark + max : top;
+	if (hi <= mark)
+		goto out;
+	if ((rc = sa_fold_read(s, SQL_FOLD_ITEMS, mark, hi, &items, e)) < 0 ||
+	    (rc = sa_fold_read(s, SQL_FOLD_VISITS, mark, hi, &visits, e)) < 0 ||
+	    (rc = sa_cells_put(s, &items, true, e)) < 0 ||
+	    (rc = sa_cells_put(s, &visits, false, e)) < 0)
+		goto out;
+	if (!(st = store_q(s, SQL_FOLD_SET, e)))
+		goto out;
+	db_bind_int64(st, 1, hi);
+	db_bind_int64(st, 2, now_ms);
+	if ((rc = db_run(st, e)) < 0)
+		goto out;
+	*folded = (long)(hi - mark);
+	*more = hi < top;
+out:
+	if (!st && rc >= 0)
+		rc = e->code ? e->code : POS_EDB;
+	free(items.v);
+	free(visits.v);
+	return store_unit_finish(s, rc, e);
+}
+
+/* The first (or last) day bit set in [lo, hi) of m, else -1. */
+static int sa_bit_first(const unsigned char *m, int lo, int hi)
+{
+	for (int i = lo; i < hi;) {
+		if ((i & 7) == 0 && i + 8 <= hi && !m[i >> 3]) {
+			i += 8;
+			continue;
+		}
+		if ((m[i >> 3] >> (i & 7)) & 1)
+			return i;
+		i++;
+	}
+	return -1;
+}
+
+static int sa_bit_last(const unsigned char *m, int lo, int hi)
+{
+	for (int i = hi - 1; i >= lo;) {
+		if ((i & 7) == 7 && i - 7 >= lo && !m[i >> 3]) {
+			i -= 8;
+			continue;
+		}
+		if ((m[i >> 3] >> (i & 7)) & 1)
+			return i;
+		i--;
+	}
+	return -1;
+}
+
+/* The days of a row's block within the filter: [*lo, *hi) bit indices. */
+static bool sa_span(const struct store_analyst_days *f, int64_t blk, int *lo, int *hi)
+{
+	int64_t base = blk * SA_BLK_DAYS, from = f->from_day, to = f->to_day ? f->to_day : SA_OPEN_DAY;
+
+	*lo = from > base ? (int)(from - base < SA_BLK_DAYS ? from - base : SA_BLK_DAYS) : 0;
+	*hi = to - base < SA_BLK_DAYS ? (to > base ? (int)(to - base) : 0) : SA_BLK_DAYS;
+	return *lo < *hi;
+}
+
+static void sa_bind_days(struct db_stmt *st, int i, const struct store_analyst_days *f)
+{
+	int64_t to = f->to_day ? f->to_day : SA_OPEN_DAY;
+
+	db_bind_int64(st, i, f->from_day / SA_BLK_DAYS);
+	db_bind_int64(st, i + 1, (to - 1) / SA_BLK_DAYS);
+	db_bind_opt_text(st, i + 2, f->store);
+}
+
+static const char SQL_DAYS_COHORT[] =
+	"SELECT hhid, blk, days FROM analyst_items WHERE gtin = ?1 AND blk >= ?2 AND blk <= ?3 "
+	"AND (?4 IS NULL OR store = ?4) ORDER BY hhid";
+static const char SQL_DAYS_POP[] =
+	"SELECT hhid, blk, days FROM analyst_visits WHERE blk >= ?1 AND blk <= ?2 "
+	"AND (?3 IS NULL OR store = ?3) ORDER BY hhid";
+static const char SQL_DAYS_ALSO[] =
+	"SELECT gtin, hhid, blk, days FROM analyst_items WHERE blk >= ?1 AND blk <= ?2 "
+	"AND (?3 IS NULL OR store = ?3) ORDER BY gtin, hhid";
+static const char SQL_ITEM_NAME[] = "SELECT name FROM item_master WHERE gtin = ?1";
+
+/* Households in key order, each with its first and last day within the
+ * filter (-1 while none). */
+struct sa_hh {
+	const struct store_analyst_days *f;
+	char cur[SA_HHID_MAX];
+	int64_t first, last;
+	char (*hh)[SA_HHID_MAX]; /* kept when keep */
+	int *a, *b;
+	size_t n, cap;
+	bool keep, failed;
+};
+
+static int sa_hh_flush(struct sa_hh *x)
+{
+	if (x->first < 0)
+		return 0;
+	if (x->n == x->cap) {
+		size_t nc = x->cap ? x->cap * 2 : 256;
+		int *na = realloc(x->a, nc * sizeof *na), *nb;
+
+		if (na)
+			x->a = na;
+		nb = na ? realloc(x->b, nc * sizeof *nb) : NULL;
+		if (nb)
+			x->b = nb;
+		if (nb && x->keep) {
+			char(*nh)[SA_HHID_MAX] = realloc(x->hh, nc * sizeof *nh);
+
+			if (!nh)
+				nb = NULL;
+			else
+				x->hh = nh;
+		}
+		if (!na || !nb)
+			return POS_ENOMEM;
+		x->cap = nc;
+	}
+	x->a[x->n] = (int)x->first;
+	x->b[x->n] = (int)x->last;
+	if (x->keep)
+		memcpy(x->hh[x->n], x->cur, SA_HHID_MAX);
+	x->n++;
+	x->first = x->last = -1;
+	return 0;
+}
+
+/* Rows (hhid, blk, days) ordered by hhid. */
+static int sa_hh_row(struct db_stmt *st, void *arg)
+{
+	struct sa_hh *x = arg;
+	const char *h = db_col_text(st, 0);
+	int64_t blk = db_col_int64(st, 1);
+	size_t len = 0;
+	const unsigned char *m = db_col_blob(st, 2, &len);
+	int lo, hi, a, b;
+
+	h = h ? h : "";
+	if (strcmp(h, x->cur) != 0) {
+		if (sa_hh_flush(x) < 0)
+			return POS_ENOMEM;
+		snprintf(x->cur, sizeof x->cur, "%s", h);
+	}
+	if (!m || len != SA_MASK || !sa_span(x->f, blk, &lo, &hi))
+		return 0;
+	if ((a = sa_bit_first(m, lo, hi)) < 0)
+		return 0;
+	b = sa_bit_last(m, lo, hi);
+	if (x->first < 0 || blk * SA_BLK_DAYS + a < x->first)
+		x->first = blk * SA_BLK_DAYS + a;
+	if (blk * SA_BLK_DAYS + b > x->last)
+		x->last = blk * SA_BLK_DAYS + b;
+	return 0;
+}
+
+static int sa_hh_walk(struct store *s, const char *sql, const struct store_analyst_days *f,
+		      struct sa_hh *x, pos_err *e)
+{
+	struct db_stmt *st = store_q(s, sql, e);
+	int rc, i = 1;
+
+	x->f = f;
+	x->first = x->last = -1;
+	if (!st)
+		return e->code ? e->code : POS_EDB;
+	if (sql == SQL_DAYS_COHORT)
+		db_bind_text(st, i++, f->gtin ? f->gtin : "");
+	sa_bind_days(st, i, f);
+	if ((rc = db_each(st, sa_hh_row, x, e)) >= 0)
+		rc = sa_hh_flush(x);
+	if (rc == POS_ENOMEM)
+		rc = err_set(e, POS_ENOMEM, "cohort: out of memory");
+	return rc;
+}
+
+int store_analyst_days_cohort(struct store *s, const struct store_analyst_days *f, int **first,
+			      int **last, size_t *n, pos_err *e)
+{
+	struct sa_hh x = { 0 };
+	int rc = sa_hh_walk(s, SQL_DAYS_COHORT, f, &x, e);
+
+	*first = *last = NULL;
+	*n = 0;
+	if (rc < 0) {
+		free(x.a);
+		free(x.b);
+		return rc;
+	}
+	*first = x.a;
+	*last = x.b;
+	*n = x.n;
+	return 0;
+}
+
+int store_analyst_days_population(struct store *s, const struct store_analyst_days *f, long *n,
+				  pos_err *e)
+{
+	struct sa_hh x = { 0 };
+	int rc = sa_hh_walk(s, SQL_DAYS_POP, f, &x, e);
+
+	*n = rc < 0 ? 0 : (long)x.n;
+	free(x.a);
+	free(x.b);
+	return rc < 0 ? rc : 0;
+}
+
+/* Per other item: its households in the filter, and those of the cohort. */
+struct sa_also_gtin {
+	char gtin[SA_GTIN_MAX];
+	long cohort, population;
+};
+
+struct sa_also {
+	const struct store_analyst_days *f;
+	const char (*hh)[SA_HHID_MAX]; /* the cohort, sorted */
+	size_t nhh;
+	struct sa_also_gtin *v;
+	size_t n, cap;
+	char gtin[SA_GTIN_MAX], hhid[SA_HHID_MAX];
+	bool counted; /* (gtin, hhid) already counted */
+};
+
+static int sa_hh_cmp(const void *x, const void *y)
+{
+	return strcmp((const char *)x, (const char *)y);
+}
+
+static int sa_also_row(struct db_stmt *st, void *arg)
+{
+	struct sa_also *x = arg;
+	const char *g = db_col_text(st, 0), *h = db_col_text(st, 1);
+	int64_t blk = db_col_int64(st, 2);
+	size_t len = 0;
+	const unsigned char *m = db_col_blob(st, 3, &len);
+	struct sa_also_gtin *cur;
+	int lo, hi;
+
+	g = g ? g : "";
+	h = h ? h : "";
+	if (x->f->gtin && strcmp(g, x->f->gtin) == 0)
+		return 0;
+	if (strcmp(g, x->gtin) != 0) {
+		if (x->n == x->cap) {
+			size_t nc = x->cap ? x->cap * 2 : 256;
+			struct sa_also_gtin *nv = realloc(x->v, nc * sizeof *nv);
+
+			if (!nv)
+				return POS_ENOMEM;
+			x->v = nv;
+			x->cap = nc;
+		}
+		memset(&x->v[x->n], 0, sizeof x->v[x->n]);
+		snprintf(x->v[x->n].gtin, sizeof x->v[x->n].gtin, "%s", g);
+		x->n++;
+		snprintf(x->gtin, sizeof x->gtin, "%s", g);
+		x->hhid[0] = '\0';
+		x->counted = false;
+	}
+	if (strcmp(h, x->hhid) != 0) {
+		snprintf(x->hhid, sizeof x->hhid, "%s", h);
+		x->counted = false;
+	}
+	if (x->counted || !m || len != SA_MASK || !sa_span(x->f, blk, &lo, &hi) ||
+	    sa_bit_first(m, lo, hi) < 0)
+		return 0;
+	x->counted = true;
+	cur = &x->v[x->n - 1];
+	cur->population++;
+	if (x->nhh && bsearch(x->hhid, x->hh, x->nhh, SA_HHID_MAX, sa_hh_cmp))
+		cur->cohort++;
+	return 0;
+}
+
+static int sa_also_cmp(const void *p, const void *q)
+{
+	const struct sa_also_gtin *a = p, *b = q;
+
+	if (a->cohort != b->cohort)
+		return a->cohort > b->cohort ? -1 : 1;
+	return strcmp(a->gtin, b->gtin);
+}
+
+static int sa_name_row(struct db_stmt *st, void *arg)
+{
+	db_col_copy(st, 0, arg, 256);
+	return 0;
+}
+
+int store_analyst_days_also(struct store *s, const struct store_analyst_days *f,
+			    int (*cb)(const struct store_analyst_other *o, void *arg), void *arg,
+			    pos_err *e)
+{
+	struct sa_hh c = { .keep = true };
+	struct sa_also x = { .f = f };
+	struct db_stmt *st;
+	char name[256];
+	size_t shown = 0;
+	int rc;
+
+	if ((rc = sa_hh_walk(s, SQL_DAYS_COHORT, f, &c, e)) < 0)
+		goto out;
+	if (c.n)
+		qsort(c.hh, c.n, SA_HHID_MAX, sa_hh_cmp);
+	x.hh = (const char(*)[SA_HHID_MAX])c.hh;
+	x.nhh = c.n;
+	if (!(st = store_q(s, SQL_DAYS_ALSO, e))) {
+		rc = e->code ? e->code : POS_EDB;
+		goto out;
+	}
+	sa_bind_days(st, 1, f);
+	if ((rc = db_each(st, sa_also_row, &x, e)) < 0) {
+		if (rc == POS_ENOMEM)
+			rc = err_set(e, POS_ENOMEM, "cohort: out of memory");
+		goto out;
+	}
+	if (x.n)
+		qsort(x.v, x.n, sizeof *x.v, sa_also_cmp);
+	for (size_t i = 0; i < x.n && x.v[i].cohort > 0; i++) {
+		struct store_analyst_other o = {
+			.gtin = x.v[i].gtin,
+			.name = name,
+			.cohort = x.v[i].cohort,
+			.population = x.v[i].population,
+		};
+		int crc;
+
+		name[0] = '\0';
+		if (!(st = store_q(s, SQL_ITEM_NAME, e))) {
+			rc = e->code ? e->code : POS_EDB;
+			goto out;
+		}
+		db_bind_text(st, 1, x.v[i].gtin);
+		if ((rc = db_each(st, sa_name_row, name, e)) < 0)
+			goto out;
+		if ((crc = cb(&o, arg)) < 0) {
+			rc = err_set(e, crc, "cohort: out of memory");
+			goto out;
+		}
+		shown++;
+	}
+	rc = 0;
+out:
+	free(c.a);
+	free(c.b);
+	free(c.hh);
+	free(x.v);
+	return rc;
+}
+
+static const char SQL_OFFER_MOVES[] =
+	"SELECT o.title, r.hhid, r.code, "
+	"  coalesce(sum(CASE WHEN b.ts < r.ts THEN i.price_cents ELSE 0 END), 0), "
+	"  coalesce(sum(CASE WHEN b.ts >= r.ts THEN i.price_cents ELSE 0 END), 0) "
+	"FROM offer_redemptions r JOIN offer_codes c ON c.code = r.code "
+	"JOIN offers o ON o.id = c.offer_id "
+	"LEFT JOIN baskets b ON b.hhid = r.hhid AND b.ts >= r.ts - ?2 AND b.ts < r.ts + ?2 "
+	"LEFT JOIN items i ON i.basket_id = b.id "
+	"WHERE c.offer_id = ?1 AND r.hhid IS NOT NULL "
+	"GROUP BY o.title, r.hhid, r.code, r.ts ORDER BY r.hhid";
+static const char SQL_OFFER_TITLE[] = "SELECT title FROM offers WHERE id = ?1";
+
+static int sa_move_row(struct db_stmt *st, void *arg)
+{
+	struct store_analyst_move *m = arg;
+	const char *h = db_col_text(st, 1);
+
+	db_col_copy(st, 0, m->title, sizeof m->title);
+	/* Rows come by household: a household that redeemed twice counts once. */
+	if (h && strcmp(h, m->last_hhid) != 0) {
+		m->households++;
+		snprintf(m->last_hhid, sizeof m->last_hhid, "%s", h);
+	}
+	m->redemptions++;
+	m->before_cents += db_col_int64(st, 3);
+	m->after_cents += db_col_int64(st, 4);
+	return 0;
+}
+
+int store_analyst_offer_moves(struct store *s, const char *offer_id, int64_t window_ms,
+			      struct store_analyst_move *out, pos_err *e)
+{
+	struct db_stmt *st;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if (!(st = store_q(s, SQL_OFFER_TITLE, e)))
+		return e->code ? e->code : POS_EDB;
+	db_bind_text(st, 1, offer_id);
+	out->title[0] = '\1';
+	if ((rc = db_each(st, sa_name_row, out->title, e)) < 0)
+		return rc;
+	if (out->title[0] == '\1')
+		return err_set(e, POS_ENOTFOUND, "no offer has this id");
+	if (!(st = store_q(s, SQL_OFFER_MOVES, e)))
+		return e->code ? e->code : POS_EDB;
+	db_bind_text(st, 1, offer_id);
+	db_bind_int64(st, 2, window_ms);
+	return db_each(st, sa_move_row, out, e);
 }

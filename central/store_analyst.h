@@ -7,6 +7,7 @@
  * live in analyst.c. Same connection rules as store.h; read-only.
  */
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "err.h"
@@ -65,5 +66,45 @@ struct store_analyst_funnel {
 int store_analyst_funnel(struct store *s,
 			 int (*cb)(const struct store_analyst_funnel *f, void *arg), void *arg,
 			 pos_err *e);
+
+/* The folded tables (schema v8): a cohort's days, its population and
+ * what else it bought read them, not the item lines. A filter of days
+ * since 1970-01-01 UTC: [from_day, to_day) (to_day 0: open), at store
+ * (NULL: any). */
+struct store_analyst_days {
+	const char *gtin; /* GTIN-14; ignored by the population */
+	int64_t from_day, to_day;
+	const char *store;
+};
+
+/* Folds baskets past the fold's mark into the folded tables, at most max
+ * of them, in one write unit; *folded: how many, *more: whether baskets
+ * are left. Runs on a writing connection (serve's writer, the CLI). */
+int store_analyst_fold(struct store *s, long max, int64_t now_ms, long *folded, bool *more,
+		       pos_err *e);
+
+/* As store_analyst_cohort, folded: first and last are days, not months. */
+int store_analyst_days_cohort(struct store *s, const struct store_analyst_days *f, int **first,
+			      int **last, size_t *n, pos_err *e);
+/* As store_analyst_population, folded. */
+int store_analyst_days_population(struct store *s, const struct store_analyst_days *f, long *n,
+				  pos_err *e);
+/* As store_analyst_also, folded: the most bought first, then by GTIN;
+ * o->name "" for an item not in the item master. */
+int store_analyst_days_also(struct store *s, const struct store_analyst_days *f,
+			    int (*cb)(const struct store_analyst_other *o, void *arg), void *arg,
+			    pos_err *e);
+
+/* The households that redeemed an offer, and their spend (the sum of
+ * their item prices) in the window_ms before and after each redemption
+ * (the redeeming basket counts as after). POS_ENOTFOUND: no such offer. */
+struct store_analyst_move {
+	char title[256];
+	long households, redemptions;
+	long long before_cents, after_cents;
+	char last_hhid[40]; /* the walk's scratch */
+};
+int store_analyst_offer_moves(struct store *s, const char *offer_id, int64_t window_ms,
+			      struct store_analyst_move *out, pos_err *e);
 
 #endif

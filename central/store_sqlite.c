@@ -460,6 +460,31 @@ static const char *const store_migrations[] = {
 	"  last_error TEXT,"
 	"  updated INTEGER NOT NULL"
 	") WITHOUT ROWID;",
+	/* v8: the analysts' cohorts read folded tables, not the item lines:
+	 * per item, household, 512-day block and store, a bit per day it
+	 * was bought; per household, block and store, a bit per day it
+	 * shopped; and how far the fold has read (store_analyst_fold). */
+	"CREATE TABLE analyst_items ("
+	"  gtin TEXT NOT NULL,"
+	"  hhid TEXT NOT NULL,"
+	"  blk INTEGER NOT NULL,"
+	"  store TEXT NOT NULL,"
+	"  days BLOB NOT NULL,"
+	"  PRIMARY KEY (gtin, hhid, blk, store)"
+	") WITHOUT ROWID;"
+	"CREATE TABLE analyst_visits ("
+	"  hhid TEXT NOT NULL,"
+	"  blk INTEGER NOT NULL,"
+	"  store TEXT NOT NULL,"
+	"  days BLOB NOT NULL,"
+	"  PRIMARY KEY (hhid, blk, store)"
+	") WITHOUT ROWID;"
+	"CREATE TABLE analyst_fold ("
+	"  id INTEGER PRIMARY KEY CHECK (id = 1),"
+	"  basket_id INTEGER NOT NULL,"
+	"  updated INTEGER NOT NULL"
+	");"
+	"INSERT INTO analyst_fold VALUES (1, 0, 0);",
 };
 
 #define STORE_VERSION ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
