@@ -777,6 +777,7 @@ struct sa_also {
 	size_t n, cap;
 	char gtin[SA_GTIN_MAX], hhid[SA_HHID_MAX];
 	bool counted; /* (gtin, hhid) already counted */
+	size_t at;    /* the cohort walked up to hhid */
 };
 
 static int sa_hh_cmp(const void *x, const void *y)
@@ -784,15 +785,18 @@ static int sa_hh_cmp(const void *x, const void *y)
 	return strcmp((const char *)x, (const char *)y);
 }
 
+/* Rows (gtin, hhid, blk, days) ordered by gtin then hhid, in the byte
+ * order the cohort was sorted in: the cohort is walked alongside, so
+ * each row costs one comparison at most. */
 static int sa_also_row(struct db_stmt *st, void *arg)
 {
 	struct sa_also *x = arg;
 	const char *g = db_col_text(st, 0), *h = db_col_text(st, 1);
 	int64_t blk = db_col_int64(st, 2);
-	size_t len = 0;
-	const unsigned char *m = db_col_blob(st, 3, &len);
+	size_t len = 0, hl;
+	const unsigned char *m;
 	struct sa_also_gtin *cur;
-	int lo, hi;
+	int lo, hi, c = 1;
 
 	g = g ? g : "";
 	h = h ? h : "";
@@ -814,18 +818,30 @@ static int sa_also_row(struct db_stmt *st, void *arg)
 		snprintf(x->gtin, sizeof x->gtin, "%s", g);
 		x->hhid[0] = '\0';
 		x->counted = false;
+		x->at = 0;
 	}
-	if (strcmp(h, x->hhid) != 0) {
-		snprintf(x->hhid, sizeof x->hhid, "%s", h);
+	if ((c = strcmp(h, x->hhid)) != 0) {
+		if (c < 0) /* not in byte order (a collation): walk from the start */
+			x->at = 0;
+		c = 1;
+		hl = strlen(h);
+		if (hl >= sizeof x->hhid)
+			hl = sizeof x->hhid - 1;
+		memcpy(x->hhid, h, hl);
+		x->hhid[hl] = '\0';
 		x->counted = false;
 	}
-	if (x->counted || !m || len != SA_MASK || !sa_span(x->f, blk, &lo, &hi) ||
-	    sa_bit_first(m, lo, hi) < 0)
+	if (x->counted)
+		return 0;
+	m = db_col_blob(st, 3, &len);
+	if (!m || len != SA_MASK || !sa_span(x->f, blk, &lo, &hi) || sa_bit_first(m, lo, hi) < 0)
 		return 0;
 	x->counted = true;
 	cur = &x->v[x->n - 1];
 	cur->population++;
-	if (x->nhh && bsearch(x->hhid, x->hh, x->nhh, SA_HHID_MAX, sa_hh_cmp))
+	while (x->at < x->nhh && (c = strcmp(x->hh[x->at], x->hhid)) < 0)
+		x->at++;
+	if (x->at < x->nhh && c == 0)
 		cur->cohort++;
 	return 0;
 }
