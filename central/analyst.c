@@ -206,7 +206,8 @@ static const char an_csp[] =
 	"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
 	"frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
-static void an_send(struct aq *q, int status, const char *ctype, const void *body, size_t len)
+/* The headers every answer carries, its count and its log line. */
+static void an_head(struct aq *q, int status)
 {
 	long long us = (long long)(time_mono_us() - q->t0_us);
 
@@ -219,6 +220,11 @@ static void an_send(struct aq *q, int status, const char *ctype, const void *bod
 	atomic_fetch_add_explicit(&an_requests, 1, memory_order_relaxed);
 	log_info("analyst_request", "route=%s method=%s status=%d latency_us=%lld actor=%s",
 		 q->route, httpd_method_name(q->req), status, us, q->actor[0] ? q->actor : "-");
+}
+
+static void an_send(struct aq *q, int status, const char *ctype, const void *body, size_t len)
+{
+	an_head(q, status);
 	httpd_reply(q->req, status, ctype, body, len);
 }
 
@@ -976,6 +982,74 @@ out:
 	return rc;
 }
 
+/* The household's CSV, streamed: a page of baskets at a time as the
+ * client takes it, so a long history never sits whole in memory. */
+#define AN_LINES_PAGE 64 /* baskets per read */
+
+struct an_lines {
+	struct store *s; /* the worker's, which outlives the reply */
+	char hhid[40];
+	struct store_analyst_pos pos;
+	struct evbuffer *buf;
+	bool started, done;
+};
+
+static void an_lines_free(void *arg)
+{
+	struct an_lines *ls = arg;
+
+	if (!ls)
+		return;
+	if (ls->buf)
+		evbuffer_free(ls->buf);
+	free(ls);
+}
+
+static int an_lines_fill(void *arg, size_t want, httpd_sink put, void *put_arg)
+{
+	struct an_lines *ls = arg;
+	pos_err e = { 0 };
+	int rc = 1;
+
+	if (!ls->started) {
+		if (evbuffer_add_printf(ls->buf, "%stime_utc,store,txn,gtin,name,category,qty,price\r\n",
+					an_bom) < 0)
+			return POS_ENOMEM;
+		ls->started = true;
+	}
+	while (!ls->done && evbuffer_get_length(ls->buf) < want) {
+		rc = store_analyst_lines_page(ls->s, ls->hhid, &ls->pos, AN_LINES_PAGE, an_line_csv,
+					      ls->buf, &e);
+		if (rc < 0) {
+			/* The status went out: the log says why, and the client sees
+			 * the body end without its last chunk. */
+			log_error("analyst_export_failed", "code=%s", err_name(rc));
+			return rc;
+		}
+		ls->done = rc == 0;
+	}
+	while (evbuffer_get_length(ls->buf) > 0) {
+		size_t n = evbuffer_get_length(ls->buf);
+		const void *p = evbuffer_pullup(ls->buf, -1);
+
+		if (!p || put(p, n, put_arg) < 0)
+			return POS_ENOMEM;
+		evbuffer_drain(ls->buf, n);
+	}
+	return ls->done ? 0 : 1;
+}
+
+static void an_csv_stream(struct aq *q, struct an_lines *ls, const char *filename)
+{
+	char cd[128];
+
+	snprintf(cd, sizeof cd, "attachment; filename=\"%s\"", filename);
+	(void)httpd_add_header(q->req, "Content-Disposition", cd);
+	an_head(q, 200);
+	httpd_reply_stream(q->req, 200, "text/csv; charset=utf-8", an_lines_fill, an_lines_free,
+			   ls);
+}
+
 static void an_household(struct aq *q, const char *hhid)
 {
 	struct an_query f;
@@ -1008,21 +1082,18 @@ static void an_household(struct aq *q, const char *hhid)
 		else
 			an_json(q, 200, v);
 	} else {
-		struct evbuffer *b = evbuffer_new();
+		struct an_lines *ls = calloc(1, sizeof *ls);
 
-		if (!b || evbuffer_add_printf(b, "%stime_utc,store,txn,gtin,name,category,qty,price\r\n",
-					      an_bom) < 0 ||
-		    (rc = store_analyst_lines(q->s, hhid, an_line_csv, b, &e)) < 0) {
-			if (!b || rc == 0)
-				an_error(q, 500, "internal", "out of memory");
-			else
-				an_fail(q, rc, &e);
+		if (!ls || !(ls->buf = evbuffer_new())) {
+			an_lines_free(ls);
+			an_error(q, 500, "internal", "out of memory");
 		} else {
+			ls->s = q->s;
+			snprintf(ls->hhid, sizeof ls->hhid, "%s", hhid);
+			ls->pos.ts_ms = INT64_MIN;
 			snprintf(fname, sizeof fname, "household-%s.csv", hhid);
-			an_csv_send(q, b, fname);
+			an_csv_stream(q, ls, fname);
 		}
-		if (b)
-			evbuffer_free(b);
 	}
 	json_decref(v);
 }

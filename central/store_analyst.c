@@ -972,3 +972,71 @@ int store_analyst_offer_moves(struct store *s, const char *offer_id, int64_t win
 	db_bind_int64(st, 2, window_ms);
 	return db_each(st, sa_move_row, out, e);
 }
+
+static const char SQL_LINES_PAGE[] =
+	"SELECT b.ts, b.id, b.txn, b.store, i.gtin, coalesce(m.name, ''), "
+	"coalesce(m.category, ''), i.qty, i.price_cents FROM baskets b "
+	"JOIN items i ON i.basket_id = b.id LEFT JOIN item_master m ON m.gtin = i.gtin "
+	"WHERE b.id IN (SELECT p.id FROM baskets p WHERE p.hhid = ?1 AND "
+	"  (p.ts > ?2 OR (p.ts = ?2 AND p.id > ?3)) ORDER BY p.ts, p.id LIMIT ?4) "
+	"ORDER BY b.ts, b.id, i.seq";
+
+struct sa_page {
+	int (*cb)(const struct store_analyst_line *l, void *arg);
+	void *arg;
+	struct store_analyst_pos *pos;
+	long baskets;
+	int crc;
+};
+
+static int sa_page_row(struct db_stmt *st, void *arg)
+{
+	struct sa_page *p = arg;
+	struct store_analyst_line l = {
+		.ts_ms = db_col_int64(st, 0),
+		.txn = db_col_text(st, 2),
+		.store = db_col_text(st, 3),
+		.gtin = db_col_text(st, 4),
+		.name = db_col_text(st, 5),
+		.category = db_col_text(st, 6),
+		.qty = (long)db_col_int64(st, 7),
+		.price_cents = db_col_null(st, 8) ? -1 : (long)db_col_int64(st, 8),
+	};
+	int64_t id = db_col_int64(st, 1);
+
+	l.txn = l.txn ? l.txn : "";
+	l.store = l.store ? l.store : "";
+	l.gtin = l.gtin ? l.gtin : "";
+	l.name = l.name ? l.name : "";
+	l.category = l.category ? l.category : "";
+	if (id != p->pos->id || l.ts_ms != p->pos->ts_ms) {
+		p->pos->ts_ms = l.ts_ms;
+		p->pos->id = id;
+		p->baskets++;
+	}
+	if ((p->crc = p->cb(&l, p->arg)) < 0)
+		return p->crc;
+	return 0;
+}
+
+int store_analyst_lines_page(struct store *s, const char *hhid, struct store_analyst_pos *pos,
+			     long baskets, int (*cb)(const struct store_analyst_line *l, void *arg),
+			     void *arg, pos_err *e)
+{
+	struct sa_page p = { .cb = cb, .arg = arg, .pos = pos };
+	struct db_stmt *st = store_q(s, SQL_LINES_PAGE, e);
+	int rc;
+
+	if (!st)
+		return e->code ? e->code : POS_EDB;
+	db_bind_text(st, 1, hhid);
+	db_bind_int64(st, 2, pos->ts_ms);
+	db_bind_int64(st, 3, pos->id);
+	db_bind_int64(st, 4, baskets);
+	rc = db_each(st, sa_page_row, &p, e);
+	if (rc < 0 && p.crc < 0)
+		return err_set(e, p.crc, "household lines: writing failed");
+	if (rc < 0)
+		return rc;
+	return p.baskets >= baskets ? 1 : 0;
+}

@@ -107,4 +107,16 @@ struct store_analyst_move {
 int store_analyst_offer_moves(struct store *s, const char *offer_id, int64_t window_ms,
 			      struct store_analyst_move *out, pos_err *e);
 
+/* One page of store_analyst_lines: the item lines of up to baskets
+ * baskets after *pos (the basket's time, then its id; {INT64_MIN, 0} for
+ * the first page), oldest first; *pos moves to the last basket given.
+ * 1: more may follow, 0: the last page. So an export streams page by
+ * page, each page one short read. */
+struct store_analyst_pos {
+	int64_t ts_ms, id;
+};
+int store_analyst_lines_page(struct store *s, const char *hhid, struct store_analyst_pos *pos,
+			     long baskets, int (*cb)(const struct store_analyst_line *l, void *arg),
+			     void *arg, pos_err *e);
+
 #endif
