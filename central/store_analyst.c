@@ -522,6 +522,162 @@ static int sa_cells_put(struct store *s, const struct sa_cells *c, bool items, p
 	return 0;
 }
 
+/*
+ * analyst_households.items: entries of SA_ENTRY bytes sorted by GTIN, each
+ * the GTIN's 14 digits as a big-endian 8-byte integer, then its SA_MASK
+ * bytes of days in the row's block. One row per household, block and
+ * store holds all it bought there, so what else a cohort bought reads a
+ * row per household instead of one per household and item.
+ */
+#define SA_ENTRY (8 + SA_MASK)
+
+static const char SQL_HH_GET[] =
+	"SELECT items FROM analyst_households WHERE hhid = ?1 AND blk = ?2 AND store = ?3";
+static const char SQL_HH_PUT[] =
+	"INSERT INTO analyst_households(hhid, blk, store, items) VALUES (?1, ?2, ?3, ?4) "
+	"ON CONFLICT (hhid, blk, store) DO UPDATE SET items = excluded.items";
+
+static int64_t sa_gtin_num(const char *g)
+{
+	int64_t v = 0;
+
+	for (; *g >= '0' && *g <= '9'; g++)
+		v = v * 10 + (*g - '0');
+	return v;
+}
+
+static void sa_put_be(unsigned char *p, int64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (unsigned char)((uint64_t)v >> (56 - 8 * i));
+}
+
+static int64_t sa_get_be(const unsigned char *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return (int64_t)v;
+}
+
+static int sa_cell_hh_cmp(const void *x, const void *y)
+{
+	const struct sa_cell *a = *(const struct sa_cell *const *)x,
+			     *b = *(const struct sa_cell *const *)y;
+	int c = strcmp(a->hhid, b->hhid);
+
+	if (c)
+		return c;
+	if (a->blk != b->blk)
+		return a->blk < b->blk ? -1 : 1;
+	if ((c = strcmp(a->store, b->store)))
+		return c;
+	return strcmp(a->gtin, b->gtin);
+}
+
+struct sa_blob {
+	unsigned char *p;
+	size_t n, cap;
+};
+
+static int sa_blob_row(struct db_stmt *st, void *arg)
+{
+	struct sa_blob *b = arg;
+	size_t n = 0;
+	const unsigned char *p = db_col_blob(st, 0, &n);
+
+	n -= n % SA_ENTRY;
+	if (!p || !n)
+		return 0;
+	if (!(b->p = malloc(n)))
+		return POS_ENOMEM;
+	memcpy(b->p, p, n);
+	b->n = b->cap = n;
+	return 0;
+}
+
+/* Merges cells c[0..n) (one household, block and store, sorted by GTIN)
+ * into its stored row. */
+static int sa_hh_put(struct store *s, struct sa_cell *const *c, size_t n, pos_err *e)
+{
+	struct sa_blob old = { 0 };
+	unsigned char *out = NULL;
+	struct db_stmt *st;
+	size_t i = 0, j = 0, k = 0;
+	int rc;
+
+	if (!(st = store_q(s, SQL_HH_GET, e)))
+		return e->code ? e->code : POS_EDB;
+	db_bind_text(st, 1, c[0]->hhid);
+	db_bind_int64(st, 2, c[0]->blk);
+	db_bind_text(st, 3, c[0]->store);
+	if ((rc = db_each(st, sa_blob_row, &old, e)) < 0)
+		goto out;
+	if (!(out = malloc(old.n + n * SA_ENTRY))) {
+		rc = err_set(e, POS_ENOMEM, "analyst fold: out of memory");
+		goto out;
+	}
+	while (i < old.n / SA_ENTRY || j < n) {
+		int64_t a = i < old.n / SA_ENTRY ? sa_get_be(old.p + i * SA_ENTRY) : INT64_MAX;
+		int64_t b = j < n ? sa_gtin_num(c[j]->gtin) : INT64_MAX;
+		unsigned char *o = out + k * SA_ENTRY;
+
+		if (a <= b) {
+			memcpy(o, old.p + i * SA_ENTRY, SA_ENTRY);
+			i++;
+		} else {
+			sa_put_be(o, b);
+			memset(o + 8, 0, SA_MASK);
+		}
+		if (a >= b) {
+			for (int x = 0; x < SA_MASK; x++)
+				o[8 + x] |= c[j]->days[x];
+			j++;
+		}
+		k++;
+	}
+	if (!(st = store_q(s, SQL_HH_PUT, e))) {
+		rc = e->code ? e->code : POS_EDB;
+		goto out;
+	}
+	db_bind_text(st, 1, c[0]->hhid);
+	db_bind_int64(st, 2, c[0]->blk);
+	db_bind_text(st, 3, c[0]->store);
+	db_bind_blob(st, 4, out, k * SA_ENTRY);
+	rc = db_run(st, e);
+out:
+	free(old.p);
+	free(out);
+	return rc;
+}
+
+/* The item cells again, by household, block and store. */
+static int sa_hh_put_all(struct store *s, const struct sa_cells *c, pos_err *e)
+{
+	struct sa_cell **v = c->n ? malloc(c->n * sizeof *v) : NULL;
+	size_t i = 0;
+	int rc = 0;
+
+	if (c->n && !v)
+		return err_set(e, POS_ENOMEM, "analyst fold: out of memory");
+	for (size_t k = 0; k < c->n; k++)
+		v[k] = &c->v[k];
+	if (c->n)
+		qsort(v, c->n, sizeof *v, sa_cell_hh_cmp);
+	while (i < c->n && rc >= 0) {
+		size_t j = i + 1;
+
+		while (j < c->n && v[j]->blk == v[i]->blk && strcmp(v[j]->hhid, v[i]->hhid) == 0 &&
+		       strcmp(v[j]->store, v[i]->store) == 0)
+			j++;
+		rc = sa_hh_put(s, v + i, j - i, e);
+		i = j;
+	}
+	free(v);
+	return rc;
+}
+
 static int sa_fold_read(struct store *s, const char *sql, int64_t lo, int64_t hi,
 			struct sa_cells *c, pos_err *e)
 {
@@ -561,6 +717,7 @@ int store_analyst_fold(struct store *s, long max, int64_t now_ms, long *folded, 
 	if ((rc = sa_fold_read(s, SQL_FOLD_ITEMS, mark, hi, &items, e)) < 0 ||
 	    (rc = sa_fold_read(s, SQL_FOLD_VISITS, mark, hi, &visits, e)) < 0 ||
 	    (rc = sa_cells_put(s, &items, true, e)) < 0 ||
+	    (rc = sa_hh_put_all(s, &items, e)) < 0 ||
 	    (rc = sa_cells_put(s, &visits, false, e)) < 0)
 		goto out;
 	if (!(st = store_q(s, SQL_FOLD_SET, e)))
@@ -634,8 +791,8 @@ static const char SQL_DAYS_POP[] =
 	"SELECT hhid, blk, days FROM analyst_visits WHERE blk >= ?1 AND blk <= ?2 "
 	"AND (?3 IS NULL OR store = ?3) ORDER BY hhid";
 static const char SQL_DAYS_ALSO[] =
-	"SELECT gtin, hhid, blk, days FROM analyst_items WHERE blk >= ?1 AND blk <= ?2 "
-	"AND (?3 IS NULL OR store = ?3) ORDER BY gtin, hhid";
+	"SELECT hhid, blk, items FROM analyst_households WHERE blk >= ?1 AND blk <= ?2 "
+	"AND (?3 IS NULL OR store = ?3) ORDER BY hhid";
 static const char SQL_ITEM_NAME[] = "SELECT name FROM item_master WHERE gtin = ?1";
 
 /* Households in key order, each with its first and last day within the
@@ -644,10 +801,8 @@ struct sa_hh {
 	const struct store_analyst_days *f;
 	char cur[SA_HHID_MAX];
 	int64_t first, last;
-	char (*hh)[SA_HHID_MAX]; /* kept when keep */
 	int *a, *b;
 	size_t n, cap;
-	bool keep, failed;
 };
 
 static int sa_hh_flush(struct sa_hh *x)
@@ -663,22 +818,12 @@ static int sa_hh_flush(struct sa_hh *x)
 		nb = na ? realloc(x->b, nc * sizeof *nb) : NULL;
 		if (nb)
 			x->b = nb;
-		if (nb && x->keep) {
-			char(*nh)[SA_HHID_MAX] = realloc(x->hh, nc * sizeof *nh);
-
-			if (!nh)
-				nb = NULL;
-			else
-				x->hh = nh;
-		}
 		if (!na || !nb)
 			return POS_ENOMEM;
 		x->cap = nc;
 	}
 	x->a[x->n] = (int)x->first;
 	x->b[x->n] = (int)x->last;
-	if (x->keep)
-		memcpy(x->hh[x->n], x->cur, SA_HHID_MAX);
 	x->n++;
 	x->first = x->last = -1;
 	return 0;
@@ -766,83 +911,130 @@ int store_analyst_days_population(struct store *s, const struct store_analyst_da
 /* Per other item: its households in the filter, and those of the cohort. */
 struct sa_also_gtin {
 	char gtin[SA_GTIN_MAX];
+	int64_t num;
 	long cohort, population;
 };
 
+/* The walk over analyst_households, a household at a time: the GTINs it
+ * bought within the filter (scratch), whether the cohort's is one, and
+ * per GTIN its counts (an open-addressing map from GTIN to v). */
 struct sa_also {
 	const struct store_analyst_days *f;
-	const char (*hh)[SA_HHID_MAX]; /* the cohort, sorted */
-	size_t nhh;
+	int64_t want; /* the cohort's GTIN */
+	char hhid[SA_HHID_MAX];
+	int64_t *got;
+	size_t ngot, capgot;
+	bool member;
 	struct sa_also_gtin *v;
 	size_t n, cap;
-	char gtin[SA_GTIN_MAX], hhid[SA_HHID_MAX];
-	bool counted; /* (gtin, hhid) already counted */
-	size_t at;    /* the cohort walked up to hhid */
+	int32_t *map; /* index + 1 into v; 0 free */
+	size_t mapcap;
 };
 
-static int sa_hh_cmp(const void *x, const void *y)
+static int sa_also_slot(struct sa_also *x, int64_t num)
 {
-	return strcmp((const char *)x, (const char *)y);
+	size_t i;
+
+	if ((x->n + 1) * 2 > x->mapcap) {
+		size_t nc = x->mapcap ? x->mapcap * 2 : 1024;
+		int32_t *nm = calloc(nc, sizeof *nm);
+
+		if (!nm)
+			return -1;
+		for (size_t k = 0; k < x->n; k++) {
+			i = ((uint64_t)x->v[k].num * 0x9E3779B97F4A7C15ull) & (nc - 1);
+			while (nm[i])
+				i = (i + 1) & (nc - 1);
+			nm[i] = (int32_t)k + 1;
+		}
+		free(x->map);
+		x->map = nm;
+		x->mapcap = nc;
+	}
+	i = ((uint64_t)num * 0x9E3779B97F4A7C15ull) & (x->mapcap - 1);
+	while (x->map[i] && x->v[x->map[i] - 1].num != num)
+		i = (i + 1) & (x->mapcap - 1);
+	if (x->map[i])
+		return x->map[i] - 1;
+	if (x->n == x->cap) {
+		size_t nc = x->cap ? x->cap * 2 : 256;
+		struct sa_also_gtin *nv = realloc(x->v, nc * sizeof *nv);
+
+		if (!nv)
+			return -1;
+		x->v = nv;
+		x->cap = nc;
+	}
+	memset(&x->v[x->n], 0, sizeof x->v[x->n]);
+	x->v[x->n].num = num;
+	snprintf(x->v[x->n].gtin, sizeof x->v[x->n].gtin, "%014lld", (long long)num);
+	x->map[i] = (int32_t)x->n + 1;
+	return (int)x->n++;
 }
 
-/* Rows (gtin, hhid, blk, days) ordered by gtin then hhid, in the byte
- * order the cohort was sorted in: the cohort is walked alongside, so
- * each row costs one comparison at most. */
+static int sa_num_cmp(const void *p, const void *q)
+{
+	int64_t a = *(const int64_t *)p, b = *(const int64_t *)q;
+
+	return (a > b) - (a < b);
+}
+
+/* Counts the household just walked. */
+static int sa_also_flush(struct sa_also *x)
+{
+	if (x->ngot)
+		qsort(x->got, x->ngot, sizeof *x->got, sa_num_cmp);
+	for (size_t i = 0; i < x->ngot; i++) {
+		int k;
+
+		if ((i && x->got[i] == x->got[i - 1]) || x->got[i] == x->want)
+			continue;
+		if ((k = sa_also_slot(x, x->got[i])) < 0)
+			return POS_ENOMEM;
+		x->v[k].population++;
+		if (x->member)
+			x->v[k].cohort++;
+	}
+	x->ngot = 0;
+	x->member = false;
+	return 0;
+}
+
+/* Rows (hhid, blk, items) ordered by hhid. */
 static int sa_also_row(struct db_stmt *st, void *arg)
 {
 	struct sa_also *x = arg;
-	const char *g = db_col_text(st, 0), *h = db_col_text(st, 1);
-	int64_t blk = db_col_int64(st, 2);
-	size_t len = 0, hl;
-	const unsigned char *m;
-	struct sa_also_gtin *cur;
-	int lo, hi, c = 1;
+	const char *h = db_col_text(st, 0);
+	int64_t blk = db_col_int64(st, 1);
+	size_t len = 0;
+	const unsigned char *p = db_col_blob(st, 2, &len);
+	int lo, hi;
 
-	g = g ? g : "";
 	h = h ? h : "";
-	if (x->f->gtin && strcmp(g, x->f->gtin) == 0)
+	if (strcmp(h, x->hhid) != 0) {
+		if (sa_also_flush(x) < 0)
+			return POS_ENOMEM;
+		snprintf(x->hhid, sizeof x->hhid, "%s", h);
+	}
+	if (!p || !sa_span(x->f, blk, &lo, &hi))
 		return 0;
-	if (strcmp(g, x->gtin) != 0) {
-		if (x->n == x->cap) {
-			size_t nc = x->cap ? x->cap * 2 : 256;
-			struct sa_also_gtin *nv = realloc(x->v, nc * sizeof *nv);
+	for (size_t off = 0; off + SA_ENTRY <= len; off += SA_ENTRY) {
+		if (sa_bit_first(p + off + 8, lo, hi) < 0)
+			continue;
+		if (x->ngot == x->capgot) {
+			size_t nc = x->capgot ? x->capgot * 2 : 256;
+			int64_t *ng = realloc(x->got, nc * sizeof *ng);
 
-			if (!nv)
+			if (!ng)
 				return POS_ENOMEM;
-			x->v = nv;
-			x->cap = nc;
+			x->got = ng;
+			x->capgot = nc;
 		}
-		memset(&x->v[x->n], 0, sizeof x->v[x->n]);
-		snprintf(x->v[x->n].gtin, sizeof x->v[x->n].gtin, "%s", g);
-		x->n++;
-		snprintf(x->gtin, sizeof x->gtin, "%s", g);
-		x->hhid[0] = '\0';
-		x->counted = false;
-		x->at = 0;
+		x->got[x->ngot] = sa_get_be(p + off);
+		if (x->got[x->ngot] == x->want)
+			x->member = true;
+		x->ngot++;
 	}
-	if ((c = strcmp(h, x->hhid)) != 0) {
-		if (c < 0) /* not in byte order (a collation): walk from the start */
-			x->at = 0;
-		c = 1;
-		hl = strlen(h);
-		if (hl >= sizeof x->hhid)
-			hl = sizeof x->hhid - 1;
-		memcpy(x->hhid, h, hl);
-		x->hhid[hl] = '\0';
-		x->counted = false;
-	}
-	if (x->counted)
-		return 0;
-	m = db_col_blob(st, 3, &len);
-	if (!m || len != SA_MASK || !sa_span(x->f, blk, &lo, &hi) || sa_bit_first(m, lo, hi) < 0)
-		return 0;
-	x->counted = true;
-	cur = &x->v[x->n - 1];
-	cur->population++;
-	while (x->at < x->nhh && (c = strcmp(x->hh[x->at], x->hhid)) < 0)
-		x->at++;
-	if (x->at < x->nhh && c == 0)
-		cur->cohort++;
 	return 0;
 }
 
@@ -865,25 +1057,19 @@ int store_analyst_days_also(struct store *s, const struct store_analyst_days *f,
 			    int (*cb)(const struct store_analyst_other *o, void *arg), void *arg,
 			    pos_err *e)
 {
-	struct sa_hh c = { .keep = true };
-	struct sa_also x = { .f = f };
+	struct sa_also x = { .f = f, .want = f->gtin ? sa_gtin_num(f->gtin) : -1 };
 	struct db_stmt *st;
 	char name[256];
-	size_t shown = 0;
 	int rc;
 
-	if ((rc = sa_hh_walk(s, SQL_DAYS_COHORT, f, &c, e)) < 0)
-		goto out;
-	if (c.n)
-		qsort(c.hh, c.n, SA_HHID_MAX, sa_hh_cmp);
-	x.hh = (const char(*)[SA_HHID_MAX])c.hh;
-	x.nhh = c.n;
 	if (!(st = store_q(s, SQL_DAYS_ALSO, e))) {
 		rc = e->code ? e->code : POS_EDB;
 		goto out;
 	}
 	sa_bind_days(st, 1, f);
-	if ((rc = db_each(st, sa_also_row, &x, e)) < 0) {
+	if ((rc = db_each(st, sa_also_row, &x, e)) >= 0)
+		rc = sa_also_flush(&x);
+	if (rc < 0) {
 		if (rc == POS_ENOMEM)
 			rc = err_set(e, POS_ENOMEM, "cohort: out of memory");
 		goto out;
@@ -911,14 +1097,12 @@ int store_analyst_days_also(struct store *s, const struct store_analyst_days *f,
 			rc = err_set(e, crc, "cohort: out of memory");
 			goto out;
 		}
-		shown++;
 	}
 	rc = 0;
 out:
-	free(c.a);
-	free(c.b);
-	free(c.hh);
+	free(x.got);
 	free(x.v);
+	free(x.map);
 	return rc;
 }
 

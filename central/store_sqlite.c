@@ -479,6 +479,16 @@ static const char *const store_migrations[] = {
 	"  days BLOB NOT NULL,"
 	"  PRIMARY KEY (hhid, blk, store)"
 	") WITHOUT ROWID;"
+	/* what else a cohort bought reads one row per household, block
+	 * and store: every item it bought there with its days, packed
+	 * (store_analyst.c says how). */
+	"CREATE TABLE analyst_households ("
+	"  hhid TEXT NOT NULL,"
+	"  blk INTEGER NOT NULL,"
+	"  store TEXT NOT NULL,"
+	"  items BLOB NOT NULL,"
+	"  PRIMARY KEY (hhid, blk, store)"
+	") WITHOUT ROWID;"
 	"CREATE TABLE analyst_fold ("
 	"  id INTEGER PRIMARY KEY CHECK (id = 1),"
 	"  basket_id INTEGER NOT NULL,"
