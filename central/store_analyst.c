@@ -923,7 +923,7 @@ struct sa_also {
 	int64_t want; /* the cohort's GTIN */
 	char hhid[SA_HHID_MAX];
 	int64_t *got;
-	size_t ngot, capgot;
+	size_t ngot, capgot, rows; /* rows: of this household */
 	bool member;
 	struct sa_also_gtin *v;
 	size_t n, cap;
@@ -982,7 +982,8 @@ static int sa_num_cmp(const void *p, const void *q)
 /* Counts the household just walked. */
 static int sa_also_flush(struct sa_also *x)
 {
-	if (x->ngot)
+	/* One row's GTINs come sorted and distinct; several rows' need sorting. */
+	if (x->rows > 1)
 		qsort(x->got, x->ngot, sizeof *x->got, sa_num_cmp);
 	for (size_t i = 0; i < x->ngot; i++) {
 		int k;
@@ -996,6 +997,7 @@ static int sa_also_flush(struct sa_also *x)
 			x->v[k].cohort++;
 	}
 	x->ngot = 0;
+	x->rows = 0;
 	x->member = false;
 	return 0;
 }
@@ -1018,6 +1020,7 @@ static int sa_also_row(struct db_stmt *st, void *arg)
 	}
 	if (!p || !sa_span(x->f, blk, &lo, &hi))
 		return 0;
+	x->rows++;
 	for (size_t off = 0; off + SA_ENTRY <= len; off += SA_ENTRY) {
 		if (sa_bit_first(p + off + 8, lo, hi) < 0)
 			continue;

@@ -143,6 +143,10 @@ def main():
                                 f" ms, p99 {d['json_p99_us'] / 1e3:.2f} ms ({d['queries']} households)"))
         else:
             row(label, None)
+    fb, fs = get(r, "analyst", "fold_baskets"), get(r, "analyst", "fold_s")
+    if fb and fs:
+        rows.append(("workbench fold (baskets into the cohorts' tables, the first run)",
+                     f"{fb / fs:.0f} baskets/s ({fb} in {fs:.1f} s)"))
     for what in ("household", "cohort", "funnel"):
         v, h10 = get(r, "analyst", what + "_p99_us"), get(r, "history_10000000", "json_p99_us")
         if v is not None and h10:
