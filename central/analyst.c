@@ -872,7 +872,6 @@ struct an_rhythm {
 	long gaps[AN_GAPS];
 	long long gap_days;
 	long ngaps;
-	bool failed;
 };
 
 static int an_rhythm_line(const struct store_analyst_line *l, void *arg)
