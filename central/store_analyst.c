@@ -694,13 +694,113 @@ static int sa_fold_read(struct store *s, const char *sql, int64_t lo, int64_t hi
 	return rc;
 }
 
+/*
+ * A merge moves the baskets of one household to another (store_merge),
+ * and the household merged away is removed. Its folded rows stay, but
+ * every read joins households, so they count for nobody; the survivor's
+ * baskets (its own and those moved) are folded again, which only sets
+ * bits already set or moved. analyst_merges says which merges were.
+ */
+#define SA_MERGES_MAX 64 /* merges taken in per fold */
+
+static const char SQL_MERGES_NEW[] =
+	"SELECT m.from_hhid, m.into_hhid FROM merged m WHERE NOT EXISTS "
+	"(SELECT 1 FROM analyst_merges a WHERE a.from_hhid = m.from_hhid) "
+	"ORDER BY m.from_hhid LIMIT 64";
+static const char SQL_MERGES_DONE[] =
+	"INSERT INTO analyst_merges(from_hhid) VALUES (?1) ON CONFLICT (from_hhid) DO NOTHING";
+static const char SQL_FOLD_HH_ITEMS[] =
+	"SELECT i.gtin, b.hhid, b.store, b.ts FROM baskets b JOIN items i ON i.basket_id = b.id "
+	"WHERE b.hhid = ?1 ORDER BY i.gtin, b.hhid, b.store, b.ts";
+static const char SQL_FOLD_HH_VISITS[] =
+	"SELECT '', b.hhid, b.store, b.ts FROM baskets b WHERE b.hhid = ?1 "
+	"ORDER BY b.hhid, b.store, b.ts";
+
+struct sa_merges {
+	char from[SA_MERGES_MAX][SA_HHID_MAX], into[SA_MERGES_MAX][SA_HHID_MAX];
+	int n;
+};
+
+static int sa_merge_row(struct db_stmt *st, void *arg)
+{
+	struct sa_merges *m = arg;
+
+	if (m->n >= SA_MERGES_MAX)
+		return 0;
+	db_col_copy(st, 0, m->from[m->n], SA_HHID_MAX);
+	db_col_copy(st, 1, m->into[m->n], SA_HHID_MAX);
+	m->n++;
+	return 0;
+}
+
+static int sa_fold_hh(struct store *s, const char *hhid, pos_err *e)
+{
+	struct sa_cells items = { 0 }, visits = { 0 };
+	struct db_stmt *st;
+	int rc;
+
+	if (!(st = store_q(s, SQL_FOLD_HH_ITEMS, e)))
+		return e->code ? e->code : POS_EDB;
+	db_bind_text(st, 1, hhid);
+	if ((rc = db_each(st, sa_cell_row, &items, e)) < 0)
+		goto out;
+	if (!(st = store_q(s, SQL_FOLD_HH_VISITS, e))) {
+		rc = e->code ? e->code : POS_EDB;
+		goto out;
+	}
+	db_bind_text(st, 1, hhid);
+	if ((rc = db_each(st, sa_cell_row, &visits, e)) < 0 ||
+	    (rc = sa_cells_put(s, &items, true, e)) < 0 || (rc = sa_hh_put_all(s, &items, e)) < 0 ||
+	    (rc = sa_cells_put(s, &visits, false, e)) < 0)
+		goto out;
+out:
+	if (rc == POS_ENOMEM)
+		rc = err_set(e, POS_ENOMEM, "analyst fold: out of memory");
+	free(items.v);
+	free(visits.v);
+	return rc;
+}
+
+/* Folds the survivors of merges not taken in yet. *n: how many. */
+static int sa_fold_merges(struct store *s, int *n, pos_err *e)
+{
+	struct sa_merges *m = calloc(1, sizeof *m);
+	struct db_stmt *st;
+	int rc;
+
+	*n = 0;
+	if (!m)
+		return err_set(e, POS_ENOMEM, "analyst fold: out of memory");
+	if (!(st = store_q(s, SQL_MERGES_NEW, e))) {
+		rc = e->code ? e->code : POS_EDB;
+		goto out;
+	}
+	if ((rc = db_each(st, sa_merge_row, m, e)) < 0)
+		goto out;
+	for (int i = 0; i < m->n; i++) {
+		if ((rc = sa_fold_hh(s, m->into[i], e)) < 0)
+			goto out;
+		if (!(st = store_q(s, SQL_MERGES_DONE, e))) {
+			rc = e->code ? e->code : POS_EDB;
+			goto out;
+		}
+		db_bind_text(st, 1, m->from[i]);
+		if ((rc = db_run(st, e)) < 0)
+			goto out;
+	}
+	*n = m->n;
+out:
+	free(m);
+	return rc;
+}
+
 int store_analyst_fold(struct store *s, long max, int64_t now_ms, long *folded, bool *more,
 		       pos_err *e)
 {
 	struct sa_cells items = { 0 }, visits = { 0 };
 	struct db_stmt *st;
 	int64_t mark = 0, top = 0, hi;
-	int rc;
+	int rc, merges = 0;
 
 	*folded = 0;
 	*more = false;
@@ -708,6 +808,10 @@ int store_analyst_fold(struct store *s, long max, int64_t now_ms, long *folded, 
 		return err_set(e, POS_EINVAL, "analyst fold: the batch must be at least 1 basket");
 	if ((rc = store_unit_begin(s, e)) < 0)
 		return rc;
+	st = NULL;
+	if ((rc = sa_fold_merges(s, &merges, e)) < 0)
+		goto out;
+	*more = merges >= SA_MERGES_MAX;
 	if (!(st = store_q(s, SQL_FOLD_MARK, e)) || (rc = db_each(st, sa_one_int, &mark, e)) < 0 ||
 	    !(st = store_q(s, SQL_FOLD_TOP, e)) || (rc = db_each(st, sa_one_int, &top, e)) < 0)
 		goto out;
@@ -727,7 +831,7 @@ int store_analyst_fold(struct store *s, long max, int64_t now_ms, long *folded, 
 	if ((rc = db_run(st, e)) < 0)
 		goto out;
 	*folded = (long)(hi - mark);
-	*more = hi < top;
+	*more = *more || hi < top;
 out:
 	if (!st && rc >= 0)
 		rc = e->code ? e->code : POS_EDB;
@@ -784,15 +888,19 @@ static void sa_bind_days(struct db_stmt *st, int i, const struct store_analyst_d
 	db_bind_opt_text(st, i + 2, f->store);
 }
 
+/* Each joins households: the rows of a household merged away count for
+ * nobody (its survivor was folded again). */
 static const char SQL_DAYS_COHORT[] =
-	"SELECT hhid, blk, days FROM analyst_items WHERE gtin = ?1 AND blk >= ?2 AND blk <= ?3 "
-	"AND (?4 IS NULL OR store = ?4) ORDER BY hhid";
+	"SELECT a.hhid, a.blk, a.days FROM analyst_items a JOIN households h ON h.hhid = a.hhid "
+	"WHERE a.gtin = ?1 AND a.blk >= ?2 AND a.blk <= ?3 AND (?4 IS NULL OR a.store = ?4) "
+	"ORDER BY a.hhid";
 static const char SQL_DAYS_POP[] =
-	"SELECT hhid, blk, days FROM analyst_visits WHERE blk >= ?1 AND blk <= ?2 "
-	"AND (?3 IS NULL OR store = ?3) ORDER BY hhid";
+	"SELECT a.hhid, a.blk, a.days FROM analyst_visits a JOIN households h ON h.hhid = a.hhid "
+	"WHERE a.blk >= ?1 AND a.blk <= ?2 AND (?3 IS NULL OR a.store = ?3) ORDER BY a.hhid";
 static const char SQL_DAYS_ALSO[] =
-	"SELECT hhid, blk, items FROM analyst_households WHERE blk >= ?1 AND blk <= ?2 "
-	"AND (?3 IS NULL OR store = ?3) ORDER BY hhid";
+	"SELECT a.hhid, a.blk, a.items FROM analyst_households a "
+	"JOIN households h ON h.hhid = a.hhid "
+	"WHERE a.blk >= ?1 AND a.blk <= ?2 AND (?3 IS NULL OR a.store = ?3) ORDER BY a.hhid";
 static const char SQL_ITEM_NAME[] = "SELECT name FROM item_master WHERE gtin = ?1";
 
 /* Households in key order, each with its first and last day within the

@@ -489,6 +489,10 @@ static const char *const store_migrations[] = {
 	"  items BLOB NOT NULL,"
 	"  PRIMARY KEY (hhid, blk, store)"
 	") WITHOUT ROWID;"
+	/* the merges whose survivor was folded again (store_analyst_fold) */
+	"CREATE TABLE analyst_merges ("
+	"  from_hhid TEXT PRIMARY KEY NOT NULL"
+	") WITHOUT ROWID;"
 	"CREATE TABLE analyst_fold ("
 	"  id INTEGER PRIMARY KEY CHECK (id = 1),"
 	"  basket_id INTEGER NOT NULL,"

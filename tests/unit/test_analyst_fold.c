@@ -1,7 +1,8 @@
 /* The analysts' folded tables: store_analyst_fold in batches and again
- * after new baskets (bits OR'ed in, the mark moved), cohorts, populations
- * and also_bought by day and store read back from them, the household
- * lines page by page, and an offer's redeemers for an unknown offer. */
+ * after new baskets (bits OR'ed in, the mark moved) and after a merge,
+ * cohorts, populations and also_bought by day and store read back from
+ * them, the household lines page by page, and an offer's redeemers for an
+ * unknown offer. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -217,6 +218,37 @@ static void lines_by_page(void **st)
 	assert_int_equal(store_analyst_offer_moves(f->s, "nope", 7 * DAY, &m, &e), POS_ENOTFOUND);
 }
 
+/* A merge: the household merged away counts for nobody, the survivor
+ * gains its days, so the cohort never counts one household twice. */
+static void a_merge_counts_the_survivor_once(void **st)
+{
+	struct fx *f = *st;
+	struct store *s = f->s;
+	struct store_analyst_days pf = { .from_day = D0, .to_day = D0 + 30 };
+	struct rows r = { 0 };
+	int first[8], last[8];
+	long pop = 0;
+	pos_err e = { 0 };
+
+	households(s);
+	put(s, 0, D0, "S1", MILK, NULL);
+	put(s, 1, D0 + 7, "S1", MILK, BREAD);
+	fold_all(s, 100, 2);
+	assert_int_equal(cohort(s, MILK, D0, D0 + 30, NULL, first, last), 2);
+	assert_int_equal(store_merge(s, hh[1], hh[0], &e), 0);
+	fold_all(s, 100, 0);
+	assert_int_equal(cohort(s, MILK, D0, D0 + 30, NULL, first, last), 1);
+	assert_int_equal(first[0], D0);
+	assert_int_equal(last[0], D0 + 7);
+	assert_int_equal(store_analyst_days_population(s, &pf, &pop, &e), 0);
+	assert_int_equal(pop, 1);
+	pf.gtin = MILK;
+	assert_int_equal(store_analyst_days_also(s, &pf, row_cb, &r, &e), 0);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.cohort[0], 1);
+	assert_int_equal(r.pop[0], 1);
+}
+
 static void fold_refuses_a_zero_batch(void **st)
 {
 	struct fx *f = *st;
@@ -234,6 +266,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(fold_cohort_population_also, setup, teardown),
 		cmocka_unit_test_setup_teardown(lines_by_page, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_merge_counts_the_survivor_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(fold_refuses_a_zero_batch, setup, teardown),
 	};
 
