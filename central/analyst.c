@@ -37,6 +37,8 @@
 #define AN_TOKEN_MAX 256
 #define AN_QUERY_MAX 512
 #define AN_ALSO_MAX 50 /* rows of also_bought shown, the most bought first */
+#define AN_WEEKS_MAX 52    /* an offer's before and after window, in weeks */
+#define AN_WEEKS_DEFAULT 4
 #define AN_HH_PAGE "/analyst/households/"
 #define AN_HH_JSON "/v1/analyst/households/"
 #define AN_ASSETS "/analyst/assets/"
@@ -55,6 +57,8 @@ static atomic_long an_requests;
 static atomic_long an_suppressed_rows;  /* also_bought rows left out */
 static atomic_long an_suppressed_cohort; /* cohorts whose count was withheld */
 static atomic_long an_audit_failed;
+static atomic_long an_folded;      /* baskets folded into the cohorts' tables */
+static atomic_long an_fold_failed; /* fold runs that failed (retried next time) */
 
 static int an_metrics(char *buf, size_t cap)
 {
@@ -84,9 +88,16 @@ static int an_metrics(char *buf, size_t cap)
 		     "pos_analyst_suppressed_total{what=\"cohort\"} %ld\n"
 		     "# HELP pos_analyst_audit_failed_total Workbench audit rows not written.\n"
 		     "# TYPE pos_analyst_audit_failed_total counter\n"
-		     "pos_analyst_audit_failed_total %ld\n",
+		     "pos_analyst_audit_failed_total %ld\n"
+		     "# HELP pos_analyst_folded_total Baskets folded into the cohorts' tables.\n"
+		     "# TYPE pos_analyst_folded_total counter\n"
+		     "pos_analyst_folded_total %ld\n"
+		     "# HELP pos_analyst_fold_failed_total Fold runs that failed (retried).\n"
+		     "# TYPE pos_analyst_fold_failed_total counter\n"
+		     "pos_analyst_fold_failed_total %ld\n",
 		     atomic_load(&an_suppressed_rows), atomic_load(&an_suppressed_cohort),
-		     atomic_load(&an_audit_failed));
+		     atomic_load(&an_audit_failed), atomic_load(&an_folded),
+		     atomic_load(&an_fold_failed));
 	if (n < 0 || (size_t)n >= cap - len)
 		return -1;
 	return (int)(len + (size_t)n);
@@ -103,6 +114,7 @@ struct analyst_shared {
 	const struct keyring *kr;
 	struct ingest *ingest;
 	long k_min;
+	long fold_batch;
 	long session_s;
 	int www_fd;
 	char www[CCONF_PATH_MAX];
@@ -133,6 +145,7 @@ int analyst_shared_new(const struct cconf *c, const struct keyring *kr, struct i
 	a->kr = kr;
 	a->ingest = ig;
 	a->k_min = c->privacy_k_min;
+	a->fold_batch = c->analyst_fold_batch;
 	a->session_s = c->analyst_session_hours * 3600;
 	if (www_open(c, a->www, sizeof a->www, &a->www_fd, &we) < 0)
 		log_warn("analyst_no_www", "detail=%s", "the workbench pages are off: no www folder");
@@ -152,6 +165,22 @@ void analyst_shared_free(struct analyst_shared *a)
 	wipe(a->sess, a->nsess * sizeof *a->sess);
 	free(a->sess);
 	free(a);
+}
+
+int analyst_fold_tick(struct store *s, void *arg)
+{
+	struct analyst_shared *a = arg;
+	pos_err e = { 0 };
+	long folded = 0;
+	bool more = false;
+
+	if (store_analyst_fold(s, a->fold_batch, time_now_ms(), &folded, &more, &e) < 0) {
+		atomic_fetch_add_explicit(&an_fold_failed, 1, memory_order_relaxed);
+		log_warn("analyst_fold_failed", "code=%s", err_name(e.code));
+		return 0;
+	}
+	atomic_fetch_add_explicit(&an_folded, folded, memory_order_relaxed);
+	return more;
 }
 
 bool analyst_path(const char *path)
@@ -177,7 +206,8 @@ static const char an_csp[] =
 	"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
 	"frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
-static void an_send(struct aq *q, int status, const char *ctype, const void *body, size_t len)
+/* The headers every answer carries, its count and its log line. */
+static void an_head(struct aq *q, int status)
 {
 	long long us = (long long)(time_mono_us() - q->t0_us);
 
@@ -190,6 +220,11 @@ static void an_send(struct aq *q, int status, const char *ctype, const void *bod
 	atomic_fetch_add_explicit(&an_requests, 1, memory_order_relaxed);
 	log_info("analyst_request", "route=%s method=%s status=%d latency_us=%lld actor=%s",
 		 q->route, httpd_method_name(q->req), status, us, q->actor[0] ? q->actor : "-");
+}
+
+static void an_send(struct aq *q, int status, const char *ctype, const void *body, size_t len)
+{
+	an_head(q, status);
 	httpd_reply(q->req, status, ctype, body, len);
 }
 
@@ -629,9 +664,12 @@ enum an_format { AF_JSON = 0, AF_CSV };
 struct an_query {
 	enum an_format fmt;
 	char item[GTIN_LEN + 1];
-	char from[8], to[8]; /* YYYY-MM, "" when open */
+	char from[11], to[11]; /* YYYY-MM or YYYY-MM-DD, "" when open */
 	char store[IDS_MAX + 1];
 	int64_t from_ms, to_ms;
+	int64_t from_day, to_day; /* [from_day, to_day), days since 1970; to_day 0: open */
+	char offer[IDS_MAX + 1];
+	long weeks;
 };
 
 /* The first millisecond of YYYY-MM (plus months), or -1. */
@@ -651,8 +689,29 @@ static int64_t an_month_ms(const char *s, int plus)
 	return (int64_t)timegm(&tm) * 1000;
 }
 
+/* The first millisecond of YYYY-MM-DD (plus days), or -1. */
+static int64_t an_date_ms(const char *s, int plus)
+{
+	struct tm tm;
+	int y, m, d;
+	char tail;
+
+	if (strlen(s) != 10 || sscanf(s, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3 || s[4] != '-' ||
+	    s[7] != '-' || y < 1970 || y > 9999 || m < 1 || m > 12 || d < 1 || d > 31 ||
+	    strspn(s, "0123456789-") != 10)
+		return -1;
+	memset(&tm, 0, sizeof tm);
+	tm.tm_year = y - 1900;
+	tm.tm_mon = m - 1;
+	tm.tm_mday = d;
+	if (timegm(&tm) < 0 || tm.tm_mday != d) /* 2025-02-30 rolls over: refused */
+		return -1;
+	tm.tm_mday = d + plus;
+	return (int64_t)timegm(&tm) * 1000;
+}
+
 /* Parses the query string; allowed: a bit per known key (1 format,
- * 2 item, 4 from/to, 8 store). False with the answer sent. */
+ * 2 item, 4 from/to, 8 store, 16 offer/weeks). False with the answer sent. */
 static bool an_query(struct aq *q, unsigned allowed, struct an_query *out)
 {
 	const char *query = httpd_query(q->req);
@@ -697,13 +756,12 @@ static bool an_query(struct aq *q, unsigned allowed, struct an_query *out)
 		} else if ((allowed & 4) &&
 			   (strcmp(p->key, "from") == 0 || strcmp(p->key, "to") == 0)) {
 			bool from = p->key[0] == 'f';
-			int64_t ms = an_month_ms(p->value, from ? 0 : 1);
+			int64_t ms = strlen(p->value) == 10 ? an_date_ms(p->value, from ? 0 : 1)
+							   : an_month_ms(p->value, from ? 0 : 1);
 
 			if (ms < 0)
 				snprintf(d, sizeof d,
-					 "%s must be a month YYYY-MM (cohorts are counted by whole "
-					 "months)",
-					 p->key);
+					 "%s must be a day YYYY-MM-DD or a month YYYY-MM", p->key);
 			else if (from) {
 				snprintf(out->from, sizeof out->from, "%s", p->value);
 				out->from_ms = ms;
@@ -711,15 +769,30 @@ static bool an_query(struct aq *q, unsigned allowed, struct an_query *out)
 				snprintf(out->to, sizeof out->to, "%s", p->value);
 				out->to_ms = ms;
 			}
+		} else if ((allowed & 16) && strcmp(p->key, "offer") == 0) {
+			if (!ids_valid(p->value) || strlen(p->value) > IDS_MAX)
+				snprintf(d, sizeof d, "offer must be an offer id");
+			else
+				snprintf(out->offer, sizeof out->offer, "%s", p->value);
+		} else if ((allowed & 16) && strcmp(p->key, "weeks") == 0) {
+			char *end = NULL;
+			long w = strtol(p->value, &end, 10);
+
+			if (!p->value[0] || !end || *end || w < 1 || w > AN_WEEKS_MAX)
+				snprintf(d, sizeof d, "weeks must be a whole number from 1 to %d",
+					 AN_WEEKS_MAX);
+			else
+				out->weeks = w;
 		} else if ((allowed & 8) && strcmp(p->key, "store") == 0) {
 			if (!ids_valid(p->value) || strlen(p->value) > IDS_MAX)
 				snprintf(d, sizeof d, "store must be a store id");
 			else
 				snprintf(out->store, sizeof out->store, "%s", p->value);
 		} else {
-			snprintf(d, sizeof d, "unknown query parameter (known: %s%s%s%s)",
+			snprintf(d, sizeof d, "unknown query parameter (known: %s%s%s%s%s)",
 				 allowed & 2 ? "item, " : "", allowed & 4 ? "from, to, " : "",
-				 allowed & 8 ? "store, " : "", "format");
+				 allowed & 8 ? "store, " : "", allowed & 16 ? "offer, weeks, " : "",
+				 "format");
 		}
 		if (d[0])
 			break;
@@ -732,6 +805,14 @@ check:
 		snprintf(d, sizeof d, "item=GTIN is required");
 		goto bad;
 	}
+	if ((allowed & 16) && !out->offer[0]) {
+		snprintf(d, sizeof d, "offer=ID is required");
+		goto bad;
+	}
+	if ((allowed & 16) && !out->weeks)
+		out->weeks = AN_WEEKS_DEFAULT;
+	out->from_day = out->from_ms / 86400000;
+	out->to_day = out->to_ms / 86400000;
 	if (out->from_ms && out->to_ms && out->from_ms >= out->to_ms) {
 		snprintf(d, sizeof d, "from must not be after to");
 		goto bad;
@@ -772,6 +853,202 @@ static int an_line_csv(const struct store_analyst_line *l, void *arg)
 	return rc ? POS_ENOMEM : 0;
 }
 
+/* The visit rhythm and the stores, drawn from the household's item
+ * lines (one pass, oldest first): per store its baskets and spend, and
+ * the days between one basket and the next in a few buckets. */
+static const struct {
+	int max_days; /* the bucket holds gaps up to it */
+	const char *label;
+} an_gap_buckets[] = {
+	{ 0, "same day" }, { 1, "1 day" },	{ 3, "2-3 days" }, { 7, "4-7 days" },
+	{ 14, "8-14 days" }, { 30, "15-30 days" }, { 1 << 30, "over 30 days" },
+};
+#define AN_GAPS (sizeof an_gap_buckets / sizeof an_gap_buckets[0])
+
+struct an_rhythm {
+	json_t *stores; /* store -> [baskets, spend_cents] */
+	char txn[64];
+	int64_t prev_day;
+	long gaps[AN_GAPS];
+	long long gap_days;
+	long ngaps;
+};
+
+static int an_rhythm_line(const struct store_analyst_line *l, void *arg)
+{
+	struct an_rhythm *r = arg;
+	json_t *st = json_object_get(r->stores, l->store);
+	int64_t day = l->ts_ms / 86400000;
+
+	if (!st) {
+		if (!(st = json_pack("[i, i]", 0, 0)) || json_object_set_new(r->stores, l->store, st))
+			return POS_ENOMEM;
+	}
+	if (strcmp(r->txn, l->txn) != 0) {
+		snprintf(r->txn, sizeof r->txn, "%s", l->txn);
+		json_array_set_new(st, 0, json_integer(json_integer_value(json_array_get(st, 0)) + 1));
+		if (r->prev_day >= 0) {
+			int64_t g = day - r->prev_day;
+			size_t b = 0;
+
+			while (b + 1 < AN_GAPS && g > an_gap_buckets[b].max_days)
+				b++;
+			r->gaps[b]++;
+			r->gap_days += g;
+			r->ngaps++;
+		}
+		r->prev_day = day;
+	}
+	if (l->price_cents > 0)
+		json_array_set_new(st, 1, json_integer(json_integer_value(json_array_get(st, 1)) +
+						       l->price_cents));
+	return 0;
+}
+
+static int an_store_cmp(const void *x, const void *y)
+{
+	json_t *a = *(json_t *const *)x, *b = *(json_t *const *)y;
+	json_int_t na = json_integer_value(json_object_get(a, "baskets"));
+	json_int_t nb = json_integer_value(json_object_get(b, "baskets"));
+
+	if (na != nb)
+		return na > nb ? -1 : 1;
+	return strcmp(json_string_value(json_object_get(a, "store")),
+		      json_string_value(json_object_get(b, "store")));
+}
+
+/* Adds "stores":[{"store","baskets","spend_cents"}] (the most visited
+ * first) and "visits":{"gaps":[{"days","visits"}],"mean_gap_days"} to v. */
+static int an_rhythm(struct aq *q, const char *hhid, json_t *v, pos_err *e)
+{
+	struct an_rhythm r = { .stores = json_object(), .prev_day = -1 };
+	json_t *stores = json_array(), *gaps = json_array(), **sorted = NULL, *val;
+	const char *key;
+	size_t n = 0;
+	int rc;
+
+	if (!r.stores || !stores || !gaps) {
+		rc = err_set(e, POS_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = store_analyst_lines(q->s, hhid, an_rhythm_line, &r, e)) < 0)
+		goto out;
+	if (!(sorted = calloc(json_object_size(r.stores) + 1, sizeof *sorted))) {
+		rc = err_set(e, POS_ENOMEM, "out of memory");
+		goto out;
+	}
+	json_object_foreach (r.stores, key, val) {
+		if (!(sorted[n] = json_pack("{s:s, s:O, s:O}", "store", key, "baskets",
+					    json_array_get(val, 0), "spend_cents",
+					    json_array_get(val, 1)))) {
+			rc = err_set(e, POS_ENOMEM, "out of memory");
+			goto out;
+		}
+		n++;
+	}
+	qsort(sorted, n, sizeof *sorted, an_store_cmp);
+	for (size_t i = 0; i < n; i++) {
+		rc = json_array_append_new(stores, sorted[i]);
+		sorted[i] = NULL;
+		if (rc) {
+			rc = err_set(e, POS_ENOMEM, "out of memory");
+			goto out;
+		}
+	}
+	for (size_t b = 0; b < AN_GAPS; b++)
+		if (json_array_append_new(gaps, json_pack("{s:s, s:I}", "days", an_gap_buckets[b].label,
+							  "visits", (json_int_t)r.gaps[b]))) {
+			rc = err_set(e, POS_ENOMEM, "out of memory");
+			goto out;
+		}
+	if (json_object_set(v, "stores", stores) ||
+	    json_object_set_new(v, "visits",
+				json_pack("{s:O, s:o}", "gaps", gaps, "mean_gap_days",
+					  r.ngaps ? json_real((double)(long)((double)r.gap_days /
+									  (double)r.ngaps * 10.0 + 0.5) / 10.0)
+						  : json_null()))) {
+		rc = err_set(e, POS_ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = 0;
+out:
+	for (size_t i = 0; sorted && i < n; i++)
+		json_decref(sorted[i]);
+	free(sorted);
+	json_decref(r.stores);
+	json_decref(stores);
+	json_decref(gaps);
+	return rc;
+}
+
+/* The household's CSV, streamed: a page of baskets at a time as the
+ * client takes it, so a long history never sits whole in memory. */
+#define AN_LINES_PAGE 64 /* baskets per read */
+
+struct an_lines {
+	struct store *s; /* the worker's, which outlives the reply */
+	char hhid[40];
+	struct store_analyst_pos pos;
+	struct evbuffer *buf;
+	bool started, done;
+};
+
+static void an_lines_free(void *arg)
+{
+	struct an_lines *ls = arg;
+
+	if (!ls)
+		return;
+	if (ls->buf)
+		evbuffer_free(ls->buf);
+	free(ls);
+}
+
+static int an_lines_fill(void *arg, size_t want, httpd_sink put, void *put_arg)
+{
+	struct an_lines *ls = arg;
+	pos_err e = { 0 };
+	int rc = 1;
+
+	if (!ls->started) {
+		if (evbuffer_add_printf(ls->buf, "%stime_utc,store,txn,gtin,name,category,qty,price\r\n",
+					an_bom) < 0)
+			return POS_ENOMEM;
+		ls->started = true;
+	}
+	while (!ls->done && evbuffer_get_length(ls->buf) < want) {
+		rc = store_analyst_lines_page(ls->s, ls->hhid, &ls->pos, AN_LINES_PAGE, an_line_csv,
+					      ls->buf, &e);
+		if (rc < 0) {
+			/* The status went out: the log says why, and the client sees
+			 * the body end without its last chunk. */
+			log_error("analyst_export_failed", "code=%s", err_name(rc));
+			return rc;
+		}
+		ls->done = rc == 0;
+	}
+	while (evbuffer_get_length(ls->buf) > 0) {
+		size_t n = evbuffer_get_length(ls->buf);
+		const void *p = evbuffer_pullup(ls->buf, -1);
+
+		if (!p || put(p, n, put_arg) < 0)
+			return POS_ENOMEM;
+		evbuffer_drain(ls->buf, n);
+	}
+	return ls->done ? 0 : 1;
+}
+
+static void an_csv_stream(struct aq *q, struct an_lines *ls, const char *filename)
+{
+	char cd[128];
+
+	snprintf(cd, sizeof cd, "attachment; filename=\"%s\"", filename);
+	(void)httpd_add_header(q->req, "Content-Disposition", cd);
+	an_head(q, 200);
+	httpd_reply_stream(q->req, 200, "text/csv; charset=utf-8", an_lines_fill, an_lines_free,
+			   ls);
+}
+
 static void an_household(struct aq *q, const char *hhid)
 {
 	struct an_query f;
@@ -799,23 +1076,23 @@ static void an_household(struct aq *q, const char *hhid)
 		return;
 	}
 	if (f.fmt == AF_JSON) {
-		an_json(q, 200, v);
+		if ((rc = an_rhythm(q, hhid, v, &e)) < 0)
+			an_fail(q, rc, &e);
+		else
+			an_json(q, 200, v);
 	} else {
-		struct evbuffer *b = evbuffer_new();
+		struct an_lines *ls = calloc(1, sizeof *ls);
 
-		if (!b || evbuffer_add_printf(b, "%stime_utc,store,txn,gtin,name,category,qty,price\r\n",
-					      an_bom) < 0 ||
-		    (rc = store_analyst_lines(q->s, hhid, an_line_csv, b, &e)) < 0) {
-			if (!b || rc == 0)
-				an_error(q, 500, "internal", "out of memory");
-			else
-				an_fail(q, rc, &e);
+		if (!ls || !(ls->buf = evbuffer_new())) {
+			an_lines_free(ls);
+			an_error(q, 500, "internal", "out of memory");
 		} else {
+			ls->s = q->s;
+			snprintf(ls->hhid, sizeof ls->hhid, "%s", hhid);
+			ls->pos.ts_ms = INT64_MIN;
 			snprintf(fname, sizeof fname, "household-%s.csv", hhid);
-			an_csv_send(q, b, fname);
+			an_csv_stream(q, ls, fname);
 		}
-		if (b)
-			evbuffer_free(b);
 	}
 	json_decref(v);
 }
@@ -839,9 +1116,9 @@ const char *analyst_cohort_rule(long k, int *first, int *last, size_t n, long po
 		return "complement";
 	if (n_all >= 0 && n_all - (long)n > 0 && n_all - (long)n < k)
 		return "difference";
-	/* Moving either end of the months inward drops the households whose
+	/* Moving either end of the range inward drops the households whose
 	 * purchases all lie beyond it; the fewest it can drop is the number
-	 * before the first change of the sorted months. */
+	 * before the first change of the sorted days. */
 	qsort(first, n, sizeof *first, an_int_cmp);
 	qsort(last, n, sizeof *last, an_int_cmp);
 	for (i = 1; i < n && last[i] == last[0]; i++)
@@ -895,7 +1172,7 @@ static int an_also_cb(const struct store_analyst_other *o, void *arg)
 static void an_cohort(struct aq *q)
 {
 	struct an_query f;
-	struct store_cohort_filter cf;
+	struct store_analyst_days cf;
 	struct an_also x = { 0 };
 	int *first = NULL, *last = NULL, *f2 = NULL, *l2 = NULL;
 	size_t n = 0, n2 = 0;
@@ -913,17 +1190,19 @@ static void an_cohort(struct aq *q)
 		 f.fmt == AF_CSV ? "csv" : "json");
 	an_audit(q, "analyst_cohort", detail);
 	cf.gtin = f.item;
-	cf.from_ms = f.from_ms;
-	cf.to_ms = f.to_ms;
+	cf.from_day = f.from_day;
+	cf.to_day = f.to_day;
 	cf.store = f.store[0] ? f.store : NULL;
-	if ((rc = store_analyst_cohort(q->s, &cf, &first, &last, &n, &e)) < 0 ||
-	    (rc = store_analyst_population(q->s, &cf, &pop, &e)) < 0)
+	/* The folded tables, by day: the rule below then holds against any
+	 * two day ranges sharing an end, the finest cut the filters allow. */
+	if ((rc = store_analyst_days_cohort(q->s, &cf, &first, &last, &n, &e)) < 0 ||
+	    (rc = store_analyst_days_population(q->s, &cf, &pop, &e)) < 0)
 		goto fail;
 	if (cf.store) {
-		struct store_cohort_filter all = cf;
+		struct store_analyst_days all = cf;
 
 		all.store = NULL;
-		if ((rc = store_analyst_cohort(q->s, &all, &f2, &l2, &n2, &e)) < 0)
+		if ((rc = store_analyst_days_cohort(q->s, &all, &f2, &l2, &n2, &e)) < 0)
 			goto fail;
 		n_all = (long)n2;
 	}
@@ -939,7 +1218,7 @@ static void an_cohort(struct aq *q)
 		goto oom;
 	if (why)
 		atomic_fetch_add_explicit(&an_suppressed_cohort, 1, memory_order_relaxed);
-	else if ((rc = store_analyst_also(q->s, &cf, an_also_cb, &x, &e)) < 0)
+	else if ((rc = store_analyst_days_also(q->s, &cf, an_also_cb, &x, &e)) < 0)
 		goto fail;
 	atomic_fetch_add_explicit(&an_suppressed_rows, x.suppressed, memory_order_relaxed);
 	if (x.csv) {
@@ -970,6 +1249,48 @@ out:
 	free(last);
 	free(f2);
 	free(l2);
+}
+
+/* The cohort of an offer's redeemers: their mean spend per household in
+ * the weeks before and after each redemption. Under k households the
+ * means are withheld with the count. */
+static void an_offer_moves(struct aq *q)
+{
+	struct an_query f;
+	struct store_analyst_move m;
+	json_t *v;
+	pos_err e = { 0 };
+	char detail[128];
+	int rc;
+
+	if (!an_query(q, 16, &f))
+		return;
+	snprintf(detail, sizeof detail, "offer=%s weeks=%ld", f.offer, f.weeks);
+	an_audit(q, "analyst_offer_cohort", detail);
+	rc = store_analyst_offer_moves(q->s, f.offer, (int64_t)f.weeks * 7 * 86400000LL, &m, &e);
+	if (rc == POS_ENOTFOUND) {
+		an_error(q, 404, "unknown_offer", "no offer has this id");
+		return;
+	}
+	if (rc < 0) {
+		an_fail(q, rc, &e);
+		return;
+	}
+	if (m.households < q->a->k_min) {
+		atomic_fetch_add_explicit(&an_suppressed_cohort, 1, memory_order_relaxed);
+		v = json_pack("{s:s, s:s, s:I, s:n, s:n, s:n, s:s}", "offer_id", f.offer, "title",
+			      m.title, "weeks", (json_int_t)f.weeks, "households", "before_cents",
+			      "after_cents", "suppressed", "under_k");
+	} else {
+		json_int_t before = (json_int_t)(m.before_cents / m.households),
+			   after = (json_int_t)(m.after_cents / m.households);
+
+		v = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "offer_id", f.offer, "title", m.title,
+			      "weeks", (json_int_t)f.weeks, "households", (json_int_t)m.households,
+			      "before_cents", before, "after_cents", after);
+	}
+	an_json(q, 200, v);
+	json_decref(v);
 }
 
 /* ------------------------------------------------------------ funnel */
@@ -1124,6 +1445,10 @@ static void an_dispatch(struct aq *q)
 		q->route = "analyst_cohorts";
 		if (an_method(q, HTTP1_GET))
 			an_cohort(q);
+	} else if (strcmp(path, "/v1/analyst/cohorts/offer") == 0) {
+		q->route = "analyst_offer_cohort";
+		if (an_method(q, HTTP1_GET))
+			an_offer_moves(q);
 	} else if (strcmp(path, "/v1/analyst/offers/funnel") == 0) {
 		q->route = "analyst_funnel";
 		if (an_method(q, HTTP1_GET))

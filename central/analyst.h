@@ -9,7 +9,8 @@
  *   GET  /analyst/households/{hhid}, /analyst/cohorts, /analyst/offers, /analyst/assets/{f}
  *   GET  /v1/analyst/me                    {"csrf"}
  *   GET  /v1/analyst/households/{hhid}[?format=csv]
- *   GET  /v1/analyst/cohorts?item=GTIN[&from=YYYY-MM&to=YYYY-MM&store=S][&format=csv]
+ *   GET  /v1/analyst/cohorts?item=GTIN[&from=D&to=D&store=S][&format=csv]   D: YYYY-MM[-DD]
+ *   GET  /v1/analyst/cohorts/offer?offer=ID[&weeks=N]
  *   GET  /v1/analyst/offers/funnel[?format=csv]
  *
  * A caller is an analyst by the analyst token (Authorization: Bearer) or
@@ -37,6 +38,11 @@ int analyst_shared_new(const struct cconf *c, const struct keyring *kr, struct i
 		       struct analyst_shared **out, pos_err *e);
 void analyst_shared_free(struct analyst_shared *a);
 
+/* For ingest_every on the writer ([analyst] fold_ms), arg the shared
+ * state: folds up to [analyst] fold_batch new baskets into the cohorts'
+ * tables; > 0 when more are waiting. */
+int analyst_fold_tick(struct store *s, void *arg);
+
 /* Whether path is one of the workbench's (/analyst, /analyst/…, /v1/analyst/…). */
 bool analyst_path(const char *path);
 
@@ -44,8 +50,8 @@ bool analyst_path(const char *path);
 void analyst_handle(struct analyst_shared *a, struct store *s, struct httpd_req *req);
 
 /* The k-anonymity rule of a cohort of n households (first[i], last[i]: the
- * months of each one's first and last purchase in the filter, sorted
- * ascending here), out of pop households active in the filter, and
+ * days (or months: any unit the filters cannot cut finer) of each one's
+ * first and last purchase in the filter, sorted ascending here), out of pop households active in the filter, and
  * n_all households when the store filter is dropped (-1: no store
  * filter). NULL when it may be shown, else why not. */
 const char *analyst_cohort_rule(long k, int *first, int *last, size_t n, long pop,

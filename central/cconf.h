@@ -124,6 +124,8 @@ struct cconf {
 	long privacy_k_min;
 	long analyst_session_hours;
 	long analyst_sessions_max;
+	long analyst_fold_ms;
+	long analyst_fold_batch;
 	/* Vendors (design section 14): docs/vendors.md. */
 	char k_vendor[CCONF_PATH_MAX];
 	long vendor_max_skew_s;

@@ -35,12 +35,15 @@ struct ingest {
 	bool ckpt_started;
 	pthread_cond_t ckpt_cv;   /* signalled on stop */
 	unsigned long commits;    /* guarded by mu: groups committed */
-	/* The periodic task (ingest_every); guarded by mu. */
-	int (*tick)(struct store *s, void *arg);
-	void *tick_arg;
-	long tick_ms;
-	int64_t tick_next_ms; /* monotonic */
-	bool tick_more;
+	/* The periodic tasks (ingest_every); guarded by mu. */
+	struct ingest_tick {
+		int (*fn)(struct store *s, void *arg);
+		void *arg;
+		long ms;
+		int64_t next_ms; /* monotonic */
+		bool more;
+	} ticks[INGEST_TICKS_MAX];
+	size_t nticks;
 	/* The writer's scratch space for one group, grown as needed. */
 	struct store_basket *group;
 	enum store_put_result *results;
@@ -208,24 +211,45 @@ static void ingest_abstime(struct timespec *ts, int64_t mono_ms)
 	ts->tv_nsec = (long)(mono_ms % 1000) * 1000000L;
 }
 
-/* Called with mu held: whether the periodic task should run now. */
-static bool ingest_tick_due(const struct ingest *ig, int64_t now_ms)
+/* Called with mu held: the task to run now (due, or with more left and
+ * no job waiting), else NULL. */
+static struct ingest_tick *ingest_tick_due(struct ingest *ig, int64_t now_ms)
 {
-	return ig->tick && !ig->stopping && now_ms >= ig->tick_next_ms;
+	if (ig->stopping)
+		return NULL;
+	/* A due task first, so one with a long backlog delays no other. */
+	for (size_t i = 0; i < ig->nticks; i++)
+		if (now_ms >= ig->ticks[i].next_ms)
+			return &ig->ticks[i];
+	for (size_t i = 0; i < ig->nticks && !ig->head; i++)
+		if (ig->ticks[i].more)
+			return &ig->ticks[i];
+	return NULL;
+}
+
+/* Called with mu held: the earliest time a task is due. */
+static int64_t ingest_tick_next(const struct ingest *ig)
+{
+	int64_t next = ig->ticks[0].next_ms;
+
+	for (size_t i = 1; i < ig->nticks; i++)
+		if (ig->ticks[i].next_ms < next)
+			next = ig->ticks[i].next_ms;
+	return next;
 }
 
 /* Called with mu held; runs the task with mu released. */
-static void ingest_run_tick(struct ingest *ig)
+static void ingest_run_tick(struct ingest *ig, struct ingest_tick *t)
 {
-	int (*fn)(struct store *, void *) = ig->tick;
-	void *arg = ig->tick_arg;
+	int (*fn)(struct store *, void *) = t->fn;
+	void *arg = t->arg;
 	int more;
 
 	pthread_mutex_unlock(&ig->mu);
 	more = fn(ig->store, arg);
 	pthread_mutex_lock(&ig->mu);
-	ig->tick_more = more > 0;
-	ig->tick_next_ms = time_mono_us() / 1000 + ig->tick_ms;
+	t->more = more > 0;
+	t->next_ms = time_mono_us() / 1000 + t->ms;
 	ig->commits++; /* the checkpointer copies what it wrote */
 }
 
@@ -240,20 +264,20 @@ static void *ingest_thread(void *arg)
 		pthread_mutex_lock(&ig->mu);
 		for (;;) {
 			int64_t now_ms = time_mono_us() / 1000;
+			struct ingest_tick *t = ingest_tick_due(ig, now_ms);
 			struct timespec ts;
 
-			if (ingest_tick_due(ig, now_ms) ||
-			    (!ig->head && ig->tick_more && !ig->stopping)) {
-				ingest_run_tick(ig);
+			if (t) {
+				ingest_run_tick(ig, t);
 				continue;
 			}
 			if (ig->head || ig->stopping)
 				break;
-			if (!ig->tick) {
+			if (!ig->nticks) {
 				pthread_cond_wait(&ig->cv, &ig->mu);
 				continue;
 			}
-			ingest_abstime(&ts, ig->tick_next_ms);
+			ingest_abstime(&ts, ingest_tick_next(ig));
 			pthread_cond_timedwait(&ig->cv, &ig->mu, &ts);
 		}
 		if (!ig->head) {
@@ -385,13 +409,19 @@ int ingest_submit(struct ingest *ig, struct ingest_job *job, pos_err *e)
 void ingest_every(struct ingest *ig, long interval_ms, int (*fn)(struct store *s, void *arg),
 		  void *arg)
 {
+	struct ingest_tick *t;
+
 	if (!ig || !fn || interval_ms < 1)
 		return;
 	pthread_mutex_lock(&ig->mu);
-	ig->tick = fn;
-	ig->tick_arg = arg;
-	ig->tick_ms = interval_ms;
-	ig->tick_next_ms = time_mono_us() / 1000 + interval_ms;
+	if (ig->nticks < INGEST_TICKS_MAX) {
+		t = &ig->ticks[ig->nticks++];
+		t->fn = fn;
+		t->arg = arg;
+		t->ms = interval_ms;
+		t->next_ms = time_mono_us() / 1000 + interval_ms;
+		t->more = false;
+	}
 	pthread_cond_signal(&ig->cv);
 	pthread_mutex_unlock(&ig->mu);
 }

@@ -16,7 +16,7 @@
  * the same group transaction as the baskets, so such writes cost no fsync
  * of their own and never block a worker's event loop.
  *
- * Between groups the writer can run a periodic task (ingest_every), such
+ * Between groups the writer can run periodic tasks (ingest_every), such
  * as removing expired rows, off the workers' loops.
  */
 #include <stddef.h>
@@ -25,6 +25,7 @@
 #include "store.h"
 
 #define INGEST_GROUP_MAX 2000 /* baskets (or operations) per commit (a job is never split) */
+#define INGEST_TICKS_MAX 4    /* periodic tasks (ingest_every) */
 
 struct ingest;
 
@@ -68,7 +69,8 @@ int ingest_submit(struct ingest *ig, struct ingest_job *job, pos_err *e);
 /* fn runs on the writer thread with the writer's connection, outside any
  * transaction, every interval_ms (the first one interval after this
  * call), before the next group when it is due. A return > 0 means more is
- * left: it runs again as soon as no job waits. Call once, before jobs. */
+ * left: it runs again as soon as no job waits. Call once per task (up to
+ * INGEST_TICKS_MAX; one past it is not kept), before jobs. */
 void ingest_every(struct ingest *ig, long interval_ms, int (*fn)(struct store *s, void *arg),
 		  void *arg);
 /* Commits everything queued, then ends the thread. */

@@ -699,6 +699,7 @@ int server_run(const struct cconf *c, const char *listen_s, struct keyring *toke
 	if ((rc = server_limits(c, &sh, &rl, e)) < 0)
 		goto out;
 	ingest_every(ig, offers_expire_interval_ms(&sh.devices), offers_expire_tick, &sh.devices);
+	ingest_every(ig, c->analyst_fold_ms, analyst_fold_tick, sh.analyst);
 
 	if (pub_on) {
 		/* Its own budget: browsers never take the lanes' slots. */

@@ -10,17 +10,10 @@
 /*
  * store_analyst.h over db.h, one text for both backends but the month of
  * a timestamp (sa_sql). Each statement is prepared once per connection
- * (store_q) and binds every parameter. A cohort is found through
- * items_gtin, then its baskets by their primary key.
+ * (store_q) and binds every parameter. Cohorts read the folded tables
+ * (store_analyst_fold), the household page and the funnel the live ones.
  */
 
-/* The filter on baskets b shared by the cohort statements: ?2 from, ?3
- * to (NULL: open), ?4 store (NULL: any). The casts type the parameters
- * where PostgreSQL meets them first. */
-#define SA_FILTER                                                                      \
-	"b.hhid IS NOT NULL AND (CAST(?2 AS BIGINT) IS NULL OR b.ts >= ?2) AND "       \
-	"(CAST(?3 AS BIGINT) IS NULL OR b.ts < ?3) AND "                               \
-	"(CAST(?4 AS TEXT) IS NULL OR b.store = ?4)"
 #define SA_MONTHS(month)                                                                     \
 	"SELECT " month " AS m, count(DISTINCT b.id), coalesce(sum(i.price_cents), 0) "     \
 	"FROM baskets b LEFT JOIN items i ON i.basket_id = b.id WHERE b.hhid = ?1 "          \
@@ -46,24 +39,8 @@ static const char SQL_LINES[] =
 	"JOIN items i ON i.basket_id = b.id "
 	"LEFT JOIN item_master m ON m.gtin = i.gtin WHERE b.hhid = ?1 "
 	"ORDER BY b.ts, b.id, i.seq";
-static const char SQL_COHORT[] =
-	"SELECT b.hhid, min(b.ts), max(b.ts) FROM items i "
-	"JOIN baskets b ON b.id = i.basket_id WHERE i.gtin = ?1 AND " SA_FILTER
-	" GROUP BY b.hhid";
 /* ?1 is bound as for every cohort statement; the cast gives it a type. */
-static const char SQL_POPULATION[] =
-	"SELECT count(DISTINCT b.hhid) FROM baskets b WHERE CAST(?1 AS TEXT) IS NOT NULL "
-	"AND " SA_FILTER;
 #define SA_IN_COHORT "CASE WHEN p.hhid IN (SELECT hhid FROM c) THEN 1 ELSE 0 END"
-static const char SQL_ALSO[] =
-	"WITH c AS (SELECT DISTINCT b.hhid FROM items i "
-	"  JOIN baskets b ON b.id = i.basket_id WHERE i.gtin = ?1 AND " SA_FILTER "),"
-	" p AS (SELECT i.gtin, b.hhid FROM baskets b "
-	"  JOIN items i ON i.basket_id = b.id WHERE i.gtin <> ?1 AND " SA_FILTER
-	"  GROUP BY i.gtin, b.hhid) "
-	"SELECT p.gtin, coalesce(m.name, ''), sum(" SA_IN_COHORT ") AS hc, count(*) FROM p "
-	"LEFT JOIN item_master m ON m.gtin = p.gtin "
-	"GROUP BY p.gtin, m.name HAVING sum(" SA_IN_COHORT ") > 0 ORDER BY hc DESC, p.gtin";
 static const char SQL_FUNNEL[] =
 	"SELECT o.id, o.title, "
 	" (SELECT count(*) FROM offer_codes c WHERE c.offer_id = o.id), "
@@ -92,20 +69,6 @@ static const char *sa_text(struct db_stmt *st, int i)
 	const char *v = db_col_text(st, i);
 
 	return v ? v : "";
-}
-
-static void sa_bind_filter(struct db_stmt *st, const struct store_cohort_filter *f)
-{
-	db_bind_text(st, 1, f->gtin ? f->gtin : "");
-	if (f->from_ms)
-		db_bind_int64(st, 2, f->from_ms);
-	else
-		db_bind_null(st, 2);
-	if (f->to_ms)
-		db_bind_int64(st, 3, f->to_ms);
-	else
-		db_bind_null(st, 3);
-	db_bind_opt_text(st, 4, f->store);
 }
 
 /* A walk's answer: the caller's callback failing (crc < 0) is named by
@@ -260,126 +223,6 @@ int store_analyst_lines(struct store *s, const char *hhid,
 
 /* ------------------------------------------------------------ cohorts */
 
-static int sa_month(int64_t ms)
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	return (tm.tm_year + 1900) * 12 + tm.tm_mon;
-}
-
-struct sa_cohort {
-	int *a, *b;
-	size_t cap, n;
-};
-
-static int sa_cohort_row(struct db_stmt *st, void *arg)
-{
-	struct sa_cohort *w = arg;
-
-	if (w->n == w->cap) {
-		size_t nc = w->cap ? w->cap * 2 : 64;
-		int *na = realloc(w->a, nc * sizeof *na), *nb;
-
-		if (!na)
-			return POS_ENOMEM;
-		w->a = na;
-		if (!(nb = realloc(w->b, nc * sizeof *nb)))
-			return POS_ENOMEM;
-		w->b = nb;
-		w->cap = nc;
-	}
-	w->a[w->n] = sa_month(db_col_int64(st, 1));
-	w->b[w->n] = sa_month(db_col_int64(st, 2));
-	w->n++;
-	return 0;
-}
-
-int store_analyst_cohort(struct store *s, const struct store_cohort_filter *f, int **first,
-			 int **last, size_t *n, pos_err *e)
-{
-	struct sa_cohort w = { NULL, NULL, 0, 0 };
-	struct db_stmt *st;
-	int rc;
-
-	*first = *last = NULL;
-	*n = 0;
-	if ((rc = sa_q(s, SQL_COHORT, &st, e)) < 0)
-		return rc;
-	sa_bind_filter(st, f);
-	if ((rc = db_each(st, sa_cohort_row, &w, e)) < 0) {
-		if (rc == POS_ENOMEM)
-			err_set(e, POS_ENOMEM, "out of memory");
-		goto out;
-	}
-	*first = w.a;
-	*last = w.b;
-	*n = w.n;
-	w.a = w.b = NULL;
-out:
-	free(w.a);
-	free(w.b);
-	return rc;
-}
-
-static int sa_count_row(struct db_stmt *st, void *arg)
-{
-	*(long *)arg = (long)db_col_int64(st, 0);
-	return 1;
-}
-
-int store_analyst_population(struct store *s, const struct store_cohort_filter *f, long *n,
-			     pos_err *e)
-{
-	struct db_stmt *st;
-	int rc;
-
-	*n = 0;
-	if ((rc = sa_q(s, SQL_POPULATION, &st, e)) < 0)
-		return rc;
-	sa_bind_filter(st, f);
-	rc = db_each(st, sa_count_row, n, e);
-	return rc < 0 ? rc : 0;
-}
-
-struct sa_also {
-	int (*cb)(const struct store_analyst_other *o, void *arg);
-	void *arg;
-	int crc;
-};
-
-static int sa_also_row(struct db_stmt *st, void *arg)
-{
-	struct sa_also *w = arg;
-	struct store_analyst_other o = {
-		.gtin = sa_text(st, 0),
-		.name = sa_text(st, 1),
-		.cohort = (long)db_col_int64(st, 2),
-		.population = (long)db_col_int64(st, 3),
-	};
-	int crc = w->cb(&o, w->arg);
-
-	return crc < 0 ? (w->crc = crc) : 0;
-}
-
-int store_analyst_also(struct store *s, const struct store_cohort_filter *f,
-		       int (*cb)(const struct store_analyst_other *o, void *arg), void *arg,
-		       pos_err *e)
-{
-	struct sa_also w = { cb, arg, 0 };
-	struct db_stmt *st;
-	int rc;
-
-	if ((rc = sa_q(s, SQL_ALSO, &st, e)) < 0)
-		return rc;
-	sa_bind_filter(st, f);
-	rc = db_each(st, sa_also_row, &w, e);
-	return sa_walked(rc, w.crc, "cohort: out of memory", e);
-}
-
-/* ------------------------------------------------------------ offers */
-
 struct sa_funnel {
 	int (*cb)(const struct store_analyst_funnel *f, void *arg);
 	void *arg;
@@ -413,4 +256,956 @@ int store_analyst_funnel(struct store *s,
 		return rc;
 	rc = db_each(st, sa_funnel_row, &w, e);
 	return sa_walked(rc, w.crc, "funnel: out of memory", e);
+}
+
+/* ------------------------------------------------------------ folded tables */
+
+/*
+ * analyst_items and analyst_visits (schema v8) hold a bit per day: a
+ * day is ts / 86400000 (UTC), kept in block day / SA_BLK_DAYS at bit
+ * day % SA_BLK_DAYS of a SA_MASK-byte blob. One row per item, household,
+ * block and store, however many times it was bought: a cohort reads one
+ * row per household, its also_bought one per household and item.
+ */
+#define SA_BLK_DAYS 512
+#define SA_MASK (SA_BLK_DAYS / 8)
+#define SA_DAY_MS 86400000LL
+#define SA_HHID_MAX 40
+#define SA_STORE_MAX 65
+#define SA_GTIN_MAX 15
+#define SA_OPEN_DAY (1LL << 40)
+
+static const char SQL_FOLD_MARK[] = "SELECT basket_id FROM analyst_fold WHERE id = 1";
+static const char SQL_FOLD_TOP[] = "SELECT coalesce(max(id), 0) FROM baskets";
+static const char SQL_FOLD_ITEMS[] =
+	"SELECT i.gtin, b.hhid, b.store, b.ts FROM baskets b JOIN items i ON i.basket_id = b.id "
+	"WHERE b.id > ?1 AND b.id <= ?2 AND b.hhid IS NOT NULL "
+	"ORDER BY i.gtin, b.hhid, b.store, b.ts";
+static const char SQL_FOLD_VISITS[] =
+	"SELECT '', b.hhid, b.store, b.ts FROM baskets b "
+	"WHERE b.id > ?1 AND b.id <= ?2 AND b.hhid IS NOT NULL ORDER BY b.hhid, b.store, b.ts";
+static const char SQL_ITEMS_GET[] =
+	"SELECT days FROM analyst_items WHERE gtin = ?1 AND hhid = ?2 AND blk = ?3 AND store = ?4";
+static const char SQL_ITEMS_PUT[] =
+	"INSERT INTO analyst_items(gtin, hhid, blk, store, days) VALUES (?1, ?2, ?3, ?4, ?5) "
+	"ON CONFLICT (gtin, hhid, blk, store) DO UPDATE SET days = excluded.days";
+static const char SQL_VISITS_GET[] =
+	"SELECT days FROM analyst_visits WHERE hhid = ?1 AND blk = ?2 AND store = ?3";
+static const char SQL_VISITS_PUT[] =
+	"INSERT INTO analyst_visits(hhid, blk, store, days) VALUES (?1, ?2, ?3, ?4) "
+	"ON CONFLICT (hhid, blk, store) DO UPDATE SET days = excluded.days";
+static const char SQL_FOLD_SET[] =
+	"UPDATE analyst_fold SET basket_id = ?1, updated = ?2 WHERE id = 1";
+
+/* One row of a folded table being built: its key and its days. */
+struct sa_cell {
+	char gtin[SA_GTIN_MAX], hhid[SA_HHID_MAX], store[SA_STORE_MAX];
+	int64_t blk;
+	unsigned char days[SA_MASK];
+};
+
+struct sa_cells {
+	struct sa_cell *v;
+	size_t n, cap;
+};
+
+static int64_t sa_day(int64_t ts_ms)
+{
+	return ts_ms >= 0 ? ts_ms / SA_DAY_MS : 0;
+}
+
+static int sa_one_int(struct db_stmt *st, void *arg)
+{
+	*(int64_t *)arg = db_col_int64(st, 0);
+	return 0;
+}
+
+/* Rows (gtin, hhid, store, ts) in key order: one cell per key and block. */
+static int sa_cell_row(struct db_stmt *st, void *arg)
+{
+	struct sa_cells *c = arg;
+	const char *g = db_col_text(st, 0), *h = db_col_text(st, 1), *so = db_col_text(st, 2);
+	int64_t day = sa_day(db_col_int64(st, 3)), blk = day / SA_BLK_DAYS;
+	struct sa_cell *x = c->n ? &c->v[c->n - 1] : NULL;
+
+	g = g ? g : "";
+	h = h ? h : "";
+	so = so ? so : "";
+	if (!x || x->blk != blk || strcmp(x->gtin, g) != 0 || strcmp(x->hhid, h) != 0 ||
+	    strcmp(x->store, so) != 0) {
+		if (c->n == c->cap) {
+			size_t nc = c->cap ? c->cap * 2 : 256;
+			struct sa_cell *nv = realloc(c->v, nc * sizeof *nv);
+
+			if (!nv)
+				return POS_ENOMEM;
+			c->v = nv;
+			c->cap = nc;
+		}
+		x = &c->v[c->n++];
+		memset(x, 0, sizeof *x);
+		snprintf(x->gtin, sizeof x->gtin, "%s", g);
+		snprintf(x->hhid, sizeof x->hhid, "%s", h);
+		snprintf(x->store, sizeof x->store, "%s", so);
+		x->blk = blk;
+	}
+	x->days[(day % SA_BLK_DAYS) / 8] |= (unsigned char)(1u << (day % 8));
+	return 0;
+}
+
+static int sa_mask_row(struct db_stmt *st, void *arg)
+{
+	size_t n = 0;
+	const unsigned char *p = db_col_blob(st, 0, &n);
+
+	for (size_t i = 0; p && i < n && i < SA_MASK; i++)
+		((unsigned char *)arg)[i] |= p[i];
+	return 0;
+}
+
+/* ORs each cell into its stored row (items: with a GTIN, else visits). */
+static int sa_cells_put(struct store *s, const struct sa_cells *c, bool items, pos_err *e)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		struct sa_cell x = c->v[i];
+		struct db_stmt *get = store_q(s, items ? SQL_ITEMS_GET : SQL_VISITS_GET, e);
+		struct db_stmt *put;
+		int rc, k = 1;
+
+		if (!get)
+			return e->code ? e->code : POS_EDB;
+		if (items)
+			db_bind_text(get, k++, x.gtin);
+		db_bind_text(get, k++, x.hhid);
+		db_bind_int64(get, k++, x.blk);
+		db_bind_text(get, k, x.store);
+		if ((rc = db_each(get, sa_mask_row, x.days, e)) < 0)
+			return rc;
+		if (!(put = store_q(s, items ? SQL_ITEMS_PUT : SQL_VISITS_PUT, e)))
+			return e->code ? e->code : POS_EDB;
+		k = 1;
+		if (items)
+			db_bind_text(put, k++, x.gtin);
+		db_bind_text(put, k++, x.hhid);
+		db_bind_int64(put, k++, x.blk);
+		db_bind_text(put, k++, x.store);
+		db_bind_blob(put, k, x.days, sizeof x.days);
+		if ((rc = db_run(put, e)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/*
+ * analyst_households.items: entries of SA_ENTRY bytes sorted by GTIN, each
+ * the GTIN's 14 digits as a big-endian 8-byte integer, then its SA_MASK
+ * bytes of days in the row's block. One row per household, block and
+ * store holds all it bought there, so what else a cohort bought reads a
+ * row per household instead of one per household and item.
+ */
+#define SA_ENTRY (8 + SA_MASK)
+
+static const char SQL_HH_GET[] =
+	"SELECT items FROM analyst_households WHERE hhid = ?1 AND blk = ?2 AND store = ?3";
+static const char SQL_HH_PUT[] =
+	"INSERT INTO analyst_households(hhid, blk, store, items) VALUES (?1, ?2, ?3, ?4) "
+	"ON CONFLICT (hhid, blk, store) DO UPDATE SET items = excluded.items";
+
+static int64_t sa_gtin_num(const char *g)
+{
+	int64_t v = 0;
+
+	for (; *g >= '0' && *g <= '9'; g++)
+		v = v * 10 + (*g - '0');
+	return v;
+}
+
+static void sa_put_be(unsigned char *p, int64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (unsigned char)((uint64_t)v >> (56 - 8 * i));
+}
+
+static int64_t sa_get_be(const unsigned char *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return (int64_t)v;
+}
+
+static int sa_cell_hh_cmp(const void *x, const void *y)
+{
+	const struct sa_cell *a = *(const struct sa_cell *const *)x,
+			     *b = *(const struct sa_cell *const *)y;
+	int c = strcmp(a->hhid, b->hhid);
+
+	if (c)
+		return c;
+	if (a->blk != b->blk)
+		return a->blk < b->blk ? -1 : 1;
+	if ((c = strcmp(a->store, b->store)))
+		return c;
+	return strcmp(a->gtin, b->gtin);
+}
+
+struct sa_blob {
+	unsigned char *p;
+	size_t n, cap;
+};
+
+static int sa_blob_row(struct db_stmt *st, void *arg)
+{
+	struct sa_blob *b = arg;
+	size_t n = 0;
+	const unsigned char *p = db_col_blob(st, 0, &n);
+
+	n -= n % SA_ENTRY;
+	if (!p || !n)
+		return 0;
+	if (!(b->p = malloc(n)))
+		return POS_ENOMEM;
+	memcpy(b->p, p, n);
+	b->n = b->cap = n;
+	return 0;
+}
+
+/* Merges cells c[0..n) (one household, block and store, sorted by GTIN)
+ * into its stored row. */
+static int sa_hh_put(struct store *s, struct sa_cell *const *c, size_t n, pos_err *e)
+{
+	struct sa_blob old = { 0 };
+	unsigned char *out = NULL;
+	struct db_stmt *st;
+	size_t i = 0, j = 0, k = 0;
+	int rc;
+
+	if (!(st = store_q(s, SQL_HH_GET, e)))
+		return e->code ? e->code : POS_EDB;
+	db_bind_text(st, 1, c[0]->hhid);
+	db_bind_int64(st, 2, c[0]->blk);
+	db_bind_text(st, 3, c[0]->store);
+	if ((rc = db_each(st, sa_blob_row, &old, e)) < 0)
+		goto out;
+	if (!(out = malloc(old.n + n * SA_ENTRY))) {
+		rc = err_set(e, POS_ENOMEM, "analyst fold: out of memory");
+		goto out;
+	}
+	while (i < old.n / SA_ENTRY || j < n) {
+		int64_t a = i < old.n / SA_ENTRY ? sa_get_be(old.p + i * SA_ENTRY) : INT64_MAX;
+		int64_t b = j < n ? sa_gtin_num(c[j]->gtin) : INT64_MAX;
+		unsigned char *o = out + k * SA_ENTRY;
+
+		if (a <= b) {
+			memcpy(o, old.p + i * SA_ENTRY, SA_ENTRY);
+			i++;
+		} else {
+			sa_put_be(o, b);
+			memset(o + 8, 0, SA_MASK);
+		}
+		if (a >= b) {
+			for (int x = 0; x < SA_MASK; x++)
+				o[8 + x] |= c[j]->days[x];
+			j++;
+		}
+		k++;
+	}
+	if (!(st = store_q(s, SQL_HH_PUT, e))) {
+		rc = e->code ? e->code : POS_EDB;
+		goto out;
+	}
+	db_bind_text(st, 1, c[0]->hhid);
+	db_bind_int64(st, 2, c[0]->blk);
+	db_bind_text(st, 3, c[0]->store);
+	db_bind_blob(st, 4, out, k * SA_ENTRY);
+	rc = db_run(st, e);
+out:
+	free(old.p);
+	free(out);
+	return rc;
+}
+
+/* The item cells again, by household, block and store. */
+static int sa_hh_put_all(struct store *s, const struct sa_cells *c, pos_err *e)
+{
+	struct sa_cell **v = c->n ? malloc(c->n * sizeof *v) : NULL;
+	size_t i = 0;
+	int rc = 0;
+
+	if (c->n && !v)
+		return err_set(e, POS_ENOMEM, "analyst fold: out of memory");
+	for (size_t k = 0; k < c->n; k++)
+		v[k] = &c->v[k];
+	if (c->n)
+		qsort(v, c->n, sizeof *v, sa_cell_hh_cmp);
+	while (i < c->n && rc >= 0) {
+		size_t j = i + 1;
+
+		while (j < c->n && v[j]->blk == v[i]->blk && strcmp(v[j]->hhid, v[i]->hhid) == 0 &&
+		       strcmp(v[j]->store, v[i]->store) == 0)
+			j++;
+		rc = sa_hh_put(s, v + i, j - i, e);
+		i = j;
+	}
+	free(v);
+	return rc;
+}
+
+static int sa_fold_read(struct store *s, const char *sql, int64_t lo, int64_t hi,
+			struct sa_cells *c, pos_err *e)
+{
+	struct db_stmt *st = store_q(s, sql, e);
+	int rc;
+
+	if (!st)
+		return e->code ? e->code : POS_EDB;
+	db_bind_int64(st, 1, lo);
+	db_bind_int64(st, 2, hi);
+	rc = db_each(st, sa_cell_row, c, e);
+	if (rc == POS_ENOMEM)
+		rc = err_set(e, POS_ENOMEM, "analyst fold: out of memory");
+	return rc;
+}
+
+/*
+ * A merge moves the baskets of one household to another (store_merge),
+ * and the household merged away is removed. Its folded rows stay, but
+ * every read joins households, so they count for nobody; the survivor's
+ * baskets (its own and those moved) are folded again, which only sets
+ * bits already set or moved. analyst_merges says which merges were.
+ */
+#define SA_MERGES_MAX 64 /* merges taken in per fold */
+
+static const char SQL_MERGES_NEW[] =
+	"SELECT m.from_hhid, m.into_hhid FROM merged m WHERE NOT EXISTS "
+	"(SELECT 1 FROM analyst_merges a WHERE a.from_hhid = m.from_hhid) "
+	"ORDER BY m.from_hhid LIMIT 64";
+static const char SQL_MERGES_DONE[] =
+	"INSERT INTO analyst_merges(from_hhid) VALUES (?1) ON CONFLICT (from_hhid) DO NOTHING";
+static const char SQL_FOLD_HH_ITEMS[] =
+	"SELECT i.gtin, b.hhid, b.store, b.ts FROM baskets b JOIN items i ON i.basket_id = b.id "
+	"WHERE b.hhid = ?1 ORDER BY i.gtin, b.hhid, b.store, b.ts";
+static const char SQL_FOLD_HH_VISITS[] =
+	"SELECT '', b.hhid, b.store, b.ts FROM baskets b WHERE b.hhid = ?1 "
+	"ORDER BY b.hhid, b.store, b.ts";
+
+struct sa_merges {
+	char from[SA_MERGES_MAX][SA_HHID_MAX], into[SA_MERGES_MAX][SA_HHID_MAX];
+	int n;
+};
+
+static int sa_merge_row(struct db_stmt *st, void *arg)
+{
+	struct sa_merges *m = arg;
+
+	if (m->n >= SA_MERGES_MAX)
+		return 0;
+	db_col_copy(st, 0, m->from[m->n], SA_HHID_MAX);
+	db_col_copy(st, 1, m->into[m->n], SA_HHID_MAX);
+	m->n++;
+	return 0;
+}
+
+static int sa_fold_hh(struct store *s, const char *hhid, pos_err *e)
+{
+	struct sa_cells items = { 0 }, visits = { 0 };
+	struct db_stmt *st;
+	int rc;
+
+	if (!(st = store_q(s, SQL_FOLD_HH_ITEMS, e)))
+		return e->code ? e->code : POS_EDB;
+	db_bind_text(st, 1, hhid);
+	if ((rc = db_each(st, sa_cell_row, &items, e)) < 0)
+		goto out;
+	if (!(st = store_q(s, SQL_FOLD_HH_VISITS, e))) {
+		rc = e->code ? e->code : POS_EDB;
+		goto out;
+	}
+	db_bind_text(st, 1, hhid);
+	if ((rc = db_each(st, sa_cell_row, &visits, e)) < 0 ||
+	    (rc = sa_cells_put(s, &items, true, e)) < 0 || (rc = sa_hh_put_all(s, &items, e)) < 0 ||
+	    (rc = sa_cells_put(s, &visits, false, e)) < 0)
+		goto out;
+out:
+	if (rc == POS_ENOMEM)
+		rc = err_set(e, POS_ENOMEM, "analyst fold: out of memory");
+	free(items.v);
+	free(visits.v);
+	return rc;
+}
+
+/* Folds the survivors of merges not taken in yet. *n: how many. */
+static int sa_fold_merges(struct store *s, int *n, pos_err *e)
+{
+	struct sa_merges *m = calloc(1, sizeof *m);
+	struct db_stmt *st;
+	int rc;
+
+	*n = 0;
+	if (!m)
+		return err_set(e, POS_ENOMEM, "analyst fold: out of memory");
+	if (!(st = store_q(s, SQL_MERGES_NEW, e))) {
+		rc = e->code ? e->code : POS_EDB;
+		goto out;
+	}
+	if ((rc = db_each(st, sa_merge_row, m, e)) < 0)
+		goto out;
+	for (int i = 0; i < m->n; i++) {
+		if ((rc = sa_fold_hh(s, m->into[i], e)) < 0)
+			goto out;
+		if (!(st = store_q(s, SQL_MERGES_DONE, e))) {
+			rc = e->code ? e->code : POS_EDB;
+			goto out;
+		}
+		db_bind_text(st, 1, m->from[i]);
+		if ((rc = db_run(st, e)) < 0)
+			goto out;
+	}
+	*n = m->n;
+out:
+	free(m);
+	return rc;
+}
+
+int store_analyst_fold(struct store *s, long max, int64_t now_ms, long *folded, bool *more,
+		       pos_err *e)
+{
+	struct sa_cells items = { 0 }, visits = { 0 };
+	struct db_stmt *st;
+	int64_t mark = 0, top = 0, hi;
+	int rc, merges = 0;
+
+	*folded = 0;
+	*more = false;
+	if (max < 1)
+		return err_set(e, POS_EINVAL, "analyst fold: the batch must be at least 1 basket");
+	if ((rc = store_unit_begin(s, e)) < 0)
+		return rc;
+	st = NULL;
+	if ((rc = sa_fold_merges(s, &merges, e)) < 0)
+		goto out;
+	*more = merges >= SA_MERGES_MAX;
+	if (!(st = store_q(s, SQL_FOLD_MARK, e)) || (rc = db_each(st, sa_one_int, &mark, e)) < 0 ||
+	    !(st = store_q(s, SQL_FOLD_TOP, e)) || (rc = db_each(st, sa_one_int, &top, e)) < 0)
+		goto out;
+	hi = mark + max < top ? mark + max : top;
+	if (hi <= mark)
+		goto out;
+	if ((rc = sa_fold_read(s, SQL_FOLD_ITEMS, mark, hi, &items, e)) < 0 ||
+	    (rc = sa_fold_read(s, SQL_FOLD_VISITS, mark, hi, &visits, e)) < 0 ||
+	    (rc = sa_cells_put(s, &items, true, e)) < 0 ||
+	    (rc = sa_hh_put_all(s, &items, e)) < 0 ||
+	    (rc = sa_cells_put(s, &visits, false, e)) < 0)
+		goto out;
+	if (!(st = store_q(s, SQL_FOLD_SET, e)))
+		goto out;
+	db_bind_int64(st, 1, hi);
+	db_bind_int64(st, 2, now_ms);
+	if ((rc = db_run(st, e)) < 0)
+		goto out;
+	*folded = (long)(hi - mark);
+	*more = *more || hi < top;
+out:
+	if (!st && rc >= 0)
+		rc = e->code ? e->code : POS_EDB;
+	free(items.v);
+	free(visits.v);
+	return store_unit_finish(s, rc, e);
+}
+
+/* The first (or last) day bit set in [lo, hi) of m, else -1. */
+static int sa_bit_first(const unsigned char *m, int lo, int hi)
+{
+	for (int i = lo; i < hi;) {
+		if ((i & 7) == 0 && i + 8 <= hi && !m[i >> 3]) {
+			i += 8;
+			continue;
+		}
+		if ((m[i >> 3] >> (i & 7)) & 1)
+			return i;
+		i++;
+	}
+	return -1;
+}
+
+static int sa_bit_last(const unsigned char *m, int lo, int hi)
+{
+	for (int i = hi - 1; i >= lo;) {
+		if ((i & 7) == 7 && i - 7 >= lo && !m[i >> 3]) {
+			i -= 8;
+			continue;
+		}
+		if ((m[i >> 3] >> (i & 7)) & 1)
+			return i;
+		i--;
+	}
+	return -1;
+}
+
+/* The days of a row's block within the filter: [*lo, *hi) bit indices. */
+static bool sa_span(const struct store_analyst_days *f, int64_t blk, int *lo, int *hi)
+{
+	int64_t base = blk * SA_BLK_DAYS, from = f->from_day, to = f->to_day ? f->to_day : SA_OPEN_DAY;
+
+	*lo = from > base ? (int)(from - base < SA_BLK_DAYS ? from - base : SA_BLK_DAYS) : 0;
+	*hi = to - base < SA_BLK_DAYS ? (to > base ? (int)(to - base) : 0) : SA_BLK_DAYS;
+	return *lo < *hi;
+}
+
+static void sa_bind_days(struct db_stmt *st, int i, const struct store_analyst_days *f)
+{
+	int64_t to = f->to_day ? f->to_day : SA_OPEN_DAY;
+
+	db_bind_int64(st, i, f->from_day / SA_BLK_DAYS);
+	db_bind_int64(st, i + 1, (to - 1) / SA_BLK_DAYS);
+	db_bind_opt_text(st, i + 2, f->store);
+}
+
+/* Each joins households: the rows of a household merged away count for
+ * nobody (its survivor was folded again). */
+static const char SQL_DAYS_COHORT[] =
+	"SELECT a.hhid, a.blk, a.days FROM analyst_items a JOIN households h ON h.hhid = a.hhid "
+	"WHERE a.gtin = ?1 AND a.blk >= ?2 AND a.blk <= ?3 AND (?4 IS NULL OR a.store = ?4) "
+	"ORDER BY a.hhid";
+static const char SQL_DAYS_POP[] =
+	"SELECT a.hhid, a.blk, a.days FROM analyst_visits a JOIN households h ON h.hhid = a.hhid "
+	"WHERE a.blk >= ?1 AND a.blk <= ?2 AND (?3 IS NULL OR a.store = ?3) ORDER BY a.hhid";
+static const char SQL_DAYS_ALSO[] =
+	"SELECT a.hhid, a.blk, a.items FROM analyst_households a "
+	"JOIN households h ON h.hhid = a.hhid "
+	"WHERE a.blk >= ?1 AND a.blk <= ?2 AND (?3 IS NULL OR a.store = ?3) ORDER BY a.hhid";
+static const char SQL_ITEM_NAME[] = "SELECT name FROM item_master WHERE gtin = ?1";
+
+/* Households in key order, each with its first and last day within the
+ * filter (-1 while none). */
+struct sa_hh {
+	const struct store_analyst_days *f;
+	char cur[SA_HHID_MAX];
+	int64_t first, last;
+	int *a, *b;
+	size_t n, cap;
+};
+
+static int sa_hh_flush(struct sa_hh *x)
+{
+	if (x->first < 0)
+		return 0;
+	if (x->n == x->cap) {
+		size_t nc = x->cap ? x->cap * 2 : 256;
+		int *na = realloc(x->a, nc * sizeof *na), *nb;
+
+		if (na)
+			x->a = na;
+		nb = na ? realloc(x->b, nc * sizeof *nb) : NULL;
+		if (nb)
+			x->b = nb;
+		if (!na || !nb)
+			return POS_ENOMEM;
+		x->cap = nc;
+	}
+	x->a[x->n] = (int)x->first;
+	x->b[x->n] = (int)x->last;
+	x->n++;
+	x->first = x->last = -1;
+	return 0;
+}
+
+/* Rows (hhid, blk, days) ordered by hhid. */
+static int sa_hh_row(struct db_stmt *st, void *arg)
+{
+	struct sa_hh *x = arg;
+	const char *h = db_col_text(st, 0);
+	int64_t blk = db_col_int64(st, 1);
+	size_t len = 0;
+	const unsigned char *m = db_col_blob(st, 2, &len);
+	int lo, hi, a, b;
+
+	h = h ? h : "";
+	if (strcmp(h, x->cur) != 0) {
+		if (sa_hh_flush(x) < 0)
+			return POS_ENOMEM;
+		snprintf(x->cur, sizeof x->cur, "%s", h);
+	}
+	if (!m || len != SA_MASK || !sa_span(x->f, blk, &lo, &hi))
+		return 0;
+	if ((a = sa_bit_first(m, lo, hi)) < 0)
+		return 0;
+	b = sa_bit_last(m, lo, hi);
+	if (x->first < 0 || blk * SA_BLK_DAYS + a < x->first)
+		x->first = blk * SA_BLK_DAYS + a;
+	if (blk * SA_BLK_DAYS + b > x->last)
+		x->last = blk * SA_BLK_DAYS + b;
+	return 0;
+}
+
+static int sa_hh_walk(struct store *s, const char *sql, const struct store_analyst_days *f,
+		      struct sa_hh *x, pos_err *e)
+{
+	struct db_stmt *st = store_q(s, sql, e);
+	int rc, i = 1;
+
+	x->f = f;
+	x->first = x->last = -1;
+	if (!st)
+		return e->code ? e->code : POS_EDB;
+	if (sql == SQL_DAYS_COHORT)
+		db_bind_text(st, i++, f->gtin ? f->gtin : "");
+	sa_bind_days(st, i, f);
+	if ((rc = db_each(st, sa_hh_row, x, e)) >= 0)
+		rc = sa_hh_flush(x);
+	if (rc == POS_ENOMEM)
+		rc = err_set(e, POS_ENOMEM, "cohort: out of memory");
+	return rc;
+}
+
+int store_analyst_days_cohort(struct store *s, const struct store_analyst_days *f, int **first,
+			      int **last, size_t *n, pos_err *e)
+{
+	struct sa_hh x = { 0 };
+	int rc = sa_hh_walk(s, SQL_DAYS_COHORT, f, &x, e);
+
+	*first = *last = NULL;
+	*n = 0;
+	if (rc < 0) {
+		free(x.a);
+		free(x.b);
+		return rc;
+	}
+	*first = x.a;
+	*last = x.b;
+	*n = x.n;
+	return 0;
+}
+
+int store_analyst_days_population(struct store *s, const struct store_analyst_days *f, long *n,
+				  pos_err *e)
+{
+	struct sa_hh x = { 0 };
+	int rc = sa_hh_walk(s, SQL_DAYS_POP, f, &x, e);
+
+	*n = rc < 0 ? 0 : (long)x.n;
+	free(x.a);
+	free(x.b);
+	return rc < 0 ? rc : 0;
+}
+
+/* Per other item: its households in the filter, and those of the cohort. */
+struct sa_also_gtin {
+	char gtin[SA_GTIN_MAX];
+	int64_t num;
+	long cohort, population;
+};
+
+/* The walk over analyst_households, a household at a time: the GTINs it
+ * bought within the filter (scratch), whether the cohort's is one, and
+ * per GTIN its counts (an open-addressing map from GTIN to v). */
+struct sa_also {
+	const struct store_analyst_days *f;
+	int64_t want; /* the cohort's GTIN */
+	char hhid[SA_HHID_MAX];
+	int64_t *got;
+	size_t ngot, capgot, rows; /* rows: of this household */
+	bool member;
+	struct sa_also_gtin *v;
+	size_t n, cap;
+	int32_t *map; /* index + 1 into v; 0 free */
+	size_t mapcap;
+};
+
+static int sa_also_slot(struct sa_also *x, int64_t num)
+{
+	size_t i;
+
+	if ((x->n + 1) * 2 > x->mapcap) {
+		size_t nc = x->mapcap ? x->mapcap * 2 : 1024;
+		int32_t *nm = calloc(nc, sizeof *nm);
+
+		if (!nm)
+			return -1;
+		for (size_t k = 0; k < x->n; k++) {
+			i = ((uint64_t)x->v[k].num * 0x9E3779B97F4A7C15ull) & (nc - 1);
+			while (nm[i])
+				i = (i + 1) & (nc - 1);
+			nm[i] = (int32_t)k + 1;
+		}
+		free(x->map);
+		x->map = nm;
+		x->mapcap = nc;
+	}
+	i = ((uint64_t)num * 0x9E3779B97F4A7C15ull) & (x->mapcap - 1);
+	while (x->map[i] && x->v[x->map[i] - 1].num != num)
+		i = (i + 1) & (x->mapcap - 1);
+	if (x->map[i])
+		return x->map[i] - 1;
+	if (x->n == x->cap) {
+		size_t nc = x->cap ? x->cap * 2 : 256;
+		struct sa_also_gtin *nv = realloc(x->v, nc * sizeof *nv);
+
+		if (!nv)
+			return -1;
+		x->v = nv;
+		x->cap = nc;
+	}
+	memset(&x->v[x->n], 0, sizeof x->v[x->n]);
+	x->v[x->n].num = num;
+	snprintf(x->v[x->n].gtin, sizeof x->v[x->n].gtin, "%014lld", (long long)num);
+	x->map[i] = (int32_t)x->n + 1;
+	return (int)x->n++;
+}
+
+static int sa_num_cmp(const void *p, const void *q)
+{
+	int64_t a = *(const int64_t *)p, b = *(const int64_t *)q;
+
+	return (a > b) - (a < b);
+}
+
+/* Counts the household just walked. */
+static int sa_also_flush(struct sa_also *x)
+{
+	/* One row's GTINs come sorted and distinct; several rows' need sorting. */
+	if (x->rows > 1)
+		qsort(x->got, x->ngot, sizeof *x->got, sa_num_cmp);
+	for (size_t i = 0; i < x->ngot; i++) {
+		int k;
+
+		if ((i && x->got[i] == x->got[i - 1]) || x->got[i] == x->want)
+			continue;
+		if ((k = sa_also_slot(x, x->got[i])) < 0)
+			return POS_ENOMEM;
+		x->v[k].population++;
+		if (x->member)
+			x->v[k].cohort++;
+	}
+	x->ngot = 0;
+	x->rows = 0;
+	x->member = false;
+	return 0;
+}
+
+/* Rows (hhid, blk, items) ordered by hhid. */
+static int sa_also_row(struct db_stmt *st, void *arg)
+{
+	struct sa_also *x = arg;
+	const char *h = db_col_text(st, 0);
+	int64_t blk = db_col_int64(st, 1);
+	size_t len = 0;
+	const unsigned char *p = db_col_blob(st, 2, &len);
+	int lo, hi;
+
+	h = h ? h : "";
+	if (strcmp(h, x->hhid) != 0) {
+		if (sa_also_flush(x) < 0)
+			return POS_ENOMEM;
+		snprintf(x->hhid, sizeof x->hhid, "%s", h);
+	}
+	if (!p || !sa_span(x->f, blk, &lo, &hi))
+		return 0;
+	x->rows++;
+	for (size_t off = 0; off + SA_ENTRY <= len; off += SA_ENTRY) {
+		if (sa_bit_first(p + off + 8, lo, hi) < 0)
+			continue;
+		if (x->ngot == x->capgot) {
+			size_t nc = x->capgot ? x->capgot * 2 : 256;
+			int64_t *ng = realloc(x->got, nc * sizeof *ng);
+
+			if (!ng)
+				return POS_ENOMEM;
+			x->got = ng;
+			x->capgot = nc;
+		}
+		x->got[x->ngot] = sa_get_be(p + off);
+		if (x->got[x->ngot] == x->want)
+			x->member = true;
+		x->ngot++;
+	}
+	return 0;
+}
+
+static int sa_also_cmp(const void *p, const void *q)
+{
+	const struct sa_also_gtin *a = p, *b = q;
+
+	if (a->cohort != b->cohort)
+		return a->cohort > b->cohort ? -1 : 1;
+	return strcmp(a->gtin, b->gtin);
+}
+
+static int sa_name_row(struct db_stmt *st, void *arg)
+{
+	db_col_copy(st, 0, arg, 256);
+	return 0;
+}
+
+int store_analyst_days_also(struct store *s, const struct store_analyst_days *f,
+			    int (*cb)(const struct store_analyst_other *o, void *arg), void *arg,
+			    pos_err *e)
+{
+	struct sa_also x = { .f = f, .want = f->gtin ? sa_gtin_num(f->gtin) : -1 };
+	struct db_stmt *st;
+	char name[256];
+	int rc;
+
+	if (!(st = store_q(s, SQL_DAYS_ALSO, e))) {
+		rc = e->code ? e->code : POS_EDB;
+		goto out;
+	}
+	sa_bind_days(st, 1, f);
+	if ((rc = db_each(st, sa_also_row, &x, e)) >= 0)
+		rc = sa_also_flush(&x);
+	if (rc < 0) {
+		if (rc == POS_ENOMEM)
+			rc = err_set(e, POS_ENOMEM, "cohort: out of memory");
+		goto out;
+	}
+	if (x.n)
+		qsort(x.v, x.n, sizeof *x.v, sa_also_cmp);
+	for (size_t i = 0; i < x.n && x.v[i].cohort > 0; i++) {
+		struct store_analyst_other o = {
+			.gtin = x.v[i].gtin,
+			.name = name,
+			.cohort = x.v[i].cohort,
+			.population = x.v[i].population,
+		};
+		int crc;
+
+		name[0] = '\0';
+		if (!(st = store_q(s, SQL_ITEM_NAME, e))) {
+			rc = e->code ? e->code : POS_EDB;
+			goto out;
+		}
+		db_bind_text(st, 1, x.v[i].gtin);
+		if ((rc = db_each(st, sa_name_row, name, e)) < 0)
+			goto out;
+		if ((crc = cb(&o, arg)) < 0) {
+			rc = err_set(e, crc, "cohort: out of memory");
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	free(x.got);
+	free(x.v);
+	free(x.map);
+	return rc;
+}
+
+static const char SQL_OFFER_MOVES[] =
+	"SELECT o.title, r.hhid, r.code, "
+	"  coalesce(sum(CASE WHEN b.ts < r.ts THEN i.price_cents ELSE 0 END), 0), "
+	"  coalesce(sum(CASE WHEN b.ts >= r.ts THEN i.price_cents ELSE 0 END), 0) "
+	"FROM offer_redemptions r JOIN offer_codes c ON c.code = r.code "
+	"JOIN offers o ON o.id = c.offer_id "
+	"LEFT JOIN baskets b ON b.hhid = r.hhid AND b.ts >= r.ts - ?2 AND b.ts < r.ts + ?2 "
+	"LEFT JOIN items i ON i.basket_id = b.id "
+	"WHERE c.offer_id = ?1 AND r.hhid IS NOT NULL "
+	"GROUP BY o.title, r.hhid, r.code, r.ts ORDER BY r.hhid";
+static const char SQL_OFFER_TITLE[] = "SELECT title FROM offers WHERE id = ?1";
+
+static int sa_move_row(struct db_stmt *st, void *arg)
+{
+	struct store_analyst_move *m = arg;
+	const char *h = db_col_text(st, 1);
+
+	db_col_copy(st, 0, m->title, sizeof m->title);
+	/* Rows come by household: a household that redeemed twice counts once. */
+	if (h && strcmp(h, m->last_hhid) != 0) {
+		m->households++;
+		snprintf(m->last_hhid, sizeof m->last_hhid, "%s", h);
+	}
+	m->redemptions++;
+	m->before_cents += db_col_int64(st, 3);
+	m->after_cents += db_col_int64(st, 4);
+	return 0;
+}
+
+int store_analyst_offer_moves(struct store *s, const char *offer_id, int64_t window_ms,
+			      struct store_analyst_move *out, pos_err *e)
+{
+	struct db_stmt *st;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if (!(st = store_q(s, SQL_OFFER_TITLE, e)))
+		return e->code ? e->code : POS_EDB;
+	db_bind_text(st, 1, offer_id);
+	out->title[0] = '\1';
+	if ((rc = db_each(st, sa_name_row, out->title, e)) < 0)
+		return rc;
+	if (out->title[0] == '\1')
+		return err_set(e, POS_ENOTFOUND, "no offer has this id");
+	if (!(st = store_q(s, SQL_OFFER_MOVES, e)))
+		return e->code ? e->code : POS_EDB;
+	db_bind_text(st, 1, offer_id);
+	db_bind_int64(st, 2, window_ms);
+	return db_each(st, sa_move_row, out, e);
+}
+
+static const char SQL_LINES_PAGE[] =
+	"SELECT b.ts, b.id, b.txn, b.store, i.gtin, coalesce(m.name, ''), "
+	"coalesce(m.category, ''), i.qty, i.price_cents FROM baskets b "
+	"JOIN items i ON i.basket_id = b.id LEFT JOIN item_master m ON m.gtin = i.gtin "
+	"WHERE b.id IN (SELECT p.id FROM baskets p WHERE p.hhid = ?1 AND "
+	"  (p.ts > ?2 OR (p.ts = ?2 AND p.id > ?3)) ORDER BY p.ts, p.id LIMIT ?4) "
+	"ORDER BY b.ts, b.id, i.seq";
+
+struct sa_page {
+	int (*cb)(const struct store_analyst_line *l, void *arg);
+	void *arg;
+	struct store_analyst_pos *pos;
+	long baskets;
+	int crc;
+};
+
+static int sa_page_row(struct db_stmt *st, void *arg)
+{
+	struct sa_page *p = arg;
+	struct store_analyst_line l = {
+		.ts_ms = db_col_int64(st, 0),
+		.txn = db_col_text(st, 2),
+		.store = db_col_text(st, 3),
+		.gtin = db_col_text(st, 4),
+		.name = db_col_text(st, 5),
+		.category = db_col_text(st, 6),
+		.qty = (long)db_col_int64(st, 7),
+		.price_cents = db_col_null(st, 8) ? -1 : (long)db_col_int64(st, 8),
+	};
+	int64_t id = db_col_int64(st, 1);
+
+	l.txn = l.txn ? l.txn : "";
+	l.store = l.store ? l.store : "";
+	l.gtin = l.gtin ? l.gtin : "";
+	l.name = l.name ? l.name : "";
+	l.category = l.category ? l.category : "";
+	if (id != p->pos->id || l.ts_ms != p->pos->ts_ms) {
+		p->pos->ts_ms = l.ts_ms;
+		p->pos->id = id;
+		p->baskets++;
+	}
+	if ((p->crc = p->cb(&l, p->arg)) < 0)
+		return p->crc;
+	return 0;
+}
+
+int store_analyst_lines_page(struct store *s, const char *hhid, struct store_analyst_pos *pos,
+			     long baskets, int (*cb)(const struct store_analyst_line *l, void *arg),
+			     void *arg, pos_err *e)
+{
+	struct sa_page p = { .cb = cb, .arg = arg, .pos = pos };
+	struct db_stmt *st = store_q(s, SQL_LINES_PAGE, e);
+	int rc;
+
+	if (!st)
+		return e->code ? e->code : POS_EDB;
+	db_bind_text(st, 1, hhid);
+	db_bind_int64(st, 2, pos->ts_ms);
+	db_bind_int64(st, 3, pos->id);
+	db_bind_int64(st, 4, baskets);
+	rc = db_each(st, sa_page_row, &p, e);
+	if (rc < 0 && p.crc < 0)
+		return err_set(e, p.crc, "household lines: writing failed");
+	if (rc < 0)
+		return rc;
+	return p.baskets >= baskets ? 1 : 0;
 }

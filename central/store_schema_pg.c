@@ -365,6 +365,38 @@ static const char *const migrations[] = {
 	"  last_error TEXT,"
 	"  updated BIGINT NOT NULL"
 	");",
+	/* v8: the analysts' folded tables (store_schema_sqlite v8). */
+	"CREATE TABLE analyst_items ("
+	"  gtin TEXT NOT NULL,"
+	"  hhid TEXT NOT NULL,"
+	"  blk BIGINT NOT NULL,"
+	"  store TEXT NOT NULL,"
+	"  days BYTEA NOT NULL,"
+	"  PRIMARY KEY (gtin, hhid, blk, store)"
+	");"
+	"CREATE TABLE analyst_visits ("
+	"  hhid TEXT NOT NULL,"
+	"  blk BIGINT NOT NULL,"
+	"  store TEXT NOT NULL,"
+	"  days BYTEA NOT NULL,"
+	"  PRIMARY KEY (hhid, blk, store)"
+	");"
+	"CREATE TABLE analyst_households ("
+	"  hhid TEXT NOT NULL,"
+	"  blk BIGINT NOT NULL,"
+	"  store TEXT NOT NULL,"
+	"  items BYTEA NOT NULL,"
+	"  PRIMARY KEY (hhid, blk, store)"
+	");"
+	"CREATE TABLE analyst_merges ("
+	"  from_hhid TEXT PRIMARY KEY NOT NULL"
+	");"
+	"CREATE TABLE analyst_fold ("
+	"  id BIGINT PRIMARY KEY CHECK (id = 1),"
+	"  basket_id BIGINT NOT NULL,"
+	"  updated BIGINT NOT NULL"
+	");"
+	"INSERT INTO analyst_fold VALUES (1, 0, 0);",
 };
 
 const char *const *store_schema_pg(size_t *n)

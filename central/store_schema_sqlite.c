@@ -289,6 +289,43 @@ static const char *const sqlite_migrations[] = {
 	"  last_error TEXT,"
 	"  updated INTEGER NOT NULL"
 	") WITHOUT ROWID;",
+	/* v8: the analysts' cohorts read folded tables, not the item lines:
+	 * per item, household, 512-day block and store, a bit per day it
+	 * was bought; per household, block and store, a bit per day it
+	 * shopped; every item a household bought there with its days,
+	 * packed (store_analyst.c says how); the merges whose survivor was
+	 * folded again; and how far the fold has read (store_analyst_fold). */
+	"CREATE TABLE analyst_items ("
+	"  gtin TEXT NOT NULL,"
+	"  hhid TEXT NOT NULL,"
+	"  blk INTEGER NOT NULL,"
+	"  store TEXT NOT NULL,"
+	"  days BLOB NOT NULL,"
+	"  PRIMARY KEY (gtin, hhid, blk, store)"
+	") WITHOUT ROWID;"
+	"CREATE TABLE analyst_visits ("
+	"  hhid TEXT NOT NULL,"
+	"  blk INTEGER NOT NULL,"
+	"  store TEXT NOT NULL,"
+	"  days BLOB NOT NULL,"
+	"  PRIMARY KEY (hhid, blk, store)"
+	") WITHOUT ROWID;"
+	"CREATE TABLE analyst_households ("
+	"  hhid TEXT NOT NULL,"
+	"  blk INTEGER NOT NULL,"
+	"  store TEXT NOT NULL,"
+	"  items BLOB NOT NULL,"
+	"  PRIMARY KEY (hhid, blk, store)"
+	") WITHOUT ROWID;"
+	"CREATE TABLE analyst_merges ("
+	"  from_hhid TEXT PRIMARY KEY NOT NULL"
+	") WITHOUT ROWID;"
+	"CREATE TABLE analyst_fold ("
+	"  id INTEGER PRIMARY KEY CHECK (id = 1),"
+	"  basket_id INTEGER NOT NULL,"
+	"  updated INTEGER NOT NULL"
+	");"
+	"INSERT INTO analyst_fold VALUES (1, 0, 0);",
 };
 
 const char *const *store_schema_sqlite(size_t *n)

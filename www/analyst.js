@@ -120,6 +120,21 @@
         row(tb, [{ text: c.category || '(not in the item master)' }, { text: c.items, num: 1 },
                  { text: money(c.spend_cents), num: 1 }]);
       });
+      var gaps = (h.visits && h.visits.gaps) || [];
+      $('mean-gap').textContent = h.visits && h.visits.mean_gap_days !== null
+        ? String(h.visits.mean_gap_days) : '— (one visit)';
+      barChart($('rhythm'), gaps.map(function (g) { return g.days; }),
+               [gaps.map(function (g) { return g.visits; })], 'Visits by days since the last one',
+               function (v) { return String(v); });
+      tb = $('gaps').tBodies[0];
+      gaps.forEach(function (g) { row(tb, [{ text: g.days }, { text: g.visits, num: 1 }]); });
+      var stores = h.stores || [];
+      barChart($('stores-chart'), stores.map(function (x) { return x.store; }),
+               [stores.map(function (x) { return x.spend_cents; })], 'Spend per store', money);
+      tb = $('stores').tBodies[0];
+      stores.forEach(function (x) {
+        row(tb, [{ text: x.store }, { text: x.baskets, num: 1 }, { text: money(x.spend_cents), num: 1 }]);
+      });
       tb = $('offers').tBodies[0];
       h.offers.forEach(function (o) {
         row(tb, [{ text: o.title + ' (' + o.offer_id + ')' }, { text: o.redeemed_at }, { text: o.store }]);
@@ -159,6 +174,24 @@
       }).catch(function (e) { status(e.message); $('result').hidden = true; });
     }
     form.addEventListener('submit', function (ev) { ev.preventDefault(); run(); });
+    $('moves-form').addEventListener('submit', function (ev) {
+      ev.preventDefault();
+      var q = new URLSearchParams();
+      q.set('offer', $('offer').value.trim());
+      if ($('weeks').value) q.set('weeks', $('weeks').value);
+      status('Comparing…');
+      get('/v1/analyst/cohorts/offer?' + q.toString()).then(function (m) {
+        status('');
+        $('moves-title').textContent = m.title + ' (' + m.offer_id + ')';
+        $('moves-households').textContent = shown(m.households);
+        $('moves-note').textContent = m.households === null
+          ? 'Withheld: fewer than k households redeemed it.'
+          : 'Mean spend per household in the ' + m.weeks + ' weeks before and after redeeming.';
+        barChart($('moves-chart'), ['before', 'after'], [[m.before_cents, m.after_cents]],
+                 'Mean spend per household before and after', money);
+        $('moves').hidden = false;
+      }).catch(function (e) { status(e.message); $('moves').hidden = true; });
+    });
     var p = new URLSearchParams(location.search);
     ['item', 'from', 'to', 'store'].forEach(function (k) { if (p.get(k)) $(k).value = p.get(k); });
     if (p.get('item')) run();

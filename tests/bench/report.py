@@ -74,7 +74,7 @@ def main():
     target("history p99 at 10M item rows, history_write JSON (us)", h10, 5000, "max", "us")
     if h1 and h10:
         target("history p99 10M / 1M", h10 / h1, 1.5, "max", "x")
-    for what in ("household", "cohort"):
+    for what in ("household", "cohort", "funnel"):
         v = get(r, "analyst", what + "_p99_us")
         target(f"workbench {what} data call p99 at 10M item rows (ms)",
                v / 1e3 if v is not None else None, 100, "max", "ms")
@@ -143,7 +143,11 @@ def main():
                                 f" ms, p99 {d['json_p99_us'] / 1e3:.2f} ms ({d['queries']} households)"))
         else:
             row(label, None)
-    for what in ("household", "cohort"):
+    fb, fs = get(r, "analyst", "fold_baskets"), get(r, "analyst", "fold_s")
+    if fb and fs:
+        rows.append(("workbench fold (baskets into the cohorts' tables, the first run)",
+                     f"{fb / fs:.0f} baskets/s ({fb} in {fs:.1f} s)"))
+    for what in ("household", "cohort", "funnel"):
         v, h10 = get(r, "analyst", what + "_p99_us"), get(r, "history_10000000", "json_p99_us")
         if v is not None and h10:
             rows.append((f"workbench {what} p99 / history JSON p99 (the store's floor)",

@@ -130,7 +130,8 @@ step history-1M "$BUILD/bench/histbench" "$CACHE/history-1M.db" 1000000 200 "$S"
 if [ "$H10M" = "1" ]; then
   step history-10M "$BUILD/bench/histbench" "$CACHE/history-10M.db" 10000000 200 "$S"
   # The workbench's data calls on the same database (its first open adds
-  # the items_gtin index to a database cached before it).
+  # the items_gtin index and the cohorts' tables to a database cached
+  # before them, and its first run folds every basket: about 100 s).
   step analyst-10M "$BUILD/bench/anabench" "$CACHE/history-10M.db" 100
 fi
 step agent "$PY" tests/bench/agentbench.py "$WORK/agent" "$LANES"

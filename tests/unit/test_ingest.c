@@ -153,11 +153,41 @@ static void the_periodic_task_runs_on_the_writer_and_again_while_more_is_left(vo
 	assert_int_equal(system(db), 0);
 }
 
+/* Two tasks: one always with more left (a long backlog) does not keep the
+ * other from running when it is due. */
+static void two_periodic_tasks_both_run_though_one_always_has_more(void **st)
+{
+	char dir[] = "/tmp/test_ingest_XXXXXX", db[128];
+	struct ticker busy = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 1 << 30,
+			       false };
+	struct ticker t = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, false };
+	struct ingest *ig = NULL;
+	pos_err e = { 0 };
+
+	(void)st;
+	test_thread = pthread_self();
+	assert_non_null(mkdtemp(dir));
+	snprintf(db, sizeof db, "%s/central.db", dir);
+	assert_int_equal(ingest_start(db, &ig, &e), 0);
+	ingest_every(ig, 10, tick, &busy);
+	ingest_every(ig, 10, tick, &t);
+	pthread_mutex_lock(&t.mu);
+	while (t.runs < 3)
+		pthread_cond_wait(&t.cv, &t.mu);
+	pthread_mutex_unlock(&t.mu);
+	ingest_free(ig);
+	assert_false(t.on_caller);
+	assert_true(busy.runs > 0);
+	snprintf(db, sizeof db, "rm -rf %s", dir);
+	assert_int_equal(system(db), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(operations_commit_with_the_group_and_answer_each),
 		cmocka_unit_test(the_periodic_task_runs_on_the_writer_and_again_while_more_is_left),
+		cmocka_unit_test(two_periodic_tasks_both_run_though_one_always_has_more),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

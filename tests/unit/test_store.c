@@ -445,9 +445,12 @@ static int schema_version(const char *path)
 	return v;
 }
 
-#define SCHEMA_NOW 7
-/* Undoes v6 (vendors), for the tests that take a database back further. */
+#define SCHEMA_NOW 8
+/* Undoes v8 (the analysts' folded tables) and v6 (vendors), for the tests
+ * that take a database back further. */
 #define V6_DROP                                                                   \
+	"DROP TABLE analyst_items; DROP TABLE analyst_visits; DROP TABLE analyst_fold; " \
+	"DROP TABLE analyst_households; DROP TABLE analyst_merges; " \
 	"DROP TABLE outbox; DROP TABLE hh_messages; DROP TABLE vendor_events; "   \
 	"DROP TABLE item_relations; DROP TABLE activities; DROP TABLE vendor_nonces; " \
 	"DROP TABLE vendors; "

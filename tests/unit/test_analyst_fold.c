@@ -1,0 +1,274 @@
+/* The analysts' folded tables: store_analyst_fold in batches and again
+ * after new baskets (bits OR'ed in, the mark moved) and after a merge,
+ * cohorts, populations and also_bought by day and store read back from
+ * them, the household lines page by page, and an offer's redeemers for an
+ * unknown offer. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deident.h"
+#include "store.h"
+#include "store_analyst.h"
+#include "store_fixture.h"
+
+#define DAY 86400000LL
+#define D0 20100 /* a day number: 2025-01-14 */
+#define MILK "09520000000011"
+#define BREAD "09520000000028"
+#define TEA "09520000000042"
+
+static char hh[4][DEIDENT_ID_LEN + 1];
+static int ntxn;
+
+static void households(struct store *s)
+{
+	for (int i = 0; i < 4; i++) {
+		unsigned char idx[DEIDENT_INDEX_LEN] = { 0 };
+		char fresh[DEIDENT_ID_LEN + 1];
+		bool created = false;
+		pos_err e = { 0 };
+
+		idx[0] = (unsigned char)(i + 1);
+		assert_int_equal(deident_hhid_new(fresh, &e), 0);
+		assert_int_equal(store_resolve(s, idx, true, fresh, hh[i], &created, &e), 0);
+	}
+}
+
+/* One basket of household h on day d at store st with items g1 (and g2). */
+static void put(struct store *s, int h, int64_t d, const char *st, const char *g1, const char *g2)
+{
+	struct store_item it[2] = { { "", 1, 150 }, { "", 2, 200 } };
+	struct store_basket b;
+	enum store_put_result r = 0;
+	pos_err e = { 0 };
+
+	memset(&b, 0, sizeof b);
+	snprintf(b.txn, sizeof b.txn, "0190a000-0000-7000-8000-%012d", ++ntxn);
+	b.ts_ms = d * DAY + 12 * 3600000LL;
+	snprintf(b.store, sizeof b.store, "%s", st);
+	snprintf(b.terminal, sizeof b.terminal, "T1");
+	snprintf(b.hhid, sizeof b.hhid, "%s", hh[h]);
+	memset(b.digest, ntxn, sizeof b.digest);
+	snprintf(it[0].gtin, sizeof it[0].gtin, "%s", g1);
+	if (g2)
+		snprintf(it[1].gtin, sizeof it[1].gtin, "%s", g2);
+	b.items = it;
+	b.n_items = g2 ? 2 : 1;
+	assert_int_equal(store_put_baskets(s, &b, 1, &r, &e), 0);
+	assert_int_equal(r, STORE_PUT_CREATED);
+}
+
+static void fold_all(struct store *s, long batch, long want_folded)
+{
+	long folded = 0, total = 0;
+	bool more = true;
+	pos_err e = { 0 };
+
+	while (more) {
+		assert_int_equal(store_analyst_fold(s, batch, 1, &folded, &more, &e), 0);
+		assert_true(folded <= batch);
+		total += folded;
+	}
+	assert_int_equal(total, want_folded);
+}
+
+static size_t cohort(struct store *s, const char *g, int64_t from, int64_t to, const char *st,
+		     int *first, int *last)
+{
+	struct store_analyst_days f = { .gtin = g, .from_day = from, .to_day = to, .store = st };
+	int *a = NULL, *b = NULL;
+	size_t n = 0;
+	pos_err e = { 0 };
+
+	assert_int_equal(store_analyst_days_cohort(s, &f, &a, &b, &n, &e), 0);
+	for (size_t i = 0; i < n; i++) {
+		first[i] = a[i];
+		last[i] = b[i];
+	}
+	free(a);
+	free(b);
+	return n;
+}
+
+struct rows {
+	char gtin[8][15];
+	long cohort[8], pop[8];
+	int n;
+};
+
+static int row_cb(const struct store_analyst_other *o, void *arg)
+{
+	struct rows *r = arg;
+
+	snprintf(r->gtin[r->n], 15, "%s", o->gtin);
+	r->cohort[r->n] = o->cohort;
+	r->pop[r->n] = o->population;
+	r->n++;
+	return 0;
+}
+
+static void fold_cohort_population_also(void **st)
+{
+	struct fx *f = *st;
+	struct store *s = f->s;
+	int first[8], last[8];
+	long pop = 0;
+	struct rows r = { 0 };
+	pos_err e = { 0 };
+	struct store_analyst_days all = { .gtin = MILK };
+
+	households(s);
+	/* hh0: milk+bread on D0 and D0+10 at S1; hh1: milk on D0+3 at S2,
+	 * tea on D0+20; hh2: bread only, D0+1; hh3: milk on D0+600 (the
+	 * next 512-day block) at S1. */
+	put(s, 0, D0, "S1", MILK, BREAD);
+	put(s, 0, D0 + 10, "S1", MILK, BREAD);
+	put(s, 1, D0 + 3, "S2", MILK, NULL);
+	put(s, 1, D0 + 20, "S2", TEA, NULL);
+	put(s, 2, D0 + 1, "S1", BREAD, NULL);
+	put(s, 3, D0 + 600, "S1", MILK, NULL);
+	fold_all(s, 4, 6);
+	fold_all(s, 4, 0);
+
+	assert_int_equal(cohort(s, MILK, 0, 0, NULL, first, last), 3);
+	assert_int_equal(cohort(s, MILK, D0, D0 + 11, NULL, first, last), 2);
+	/* hh0 bought on D0 and D0+10: its first and last day in the filter. */
+	assert_true((first[0] == D0 && last[0] == D0 + 10) || (first[1] == D0 && last[1] == D0 + 10));
+	assert_int_equal(cohort(s, MILK, D0 + 1, D0 + 10, NULL, first, last), 1);
+	assert_int_equal(first[0], D0 + 3);
+	assert_int_equal(cohort(s, MILK, D0, D0 + 30, "S2", first, last), 1);
+	assert_int_equal(cohort(s, MILK, D0 + 500, 0, NULL, first, last), 1);
+	assert_int_equal(first[0], D0 + 600);
+
+	all.from_day = D0;
+	all.to_day = D0 + 2;
+	assert_int_equal(store_analyst_days_population(s, &all, &pop, &e), 0);
+	assert_int_equal(pop, 2); /* hh0 on D0, hh2 on D0+1 */
+	all.store = "S2";
+	all.to_day = D0 + 30;
+	assert_int_equal(store_analyst_days_population(s, &all, &pop, &e), 0);
+	assert_int_equal(pop, 1);
+
+	/* Milk's cohort in the first 30 days: hh0, hh1. Bread: hh0 of it,
+	 * hh0 and hh2 of all; tea: hh1 of it and of all. */
+	all.store = NULL;
+	assert_int_equal(store_analyst_days_also(s, &all, row_cb, &r, &e), 0);
+	assert_int_equal(r.n, 2);
+	assert_string_equal(r.gtin[0], BREAD);
+	assert_int_equal(r.cohort[0], 1);
+	assert_int_equal(r.pop[0], 2);
+	assert_string_equal(r.gtin[1], TEA);
+	assert_int_equal(r.cohort[1], 1);
+	assert_int_equal(r.pop[1], 1);
+
+	/* New baskets fold in on top: hh2 buys milk later; bits are OR'ed. */
+	put(s, 2, D0 + 5, "S1", MILK, NULL);
+	put(s, 0, D0 + 2, "S1", MILK, NULL);
+	fold_all(s, 100, 2);
+	assert_int_equal(cohort(s, MILK, D0, D0 + 11, NULL, first, last), 3);
+	for (int i = 0; i < 3; i++)
+		if (first[i] == D0)
+			assert_int_equal(last[i], D0 + 10);
+}
+
+struct lines {
+	int n;
+	char txn[16][37];
+};
+
+static int line_cb(const struct store_analyst_line *l, void *arg)
+{
+	struct lines *x = arg;
+
+	if (x->n == 0 || strcmp(x->txn[x->n - 1], l->txn) != 0)
+		snprintf(x->txn[x->n++], 37, "%s", l->txn);
+	return 0;
+}
+
+static void lines_by_page(void **st)
+{
+	struct fx *f = *st;
+	struct store_analyst_pos pos = { INT64_MIN, 0 };
+	struct lines x = { 0 };
+	struct store_analyst_move m;
+	pos_err e = { 0 };
+	int rc, pages = 0;
+	char want[37];
+
+	households(f->s);
+	for (int i = 0; i < 5; i++)
+		put(f->s, 0, D0 + 5 - i, "S1", MILK, BREAD);
+	do {
+		rc = store_analyst_lines_page(f->s, hh[0], &pos, 2, line_cb, &x, &e);
+		assert_true(rc >= 0);
+		pages++;
+	} while (rc > 0);
+	assert_int_equal(x.n, 5);
+	assert_int_equal(pages, 3);
+	/* Oldest first: the last basket put is the first line. */
+	snprintf(want, sizeof want, "0190a000-0000-7000-8000-%012d", ntxn);
+	assert_string_equal(x.txn[0], want);
+	assert_int_equal(store_analyst_offer_moves(f->s, "nope", 7 * DAY, &m, &e), POS_ENOTFOUND);
+}
+
+/* A merge: the household merged away counts for nobody, the survivor
+ * gains its days, so the cohort never counts one household twice. */
+static void a_merge_counts_the_survivor_once(void **st)
+{
+	struct fx *f = *st;
+	struct store *s = f->s;
+	struct store_analyst_days pf = { .from_day = D0, .to_day = D0 + 30 };
+	struct rows r = { 0 };
+	int first[8], last[8];
+	long pop = 0;
+	pos_err e = { 0 };
+
+	households(s);
+	put(s, 0, D0, "S1", MILK, NULL);
+	put(s, 1, D0 + 7, "S1", MILK, BREAD);
+	fold_all(s, 100, 2);
+	assert_int_equal(cohort(s, MILK, D0, D0 + 30, NULL, first, last), 2);
+	assert_int_equal(store_merge(s, hh[1], hh[0], &e), 0);
+	fold_all(s, 100, 0);
+	assert_int_equal(cohort(s, MILK, D0, D0 + 30, NULL, first, last), 1);
+	assert_int_equal(first[0], D0);
+	assert_int_equal(last[0], D0 + 7);
+	assert_int_equal(store_analyst_days_population(s, &pf, &pop, &e), 0);
+	assert_int_equal(pop, 1);
+	pf.gtin = MILK;
+	assert_int_equal(store_analyst_days_also(s, &pf, row_cb, &r, &e), 0);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.cohort[0], 1);
+	assert_int_equal(r.pop[0], 1);
+}
+
+static void fold_refuses_a_zero_batch(void **st)
+{
+	struct fx *f = *st;
+	long folded = 7;
+	bool more = true;
+	pos_err e = { 0 };
+
+	assert_int_equal(store_analyst_fold(f->s, 0, 1, &folded, &more, &e), POS_EINVAL);
+	assert_int_equal(folded, 0);
+	assert_false(more);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(fold_cohort_population_also, setup, teardown),
+		cmocka_unit_test_setup_teardown(lines_by_page, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_merge_counts_the_survivor_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(fold_refuses_a_zero_batch, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
