@@ -366,6 +366,7 @@ void cconf_store_where(const struct cconf *c, enum cconf_store_use use, struct s
 	w->backend = c->backend;
 	w->path = c->database;
 	w->dsn = c->store_dsn;
+	w->readonly = use != CCONF_STORE_WRITE;
 	if (use == CCONF_STORE_READ && c->backend == STORE_POSTGRESQL && c->store_dsn_read[0]) {
 		w->dsn = c->store_dsn_read;
 		w->readonly = true;

@@ -160,10 +160,11 @@ struct cconf {
 
 int cconf_load(const char *path, struct cconf *out, pos_err *e);
 
-/* Which connection a caller wants: the one that writes (and reads what was
- * just written), or analysts' reads, which go to [store] dsn_read when set
- * (a replica, opened read-only). */
-enum cconf_store_use { CCONF_STORE_WRITE, CCONF_STORE_READ };
+/* Which connection a caller wants: the one that writes (serve's writer,
+ * the commands), a worker's (reads the primary, can never write: every
+ * write goes through the writer), or analysts' reads, which go to [store]
+ * dsn_read when set (a replica, opened read-only). */
+enum cconf_store_use { CCONF_STORE_WRITE, CCONF_STORE_WORKER, CCONF_STORE_READ };
 /* Where the store of c is: w's strings point into c. */
 void cconf_store_where(const struct cconf *c, enum cconf_store_use use, struct store_where *w);
 /* Opens the store of c (creating and migrating it, and making the months

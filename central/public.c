@@ -364,17 +364,33 @@ out:
 	return rc;
 }
 
+/* The receipt's JSON, with whether the device presented was linked. */
+static void pub_receipt_answer(struct pq *q, const struct store_receipt *r, bool linked)
+{
+	pos_err e = { 0 };
+	json_t *v = NULL;
+	int rc;
+
+	if ((rc = pub_receipt_json(q->p->store, r, &v, &e)) < 0) {
+		pub_fail(q, rc, &e);
+		return;
+	}
+	json_object_set_new(v, "device_linked", json_boolean(linked));
+	pub_json(q, 200, v);
+	json_decref(v);
+}
+
+static void pub_receipt_link(struct pq *q, const struct store_receipt *r, int64_t device);
+
 /* GET /v1/receipts/{token}; a device token along links that device to the
  * basket's household (the customer scanned their own receipt). */
 static void pub_receipt_get(struct pq *q, const char *tok)
 {
 	struct store_receipt r;
 	pos_err e = { 0 };
-	json_t *v = NULL;
 	const char *dev;
 	size_t dlen = 0;
 	int64_t device = 0;
-	bool linked = false, created = false;
 	int rc;
 
 	if ((rc = pub_receipt(q, tok, &r, &e)) < 0) {
@@ -396,23 +412,11 @@ static void pub_receipt_get(struct pq *q, const char *tok)
 			return;
 		}
 		if (r.hhid[0]) {
-			if ((rc = store_device_link(q->p->store, device, r.hhid, time_now_ms(),
-						    &created, &e)) < 0) {
-				pub_fail(q, rc, &e);
-				return;
-			}
-			linked = true;
-			if (created)
-				log_info("device_linked", "device=%lld", (long long)device);
+			pub_receipt_link(q, &r, device);
+			return;
 		}
 	}
-	if ((rc = pub_receipt_json(q->p->store, &r, &v, &e)) < 0) {
-		pub_fail(q, rc, &e);
-		return;
-	}
-	json_object_set_new(v, "device_linked", json_boolean(linked));
-	pub_json(q, 200, v);
-	json_decref(v);
+	pub_receipt_answer(q, &r, false);
 }
 
 /* ------------------------------------------------------------ messages */
@@ -1051,7 +1055,16 @@ static void pub_staff_close(struct pq *q, const char *id_s)
  * commit, never with a transaction and an fsync on this worker's loop;
  * the answer goes out when the group has committed.
  */
-enum pub_write { PW_CHAT, PW_SMS, PW_RECEIPT, PW_LOGIN, PW_LOGOUT, PW_REPLY, PW_CLOSE };
+enum pub_write {
+	PW_CHAT,
+	PW_SMS,
+	PW_RECEIPT,
+	PW_LINK, /* a device opened its household's receipt: link them */
+	PW_LOGIN,
+	PW_LOGOUT,
+	PW_REPLY,
+	PW_CLOSE
+};
 
 /* The audit action of each staff write (from PW_LOGIN on). */
 static const char *const pub_staff_actions[] = {
@@ -1080,6 +1093,9 @@ struct pub_async {
 	char session[64];             /* PW_LOGIN: the session id, for the cookie */
 	long ttl_s;                   /* PW_LOGIN */
 	int audit_rc;                 /* staff writes: the audit row's result */
+	struct store_receipt receipt; /* PW_LINK: the receipt opened */
+	int64_t device;               /* PW_LINK */
+	bool created;                 /* PW_LINK: a new link */
 	struct pub_async *next_done;
 };
 
@@ -1136,6 +1152,8 @@ static int pub_op(struct store *s, struct ingest_job *job, pos_err *e)
 	a->audit_rc = 0;
 	if (a->kind >= PW_LOGIN)
 		return pub_staff_op(s, a, e);
+	if (a->kind == PW_LINK)
+		return store_device_link(s, a->device, a->receipt.hhid, a->now_ms, &a->created, e);
 	if (a->kind == PW_RECEIPT)
 		return store_message_add_keyed(s, STORE_CONV_RECEIPT, a->uid, a->store, "customer",
 					       a->text, a->now_ms, &a->conv, &a->id, e);
@@ -1225,6 +1243,12 @@ static void pub_async_answer(struct pub_async *a)
 		pub_fail(q, rc, a->job.rc < 0 ? &a->job.err : &a->job.op_err);
 		return;
 	}
+	if (a->kind == PW_LINK) {
+		if (a->created)
+			log_info("device_linked", "device=%lld", (long long)a->device);
+		pub_receipt_answer(q, &a->receipt, true);
+		return;
+	}
 	if (!a->dup) {
 		atomic_fetch_add_explicit(&pub_messages, 1, memory_order_relaxed);
 		pub_notify(q->p->sh->bus, a->uid);
@@ -1297,6 +1321,19 @@ static void pub_submit(struct pub_async *a)
 		return;
 	}
 	a->q.p->n_async++;
+}
+
+/* Links device to the receipt's household on the writer; the receipt is
+ * answered once the link committed. */
+static void pub_receipt_link(struct pq *q, const struct store_receipt *r, int64_t device)
+{
+	struct pub_async *a = pub_async_new(q, PW_LINK, r->txn, "");
+
+	if (!a)
+		return;
+	a->receipt = *r;
+	a->device = device;
+	pub_submit(a);
 }
 
 /* A receipt's customer message, written by the writer and answered (201)

@@ -378,7 +378,7 @@ static int server_worker_init(struct worker *w, const struct cconf *c, struct sl
 	struct httpd_opts o = { 0 };
 	int rc;
 
-	if ((rc = cconf_store_open(c, CCONF_STORE_WRITE, &w->store, e)) < 0)
+	if ((rc = cconf_store_open(c, CCONF_STORE_WORKER, &w->store, e)) < 0)
 		return rc;
 	if (!(w->base = server_base_new()))
 		return err_set(e, POS_ENOMEM, "worker %d: cannot make an event base", w->idx);

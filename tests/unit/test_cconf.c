@@ -228,10 +228,16 @@ static void store_backend_defaults_to_sqlite(void **st)
 	assert_int_equal(cconf_load(t->conf, &c, &e), 0);
 	assert_int_equal(c.backend, STORE_SQLITE);
 	assert_int_equal(c.store_partitions_ahead, 3);
-	cconf_store_where(&c, CCONF_STORE_READ, &w);
+	cconf_store_where(&c, CCONF_STORE_WRITE, &w);
 	assert_int_equal(w.backend, STORE_SQLITE);
 	assert_string_equal(w.path, c.database);
 	assert_false(w.readonly);
+	/* A worker's and an analyst's connection never write. */
+	cconf_store_where(&c, CCONF_STORE_WORKER, &w);
+	assert_string_equal(w.path, c.database);
+	assert_true(w.readonly);
+	cconf_store_where(&c, CCONF_STORE_READ, &w);
+	assert_true(w.readonly);
 }
 
 static void store_postgresql_reads_go_to_dsn_read(void **st)
