@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /*
  * PostgreSQL behind db.h (libpq). The SQL's ?N become $N. A DB_KEEP
@@ -202,7 +203,8 @@ static int pg_exec(struct db *db, const char *sql, pos_err *e)
 	case PGRES_TUPLES_OK:
 	case PGRES_EMPTY_QUERY:
 		/* COMMIT of a spoiled transaction rolls back without an error. */
-		if (!strcmp(PQcmdStatus(r), "ROLLBACK") && strncmp(sql, "ROLLBACK", 8) != 0)
+		if (!strcmp(PQcmdStatus(r), "ROLLBACK") &&
+		    strncasecmp(sql + strspn(sql, " \t\n"), "ROLLBACK", 8) != 0)
 			rc = err_set(e, POS_EDB, "database: the transaction was rolled back");
 		break;
 	default:

@@ -623,6 +623,35 @@ static void broken_connection_is_reset_once(void **state)
 	db_close(other);
 }
 
+/* PostgreSQL only: the time limits are the DSN's; a DSN libpq cannot
+ * take, or none, is refused with a message. */
+static void dsn_sets_limits_and_bad_ones_are_refused(void **state)
+{
+	struct fx *f = fx_of(state);
+	struct db *db = NULL;
+	struct db_stmt *st;
+	pos_err e = { 0 };
+	char dsn[700];
+
+	snprintf(dsn, sizeof(dsn), "%s options='-c statement_timeout=100' connect_timeout=5",
+		 f->dsn);
+	assert_int_equal(db_open_pg(dsn, false, &db, &e), 0);
+	assert_int_equal(db_prepare(db, "SELECT pg_sleep(?1)", 0, &st, &e), 0);
+	db_bind_int64(st, 1, 30);
+	assert_int_equal(db_step(st, &e), POS_EDB);
+	assert_non_null(strstr(e.msg, "statement timeout"));
+	db_finalize(st);
+	/* the connection serves on after the timeout */
+	assert_int_equal(count(db, "SELECT 3"), 3);
+	db_close(db);
+
+	assert_int_equal(db_open_pg("", false, &db, &e), POS_EINVAL);
+	assert_null(db);
+	assert_int_equal(db_open_pg("no_such_keyword=1", false, &db, &e), POS_EDB);
+	assert_null(db);
+	assert_non_null(strstr(e.msg, "no_such_keyword"));
+}
+
 #define ON(fn, be) cmocka_unit_test_prestate_setup_teardown(fn, setup, teardown, (void *)&be)
 
 int main(void)
@@ -647,6 +676,7 @@ int main(void)
 		ON(readonly_connection_refuses_writes, be_pg),
 		ON(two_connections_racing_one_key_store_one_row, be_pg),
 		ON(broken_connection_is_reset_once, be_pg),
+		ON(dsn_sets_limits_and_bad_ones_are_refused, be_pg),
 	};
 	const char *dsn = getenv("POS_TEST_PG_DSN");
 	int rc = cmocka_run_group_tests_name("db on SQLite", on_sqlite, NULL, NULL);
