@@ -21,6 +21,7 @@
 
 #include "db.h"
 #include "dbfile.h"
+#include "pg_fixture.h"
 
 #define SECRET "4242424242424242"
 
@@ -44,29 +45,6 @@ static const char *const ddl_pg =
 	"CREATE TABLE p (id BIGINT PRIMARY KEY);"
 	"CREATE TABLE c (id BIGINT PRIMARY KEY, pid BIGINT NOT NULL REFERENCES p(id));";
 
-/* A fresh database beside the one POS_TEST_PG_DSN names; its DSN in out.
- * 1 when there is no server to test against. */
-static int pg_fresh(const char *name, char *out, size_t cap)
-{
-	const char *base = getenv("POS_TEST_PG_DSN");
-	struct db *db = NULL;
-	pos_err e = { 0 };
-	char sql[160];
-
-	if (!base || !base[0])
-		return 1;
-	if (db_open_pg(base, false, &db, &e) < 0)
-		fail_msg("cannot reach the test server (%s): %s", base, e.msg);
-	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
-	assert_int_equal(db_exec(db, sql, &e), 0);
-	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
-	assert_int_equal(db_exec(db, sql, &e), 0);
-	db_close(db);
-	/* A later keyword wins in a libpq connection string. */
-	snprintf(out, cap, "%s dbname=%s", base, name);
-	return 0;
-}
-
 static int open_fx(struct fx *f, bool readonly, struct db **out, pos_err *e)
 {
 	if (f->b == DB_SQLITE)
@@ -86,7 +64,7 @@ static int setup(void **state)
 		assert_non_null(mkdtemp(f->dir));
 		snprintf(f->path, sizeof(f->path), "%s/t.db", f->dir);
 		assert_int_equal(dbfile_prepare(f->path, &e), 0);
-	} else if (pg_fresh("pos_test_db", f->dsn, sizeof(f->dsn))) {
+	} else if (pgfx_fresh("pos_test_db", f->dsn, sizeof(f->dsn))) {
 		fail_msg("POS_TEST_PG_DSN is not set");
 	}
 	if (open_fx(f, false, &f->db, &e) < 0)
@@ -678,10 +656,9 @@ int main(void)
 		ON(broken_connection_is_reset_once, be_pg),
 		ON(dsn_sets_limits_and_bad_ones_are_refused, be_pg),
 	};
-	const char *dsn = getenv("POS_TEST_PG_DSN");
 	int rc = cmocka_run_group_tests_name("db on SQLite", on_sqlite, NULL, NULL);
 
-	if (!dsn || !dsn[0]) {
+	if (!pgfx_base()) {
 		/* Said aloud: make test sets it whenever PostgreSQL is installed. */
 		printf("# SKIP db on PostgreSQL: POS_TEST_PG_DSN is not set "
 		       "(tests/pg/pgctl start prints one)\n");
