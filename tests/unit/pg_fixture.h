@@ -3,7 +3,8 @@
 /*
  * PostgreSQL for unit tests: POS_TEST_PG_DSN names the pos_test database of
  * the throwaway cluster `make test` starts (tests/pg/pgctl start prints it
- * when run by hand). Each test makes a fresh database of its own beside it.
+ * when run by hand). Each test makes a fresh database beside it, named
+ * after its suite (two suites running at once must not share a name).
  * Include after cmocka.h. A suite without the variable runs its SQLite half
  * and prints one "# SKIP" line for the rest, never silently.
  */
