@@ -1,5 +1,6 @@
 #include "db_impl.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -92,7 +93,7 @@ static void pg_notice(void *arg, const char *msg)
 	(void)msg;
 }
 
-/* Whether the bound value v occurs in msg. */
+/* Whether a bound text value (of 3 bytes or more) occurs in msg. */
 static bool pg_echoes(const char *msg, const struct pg_stmt *s)
 {
 	for (int i = 0; s && i < s->n_params; i++) {
@@ -214,8 +215,21 @@ static int pg_exec(struct db *db, const char *sql, pos_err *e)
 	return rc;
 }
 
-/* sql with ?N as $N, outside quotes, identifiers and comments; *n_params
- * the highest N. NULL: no memory. */
+/* The length of the dollar quote tag ($$ or $tag$) at p, 0 when none. */
+static size_t pg_dollar_tag(const char *p)
+{
+	size_t n = 1;
+
+	if (p[0] != '$' || (p[1] >= '0' && p[1] <= '9'))
+		return 0;
+	while ((p[n] >= 'a' && p[n] <= 'z') || (p[n] >= 'A' && p[n] <= 'Z') ||
+	       (p[n] >= '0' && p[n] <= '9') || p[n] == '_')
+		n++;
+	return p[n] == '$' ? n + 1 : 0;
+}
+
+/* sql with ?N as $N, outside quotes, dollar quotes, identifiers and
+ * comments; *n_params the highest N. NULL: no memory. */
 static char *pg_rewrite(const char *sql, int *n_params)
 {
 	size_t n = strlen(sql);
@@ -248,6 +262,20 @@ static char *pg_rewrite(const char *sql, int *n_params)
 				}
 				out[o++] = sql[i++];
 			}
+		} else if (c == '$' && (i == 0 || !(isalnum((unsigned char)sql[i - 1]) ||
+						    sql[i - 1] == '_')) &&
+			   pg_dollar_tag(sql + i)) {
+			size_t t = pg_dollar_tag(sql + i), stop = n;
+
+			/* copied as it is, up to and with the closing tag */
+			for (size_t k = i + t; k + t <= n; k++)
+				if (!strncmp(sql + k, sql + i, t)) {
+					stop = k + t;
+					break;
+				}
+			memcpy(out + o, sql + i, stop - i);
+			o += stop - i;
+			i = stop;
 		} else if (c == '-' && sql[i + 1] == '-') {
 			while (i < n && sql[i] != '\n')
 				out[o++] = sql[i++];
@@ -256,11 +284,9 @@ static char *pg_rewrite(const char *sql, int *n_params)
 			out[o++] = sql[i++];
 			while (i < n && !(sql[i] == '*' && sql[i + 1] == '/'))
 				out[o++] = sql[i++];
-			while (i < n && o < n && (sql[i] == '*' || sql[i] == '/')) {
-				bool end = sql[i] == '/';
+			if (i < n) { /* the closing star and slash */
 				out[o++] = sql[i++];
-				if (end)
-					break;
+				out[o++] = sql[i++];
 			}
 		} else if (c == '?' && sql[i + 1] >= '0' && sql[i + 1] <= '9') {
 			int v = 0;

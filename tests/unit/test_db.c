@@ -274,6 +274,35 @@ static void errors_map_to_codes_without_bound_values(void **state)
 	db_finalize(st);
 }
 
+static void parameters_are_found_outside_quotes_and_comments(void **state)
+{
+	struct fx *f = fx_of(state);
+	struct db_stmt *st;
+	pos_err e = { 0 };
+
+	assert_int_equal(db_prepare(f->db, "SELECT ?1 /* ?9 */, 'a''?8', ?2 -- ?7\n", DB_KEEP, &st,
+				    &e),
+			 0);
+	db_bind_int64(st, 1, 11);
+	db_bind_text(st, 2, "two");
+	assert_int_equal(db_step(st, &e), DB_ROW);
+	assert_int_equal(db_col_count(st), 3);
+	assert_int_equal(db_col_int64(st, 0), 11);
+	assert_string_equal(db_col_text(st, 1), "a'?8");
+	assert_string_equal(db_col_text(st, 2), "two");
+	db_reset(st);
+	db_finalize(st);
+	if (f->b != DB_POSTGRESQL)
+		return;
+	assert_int_equal(db_prepare(f->db, "SELECT $q$?4$q$, E'\\'?5', ?1", 0, &st, &e), 0);
+	db_bind_int64(st, 1, 3);
+	assert_int_equal(db_step(st, &e), DB_ROW);
+	assert_string_equal(db_col_text(st, 0), "?4");
+	assert_string_equal(db_col_text(st, 1), "'?5");
+	assert_int_equal(db_col_int64(st, 2), 3);
+	db_finalize(st);
+}
+
 static void transactions_commit_roll_back_and_nest(void **state)
 {
 	struct fx *f = fx_of(state);
@@ -637,6 +666,7 @@ int main(void)
 	const struct CMUnitTest on_sqlite[] = {
 		ON(values_round_trip_unchanged, be_sqlite),
 		ON(errors_map_to_codes_without_bound_values, be_sqlite),
+		ON(parameters_are_found_outside_quotes_and_comments, be_sqlite),
 		ON(transactions_commit_roll_back_and_nest, be_sqlite),
 		ON(each_stops_on_a_non_zero_and_returns_it, be_sqlite),
 		ON(statements_nest_on_one_connection, be_sqlite),
@@ -647,6 +677,7 @@ int main(void)
 	const struct CMUnitTest on_pg[] = {
 		ON(values_round_trip_unchanged, be_pg),
 		ON(errors_map_to_codes_without_bound_values, be_pg),
+		ON(parameters_are_found_outside_quotes_and_comments, be_pg),
 		ON(transactions_commit_roll_back_and_nest, be_pg),
 		ON(each_stops_on_a_non_zero_and_returns_it, be_pg),
 		ON(statements_nest_on_one_connection, be_pg),
