@@ -12,14 +12,17 @@ BENCH_SECONDS ?= 10
 
 # libevent_openssl: the agent's unit tests serve TLS with it (tls_testkit.h).
 PKGS := openssl libcurl libserialport sqlite3 libevent libevent_openssl \
-        libevent_pthreads jansson
+        libevent_pthreads jansson libpq
 
 # Debian packages the build, the tests and the demo need.
 DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev libssl-dev \
         libcurl4-openssl-dev libserialport-dev libsqlite3-dev libevent-dev \
-        libjansson-dev libcmocka-dev openssl curl sqlite3 python3 \
+        libjansson-dev libcmocka-dev libpq-dev openssl curl sqlite3 python3 \
         python3-cryptography \
         procps chromium chromium-driver python3-selenium
+# The PostgreSQL server the tests start (tests/pg/pgctl). Where it cannot be
+# installed, make test says so and skips the PostgreSQL half.
+PG_DEB_PKGS := postgresql-15 postgresql-client
 
 WARN := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
         -Wformat=2 -Wvla -Werror
@@ -77,6 +80,16 @@ deps:
 	  SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@missing=""; for p in $(PG_DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make deps: installing$$missing"; \
+	  SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+	  { $$SUDO apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; } || \
+	  echo "make deps: WARNING: PostgreSQL could not be installed ($$missing): make test will skip the PostgreSQL half"; \
 	fi
 
 $(BUILD)/obj/%.o: %.c

@@ -35,6 +35,31 @@ run_suite() {
   fi
 }
 
+# One throwaway PostgreSQL cluster for the run (tests/pg/pgctl): suites test
+# both backends against it, each in a fresh database of its own. Stopped at
+# the end unless it was already running. Without PostgreSQL installed (make
+# deps could not install it) the PostgreSQL half is skipped, said aloud.
+PG_DIR="$BUILD/pg"
+pg_was_up=0
+tests/pg/pgctl status "$PG_DIR" 2>/dev/null && pg_was_up=1
+pg_dsn=$(tests/pg/pgctl start "$PG_DIR" 2>"$LOGDIR/pgctl.log")
+pg_rc=$?
+if [ "$pg_rc" -eq 0 ]; then
+  POS_TEST_PG_DSN=$pg_dsn
+  POS_TEST_PG_DIR=$(cd "$PG_DIR" && pwd -P)
+  export POS_TEST_PG_DSN POS_TEST_PG_DIR
+  [ "$pg_was_up" -eq 1 ] || trap 'tests/pg/pgctl stop "$PG_DIR" >/dev/null 2>&1' EXIT
+  echo "== PostgreSQL test cluster: $pg_dsn"
+elif [ "$pg_rc" -eq 3 ]; then
+  echo "SKIP: PostgreSQL 15 is not installed (make deps could not install it):" \
+    "the PostgreSQL half of every suite is skipped"
+else
+  echo "PostgreSQL test cluster did not start (log: $LOGDIR/pgctl.log):" \
+    "the PostgreSQL half cannot run"
+  sed 's/^/    /' "$LOGDIR/pgctl.log" | head -5
+  failed=$((failed + 1))
+fi
+
 echo "== unit"
 for t in "$BUILD"/tests/test_*; do
   [ -x "$t" ] || continue

@@ -490,6 +490,88 @@ class Store:
         raise KeyError(name)
 
 
+# ---------------------------------------------------------------- PostgreSQL
+
+PGCTL = os.path.join(ROOT, "tests", "pg", "pgctl")
+
+
+def pg_dir():
+    """The folder of the test PostgreSQL cluster this run started (make test
+    exports POS_TEST_PG_DIR after `tests/pg/pgctl start`), or None."""
+    d = os.environ.get("POS_TEST_PG_DIR", "")
+    return d or None
+
+
+def pg_fresh(name):
+    """The DSN of an empty database `name` ([a-z_][a-z0-9_]*, one per test) on
+    the test cluster, made anew, or None when no cluster runs."""
+    d = pg_dir()
+    if not d:
+        return None
+    return run([PGCTL, "fresh", d, name]).stdout.strip()
+
+
+def backends(tap=None):
+    """The store backends a suite runs on: "sqlite", and "postgresql" when a
+    test cluster runs. Without one it says SKIP aloud (a TAP comment)."""
+    if pg_dir():
+        return ["sqlite", "postgresql"]
+    print("# SKIP PostgreSQL half: POS_TEST_PG_DIR is not set "
+          "(make test sets it; by hand: export POS_TEST_PG_DIR=$PWD/build/pg "
+          "after tests/pg/pgctl start)", flush=True)
+    return ["sqlite"]
+
+
+def set_conf(conf, section, key, value):
+    """Sets `key = value` in [section] of an INI file like central.conf,
+    replacing the key where it is, adding the section where it is missing."""
+    with open(conf) as f:
+        lines = f.read().splitlines()
+    out, cur, done, seen = [], None, False, False
+    for line in lines:
+        t = line.strip()
+        if t.startswith("[") and t.endswith("]"):
+            if cur == section and not done:
+                out.append(f"{key} = {value}")
+                done = True
+            cur = t[1:-1].strip()
+            seen = seen or cur == section
+        elif cur == section and t.split("=", 1)[0].strip() == key and "=" in t:
+            if not done:
+                out.append(f"{key} = {value}")
+                done = True
+            continue
+        out.append(line)
+    if not done:
+        if not seen:
+            out.append(f"[{section}]")
+        out.append(f"{key} = {value}")
+    with open(conf, "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
+def use_postgresql(central, name):
+    """Points a Central (made, not started) at a fresh PostgreSQL database
+    `name`: [store] backend = postgresql, dsn = its DSN. Returns the DSN,
+    or None (and changes nothing) when no test cluster runs."""
+    dsn = pg_fresh(name)
+    if dsn:
+        set_conf(central.conf, "store", "backend", "postgresql")
+        set_conf(central.conf, "store", "dsn", dsn)
+    return dsn
+
+
+def use_backend(central, backend, name):
+    """use_postgresql for backend "postgresql"; "sqlite" leaves the default.
+    For suites that loop over backends(): `for b in backends(): ...`."""
+    if backend == "postgresql":
+        if not use_postgresql(central, name):
+            raise RuntimeError("no PostgreSQL test cluster (POS_TEST_PG_DIR)")
+    elif backend != "sqlite":
+        raise ValueError(f"unknown backend {backend!r}")
+    return central
+
+
 # ---------------------------------------------------------------- leak scan
 
 def tid_forms(tid):
