@@ -79,20 +79,16 @@ struct routes_async {
 	struct routes_async *next_done;
 };
 
-/* A /v1/resolve waiting for the keys: what one loop turn gathers goes to
- * the keys process in one round trip. */
+/* A /v1/resolve while the keys process opens its EncTID. */
 struct routes_opening {
 	struct rq q;
-	struct resolve_req rr;
 };
 
 struct routes {
 	struct event_base *base;
 	struct store *store;
 	struct keys_chan *keys;
-	struct event *keys_ev;            /* sends the gathered resolves */
-	struct routes_opening *opening;   /* KEYS_BATCH_MAX */
-	size_t nopening;
+	struct keys_async *opens;         /* the resolves' opens, answered on this loop */
 	const struct routes_shared *sh;
 	struct event *done_ev;
 	pthread_mutex_t mu;
@@ -318,77 +314,62 @@ static int routes_enrol(struct rq *q, const unsigned char idx[DEIDENT_INDEX_LEN]
 	return 0;
 }
 
-/* Opens every gathered resolve in one round trip, then finds each
- * household (or hands its enrolment to the writer) and answers. */
-static void routes_keys_flush(struct routes *r)
+/* The keys process's answer for one resolve: find the household (or hand
+ * its enrolment to the writer) and answer. */
+static void routes_opened(void *arg, struct keys_open_res *res)
 {
-	struct routes_opening batch[KEYS_BATCH_MAX];
-	struct keys_open_req req[KEYS_BATCH_MAX];
-	struct keys_open_res res[KEYS_BATCH_MAX];
+	struct routes_opening *o = arg;
+	struct routes *r = o->q.r;
 	struct resolve_result out;
-	size_t n = r->nopening;
-	pos_err e = { 0 };
-	int64_t t;
 	int rc;
 
-	if (n == 0)
+	r->waiting--;
+	memset(&out, 0, sizeof out);
+	/* A read on the worker's connection; a TID no household holds yet
+	 * is enrolled by the writer, whose commit this worker never waits
+	 * on (nor pays its fsync for). */
+	if ((rc = res->rc) == 0)
+		rc = resolve_store(r->store, false, res->idx, res->dtid, &out, &res->err);
+	if (rc == POS_ENOTFOUND && r->sh->auto_enrol &&
+	    routes_enrol(&o->q, res->idx, res->dtid) == 0) {
+		free(o);
 		return;
-	/* Copied out: answering may let a new resolve in. */
-	memcpy(batch, r->opening, n * sizeof *batch);
-	r->nopening = 0;
-	for (size_t i = 0; i < n; i++)
-		req[i] = (struct keys_open_req){ batch[i].q.store, batch[i].q.terminal,
-						 batch[i].rr.txn, batch[i].rr.kid, batch[i].rr.enc };
-	t = time_mono_us();
-	(void)keys_open_batch(r->keys, n, req, res, &e);
-	for (size_t i = 0; i < n; i++) {
-		r->waiting--;
-		memset(&out, 0, sizeof out);
-		/* A read on the worker's connection; a TID no household holds yet
-		 * is enrolled by the writer, whose commit this worker never waits
-		 * on (nor pays its fsync for). */
-		if ((rc = res[i].rc) == 0)
-			rc = resolve_store(r->store, false, res[i].idx, res[i].dtid, &out, &res[i].err);
-		if (rc == POS_ENOTFOUND && r->sh->auto_enrol &&
-		    routes_enrol(&batch[i].q, res[i].idx, res[i].dtid) == 0)
-			continue;
-		metrics_resolve_us(time_mono_us() - t);
-		routes_resolve_answer(&batch[i].q, rc, &out, &res[i].err);
 	}
-	wipe(res, n * sizeof *res);
+	metrics_resolve_us(time_mono_us() - o->q.t0_us);
+	routes_resolve_answer(&o->q, rc, &out, &res->err);
+	free(o);
 }
 
-static void routes_keys_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	routes_keys_flush(arg);
-}
-
-/* Parsed at once; opened with whatever else this loop turn brings, by
- * keys_ev, which runs after the connections' events already ready. */
+/* Parsed at once; opened by the keys process together with whatever else
+ * this loop turn brings, answered when its answer arrives on this loop. */
 static void routes_resolve(struct rq *q)
 {
 	struct routes *r = q->r;
 	struct routes_opening *o;
+	struct keys_open_req kq;
+	struct resolve_req rr;
 	const char *body;
 	pos_err e = { 0 };
 	size_t len;
 	int rc;
 
 	body = httpd_body(q->req, &len);
-	if (r->nopening == KEYS_BATCH_MAX)
-		routes_keys_flush(r);
-	o = &r->opening[r->nopening];
-	if ((rc = resolve_parse(body, len, &o->rr, &e)) < 0) {
+	if ((rc = resolve_parse(body, len, &rr, &e)) < 0) {
 		routes_bad_input(q, rc, &e);
 		return;
 	}
+	if (!(o = malloc(sizeof *o))) {
+		routes_error(q, 500, "internal", "out of memory");
+		return;
+	}
 	o->q = *q;
-	r->nopening++;
+	kq = (struct keys_open_req){ q->store, q->terminal, rr.txn, rr.kid, rr.enc };
+	if ((rc = keys_async_open(r->opens, &kq, routes_opened, o, &e)) < 0) {
+		free(o);
+		routes_fail(q, rc, &e);
+		return;
+	}
 	r->waiting++;
-	if (r->nopening == 1)
-		event_active(r->keys_ev, EV_TIMEOUT, 1);
 }
 
 /* ------------------------------------------------------------ baskets */
@@ -1533,6 +1514,7 @@ int routes_new(struct event_base *base, struct store *store, struct keys_chan *k
 	       const struct routes_shared *sh, struct routes **out, pos_err *e)
 {
 	struct routes *r;
+	int rc;
 
 	*out = NULL;
 	r = calloc(1, sizeof *r);
@@ -1545,11 +1527,13 @@ int routes_new(struct event_base *base, struct store *store, struct keys_chan *k
 	pthread_mutex_init(&r->mu, NULL);
 	r->text = malloc(METRICS_TEXT_MAX);
 	r->done_ev = event_new(base, -1, 0, routes_done_cb, r);
-	r->keys_ev = event_new(base, -1, 0, routes_keys_cb, r);
-	r->opening = calloc(KEYS_BATCH_MAX, sizeof *r->opening);
-	if (!r->text || !r->done_ev || !r->keys_ev || !r->opening) {
+	if (!r->text || !r->done_ev) {
 		routes_free(r);
 		return err_set(e, POS_ENOMEM, "routes: out of memory");
+	}
+	if (keys && (rc = keys_async_new(base, keys, &sh->keys_async, &r->opens, e)) < 0) {
+		routes_free(r);
+		return rc;
 	}
 	*out = r;
 	return 0;
@@ -1561,9 +1545,7 @@ void routes_free(struct routes *r)
 		return;
 	if (r->done_ev)
 		event_free(r->done_ev);
-	if (r->keys_ev)
-		event_free(r->keys_ev);
-	free(r->opening);
+	keys_async_free(r->opens);
 	pthread_mutex_destroy(&r->mu);
 	free(r->text);
 	free(r);

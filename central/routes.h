@@ -43,6 +43,7 @@ struct routes_shared {
 	struct ratelimit *rl;
 	struct offers_limits devices;
 	struct analyst_shared *analyst; /* the workbench's routes (analyst.h); NULL: off */
+	struct keys_async_opts keys_async; /* the resolves' opens (keysproc.h) */
 };
 
 /* The ratelimit classes of the routes anyone may call. */
