@@ -5,6 +5,7 @@
 #include <grp.h>
 #include <pthread.h>
 #include <pwd.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -68,7 +69,8 @@ enum keys_op { KEYS_OP_OPEN = 0, KEYS_OP_BLIND = 1, KEYS_OP_PHONE = 2 };
 #define KEYS_REP_MSG (sizeof(struct keys_hdr) + KEYS_BATCH_MAX * sizeof(struct keys_rep))
 #define KEYS_BUF (KEYS_REQ_MSG > KEYS_REP_MSG ? KEYS_REQ_MSG : KEYS_REP_MSG)
 
-/* Seconds a worker waits for the keys process's answer. */
+/* Seconds a worker waits for the keys process's answer when
+ * [central] keys_timeout_ms is not given. */
 #define KEYS_REPLY_TIMEOUT_S 5
 /* The ring of batches sent and not answered yet, per channel. */
 #define KEYS_INFLIGHT_MAX 8
@@ -752,7 +754,27 @@ struct keys_srv {
 	const struct keyring *kr;
 	pthread_t thread;
 	unsigned char *buf; /* KEYS_BUF */
+	size_t idx;
+	bool pin; /* on the core of worker idx (keys_pin_thread) */
 };
+
+int keys_pin_thread(size_t i)
+{
+	cpu_set_t allowed, one;
+	size_t seen = 0, n;
+
+	if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 ||
+	    (n = (size_t)CPU_COUNT(&allowed)) < 2)
+		return POS_EINVAL;
+	for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+		if (!CPU_ISSET(cpu, &allowed) || seen++ != i % n)
+			continue;
+		CPU_ZERO(&one);
+		CPU_SET(cpu, &one);
+		return sched_setaffinity(0, sizeof one, &one) == 0 ? 0 : POS_EINVAL;
+	}
+	return POS_EINVAL;
+}
 
 static bool keys_terminated(const char *s, size_t cap)
 {
@@ -780,6 +802,8 @@ static void *keysproc_serve(void *arg)
 	ssize_t n;
 	size_t len, cnt;
 
+	if (s->pin)
+		(void)keys_pin_thread(s->idx);
 	for (;;) {
 		n = recv(s->fd, s->buf, KEYS_REQ_MSG, MSG_TRUNC);
 		if (n < 0 && errno == EINTR)
@@ -964,6 +988,8 @@ keysproc_child(const struct cconf *c, int *fds, size_t n, pid_t parent)
 	for (size_t i = 0; i < n; i++) {
 		srv[i].fd = fds[i];
 		srv[i].kr = kr;
+		srv[i].idx = i;
+		srv[i].pin = c->pin_threads;
 		if (!(srv[i].buf = malloc(KEYS_BUF))) {
 			rc = err_set(&e, POS_ENOMEM, "keys process: out of memory");
 			goto out;
@@ -1089,7 +1115,8 @@ int keysproc_start(const struct cconf *c, size_t nchan, struct keysproc **out, p
 	 * request unanswered in time is refused (503), and its late answer is
 	 * dropped by the next request's wait (older seq). */
 	for (size_t i = 0; i < nchan; i++) {
-		struct timeval tv = { KEYS_REPLY_TIMEOUT_S, 0 };
+		long ms = c->keys_timeout_ms > 0 ? c->keys_timeout_ms : KEYS_REPLY_TIMEOUT_S * 1000;
+		struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
 
 		setsockopt(kp->chans[i].fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	}

@@ -123,10 +123,19 @@ size_t keys_async_waiting(const struct keys_async *ka);
 /* Frees ka; callbacks still due are not called. Accepts NULL. */
 void keys_async_free(struct keys_async *ka);
 
+/* Pins the calling thread to the (i mod n)-th of the n CPUs this process
+ * may run on: worker i and the keys process's thread for channel i share
+ * a core ([central] pin_threads), so a worker's request wakes a thread on
+ * its own core, with the request still in that core's cache. POS_EINVAL
+ * (nothing changed) with fewer than two CPUs or when refused. */
+int keys_pin_thread(size_t i);
+
 struct keysproc;
 
 /* Forks the keys process with nchan channels and waits until it has loaded
- * the keys (a key it refuses fails here with its message). Call with no
+ * the keys (a key it refuses fails here with its message). A synchronous
+ * call waits c->keys_timeout_ms for its answer; with c->pin_threads the
+ * thread of channel i runs on keys_pin_thread(i)'s core. Call with no
  * other thread running. *out: keysproc_stop. */
 int keysproc_start(const struct cconf *c, size_t nchan, struct keysproc **out, pos_err *e);
 /* Channel i < nchan, owned by kp. */
