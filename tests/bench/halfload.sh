@@ -28,7 +28,7 @@ sed -i 's/^log_level *=.*/log_level = warn/' "$W/central/central.conf"
 grep -q '^log_level' "$W/central/central.conf" ||
   sed -i 's/^\[central\]/[central]\nlog_level = warn/' "$W/central/central.conf"
 [ -n "$EXTRA" ] && printf '%b\n' "$EXTRA" | while IFS= read -r l; do
-  sed -i "s|^\[central\]|[central]\n$l|" "$W/central/central.conf"; done
+  k=${l%% *}; sed -i "s|^$k *=.*|$l|" "$W/central/central.conf"; done
 PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$BIN/pos-central" serve -c "$W/central/central.conf" --listen "127.0.0.1:$PORT" >"$W/central.log" 2>&1 &
 pid=$!
@@ -50,8 +50,17 @@ switches() {
   cat /proc/"$1"/task/*/status 2>/dev/null |
     awk '/^voluntary_ctxt/ {v += $2} /^nonvoluntary_ctxt/ {n += $2} END {print v + 0, n + 0}'
 }
+# schedstat PID...: one line per thread: pid/tid comm run_ns runqueue_wait_ns slices
+schedstat() {
+  for p in "$@"; do
+    for t in /proc/"$p"/task/*; do
+      printf '%s/%s %s %s\n' "$p" "${t##*/}" "$(tr ' ' '_' <"$t/comm")" "$(cat "$t/schedstat")"
+    done 2>/dev/null
+  done
+}
 kpid=$(pgrep -P "$pid" | head -1)
 for i in $(seq "$RUNS"); do
+  schedstat "$pid" "$kpid" >"$W/ss0"
   read -r sv sn <<<"$(switches "$pid")"; read -r kv kn <<<"$(switches "$kpid")"
   "${LG[@]}" --route resolve --seconds "$S" --rate "$rate" --pool $(( S * rate + 1000 )) \
     --label resolve_open | grep -v '^RESULT' | tee "$W/open.log"
@@ -59,5 +68,13 @@ for i in $(seq "$RUNS"); do
   n=$(sed -n 's/.*(\([0-9]*\) answered).*/\1/p' "$W/open.log" | head -1)
   awk -v n="${n:-1}" -v a=$((sv2 - sv)) -v b=$((sn2 - sn)) -v c=$((kv2 - kv)) -v d=$((kn2 - kn)) \
     'BEGIN {printf "  switches per request: serve %.2f voluntary %.2f involuntary; keys %.2f / %.2f\n", a/n, b/n, c/n, d/n}'
+  # Per thread over the run: CPU, time ready but waiting for a core (the
+  # scheduler's share of the tail), and per request.
+  schedstat "$pid" "$kpid" >"$W/ss1"
+  awk -v n="${n:-1}" -v s="$S" 'NR == FNR {r[$1] = $3; w[$1] = $4; next}
+    ($1 in r) && $3 - r[$1] > s * 1e7 {
+      printf "  thread %-22s %-16s run %5.1f%%  waits for a core %5.1f%%  (%.1f us/req run, %.1f us/req waiting)\n",
+        $1, $2, ($3 - r[$1]) / s / 1e7, ($4 - w[$1]) / s / 1e7, ($3 - r[$1]) / n / 1e3, ($4 - w[$1]) / n / 1e3}' \
+    "$W/ss0" "$W/ss1"
 done
 echo "load average $(cut -d' ' -f1-3 /proc/loadavg)"
