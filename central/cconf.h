@@ -81,6 +81,8 @@ struct cconf {
 	char database[CCONF_PATH_MAX];
 	bool auto_enrol;
 	long workers;
+	bool pin_threads;     /* worker i and the keys process's thread i on one core */
+	long keys_timeout_ms; /* an open the keys process has not answered by then: 503 */
 	char log_level[16];
 	char user[64];
 	char tls_ca[CCONF_PATH_MAX];

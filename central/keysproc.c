@@ -5,6 +5,7 @@
 #include <grp.h>
 #include <pthread.h>
 #include <pwd.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -15,10 +16,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "envelope.h"
 #include "keys.h"
 #include "log.h"
 #include "tid.h"
+#include "timeutil.h"
 #include "visitor.h"
 #include "wipe.h"
 
@@ -65,14 +69,18 @@ enum keys_op { KEYS_OP_OPEN = 0, KEYS_OP_BLIND = 1, KEYS_OP_PHONE = 2 };
 #define KEYS_REP_MSG (sizeof(struct keys_hdr) + KEYS_BATCH_MAX * sizeof(struct keys_rep))
 #define KEYS_BUF (KEYS_REQ_MSG > KEYS_REP_MSG ? KEYS_REQ_MSG : KEYS_REP_MSG)
 
-/* Seconds a worker waits for the keys process's answer. */
+/* Seconds a worker waits for the keys process's answer when
+ * [central] keys_timeout_ms is not given. */
 #define KEYS_REPLY_TIMEOUT_S 5
+/* The ring of batches sent and not answered yet, per channel. */
+#define KEYS_INFLIGHT_MAX 8
 
 struct keys_chan {
 	int fd;                   /* -1 for a local channel */
 	const struct keyring *kr; /* local only */
 	uint32_t seq;
 	unsigned char *buf;       /* KEYS_BUF: one message either way */
+	struct keys_async *async; /* the loop's opens on this channel, if any */
 };
 
 struct keysproc {
@@ -133,13 +141,69 @@ static int keys_gone(size_t n, struct keys_open_res *res, pos_err *e)
 	return err_set(e, POS_EAGAIN, "the keys process does not answer");
 }
 
+static void keys_async_stash(struct keys_async *ka, const unsigned char *msg, size_t len);
+
+/* Sends the request in kc->buf (len bytes, header seq) and waits for its
+ * answer there: its length, or -1 when the keys process does not answer.
+ * Answers to the loop's opens read meanwhile go to it; late answers to
+ * requests that timed out are dropped. */
+static ssize_t keys_call(struct keys_chan *kc, size_t len, uint32_t seq)
+{
+	struct keys_hdr *h = (struct keys_hdr *)kc->buf;
+	ssize_t got;
+
+	do
+		got = send(kc->fd, kc->buf, len, MSG_NOSIGNAL);
+	while (got < 0 && errno == EINTR);
+	wipe(kc->buf, len);
+	if (got != (ssize_t)len)
+		return -1;
+	for (;;) {
+		got = recv(kc->fd, kc->buf, KEYS_BUF, 0);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < (ssize_t)sizeof *h)
+			return -1;
+		if (h->seq == seq)
+			return got;
+		if (kc->async)
+			keys_async_stash(kc->async, kc->buf, (size_t)got);
+		wipe(kc->buf, (size_t)got);
+	}
+}
+
+/* Copies requests into the wire form (a field that does not fit goes
+ * empty, which the keys process refuses as keyring_open would). */
+static void keys_put_req(struct keys_req *rq, const struct keys_open_req *req)
+{
+	keys_put(rq->store, sizeof rq->store, req->store);
+	keys_put(rq->terminal, sizeof rq->terminal, req->terminal);
+	keys_put(rq->txn, sizeof rq->txn, req->txn);
+	keys_put(rq->kid, sizeof rq->kid, req->kid);
+	keys_put(rq->enc, sizeof rq->enc, req->enc);
+}
+
+/* One answer of an open as keys_open would return it. */
+static void keys_take_rep(struct keys_rep *rp, struct keys_open_res *res)
+{
+	if (rp->rc == 0 && memchr(rp->dtid, '\0', sizeof rp->dtid)) {
+		memcpy(res->idx, rp->idx, sizeof res->idx);
+		memcpy(res->dtid, rp->dtid, sizeof res->dtid);
+		res->rc = 0;
+	} else if (keys_is_code(rp->rc)) {
+		rp->msg[sizeof rp->msg - 1] = '\0';
+		res->rc = err_set(&res->err, rp->rc, "%s", rp->msg);
+	} else {
+		res->rc = err_set(&res->err, POS_EIO, "the keys process sent a malformed reply");
+	}
+}
+
 int keys_open_batch(struct keys_chan *kc, size_t n, const struct keys_open_req *req,
 		    struct keys_open_res *res, pos_err *e)
 {
 	struct keys_hdr *h;
 	struct keys_req *rq;
 	struct keys_rep *rp;
-	size_t len;
 	ssize_t got;
 	uint32_t seq;
 
@@ -156,46 +220,20 @@ int keys_open_batch(struct keys_chan *kc, size_t n, const struct keys_open_req *
 	}
 	h = (struct keys_hdr *)kc->buf;
 	rq = (struct keys_req *)(h + 1);
-	len = sizeof *h + n * sizeof *rq;
-	memset(kc->buf, 0, len);
+	memset(kc->buf, 0, sizeof *h + n * sizeof *rq);
 	h->seq = seq = ++kc->seq;
 	h->n = (uint32_t)n;
-	for (size_t i = 0; i < n; i++) {
-		keys_put(rq[i].store, sizeof rq[i].store, req[i].store);
-		keys_put(rq[i].terminal, sizeof rq[i].terminal, req[i].terminal);
-		keys_put(rq[i].txn, sizeof rq[i].txn, req[i].txn);
-		keys_put(rq[i].kid, sizeof rq[i].kid, req[i].kid);
-		keys_put(rq[i].enc, sizeof rq[i].enc, req[i].enc);
-	}
-	do
-		got = send(kc->fd, kc->buf, len, MSG_NOSIGNAL);
-	while (got < 0 && errno == EINTR);
-	if (got != (ssize_t)len)
-		return keys_gone(n, res, e);
-	/* Replies to earlier requests that timed out come first: skip them. */
-	do
-		got = recv(kc->fd, kc->buf, KEYS_BUF, 0);
-	while ((got < 0 && errno == EINTR) ||
-	       (got >= (ssize_t)sizeof *h && (int32_t)(h->seq - seq) < 0));
+	for (size_t i = 0; i < n; i++)
+		keys_put_req(&rq[i], &req[i]);
+	got = keys_call(kc, sizeof *h + n * sizeof *rq, seq);
 	rp = (struct keys_rep *)(h + 1);
-	if (got != (ssize_t)(sizeof *h + n * sizeof *rp) || h->seq != seq || h->n != n) {
+	if (got != (ssize_t)(sizeof *h + n * sizeof *rp) || h->n != n) {
 		if (got > 0)
 			wipe(kc->buf, (size_t)got);
 		return keys_gone(n, res, e);
 	}
-	for (size_t i = 0; i < n; i++) {
-		if (rp[i].rc == 0 && memchr(rp[i].dtid, '\0', sizeof rp[i].dtid)) {
-			memcpy(res[i].idx, rp[i].idx, sizeof res[i].idx);
-			memcpy(res[i].dtid, rp[i].dtid, sizeof res[i].dtid);
-			res[i].rc = 0;
-		} else if (keys_is_code(rp[i].rc)) {
-			rp[i].msg[sizeof rp[i].msg - 1] = '\0';
-			res[i].rc = err_set(&res[i].err, rp[i].rc, "%s", rp[i].msg);
-		} else {
-			res[i].rc = err_set(&res[i].err, POS_EIO,
-					    "the keys process sent a malformed reply");
-		}
-	}
+	for (size_t i = 0; i < n; i++)
+		keys_take_rep(&rp[i], &res[i]);
 	wipe(kc->buf, (size_t)got);
 	return 0;
 }
@@ -269,7 +307,6 @@ int keys_open_phone(struct keys_chan *kc, const char *kid, const char *enc, cons
 	struct keys_hdr *h;
 	struct keys_req *rq;
 	struct keys_rep *rp;
-	size_t len;
 	ssize_t got;
 	uint32_t seq;
 	int rc;
@@ -280,24 +317,16 @@ int keys_open_phone(struct keys_chan *kc, const char *kid, const char *enc, cons
 		return keys_phone(kc->kr, kid, enc, uid, phone, e);
 	h = (struct keys_hdr *)kc->buf;
 	rq = (struct keys_req *)(h + 1);
-	len = sizeof *h + sizeof *rq;
-	memset(kc->buf, 0, len);
+	memset(kc->buf, 0, sizeof *h + sizeof *rq);
 	h->seq = seq = ++kc->seq;
 	h->n = 1;
 	h->op = KEYS_OP_PHONE;
 	keys_put(rq->kid, sizeof rq->kid, kid);
 	keys_put(rq->enc, sizeof rq->enc, enc);
 	keys_put(rq->txn, sizeof rq->txn, uid);
-	do
-		got = send(kc->fd, kc->buf, len, MSG_NOSIGNAL);
-	while (got < 0 && errno == EINTR);
-	if (got != (ssize_t)len)
-		return err_set(e, POS_EAGAIN, "the keys process does not answer");
-	do
-		got = recv(kc->fd, kc->buf, KEYS_BUF, 0);
-	while (got < 0 && errno == EINTR);
+	got = keys_call(kc, sizeof *h + sizeof *rq, seq);
 	rp = (struct keys_rep *)(h + 1);
-	if (got != (ssize_t)(sizeof *h + sizeof *rp) || h->seq != seq || h->n != 1) {
+	if (got != (ssize_t)(sizeof *h + sizeof *rp) || h->n != 1) {
 		rc = err_set(e, POS_EAGAIN, "the keys process does not answer");
 	} else if (rp->rc == 0 && memchr(rp->msg, '\0', TID_MAX)) {
 		memcpy(phone, rp->msg, TID_MAX);
@@ -319,7 +348,6 @@ int keys_blind_index(struct keys_chan *kc, const char *tid_in,
 	struct keys_hdr *h;
 	struct keys_req *rq;
 	struct keys_rep *rp;
-	size_t len;
 	ssize_t got;
 	uint32_t seq;
 	int rc;
@@ -332,23 +360,14 @@ int keys_blind_index(struct keys_chan *kc, const char *tid_in,
 		return err_set(e, POS_EINVAL, "the identifier is too long");
 	h = (struct keys_hdr *)kc->buf;
 	rq = (struct keys_req *)(h + 1);
-	len = sizeof *h + sizeof *rq;
-	memset(kc->buf, 0, len);
+	memset(kc->buf, 0, sizeof *h + sizeof *rq);
 	h->seq = seq = ++kc->seq;
 	h->n = 1;
 	h->op = KEYS_OP_BLIND;
 	keys_put(rq->txn, sizeof rq->txn, tid_in);
-	do
-		got = send(kc->fd, kc->buf, len, MSG_NOSIGNAL);
-	while (got < 0 && errno == EINTR);
-	wipe(kc->buf, len);
-	if (got != (ssize_t)len)
-		return err_set(e, POS_EAGAIN, "the keys process does not answer");
-	do
-		got = recv(kc->fd, kc->buf, KEYS_BUF, 0);
-	while (got < 0 && errno == EINTR);
+	got = keys_call(kc, sizeof *h + sizeof *rq, seq);
 	rp = (struct keys_rep *)(h + 1);
-	if (got != (ssize_t)(sizeof *h + sizeof *rp) || h->seq != seq || h->n != 1) {
+	if (got != (ssize_t)(sizeof *h + sizeof *rp) || h->n != 1) {
 		rc = err_set(e, POS_EAGAIN, "the keys process does not answer");
 	} else if (rp->rc == 0) {
 		memcpy(idx, rp->idx, DEIDENT_INDEX_LEN);
@@ -364,6 +383,370 @@ int keys_blind_index(struct keys_chan *kc, const char *tid_in,
 	return rc;
 }
 
+/* ------------------------------------------------------------ the loop's opens */
+
+/* One open waiting for its answer. */
+struct keys_wait {
+	keys_done_fn *fn;
+	void *arg;
+};
+
+/* One batch sent, its answer not read yet. */
+struct keys_flight {
+	uint32_t seq, n;
+	int64_t due_us; /* answered POS_EAGAIN from then on */
+	struct keys_wait w[KEYS_BATCH_MAX];
+};
+
+/* An answer a synchronous call on the channel read first. */
+struct keys_stashed {
+	struct keys_stashed *next;
+	size_t len;
+	unsigned char msg[];
+};
+
+struct keys_async {
+	struct keys_chan *kc;
+	struct event *send_ev;  /* sends what the loop turn queued; also a retry timer */
+	struct event *read_ev;  /* answers on the channel; stashed ones too */
+	struct event *timer_ev; /* the oldest batch's deadline */
+	int64_t timeout_us;
+	size_t inflight_max;
+	struct keys_req *q;     /* queued, not sent yet (wire form) */
+	struct keys_wait *qw;
+	size_t nq, capq;
+	struct keys_flight fl[KEYS_INFLIGHT_MAX]; /* a ring, oldest at fl_head */
+	size_t fl_head, nfl;
+	struct keys_stashed *stash, **stash_tail;
+};
+
+static struct keys_flight *keys_flight_find(struct keys_async *ka, uint32_t seq)
+{
+	for (size_t i = 0; i < ka->nfl; i++) {
+		struct keys_flight *f = &ka->fl[(ka->fl_head + i) % KEYS_INFLIGHT_MAX];
+
+		if (f->seq == seq)
+			return f;
+	}
+	return NULL;
+}
+
+static void keys_async_stash(struct keys_async *ka, const unsigned char *msg, size_t len)
+{
+	const struct keys_hdr *h = (const struct keys_hdr *)msg;
+	struct keys_stashed *s;
+
+	if (!keys_flight_find(ka, h->seq) || !(s = malloc(sizeof *s + len)))
+		return; /* late, or no memory: the batch times out */
+	memcpy(s->msg, msg, len);
+	s->len = len;
+	s->next = NULL;
+	*ka->stash_tail = s;
+	ka->stash_tail = &s->next;
+	event_active(ka->read_ev, EV_READ, 1);
+}
+
+/* Drops the ring's entry f once answered: entries may be answered out of
+ * order only after a timeout, so f is normally the oldest. */
+static void keys_flight_drop(struct keys_async *ka, struct keys_flight *f)
+{
+	size_t i = (size_t)(f - ka->fl);
+	size_t k = (i + KEYS_INFLIGHT_MAX - ka->fl_head) % KEYS_INFLIGHT_MAX;
+
+	for (; k > 0; k--) {
+		size_t to = (ka->fl_head + k) % KEYS_INFLIGHT_MAX;
+		size_t from = (ka->fl_head + k - 1) % KEYS_INFLIGHT_MAX;
+
+		ka->fl[to] = ka->fl[from];
+	}
+	ka->fl_head = (ka->fl_head + 1) % KEYS_INFLIGHT_MAX;
+	ka->nfl--;
+}
+
+static void keys_async_arm(struct keys_async *ka)
+{
+	struct timeval tv;
+	int64_t left;
+
+	if (ka->nfl == 0) {
+		event_del(ka->timer_ev);
+		return;
+	}
+	left = ka->fl[ka->fl_head].due_us - time_mono_us();
+	if (left < 0)
+		left = 0;
+	tv.tv_sec = (time_t)(left / 1000000);
+	tv.tv_usec = (suseconds_t)(left % 1000000);
+	event_add(ka->timer_ev, &tv);
+}
+
+static void keys_async_send(struct keys_async *ka);
+
+/* Answers a batch's opens from msg (NULL: the keys process did not
+ * answer). The callbacks may queue new opens. */
+static void keys_async_answer(struct keys_async *ka, struct keys_flight *f, unsigned char *msg,
+			      size_t len)
+{
+	struct keys_wait w[KEYS_BATCH_MAX];
+	struct keys_hdr *h = (struct keys_hdr *)msg;
+	struct keys_rep *rp = msg ? (struct keys_rep *)(h + 1) : NULL;
+	struct keys_open_res res;
+	size_t n = f->n;
+
+	if (msg && (len != sizeof *h + n * sizeof *rp || h->n != n))
+		rp = NULL;
+	memcpy(w, f->w, n * sizeof *w);
+	keys_flight_drop(ka, f);
+	for (size_t i = 0; i < n; i++) {
+		memset(&res, 0, sizeof res);
+		if (rp)
+			keys_take_rep(&rp[i], &res);
+		else
+			res.rc = err_set(&res.err, POS_EAGAIN, "the keys process does not answer");
+		w[i].fn(w[i].arg, &res);
+		wipe(&res, sizeof res);
+	}
+}
+
+static void keys_async_take(struct keys_async *ka, unsigned char *msg, size_t len)
+{
+	struct keys_flight *f = len >= sizeof(struct keys_hdr)
+					? keys_flight_find(ka, ((struct keys_hdr *)msg)->seq)
+					: NULL;
+
+	if (f)
+		keys_async_answer(ka, f, msg, len);
+	wipe(msg, len);
+}
+
+static void keys_async_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct keys_async *ka = arg;
+	struct keys_stashed *s;
+	ssize_t got;
+
+	(void)fd;
+	(void)what;
+	while ((s = ka->stash)) {
+		if (!(ka->stash = s->next))
+			ka->stash_tail = &ka->stash;
+		keys_async_take(ka, s->msg, s->len);
+		free(s);
+	}
+	for (;;) {
+		got = recv(ka->kc->fd, ka->kc->buf, KEYS_BUF, MSG_DONTWAIT);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			break; /* drained; a closed channel: serve stops on SIGCHLD */
+		keys_async_take(ka, ka->kc->buf, (size_t)got);
+	}
+	keys_async_arm(ka);
+	keys_async_send(ka);
+}
+
+static void keys_async_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct keys_async *ka = arg;
+	int64_t now = time_mono_us();
+
+	(void)fd;
+	(void)what;
+	while (ka->nfl && ka->fl[ka->fl_head].due_us <= now) {
+		log_warn("keys_timeout", "opens=%u detail=\"the keys process did not answer in "
+					 "time: refused\"",
+			 ka->fl[ka->fl_head].n);
+		keys_async_answer(ka, &ka->fl[ka->fl_head], NULL, 0);
+	}
+	keys_async_arm(ka);
+	keys_async_send(ka);
+}
+
+/* In this process (a local channel): every queued open at once. */
+static void keys_async_local(struct keys_async *ka)
+{
+	struct keys_open_res res;
+
+	while (ka->nq) {
+		struct keys_req one = ka->q[0];
+		struct keys_wait w = ka->qw[0];
+
+		memmove(ka->q, ka->q + 1, (ka->nq - 1) * sizeof *ka->q);
+		memmove(ka->qw, ka->qw + 1, (ka->nq - 1) * sizeof *ka->qw);
+		ka->nq--;
+		memset(&res, 0, sizeof res);
+		res.rc = keyring_open(ka->kc->kr, one.store, one.terminal, one.txn, one.kid, one.enc,
+				      res.idx, res.dtid, &res.err);
+		wipe(&one, sizeof one);
+		w.fn(w.arg, &res);
+		wipe(&res, sizeof res);
+	}
+}
+
+/* Sends queued opens, KEYS_BATCH_MAX a message, while fewer than
+ * inflight_max batches wait for their answer. */
+static void keys_async_send(struct keys_async *ka)
+{
+	struct keys_chan *kc = ka->kc;
+	struct keys_hdr *h = (struct keys_hdr *)kc->buf;
+	struct keys_flight *f;
+	size_t n, len;
+	ssize_t got;
+
+	if (kc->kr) {
+		keys_async_local(ka);
+		return;
+	}
+	while (ka->nq && ka->nfl < ka->inflight_max) {
+		n = ka->nq < KEYS_BATCH_MAX ? ka->nq : KEYS_BATCH_MAX;
+		len = sizeof *h + n * sizeof *ka->q;
+		memset(h, 0, sizeof *h);
+		h->seq = kc->seq + 1;
+		h->n = (uint32_t)n;
+		h->op = KEYS_OP_OPEN;
+		memcpy(h + 1, ka->q, n * sizeof *ka->q);
+		do
+			got = send(kc->fd, kc->buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		while (got < 0 && errno == EINTR);
+		wipe(kc->buf, len);
+		if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			/* The channel is full: try again shortly (answers read
+			 * meanwhile also try). */
+			struct timeval tv = { 0, 1000 };
+
+			event_add(ka->send_ev, &tv);
+			return;
+		}
+		f = &ka->fl[(ka->fl_head + ka->nfl) % KEYS_INFLIGHT_MAX];
+		f->seq = ++kc->seq;
+		f->n = (uint32_t)n;
+		f->due_us = time_mono_us() + ka->timeout_us;
+		memcpy(f->w, ka->qw, n * sizeof *ka->qw);
+		ka->nfl++;
+		wipe(ka->q, n * sizeof *ka->q);
+		memmove(ka->q, ka->q + n, (ka->nq - n) * sizeof *ka->q);
+		memmove(ka->qw, ka->qw + n, (ka->nq - n) * sizeof *ka->qw);
+		ka->nq -= n;
+		if (got != (ssize_t)len) {
+			/* The keys process is gone: refused now rather than at the
+			 * deadline. */
+			keys_async_answer(ka, f, NULL, 0);
+			continue;
+		}
+		if (ka->nfl == 1)
+			keys_async_arm(ka);
+	}
+}
+
+static void keys_async_send_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	keys_async_send(arg);
+}
+
+int keys_async_new(struct event_base *base, struct keys_chan *kc, const struct keys_async_opts *o,
+		   struct keys_async **out, pos_err *e)
+{
+	struct keys_async *ka;
+
+	*out = NULL;
+	if (!base || !kc || kc->async)
+		return err_set(e, POS_EINVAL, "keys: no channel, or it has its loop already");
+	ka = calloc(1, sizeof *ka);
+	if (!ka)
+		return err_set(e, POS_ENOMEM, "keys: out of memory");
+	ka->kc = kc;
+	ka->stash_tail = &ka->stash;
+	ka->timeout_us = (o && o->timeout_ms > 0 ? o->timeout_ms : KEYS_REPLY_TIMEOUT_S * 1000) *
+			 (int64_t)1000;
+	ka->inflight_max = o && o->inflight > 0 && o->inflight <= KEYS_INFLIGHT_MAX
+				   ? o->inflight
+				   : KEYS_INFLIGHT_DEFAULT;
+	ka->send_ev = event_new(base, -1, 0, keys_async_send_cb, ka);
+	ka->read_ev = event_new(base, kc->kr ? -1 : kc->fd, kc->kr ? 0 : EV_READ | EV_PERSIST,
+				keys_async_read_cb, ka);
+	ka->timer_ev = evtimer_new(base, keys_async_timer_cb, ka);
+	if (!ka->send_ev || !ka->read_ev || !ka->timer_ev ||
+	    (!kc->kr && event_add(ka->read_ev, NULL) < 0)) {
+		keys_async_free(ka);
+		return err_set(e, POS_ENOMEM, "keys: cannot make the loop's events");
+	}
+	kc->async = ka;
+	*out = ka;
+	return 0;
+}
+
+int keys_async_open(struct keys_async *ka, const struct keys_open_req *req, keys_done_fn *fn,
+		    void *arg, pos_err *e)
+{
+	if (!ka || !req || !fn)
+		return err_set(e, POS_EINVAL, "keys: missing request or callback");
+	if (ka->nq == ka->capq) {
+		size_t cap = ka->capq ? ka->capq * 2 : KEYS_BATCH_MAX;
+		struct keys_req *q = malloc(cap * sizeof *q);
+		struct keys_wait *qw = realloc(ka->qw, cap * sizeof *qw);
+
+		if (qw)
+			ka->qw = qw;
+		if (!q || !qw) {
+			free(q);
+			return err_set(e, POS_ENOMEM, "keys: out of memory");
+		}
+		/* Copied, not realloc'ed: the old copy is wiped. */
+		if (ka->nq)
+			memcpy(q, ka->q, ka->nq * sizeof *q);
+		if (ka->q)
+			wipe(ka->q, ka->capq * sizeof *ka->q);
+		free(ka->q);
+		ka->q = q;
+		ka->capq = cap;
+	}
+	memset(&ka->q[ka->nq], 0, sizeof *ka->q);
+	keys_put_req(&ka->q[ka->nq], req);
+	ka->qw[ka->nq] = (struct keys_wait){ fn, arg };
+	if (ka->nq++ == 0)
+		event_active(ka->send_ev, EV_TIMEOUT, 1);
+	return 0;
+}
+
+size_t keys_async_waiting(const struct keys_async *ka)
+{
+	size_t n = 0;
+
+	if (!ka)
+		return 0;
+	for (size_t i = 0; i < ka->nfl; i++)
+		n += ka->fl[(ka->fl_head + i) % KEYS_INFLIGHT_MAX].n;
+	return n + ka->nq;
+}
+
+void keys_async_free(struct keys_async *ka)
+{
+	struct keys_stashed *s;
+
+	if (!ka)
+		return;
+	if (ka->kc && ka->kc->async == ka)
+		ka->kc->async = NULL;
+	if (ka->send_ev)
+		event_free(ka->send_ev);
+	if (ka->read_ev)
+		event_free(ka->read_ev);
+	if (ka->timer_ev)
+		event_free(ka->timer_ev);
+	while ((s = ka->stash)) {
+		ka->stash = s->next;
+		wipe(s->msg, s->len);
+		free(s);
+	}
+	if (ka->q)
+		wipe(ka->q, ka->capq * sizeof *ka->q);
+	free(ka->q);
+	free(ka->qw);
+	free(ka);
+}
+
 /* ------------------------------------------------------------ keys process */
 
 struct keys_srv {
@@ -371,7 +754,27 @@ struct keys_srv {
 	const struct keyring *kr;
 	pthread_t thread;
 	unsigned char *buf; /* KEYS_BUF */
+	size_t idx;
+	bool pin; /* on the core of worker idx (keys_pin_thread) */
 };
+
+int keys_pin_thread(size_t i)
+{
+	cpu_set_t allowed, one;
+	size_t seen = 0, n;
+
+	if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 ||
+	    (n = (size_t)CPU_COUNT(&allowed)) < 2)
+		return POS_EINVAL;
+	for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+		if (!CPU_ISSET(cpu, &allowed) || seen++ != i % n)
+			continue;
+		CPU_ZERO(&one);
+		CPU_SET(cpu, &one);
+		return sched_setaffinity(0, sizeof one, &one) == 0 ? 0 : POS_EINVAL;
+	}
+	return POS_EINVAL;
+}
 
 static bool keys_terminated(const char *s, size_t cap)
 {
@@ -399,6 +802,8 @@ static void *keysproc_serve(void *arg)
 	ssize_t n;
 	size_t len, cnt;
 
+	if (s->pin)
+		(void)keys_pin_thread(s->idx);
 	for (;;) {
 		n = recv(s->fd, s->buf, KEYS_REQ_MSG, MSG_TRUNC);
 		if (n < 0 && errno == EINTR)
@@ -583,6 +988,8 @@ keysproc_child(const struct cconf *c, int *fds, size_t n, pid_t parent)
 	for (size_t i = 0; i < n; i++) {
 		srv[i].fd = fds[i];
 		srv[i].kr = kr;
+		srv[i].idx = i;
+		srv[i].pin = c->pin_threads;
 		if (!(srv[i].buf = malloc(KEYS_BUF))) {
 			rc = err_set(&e, POS_ENOMEM, "keys process: out of memory");
 			goto out;
@@ -708,7 +1115,8 @@ int keysproc_start(const struct cconf *c, size_t nchan, struct keysproc **out, p
 	 * request unanswered in time is refused (503), and its late answer is
 	 * dropped by the next request's wait (older seq). */
 	for (size_t i = 0; i < nchan; i++) {
-		struct timeval tv = { KEYS_REPLY_TIMEOUT_S, 0 };
+		long ms = c->keys_timeout_ms > 0 ? c->keys_timeout_ms : KEYS_REPLY_TIMEOUT_S * 1000;
+		struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
 
 		setsockopt(kp->chans[i].fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	}

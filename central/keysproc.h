@@ -12,8 +12,12 @@
  * Each worker thread has a channel of its own (a SOCK_SEQPACKET
  * socketpair, one message each way: a header and up to KEYS_BATCH_MAX
  * fixed-size opens or answers; a thread of the keys process on the other
- * end), so workers never wait on each other or lock. A worker blocks on
- * its request as it would on the same crypto in-process.
+ * end), so workers never wait on each other or lock. A worker's resolves
+ * go through keys_async: the open is sent and the worker returns to its
+ * loop; the answer is a read event there (no worker sleeps in recv while
+ * its other connections wait). The synchronous calls below remain for the
+ * rarer opens (a basket's EncTID, an SMS sender) and for threads without
+ * a loop.
  *
  * keys_open is the one way to open an EncTID above this module: over a
  * channel to the keys process (serve), or with a keyring in the same
@@ -80,10 +84,58 @@ int keys_blind_index(struct keys_chan *kc, const char *tid_in,
 int keys_open_phone(struct keys_chan *kc, const char *kid, const char *enc, const char *uid,
 		    char phone[48], pos_err *e);
 
+/* ---- opens driven by an event loop (a worker's) */
+
+struct event_base;
+struct keys_async;
+
+/* Called once per open, from the loop, never from inside keys_async_open.
+ * res (and the TID material in it) is wiped when it returns. */
+typedef void keys_done_fn(void *arg, struct keys_open_res *res);
+
+#define KEYS_INFLIGHT_DEFAULT 1
+
+struct keys_async_opts {
+	/* An open unanswered this long is refused with POS_EAGAIN ("the
+	 * keys process does not answer"). 0: 5000. */
+	int timeout_ms;
+	/* Batches sent and not answered yet, 1..8. 0: KEYS_INFLIGHT_DEFAULT.
+	 * With one, what arrives while a batch is open goes out together
+	 * when its answer comes. */
+	int inflight;
+};
+
+/* Opens on kc, answered through base's loop (the thread that runs base
+ * only). kc is borrowed (one keys_async per channel) and must outlive it;
+ * synchronous calls on kc stay allowed and hand over answers of these
+ * they read. A local channel opens in this process, from the loop too.
+ * *out: keys_async_free. */
+int keys_async_new(struct event_base *base, struct keys_chan *kc, const struct keys_async_opts *o,
+		   struct keys_async **out, pos_err *e);
+/* Queues an open (its strings copied); what one loop turn queues goes to
+ * the keys process in one message (KEYS_BATCH_MAX each). fn(arg, res)
+ * follows exactly once: the answer, or a refusal when the keys process
+ * does not answer in time or is gone. */
+int keys_async_open(struct keys_async *ka, const struct keys_open_req *req, keys_done_fn *fn,
+		    void *arg, pos_err *e);
+/* Opens queued or sent, not answered yet. */
+size_t keys_async_waiting(const struct keys_async *ka);
+/* Frees ka; callbacks still due are not called. Accepts NULL. */
+void keys_async_free(struct keys_async *ka);
+
+/* Pins the calling thread to the (i mod n)-th of the n CPUs this process
+ * may run on: worker i and the keys process's thread for channel i share
+ * a core ([central] pin_threads), so a worker's request wakes a thread on
+ * its own core, with the request still in that core's cache. POS_EINVAL
+ * (nothing changed) with fewer than two CPUs or when refused. */
+int keys_pin_thread(size_t i);
+
 struct keysproc;
 
 /* Forks the keys process with nchan channels and waits until it has loaded
- * the keys (a key it refuses fails here with its message). Call with no
+ * the keys (a key it refuses fails here with its message). A synchronous
+ * call waits c->keys_timeout_ms for its answer; with c->pin_threads the
+ * thread of channel i runs on keys_pin_thread(i)'s core. Call with no
  * other thread running. *out: keysproc_stop. */
 int keysproc_start(const struct cconf *c, size_t nchan, struct keysproc **out, pos_err *e);
 /* Channel i < nchan, owned by kp. */

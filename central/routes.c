@@ -79,23 +79,32 @@ struct routes_async {
 	 * free), and the answer the writer fills. */
 	unsigned char idx[DEIDENT_INDEX_LEN];
 	struct resolve_result enrolled;
+	/* Baskets whose EncTID the keys process is opening: the job goes to
+	 * the writer when none is left; a storage failure of one fails all. */
+	size_t opening;
+	struct routes_tid_open *topen; /* n */
+	int fail_rc;
+	pos_err fail_err;
+	int status_one; /* ASYNC_ONE refused: its status */
 	struct routes_async *next_done;
 };
 
-/* A /v1/resolve waiting for the keys: what one loop turn gathers goes to
- * the keys process in one round trip. */
+/* One basket's EncTID with the keys process. */
+struct routes_tid_open {
+	struct routes_async *a;
+	size_t i;
+};
+
+/* A /v1/resolve while the keys process opens its EncTID. */
 struct routes_opening {
 	struct rq q;
-	struct resolve_req rr;
 };
 
 struct routes {
 	struct event_base *base;
 	struct store *store;
 	struct keys_chan *keys;
-	struct event *keys_ev;            /* sends the gathered resolves */
-	struct routes_opening *opening;   /* KEYS_BATCH_MAX */
-	size_t nopening;
+	struct keys_async *opens;         /* the resolves' opens, answered on this loop */
 	const struct routes_shared *sh;
 	struct event *done_ev;
 	pthread_mutex_t mu;
@@ -321,113 +330,99 @@ static int routes_enrol(struct rq *q, const unsigned char idx[DEIDENT_INDEX_LEN]
 	return 0;
 }
 
-/* Opens every gathered resolve in one round trip, then finds each
- * household (or hands its enrolment to the writer) and answers. */
-static void routes_keys_flush(struct routes *r)
+/* The keys process's answer for one resolve: find the household (or hand
+ * its enrolment to the writer) and answer. */
+static void routes_opened(void *arg, struct keys_open_res *res)
 {
-	struct routes_opening batch[KEYS_BATCH_MAX];
-	struct keys_open_req req[KEYS_BATCH_MAX];
-	struct keys_open_res res[KEYS_BATCH_MAX];
+	struct routes_opening *o = arg;
+	struct routes *r = o->q.r;
 	struct resolve_result out;
-	size_t n = r->nopening;
-	pos_err e = { 0 };
-	int64_t t;
 	int rc;
 
-	if (n == 0)
+	r->waiting--;
+	memset(&out, 0, sizeof out);
+	/* A read on the worker's connection; a TID no household holds yet
+	 * is enrolled by the writer, whose commit this worker never waits
+	 * on (nor pays its fsync for). */
+	if ((rc = res->rc) == 0)
+		rc = resolve_store(r->store, false, res->idx, res->dtid, &out, &res->err);
+	if (rc == POS_ENOTFOUND && r->sh->auto_enrol &&
+	    routes_enrol(&o->q, res->idx, res->dtid) == 0) {
+		free(o);
 		return;
-	/* Copied out: answering may let a new resolve in. */
-	memcpy(batch, r->opening, n * sizeof *batch);
-	r->nopening = 0;
-	for (size_t i = 0; i < n; i++)
-		req[i] = (struct keys_open_req){ batch[i].q.store, batch[i].q.terminal,
-						 batch[i].rr.txn, batch[i].rr.kid, batch[i].rr.enc };
-	t = time_mono_us();
-	(void)keys_open_batch(r->keys, n, req, res, &e);
-	for (size_t i = 0; i < n; i++) {
-		r->waiting--;
-		memset(&out, 0, sizeof out);
-		/* A read on the worker's connection; a TID no household holds yet
-		 * is enrolled by the writer, whose commit this worker never waits
-		 * on (nor pays its fsync for). */
-		if ((rc = res[i].rc) == 0)
-			rc = resolve_store(r->store, false, res[i].idx, res[i].dtid, &out, &res[i].err);
-		if (rc == POS_ENOTFOUND && r->sh->auto_enrol &&
-		    routes_enrol(&batch[i].q, res[i].idx, res[i].dtid) == 0)
-			continue;
-		metrics_resolve_us(time_mono_us() - t);
-		routes_resolve_answer(&batch[i].q, rc, &out, &res[i].err);
 	}
-	wipe(res, n * sizeof *res);
+	metrics_resolve_us(time_mono_us() - o->q.t0_us);
+	routes_resolve_answer(&o->q, rc, &out, &res->err);
+	free(o);
 }
 
-static void routes_keys_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	routes_keys_flush(arg);
-}
-
-/* Parsed at once; opened with whatever else this loop turn brings, by
- * keys_ev, which runs after the connections' events already ready. */
+/* Parsed at once; opened by the keys process together with whatever else
+ * this loop turn brings, answered when its answer arrives on this loop. */
 static void routes_resolve(struct rq *q)
 {
 	struct routes *r = q->r;
 	struct routes_opening *o;
+	struct keys_open_req kq;
+	struct resolve_req rr;
 	const char *body;
 	pos_err e = { 0 };
 	size_t len;
 	int rc;
 
 	body = httpd_body(q->req, &len);
-	if (r->nopening == KEYS_BATCH_MAX)
-		routes_keys_flush(r);
-	o = &r->opening[r->nopening];
-	if ((rc = resolve_parse(body, len, &o->rr, &e)) < 0) {
+	if ((rc = resolve_parse(body, len, &rr, &e)) < 0) {
 		routes_bad_input(q, rc, &e);
 		return;
 	}
+	if (!(o = malloc(sizeof *o))) {
+		routes_error(q, 500, "internal", "out of memory");
+		return;
+	}
 	o->q = *q;
-	r->nopening++;
+	kq = (struct keys_open_req){ q->store, q->terminal, rr.txn, rr.kid, rr.enc };
+	if ((rc = keys_async_open(r->opens, &kq, routes_opened, o, &e)) < 0) {
+		free(o);
+		routes_fail(q, rc, &e);
+		return;
+	}
 	r->waiting++;
-	if (r->nopening == 1)
-		event_active(r->keys_ev, EV_TIMEOUT, 1);
 }
 
 /* ------------------------------------------------------------ baskets */
 
-/* What needs the store before a basket can go to the writer: its hhid
- * exists, its EncTID resolves. 0, or an HTTP status with code and e set. */
-static int routes_basket_prepare(struct rq *q, struct basket_in *bi, const char **code,
-				 pos_err *e)
+/* What needs the store before a basket's EncTID is opened: its hhid
+ * exists. 0, or an HTTP status with code and e set. */
+static int routes_basket_check(struct rq *q, struct basket_in *bi, const char **code, pos_err *e)
 {
-	unsigned char idx[DEIDENT_INDEX_LEN];
-	char dtid[DEIDENT_ID_LEN + 1];
-	struct resolve_result res;
-	bool opened;
-	int rc;
-
 	if (bi->b.hhid[0] && !store_household_exists(q->r->store, bi->b.hhid)) {
 		*code = "unknown_household";
 		err_set(e, POS_ENOTFOUND, "hhid is not a known household");
 		return 400;
 	}
-	if (!bi->has_tid)
-		return 0;
-	rc = keys_open(q->r->keys, bi->b.store, bi->b.terminal, bi->txn_sent, bi->tid_kid,
-		       bi->tid_enc, idx, dtid, e);
-	opened = rc == 0;
-	if (opened)
-		rc = resolve_store(q->r->store, false, idx, dtid, &res, e);
+	return 0;
+}
+
+/* The rest once the keys process answered for the basket's EncTID (res):
+ * its household found, or its enrolment left to the writer. 0, or an
+ * HTTP status with code and e set. */
+static int routes_basket_opened(struct rq *q, struct basket_in *bi, struct keys_open_res *res,
+				const char **code, pos_err *e)
+{
+	struct resolve_result out;
+	bool opened = res->rc == 0;
+	int rc = res->rc;
+
+	if (!opened)
+		*e = res->err;
+	else
+		rc = resolve_store(q->r->store, false, res->idx, res->dtid, &out, e);
 	if (opened && rc == POS_ENOTFOUND && q->r->sh->auto_enrol) {
 		/* The writer enrols it, in the basket's own transaction. */
 		bi->enrol = true;
-		memcpy(bi->enrol_idx, idx, sizeof idx);
-		snprintf(bi->b.deident, sizeof bi->b.deident, "%s", dtid);
-	}
-	wipe(idx, sizeof idx);
-	if (bi->enrol)
+		memcpy(bi->enrol_idx, res->idx, sizeof bi->enrol_idx);
+		snprintf(bi->b.deident, sizeof bi->b.deident, "%s", res->dtid);
 		return 0;
+	}
 	if (opened && rc == POS_ENOTFOUND)
 		return 0; /* auto-enrol off: stored as it came, unresolved */
 	if (rc < 0) {
@@ -437,8 +432,8 @@ static int routes_basket_prepare(struct rq *q, struct basket_in *bi, const char 
 		return status;
 	}
 	/* Central's own resolution on arrival is the household of record. */
-	memcpy(bi->b.hhid, res.hhid, sizeof bi->b.hhid);
-	memcpy(bi->b.deident, res.deident_tid, sizeof bi->b.deident);
+	memcpy(bi->b.hhid, out.hhid, sizeof bi->b.hhid);
+	memcpy(bi->b.deident, out.deident_tid, sizeof bi->b.deident);
 	return 0;
 }
 
@@ -455,6 +450,7 @@ static void routes_async_free(struct routes_async *a)
 	free(a->job_baskets);
 	free(a->results);
 	free(a->job_index);
+	free(a->topen);
 	json_decref(a->answer);
 	wipe(a->token, sizeof a->token);
 	wipe(a->idx, sizeof a->idx);
@@ -698,13 +694,103 @@ static void routes_submit_op(struct routes_async *a,
 	a->q.r->waiting++;
 }
 
+/* Every basket's EncTID is open: the valid ones, in order, go to the
+ * writer. */
+static void routes_baskets_ready(struct routes_async *a)
+{
+	if (a->fail_rc < 0) {
+		routes_fail(&a->q, a->fail_rc, &a->fail_err);
+		routes_async_free(a);
+		return;
+	}
+	if (a->kind == ASYNC_ONE && a->code[0]) {
+		routes_error(&a->q, a->status_one, a->code[0], a->detail[0]);
+		routes_async_free(a);
+		return;
+	}
+	a->job.n = 0;
+	for (size_t i = 0; i < a->n; i++) {
+		if (a->code[i])
+			continue;
+		a->job_index[a->job.n] = i;
+		a->job_baskets[a->job.n++] = a->in[i].b;
+	}
+	routes_submit(a);
+}
+
+/* Entry i's check failed with status: an invalid entry of a batch (a
+ * single basket answers it), or, from 500 up, the whole request. */
+static void routes_basket_refused(struct routes_async *a, size_t i, int status, const char *code,
+				  const pos_err *e)
+{
+	if (status >= 500) {
+		if (a->fail_rc == 0) {
+			a->fail_rc = e->code < 0 ? e->code : POS_EIO;
+			a->fail_err = *e;
+		}
+		return;
+	}
+	a->code[i] = code;
+	a->status_one = status;
+	memcpy(a->detail[i], e->msg, sizeof a->detail[i]);
+}
+
+static void routes_basket_tid_cb(void *arg, struct keys_open_res *res)
+{
+	struct routes_tid_open *t = arg;
+	struct routes_async *a = t->a;
+	const char *code = "bad_request";
+	pos_err e = { 0 };
+	int status;
+
+	status = routes_basket_opened(&a->q, &a->in[t->i], res, &code, &e);
+	if (status)
+		routes_basket_refused(a, t->i, status, code, &e);
+	if (--a->opening == 0) {
+		a->q.r->waiting--;
+		routes_baskets_ready(a);
+	}
+}
+
+/* Entry i, parsed: checked, and its EncTID (if any) sent to the keys
+ * process. */
+static void routes_basket_start(struct routes_async *a, size_t i)
+{
+	struct basket_in *bi = &a->in[i];
+	const char *code = "bad_request";
+	struct keys_open_req kq;
+	pos_err e = { 0 };
+	int status, rc;
+
+	if ((status = routes_basket_check(&a->q, bi, &code, &e))) {
+		routes_basket_refused(a, i, status, code, &e);
+		return;
+	}
+	if (!bi->has_tid)
+		return;
+	if (!a->topen && !(a->topen = calloc(a->n, sizeof *a->topen))) {
+		err_set(&e, POS_ENOMEM, "out of memory");
+		routes_basket_refused(a, i, 500, "internal", &e);
+		return;
+	}
+	a->topen[i] = (struct routes_tid_open){ a, i };
+	kq = (struct keys_open_req){ bi->b.store, bi->b.terminal, bi->txn_sent, bi->tid_kid,
+				     bi->tid_enc };
+	if ((rc = keys_async_open(a->q.r->opens, &kq, routes_basket_tid_cb, &a->topen[i], &e)) < 0) {
+		routes_basket_refused(a, i, 500, "internal", &e);
+		return;
+	}
+	if (a->opening++ == 0)
+		a->q.r->waiting++;
+}
+
 static void routes_basket(struct rq *q)
 {
 	struct routes_async *a;
-	const char *body, *code = "bad_request";
+	const char *body;
 	pos_err e = { 0 };
 	size_t len;
-	int rc, status;
+	int rc;
 
 	body = httpd_body(q->req, &len);
 	if (!(a = routes_async_new(q, ASYNC_ONE, 1))) {
@@ -718,20 +804,9 @@ static void routes_basket(struct rq *q)
 		routes_async_free(a);
 		return;
 	}
-	status = routes_basket_prepare(q, &a->in[0], &code, &e);
-	if (status >= 500) {
-		routes_fail(q, e.code, &e);
-		routes_async_free(a);
-		return;
-	}
-	if (status) {
-		routes_error(q, status, code, e.msg);
-		routes_async_free(a);
-		return;
-	}
-	a->job_baskets[0] = a->in[0].b;
-	a->job.n = 1;
-	routes_submit(a);
+	routes_basket_start(a, 0);
+	if (a->opening == 0)
+		routes_baskets_ready(a);
 }
 
 static void routes_batch(struct rq *q)
@@ -755,34 +830,25 @@ static void routes_batch(struct rq *q)
 		routes_error(q, 500, "internal", "out of memory");
 		goto out;
 	}
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && a->fail_rc == 0; i++) {
 		json_t *obj = json_array_get(arr, i);
-		const char *code = "bad_request";
-		int status;
 
 		basket_txn_hint(obj, a->txn[i]);
 		e.msg[0] = '\0';
 		rc = basket_from_json(obj, q->store, q->terminal, now, &a->in[i], &e);
 		if (rc == POS_ENOMEM) {
-			routes_fail(q, rc, &e);
-			goto out;
+			e.code = rc;
+			routes_basket_refused(a, i, 500, "internal", &e);
 		}
-		status = rc < 0 ? 400 : routes_basket_prepare(q, &a->in[i], &code, &e);
-		if (status >= 500) {
-			/* Storage trouble is not the basket's fault: fail the batch
-			 * so the lane retries it whole. */
-			routes_fail(q, e.code, &e);
-			goto out;
-		}
-		if (status) {
-			a->code[i] = code;
-			memcpy(a->detail[i], e.msg, sizeof a->detail[i]);
-			continue;
-		}
-		a->job_index[a->job.n] = i;
-		a->job_baskets[a->job.n++] = a->in[i].b;
+		else if (rc < 0)
+			routes_basket_refused(a, i, 400, "bad_request", &e);
+		else
+			routes_basket_start(a, i);
 	}
-	routes_submit(a);
+	/* Storage trouble is not the baskets' fault: the batch fails whole
+	 * (once the opens already sent are back) so the lane retries it. */
+	if (a->opening == 0)
+		routes_baskets_ready(a);
 	a = NULL;
 out:
 	routes_async_free(a);
@@ -1605,6 +1671,7 @@ int routes_new(struct event_base *base, struct store *store, struct keys_chan *k
 	       const struct routes_shared *sh, struct routes **out, pos_err *e)
 {
 	struct routes *r;
+	int rc;
 
 	*out = NULL;
 	r = calloc(1, sizeof *r);
@@ -1617,11 +1684,13 @@ int routes_new(struct event_base *base, struct store *store, struct keys_chan *k
 	pthread_mutex_init(&r->mu, NULL);
 	r->text = malloc(METRICS_TEXT_MAX);
 	r->done_ev = event_new(base, -1, 0, routes_done_cb, r);
-	r->keys_ev = event_new(base, -1, 0, routes_keys_cb, r);
-	r->opening = calloc(KEYS_BATCH_MAX, sizeof *r->opening);
-	if (!r->text || !r->done_ev || !r->keys_ev || !r->opening) {
+	if (!r->text || !r->done_ev) {
 		routes_free(r);
 		return err_set(e, POS_ENOMEM, "routes: out of memory");
+	}
+	if (keys && (rc = keys_async_new(base, keys, &sh->keys_async, &r->opens, e)) < 0) {
+		routes_free(r);
+		return rc;
 	}
 	*out = r;
 	return 0;
@@ -1633,9 +1702,7 @@ void routes_free(struct routes *r)
 		return;
 	if (r->done_ev)
 		event_free(r->done_ev);
-	if (r->keys_ev)
-		event_free(r->keys_ev);
-	free(r->opening);
+	keys_async_free(r->opens);
 	pthread_mutex_destroy(&r->mu);
 	free(r->text);
 	free(r);

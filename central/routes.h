@@ -46,6 +46,7 @@ struct routes_shared {
 	/* GET /v1/keys's answer, made once at start by routes_keys_answer;
 	 * NULL: the route answers 503. */
 	const char *keys_answer;
+	struct keys_async_opts keys_async; /* the resolves' opens (keysproc.h) */
 };
 
 /*

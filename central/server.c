@@ -46,6 +46,7 @@
 
 struct worker {
 	int idx;
+	bool pin; /* [central] pin_threads */
 	pthread_t thread;
 	bool started;
 	int fd;
@@ -282,6 +283,10 @@ static void *server_worker_main(void *arg)
 {
 	struct worker *w = arg;
 
+	/* On the core of its keys thread (docs/performance.md: the tail at
+	 * half load). */
+	if (w->pin)
+		(void)keys_pin_thread((size_t)w->idx);
 	/* Without a buffer (no memory) lines are written one by one. */
 	(void)log_buffer_start(server_log_kick, w);
 	event_base_dispatch(w->base);
@@ -678,6 +683,7 @@ int server_run(const struct cconf *c, const char *listen_s, struct keyring *toke
 	if ((rc = analyst_shared_new(c, tokens, ig, &sh.analyst, e)) < 0)
 		goto out;
 	sh.auto_enrol = c->auto_enrol;
+	sh.keys_async.timeout_ms = (int)c->keys_timeout_ms;
 	sh.max_body = (size_t)c->max_body;
 	/* The free-space check looks at the SQLite file's disk; PostgreSQL's
 	 * disk is its DBA's to watch. */
@@ -729,6 +735,7 @@ int server_run(const struct cconf *c, const char *listen_s, struct keyring *toke
 	}
 	for (i = 0; i < n; i++) {
 		ws[i].idx = (int)i;
+		ws[i].pin = c->pin_threads;
 		ws[i].ssl = tls_ctx(tls);
 		ws[i].fd = fds[i];
 		fds[i] = -1;

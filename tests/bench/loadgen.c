@@ -96,6 +96,7 @@ struct lg {
 	enum lg_route route;
 	double seconds, rate;
 	long pool_n, population, pid;
+	int next_conn; /* where lg_idle_conn's scan starts */
 	/* identity and keys */
 	char store[65], terminal[65];
 	unsigned char pk[32];
@@ -631,13 +632,21 @@ static void lg_event(struct lg *g, struct lg_conn *c, uint32_t events)
 
 static struct lg_conn *lg_idle_conn(struct lg *g)
 {
-	/* Few connections, and a scan is cheaper than the TLS work it feeds. */
-	for (int i = 0; i < g->nconns; i++) {
+	/* Few connections, and a scan is cheaper than the TLS work it feeds.
+	 * The scan starts after the connection used last: in open loop most
+	 * connections are idle, and always taking the first idle one would
+	 * send nearly every request over the same few connections (so to the
+	 * one or two workers SO_REUSEPORT gave them), unlike lanes that each
+	 * send their own. */
+	for (int k = 0; k < g->nconns; k++) {
+		int i = (g->next_conn + k) % g->nconns;
 		struct lg_conn *c = &g->conns[(size_t)i];
 		if (c->state == C_DEAD && c->fd < 0)
 			lg_connect(g, c);
-		if (c->state == C_IDLE)
+		if (c->state == C_IDLE) {
+			g->next_conn = (i + 1) % g->nconns;
 			return c;
+		}
 	}
 	return NULL;
 }

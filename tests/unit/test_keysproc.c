@@ -1,5 +1,8 @@
 /* keysproc: the keys process answers over its channels exactly what
- * keyring_open answers in-process (results, codes and messages), refuses
+ * keyring_open answers in-process (results, codes and messages), also
+ * when opens go asynchronously through an event loop (answers read by a
+ * synchronous call meanwhile are handed over; an answer that never comes
+ * is refused after the timeout, a late one dropped), refuses
  * at start a key file it refuses in-process, and once it is gone a request
  * fails POS_EAGAIN and the parent learns how it ended. The tokens-only
  * ring serve keeps reads no key file and opens nothing. */
@@ -16,6 +19,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <event2/event.h>
 
 #include "deident.h"
 #include "envelope.h"
@@ -334,10 +339,153 @@ static void serve_keeps_tokens_and_no_key(void **st)
 	keyring_free(kr);
 }
 
+/* What the loop's callback got. */
+struct async_got {
+	int calls;
+	int rc[4];
+	char msg[4][256];
+	unsigned char idx[4][DEIDENT_INDEX_LEN];
+	char dtid[4][DEIDENT_ID_LEN + 1];
+};
+
+struct async_slot {
+	struct async_got *g;
+	int i;
+};
+
+static void async_done(void *arg, struct keys_open_res *res)
+{
+	struct async_slot *s = arg;
+
+	s->g->calls++;
+	s->g->rc[s->i] = res->rc;
+	snprintf(s->g->msg[s->i], sizeof s->g->msg[s->i], "%s", res->rc ? res->err.msg : "");
+	memcpy(s->g->idx[s->i], res->idx, sizeof s->g->idx[s->i]);
+	memcpy(s->g->dtid[s->i], res->dtid, sizeof s->g->dtid[s->i]);
+}
+
+static void async_run(struct event_base *base, struct async_got *g, int want)
+{
+	for (int spins = 0; g->calls < want && spins < 1000; spins++)
+		assert_true(event_base_loop(base, EVLOOP_ONCE) >= 0);
+	assert_int_equal(g->calls, want);
+}
+
+static void async_opens_answer_on_the_loop(void **st)
+{
+	struct fx *f = *st;
+	struct keysproc *kp = NULL;
+	struct keyring *kr = NULL;
+	struct keys_chan *local = NULL;
+	struct keys_async *ka = NULL, *la = NULL;
+	struct keys_async_opts o = { 2000, 1 };
+	struct event_base *base = event_base_new();
+	struct async_got g = { 0 }, lg = { 0 };
+	struct async_slot slot[3], lslot[3];
+	unsigned char idx[DEIDENT_INDEX_LEN];
+	char enc[ENVELOPE_B64_MAX], enc2[ENVELOPE_B64_MAX], dtid[DEIDENT_ID_LEN + 1];
+	struct keys_open_req req[3];
+	struct cconf c;
+	pos_err e = { 0 };
+
+	assert_non_null(base);
+	write_home(f, &c, "async");
+	assert_int_equal(keysproc_start(&c, 1, &kp, &e), 0);
+	assert_int_equal(keyring_load_keys(&c, &kr, &e), 0);
+	assert_int_equal(keys_chan_local(kr, &local, &e), 0);
+	seal(&f->cur, "S1", "T1", "card:4242424242424242", enc);
+	seal(&f->old, "S1", "T1", "loyalty:9900000000011", enc2);
+	req[0] = (struct keys_open_req){ "S1", "T1", TXN, f->cur.kid, enc };
+	req[1] = (struct keys_open_req){ "S1", "T2", TXN, f->cur.kid, enc }; /* wrong lane */
+	req[2] = (struct keys_open_req){ "S1", "T1", TXN, f->old.kid, enc2 };
+
+	assert_int_equal(keys_async_new(base, keysproc_chan(kp, 0), &o, &ka, &e), 0);
+	assert_int_equal(keys_async_new(base, keysproc_chan(kp, 0), &o, &la, &e), POS_EINVAL);
+	assert_int_equal(keys_async_new(base, local, NULL, &la, &e), 0);
+	for (int i = 0; i < 3; i++) {
+		slot[i] = (struct async_slot){ &g, i };
+		lslot[i] = (struct async_slot){ &lg, i };
+		assert_int_equal(keys_async_open(ka, &req[i], async_done, &slot[i], &e), 0);
+		assert_int_equal(keys_async_open(la, &req[i], async_done, &lslot[i], &e), 0);
+	}
+	/* Never answered from inside keys_async_open. */
+	assert_int_equal(g.calls, 0);
+	assert_int_equal(lg.calls, 0);
+	assert_int_equal(keys_async_waiting(ka), 3);
+	/* One turn sends the three in one message; a synchronous open on the
+	 * same channel then reads their answer first and hands it over. */
+	assert_int_equal(event_base_loop(base, EVLOOP_ONCE), 0);
+	assert_int_equal(keys_open(keysproc_chan(kp, 0), "S1", "T1", TXN, f->cur.kid, enc, idx,
+				   dtid, &e),
+			 0);
+	async_run(base, &g, 3);
+	async_run(base, &lg, 3);
+	assert_int_equal(keys_async_waiting(ka), 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(g.rc[i], lg.rc[i]);
+		assert_string_equal(g.msg[i], lg.msg[i]);
+		if (g.rc[i] == 0) {
+			assert_memory_equal(g.idx[i], lg.idx[i], sizeof g.idx[i]);
+			assert_string_equal(g.dtid[i], lg.dtid[i]);
+		}
+	}
+	assert_int_equal(g.rc[0], 0);
+	assert_memory_equal(g.idx[0], idx, sizeof idx);
+	assert_string_equal(g.dtid[0], dtid);
+	assert_int_equal(g.rc[1], POS_ECRYPTO);
+	assert_int_equal(g.rc[2], 0);
+	keys_async_free(ka);
+	keys_async_free(la);
+	keys_chan_free(local);
+	keyring_free(kr);
+	keysproc_stop(kp);
+	event_base_free(base);
+}
+
+static void an_async_open_unanswered_is_refused_after_the_timeout(void **st)
+{
+	struct fx *f = *st;
+	struct keysproc *kp = NULL;
+	struct keys_async *ka = NULL;
+	struct keys_async_opts o = { 100, 1 };
+	struct event_base *base = event_base_new();
+	struct async_got g = { 0 };
+	struct async_slot slot[2] = { { &g, 0 }, { &g, 1 } };
+	char enc[ENVELOPE_B64_MAX];
+	struct keys_open_req req;
+	struct cconf c;
+	pos_err e = { 0 };
+
+	assert_non_null(base);
+	write_home(f, &c, "timeout");
+	assert_int_equal(keysproc_start(&c, 1, &kp, &e), 0);
+	seal(&f->cur, "S1", "T1", "card:4242424242424242", enc);
+	req = (struct keys_open_req){ "S1", "T1", TXN, f->cur.kid, enc };
+	assert_int_equal(keys_async_new(base, keysproc_chan(kp, 0), &o, &ka, &e), 0);
+	/* A keys process that hangs. */
+	assert_int_equal(kill(keysproc_pid(kp), SIGSTOP), 0);
+	assert_int_equal(keys_async_open(ka, &req, async_done, &slot[0], &e), 0);
+	async_run(base, &g, 1);
+	assert_int_equal(g.rc[0], POS_EAGAIN);
+	assert_string_equal(g.msg[0], "the keys process does not answer");
+	assert_int_equal(keys_async_waiting(ka), 0);
+	/* It comes back: its late answer is dropped, the next open answered. */
+	assert_int_equal(kill(keysproc_pid(kp), SIGCONT), 0);
+	assert_int_equal(keys_async_open(ka, &req, async_done, &slot[1], &e), 0);
+	async_run(base, &g, 2);
+	assert_int_equal(g.rc[1], 0);
+	assert_true(deident_dtid_valid(g.dtid[1]));
+	keys_async_free(ka);
+	keysproc_stop(kp);
+	event_base_free(base);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(the_keys_process_answers_what_the_keyring_answers),
+		cmocka_unit_test(async_opens_answer_on_the_loop),
+		cmocka_unit_test(an_async_open_unanswered_is_refused_after_the_timeout),
 		cmocka_unit_test(the_keys_process_answers_blind_indexes),
 		cmocka_unit_test(a_key_file_others_can_read_stops_the_start),
 		cmocka_unit_test(a_dead_keys_process_fails_requests_and_is_noticed),
