@@ -373,7 +373,7 @@ static void each_stops_on_a_non_zero_and_returns_it(void **state)
 	struct db_stmt *st;
 	struct walk w = { 0, 3, 0 };
 	pos_err e = { 0 };
-	char s[8];
+	char s[16];
 
 	for (int i = 1; i <= 5; i++) {
 		snprintf(s, sizeof(s), "r%d", i);
@@ -421,7 +421,7 @@ static void statements_nest_on_one_connection(void **state)
 	struct db_stmt *sel;
 	struct nest n = { 0 };
 	pos_err e = { 0 };
-	char s[8];
+	char s[16];
 
 	for (int i = 1; i <= 4; i++) {
 		snprintf(s, sizeof(s), "n%d", i);
