@@ -129,6 +129,11 @@ int store_unlink(struct store *s, const unsigned char idx[DEIDENT_INDEX_LEN], po
 int store_merge(struct store *s, const char *from, const char *into, pos_err *e);
 int store_household(struct store *s, const char *hhid, struct store_household *out, pos_err *e);
 bool store_household_exists(struct store *s, const char *hhid);
+/* The household a merged-away hhid's TIDs and baskets are in now (the
+ * last survivor of a chain of merges): 0 with out set, POS_ENOTFOUND when
+ * hhid was never merged away (nothing set in e), or an error. */
+int store_merged_into(struct store *s, const char *hhid, char out[DEIDENT_ID_LEN + 1],
+		      pos_err *e);
 
 /* Stores n baskets in one transaction (group commit); results[i] says what
  * happened to each: created, duplicate (same txn, same digest: nothing new)
