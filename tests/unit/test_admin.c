@@ -310,11 +310,11 @@ static void show_merge_and_history_work_on_enrolled_households(void **st)
 	assert_non_null(strstr(h->o, "last basket: 2026-"));
 
 	assert_int_equal(run(h, history_main, "", "history", "-c", h->conf, "--hhid", a, NULL), 0);
-	assert_non_null(strstr(h->o, "txn,ts,store,terminal,hhid,gtin,qty,price_cents\n"
+	assert_non_null(strstr(h->o, "txn,ts,store,terminal,hhid,gtin,qty,price_cents,name\n"
 				     "0190a000-0000-7000-8000-000000000001,"));
 	assert_non_null(strstr(h->o, ",S1,T0,"));
-	assert_non_null(strstr(h->o, ",04006381333931,1,\n"));
-	assert_non_null(strstr(h->o, ",00012345678905,2,199\n"));
+	assert_non_null(strstr(h->o, ",04006381333931,1,,\n"));
+	assert_non_null(strstr(h->o, ",00012345678905,2,199,\n"));
 
 	assert_int_equal(run(h, history_main, "", "history", "-c", h->conf, "--hhid", a, "--format",
 			     "json", "--to", "2026-11-19T00:00:00Z", NULL),
