@@ -19,7 +19,7 @@ DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev libssl-dev \
         libcurl4-openssl-dev libserialport-dev libsqlite3-dev libevent-dev \
         libjansson-dev libcmocka-dev libpq-dev openssl curl sqlite3 python3 \
         python3-cryptography \
-        procps chromium chromium-driver python3-selenium
+        procps chromium chromium-driver python3-selenium udev
 # The PostgreSQL server the tests start (tests/pg/pgctl). Where it cannot be
 # installed, make test says so and skips the PostgreSQL half.
 PG_DEB_PKGS := postgresql-15 postgresql-client

@@ -2,9 +2,12 @@
 # make demo: a whole store on this machine. One central, the store's
 # controller, two lanes, each lane with a simulated scanner and card reader on
 # pseudo-terminals (lane 2 talks to the controller first); households
-# enrolled, lanes played (one while central is down), histories and the
-# store's report printed; a vendor flow (a delivery delayed, the installer's
-# slots offered, one picked and booked) with two fake vendor backends.
+# enrolled and recognised in the lanes, an offer accepted on a phone and
+# redeemed at the lane, pos-agent doctor, receipt links, lanes played (one
+# while central is down), histories and the store's report printed; a vendor
+# flow (a delivery delayed, the installer's slots offered, one picked and
+# booked) with two fake vendor backends. Replies are summed up in one line
+# each for people, never printed as raw JSON.
 # Everything lives under demo/ and every process started here is stopped.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -118,6 +121,54 @@ spool_empty() {
 	ctl "$1" status | grep -q '"spooled":0'
 }
 
+# lane_total LANE: totals the open basket; one line for people, the reply
+# kept in TOTAL_JSON.
+lane_total() {
+	TOTAL_JSON=$(ctl "$1" total)
+	echo "$TOTAL_JSON" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+if not r.get("ok"):
+    print("   total refused: %s (%s)" % (r.get("error"), r.get("detail", "")))
+    sys.exit(0)
+print("   total: basket %s, %d line(s), %d unit(s), safe in the lane spool" % (r["txn"], r["items"], r["units"]))
+if r.get("receipt_url"):
+    print("   receipt link (printed as a QR code): %s" % r["receipt_url"])'
+}
+
+# lane_status LANE: the lane in one line.
+lane_status() {
+	ctl "$1" status | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+devs = ", ".join("%s %s" % (d["name"], "up" if d["up"] else "DOWN") for d in r["devices"])
+print("   %s/%s: %s; spool: %d waiting, %d set aside; devices: %s" % (
+    r["store"], r["terminal"], "online" if r["online"] else "OFFLINE (central unreachable)",
+    r["spooled"], r["rejected"], devs))'
+}
+
+who_is() {
+	case "$1" in
+	"$HH_SMITH") echo "the Smith household" ;;
+	"$HH_JONES") echo "the Jones household" ;;
+	"$HH_GARCIA") echo "the Garcia household" ;;
+	*) echo "a new household" ;;
+	esac
+}
+
+lane_has_household() {
+	ctl "$1" status | grep -q '"household":true'
+}
+
+# household_in_lane LANE: waits until the lane's open basket has its
+# household (central answered the resolve) and names it.
+household_in_lane() {
+	local lane=$1 hh
+	wait_for "$lane to recognise the household" 10 lane_has_household "$lane"
+	hh=$(grep 'event=resolved ' "$D/$lane/agent.log" | tail -1 | sed -n 's/.* hhid=\([^ ]*\).*/\1/p')
+	info "recognised in the lane: $(who_is "$hh") ($hh), before the total"
+}
+
 [ -x "$BIN/pos-central" ] || die "build first: make all"
 
 say "Fresh demo folder"
@@ -196,13 +247,26 @@ for lane in lane1 lane2; do
 	info "$lane: pos-agent up, scanner and card reader connected"
 done
 
-say "Lane 1: Smith buys milk, bread, two apples, deli cheese priced in its label; swipes a Visa card"
-emit lane1 scanner 9520000000011 9520000000028 9520000000035 9520000000035 201234703495
+say "pos-agent doctor on lane 1: configuration, devices, central, certificates, spool"
+"$BIN/pos-agent" doctor -c "$D/lane1/terminal.conf" 2>&1 | sed 's/^/   /' || true
+
+say "Marketing makes an offer; Smith's phone registers and accepts it"
+OFFER_ID=$("$BIN/pos-central" offer create -c "$D/central/central.conf" --title "Milk 2 for 1" \
+	--reward "a second bottle of whole milk free" --target 9520000000011)
+info "offer $OFFER_ID: Milk 2 for 1 (pos-central offer create)"
+DEVICE=$(curl -s --cacert "$D/central/ca.crt" -X POST "https://127.0.0.1:$PORT/v1/devices" |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["device_token"])')
+OFFER_CODE=$(curl -s --cacert "$D/central/ca.crt" -X POST -H "Authorization: Bearer $DEVICE" \
+	"https://127.0.0.1:$PORT/v1/offers/$OFFER_ID/accept" |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["code"])')
+info "the phone shows code $OFFER_CODE as a barcode"
+
+say "Lane 1: Smith shows the offer, buys milk, bread, two apples, deli cheese priced in its label; swipes a Visa card"
+emit lane1 scanner "$OFFER_CODE" 9520000000011 9520000000028 9520000000035 9520000000035 201234703495
 emit lane1 cardreader "card 4242424242424242 2812"
-sleep 0.5
-TOTAL=$(ctl lane1 total)
-echo "$TOTAL" | sed 's/^/   /'
-RECEIPT=$(echo "$TOTAL" | sed -n 's/.*"receipt_url": *"\([^"]*\)".*/\1/p' | head -1)
+household_in_lane lane1
+lane_total lane1
+RECEIPT=$(echo "$TOTAL_JSON" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("receipt_url",""))')
 
 say "Smith opens the receipt on the phone (the QR code on the paper receipt) and writes to the store"
 if [ -n "$RECEIPT" ]; then
@@ -211,7 +275,10 @@ if [ -n "$RECEIPT" ]; then
 	wait_for "the receipt at central" 10 curl -sf --cacert "$D/central/ca.crt" \
 		-o /dev/null "https://127.0.0.1:$PPORT/v1/receipts/$TOKEN"
 	curl -s --cacert "$D/central/ca.crt" "https://127.0.0.1:$PPORT/v1/receipts/$TOKEN" |
-		/usr/bin/python3 -c 'import json,sys; r=json.load(sys.stdin); print("   store %s, %s" % (r["store"], r["time"])); [print("     %-22s x%d  %s" % (i.get("name") or i["gtin"], i["qty"], "" if i.get("price_cents") is None else "$%.2f" % (i["price_cents"] / 100))) for i in r["items"]]' || true
+		/usr/bin/python3 -c 'import json,sys; r=json.load(sys.stdin); print("   store %s, %s" % (r["store"], r["time"])); [print("     %-22s x%d  %s" % (i.get("name") or i["gtin"], i["qty"], "" if i.get("price_cents") is None else "$%.2f" % (i["price_cents"] / 100))) for i in r["items"]]; [print("     offer redeemed: %s" % o["title"]) for o in r.get("offers", [])]' || true
+	curl -s --cacert "$D/central/ca.crt" -H "Authorization: Bearer $DEVICE" \
+		"https://127.0.0.1:$PORT/v1/devices/me/offers" |
+		python3 -c 'import json,sys; [print("   Smith'"'"'s phone: code %s %s%s" % (c["code"], c["state"], " at " + c["store"] if c.get("store") else "")) for c in json.load(sys.stdin)["codes"]]' || true
 	curl -s --cacert "$D/central/ca.crt" -H 'Content-Type: application/json' \
 		-d '{"body":"Were the apples organic?"}' \
 		"https://127.0.0.1:$PPORT/v1/receipts/$TOKEN/messages" >/dev/null &&
@@ -220,13 +287,13 @@ fi
 
 say "Lane 2: Jones scans a loyalty card, buys items, voids one"
 emit lane2 scanner 9900000000011 012345678905 9520000000042 VOID 95012346
-sleep 0.3
-ctl lane2 total | sed 's/^/   /'
+household_in_lane lane2
+lane_total lane2
 
 say "Lane 1: Garcia gives a phone number keyed by the cashier"
 emit lane1 scanner 9520000000042 ]E00725272730706
-echo "phone:+15550100234" | ctl lane1 tid - | sed 's/^/   /'
-sleep 0.3
+echo "phone:+15550100234" | ctl lane1 tid - | python3 -c 'import json,sys; r=json.load(sys.stdin); print("   %s" % ("phone number taken, sealed for central at once" if r.get("ok") else "refused: %s" % r.get("detail")))'
+household_in_lane lane1
 emit lane1 scanner TOTAL
 sleep 0.3
 
@@ -236,8 +303,8 @@ info "central stopped"
 emit lane2 scanner 9520000000011 9520000000028
 emit lane2 cardreader "card 5555555555554444 2901"
 sleep 0.5
-ctl lane2 total | sed 's/^/   /'
-ctl lane2 status | sed 's/^/   /'
+lane_total lane2
+lane_status lane2
 info "the controller took the basket (201) and holds it for central, its card sealed:"
 "$BIN/pos-store" status -c "$D/store/store.conf" | sed 's/^/   /'
 
@@ -276,8 +343,14 @@ vendor_call() {
 	sig=$(printf '%s.%s' "$ts" "$body" | openssl dgst -sha256 -hmac "${VSEC[$vid]}" -binary | base64)
 	curl -s --cacert "$D/central/ca.crt" "https://127.0.0.1:$PPORT$path" \
 		-H "Authorization: Bearer ${VTOK[$vid]}" -H "X-Pos-Timestamp: $ts" \
-		-H "X-Pos-Signature: $sig" -H 'Content-Type: application/json' -d "$body"
-	echo
+		-H "X-Pos-Signature: $sig" -H 'Content-Type: application/json' -d "$body" |
+		python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+if "error" in r:
+    print("refused: %s (%s)" % (r["error"], r.get("detail", "")))
+else:
+    print("accepted: " + ", ".join("%s %s" % (k, v) for k, v in r.items() if isinstance(v, (str, int)) and not isinstance(v, bool)))'
 }
 # phone METHOD PATH [BODY]: the phone's call with its device token.
 phone() {
@@ -289,19 +362,16 @@ when() { date -u -d "@$(($(date +%s) + $1))" +%Y-%m-%dT%H:%M:%SZ; }
 say "Lane 1: Smith buys a television and a wall mount (Visa card)"
 emit lane1 scanner 4006381333931 4012345000016
 emit lane1 cardreader "card 4242424242424242 2812"
-sleep 0.5
-TV_TOTAL=$(ctl lane1 total)
-echo "$TV_TOTAL" | sed 's/^/   /'
-TV_TXN=$(echo "$TV_TOTAL" | python3 -c 'import json,sys; print(json.load(sys.stdin)["txn"])')
-TV_RECEIPT=$(echo "$TV_TOTAL" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("receipt_url",""))')
+household_in_lane lane1
+lane_total lane1
+TV_TXN=$(echo "$TOTAL_JSON" | python3 -c 'import json,sys; print(json.load(sys.stdin)["txn"])')
+TV_RECEIPT=$(echo "$TOTAL_JSON" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("receipt_url",""))')
 wait_for "lane 1's spool to drain" 10 spool_empty lane1
 
-say "Smith's phone registers and opens the receipt: the phone is linked to the household"
-DEVICE=$(curl -s --cacert "$D/central/ca.crt" -X POST "https://127.0.0.1:$PORT/v1/devices" |
-	python3 -c 'import json,sys; print(json.load(sys.stdin)["device_token"])')
+say "Smith's phone opens the receipt: the phone is linked to the household"
 wait_for "the receipt at central" 10 curl -sf --cacert "$D/central/ca.crt" -o /dev/null \
 	"https://127.0.0.1:$PPORT/v1/receipts/${TV_RECEIPT##*/}"
-phone GET "/v1/receipts/${TV_RECEIPT##*/}" | python3 -c 'import json,sys; print("   device_linked:", json.load(sys.stdin)["device_linked"])'
+phone GET "/v1/receipts/${TV_RECEIPT##*/}" | python3 -c 'import json,sys; print("   " + ("the phone is now linked to the household" if json.load(sys.stdin)["device_linked"] else "the phone is not linked"))'
 
 say "The vendors register their services against the sale (signed calls)"
 vendor_call acme /v1/vendor/activities \
@@ -332,8 +402,10 @@ OFFER=$(echo "$MSGS" | python3 -c 'import json,sys; print([m["id"] for m in json
 info "the message page: https://127.0.0.1:$PPORT/messages#t=$DEVICE"
 
 say "Smith picks slot-2; central reschedules with Mount Co's backend on Smith's behalf"
-phone POST "/v1/messages/$OFFER/choose" '{"option":"slot-2"}' | sed 's/^/   /'
-echo
+phone POST "/v1/messages/$OFFER/choose" '{"option":"slot-2"}' | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+print("   " + ("refused: %s" % r["error"] if "error" in r else "slot-2 chosen; central books it with Mount Co"))'
 confirmed() { phone GET /v1/devices/me/messages | grep -q '"confirmation"'; }
 wait_for "the confirmation" 15 confirmed
 phone GET /v1/devices/me/messages | python3 -c '
@@ -372,6 +444,9 @@ print(f"   3 households, {len(baskets)} baskets, {items} items, ${cents / 100:.2
 say "The store manager's report for today (pos-store report --day today --format table)"
 "$BIN/pos-store" report -c "$D/store/store.conf" --day today --format table | sed 's/^/   /'
 info "lane 2's baskets went through the controller; lane 1 talks to central directly"
+
+say "The terminals central issued, and when each last sent a basket (pos-central terminal list)"
+"$BIN/pos-central" terminal list -c "$D/central/central.conf" | sed 's/^/   /'
 
 say "Stopping everything"
 cleanup

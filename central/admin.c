@@ -724,18 +724,21 @@ static void admin_time(int64_t ms, char out[TIME_RFC3339_LEN])
 }
 
 /* store_household, and for a household merged away (gone, yet still
- * known: its lanes' spooled baskets follow the merge) a message that says
- * so instead of "unknown". */
+ * known: its lanes' spooled baskets follow the merge) a message naming the
+ * household it went into instead of "unknown". */
 static int admin_household(struct store *s, const char *hhid, struct store_household *h,
 			   pos_err *e)
 {
-	int rc = store_household(s, hhid, h, e);
+	char into[DEIDENT_ID_LEN + 1];
+	int rc = store_household(s, hhid, h, e), mr;
 
-	if (rc == POS_ENOTFOUND && store_household_exists(s, hhid))
+	if (rc != POS_ENOTFOUND)
+		return rc;
+	mr = store_merged_into(s, hhid, into, NULL);
+	if (mr == 0)
 		err_set(e, POS_ENOTFOUND,
-			"household %s was merged into another household: its TIDs and baskets are "
-			"there now (the audit log's household.merge row names it)",
-			hhid);
+			"household %s was merged into %s: its TIDs and baskets are there now", hhid,
+			into);
 	return rc;
 }
 

@@ -168,6 +168,7 @@ static const struct copy_table copy_tables[] = {
 	{ "conversation_phones", "conversation_id, phone_index, kid, sealed, updated", "ibtti",
 	  NULL, NULL },
 	{ "outbox_cursors", "name, position, attempts, last_error, updated", "tiiti", NULL, NULL },
+	{ "terminals_seen", "store, terminal, last_ts", "tti", NULL, NULL },
 };
 
 #define COPY_NTABLES (sizeof(copy_tables) / sizeof(copy_tables[0]))

@@ -7,11 +7,15 @@
 #include <string.h>
 
 #include "codec.h"
+#include "store_public.h"
 #include "timeutil.h"
 
 /* Baskets one store read may return: a slice's read stays short whatever
  * the household's length. */
 #define HISTORY_SLICE_BASKETS 64
+/* Item names a stream keeps (direct-mapped by GTIN): a household buys the
+ * same items again, so most rows need no lookup. A power of two. */
+#define HISTORY_NAMES 64
 
 /* A fixed output buffer flushed to the sink whenever it fills: memory stays
  * HISTORY_CHUNK bytes whatever the length of the history. */
@@ -114,11 +118,45 @@ static void hout_price(struct hout *o, long cents, const char *unknown)
 		hout_fmt(o, "%ld", cents);
 }
 
-static int hist_csv(const struct store_basket *b, void *arg)
+/* An item's name from the item master, through the stream's small cache:
+ * "" when the master has no such GTIN. */
+struct hname {
+	char gtin[GTIN_LEN + 1];
+	char name[STORE_ITEM_TEXT_MAX + 1];
+};
+
+struct hnames {
+	struct store *s;
+	struct hname slot[HISTORY_NAMES];
+};
+
+static int hist_name(struct hnames *nc, const char *gtin, const char **name, pos_err *e)
 {
-	struct hout *o = arg;
+	struct store_item_master it;
+	struct hname *h;
+	uint32_t k = 2166136261u;
+	int rc;
+
+	for (const char *p = gtin; *p; p++)
+		k = (k ^ (unsigned char)*p) * 16777619u;
+	h = &nc->slot[k & (HISTORY_NAMES - 1)];
+	if (strcmp(h->gtin, gtin) != 0) {
+		rc = store_item_get(nc->s, gtin, &it, e);
+		if (rc < 0 && rc != POS_ENOTFOUND)
+			return rc;
+		snprintf(h->gtin, sizeof h->gtin, "%s", gtin);
+		snprintf(h->name, sizeof h->name, "%s", rc == 0 ? it.name : "");
+	}
+	*name = h->name;
+	return 0;
+}
+
+static int hist_csv(const struct store_basket *b, struct hout *o, struct hnames *nc, pos_err *e)
+{
 	char ts[TIME_RFC3339_LEN];
 	size_t n = b->n_items ? b->n_items : 1;
+	const char *name;
+	int rc;
 
 	time_format_rfc3339(b->ts_ms, ts);
 	for (size_t i = 0; i < n; i++) {
@@ -133,11 +171,15 @@ static int hist_csv(const struct store_basket *b, void *arg)
 		hout_csv(o, b->hhid);
 		hout_put(o, ",", 1);
 		if (b->n_items) {
+			if ((rc = hist_name(nc, b->items[i].gtin, &name, e)) < 0)
+				return rc;
 			hout_csv(o, b->items[i].gtin);
 			hout_fmt(o, ",%d,", b->items[i].qty);
 			hout_price(o, b->items[i].price_cents, "");
+			hout_put(o, ",", 1);
+			hout_csv(o, name);
 		} else {
-			hout_str(o, ",,");
+			hout_str(o, ",,,");
 		}
 		hout_put(o, "\n", 1);
 	}
@@ -174,12 +216,12 @@ static int hist_json(const struct store_basket *b, void *arg)
 	return o->rc;
 }
 
-static int hist_table(const struct store_basket *b, void *arg)
+static int hist_table(const struct store_basket *b, struct hout *o, struct hnames *nc, pos_err *e)
 {
-	struct hout *o = arg;
 	char ts[TIME_RFC3339_LEN];
+	const char *name;
 	long total = 0;
-	int known = 1;
+	int known = 1, rc;
 
 	time_format_rfc3339(b->ts_ms, ts);
 	for (size_t i = 0; i < b->n_items; i++) {
@@ -195,11 +237,19 @@ static int hist_table(const struct store_basket *b, void *arg)
 	hout_put(o, "\n", 1);
 	for (size_t i = 0; i < b->n_items; i++) {
 		const struct store_item *it = &b->items[i];
+
+		if ((rc = hist_name(nc, it->gtin, &name, e)) < 0)
+			return rc;
 		hout_fmt(o, "    %-14s  x%-4d", it->gtin, it->qty);
 		if (it->price_cents < 0)
-			hout_str(o, "  price unknown\n");
+			hout_str(o, "  price unknown");
 		else
-			hout_fmt(o, "  %6ld.%02ld\n", it->price_cents / 100, it->price_cents % 100);
+			hout_fmt(o, "  %6ld.%02ld", it->price_cents / 100, it->price_cents % 100);
+		if (name[0]) {
+			hout_str(o, "  ");
+			hout_str(o, name);
+		}
+		hout_put(o, "\n", 1);
 	}
 	o->n++;
 	return o->rc;
@@ -216,15 +266,17 @@ struct history_stream {
 	enum history_format f;
 	enum hs_phase phase;
 	size_t want; /* o.total at which the slice ends */
+	pos_err *e;  /* the running history_stream_next's */
 	struct hout o;
+	struct hnames names;
 };
 
 static int hist_stream_basket(const struct store_basket *b, void *arg)
 {
 	struct history_stream *hs = arg;
-	int rc = hs->f == HISTORY_CSV    ? hist_csv(b, &hs->o)
+	int rc = hs->f == HISTORY_CSV    ? hist_csv(b, &hs->o, &hs->names, hs->e)
 		 : hs->f == HISTORY_JSON ? hist_json(b, &hs->o)
-					 : hist_table(b, &hs->o);
+					 : hist_table(b, &hs->o, &hs->names, hs->e);
 
 	if (rc != 0)
 		return rc;
@@ -246,6 +298,7 @@ int history_stream_new(struct store *s, const char *hhid, int64_t from_ms, int64
 	if (!(hs = calloc(1, sizeof *hs)))
 		return err_set(e, POS_ENOMEM, "history: out of memory");
 	hs->s = s;
+	hs->names.s = s;
 	memcpy(hs->hhid, hhid, DEIDENT_ID_LEN + 1);
 	hs->from_ms = from_ms;
 	hs->to_ms = to_ms;
@@ -271,10 +324,11 @@ int history_stream_next(struct history_stream *hs, size_t want, history_sink sin
 		return 0;
 	hs->o.sink = sink;
 	hs->o.arg = arg;
+	hs->e = e;
 	hs->want = hs->o.total + (want ? want : 1);
 	if (hs->phase == HS_START) {
 		if (hs->f == HISTORY_CSV)
-			hout_str(&hs->o, "txn,ts,store,terminal,hhid,gtin,qty,price_cents\n");
+			hout_str(&hs->o, "txn,ts,store,terminal,hhid,gtin,qty,price_cents,name\n");
 		else if (hs->f == HISTORY_JSON)
 			hout_str(&hs->o, "[");
 		else

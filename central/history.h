@@ -7,9 +7,10 @@
  * at most HISTORY_CHUNK bytes, so a long history never sits in memory
  * whole and never pins the database's WAL while a slow reader takes it.
  *
- * CSV: header `txn,ts,store,terminal,hhid,gtin,qty,price_cents`, one row per
- * item (a basket without items gets one row with the item fields empty);
- * price_cents empty when unknown.
+ * CSV: header `txn,ts,store,terminal,hhid,gtin,qty,price_cents,name`, one
+ * row per item (a basket without items gets one row with the item fields
+ * empty); price_cents empty when unknown; name the item master's, empty
+ * when it has none (the design's columns first, in their places).
  * JSON: an array of {"txn","ts","store","terminal","hhid","items":[{"gtin",
  * "qty","price_cents"}]} with price_cents null when unknown.
  * Times are RFC 3339 UTC with milliseconds. Newest basket first.
@@ -32,7 +33,8 @@ typedef int (*history_sink)(const void *buf, size_t len, void *arg);
  * between 404 and an empty list); it writes an empty history. */
 int history_write(struct store *s, const char *hhid, int64_t from_ms, int64_t to_ms,
 		  enum history_format f, history_sink sink, void *arg, pos_err *e);
-/* The same history as an aligned table for people (CLI, demo). */
+/* The same history as an aligned table for people (CLI, demo), with the
+ * item master's names. */
 int history_write_table(struct store *s, const char *hhid, int64_t from_ms, int64_t to_ms,
 			history_sink sink, void *arg, pos_err *e);
 /* Parses "csv", "json"; -1 when unknown. */

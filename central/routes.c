@@ -1039,6 +1039,12 @@ static void routes_history(struct rq *q, const char *hhid)
 		return;
 	}
 	(void)httpd_add_header(q->req, "Cache-Control", "no-store");
+	if (hq.fmt == HISTORY_CSV) {
+		char cd[80];
+
+		snprintf(cd, sizeof cd, "attachment; filename=\"history-%s.csv\"", hhid);
+		(void)httpd_add_header(q->req, "Content-Disposition", cd);
+	}
 	metrics_request(q->route, 200);
 	log_info("request", "route=%s method=%s status=200 latency_us=%lld store=%s terminal=%s",
 		 metrics_route_name(q->route), httpd_method_name(q->req),
@@ -1303,11 +1309,15 @@ static void routes_offer_report(struct rq *q)
 		return;
 	}
 	rc = offers_report_write(q->r->store, (enum offers_format)fmt, routes_sink, b, &e);
-	if (rc < 0)
+	if (rc < 0) {
 		routes_fail(q, rc, &e);
-	else
+	} else {
+		if (fmt == OFFERS_CSV)
+			(void)httpd_add_header(q->req, "Content-Disposition",
+					       "attachment; filename=\"offers-report.csv\"");
 		routes_send(q, 200,
 			    fmt == OFFERS_CSV ? "text/csv; charset=utf-8" : "application/json", b);
+	}
 	evbuffer_free(b);
 }
 

@@ -1381,12 +1381,14 @@ struct tlist_row {
 	char serial[PKI_SERIAL_HEX];
 	time_t not_after;
 	const char *state; /* valid, expired, revoked */
+	int64_t last_ms;   /* the terminal's newest basket at its lane; 0: none */
 };
 
 struct tlist {
 	struct tlist_row *rows;
 	size_t n, cap;
 	size_t skipped; /* files in issued/ that are not certificates of this CA */
+	bool seen_unknown; /* the store could not be read: no last seen */
 };
 
 static int tlist_cmp(const void *a, const void *b)
@@ -1500,13 +1502,65 @@ out:
 	return rc;
 }
 
+/* Sets last_ms on every row (each certificate) of t's terminal. */
+static int tlist_seen_row(const struct store_terminal_seen *t, void *arg)
+{
+	struct tlist *tl = arg;
+	size_t lo = 0, hi = tl->n;
+
+	while (lo < hi) { /* the first row not before (t->store, t->terminal) */
+		size_t mid = lo + (hi - lo) / 2;
+		const struct tlist_row *r = &tl->rows[mid];
+		int c = strcmp(r->store, t->store);
+
+		if (c == 0)
+			c = strcmp(r->terminal, t->terminal);
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < tl->n && strcmp(tl->rows[lo].store, t->store) == 0 &&
+	       strcmp(tl->rows[lo].terminal, t->terminal) == 0;
+	     lo++)
+		tl->rows[lo].last_ms = t->last_ms;
+	return 0;
+}
+
+/* Each terminal's last basket from the store, read-only (never creating
+ * or migrating it: serve owns that). A home whose SQLite database does not
+ * exist yet has seen no terminal. */
+static int tlist_seen(const struct cconf *cf, struct tlist *tl, pos_err *e)
+{
+	struct store_where w;
+	struct store *s = NULL;
+	int rc;
+
+	cconf_store_where(cf, CCONF_STORE_READ, &w);
+	w.readonly = true;
+	if (w.backend == STORE_SQLITE && access(w.path, F_OK) != 0 && errno == ENOENT)
+		return 0;
+	if ((rc = store_open_at(&w, &s, e)) == 0)
+		rc = store_terminals_seen(s, tlist_seen_row, tl, e);
+	store_close(s);
+	return rc;
+}
+
+/* A time in whole seconds, UTC. */
+static void tlist_time(int64_t ms, char out[TIME_RFC3339_LEN])
+{
+	time_format_rfc3339(ms - ms % 1000, out);
+	if (strlen(out) == 24) /* whole seconds: no milliseconds */
+		memcpy(out + 19, "Z", 2);
+}
+
 static void tlist_print(const struct tlist *tl, int csv)
 {
 	int ws = 5, wt = 8, wn = 6;
-	char until[TIME_RFC3339_LEN];
+	char until[TIME_RFC3339_LEN], seen[TIME_RFC3339_LEN];
 
 	if (csv)
-		printf("store,terminal,serial,expires,state\n");
+		printf("store,terminal,serial,expires,state,last_seen\n");
 	for (size_t i = 0; !csv && i < tl->n; i++) {
 		const struct tlist_row *r = &tl->rows[i];
 
@@ -1518,19 +1572,24 @@ static void tlist_print(const struct tlist *tl, int csv)
 			wn = (int)strlen(r->serial);
 	}
 	if (!csv)
-		printf("%-*s  %-*s  %-*s  %-20s  %s\n", ws, "STORE", wt, "TERMINAL", wn, "SERIAL",
-		       "EXPIRES", "STATE");
+		printf("%-*s  %-*s  %-*s  %-20s  %-7s  %s\n", ws, "STORE", wt, "TERMINAL", wn,
+		       "SERIAL", "EXPIRES", "STATE", "LAST SEEN");
 	for (size_t i = 0; i < tl->n; i++) {
 		const struct tlist_row *r = &tl->rows[i];
 
-		time_format_rfc3339((int64_t)r->not_after * 1000, until);
-		if (strlen(until) == 24) /* whole seconds: no milliseconds */
-			memcpy(until + 19, "Z", 2);
-		if (csv)
-			printf("%s,%s,%s,%s,%s\n", r->store, r->terminal, r->serial, until, r->state);
+		tlist_time((int64_t)r->not_after * 1000, until);
+		if (tl->seen_unknown)
+			snprintf(seen, sizeof seen, csv ? "" : "?");
+		else if (r->last_ms == 0)
+			snprintf(seen, sizeof seen, csv ? "" : "never");
 		else
-			printf("%-*s  %-*s  %-*s  %-20s  %s\n", ws, r->store, wt, r->terminal, wn,
-			       r->serial, until, r->state);
+			tlist_time(r->last_ms, seen);
+		if (csv)
+			printf("%s,%s,%s,%s,%s,%s\n", r->store, r->terminal, r->serial, until,
+			       r->state, seen);
+		else
+			printf("%-*s  %-*s  %-*s  %-20s  %-7s  %s\n", ws, r->store, wt, r->terminal,
+			       wn, r->serial, until, r->state, seen);
 	}
 }
 
@@ -1577,6 +1636,10 @@ int terminal_main(int argc, char **argv)
 	if (rc < 0) {
 		free(tl.rows);
 		return setup_fail("terminal list", &e);
+	}
+	if (tlist_seen(&cf, &tl, &e) < 0) {
+		tl.seen_unknown = true;
+		fprintf(stderr, "pos-central terminal list: no last seen: %s\n", e.msg);
 	}
 	tlist_print(&tl, csv);
 	if (tl.skipped)

@@ -129,6 +129,11 @@ int store_unlink(struct store *s, const unsigned char idx[DEIDENT_INDEX_LEN], po
 int store_merge(struct store *s, const char *from, const char *into, pos_err *e);
 int store_household(struct store *s, const char *hhid, struct store_household *out, pos_err *e);
 bool store_household_exists(struct store *s, const char *hhid);
+/* The household a merged-away hhid's TIDs and baskets are in now (the
+ * last survivor of a chain of merges): 0 with out set, POS_ENOTFOUND when
+ * hhid was never merged away (nothing set in e), or an error. */
+int store_merged_into(struct store *s, const char *hhid, char out[DEIDENT_ID_LEN + 1],
+		      pos_err *e);
 
 /* Stores n baskets in one transaction (group commit); results[i] says what
  * happened to each: created, duplicate (same txn, same digest: nothing new)
@@ -139,6 +144,17 @@ bool store_household_exists(struct store *s, const char *hhid);
  * PENDING. */
 int store_put_baskets(struct store *s, const struct store_basket *b, size_t n,
 		      enum store_put_result *results, pos_err *e);
+/* Each terminal's newest basket time at its lane, as store_put_baskets
+ * records it (one row per store and terminal that ever sent a basket). */
+struct store_terminal_seen {
+	char store[STORE_ID_MAX + 1];
+	char terminal[STORE_ID_MAX + 1];
+	int64_t last_ms;
+};
+/* Calls fn for every terminal seen, by store then terminal; fn returning
+ * non-zero stops the walk and is returned. */
+int store_terminals_seen(struct store *s, int (*fn)(const struct store_terminal_seen *t, void *arg),
+			 void *arg, pos_err *e);
 /* For a connection that only runs store_put_baskets (the ingest writer):
  * no foreign-key checks (store_put_baskets makes every reference itself)
  * and no automatic checkpoint inside its commits: the caller runs

@@ -91,6 +91,13 @@ static const char SQL_HIST_SEEK[] =
 	"AND (ts < ?2 OR id < ?4) ORDER BY ts DESC, id DESC LIMIT 2 OFFSET ?5";
 static const char SQL_AUDIT[] =
 	"INSERT INTO audit(ts, actor, action, detail) VALUES (?1, ?2, ?3, ?4)";
+/* The newest time wins, whatever order batches commit in. */
+static const char SQL_SEEN_PUT[] =
+	"INSERT INTO terminals_seen(store, terminal, last_ts) VALUES (?1, ?2, ?3) "
+	"ON CONFLICT (store, terminal) DO UPDATE SET last_ts = excluded.last_ts "
+	"WHERE excluded.last_ts > terminals_seen.last_ts";
+static const char SQL_SEEN_ALL[] =
+	"SELECT store, terminal, last_ts FROM terminals_seen ORDER BY store, terminal";
 static const char SQL_STATS[] = "SELECT households, baskets, items FROM counters";
 
 static int basket_check(const struct store_basket *b, pos_err *e)
@@ -265,6 +272,113 @@ static int put_one(struct store *s, const struct store_basket *b, enum store_put
 	return store_offer_redeem(s, b, id, hh, e);
 }
 
+/* ------------------------------------------------------------ terminals seen */
+
+/* Slots of the per-batch table of distinct terminals (a power of two);
+ * it is written out and emptied when half full, so a batch from many
+ * terminals costs one upsert per terminal and no allocation. */
+#define SEEN_SLOTS 512
+
+static uint32_t seen_hash(const struct store_basket *b)
+{
+	uint32_t h = 2166136261u;
+
+	for (const char *p = b->store; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	h = (h ^ '/') * 16777619u;
+	for (const char *p = b->terminal; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	return h;
+}
+
+/* Upserts each terminal's newest basket in slot[] (basket index + 1, 0
+ * free) and empties the table. */
+static int seen_flush(struct store *s, const struct store_basket *b, uint32_t *slot,
+		      size_t *used, pos_err *e)
+{
+	struct db_stmt *st;
+	int rc;
+
+	if (*used == 0)
+		return 0;
+	if (!(st = store_q(s, SQL_SEEN_PUT, e)))
+		return POS_EDB;
+	for (size_t i = 0; i < SEEN_SLOTS; i++) {
+		const struct store_basket *x;
+
+		if (!slot[i])
+			continue;
+		x = &b[slot[i] - 1];
+		db_bind_text(st, 1, x->store);
+		db_bind_text(st, 2, x->terminal);
+		db_bind_int64(st, 3, x->ts_ms);
+		if ((rc = db_run(st, e)) < 0)
+			return rc;
+		slot[i] = 0;
+	}
+	*used = 0;
+	return 0;
+}
+
+/* Records, once per distinct (store, terminal) of the batch, its newest
+ * basket time. */
+static int seen_put(struct store *s, const struct store_basket *b, size_t n, pos_err *e)
+{
+	uint32_t slot[SEEN_SLOTS];
+	size_t used = 0;
+	int rc;
+
+	memset(slot, 0, sizeof slot);
+	for (size_t i = 0; i < n; i++) {
+		size_t k = seen_hash(&b[i]) & (SEEN_SLOTS - 1);
+
+		while (slot[k]) {
+			const struct store_basket *x = &b[slot[k] - 1];
+
+			if (strcmp(x->store, b[i].store) == 0 &&
+			    strcmp(x->terminal, b[i].terminal) == 0)
+				break;
+			k = (k + 1) & (SEEN_SLOTS - 1);
+		}
+		if (!slot[k])
+			used++;
+		if (!slot[k] || b[slot[k] - 1].ts_ms < b[i].ts_ms)
+			slot[k] = (uint32_t)i + 1;
+		if (used >= SEEN_SLOTS / 2 && (rc = seen_flush(s, b, slot, &used, e)) < 0)
+			return rc;
+	}
+	return seen_flush(s, b, slot, &used, e);
+}
+
+struct seen_walk {
+	int (*fn)(const struct store_terminal_seen *t, void *arg);
+	void *arg;
+};
+
+static int seen_row(struct db_stmt *st, void *arg)
+{
+	struct seen_walk *w = arg;
+	struct store_terminal_seen t;
+
+	db_col_copy(st, 0, t.store, sizeof t.store);
+	db_col_copy(st, 1, t.terminal, sizeof t.terminal);
+	t.last_ms = db_col_int64(st, 2);
+	return w->fn(&t, w->arg);
+}
+
+int store_terminals_seen(struct store *s, int (*fn)(const struct store_terminal_seen *t, void *arg),
+			 void *arg, pos_err *e)
+{
+	struct seen_walk w = { fn, arg };
+	struct db_stmt *st;
+
+	if (!s || !fn)
+		return err_set(e, POS_EINVAL, "store_terminals_seen: missing argument");
+	if (!(st = store_q(s, SQL_SEEN_ALL, e)))
+		return POS_EDB;
+	return db_each(st, seen_row, &w, e);
+}
+
 int store_put_baskets(struct store *s, const struct store_basket *b, size_t n,
 		      enum store_put_result *results, pos_err *e)
 {
@@ -286,6 +400,8 @@ int store_put_baskets(struct store *s, const struct store_basket *b, size_t n,
 		return rc;
 	for (size_t i = 0; i < n && rc == 0; i++)
 		rc = put_one(s, &b[i], &results[i], &n_items, e);
+	if (rc == 0)
+		rc = seen_put(s, b, n, e);
 	if (rc == 0 && n_items) {
 		st = store_q(s, SQL_ITEMS_ADD, e);
 		if (!st)

@@ -303,6 +303,16 @@ static int redir_get(struct store *s, const char *hhid, char out[DEIDENT_ID_LEN 
 	return 0;
 }
 
+int store_merged_into(struct store *s, const char *hhid, char out[DEIDENT_ID_LEN + 1],
+		      pos_err *e)
+{
+	if (!s || !hhid || !out)
+		return err_set(e, POS_EINVAL, "store_merged_into: missing argument");
+	if (!deident_hhid_valid(hhid))
+		return POS_ENOTFOUND;
+	return redir_get(s, hhid, out, e);
+}
+
 /* A household merged away still exists for a lane that spooled its hhid
  * before the merge: store_put_baskets files such baskets under the
  * survivor, so refusing them here would strand them in the spool forever. */

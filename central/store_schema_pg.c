@@ -397,6 +397,13 @@ static const char *const migrations[] = {
 	"  updated BIGINT NOT NULL"
 	");"
 	"INSERT INTO analyst_fold VALUES (1, 0, 0);",
+	/* v9: each terminal's newest basket time (store_schema_sqlite v9). */
+	"CREATE TABLE terminals_seen ("
+	"  store TEXT NOT NULL,"
+	"  terminal TEXT NOT NULL,"
+	"  last_ts BIGINT NOT NULL,"
+	"  PRIMARY KEY (store, terminal)"
+	");",
 };
 
 const char *const *store_schema_pg(size_t *n)

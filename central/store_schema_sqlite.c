@@ -326,6 +326,14 @@ static const char *const sqlite_migrations[] = {
 	"  updated INTEGER NOT NULL"
 	");"
 	"INSERT INTO analyst_fold VALUES (1, 0, 0);",
+	/* v9: each terminal's newest basket time at its lane, written once
+	 * per terminal per stored batch, for terminal list's "last seen". */
+	"CREATE TABLE terminals_seen ("
+	"  store TEXT NOT NULL,"
+	"  terminal TEXT NOT NULL,"
+	"  last_ts INTEGER NOT NULL,"
+	"  PRIMARY KEY (store, terminal)"
+	") WITHOUT ROWID;",
 };
 
 const char *const *store_schema_sqlite(size_t *n)

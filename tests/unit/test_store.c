@@ -445,10 +445,11 @@ static int schema_version(const char *path)
 	return v;
 }
 
-#define SCHEMA_NOW 8
-/* Undoes v8 (the analysts' folded tables) and v6 (vendors), for the tests
- * that take a database back further. */
+#define SCHEMA_NOW 9
+/* Undoes v9 (terminals seen), v8 (the analysts' folded tables) and v6
+ * (vendors), for the tests that take a database back further. */
 #define V6_DROP                                                                   \
+	"DROP TABLE terminals_seen; "                                               \
 	"DROP TABLE analyst_items; DROP TABLE analyst_visits; DROP TABLE analyst_fold; " \
 	"DROP TABLE analyst_households; DROP TABLE analyst_merges; " \
 	"DROP TABLE outbox; DROP TABLE hh_messages; DROP TABLE vendor_events; "   \
@@ -545,6 +546,86 @@ static void merged_away_household_still_exists_for_spooled_baskets(void **st)
 	assert_false(store_household_exists(f->s, "hh_not-a-household"));
 	/* a merged-away household has no record of its own any more */
 	assert_int_equal(store_household(f->s, a, &h, &e), POS_ENOTFOUND);
+}
+
+struct seen_acc {
+	int n;
+	int64_t s1t1, s1t2, last_many;
+};
+
+static int seen_collect(const struct store_terminal_seen *t, void *arg)
+{
+	struct seen_acc *a = arg;
+
+	a->n++;
+	if (strcmp(t->store, "S1") == 0 && strcmp(t->terminal, "T1") == 0)
+		a->s1t1 = t->last_ms;
+	if (strcmp(t->store, "S1") == 0 && strcmp(t->terminal, "T2") == 0)
+		a->s1t2 = t->last_ms;
+	if (strcmp(t->store, "S9") == 0 && strcmp(t->terminal, "T299") == 0)
+		a->last_many = t->last_ms;
+	return 0;
+}
+
+static void terminals_seen_keep_each_terminals_newest_basket(void **st)
+{
+	struct fx *f = *st;
+	enum store_put_result r[300];
+	struct store_basket *b = calloc(300, sizeof *b);
+	struct seen_acc a = { 0 };
+	pos_err e = { 0 };
+
+	assert_non_null(b);
+	/* one batch: T1 twice (the newer one not first), T2 once */
+	basket(&b[0], txn_n(9001), 1700000005000, NULL, 1);
+	basket(&b[1], txn_n(9002), 1700000009000, NULL, 2);
+	basket(&b[2], txn_n(9003), 1700000001000, NULL, 3);
+	snprintf(b[2].terminal, sizeof b[2].terminal, "T2");
+	assert_int_equal(store_put_baskets(f->s, b, 3, r, &e), 0);
+	/* an older basket later (a spool drained late) does not move it back */
+	basket(&b[0], txn_n(9004), 1700000002000, NULL, 4);
+	assert_int_equal(store_put_baskets(f->s, b, 1, r, &e), 0);
+	/* more distinct terminals than one batch's table holds */
+	for (int i = 0; i < 300; i++) {
+		basket(&b[i], txn_n(9100 + i), 1700000100000 + i, NULL, 5);
+		snprintf(b[i].store, sizeof b[i].store, "S9");
+		snprintf(b[i].terminal, sizeof b[i].terminal, "T%d", i);
+	}
+	assert_int_equal(store_put_baskets(f->s, b, 300, r, &e), 0);
+	assert_int_equal(store_terminals_seen(f->s, seen_collect, &a, &e), 0);
+	assert_int_equal(a.n, 302);
+	assert_int_equal(a.s1t1, 1700000009000);
+	assert_int_equal(a.s1t2, 1700000001000);
+	assert_int_equal(a.last_many, 1700000100299);
+	free(b);
+}
+
+static void merged_into_names_the_last_survivor(void **st)
+{
+	struct fx *f = *st;
+	unsigned char i1[32], i2[32], i3[32];
+	char a[DEIDENT_ID_LEN + 1], b[DEIDENT_ID_LEN + 1], c[DEIDENT_ID_LEN + 1];
+	char out[DEIDENT_ID_LEN + 1];
+	pos_err e = { 0 };
+
+	idx_of(i1, 70);
+	idx_of(i2, 71);
+	idx_of(i3, 72);
+	new_hhid(a);
+	new_hhid(b);
+	new_hhid(c);
+	assert_int_equal(store_link(f->s, i1, a, &e), 0);
+	assert_int_equal(store_link(f->s, i2, b, &e), 0);
+	assert_int_equal(store_link(f->s, i3, c, &e), 0);
+	assert_int_equal(store_merged_into(f->s, a, out, &e), POS_ENOTFOUND);
+	assert_int_equal(store_merge(f->s, a, b, &e), 0);
+	assert_int_equal(store_merged_into(f->s, a, out, &e), 0);
+	assert_string_equal(out, b);
+	assert_int_equal(store_merge(f->s, b, c, &e), 0);
+	assert_int_equal(store_merged_into(f->s, a, out, &e), 0);
+	assert_string_equal(out, c);
+	assert_int_equal(store_merged_into(f->s, c, out, &e), POS_ENOTFOUND);
+	assert_int_equal(store_merged_into(f->s, "hh_not-a-household", out, &e), POS_ENOTFOUND);
 }
 
 static void offer_of(struct store_offer *o, const char *id, const char *target, int64_t from,
@@ -1298,6 +1379,8 @@ static int run_pg(void)
 		P(every_item_of_a_long_basket_comes_back_in_order),
 		P(merge_moves_links_and_baskets_and_removes_source),
 		P(merged_away_household_still_exists_for_spooled_baskets),
+		P(terminals_seen_keep_each_terminals_newest_basket),
+		P(merged_into_names_the_last_survivor),
 		P(readonly_connection_reads_everything_and_writes_nothing),
 		P(offers_are_created_listed_and_ended_once),
 		P(open_offer_list_honours_dates_and_end),
@@ -1341,6 +1424,8 @@ int main(void)
 		T(readonly_connection_refuses_other_schemas),
 		T(history_uses_index_not_a_sort),
 		T(merged_away_household_still_exists_for_spooled_baskets),
+		T(terminals_seen_keep_each_terminals_newest_basket),
+		T(merged_into_names_the_last_survivor),
 		T(offers_are_created_listed_and_ended_once),
 		T(open_offer_list_honours_dates_and_end),
 		T(accepting_twice_returns_the_first_code_and_codes_are_unique),
