@@ -337,6 +337,7 @@ void store_close(struct store *s)
 	free(s->q);
 	db_close(s->conn);
 	free(s->items);
+	free(s->text);
 	free(s);
 }
 

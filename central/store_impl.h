@@ -31,6 +31,8 @@ struct store {
 	 * found (store_basket.c), a small ring. */
 	int64_t months[8];
 	size_t n_months;
+	char *text; /* PostgreSQL: a basket's item arrays (store_basket.c), grown as needed */
+	size_t text_cap;
 };
 
 /* Forgets the months seen: a rollback may have undone their partitions. */
