@@ -338,6 +338,7 @@ void store_close(struct store *s)
 	db_close(s->conn);
 	free(s->items);
 	free(s->text);
+	store_history_forget(s);
 	free(s);
 }
 

@@ -465,13 +465,12 @@ struct hist_walk {
 	pos_err *e;
 };
 
-static int hist_row(struct db_stmt *st, void *arg)
+/* Reads one SQL_HIST* row into b (items in the connection's scratch). */
+static int hist_read(struct store *s, struct db_stmt *st, struct store_basket *bp, pos_err *e)
 {
-	struct hist_walk *w = arg;
 	struct store_basket b;
 	const void *d;
 	size_t dl = 0;
-	int64_t id = db_col_int64(st, 0);
 	int rc;
 
 	memset(&b, 0, sizeof(b));
@@ -484,11 +483,22 @@ static int hist_row(struct db_stmt *st, void *arg)
 	d = db_col_blob(st, 7, &dl);
 	if (d && dl == 32)
 		memcpy(b.digest, d, 32);
-	if (store_backend(w->s) == DB_SQLITE)
-		rc = hist_items(w->s, id, &b, w->e);
+	if (store_backend(s) == DB_SQLITE)
+		rc = hist_items(s, db_col_int64(st, 0), &b, e);
 	else
-		rc = hist_items_text(w->s, db_col_text(st, 8), &b, w->e);
-	if (rc < 0)
+		rc = hist_items_text(s, db_col_text(st, 8), &b, e);
+	*bp = b;
+	return rc;
+}
+
+static int hist_row(struct db_stmt *st, void *arg)
+{
+	struct hist_walk *w = arg;
+	struct store_basket b;
+	int64_t id = db_col_int64(st, 0);
+	int rc;
+
+	if ((rc = hist_read(w->s, st, &b, w->e)) < 0)
 		return rc;
 	if (w->pos) {
 		w->pos->ts_ms = b.ts_ms;
@@ -497,6 +507,7 @@ static int hist_row(struct db_stmt *st, void *arg)
 	w->n++;
 	return w->fn(&b, w->arg);
 }
+
 
 int store_history(struct store *s, const char *hhid, int64_t from_ms, int64_t to_ms,
 		  int (*fn)(const struct store_basket *b, void *arg), void *arg, pos_err *e)
@@ -568,6 +579,168 @@ static void hist_bind(struct db_stmt *st, const char *hhid, const struct hist_ra
 		db_bind_int64(st, 5, r->lo_id);
 }
 
+/*
+ * PostgreSQL: a slice's rows all come in one result, items included, so a
+ * walk stopped early (a stream's chunk full after a few baskets) would ask
+ * for the same baskets again on the next slice. The rest of the last slice
+ * is kept per connection and the next slice of the same walk, starting
+ * where the last one stopped, is served from it.
+ */
+struct hist_cached {
+	struct store_basket b; /* items: none; off, n_items below */
+	int64_t id;
+	size_t off;
+};
+
+struct store_hist_cache {
+	bool valid;
+	char hhid[DEIDENT_ID_LEN + 1];
+	int64_t from_ms, to_ms;
+	bool has_end;
+	struct store_history_pos end;
+	struct store_history_pos at; /* where the walk stands: the next slice starts after it */
+	bool full;                   /* the slice filled its limit: baskets may be left */
+	struct hist_cached *rows;
+	size_t n, next, cap;
+	struct store_item *items;
+	size_t n_items, items_cap;
+};
+
+void store_history_forget(struct store *s)
+{
+	if (!s || !s->hc)
+		return;
+	free(s->hc->rows);
+	free(s->hc->items);
+	free(s->hc);
+	s->hc = NULL;
+}
+
+struct hc_fill {
+	struct store *s;
+	struct store_hist_cache *hc;
+	pos_err *e;
+};
+
+static int hc_row(struct db_stmt *st, void *arg)
+{
+	struct hc_fill *f = arg;
+	struct store_hist_cache *hc = f->hc;
+	struct hist_cached *r;
+	struct store_basket b;
+	int rc;
+
+	if ((rc = hist_read(f->s, st, &b, f->e)) < 0)
+		return rc;
+	if (hc->n == hc->cap) {
+		size_t cap = hc->cap ? hc->cap * 2 : 64;
+		void *p = realloc(hc->rows, cap * sizeof(*hc->rows));
+		if (!p)
+			return err_set(f->e, POS_ENOMEM, "store: out of memory");
+		hc->rows = p;
+		hc->cap = cap;
+	}
+	if (hc->n_items + b.n_items > hc->items_cap) {
+		size_t cap = hc->items_cap ? hc->items_cap : 1024;
+		void *p;
+		while (cap < hc->n_items + b.n_items)
+			cap *= 2;
+		if (!(p = realloc(hc->items, cap * sizeof(*hc->items))))
+			return err_set(f->e, POS_ENOMEM, "store: out of memory");
+		hc->items = p;
+		hc->items_cap = cap;
+	}
+	if (b.n_items)
+		memcpy(hc->items + hc->n_items, b.items, b.n_items * sizeof(*b.items));
+	r = &hc->rows[hc->n++];
+	r->b = b;
+	r->b.items = NULL;
+	r->id = db_col_int64(st, 0);
+	r->off = hc->n_items;
+	hc->n_items += b.n_items;
+	return 0;
+}
+
+static bool hc_matches(const struct store_hist_cache *hc, const char *hhid, int64_t from_ms,
+		       int64_t to_ms, const struct store_history_pos *pos,
+		       const struct store_history_pos *end)
+{
+	return hc && hc->valid && strcmp(hc->hhid, hhid) == 0 && hc->from_ms == from_ms &&
+	       hc->to_ms == to_ms && hc->has_end == (end != NULL) &&
+	       (!end || (hc->end.ts_ms == end->ts_ms && hc->end.id == end->id)) &&
+	       hc->at.ts_ms == pos->ts_ms && hc->at.id == pos->id;
+}
+
+/* Hands the kept rows to fn, at most max - *served more; fn's stop (> 0)
+ * or failure (< 0) is returned. */
+static int hc_serve(struct store_hist_cache *hc, struct store_history_pos *pos, size_t max,
+		    size_t *served, int (*fn)(const struct store_basket *b, void *arg), void *arg)
+{
+	while (hc->next < hc->n && *served < max) {
+		struct hist_cached *r = &hc->rows[hc->next++];
+		int rc;
+
+		r->b.items = hc->items + r->off;
+		pos->ts_ms = r->b.ts_ms;
+		pos->id = r->id;
+		hc->at = *pos;
+		(*served)++;
+		if ((rc = fn(&r->b, arg)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* store_history_page on PostgreSQL, through the kept slice. */
+static int hist_page_pg(struct store *s, const char *hhid, int64_t from_ms, int64_t to_ms,
+			struct store_history_pos *pos, const struct store_history_pos *end,
+			size_t max, int (*fn)(const struct store_basket *b, void *arg), void *arg,
+			pos_err *e)
+{
+	struct store_hist_cache *hc = s->hc;
+	struct hc_fill f = { s, NULL, e };
+	struct hist_range r;
+	struct db_stmt *st;
+	size_t served = 0;
+	int rc;
+
+	if (hc_matches(hc, hhid, from_ms, to_ms, pos, end) && hc->next < hc->n) {
+		rc = hc_serve(hc, pos, max, &served, fn, arg);
+		if (rc != 0)
+			return rc < 0 ? rc : 1;
+		if (served == max || hc->full)
+			return 1;
+		hc->valid = false;
+		return 0;
+	}
+	if (!hc && !(hc = s->hc = calloc(1, sizeof(*hc))))
+		return err_set(e, POS_ENOMEM, "store: out of memory");
+	hc->valid = false;
+	if (!hist_range(from_ms, to_ms, pos, end, &r))
+		return 0;
+	if (!(st = store_q(s, SQL_HIST_PAGE_PG, e)))
+		return POS_EDB;
+	hist_bind(st, hhid, &r, true);
+	db_bind_int64(st, 6, max > (size_t)INT64_MAX ? INT64_MAX : (int64_t)max);
+	hc->n = hc->next = hc->n_items = 0;
+	f.hc = hc;
+	if ((rc = db_each(st, hc_row, &f, e)) < 0)
+		return rc;
+	memcpy(hc->hhid, hhid, DEIDENT_ID_LEN + 1);
+	hc->from_ms = from_ms;
+	hc->to_ms = to_ms;
+	hc->has_end = end != NULL;
+	if (end)
+		hc->end = *end;
+	hc->at = *pos;
+	hc->full = hc->n == max;
+	hc->valid = true;
+	rc = hc_serve(hc, pos, max, &served, fn, arg);
+	if (rc != 0)
+		return rc < 0 ? rc : 1;
+	return served == max ? 1 : 0;
+}
+
 int store_history_page(struct store *s, const char *hhid, int64_t from_ms, int64_t to_ms,
 		       struct store_history_pos *pos, const struct store_history_pos *end,
 		       size_t max, int (*fn)(const struct store_basket *b, void *arg), void *arg,
@@ -582,9 +755,11 @@ int store_history_page(struct store *s, const char *hhid, int64_t from_ms, int64
 		return err_set(e, POS_EINVAL, "store_history_page: missing argument");
 	if (!deident_hhid_valid(hhid))
 		return err_set(e, POS_EINVAL, "malformed hhid");
+	if (store_backend(s) != DB_SQLITE)
+		return hist_page_pg(s, hhid, from_ms, to_ms, pos, end, max, fn, arg, e);
 	if (!hist_range(from_ms, to_ms, pos, end, &r))
 		return 0;
-	st = store_q(s, store_backend(s) == DB_SQLITE ? SQL_HIST_PAGE : SQL_HIST_PAGE_PG, e);
+	st = store_q(s, SQL_HIST_PAGE, e);
 	if (!st)
 		return POS_EDB;
 	hist_bind(st, hhid, &r, true);
