@@ -24,9 +24,9 @@
  * fresh) that the loader fills by COPY (the store's schema, its month
  * partitions, 20,000 baskets a transaction) unless its bench_meta row says
  * a load of ITEM_ROWS completed there; the tables and indexes are then read
- * through with pg_prewarm (into the operating system's page cache, as the
- * SQLite file is), and the reads run on a connection store_open_at opens as
- * central does.
+ * into PostgreSQL's shared buffers with pg_prewarm (as the SQLite file is
+ * read into the page cache: a server whose RAM fits the database), and the
+ * reads run on a connection store_open_at opens as central does.
  *
  * usage: histbench DB ITEM_ROWS [QUERIES] [SECONDS]
  *        histbench --dsn DSN ITEM_ROWS [QUERIES] [SECONDS]
@@ -486,8 +486,8 @@ out:
 }
 
 /* Reads every table and index of the store's baskets, items and
- * households through (pg_prewarm 'read': into the operating system's page
- * cache); returns seconds, or -1 when pg_prewarm is missing. */
+ * households into the shared buffers (pg_prewarm); returns seconds, or -1
+ * when pg_prewarm is missing. */
 static double hb_pg_warm(const char *dsn)
 {
 	PGconn *c = PQconnectdb(dsn);
@@ -495,7 +495,7 @@ static double hb_pg_warm(const char *dsn)
 	int rc = -1;
 
 	if (PQstatus(c) == CONNECTION_OK && hb_pq(c, "CREATE EXTENSION IF NOT EXISTS pg_prewarm") == 0)
-		rc = hb_pq(c, "SELECT sum(pg_prewarm(c.oid::regclass, 'read')) FROM pg_class c "
+		rc = hb_pq(c, "SELECT sum(pg_prewarm(c.oid::regclass, 'buffer')) FROM pg_class c "
 			      "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = "
 			      "'public' AND c.relkind IN ('r', 'i') AND (c.relname LIKE 'baskets%' "
 			      "OR c.relname LIKE 'items%' OR c.relname LIKE 'households%')");
