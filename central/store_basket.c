@@ -50,22 +50,30 @@ static const char SQL_I_INS_N_SQLITE[] =
 	"(?36, ?37, ?38, ?39, ?40), "
 	"(?41, ?42, ?43, ?44, ?45), "
 	"(?46, ?47, ?48, ?49, ?50)";
-/* PostgreSQL: a basket, its txn key and its items in one statement, one
- * round trip (each one costs a wake-up of the server and of the writer,
- * dear on a busy machine). The items travel as three arrays (gtins,
- * quantities, prices; put_arrays). A txn already stored inserts nothing
- * and returns no row. Another node storing the same txn at once waits on
- * the txn key, then inserts nothing. */
+/* PostgreSQL: a basket, its household filed (a merged-away one's survivor,
+ * a household never seen made), its txn key and its items in one
+ * statement, one round trip (each costs a wake-up of the server and of the
+ * writer, dear on a busy machine). The items travel as three arrays
+ * (gtins, quantities, prices; put_arrays). A txn already stored inserts no
+ * basket and returns no row. Another node storing the same txn at once
+ * waits on the txn key, then inserts nothing. The basket's foreign key to
+ * its household is checked at the statement's end, after the household's
+ * insert. */
 static const char SQL_B_PUT_PG[] =
-	"WITH t AS (INSERT INTO basket_txns(txn, id, ts, digest) "
+	"WITH m AS (SELECT into_hhid FROM merged WHERE from_hhid = ?5::text), "
+	"h AS (INSERT INTO households(hhid, created) SELECT ?5::text, ?11::bigint "
+	"WHERE ?5::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM m) "
+	"ON CONFLICT (hhid) DO NOTHING), "
+	"t AS (INSERT INTO basket_txns(txn, id, ts, digest) "
 	"VALUES (?1, nextval('baskets_id_seq'), ?2, ?7) ON CONFLICT (txn) DO NOTHING RETURNING id), "
 	"b AS (INSERT INTO baskets(id, txn, ts, store, terminal, hhid, deident, digest) "
-	"SELECT t.id, ?1::text, ?2::bigint, ?3::text, ?4::text, ?5::text, ?6::text, ?7::bytea "
-	"FROM t RETURNING id), "
+	"SELECT t.id, ?1::text, ?2::bigint, ?3::text, ?4::text, "
+	"coalesce((SELECT into_hhid FROM m), ?5::text), ?6::text, ?7::bytea "
+	"FROM t RETURNING id, hhid), "
 	"i AS (INSERT INTO items(basket_id, seq, gtin, qty, price_cents, ts) "
 	"SELECT b.id, u.n - 1, u.g, u.q, u.p, ?2::bigint FROM b, "
 	"unnest(?8::text[], ?9::bigint[], ?10::bigint[]) WITH ORDINALITY AS u(g, q, p, n)) "
-	"SELECT id FROM b";
+	"SELECT id, hhid FROM b";
 static const char SQL_ITEMS_ADD[] = "UPDATE counters SET items = items + ?1";
 static const char SQL_RECEIPT_INS[] = "INSERT INTO receipts(hash, basket_id) VALUES (?1, ?2)";
 static const char SQL_HIST[] =
@@ -259,11 +267,11 @@ static int put_arrays(struct store *s, const struct store_basket *b, const char 
 	return 0;
 }
 
-/* PostgreSQL: inserts b (its txn key, row and items) filed under hh: 0
- * with *id, POS_ENOTFOUND (e untouched) when its txn is stored already, or
- * an error. */
-static int basket_insert_pg(struct store *s, const struct store_basket *b, const char *hh,
-			    int64_t *id, pos_err *e)
+/* PostgreSQL: inserts b (its household filed, its txn key, row and
+ * items): 0 with *id and hh (the hhid it was filed under, "" for none),
+ * POS_ENOTFOUND (e untouched) when its txn is stored already, or an error. */
+static int basket_insert_pg(struct store *s, const struct store_basket *b,
+			    char hh[DEIDENT_ID_LEN + 1], int64_t *id, pos_err *e)
 {
 	const char *g = NULL, *q = NULL, *p = NULL;
 	size_t gl = 0, ql = 0, pl = 0;
@@ -279,15 +287,17 @@ static int basket_insert_pg(struct store *s, const struct store_basket *b, const
 	db_bind_int64(st, 2, b->ts_ms);
 	db_bind_text(st, 3, b->store);
 	db_bind_text(st, 4, b->terminal);
-	db_bind_opt_text(st, 5, hh);
+	db_bind_opt_text(st, 5, b->hhid);
 	db_bind_opt_text(st, 6, b->deident);
 	db_bind_blob(st, 7, b->digest, 32);
 	db_bind_textn(st, 8, g, gl);
 	db_bind_textn(st, 9, q, ql);
 	db_bind_textn(st, 10, p, pl);
+	db_bind_int64(st, 11, time_now_ms());
 	if ((rc = store_row(st, e)) < 0)
 		return rc;
 	*id = db_col_int64(st, 0);
+	db_col_copy(st, 1, hh, DEIDENT_ID_LEN + 1);
 	db_reset(st);
 	return 0;
 }
@@ -303,12 +313,13 @@ static int put_one(struct store *s, const struct store_basket *b, enum store_put
 	int rc;
 
 	hh[0] = '\0';
-	if (b->hhid[0]) {
-		rc = store_household_file(s, b->hhid, hh, e);
-		if (rc < 0)
-			return rc;
+	if (!sq) {
+		rc = basket_insert_pg(s, b, hh, &id, e);
+	} else if (b->hhid[0] && (rc = store_household_file(s, b->hhid, hh, e)) < 0) {
+		return rc;
+	} else {
+		rc = basket_insert(s, b, hh, &id, e);
 	}
-	rc = sq ? basket_insert(s, b, hh, &id, e) : basket_insert_pg(s, b, hh, &id, e);
 	if (rc == POS_ENOTFOUND)
 		return put_existing(s, b, res, e);
 	if (rc < 0)

@@ -20,7 +20,8 @@
 # fits in PostgreSQL's own cache, as on a server sized for its data.
 #
 # Environment: BUILD (build), BENCH_SECONDS (10), BENCH_CONNS (64),
-# BENCH_HISTORY_10M (1), BENCH_PG_SHARED_BUFFERS (2GB), PGCTL_PORT (passed
+# BENCH_HISTORY_10M (1), BENCH_PG_SHARED_BUFFERS (2GB), BENCH_PG_WORKERS
+# ([central] workers of both centrals; 0, the default: one per core), PGCTL_PORT (passed
 # to pgctl), LOGS (where the logs go: $BUILD/bench/logs), PG_WORK
 # ($BUILD/bench/work/pg).
 set -u
@@ -73,15 +74,15 @@ central_up() {
   "$BUILD/bin/pos-central" setup "$home" >"$LOGS/pg-setup-$1.log" 2>&1 &&
     "$BUILD/bin/pos-central" terminal-cert "$home" --store S1 --terminal T1 \
       --out "$home-term" >>"$LOGS/pg-setup-$1.log" 2>&1 || return 1
-  if [ -n "${2:-}" ]; then
-    "$PY" - "$home/central.conf" "$2" <<'EOF' || return 1
+  "$PY" - "$home/central.conf" "${BENCH_PG_WORKERS:-0}" "${2:-}" <<'EOF' || return 1
 import sys
 sys.path.insert(0, "tests/integration")
 from posenv import set_conf
-set_conf(sys.argv[1], "store", "backend", "postgresql")
-set_conf(sys.argv[1], "store", "dsn", sys.argv[2])
+set_conf(sys.argv[1], "central", "workers", sys.argv[2])
+if sys.argv[3]:
+    set_conf(sys.argv[1], "store", "backend", "postgresql")
+    set_conf(sys.argv[1], "store", "dsn", sys.argv[3])
 EOF
-  fi
   PORT=$(free_port)
   "$BUILD/bin/pos-central" serve -c "$home/central.conf" --listen "127.0.0.1:$PORT" \
     >"$LOGS/pg-central-$1.log" 2>&1 &
