@@ -21,7 +21,9 @@
 #
 # Environment: BUILD (build), BENCH_SECONDS (10), BENCH_CONNS (64),
 # BENCH_HISTORY_10M (1), BENCH_PG_SHARED_BUFFERS (2GB), BENCH_PG_WORKERS
-# ([central] workers of both centrals; 0, the default: one per core), PGCTL_PORT (passed
+# ([central] workers of both centrals; 0, the default: one per core),
+# BENCH_PG_CONF (more settings of both centrals, "section.key=value ...",
+# e.g. analyst.fold_ms=3600000 to keep the cohorts' fold out of a run), PGCTL_PORT (passed
 # to pgctl), LOGS (where the logs go: $BUILD/bench/logs), PG_WORK
 # ($BUILD/bench/work/pg).
 set -u
@@ -74,11 +76,15 @@ central_up() {
   "$BUILD/bin/pos-central" setup "$home" >"$LOGS/pg-setup-$1.log" 2>&1 &&
     "$BUILD/bin/pos-central" terminal-cert "$home" --store S1 --terminal T1 \
       --out "$home-term" >>"$LOGS/pg-setup-$1.log" 2>&1 || return 1
-  "$PY" - "$home/central.conf" "${BENCH_PG_WORKERS:-0}" "${2:-}" <<'EOF' || return 1
+  "$PY" - "$home/central.conf" "${BENCH_PG_WORKERS:-0}" "${2:-}" ${BENCH_PG_CONF:-} \
+    <<'EOF' || return 1
 import sys
 sys.path.insert(0, "tests/integration")
 from posenv import set_conf
 set_conf(sys.argv[1], "central", "workers", sys.argv[2])
+for kv in sys.argv[4:]:
+    k, v = kv.split("=", 1)
+    set_conf(sys.argv[1], k.split(".", 1)[0], k.split(".", 1)[1], v)
 if sys.argv[3]:
     set_conf(sys.argv[1], "store", "backend", "postgresql")
     set_conf(sys.argv[1], "store", "dsn", sys.argv[3])
