@@ -1,6 +1,7 @@
 #include "store_analyst.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -363,9 +364,201 @@ static int sa_mask_row(struct db_stmt *st, void *arg)
 	return 0;
 }
 
+/*
+ * PostgreSQL: the cells go SA_PG_CELLS at a time, as arrays (one read of
+ * their stored days, one upsert), not two statements a cell: each
+ * statement is a round trip, and a fold of 2,000 baskets has ~40,000 item
+ * cells, which would hold the writer (and every basket behind it) for
+ * seconds.
+ */
+#define SA_PG_CELLS 1000
+
+static const char SQL_ITEMS_GET_PG[] =
+	"SELECT k.n, a.days FROM unnest(?1::text[], ?2::text[], ?3::bigint[], ?4::text[]) "
+	"WITH ORDINALITY AS k(gtin, hhid, blk, store, n) JOIN analyst_items a ON a.gtin = k.gtin "
+	"AND a.hhid = k.hhid AND a.blk = k.blk AND a.store = k.store";
+static const char SQL_ITEMS_PUT_PG[] =
+	"INSERT INTO analyst_items(gtin, hhid, blk, store, days) "
+	"SELECT * FROM unnest(?1::text[], ?2::text[], ?3::bigint[], ?4::text[], ?5::bytea[]) "
+	"ON CONFLICT (gtin, hhid, blk, store) DO UPDATE SET days = excluded.days";
+static const char SQL_VISITS_GET_PG[] =
+	"SELECT k.n, a.days FROM unnest(?1::text[], ?2::bigint[], ?3::text[]) "
+	"WITH ORDINALITY AS k(hhid, blk, store, n) JOIN analyst_visits a ON a.hhid = k.hhid "
+	"AND a.blk = k.blk AND a.store = k.store";
+static const char SQL_VISITS_PUT_PG[] =
+	"INSERT INTO analyst_visits(hhid, blk, store, days) "
+	"SELECT * FROM unnest(?1::text[], ?2::bigint[], ?3::text[], ?4::bytea[]) "
+	"ON CONFLICT (hhid, blk, store) DO UPDATE SET days = excluded.days";
+
+/* An array literal being built ("{...}"). */
+struct sa_arr {
+	char *p;
+	size_t n, cap;
+	bool oom;
+};
+
+static void sa_arr_room(struct sa_arr *a, size_t more)
+{
+	size_t cap = a->cap ? a->cap : 4096;
+	char *p;
+
+	if (a->oom || a->n + more <= a->cap)
+		return;
+	while (cap < a->n + more)
+		cap *= 2;
+	if (!(p = realloc(a->p, cap))) {
+		a->oom = true;
+		return;
+	}
+	a->p = p;
+	a->cap = cap;
+}
+
+/* The next element's separator ('{' first). */
+static void sa_arr_sep(struct sa_arr *a)
+{
+	sa_arr_room(a, 1);
+	if (!a->oom) {
+		char c = a->n ? ',' : '{';
+		a->p[a->n++] = c;
+	}
+}
+
+static void sa_arr_text(struct sa_arr *a, const char *v)
+{
+	sa_arr_sep(a);
+	sa_arr_room(a, 2 * strlen(v) + 2);
+	if (a->oom)
+		return;
+	a->p[a->n++] = '"';
+	for (; *v; v++) {
+		if (*v == '"' || *v == '\\')
+			a->p[a->n++] = '\\';
+		a->p[a->n++] = *v;
+	}
+	a->p[a->n++] = '"';
+}
+
+static void sa_arr_int(struct sa_arr *a, int64_t v)
+{
+	sa_arr_sep(a);
+	sa_arr_room(a, 24);
+	if (!a->oom)
+		a->n += (size_t)snprintf(a->p + a->n, 24, "%lld", (long long)v);
+}
+
+/* A bytea element: "\\x" and hex (the array's quoting doubles the
+ * backslash). */
+static void sa_arr_bytes(struct sa_arr *a, const unsigned char *v, size_t n)
+{
+	static const char hx[] = "0123456789abcdef";
+
+	sa_arr_sep(a);
+	sa_arr_room(a, 2 * n + 6);
+	if (a->oom)
+		return;
+	memcpy(a->p + a->n, "\"\\\\x", 4);
+	a->n += 4;
+	for (size_t i = 0; i < n; i++) {
+		a->p[a->n++] = hx[v[i] >> 4];
+		a->p[a->n++] = hx[v[i] & 15];
+	}
+	a->p[a->n++] = '"';
+}
+
+/* Ends the array ("{}" when empty); false when out of memory. */
+static bool sa_arr_end(struct sa_arr *a)
+{
+	sa_arr_room(a, 2);
+	if (a->oom)
+		return false;
+	if (!a->n)
+		a->p[a->n++] = '{';
+	a->p[a->n++] = '}';
+	return true;
+}
+
+struct sa_or {
+	struct sa_cell *v; /* the chunk's first cell */
+	size_t n;
+};
+
+/* A stored row's days, ORed into its cell (k.n counts from 1). */
+static int sa_or_row(struct db_stmt *st, void *arg)
+{
+	struct sa_or *o = arg;
+	int64_t k = db_col_int64(st, 0);
+	size_t n = 0;
+	const unsigned char *p = db_col_blob(st, 1, &n);
+
+	if (k < 1 || (size_t)k > o->n)
+		return 0;
+	for (size_t i = 0; p && i < n && i < SA_MASK; i++)
+		o->v[k - 1].days[i] |= p[i];
+	return 0;
+}
+
+/* sa_cells_put on PostgreSQL: cells [0, n) ORed into their rows, a chunk
+ * at a time. The cells' days are changed (the caller's build). */
+static int sa_cells_put_pg(struct store *s, struct sa_cells *c, bool items, pos_err *e)
+{
+	struct sa_arr a[5] = { 0 };
+	int rc = 0;
+
+	for (size_t i = 0; i < c->n && rc >= 0; i += SA_PG_CELLS) {
+		size_t m = c->n - i < SA_PG_CELLS ? c->n - i : SA_PG_CELLS;
+		struct sa_or o = { c->v + i, m };
+		struct db_stmt *st;
+		int na = items ? 4 : 3, k;
+
+		for (k = 0; k < 5; k++)
+			a[k].n = 0;
+		for (size_t j = i; j < i + m; j++) {
+			k = 0;
+			if (items)
+				sa_arr_text(&a[k++], c->v[j].gtin);
+			sa_arr_text(&a[k++], c->v[j].hhid);
+			sa_arr_int(&a[k++], c->v[j].blk);
+			sa_arr_text(&a[k++], c->v[j].store);
+		}
+		for (k = 0; k < na; k++)
+			if (!sa_arr_end(&a[k]))
+				rc = err_set(e, POS_ENOMEM, "analyst fold: out of memory");
+		if (rc < 0)
+			break;
+		if (!(st = store_q(s, items ? SQL_ITEMS_GET_PG : SQL_VISITS_GET_PG, e))) {
+			rc = e->code ? e->code : POS_EDB;
+			break;
+		}
+		for (k = 0; k < na; k++)
+			db_bind_textn(st, k + 1, a[k].p, a[k].n);
+		if ((rc = db_each(st, sa_or_row, &o, e)) < 0)
+			break;
+		a[na].n = 0;
+		for (size_t j = i; j < i + m; j++)
+			sa_arr_bytes(&a[na], c->v[j].days, SA_MASK);
+		if (!sa_arr_end(&a[na])) {
+			rc = err_set(e, POS_ENOMEM, "analyst fold: out of memory");
+			break;
+		}
+		if (!(st = store_q(s, items ? SQL_ITEMS_PUT_PG : SQL_VISITS_PUT_PG, e))) {
+			rc = e->code ? e->code : POS_EDB;
+			break;
+		}
+		for (k = 0; k <= na; k++)
+			db_bind_textn(st, k + 1, a[k].p, a[k].n);
+		rc = db_run(st, e);
+	}
+	for (int k = 0; k < 5; k++)
+		free(a[k].p);
+	return rc;
+}
+
 /* ORs each cell into its stored row (items: with a GTIN, else visits). */
 static int sa_cells_put(struct store *s, const struct sa_cells *c, bool items, pos_err *e)
 {
+	if (store_backend(s) == DB_POSTGRESQL)
+		return sa_cells_put_pg(s, (struct sa_cells *)c, items, e);
 	for (size_t i = 0; i < c->n; i++) {
 		struct sa_cell x = c->v[i];
 		struct db_stmt *get = store_q(s, items ? SQL_ITEMS_GET : SQL_VISITS_GET, e);
