@@ -664,34 +664,23 @@ static int sa_blob_row(struct db_stmt *st, void *arg)
 	return 0;
 }
 
-/* Merges cells c[0..n) (one household, block and store, sorted by GTIN)
- * into its stored row. */
-static int sa_hh_put(struct store *s, struct sa_cell *const *c, size_t n, pos_err *e)
+/* The row of cells c[0..n) (one household, block and store, sorted by
+ * GTIN) merged into old's entries: *out (malloc'd) of *out_n bytes. */
+static int sa_hh_merge(const struct sa_blob *old, struct sa_cell *const *c, size_t n,
+		       unsigned char **out_p, size_t *out_n, pos_err *e)
 {
-	struct sa_blob old = { 0 };
-	unsigned char *out = NULL;
-	struct db_stmt *st;
+	unsigned char *out;
 	size_t i = 0, j = 0, k = 0;
-	int rc;
 
-	if (!(st = store_q(s, SQL_HH_GET, e)))
-		return e->code ? e->code : POS_EDB;
-	db_bind_text(st, 1, c[0]->hhid);
-	db_bind_int64(st, 2, c[0]->blk);
-	db_bind_text(st, 3, c[0]->store);
-	if ((rc = db_each(st, sa_blob_row, &old, e)) < 0)
-		goto out;
-	if (!(out = malloc(old.n + n * SA_ENTRY))) {
-		rc = err_set(e, POS_ENOMEM, "analyst fold: out of memory");
-		goto out;
-	}
-	while (i < old.n / SA_ENTRY || j < n) {
-		int64_t a = i < old.n / SA_ENTRY ? sa_get_be(old.p + i * SA_ENTRY) : INT64_MAX;
+	if (!(out = malloc(old->n + n * SA_ENTRY + 1)))
+		return err_set(e, POS_ENOMEM, "analyst fold: out of memory");
+	while (i < old->n / SA_ENTRY || j < n) {
+		int64_t a = i < old->n / SA_ENTRY ? sa_get_be(old->p + i * SA_ENTRY) : INT64_MAX;
 		int64_t b = j < n ? sa_gtin_num(c[j]->gtin) : INT64_MAX;
 		unsigned char *o = out + k * SA_ENTRY;
 
 		if (a <= b) {
-			memcpy(o, old.p + i * SA_ENTRY, SA_ENTRY);
+			memcpy(o, old->p + i * SA_ENTRY, SA_ENTRY);
 			i++;
 		} else {
 			sa_put_be(o, b);
@@ -704,6 +693,30 @@ static int sa_hh_put(struct store *s, struct sa_cell *const *c, size_t n, pos_er
 		}
 		k++;
 	}
+	*out_p = out;
+	*out_n = k * SA_ENTRY;
+	return 0;
+}
+
+/* Merges cells c[0..n) (one household, block and store, sorted by GTIN)
+ * into its stored row. */
+static int sa_hh_put(struct store *s, struct sa_cell *const *c, size_t n, pos_err *e)
+{
+	struct sa_blob old = { 0 };
+	unsigned char *out = NULL;
+	struct db_stmt *st;
+	size_t out_n = 0;
+	int rc;
+
+	if (!(st = store_q(s, SQL_HH_GET, e)))
+		return e->code ? e->code : POS_EDB;
+	db_bind_text(st, 1, c[0]->hhid);
+	db_bind_int64(st, 2, c[0]->blk);
+	db_bind_text(st, 3, c[0]->store);
+	if ((rc = db_each(st, sa_blob_row, &old, e)) < 0)
+		goto out;
+	if ((rc = sa_hh_merge(&old, c, n, &out, &out_n, e)) < 0)
+		goto out;
 	if (!(st = store_q(s, SQL_HH_PUT, e))) {
 		rc = e->code ? e->code : POS_EDB;
 		goto out;
@@ -711,11 +724,113 @@ static int sa_hh_put(struct store *s, struct sa_cell *const *c, size_t n, pos_er
 	db_bind_text(st, 1, c[0]->hhid);
 	db_bind_int64(st, 2, c[0]->blk);
 	db_bind_text(st, 3, c[0]->store);
-	db_bind_blob(st, 4, out, k * SA_ENTRY);
+	db_bind_blob(st, 4, out, out_n);
 	rc = db_run(st, e);
 out:
 	free(old.p);
 	free(out);
+	return rc;
+}
+
+/* PostgreSQL: the households' rows SA_PG_CELLS at a time, as arrays (one
+ * read, one upsert), like sa_cells_put_pg. */
+static const char SQL_HH_GET_PG[] =
+	"SELECT k.n, a.items FROM unnest(?1::text[], ?2::bigint[], ?3::text[]) "
+	"WITH ORDINALITY AS k(hhid, blk, store, n) JOIN analyst_households a ON a.hhid = k.hhid "
+	"AND a.blk = k.blk AND a.store = k.store";
+static const char SQL_HH_PUT_PG[] =
+	"INSERT INTO analyst_households(hhid, blk, store, items) "
+	"SELECT * FROM unnest(?1::text[], ?2::bigint[], ?3::text[], ?4::bytea[]) "
+	"ON CONFLICT (hhid, blk, store) DO UPDATE SET items = excluded.items";
+
+/* One group of cells (a household, block and store) and its stored row. */
+struct sa_group {
+	struct sa_cell *const *c;
+	size_t n;
+	struct sa_blob old;
+};
+
+struct sa_groups {
+	struct sa_group *g;
+	size_t n;
+};
+
+static int sa_group_row(struct db_stmt *st, void *arg)
+{
+	struct sa_groups *gs = arg;
+	int64_t k = db_col_int64(st, 0);
+	struct sa_group *g;
+	size_t n = 0;
+	const unsigned char *p = db_col_blob(st, 1, &n);
+
+	if (k < 1 || (size_t)k > gs->n)
+		return 0;
+	g = &gs->g[k - 1];
+	n -= n % SA_ENTRY;
+	if (!p || !n || g->old.p)
+		return 0;
+	if (!(g->old.p = malloc(n)))
+		return POS_ENOMEM;
+	memcpy(g->old.p, p, n);
+	g->old.n = g->old.cap = n;
+	return 0;
+}
+
+/* Groups gs (at most SA_PG_CELLS) merged into their rows. */
+static int sa_hh_put_pg(struct store *s, struct sa_groups *gs, pos_err *e)
+{
+	struct sa_arr a[4] = { 0 };
+	struct db_stmt *st;
+	int rc = 0;
+
+	for (size_t i = 0; i < gs->n; i++) {
+		sa_arr_text(&a[0], gs->g[i].c[0]->hhid);
+		sa_arr_int(&a[1], gs->g[i].c[0]->blk);
+		sa_arr_text(&a[2], gs->g[i].c[0]->store);
+	}
+	for (int k = 0; k < 3; k++)
+		if (!sa_arr_end(&a[k]))
+			rc = err_set(e, POS_ENOMEM, "analyst fold: out of memory");
+	if (rc < 0)
+		goto out;
+	if (!(st = store_q(s, SQL_HH_GET_PG, e))) {
+		rc = e->code ? e->code : POS_EDB;
+		goto out;
+	}
+	for (int k = 0; k < 3; k++)
+		db_bind_textn(st, k + 1, a[k].p, a[k].n);
+	if ((rc = db_each(st, sa_group_row, gs, e)) < 0) {
+		if (rc == POS_ENOMEM)
+			rc = err_set(e, POS_ENOMEM, "analyst fold: out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < gs->n; i++) {
+		unsigned char *m = NULL;
+		size_t mn = 0;
+
+		if ((rc = sa_hh_merge(&gs->g[i].old, gs->g[i].c, gs->g[i].n, &m, &mn, e)) < 0)
+			goto out;
+		sa_arr_bytes(&a[3], m, mn);
+		free(m);
+	}
+	if (!sa_arr_end(&a[3])) {
+		rc = err_set(e, POS_ENOMEM, "analyst fold: out of memory");
+		goto out;
+	}
+	if (!(st = store_q(s, SQL_HH_PUT_PG, e))) {
+		rc = e->code ? e->code : POS_EDB;
+		goto out;
+	}
+	for (int k = 0; k < 4; k++)
+		db_bind_textn(st, k + 1, a[k].p, a[k].n);
+	rc = db_run(st, e);
+out:
+	for (int k = 0; k < 4; k++)
+		free(a[k].p);
+	for (size_t i = 0; i < gs->n; i++) {
+		free(gs->g[i].old.p);
+		gs->g[i].old = (struct sa_blob){ 0 };
+	}
 	return rc;
 }
 
@@ -732,15 +847,31 @@ static int sa_hh_put_all(struct store *s, const struct sa_cells *c, pos_err *e)
 		v[k] = &c->v[k];
 	if (c->n)
 		qsort(v, c->n, sizeof *v, sa_cell_hh_cmp);
+	struct sa_groups gs = { 0 };
+	bool pg = store_backend(s) == DB_POSTGRESQL;
+
+	if (pg && c->n && !(gs.g = calloc(SA_PG_CELLS, sizeof *gs.g))) {
+		free(v);
+		return err_set(e, POS_ENOMEM, "analyst fold: out of memory");
+	}
 	while (i < c->n && rc >= 0) {
 		size_t j = i + 1;
 
 		while (j < c->n && v[j]->blk == v[i]->blk && strcmp(v[j]->hhid, v[i]->hhid) == 0 &&
 		       strcmp(v[j]->store, v[i]->store) == 0)
 			j++;
-		rc = sa_hh_put(s, v + i, j - i, e);
+		if (!pg) {
+			rc = sa_hh_put(s, v + i, j - i, e);
+		} else {
+			gs.g[gs.n++] = (struct sa_group){ .c = v + i, .n = j - i };
+			if (gs.n == SA_PG_CELLS || j == c->n) {
+				rc = sa_hh_put_pg(s, &gs, e);
+				gs.n = 0;
+			}
+		}
 		i = j;
 	}
+	free(gs.g);
 	free(v);
 	return rc;
 }
