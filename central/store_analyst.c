@@ -282,6 +282,12 @@ static const char SQL_FOLD_ITEMS[] =
 	"SELECT i.gtin, b.hhid, b.store, b.ts FROM baskets b JOIN items i ON i.basket_id = b.id "
 	"WHERE b.id > ?1 AND b.id <= ?2 AND b.hhid IS NOT NULL "
 	"ORDER BY i.gtin, b.hhid, b.store, b.ts";
+/* PostgreSQL: the basket's ts names its items' one partition (without it
+ * each basket probes every month's: measured 6x slower with four). */
+static const char SQL_FOLD_ITEMS_PG[] =
+	"SELECT i.gtin, b.hhid, b.store, b.ts FROM baskets b JOIN items i ON i.basket_id = b.id "
+	"AND i.ts = b.ts WHERE b.id > ?1 AND b.id <= ?2 AND b.hhid IS NOT NULL "
+	"ORDER BY i.gtin, b.hhid, b.store, b.ts";
 static const char SQL_FOLD_VISITS[] =
 	"SELECT '', b.hhid, b.store, b.ts FROM baskets b "
 	"WHERE b.id > ?1 AND b.id <= ?2 AND b.hhid IS NOT NULL ORDER BY b.hhid, b.store, b.ts";
@@ -910,6 +916,9 @@ static const char SQL_MERGES_DONE[] =
 static const char SQL_FOLD_HH_ITEMS[] =
 	"SELECT i.gtin, b.hhid, b.store, b.ts FROM baskets b JOIN items i ON i.basket_id = b.id "
 	"WHERE b.hhid = ?1 ORDER BY i.gtin, b.hhid, b.store, b.ts";
+static const char SQL_FOLD_HH_ITEMS_PG[] =
+	"SELECT i.gtin, b.hhid, b.store, b.ts FROM baskets b JOIN items i ON i.basket_id = b.id "
+	"AND i.ts = b.ts WHERE b.hhid = ?1 ORDER BY i.gtin, b.hhid, b.store, b.ts";
 static const char SQL_FOLD_HH_VISITS[] =
 	"SELECT '', b.hhid, b.store, b.ts FROM baskets b WHERE b.hhid = ?1 "
 	"ORDER BY b.hhid, b.store, b.ts";
@@ -937,7 +946,7 @@ static int sa_fold_hh(struct store *s, const char *hhid, pos_err *e)
 	struct db_stmt *st;
 	int rc;
 
-	if (!(st = store_q(s, SQL_FOLD_HH_ITEMS, e)))
+	if (!(st = store_q(s, sa_sql(s, SQL_FOLD_HH_ITEMS, SQL_FOLD_HH_ITEMS_PG), e)))
 		return e->code ? e->code : POS_EDB;
 	db_bind_text(st, 1, hhid);
 	if ((rc = db_each(st, sa_cell_row, &items, e)) < 0)
@@ -1016,7 +1025,8 @@ int store_analyst_fold(struct store *s, long max, int64_t now_ms, long *folded, 
 	hi = mark + max < top ? mark + max : top;
 	if (hi <= mark)
 		goto out;
-	if ((rc = sa_fold_read(s, SQL_FOLD_ITEMS, mark, hi, &items, e)) < 0 ||
+	if ((rc = sa_fold_read(s, sa_sql(s, SQL_FOLD_ITEMS, SQL_FOLD_ITEMS_PG), mark, hi, &items,
+				e)) < 0 ||
 	    (rc = sa_fold_read(s, SQL_FOLD_VISITS, mark, hi, &visits, e)) < 0 ||
 	    (rc = sa_cells_put(s, &items, true, e)) < 0 ||
 	    (rc = sa_hh_put_all(s, &items, e)) < 0 ||
