@@ -30,9 +30,7 @@
 #include "uuid.h"
 
 #define PF_ITEMS 20
-#ifndef PF_BATCH
 #define PF_BATCH 1000
-#endif
 #define PF_MAX_BASKETS 5000000
 #define PF_TS0 1700000000000LL
 
