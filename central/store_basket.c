@@ -595,8 +595,11 @@ static void hist_bind(struct db_stmt *st, const char *hhid, const struct hist_ra
  * walk stopped early (a stream's chunk full after a few baskets) would ask
  * for the same baskets again on the next slice. The rest of the last slice
  * is kept per connection and the next slice of the same walk, starting
- * where the last one stopped, is served from it.
+ * where the last one stopped within HC_KEEP_US, is served from it (a
+ * stream's slices follow each other at once; a client paging with a
+ * cursor later reads afresh).
  */
+#define HC_KEEP_US 1000000
 struct hist_cached {
 	struct store_basket b; /* items: none; off, n_items below */
 	int64_t id;
@@ -610,6 +613,7 @@ struct store_hist_cache {
 	bool has_end;
 	struct store_history_pos end;
 	struct store_history_pos at; /* where the walk stands: the next slice starts after it */
+	int64_t read_us;             /* time_mono_us() of the read */
 	bool full;                   /* the slice filled its limit: baskets may be left */
 	struct hist_cached *rows;
 	size_t n, next, cap;
@@ -679,7 +683,8 @@ static bool hc_matches(const struct store_hist_cache *hc, const char *hhid, int6
 	return hc && hc->valid && strcmp(hc->hhid, hhid) == 0 && hc->from_ms == from_ms &&
 	       hc->to_ms == to_ms && hc->has_end == (end != NULL) &&
 	       (!end || (hc->end.ts_ms == end->ts_ms && hc->end.id == end->id)) &&
-	       hc->at.ts_ms == pos->ts_ms && hc->at.id == pos->id;
+	       hc->at.ts_ms == pos->ts_ms && hc->at.id == pos->id &&
+	       time_mono_us() - hc->read_us < HC_KEEP_US;
 }
 
 /* Hands the kept rows to fn, at most max - *served more; fn's stop (> 0)
@@ -745,6 +750,7 @@ static int hist_page_pg(struct store *s, const char *hhid, int64_t from_ms, int6
 		hc->end = *end;
 	hc->at = *pos;
 	hc->full = hc->n == max;
+	hc->read_us = time_mono_us();
 	hc->valid = true;
 	rc = hc_serve(hc, pos, max, &served, fn, arg);
 	if (rc != 0)
