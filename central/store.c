@@ -337,6 +337,8 @@ void store_close(struct store *s)
 	free(s->q);
 	db_close(s->conn);
 	free(s->items);
+	free(s->text);
+	store_history_forget(s);
 	free(s);
 }
 

@@ -1,5 +1,7 @@
 #include "store.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "store_impl.h"
@@ -32,14 +34,6 @@ static const char SQL_B_GET_PG[] = "SELECT id, digest FROM basket_txns WHERE txn
 static const char SQL_B_INS_SQLITE[] =
 	"INSERT INTO baskets(txn, ts, store, terminal, hhid, deident, digest) "
 	"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (txn) DO NOTHING";
-/* Another node storing the same txn at once waits on this key, then
- * inserts nothing. */
-static const char SQL_B_TXN_PG[] =
-	"INSERT INTO basket_txns(txn, id, ts, digest) "
-	"VALUES (?1, nextval('baskets_id_seq'), ?2, ?3) ON CONFLICT (txn) DO NOTHING RETURNING id";
-static const char SQL_B_INS_PG[] =
-	"INSERT INTO baskets(id, txn, ts, store, terminal, hhid, deident, digest) "
-	"VALUES (?8, ?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 /* STORE_I_ROWS item rows a statement: one run, not ten. */
 #define STORE_I_ROWS 10
 static const char SQL_I_INS_SQLITE[] = "INSERT INTO items(basket_id, seq, gtin, qty, price_cents) "
@@ -56,20 +50,30 @@ static const char SQL_I_INS_N_SQLITE[] =
 	"(?36, ?37, ?38, ?39, ?40), "
 	"(?41, ?42, ?43, ?44, ?45), "
 	"(?46, ?47, ?48, ?49, ?50)";
-static const char SQL_I_INS_PG[] = "INSERT INTO items(basket_id, seq, gtin, qty, price_cents, ts) "
-				   "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
-static const char SQL_I_INS_N_PG[] =
-	"INSERT INTO items(basket_id, seq, gtin, qty, price_cents, ts) VALUES "
-	"(?1, ?2, ?3, ?4, ?5, ?6), "
-	"(?7, ?8, ?9, ?10, ?11, ?12), "
-	"(?13, ?14, ?15, ?16, ?17, ?18), "
-	"(?19, ?20, ?21, ?22, ?23, ?24), "
-	"(?25, ?26, ?27, ?28, ?29, ?30), "
-	"(?31, ?32, ?33, ?34, ?35, ?36), "
-	"(?37, ?38, ?39, ?40, ?41, ?42), "
-	"(?43, ?44, ?45, ?46, ?47, ?48), "
-	"(?49, ?50, ?51, ?52, ?53, ?54), "
-	"(?55, ?56, ?57, ?58, ?59, ?60)";
+/* PostgreSQL: a basket, its household filed (a merged-away one's survivor,
+ * a household never seen made), its txn key and its items in one
+ * statement, one round trip (each costs a wake-up of the server and of the
+ * writer, dear on a busy machine). The items travel as three arrays
+ * (gtins, quantities, prices; put_arrays). A txn already stored inserts no
+ * basket and returns no row. Another node storing the same txn at once
+ * waits on the txn key, then inserts nothing. The basket's foreign key to
+ * its household is checked at the statement's end, after the household's
+ * insert. */
+static const char SQL_B_PUT_PG[] =
+	"WITH m AS (SELECT into_hhid FROM merged WHERE from_hhid = ?5::text), "
+	"h AS (INSERT INTO households(hhid, created) SELECT ?5::text, ?11::bigint "
+	"WHERE ?5::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM m) "
+	"ON CONFLICT (hhid) DO NOTHING), "
+	"t AS (INSERT INTO basket_txns(txn, id, ts, digest) "
+	"VALUES (?1, nextval('baskets_id_seq'), ?2, ?7) ON CONFLICT (txn) DO NOTHING RETURNING id), "
+	"b AS (INSERT INTO baskets(id, txn, ts, store, terminal, hhid, deident, digest) "
+	"SELECT t.id, ?1::text, ?2::bigint, ?3::text, ?4::text, "
+	"coalesce((SELECT into_hhid FROM m), ?5::text), ?6::text, ?7::bytea "
+	"FROM t RETURNING id, hhid), "
+	"i AS (INSERT INTO items(basket_id, seq, gtin, qty, price_cents, ts) "
+	"SELECT b.id, u.n - 1, u.g, u.q, u.p, ?2::bigint FROM b, "
+	"unnest(?8::text[], ?9::bigint[], ?10::bigint[]) WITH ORDINALITY AS u(g, q, p, n)) "
+	"SELECT id, hhid FROM b";
 static const char SQL_ITEMS_ADD[] = "UPDATE counters SET items = items + ?1";
 static const char SQL_RECEIPT_INS[] = "INSERT INTO receipts(hash, basket_id) VALUES (?1, ?2)";
 static const char SQL_HIST[] =
@@ -77,15 +81,27 @@ static const char SQL_HIST[] =
 	"WHERE hhid = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts DESC, id DESC";
 static const char SQL_HIST_ITEMS_SQLITE[] =
 	"SELECT gtin, qty, price_cents FROM items WHERE basket_id = ?1 ORDER BY seq";
-/* The basket's ts names the one partition to read. */
-static const char SQL_HIST_ITEMS_PG[] =
-	"SELECT gtin, qty, price_cents FROM items WHERE basket_id = ?1 AND ts = ?2 ORDER BY seq";
 /* ?2 and ?3 are the walk's inclusive ts bounds, so the index range is
  * exact; the id terms only sort out baskets sharing a bound's ts. */
 static const char SQL_HIST_PAGE[] =
 	"SELECT id, txn, ts, store, terminal, hhid, deident, digest FROM baskets "
 	"WHERE hhid = ?1 AND ts <= ?2 AND ts >= ?3 AND (ts < ?2 OR id < ?4) "
 	"AND (ts > ?3 OR id >= ?5) ORDER BY ts DESC, id DESC LIMIT ?6";
+/* PostgreSQL: each basket's items come in its own row, one string of
+ * "qty,price,len:gtin" per item in seq order (price empty when unknown,
+ * len the gtin's bytes), so a history is one round trip, not one per
+ * basket (hist_items_text). */
+#define SQL_HIST_ITEMS_AGG                                                                   \
+	", (SELECT string_agg(i.qty || ',' || coalesce(i.price_cents::text, '') || ',' || "      \
+	"octet_length(i.gtin) || ':' || i.gtin, '' ORDER BY i.seq) FROM items i "                \
+	"WHERE i.basket_id = b.id AND i.ts = b.ts) "
+static const char SQL_HIST_PG[] =
+	"SELECT b.id, b.txn, b.ts, b.store, b.terminal, b.hhid, b.deident, b.digest" SQL_HIST_ITEMS_AGG
+	"FROM baskets b WHERE b.hhid = ?1 AND b.ts >= ?2 AND b.ts < ?3 ORDER BY b.ts DESC, b.id DESC";
+static const char SQL_HIST_PAGE_PG[] =
+	"SELECT b.id, b.txn, b.ts, b.store, b.terminal, b.hhid, b.deident, b.digest" SQL_HIST_ITEMS_AGG
+	"FROM baskets b WHERE b.hhid = ?1 AND b.ts <= ?2 AND b.ts >= ?3 AND (b.ts < ?2 OR b.id < ?4) "
+	"AND (b.ts > ?3 OR b.id >= ?5) ORDER BY b.ts DESC, b.id DESC LIMIT ?6";
 static const char SQL_HIST_SEEK[] =
 	"SELECT ts, id FROM baskets WHERE hhid = ?1 AND ts <= ?2 AND ts >= ?3 "
 	"AND (ts < ?2 OR id < ?4) ORDER BY ts DESC, id DESC LIMIT 2 OFFSET ?5";
@@ -146,10 +162,9 @@ static int put_existing(struct store *s, const struct store_basket *b, enum stor
 	return *res == STORE_PUT_DUPLICATE ? store_offer_replay(s, b, bid, e) : 0;
 }
 
-/* Binds one item row at parameter p + 1; ts (its basket's) when the
- * backend's items carry it. */
+/* SQLite: binds one item row at parameter p + 1. */
 static void bind_item(struct db_stmt *st, int p, int64_t id, size_t seq,
-		      const struct store_item *it, const int64_t *ts)
+		      const struct store_item *it)
 {
 	db_bind_int64(st, p + 1, id);
 	db_bind_int64(st, p + 2, (int64_t)seq);
@@ -159,8 +174,6 @@ static void bind_item(struct db_stmt *st, int p, int64_t id, size_t seq,
 		db_bind_null(st, p + 5);
 	else
 		db_bind_int64(st, p + 5, it->price_cents);
-	if (ts)
-		db_bind_int64(st, p + 6, *ts);
 }
 
 /* PostgreSQL: makes the partitions of b's month unless this connection
@@ -181,29 +194,15 @@ static int basket_month(struct store *s, int64_t ts_ms, pos_err *e)
 	return 0;
 }
 
-/* Inserts b's row filed under hh: 0 with *id, POS_ENOTFOUND (e untouched)
- * when its txn is stored already, or an error. */
+/* SQLite: inserts b's row filed under hh: 0 with *id, POS_ENOTFOUND (e
+ * untouched) when its txn is stored already, or an error. */
 static int basket_insert(struct store *s, const struct store_basket *b, const char *hh,
 			 int64_t *id, pos_err *e)
 {
-	bool sq = store_backend(s) == DB_SQLITE;
 	struct db_stmt *st;
 	int rc;
 
-	if (!sq) {
-		if ((rc = basket_month(s, b->ts_ms, e)) < 0)
-			return rc;
-		if (!(st = store_q(s, SQL_B_TXN_PG, e)))
-			return POS_EDB;
-		db_bind_text(st, 1, b->txn);
-		db_bind_int64(st, 2, b->ts_ms);
-		db_bind_blob(st, 3, b->digest, 32);
-		if ((rc = store_row(st, e)) < 0)
-			return rc;
-		*id = db_col_int64(st, 0);
-		db_reset(st);
-	}
-	if (!(st = store_q(s, sq ? SQL_B_INS_SQLITE : SQL_B_INS_PG, e)))
+	if (!(st = store_q(s, SQL_B_INS_SQLITE, e)))
 		return POS_EDB;
 	db_bind_text(st, 1, b->txn);
 	db_bind_int64(st, 2, b->ts_ms);
@@ -212,15 +211,101 @@ static int basket_insert(struct store *s, const struct store_basket *b, const ch
 	db_bind_opt_text(st, 5, hh);
 	db_bind_opt_text(st, 6, b->deident);
 	db_bind_blob(st, 7, b->digest, 32);
-	if (!sq)
-		db_bind_int64(st, 8, *id);
 	if ((rc = db_run(st, e)) < 0)
 		return rc;
-	if (sq) {
-		if (db_changes(st) == 0)
-			return POS_ENOTFOUND;
-		*id = store_sqlite_last_id(s);
+	if (db_changes(st) == 0)
+		return POS_ENOTFOUND;
+	*id = store_sqlite_last_id(s);
+	return 0;
+}
+
+/* PostgreSQL: b's items as three array literals (gtins quoted) in the
+ * connection's scratch: *g, *q and *p with their lengths. */
+static int put_arrays(struct store *s, const struct store_basket *b, const char **g,
+		      size_t *gl, const char **q, size_t *ql, const char **p, size_t *pl,
+		      pos_err *e)
+{
+	size_t need = 3 * 3 + b->n_items * (2 * GTIN_LEN + 3 + 2 * 22), n = 0, g0, q0, p0;
+	char *t;
+
+	if (need > s->text_cap) {
+		if (!(t = realloc(s->text, need)))
+			return err_set(e, POS_ENOMEM, "store: out of memory");
+		s->text = t;
+		s->text_cap = need;
 	}
+	t = s->text;
+	g0 = n;
+	t[n++] = '{';
+	for (size_t i = 0; i < b->n_items; i++) {
+		const char *c = b->items[i].gtin;
+		if (i)
+			t[n++] = ',';
+		t[n++] = '"';
+		for (size_t k = 0; k < GTIN_LEN && c[k]; k++) {
+			if (c[k] == '"' || c[k] == '\\')
+				t[n++] = '\\';
+			t[n++] = c[k];
+		}
+		t[n++] = '"';
+	}
+	t[n++] = '}';
+	q0 = n;
+	t[n++] = '{';
+	for (size_t i = 0; i < b->n_items; i++)
+		n += (size_t)snprintf(t + n, need - n, "%s%d", i ? "," : "", b->items[i].qty);
+	t[n++] = '}';
+	p0 = n;
+	t[n++] = '{';
+	for (size_t i = 0; i < b->n_items; i++) {
+		if (b->items[i].price_cents < 0)
+			n += (size_t)snprintf(t + n, need - n, "%sNULL", i ? "," : "");
+		else
+			n += (size_t)snprintf(t + n, need - n, "%s%ld", i ? "," : "",
+					      b->items[i].price_cents);
+	}
+	t[n++] = '}';
+	*g = t + g0;
+	*gl = q0 - g0;
+	*q = t + q0;
+	*ql = p0 - q0;
+	*p = t + p0;
+	*pl = n - p0;
+	return 0;
+}
+
+/* PostgreSQL: inserts b (its household filed, its txn key, row and
+ * items): 0 with *id and hh (the hhid it was filed under, "" for none),
+ * POS_ENOTFOUND (e untouched) when its txn is stored already, or an error. */
+static int basket_insert_pg(struct store *s, const struct store_basket *b,
+			    char hh[DEIDENT_ID_LEN + 1], int64_t *id, pos_err *e)
+{
+	const char *g = NULL, *q = NULL, *p = NULL;
+	size_t gl = 0, ql = 0, pl = 0;
+	struct db_stmt *st;
+	int rc;
+
+	if ((rc = basket_month(s, b->ts_ms, e)) < 0 ||
+	    (rc = put_arrays(s, b, &g, &gl, &q, &ql, &p, &pl, e)) < 0)
+		return rc;
+	if (!(st = store_q(s, SQL_B_PUT_PG, e)))
+		return POS_EDB;
+	db_bind_text(st, 1, b->txn);
+	db_bind_int64(st, 2, b->ts_ms);
+	db_bind_text(st, 3, b->store);
+	db_bind_text(st, 4, b->terminal);
+	db_bind_opt_text(st, 5, b->hhid);
+	db_bind_opt_text(st, 6, b->deident);
+	db_bind_blob(st, 7, b->digest, 32);
+	db_bind_textn(st, 8, g, gl);
+	db_bind_textn(st, 9, q, ql);
+	db_bind_textn(st, 10, p, pl);
+	db_bind_int64(st, 11, time_now_ms());
+	if ((rc = store_row(st, e)) < 0)
+		return rc;
+	*id = db_col_int64(st, 0);
+	db_col_copy(st, 1, hh, DEIDENT_ID_LEN + 1);
+	db_reset(st);
 	return 0;
 }
 
@@ -235,27 +320,25 @@ static int put_one(struct store *s, const struct store_basket *b, enum store_put
 	int rc;
 
 	hh[0] = '\0';
-	if (b->hhid[0]) {
-		rc = store_household_file(s, b->hhid, hh, e);
-		if (rc < 0)
-			return rc;
+	if (!sq) {
+		rc = basket_insert_pg(s, b, hh, &id, e);
+	} else if (b->hhid[0] && (rc = store_household_file(s, b->hhid, hh, e)) < 0) {
+		return rc;
+	} else {
+		rc = basket_insert(s, b, hh, &id, e);
 	}
-	if ((rc = basket_insert(s, b, hh, &id, e)) == POS_ENOTFOUND)
+	if (rc == POS_ENOTFOUND)
 		return put_existing(s, b, res, e);
 	if (rc < 0)
 		return rc;
-	for (size_t i = 0; i < b->n_items;) {
+	for (size_t i = 0; sq && i < b->n_items;) {
 		size_t rows = b->n_items - i >= STORE_I_ROWS ? STORE_I_ROWS : 1;
 
-		if (sq)
-			st = store_q(s, rows == 1 ? SQL_I_INS_SQLITE : SQL_I_INS_N_SQLITE, e);
-		else
-			st = store_q(s, rows == 1 ? SQL_I_INS_PG : SQL_I_INS_N_PG, e);
+		st = store_q(s, rows == 1 ? SQL_I_INS_SQLITE : SQL_I_INS_N_SQLITE, e);
 		if (!st)
 			return POS_EDB;
 		for (size_t r = 0; r < rows; r++, i++)
-			bind_item(st, (int)r * (sq ? 5 : 6), id, i, &b->items[i],
-				  sq ? NULL : &b->ts_ms);
+			bind_item(st, (int)r * 5, id, i, &b->items[i]);
 		if ((rc = db_run(st, e)) < 0)
 			return rc;
 	}
@@ -445,21 +528,58 @@ static int hist_item(struct db_stmt *st, void *arg)
 static int hist_items(struct store *s, int64_t id, struct store_basket *b, pos_err *e)
 {
 	struct hist_items_walk w = { s, b, e };
-	bool sq = store_backend(s) == DB_SQLITE;
-	struct db_stmt *st = store_q(s, sq ? SQL_HIST_ITEMS_SQLITE : SQL_HIST_ITEMS_PG, e);
+	struct db_stmt *st = store_q(s, SQL_HIST_ITEMS_SQLITE, e);
 	int rc;
 
 	if (!st)
 		return POS_EDB;
 	b->n_items = 0;
 	db_bind_int64(st, 1, id);
-	if (!sq)
-		db_bind_int64(st, 2, b->ts_ms);
 	rc = db_each(st, hist_item, &w, e);
 	if (rc < 0)
 		return rc;
 	b->items = s->items;
 	return 0;
+}
+
+/* Reads the items SQL_HIST_ITEMS_AGG folded into text t into b (the
+ * connection's scratch). */
+static int hist_items_text(struct store *s, const char *t, struct store_basket *b, pos_err *e)
+{
+	b->n_items = 0;
+	b->items = s->items;
+	while (t && *t) {
+		struct store_item *it;
+		char *p;
+		long qty, price = -1, gl;
+		int rc;
+
+		qty = strtol(t, &p, 10);
+		if (*p != ',')
+			goto bad;
+		if (p[1] != ',') {
+			price = strtol(p + 1, &p, 10);
+			if (*p != ',')
+				goto bad;
+		} else {
+			p++;
+		}
+		gl = strtol(p + 1, &p, 10);
+		if (*p != ':' || gl < 1 || gl > GTIN_LEN || strnlen(p + 1, (size_t)gl) != (size_t)gl)
+			goto bad;
+		if ((rc = store_items_room(s, b->n_items + 1, e)) < 0)
+			return rc;
+		b->items = s->items;
+		it = &s->items[b->n_items++];
+		memcpy(it->gtin, p + 1, (size_t)gl);
+		it->gtin[gl] = '\0';
+		it->qty = (int)qty;
+		it->price_cents = price;
+		t = p + 1 + gl;
+	}
+	return 0;
+bad:
+	return err_set(e, POS_EDB, "database: basket %s: unreadable items", b->txn);
 }
 
 /* One history walk over SQL_HIST or SQL_HIST_PAGE rows. */
@@ -472,13 +592,12 @@ struct hist_walk {
 	pos_err *e;
 };
 
-static int hist_row(struct db_stmt *st, void *arg)
+/* Reads one SQL_HIST* row into b (items in the connection's scratch). */
+static int hist_read(struct store *s, struct db_stmt *st, struct store_basket *bp, pos_err *e)
 {
-	struct hist_walk *w = arg;
 	struct store_basket b;
 	const void *d;
 	size_t dl = 0;
-	int64_t id = db_col_int64(st, 0);
 	int rc;
 
 	memset(&b, 0, sizeof(b));
@@ -491,7 +610,22 @@ static int hist_row(struct db_stmt *st, void *arg)
 	d = db_col_blob(st, 7, &dl);
 	if (d && dl == 32)
 		memcpy(b.digest, d, 32);
-	if ((rc = hist_items(w->s, id, &b, w->e)) < 0)
+	if (store_backend(s) == DB_SQLITE)
+		rc = hist_items(s, db_col_int64(st, 0), &b, e);
+	else
+		rc = hist_items_text(s, db_col_text(st, 8), &b, e);
+	*bp = b;
+	return rc;
+}
+
+static int hist_row(struct db_stmt *st, void *arg)
+{
+	struct hist_walk *w = arg;
+	struct store_basket b;
+	int64_t id = db_col_int64(st, 0);
+	int rc;
+
+	if ((rc = hist_read(w->s, st, &b, w->e)) < 0)
 		return rc;
 	if (w->pos) {
 		w->pos->ts_ms = b.ts_ms;
@@ -500,6 +634,7 @@ static int hist_row(struct db_stmt *st, void *arg)
 	w->n++;
 	return w->fn(&b, w->arg);
 }
+
 
 int store_history(struct store *s, const char *hhid, int64_t from_ms, int64_t to_ms,
 		  int (*fn)(const struct store_basket *b, void *arg), void *arg, pos_err *e)
@@ -514,7 +649,7 @@ int store_history(struct store *s, const char *hhid, int64_t from_ms, int64_t to
 	/* The walk holds this statement open while fn runs; it is the only
 	 * user of SQL_HIST, so fn must not start another history walk on the
 	 * same connection. */
-	st = store_q(s, SQL_HIST, e);
+	st = store_q(s, store_backend(s) == DB_SQLITE ? SQL_HIST : SQL_HIST_PG, e);
 	if (!st)
 		return POS_EDB;
 	db_bind_text(st, 1, hhid);
@@ -571,6 +706,174 @@ static void hist_bind(struct db_stmt *st, const char *hhid, const struct hist_ra
 		db_bind_int64(st, 5, r->lo_id);
 }
 
+/*
+ * PostgreSQL: a slice's rows all come in one result, items included, so a
+ * walk stopped early (a stream's chunk full after a few baskets) would ask
+ * for the same baskets again on the next slice. The rest of the last slice
+ * is kept per connection and the next slice of the same walk, starting
+ * where the last one stopped within HC_KEEP_US, is served from it (a
+ * stream's slices follow each other at once; a client paging with a
+ * cursor later reads afresh).
+ */
+#define HC_KEEP_US 1000000
+struct hist_cached {
+	struct store_basket b; /* items: none; off, n_items below */
+	int64_t id;
+	size_t off;
+};
+
+struct store_hist_cache {
+	bool valid;
+	char hhid[DEIDENT_ID_LEN + 1];
+	int64_t from_ms, to_ms;
+	bool has_end;
+	struct store_history_pos end;
+	struct store_history_pos at; /* where the walk stands: the next slice starts after it */
+	int64_t read_us;             /* time_mono_us() of the read */
+	bool full;                   /* the slice filled its limit: baskets may be left */
+	struct hist_cached *rows;
+	size_t n, next, cap;
+	struct store_item *items;
+	size_t n_items, items_cap;
+};
+
+void store_history_forget(struct store *s)
+{
+	if (!s || !s->hc)
+		return;
+	free(s->hc->rows);
+	free(s->hc->items);
+	free(s->hc);
+	s->hc = NULL;
+}
+
+struct hc_fill {
+	struct store *s;
+	struct store_hist_cache *hc;
+	pos_err *e;
+};
+
+static int hc_row(struct db_stmt *st, void *arg)
+{
+	struct hc_fill *f = arg;
+	struct store_hist_cache *hc = f->hc;
+	struct hist_cached *r;
+	struct store_basket b;
+	int rc;
+
+	if ((rc = hist_read(f->s, st, &b, f->e)) < 0)
+		return rc;
+	if (hc->n == hc->cap) {
+		size_t cap = hc->cap ? hc->cap * 2 : 64;
+		void *p = realloc(hc->rows, cap * sizeof(*hc->rows));
+		if (!p)
+			return err_set(f->e, POS_ENOMEM, "store: out of memory");
+		hc->rows = p;
+		hc->cap = cap;
+	}
+	if (hc->n_items + b.n_items > hc->items_cap) {
+		size_t cap = hc->items_cap ? hc->items_cap : 1024;
+		void *p;
+		while (cap < hc->n_items + b.n_items)
+			cap *= 2;
+		if (!(p = realloc(hc->items, cap * sizeof(*hc->items))))
+			return err_set(f->e, POS_ENOMEM, "store: out of memory");
+		hc->items = p;
+		hc->items_cap = cap;
+	}
+	if (b.n_items)
+		memcpy(hc->items + hc->n_items, b.items, b.n_items * sizeof(*b.items));
+	r = &hc->rows[hc->n++];
+	r->b = b;
+	r->b.items = NULL;
+	r->id = db_col_int64(st, 0);
+	r->off = hc->n_items;
+	hc->n_items += b.n_items;
+	return 0;
+}
+
+static bool hc_matches(const struct store_hist_cache *hc, const char *hhid, int64_t from_ms,
+		       int64_t to_ms, const struct store_history_pos *pos,
+		       const struct store_history_pos *end)
+{
+	return hc && hc->valid && strcmp(hc->hhid, hhid) == 0 && hc->from_ms == from_ms &&
+	       hc->to_ms == to_ms && hc->has_end == (end != NULL) &&
+	       (!end || (hc->end.ts_ms == end->ts_ms && hc->end.id == end->id)) &&
+	       hc->at.ts_ms == pos->ts_ms && hc->at.id == pos->id &&
+	       time_mono_us() - hc->read_us < HC_KEEP_US;
+}
+
+/* Hands the kept rows to fn, at most max - *served more; fn's stop (> 0)
+ * or failure (< 0) is returned. */
+static int hc_serve(struct store_hist_cache *hc, struct store_history_pos *pos, size_t max,
+		    size_t *served, int (*fn)(const struct store_basket *b, void *arg), void *arg)
+{
+	while (hc->next < hc->n && *served < max) {
+		struct hist_cached *r = &hc->rows[hc->next++];
+		int rc;
+
+		r->b.items = hc->items + r->off;
+		pos->ts_ms = r->b.ts_ms;
+		pos->id = r->id;
+		hc->at = *pos;
+		(*served)++;
+		if ((rc = fn(&r->b, arg)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* store_history_page on PostgreSQL, through the kept slice. */
+static int hist_page_pg(struct store *s, const char *hhid, int64_t from_ms, int64_t to_ms,
+			struct store_history_pos *pos, const struct store_history_pos *end,
+			size_t max, int (*fn)(const struct store_basket *b, void *arg), void *arg,
+			pos_err *e)
+{
+	struct store_hist_cache *hc = s->hc;
+	struct hc_fill f = { s, NULL, e };
+	struct hist_range r;
+	struct db_stmt *st;
+	size_t served = 0;
+	int rc;
+
+	if (hc_matches(hc, hhid, from_ms, to_ms, pos, end) && hc->next < hc->n) {
+		rc = hc_serve(hc, pos, max, &served, fn, arg);
+		if (rc != 0)
+			return rc < 0 ? rc : 1;
+		if (served == max || hc->full)
+			return 1;
+		hc->valid = false;
+		return 0;
+	}
+	if (!hc && !(hc = s->hc = calloc(1, sizeof(*hc))))
+		return err_set(e, POS_ENOMEM, "store: out of memory");
+	hc->valid = false;
+	if (!hist_range(from_ms, to_ms, pos, end, &r))
+		return 0;
+	if (!(st = store_q(s, SQL_HIST_PAGE_PG, e)))
+		return POS_EDB;
+	hist_bind(st, hhid, &r, true);
+	db_bind_int64(st, 6, max > (size_t)INT64_MAX ? INT64_MAX : (int64_t)max);
+	hc->n = hc->next = hc->n_items = 0;
+	f.hc = hc;
+	if ((rc = db_each(st, hc_row, &f, e)) < 0)
+		return rc;
+	memcpy(hc->hhid, hhid, DEIDENT_ID_LEN + 1);
+	hc->from_ms = from_ms;
+	hc->to_ms = to_ms;
+	hc->has_end = end != NULL;
+	if (end)
+		hc->end = *end;
+	hc->at = *pos;
+	hc->full = hc->n == max;
+	hc->read_us = time_mono_us();
+	hc->valid = true;
+	rc = hc_serve(hc, pos, max, &served, fn, arg);
+	if (rc != 0)
+		return rc < 0 ? rc : 1;
+	return served == max ? 1 : 0;
+}
+
 int store_history_page(struct store *s, const char *hhid, int64_t from_ms, int64_t to_ms,
 		       struct store_history_pos *pos, const struct store_history_pos *end,
 		       size_t max, int (*fn)(const struct store_basket *b, void *arg), void *arg,
@@ -585,6 +888,8 @@ int store_history_page(struct store *s, const char *hhid, int64_t from_ms, int64
 		return err_set(e, POS_EINVAL, "store_history_page: missing argument");
 	if (!deident_hhid_valid(hhid))
 		return err_set(e, POS_EINVAL, "malformed hhid");
+	if (store_backend(s) != DB_SQLITE)
+		return hist_page_pg(s, hhid, from_ms, to_ms, pos, end, max, fn, arg, e);
 	if (!hist_range(from_ms, to_ms, pos, end, &r))
 		return 0;
 	st = store_q(s, SQL_HIST_PAGE, e);

@@ -31,7 +31,13 @@ struct store {
 	 * found (store_basket.c), a small ring. */
 	int64_t months[8];
 	size_t n_months;
+	char *text; /* PostgreSQL: a basket's item arrays (store_basket.c), grown as needed */
+	size_t text_cap;
+	struct store_hist_cache *hc; /* PostgreSQL: the rest of the last history slice */
 };
+
+/* Frees the history slice kept (store_basket.c). */
+void store_history_forget(struct store *s);
 
 /* Forgets the months seen: a rollback may have undone their partitions. */
 void store_months_forget(struct store *s);

@@ -20,9 +20,20 @@
  * baskets and their items, newest first) and of history_write as JSON into
  * a sink that discards (what the HTTP route does, minus the socket).
  *
+ * With --dsn, the same on PostgreSQL: DSN names a database (tests/pg/pgctl
+ * fresh) that the loader fills by COPY (the store's schema, its month
+ * partitions, 20,000 baskets a transaction) unless its bench_meta row says
+ * a load of ITEM_ROWS completed there; the tables and indexes are then read
+ * into PostgreSQL's shared buffers with pg_prewarm (as the SQLite file is
+ * read into the page cache: a server whose RAM fits the database), and the
+ * reads run on a connection store_open_at opens as central does.
+ *
  * usage: histbench DB ITEM_ROWS [QUERIES] [SECONDS]
+ *        histbench --dsn DSN ITEM_ROWS [QUERIES] [SECONDS]
  */
+#include <libpq-fe.h>
 #include <sqlite3.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <fcntl.h>
@@ -286,6 +297,231 @@ out:
 	return out;
 }
 
+/* ---------------------------------------------------------------- PostgreSQL */
+
+static int hb_pq(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+	int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+
+	if (!ok)
+		fprintf(stderr, "histbench: %.60s: %s", sql, PQerrorMessage(c));
+	PQclear(r);
+	return ok ? 0 : -1;
+}
+
+/* The item count a completed load recorded on dsn, or -1. */
+static long hb_pg_meta(const char *dsn)
+{
+	PGconn *c = PQconnectdb(dsn);
+	PGresult *r = NULL;
+	long n = -1;
+
+	if (PQstatus(c) == CONNECTION_OK &&
+	    (r = PQexec(c, "SELECT items FROM bench_meta WHERE complete = 1")) &&
+	    PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+		n = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	PQfinish(c);
+	return n;
+}
+
+struct hb_buf {
+	char *p;
+	size_t n, cap;
+};
+
+static int hb_put(struct hb_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int hb_put(struct hb_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int len;
+
+	if (b->cap - b->n < 512) {
+		size_t cap = b->cap ? b->cap * 2 : 1 << 22;
+		char *p = realloc(b->p, cap);
+		if (!p)
+			return -1;
+		b->p = p;
+		b->cap = cap;
+	}
+	va_start(ap, fmt);
+	len = vsnprintf(b->p + b->n, b->cap - b->n, fmt, ap);
+	va_end(ap);
+	if (len < 0 || (size_t)len >= b->cap - b->n)
+		return -1;
+	b->n += (size_t)len;
+	return 0;
+}
+
+static int hb_copy(PGconn *c, const char *sql, struct hb_buf *b)
+{
+	PGresult *r = PQexec(c, sql);
+	int ok = PQresultStatus(r) == PGRES_COPY_IN;
+
+	PQclear(r);
+	if (!ok || PQputCopyData(c, b->p, (int)b->n) != 1 || PQputCopyEnd(c, NULL) != 1)
+		goto fail;
+	r = PQgetResult(c);
+	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	PQclear(r);
+	while ((r = PQgetResult(c)))
+		PQclear(r);
+	b->n = 0;
+	if (ok)
+		return 0;
+fail:
+	fprintf(stderr, "histbench: %.40s: %s", sql, PQerrorMessage(c));
+	return -1;
+}
+
+/* The same rows hb_load writes, by COPY, into the empty database dsn. */
+static int hb_pg_load(const char *dsn, long items)
+{
+	struct store_where w = { .backend = STORE_POSTGRESQL, .dsn = dsn };
+	char(*hh)[DEIDENT_ID_LEN + 1] = NULL, gtins[64][GTIN_LEN + 1], txn[37];
+	long baskets = items / HB_ITEMS, nhh = baskets / HB_PER_HH;
+	struct hb_buf bh = { 0 }, bt = { 0 }, bb = { 0 }, bi = { 0 };
+	struct store *s = NULL;
+	PGconn *c = NULL;
+	uint64_t t0 = bench_now_ns();
+	int rc = -1;
+	pos_err e = { 0 };
+
+	if (nhh < 1)
+		nhh = 1;
+	if (store_open_at(&w, &s, &e) < 0)
+		goto out;
+	/* Every month of the year the baskets span, as central would make
+	 * them on its first basket of each. */
+	for (int64_t ts = HB_START_MS; ts <= HB_START_MS + HB_YEAR_MS; ts += 20LL * 86400 * 1000)
+		if (store_partition_for(s, ts, &e) < 0)
+			goto out;
+	store_close(s);
+	s = NULL;
+	if (!(hh = calloc((size_t)nhh, sizeof *hh)))
+		goto out;
+	for (int i = 0; i < 64; i++) {
+		char d[14];
+		snprintf(d, sizeof d, "095200%07d", 10000 + i * 131);
+		snprintf(gtins[i], sizeof gtins[i], "%s%d", d, gtin_check_digit(d, 13));
+	}
+	c = PQconnectdb(dsn);
+	if (PQstatus(c) != CONNECTION_OK) {
+		fprintf(stderr, "histbench: %s", PQerrorMessage(c));
+		goto out;
+	}
+	if (hb_pq(c, "SET synchronous_commit = off") < 0 ||
+	    hb_pq(c, "CREATE TABLE IF NOT EXISTS bench_meta (items BIGINT, complete INTEGER)") < 0 ||
+	    hb_pq(c, "BEGIN") < 0)
+		goto out;
+	for (long i = 0; i < nhh; i++) {
+		if (deident_hhid_new(hh[i], &e) < 0 ||
+		    hb_put(&bh, "%s\t%lld\n", hh[i], (long long)HB_START_MS) < 0)
+			goto out;
+	}
+	if (hb_copy(c, "COPY households(hhid, created) FROM STDIN", &bh) < 0)
+		goto out;
+	for (long b = 0; b < baskets; b++) {
+		long long ts = HB_START_MS + (int64_t)((double)b * (double)HB_YEAR_MS / (double)baskets);
+		uint64_t d[4] = { hb_rand(), hb_rand(), hb_rand(), hb_rand() };
+		const char *h = hh[hb_rand() % (uint64_t)nhh];
+		char hex[65];
+
+		for (int k = 0; k < 32; k++)
+			snprintf(hex + 2 * k, 3, "%02x", ((const unsigned char *)d)[k]);
+		hb_txn(txn, ts, (uint64_t)b);
+		if (hb_put(&bt, "%s\t%ld\t%lld\t\\\\x%s\n", txn, b + 1, ts, hex) < 0 ||
+		    hb_put(&bb, "%ld\t%s\t%lld\tS1\tT1\t%s\tdt_%s\t\\\\x%s\n", b + 1, txn, ts, h,
+			   h + 3, hex) < 0)
+			goto out;
+		for (int i = 0; i < HB_ITEMS; i++) {
+			uint64_t r = hb_rand();
+			char price[16] = "\\N";
+			if ((r >> 16) % 10 != 0)
+				snprintf(price, sizeof price, "%d", 49 + (int)((r >> 20) % 2000));
+			if (hb_put(&bi, "%ld\t%lld\t%d\t%s\t%d\t%s\n", b + 1, ts, i, gtins[r % 64],
+				   1 + (int)((r >> 8) % 3), price) < 0)
+				goto out;
+		}
+		if ((b + 1) % HB_TXN_BASKETS == 0 || b + 1 == baskets) {
+			if (hb_copy(c, "COPY basket_txns(txn, id, ts, digest) FROM STDIN", &bt) < 0 ||
+			    hb_copy(c,
+				    "COPY baskets(id, txn, ts, store, terminal, hhid, deident, digest) "
+				    "FROM STDIN",
+				    &bb) < 0 ||
+			    hb_copy(c,
+				    "COPY items(basket_id, ts, seq, gtin, qty, price_cents) FROM STDIN",
+				    &bi) < 0 ||
+			    hb_pq(c, "COMMIT") < 0 || hb_pq(c, "BEGIN") < 0)
+				goto out;
+		}
+	}
+	{
+		char sql[256];
+		snprintf(sql, sizeof sql,
+			 "SELECT setval('baskets_id_seq', %ld); UPDATE counters SET items = %ld; "
+			 "INSERT INTO bench_meta VALUES (%ld, 1)",
+			 baskets + 1, baskets * HB_ITEMS, items);
+		if (hb_pq(c, sql) < 0 || hb_pq(c, "COMMIT") < 0 ||
+		    hb_pq(c, "VACUUM (ANALYZE) basket_txns, baskets, items, households") < 0)
+			goto out;
+	}
+	fprintf(stderr, "histbench: loaded %ld item rows (%ld baskets, %ld households) by COPY in "
+			"%.1f s\n",
+		baskets * HB_ITEMS, baskets, nhh, (double)(bench_now_ns() - t0) / 1e9);
+	rc = 0;
+out:
+	if (rc < 0 && e.msg[0])
+		fprintf(stderr, "histbench: load: %s\n", e.msg);
+	store_close(s);
+	PQfinish(c);
+	free(hh);
+	free(bh.p);
+	free(bt.p);
+	free(bb.p);
+	free(bi.p);
+	return rc;
+}
+
+/* Reads every table and index of the store's baskets, items and
+ * households into the shared buffers (pg_prewarm); returns seconds, or -1
+ * when pg_prewarm is missing. */
+static double hb_pg_warm(const char *dsn)
+{
+	PGconn *c = PQconnectdb(dsn);
+	uint64_t t0 = bench_now_ns();
+	int rc = -1;
+
+	if (PQstatus(c) == CONNECTION_OK && hb_pq(c, "CREATE EXTENSION IF NOT EXISTS pg_prewarm") == 0)
+		rc = hb_pq(c, "SELECT sum(pg_prewarm(c.oid::regclass, 'buffer')) FROM pg_class c "
+			      "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = "
+			      "'public' AND c.relkind IN ('r', 'i') AND (c.relname LIKE 'baskets%' "
+			      "OR c.relname LIKE 'items%' OR c.relname LIKE 'households%')");
+	PQfinish(c);
+	return rc < 0 ? -1 : (double)(bench_now_ns() - t0) / 1e9;
+}
+
+static char (*hb_pg_households(const char *dsn, long *n))[DEIDENT_ID_LEN + 1]
+{
+	PGconn *c = PQconnectdb(dsn);
+	PGresult *r = NULL;
+	char(*out)[DEIDENT_ID_LEN + 1] = NULL;
+
+	*n = 0;
+	if (PQstatus(c) == CONNECTION_OK && (r = PQexec(c, "SELECT hhid FROM households")) &&
+	    PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 &&
+	    (out = calloc((size_t)PQntuples(r), sizeof *out))) {
+		for (int i = 0; i < PQntuples(r); i++)
+			snprintf(out[i], sizeof out[i], "%s", PQgetvalue(r, i, 0));
+		*n = PQntuples(r);
+	}
+	PQclear(r);
+	PQfinish(c);
+	return out;
+}
+
 int main(int argc, char **argv)
 {
 	long items, queries = 200, nhh = 0, got_b = 0, got_i = 0;
@@ -295,11 +531,19 @@ int main(int argc, char **argv)
 	struct store *s = NULL;
 	size_t nq = 0, bytes = 0;
 	uint64_t t0;
+	struct store_where w = { .backend = STORE_SQLITE };
+	const char *dsn = NULL;
 	int reused = 0, rc = 1;
-	pos_err e;
+	pos_err e = { 0 };
 
+	if (argc > 2 && strcmp(argv[1], "--dsn") == 0) {
+		dsn = argv[2];
+		argc--;
+		argv++;
+	}
 	if (argc < 3) {
-		fprintf(stderr, "usage: histbench DB ITEM_ROWS [QUERIES] [SECONDS]\n");
+		fprintf(stderr, "usage: histbench DB ITEM_ROWS [QUERIES] [SECONDS]\n"
+				"       histbench --dsn DSN ITEM_ROWS [QUERIES] [SECONDS]\n");
 		return 2;
 	}
 	items = strtol(argv[2], NULL, 10);
@@ -313,20 +557,29 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	hb_rng ^= bench_now_ns();
-	if (hb_meta(argv[1]) == items) {
+	if ((dsn ? hb_pg_meta(dsn) : hb_meta(argv[1])) == items) {
 		reused = 1;
 	} else {
 		t0 = bench_now_ns();
-		if (hb_load(argv[1], items) < 0)
+		if ((dsn ? hb_pg_load(dsn, items) : hb_load(argv[1], items)) < 0)
 			return 1;
 		load_s = (double)(bench_now_ns() - t0) / 1e9;
 	}
-	hb_warm(argv[1]);
-	hh = hb_households(argv[1], &nhh);
+	if (dsn) {
+		if (hb_pg_warm(dsn) < 0)
+			fprintf(stderr, "histbench: no pg_prewarm: the first reads come from disk\n");
+		w.backend = STORE_POSTGRESQL;
+		w.dsn = dsn;
+		hh = hb_pg_households(dsn, &nhh);
+	} else {
+		hb_warm(argv[1]);
+		w.path = argv[1];
+		hh = hb_households(argv[1], &nhh);
+	}
 	walk = calloc((size_t)queries, sizeof *walk);
 	json = calloc((size_t)queries, sizeof *json);
-	if (!hh || nhh < 1 || !walk || !json || store_open(argv[1], &s, &e) < 0) {
-		fprintf(stderr, "histbench: cannot open %s\n", argv[1]);
+	if (!hh || nhh < 1 || !walk || !json || store_open_at(&w, &s, &e) < 0) {
+		fprintf(stderr, "histbench: cannot open the store: %s\n", e.msg);
 		goto out;
 	}
 	/* Households in random order, each once: what is measured is a first
@@ -359,7 +612,8 @@ int main(int argc, char **argv)
 	}
 	qsort(walk, nq, sizeof *walk, bench_cmp_u32);
 	qsort(json, nq, sizeof *json, bench_cmp_u32);
-	printf("history, %ld item rows (%ld households%s%s):\n", items, nhh,
+	printf("history%s, %ld item rows (%ld households%s%s):\n", dsn ? " on PostgreSQL" : "",
+	       items, nhh,
 	       reused ? ", database reused" : "", load_s > 0 ? ", loaded now" : "");
 	if (load_s > 0)
 		printf("  load: %.1f s (%.0f item rows/s)\n", load_s, (double)items / load_s);
@@ -371,10 +625,10 @@ int main(int argc, char **argv)
 	printf("  history_write JSON: p50 %u us  p99 %u us  max %u us  (%.0f KB each)\n",
 	       bench_quantile(json, nq, 0.5), bench_quantile(json, nq, 0.99),
 	       bench_quantile(json, nq, 1.0), nq ? (double)bytes / 1024.0 / (double)nq : 0);
-	printf("RESULT {\"history_%ld\":{\"items\":%ld,\"households\":%ld,\"queries\":%zu,"
+	printf("RESULT {\"history_%s%ld\":{\"items\":%ld,\"households\":%ld,\"queries\":%zu,"
 	       "\"load_s\":%.2f,\"walk_p50_us\":%u,\"walk_p99_us\":%u,\"json_p50_us\":%u,"
 	       "\"json_p99_us\":%u,\"baskets_per_hh\":%.1f}}\n",
-	       items, items, nhh, nq, load_s, bench_quantile(walk, nq, 0.5),
+	       dsn ? "pg_" : "", items, items, nhh, nq, load_s, bench_quantile(walk, nq, 0.5),
 	       bench_quantile(walk, nq, 0.99), bench_quantile(json, nq, 0.5),
 	       bench_quantile(json, nq, 0.99), nq ? (double)got_b / (double)nq : 0);
 	rc = 0;

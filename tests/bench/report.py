@@ -83,6 +83,22 @@ def main():
         v = get(r, "analyst", what + "_p99_us")
         target(f"workbench {what} data call p99 at 10M item rows (ms)",
                v / 1e3 if v is not None else None, 100, "max", "ms")
+    # PostgreSQL (tests/bench/pg.sh): not measured when it is not installed.
+    pg_floor = get(r, "pgfloor", "copy_baskets_per_s")
+    pg_api = max([v for v in (get(r, "load_pg_baskets", "rps"), get(r, "load_pg_baskets_256", "rps"))
+                  if v] or [0]) or None
+    target("PostgreSQL: ingest via the API (best of 64, 256 conns) / COPY of the same rows",
+           pg_api / pg_floor if pg_api and pg_floor else None, 0.5, "min", "x")
+    sq_cpu, pg_cpu = get(r, "load_pg_resolve_sqlite", "server_cpu_us"), get(
+        r, "load_pg_resolve_postgresql", "server_cpu_us")
+    sq_rps, pg_rps = get(r, "load_pg_resolve_sqlite", "rps"), get(
+        r, "load_pg_resolve_postgresql", "rps")
+    target("PostgreSQL: resolve server CPU per request / SQLite's, same run",
+           pg_cpu / sq_cpu if pg_cpu and sq_cpu else None, 1.2, "max", "x")
+    target("PostgreSQL: resolve throughput, SQLite's / PostgreSQL's, same run",
+           sq_rps / pg_rps if pg_rps and sq_rps else None, 1.2, "max", "x")
+    target("PostgreSQL: history p99 at 10M item rows, history_write JSON (us)",
+           get(r, "history_pg_10000000", "json_p99_us"), 5000, "max", "us")
     full = get(r, "tls", "full_us")
     resumed = get(r, "tls", "resumed_us")
     target("TLS resumed / full handshake, server CPU",
@@ -159,6 +175,30 @@ def main():
         if v is not None and h10:
             rows.append((f"workbench {what} p99 / history JSON p99 (the store's floor)",
                          f"{v / h10:.1f}x"))
+    row("PostgreSQL COPY floor (baskets/s)", pg_floor, "{:.0f}")
+    row("PostgreSQL store_put_baskets, 1,000 a batch (baskets/s)",
+        get(r, "pgfloor", "store_batch_baskets_per_s"), "{:.0f}")
+    for key, label in (("load_pg_resolve_sqlite", "POST /v1/resolve on SQLite (PostgreSQL part)"),
+                       ("load_pg_resolve_postgresql", "POST /v1/resolve on PostgreSQL"),
+                       ("load_pg_baskets", "POST /v1/baskets on PostgreSQL"),
+                       ("load_pg_baskets_256", "POST /v1/baskets on PostgreSQL")):
+        d = r.get(key)
+        if not d:
+            row(label, None)
+            continue
+        rows.append((f"{label}, {d['conns']} conns",
+                     f"{d['rps']:.0f} req/s; p50 {d['p50_us'] / 1e3:.2f} ms, p99 "
+                     f"{d['p99_us'] / 1e3:.2f} ms; server {d['server_cpu_us']:.1f} us CPU/req "
+                     f"(PostgreSQL's own CPU not in it); other processes "
+                     f"{d.get('other_cores', 0):.2f} cores"))
+    d = r.get("history_pg_10000000")
+    if d:
+        rows.append(("history on PostgreSQL, 10M item rows",
+                     f"store_history p50 {d['walk_p50_us'] / 1e3:.2f} ms, p99 "
+                     f"{d['walk_p99_us'] / 1e3:.2f} ms; JSON p50 {d['json_p50_us'] / 1e3:.2f}"
+                     f" ms, p99 {d['json_p99_us'] / 1e3:.2f} ms ({d['queries']} households)"))
+    else:
+        row("history on PostgreSQL, 10M item rows", None)
     row("TLS full handshake, server CPU (us)", full)
     row("TLS resumed handshake, server CPU (us)", resumed)
     a = r.get("agent")
@@ -195,8 +235,9 @@ def main():
     print("== figures")
     for w, v in rows:
         print(f"   {w:<{width}}  {v}")
+    # In the PostgreSQL runs the server itself is one of the other processes.
     others = [d.get("other_cores", 0) for k, d in r.items()
-              if k.startswith("load_") or k == "agent"]
+              if (k.startswith("load_") and not k.startswith("load_pg_")) or k == "agent"]
     if others and max(others) > 0.3:
         print(f"   WARNING: other processes took up to {max(others):.2f} of the {os.cpu_count()} "
               "cores during the load and agent runs: latencies and throughputs suffer; rerun on "
