@@ -766,15 +766,17 @@ static void sa_bind_days(struct db_stmt *st, int i, const struct store_analyst_d
  * nobody (its survivor was folded again). */
 static const char SQL_DAYS_COHORT[] =
 	"SELECT a.hhid, a.blk, a.days FROM analyst_items a JOIN households h ON h.hhid = a.hhid "
-	"WHERE a.gtin = ?1 AND a.blk >= ?2 AND a.blk <= ?3 AND (?4 IS NULL OR a.store = ?4) "
-	"ORDER BY a.hhid";
+	"WHERE a.gtin = ?1 AND a.blk >= ?2 AND a.blk <= ?3 "
+	"AND (CAST(?4 AS TEXT) IS NULL OR a.store = ?4) ORDER BY a.hhid";
 static const char SQL_DAYS_POP[] =
 	"SELECT a.hhid, a.blk, a.days FROM analyst_visits a JOIN households h ON h.hhid = a.hhid "
-	"WHERE a.blk >= ?1 AND a.blk <= ?2 AND (?3 IS NULL OR a.store = ?3) ORDER BY a.hhid";
+	"WHERE a.blk >= ?1 AND a.blk <= ?2 AND (CAST(?3 AS TEXT) IS NULL OR a.store = ?3) "
+	"ORDER BY a.hhid";
 static const char SQL_DAYS_ALSO[] =
 	"SELECT a.hhid, a.blk, a.items FROM analyst_households a "
 	"JOIN households h ON h.hhid = a.hhid "
-	"WHERE a.blk >= ?1 AND a.blk <= ?2 AND (?3 IS NULL OR a.store = ?3) ORDER BY a.hhid";
+	"WHERE a.blk >= ?1 AND a.blk <= ?2 AND (CAST(?3 AS TEXT) IS NULL OR a.store = ?3) "
+	"ORDER BY a.hhid";
 static const char SQL_ITEM_NAME[] = "SELECT name FROM item_master WHERE gtin = ?1";
 
 /* Households in key order, each with its first and last day within the
