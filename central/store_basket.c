@@ -56,6 +56,9 @@ static const char SQL_I_INS_N_SQLITE[] =
 	"(?36, ?37, ?38, ?39, ?40), "
 	"(?41, ?42, ?43, ?44, ?45), "
 	"(?46, ?47, ?48, ?49, ?50)";
+/* PostgreSQL: the fold's queue (store_analyst.c says why), written in the
+ * basket's own transaction. */
+static const char SQL_B_PENDING_PG[] = "INSERT INTO analyst_pending(basket_id) VALUES (?1)";
 static const char SQL_I_INS_PG[] = "INSERT INTO items(basket_id, seq, gtin, qty, price_cents, ts) "
 				   "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 static const char SQL_I_INS_N_PG[] =
@@ -254,6 +257,13 @@ static int put_one(struct store *s, const struct store_basket *b, enum store_put
 	}
 	*n_items += (long)b->n_items;
 	*res = STORE_PUT_CREATED;
+	if (!sq && hh[0]) {
+		if (!(st = store_q(s, SQL_B_PENDING_PG, e)))
+			return POS_EDB;
+		db_bind_int64(st, 1, id);
+		if ((rc = db_run(st, e)) < 0)
+			return rc;
+	}
 	if (b->has_receipt) {
 		if (!(st = store_q(s, SQL_RECEIPT_INS, e)))
 			return POS_EDB;
