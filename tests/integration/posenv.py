@@ -530,39 +530,25 @@ def pg_dir():
 
 
 PG_BIN = os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin")
-_NULL = "\x01NULL\x01"
 
 
 def pg_query(dsn, sql, args=()):
-    """Rows of sql on dsn through psql; each `?` is bound to one of args as a
-    psql variable (quoted by psql, never pasted in)."""
-    import re
-    parts = sql.split("?")
+    """Rows of one SELECT on dsn through psql, typed as the server typed them
+    (each row comes back as JSON); each `?` is bound to one of args as a psql
+    variable (quoted by psql, never pasted in)."""
+    parts = sql.rstrip().rstrip(";").split("?")
     if len(parts) - 1 != len(args):
         raise ValueError("placeholders and args differ in number")
     text = parts[0] + "".join(f":'p{i}'" + part for i, part in enumerate(parts[1:]))
-    cmd = [os.path.join(PG_BIN, "psql"), "-X", "-q", "-tA", "-F", "\x1f", "-R", "\x1e",
-           "-P", "null=" + _NULL, "-v", "ON_ERROR_STOP=1", "-d", dsn]
+    text = f"SELECT row_to_json(q) FROM ({text}) q;\n"
+    cmd = [os.path.join(PG_BIN, "psql"), "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", "-d", dsn]
     for i, a in enumerate(args):
         cmd += ["-v", f"p{i}={a}"]
-    p = subprocess.run(cmd, input=text + ";\n", capture_output=True, text=True)
+    p = subprocess.run(cmd, input=text, capture_output=True, text=True)
     if p.returncode != 0:
         raise RuntimeError("psql: " + p.stderr.strip())
-    rows = []
-    for rec in p.stdout.split("\x1e"):
-        rec = rec.strip("\n")
-        if not rec:
-            continue
-        row = []
-        for v in rec.split("\x1f"):
-            if v == _NULL:
-                row.append(None)
-            elif re.fullmatch(r"-?[0-9]+", v):
-                row.append(int(v))
-            else:
-                row.append(v)
-        rows.append(tuple(row))
-    return rows
+    return [tuple(v for _, v in json.loads(line, object_pairs_hook=list))
+            for line in p.stdout.splitlines() if line.strip()]
 
 
 def test_backend():
