@@ -314,6 +314,10 @@ class Chaos:
         self.problems = []         # starts that failed, SIGTERMs that did not exit 0
         self.stopped = False       # central under SIGSTOP
 
+    def which(self, node):
+        """" on port N" when there are several nodes, else nothing."""
+        return f" on port {node.port}" if len(self.nodes) > 1 else ""
+
     def check_alive(self):
         for c in self.nodes:
             if c.proc is not None and not c.proc.alive():
@@ -385,7 +389,7 @@ class Chaos:
             r = self.rng.random()
         if r < 0.25:
             self.counts["kill9_central"] += 1
-            self.log("chaos: kill -9 central")
+            self.log(f"chaos: kill -9 central{self.which(c)}")
             c.kill9()
             time.sleep(min(left, self.rng.uniform(0, 2.0)))
             self.start_central(c)
@@ -399,7 +403,7 @@ class Chaos:
         elif r < 0.92:
             hold = min(left, self.rng.uniform(0.5, 4.0))
             self.counts["cut_central"] += 1
-            self.log(f"chaos: central cut off (SIGSTOP) for {hold:.1f}s")
+            self.log(f"chaos: central{self.which(c)} cut off (SIGSTOP) for {hold:.1f}s")
             c.proc.p.send_signal(signal.SIGSTOP)
             self.stopped = True
             try:
@@ -419,7 +423,7 @@ class Chaos:
                 self.stopped = False
         else:
             self.counts["term_central"] += 1
-            self.log("chaos: central stopped with SIGTERM")
+            self.log(f"chaos: central{self.which(c)} stopped with SIGTERM")
             rc = c.stop()
             if rc != 0:
                 self.problems.append(f"central exited {rc} on SIGTERM (want 0)")
