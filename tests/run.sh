@@ -67,8 +67,11 @@ for t in "$BUILD"/tests/test_*; do
 done
 
 echo "== integration"
+# The leak scan reads what every integration suite left, so it runs after
+# the PostgreSQL pass below.
 for t in tests/integration/test_*; do
   [ -x "$t" ] || continue
+  [ "$(basename "$t")" = test_zz_leak_scan ] && continue
   run_suite "integration/$(basename "$t")" "$t"
 done
 
@@ -85,14 +88,18 @@ PG_SUITES=${PG_SUITES:-"test_central test_central_api test_enrol test_offers tes
   test_key_rotation test_revoke test_agent_lane test_route_roles test_limits test_keys_isolation"}
 if [ -n "${POS_TEST_PG_DIR:-}" ]; then
   echo "== integration on PostgreSQL"
+  pg_t0=$SECONDS
   for s in $PG_SUITES; do
     t=tests/integration/$s
     [ -x "$t" ] || continue
     run_suite "integration-pg/$s" env POS_TEST_BACKEND=postgresql "$t"
   done
+  echo "   (the PostgreSQL pass took $((SECONDS - pg_t0)) s)"
 else
   echo "SKIP: integration on PostgreSQL (no test cluster)"
 fi
+[ -x tests/integration/test_zz_leak_scan ] &&
+  run_suite integration/test_zz_leak_scan tests/integration/test_zz_leak_scan
 
 echo "== fuzz smoke (${FUZZ_SMOKE_SECONDS}s each)"
 for f in "$BUILD"/fuzz/fuzz_*; do
