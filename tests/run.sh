@@ -82,10 +82,12 @@ done
 # vendors, analysts, conversations, keys). Suites about the SQLite file
 # itself (test_db_beside_serve, the backup story of test_store_controller)
 # and those already on PostgreSQL (test_two_nodes, test_retention, test_pgctl)
-# are not repeated.
+# are not repeated. test_soak_short runs its 30 s of chaos on two nodes
+# there (tests/soak/soak.py).
 PG_SUITES=${PG_SUITES:-"test_central test_central_api test_enrol test_offers test_history
   test_receipts test_vendors test_analyst test_vendor_page test_visitors test_hardening
-  test_key_rotation test_revoke test_agent_lane test_route_roles test_limits test_keys_isolation"}
+  test_key_rotation test_revoke test_agent_lane test_route_roles test_limits test_keys_isolation
+  test_soak_short"}
 if [ -n "${POS_TEST_PG_DIR:-}" ]; then
   echo "== integration on PostgreSQL"
   pg_t0=$SECONDS

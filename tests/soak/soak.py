@@ -20,7 +20,7 @@ database of the test cluster (tests/pg/pgctl, started when none runs), the
 lanes list both nodes in `[central] url` (half of them each node first) and
 the chaos picks its node at random each time.
   SOAK_SECONDS (default 300), SOAK_SEED, SOAK_AGENTS (default 8),
-  SOAK_BACKEND (sqlite, the default, or postgresql);
+  SOAK_BACKEND (sqlite, the default, or postgresql; else POS_TEST_BACKEND);
   --seconds N --seed N --agents N --name DIR (under build/itest/, default soak)
   --via-controller N (lanes behind the controller, default half; 0: none)
   --drain-timeout S --quiet
@@ -558,7 +558,9 @@ def main():
     log(f"seed={seed} seconds={args.seconds:g} agents={args.agents} via_controller={via}",
         force=True)
 
-    backend = os.environ.get("SOAK_BACKEND", "") or "sqlite"
+    # make test's PostgreSQL pass sets POS_TEST_BACKEND for every suite.
+    backend = (os.environ.get("SOAK_BACKEND", "") or os.environ.get("POS_TEST_BACKEND", "")
+               or "sqlite")
     if backend not in ("sqlite", "postgresql"):
         ap.error("SOAK_BACKEND must be sqlite or postgresql")
     if backend == "postgresql":
