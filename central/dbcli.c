@@ -366,6 +366,13 @@ static int copy_finish(struct copy *c)
 			 copy_sequences[i], copy_sequences[i]);
 		rc = db_exec(c->dst, sql, c->e);
 	}
+	/* The analysts' tables are not copied: every basket with a household
+	 * waits for the fold (store_analyst.c), which rebuilds them. */
+	if (rc == 0)
+		rc = db_exec(c->dst,
+			     "INSERT INTO analyst_pending(basket_id) SELECT id FROM baskets "
+			     "WHERE hhid IS NOT NULL ON CONFLICT (basket_id) DO NOTHING",
+			     c->e);
 out:
 	db_finalize(src);
 	db_finalize(dst);

@@ -103,6 +103,7 @@ struct routes_opening {
 struct routes {
 	struct event_base *base;
 	struct store *store;
+	struct store *reads; /* routes_set_reads; NULL: store */
 	struct keys_chan *keys;
 	struct keys_async *opens;         /* the resolves' opens, answered on this loop */
 	const struct routes_shared *sh;
@@ -857,6 +858,12 @@ out:
 
 /* ------------------------------------------------------------ history */
 
+/* Where the analysts' reads go: [store] dsn_read's connection, if any. */
+static struct store *routes_reads(const struct routes *r)
+{
+	return r->reads ? r->reads : r->store;
+}
+
 static int routes_sink(const void *buf, size_t len, void *arg)
 {
 	return evbuffer_add(arg, buf, len) == 0 ? 0 : POS_ENOMEM;
@@ -990,7 +997,7 @@ static int routes_history_page_end(struct rq *q, const char *hhid, const struct 
 	*has_end = false;
 	if (!hq->limit)
 		return 0;
-	rc = store_history_seek(q->r->store, hhid, hq->from, hq->to,
+	rc = store_history_seek(routes_reads(q->r), hhid, hq->from, hq->to,
 				hq->has_cursor ? &hq->after : NULL, hq->limit, end, &more, e);
 	if (rc == POS_ENOTFOUND)
 		return 0;
@@ -1023,7 +1030,7 @@ static void routes_history(struct rq *q, const char *hhid)
 		return;
 	/* store_household, not store_household_exists: a household merged
 	 * away has no history of its own (it moved to the survivor). */
-	if ((rc = store_household(q->r->store, hhid, &hh, &e)) < 0) {
+	if ((rc = store_household(routes_reads(q->r), hhid, &hh, &e)) < 0) {
 		if (rc != POS_ENOTFOUND) {
 			routes_fail(q, rc, &e);
 			return;
@@ -1032,7 +1039,7 @@ static void routes_history(struct rq *q, const char *hhid)
 		return;
 	}
 	if ((rc = routes_history_page_end(q, hhid, &hq, &end, &has_end, &e)) < 0 ||
-	    (rc = history_stream_new(q->r->store, hhid, hq.from, hq.to,
+	    (rc = history_stream_new(routes_reads(q->r), hhid, hq.from, hq.to,
 				     hq.has_cursor ? &hq.after : NULL, has_end ? &end : NULL,
 				     hq.fmt, &hs, &e)) < 0) {
 		routes_fail(q, rc, &e);
@@ -1308,7 +1315,7 @@ static void routes_offer_report(struct rq *q)
 		routes_error(q, 500, "internal", "out of memory");
 		return;
 	}
-	rc = offers_report_write(q->r->store, (enum offers_format)fmt, routes_sink, b, &e);
+	rc = offers_report_write(routes_reads(q->r), (enum offers_format)fmt, routes_sink, b, &e);
 	if (rc < 0) {
 		routes_fail(q, rc, &e);
 	} else {
@@ -1647,7 +1654,7 @@ void routes_handle(struct httpd_req *req, void *arg)
 	char seg[(DEIDENT_ID_LEN > STORE_OFFER_ID_LEN ? DEIDENT_ID_LEN : STORE_OFFER_ID_LEN) + 2];
 
 	if (r->sh->analyst && analyst_path(path)) {
-		analyst_handle(r->sh->analyst, r->store, req);
+		analyst_handle(r->sh->analyst, routes_reads(r), req);
 		return;
 	}
 	for (size_t i = 0; i < sizeof routes_table / sizeof routes_table[0]; i++) {
@@ -1676,6 +1683,11 @@ void routes_handle(struct httpd_req *req, void *arg)
 }
 
 /* ------------------------------------------------------------ lifetime */
+
+void routes_set_reads(struct routes *r, struct store *reads)
+{
+	r->reads = reads;
+}
 
 int routes_new(struct event_base *base, struct store *store, struct keys_chan *keys,
 	       const struct routes_shared *sh, struct routes **out, pos_err *e)

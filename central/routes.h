@@ -71,6 +71,10 @@ struct routes;
 int routes_new(struct event_base *base, struct store *store, struct keys_chan *keys,
 	       const struct routes_shared *sh, struct routes **out, pos_err *e);
 void routes_free(struct routes *r);
+/* The analysts' reads (the analyst routes, histories, the offers report)
+ * go to reads (borrowed, outliving r: a connection opened with
+ * CCONF_STORE_READ) instead of the worker's store; NULL: the worker's. */
+void routes_set_reads(struct routes *r, struct store *reads);
 /* The httpd handler; arg is the struct routes. */
 void routes_handle(struct httpd_req *req, void *arg);
 /* The httpd's refusal hook (struct httpd_hooks; arg unused): the routes'

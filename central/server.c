@@ -54,6 +54,7 @@ struct worker {
 	struct event_base *base;
 	struct httpd *httpd;
 	struct store *store;
+	struct store *reads; /* [store] dsn_read's connection, when set */
 	struct routes *routes;
 	struct event *stop_ev, *drain_ev;
 	struct event *log_ev; /* lowest priority: writes the buffered log lines */
@@ -389,6 +390,14 @@ static int server_worker_init(struct worker *w, const struct cconf *c, struct sl
 		return err_set(e, POS_ENOMEM, "worker %d: cannot make an event base", w->idx);
 	if ((rc = routes_new(w->base, w->store, keys, sh, &w->routes, e)) < 0)
 		return rc;
+	/* Without dsn_read the analysts read the primary through the
+	 * worker's read-only connection, which is what CCONF_STORE_READ
+	 * would open: no second connection then. */
+	if (c->backend == STORE_POSTGRESQL && c->store_dsn_read[0]) {
+		if ((rc = cconf_store_open(c, CCONF_STORE_READ, &w->reads, e)) < 0)
+			return rc;
+		routes_set_reads(w->routes, w->reads);
+	}
 	w->stop_ev = event_new(w->base, -1, 0, server_stop_cb, w);
 	w->drain_ev = evtimer_new(w->base, server_drain_cb, w);
 	w->log_ev = event_new(w->base, -1, 0, server_log_flush_cb, w);
@@ -434,6 +443,7 @@ static void server_worker_free(struct worker *w)
 	if (w->base)
 		event_base_free(w->base);
 	store_close(w->store);
+	store_close(w->reads);
 	memset(w, 0, sizeof *w);
 	w->fd = -1;
 	w->pub_fd = -1;

@@ -282,12 +282,6 @@ static const char SQL_FOLD_ITEMS[] =
 	"SELECT i.gtin, b.hhid, b.store, b.ts FROM baskets b JOIN items i ON i.basket_id = b.id "
 	"WHERE b.id > ?1 AND b.id <= ?2 AND b.hhid IS NOT NULL "
 	"ORDER BY i.gtin, b.hhid, b.store, b.ts";
-/* PostgreSQL: the basket's ts names its items' one partition (without it
- * each basket probes every month's: measured 6x slower with four). */
-static const char SQL_FOLD_ITEMS_PG[] =
-	"SELECT i.gtin, b.hhid, b.store, b.ts FROM baskets b JOIN items i ON i.basket_id = b.id "
-	"AND i.ts = b.ts WHERE b.id > ?1 AND b.id <= ?2 AND b.hhid IS NOT NULL "
-	"ORDER BY i.gtin, b.hhid, b.store, b.ts";
 static const char SQL_FOLD_VISITS[] =
 	"SELECT '', b.hhid, b.store, b.ts FROM baskets b "
 	"WHERE b.id > ?1 AND b.id <= ?2 AND b.hhid IS NOT NULL ORDER BY b.hhid, b.store, b.ts";
@@ -303,6 +297,35 @@ static const char SQL_VISITS_PUT[] =
 	"ON CONFLICT (hhid, blk, store) DO UPDATE SET days = excluded.days";
 static const char SQL_FOLD_SET[] =
 	"UPDATE analyst_fold SET basket_id = ?1, updated = ?2 WHERE id = 1";
+
+/*
+ * On SQLite one writer at a time assigns basket ids and commits them, so
+ * ids become visible in order and the mark (the highest id folded) never
+ * passes a basket still to come. On PostgreSQL several connections (and
+ * nodes) take ids from one sequence and may commit them out of order: a
+ * mark could pass a basket whose transaction commits later, and that
+ * basket would never be folded. There each new basket with a household
+ * writes a row in analyst_pending in its own transaction
+ * (store_basket.c), so the row is visible exactly when the basket is; the
+ * fold takes rows from that queue and folds those baskets. Folds are one
+ * at a time across nodes: each holds the analyst_fold row's lock (its
+ * read-modify-write of the folded tables must not interleave).
+ */
+static const char SQL_FOLD_LOCK_PG[] =
+	"SELECT basket_id FROM analyst_fold WHERE id = 1 FOR UPDATE";
+static const char SQL_FOLD_TAKE_PG[] =
+	"DELETE FROM analyst_pending WHERE basket_id IN "
+	"(SELECT basket_id FROM analyst_pending ORDER BY basket_id LIMIT ?1) RETURNING basket_id";
+/* The basket's ts names its items' one partition (without it each basket
+ * probes every month's: measured 6x slower with four). */
+static const char SQL_FOLD_ITEMS_PG[] =
+	"SELECT i.gtin, b.hhid, b.store, b.ts FROM baskets b JOIN items i ON i.basket_id = b.id "
+	"AND i.ts = b.ts WHERE b.id = ANY(CAST(?1 AS BIGINT[])) AND b.hhid IS NOT NULL "
+	"ORDER BY i.gtin, b.hhid, b.store, b.ts";
+static const char SQL_FOLD_VISITS_PG[] =
+	"SELECT '', b.hhid, b.store, b.ts FROM baskets b "
+	"WHERE b.id = ANY(CAST(?1 AS BIGINT[])) AND b.hhid IS NOT NULL "
+	"ORDER BY b.hhid, b.store, b.ts";
 
 /* One row of a folded table being built: its key and its days. */
 struct sa_cell {
@@ -1001,6 +1024,98 @@ out:
 	return rc;
 }
 
+/* The ids taken from analyst_pending, as a PostgreSQL array literal. */
+struct sa_ids {
+	char *txt;
+	size_t len, cap;
+	long n;
+	int64_t top;
+};
+
+static int sa_id_row(struct db_stmt *st, void *arg)
+{
+	struct sa_ids *x = arg;
+	int64_t id = db_col_int64(st, 0);
+	int w;
+
+	if (x->cap - x->len < 24) {
+		size_t nc = x->cap ? x->cap * 2 : 4096;
+		char *t = realloc(x->txt, nc);
+
+		if (!t)
+			return POS_ENOMEM;
+		x->txt = t;
+		x->cap = nc;
+	}
+	w = snprintf(x->txt + x->len, x->cap - x->len, "%s%lld", x->n ? "," : "{",
+		     (long long)id);
+	x->len += (size_t)w;
+	x->n++;
+	if (id > x->top)
+		x->top = id;
+	return 0;
+}
+
+static int sa_fold_read_ids(struct store *s, const char *sql, const char *ids,
+			    struct sa_cells *c, pos_err *e)
+{
+	struct db_stmt *st = store_q(s, sql, e);
+	int rc;
+
+	if (!st)
+		return e->code ? e->code : POS_EDB;
+	db_bind_text(st, 1, ids);
+	rc = db_each(st, sa_cell_row, c, e);
+	if (rc == POS_ENOMEM)
+		rc = err_set(e, POS_ENOMEM, "analyst fold: out of memory");
+	return rc;
+}
+
+/* PostgreSQL: folds at most max baskets taken from analyst_pending, inside
+ * the caller's unit, which holds the fold's lock. */
+static int sa_fold_pending(struct store *s, long max, int64_t now_ms, long *folded, bool *more,
+			   pos_err *e)
+{
+	struct sa_cells items = { 0 }, visits = { 0 };
+	struct sa_ids ids = { 0 };
+	struct db_stmt *st;
+	int rc;
+
+	if (!(st = store_q(s, SQL_FOLD_TAKE_PG, e)))
+		return e->code ? e->code : POS_EDB;
+	db_bind_int64(st, 1, max);
+	if ((rc = db_each(st, sa_id_row, &ids, e)) < 0) {
+		if (rc == POS_ENOMEM)
+			rc = err_set(e, POS_ENOMEM, "analyst fold: out of memory");
+		goto out;
+	}
+	if (ids.n == 0)
+		goto out;
+	ids.txt[ids.len] = '}';
+	ids.txt[ids.len + 1] = '\0';
+	if ((rc = sa_fold_read_ids(s, SQL_FOLD_ITEMS_PG, ids.txt, &items, e)) < 0 ||
+	    (rc = sa_fold_read_ids(s, SQL_FOLD_VISITS_PG, ids.txt, &visits, e)) < 0 ||
+	    (rc = sa_cells_put(s, &items, true, e)) < 0 ||
+	    (rc = sa_hh_put_all(s, &items, e)) < 0 ||
+	    (rc = sa_cells_put(s, &visits, false, e)) < 0)
+		goto out;
+	if (!(st = store_q(s, SQL_FOLD_SET, e))) {
+		rc = e->code ? e->code : POS_EDB;
+		goto out;
+	}
+	db_bind_int64(st, 1, ids.top);
+	db_bind_int64(st, 2, now_ms);
+	if ((rc = db_run(st, e)) < 0)
+		goto out;
+	*folded = ids.n;
+	*more = *more || ids.n >= max;
+out:
+	free(ids.txt);
+	free(items.v);
+	free(visits.v);
+	return rc;
+}
+
 int store_analyst_fold(struct store *s, long max, int64_t now_ms, long *folded, bool *more,
 		       pos_err *e)
 {
@@ -1016,17 +1131,24 @@ int store_analyst_fold(struct store *s, long max, int64_t now_ms, long *folded, 
 	if ((rc = store_unit_begin(s, e)) < 0)
 		return rc;
 	st = NULL;
+	if (store_backend(s) == DB_POSTGRESQL &&
+	    (!(st = store_q(s, SQL_FOLD_LOCK_PG, e)) ||
+	     (rc = db_each(st, sa_one_int, &mark, e)) < 0))
+		goto out;
 	if ((rc = sa_fold_merges(s, &merges, e)) < 0)
 		goto out;
 	*more = merges >= SA_MERGES_MAX;
+	if (store_backend(s) == DB_POSTGRESQL) {
+		rc = sa_fold_pending(s, max, now_ms, folded, more, e);
+		goto out;
+	}
 	if (!(st = store_q(s, SQL_FOLD_MARK, e)) || (rc = db_each(st, sa_one_int, &mark, e)) < 0 ||
 	    !(st = store_q(s, SQL_FOLD_TOP, e)) || (rc = db_each(st, sa_one_int, &top, e)) < 0)
 		goto out;
 	hi = mark + max < top ? mark + max : top;
 	if (hi <= mark)
 		goto out;
-	if ((rc = sa_fold_read(s, sa_sql(s, SQL_FOLD_ITEMS, SQL_FOLD_ITEMS_PG), mark, hi, &items,
-				e)) < 0 ||
+	if ((rc = sa_fold_read(s, SQL_FOLD_ITEMS, mark, hi, &items, e)) < 0 ||
 	    (rc = sa_fold_read(s, SQL_FOLD_VISITS, mark, hi, &visits, e)) < 0 ||
 	    (rc = sa_cells_put(s, &items, true, e)) < 0 ||
 	    (rc = sa_hh_put_all(s, &items, e)) < 0 ||
@@ -1100,15 +1222,17 @@ static void sa_bind_days(struct db_stmt *st, int i, const struct store_analyst_d
  * nobody (its survivor was folded again). */
 static const char SQL_DAYS_COHORT[] =
 	"SELECT a.hhid, a.blk, a.days FROM analyst_items a JOIN households h ON h.hhid = a.hhid "
-	"WHERE a.gtin = ?1 AND a.blk >= ?2 AND a.blk <= ?3 AND (?4 IS NULL OR a.store = ?4) "
-	"ORDER BY a.hhid";
+	"WHERE a.gtin = ?1 AND a.blk >= ?2 AND a.blk <= ?3 "
+	"AND (CAST(?4 AS TEXT) IS NULL OR a.store = ?4) ORDER BY a.hhid";
 static const char SQL_DAYS_POP[] =
 	"SELECT a.hhid, a.blk, a.days FROM analyst_visits a JOIN households h ON h.hhid = a.hhid "
-	"WHERE a.blk >= ?1 AND a.blk <= ?2 AND (?3 IS NULL OR a.store = ?3) ORDER BY a.hhid";
+	"WHERE a.blk >= ?1 AND a.blk <= ?2 AND (CAST(?3 AS TEXT) IS NULL OR a.store = ?3) "
+	"ORDER BY a.hhid";
 static const char SQL_DAYS_ALSO[] =
 	"SELECT a.hhid, a.blk, a.items FROM analyst_households a "
 	"JOIN households h ON h.hhid = a.hhid "
-	"WHERE a.blk >= ?1 AND a.blk <= ?2 AND (?3 IS NULL OR a.store = ?3) ORDER BY a.hhid";
+	"WHERE a.blk >= ?1 AND a.blk <= ?2 AND (CAST(?3 AS TEXT) IS NULL OR a.store = ?3) "
+	"ORDER BY a.hhid";
 static const char SQL_ITEM_NAME[] = "SELECT name FROM item_master WHERE gtin = ?1";
 
 /* Households in key order, each with its first and last day within the

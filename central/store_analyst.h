@@ -56,9 +56,10 @@ struct store_analyst_days {
 	const char *store;
 };
 
-/* Folds baskets past the fold's mark into the folded tables, at most max
- * of them, in one write unit; *folded: how many, *more: whether baskets
- * are left. Runs on a writing connection (serve's writer, the CLI). */
+/* Folds baskets past the fold's mark (SQLite) or queued in
+ * analyst_pending (PostgreSQL, where ids commit out of order) into the
+ * folded tables, at most max of them, in one write unit; *folded: how
+ * many, *more: whether baskets are left. Runs on a writing connection (serve's writer, the CLI). */
 int store_analyst_fold(struct store *s, long max, int64_t now_ms, long *folded, bool *more,
 		       pos_err *e);
 

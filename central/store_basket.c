@@ -56,7 +56,9 @@ static const char SQL_I_INS_N_SQLITE[] =
  * writer, dear on a busy machine). The items travel as three arrays
  * (gtins, quantities, prices; put_arrays). A txn already stored inserts no
  * basket and returns no row. Another node storing the same txn at once
- * waits on the txn key, then inserts nothing. The basket's foreign key to
+ * waits on the txn key, then inserts nothing. A basket with a household
+ * is queued for the analysts' fold (analyst_pending: store_analyst.c says
+ * why) in the same statement. The basket's foreign key to
  * its household is checked at the statement's end, after the household's
  * insert. */
 static const char SQL_B_PUT_PG[] =
@@ -72,7 +74,8 @@ static const char SQL_B_PUT_PG[] =
 	"FROM t RETURNING id, hhid), "
 	"i AS (INSERT INTO items(basket_id, seq, gtin, qty, price_cents, ts) "
 	"SELECT b.id, u.n - 1, u.g, u.q, u.p, ?2::bigint FROM b, "
-	"unnest(?8::text[], ?9::bigint[], ?10::bigint[]) WITH ORDINALITY AS u(g, q, p, n)) "
+	"unnest(?8::text[], ?9::bigint[], ?10::bigint[]) WITH ORDINALITY AS u(g, q, p, n)), "
+	"p AS (INSERT INTO analyst_pending(basket_id) SELECT id FROM b WHERE hhid IS NOT NULL) "
 	"SELECT id, hhid FROM b";
 static const char SQL_ITEMS_ADD[] = "UPDATE counters SET items = items + ?1";
 static const char SQL_RECEIPT_INS[] = "INSERT INTO receipts(hash, basket_id) VALUES (?1, ?2)";

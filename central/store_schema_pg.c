@@ -404,6 +404,15 @@ static const char *const migrations[] = {
 	"  last_ts BIGINT NOT NULL,"
 	"  PRIMARY KEY (store, terminal)"
 	");",
+	/* v10: the baskets the analysts' fold has still to take in, each
+	 * written with its basket: ids from the sequence commit out of
+	 * order across connections, so a mark on ids would skip some
+	 * (store_analyst.c). Those past the mark are queued now. */
+	"CREATE TABLE analyst_pending ("
+	"  basket_id BIGINT PRIMARY KEY NOT NULL"
+	");"
+	"INSERT INTO analyst_pending(basket_id) SELECT b.id FROM baskets b, analyst_fold f "
+	"WHERE f.id = 1 AND b.id > f.basket_id AND b.hhid IS NOT NULL;",
 };
 
 const char *const *store_schema_pg(size_t *n)

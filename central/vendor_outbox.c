@@ -374,7 +374,7 @@ int vendor_outbox_start(const struct cconf *c, struct vendor_outbox **out, pos_e
 		o->rel_min_baskets = c->related_min_baskets;
 		o->rel_min_lift = (double)c->related_min_lift_pct / 100.0;
 		o->rel_per_item = (int)c->related_learned_per_item;
-		if ((rc = store_open(c->database, &o->rel_s, e)) < 0)
+		if ((rc = cconf_store_open(c, CCONF_STORE_WRITE, &o->rel_s, e)) < 0)
 			goto fail;
 		if (pthread_create(&o->rel_th, NULL, ob_relations, o) != 0) {
 			rc = err_set(e, POS_ENOMEM, "cannot start the relations thread");

@@ -232,6 +232,10 @@ class Central:
         self.port = free_port()
         self.conf = os.path.join(self.home, "central.conf")
         self._set_listen()
+        self.backend = test_backend()
+        self.dsn = None
+        if self.backend == "postgresql":
+            self.dsn = use_postgresql(self, pg_db_name(base, name))
         self.proc = None
         self.log = os.path.join(base, name + ".log")
         self.ca = os.path.join(self.home, "ca.crt")
@@ -270,6 +274,29 @@ class Central:
         rc = self.proc.kill9() if self.proc else None
         self.proc = None
         return rc
+
+    def query(self, sql, args=()):
+        """Rows of one SELECT on this central's store, whichever the backend;
+        `?` placeholders bound to args. On PostgreSQL values come back as
+        text, integers as int, NULL as None."""
+        if self.backend == "sqlite":
+            import sqlite3
+            db = sqlite3.connect(f"file:{os.path.join(self.home, 'central.db')}?mode=ro",
+                                 uri=True, timeout=10)
+            try:
+                return [tuple(r) for r in db.execute(sql, list(args)).fetchall()]
+            finally:
+                db.close()
+        return pg_query(self.dsn, sql, args)
+
+    def db_bytes(self):
+        """Every byte the store keeps: the SQLite file, or a pg_dump of the
+        database (for checks that a secret is nowhere in it)."""
+        if self.backend == "sqlite":
+            with open(os.path.join(self.home, "central.db"), "rb") as f:
+                return f.read()
+        return subprocess.run([os.path.join(PG_BIN, "pg_dump"), "-d", self.dsn],
+                              capture_output=True, check=True).stdout
 
     def terminal(self, base, store, term):
         out = os.path.join(base, f"{store}-{term}")
@@ -500,6 +527,64 @@ def pg_dir():
     exports POS_TEST_PG_DIR after `tests/pg/pgctl start`), or None."""
     d = os.environ.get("POS_TEST_PG_DIR", "")
     return d or None
+
+
+PG_BIN = os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin")
+
+
+def pg_query(dsn, sql, args=()):
+    """Rows of one SELECT on dsn through psql, typed as the server typed them
+    (each row comes back as JSON); each `?` is bound to one of args as a psql
+    variable (quoted by psql, never pasted in)."""
+    parts = sql.rstrip().rstrip(";").split("?")
+    if len(parts) - 1 != len(args):
+        raise ValueError("placeholders and args differ in number")
+    text = parts[0] + "".join(f":'p{i}'" + part for i, part in enumerate(parts[1:]))
+    text = f"SELECT row_to_json(q) FROM ({text}) q;\n"
+    cmd = [os.path.join(PG_BIN, "psql"), "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", "-d", dsn]
+    for i, a in enumerate(args):
+        cmd += ["-v", f"p{i}={a}"]
+    p = subprocess.run(cmd, input=text, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError("psql: " + p.stderr.strip())
+    return [tuple(v for _, v in json.loads(line, object_pairs_hook=list))
+            for line in p.stdout.splitlines() if line.strip()]
+
+
+def test_backend():
+    """The backend every Central of this run uses: POS_TEST_BACKEND
+    (sqlite, the default, or postgresql: a fresh database per Central on the
+    test cluster). The one place a suite's backend is decided."""
+    b = os.environ.get("POS_TEST_BACKEND", "") or "sqlite"
+    if b not in ("sqlite", "postgresql"):
+        raise ValueError(f"POS_TEST_BACKEND must be sqlite or postgresql, not {b!r}")
+    if b == "postgresql" and not pg_dir():
+        raise RuntimeError("POS_TEST_BACKEND=postgresql needs a test cluster (POS_TEST_PG_DIR)")
+    return b
+
+
+def on_sqlite():
+    """Whether this run's Centrals use SQLite: checks that read the SQLite
+    file itself run only then (elsewhere they print a `# skip` line)."""
+    return test_backend() == "sqlite"
+
+
+def skip_unless_sqlite(what):
+    """True on SQLite; on PostgreSQL prints `# skip WHAT` and returns False."""
+    if on_sqlite():
+        return True
+    print(f"# skip {what}: SQLite only (POS_TEST_BACKEND={test_backend()})", flush=True)
+    return False
+
+
+def pg_db_name(base, name):
+    """A database name unique to a test's folder and a Central in it."""
+    import re
+    raw = f"it_{os.path.basename(os.path.normpath(base))}_{name}".lower()
+    raw = re.sub(r"[^a-z0-9_]", "_", raw)
+    if len(raw) > 60:
+        raw = raw[:47] + "_" + hashlib.sha256(raw.encode()).hexdigest()[:12]
+    return raw
 
 
 def pg_fresh(name):

@@ -15,7 +15,12 @@ Exit status 0 only when nothing was lost, nothing duplicated, every stored
 basket holds exactly the items its lane sent and lands in its customer's
 household, and no process died on its own.
 
-  SOAK_SECONDS (default 300), SOAK_SEED, SOAK_AGENTS (default 8);
+With SOAK_BACKEND=postgresql central is two nodes on one fresh PostgreSQL
+database of the test cluster (tests/pg/pgctl, started when none runs), the
+lanes list both nodes in `[central] url` (half of them each node first) and
+the chaos picks its node at random each time.
+  SOAK_SECONDS (default 300), SOAK_SEED, SOAK_AGENTS (default 8),
+  SOAK_BACKEND (sqlite, the default, or postgresql; else POS_TEST_BACKEND);
   --seconds N --seed N --agents N --name DIR (under build/itest/, default soak)
   --via-controller N (lanes behind the controller, default half; 0: none)
   --drain-timeout S --quiet
@@ -44,7 +49,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 sys.path.insert(0, HERE)
-from posenv import TEST_TIDS, Agent, Central, HwSim, Proc, Store, wait_until, workdir  # noqa: E402
+from posenv import (PGCTL, ROOT, TEST_TIDS, Agent, Central, HwSim, Proc, Store, run,  # noqa: E402
+                    wait_until, workdir)
 
 # Items every lane may buy (GTIN-13 as scanned; stored as GTIN-14).
 COMMON = ["9520000000011", "9520000000028", "9520000000035"]
@@ -100,7 +106,7 @@ class Log:
 class Terminal:
     """An agent with its scanner; the lane driver and the chaos loop share it."""
 
-    def __init__(self, central, base, no, log, store=None):
+    def __init__(self, central, base, no, log, store=None, nodes=()):
         self.no = no
         self.name = f"T{no}"
         self.log = log
@@ -114,6 +120,14 @@ class Terminal:
             with open(self.agent.conf, "w") as f:
                 f.write(text.replace(f"url = https://127.0.0.1:{central.port}",
                                      f"url = {store.url} https://127.0.0.1:{central.port}"))
+        elif len(nodes) > 1:
+            # Every node, this lane's own first: lanes spread over them.
+            order = nodes[no % len(nodes):] + nodes[:no % len(nodes)]
+            with open(self.agent.conf) as f:
+                text = f.read()
+            with open(self.agent.conf, "w") as f:
+                f.write(text.replace(f"url = https://127.0.0.1:{central.port}", "url = " +
+                                     " ".join(f"https://127.0.0.1:{n.port}" for n in order)))
         self.scanner = HwSim(base, f"scanner-{self.name}", "scanner", "scanner-crlf")
         self.agent.add_device("flatbed", "scanner", self.scanner.link, "scanner-crlf")
         self.lock = threading.Lock()   # one start/kill at a time
@@ -284,8 +298,9 @@ class Terminal:
 # ---------------------------------------------------------------- chaos
 
 class Chaos:
-    def __init__(self, central, terms, rng, log, store=None):
+    def __init__(self, central, terms, rng, log, store=None, nodes=()):
         self.central = central
+        self.nodes = list(nodes) or [central]
         self.terms = terms
         self.store = store
         self.rng = rng
@@ -299,14 +314,18 @@ class Chaos:
         self.problems = []         # starts that failed, SIGTERMs that did not exit 0
         self.stopped = False       # central under SIGSTOP
 
+    def which(self, node):
+        """" on port N" when there are several nodes, else nothing."""
+        return f" on port {node.port}" if len(self.nodes) > 1 else ""
+
     def check_alive(self):
-        c = self.central
-        if c.proc is not None and not c.proc.alive():
-            rc = c.proc.p.returncode
-            self.crashes.append(f"central exited on its own with status {rc}")
-            self.log(f"CRASH: central exited with status {rc}; restarting", force=True)
-            c.proc = None
-            self.start_central()
+        for c in self.nodes:
+            if c.proc is not None and not c.proc.alive():
+                rc = c.proc.p.returncode
+                self.crashes.append(f"central exited on its own with status {rc}")
+                self.log(f"CRASH: central exited with status {rc}; restarting", force=True)
+                c.proc = None
+                self.start_central(c)
         s = self.store
         if s is not None and s.proc is not None and not s.proc.alive():
             rc = s.proc.p.returncode
@@ -321,9 +340,9 @@ class Chaos:
                 self.log(f"CRASH: agent {t.name} exited with status {rc}; restarting", force=True)
                 self.start_agent(t)
 
-    def start_central(self):
+    def start_central(self, node=None):
         try:
-            self.central.start()
+            (node or self.central).start()
             self.restarts += 1
         except Exception as exc:
             self.problems.append(f"central did not start: {exc}")
@@ -349,10 +368,11 @@ class Chaos:
         # Downtimes are cut short near the end so the soak ends on time.
         left = max(0.2, until - time.time())
         r = self.rng.random()
-        c = self.central
-        if c.proc is None:
-            self.start_central()
-            return
+        for n in self.nodes:
+            if n.proc is None:
+                self.start_central(n)
+                return
+        c = self.rng.choice(self.nodes)
         if self.store is not None and self.store.proc is None:
             self.start_store()
             return
@@ -369,10 +389,10 @@ class Chaos:
             r = self.rng.random()
         if r < 0.25:
             self.counts["kill9_central"] += 1
-            self.log("chaos: kill -9 central")
+            self.log(f"chaos: kill -9 central{self.which(c)}")
             c.kill9()
             time.sleep(min(left, self.rng.uniform(0, 2.0)))
-            self.start_central()
+            self.start_central(c)
         elif r < 0.65:
             t = self.rng.choice(self.terms)
             self.counts["kill9_agent"] += 1
@@ -383,7 +403,7 @@ class Chaos:
         elif r < 0.92:
             hold = min(left, self.rng.uniform(0.5, 4.0))
             self.counts["cut_central"] += 1
-            self.log(f"chaos: central cut off (SIGSTOP) for {hold:.1f}s")
+            self.log(f"chaos: central{self.which(c)} cut off (SIGSTOP) for {hold:.1f}s")
             c.proc.p.send_signal(signal.SIGSTOP)
             self.stopped = True
             try:
@@ -403,13 +423,13 @@ class Chaos:
                 self.stopped = False
         else:
             self.counts["term_central"] += 1
-            self.log("chaos: central stopped with SIGTERM")
+            self.log(f"chaos: central{self.which(c)} stopped with SIGTERM")
             rc = c.stop()
             if rc != 0:
                 self.problems.append(f"central exited {rc} on SIGTERM (want 0)")
                 self.log(f"central exited {rc} on SIGTERM", force=True)
             time.sleep(min(left, self.rng.uniform(0.2, 2.0)))
-            self.start_central()
+            self.start_central(c)
 
     def run(self, until):
         while time.time() < until:
@@ -423,22 +443,18 @@ class Chaos:
 
 # ---------------------------------------------------------------- verdict
 
-def stored_from_db(path):
-    """txn -> {"count", "hhid", "items": {gtin: qty}} from central.db, read-only."""
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-    try:
-        out = {}
-        for txn, n in db.execute("SELECT txn, count(*) FROM baskets GROUP BY txn"):
-            out[txn] = {"count": n, "hhid": None, "items": {}}
-        for txn, hhid in db.execute("SELECT txn, hhid FROM baskets"):
-            out[txn]["hhid"] = hhid
-        for txn, gtin, qty in db.execute(
-                "SELECT b.txn, i.gtin, i.qty FROM items i JOIN baskets b ON b.id = i.basket_id"):
-            items = out[txn]["items"]
-            items[gtin] = items.get(gtin, 0) + qty
-        return out
-    finally:
-        db.close()
+def stored_from_db(central):
+    """txn -> {"count", "hhid", "items": {gtin: qty}} from central's store, read-only."""
+    out = {}
+    for txn, n in central.query("SELECT txn, count(*) FROM baskets GROUP BY txn"):
+        out[txn] = {"count": n, "hhid": None, "items": {}}
+    for txn, hhid in central.query("SELECT txn, hhid FROM baskets"):
+        out[txn]["hhid"] = hhid
+    for txn, gtin, qty in central.query(
+            "SELECT b.txn, i.gtin, i.qty FROM items i JOIN baskets b ON b.id = i.basket_id"):
+        items = out[txn]["items"]
+        items[gtin] = items.get(gtin, 0) + qty
+    return out
 
 
 def stored_from_api(central, hhids):
@@ -509,6 +525,16 @@ def compare(completed, db, api):
             "history_differs": history_differs, "split": split, "unacked": unacked}
 
 
+def pg_cluster():
+    """The test cluster of this build (POS_TEST_PG_DIR, or tests/pg/pgctl
+    start under build/pg), exported for posenv."""
+    if os.environ.get("POS_TEST_PG_DIR"):
+        return
+    d = os.path.join(ROOT, os.environ.get("BUILD", "build"), "pg")
+    run([PGCTL, "start", d])
+    os.environ["POS_TEST_PG_DIR"] = os.path.realpath(d)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=float(os.environ.get("SOAK_SECONDS", "300")))
@@ -532,17 +558,31 @@ def main():
     log(f"seed={seed} seconds={args.seconds:g} agents={args.agents} via_controller={via}",
         force=True)
 
+    # make test's PostgreSQL pass sets POS_TEST_BACKEND for every suite.
+    backend = (os.environ.get("SOAK_BACKEND", "") or os.environ.get("POS_TEST_BACKEND", "")
+               or "sqlite")
+    if backend not in ("sqlite", "postgresql"):
+        ap.error("SOAK_BACKEND must be sqlite or postgresql")
+    if backend == "postgresql":
+        pg_cluster()
+        os.environ["POS_TEST_BACKEND"] = "postgresql"
     base = workdir(args.name)
     findings = []
     terms = []
     try:
-        central = Central(base).start()
+        central = Central(base)
+        nodes = [central]
+        if backend == "postgresql":
+            from pgenv import second_node
+            nodes.append(second_node(central, base, "central_b"))
+        for n in nodes:
+            n.start()
         store = Store(central, base, "S1").start() if via else None
         # Odd lanes through the controller first, then even ones.
         order = list(range(1, args.agents + 1, 2)) + list(range(2, args.agents + 1, 2))
         behind = set(order[:via])
         for i in range(1, args.agents + 1):
-            terms.append(Terminal(central, base, i, log, store if i in behind else None))
+            terms.append(Terminal(central, base, i, log, store if i in behind else None, nodes))
         for t in terms:
             t.start()
         for t in terms:
@@ -556,7 +596,7 @@ def main():
                    for t in terms]
         for d in drivers:
             d.start()
-        chaos = Chaos(central, terms, rng, log, store)
+        chaos = Chaos(central, terms, rng, log, store, nodes)
         chaos.run(time.time() + args.seconds)
         stop.set()
         for d in drivers:
@@ -578,10 +618,12 @@ def main():
             rc = store.stop()
             if rc != 0:
                 chaos.problems.append(f"the controller exited {rc} on SIGTERM (want 0)")
-        rc = central.stop()
-        if rc != 0:
-            chaos.problems.append(f"central exited {rc} on the final SIGTERM (want 0)")
-        chaos.start_central()
+        for n in nodes:
+            rc = n.stop()
+            if rc != 0:
+                chaos.problems.append(f"central exited {rc} on the final SIGTERM (want 0)")
+        for n in nodes:
+            chaos.start_central(n)
         if store:
             chaos.start_store()
         for t in terms:
@@ -626,8 +668,7 @@ def main():
             findings.append(f"baskets central refused, set aside in spools: {rejected}")
 
         # What central says through the analyst API, then what its database holds.
-        db_path = os.path.join(central.home, "central.db")
-        pre = stored_from_db(db_path)
+        pre = stored_from_db(central)
         hhids = {s["hhid"] for s in pre.values() if s["hhid"]}
         api, api_errors = stored_from_api(central, hhids)
         findings += api_errors
@@ -639,10 +680,11 @@ def main():
             rc = store.stop()
             if rc != 0:
                 chaos.problems.append(f"the controller exited {rc} on the final SIGTERM (want 0)")
-        rc = central.stop()
-        if rc != 0:
-            chaos.problems.append(f"central exited {rc} on the final SIGTERM (want 0)")
-        db = stored_from_db(db_path)
+        for n in nodes:
+            rc = n.stop()
+            if rc != 0:
+                chaos.problems.append(f"central exited {rc} on the final SIGTERM (want 0)")
+        db = stored_from_db(central)
 
         v = compare(completed, db, api)
         lost, dup_txn, dup_lanes = v["lost"], v["dup_txn"], v["dup_lanes"]
@@ -684,7 +726,7 @@ def main():
                                 f"{t.hwsim_restarts} times")
 
         report = {
-            "seed": seed, "seconds": args.seconds, "agents": args.agents, "via_controller": via,
+            "backend": backend, "nodes": len(nodes), "seed": seed, "seconds": args.seconds, "agents": args.agents, "via_controller": via,
             "chaos": chaos.counts, "restarts": chaos.restarts,
             "completed": len(completed), "stored": len(db),
             "unacked_stored": len(unacked), "lost": lost, "duplicated_txns": dup_txn,

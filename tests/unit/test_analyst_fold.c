@@ -41,7 +41,8 @@ static void households(struct store *s)
 	}
 }
 
-/* One basket of household h on day d at store st with items g1 (and g2). */
+/* One basket of household h on day d at store st with items g1 (and g2);
+ * g1 NULL: none. */
 static void put(struct store *s, int h, int64_t d, const char *st, const char *g1, const char *g2)
 {
 	struct store_item it[2] = { { "", 1, 150 }, { "", 2, 200 } };
@@ -56,11 +57,12 @@ static void put(struct store *s, int h, int64_t d, const char *st, const char *g
 	snprintf(b.terminal, sizeof b.terminal, "T1");
 	snprintf(b.hhid, sizeof b.hhid, "%s", hh[h]);
 	memset(b.digest, ntxn, sizeof b.digest);
-	snprintf(it[0].gtin, sizeof it[0].gtin, "%s", g1);
+	if (g1)
+		snprintf(it[0].gtin, sizeof it[0].gtin, "%s", g1);
 	if (g2)
 		snprintf(it[1].gtin, sizeof it[1].gtin, "%s", g2);
 	b.items = it;
-	b.n_items = g2 ? 2 : 1;
+	b.n_items = g2 ? 2 : g1 ? 1 : 0;
 	assert_int_equal(store_put_baskets(s, &b, 1, &r, &e), 0);
 	assert_int_equal(r, STORE_PUT_CREATED);
 }
@@ -261,6 +263,118 @@ static void fold_refuses_a_zero_batch(void **st)
 	assert_false(more);
 }
 
+/* ---------------------------------------------------------------- PostgreSQL
+ * The same tests on a fresh database of the throwaway cluster tests/pg/pgctl
+ * keeps under $BUILD/pg, when there is one; and baskets committed out of id
+ * order by two connections, which only PostgreSQL allows. */
+
+static int pg_fresh(char *out, size_t cap)
+{
+	const char *build = getenv("BUILD");
+	char cmd[512], line[256];
+	FILE *p;
+
+	out[0] = '\0';
+	if (access("tests/pg/pgctl", X_OK) != 0)
+		return -1;
+	snprintf(cmd, sizeof(cmd), "tests/pg/pgctl fresh %s/pg test_analyst_fold 2>/dev/null",
+		 build && build[0] ? build : "build");
+	if (!(p = popen(cmd, "r")))
+		return -1;
+	while (fgets(line, sizeof(line), p))
+		if (line[0] && line[0] != '\n')
+			snprintf(out, cap, "%.*s", (int)strcspn(line, "\n"), line);
+	return pclose(p) == 0 && out[0] ? 0 : -1;
+}
+
+static int pg_open(const char *dsn, struct store **s)
+{
+	struct store_where w = { .backend = STORE_POSTGRESQL, .dsn = dsn };
+	pos_err e = { 0 };
+
+	return store_open_at(&w, s, &e);
+}
+
+static int setup_pg(void **st)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	assert_int_equal(pg_fresh(f->db, sizeof(f->db)), 0);
+	assert_int_equal(pg_open(f->db, &f->s), 0);
+	*st = f;
+	return 0;
+}
+
+static int teardown_pg(void **st)
+{
+	struct fx *f = *st;
+
+	store_close(f->s);
+	free(f);
+	return 0;
+}
+
+/* Basket ids come from one sequence: the first connection takes its id,
+ * the second a higher one and commits first. A fold between the commits
+ * sees the second; the next fold still takes in the first. */
+static void baskets_committed_out_of_order_are_all_folded(void **st)
+{
+	struct fx *f = *st;
+	struct store *s2 = NULL;
+	struct store_analyst_days pf = { NULL, D0 - 5, D0 + 5, NULL };
+	long folded = 0, pop = 0;
+	bool more = true;
+	pos_err e = { 0 };
+
+	assert_int_equal(pg_open(f->db, &s2), 0);
+	households(f->s);
+	/* The month's partitions first: made inside the open transaction
+	 * they would hold the second connection until it commits. */
+	put(f->s, 2, D0, "S1", TEA, NULL);
+	assert_int_equal(store_analyst_fold(s2, 100, 1, &folded, &more, &e), 0);
+	assert_int_equal(folded, 1);
+	assert_int_equal(store_begin(f->s, &e), 0);
+	/* The lower id, not committed; without items, which would hold the
+	 * item counter's row until the commit, and from another store, whose
+	 * terminal's last-seen row the second connection does not touch. */
+	put(f->s, 0, D0, "S2", NULL, NULL);
+	put(s2, 1, D0, "S1", BREAD, NULL);  /* the higher id, committed */
+	assert_int_equal(store_analyst_fold(s2, 100, 1, &folded, &more, &e), 0);
+	assert_int_equal(folded, 1);
+	assert_false(more);
+	assert_int_equal(store_commit(f->s, &e), 0);
+	assert_int_equal(store_analyst_fold(s2, 100, 1, &folded, &more, &e), 0);
+	assert_int_equal(folded, 1);
+	assert_int_equal(store_analyst_days_population(s2, &pf, &pop, &e), 0);
+	assert_int_equal(pop, 3);
+	assert_int_equal(store_analyst_fold(s2, 100, 1, &folded, &more, &e), 0);
+	assert_int_equal(folded, 0);
+	store_close(s2);
+}
+
+static int run_pg(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(fold_cohort_population_also, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(lines_by_page, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(a_merge_counts_the_survivor_once, setup_pg,
+						teardown_pg),
+		cmocka_unit_test_setup_teardown(fold_refuses_a_zero_batch, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(baskets_committed_out_of_order_are_all_folded,
+						setup_pg, teardown_pg),
+	};
+	char dsn[256];
+	struct store *s = NULL;
+
+	if (pg_fresh(dsn, sizeof(dsn)) < 0 || pg_open(dsn, &s) < 0) {
+		printf("# PostgreSQL group skipped: no PostgreSQL cluster (tests/pg/pgctl)\n");
+		return 0;
+	}
+	store_close(s);
+	return cmocka_run_group_tests_name("analyst fold on PostgreSQL", tests, NULL, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -269,6 +383,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(a_merge_counts_the_survivor_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(fold_refuses_a_zero_batch, setup, teardown),
 	};
+	int failed = cmocka_run_group_tests(tests, NULL, NULL);
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return failed + run_pg();
 }
