@@ -17,7 +17,7 @@
  * What only the SQLite store has: quick_check, the online backup, WAL
  * checkpoints and the ingest writer's tuning (PostgreSQL has its own
  * tools for each: amcheck, pg_basebackup, its checkpointer), and the
- * SQLite handle for store files not yet written over db.h.
+ * last rowid a basket insert made (cheaper than RETURNING on SQLite).
  */
 
 static sqlite3 *sq_handle(struct store *s)
