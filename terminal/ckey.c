@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "http.h"
 #include "jsonx.h"
 
 #define CKEY_URL_MAX 1024
@@ -165,22 +166,10 @@ static int ckey_get(const struct aconf *c, const char *base, size_t blen, long t
 	int rc;
 
 	snprintf(url, cap, "%.*s/v1/keys", (int)blen, base);
-	if (!b || !(h = curl_easy_init())) {
+	if (!b || !(h = http_blocking_handle(url, c->ca, c->cert, c->key, timeout_ms, err))) {
 		rc = err_set(e, POS_ENOMEM, "%s: cannot initialise libcurl", url);
 		goto out;
 	}
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, err);
-	curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_3);
-	curl_easy_setopt(h, CURLOPT_CAINFO, c->ca);
-	curl_easy_setopt(h, CURLOPT_CAPATH, (char *)NULL);
-	curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert);
-	curl_easy_setopt(h, CURLOPT_SSLKEY, c->key);
-	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, ckey_write);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
 	cc = curl_easy_perform(h);

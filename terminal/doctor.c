@@ -14,6 +14,7 @@
 #include "acheck.h"
 #include "ckey.h"
 #include "device.h"
+#include "http.h"
 #include "keys.h"
 #include "spool.h"
 #include "timeutil.h"
@@ -91,23 +92,12 @@ static int doctor_url(FILE *out, const struct aconf *c, const char *base, size_t
 	int bad = 1;
 
 	snprintf(url, sizeof url, "%.*s/v1/health", (int)blen, base);
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(h = curl_easy_init())) {
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
+	    !(h = http_blocking_handle(url, c->ca, c->cert, c->key, DOCTOR_HEALTH_TIMEOUT_MS, err))) {
 		fprintf(out, "  %s: PROBLEM: cannot initialise libcurl\n", url);
 		goto out;
 	}
 	t0 = time_mono_us();
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, err);
-	curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_3);
-	curl_easy_setopt(h, CURLOPT_CAINFO, c->ca);
-	curl_easy_setopt(h, CURLOPT_CAPATH, (char *)NULL);
-	curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert);
-	curl_easy_setopt(h, CURLOPT_SSLKEY, c->key);
-	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, DOCTOR_HEALTH_TIMEOUT_MS);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, doctor_discard);
 	cc = curl_easy_perform(h);
 	if (cc != CURLE_OK) {

@@ -665,3 +665,28 @@ int http_pending(const struct http *h)
 {
 	return h ? h->pending : 0;
 }
+
+void *http_blocking_handle(const char *url, const char *ca, const char *cert, const char *key,
+			   long timeout_ms, char *err)
+{
+	CURL *h = curl_easy_init();
+
+	if (!h)
+		return NULL;
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, err);
+	curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_3);
+	curl_easy_setopt(h, CURLOPT_CAINFO, ca);
+	/* Only the retailer's CA: never the system store as well. */
+	curl_easy_setopt(h, CURLOPT_CAPATH, (char *)NULL);
+	if (cert) {
+		curl_easy_setopt(h, CURLOPT_SSLCERT, cert);
+		curl_easy_setopt(h, CURLOPT_SSLKEY, key);
+	}
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+	return h;
+}

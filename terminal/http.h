@@ -60,4 +60,16 @@ const char *http_current_url(const struct http *h);
 /* Number of requests in flight. */
 int http_pending(const struct http *h);
 
+/*
+ * A blocking request's handle (doctor, the key fetch), set up as the
+ * loop's requests are: https only, TLS 1.3, the retailer's CA alone, the
+ * client certificate (cert NULL: none), the peer verified, the time limit
+ * and err for libcurl's message (CURL_ERROR_SIZE bytes, owned by the
+ * caller, which also sets the write callback). NULL when libcurl cannot
+ * make one. Returned as void * so this header needs no curl.h; the caller
+ * frees it with curl_easy_cleanup.
+ */
+void *http_blocking_handle(const char *url, const char *ca, const char *cert, const char *key,
+			   long timeout_ms, char *err);
+
 #endif

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "doctor.h"
+#include "http.h"
 #include "timeutil.h"
 #include "tlog.h"
 
@@ -43,24 +44,10 @@ static long sdoctor_request(const char *url, const char *ca, const char *cert, c
 	err[0] = '\0';
 	a->len = 0;
 	a->buf[0] = '\0';
-	if (!(h = curl_easy_init())) {
+	if (!(h = http_blocking_handle(url, ca, cert, key, SDOCTOR_TIMEOUT_MS, err))) {
 		snprintf(err, CURL_ERROR_SIZE, "cannot initialise libcurl");
 		return 0;
 	}
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, err);
-	curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_3);
-	curl_easy_setopt(h, CURLOPT_CAINFO, ca);
-	curl_easy_setopt(h, CURLOPT_CAPATH, (char *)NULL);
-	if (cert) {
-		curl_easy_setopt(h, CURLOPT_SSLCERT, cert);
-		curl_easy_setopt(h, CURLOPT_SSLKEY, key);
-	}
-	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, SDOCTOR_TIMEOUT_MS);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sdoctor_keep);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, a);
 	if (post) {
