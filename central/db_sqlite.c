@@ -1,5 +1,6 @@
 #include "db_impl.h"
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +12,10 @@
  * SQLite behind db.h: a thin pass-through. The connection runs in WAL mode
  * with synchronous=FULL (a commit is on disk before anything is
  * acknowledged), foreign keys on, and secure_delete (removed rows are
- * overwritten, not left in free pages).
+ * overwritten, not left in free pages). Temporary data (a savepoint's
+ * journal, a sort) stays in memory: on disk, each write unit inside a
+ * group's transaction spilled its pages to a temporary file (measured:
+ * 2.4 GB written for 16,000 baskets, against 0.45 GB in memory).
  */
 
 #define SQ_BUSY_MS 5000
@@ -267,7 +271,18 @@ static const char *const sq_pragmas[] = {
 	 * 2 MiB default cache a large enrolment batch spills pages to the WAL
 	 * again and again (measured: 12 page writes per enrolled TID). */
 	"PRAGMA cache_size=-" SQ_CACHE_KIB,
+	"PRAGMA temp_store=MEMORY",
 };
+
+/* SQLite's allocation statistics take a process-wide mutex on every
+ * malloc and free (5% of the writer's time); nothing reads them. Fails
+ * harmlessly when something opened a database first. */
+static pthread_once_t sq_once = PTHREAD_ONCE_INIT;
+
+static void sq_config(void)
+{
+	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
 
 int db_open_sqlite(const char *path, bool readonly, struct db **out, pos_err *e)
 {
@@ -277,6 +292,7 @@ int db_open_sqlite(const char *path, bool readonly, struct db **out, pos_err *e)
 	*out = NULL;
 	if (!d)
 		return err_set(e, POS_ENOMEM, "database: out of memory");
+	pthread_once(&sq_once, sq_config);
 	d->head.ops = &sq_ops;
 	d->head.backend = DB_SQLITE;
 	d->head.readonly = readonly;

@@ -43,6 +43,11 @@ static int hout_flush(struct hout *o)
 static void hout_put(struct hout *o, const char *s, size_t n)
 {
 	o->total += n;
+	if (n < sizeof(o->buf) - o->len) { /* the usual case: it fits */
+		memcpy(o->buf + o->len, s, n);
+		o->len += n;
+		return;
+	}
 	while (n && o->rc == 0) {
 		size_t room = sizeof(o->buf) - o->len;
 		size_t k = n < room ? n : room;
@@ -93,21 +98,46 @@ static void hout_csv(struct hout *o, const char *s)
 	hout_put(o, "\"", 1);
 }
 
+/* A history is mostly ids and GTINs that need no escaping: each run of
+ * plain bytes goes out in one piece. */
 static void hout_json_str(struct hout *o, const char *s)
 {
 	hout_put(o, "\"", 1);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
+	for (;;) {
+		size_t n = 0;
+		unsigned char c;
+
+		while ((c = (unsigned char)s[n]) >= 0x20 && c != '"' && c != '\\')
+			n++;
+		hout_put(o, s, n);
+		s += n;
+		if (!c)
+			break;
 		if (c == '"' || c == '\\') {
 			char esc[2] = { '\\', (char)c };
 			hout_put(o, esc, 2);
-		} else if (c < 0x20) {
-			hout_fmt(o, "\\u%04x", c);
 		} else {
-			hout_put(o, s, 1);
+			hout_fmt(o, "\\u%04x", c);
 		}
+		s++;
 	}
 	hout_put(o, "\"", 1);
+}
+
+/* A decimal integer without printf: a history prints two per item. */
+static void hout_long(struct hout *o, long v)
+{
+	char tmp[24];
+	char *p = tmp + sizeof tmp;
+	unsigned long u = v < 0 ? 0UL - (unsigned long)v : (unsigned long)v;
+
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--p = '-';
+	hout_put(o, p, (size_t)(tmp + sizeof tmp - p));
 }
 
 static void hout_price(struct hout *o, long cents, const char *unknown)
@@ -115,7 +145,7 @@ static void hout_price(struct hout *o, long cents, const char *unknown)
 	if (cents < 0)
 		hout_str(o, unknown);
 	else
-		hout_fmt(o, "%ld", cents);
+		hout_long(o, cents);
 }
 
 /* An item's name from the item master, through the stream's small cache:
@@ -174,7 +204,9 @@ static int hist_csv(const struct store_basket *b, struct hout *o, struct hnames 
 			if ((rc = hist_name(nc, b->items[i].gtin, &name, e)) < 0)
 				return rc;
 			hout_csv(o, b->items[i].gtin);
-			hout_fmt(o, ",%d,", b->items[i].qty);
+			hout_put(o, ",", 1);
+			hout_long(o, b->items[i].qty);
+			hout_put(o, ",", 1);
 			hout_price(o, b->items[i].price_cents, "");
 			hout_put(o, ",", 1);
 			hout_csv(o, name);
@@ -207,7 +239,9 @@ static int hist_json(const struct store_basket *b, void *arg)
 	for (size_t i = 0; i < b->n_items; i++) {
 		hout_str(o, i ? ",{\"gtin\":" : "{\"gtin\":");
 		hout_json_str(o, b->items[i].gtin);
-		hout_fmt(o, ",\"qty\":%d,\"price_cents\":", b->items[i].qty);
+		hout_str(o, ",\"qty\":");
+		hout_long(o, b->items[i].qty);
+		hout_str(o, ",\"price_cents\":");
 		hout_price(o, b->items[i].price_cents, "null");
 		hout_put(o, "}", 1);
 	}

@@ -12,6 +12,8 @@
  * fresh database in DIR, and prints baskets/s.
  *
  * usage: sqlfloor DIR [SECONDS]
+ * SF_BATCH=N (1..1000): store_put_baskets in batches of N instead, e.g. the
+ * group sizes the API's writer commits (tens of baskets at 64 connections).
  */
 #include <openssl/rand.h>
 #include <sqlite3.h>
@@ -161,6 +163,7 @@ out:
 static double sf_store(const char *path, const struct sf_rows *r, double secs, long *n_out)
 {
 	struct store *s = NULL;
+	int batch = (int)bench_env_num("SF_BATCH", SF_BATCH);
 	struct store_basket *bs = calloc(SF_BATCH, sizeof *bs);
 	struct store_item items[SF_ITEMS];
 	enum store_put_result res[SF_BATCH];
@@ -169,6 +172,8 @@ static double sf_store(const char *path, const struct sf_rows *r, double secs, l
 	long n = 0;
 	pos_err e = { 0 };
 
+	if (batch < 1 || batch > SF_BATCH)
+		batch = SF_BATCH;
 	if (!bs || store_open(path, &s, &e) < 0)
 		goto out;
 	for (int i = 0; i < SF_ITEMS; i++) {
@@ -178,7 +183,7 @@ static double sf_store(const char *path, const struct sf_rows *r, double secs, l
 	}
 	t0 = bench_now_ns();
 	while (n < SF_MAX_BASKETS && bench_now_ns() - t0 < limit) {
-		for (int i = 0; i < SF_BATCH; i++) {
+		for (int i = 0; i < batch; i++) {
 			struct store_basket *b = &bs[i];
 			if (uuid_v7(b->txn, &e) < 0 || RAND_bytes(b->digest, 32) != 1)
 				goto out;
@@ -190,9 +195,9 @@ static double sf_store(const char *path, const struct sf_rows *r, double secs, l
 			b->items = items;
 			b->n_items = SF_ITEMS;
 		}
-		if (store_put_baskets(s, bs, SF_BATCH, res, &e) < 0)
+		if (store_put_baskets(s, bs, (size_t)batch, res, &e) < 0)
 			goto out;
-		n += SF_BATCH;
+		n += batch;
 	}
 	rate = (double)n / ((double)(bench_now_ns() - t0) / 1e9);
 	*n_out = n;

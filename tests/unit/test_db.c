@@ -512,6 +512,16 @@ static void readonly_connection_refuses_writes(void **state)
 	assert_int_equal(count(f->db, "SELECT count(*) FROM t"), 1);
 }
 
+/* A write unit inside a group's transaction is a savepoint: its journal,
+ * on disk, made the writer write every changed page a second time. */
+static void sqlite_keeps_temporary_data_in_memory(void **state)
+{
+	struct fx *f = fx_of(state);
+
+	assert_int_equal(count(f->db, "PRAGMA temp_store"), 2);
+	assert_int_equal(count(f->db, "PRAGMA synchronous"), 2); /* FULL */
+}
+
 struct racer {
 	struct fx *f;
 	pthread_barrier_t *go;
@@ -673,6 +683,7 @@ int main(void)
 		ON(keep_statements_are_reused_and_count_changes, be_sqlite),
 		ON(readonly_connection_refuses_writes, be_sqlite),
 		ON(two_connections_racing_one_key_store_one_row, be_sqlite),
+		ON(sqlite_keeps_temporary_data_in_memory, be_sqlite),
 	};
 	const struct CMUnitTest on_pg[] = {
 		ON(values_round_trip_unchanged, be_pg),
