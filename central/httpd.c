@@ -273,6 +273,15 @@ static void conn_ev_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (c->st == C_HANDLER) {
+		/* The client sent more, or closed, before its answer: nothing
+		 * is read until the answer is out (conn_arm), and the level-
+		 * triggered interest would wake the loop again and again. */
+		event_del(c->rev);
+		event_del(c->wev);
+		c->armed = 0;
+		return;
+	}
 	c->idle = false;
 	conn_io(c);
 }
@@ -924,11 +933,14 @@ static enum step conn_read(struct conn *c)
 	return STEP;
 }
 
-/* Registers the socket for what the state waits on (nothing while the
- * handler has the request), touching libevent only on a change. */
+/* Registers the socket for what the state waits on, touching libevent
+ * only on a change. While the handler has the request, read interest
+ * stays as it was (dropping it and restoring it after the answer cost
+ * two epoll_ctl a request); conn_ev_cb drops it if the socket wakes
+ * meanwhile. */
 static void conn_arm(struct conn *c)
 {
-	short want = c->st == C_HANDLER ? 0 : c->want;
+	short want = c->st == C_HANDLER ? (short)(c->armed & EV_READ) : c->want;
 
 	if ((want & EV_READ) != (c->armed & EV_READ)) {
 		if (want & EV_READ)

@@ -108,6 +108,11 @@ struct routes {
 	struct keys_async *opens;         /* the resolves' opens, answered on this loop */
 	const struct routes_shared *sh;
 	struct event *done_ev;
+	/* The resolves answered in one loop turn read in one transaction
+	 * from the second on (store_reads_begin); reads_end_ev, made active
+	 * by the first, ends it once the turn's answers ran. */
+	struct event *reads_end_ev;
+	unsigned turn_reads;
 	pthread_mutex_t mu;
 	struct routes_async *done; /* guarded by mu: filled by the writer */
 	size_t waiting;            /* worker thread only */
@@ -331,6 +336,25 @@ static int routes_enrol(struct rq *q, const unsigned char idx[DEIDENT_INDEX_LEN]
 	return 0;
 }
 
+static void routes_reads_end_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct routes *r = arg;
+
+	(void)fd;
+	(void)what;
+	store_reads_end(r->store);
+	r->turn_reads = 0;
+}
+
+/* Before a resolve's read: see reads_end_ev. */
+static void routes_reads_share(struct routes *r)
+{
+	if (r->turn_reads++ == 0)
+		event_active(r->reads_end_ev, 0, 1);
+	else if (r->turn_reads == 2)
+		store_reads_begin(r->store);
+}
+
 /* The keys process's answer for one resolve: find the household (or hand
  * its enrolment to the writer) and answer. */
 static void routes_opened(void *arg, struct keys_open_res *res)
@@ -345,8 +369,10 @@ static void routes_opened(void *arg, struct keys_open_res *res)
 	/* A read on the worker's connection; a TID no household holds yet
 	 * is enrolled by the writer, whose commit this worker never waits
 	 * on (nor pays its fsync for). */
-	if ((rc = res->rc) == 0)
+	if ((rc = res->rc) == 0) {
+		routes_reads_share(r);
 		rc = resolve_store(r->store, false, res->idx, res->dtid, &out, &res->err);
+	}
 	if (rc == POS_ENOTFOUND && r->sh->auto_enrol &&
 	    routes_enrol(&o->q, res->idx, res->dtid) == 0) {
 		free(o);
@@ -1706,7 +1732,8 @@ int routes_new(struct event_base *base, struct store *store, struct keys_chan *k
 	pthread_mutex_init(&r->mu, NULL);
 	r->text = malloc(METRICS_TEXT_MAX);
 	r->done_ev = event_new(base, -1, 0, routes_done_cb, r);
-	if (!r->text || !r->done_ev) {
+	r->reads_end_ev = event_new(base, -1, 0, routes_reads_end_cb, r);
+	if (!r->text || !r->done_ev || !r->reads_end_ev) {
 		routes_free(r);
 		return err_set(e, POS_ENOMEM, "routes: out of memory");
 	}
@@ -1724,6 +1751,10 @@ void routes_free(struct routes *r)
 		return;
 	if (r->done_ev)
 		event_free(r->done_ev);
+	if (r->reads_end_ev) {
+		store_reads_end(r->store);
+		event_free(r->reads_end_ev);
+	}
 	keys_async_free(r->opens);
 	pthread_mutex_destroy(&r->mu);
 	free(r->text);

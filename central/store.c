@@ -372,6 +372,31 @@ int store_commit(struct store *s, pos_err *e)
 	return rc;
 }
 
+void store_reads_begin(struct store *s)
+{
+	pos_err e = { 0 };
+
+	if (!s || s->in_txn || store_backend(s) != DB_SQLITE || !db_readonly(s->conn))
+		return;
+	if (db_begin(s->conn, &e) == 0) {
+		s->in_txn = 1;
+		s->reads = true;
+	}
+}
+
+void store_reads_end(struct store *s)
+{
+	pos_err e = { 0 };
+
+	if (!s || !s->reads)
+		return;
+	s->reads = false;
+	if (db_in_txn(s->conn) && db_commit(s->conn, &e) < 0)
+		db_rollback(s->conn);
+	s->in_txn = 0;
+	s->sp_depth = 0;
+}
+
 bool store_in_txn(struct store *s)
 {
 	return s && s->in_txn && db_in_txn(s->conn);

@@ -113,6 +113,16 @@ void store_rollback(struct store *s);
  * what runs after would then commit on its own. */
 bool store_in_txn(struct store *s);
 
+/* Several reads as one, on a read-only connection with no transaction
+ * open (a worker's answers of one loop turn): on SQLite they share one
+ * read transaction, so the WAL's read lock is taken once (two fcntl per
+ * read otherwise); on PostgreSQL nothing happens (each statement reads a
+ * snapshot of its own; BEGIN and COMMIT would be two more round trips).
+ * Reads stay correct either way: store_reads_end closes what begin
+ * opened, if anything, and a failed begin leaves each read on its own. */
+void store_reads_begin(struct store *s);
+void store_reads_end(struct store *s);
+
 /* Finds the household of a tid index. When absent and auto_enrol is set,
  * creates household new_hhid (a fresh deident_hhid_new()) linked to it and
  * sets *created. Absent and not auto_enrol: POS_ENOTFOUND. */

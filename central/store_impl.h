@@ -22,6 +22,7 @@ struct store {
 	struct store_cached *q; /* store_q's cache, open addressing */
 	size_t q_cap, q_n;
 	int in_txn;   /* inside store_begin .. store_commit */
+	bool reads;   /* the transaction is store_reads_begin's */
 	int sp_depth; /* nested savepoints, for unique names */
 	struct store_item *items; /* history scratch, grown as needed */
 	size_t items_cap;
