@@ -1259,6 +1259,41 @@ static void readonly_connection_reads_everything_and_writes_nothing(void **st)
 	assert_int_equal(stats.baskets, 1);
 }
 
+/* A worker's reads of one loop turn: on SQLite one snapshot until the end
+ * (one WAL read lock), on PostgreSQL each read its own; either way nothing
+ * is left open after store_reads_end, and a writer's connection ignores it. */
+static void reads_share_one_snapshot_until_ended(void **st)
+{
+	struct fx *f = *st;
+	struct store *ro = NULL;
+	unsigned char a[32], b[32];
+	char hh[DEIDENT_ID_LEN + 1], got[DEIDENT_ID_LEN + 1];
+	pos_err e = { 0 };
+
+	idx_of(a, 60);
+	idx_of(b, 61);
+	new_hhid(hh);
+	assert_int_equal(store_link(f->s, a, hh, &e), 0);
+	assert_int_equal(open_ro(f->db, &ro, &e), 0);
+	store_reads_begin(ro);
+	assert_int_equal(store_resolve(ro, a, false, NULL, got, NULL, &e), 0);
+	assert_int_equal(store_link(f->s, b, hh, &e), 0);
+	assert_int_equal(store_resolve(ro, b, false, NULL, got, NULL, &e),
+			 on_pg ? 0 : POS_ENOTFOUND);
+	store_reads_end(ro);
+	store_reads_end(ro);
+	assert_int_equal(store_resolve(ro, b, false, NULL, got, NULL, &e), 0);
+	assert_int_equal(store_begin(ro, &e), 0);
+	assert_int_equal(store_commit(ro, &e), 0);
+	store_close(ro);
+
+	store_reads_begin(f->s);
+	assert_false(store_in_txn(f->s));
+	assert_int_equal(store_begin(f->s, &e), 0);
+	assert_int_equal(store_commit(f->s, &e), 0);
+	store_reads_end(f->s);
+}
+
 static void readonly_connection_refuses_other_schemas(void **st)
 {
 	struct fx *f = *st;
@@ -1382,6 +1417,7 @@ static int run_pg(void)
 		P(terminals_seen_keep_each_terminals_newest_basket),
 		P(merged_into_names_the_last_survivor),
 		P(readonly_connection_reads_everything_and_writes_nothing),
+		P(reads_share_one_snapshot_until_ended),
 		P(offers_are_created_listed_and_ended_once),
 		P(open_offer_list_honours_dates_and_end),
 		P(accepting_twice_returns_the_first_code_and_codes_are_unique),
@@ -1422,6 +1458,7 @@ int main(void)
 		T(newer_schema_is_refused),
 		T(readonly_connection_reads_everything_and_writes_nothing),
 		T(readonly_connection_refuses_other_schemas),
+		T(reads_share_one_snapshot_until_ended),
 		T(history_uses_index_not_a_sort),
 		T(merged_away_household_still_exists_for_spooled_baskets),
 		T(terminals_seen_keep_each_terminals_newest_basket),
