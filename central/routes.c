@@ -108,9 +108,10 @@ struct routes {
 	struct keys_async *opens;         /* the resolves' opens, answered on this loop */
 	const struct routes_shared *sh;
 	struct event *done_ev;
-	/* The resolves answered in one loop turn read in one transaction
-	 * from the second on (store_reads_begin); reads_end_ev, made active
-	 * by the first, ends it once the turn's answers ran. */
+	/* The reads of one loop turn (resolves answered, baskets checked)
+	 * share one transaction from the second on (store_reads_begin);
+	 * reads_end_ev, made active by the first, ends it once the turn's
+	 * events ran. */
 	struct event *reads_end_ev;
 	unsigned turn_reads;
 	pthread_mutex_t mu;
@@ -346,7 +347,7 @@ static void routes_reads_end_cb(evutil_socket_t fd, short what, void *arg)
 	r->turn_reads = 0;
 }
 
-/* Before a resolve's read: see reads_end_ev. */
+/* Before a read on the worker's connection: see reads_end_ev. */
 static void routes_reads_share(struct routes *r)
 {
 	if (r->turn_reads++ == 0)
@@ -421,7 +422,10 @@ static void routes_resolve(struct rq *q)
  * exists. 0, or an HTTP status with code and e set. */
 static int routes_basket_check(struct rq *q, struct basket_in *bi, const char **code, pos_err *e)
 {
-	if (bi->b.hhid[0] && !store_household_exists(q->r->store, bi->b.hhid)) {
+	if (!bi->b.hhid[0])
+		return 0;
+	routes_reads_share(q->r);
+	if (!store_household_exists(q->r->store, bi->b.hhid)) {
 		*code = "unknown_household";
 		err_set(e, POS_ENOTFOUND, "hhid is not a known household");
 		return 400;

@@ -40,6 +40,7 @@
 #define SERVER_BACKLOG 1024
 #define SERVER_DRAIN_TICK_MS 20
 #define SERVER_PRIORITIES 3
+#define SERVER_LOG_FLUSH_MS 10
 /* After the writer's queue is empty, how long replies already sent may take
  * to reach their clients before the connections are closed anyway. */
 #define SERVER_FLUSH_GRACE_US 3000000
@@ -263,8 +264,10 @@ static void server_stop_cb(evutil_socket_t fd, short what, void *arg)
 	server_drain_cb(-1, 0, w);
 }
 
-/* Runs when the loop has handled every other event that was ready: the
- * request lines of that whole batch leave in one write. */
+/* Runs SERVER_LOG_FLUSH_MS after a buffer's first line: the request lines
+ * of those milliseconds leave in one write. Flushed once a loop turn
+ * instead, a worker at half load wrote once a request (a loop turn then
+ * carries one). Warnings and errors never wait (log_emit). */
 static void server_log_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -276,8 +279,9 @@ static void server_log_flush_cb(evutil_socket_t fd, short what, void *arg)
 static void server_log_kick(void *arg)
 {
 	struct worker *w = arg;
+	struct timeval tv = { 0, SERVER_LOG_FLUSH_MS * 1000 };
 
-	event_active(w->log_ev, EV_TIMEOUT, 1);
+	event_add(w->log_ev, &tv);
 }
 
 static void *server_worker_main(void *arg)
