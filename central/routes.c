@@ -512,17 +512,23 @@ static struct routes_async *routes_async_new(struct rq *q, enum async_kind kind,
 	return a;
 }
 
-/* Writer thread: hand the finished job back to its worker. */
+/* Writer thread: hand the finished job back to its worker. Only the
+ * first job of an empty list wakes the worker: routes_done_cb takes the
+ * whole list, so later ones ride along (each event_active from another
+ * thread takes the worker's loop lock). */
 static void routes_job_done(struct ingest_job *job)
 {
 	struct routes_async *a = job->arg;
 	struct routes *r = a->q.r;
+	bool first;
 
 	pthread_mutex_lock(&r->mu);
+	first = !r->done;
 	a->next_done = r->done;
 	r->done = a;
 	pthread_mutex_unlock(&r->mu);
-	event_active(r->done_ev, EV_READ, 1);
+	if (first)
+		event_active(r->done_ev, EV_READ, 1);
 }
 
 static const char *routes_put_name(enum store_put_result p)
