@@ -351,7 +351,7 @@ static void routes_reads_end_cb(evutil_socket_t fd, short what, void *arg)
 static void routes_reads_share(struct routes *r)
 {
 	if (r->turn_reads++ == 0)
-		event_active(r->reads_end_ev, 0, 1);
+		event_active(r->reads_end_ev, EV_TIMEOUT, 1);
 	else if (r->turn_reads == 2)
 		store_reads_begin(r->store);
 }
