@@ -278,13 +278,14 @@ int store_analyst_funnel(struct store *s,
 
 static const char SQL_FOLD_MARK[] = "SELECT basket_id FROM analyst_fold WHERE id = 1";
 static const char SQL_FOLD_TOP[] = "SELECT coalesce(max(id), 0) FROM baskets";
+/* Unsorted: SQLite's sorter took 95% of a fold (67 ms for the 40,000
+ * rows of 2,000 baskets); sa_fold_read sorts them in memory. */
 static const char SQL_FOLD_ITEMS[] =
 	"SELECT i.gtin, b.hhid, b.store, b.ts FROM baskets b JOIN items i ON i.basket_id = b.id "
-	"WHERE b.id > ?1 AND b.id <= ?2 AND b.hhid IS NOT NULL "
-	"ORDER BY i.gtin, b.hhid, b.store, b.ts";
+	"WHERE b.id > ?1 AND b.id <= ?2 AND b.hhid IS NOT NULL";
 static const char SQL_FOLD_VISITS[] =
 	"SELECT '', b.hhid, b.store, b.ts FROM baskets b "
-	"WHERE b.id > ?1 AND b.id <= ?2 AND b.hhid IS NOT NULL ORDER BY b.hhid, b.store, b.ts";
+	"WHERE b.id > ?1 AND b.id <= ?2 AND b.hhid IS NOT NULL";
 static const char SQL_ITEMS_GET[] =
 	"SELECT days FROM analyst_items WHERE gtin = ?1 AND hhid = ?2 AND blk = ?3 AND store = ?4";
 static const char SQL_ITEMS_PUT[] =
@@ -350,17 +351,14 @@ static int sa_one_int(struct db_stmt *st, void *arg)
 	return 0;
 }
 
-/* Rows (gtin, hhid, store, ts) in key order: one cell per key and block. */
-static int sa_cell_row(struct db_stmt *st, void *arg)
+/* Adds one row (gtin, hhid, store, ts), rows coming in key order: one
+ * cell per key and block. */
+static int sa_cell_add(struct sa_cells *c, const char *g, const char *h, const char *so,
+		       int64_t ts)
 {
-	struct sa_cells *c = arg;
-	const char *g = db_col_text(st, 0), *h = db_col_text(st, 1), *so = db_col_text(st, 2);
-	int64_t day = sa_day(db_col_int64(st, 3)), blk = day / SA_BLK_DAYS;
+	int64_t day = sa_day(ts), blk = day / SA_BLK_DAYS;
 	struct sa_cell *x = c->n ? &c->v[c->n - 1] : NULL;
 
-	g = g ? g : "";
-	h = h ? h : "";
-	so = so ? so : "";
 	if (!x || x->blk != blk || strcmp(x->gtin, g) != 0 || strcmp(x->hhid, h) != 0 ||
 	    strcmp(x->store, so) != 0) {
 		if (c->n == c->cap) {
@@ -381,6 +379,58 @@ static int sa_cell_row(struct db_stmt *st, void *arg)
 	}
 	x->days[(day % SA_BLK_DAYS) / 8] |= (unsigned char)(1u << (day % 8));
 	return 0;
+}
+
+static int sa_cell_row(struct db_stmt *st, void *arg)
+{
+	const char *g = db_col_text(st, 0), *h = db_col_text(st, 1), *so = db_col_text(st, 2);
+
+	return sa_cell_add(arg, g ? g : "", h ? h : "", so ? so : "", db_col_int64(st, 3));
+}
+
+/* Rows read unsorted, then sorted here (sa_fold_read). */
+struct sa_row {
+	char gtin[SA_GTIN_MAX], hhid[SA_HHID_MAX], store[SA_STORE_MAX];
+	int64_t ts;
+};
+
+struct sa_rows {
+	struct sa_row *v;
+	size_t n, cap;
+};
+
+static int sa_row_take(struct db_stmt *st, void *arg)
+{
+	struct sa_rows *r = arg;
+	struct sa_row *x;
+
+	if (r->n == r->cap) {
+		size_t nc = r->cap ? r->cap * 2 : 1024;
+		struct sa_row *nv = realloc(r->v, nc * sizeof *nv);
+
+		if (!nv)
+			return POS_ENOMEM;
+		r->v = nv;
+		r->cap = nc;
+	}
+	x = &r->v[r->n++];
+	db_col_copy(st, 0, x->gtin, sizeof x->gtin);
+	db_col_copy(st, 1, x->hhid, sizeof x->hhid);
+	db_col_copy(st, 2, x->store, sizeof x->store);
+	x->ts = db_col_int64(st, 3);
+	return 0;
+}
+
+static int sa_row_cmp(const void *a, const void *b)
+{
+	const struct sa_row *x = *(const struct sa_row *const *)a;
+	const struct sa_row *y = *(const struct sa_row *const *)b;
+	int d;
+
+	if ((d = strcmp(x->gtin, y->gtin)) != 0 || (d = strcmp(x->hhid, y->hhid)) != 0 ||
+	    (d = strcmp(x->store, y->store)) != 0)
+		return d;
+	return x->ts < y->ts ? -1 : x->ts > y->ts;
 }
 
 static int sa_mask_row(struct db_stmt *st, void *arg)
@@ -905,19 +955,35 @@ static int sa_hh_put_all(struct store *s, const struct sa_cells *c, pos_err *e)
 	return rc;
 }
 
+/* The cells of baskets (lo, hi]: their rows read, sorted by key, added. */
 static int sa_fold_read(struct store *s, const char *sql, int64_t lo, int64_t hi,
 			struct sa_cells *c, pos_err *e)
 {
 	struct db_stmt *st = store_q(s, sql, e);
+	struct sa_rows r = { 0 };
+	struct sa_row **by = NULL;
 	int rc;
 
 	if (!st)
 		return e->code ? e->code : POS_EDB;
 	db_bind_int64(st, 1, lo);
 	db_bind_int64(st, 2, hi);
-	rc = db_each(st, sa_cell_row, c, e);
+	if ((rc = db_each(st, sa_row_take, &r, e)) < 0 || r.n == 0)
+		goto out;
+	if (!(by = malloc(r.n * sizeof *by))) {
+		rc = POS_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < r.n; i++)
+		by[i] = &r.v[i];
+	qsort(by, r.n, sizeof *by, sa_row_cmp);
+	for (size_t i = 0; i < r.n && rc == 0; i++)
+		rc = sa_cell_add(c, by[i]->gtin, by[i]->hhid, by[i]->store, by[i]->ts);
+out:
 	if (rc == POS_ENOMEM)
 		rc = err_set(e, POS_ENOMEM, "analyst fold: out of memory");
+	free(by);
+	free(r.v);
 	return rc;
 }
 
