@@ -126,7 +126,7 @@ static const struct cconf_key cconf_keys[] = {
 	  "workbench sign-ins held at once; the oldest goes first" },
 	{ "analyst", "fold_ms", CC_INT, "1000", 50, 3600000, CC_LONG(analyst_fold_ms),
 	  "how often the writer folds new baskets into the cohorts' tables" },
-	{ "analyst", "fold_batch", CC_INT, "2000", 10, 1000000, CC_LONG(analyst_fold_batch),
+	{ "analyst", "fold_batch", CC_INT, "500", 10, 1000000, CC_LONG(analyst_fold_batch),
 	  "baskets folded per write unit (a backlog goes on between groups)" },
 	{ "vendors", "k_vendor", CC_PATH, "k_vendor.key", 0, 0, CC_FIELD(k_vendor),
 	  "the key of vendor pseudonyms (made by vendor add)" },
