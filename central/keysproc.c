@@ -385,10 +385,11 @@ int keys_blind_index(struct keys_chan *kc, const char *tid_in,
 
 /* ------------------------------------------------------------ the loop's opens */
 
-/* One open waiting for its answer. */
+/* One request waiting for its answer. */
 struct keys_wait {
 	keys_done_fn *fn;
 	void *arg;
+	uint32_t op; /* enum keys_op: a message carries one op */
 };
 
 /* One batch sent, its answer not read yet. */
@@ -562,7 +563,7 @@ static void keys_async_timer_cb(evutil_socket_t fd, short what, void *arg)
 	keys_async_send(ka);
 }
 
-/* In this process (a local channel): every queued open at once. */
+/* In this process (a local channel): every queued request at once. */
 static void keys_async_local(struct keys_async *ka)
 {
 	struct keys_open_res res;
@@ -575,8 +576,11 @@ static void keys_async_local(struct keys_async *ka)
 		memmove(ka->qw, ka->qw + 1, (ka->nq - 1) * sizeof *ka->qw);
 		ka->nq--;
 		memset(&res, 0, sizeof res);
-		res.rc = keyring_open(ka->kc->kr, one.store, one.terminal, one.txn, one.kid, one.enc,
-				      res.idx, res.dtid, &res.err);
+		if (w.op == KEYS_OP_BLIND)
+			res.rc = keys_blind(ka->kc->kr, one.txn, res.idx, &res.err);
+		else
+			res.rc = keyring_open(ka->kc->kr, one.store, one.terminal, one.txn,
+					      one.kid, one.enc, res.idx, res.dtid, &res.err);
 		wipe(&one, sizeof one);
 		w.fn(w.arg, &res);
 		wipe(&res, sizeof res);
@@ -598,12 +602,14 @@ static void keys_async_send(struct keys_async *ka)
 		return;
 	}
 	while (ka->nq && ka->nfl < ka->inflight_max) {
-		n = ka->nq < KEYS_BATCH_MAX ? ka->nq : KEYS_BATCH_MAX;
+		/* The queue's first requests of one op, KEYS_BATCH_MAX at most. */
+		for (n = 1; n < ka->nq && n < KEYS_BATCH_MAX && ka->qw[n].op == ka->qw[0].op; n++)
+			;
 		len = sizeof *h + n * sizeof *ka->q;
 		memset(h, 0, sizeof *h);
 		h->seq = kc->seq + 1;
 		h->n = (uint32_t)n;
-		h->op = KEYS_OP_OPEN;
+		h->op = ka->qw[0].op;
 		memcpy(h + 1, ka->q, n * sizeof *ka->q);
 		do
 			got = send(kc->fd, kc->buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -677,11 +683,9 @@ int keys_async_new(struct event_base *base, struct keys_chan *kc, const struct k
 	return 0;
 }
 
-int keys_async_open(struct keys_async *ka, const struct keys_open_req *req, keys_done_fn *fn,
-		    void *arg, pos_err *e)
+/* Room for one more queued request. */
+static int keys_async_room(struct keys_async *ka, pos_err *e)
 {
-	if (!ka || !req || !fn)
-		return err_set(e, POS_EINVAL, "keys: missing request or callback");
 	if (ka->nq == ka->capq) {
 		size_t cap = ka->capq ? ka->capq * 2 : KEYS_BATCH_MAX;
 		struct keys_req *q = malloc(cap * sizeof *q);
@@ -703,11 +707,50 @@ int keys_async_open(struct keys_async *ka, const struct keys_open_req *req, keys
 		ka->capq = cap;
 	}
 	memset(&ka->q[ka->nq], 0, sizeof *ka->q);
-	keys_put_req(&ka->q[ka->nq], req);
-	ka->qw[ka->nq] = (struct keys_wait){ fn, arg };
+	return 0;
+}
+
+/* Queues ka->q[ka->nq], filled by the caller: it goes out this loop turn. */
+static void keys_async_queue(struct keys_async *ka, keys_done_fn *fn, void *arg, uint32_t op)
+{
+	ka->qw[ka->nq] = (struct keys_wait){ fn, arg, op };
 	if (ka->nq++ == 0)
 		event_active(ka->send_ev, EV_TIMEOUT, 1);
+}
+
+int keys_async_open(struct keys_async *ka, const struct keys_open_req *req, keys_done_fn *fn,
+		    void *arg, pos_err *e)
+{
+	int rc;
+
+	if (!ka || !req || !fn)
+		return err_set(e, POS_EINVAL, "keys: missing request or callback");
+	if ((rc = keys_async_room(ka, e)) < 0)
+		return rc;
+	keys_put_req(&ka->q[ka->nq], req);
+	keys_async_queue(ka, fn, arg, KEYS_OP_OPEN);
 	return 0;
+}
+
+int keys_async_blind(struct keys_async *ka, const char *tid_in, keys_done_fn *fn, void *arg,
+		     pos_err *e)
+{
+	int rc;
+
+	if (!ka || !tid_in || !fn)
+		return err_set(e, POS_EINVAL, "keys: missing TID or callback");
+	if (strnlen(tid_in, KEYS_FIELD) >= KEYS_FIELD)
+		return err_set(e, POS_EINVAL, "the identifier is too long");
+	if ((rc = keys_async_room(ka, e)) < 0)
+		return rc;
+	keys_put(ka->q[ka->nq].txn, sizeof ka->q[ka->nq].txn, tid_in);
+	keys_async_queue(ka, fn, arg, KEYS_OP_BLIND);
+	return 0;
+}
+
+struct keys_async *keys_chan_async(struct keys_chan *kc)
+{
+	return kc ? kc->async : NULL;
 }
 
 size_t keys_async_waiting(const struct keys_async *ka)

@@ -118,7 +118,14 @@ int keys_async_new(struct event_base *base, struct keys_chan *kc, const struct k
  * does not answer in time or is gone. */
 int keys_async_open(struct keys_async *ka, const struct keys_open_req *req, keys_done_fn *fn,
 		    void *arg, pos_err *e);
-/* Opens queued or sent, not answered yet. */
+/* keys_blind_index without the wait: the tid index of a TID as typed
+ * (copied; wiped once sent) comes in res->idx of fn(arg, res), which
+ * follows exactly once, or a refusal as keys_async_open's. */
+int keys_async_blind(struct keys_async *ka, const char *tid_in, keys_done_fn *fn, void *arg,
+		     pos_err *e);
+/* The keys_async made on kc (keys_async_new), NULL before. */
+struct keys_async *keys_chan_async(struct keys_chan *kc);
+/* Requests queued or sent, not answered yet. */
 size_t keys_async_waiting(const struct keys_async *ka);
 /* Frees ka; callbacks still due are not called. Accepts NULL. */
 void keys_async_free(struct keys_async *ka);

@@ -1085,6 +1085,7 @@ struct pub_async {
 	char kid[KEYS_KID_LEN + 1];
 	char sealed[ENVELOPE_B64_MAX];
 	char *text;
+	char tid[TID_MAX];            /* PW_SMS: the sender's number until sealed */
 	int64_t now_ms;
 	int64_t conv, id;
 	bool dup;
@@ -1104,6 +1105,7 @@ static void pub_async_free(struct pub_async *a)
 	if (!a)
 		return;
 	wipe(a->idx, sizeof a->idx);
+	wipe(a->tid, sizeof a->tid);
 	wipe(a->sess, sizeof a->sess);
 	wipe(a->session, sizeof a->session);
 	free(a->text);
@@ -1588,6 +1590,50 @@ static int pub_sms_seal(struct pq *q, const char *tid, const char *uid,
 	return envelope_seal_tid(q->p->sh->hpke_pk, q->p->sh->hpke_kid, info, tid, sealed, e);
 }
 
+/* The sender's tid index, from the keys process: the conversation found
+ * (by its ref, or the one this number wrote to last), the number sealed
+ * for it, and the message handed to the writer. */
+static void pub_sms_indexed(void *arg, struct keys_open_res *res)
+{
+	struct pub_async *a = arg;
+	struct pq *q = &a->q;
+	char sealed[ENVELOPE_B64_MAX];
+	pos_err e = { 0 };
+	int rc;
+
+	q->p->n_async--;
+	if ((rc = res->rc) < 0) {
+		pub_bad_input(q, rc, &res->err);
+		goto fail;
+	}
+	memcpy(a->idx, res->idx, sizeof a->idx);
+	if (!a->uid[0]) {
+		/* No ref: the conversation this number wrote to last. */
+		rc = store_sms_last_uid(q->p->store, a->idx, a->uid, &e);
+		if (rc == POS_ENOTFOUND) {
+			pub_refuse(PR_SMS_REF);
+			pub_error(q, 422, "no_ref", "the message has no ref and its sender none before");
+			goto fail;
+		}
+		if (rc < 0) {
+			pub_fail(q, rc, &e);
+			goto fail;
+		}
+	}
+	rc = pub_sms_seal(q, a->tid, a->uid, sealed, &e);
+	wipe(a->tid, sizeof a->tid);
+	if (rc < 0) {
+		pub_fail(q, rc, &e);
+		goto fail;
+	}
+	snprintf(a->kid, sizeof a->kid, "%s", q->p->sh->hpke_kid);
+	snprintf(a->sealed, sizeof a->sealed, "%s", sealed);
+	pub_submit(a);
+	return;
+fail:
+	pub_async_free(a);
+}
+
 /* POST /v1/sms/inbound: a text message from the gateway, signed. */
 static void pub_sms_inbound(struct pq *q)
 {
@@ -1595,8 +1641,7 @@ static void pub_sms_inbound(struct pq *q)
 	const char *ct = httpd_header(q->req, "Content-Type"), *body, *from, *text, *sid;
 	struct sms_param prm[SMS_PARAMS_MAX];
 	struct pub_async *a;
-	unsigned char idx[DEIDENT_INDEX_LEN];
-	char url[1024], uid[VISITOR_UID_LEN + 8] = "", sealed[ENVELOPE_B64_MAX], tid[TID_MAX];
+	char url[1024], uid[VISITOR_UID_LEN + 8] = "", tid[TID_MAX];
 	char *buf = NULL;
 	pos_err e = { 0 };
 	size_t len, n = 0;
@@ -1651,38 +1696,24 @@ static void pub_sms_inbound(struct pq *q)
 		pub_error(q, 422, "unknown_ref", "the ref names no visitor");
 		goto out;
 	}
-	/* The blind index comes from the keys process: no k_index here. */
-	if ((rc = pub_sms_phone(from, tid, &e)) < 0 ||
-	    (rc = keys_blind_index(q->p->keys, tid, idx, &e)) < 0) {
+	if ((rc = pub_sms_phone(from, tid, &e)) < 0) {
 		pub_bad_input(q, rc, &e);
-		goto out;
-	}
-	if (!uid[0]) {
-		/* No ref: the conversation this number wrote to last. */
-		rc = store_sms_last_uid(q->p->store, idx, uid, &e);
-		if (rc == POS_ENOTFOUND) {
-			pub_refuse(PR_SMS_REF);
-			pub_error(q, 422, "no_ref", "the message has no ref and its sender none before");
-			goto out;
-		}
-		if (rc < 0) {
-			pub_fail(q, rc, &e);
-			goto out;
-		}
-	}
-	if ((rc = pub_sms_seal(q, tid, uid, sealed, &e)) < 0) {
-		pub_fail(q, rc, &e);
 		goto out;
 	}
 	if (!(a = pub_async_new(q, PW_SMS, uid, text)))
 		goto out;
 	snprintf(a->sid, sizeof a->sid, "%s", sid);
-	memcpy(a->idx, idx, sizeof a->idx);
-	snprintf(a->kid, sizeof a->kid, "%s", q->p->sh->hpke_kid);
-	snprintf(a->sealed, sizeof a->sealed, "%s", sealed);
-	pub_submit(a);
+	memcpy(a->tid, tid, sizeof a->tid);
+	/* The blind index comes from the keys process (no k_index here),
+	 * answered on this loop: pub_sms_indexed goes on. */
+	if ((rc = keys_async_blind(keys_chan_async(q->p->keys), a->tid, pub_sms_indexed, a, &e)) <
+	    0) {
+		pub_fail(q, rc, &e);
+		pub_async_free(a);
+		goto out;
+	}
+	q->p->n_async++;
 out:
-	wipe(idx, sizeof idx);
 	wipe(tid, sizeof tid);
 	if (buf) {
 		wipe(buf, len + 1);

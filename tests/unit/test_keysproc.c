@@ -442,6 +442,70 @@ static void async_opens_answer_on_the_loop(void **st)
 	event_base_free(base);
 }
 
+/* Blind indexes queued between opens in one loop turn: each message
+ * carries one kind, every answer is the synchronous call's, on the keys
+ * process and on a local channel alike. */
+static void async_blind_indexes_mix_with_opens(void **st)
+{
+	struct fx *f = *st;
+	struct keysproc *kp = NULL;
+	struct keyring *kr = NULL;
+	struct keys_chan *local = NULL;
+	struct keys_async *ka = NULL, *la = NULL;
+	struct keys_async_opts o = { 2000, 1 };
+	struct event_base *base = event_base_new();
+	struct async_got g = { 0 }, lg = { 0 };
+	struct async_slot slot[4], lslot[4];
+	unsigned char want[DEIDENT_INDEX_LEN];
+	char enc[ENVELOPE_B64_MAX];
+	struct keys_open_req req;
+	struct cconf c;
+	pos_err e = { 0 };
+
+	assert_non_null(base);
+	write_home(f, &c, "async-blind");
+	assert_int_equal(keysproc_start(&c, 1, &kp, &e), 0);
+	assert_int_equal(keyring_load_keys(&c, &kr, &e), 0);
+	assert_int_equal(keys_chan_local(kr, &local, &e), 0);
+	seal(&f->cur, "S1", "T1", "card:4242424242424242", enc);
+	req = (struct keys_open_req){ "S1", "T1", TXN, f->cur.kid, enc };
+	assert_int_equal(keys_async_new(base, keysproc_chan(kp, 0), &o, &ka, &e), 0);
+	assert_int_equal(keys_async_new(base, local, NULL, &la, &e), 0);
+	assert_ptr_equal(keys_chan_async(keysproc_chan(kp, 0)), ka);
+	for (int i = 0; i < 4; i++) {
+		slot[i] = (struct async_slot){ &g, i };
+		lslot[i] = (struct async_slot){ &lg, i };
+	}
+	assert_int_equal(keys_async_open(ka, &req, async_done, &slot[0], &e), 0);
+	assert_int_equal(keys_async_blind(ka, "phone:+1 (555) 010-0234", async_done, &slot[1], &e), 0);
+	assert_int_equal(keys_async_blind(ka, "phone:12", async_done, &slot[2], &e), 0);
+	assert_int_equal(keys_async_open(ka, &req, async_done, &slot[3], &e), 0);
+	assert_int_equal(keys_async_open(la, &req, async_done, &lslot[0], &e), 0);
+	assert_int_equal(keys_async_blind(la, "phone:+15550100234", async_done, &lslot[1], &e), 0);
+	assert_int_equal(keys_async_blind(la, "phone:12", async_done, &lslot[2], &e), 0);
+	assert_int_equal(keys_async_open(la, &req, async_done, &lslot[3], &e), 0);
+	assert_int_equal(g.calls, 0);
+	async_run(base, &g, 4);
+	async_run(base, &lg, 4);
+	assert_int_equal(keys_blind_index(local, "phone:+15550100234", want, &e), 0);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(g.rc[i], lg.rc[i]);
+	assert_int_equal(g.rc[0], 0);
+	assert_int_equal(g.rc[3], 0);
+	assert_string_equal(g.dtid[0], lg.dtid[0]);
+	assert_int_equal(g.rc[1], 0);
+	assert_memory_equal(g.idx[1], want, sizeof want);
+	assert_memory_equal(lg.idx[1], want, sizeof want);
+	assert_int_equal(g.rc[2], POS_EINVAL);
+	assert_null(strstr(g.msg[2], "12"));
+	keys_async_free(ka);
+	keys_async_free(la);
+	keys_chan_free(local);
+	keyring_free(kr);
+	keysproc_stop(kp);
+	event_base_free(base);
+}
+
 static void an_async_open_unanswered_is_refused_after_the_timeout(void **st)
 {
 	struct fx *f = *st;
@@ -485,6 +549,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(the_keys_process_answers_what_the_keyring_answers),
 		cmocka_unit_test(async_opens_answer_on_the_loop),
+		cmocka_unit_test(async_blind_indexes_mix_with_opens),
 		cmocka_unit_test(an_async_open_unanswered_is_refused_after_the_timeout),
 		cmocka_unit_test(the_keys_process_answers_blind_indexes),
 		cmocka_unit_test(a_key_file_others_can_read_stops_the_start),
