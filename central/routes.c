@@ -98,6 +98,10 @@ struct routes_tid_open {
 /* A /v1/resolve while the keys process opens its EncTID. */
 struct routes_opening {
 	struct rq q;
+	/* Once opened, waiting for the turn's lookup (routes_lookup_cb). */
+	unsigned char idx[DEIDENT_INDEX_LEN];
+	char dtid[DEIDENT_ID_LEN + 1];
+	struct routes_opening *next;
 };
 
 struct routes {
@@ -108,12 +112,17 @@ struct routes {
 	struct keys_async *opens;         /* the resolves' opens, answered on this loop */
 	const struct routes_shared *sh;
 	struct event *done_ev;
-	/* The reads of one loop turn (resolves answered, baskets checked)
-	 * share one transaction from the second on (store_reads_begin);
+	/* The reads of one loop turn (baskets checked) share one
+	 * transaction from the second on (store_reads_begin);
 	 * reads_end_ev, made active by the first, ends it once the turn's
 	 * events ran. */
 	struct event *reads_end_ev;
 	unsigned turn_reads;
+	/* The resolves a keys answer opened, looked up together once it is
+	 * handled (lookup_ev): one statement for all on PostgreSQL. */
+	struct event *lookup_ev;
+	struct routes_opening *opened, **opened_tail;
+	size_t n_opened;
 	pthread_mutex_t mu;
 	struct routes_async *done; /* guarded by mu: filled by the writer */
 	size_t waiting;            /* worker thread only */
@@ -356,32 +365,88 @@ static void routes_reads_share(struct routes *r)
 		store_reads_begin(r->store);
 }
 
-/* The keys process's answer for one resolve: find the household (or hand
- * its enrolment to the writer) and answer. */
+/* One looked-up resolve answered (hhid "": none holds its TID, which the
+ * writer then enrols, and this worker never waits on that commit nor pays
+ * its fsync). */
+static void routes_lookup_answer(struct routes *r, struct routes_opening *o, int rc,
+				 const char *hhid, pos_err *e)
+{
+	struct resolve_result out;
+
+	r->waiting--;
+	memset(&out, 0, sizeof out);
+	if (rc == 0 && !hhid[0])
+		rc = POS_ENOTFOUND;
+	if (rc == POS_ENOTFOUND && r->sh->auto_enrol) {
+		/* Handed to the writer, or answered already when it could not be. */
+		(void)routes_enrol(&o->q, o->idx, o->dtid);
+		goto out;
+	}
+	if (rc == 0) {
+		memcpy(out.hhid, hhid, sizeof out.hhid);
+		memcpy(out.deident_tid, o->dtid, sizeof out.deident_tid);
+	}
+	metrics_resolve_us(time_mono_us() - o->q.t0_us);
+	routes_resolve_answer(&o->q, rc, &out, e);
+out:
+	wipe(o->idx, sizeof o->idx);
+	free(o);
+}
+
+static void routes_lookup_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct routes *r = arg;
+	struct routes_opening *list = r->opened, *o, *next;
+	size_t n = r->n_opened, i = 0;
+	const unsigned char **idx = malloc(n * sizeof *idx);
+	char(*hh)[DEIDENT_ID_LEN + 1] = malloc(n * sizeof *hh);
+	pos_err e = { 0 };
+	int rc;
+
+	(void)fd;
+	(void)what;
+	r->opened = NULL;
+	r->opened_tail = &r->opened;
+	r->n_opened = 0;
+	if (!idx || !hh) {
+		rc = err_set(&e, POS_ENOMEM, "resolve: out of memory");
+	} else {
+		for (o = list; o; o = o->next)
+			idx[i++] = o->idx;
+		rc = store_resolve_many(r->store, n, idx, hh, &e);
+	}
+	for (o = list, i = 0; o; o = next, i++) {
+		next = o->next;
+		routes_lookup_answer(r, o, rc, rc == 0 ? hh[i] : "", &e);
+	}
+	free(idx);
+	free(hh);
+}
+
+/* The keys process's answer for one resolve: queued for the lookup of
+ * every resolve this answer brings (lookup_ev), or answered when it did
+ * not open. */
 static void routes_opened(void *arg, struct keys_open_res *res)
 {
 	struct routes_opening *o = arg;
 	struct routes *r = o->q.r;
 	struct resolve_result out;
-	int rc;
 
-	r->waiting--;
-	memset(&out, 0, sizeof out);
-	/* A read on the worker's connection; a TID no household holds yet
-	 * is enrolled by the writer, whose commit this worker never waits
-	 * on (nor pays its fsync for). */
-	if ((rc = res->rc) == 0) {
-		routes_reads_share(r);
-		rc = resolve_store(r->store, false, res->idx, res->dtid, &out, &res->err);
-	}
-	if (rc == POS_ENOTFOUND && r->sh->auto_enrol &&
-	    routes_enrol(&o->q, res->idx, res->dtid) == 0) {
+	if (res->rc < 0) {
+		r->waiting--;
+		memset(&out, 0, sizeof out);
+		metrics_resolve_us(time_mono_us() - o->q.t0_us);
+		routes_resolve_answer(&o->q, res->rc, &out, &res->err);
 		free(o);
 		return;
 	}
-	metrics_resolve_us(time_mono_us() - o->q.t0_us);
-	routes_resolve_answer(&o->q, rc, &out, &res->err);
-	free(o);
+	memcpy(o->idx, res->idx, sizeof o->idx);
+	memcpy(o->dtid, res->dtid, sizeof o->dtid);
+	o->next = NULL;
+	*r->opened_tail = o;
+	r->opened_tail = &o->next;
+	if (r->n_opened++ == 0)
+		event_active(r->lookup_ev, EV_TIMEOUT, 1);
 }
 
 /* Parsed at once; opened by the keys process together with whatever else
@@ -1743,7 +1808,9 @@ int routes_new(struct event_base *base, struct store *store, struct keys_chan *k
 	r->text = malloc(METRICS_TEXT_MAX);
 	r->done_ev = event_new(base, -1, 0, routes_done_cb, r);
 	r->reads_end_ev = event_new(base, -1, 0, routes_reads_end_cb, r);
-	if (!r->text || !r->done_ev || !r->reads_end_ev) {
+	r->lookup_ev = event_new(base, -1, 0, routes_lookup_cb, r);
+	r->opened_tail = &r->opened;
+	if (!r->text || !r->done_ev || !r->reads_end_ev || !r->lookup_ev) {
 		routes_free(r);
 		return err_set(e, POS_ENOMEM, "routes: out of memory");
 	}
@@ -1764,6 +1831,13 @@ void routes_free(struct routes *r)
 	if (r->reads_end_ev) {
 		store_reads_end(r->store);
 		event_free(r->reads_end_ev);
+	}
+	if (r->lookup_ev)
+		event_free(r->lookup_ev);
+	for (struct routes_opening *o = r->opened, *next; o; o = next) {
+		next = o->next;
+		wipe(o->idx, sizeof o->idx);
+		free(o);
 	}
 	keys_async_free(r->opens);
 	pthread_mutex_destroy(&r->mu);

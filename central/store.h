@@ -128,6 +128,12 @@ void store_reads_end(struct store *s);
  * sets *created. Absent and not auto_enrol: POS_ENOTFOUND. */
 int store_resolve(struct store *s, const unsigned char idx[DEIDENT_INDEX_LEN], bool auto_enrol,
 		  const char *new_hhid, char hhid[DEIDENT_ID_LEN + 1], bool *created, pos_err *e);
+/* The households of n tid indexes at once (a worker's resolves of one
+ * keys answer): hhid[i] gets idx[i]'s, "" when none holds it. On
+ * PostgreSQL one statement for all (one round trip), on SQLite a lookup
+ * each in one read transaction (store_reads_begin). Never enrols. */
+int store_resolve_many(struct store *s, size_t n, const unsigned char *const *idx,
+		       char (*hhid)[DEIDENT_ID_LEN + 1], pos_err *e);
 /* Links a tid index to hhid, creating the household when it does not exist.
  * A tid index already linked to another household: POS_ECONFLICT; already
  * linked to this one: 0. */

@@ -1,8 +1,10 @@
 #include "store.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "store_impl.h"
+#include "wipe.h"
 #include "timeutil.h"
 
 /*
@@ -11,6 +13,10 @@
  */
 
 static const char SQL_TID_GET[] = "SELECT hhid FROM tid_index WHERE idx = ?1";
+/* ?1: the indexes end to end, DEIDENT_INDEX_LEN bytes each; ?2 how many. */
+static const char SQL_TID_GET_MANY_PG[] =
+	"SELECT k, t.hhid FROM generate_series(0, ?2::int - 1) AS k "
+	"JOIN tid_index t ON t.idx = substring(?1::bytea FROM k * 32 + 1 FOR 32)";
 static const char SQL_HH_INS[] = "INSERT INTO households(hhid, created) VALUES (?1, ?2)";
 static const char SQL_HH_INS_IGN[] =
 	"INSERT INTO households(hhid, created) VALUES (?1, ?2) ON CONFLICT (hhid) DO NOTHING";
@@ -78,6 +84,74 @@ static int tid_insert(struct store *s, const unsigned char idx[DEIDENT_INDEX_LEN
 		return rc;
 	*taken = db_changes(st) == 0;
 	return 0;
+}
+
+struct many_walk {
+	size_t n;
+	char (*hhid)[DEIDENT_ID_LEN + 1];
+};
+
+static int many_row(struct db_stmt *st, void *arg)
+{
+	struct many_walk *w = arg;
+	int64_t k = db_col_int64(st, 0);
+
+	if (k >= 0 && (size_t)k < w->n)
+		db_col_copy(st, 1, w->hhid[k], DEIDENT_ID_LEN + 1);
+	return 0;
+}
+
+static int resolve_many_pg(struct store *s, size_t n, const unsigned char *const *idx,
+			   char (*hhid)[DEIDENT_ID_LEN + 1], pos_err *e)
+{
+	struct many_walk w = { n, hhid };
+	unsigned char *all = malloc(n * DEIDENT_INDEX_LEN);
+	struct db_stmt *st;
+	int rc;
+
+	if (!all)
+		return err_set(e, POS_ENOMEM, "store_resolve_many: out of memory");
+	for (size_t i = 0; i < n; i++)
+		memcpy(all + i * DEIDENT_INDEX_LEN, idx[i], DEIDENT_INDEX_LEN);
+	if (!(st = store_q(s, SQL_TID_GET_MANY_PG, e))) {
+		rc = POS_EDB;
+		goto out;
+	}
+	db_bind_blob(st, 1, all, n * DEIDENT_INDEX_LEN);
+	db_bind_int64(st, 2, (int64_t)n);
+	rc = db_each(st, many_row, &w, e);
+out:
+	wipe(all, n * DEIDENT_INDEX_LEN);
+	free(all);
+	return rc;
+}
+
+int store_resolve_many(struct store *s, size_t n, const unsigned char *const *idx,
+		       char (*hhid)[DEIDENT_ID_LEN + 1], pos_err *e)
+{
+	bool share;
+	int rc = 0;
+
+	if (!s || (n && (!idx || !hhid)))
+		return err_set(e, POS_EINVAL, "store_resolve_many: missing argument");
+	for (size_t i = 0; i < n; i++)
+		hhid[i][0] = '\0';
+	if (n > 1 && store_backend(s) == DB_POSTGRESQL)
+		return resolve_many_pg(s, n, idx, hhid, e);
+	share = n > 1 && !s->in_txn;
+	if (share)
+		store_reads_begin(s);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		rc = tid_get(s, idx[i], hhid[i], e);
+		if (rc == POS_ENOTFOUND) {
+			hhid[i][0] = '\0';
+			err_clear(e);
+			rc = 0;
+		}
+	}
+	if (share)
+		store_reads_end(s);
+	return rc;
 }
 
 int store_resolve(struct store *s, const unsigned char idx[DEIDENT_INDEX_LEN], bool auto_enrol,

@@ -1294,6 +1294,39 @@ static void reads_share_one_snapshot_until_ended(void **st)
 	store_reads_end(f->s);
 }
 
+/* A keys answer's resolves looked up together: each index its own
+ * household, "" for one none holds, the same index twice answered twice. */
+static void many_indexes_are_looked_up_at_once(void **st)
+{
+	struct fx *f = *st;
+	struct store *ro = NULL;
+	unsigned char a[32], b[32], x[32];
+	const unsigned char *idx[4] = { a, x, b, a };
+	char ha[DEIDENT_ID_LEN + 1], hb[DEIDENT_ID_LEN + 1], got[4][DEIDENT_ID_LEN + 1];
+	pos_err e = { 0 };
+
+	idx_of(a, 70);
+	idx_of(b, 71);
+	idx_of(x, 72);
+	new_hhid(ha);
+	new_hhid(hb);
+	assert_int_equal(store_link(f->s, a, ha, &e), 0);
+	assert_int_equal(store_link(f->s, b, hb, &e), 0);
+	assert_int_equal(open_ro(f->db, &ro, &e), 0);
+	memset(got, 'z', sizeof got);
+	assert_int_equal(store_resolve_many(ro, 4, idx, got, &e), 0);
+	assert_string_equal(got[0], ha);
+	assert_string_equal(got[1], "");
+	assert_string_equal(got[2], hb);
+	assert_string_equal(got[3], ha);
+	assert_false(store_in_txn(ro));
+	assert_int_equal(store_resolve_many(ro, 1, &idx[1], got, &e), 0);
+	assert_string_equal(got[0], "");
+	assert_int_equal(store_resolve_many(ro, 0, NULL, NULL, &e), 0);
+	assert_int_equal(store_resolve_many(ro, 2, NULL, got, &e), POS_EINVAL);
+	store_close(ro);
+}
+
 static void readonly_connection_refuses_other_schemas(void **st)
 {
 	struct fx *f = *st;
@@ -1418,6 +1451,7 @@ static int run_pg(void)
 		P(merged_into_names_the_last_survivor),
 		P(readonly_connection_reads_everything_and_writes_nothing),
 		P(reads_share_one_snapshot_until_ended),
+		P(many_indexes_are_looked_up_at_once),
 		P(offers_are_created_listed_and_ended_once),
 		P(open_offer_list_honours_dates_and_end),
 		P(accepting_twice_returns_the_first_code_and_codes_are_unique),
@@ -1459,6 +1493,7 @@ int main(void)
 		T(readonly_connection_reads_everything_and_writes_nothing),
 		T(readonly_connection_refuses_other_schemas),
 		T(reads_share_one_snapshot_until_ended),
+		T(many_indexes_are_looked_up_at_once),
 		T(history_uses_index_not_a_sort),
 		T(merged_away_household_still_exists_for_spooled_baskets),
 		T(terminals_seen_keep_each_terminals_newest_basket),
