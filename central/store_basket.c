@@ -251,21 +251,22 @@ static int basket_insert(struct store *s, const struct store_basket *b, const ch
 }
 
 /* PostgreSQL: array literals, written into the connection's scratch
- * (s->text) at *n, which put_arrays_pg sized for the worst case. */
-static void arr_text(char *t, size_t *n, const char *v, bool sep)
+ * (s->text) at *n, which put_arrays_pg sized for the worst case: at most
+ * max bytes of v; v NULL is a NULL element. */
+static void arr_text(char *t, size_t *n, const char *v, size_t max, bool sep)
 {
 	if (sep)
 		t[(*n)++] = ',';
-	if (!v || !v[0]) {
+	if (!v) {
 		memcpy(t + *n, "NULL", 4);
 		*n += 4;
 		return;
 	}
 	t[(*n)++] = '"';
-	for (; *v; v++) {
-		if (*v == '"' || *v == '\\')
+	for (size_t k = 0; k < max && v[k]; k++) {
+		if (v[k] == '"' || v[k] == '\\')
 			t[(*n)++] = '\\';
-		t[(*n)++] = *v;
+		t[(*n)++] = v[k];
 	}
 	t[(*n)++] = '"';
 }
@@ -305,7 +306,7 @@ static int put_arrays_pg(struct store *s, const struct store_basket *b, size_t n
 #define ARR_END() (t[at++] = '}', len[k] = at - off[k], k++)
 	ARR_BEGIN();
 	for (size_t i = 0; i < n; i++)
-		arr_text(t, &at, b[i].txn, i);
+		arr_text(t, &at, b[i].txn, sizeof(b[i].txn) - 1, i);
 	ARR_END();
 	ARR_BEGIN();
 	for (size_t i = 0; i < n; i++)
@@ -313,19 +314,19 @@ static int put_arrays_pg(struct store *s, const struct store_basket *b, size_t n
 	ARR_END();
 	ARR_BEGIN();
 	for (size_t i = 0; i < n; i++)
-		arr_text(t, &at, b[i].store, i);
+		arr_text(t, &at, b[i].store, sizeof(b[i].store) - 1, i);
 	ARR_END();
 	ARR_BEGIN();
 	for (size_t i = 0; i < n; i++)
-		arr_text(t, &at, b[i].terminal, i);
+		arr_text(t, &at, b[i].terminal, sizeof(b[i].terminal) - 1, i);
 	ARR_END();
 	ARR_BEGIN();
 	for (size_t i = 0; i < n; i++)
-		arr_text(t, &at, b[i].hhid, i);
+		arr_text(t, &at, b[i].hhid[0] ? b[i].hhid : NULL, DEIDENT_ID_LEN, i);
 	ARR_END();
 	ARR_BEGIN();
 	for (size_t i = 0; i < n; i++)
-		arr_text(t, &at, b[i].deident, i);
+		arr_text(t, &at, b[i].deident[0] ? b[i].deident : NULL, DEIDENT_ID_LEN, i);
 	ARR_END();
 	ARR_BEGIN();
 	for (size_t i = 0; i < n; i++) {
@@ -352,7 +353,7 @@ static int put_arrays_pg(struct store *s, const struct store_basket *b, size_t n
 	ARR_BEGIN();
 	for (size_t i = 0, x = 0; i < n; i++)
 		for (size_t j = 0; j < b[i].n_items; j++, x++)
-			arr_text(t, &at, b[i].items[j].gtin, x);
+			arr_text(t, &at, b[i].items[j].gtin, GTIN_LEN, x);
 	ARR_END();
 	ARR_BEGIN();
 	for (size_t i = 0, x = 0; i < n; i++)
@@ -363,7 +364,7 @@ static int put_arrays_pg(struct store *s, const struct store_basket *b, size_t n
 	for (size_t i = 0, x = 0; i < n; i++)
 		for (size_t j = 0; j < b[i].n_items; j++, x++) {
 			if (b[i].items[j].price_cents < 0)
-				arr_text(t, &at, NULL, x);
+				arr_text(t, &at, NULL, 0, x);
 			else
 				arr_int(t, &at, b[i].items[j].price_cents, x);
 		}

@@ -952,10 +952,19 @@ static int batch_history(struct store *s, const char *hhid, struct batch_acc *a)
 	return a->n;
 }
 
+/* The newest time of the terminal whose id needs quoting in an array. */
+static int odd_terminal(const struct store_terminal_seen *t, void *arg)
+{
+	if (strcmp(t->terminal, "T\"7\\,{ }NULL") == 0)
+		*(int64_t *)arg = t->last_ms;
+	return 0;
+}
+
 /* One batch settles each basket as if it came alone, in order: a txn
  * twice in the batch, txns stored before (same digest, other digest), a
- * merged-away hhid, a new hhid twice, none, no items, a receipt and a
- * code redeemed by one basket and refused to the next. */
+ * merged-away hhid, a new hhid twice, none, no items, a terminal id with
+ * quotes, a receipt and a code redeemed by one basket and refused to the
+ * next. */
 static void one_batch_settles_each_basket_as_alone(void **st)
 {
 	struct fx *f = *st;
@@ -968,7 +977,7 @@ static void one_batch_settles_each_basket_as_alone(void **st)
 	struct batch_acc acc;
 	unsigned char i1[32], i2[32], receipt[32];
 	char fresh[DEIDENT_ID_LEN + 1], gone[DEIDENT_ID_LEN + 1], kept[DEIDENT_ID_LEN + 1];
-	int64_t dev = device_of(f->s, 4);
+	int64_t dev = device_of(f->s, 4), seen = 0;
 	pos_err e = { 0 };
 
 	new_hhid(fresh);
@@ -1002,6 +1011,7 @@ static void one_batch_settles_each_basket_as_alone(void **st)
 	basket(&b[7], txn_n(13), 5003, NULL, 6);
 	b[7].n_items = 0;
 	b[7].items = NULL;
+	snprintf(b[7].terminal, sizeof(b[7].terminal), "T\"7\\,{ }NULL");
 	basket(&b[8], txn_n(14), 5004, fresh, 8);
 	use_of(&u[0], "9800000000014");
 	b[8].offers = &u[0];
@@ -1040,6 +1050,8 @@ static void one_batch_settles_each_basket_as_alone(void **st)
 	assert_int_equal(batch_history(f->s, kept, &acc), 2);
 	assert_true(acc.saw[12] && acc.saw[15]);
 	assert_int_equal(batch_history(f->s, gone, &acc), 0);
+	assert_int_equal(store_terminals_seen(f->s, odd_terminal, &seen, &e), 0);
+	assert_int_equal(seen, 5003);
 	assert_int_equal(store_receipt_find(f->s, receipt, &rc, &e), 0);
 	assert_string_equal(rc.txn, txn_n(11));
 	assert_string_equal(rc.hhid, fresh);
