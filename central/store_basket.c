@@ -1,5 +1,6 @@
 #include "store.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,33 +51,60 @@ static const char SQL_I_INS_N_SQLITE[] =
 	"(?36, ?37, ?38, ?39, ?40), "
 	"(?41, ?42, ?43, ?44, ?45), "
 	"(?46, ?47, ?48, ?49, ?50)";
-/* PostgreSQL: a basket, its household filed (a merged-away one's survivor,
- * a household never seen made), its txn key and its items in one
- * statement, one round trip (each costs a wake-up of the server and of the
- * writer, dear on a busy machine). The items travel as three arrays
- * (gtins, quantities, prices; put_arrays). A txn already stored inserts no
- * basket and returns no row. Another node storing the same txn at once
- * waits on the txn key, then inserts nothing. A basket with a household
- * is queued for the analysts' fold (analyst_pending: store_analyst.c says
- * why) in the same statement. The basket's foreign key to
- * its household is checked at the statement's end, after the household's
- * insert. */
+/* PostgreSQL: a chunk of baskets in one statement, one round trip (each
+ * costs a wake-up of the server and of the writer, dear on a busy
+ * machine). The baskets' columns travel as arrays (?1-?7, basket k the
+ * k-th element), their items flattened (?9-?13, each with its basket's k;
+ * put_arrays_pg). The first basket of each txn in the chunk goes on (f);
+ * a later one, or one whose txn is stored already, or stored by another
+ * node at once (the insert waits on the txn key, then inserts nothing),
+ * gets no row back and is settled by put_existing after the statement.
+ * Households are filed (a merged-away one's survivor, one never seen
+ * made); txn keys and households are taken in key order, so two nodes'
+ * chunks never wait on each other in a circle; ids follow the chunk's
+ * order. A basket with a household is queued for the analysts' fold
+ * (analyst_pending: store_analyst.c says why); the terminals' newest
+ * times and the item counter go in the same statement. The baskets'
+ * foreign key to their households is checked at the statement's end,
+ * after the households' insert. Returns (k, id, hhid filed under) for
+ * each basket inserted. */
 static const char SQL_B_PUT_PG[] =
-	"WITH m AS (SELECT into_hhid FROM merged WHERE from_hhid = ?5::text), "
-	"h AS (INSERT INTO households(hhid, created) SELECT ?5::text, ?11::bigint "
-	"WHERE ?5::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM m) "
+	"WITH u AS (SELECT * FROM unnest(?1::text[], ?2::bigint[], ?3::text[], ?4::text[], "
+	"?5::text[], ?6::text[], ?7::text[]) "
+	"WITH ORDINALITY AS u(txn, ts, store, terminal, hhid, deident, digest, k)), "
+	"f AS (SELECT DISTINCT ON (txn) * FROM u ORDER BY txn, k), "
+	"m AS (SELECT from_hhid, into_hhid FROM merged "
+	"WHERE from_hhid IN (SELECT hhid FROM u WHERE hhid IS NOT NULL)), "
+	"h AS (INSERT INTO households(hhid, created) "
+	"SELECT DISTINCT hhid, ?8::bigint FROM u "
+	"WHERE hhid IS NOT NULL AND hhid NOT IN (SELECT from_hhid FROM m) ORDER BY hhid "
 	"ON CONFLICT (hhid) DO NOTHING), "
 	"t AS (INSERT INTO basket_txns(txn, id, ts, digest) "
-	"VALUES (?1, nextval('baskets_id_seq'), ?2, ?7) ON CONFLICT (txn) DO NOTHING RETURNING id), "
+	"SELECT x.txn, x.id, x.ts, decode(x.digest, 'hex') FROM "
+	"(SELECT f.txn, f.ts, f.digest, nextval('baskets_id_seq') AS id FROM f ORDER BY f.k) x "
+	"ORDER BY x.txn ON CONFLICT (txn) DO NOTHING RETURNING txn, id), "
 	"b AS (INSERT INTO baskets(id, txn, ts, store, terminal, hhid, deident, digest) "
-	"SELECT t.id, ?1::text, ?2::bigint, ?3::text, ?4::text, "
-	"coalesce((SELECT into_hhid FROM m), ?5::text), ?6::text, ?7::bytea "
-	"FROM t RETURNING id, hhid), "
+	"SELECT t.id, f.txn, f.ts, f.store, f.terminal, coalesce(m.into_hhid, f.hhid), f.deident, "
+	"decode(f.digest, 'hex') FROM t JOIN f ON f.txn = t.txn "
+	"LEFT JOIN m ON m.from_hhid = f.hhid RETURNING id, txn, ts, hhid), "
+	"bk AS (SELECT f.k, b.id, b.ts, b.hhid FROM b JOIN f ON f.txn = b.txn), "
 	"i AS (INSERT INTO items(basket_id, seq, gtin, qty, price_cents, ts) "
-	"SELECT b.id, u.n - 1, u.g, u.q, u.p, ?2::bigint FROM b, "
-	"unnest(?8::text[], ?9::bigint[], ?10::bigint[]) WITH ORDINALITY AS u(g, q, p, n)), "
-	"p AS (INSERT INTO analyst_pending(basket_id) SELECT id FROM b WHERE hhid IS NOT NULL) "
-	"SELECT id, hhid FROM b";
+	"SELECT bk.id, it.seq, it.g, it.q, it.p, bk.ts FROM "
+	"unnest(?9::bigint[], ?10::bigint[], ?11::text[], ?12::bigint[], ?13::bigint[]) "
+	"AS it(k, seq, g, q, p) JOIN bk ON bk.k = it.k RETURNING 1), "
+	"p AS (INSERT INTO analyst_pending(basket_id) SELECT id FROM b WHERE hhid IS NOT NULL), "
+	"s AS (INSERT INTO terminals_seen(store, terminal, last_ts) "
+	"SELECT DISTINCT ON (store, terminal) store, terminal, ts FROM u "
+	"ORDER BY store, terminal, ts DESC "
+	"ON CONFLICT (store, terminal) DO UPDATE SET last_ts = excluded.last_ts "
+	"WHERE excluded.last_ts > terminals_seen.last_ts), "
+	"c AS (UPDATE counters SET items = items + n.n FROM (SELECT count(*) AS n FROM i) n "
+	"WHERE n.n > 0) "
+	"SELECT k, id, hhid FROM bk";
+/* Baskets a statement at most, and items: a larger group is split, so one
+ * statement's arrays stay a few MB. */
+#define STORE_PG_PUT_BASKETS 1000
+#define STORE_PG_PUT_ITEMS 50000
 static const char SQL_ITEMS_ADD[] = "UPDATE counters SET items = items + ?1";
 static const char SQL_RECEIPT_INS[] = "INSERT INTO receipts(hash, basket_id) VALUES (?1, ?2)";
 static const char SQL_HIST[] =
@@ -222,15 +250,51 @@ static int basket_insert(struct store *s, const struct store_basket *b, const ch
 	return 0;
 }
 
-/* PostgreSQL: b's items as three array literals (gtins quoted) in the
- * connection's scratch: *g, *q and *p with their lengths. */
-static int put_arrays(struct store *s, const struct store_basket *b, const char **g,
-		      size_t *gl, const char **q, size_t *ql, const char **p, size_t *pl,
-		      pos_err *e)
+/* PostgreSQL: array literals, written into the connection's scratch
+ * (s->text) at *n, which put_arrays_pg sized for the worst case: at most
+ * max bytes of v; v NULL is a NULL element. */
+static void arr_text(char *t, size_t *n, const char *v, size_t max, bool sep)
 {
-	size_t need = 3 * 3 + b->n_items * (2 * GTIN_LEN + 3 + 2 * 22), n = 0, g0, q0, p0;
+	if (sep)
+		t[(*n)++] = ',';
+	if (!v) {
+		memcpy(t + *n, "NULL", 4);
+		*n += 4;
+		return;
+	}
+	t[(*n)++] = '"';
+	for (size_t k = 0; k < max && v[k]; k++) {
+		if (v[k] == '"' || v[k] == '\\')
+			t[(*n)++] = '\\';
+		t[(*n)++] = v[k];
+	}
+	t[(*n)++] = '"';
+}
+
+static void arr_int(char *t, size_t *n, int64_t v, bool sep)
+{
+	if (sep)
+		t[(*n)++] = ',';
+	*n += (size_t)snprintf(t + *n, 24, "%" PRId64, v);
+}
+
+/* The arrays of SQL_B_PUT_PG (parameters 1-7 and 9-13) for baskets b[0 ..
+ * n) in the connection's scratch: the k-th array starts at off[k] and is
+ * len[k] bytes. The hhid, deident and price of a basket or item without
+ * one are NULL elements. */
+#define PUT_ARRAYS 12
+static int put_arrays_pg(struct store *s, const struct store_basket *b, size_t n,
+			 size_t off[PUT_ARRAYS], size_t len[PUT_ARRAYS], pos_err *e)
+{
+	size_t need = PUT_ARRAYS * 2, items = 0, at = 0, k = 0;
 	char *t;
 
+	for (size_t i = 0; i < n; i++) {
+		need += 2 * (sizeof(b[i].txn) + sizeof(b[i].store) + sizeof(b[i].terminal)) + 16 +
+			2 * (DEIDENT_ID_LEN + 3) + 2 * 32 + 4 * 25;
+		items += b[i].n_items;
+	}
+	need += items * (3 * 25 + 2 * GTIN_LEN + 3 + 25);
 	if (need > s->text_cap) {
 		if (!(t = realloc(s->text, need)))
 			return err_set(e, POS_ENOMEM, "store: out of memory");
@@ -238,103 +302,202 @@ static int put_arrays(struct store *s, const struct store_basket *b, const char 
 		s->text_cap = need;
 	}
 	t = s->text;
-	g0 = n;
-	t[n++] = '{';
-	for (size_t i = 0; i < b->n_items; i++) {
-		const char *c = b->items[i].gtin;
+#define ARR_BEGIN() (off[k] = at, t[at++] = '{')
+#define ARR_END() (t[at++] = '}', len[k] = at - off[k], k++)
+	ARR_BEGIN();
+	for (size_t i = 0; i < n; i++)
+		arr_text(t, &at, b[i].txn, sizeof(b[i].txn) - 1, i);
+	ARR_END();
+	ARR_BEGIN();
+	for (size_t i = 0; i < n; i++)
+		arr_int(t, &at, b[i].ts_ms, i);
+	ARR_END();
+	ARR_BEGIN();
+	for (size_t i = 0; i < n; i++)
+		arr_text(t, &at, b[i].store, sizeof(b[i].store) - 1, i);
+	ARR_END();
+	ARR_BEGIN();
+	for (size_t i = 0; i < n; i++)
+		arr_text(t, &at, b[i].terminal, sizeof(b[i].terminal) - 1, i);
+	ARR_END();
+	ARR_BEGIN();
+	for (size_t i = 0; i < n; i++)
+		arr_text(t, &at, b[i].hhid[0] ? b[i].hhid : NULL, DEIDENT_ID_LEN, i);
+	ARR_END();
+	ARR_BEGIN();
+	for (size_t i = 0; i < n; i++)
+		arr_text(t, &at, b[i].deident[0] ? b[i].deident : NULL, DEIDENT_ID_LEN, i);
+	ARR_END();
+	ARR_BEGIN();
+	for (size_t i = 0; i < n; i++) {
+		static const char hex[] = "0123456789abcdef";
+
 		if (i)
-			t[n++] = ',';
-		t[n++] = '"';
-		for (size_t k = 0; k < GTIN_LEN && c[k]; k++) {
-			if (c[k] == '"' || c[k] == '\\')
-				t[n++] = '\\';
-			t[n++] = c[k];
+			t[at++] = ',';
+		for (size_t d = 0; d < 32; d++) {
+			t[at++] = hex[b[i].digest[d] >> 4];
+			t[at++] = hex[b[i].digest[d] & 15];
 		}
-		t[n++] = '"';
 	}
-	t[n++] = '}';
-	q0 = n;
-	t[n++] = '{';
-	for (size_t i = 0; i < b->n_items; i++)
-		n += (size_t)snprintf(t + n, need - n, "%s%d", i ? "," : "", b->items[i].qty);
-	t[n++] = '}';
-	p0 = n;
-	t[n++] = '{';
-	for (size_t i = 0; i < b->n_items; i++) {
-		if (b->items[i].price_cents < 0)
-			n += (size_t)snprintf(t + n, need - n, "%sNULL", i ? "," : "");
-		else
-			n += (size_t)snprintf(t + n, need - n, "%s%ld", i ? "," : "",
-					      b->items[i].price_cents);
-	}
-	t[n++] = '}';
-	*g = t + g0;
-	*gl = q0 - g0;
-	*q = t + q0;
-	*ql = p0 - q0;
-	*p = t + p0;
-	*pl = n - p0;
+	ARR_END();
+	ARR_BEGIN();
+	for (size_t i = 0, x = 0; i < n; i++)
+		for (size_t j = 0; j < b[i].n_items; j++, x++)
+			arr_int(t, &at, (int64_t)i + 1, x);
+	ARR_END();
+	ARR_BEGIN();
+	for (size_t i = 0, x = 0; i < n; i++)
+		for (size_t j = 0; j < b[i].n_items; j++, x++)
+			arr_int(t, &at, (int64_t)j, x);
+	ARR_END();
+	ARR_BEGIN();
+	for (size_t i = 0, x = 0; i < n; i++)
+		for (size_t j = 0; j < b[i].n_items; j++, x++)
+			arr_text(t, &at, b[i].items[j].gtin, GTIN_LEN, x);
+	ARR_END();
+	ARR_BEGIN();
+	for (size_t i = 0, x = 0; i < n; i++)
+		for (size_t j = 0; j < b[i].n_items; j++, x++)
+			arr_int(t, &at, b[i].items[j].qty, x);
+	ARR_END();
+	ARR_BEGIN();
+	for (size_t i = 0, x = 0; i < n; i++)
+		for (size_t j = 0; j < b[i].n_items; j++, x++) {
+			if (b[i].items[j].price_cents < 0)
+				arr_text(t, &at, NULL, 0, x);
+			else
+				arr_int(t, &at, b[i].items[j].price_cents, x);
+		}
+	ARR_END();
+#undef ARR_BEGIN
+#undef ARR_END
 	return 0;
 }
 
-/* PostgreSQL: inserts b (its household filed, its txn key, row and
- * items): 0 with *id and hh (the hhid it was filed under, "" for none),
- * POS_ENOTFOUND (e untouched) when its txn is stored already, or an error. */
-static int basket_insert_pg(struct store *s, const struct store_basket *b,
-			    char hh[DEIDENT_ID_LEN + 1], int64_t *id, pos_err *e)
+/* What a new basket (row id, filed under hh) brings besides its rows: its
+ * receipt and its offer codes. */
+static int put_extras(struct store *s, const struct store_basket *b, int64_t id, const char *hh,
+		      pos_err *e)
 {
-	const char *g = NULL, *q = NULL, *p = NULL;
-	size_t gl = 0, ql = 0, pl = 0;
 	struct db_stmt *st;
 	int rc;
 
-	if ((rc = basket_month(s, b->ts_ms, e)) < 0 ||
-	    (rc = put_arrays(s, b, &g, &gl, &q, &ql, &p, &pl, e)) < 0)
-		return rc;
-	if (!(st = store_q(s, SQL_B_PUT_PG, e)))
-		return POS_EDB;
-	db_bind_text(st, 1, b->txn);
-	db_bind_int64(st, 2, b->ts_ms);
-	db_bind_text(st, 3, b->store);
-	db_bind_text(st, 4, b->terminal);
-	db_bind_opt_text(st, 5, b->hhid);
-	db_bind_opt_text(st, 6, b->deident);
-	db_bind_blob(st, 7, b->digest, 32);
-	db_bind_textn(st, 8, g, gl);
-	db_bind_textn(st, 9, q, ql);
-	db_bind_textn(st, 10, p, pl);
-	db_bind_int64(st, 11, time_now_ms());
-	if ((rc = store_row(st, e)) < 0)
-		return rc;
-	*id = db_col_int64(st, 0);
-	db_col_copy(st, 1, hh, DEIDENT_ID_LEN + 1);
-	db_reset(st);
+	if (b->has_receipt) {
+		if (!(st = store_q(s, SQL_RECEIPT_INS, e)))
+			return POS_EDB;
+		db_bind_blob(st, 1, b->receipt, 32);
+		db_bind_int64(st, 2, id);
+		if ((rc = db_run(st, e)) < 0)
+			return rc;
+	}
+	return store_offer_redeem(s, b, id, hh, e);
+}
+
+/* One row of SQL_B_PUT_PG: basket k's id and household. */
+struct put_row {
+	int64_t id;
+	char hh[DEIDENT_ID_LEN + 1];
+	bool created;
+};
+
+struct put_walk {
+	struct put_row *rows;
+	size_t n;
+	pos_err *e;
+};
+
+static int put_row_read(struct db_stmt *st, void *arg)
+{
+	struct put_walk *w = arg;
+	int64_t k = db_col_int64(st, 0);
+
+	if (k < 1 || (size_t)k > w->n || w->rows[k - 1].created)
+		return err_set(w->e, POS_EDB, "database: the baskets' insert answered a bad row");
+	w->rows[k - 1].created = true;
+	w->rows[k - 1].id = db_col_int64(st, 1);
+	db_col_copy(st, 2, w->rows[k - 1].hh, sizeof(w->rows[k - 1].hh));
 	return 0;
 }
 
-/* One basket inside the open unit; *res says what happened. */
+/* PostgreSQL: baskets b[0 .. n) inside the open unit, in one statement;
+ * then, in the baskets' order, each new one's receipt and codes, and each
+ * one not inserted settled as a duplicate or a conflict. rows: n, the
+ * caller's scratch. */
+static int put_chunk_pg(struct store *s, const struct store_basket *b, size_t n,
+			enum store_put_result *res, struct put_row *rows, pos_err *e)
+{
+	struct put_walk w = { rows, n, e };
+	size_t off[PUT_ARRAYS], len[PUT_ARRAYS];
+	struct db_stmt *st;
+	int rc;
+
+	for (size_t i = 0; i < n; i++)
+		if ((rc = basket_month(s, b[i].ts_ms, e)) < 0)
+			return rc;
+	if ((rc = put_arrays_pg(s, b, n, off, len, e)) < 0)
+		return rc;
+	if (!(st = store_q(s, SQL_B_PUT_PG, e)))
+		return POS_EDB;
+	for (int k = 0; k < PUT_ARRAYS; k++)
+		db_bind_textn(st, k < 7 ? k + 1 : k + 2, s->text + off[k], len[k]);
+	db_bind_int64(st, 8, time_now_ms());
+	memset(rows, 0, n * sizeof(*rows));
+	if ((rc = db_each(st, put_row_read, &w, e)) < 0)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		if (!rows[i].created)
+			rc = put_existing(s, &b[i], &res[i], e);
+		else if ((rc = put_extras(s, &b[i], rows[i].id, rows[i].hh, e)) == 0)
+			res[i] = STORE_PUT_CREATED;
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* PostgreSQL: the whole batch, split into statements of at most
+ * STORE_PG_PUT_BASKETS baskets and (unless one basket has more)
+ * STORE_PG_PUT_ITEMS items. */
+static int put_pg(struct store *s, const struct store_basket *b, size_t n,
+		  enum store_put_result *res, pos_err *e)
+{
+	size_t cap = n < STORE_PG_PUT_BASKETS ? n : STORE_PG_PUT_BASKETS;
+	struct put_row *rows = malloc(cap * sizeof(*rows));
+	int rc = 0;
+
+	if (!rows)
+		return err_set(e, POS_ENOMEM, "store: out of memory");
+	for (size_t i = 0; i < n && rc == 0;) {
+		size_t m = 0, items = 0;
+
+		while (i + m < n && m < cap &&
+		       (m == 0 || items + b[i + m].n_items <= STORE_PG_PUT_ITEMS))
+			items += b[i + m++].n_items;
+		rc = put_chunk_pg(s, b + i, m, res + i, rows, e);
+		i += m;
+	}
+	free(rows);
+	return rc;
+}
+
+/* SQLite: one basket inside the open unit; *res says what happened. */
 static int put_one(struct store *s, const struct store_basket *b, enum store_put_result *res,
 		   long *n_items, pos_err *e)
 {
-	bool sq = store_backend(s) == DB_SQLITE;
 	char hh[DEIDENT_ID_LEN + 1];
 	struct db_stmt *st;
 	int64_t id = 0;
 	int rc;
 
 	hh[0] = '\0';
-	if (!sq) {
-		rc = basket_insert_pg(s, b, hh, &id, e);
-	} else if (b->hhid[0] && (rc = store_household_file(s, b->hhid, hh, e)) < 0) {
+	if (b->hhid[0] && (rc = store_household_file(s, b->hhid, hh, e)) < 0)
 		return rc;
-	} else {
-		rc = basket_insert(s, b, hh, &id, e);
-	}
+	rc = basket_insert(s, b, hh, &id, e);
 	if (rc == POS_ENOTFOUND)
 		return put_existing(s, b, res, e);
 	if (rc < 0)
 		return rc;
-	for (size_t i = 0; sq && i < b->n_items;) {
+	for (size_t i = 0; i < b->n_items;) {
 		size_t rows = b->n_items - i >= STORE_I_ROWS ? STORE_I_ROWS : 1;
 
 		st = store_q(s, rows == 1 ? SQL_I_INS_SQLITE : SQL_I_INS_N_SQLITE, e);
@@ -347,15 +510,7 @@ static int put_one(struct store *s, const struct store_basket *b, enum store_put
 	}
 	*n_items += (long)b->n_items;
 	*res = STORE_PUT_CREATED;
-	if (b->has_receipt) {
-		if (!(st = store_q(s, SQL_RECEIPT_INS, e)))
-			return POS_EDB;
-		db_bind_blob(st, 1, b->receipt, 32);
-		db_bind_int64(st, 2, id);
-		if ((rc = db_run(st, e)) < 0)
-			return rc;
-	}
-	return store_offer_redeem(s, b, id, hh, e);
+	return put_extras(s, b, id, hh, e);
 }
 
 /* ------------------------------------------------------------ terminals seen */
@@ -484,6 +639,10 @@ int store_put_baskets(struct store *s, const struct store_basket *b, size_t n,
 	rc = store_unit_begin(s, e);
 	if (rc < 0)
 		return rc;
+	if (store_backend(s) != DB_SQLITE) {
+		rc = put_pg(s, b, n, results, e);
+		goto done;
+	}
 	for (size_t i = 0; i < n && rc == 0; i++)
 		rc = put_one(s, &b[i], &results[i], &n_items, e);
 	if (rc == 0)
@@ -497,6 +656,7 @@ int store_put_baskets(struct store *s, const struct store_basket *b, size_t n,
 			rc = db_run(st, e);
 		}
 	}
+done:
 	if ((rc = store_unit_finish(s, rc, e)) < 0)
 		store_months_forget(s);
 	return rc;

@@ -17,6 +17,7 @@
 #include "offers.h"
 #include "store.h"
 #include "store_fixture.h"
+#include "store_public.h"
 
 static void idx_of(unsigned char idx[DEIDENT_INDEX_LEN], int k)
 {
@@ -923,6 +924,177 @@ static int collect_report(const struct store_offer_report_row *r, void *arg)
 	return 0;
 }
 
+struct batch_acc {
+	int n;
+	size_t items;
+	bool saw[16];
+};
+
+/* Notes each basket of a history by its txn_n number (below 16). */
+static int batch_collect(const struct store_basket *b, void *arg)
+{
+	struct batch_acc *a = arg;
+	int k = atoi(b->txn + 24);
+
+	a->n++;
+	a->items += b->n_items;
+	if (k >= 0 && k < 16)
+		a->saw[k] = true;
+	return 0;
+}
+
+static int batch_history(struct store *s, const char *hhid, struct batch_acc *a)
+{
+	pos_err e = { 0 };
+
+	memset(a, 0, sizeof(*a));
+	assert_int_equal(store_history(s, hhid, 0, 0, batch_collect, a, &e), 0);
+	return a->n;
+}
+
+/* The newest time of the terminal whose id needs quoting in an array. */
+static int odd_terminal(const struct store_terminal_seen *t, void *arg)
+{
+	if (strcmp(t->terminal, "T\"7\\,{ }NULL") == 0)
+		*(int64_t *)arg = t->last_ms;
+	return 0;
+}
+
+/* One batch settles each basket as if it came alone, in order: a txn
+ * twice in the batch, txns stored before (same digest, other digest), a
+ * merged-away hhid, a new hhid twice, none, no items, a terminal id with
+ * quotes, a receipt and a code redeemed by one basket and refused to the
+ * next. */
+static void one_batch_settles_each_basket_as_alone(void **st)
+{
+	struct fx *f = *st;
+	struct store_basket b[11];
+	enum store_put_result r[11];
+	struct store_offer_use u[3];
+	struct store_stats before, after;
+	struct store_receipt rc;
+	struct store_offer o;
+	struct batch_acc acc;
+	unsigned char i1[32], i2[32], receipt[32];
+	char fresh[DEIDENT_ID_LEN + 1], gone[DEIDENT_ID_LEN + 1], kept[DEIDENT_ID_LEN + 1];
+	int64_t dev = device_of(f->s, 4), seen = 0;
+	pos_err e = { 0 };
+
+	new_hhid(fresh);
+	new_hhid(gone);
+	new_hhid(kept);
+	idx_of(i1, 80);
+	idx_of(i2, 81);
+	assert_int_equal(store_link(f->s, i1, gone, &e), 0);
+	assert_int_equal(store_link(f->s, i2, kept, &e), 0);
+	assert_int_equal(store_merge(f->s, gone, kept, &e), 0);
+	offer_of(&o, "of_0000000000000001", "all", 0, 0);
+	assert_int_equal(store_offer_create(f->s, &o, &e), 0);
+	accept_code(f->s, dev, o.id, "9800000000014", true, "9800000000014");
+	store_set_offer_judge(f->s, offer_verdict);
+	basket(&b[0], txn_n(1), 4000, NULL, 1);
+	put1(f->s, &b[0], STORE_PUT_CREATED);
+	basket(&b[0], txn_n(2), 4000, NULL, 1);
+	put1(f->s, &b[0], STORE_PUT_CREATED);
+	assert_int_equal(store_stats(f->s, &before, &e), 0);
+
+	basket(&b[0], txn_n(10), 5000, fresh, 3);
+	basket(&b[1], txn_n(11), 5001, fresh, 4);
+	b[1].has_receipt = true;
+	memset(receipt, 0x5e, sizeof(receipt));
+	memcpy(b[1].receipt, receipt, sizeof(receipt));
+	basket(&b[2], txn_n(10), 5000, fresh, 3); /* the same basket again */
+	basket(&b[3], txn_n(10), 5000, fresh, 9); /* its txn, another body */
+	basket(&b[4], txn_n(1), 4000, NULL, 1);   /* stored before, same digest */
+	basket(&b[5], txn_n(2), 4000, NULL, 7);   /* stored before, other digest */
+	basket(&b[6], txn_n(12), 5002, gone, 5);
+	basket(&b[7], txn_n(13), 5003, NULL, 6);
+	b[7].n_items = 0;
+	b[7].items = NULL;
+	snprintf(b[7].terminal, sizeof(b[7].terminal), "T\"7\\,{ }NULL");
+	basket(&b[8], txn_n(14), 5004, fresh, 8);
+	use_of(&u[0], "9800000000014");
+	b[8].offers = &u[0];
+	b[8].n_offers = 1;
+	basket(&b[9], txn_n(15), 5005, kept, 10);
+	use_of(&u[1], "9800000000014");
+	b[9].offers = &u[1];
+	b[9].n_offers = 1;
+	b[10] = b[8]; /* a duplicate says what its first storing redeemed */
+	use_of(&u[2], "9800000000014");
+	b[10].offers = &u[2];
+	assert_int_equal(store_put_baskets(f->s, b, 11, r, &e), 0);
+
+	assert_int_equal(r[0], STORE_PUT_CREATED);
+	assert_int_equal(r[1], STORE_PUT_CREATED);
+	assert_int_equal(r[2], STORE_PUT_DUPLICATE);
+	assert_int_equal(r[3], STORE_PUT_CONFLICT);
+	assert_int_equal(r[4], STORE_PUT_DUPLICATE);
+	assert_int_equal(r[5], STORE_PUT_CONFLICT);
+	assert_int_equal(r[6], STORE_PUT_CREATED);
+	assert_int_equal(r[7], STORE_PUT_CREATED);
+	assert_int_equal(r[8], STORE_PUT_CREATED);
+	assert_int_equal(r[9], STORE_PUT_CREATED);
+	assert_int_equal(r[10], STORE_PUT_DUPLICATE);
+	assert_int_equal(u[0].state, STORE_OFFER_REDEEMED);
+	assert_int_equal(u[1].state, STORE_OFFER_REFUSED);
+	assert_int_equal(u[1].reason, STORE_OFFER_USED);
+	assert_int_equal(u[2].state, STORE_OFFER_REDEEMED);
+
+	/* the new household made once, its three baskets filed under it */
+	assert_true(store_household_exists(f->s, fresh));
+	assert_int_equal(batch_history(f->s, fresh, &acc), 3);
+	assert_true(acc.saw[10] && acc.saw[11] && acc.saw[14]);
+	assert_int_equal(acc.items, 9);
+	/* the merged-away hhid's basket under its survivor */
+	assert_int_equal(batch_history(f->s, kept, &acc), 2);
+	assert_true(acc.saw[12] && acc.saw[15]);
+	assert_int_equal(batch_history(f->s, gone, &acc), 0);
+	assert_int_equal(store_terminals_seen(f->s, odd_terminal, &seen, &e), 0);
+	assert_int_equal(seen, 5003);
+	assert_int_equal(store_receipt_find(f->s, receipt, &rc, &e), 0);
+	assert_string_equal(rc.txn, txn_n(11));
+	assert_string_equal(rc.hhid, fresh);
+	assert_int_equal(store_stats(f->s, &after, &e), 0);
+	assert_int_equal(after.households, before.households + 1);
+	assert_int_equal(after.baskets, before.baskets + 6);
+	assert_int_equal(after.items, before.items + 5 * 3);
+}
+
+/* A batch larger than one statement holds (STORE_PG_PUT_BASKETS on
+ * PostgreSQL): every basket stored, a txn repeated across the split
+ * found a duplicate. */
+static void large_batch_is_stored_whole(void **st)
+{
+	struct fx *f = *st;
+	enum { N = 1203 };
+	struct store_basket *b = calloc(N, sizeof(*b));
+	enum store_put_result *r = calloc(N, sizeof(*r));
+	struct store_stats s0, s1;
+	char hh[DEIDENT_ID_LEN + 1];
+	char txn[37];
+	pos_err e = { 0 };
+
+	assert_non_null(b);
+	assert_non_null(r);
+	new_hhid(hh);
+	assert_int_equal(store_stats(f->s, &s0, &e), 0);
+	for (int i = 0; i < N - 1; i++) {
+		snprintf(txn, sizeof(txn), "0190a000-0000-7000-8000-%012d", 1000 + i);
+		basket(&b[i], txn, 7000 + i, i % 2 ? hh : NULL, (unsigned char)i);
+	}
+	b[N - 1] = b[7];
+	assert_int_equal(store_put_baskets(f->s, b, N, r, &e), 0);
+	for (int i = 0; i < N - 1; i++)
+		assert_int_equal(r[i], STORE_PUT_CREATED);
+	assert_int_equal(r[N - 1], STORE_PUT_DUPLICATE);
+	assert_int_equal(store_stats(f->s, &s1, &e), 0);
+	assert_int_equal(s1.baskets, s0.baskets + N - 1);
+	assert_int_equal(s1.items, s0.items + 3 * (N - 1));
+	free(b);
+	free(r);
+}
+
 static void next_offers_follow_what_the_household_bought(void **st)
 {
 	struct fx *f = *st;
@@ -1458,6 +1630,8 @@ static int run_pg(void)
 		P(basket_redeems_a_code_once_in_its_own_transaction),
 		P(redemption_is_judged_at_the_basket_time),
 		P(conflicting_basket_redeems_nothing),
+		P(one_batch_settles_each_basket_as_alone),
+		P(large_batch_is_stored_whole),
 		P(next_offers_follow_what_the_household_bought),
 		P(unused_registrations_are_counted_until_used_and_expire),
 	};
@@ -1504,6 +1678,8 @@ int main(void)
 		T(basket_redeems_a_code_once_in_its_own_transaction),
 		T(redemption_is_judged_at_the_basket_time),
 		T(conflicting_basket_redeems_nothing),
+		T(one_batch_settles_each_basket_as_alone),
+		T(large_batch_is_stored_whole),
 		T(next_offers_follow_what_the_household_bought),
 		T(v1_database_gains_offer_tables),
 		T(unused_registrations_are_counted_until_used_and_expire),
