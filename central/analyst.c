@@ -183,6 +183,97 @@ int analyst_fold_tick(struct store *s, void *arg)
 	return more;
 }
 
+struct analyst_folder {
+	struct analyst_shared *a;
+	struct store *s;
+	long every_ms;
+	pthread_t th;
+	bool started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stop; /* guarded by mu */
+};
+
+static bool an_folder_stopping(struct analyst_folder *f)
+{
+	bool stop;
+
+	pthread_mutex_lock(&f->mu);
+	stop = f->stop;
+	pthread_mutex_unlock(&f->mu);
+	return stop;
+}
+
+static void *an_folder_main(void *arg)
+{
+	struct analyst_folder *f = arg;
+	struct timespec due;
+
+	for (;;) {
+		clock_gettime(CLOCK_REALTIME, &due);
+		due.tv_sec += f->every_ms / 1000;
+		due.tv_nsec += (f->every_ms % 1000) * 1000000L;
+		if (due.tv_nsec >= 1000000000L) {
+			due.tv_sec++;
+			due.tv_nsec -= 1000000000L;
+		}
+		pthread_mutex_lock(&f->mu);
+		while (!f->stop && pthread_cond_timedwait(&f->cv, &f->mu, &due) == 0)
+			;
+		if (f->stop) {
+			pthread_mutex_unlock(&f->mu);
+			return NULL;
+		}
+		pthread_mutex_unlock(&f->mu);
+		while (analyst_fold_tick(f->s, f->a) > 0 && !an_folder_stopping(f))
+			;
+	}
+}
+
+int analyst_folder_start(const struct cconf *c, struct analyst_shared *a,
+			 struct analyst_folder **out, pos_err *e)
+{
+	struct analyst_folder *f = calloc(1, sizeof *f);
+	int rc;
+
+	*out = NULL;
+	if (!f)
+		return err_set(e, POS_ENOMEM, "analyst: out of memory");
+	f->a = a;
+	f->every_ms = c->analyst_fold_ms;
+	pthread_mutex_init(&f->mu, NULL);
+	pthread_cond_init(&f->cv, NULL);
+	if ((rc = cconf_store_open(c, CCONF_STORE_WRITE, &f->s, e)) < 0)
+		goto fail;
+	if (pthread_create(&f->th, NULL, an_folder_main, f) != 0) {
+		rc = err_set(e, POS_ENOMEM, "analyst: cannot start the fold's thread");
+		goto fail;
+	}
+	f->started = true;
+	*out = f;
+	return 0;
+fail:
+	analyst_folder_stop(f);
+	return rc;
+}
+
+void analyst_folder_stop(struct analyst_folder *f)
+{
+	if (!f)
+		return;
+	if (f->started) {
+		pthread_mutex_lock(&f->mu);
+		f->stop = true;
+		pthread_cond_broadcast(&f->cv);
+		pthread_mutex_unlock(&f->mu);
+		pthread_join(f->th, NULL);
+	}
+	store_close(f->s);
+	pthread_cond_destroy(&f->cv);
+	pthread_mutex_destroy(&f->mu);
+	free(f);
+}
+
 bool analyst_path(const char *path)
 {
 	return strcmp(path, "/analyst") == 0 || strncmp(path, "/analyst/", 9) == 0 ||

@@ -43,6 +43,16 @@ void analyst_shared_free(struct analyst_shared *a);
  * tables; > 0 when more are waiting. */
 int analyst_fold_tick(struct store *s, void *arg);
 
+/* On PostgreSQL the fold runs on a thread and connection of its own
+ * (several connections write there at once; on the writer each unit held
+ * every basket queued behind it). Every [analyst] fold_ms, and again at
+ * once while more are waiting. *out: analyst_folder_stop. a outlives it. */
+struct analyst_folder;
+int analyst_folder_start(const struct cconf *c, struct analyst_shared *a,
+			 struct analyst_folder **out, pos_err *e);
+/* Ends the unit under way, then the thread. Accepts NULL. */
+void analyst_folder_stop(struct analyst_folder *f);
+
 /* Whether path is one of the workbench's (/analyst, /analyst/…, /v1/analyst/…). */
 bool analyst_path(const char *path);
 

@@ -628,6 +628,7 @@ int server_run(const struct cconf *c, const char *listen_s, struct keyring *toke
 	struct worker *ws = NULL;
 	struct ingest *ig = NULL;
 	struct vendor_outbox *outbox = NULL;
+	struct analyst_folder *folder = NULL;
 	struct outbox *ob = NULL;
 	struct ratelimit *rl = NULL;
 	struct store *probe = NULL;
@@ -719,7 +720,12 @@ int server_run(const struct cconf *c, const char *listen_s, struct keyring *toke
 	if ((rc = server_limits(c, &sh, &rl, e)) < 0)
 		goto out;
 	ingest_every(ig, offers_expire_interval_ms(&sh.devices), offers_expire_tick, &sh.devices);
-	ingest_every(ig, c->analyst_fold_ms, analyst_fold_tick, sh.analyst);
+	if (c->backend == STORE_POSTGRESQL)
+		rc = analyst_folder_start(c, sh.analyst, &folder, e);
+	else
+		ingest_every(ig, c->analyst_fold_ms, analyst_fold_tick, sh.analyst);
+	if (rc < 0)
+		goto out;
 
 	if (pub_on) {
 		/* Its own budget: browsers never take the lanes' slots. */
@@ -823,6 +829,8 @@ stop:
 	 * commits whatever is left anyway. */
 	vendor_outbox_stop(outbox);
 	outbox = NULL;
+	analyst_folder_stop(folder);
+	folder = NULL;
 	ingest_stop(ig);
 	if (rc == 0)
 		log_info("stopped", "addr=%s", addr);
@@ -844,6 +852,7 @@ out:
 	store_close(probe);
 	slots_free(slots);
 	vendor_outbox_stop(outbox);
+	analyst_folder_stop(folder);
 	ingest_free(ig);
 	analyst_shared_free(sh.analyst);
 	free(keys_answer);
