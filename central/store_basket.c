@@ -91,13 +91,17 @@ static const char SQL_HIST_PAGE[] =
 	"WHERE hhid = ?1 AND ts <= ?2 AND ts >= ?3 AND (ts < ?2 OR id < ?4) "
 	"AND (ts > ?3 OR id >= ?5) ORDER BY ts DESC, id DESC LIMIT ?6";
 /* PostgreSQL: each basket's items come in its own row, one string of
- * "qty,price,len:gtin" per item in seq order (price empty when unknown,
- * len the gtin's bytes), so a history is one round trip, not one per
- * basket (hist_items_text). */
+ * "seq,qty,price,len:gtin" per item (price empty when unknown, len the
+ * gtin's bytes), so a history is one round trip, not one per basket
+ * (hist_items_text). The items are put in seq order by a sorted subquery,
+ * which the primary key's index scan already returns in that order: an
+ * aggregate's own ORDER BY would sort every basket's items again
+ * (PostgreSQL 15 does, a third of the statement's time at 200 baskets).
+ * The seq travels along so the reader can check that order. */
 #define SQL_HIST_ITEMS_AGG                                                                   \
-	", (SELECT string_agg(i.qty || ',' || coalesce(i.price_cents::text, '') || ',' || "      \
-	"octet_length(i.gtin) || ':' || i.gtin, '' ORDER BY i.seq) FROM items i "                \
-	"WHERE i.basket_id = b.id AND i.ts = b.ts) "
+	", (SELECT string_agg(o.t, '') FROM (SELECT i.seq || ',' || i.qty || ',' || "          \
+	"coalesce(i.price_cents::text, '') || ',' || octet_length(i.gtin) || ':' || i.gtin AS t " \
+	"FROM items i WHERE i.basket_id = b.id AND i.ts = b.ts ORDER BY i.seq) o) "
 static const char SQL_HIST_PG[] =
 	"SELECT b.id, b.txn, b.ts, b.store, b.terminal, b.hhid, b.deident, b.digest" SQL_HIST_ITEMS_AGG
 	"FROM baskets b WHERE b.hhid = ?1 AND b.ts >= ?2 AND b.ts < ?3 ORDER BY b.ts DESC, b.id DESC";
@@ -546,17 +550,25 @@ static int hist_items(struct store *s, int64_t id, struct store_basket *b, pos_e
 }
 
 /* Reads the items SQL_HIST_ITEMS_AGG folded into text t into b (the
- * connection's scratch). */
+ * connection's scratch). Items out of seq order are an error, never a
+ * basket told in another order. */
 static int hist_items_text(struct store *s, const char *t, struct store_basket *b, pos_err *e)
 {
+	long last = 0;
+
 	b->n_items = 0;
 	b->items = s->items;
 	while (t && *t) {
 		struct store_item *it;
 		char *p;
-		long qty, price = -1, gl;
+		long seq, qty, price = -1, gl;
 		int rc;
 
+		seq = strtol(t, &p, 10);
+		if (*p != ',' || p == t || (b->n_items > 0 && seq <= last))
+			goto bad;
+		last = seq;
+		t = p + 1;
 		qty = strtol(t, &p, 10);
 		if (*p != ',')
 			goto bad;
