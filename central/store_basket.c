@@ -50,6 +50,13 @@ static const char SQL_I_INS_N_SQLITE[] =
 	"(?36, ?37, ?38, ?39, ?40), "
 	"(?41, ?42, ?43, ?44, ?45), "
 	"(?46, ?47, ?48, ?49, ?50)";
+/* A basket's items packed into its own row (baskets.items) from the
+ * insert's three arrays, as SQL_HIST_ITEMS_AGG reads them: "" for none, so
+ * a history never falls back to the items rows for a new basket. */
+#define SQL_ITEMS_PACK                                                                       \
+	"coalesce((SELECT string_agg((u.n - 1) || ',' || u.q || ',' || "                        \
+	"coalesce(u.p::text, '') || ',' || octet_length(u.g) || ':' || u.g, '' ORDER BY u.n) " \
+	"FROM unnest(?8::text[], ?9::bigint[], ?10::bigint[]) WITH ORDINALITY AS u(g, q, p, n)), '')"
 /* PostgreSQL: a basket, its household filed (a merged-away one's survivor,
  * a household never seen made), its txn key and its items in one
  * statement, one round trip (each costs a wake-up of the server and of the
@@ -68,10 +75,10 @@ static const char SQL_B_PUT_PG[] =
 	"ON CONFLICT (hhid) DO NOTHING), "
 	"t AS (INSERT INTO basket_txns(txn, id, ts, digest) "
 	"VALUES (?1, nextval('baskets_id_seq'), ?2, ?7) ON CONFLICT (txn) DO NOTHING RETURNING id), "
-	"b AS (INSERT INTO baskets(id, txn, ts, store, terminal, hhid, deident, digest) "
+	"b AS (INSERT INTO baskets(id, txn, ts, store, terminal, hhid, deident, digest, items) "
 	"SELECT t.id, ?1::text, ?2::bigint, ?3::text, ?4::text, "
-	"coalesce((SELECT into_hhid FROM m), ?5::text), ?6::text, ?7::bytea "
-	"FROM t RETURNING id, hhid), "
+	"coalesce((SELECT into_hhid FROM m), ?5::text), ?6::text, ?7::bytea, " SQL_ITEMS_PACK
+	" FROM t RETURNING id, hhid), "
 	"i AS (INSERT INTO items(basket_id, seq, gtin, qty, price_cents, ts) "
 	"SELECT b.id, u.n - 1, u.g, u.q, u.p, ?2::bigint FROM b, "
 	"unnest(?8::text[], ?9::bigint[], ?10::bigint[]) WITH ORDINALITY AS u(g, q, p, n)), "
@@ -91,17 +98,22 @@ static const char SQL_HIST_PAGE[] =
 	"WHERE hhid = ?1 AND ts <= ?2 AND ts >= ?3 AND (ts < ?2 OR id < ?4) "
 	"AND (ts > ?3 OR id >= ?5) ORDER BY ts DESC, id DESC LIMIT ?6";
 /* PostgreSQL: each basket's items come in its own row, one string of
- * "seq,qty,price,len:gtin" per item (price empty when unknown, len the
- * gtin's bytes), so a history is one round trip, not one per basket
- * (hist_items_text). The items are put in seq order by a sorted subquery,
- * which the primary key's index scan already returns in that order: an
- * aggregate's own ORDER BY would sort every basket's items again
- * (PostgreSQL 15 does, a third of the statement's time at 200 baskets).
- * The seq travels along so the reader can check that order. */
+ * "seq,qty,price,len:gtin" per item in seq order (price empty when
+ * unknown, len the gtin's bytes; hist_items_text reads it), so a history
+ * is one round trip, not one per basket. The insert writes that string
+ * into the basket's own row (baskets.items, schema v11: SQL_ITEMS_PACK),
+ * so a history reads no items row at all: reading them through the
+ * partitioned items table costs a run-time pruned index probe per basket,
+ * about four fifths of a 200-basket history. Baskets stored without it
+ * (before v11, or copied by store-copy) fold their items rows instead, in
+ * seq order by a sorted subquery that the primary key's index scan
+ * already returns in that order (an aggregate's own ORDER BY would sort
+ * every basket's items again). */
 #define SQL_HIST_ITEMS_AGG                                                                   \
-	", (SELECT string_agg(o.t, '') FROM (SELECT i.seq || ',' || i.qty || ',' || "          \
-	"coalesce(i.price_cents::text, '') || ',' || octet_length(i.gtin) || ':' || i.gtin AS t " \
-	"FROM items i WHERE i.basket_id = b.id AND i.ts = b.ts ORDER BY i.seq) o) "
+	", coalesce(b.items, (SELECT string_agg(o.t, '') FROM (SELECT i.seq || ',' || "       \
+	"i.qty || ',' || coalesce(i.price_cents::text, '') || ',' || octet_length(i.gtin) || "   \
+	"':' || i.gtin AS t FROM items i WHERE i.basket_id = b.id AND i.ts = b.ts "             \
+	"ORDER BY i.seq) o)) "
 static const char SQL_HIST_PG[] =
 	"SELECT b.id, b.txn, b.ts, b.store, b.terminal, b.hhid, b.deident, b.digest" SQL_HIST_ITEMS_AGG
 	"FROM baskets b WHERE b.hhid = ?1 AND b.ts >= ?2 AND b.ts < ?3 ORDER BY b.ts DESC, b.id DESC";

@@ -413,6 +413,12 @@ static const char *const migrations[] = {
 	");"
 	"INSERT INTO analyst_pending(basket_id) SELECT b.id FROM baskets b, analyst_fold f "
 	"WHERE f.id = 1 AND b.id > f.basket_id AND b.hhid IS NOT NULL;",
+	/* v11: each basket's items also packed into its own row, written by
+	 * the basket's insert, so a history reads one row per basket and no
+	 * items row (store_basket.c's SQL_HIST_ITEMS_AGG says the format).
+	 * NULL for the baskets stored before: their history still reads the
+	 * items rows. Adding a column without a default rewrites nothing. */
+	"ALTER TABLE baskets ADD COLUMN items TEXT;",
 };
 
 const char *const *store_schema_pg(size_t *n)
