@@ -416,9 +416,18 @@ static const char *const migrations[] = {
 	/* v11: each basket's items also packed into its own row, written by
 	 * the basket's insert, so a history reads one row per basket and no
 	 * items row (store_basket.c's SQL_HIST_ITEMS_AGG says the format).
-	 * NULL for the baskets stored before: their history still reads the
-	 * items rows. Adding a column without a default rewrites nothing. */
-	"ALTER TABLE baskets ADD COLUMN items TEXT;",
+	 * pos_basket_items packs a basket's item rows the same way: it fills
+	 * the baskets stored before (here) and those store-copy copies, and
+	 * the history reads through it a basket whose items are still NULL.
+	 * Its rows come in seq order from the sorted subquery (the primary
+	 * key's order, so nothing is sorted); string_agg keeps that order. */
+	"ALTER TABLE baskets ADD COLUMN items TEXT;"
+	"CREATE FUNCTION pos_basket_items(bid BIGINT, bts BIGINT) RETURNS TEXT"
+	" LANGUAGE sql STABLE AS $$"
+	" SELECT coalesce(string_agg(o.t, ''), '') FROM (SELECT i.seq || ',' || i.qty || ',' ||"
+	"  coalesce(i.price_cents::text, '') || ',' || octet_length(i.gtin) || ':' || i.gtin AS t"
+	"  FROM items i WHERE i.basket_id = bid AND i.ts = bts ORDER BY i.seq) o $$;"
+	"UPDATE baskets SET items = pos_basket_items(id, ts);",
 };
 
 const char *const *store_schema_pg(size_t *n)

@@ -341,10 +341,11 @@ static void pg_run(struct fx *f, const char *sql)
 }
 
 /* PostgreSQL keeps a basket's items twice: packed into its row for the
- * history, and as item rows for everything else. A basket stored before
- * the packed column (or copied in without it) reads its item rows: both
- * give the same items in the same order, and a packed string that is
- * damaged or out of order is an error, never a different basket. */
+ * history, and as item rows for everything else. A basket whose packed
+ * items are missing reads its item rows, and pos_basket_items (what the
+ * migration and store-copy fill in) packs them the same: all three give
+ * the same items in the same order, and a packed string that is damaged
+ * or out of order is an error, never a different basket. */
 static void history_reads_packed_items_and_item_rows_alike(void **st)
 {
 	struct fx *f = *st;
@@ -387,6 +388,20 @@ static void history_reads_packed_items_and_item_rows_alike(void **st)
 			assert_string_equal(rows.b[k].it[i].gtin, want[i].gtin);
 			assert_int_equal(rows.b[k].it[i].qty, want[i].qty);
 			assert_int_equal(rows.b[k].it[i].price_cents, want[i].price_cents);
+		}
+	}
+
+	/* what the migration and store-copy fill in reads the same */
+	pg_run(f, "UPDATE baskets SET items = pos_basket_items(id, ts)");
+	memset(&rows, 0, sizeof(rows));
+	assert_int_equal(store_history(f->s, hh, 0, 0, collect_two, &rows, &e), 0);
+	assert_int_equal(rows.n, 2);
+	for (size_t k = 0; k < 2; k++) {
+		assert_int_equal(rows.b[k].n, packed.b[k].n);
+		for (size_t i = 0; i < packed.b[k].n; i++) {
+			assert_string_equal(rows.b[k].it[i].gtin, packed.b[k].it[i].gtin);
+			assert_int_equal(rows.b[k].it[i].qty, packed.b[k].it[i].qty);
+			assert_int_equal(rows.b[k].it[i].price_cents, packed.b[k].it[i].price_cents);
 		}
 	}
 
