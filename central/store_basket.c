@@ -52,10 +52,13 @@ static const char SQL_I_INS_N_SQLITE[] =
 	"(?46, ?47, ?48, ?49, ?50)";
 /* A basket's items packed into its own row (baskets.items) from the
  * insert's three arrays, as SQL_HIST_ITEMS_AGG reads them: "" for none, so
- * a history never falls back to the items rows for a new basket. */
+ * a history never falls back to the items rows for a new basket. The
+ * aggregate takes unnest's rows in their order, the arrays' order; an
+ * ORDER BY u.n would sort every basket's items once more on the insert
+ * path, and the reader checks the seq order anyway. */
 #define SQL_ITEMS_PACK                                                                       \
 	"coalesce((SELECT string_agg((u.n - 1) || ',' || u.q || ',' || "                        \
-	"coalesce(u.p::text, '') || ',' || octet_length(u.g) || ':' || u.g, '' ORDER BY u.n) " \
+	"coalesce(u.p::text, '') || ',' || octet_length(u.g) || ':' || u.g, '') "              \
 	"FROM unnest(?8::text[], ?9::bigint[], ?10::bigint[]) WITH ORDINALITY AS u(g, q, p, n)), '')"
 /* PostgreSQL: a basket, its household filed (a merged-away one's survivor,
  * a household never seen made), its txn key and its items in one
