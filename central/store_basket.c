@@ -566,6 +566,30 @@ static int hist_items(struct store *s, int64_t id, struct store_basket *b, pos_e
 	return 0;
 }
 
+/* The decimal number at *t (an optional '-', 1 to 18 digits) into *v and
+ * *t past it and the separator sep that must follow; false when either is
+ * missing. Not strtol: a history reads four numbers per item. */
+static bool hist_num(const char **t, char sep, long *v)
+{
+	const char *p = *t;
+	bool neg = *p == '-';
+	long n = 0;
+	int k = 0;
+
+	if (neg)
+		p++;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (++k > 18)
+			return false;
+		n = n * 10 + (*p - '0');
+	}
+	if (k == 0 || *p != sep)
+		return false;
+	*v = neg ? -n : n;
+	*t = p + 1;
+	return true;
+}
+
 /* Reads the items SQL_HIST_ITEMS_AGG folded into text t into b (the
  * connection's scratch). Items out of seq order are an error, never a
  * basket told in another order. */
@@ -577,37 +601,29 @@ static int hist_items_text(struct store *s, const char *t, struct store_basket *
 	b->items = s->items;
 	while (t && *t) {
 		struct store_item *it;
-		char *p;
 		long seq, qty, price = -1, gl;
 		int rc;
 
-		seq = strtol(t, &p, 10);
-		if (*p != ',' || p == t || (b->n_items > 0 && seq <= last))
+		if (!hist_num(&t, ',', &seq) || (b->n_items > 0 && seq <= last) ||
+		    !hist_num(&t, ',', &qty))
 			goto bad;
 		last = seq;
-		t = p + 1;
-		qty = strtol(t, &p, 10);
-		if (*p != ',')
+		if (*t == ',')
+			t++;
+		else if (!hist_num(&t, ',', &price))
 			goto bad;
-		if (p[1] != ',') {
-			price = strtol(p + 1, &p, 10);
-			if (*p != ',')
-				goto bad;
-		} else {
-			p++;
-		}
-		gl = strtol(p + 1, &p, 10);
-		if (*p != ':' || gl < 1 || gl > GTIN_LEN || strnlen(p + 1, (size_t)gl) != (size_t)gl)
+		if (!hist_num(&t, ':', &gl) || gl < 1 || gl > GTIN_LEN ||
+		    strnlen(t, (size_t)gl) != (size_t)gl)
 			goto bad;
 		if ((rc = store_items_room(s, b->n_items + 1, e)) < 0)
 			return rc;
 		b->items = s->items;
 		it = &s->items[b->n_items++];
-		memcpy(it->gtin, p + 1, (size_t)gl);
+		memcpy(it->gtin, t, (size_t)gl);
 		it->gtin[gl] = '\0';
 		it->qty = (int)qty;
 		it->price_cents = price;
-		t = p + 1 + gl;
+		t += gl;
 	}
 	return 0;
 bad:
