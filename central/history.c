@@ -98,21 +98,43 @@ static void hout_csv(struct hout *o, const char *s)
 	hout_put(o, "\"", 1);
 }
 
+/* A JSON string: the runs between characters to escape go out whole (a
+ * history writes some 20,000 strings). */
 static void hout_json_str(struct hout *o, const char *s)
 {
+	const char *run = s;
+
 	hout_put(o, "\"", 1);
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
+		if (c != '"' && c != '\\' && c >= 0x20)
+			continue;
+		hout_put(o, run, (size_t)(s - run));
+		run = s + 1;
 		if (c == '"' || c == '\\') {
 			char esc[2] = { '\\', (char)c };
 			hout_put(o, esc, 2);
-		} else if (c < 0x20) {
-			hout_fmt(o, "\\u%04x", c);
 		} else {
-			hout_put(o, s, 1);
+			hout_fmt(o, "\\u%04x", c);
 		}
 	}
+	hout_put(o, run, (size_t)(s - run));
 	hout_put(o, "\"", 1);
+}
+
+/* A decimal number, without printf's machinery (several per item). */
+static void hout_long(struct hout *o, long v)
+{
+	char tmp[24], *p = tmp + sizeof(tmp);
+	unsigned long u = v < 0 ? 0UL - (unsigned long)v : (unsigned long)v;
+
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--p = '-';
+	hout_put(o, p, (size_t)(tmp + sizeof(tmp) - p));
 }
 
 static void hout_price(struct hout *o, long cents, const char *unknown)
@@ -120,7 +142,7 @@ static void hout_price(struct hout *o, long cents, const char *unknown)
 	if (cents < 0)
 		hout_str(o, unknown);
 	else
-		hout_fmt(o, "%ld", cents);
+		hout_long(o, cents);
 }
 
 /* An item's name from the item master, through the stream's small cache:
@@ -212,7 +234,9 @@ static int hist_json(const struct store_basket *b, void *arg)
 	for (size_t i = 0; i < b->n_items; i++) {
 		hout_str(o, i ? ",{\"gtin\":" : "{\"gtin\":");
 		hout_json_str(o, b->items[i].gtin);
-		hout_fmt(o, ",\"qty\":%d,\"price_cents\":", b->items[i].qty);
+		hout_str(o, ",\"qty\":");
+		hout_long(o, b->items[i].qty);
+		hout_str(o, ",\"price_cents\":");
 		hout_price(o, b->items[i].price_cents, "null");
 		hout_put(o, "}", 1);
 	}
