@@ -26,7 +26,9 @@
  * a load of ITEM_ROWS completed there; the tables and indexes are then read
  * into PostgreSQL's shared buffers with pg_prewarm (as the SQLite file is
  * read into the page cache: a server whose RAM fits the database), and the
- * reads run on a connection store_open_at opens as central does.
+ * reads run on a connection store_open_at opens as central does, after
+ * HB_PG_WARM asks of households not measured (the connection's own
+ * warm-up: its catalog entries and plans).
  *
  * usage: histbench DB ITEM_ROWS [QUERIES] [SECONDS]
  *        histbench --dsn DSN ITEM_ROWS [QUERIES] [SECONDS]
@@ -54,6 +56,7 @@
 #define HB_START_MS 1735689600000LL /* 2025-01-01 */
 #define HB_MAX_QUERIES 100000
 #define HB_PATH_MAX 1024
+#define HB_PG_WARM 6    /* asks of each kind before the timed ones (PostgreSQL) */
 #define HB_PG_FORMAT "2" /* bench_meta.complete of a PostgreSQL load (tests/bench/pg.sh) */
 
 static uint64_t hb_rng = 0x9E3779B97F4A7C15ULL;
@@ -599,6 +602,17 @@ int main(int argc, char **argv)
 		memcpy(tmp, hh[i], sizeof tmp);
 		memcpy(hh[i], hh[j], sizeof tmp);
 		memcpy(hh[j], tmp, sizeof tmp);
+	}
+	/* PostgreSQL: the connection's first asks load the catalog entries of
+	 * every month's partitions and indexes into its backend and plan each
+	 * statement anew five times before its generic plan: 4-12 ms each,
+	 * once per connection, which central keeps open. Households from the
+	 * far end of the shuffle, never measured, pay that first. */
+	for (long k = 0; dsn && k < HB_PG_WARM && nhh - 1 - k > 2 * queries; k++) {
+		struct hb_count c = { 0 };
+		if (store_history(s, hh[nhh - 1 - k], 0, 0, hb_walk, &c, &e) < 0 ||
+		    history_write(s, hh[nhh - 1 - k], 0, 0, HISTORY_JSON, hb_sink, &c, &e) < 0)
+			goto fail;
 	}
 	t0 = bench_now_ns();
 	for (nq = 0; nq < (size_t)queries && (long)nq * 2 < nhh; nq++) {
