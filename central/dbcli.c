@@ -366,6 +366,12 @@ static int copy_finish(struct copy *c)
 			 copy_sequences[i], copy_sequences[i]);
 		rc = db_exec(c->dst, sql, c->e);
 	}
+	/* Each basket's items packed into its row, as the insert writes
+	 * them, for the history (schema v11). */
+	if (rc == 0)
+		rc = db_exec(c->dst,
+			     "UPDATE baskets SET items = pos_basket_items(id, ts) WHERE items IS NULL",
+			     c->e);
 	/* The analysts' tables are not copied: every basket with a household
 	 * waits for the fold (store_analyst.c), which rebuilds them. */
 	if (rc == 0)

@@ -29,6 +29,8 @@
  * - the counters of households and baskets are kept by plpgsql triggers
  *   deferred to commit: the one counters row is then locked only while a
  *   transaction commits, so writers on several nodes never deadlock on it.
+ * - a basket's items are also packed into its own row (baskets.items, v11)
+ *   for the history, which then reads no item row (store_basket.c).
  * - INTEGER PRIMARY KEY ids are identity columns (BY DEFAULT, so
  *   store-copy can keep the ids it copies and then moves the sequences on).
  */
@@ -413,6 +415,22 @@ static const char *const migrations[] = {
 	");"
 	"INSERT INTO analyst_pending(basket_id) SELECT b.id FROM baskets b, analyst_fold f "
 	"WHERE f.id = 1 AND b.id > f.basket_id AND b.hhid IS NOT NULL;",
+	/* v11: each basket's items also packed into its own row, written by
+	 * the basket's insert, so a history reads one row per basket and no
+	 * items row (store_basket.c's SQL_HIST_ITEMS_AGG says the format).
+	 * pos_basket_items packs a basket's item rows the same way: it fills
+	 * the baskets stored before (here) and those store-copy copies (the
+	 * history folds the item rows of a basket still NULL inline, the
+	 * same way). Its rows come in seq order from the sorted subquery
+	 * (the primary key's order, so nothing is sorted); string_agg keeps
+	 * that order. */
+	"ALTER TABLE baskets ADD COLUMN items TEXT;"
+	"CREATE FUNCTION pos_basket_items(bid BIGINT, bts BIGINT) RETURNS TEXT"
+	" LANGUAGE sql STABLE AS $$"
+	" SELECT coalesce(string_agg(o.t, ''), '') FROM (SELECT i.seq || ',' || i.qty || ',' ||"
+	"  coalesce(i.price_cents::text, '') || ',' || octet_length(i.gtin) || ':' || i.gtin AS t"
+	"  FROM items i WHERE i.basket_id = bid AND i.ts = bts ORDER BY i.seq) o $$;"
+	"UPDATE baskets SET items = pos_basket_items(id, ts);",
 };
 
 const char *const *store_schema_pg(size_t *n)

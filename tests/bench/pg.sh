@@ -169,8 +169,9 @@ done
 
 if [ "$H10M" = "1" ]; then
   # Loaded once by COPY (a few minutes), then reused: made anew only when
-  # no completed load of 10M rows is there.
-  if [ "$(pq pos_hist_10m "SELECT items FROM bench_meta WHERE complete = 1")" != 10000000 ]; then
+  # no completed load of 10M rows is there (complete = 2: histbench's
+  # HB_PG_FORMAT, the rows' present shape).
+  if [ "$(pq pos_hist_10m "SELECT items FROM bench_meta WHERE complete = 2")" != 10000000 ]; then
     "$PGCTL" fresh "$PGDIR" pos_hist_10m >/dev/null
   fi
   step pg-history-10M "$BUILD/bench/histbench" --dsn "$("$PGCTL" dsn "$PGDIR" pos_hist_10m)" \

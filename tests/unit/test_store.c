@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "db.h"
 #include "deident.h"
 #include "offers.h"
 #include "store.h"
@@ -314,6 +315,109 @@ static void every_item_of_a_long_basket_comes_back_in_order(void **st)
 	}
 }
 
+struct two_seen {
+	size_t n;
+	struct items_seen b[2];
+};
+
+static int collect_two(const struct store_basket *b, void *arg)
+{
+	struct two_seen *s = arg;
+
+	if (s->n < 2)
+		collect_items(b, &s->b[s->n]);
+	s->n++;
+	return 0;
+}
+
+/* f's database, on a connection of its own, runs sql. */
+static void pg_run(struct fx *f, const char *sql)
+{
+	struct db *db = NULL;
+	pos_err e = { 0 };
+
+	assert_int_equal(db_open_pg(f->db, false, &db, &e), 0);
+	assert_int_equal(db_exec(db, sql, &e), 0);
+	db_close(db);
+}
+
+/* PostgreSQL keeps a basket's items twice: packed into its row for the
+ * history, and as item rows for everything else. A basket whose packed
+ * items are missing reads its item rows, and pos_basket_items (what the
+ * migration and store-copy fill in) packs them the same: all three give
+ * the same items in the same order, and a packed string that is damaged
+ * or out of order is an error, never a different basket. */
+static void history_reads_packed_items_and_item_rows_alike(void **st)
+{
+	struct fx *f = *st;
+	struct store_basket b;
+	struct store_item many[23];
+	struct two_seen packed, rows;
+	char hh[DEIDENT_ID_LEN + 1];
+	pos_err e = { 0 };
+
+	new_hhid(hh);
+	for (size_t i = 0; i < 23; i++) {
+		many[i] = items3[i % 3];
+		many[i].qty = (int)i + 1;
+		many[i].price_cents = i % 4 == 3 ? -1 : (long)(100 + i);
+	}
+	basket(&b, txn_n(95), 2000, hh, 9);
+	b.items = many;
+	b.n_items = 23;
+	put1(f->s, &b, STORE_PUT_CREATED);
+	basket(&b, txn_n(96), 1000, hh, 8);
+	put1(f->s, &b, STORE_PUT_CREATED);
+
+	/* the insert packed both, exactly as the migration packs item rows */
+	pg_run(f, "DO $$ BEGIN IF EXISTS (SELECT 1 FROM baskets WHERE items IS NULL "
+		  "OR items IS DISTINCT FROM pos_basket_items(id, ts)) THEN "
+		  "RAISE EXCEPTION 'a basket not packed as stored'; END IF; END $$");
+	memset(&packed, 0, sizeof(packed));
+	assert_int_equal(store_history(f->s, hh, 0, 0, collect_two, &packed, &e), 0);
+	pg_run(f, "UPDATE baskets SET items = NULL");
+	memset(&rows, 0, sizeof(rows));
+	assert_int_equal(store_history(f->s, hh, 0, 0, collect_two, &rows, &e), 0);
+	assert_int_equal(packed.n, 2);
+	assert_int_equal(rows.n, 2);
+	assert_int_equal(packed.b[0].n, 23);
+	assert_int_equal(packed.b[1].n, 3);
+	assert_int_equal(rows.b[0].n, 23);
+	assert_int_equal(rows.b[1].n, 3);
+	for (size_t k = 0; k < 2; k++) {
+		const struct store_item *want = k == 0 ? many : items3;
+		for (size_t i = 0; i < packed.b[k].n; i++) {
+			assert_string_equal(packed.b[k].it[i].gtin, want[i].gtin);
+			assert_int_equal(packed.b[k].it[i].qty, want[i].qty);
+			assert_int_equal(packed.b[k].it[i].price_cents, want[i].price_cents);
+			assert_string_equal(rows.b[k].it[i].gtin, want[i].gtin);
+			assert_int_equal(rows.b[k].it[i].qty, want[i].qty);
+			assert_int_equal(rows.b[k].it[i].price_cents, want[i].price_cents);
+		}
+	}
+
+	/* what the migration and store-copy fill in reads the same */
+	pg_run(f, "UPDATE baskets SET items = pos_basket_items(id, ts)");
+	memset(&rows, 0, sizeof(rows));
+	assert_int_equal(store_history(f->s, hh, 0, 0, collect_two, &rows, &e), 0);
+	assert_int_equal(rows.n, 2);
+	for (size_t k = 0; k < 2; k++) {
+		assert_int_equal(rows.b[k].n, packed.b[k].n);
+		for (size_t i = 0; i < packed.b[k].n; i++) {
+			assert_string_equal(rows.b[k].it[i].gtin, packed.b[k].it[i].gtin);
+			assert_int_equal(rows.b[k].it[i].qty, packed.b[k].it[i].qty);
+			assert_int_equal(rows.b[k].it[i].price_cents, packed.b[k].it[i].price_cents);
+		}
+	}
+
+	pg_run(f, "UPDATE baskets SET items = '1,1,,14:00012345678905' || "
+		  "'0,1,,14:00012345678905' WHERE ts = 1000");
+	assert_int_equal(store_history(f->s, hh, 0, 0, collect_two, &rows, &e), POS_EDB);
+	assert_non_null(strstr(e.msg, "unreadable items"));
+	pg_run(f, "UPDATE baskets SET items = '0,1,,15:00012345678905' WHERE ts = 1000");
+	assert_int_equal(store_history(f->s, hh, 0, 0, collect_two, &rows, &e), POS_EDB);
+}
+
 static void history_is_newest_first_and_to_is_exclusive(void **st)
 {
 	struct fx *f = *st;
@@ -446,7 +550,7 @@ static int schema_version(const char *path)
 	return v;
 }
 
-#define SCHEMA_NOW 10
+#define SCHEMA_NOW 11
 /* Undoes v9 (terminals seen), v8 (the analysts' folded tables) and v6
  * (vendors), for the tests that take a database back further. */
 #define V6_DROP                                                                   \
@@ -1617,6 +1721,7 @@ static int run_pg(void)
 		P(bad_basket_fails_whole_batch_before_storing),
 		P(history_is_newest_first_and_to_is_exclusive),
 		P(every_item_of_a_long_basket_comes_back_in_order),
+		P(history_reads_packed_items_and_item_rows_alike),
 		P(merge_moves_links_and_baskets_and_removes_source),
 		P(merged_away_household_still_exists_for_spooled_baskets),
 		P(terminals_seen_keep_each_terminals_newest_basket),
