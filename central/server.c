@@ -58,7 +58,7 @@ struct worker {
 	struct store *reads; /* [store] dsn_read's connection, when set */
 	struct routes *routes;
 	struct event *stop_ev, *drain_ev;
-	struct event *log_ev; /* lowest priority: writes the buffered log lines */
+	struct event *log_ev; /* a timer: writes the buffered log lines */
 	/* The public listener's, when [central] public_listen is set. */
 	int pub_fd;
 	SSL_CTX *pub_ssl;

@@ -40,8 +40,8 @@ void log_event(enum log_level level, const char *event, const char *fmt, ...)
  * buffered and go out at once, so nothing that matters waits and the order
  * of lines is kept. syslog, when on, still gets every line at once.
  * on_first(arg) runs when a line enters an empty buffer: the caller
- * schedules a flush there (a worker activates a low-priority event, which
- * runs once its loop has nothing else to do).
+ * schedules a flush there (a worker arms a timer of a few milliseconds,
+ * so a loop carrying one request a turn still writes once for many).
  * Returns 0, or POS_ENOMEM and the thread keeps writing at once.
  */
 #define LOG_BUFFER_BYTES 32768
