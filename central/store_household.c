@@ -17,6 +17,7 @@ static const char SQL_TID_GET[] = "SELECT hhid FROM tid_index WHERE idx = ?1";
 static const char SQL_TID_GET_MANY_PG[] =
 	"SELECT k, t.hhid FROM generate_series(0, ?2::int - 1) AS k "
 	"JOIN tid_index t ON t.idx = substring(?1::bytea FROM k * 32 + 1 FOR 32)";
+_Static_assert(DEIDENT_INDEX_LEN == 32, "SQL_TID_GET_MANY_PG slices 32-byte indexes");
 static const char SQL_HH_INS[] = "INSERT INTO households(hhid, created) VALUES (?1, ?2)";
 static const char SQL_HH_INS_IGN[] =
 	"INSERT INTO households(hhid, created) VALUES (?1, ?2) ON CONFLICT (hhid) DO NOTHING";
