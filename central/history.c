@@ -18,9 +18,11 @@
  * slices of 64: 8.8-11.9 ms, one of 256: 6.5-7.1 ms). SQLite stops its
  * read when the chunk is full, whatever the slice. */
 #define HISTORY_SLICE_BASKETS 256
-/* Item names a stream keeps (direct-mapped by GTIN): a household buys the
- * same items again, so most rows need no lookup. A power of two. */
+/* Item names a stream keeps (by GTIN, each in one of HISTORY_NAMES_PROBE
+ * slots from its own): a household buys the same items again, so most rows
+ * need no lookup. A power of two. */
 #define HISTORY_NAMES 64
+#define HISTORY_NAMES_PROBE 8
 
 /* A fixed output buffer flushed to the sink whenever it fills: memory stays
  * HISTORY_CHUNK bytes whatever the length of the history. */
@@ -165,20 +167,33 @@ struct hnames {
 static int hist_name(struct hnames *nc, const char *gtin, const char **name, pos_err *e)
 {
 	struct store_item_master it;
-	struct hname *h;
+	struct hname *h = NULL;
 	uint32_t k = 2166136261u;
 	int rc;
 
 	for (const char *p = gtin; *p; p++)
 		k = (k ^ (unsigned char)*p) * 16777619u;
-	h = &nc->slot[k & (HISTORY_NAMES - 1)];
-	if (strcmp(h->gtin, gtin) != 0) {
-		rc = store_item_get(nc->s, gtin, &it, e);
-		if (rc < 0 && rc != POS_ENOTFOUND)
-			return rc;
-		snprintf(h->gtin, sizeof h->gtin, "%s", gtin);
-		snprintf(h->name, sizeof h->name, "%s", rc == 0 ? it.name : "");
+	/* HISTORY_NAMES_PROBE slots from the GTIN's own: two GTINs of one
+	 * basket that share a slot would otherwise take turns in it, a
+	 * store lookup each time (a round trip on PostgreSQL). A full window
+	 * gives up its first slot. */
+	for (uint32_t i = 0; i < HISTORY_NAMES_PROBE; i++) {
+		struct hname *c = &nc->slot[(k + i) & (HISTORY_NAMES - 1)];
+
+		if (strcmp(c->gtin, gtin) == 0) {
+			*name = c->name;
+			return 0;
+		}
+		if (!h && !c->gtin[0])
+			h = c;
 	}
+	if (!h)
+		h = &nc->slot[k & (HISTORY_NAMES - 1)];
+	rc = store_item_get(nc->s, gtin, &it, e);
+	if (rc < 0 && rc != POS_ENOTFOUND)
+		return rc;
+	snprintf(h->gtin, sizeof h->gtin, "%s", gtin);
+	snprintf(h->name, sizeof h->name, "%s", rc == 0 ? it.name : "");
 	*name = h->name;
 	return 0;
 }
