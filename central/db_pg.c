@@ -8,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "codec.h"
+
 /*
  * PostgreSQL behind db.h (libpq). The SQL's ?N become $N. A DB_KEEP
  * statement is prepared once per connection under its own name at its
@@ -642,17 +644,6 @@ static const char *pg_col_text(struct db_stmt *st, int i, size_t *n)
 	return pg_val(pgs(st), i, n);
 }
 
-static int pg_hex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static const void *pg_col_blob(struct db_stmt *st, int i, size_t *n)
 {
 	struct pg_stmt *s = pgs(st);
@@ -682,13 +673,8 @@ static const void *pg_col_blob(struct db_stmt *st, int i, size_t *n)
 			c->buf = b;
 			c->cap = out;
 		}
-		for (size_t k = 0; k < out; k++) {
-			int hi = pg_hex(v[2 + 2 * k]), lo = pg_hex(v[3 + 2 * k]);
-
-			if (hi < 0 || lo < 0)
-				return NULL;
-			c->buf[k] = (unsigned char)(hi << 4 | lo);
-		}
+		if (out && hex_decode(v + 2, len - 2, c->buf, out, NULL) < 0)
+			return NULL;
 		c->len = out;
 		c->row = s->row;
 	}

@@ -2,16 +2,7 @@
 
 #include <string.h>
 
-static int query_hex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
+#include "codec.h"
 
 /* Decodes s[0..len) to *dst (advanced past its NUL). A decoded pair and
  * its two NULs never take more than the pair and its '=' and '&', so
@@ -24,8 +15,8 @@ static int query_decode(const char *s, size_t len, char **dst, pos_err *e)
 		if (s[i] == '+') {
 			*d++ = ' ';
 		} else if (s[i] == '%') {
-			int hi = i + 2 < len ? query_hex(s[i + 1]) : -1;
-			int lo = i + 2 < len ? query_hex(s[i + 2]) : -1;
+			int hi = i + 2 < len ? hex_digit(s[i + 1]) : -1;
+			int lo = i + 2 < len ? hex_digit(s[i + 2]) : -1;
 
 			if (hi < 0 || lo < 0)
 				return err_set(e, POS_EINVAL, "a %% in the query is not followed "

@@ -177,17 +177,6 @@ int visitor_seal_info(char out[ENVELOPE_INFO_MAX], const char *uid, pos_err *e)
 
 /* ------------------------------------------------------------ SMS */
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decodes s[0..n) into out; returns the end or NULL on a bad escape or NUL. */
 static char *form_decode(const char *s, size_t n, char *out)
 {
@@ -199,7 +188,7 @@ static char *form_decode(const char *s, size_t n, char *out)
 		} else if (c == '%') {
 			int h, l;
 
-			if (i + 2 >= n || (h = hexval(s[i + 1])) < 0 || (l = hexval(s[i + 2])) < 0)
+			if (i + 2 >= n || (h = hex_digit(s[i + 1])) < 0 || (l = hex_digit(s[i + 2])) < 0)
 				return NULL;
 			c = (char)(h * 16 + l);
 			i += 2;

@@ -130,7 +130,7 @@ int hex_encode(const unsigned char *in, size_t n, char *out, size_t outcap, pos_
 	return 0;
 }
 
-static int codec_hex_val(unsigned char c)
+int hex_digit(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -151,8 +151,8 @@ int hex_decode(const char *in, size_t n, unsigned char *out, size_t outlen, pos_
 		return err_set(e, POS_EINVAL, "hex decode: expected %zu hex characters, got %zu",
 			       outlen <= SIZE_MAX / 2 ? outlen * 2 : outlen, n);
 	for (i = 0; i < outlen; i++) {
-		int hi = codec_hex_val((unsigned char)in[2 * i]);
-		int lo = codec_hex_val((unsigned char)in[2 * i + 1]);
+		int hi = hex_digit((unsigned char)in[2 * i]);
+		int lo = hex_digit((unsigned char)in[2 * i + 1]);
 		if (hi < 0 || lo < 0) {
 			wipe(out, outlen);
 			return err_set(e, POS_EINVAL, "hex decode: invalid character at offset %zu",

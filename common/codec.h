@@ -14,6 +14,8 @@ int b64url_decode(const char *in, size_t n, unsigned char *out, size_t outcap,
 		  size_t *outlen, pos_err *e);
 
 int hex_encode(const unsigned char *in, size_t n, char *out, size_t outcap, pos_err *e);
+/* The value of one hex digit (either case), -1 for any other character. */
+int hex_digit(int c);
 /* Accepts upper or lower case; exactly outlen bytes must result. */
 int hex_decode(const char *in, size_t n, unsigned char *out, size_t outlen, pos_err *e);
 
