@@ -22,29 +22,48 @@ static inline const char *pgfx_base(void)
 }
 
 /* Drops and makes database name ([a-z_][a-z0-9_]*) on the test cluster and
- * writes its DSN into out. 1 when there is no cluster; a cluster that cannot
- * be reached fails the test. */
-static inline int pgfx_fresh(const char *name, char *out, size_t cap)
+ * writes its DSN into out: 0, 1 when there is no cluster, or -1 with why
+ * set when it cannot be reached (usable outside a test, to decide whether
+ * a suite's PostgreSQL group runs). */
+static inline int pgfx_try_fresh(const char *name, char *out, size_t cap, char *why,
+				 size_t why_cap)
 {
 	const char *base = pgfx_base();
 	struct db *db = NULL;
 	pos_err e = { 0 };
 	char sql[160];
+	int rc = 0;
 
 	if (!base)
 		return 1;
-	if (db_open_pg(base, false, &db, &e) < 0)
-		fail_msg("cannot reach the test server (%s): %s", base, e.msg);
+	if (db_open_pg(base, false, &db, &e) < 0) {
+		snprintf(why, why_cap, "cannot reach the test server (%s): %s", base, e.msg);
+		return -1;
+	}
 	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
-	if (db_exec(db, sql, &e) < 0)
-		fail_msg("%s: %s", sql, e.msg);
-	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
-	if (db_exec(db, sql, &e) < 0)
-		fail_msg("%s: %s", sql, e.msg);
+	if ((rc = db_exec(db, sql, &e)) == 0) {
+		snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
+		rc = db_exec(db, sql, &e);
+	}
+	if (rc < 0)
+		snprintf(why, why_cap, "%s: %s", sql, e.msg);
 	db_close(db);
+	if (rc < 0)
+		return -1;
 	/* A later keyword wins in a libpq connection string. */
 	snprintf(out, cap, "%s dbname=%s", base, name);
 	return 0;
+}
+
+/* pgfx_try_fresh inside a test: a cluster that cannot be reached fails it. */
+static inline int pgfx_fresh(const char *name, char *out, size_t cap)
+{
+	char why[512];
+	int rc = pgfx_try_fresh(name, out, cap, why, sizeof(why));
+
+	if (rc < 0)
+		fail_msg("%s", why);
+	return rc;
 }
 
 #endif

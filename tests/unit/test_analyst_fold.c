@@ -16,6 +16,7 @@
 #include "deident.h"
 #include "store.h"
 #include "store_analyst.h"
+#include "pg_fixture.h"
 #include "store_fixture.h"
 
 #define DAY 86400000LL
@@ -264,27 +265,16 @@ static void fold_refuses_a_zero_batch(void **st)
 }
 
 /* ---------------------------------------------------------------- PostgreSQL
- * The same tests on a fresh database of the throwaway cluster tests/pg/pgctl
- * keeps under $BUILD/pg, when there is one; and baskets committed out of id
+ * The same tests on a fresh database of the test cluster (pg_fixture.h:
+ * POS_TEST_PG_DSN), when there is one; and baskets committed out of id
  * order by two connections, which only PostgreSQL allows. */
 
 static int pg_fresh(char *out, size_t cap)
 {
-	const char *build = getenv("BUILD");
-	char cmd[512], line[256];
-	FILE *p;
+	char why[512];
 
 	out[0] = '\0';
-	if (access("tests/pg/pgctl", X_OK) != 0)
-		return -1;
-	snprintf(cmd, sizeof(cmd), "tests/pg/pgctl fresh %s/pg test_analyst_fold 2>/dev/null",
-		 build && build[0] ? build : "build");
-	if (!(p = popen(cmd, "r")))
-		return -1;
-	while (fgets(line, sizeof(line), p))
-		if (line[0] && line[0] != '\n')
-			snprintf(out, cap, "%.*s", (int)strcspn(line, "\n"), line);
-	return pclose(p) == 0 && out[0] ? 0 : -1;
+	return pgfx_try_fresh("test_analyst_fold", out, cap, why, sizeof(why)) == 0 ? 0 : -1;
 }
 
 static int pg_open(const char *dsn, struct store **s)
@@ -368,7 +358,8 @@ static int run_pg(void)
 	struct store *s = NULL;
 
 	if (pg_fresh(dsn, sizeof(dsn)) < 0 || pg_open(dsn, &s) < 0) {
-		printf("# PostgreSQL group skipped: no PostgreSQL cluster (tests/pg/pgctl)\n");
+		printf("# PostgreSQL group skipped: no PostgreSQL test cluster "
+		       "(POS_TEST_PG_DSN; tests/pg/pgctl)\n");
 		return 0;
 	}
 	store_close(s);

@@ -17,6 +17,7 @@
 #include "deident.h"
 #include "offers.h"
 #include "store.h"
+#include "pg_fixture.h"
 #include "store_fixture.h"
 #include "store_public.h"
 
@@ -1640,27 +1641,16 @@ static void readonly_connection_refuses_other_schemas(void **st)
 
 /* ---------------------------------------------------------------- PostgreSQL
  * The tests that do not open the SQLite file themselves run again on a
- * fresh database of the throwaway cluster tests/pg/pgctl keeps under
- * $BUILD/pg, when this build and machine have PostgreSQL. */
+ * fresh database of the test cluster (pg_fixture.h: POS_TEST_PG_DSN, which
+ * make test sets whenever this machine has PostgreSQL). */
 
 /* The DSN of a fresh, empty database; -1 when there is no cluster. */
 static int pg_fresh(char *out, size_t cap)
 {
-	const char *build = getenv("BUILD");
-	char cmd[512], line[256];
-	FILE *p;
+	char why[512];
 
 	out[0] = '\0';
-	if (access("tests/pg/pgctl", X_OK) != 0)
-		return -1;
-	snprintf(cmd, sizeof(cmd), "tests/pg/pgctl fresh %s/pg test_store 2>/dev/null",
-		 build && build[0] ? build : "build");
-	if (!(p = popen(cmd, "r")))
-		return -1;
-	while (fgets(line, sizeof(line), p))
-		if (line[0] && line[0] != '\n')
-			snprintf(out, cap, "%.*s", (int)strcspn(line, "\n"), line);
-	return pclose(p) == 0 && out[0] ? 0 : -1;
+	return pgfx_try_fresh("test_store", out, cap, why, sizeof(why)) == 0 ? 0 : -1;
 }
 
 static int setup_pg(void **st)
@@ -1695,7 +1685,7 @@ static bool pg_usable(char *why, size_t cap)
 	pos_err e = { 0 };
 
 	if (pg_fresh(dsn, sizeof(dsn)) < 0) {
-		snprintf(why, cap, "no PostgreSQL cluster (tests/pg/pgctl)");
+		snprintf(why, cap, "no PostgreSQL test cluster (POS_TEST_PG_DSN; tests/pg/pgctl)");
 		return false;
 	}
 	w.dsn = dsn;
