@@ -43,6 +43,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "benchpg.h"
 #include "benchutil.h"
 #include "deident.h"
 #include "gtin.h"
@@ -303,17 +304,6 @@ out:
 
 /* ---------------------------------------------------------------- PostgreSQL */
 
-static int hb_pq(PGconn *c, const char *sql)
-{
-	PGresult *r = PQexec(c, sql);
-	int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
-
-	if (!ok)
-		fprintf(stderr, "histbench: %.60s: %s", sql, PQerrorMessage(c));
-	PQclear(r);
-	return ok ? 0 : -1;
-}
-
 /* The item count a completed load recorded on dsn, or -1. A load's
  * complete is HB_PG_FORMAT, so a database loaded before its rows took
  * their present shape (baskets.items filled) is loaded anew. */
@@ -332,63 +322,13 @@ static long hb_pg_meta(const char *dsn)
 	return n;
 }
 
-struct hb_buf {
-	char *p;
-	size_t n, cap;
-};
-
-static int hb_put(struct hb_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int hb_put(struct hb_buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int len;
-
-	if (b->cap - b->n < 512) {
-		size_t cap = b->cap ? b->cap * 2 : 1 << 22;
-		char *p = realloc(b->p, cap);
-		if (!p)
-			return -1;
-		b->p = p;
-		b->cap = cap;
-	}
-	va_start(ap, fmt);
-	len = vsnprintf(b->p + b->n, b->cap - b->n, fmt, ap);
-	va_end(ap);
-	if (len < 0 || (size_t)len >= b->cap - b->n)
-		return -1;
-	b->n += (size_t)len;
-	return 0;
-}
-
-static int hb_copy(PGconn *c, const char *sql, struct hb_buf *b)
-{
-	PGresult *r = PQexec(c, sql);
-	int ok = PQresultStatus(r) == PGRES_COPY_IN;
-
-	PQclear(r);
-	if (!ok || PQputCopyData(c, b->p, (int)b->n) != 1 || PQputCopyEnd(c, NULL) != 1)
-		goto fail;
-	r = PQgetResult(c);
-	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-	PQclear(r);
-	while ((r = PQgetResult(c)))
-		PQclear(r);
-	b->n = 0;
-	if (ok)
-		return 0;
-fail:
-	fprintf(stderr, "histbench: %.40s: %s", sql, PQerrorMessage(c));
-	return -1;
-}
-
 /* The same rows hb_load writes, by COPY, into the empty database dsn. */
 static int hb_pg_load(const char *dsn, long items)
 {
 	struct store_where w = { .backend = STORE_POSTGRESQL, .dsn = dsn };
 	char(*hh)[DEIDENT_ID_LEN + 1] = NULL, gtins[64][GTIN_LEN + 1], txn[37];
 	long baskets = items / HB_ITEMS, nhh = baskets / HB_PER_HH;
-	struct hb_buf bh = { 0 }, bt = { 0 }, bb = { 0 }, bi = { 0 };
+	struct bench_copy bh = { 0 }, bt = { 0 }, bb = { 0 }, bi = { 0 };
 	struct store *s = NULL;
 	PGconn *c = NULL;
 	uint64_t t0 = bench_now_ns();
@@ -418,16 +358,16 @@ static int hb_pg_load(const char *dsn, long items)
 		fprintf(stderr, "histbench: %s", PQerrorMessage(c));
 		goto out;
 	}
-	if (hb_pq(c, "SET synchronous_commit = off") < 0 ||
-	    hb_pq(c, "CREATE TABLE IF NOT EXISTS bench_meta (items BIGINT, complete INTEGER)") < 0 ||
-	    hb_pq(c, "BEGIN") < 0)
+	if (bench_pg_exec(c, "histbench", "SET synchronous_commit = off") < 0 ||
+	    bench_pg_exec(c, "histbench", "CREATE TABLE IF NOT EXISTS bench_meta (items BIGINT, complete INTEGER)") < 0 ||
+	    bench_pg_exec(c, "histbench", "BEGIN") < 0)
 		goto out;
 	for (long i = 0; i < nhh; i++) {
 		if (deident_hhid_new(hh[i], &e) < 0 ||
-		    hb_put(&bh, "%s\t%lld\n", hh[i], (long long)HB_START_MS) < 0)
+		    bench_copy_putf(&bh, "%s\t%lld\n", hh[i], (long long)HB_START_MS) < 0)
 			goto out;
 	}
-	if (hb_copy(c, "COPY households(hhid, created) FROM STDIN", &bh) < 0)
+	if (bench_copy_send(c, "histbench", "COPY households(hhid, created) FROM STDIN", &bh) < 0)
 		goto out;
 	for (long b = 0; b < baskets; b++) {
 		long long ts = HB_START_MS + (int64_t)((double)b * (double)HB_YEAR_MS / (double)baskets);
@@ -445,7 +385,7 @@ static int hb_pg_load(const char *dsn, long items)
 			int q = 1 + (int)((r >> 8) % 3);
 			if ((r >> 16) % 10 != 0)
 				snprintf(price, sizeof price, "%d", 49 + (int)((r >> 20) % 2000));
-			if (hb_put(&bi, "%ld\t%lld\t%d\t%s\t%d\t%s\n", b + 1, ts, i, gtins[r % 64], q,
+			if (bench_copy_putf(&bi, "%ld\t%lld\t%d\t%s\t%d\t%s\n", b + 1, ts, i, gtins[r % 64], q,
 				   price) < 0)
 				goto out;
 			/* baskets.items as the store's insert packs it */
@@ -453,20 +393,20 @@ static int hb_pg_load(const char *dsn, long items)
 					       price[0] == '\\' ? "" : price, strlen(gtins[r % 64]),
 					       gtins[r % 64]);
 		}
-		if (hb_put(&bt, "%s\t%ld\t%lld\t\\\\x%s\n", txn, b + 1, ts, hex) < 0 ||
-		    hb_put(&bb, "%ld\t%s\t%lld\tS1\tT1\t%s\tdt_%s\t\\\\x%s\t%s\n", b + 1, txn, ts,
+		if (bench_copy_putf(&bt, "%s\t%ld\t%lld\t\\\\x%s\n", txn, b + 1, ts, hex) < 0 ||
+		    bench_copy_putf(&bb, "%ld\t%s\t%lld\tS1\tT1\t%s\tdt_%s\t\\\\x%s\t%s\n", b + 1, txn, ts,
 			   h, h + 3, hex, packed) < 0)
 			goto out;
 		if ((b + 1) % HB_TXN_BASKETS == 0 || b + 1 == baskets) {
-			if (hb_copy(c, "COPY basket_txns(txn, id, ts, digest) FROM STDIN", &bt) < 0 ||
-			    hb_copy(c,
+			if (bench_copy_send(c, "histbench", "COPY basket_txns(txn, id, ts, digest) FROM STDIN", &bt) < 0 ||
+			    bench_copy_send(c, "histbench",
 				    "COPY baskets(id, txn, ts, store, terminal, hhid, deident, digest, "
 				    "items) FROM STDIN",
 				    &bb) < 0 ||
-			    hb_copy(c,
+			    bench_copy_send(c, "histbench",
 				    "COPY items(basket_id, ts, seq, gtin, qty, price_cents) FROM STDIN",
 				    &bi) < 0 ||
-			    hb_pq(c, "COMMIT") < 0 || hb_pq(c, "BEGIN") < 0)
+			    bench_pg_exec(c, "histbench", "COMMIT") < 0 || bench_pg_exec(c, "histbench", "BEGIN") < 0)
 				goto out;
 		}
 	}
@@ -476,8 +416,8 @@ static int hb_pg_load(const char *dsn, long items)
 			 "SELECT setval('baskets_id_seq', %ld); UPDATE counters SET items = %ld; "
 			 "INSERT INTO bench_meta VALUES (%ld, " HB_PG_FORMAT ")",
 			 baskets + 1, baskets * HB_ITEMS, items);
-		if (hb_pq(c, sql) < 0 || hb_pq(c, "COMMIT") < 0 ||
-		    hb_pq(c, "VACUUM (ANALYZE) basket_txns, baskets, items, households") < 0)
+		if (bench_pg_exec(c, "histbench", sql) < 0 || bench_pg_exec(c, "histbench", "COMMIT") < 0 ||
+		    bench_pg_exec(c, "histbench", "VACUUM (ANALYZE) basket_txns, baskets, items, households") < 0)
 			goto out;
 	}
 	fprintf(stderr, "histbench: loaded %ld item rows (%ld baskets, %ld households) by COPY in "
@@ -506,8 +446,8 @@ static double hb_pg_warm(const char *dsn)
 	uint64_t t0 = bench_now_ns();
 	int rc = -1;
 
-	if (PQstatus(c) == CONNECTION_OK && hb_pq(c, "CREATE EXTENSION IF NOT EXISTS pg_prewarm") == 0)
-		rc = hb_pq(c, "SELECT sum(pg_prewarm(c.oid::regclass, 'buffer')) FROM pg_class c "
+	if (PQstatus(c) == CONNECTION_OK && bench_pg_exec(c, "histbench", "CREATE EXTENSION IF NOT EXISTS pg_prewarm") == 0)
+		rc = bench_pg_exec(c, "histbench", "SELECT sum(pg_prewarm(c.oid::regclass, 'buffer')) FROM pg_class c "
 			      "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = "
 			      "'public' AND c.relkind IN ('r', 'i') AND (c.relname LIKE 'baskets%' "
 			      "OR c.relname LIKE 'items%' OR c.relname LIKE 'households%')");

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "benchpg.h"
 #include "benchutil.h"
 #include "deident.h"
 #include "gtin.h"
@@ -33,60 +34,6 @@
 #define PF_BATCH 1000
 #define PF_MAX_BASKETS 5000000
 #define PF_TS0 1700000000000LL
-
-struct pf_buf {
-	char *p;
-	size_t n, cap;
-};
-
-static int pf_put(struct pf_buf *b, const char *s, size_t n)
-{
-	if (b->n + n > b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 1 << 20;
-		char *p;
-		while (cap < b->n + n)
-			cap *= 2;
-		if (!(p = realloc(b->p, cap)))
-			return -1;
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->n, s, n);
-	b->n += n;
-	return 0;
-}
-
-static int pf_exec(PGconn *c, const char *sql)
-{
-	PGresult *r = PQexec(c, sql);
-	int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
-
-	if (!ok)
-		fprintf(stderr, "pgfloor: %.60s: %s", sql, PQerrorMessage(c));
-	PQclear(r);
-	return ok ? 0 : -1;
-}
-
-/* One COPY ... FROM STDIN of the text rows in b. */
-static int pf_copy(PGconn *c, const char *sql, const struct pf_buf *b)
-{
-	PGresult *r = PQexec(c, sql);
-	int ok = PQresultStatus(r) == PGRES_COPY_IN;
-
-	PQclear(r);
-	if (!ok || PQputCopyData(c, b->p, (int)b->n) != 1 || PQputCopyEnd(c, NULL) != 1)
-		goto fail;
-	r = PQgetResult(c);
-	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-	PQclear(r);
-	while ((r = PQgetResult(c)))
-		PQclear(r);
-	if (ok)
-		return 0;
-fail:
-	fprintf(stderr, "pgfloor: %.40s: %s", sql, PQerrorMessage(c));
-	return -1;
-}
 
 static void pf_hex(char *out, const unsigned char *d, size_t n)
 {
@@ -151,7 +98,7 @@ out:
 int main(int argc, char **argv)
 {
 	struct store_where w = { .backend = STORE_POSTGRESQL };
-	struct pf_buf tx = { 0 }, bk = { 0 }, it = { 0 };
+	struct bench_copy tx = { 0 }, bk = { 0 }, it = { 0 };
 	char gtins[PF_ITEMS][GTIN_LEN + 1], hhid[DEIDENT_ID_LEN + 1], dtid[DEIDENT_ID_LEN + 1];
 	char packed[PF_ITEMS * 48];
 	size_t pk = 0;
@@ -200,7 +147,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	/* The same durability central runs with. */
-	if (pf_exec(c, "SET synchronous_commit = on") < 0)
+	if (bench_pg_exec(c, "pgfloor", "SET synchronous_commit = on") < 0)
 		goto out;
 	t0 = bench_now_ns();
 	while (n < PF_MAX_BASKETS && bench_now_ns() - t0 < limit) {
@@ -208,39 +155,38 @@ int main(int argc, char **argv)
 		unsigned char digest[32];
 		int len;
 
-		tx.n = bk.n = it.n = 0;
 		for (long i = n + 1; i <= n + PF_BATCH; i++) {
 			long long ts = PF_TS0 + i;
 			if (uuid_v7(txn, &e) < 0 || RAND_bytes(digest, sizeof digest) != 1)
 				goto out;
 			pf_hex(hex, digest, sizeof digest);
 			len = snprintf(line, sizeof line, "%s\t%ld\t%lld\t\\\\x%s\n", txn, i, ts, hex);
-			if (pf_put(&tx, line, (size_t)len) < 0)
+			if (bench_copy_put(&tx, line, (size_t)len) < 0)
 				goto out;
 			len = snprintf(line, sizeof line, "%ld\t%s\t%lld\tS1\tT1\t%s\t%s\t\\\\x%s\t", i,
 				       txn, ts, hhid, dtid, hex);
-			if (pf_put(&bk, line, (size_t)len) < 0 || pf_put(&bk, packed, pk) < 0 ||
-			    pf_put(&bk, "\n", 1) < 0)
+			if (bench_copy_put(&bk, line, (size_t)len) < 0 || bench_copy_put(&bk, packed, pk) < 0 ||
+			    bench_copy_put(&bk, "\n", 1) < 0)
 				goto out;
 			for (int k = 0; k < PF_ITEMS; k++) {
 				len = snprintf(line, sizeof line, "%ld\t%lld\t%d\t%s\t%d\t%d\n", i, ts,
 					       k, gtins[k], 1 + k % 3, 99 + 50 * k);
-				if (pf_put(&it, line, (size_t)len) < 0)
+				if (bench_copy_put(&it, line, (size_t)len) < 0)
 					goto out;
 			}
 		}
-		if (pf_exec(c, "BEGIN") < 0 ||
-		    pf_copy(c, "COPY basket_txns(txn, id, ts, digest) FROM STDIN", &tx) < 0 ||
-		    pf_copy(c,
+		if (bench_pg_exec(c, "pgfloor", "BEGIN") < 0 ||
+		    bench_copy_send(c, "pgfloor", "COPY basket_txns(txn, id, ts, digest) FROM STDIN", &tx) < 0 ||
+		    bench_copy_send(c, "pgfloor",
 			    "COPY baskets(id, txn, ts, store, terminal, hhid, deident, digest, items) "
 			    "FROM STDIN",
 			    &bk) < 0 ||
-		    pf_copy(c, "COPY items(basket_id, ts, seq, gtin, qty, price_cents) FROM STDIN",
+		    bench_copy_send(c, "pgfloor", "COPY items(basket_id, ts, seq, gtin, qty, price_cents) FROM STDIN",
 			    &it) < 0)
 			goto out;
 		snprintf(line, sizeof line, "UPDATE counters SET items = items + %d",
 			 PF_BATCH * PF_ITEMS);
-		if (pf_exec(c, line) < 0 || pf_exec(c, "COMMIT") < 0)
+		if (bench_pg_exec(c, "pgfloor", line) < 0 || bench_pg_exec(c, "pgfloor", "COMMIT") < 0)
 			goto out;
 		n += PF_BATCH;
 	}
@@ -248,7 +194,7 @@ int main(int argc, char **argv)
 	{
 		char sql[96];
 		snprintf(sql, sizeof sql, "SELECT setval('baskets_id_seq', %ld)", n + 1);
-		if (pf_exec(c, sql) < 0)
+		if (bench_pg_exec(c, "pgfloor", sql) < 0)
 			goto out;
 	}
 	PQfinish(c);
