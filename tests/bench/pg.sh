@@ -40,32 +40,7 @@ PGCTL=tests/pg/pgctl
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
-failed=""
-central_pid=""
-
-cleanup() {
-  if [ -n "$central_pid" ] && kill -0 "$central_pid" 2>/dev/null; then
-    kill -TERM "$central_pid" 2>/dev/null
-    wait "$central_pid" 2>/dev/null
-  fi
-}
-trap cleanup EXIT
-
-step() {
-  local name=$1; shift
-  echo "== $name (load average $(cut -d' ' -f1-3 /proc/loadavg))"
-  "$@" >"$LOGS/$name.log" 2>&1
-  local rc=$?
-  grep -v '^RESULT ' "$LOGS/$name.log" | sed 's/^/   /'
-  if [ "$rc" -ne 0 ]; then
-    echo "   ** $name exited $rc"
-    failed="$failed $name"
-  fi
-}
-
-free_port() {
-  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+. tests/bench/lib.sh
 
 # central_up NAME [DSN]: a central home $WORK/NAME (SQLite, or PostgreSQL
 # on DSN), a terminal certificate, the server on a free port: sets PORT and

@@ -30,30 +30,7 @@ HALF=$(( S / 2 > 0 ? S / 2 : 1 ))
 
 rm -rf "$WORK" "$LOGS"
 mkdir -p "$WORK" "$LOGS" "$CACHE"
-failed=""
-central_pid=""
-
-cleanup() {
-  if [ -n "$central_pid" ] && kill -0 "$central_pid" 2>/dev/null; then
-    kill -TERM "$central_pid" 2>/dev/null
-    wait "$central_pid" 2>/dev/null
-  fi
-}
-trap cleanup EXIT
-
-# step NAME CMD...: runs one benchmark, its output shown and kept in
-# $LOGS/NAME.log; a non-zero exit is recorded as a crash.
-step() {
-  local name=$1; shift
-  echo "== $name"
-  "$@" >"$LOGS/$name.log" 2>&1
-  local rc=$?
-  grep -v '^RESULT ' "$LOGS/$name.log" | sed 's/^/   /'
-  if [ "$rc" -ne 0 ]; then
-    echo "   ** $name exited $rc"
-    failed="$failed $name"
-  fi
-}
+. tests/bench/lib.sh
 
 # openssl speed: the X25519 ceiling on one core and on both.
 x25519_speed() {
@@ -63,10 +40,6 @@ x25519_speed() {
   [ -n "$one" ] && [ -n "$two" ] || return 1
   echo "openssl speed ecdhx25519: ${one}/s on one core, ${two}/s with -multi 2"
   echo "RESULT {\"x25519_speed\":{\"one_core_per_s\":$one,\"two_cores_per_s\":$two}}"
-}
-
-free_port() {
-  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
 # loadgen_rps NAME: the req/s a loadgen run printed.
