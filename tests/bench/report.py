@@ -117,6 +117,25 @@ def main():
     # The figures, one table.
     rows = []
 
+    def load_row(label, d, pg):
+        """One loadgen run; on PostgreSQL the server's CPU leaves out PostgreSQL's."""
+        if not d:
+            row(label, None)
+            return
+        lat = f"p50 {d['p50_us'] / 1e3:.2f} ms, p99 {d['p99_us'] / 1e3:.2f} ms"
+        if pg:
+            rows.append((f"{label}, {d['conns']} conns",
+                         f"{d['rps']:.0f} req/s; {lat}; server {d['server_cpu_us']:.1f} us "
+                         f"CPU/req (PostgreSQL's own CPU not in it); other processes "
+                         f"{d.get('other_cores', 0):.2f} cores"))
+            return
+        rows.append((f"{label}, {d['conns']} conns",
+                     f"{d['rps']:.0f} req/s; {lat}, p99.9 {d['p999_us'] / 1e3:.2f} ms; server "
+                     f"{d['server_cpu_us']:.1f} us CPU/req"
+                     + (f" (keys process {d['keys_cpu_us']:.1f})" if d.get("keys_cpu_us") else "")
+                     + f"; errors {d['errors']}; other "
+                     f"processes {d.get('other_cores', 0):.2f} cores"))
+
     def row(what, value, fmt="{:.1f}"):
         rows.append((what, "-" if value is None else fmt.format(value)))
 
@@ -138,17 +157,7 @@ def main():
                        ("load_enrol", "POST /v1/resolve, new TIDs (enrol)"),
                        ("load_baskets", "POST /v1/baskets, 20 items"),
                        ("load_baskets_256", "POST /v1/baskets, 20 items")):
-        d = r.get(key)
-        if not d:
-            row(label, None)
-            continue
-        rows.append((f"{label}, {d['conns']} conns",
-                     f"{d['rps']:.0f} req/s; p50 {d['p50_us'] / 1e3:.2f} ms, p99 "
-                     f"{d['p99_us'] / 1e3:.2f} ms, p99.9 {d['p999_us'] / 1e3:.2f} ms; server "
-                     f"{d['server_cpu_us']:.1f} us CPU/req"
-                     + (f" (keys process {d['keys_cpu_us']:.1f})" if d.get("keys_cpu_us") else "")
-                     + f"; errors {d['errors']}; other "
-                     f"processes {d.get('other_cores', 0):.2f} cores"))
+        load_row(label, r.get(key), False)
     two = get(r, "x25519_speed", "two_cores_per_s")
     rps = get(r, "load_resolve", "rps")
     if two and rps:
@@ -182,15 +191,7 @@ def main():
                        ("load_pg_resolve_postgresql", "POST /v1/resolve on PostgreSQL"),
                        ("load_pg_baskets", "POST /v1/baskets on PostgreSQL"),
                        ("load_pg_baskets_256", "POST /v1/baskets on PostgreSQL")):
-        d = r.get(key)
-        if not d:
-            row(label, None)
-            continue
-        rows.append((f"{label}, {d['conns']} conns",
-                     f"{d['rps']:.0f} req/s; p50 {d['p50_us'] / 1e3:.2f} ms, p99 "
-                     f"{d['p99_us'] / 1e3:.2f} ms; server {d['server_cpu_us']:.1f} us CPU/req "
-                     f"(PostgreSQL's own CPU not in it); other processes "
-                     f"{d.get('other_cores', 0):.2f} cores"))
+        load_row(label, r.get(key), True)
     d = r.get("history_pg_10000000")
     if d:
         rows.append(("history on PostgreSQL, 10M item rows",
