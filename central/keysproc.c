@@ -342,47 +342,6 @@ int keys_open_phone(struct keys_chan *kc, const char *kid, const char *enc, cons
 	return rc;
 }
 
-int keys_blind_index(struct keys_chan *kc, const char *tid_in,
-		     unsigned char idx[DEIDENT_INDEX_LEN], pos_err *e)
-{
-	struct keys_hdr *h;
-	struct keys_req *rq;
-	struct keys_rep *rp;
-	ssize_t got;
-	uint32_t seq;
-	int rc;
-
-	if (!kc || !tid_in)
-		return err_set(e, POS_EINVAL, "keys: missing channel or TID");
-	if (kc->kr)
-		return keys_blind(kc->kr, tid_in, idx, e);
-	if (strnlen(tid_in, KEYS_FIELD) >= KEYS_FIELD)
-		return err_set(e, POS_EINVAL, "the identifier is too long");
-	h = (struct keys_hdr *)kc->buf;
-	rq = (struct keys_req *)(h + 1);
-	memset(kc->buf, 0, sizeof *h + sizeof *rq);
-	h->seq = seq = ++kc->seq;
-	h->n = 1;
-	h->op = KEYS_OP_BLIND;
-	keys_put(rq->txn, sizeof rq->txn, tid_in);
-	got = keys_call(kc, sizeof *h + sizeof *rq, seq);
-	rp = (struct keys_rep *)(h + 1);
-	if (got != (ssize_t)(sizeof *h + sizeof *rp) || h->n != 1) {
-		rc = err_set(e, POS_EAGAIN, "the keys process does not answer");
-	} else if (rp->rc == 0) {
-		memcpy(idx, rp->idx, DEIDENT_INDEX_LEN);
-		rc = 0;
-	} else if (keys_is_code(rp->rc)) {
-		rp->msg[sizeof rp->msg - 1] = '\0';
-		rc = err_set(e, rp->rc, "%s", rp->msg);
-	} else {
-		rc = err_set(e, POS_EIO, "the keys process sent a malformed reply");
-	}
-	if (got > 0)
-		wipe(kc->buf, (size_t)got);
-	return rc;
-}
-
 /* ------------------------------------------------------------ the loop's opens */
 
 /* One request waiting for its answer. */

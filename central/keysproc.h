@@ -69,14 +69,6 @@ struct keys_open_res {
 int keys_open_batch(struct keys_chan *kc, size_t n, const struct keys_open_req *req,
 		    struct keys_open_res *res, pos_err *e);
 
-/* The tid index (k_index) of a TID as typed (common/tid.h normalises it,
- * e.g. "phone:+15551234567"): the blind index that finds an enrolled
- * household without the worker ever holding k_index. The normalised TID
- * is wiped in the keys process. A TID that is not valid: POS_EINVAL
- * (the message never echoes it). */
-int keys_blind_index(struct keys_chan *kc, const char *tid_in,
-		     unsigned char idx[DEIDENT_INDEX_LEN], pos_err *e);
-
 /* The phone TID ("phone:+...") of an SMS sender sealed to central's HPKE
  * key for the visitor uid (visitor_seal_info), for the one send that
  * needs it: the caller wipes phone (TID_MAX bytes) after. Opens nothing
@@ -118,9 +110,13 @@ int keys_async_new(struct event_base *base, struct keys_chan *kc, const struct k
  * does not answer in time or is gone. */
 int keys_async_open(struct keys_async *ka, const struct keys_open_req *req, keys_done_fn *fn,
 		    void *arg, pos_err *e);
-/* keys_blind_index without the wait: the tid index of a TID as typed
- * (copied; wiped once sent) comes in res->idx of fn(arg, res), which
- * follows exactly once, or a refusal as keys_async_open's. */
+/* The tid index (k_index) of a TID as typed (common/tid.h normalises it,
+ * e.g. "phone:+15551234567"): the blind index that finds an enrolled
+ * household without the worker ever holding k_index. The TID is copied,
+ * wiped once sent, and its normalised form wiped in the keys process. The
+ * index comes in res->idx of fn(arg, res), which follows exactly once; a
+ * TID that is not valid: POS_EINVAL (the message never echoes it), else a
+ * refusal as keys_async_open's. */
 int keys_async_blind(struct keys_async *ka, const char *tid_in, keys_done_fn *fn, void *arg,
 		     pos_err *e);
 /* The keys_async made on kc (keys_async_new), NULL before. */

@@ -215,36 +215,6 @@ static void the_keys_process_answers_what_the_keyring_answers(void **st)
 
 /* The blind index of a phone: the keys process answers the keyring's
  * tid index of the normalised TID; a malformed one is refused alike. */
-static void the_keys_process_answers_blind_indexes(void **st)
-{
-	struct fx *f = *st;
-	struct keysproc *kp = NULL;
-	struct keyring *kr = NULL;
-	struct keys_chan *local = NULL;
-	struct cconf c;
-	unsigned char a[DEIDENT_INDEX_LEN], b[DEIDENT_INDEX_LEN], want[DEIDENT_INDEX_LEN];
-	pos_err e = { 0 };
-
-	write_home(f, &c, "blind");
-	assert_int_equal(keysproc_start(&c, 2, &kp, &e), 0);
-	assert_int_equal(keyring_load_keys(&c, &kr, &e), 0);
-	assert_int_equal(keys_chan_local(kr, &local, &e), 0);
-	assert_int_equal(deident_index_key(keyring_index_key(kr), "phone:+15550100234", want, &e),
-			 0);
-	assert_int_equal(keys_blind_index(keysproc_chan(kp, 1), "phone:+1 (555) 010-0234", a, &e),
-			 0);
-	assert_int_equal(keys_blind_index(local, "phone:+15550100234", b, &e), 0);
-	assert_memory_equal(a, want, sizeof a);
-	assert_memory_equal(b, want, sizeof b);
-	assert_int_equal(keys_blind_index(keysproc_chan(kp, 0), "phone:12", a, &e), POS_EINVAL);
-	assert_int_equal(keys_blind_index(local, "phone:12", b, &e), POS_EINVAL);
-	/* The channel still opens EncTIDs after a blind index. */
-	assert_int_equal(keys_blind_index(keysproc_chan(kp, 1), "phone:+447700900123", a, &e), 0);
-	keys_chan_free(local);
-	keyring_free(kr);
-	keysproc_stop(kp);
-}
-
 static void a_key_file_others_can_read_stops_the_start(void **st)
 {
 	struct fx *f = *st;
@@ -487,7 +457,8 @@ static void async_blind_indexes_mix_with_opens(void **st)
 	assert_int_equal(g.calls, 0);
 	async_run(base, &g, 4);
 	async_run(base, &lg, 4);
-	assert_int_equal(keys_blind_index(local, "phone:+15550100234", want, &e), 0);
+	assert_int_equal(deident_index_key(keyring_index_key(kr), "phone:+15550100234", want, &e),
+			 0);
 	for (int i = 0; i < 4; i++)
 		assert_int_equal(g.rc[i], lg.rc[i]);
 	assert_int_equal(g.rc[0], 0);
@@ -551,7 +522,6 @@ int main(void)
 		cmocka_unit_test(async_opens_answer_on_the_loop),
 		cmocka_unit_test(async_blind_indexes_mix_with_opens),
 		cmocka_unit_test(an_async_open_unanswered_is_refused_after_the_timeout),
-		cmocka_unit_test(the_keys_process_answers_blind_indexes),
 		cmocka_unit_test(a_key_file_others_can_read_stops_the_start),
 		cmocka_unit_test(a_dead_keys_process_fails_requests_and_is_noticed),
 		cmocka_unit_test(a_stopped_keys_process_exits_cleanly),
