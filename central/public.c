@@ -1708,7 +1708,7 @@ static void pub_sms_inbound(struct pq *q)
 	 * answered on this loop: pub_sms_indexed goes on. */
 	if ((rc = keys_async_blind(keys_chan_async(q->p->keys), a->tid, pub_sms_indexed, a, &e)) <
 	    0) {
-		pub_fail(q, rc, &e);
+		pub_bad_input(q, rc, &e);
 		pub_async_free(a);
 		goto out;
 	}
