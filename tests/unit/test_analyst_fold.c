@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "deident.h"
 #include "store.h"
@@ -305,6 +306,128 @@ static int teardown_pg(void **st)
 	return 0;
 }
 
+/* One value of a query on the test's own connection. */
+static int64_t pg_value(struct db *t, const char *sql)
+{
+	struct db_stmt *q = NULL;
+	int64_t v = -1;
+	pos_err e = { 0 };
+
+	assert_int_equal(db_prepare(t, sql, 0, &q, &e), 0);
+	if (db_step(q, &e) == DB_ROW)
+		v = db_col_int64(q, 0);
+	db_finalize(q);
+	return v;
+}
+
+#define PG_SCANS(kind)                                                                      \
+	"SELECT coalesce(sum(" kind "), 0) FROM pg_stat_user_tables "                          \
+	"WHERE relname ~ '^(items|baskets)_[0-9]{6}$'"
+
+/* The month partitions' statistics, without the partitioned parents'
+ * (autovacuum never analyzes a parent): what a live database has. */
+static void pg_analyze_leaves(struct db *t)
+{
+	static const char sql[] =
+		"DO $$DECLARE r record; BEGIN FOR r IN SELECT c.relname FROM pg_inherits i "
+		"JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent "
+		"WHERE p.relname IN ('baskets', 'items') LOOP EXECUTE format('ANALYZE %I', "
+		"r.relname); END LOOP; END$$";
+	pos_err e = { 0 };
+
+	assert_int_equal(db_exec(t, sql, &e), 0);
+}
+
+/* n baskets of 20 items for household h on day d, in one group. */
+static void put_many(struct store *s, int h, int64_t d, int n)
+{
+	struct store_item it[20];
+	struct store_basket *b = calloc((size_t)n, sizeof *b);
+	enum store_put_result *r = calloc((size_t)n, sizeof *r);
+	pos_err e = { 0 };
+
+	assert_non_null(b);
+	assert_non_null(r);
+	for (int k = 0; k < 20; k++) {
+		char d13[14];
+
+		snprintf(d13, sizeof d13, "095200000%04d", k);
+		snprintf(it[k].gtin, sizeof it[k].gtin, "%s0", d13);
+		it[k].qty = 1;
+		it[k].price_cents = 100 + k;
+	}
+	for (int i = 0; i < n; i++) {
+		snprintf(b[i].txn, sizeof b[i].txn, "0190a000-0000-7000-8000-%012d", ++ntxn);
+		b[i].ts_ms = d * DAY + i;
+		snprintf(b[i].store, sizeof b[i].store, "S1");
+		snprintf(b[i].terminal, sizeof b[i].terminal, "T1");
+		snprintf(b[i].hhid, sizeof b[i].hhid, "%s", hh[(h + i) % 4]);
+		memset(b[i].digest, ntxn, sizeof b[i].digest);
+		b[i].items = it;
+		b[i].n_items = 20;
+	}
+	assert_int_equal(store_put_baskets(s, b, (size_t)n, r, &e), 0);
+	free(b);
+	free(r);
+}
+
+/* Reads a statistic until it differs from was, at most 5 s (a closed
+ * connection's counters reach the shared statistics as its backend
+ * exits); was -1: until it holds still for 300 ms. */
+static int64_t pg_value_after(struct db *t, const char *sql, int64_t was)
+{
+	int64_t v = pg_value(t, sql), last = v;
+	int still = 0;
+
+	for (int i = 0; i < 100; i++) {
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+
+		if (was >= 0 ? v != was : still >= 6)
+			break;
+		nanosleep(&ts, NULL);
+		v = pg_value(t, sql);
+		still = v == last ? still + 1 : 0;
+		last = v;
+	}
+	return v;
+}
+
+/* A fold reads its baskets and their items by index, however many are
+ * stored: written as a plain join, the planner (no statistics on the
+ * partitioned parents) scanned and sorted every item row for each fold. */
+static void a_fold_reads_only_its_baskets(void **st)
+{
+	struct fx *f = *st;
+	struct store *s2 = NULL;
+	struct db *t = NULL;
+	int64_t seq0, idx0, idx1;
+	long folded = 0;
+	bool more = false;
+	pos_err e = { 0 };
+
+	assert_int_equal(db_open_pg(f->db, false, &t, &e), 0);
+	households(f->s);
+	for (int i = 0; i < 6; i++)
+		put_many(f->s, i, D0 + i, 500);
+	fold_all(f->s, 5000, 3000);
+	put_many(f->s, 0, D0 + 7, 200);
+	pg_analyze_leaves(t);
+	store_close(f->s);
+	f->s = NULL;
+	idx0 = pg_value_after(t, PG_SCANS("idx_scan"), -1);
+	seq0 = pg_value(t, PG_SCANS("seq_scan"));
+
+	assert_int_equal(pg_open(f->db, &s2), 0);
+	assert_int_equal(store_analyst_fold(s2, 500, 1, &folded, &more, &e), 0);
+	assert_int_equal(folded, 200);
+	store_close(s2);
+	/* The fold's probes are seen (its counters arrived), and no scan. */
+	idx1 = pg_value_after(t, PG_SCANS("idx_scan"), idx0);
+	assert_true(idx1 > idx0);
+	assert_int_equal(pg_value(t, PG_SCANS("seq_scan")), seq0);
+	db_close(t);
+}
+
 /* Basket ids come from one sequence: the first connection takes its id,
  * the second a higher one and commits first. A fold between the commits
  * sees the second; the next fold still takes in the first. */
@@ -351,6 +474,7 @@ static int run_pg(void)
 		cmocka_unit_test_setup_teardown(a_merge_counts_the_survivor_once, setup_pg,
 						teardown_pg),
 		cmocka_unit_test_setup_teardown(fold_refuses_a_zero_batch, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(a_fold_reads_only_its_baskets, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(baskets_committed_out_of_order_are_all_folded,
 						setup_pg, teardown_pg),
 	};
