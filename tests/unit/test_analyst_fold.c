@@ -415,16 +415,17 @@ static void a_fold_reads_only_its_baskets(void **st)
 	store_close(f->s);
 	f->s = NULL;
 	idx0 = pg_value_after(t, PG_SCANS("idx_scan"), -1);
-	seq0 = pg_value(t, PG_SCANS("seq_scan"));
+	seq0 = pg_value(t, PG_SCANS("seq_tup_read"));
 
 	assert_int_equal(pg_open(f->db, &s2), 0);
 	assert_int_equal(store_analyst_fold(s2, 500, 1, &folded, &more, &e), 0);
 	assert_int_equal(folded, 200);
 	store_close(s2);
-	/* The fold's probes are seen (its counters arrived), and no scan. */
+	/* The fold's probes are seen (its counters arrived), and no row was
+	 * read by a scan (the empty months' partitions may be scanned). */
 	idx1 = pg_value_after(t, PG_SCANS("idx_scan"), idx0);
 	assert_true(idx1 > idx0);
-	assert_int_equal(pg_value(t, PG_SCANS("seq_scan")), seq0);
+	assert_int_equal(pg_value(t, PG_SCANS("seq_tup_read")), seq0);
 	db_close(t);
 }
 
