@@ -284,6 +284,34 @@ static void sq_config(void)
 	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
+/* pos_blob_or(a, b): the bytes of a and b OR'ed, as long as the longer
+ * (a NULL or non-blob argument counts as empty), so a bitmap is merged
+ * into its row by one upsert instead of a read and a write. */
+static void sq_blob_or(sqlite3_context *cx, int argc, sqlite3_value **argv)
+{
+	const unsigned char *a = NULL, *b = NULL;
+	int na = 0, nb = 0, n;
+	unsigned char *out;
+
+	(void)argc;
+	if (sqlite3_value_type(argv[0]) == SQLITE_BLOB) {
+		a = sqlite3_value_blob(argv[0]);
+		na = sqlite3_value_bytes(argv[0]);
+	}
+	if (sqlite3_value_type(argv[1]) == SQLITE_BLOB) {
+		b = sqlite3_value_blob(argv[1]);
+		nb = sqlite3_value_bytes(argv[1]);
+	}
+	n = na > nb ? na : nb;
+	if (!(out = sqlite3_malloc(n > 0 ? n : 1))) {
+		sqlite3_result_error_nomem(cx);
+		return;
+	}
+	for (int i = 0; i < n; i++)
+		out[i] = (unsigned char)((i < na ? a[i] : 0) | (i < nb ? b[i] : 0));
+	sqlite3_result_blob(cx, out, n, sqlite3_free);
+}
+
 int db_open_sqlite(const char *path, bool readonly, struct db **out, pos_err *e)
 {
 	struct sq_db *d = calloc(1, sizeof(*d));
@@ -306,6 +334,12 @@ int db_open_sqlite(const char *path, bool readonly, struct db **out, pos_err *e)
 	}
 	sqlite3_extended_result_codes(d->h, 1);
 	sqlite3_busy_handler(d->h, sq_busy, d);
+	if (sqlite3_create_function(d->h, "pos_blob_or", 2,
+				    SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
+				    sq_blob_or, NULL, NULL) != SQLITE_OK) {
+		rc = err_set(e, POS_EDB, "%s: %s", path, sqlite3_errmsg(d->h));
+		goto fail;
+	}
 	for (size_t i = 0; i < sizeof(sq_pragmas) / sizeof(sq_pragmas[0]); i++)
 		if ((rc = sq_exec(&d->head, sq_pragmas[i], e)) < 0)
 			goto fail;

@@ -286,16 +286,14 @@ static const char SQL_FOLD_ITEMS[] =
 static const char SQL_FOLD_VISITS[] =
 	"SELECT '', b.hhid, b.store, b.ts FROM baskets b "
 	"WHERE b.id > ?1 AND b.id <= ?2 AND b.hhid IS NOT NULL";
-static const char SQL_ITEMS_GET[] =
-	"SELECT days FROM analyst_items WHERE gtin = ?1 AND hhid = ?2 AND blk = ?3 AND store = ?4";
+/* A cell's days OR'ed into its row in one statement (db_sqlite.c's
+ * pos_blob_or). */
 static const char SQL_ITEMS_PUT[] =
 	"INSERT INTO analyst_items(gtin, hhid, blk, store, days) VALUES (?1, ?2, ?3, ?4, ?5) "
-	"ON CONFLICT (gtin, hhid, blk, store) DO UPDATE SET days = excluded.days";
-static const char SQL_VISITS_GET[] =
-	"SELECT days FROM analyst_visits WHERE hhid = ?1 AND blk = ?2 AND store = ?3";
+	"ON CONFLICT (gtin, hhid, blk, store) DO UPDATE SET days = pos_blob_or(days, excluded.days)";
 static const char SQL_VISITS_PUT[] =
 	"INSERT INTO analyst_visits(hhid, blk, store, days) VALUES (?1, ?2, ?3, ?4) "
-	"ON CONFLICT (hhid, blk, store) DO UPDATE SET days = excluded.days";
+	"ON CONFLICT (hhid, blk, store) DO UPDATE SET days = pos_blob_or(days, excluded.days)";
 static const char SQL_FOLD_SET[] =
 	"UPDATE analyst_fold SET basket_id = ?1, updated = ?2 WHERE id = 1";
 
@@ -439,16 +437,6 @@ static int sa_row_cmp(const void *a, const void *b)
 	    (d = strcmp(x->store, y->store)) != 0)
 		return d;
 	return x->ts < y->ts ? -1 : x->ts > y->ts;
-}
-
-static int sa_mask_row(struct db_stmt *st, void *arg)
-{
-	size_t n = 0;
-	const unsigned char *p = db_col_blob(st, 0, &n);
-
-	for (size_t i = 0; p && i < n && i < SA_MASK; i++)
-		((unsigned char *)arg)[i] |= p[i];
-	return 0;
 }
 
 /*
@@ -647,29 +635,18 @@ static int sa_cells_put(struct store *s, const struct sa_cells *c, bool items, p
 	if (store_backend(s) == DB_POSTGRESQL)
 		return sa_cells_put_pg(s, (struct sa_cells *)c, items, e);
 	for (size_t i = 0; i < c->n; i++) {
-		struct sa_cell x = c->v[i];
-		struct db_stmt *get = store_q(s, items ? SQL_ITEMS_GET : SQL_VISITS_GET, e);
-		struct db_stmt *put;
+		const struct sa_cell *x = &c->v[i];
+		struct db_stmt *put = store_q(s, items ? SQL_ITEMS_PUT : SQL_VISITS_PUT, e);
 		int rc, k = 1;
 
-		if (!get)
+		if (!put)
 			return e->code ? e->code : POS_EDB;
 		if (items)
-			db_bind_text(get, k++, x.gtin);
-		db_bind_text(get, k++, x.hhid);
-		db_bind_int64(get, k++, x.blk);
-		db_bind_text(get, k, x.store);
-		if ((rc = db_each(get, sa_mask_row, x.days, e)) < 0)
-			return rc;
-		if (!(put = store_q(s, items ? SQL_ITEMS_PUT : SQL_VISITS_PUT, e)))
-			return e->code ? e->code : POS_EDB;
-		k = 1;
-		if (items)
-			db_bind_text(put, k++, x.gtin);
-		db_bind_text(put, k++, x.hhid);
-		db_bind_int64(put, k++, x.blk);
-		db_bind_text(put, k++, x.store);
-		db_bind_blob(put, k, x.days, sizeof x.days);
+			db_bind_text(put, k++, x->gtin);
+		db_bind_text(put, k++, x->hhid);
+		db_bind_int64(put, k++, x->blk);
+		db_bind_text(put, k++, x->store);
+		db_bind_blob(put, k, x->days, sizeof x->days);
 		if ((rc = db_run(put, e)) < 0)
 			return rc;
 	}

@@ -522,6 +522,23 @@ static void sqlite_keeps_temporary_data_in_memory(void **state)
 	assert_int_equal(count(f->db, "PRAGMA synchronous"), 2); /* FULL */
 }
 
+/* pos_blob_or merges a bitmap into its row in one upsert: bytes OR'ed,
+ * as long as the longer, NULL counting as empty. */
+static void sqlite_ors_blobs(void **state)
+{
+	struct fx *f = fx_of(state);
+
+	assert_int_equal(count(f->db, "SELECT hex(pos_blob_or(x'0102', x'1000F0')) = '1102F0'"), 1);
+	assert_int_equal(count(f->db, "SELECT hex(pos_blob_or(NULL, x'0A')) = '0A'"), 1);
+	assert_int_equal(count(f->db, "SELECT length(pos_blob_or(NULL, NULL))"), 0);
+	run_sql(f->db, "CREATE TABLE m (k INTEGER PRIMARY KEY, days BLOB NOT NULL)");
+	run_sql(f->db, "INSERT INTO m VALUES (1, x'01') ON CONFLICT (k) DO UPDATE "
+		       "SET days = pos_blob_or(days, excluded.days)");
+	run_sql(f->db, "INSERT INTO m VALUES (1, x'04') ON CONFLICT (k) DO UPDATE "
+		       "SET days = pos_blob_or(days, excluded.days)");
+	assert_int_equal(count(f->db, "SELECT hex(days) = '05' FROM m"), 1);
+}
+
 struct racer {
 	struct fx *f;
 	pthread_barrier_t *go;
@@ -684,6 +701,7 @@ int main(void)
 		ON(readonly_connection_refuses_writes, be_sqlite),
 		ON(two_connections_racing_one_key_store_one_row, be_sqlite),
 		ON(sqlite_keeps_temporary_data_in_memory, be_sqlite),
+		ON(sqlite_ors_blobs, be_sqlite),
 	};
 	const struct CMUnitTest on_pg[] = {
 		ON(values_round_trip_unchanged, be_pg),
