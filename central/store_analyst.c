@@ -1,6 +1,7 @@
 #include "store_analyst.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -400,6 +401,14 @@ struct sa_row {
 	int64_t ts;
 };
 
+/* What a row sorts on, apart from it (the rows are large, and sorting
+ * pointers to them missed the cache at every comparison): the ranks of
+ * its gtin, hhid and store among the batch's (sa_names), its ts. */
+struct sa_key {
+	uint32_t rank[3], row;
+	int64_t ts;
+};
+
 struct sa_rows {
 	struct sa_row *v;
 	size_t n, cap;
@@ -427,16 +436,113 @@ static int sa_row_take(struct db_stmt *st, void *arg)
 	return 0;
 }
 
-static int sa_row_cmp(const void *a, const void *b)
+static int sa_key_cmp(const void *a, const void *b)
 {
-	const struct sa_row *x = *(const struct sa_row *const *)a;
-	const struct sa_row *y = *(const struct sa_row *const *)b;
-	int d;
+	const struct sa_key *x = a, *y = b;
 
-	if ((d = strcmp(x->gtin, y->gtin)) != 0 || (d = strcmp(x->hhid, y->hhid)) != 0 ||
-	    (d = strcmp(x->store, y->store)) != 0)
-		return d;
+	for (int k = 0; k < 3; k++)
+		if (x->rank[k] != y->rank[k])
+			return x->rank[k] < y->rank[k] ? -1 : 1;
 	return x->ts < y->ts ? -1 : x->ts > y->ts;
+}
+
+/*
+ * The distinct values of one column of a batch's rows, each ranked in
+ * strcmp order, so that the rows sort on integers in the same order as
+ * on their strings: comparing strings was half of a fold's time.
+ */
+struct sa_names {
+	const char **v; /* distinct values, first seen first */
+	uint32_t *slot; /* open addressing: 1 + index into v; 0 free */
+	uint32_t *rank; /* by index into v */
+	size_t n, cap;	/* cap: slots, a power of two */
+};
+
+static int sa_names_init(struct sa_names *nm, size_t rows)
+{
+	nm->cap = 16;
+	while (nm->cap < 2 * rows)
+		nm->cap *= 2;
+	nm->n = 0;
+	nm->v = malloc(rows * sizeof *nm->v);
+	nm->slot = calloc(nm->cap, sizeof *nm->slot);
+	nm->rank = NULL;
+	return nm->v && nm->slot ? 0 : POS_ENOMEM;
+}
+
+static void sa_names_free(struct sa_names *nm)
+{
+	free(nm->v);
+	free(nm->slot);
+	free(nm->rank);
+}
+
+/* The index of value x (borrowed: it must outlive nm) among nm's. */
+static uint32_t sa_name_id(struct sa_names *nm, const char *x)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	size_t i;
+
+	for (const char *p = x; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	for (i = h & (nm->cap - 1); nm->slot[i]; i = (i + 1) & (nm->cap - 1))
+		if (strcmp(nm->v[nm->slot[i] - 1], x) == 0)
+			return nm->slot[i] - 1;
+	nm->v[nm->n] = x;
+	nm->slot[i] = (uint32_t)++nm->n;
+	return (uint32_t)(nm->n - 1);
+}
+
+static int sa_str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Ranks nm's values in strcmp order (nm->rank). */
+static int sa_names_rank(struct sa_names *nm)
+{
+	const char **by = malloc(nm->n * sizeof *by + 1);
+	struct sa_names tmp = *nm;
+	int rc = 0;
+
+	if (!by || !(nm->rank = malloc(nm->n * sizeof *nm->rank + 1))) {
+		rc = POS_ENOMEM;
+		goto out;
+	}
+	memcpy(by, nm->v, nm->n * sizeof *by);
+	qsort(by, nm->n, sizeof *by, sa_str_cmp);
+	/* The sorted values find their index again by the table. */
+	for (size_t k = 0; k < nm->n; k++)
+		nm->rank[sa_name_id(&tmp, by[k])] = (uint32_t)k;
+out:
+	free(by);
+	return rc;
+}
+
+/* The rows' keys (key[i] is row i's). */
+static int sa_rows_keys(const struct sa_rows *r, struct sa_key *key)
+{
+	struct sa_names nm[3];
+	int rc = 0, k;
+
+	for (k = 0; k < 3; k++)
+		if (sa_names_init(&nm[k], r->n) < 0)
+			rc = POS_ENOMEM;
+	for (size_t i = 0; rc == 0 && i < r->n; i++) {
+		key[i].rank[0] = sa_name_id(&nm[0], r->v[i].gtin);
+		key[i].rank[1] = sa_name_id(&nm[1], r->v[i].hhid);
+		key[i].rank[2] = sa_name_id(&nm[2], r->v[i].store);
+		key[i].row = (uint32_t)i;
+		key[i].ts = r->v[i].ts;
+	}
+	for (k = 0; rc == 0 && k < 3; k++)
+		rc = sa_names_rank(&nm[k]);
+	for (size_t i = 0; rc == 0 && i < r->n; i++)
+		for (k = 0; k < 3; k++)
+			key[i].rank[k] = nm[k].rank[key[i].rank[k]];
+	for (k = 0; k < 3; k++)
+		sa_names_free(&nm[k]);
+	return rc;
 }
 
 /*
@@ -946,7 +1052,7 @@ static int sa_fold_read(struct store *s, const char *sql, int64_t lo, int64_t hi
 {
 	struct db_stmt *st = store_q(s, sql, e);
 	struct sa_rows r = { 0 };
-	struct sa_row **by = NULL;
+	struct sa_key *key = NULL;
 	int rc;
 
 	if (!st)
@@ -955,19 +1061,20 @@ static int sa_fold_read(struct store *s, const char *sql, int64_t lo, int64_t hi
 	db_bind_int64(st, 2, hi);
 	if ((rc = db_each(st, sa_row_take, &r, e)) < 0 || r.n == 0)
 		goto out;
-	if (!(by = malloc(r.n * sizeof *by))) {
+	if (!(key = malloc(r.n * sizeof *key)) || (rc = sa_rows_keys(&r, key)) < 0) {
 		rc = POS_ENOMEM;
 		goto out;
 	}
-	for (size_t i = 0; i < r.n; i++)
-		by[i] = &r.v[i];
-	qsort(by, r.n, sizeof *by, sa_row_cmp);
-	for (size_t i = 0; i < r.n && rc == 0; i++)
-		rc = sa_cell_add(c, by[i]->gtin, by[i]->hhid, by[i]->store, by[i]->ts);
+	qsort(key, r.n, sizeof *key, sa_key_cmp);
+	for (size_t i = 0; i < r.n && rc == 0; i++) {
+		const struct sa_row *x = &r.v[key[i].row];
+
+		rc = sa_cell_add(c, x->gtin, x->hhid, x->store, x->ts);
+	}
 out:
 	if (rc == POS_ENOMEM)
 		rc = err_set(e, POS_ENOMEM, "analyst fold: out of memory");
-	free(by);
+	free(key);
 	free(r.v);
 	return rc;
 }
