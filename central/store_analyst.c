@@ -322,16 +322,14 @@ static const char SQL_FOLD_TAKE_PG[] =
  * with the join written plainly the planner, which has no statistics for
  * a partitioned parent and so guesses 200 distinct ids, chose to scan and
  * sort every item row for each fold (0.4-3 s for 500 baskets of 1M item
- * rows, growing with the table). The basket's ts names its items' one
- * partition (without it each basket probes every month's).
+ * rows, growing with the table). The items come packed in the basket's
+ * own row (STORE_SQL_ITEMS_PACKED_PG), unsorted: sa_fold_packed sorts.
  */
 #define SA_FOLD_BASKETS_PG                                                                         \
-	"FROM unnest(CAST(?1 AS BIGINT[])) AS k(id) CROSS JOIN LATERAL (SELECT hhid, store, ts "   \
-	"FROM baskets WHERE id = k.id AND hhid IS NOT NULL OFFSET 0) b "
+	"FROM unnest(CAST(?1 AS BIGINT[])) AS k(id) CROSS JOIN LATERAL (SELECT id, txn, hhid, "    \
+	"store, ts, items FROM baskets WHERE id = k.id AND hhid IS NOT NULL OFFSET 0) b "
 static const char SQL_FOLD_ITEMS_PG[] =
-	"SELECT i.gtin, b.hhid, b.store, b.ts " SA_FOLD_BASKETS_PG
-	"CROSS JOIN LATERAL (SELECT gtin FROM items WHERE basket_id = k.id AND ts = b.ts "
-	"OFFSET 0) i ORDER BY i.gtin, b.hhid, b.store, b.ts";
+	"SELECT b.txn, b.hhid, b.store, b.ts" STORE_SQL_ITEMS_PACKED_PG SA_FOLD_BASKETS_PG;
 static const char SQL_FOLD_VISITS_PG[] =
 	"SELECT '', b.hhid, b.store, b.ts " SA_FOLD_BASKETS_PG "ORDER BY b.hhid, b.store, b.ts";
 
@@ -414,25 +412,64 @@ struct sa_rows {
 	size_t n, cap;
 };
 
-static int sa_row_take(struct db_stmt *st, void *arg)
+/* The next row of r, uninitialised; NULL when out of memory. */
+static struct sa_row *sa_rows_next(struct sa_rows *r)
 {
-	struct sa_rows *r = arg;
-	struct sa_row *x;
-
 	if (r->n == r->cap) {
 		size_t nc = r->cap ? r->cap * 2 : 1024;
 		struct sa_row *nv = realloc(r->v, nc * sizeof *nv);
 
 		if (!nv)
-			return POS_ENOMEM;
+			return NULL;
 		r->v = nv;
 		r->cap = nc;
 	}
-	x = &r->v[r->n++];
+	return &r->v[r->n++];
+}
+
+static int sa_row_take(struct db_stmt *st, void *arg)
+{
+	struct sa_row *x = sa_rows_next(arg);
+
+	if (!x)
+		return POS_ENOMEM;
 	db_col_copy(st, 0, x->gtin, sizeof x->gtin);
 	db_col_copy(st, 1, x->hhid, sizeof x->hhid);
 	db_col_copy(st, 2, x->store, sizeof x->store);
 	x->ts = db_col_int64(st, 3);
+	return 0;
+}
+
+/* PostgreSQL: a basket of SQL_FOLD_ITEMS_PG, one row per item. */
+struct sa_packed {
+	struct store *s;
+	struct sa_rows *r;
+	pos_err *e;
+};
+
+static int sa_packed_take(struct db_stmt *st, void *arg)
+{
+	struct sa_packed *p = arg;
+	struct store_basket b;
+	int rc;
+
+	memset(&b, 0, sizeof b);
+	db_col_copy(st, 0, b.txn, sizeof b.txn);
+	db_col_copy(st, 1, b.hhid, sizeof b.hhid);
+	db_col_copy(st, 2, b.store, sizeof b.store);
+	b.ts_ms = db_col_int64(st, 3);
+	if ((rc = store_items_unpack(p->s, db_col_text(st, 4), &b, p->e)) < 0)
+		return rc;
+	for (size_t i = 0; i < b.n_items; i++) {
+		struct sa_row *x = sa_rows_next(p->r);
+
+		if (!x)
+			return POS_ENOMEM;
+		snprintf(x->gtin, sizeof x->gtin, "%s", b.items[i].gtin);
+		snprintf(x->hhid, sizeof x->hhid, "%s", b.hhid);
+		snprintf(x->store, sizeof x->store, "%s", b.store);
+		x->ts = b.ts_ms;
+	}
 	return 0;
 }
 
@@ -1046,35 +1083,43 @@ static int sa_hh_put_all(struct store *s, const struct sa_cells *c, pos_err *e)
 	return rc;
 }
 
+/* Rows r sorted by key and added to c as cells. */
+static int sa_rows_add(const struct sa_rows *r, struct sa_cells *c)
+{
+	struct sa_key *key = r->n ? malloc(r->n * sizeof *key) : NULL;
+	int rc = 0;
+
+	if (r->n && (!key || sa_rows_keys(r, key) < 0)) {
+		free(key);
+		return POS_ENOMEM;
+	}
+	if (r->n)
+		qsort(key, r->n, sizeof *key, sa_key_cmp);
+	for (size_t i = 0; i < r->n && rc == 0; i++) {
+		const struct sa_row *x = &r->v[key[i].row];
+
+		rc = sa_cell_add(c, x->gtin, x->hhid, x->store, x->ts);
+	}
+	free(key);
+	return rc;
+}
+
 /* The cells of baskets (lo, hi]: their rows read, sorted by key, added. */
 static int sa_fold_read(struct store *s, const char *sql, int64_t lo, int64_t hi,
 			struct sa_cells *c, pos_err *e)
 {
 	struct db_stmt *st = store_q(s, sql, e);
 	struct sa_rows r = { 0 };
-	struct sa_key *key = NULL;
 	int rc;
 
 	if (!st)
 		return e->code ? e->code : POS_EDB;
 	db_bind_int64(st, 1, lo);
 	db_bind_int64(st, 2, hi);
-	if ((rc = db_each(st, sa_row_take, &r, e)) < 0 || r.n == 0)
-		goto out;
-	if (!(key = malloc(r.n * sizeof *key)) || (rc = sa_rows_keys(&r, key)) < 0) {
-		rc = POS_ENOMEM;
-		goto out;
-	}
-	qsort(key, r.n, sizeof *key, sa_key_cmp);
-	for (size_t i = 0; i < r.n && rc == 0; i++) {
-		const struct sa_row *x = &r.v[key[i].row];
-
-		rc = sa_cell_add(c, x->gtin, x->hhid, x->store, x->ts);
-	}
-out:
+	if ((rc = db_each(st, sa_row_take, &r, e)) == 0)
+		rc = sa_rows_add(&r, c);
 	if (rc == POS_ENOMEM)
 		rc = err_set(e, POS_ENOMEM, "analyst fold: out of memory");
-	free(key);
 	free(r.v);
 	return rc;
 }
@@ -1229,6 +1274,25 @@ static int sa_fold_read_ids(struct store *s, const char *sql, const char *ids,
 	return rc;
 }
 
+/* PostgreSQL: the item cells of the baskets ids names. */
+static int sa_fold_packed(struct store *s, const char *ids, struct sa_cells *c, pos_err *e)
+{
+	struct db_stmt *st = store_q(s, SQL_FOLD_ITEMS_PG, e);
+	struct sa_rows r = { 0 };
+	struct sa_packed p = { s, &r, e };
+	int rc;
+
+	if (!st)
+		return e->code ? e->code : POS_EDB;
+	db_bind_text(st, 1, ids);
+	if ((rc = db_each(st, sa_packed_take, &p, e)) == 0)
+		rc = sa_rows_add(&r, c);
+	if (rc == POS_ENOMEM)
+		rc = err_set(e, POS_ENOMEM, "analyst fold: out of memory");
+	free(r.v);
+	return rc;
+}
+
 /* PostgreSQL: folds at most max baskets taken from analyst_pending, inside
  * the caller's unit, which holds the fold's lock. */
 static int sa_fold_pending(struct store *s, long max, int64_t now_ms, long *folded, bool *more,
@@ -1251,7 +1315,7 @@ static int sa_fold_pending(struct store *s, long max, int64_t now_ms, long *fold
 		goto out;
 	ids.txt[ids.len] = '}';
 	ids.txt[ids.len + 1] = '\0';
-	if ((rc = sa_fold_read_ids(s, SQL_FOLD_ITEMS_PG, ids.txt, &items, e)) < 0 ||
+	if ((rc = sa_fold_packed(s, ids.txt, &items, e)) < 0 ||
 	    (rc = sa_fold_read_ids(s, SQL_FOLD_VISITS_PG, ids.txt, &visits, e)) < 0 ||
 	    (rc = sa_cells_put(s, &items, true, e)) < 0 ||
 	    (rc = sa_hh_put_all(s, &items, e)) < 0 ||

@@ -67,7 +67,7 @@ static const char SQL_I_INS_N_SQLITE[] =
  * times and the item counter go in the same statement. The baskets'
  * foreign key to their households is checked at the statement's end,
  * after the households' insert. Each basket's items are also packed into
- * its own row (baskets.items, pk), as SQL_HIST_ITEMS_AGG reads them: ""
+ * its own row (baskets.items, pk), as STORE_SQL_ITEMS_PACKED_PG reads them: ""
  * for none, so a history never falls back to the item rows for a new
  * basket. Returns (k, id, hhid filed under) for each basket inserted. */
 static const char SQL_B_PUT_PG[] =
@@ -125,31 +125,14 @@ static const char SQL_HIST_PAGE[] =
 	"SELECT id, txn, ts, store, terminal, hhid, deident, digest FROM baskets "
 	"WHERE hhid = ?1 AND ts <= ?2 AND ts >= ?3 AND (ts < ?2 OR id < ?4) "
 	"AND (ts > ?3 OR id >= ?5) ORDER BY ts DESC, id DESC LIMIT ?6";
-/* PostgreSQL: each basket's items come in its own row, one string of
- * "seq,qty,price,len:gtin" per item in seq order (price empty when
- * unknown, len the gtin's bytes; hist_items_text reads it), so a history
- * is one round trip, not one per basket. The insert writes that string
- * into the basket's own row (baskets.items, schema v11: pk in SQL_B_PUT_PG),
- * so a history reads no items row at all: reading them through the
- * partitioned items table costs a run-time pruned index probe per basket,
- * about four fifths of a 200-basket history. A basket whose items are
- * NULL there (written by an insert that leaves the column out) has its
- * item rows packed here as pos_basket_items (schema v11) packs them,
- * inline: a call of that SQL function per basket costs twice as much. In
- * seq order by a sorted subquery, which the primary key's index scan
- * already returns in that order (an aggregate's own ORDER BY would sort
- * every basket's items again). */
-#define SQL_HIST_ITEMS_AGG                                                                   \
-	", coalesce(b.items, (SELECT coalesce(string_agg(o.t, ''), '') FROM (SELECT i.seq || "  \
-	"',' || i.qty || ',' || coalesce(i.price_cents::text, '') || ',' || "                    \
-	"octet_length(i.gtin) || ':' || i.gtin AS t FROM items i "                               \
-	"WHERE i.basket_id = b.id AND i.ts = b.ts ORDER BY i.seq) o)) "
+/* PostgreSQL: a basket's items in its own row (STORE_SQL_ITEMS_PACKED_PG),
+ * so a history is one round trip that reads no items row. */
 static const char SQL_HIST_PG[] =
-	"SELECT b.id, b.txn, b.ts, b.store, b.terminal, b.hhid, b.deident, b.digest" SQL_HIST_ITEMS_AGG
-	"FROM baskets b WHERE b.hhid = ?1 AND b.ts >= ?2 AND b.ts < ?3 ORDER BY b.ts DESC, b.id DESC";
+	"SELECT b.id, b.txn, b.ts, b.store, b.terminal, b.hhid, b.deident, b.digest"
+	STORE_SQL_ITEMS_PACKED_PG "FROM baskets b WHERE b.hhid = ?1 AND b.ts >= ?2 AND b.ts < ?3 ORDER BY b.ts DESC, b.id DESC";
 static const char SQL_HIST_PAGE_PG[] =
-	"SELECT b.id, b.txn, b.ts, b.store, b.terminal, b.hhid, b.deident, b.digest" SQL_HIST_ITEMS_AGG
-	"FROM baskets b WHERE b.hhid = ?1 AND b.ts <= ?2 AND b.ts >= ?3 AND (b.ts < ?2 OR b.id < ?4) "
+	"SELECT b.id, b.txn, b.ts, b.store, b.terminal, b.hhid, b.deident, b.digest"
+	STORE_SQL_ITEMS_PACKED_PG "FROM baskets b WHERE b.hhid = ?1 AND b.ts <= ?2 AND b.ts >= ?3 AND (b.ts < ?2 OR b.id < ?4) "
 	"AND (b.ts > ?3 OR b.id >= ?5) ORDER BY b.ts DESC, b.id DESC LIMIT ?6";
 static const char SQL_HIST_SEEK[] =
 	"SELECT ts, id FROM baskets WHERE hhid = ?1 AND ts <= ?2 AND ts >= ?3 "
@@ -747,10 +730,7 @@ static bool hist_num(const char **t, char sep, long *v)
 	return true;
 }
 
-/* Reads the items SQL_HIST_ITEMS_AGG folded into text t into b (the
- * connection's scratch). Items out of seq order are an error, never a
- * basket told in another order. */
-static int hist_items_text(struct store *s, const char *t, struct store_basket *b, pos_err *e)
+int store_items_unpack(struct store *s, const char *t, struct store_basket *b, pos_err *e)
 {
 	long last = 0;
 
@@ -818,7 +798,7 @@ static int hist_read(struct store *s, struct db_stmt *st, struct store_basket *b
 	if (store_backend(s) == DB_SQLITE)
 		rc = hist_items(s, db_col_int64(st, 0), &b, e);
 	else
-		rc = hist_items_text(s, db_col_text(st, 8), &b, e);
+		rc = store_items_unpack(s, db_col_text(st, 8), &b, e);
 	*bp = b;
 	return rc;
 }

@@ -73,6 +73,34 @@ int64_t store_sqlite_last_id(struct store *s);
  * STORE_ITEMS_MAX, POS_ENOMEM. */
 int store_items_room(struct store *s, size_t n, pos_err *e);
 
+/*
+ * PostgreSQL: a basket's items as one string, a column to append to a
+ * select list over baskets b (b.id, b.ts, b.items): "seq,qty,price,len:gtin"
+ * per item in seq order (price empty when unknown, len the gtin's bytes).
+ * The insert writes that string into the basket's own row (baskets.items,
+ * schema v11: pk in store_basket.c's SQL_B_PUT_PG), so a reader reads no
+ * items row: reading them through the partitioned items table costs a
+ * run-time pruned index probe per basket, about four fifths of a
+ * 200-basket history. A basket whose items are NULL there (written by an
+ * insert that leaves the column out) has its item rows packed here as
+ * pos_basket_items (schema v11) packs them, inline: a call of that SQL
+ * function per basket costs twice as much. In seq order by a sorted
+ * subquery, which the primary key's index scan already returns in that
+ * order (an aggregate's own ORDER BY would sort every basket's items
+ * again).
+ */
+#define STORE_SQL_ITEMS_PACKED_PG                                                            \
+	", coalesce(b.items, (SELECT coalesce(string_agg(o.t, ''), '') FROM (SELECT i.seq || "  \
+	"',' || i.qty || ',' || coalesce(i.price_cents::text, '') || ',' || "                    \
+	"octet_length(i.gtin) || ':' || i.gtin AS t FROM items i "                               \
+	"WHERE i.basket_id = b.id AND i.ts = b.ts ORDER BY i.seq) o)) "
+
+/* Reads the items of string t (STORE_SQL_ITEMS_PACKED_PG) into b->items,
+ * which point into s->items (the scratch; valid until its next use). Items
+ * out of seq order are an error naming b->txn, never a basket told in
+ * another order. */
+int store_items_unpack(struct store *s, const char *t, struct store_basket *b, pos_err *e);
+
 /* The hhid a basket carrying hhid is filed under (store_household.c): a
  * merged-away household's survivor; a household never seen (a lane that
  * enrolled against another node, or a restore) is created so the basket
