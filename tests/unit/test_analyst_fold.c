@@ -429,6 +429,60 @@ static void a_fold_reads_only_its_baskets(void **st)
 	db_close(t);
 }
 
+#define PG_ITEM_SCANS(kind)                                                                 \
+	"SELECT coalesce(sum(" kind "), 0) FROM pg_stat_user_tables "                          \
+	"WHERE relname ~ '^items_[0-9]{6}$'"
+
+static int count_line(const struct store_analyst_line *l, void *arg)
+{
+	(void)l;
+	++*(long *)arg;
+	return 0;
+}
+
+/* A page of a household's lines reads its baskets by the (hhid, ts)
+ * index and their items by basket, however many are stored; all of its
+ * lines read no item row by a scan. Written as joins on the partitioned
+ * parents (no statistics there), the planner sorted a scan of every
+ * basket for each page and probed every month's items per basket. */
+static void a_household_s_lines_read_only_its_baskets(void **st)
+{
+	struct fx *f = *st;
+	struct store_analyst_pos pos = { INT64_MIN, 0 };
+	struct store *s2 = NULL;
+	struct db *t = NULL;
+	int64_t seq0, iseq0, idx0;
+	long lines = 0, all = 0;
+	pos_err e = { 0 };
+
+	assert_int_equal(db_open_pg(f->db, false, &t, &e), 0);
+	households(f->s);
+	for (int i = 0; i < 6; i++)
+		put_many(f->s, i, D0 + 31 * i, 500);
+	pg_analyze_leaves(t);
+	store_close(f->s);
+	f->s = NULL;
+	idx0 = pg_value_after(t, PG_SCANS("idx_scan"), -1);
+	seq0 = pg_value(t, PG_SCANS("seq_tup_read"));
+
+	assert_int_equal(pg_open(f->db, &s2), 0);
+	assert_int_equal(store_analyst_lines_page(s2, hh[0], &pos, 50, count_line, &lines, &e), 1);
+	assert_int_equal(lines, 50 * 20);
+	store_close(s2);
+	assert_true(pg_value_after(t, PG_SCANS("idx_scan"), idx0) > idx0);
+	assert_int_equal(pg_value(t, PG_SCANS("seq_tup_read")), seq0);
+
+	idx0 = pg_value(t, PG_SCANS("idx_scan"));
+	iseq0 = pg_value(t, PG_ITEM_SCANS("seq_tup_read"));
+	assert_int_equal(pg_open(f->db, &s2), 0);
+	assert_int_equal(store_analyst_lines(s2, hh[0], count_line, &all, &e), 0);
+	assert_int_equal(all, 750 * 20);
+	store_close(s2);
+	assert_true(pg_value_after(t, PG_SCANS("idx_scan"), idx0) > idx0);
+	assert_int_equal(pg_value(t, PG_ITEM_SCANS("seq_tup_read")), iseq0);
+	db_close(t);
+}
+
 /* Basket ids come from one sequence: the first connection takes its id,
  * the second a higher one and commits first. A fold between the commits
  * sees the second; the next fold still takes in the first. */
@@ -476,6 +530,8 @@ static int run_pg(void)
 						teardown_pg),
 		cmocka_unit_test_setup_teardown(fold_refuses_a_zero_batch, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(a_fold_reads_only_its_baskets, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(a_household_s_lines_read_only_its_baskets, setup_pg,
+						teardown_pg),
 		cmocka_unit_test_setup_teardown(baskets_committed_out_of_order_are_all_folded,
 						setup_pg, teardown_pg),
 	};
