@@ -81,7 +81,9 @@ if [ -n "$central_pid" ] && kill -0 "$central_pid" 2>/dev/null; then
   rate=$(( ${rps:-1000} / 2 > 100 ? ${rps:-1000} / 2 : 100 ))
   step load-resolve-open "${LG[@]}" --route resolve --seconds "$S" --rate "$rate" \
     --pool $(( S * rate + 1000 > 2000000 ? 2000000 : S * rate + 1000 )) --label resolve_open
-  step load-enrol "${LG[@]}" --route enrol --seconds "$HALF" --pool $(( HALF * 5000 )) --label enrol
+  # Every request a TID never seen: the pool must outlast the run (a
+  # reused EncTID is a known TID; report.py then calls the run unmeasured).
+  step load-enrol "${LG[@]}" --route enrol --seconds "$HALF" --pool $(( HALF * 30000 )) --label enrol
   step load-baskets "${LG[@]}" --route baskets --seconds "$S" --label baskets
   # Many terminals at once: larger groups per commit (the ingest capacity).
   step load-baskets-256 "${LG[@]}" --route baskets --seconds "$S" \
