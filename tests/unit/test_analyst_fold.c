@@ -1,8 +1,8 @@
 /* The analysts' folded tables: store_analyst_fold in batches and again
  * after new baskets (bits OR'ed in, the mark moved) and after a merge,
  * cohorts, populations and also_bought by day and store read back from
- * them, the household lines page by page, and an offer's redeemers for an
- * unknown offer. */
+ * them, the household lines page by page, and an offer's moves (and an
+ * unknown offer). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -220,6 +220,70 @@ static void lines_by_page(void **st)
 	snprintf(want, sizeof want, "0190a000-0000-7000-8000-%012d", ntxn);
 	assert_string_equal(x.txn[0], want);
 	assert_int_equal(store_analyst_offer_moves(f->s, "nope", 7 * DAY, &m, &e), POS_ENOTFOUND);
+}
+
+/* An offer's moves with baskets around its redemptions: each redemption
+ * sums the items of its household's baskets within the window before and
+ * after it (a household that redeemed twice counts once, its baskets for
+ * each redemption; a basket without items and a household without
+ * baskets add nothing, a redemption without a household is left out). */
+static void an_offer_s_moves_sum_the_baskets_around_each_redemption(void **st)
+{
+	struct fx *f = *st;
+	bool pg = f->db[0] != '/';
+	struct store_analyst_move m;
+	struct db *t = NULL;
+	pos_err e = { 0 };
+	char sql[1024];
+	int64_t r0 = D0 * DAY + 12 * 3600000LL;
+
+	households(f->s);
+	put(f->s, 0, D0 - 10, "S1", MILK, BREAD); /* before the window */
+	put(f->s, 0, D0 - 2, "S1", MILK, BREAD);  /* 350 before */
+	put(f->s, 0, D0 + 1, "S1", TEA, NULL);    /* 150 after */
+	put(f->s, 0, D0 + 20, "S1", MILK, NULL);  /* after the window, next month */
+	put(f->s, 1, D0 + 3, "S2", MILK, BREAD);  /* 350 after */
+	put(f->s, 2, D0 + 1, "S1", NULL, NULL);   /* no items */
+	assert_int_equal(pg ? db_open_pg(f->db, false, &t, &e) : db_open_sqlite(f->db, false, &t, &e),
+			 0);
+	assert_int_equal(db_exec(t,
+				 "INSERT INTO offers(id, title, reward, target, created) VALUES "
+				 "('of1', 'Tea week', 'r', 't', 0), ('of2', 'Other', 'r', 't', 0)",
+				 &e),
+			 0);
+	for (int d = 1; d <= 5; d++) {
+		snprintf(sql, sizeof sql,
+			 pg ? "INSERT INTO offer_devices(id, token_hash, created) VALUES "
+			      "(%d, decode(repeat('0%d', 32), 'hex'), 0)"
+			    : "INSERT INTO offer_devices(id, token_hash, created) VALUES "
+			      "(%d, randomblob(32), 0)",
+			 d, d);
+		assert_int_equal(db_exec(t, sql, &e), 0);
+	}
+	/* Codes 1-2: household 0 twice; 3: household 1; 4: household 2 (its
+	 * one basket has no items); 5: no household; 6: another offer's. */
+	for (int c = 1; c <= 6; c++) {
+		const char *h = c <= 2 ? hh[0] : c == 3 ? hh[1] : c == 4 ? hh[2] : NULL;
+		int dev = c <= 5 ? c : 1;
+
+		snprintf(sql, sizeof sql,
+			 "INSERT INTO offer_codes(code, offer_id, device_id, accepted) VALUES "
+			 "('980000000000%d', '%s', %d, 0)",
+			 c, c <= 5 ? "of1" : "of2", dev);
+		assert_int_equal(db_exec(t, sql, &e), 0);
+		snprintf(sql, sizeof sql,
+			 "INSERT INTO offer_redemptions(code, basket_id, ts, store, hhid) VALUES "
+			 "('980000000000%d', (SELECT min(id) FROM baskets), %lld, 'S1', %s%s%s)",
+			 c, (long long)(r0 + c), h ? "'" : "", h ? h : "NULL", h ? "'" : "");
+		assert_int_equal(db_exec(t, sql, &e), 0);
+	}
+	db_close(t);
+	assert_int_equal(store_analyst_offer_moves(f->s, "of1", 7 * DAY, &m, &e), 0);
+	assert_string_equal(m.title, "Tea week");
+	assert_int_equal(m.households, 3);
+	assert_int_equal(m.redemptions, 4);
+	assert_int_equal(m.before_cents, 2 * 350);
+	assert_int_equal(m.after_cents, 2 * 150 + 350);
 }
 
 /* A merge: the household merged away counts for nobody, the survivor
@@ -529,6 +593,8 @@ static int run_pg(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(fold_cohort_population_also, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(lines_by_page, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(an_offer_s_moves_sum_the_baskets_around_each_redemption,
+						setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(a_merge_counts_the_survivor_once, setup_pg,
 						teardown_pg),
 		cmocka_unit_test_setup_teardown(fold_refuses_a_zero_batch, setup_pg, teardown_pg),
@@ -555,6 +621,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(fold_cohort_population_also, setup, teardown),
 		cmocka_unit_test_setup_teardown(lines_by_page, setup, teardown),
+		cmocka_unit_test_setup_teardown(an_offer_s_moves_sum_the_baskets_around_each_redemption,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(a_merge_counts_the_survivor_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(fold_refuses_a_zero_batch, setup, teardown),
 	};
