@@ -303,7 +303,8 @@ static void sq_blob_or(sqlite3_context *cx, int argc, sqlite3_value **argv)
 		nb = sqlite3_value_bytes(argv[1]);
 	}
 	n = na > nb ? na : nb;
-	if (!(out = sqlite3_malloc(n > 0 ? n : 1))) {
+	/* A zeroblob argument is expanded on reading, which can fail. */
+	if ((na > 0 && !a) || (nb > 0 && !b) || !(out = sqlite3_malloc(n > 0 ? n : 1))) {
 		sqlite3_result_error_nomem(cx);
 		return;
 	}

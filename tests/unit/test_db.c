@@ -531,6 +531,8 @@ static void sqlite_ors_blobs(void **state)
 	assert_int_equal(count(f->db, "SELECT hex(pos_blob_or(x'0102', x'1000F0')) = '1102F0'"), 1);
 	assert_int_equal(count(f->db, "SELECT hex(pos_blob_or(NULL, x'0A')) = '0A'"), 1);
 	assert_int_equal(count(f->db, "SELECT length(pos_blob_or(NULL, NULL))"), 0);
+	assert_int_equal(count(f->db, "SELECT hex(pos_blob_or(zeroblob(3), x'01')) = '010000'"), 1);
+	assert_int_equal(count(f->db, "SELECT hex(pos_blob_or('ab', x'01')) = '01'"), 1);
 	run_sql(f->db, "CREATE TABLE m (k INTEGER PRIMARY KEY, days BLOB NOT NULL)");
 	run_sql(f->db, "INSERT INTO m VALUES (1, x'01') ON CONFLICT (k) DO UPDATE "
 		       "SET days = pos_blob_or(days, excluded.days)");
