@@ -431,9 +431,12 @@ struct sa_rows {
 	size_t n, cap;
 };
 
-/* The next row of r, uninitialised; NULL when out of memory. */
+/* The next row of r, uninitialised; NULL when out of memory or past
+ * UINT32_MAX - 1 rows (sa_key and sa_names index the rows in 32 bits). */
 static struct sa_row *sa_rows_next(struct sa_rows *r)
 {
+	if (r->n >= UINT32_MAX - 1)
+		return NULL;
 	if (r->n == r->cap) {
 		size_t nc = r->cap ? r->cap * 2 : 1024;
 		struct sa_row *nv = realloc(r->v, nc * sizeof *nv);
