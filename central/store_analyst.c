@@ -348,7 +348,11 @@ static const char SQL_FOLD_TAKE_PG[] =
 	"FROM unnest(CAST(?1 AS BIGINT[])) AS k(id) CROSS JOIN LATERAL (SELECT id, txn, hhid, "    \
 	"store, ts, items FROM baskets WHERE id = k.id AND hhid IS NOT NULL OFFSET 0) b "
 static const char SQL_FOLD_ITEMS_PG[] =
-	"SELECT b.txn, b.hhid, b.store, b.ts" STORE_SQL_ITEMS_PACKED_PG SA_FOLD_BASKETS_PG;
+	"SELECT b.txn, b.hhid, b.store, b.ts, b.id" STORE_SQL_ITEMS_PACKED_PG SA_FOLD_BASKETS_PG;
+/* A basket whose packed items cannot be read: its item rows, which the
+ * packed string only copies. */
+static const char SQL_FOLD_ROWS_PG[] =
+	"SELECT gtin FROM items WHERE basket_id = ?1 AND ts = ?2 ORDER BY seq";
 static const char SQL_FOLD_VISITS_PG[] =
 	"SELECT '', b.hhid, b.store, b.ts " SA_FOLD_BASKETS_PG "ORDER BY b.hhid, b.store, b.ts";
 
@@ -469,10 +473,38 @@ struct sa_packed {
 	pos_err *e;
 };
 
+/* One row (gtin, the basket's hhid, store and ts) into r. */
+static int sa_rows_push(struct sa_rows *r, const char *gtin, const struct store_basket *b)
+{
+	struct sa_row *x = sa_rows_next(r);
+
+	if (!x)
+		return POS_ENOMEM;
+	snprintf(x->gtin, sizeof x->gtin, "%s", gtin ? gtin : "");
+	snprintf(x->hhid, sizeof x->hhid, "%s", b->hhid);
+	snprintf(x->store, sizeof x->store, "%s", b->store);
+	x->ts = b->ts_ms;
+	return 0;
+}
+
+struct sa_item_rows {
+	struct sa_rows *r;
+	const struct store_basket *b;
+};
+
+static int sa_item_row(struct db_stmt *st, void *arg)
+{
+	struct sa_item_rows *w = arg;
+
+	return sa_rows_push(w->r, db_col_text(st, 0), w->b);
+}
+
 static int sa_packed_take(struct db_stmt *st, void *arg)
 {
 	struct sa_packed *p = arg;
 	struct store_basket b;
+	struct sa_item_rows w = { p->r, &b };
+	struct db_stmt *q;
 	int rc;
 
 	memset(&b, 0, sizeof b);
@@ -480,19 +512,19 @@ static int sa_packed_take(struct db_stmt *st, void *arg)
 	db_col_copy(st, 1, b.hhid, sizeof b.hhid);
 	db_col_copy(st, 2, b.store, sizeof b.store);
 	b.ts_ms = db_col_int64(st, 3);
-	if ((rc = store_items_unpack(p->s, db_col_text(st, 4), &b, p->e)) < 0)
-		return rc;
-	for (size_t i = 0; i < b.n_items; i++) {
-		struct sa_row *x = sa_rows_next(p->r);
-
-		if (!x)
-			return POS_ENOMEM;
-		snprintf(x->gtin, sizeof x->gtin, "%s", b.items[i].gtin);
-		snprintf(x->hhid, sizeof x->hhid, "%s", b.hhid);
-		snprintf(x->store, sizeof x->store, "%s", b.store);
-		x->ts = b.ts_ms;
+	rc = store_items_unpack(p->s, db_col_text(st, 5), &b, p->e);
+	if (rc == POS_EDB) {
+		/* Unreadable: one damaged copy must not stop every fold. */
+		memset(p->e, 0, sizeof *p->e);
+		if (!(q = store_q(p->s, SQL_FOLD_ROWS_PG, p->e)))
+			return p->e->code ? p->e->code : POS_EDB;
+		db_bind_int64(q, 1, db_col_int64(st, 4));
+		db_bind_int64(q, 2, b.ts_ms);
+		return db_each(q, sa_item_row, &w, p->e);
 	}
-	return 0;
+	for (size_t i = 0; rc == 0 && i < b.n_items; i++)
+		rc = sa_rows_push(p->r, b.items[i].gtin, &b);
+	return rc;
 }
 
 static int sa_key_cmp(const void *a, const void *b)

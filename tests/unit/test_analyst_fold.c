@@ -550,6 +550,30 @@ static void a_household_s_lines_read_only_its_baskets(void **st)
 	db_close(t);
 }
 
+/* A basket whose packed items (its own row's copy) cannot be read is
+ * folded from its item rows: one damaged copy stops no fold. */
+static void a_damaged_packed_basket_folds_from_its_rows(void **st)
+{
+	struct fx *f = *st;
+	struct db *t = NULL;
+	int first[8], last[8];
+	pos_err e = { 0 };
+
+	assert_int_equal(db_open_pg(f->db, false, &t, &e), 0);
+	households(f->s);
+	put(f->s, 0, D0, "S1", MILK, BREAD);
+	put(f->s, 1, D0 + 1, "S1", TEA, NULL);
+	assert_int_equal(db_exec(t, "UPDATE baskets SET items = '1,1,150,99:x' WHERE id = "
+				    "(SELECT min(id) FROM baskets)", &e), 0);
+	fold_all(f->s, 100, 2);
+	assert_int_equal(cohort(f->s, MILK, 0, 0, NULL, first, last), 1);
+	assert_int_equal(first[0], D0);
+	assert_int_equal(cohort(f->s, BREAD, 0, 0, NULL, first, last), 1);
+	assert_int_equal(cohort(f->s, TEA, 0, 0, NULL, first, last), 1);
+	assert_int_equal(first[0], D0 + 1);
+	db_close(t);
+}
+
 /* Basket ids come from one sequence: the first connection takes its id,
  * the second a higher one and commits first. A fold between the commits
  * sees the second; the next fold still takes in the first. */
@@ -600,6 +624,8 @@ static int run_pg(void)
 		cmocka_unit_test_setup_teardown(fold_refuses_a_zero_batch, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(a_fold_reads_only_its_baskets, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(a_household_s_lines_read_only_its_baskets, setup_pg,
+						teardown_pg),
+		cmocka_unit_test_setup_teardown(a_damaged_packed_basket_folds_from_its_rows, setup_pg,
 						teardown_pg),
 		cmocka_unit_test_setup_teardown(baskets_committed_out_of_order_are_all_folded,
 						setup_pg, teardown_pg),
