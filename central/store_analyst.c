@@ -16,20 +16,26 @@
  * (store_analyst_fold), the household page and the funnel the live ones.
  */
 
-#define SA_MONTHS(month)                                                                     \
+#define SA_MONTHS(month, items)                                                              \
 	"SELECT " month " AS m, count(DISTINCT b.id), coalesce(sum(i.price_cents), 0) "     \
-	"FROM baskets b LEFT JOIN items i ON i.basket_id = b.id WHERE b.hhid = ?1 "          \
+	"FROM baskets b LEFT JOIN items i ON " items " WHERE b.hhid = ?1 "                   \
 	"GROUP BY m ORDER BY m"
 
-static const char SQL_MONTHS_SQLITE[] = SA_MONTHS("strftime('%Y-%m', b.ts / 1000, 'unixepoch')");
+static const char SQL_MONTHS_SQLITE[] =
+	SA_MONTHS("strftime('%Y-%m', b.ts / 1000, 'unixepoch')", "i.basket_id = b.id");
+/* PostgreSQL: each basket's items from its own month (i.ts = b.ts), one
+ * partition's index probed per basket at run time, not every month's. */
 static const char SQL_MONTHS_PG[] =
-	SA_MONTHS("to_char(to_timestamp(b.ts / 1000) AT TIME ZONE 'UTC', 'YYYY-MM')");
-static const char SQL_CATEGORIES[] =
-	"SELECT coalesce(m.category, ''), sum(i.qty), "
-	"coalesce(sum(i.price_cents), 0) AS spend FROM baskets b "
-	"JOIN items i ON i.basket_id = b.id "
-	"LEFT JOIN item_master m ON m.gtin = i.gtin WHERE b.hhid = ?1 "
-	"GROUP BY 1 ORDER BY spend DESC, 1";
+	SA_MONTHS("to_char(to_timestamp(b.ts / 1000) AT TIME ZONE 'UTC', 'YYYY-MM')",
+		  "i.basket_id = b.id AND i.ts = b.ts");
+#define SA_CATEGORIES(items)                                                                 \
+	"SELECT coalesce(m.category, ''), sum(i.qty), "                                      \
+	"coalesce(sum(i.price_cents), 0) AS spend FROM baskets b "                           \
+	"JOIN items i ON " items " "                                                         \
+	"LEFT JOIN item_master m ON m.gtin = i.gtin WHERE b.hhid = ?1 "                      \
+	"GROUP BY 1 ORDER BY spend DESC, 1"
+static const char SQL_CATEGORIES[] = SA_CATEGORIES("i.basket_id = b.id");
+static const char SQL_CATEGORIES_PG[] = SA_CATEGORIES("i.basket_id = b.id AND i.ts = b.ts");
 static const char SQL_OFFERS[] =
 	"SELECT c.offer_id, o.title, r.ts, r.store FROM offer_redemptions r "
 	"JOIN offer_codes c ON c.code = r.code JOIN offers o ON o.id = c.offer_id "
@@ -189,7 +195,8 @@ int store_analyst_household(struct store *s, const char *hhid, json_t **out, pos
 	}
 	if ((rc = sa_hh_rows(s, sa_sql(s, SQL_MONTHS_SQLITE, SQL_MONTHS_PG), hhid, sa_month_row,
 			     &w, e)) < 0 ||
-	    (rc = sa_hh_rows(s, SQL_CATEGORIES, hhid, sa_category_row, cats, e)) < 0 ||
+	    (rc = sa_hh_rows(s, sa_sql(s, SQL_CATEGORIES, SQL_CATEGORIES_PG), hhid,
+			     sa_category_row, cats, e)) < 0 ||
 	    (rc = sa_hh_rows(s, SQL_OFFERS, hhid, sa_offer_row, offers, e)) < 0)
 		goto out;
 	*out = json_pack("{s:s, s:I, s:I, s:O, s:O, s:O}", "hhid", hhid, "baskets",
