@@ -127,22 +127,30 @@ static const char SQL_CONV_HHID[] =
 #define SP_FACTS(items)                                                                      \
 	"SELECT coalesce(max(ts), 0), "                                                      \
 	"coalesce(sum(CASE WHEN ts >= ?2 THEN 1 ELSE 0 END), 0), "                           \
-	"coalesce((SELECT sum(i.price_cents * i.qty) FROM items i JOIN baskets b2 ON "       \
-	items " WHERE b2.hhid = ?1 AND b2.ts >= ?2 AND i.price_cents "                       \
+	"coalesce((SELECT sum(i.price_cents * i.qty) FROM " items " "                        \
+	"WHERE b2.hhid = ?1 AND b2.ts >= ?2 AND i.price_cents "                              \
 	"IS NOT NULL), 0), "                                                                 \
 	"(SELECT count(*) FROM offer_redemptions WHERE hhid = ?1) "                          \
 	"FROM baskets WHERE hhid = ?1"
-static const char SQL_FACTS[] = SP_FACTS("b2.id = i.basket_id");
-/* PostgreSQL: each basket's items from its own month (i.ts = b2.ts), one
- * partition probed per basket at run time, not every month's. */
-static const char SQL_FACTS_PG[] = SP_FACTS("b2.id = i.basket_id AND b2.ts = i.ts");
+static const char SQL_FACTS[] = SP_FACTS("items i JOIN baskets b2 ON b2.id = i.basket_id");
+/*
+ * PostgreSQL: each basket's items from its own month (ts = b.ts) in a
+ * LATERAL subquery with OFFSET 0, never flattened into a join, so one
+ * partition's index is probed per basket: as a plain join every month's
+ * items were probed per basket, or (small tables, no statistics on the
+ * partitioned parents) every month's scanned.
+ */
+#define SP_ITEMS_OF(b)                                                                       \
+	"CROSS JOIN LATERAL (SELECT gtin, qty, price_cents FROM items WHERE basket_id = " b  \
+	".id AND ts = " b ".ts OFFSET 0) i"
+static const char SQL_FACTS_PG[] = SP_FACTS("baskets b2 " SP_ITEMS_OF("b2"));
 #define SP_FACTS_TOP(items)                                                                  \
-	"SELECT im.category FROM items i JOIN baskets b ON " items " "                       \
+	"SELECT im.category FROM " items " "                                                 \
 	"JOIN item_master im ON im.gtin = i.gtin WHERE b.hhid = ?1 AND "                     \
 	"im.category <> '' GROUP BY im.category ORDER BY sum(i.qty) DESC, "                  \
 	"im.category LIMIT ?2"
-static const char SQL_FACTS_TOP[] = SP_FACTS_TOP("b.id = i.basket_id");
-static const char SQL_FACTS_TOP_PG[] = SP_FACTS_TOP("b.id = i.basket_id AND b.ts = i.ts");
+static const char SQL_FACTS_TOP[] = SP_FACTS_TOP("items i JOIN baskets b ON b.id = i.basket_id");
+static const char SQL_FACTS_TOP_PG[] = SP_FACTS_TOP("baskets b " SP_ITEMS_OF("b"));
 
 /* The one place a statement's text depends on the backend. */
 static const char *sp_sql(struct store *s, const char *sqlite, const char *pg)

@@ -62,17 +62,21 @@ static const char SQL_EVENT_GET[] =
 static const char SQL_ITEM_OWNER[] = "SELECT vendor FROM item_master WHERE gtin = ?1";
 /* The parameters in the select list are cast: PostgreSQL types them from
  * there, not from the columns they are inserted into. */
-#define SV_RECALL_MESSAGES(items)                                                            \
+#define SV_RECALL_MESSAGES(bought)                                                           \
 	"INSERT INTO hh_messages(hhid, vendor, event_id, kind, text, state, created) "      \
 	"SELECT DISTINCT b.hhid, CAST(?1 AS TEXT), CAST(?2 AS TEXT), 'recall', "            \
 	"CAST(?3 AS TEXT), 'open', CAST(?4 AS BIGINT) "                                     \
-	"FROM baskets b JOIN items i ON " items " "                                         \
-	"WHERE i.gtin = ?5 AND b.hhid IS NOT NULL"
-static const char SQL_RECALL_MESSAGES[] = SV_RECALL_MESSAGES("i.basket_id = b.id");
-/* PostgreSQL: each item row's basket from its own month (b.ts = i.ts), one
- * partition's primary key probed per row, not every month's. */
+	"FROM " bought " WHERE i.gtin = ?5 AND b.hhid IS NOT NULL"
+static const char SQL_RECALL_MESSAGES[] =
+	SV_RECALL_MESSAGES("baskets b JOIN items i ON i.basket_id = b.id");
+/* PostgreSQL: the item's rows by the gtin index, each row's basket from
+ * its own month (ts = i.ts) in a LATERAL subquery with OFFSET 0, never
+ * flattened into a join, so one partition's primary key is probed per
+ * row: as a plain join every month's baskets were probed per row (or, on
+ * small tables, scanned). */
 static const char SQL_RECALL_MESSAGES_PG[] =
-	SV_RECALL_MESSAGES("i.basket_id = b.id AND b.ts = i.ts");
+	SV_RECALL_MESSAGES("items i CROSS JOIN LATERAL (SELECT hhid FROM baskets "
+			   "WHERE id = i.basket_id AND ts = i.ts OFFSET 0) b");
 static const char SQL_EVENT_ACTIVITY[] =
 	"SELECT id, hhid, gtin FROM activities WHERE vendor = ?1 AND ref = ?2";
 static const char SQL_ACTIVITY_AT[] = "UPDATE activities SET at = ?2 WHERE id = ?1";
