@@ -341,7 +341,7 @@ static int pub_receipt_json(struct store *s, const struct store_receipt *r, json
 		rc = err_set(e, POS_ENOMEM, "out of memory");
 		goto out;
 	}
-	if ((rc = store_receipt_lines(s, r->basket_id, pub_line_cb, acc, e)) != 0 ||
+	if ((rc = store_receipt_lines(s, r->basket_id, r->ts_ms, pub_line_cb, acc, e)) != 0 ||
 	    (rc = store_receipt_offers(s, r->basket_id, pub_offer_cb, offers, e)) != 0) {
 		if (rc == POS_ENOMEM)
 			err_set(e, rc, "out of memory");

@@ -49,15 +49,26 @@ static const char SQL_REDEEM_INS[] =
 /* Targeted offers first: an item bought by a household of one of the
  * device's redemptions (baskets by the (hhid, ts) index, items by basket),
  * then offers for all. */
-static const char SQL_NEXT[] =
-	"SELECT " OFFER_COLS ", CASE WHEN o.target <> 'all' THEN 1 ELSE 0 END AS targeted "
-	"FROM offers o WHERE (" OFFER_OPEN ") AND NOT EXISTS (SELECT 1 FROM offer_codes c "
-	"WHERE c.device_id = ?1 AND c.offer_id = o.id) AND (o.target = 'all' OR "
-	"(o.target LIKE 'gtin:%' AND EXISTS (SELECT 1 FROM offer_redemptions r "
-	"JOIN offer_codes c ON c.code = r.code JOIN baskets b ON b.hhid = r.hhid "
-	"JOIN items i ON i.basket_id = b.id WHERE c.device_id = ?1 "
-	"AND i.gtin = substr(o.target, 6)))) "
-	"ORDER BY targeted DESC, o.created DESC, o.id LIMIT ?3";
+#define NEXT_SQL(bought)                                                                     \
+	"SELECT " OFFER_COLS ", CASE WHEN o.target <> 'all' THEN 1 ELSE 0 END AS targeted " \
+	"FROM offers o WHERE (" OFFER_OPEN ") AND NOT EXISTS (SELECT 1 FROM offer_codes c "  \
+	"WHERE c.device_id = ?1 AND c.offer_id = o.id) AND (o.target = 'all' OR "          \
+	"(o.target LIKE 'gtin:%' AND EXISTS (SELECT 1 FROM offer_redemptions r "            \
+	"JOIN offer_codes c ON c.code = r.code " bought " WHERE c.device_id = ?1 "          \
+	"AND i.gtin = substr(o.target, 6)))) "                                             \
+	"ORDER BY targeted DESC, o.created DESC, o.id LIMIT ?3"
+static const char SQL_NEXT_SQLITE[] =
+	NEXT_SQL("JOIN baskets b ON b.hhid = r.hhid JOIN items i ON i.basket_id = b.id");
+/* PostgreSQL: the household's baskets by the (hhid, ts) index and each
+ * one's items from its own month (i.ts = b.ts), each a LATERAL probe
+ * that is never flattened into a join (OFFSET 0): as a plain join on the
+ * partitioned parents (no statistics there) the planner scanned every
+ * basket for a targeted offer none of them bought, and probed every
+ * month's items per basket. */
+static const char SQL_NEXT_PG[] =
+	NEXT_SQL("CROSS JOIN LATERAL (SELECT id, ts FROM baskets WHERE hhid = r.hhid OFFSET 0) b "
+		 "CROSS JOIN LATERAL (SELECT gtin FROM items WHERE basket_id = b.id AND ts = b.ts "
+		 "OFFSET 0) i");
 /* The day of a redemption (UTC) is the one text the backends spell
  * differently. */
 #define REPORT_SQL(day)                                                                      \
@@ -599,7 +610,7 @@ int store_offer_next(struct store *s, int64_t device, int64_t now_ms, int limit,
 
 	if (!s || !fn || limit < 0)
 		return err_set(e, POS_EINVAL, "store_offer_next: missing argument");
-	st = store_q(s, SQL_NEXT, e);
+	st = store_q(s, store_backend(s) == DB_POSTGRESQL ? SQL_NEXT_PG : SQL_NEXT_SQLITE, e);
 	if (!st)
 		return POS_EDB;
 	db_bind_int64(st, 1, device);

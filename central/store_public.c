@@ -33,6 +33,12 @@ static const char SQL_RECEIPT_LINES[] =
 	"SELECT i.gtin, i.qty, i.price_cents, m.name FROM items i "
 	"LEFT JOIN item_master m ON m.gtin = i.gtin WHERE i.basket_id = ?1 "
 	"ORDER BY i.seq";
+/* PostgreSQL: the basket's ts (?2) finds its month, so one partition's
+ * index is probed, not every month's. */
+static const char SQL_RECEIPT_LINES_PG[] =
+	"SELECT i.gtin, i.qty, i.price_cents, m.name FROM items i "
+	"LEFT JOIN item_master m ON m.gtin = i.gtin WHERE i.basket_id = ?1 AND i.ts = ?2 "
+	"ORDER BY i.seq";
 static const char SQL_RECEIPT_OFFERS[] =
 	"SELECT o.id, o.title FROM offer_redemptions r JOIN offer_codes c "
 	"ON c.code = r.code JOIN offers o ON o.id = c.offer_id "
@@ -118,19 +124,39 @@ static const char SQL_CONV_HHID[] =
 	"UNION ALL SELECT t.hhid FROM conversation_phones p JOIN tid_index t ON "
 	"t.idx = p.phone_index WHERE p.conversation_id = ?1) h LEFT JOIN merged mg "
 	"ON mg.from_hhid = h.hhid LIMIT 1";
-static const char SQL_FACTS[] =
-	"SELECT coalesce(max(ts), 0), "
-	"coalesce(sum(CASE WHEN ts >= ?2 THEN 1 ELSE 0 END), 0), "
-	"coalesce((SELECT sum(i.price_cents * i.qty) FROM items i JOIN baskets b2 ON "
-	"b2.id = i.basket_id WHERE b2.hhid = ?1 AND b2.ts >= ?2 AND i.price_cents "
-	"IS NOT NULL), 0), "
-	"(SELECT count(*) FROM offer_redemptions WHERE hhid = ?1) "
-	"FROM baskets WHERE hhid = ?1";
-static const char SQL_FACTS_TOP[] =
-	"SELECT im.category FROM items i JOIN baskets b ON b.id = i.basket_id "
-	"JOIN item_master im ON im.gtin = i.gtin WHERE b.hhid = ?1 AND "
-	"im.category <> '' GROUP BY im.category ORDER BY sum(i.qty) DESC, "
-	"im.category LIMIT ?2";
+#define SP_FACTS(items)                                                                      \
+	"SELECT coalesce(max(ts), 0), "                                                      \
+	"coalesce(sum(CASE WHEN ts >= ?2 THEN 1 ELSE 0 END), 0), "                           \
+	"coalesce((SELECT sum(i.price_cents * i.qty) FROM " items " "                        \
+	"WHERE b2.hhid = ?1 AND b2.ts >= ?2 AND i.price_cents "                              \
+	"IS NOT NULL), 0), "                                                                 \
+	"(SELECT count(*) FROM offer_redemptions WHERE hhid = ?1) "                          \
+	"FROM baskets WHERE hhid = ?1"
+static const char SQL_FACTS[] = SP_FACTS("items i JOIN baskets b2 ON b2.id = i.basket_id");
+/*
+ * PostgreSQL: each basket's items from its own month (ts = b.ts) in a
+ * LATERAL subquery with OFFSET 0, never flattened into a join, so one
+ * partition's index is probed per basket: as a plain join every month's
+ * items were probed per basket, or (small tables, no statistics on the
+ * partitioned parents) every month's scanned.
+ */
+#define SP_ITEMS_OF(b)                                                                       \
+	"CROSS JOIN LATERAL (SELECT gtin, qty, price_cents FROM items WHERE basket_id = " b  \
+	".id AND ts = " b ".ts OFFSET 0) i"
+static const char SQL_FACTS_PG[] = SP_FACTS("baskets b2 " SP_ITEMS_OF("b2"));
+#define SP_FACTS_TOP(items)                                                                  \
+	"SELECT im.category FROM " items " "                                                 \
+	"JOIN item_master im ON im.gtin = i.gtin WHERE b.hhid = ?1 AND "                     \
+	"im.category <> '' GROUP BY im.category ORDER BY sum(i.qty) DESC, "                  \
+	"im.category LIMIT ?2"
+static const char SQL_FACTS_TOP[] = SP_FACTS_TOP("items i JOIN baskets b ON b.id = i.basket_id");
+static const char SQL_FACTS_TOP_PG[] = SP_FACTS_TOP("baskets b " SP_ITEMS_OF("b"));
+
+/* The one place a statement's text depends on the backend. */
+static const char *sp_sql(struct store *s, const char *sqlite, const char *pg)
+{
+	return store_backend(s) == DB_POSTGRESQL ? pg : sqlite;
+}
 
 /* The statement for sql, or the error of preparing it. */
 static int sp_q(struct store *s, const char *sql, struct db_stmt **st, pos_err *e)
@@ -262,7 +288,7 @@ static int sp_line_row(struct db_stmt *st, void *arg)
 	return w->fn(&l, w->arg);
 }
 
-int store_receipt_lines(struct store *s, int64_t basket_id,
+int store_receipt_lines(struct store *s, int64_t basket_id, int64_t ts_ms,
 			int (*fn)(const struct store_receipt_line *l, void *arg), void *arg,
 			pos_err *e)
 {
@@ -270,9 +296,11 @@ int store_receipt_lines(struct store *s, int64_t basket_id,
 	struct db_stmt *st;
 	int rc;
 
-	if ((rc = sp_q(s, SQL_RECEIPT_LINES, &st, e)) < 0)
+	if ((rc = sp_q(s, sp_sql(s, SQL_RECEIPT_LINES, SQL_RECEIPT_LINES_PG), &st, e)) < 0)
 		return rc;
 	db_bind_int64(st, 1, basket_id);
+	if (store_backend(s) == DB_POSTGRESQL)
+		db_bind_int64(st, 2, ts_ms);
 	return db_each(st, sp_line_row, &w, e);
 }
 
@@ -904,13 +932,13 @@ int store_conversation_facts(struct store *s, const struct store_conversation *c
 	if (rc < 0)
 		return rc;
 	out->known = true;
-	if ((rc = sp_q(s, SQL_FACTS, &st, e)) < 0)
+	if ((rc = sp_q(s, sp_sql(s, SQL_FACTS, SQL_FACTS_PG), &st, e)) < 0)
 		return rc;
 	db_bind_text(st, 1, out->hhid);
 	db_bind_int64(st, 2, since);
 	if ((rc = sp_found(db_each(st, sp_facts_row, out, e), "facts", e)) < 0)
 		return rc;
-	if ((rc = sp_q(s, SQL_FACTS_TOP, &st, e)) < 0)
+	if ((rc = sp_q(s, sp_sql(s, SQL_FACTS_TOP, SQL_FACTS_TOP_PG), &st, e)) < 0)
 		return rc;
 	db_bind_text(st, 1, out->hhid);
 	db_bind_int64(st, 2, STORE_FACTS_TOP);

@@ -57,8 +57,10 @@ struct store_receipt_line {
 	char name[STORE_ITEM_TEXT_MAX + 1];
 };
 /* fn for each line in basket order, then for each offer redeemed; fn
- * returning non-zero stops the walk and is returned. */
-int store_receipt_lines(struct store *s, int64_t basket_id,
+ * returning non-zero stops the walk and is returned. ts_ms is the
+ * basket's own (store_receipt.ts_ms): it names the month its items are
+ * stored in. */
+int store_receipt_lines(struct store *s, int64_t basket_id, int64_t ts_ms,
 			int (*fn)(const struct store_receipt_line *l, void *arg), void *arg,
 			pos_err *e);
 int store_receipt_offers(struct store *s, int64_t basket_id,

@@ -35,9 +35,13 @@ static const char SQL_RELATION_PUT[] =
 	"ON CONFLICT(gtin_a, gtin_b) DO UPDATE SET kind = excluded.kind";
 static const char SQL_ACTIVITY_GET[] =
 	"SELECT txn, gtin, kind, at FROM activities WHERE vendor = ?1 AND ref = ?2";
-static const char SQL_ACTIVITY_SALE[] =
-	"SELECT b.hhid, CASE WHEN EXISTS (SELECT 1 FROM items i WHERE i.basket_id = b.id "
-	"AND i.gtin = ?2) THEN 1 ELSE 0 END FROM baskets b WHERE b.txn = ?1";
+#define SV_ACTIVITY_SALE(items)                                                              \
+	"SELECT b.hhid, CASE WHEN EXISTS (SELECT 1 FROM items i WHERE " items " "           \
+	"AND i.gtin = ?2) THEN 1 ELSE 0 END FROM baskets b WHERE b.txn = ?1"
+static const char SQL_ACTIVITY_SALE[] = SV_ACTIVITY_SALE("i.basket_id = b.id");
+/* PostgreSQL: the sale's items from its own month (i.ts = b.ts), one
+ * partition probed at run time, not every month's. */
+static const char SQL_ACTIVITY_SALE_PG[] = SV_ACTIVITY_SALE("i.basket_id = b.id AND i.ts = b.ts");
 static const char SQL_ACTIVITY_ADD[] =
 	"INSERT INTO activities(vendor, ref, txn, hhid, gtin, kind, at, state, created) "
 	"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'active', ?8)";
@@ -58,12 +62,21 @@ static const char SQL_EVENT_GET[] =
 static const char SQL_ITEM_OWNER[] = "SELECT vendor FROM item_master WHERE gtin = ?1";
 /* The parameters in the select list are cast: PostgreSQL types them from
  * there, not from the columns they are inserted into. */
+#define SV_RECALL_MESSAGES(bought)                                                           \
+	"INSERT INTO hh_messages(hhid, vendor, event_id, kind, text, state, created) "      \
+	"SELECT DISTINCT b.hhid, CAST(?1 AS TEXT), CAST(?2 AS TEXT), 'recall', "            \
+	"CAST(?3 AS TEXT), 'open', CAST(?4 AS BIGINT) "                                     \
+	"FROM " bought " WHERE i.gtin = ?5 AND b.hhid IS NOT NULL"
 static const char SQL_RECALL_MESSAGES[] =
-	"INSERT INTO hh_messages(hhid, vendor, event_id, kind, text, state, created) "
-	"SELECT DISTINCT b.hhid, CAST(?1 AS TEXT), CAST(?2 AS TEXT), 'recall', "
-	"CAST(?3 AS TEXT), 'open', CAST(?4 AS BIGINT) "
-	"FROM baskets b JOIN items i ON i.basket_id = b.id "
-	"WHERE i.gtin = ?5 AND b.hhid IS NOT NULL";
+	SV_RECALL_MESSAGES("baskets b JOIN items i ON i.basket_id = b.id");
+/* PostgreSQL: the item's rows by the gtin index, each row's basket from
+ * its own month (ts = i.ts) in a LATERAL subquery with OFFSET 0, never
+ * flattened into a join, so one partition's primary key is probed per
+ * row: as a plain join every month's baskets were probed per row (or, on
+ * small tables, scanned). */
+static const char SQL_RECALL_MESSAGES_PG[] =
+	SV_RECALL_MESSAGES("items i CROSS JOIN LATERAL (SELECT hhid FROM baskets "
+			   "WHERE id = i.basket_id AND ts = i.ts OFFSET 0) b");
 static const char SQL_EVENT_ACTIVITY[] =
 	"SELECT id, hhid, gtin FROM activities WHERE vendor = ?1 AND ref = ?2";
 static const char SQL_ACTIVITY_AT[] = "UPDATE activities SET at = ?2 WHERE id = ?1";
@@ -120,6 +133,12 @@ static const char SQL_VENDOR_REPORT[] =
 	"count(DISTINCT hhid), count(DISTINCT CASE WHEN read IS NOT NULL THEN hhid END), "
 	"count(DISTINCT CASE WHEN acted IS NOT NULL THEN hhid END) "
 	"FROM hh_messages WHERE event_id = ?1";
+
+/* The one place a statement's text depends on the backend. */
+static const char *sv_sql(struct store *s, const char *sqlite, const char *pg)
+{
+	return store_backend(s) == DB_POSTGRESQL ? pg : sqlite;
+}
 
 /* The statement for sql, or the error of preparing it. */
 static int sv_q(struct store *s, const char *sql, struct db_stmt **st, pos_err *e)
@@ -302,7 +321,7 @@ static int sv_activity_put(struct store *s, const struct store_activity_in *a, i
 					   a->ref);
 	}
 
-	if ((rc = sv_q(s, SQL_ACTIVITY_SALE, &st, e)) < 0)
+	if ((rc = sv_q(s, sv_sql(s, SQL_ACTIVITY_SALE, SQL_ACTIVITY_SALE_PG), &st, e)) < 0)
 		return rc;
 	db_bind_text(st, 1, a->txn);
 	db_bind_text(st, 2, a->gtin);
@@ -484,7 +503,7 @@ static int sv_recall(struct store *s, const struct store_vendor_event *ev, int64
 		return err_set(e, POS_EPERM, "item %s is not in the item master", ev->gtin);
 	if (strcmp(owner, ev->vendor) != 0 && strcmp(owner, ev->vendor_name) != 0)
 		return err_set(e, POS_EPERM, "item %s is not this vendor's", ev->gtin);
-	if ((rc = sv_q(s, SQL_RECALL_MESSAGES, &st, e)) < 0)
+	if ((rc = sv_q(s, sv_sql(s, SQL_RECALL_MESSAGES, SQL_RECALL_MESSAGES_PG), &st, e)) < 0)
 		return rc;
 	db_bind_text(st, 1, ev->vendor);
 	db_bind_text(st, 2, ev->id);
@@ -1099,19 +1118,22 @@ int store_vendor_report(struct store *s, const char *event_id, long *reached, lo
 /* What the device's households bought, newest first, each item of a sale
  * once, with the activities vendors registered against it. limit + 1
  * products are asked for, to tell whether there are more. */
-static const char SQL_PRODUCTS[] =
-	"WITH hh AS (SELECT hhid FROM device_households WHERE device_id = ?1 "
-	"  UNION SELECT r.hhid FROM offer_redemptions r JOIN offer_codes c ON c.code = r.code "
-	"  WHERE c.device_id = ?1 AND r.hhid IS NOT NULL), "
-	"p AS (SELECT DISTINCT b.id AS basket, b.ts AS ts, b.store AS store, b.txn AS txn, "
-	"  i.gtin AS gtin FROM baskets b JOIN items i ON i.basket_id = b.id "
-	"  WHERE b.hhid IN (SELECT hhid FROM hh) ORDER BY ts DESC, basket DESC, gtin LIMIT ?2) "
-	"SELECT p.basket, p.ts, p.store, p.gtin, coalesce(m.name, ''), a.id, a.kind, a.at, "
-	"  a.state, coalesce(v.name, a.vendor) FROM p "
-	"LEFT JOIN item_master m ON m.gtin = p.gtin "
-	"LEFT JOIN activities a ON a.txn = p.txn AND a.gtin = p.gtin "
-	"LEFT JOIN vendors v ON v.id = a.vendor "
-	"ORDER BY p.ts DESC, p.basket DESC, p.gtin, a.at, a.id";
+#define SV_PRODUCTS(items)                                                                   \
+	"WITH hh AS (SELECT hhid FROM device_households WHERE device_id = ?1 "              \
+	"  UNION SELECT r.hhid FROM offer_redemptions r JOIN offer_codes c ON c.code = r.code " \
+	"  WHERE c.device_id = ?1 AND r.hhid IS NOT NULL), "                                \
+	"p AS (SELECT DISTINCT b.id AS basket, b.ts AS ts, b.store AS store, b.txn AS txn, " \
+	"  i.gtin AS gtin FROM baskets b JOIN items i ON " items " "                        \
+	"  WHERE b.hhid IN (SELECT hhid FROM hh) ORDER BY ts DESC, basket DESC, gtin LIMIT ?2) " \
+	"SELECT p.basket, p.ts, p.store, p.gtin, coalesce(m.name, ''), a.id, a.kind, a.at, " \
+	"  a.state, coalesce(v.name, a.vendor) FROM p "                                     \
+	"LEFT JOIN item_master m ON m.gtin = p.gtin "                                       \
+	"LEFT JOIN activities a ON a.txn = p.txn AND a.gtin = p.gtin "                      \
+	"LEFT JOIN vendors v ON v.id = a.vendor "                                           \
+	"ORDER BY p.ts DESC, p.basket DESC, p.gtin, a.at, a.id"
+static const char SQL_PRODUCTS[] = SV_PRODUCTS("i.basket_id = b.id");
+/* PostgreSQL: each basket's items from its own month (i.ts = b.ts). */
+static const char SQL_PRODUCTS_PG[] = SV_PRODUCTS("i.basket_id = b.id AND i.ts = b.ts");
 
 struct sv_products {
 	json_t *arr;
@@ -1172,7 +1194,7 @@ int store_device_products(struct store *s, int64_t device, int limit, json_t **o
 		return err_set(e, POS_EINVAL, "products: the limit must be at least 1");
 	if (!(p.arr = json_array()))
 		return err_set(e, POS_ENOMEM, "out of memory");
-	if (!(st = store_q(s, SQL_PRODUCTS, e))) {
+	if (!(st = store_q(s, sv_sql(s, SQL_PRODUCTS, SQL_PRODUCTS_PG), e))) {
 		rc = e->code ? e->code : POS_EDB;
 		goto out;
 	}
