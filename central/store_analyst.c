@@ -1204,8 +1204,8 @@ static const char SQL_FOLD_HH_ITEMS[] =
 	"SELECT i.gtin, b.hhid, b.store, b.ts FROM baskets b JOIN items i ON i.basket_id = b.id "
 	"WHERE b.hhid = ?1 ORDER BY i.gtin, b.hhid, b.store, b.ts";
 static const char SQL_FOLD_HH_ITEMS_PG[] =
-	"SELECT i.gtin, b.hhid, b.store, b.ts FROM baskets b JOIN items i ON i.basket_id = b.id "
-	"AND i.ts = b.ts WHERE b.hhid = ?1 ORDER BY i.gtin, b.hhid, b.store, b.ts";
+	"SELECT i.gtin, b.hhid, b.store, b.ts FROM (SELECT id, hhid, store, ts FROM baskets "
+	"WHERE hhid = ?1 OFFSET 0) b " SA_ITEMS_OF_B_PG "ORDER BY i.gtin, b.hhid, b.store, b.ts";
 static const char SQL_FOLD_HH_VISITS[] =
 	"SELECT '', b.hhid, b.store, b.ts FROM baskets b WHERE b.hhid = ?1 "
 	"ORDER BY b.hhid, b.store, b.ts";
