@@ -83,7 +83,7 @@ if [ -n "$central_pid" ] && kill -0 "$central_pid" 2>/dev/null; then
     --pool $(( S * rate + 1000 > 2000000 ? 2000000 : S * rate + 1000 )) --label resolve_open
   # Every request a TID never seen: the pool must outlast the run (a
   # reused EncTID is a known TID; report.py then calls the run unmeasured).
-  step load-enrol "${LG[@]}" --route enrol --seconds "$HALF" --pool $(( HALF * 30000 )) --label enrol
+  step load-enrol "${LG[@]}" --route enrol --seconds "$HALF" --pool $(( HALF * 30000 > 2000000 ? 2000000 : HALF * 30000 )) --label enrol
   step load-baskets "${LG[@]}" --route baskets --seconds "$S" --label baskets
   # Many terminals at once: larger groups per commit (the ingest capacity).
   step load-baskets-256 "${LG[@]}" --route baskets --seconds "$S" \
