@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "deident.h"
 #include "store.h"
@@ -370,37 +369,9 @@ static int teardown_pg(void **st)
 	return 0;
 }
 
-/* One value of a query on the test's own connection. */
-static int64_t pg_value(struct db *t, const char *sql)
-{
-	struct db_stmt *q = NULL;
-	int64_t v = -1;
-	pos_err e = { 0 };
-
-	assert_int_equal(db_prepare(t, sql, 0, &q, &e), 0);
-	if (db_step(q, &e) == DB_ROW)
-		v = db_col_int64(q, 0);
-	db_finalize(q);
-	return v;
-}
-
 #define PG_SCANS(kind)                                                                      \
 	"SELECT coalesce(sum(" kind "), 0) FROM pg_stat_user_tables "                          \
 	"WHERE relname ~ '^(items|baskets)_[0-9]{6}$'"
-
-/* The month partitions' statistics, without the partitioned parents'
- * (autovacuum never analyzes a parent): what a live database has. */
-static void pg_analyze_leaves(struct db *t)
-{
-	static const char sql[] =
-		"DO $$DECLARE r record; BEGIN FOR r IN SELECT c.relname FROM pg_inherits i "
-		"JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent "
-		"WHERE p.relname IN ('baskets', 'items') LOOP EXECUTE format('ANALYZE %I', "
-		"r.relname); END LOOP; END$$";
-	pos_err e = { 0 };
-
-	assert_int_equal(db_exec(t, sql, &e), 0);
-}
 
 /* n baskets of 20 items for household h on day d, in one group. */
 static void put_many(struct store *s, int h, int64_t d, int n)
@@ -435,25 +406,6 @@ static void put_many(struct store *s, int h, int64_t d, int n)
 	free(r);
 }
 
-/* Waits until the test's connection is its database's only client, at
- * most 30 s. A backend's counters reach the shared statistics in its
- * first exit hook, before it leaves pg_stat_activity, so once the others
- * are gone the statistics hold everything they did (a closed connection's
- * backend exits after the client has moved on). */
-static void pg_others_gone(struct db *t)
-{
-	static const char sql[] =
-		"SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-		"AND pid <> pg_backend_pid() AND backend_type = 'client backend'";
-
-	for (int i = 0; i < 600 && pg_value(t, sql) != 0; i++) {
-		struct timespec ts = { 0, 50 * 1000 * 1000 };
-
-		nanosleep(&ts, NULL);
-	}
-	assert_int_equal(pg_value(t, sql), 0);
-}
-
 /* A fold reads its baskets and their items by index, however many are
  * stored: written as a plain join, the planner (no statistics on the
  * partitioned parents) scanned and sorted every item row for each fold. */
@@ -462,7 +414,7 @@ static void a_fold_reads_only_its_baskets(void **st)
 	struct fx *f = *st;
 	struct store *s2 = NULL;
 	struct db *t = NULL;
-	int64_t seq0, idx0, idx1;
+	struct pgfx_watch w;
 	long folded = 0;
 	bool more = false;
 	pos_err e = { 0 };
@@ -473,23 +425,18 @@ static void a_fold_reads_only_its_baskets(void **st)
 		put_many(f->s, i, D0 + i, 500);
 	fold_all(f->s, 5000, 3000);
 	put_many(f->s, 0, D0 + 7, 200);
-	pg_analyze_leaves(t);
+	pgfx_analyze_leaves(t);
 	store_close(f->s);
 	f->s = NULL;
-	pg_others_gone(t);
-	idx0 = pg_value(t, PG_SCANS("idx_scan"));
-	seq0 = pg_value(t, PG_SCANS("seq_tup_read"));
-
+	pgfx_others_gone(t);
+	/* The fold's probes are seen, and no row is read by a scan (the
+	 * empty months' partitions may be scanned). */
+	pgfx_watch_begin(t, &w, PG_SCANS("idx_scan"), PG_SCANS("seq_tup_read"));
 	assert_int_equal(pg_open(f->db, &s2), 0);
 	assert_int_equal(store_analyst_fold(s2, 500, 1, &folded, &more, &e), 0);
 	assert_int_equal(folded, 200);
 	store_close(s2);
-	pg_others_gone(t);
-	/* The fold's probes are seen, and no row was read by a scan (the
-	 * empty months' partitions may be scanned). */
-	idx1 = pg_value(t, PG_SCANS("idx_scan"));
-	assert_true(idx1 > idx0);
-	assert_int_equal(pg_value(t, PG_SCANS("seq_tup_read")), seq0);
+	pgfx_watch_end(t, &w);
 	db_close(t);
 }
 
@@ -515,7 +462,7 @@ static void a_household_s_lines_read_only_its_baskets(void **st)
 	struct store_analyst_pos pos = { INT64_MIN, 0 };
 	struct store *s2 = NULL;
 	struct db *t = NULL;
-	int64_t seq0, iseq0, idx0;
+	struct pgfx_watch w;
 	long lines = 0, all = 0;
 	pos_err e = { 0 };
 
@@ -523,30 +470,24 @@ static void a_household_s_lines_read_only_its_baskets(void **st)
 	households(f->s);
 	for (int i = 0; i < 6; i++)
 		put_many(f->s, i, D0 + 31 * i, 500);
-	pg_analyze_leaves(t);
+	pgfx_analyze_leaves(t);
 	store_close(f->s);
 	f->s = NULL;
-	pg_others_gone(t);
-	idx0 = pg_value(t, PG_SCANS("idx_scan"));
-	seq0 = pg_value(t, PG_SCANS("seq_tup_read"));
+	pgfx_others_gone(t);
 
+	pgfx_watch_begin(t, &w, PG_SCANS("idx_scan"), PG_SCANS("seq_tup_read"));
 	assert_int_equal(pg_open(f->db, &s2), 0);
 	assert_int_equal(store_analyst_lines_page(s2, hh[0], &pos, 50, count_line, &lines, &e), 1);
 	assert_int_equal(lines, 50 * 20);
 	store_close(s2);
-	pg_others_gone(t);
-	assert_true(pg_value(t, PG_SCANS("idx_scan")) > idx0);
-	assert_int_equal(pg_value(t, PG_SCANS("seq_tup_read")), seq0);
+	pgfx_watch_end(t, &w);
 
-	idx0 = pg_value(t, PG_SCANS("idx_scan"));
-	iseq0 = pg_value(t, PG_ITEM_SCANS("seq_tup_read"));
+	pgfx_watch_begin(t, &w, PG_SCANS("idx_scan"), PG_ITEM_SCANS("seq_tup_read"));
 	assert_int_equal(pg_open(f->db, &s2), 0);
 	assert_int_equal(store_analyst_lines(s2, hh[0], count_line, &all, &e), 0);
 	assert_int_equal(all, 750 * 20);
 	store_close(s2);
-	pg_others_gone(t);
-	assert_true(pg_value(t, PG_SCANS("idx_scan")) > idx0);
-	assert_int_equal(pg_value(t, PG_ITEM_SCANS("seq_tup_read")), iseq0);
+	pgfx_watch_end(t, &w);
 	db_close(t);
 }
 

@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "deident.h"
 #include "store.h"
@@ -46,20 +45,6 @@ static int pg_open(const char *dsn, struct store **s)
 	pos_err e = { 0 };
 
 	return store_open_at(&w, s, &e);
-}
-
-/* One value of a query on the test's own connection. */
-static int64_t pg_value(struct db *t, const char *sql)
-{
-	struct db_stmt *q = NULL;
-	int64_t v = -1;
-	pos_err e = { 0 };
-
-	assert_int_equal(db_prepare(t, sql, 0, &q, &e), 0);
-	if (db_step(q, &e) == DB_ROW)
-		v = db_col_int64(q, 0);
-	db_finalize(q);
-	return v;
 }
 
 /* sql run on the test's connection with hhid as ?1. */
@@ -107,11 +92,6 @@ static void put_days(struct fx *f, const char *hh, int64_t d, int n)
 /* hh[0] buys in March only; hh[1] in the two months before and after. */
 static int setup(void **st)
 {
-	static const char leaves[] =
-		"DO $$DECLARE r record; BEGIN FOR r IN SELECT c.relname FROM pg_inherits i "
-		"JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent "
-		"WHERE p.relname IN ('baskets', 'items') LOOP EXECUTE format('ANALYZE %I', "
-		"r.relname); END LOOP; END$$";
 	struct store_item_master im = { BOUGHT, "Milk", "acme", "dairy" };
 	struct fx *f = calloc(1, sizeof(*f));
 	pos_err e = { 0 };
@@ -156,7 +136,7 @@ static int setup(void **st)
 	       f->hh[0]);
 	pg_run(f->t, "INSERT INTO device_households(device_id, hhid, linked) VALUES (1, ?1, 0)",
 	       f->hh[0]);
-	pg_run(f->t, leaves, NULL);
+	pgfx_analyze_leaves(f->t);
 	*st = f;
 	return 0;
 }
@@ -177,47 +157,17 @@ static int teardown(void **st)
 	"SELECT coalesce(sum(coalesce(idx_scan, 0) + seq_scan), 0) FROM pg_stat_user_tables "   \
 	"WHERE relname ~ '^" table "_[0-9]{6}$' AND relname " op " '" table "_202503'"
 
-/* The store's connection is closed and a second one opened: a closed
- * connection's counters reach the shared statistics as its backend
- * exits. */
+/* The store's connection is closed, its counters have arrived, and a
+ * second one is opened for the statement to watch. */
 static struct store *reopen(struct fx *f)
 {
 	struct store *s2 = NULL;
 
 	store_close(f->s);
 	f->s = NULL;
+	pgfx_others_gone(f->t);
 	assert_int_equal(pg_open(f->db, &s2), 0);
 	return s2;
-}
-
-/* Reads March's count until it differs from was (at most 5 s): the
- * statement's counters have arrived, with the other months' beside them. */
-static void march_seen(struct fx *f, const char *march, int64_t was)
-{
-	int64_t v = pg_value(f->t, march);
-
-	for (int i = 0; i < 100 && v == was; i++) {
-		struct timespec ts = { 0, 50 * 1000 * 1000 };
-
-		nanosleep(&ts, NULL);
-		v = pg_value(f->t, march);
-	}
-	assert_true(v > was);
-}
-
-/* Holds still for 300 ms: the setup's own counters have all arrived. */
-static void settle(struct fx *f)
-{
-	int64_t last = pg_value(f->t, SCANS("items", "<>")), v;
-
-	for (int still = 0, i = 0; still < 6 && i < 100; i++) {
-		struct timespec ts = { 0, 50 * 1000 * 1000 };
-
-		nanosleep(&ts, NULL);
-		v = pg_value(f->t, SCANS("items", "<>")) + pg_value(f->t, SCANS("baskets", "<>"));
-		still = v == last ? still + 1 : 0;
-		last = v;
-	}
 }
 
 static void the_household_page_reads_only_its_months_items(void **st)
@@ -225,12 +175,10 @@ static void the_household_page_reads_only_its_months_items(void **st)
 	struct fx *f = *st;
 	struct store *s2 = reopen(f);
 	json_t *v = NULL;
-	int64_t m0, o0;
+	struct pgfx_watch w;
 	pos_err e = { 0 };
 
-	settle(f);
-	m0 = pg_value(f->t, SCANS("items", "="));
-	o0 = pg_value(f->t, SCANS("items", "<>"));
+	pgfx_watch_begin(f->t, &w, SCANS("items", "="), SCANS("items", "<>"));
 	assert_int_equal(store_analyst_household(s2, f->hh[0], &v, &e), 0);
 	assert_int_equal(json_integer_value(json_object_get(v, "baskets")), 60);
 	assert_int_equal(json_integer_value(json_object_get(v, "spend_cents")), 60 * 350);
@@ -238,8 +186,7 @@ static void the_household_page_reads_only_its_months_items(void **st)
 	assert_int_equal(json_array_size(json_object_get(v, "categories")), 2);
 	json_decref(v);
 	store_close(s2);
-	march_seen(f, SCANS("items", "="), m0);
-	assert_int_equal(pg_value(f->t, SCANS("items", "<>")), o0);
+	pgfx_watch_end(f->t, &w);
 }
 
 static void the_facts_read_only_their_months_items(void **st)
@@ -248,13 +195,11 @@ static void the_facts_read_only_their_months_items(void **st)
 	struct store *s2 = reopen(f);
 	struct store_conversation c = { .kind = STORE_CONV_RECEIPT };
 	struct store_facts facts;
-	int64_t m0, o0;
+	struct pgfx_watch w;
 	pos_err e = { 0 };
 
 	snprintf(c.txn, sizeof c.txn, "%s", f->txn);
-	settle(f);
-	m0 = pg_value(f->t, SCANS("items", "="));
-	o0 = pg_value(f->t, SCANS("items", "<>"));
+	pgfx_watch_begin(f->t, &w, SCANS("items", "="), SCANS("items", "<>"));
 	assert_int_equal(store_conversation_facts(s2, &c, (MARCH + 20) * DAY, &facts, &e), 0);
 	assert_true(facts.known);
 	assert_string_equal(facts.hhid, f->hh[0]);
@@ -263,8 +208,7 @@ static void the_facts_read_only_their_months_items(void **st)
 	assert_int_equal(facts.ntop, 1);
 	assert_string_equal(facts.top[0], "dairy");
 	store_close(s2);
-	march_seen(f, SCANS("items", "="), m0);
-	assert_int_equal(pg_value(f->t, SCANS("items", "<>")), o0);
+	pgfx_watch_end(f->t, &w);
 }
 
 static int line_cb(const struct store_receipt_line *l, void *arg)
@@ -281,20 +225,17 @@ static void a_receipt_s_lines_read_only_its_month(void **st)
 	struct fx *f = *st;
 	struct store *s2 = reopen(f);
 	struct store_receipt r;
-	int64_t m0, o0;
+	struct pgfx_watch w;
 	long n = 0;
 	pos_err e = { 0 };
 
 	assert_int_equal(store_receipt_by_txn(s2, f->txn, &r, &e), 0);
 	assert_int_equal(r.ts_ms, f->ts);
-	settle(f);
-	m0 = pg_value(f->t, SCANS("items", "="));
-	o0 = pg_value(f->t, SCANS("items", "<>"));
+	pgfx_watch_begin(f->t, &w, SCANS("items", "="), SCANS("items", "<>"));
 	assert_int_equal(store_receipt_lines(s2, r.basket_id, r.ts_ms, line_cb, &n, &e), 0);
 	assert_int_equal(n, 3);
 	store_close(s2);
-	march_seen(f, SCANS("items", "="), m0);
-	assert_int_equal(pg_value(f->t, SCANS("items", "<>")), o0);
+	pgfx_watch_end(f->t, &w);
 }
 
 static int next_cb(const struct store_offer *o, bool targeted, void *arg)
@@ -312,17 +253,14 @@ static void the_next_offers_read_only_the_households_months(void **st)
 	struct fx *f = *st;
 	struct store *s2 = reopen(f);
 	char ids[256] = "";
-	int64_t m0, o0;
+	struct pgfx_watch w;
 	pos_err e = { 0 };
 
-	settle(f);
-	m0 = pg_value(f->t, SCANS("items", "="));
-	o0 = pg_value(f->t, SCANS("items", "<>"));
+	pgfx_watch_begin(f->t, &w, SCANS("items", "="), SCANS("items", "<>"));
 	assert_int_equal(store_offer_next(s2, 1, MARCH * DAY, 5, next_cb, ids, &e), 0);
 	assert_string_equal(ids, "o-bought ");
 	store_close(s2);
-	march_seen(f, SCANS("items", "="), m0);
-	assert_int_equal(pg_value(f->t, SCANS("items", "<>")), o0);
+	pgfx_watch_end(f->t, &w);
 }
 
 static void a_device_s_products_read_only_their_months_items(void **st)
@@ -330,19 +268,16 @@ static void a_device_s_products_read_only_their_months_items(void **st)
 	struct fx *f = *st;
 	struct store *s2 = reopen(f);
 	json_t *v = NULL;
-	int64_t m0, o0;
+	struct pgfx_watch w;
 	pos_err e = { 0 };
 
-	settle(f);
-	m0 = pg_value(f->t, SCANS("items", "="));
-	o0 = pg_value(f->t, SCANS("items", "<>"));
+	pgfx_watch_begin(f->t, &w, SCANS("items", "="), SCANS("items", "<>"));
 	assert_int_equal(store_device_products(s2, 1, 10, &v, &e), 0);
 	assert_int_equal(json_array_size(json_object_get(v, "products")), 10);
 	assert_true(json_is_true(json_object_get(v, "truncated")));
 	json_decref(v);
 	store_close(s2);
-	march_seen(f, SCANS("items", "="), m0);
-	assert_int_equal(pg_value(f->t, SCANS("items", "<>")), o0);
+	pgfx_watch_end(f->t, &w);
 }
 
 static void an_activity_reads_only_its_sale_s_month(void **st)
@@ -352,21 +287,18 @@ static void an_activity_reads_only_its_sale_s_month(void **st)
 	struct store_activity_in a = { .vendor = "acme", .ref = "r1", .gtin = BOUGHT,
 				       .kind = "delivery", .at_ms = 1 };
 	bool created = false;
-	int64_t m0, o0;
+	struct pgfx_watch w;
 	pos_err e = { 0 };
 
 	snprintf(a.txn, sizeof a.txn, "%s", f->txn);
-	settle(f);
-	m0 = pg_value(f->t, SCANS("items", "="));
-	o0 = pg_value(f->t, SCANS("items", "<>"));
+	pgfx_watch_begin(f->t, &w, SCANS("items", "="), SCANS("items", "<>"));
 	assert_int_equal(store_activity_put(s2, &a, 1, &created, &e), 0);
 	assert_true(created);
 	snprintf(a.ref, sizeof a.ref, "r2");
 	snprintf(a.gtin, sizeof a.gtin, NEVER);
 	assert_int_equal(store_activity_put(s2, &a, 1, &created, &e), POS_EINVAL);
 	store_close(s2);
-	march_seen(f, SCANS("items", "="), m0);
-	assert_int_equal(pg_value(f->t, SCANS("items", "<>")), o0);
+	pgfx_watch_end(f->t, &w);
 }
 
 /* A recall finds the item's rows by GTIN in every month (its index), and
@@ -379,20 +311,17 @@ static void a_recall_reads_only_its_buyers_months_baskets(void **st)
 					 .gtin = BOUGHT, .text = "return it" };
 	bool created = false;
 	long reached = 0;
-	int64_t m0, o0;
+	struct pgfx_watch w;
 	pos_err e = { 0 };
 
 	/* hh[1]'s baskets have the item too: only March's may be read. */
 	pg_run(f->t, "DELETE FROM items WHERE gtin = '" BOUGHT "' AND ts NOT BETWEEN "
 		     "1740787200000 AND 1743465599999", NULL);
-	settle(f);
-	m0 = pg_value(f->t, SCANS("baskets", "="));
-	o0 = pg_value(f->t, SCANS("baskets", "<>"));
+	pgfx_watch_begin(f->t, &w, SCANS("baskets", "="), SCANS("baskets", "<>"));
 	assert_int_equal(store_vendor_event_apply(s2, &ev, 1, &reached, &created, &e), 0);
 	assert_int_equal(reached, 1);
 	store_close(s2);
-	march_seen(f, SCANS("baskets", "="), m0);
-	assert_int_equal(pg_value(f->t, SCANS("baskets", "<>")), o0);
+	pgfx_watch_end(f->t, &w);
 }
 
 int main(void)
