@@ -122,6 +122,11 @@ void store_bind_ms(struct db_stmt *st, int i, int64_t ms)
 		db_bind_null(st, i);
 }
 
+const char *store_sql(struct store *s, const char *sqlite, const char *pg)
+{
+	return store_backend(s) == DB_POSTGRESQL ? pg : sqlite;
+}
+
 int store_items_room(struct store *s, size_t n, pos_err *e)
 {
 	size_t cap = s->items_cap ? s->items_cap : 32;

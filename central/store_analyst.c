@@ -11,7 +11,7 @@
 
 /*
  * store_analyst.h over db.h, one text for both backends but the month of
- * a timestamp (sa_sql). Each statement is prepared once per connection
+ * a timestamp (store_sql). Each statement is prepared once per connection
  * (store_q) and binds every parameter. Cohorts read the folded tables
  * (store_analyst_fold), the household page and the funnel the live ones.
  */
@@ -39,27 +39,16 @@ static const char SQL_LINES[] =
 	"JOIN items i ON i.basket_id = b.id "
 	"LEFT JOIN item_master m ON m.gtin = i.gtin WHERE b.hhid = ?1 "
 	"ORDER BY b.ts, b.id, i.seq";
-/*
- * PostgreSQL: a household's baskets by the (hhid, ts) index, then each
- * basket's items from its own month (i.ts = b.ts) in a LATERAL subquery
- * with OFFSET 0, which is never flattened into a join, so it can only run
- * as an index probe per basket. The planner has no statistics for the
- * partitioned parents (autovacuum never analyzes them), so a plain join's
- * plan rests on guesses: it probed every month's items per basket and
- * its inflated estimate (millions of rows) made the read connection JIT
- * the query. Every statement below that reads baskets with their items
- * is written this way.
- */
-#define SA_ITEMS_OF_B_PG                                                                           \
-	"CROSS JOIN LATERAL (SELECT seq, gtin, qty, price_cents FROM items "                      \
-	"WHERE basket_id = b.id AND ts = b.ts OFFSET 0) i "
+/* PostgreSQL: a household's baskets by the (hhid, ts) index, then each
+ * basket's items from its own month (STORE_SQL_ITEMS_OF_PG); every
+ * statement below that reads baskets with their items is written so. */
+#define SA_ITEMS_OF_B_PG "CROSS JOIN " STORE_SQL_ITEMS_OF_PG("seq, gtin, qty, price_cents", "b")
 /* The household page's months and categories, each basket's items from
  * its own month (SA_ITEMS_OF_B_PG): as plain joins every month's items
  * were probed per basket (1,300 buffers for 200 baskets against 9,200). */
 static const char SQL_MONTHS_PG[] =
 	SA_MONTHS("to_char(to_timestamp(b.ts / 1000) AT TIME ZONE 'UTC', 'YYYY-MM')",
-		  "LEFT JOIN LATERAL (SELECT price_cents FROM items WHERE basket_id = b.id "
-		  "AND ts = b.ts OFFSET 0) i ON true");
+		  "LEFT JOIN " STORE_SQL_ITEMS_OF_PG("price_cents", "b") "ON true");
 static const char SQL_CATEGORIES_PG[] = SA_CATEGORIES(SA_ITEMS_OF_B_PG);
 static const char SQL_LINES_PG[] =
 	"SELECT b.ts, b.txn, b.store, i.gtin, coalesce(m.name, ''), "
@@ -76,12 +65,6 @@ static const char SQL_FUNNEL[] =
 	" (SELECT count(*) FROM offer_redemptions r JOIN offer_codes c "
 	"   ON c.code = r.code WHERE c.offer_id = o.id AND r.hhid IS NOT NULL) "
 	"FROM offers o ORDER BY o.created, o.id";
-
-/* The one place a statement's text depends on the backend. */
-static const char *sa_sql(struct store *s, const char *sqlite, const char *pg)
-{
-	return store_backend(s) == DB_POSTGRESQL ? pg : sqlite;
-}
 
 /* The statement for sql, or the error of preparing it. */
 static int sa_q(struct store *s, const char *sql, struct db_stmt **st, pos_err *e)
@@ -193,9 +176,9 @@ int store_analyst_household(struct store *s, const char *hhid, json_t **out, pos
 		rc = err_set(e, POS_ENOTFOUND, "no household has this hhid");
 		goto out;
 	}
-	if ((rc = sa_hh_rows(s, sa_sql(s, SQL_MONTHS_SQLITE, SQL_MONTHS_PG), hhid, sa_month_row,
+	if ((rc = sa_hh_rows(s, store_sql(s, SQL_MONTHS_SQLITE, SQL_MONTHS_PG), hhid, sa_month_row,
 			     &w, e)) < 0 ||
-	    (rc = sa_hh_rows(s, sa_sql(s, SQL_CATEGORIES, SQL_CATEGORIES_PG), hhid,
+	    (rc = sa_hh_rows(s, store_sql(s, SQL_CATEGORIES, SQL_CATEGORIES_PG), hhid,
 			     sa_category_row, cats, e)) < 0 ||
 	    (rc = sa_hh_rows(s, SQL_OFFERS, hhid, sa_offer_row, offers, e)) < 0)
 		goto out;
@@ -242,7 +225,7 @@ int store_analyst_lines(struct store *s, const char *hhid,
 	struct db_stmt *st;
 	int rc;
 
-	if ((rc = sa_q(s, sa_sql(s, SQL_LINES, SQL_LINES_PG), &st, e)) < 0)
+	if ((rc = sa_q(s, store_sql(s, SQL_LINES, SQL_LINES_PG), &st, e)) < 0)
 		return rc;
 	db_bind_text(st, 1, hhid);
 	rc = db_each(st, sa_line_row, &w, e);
@@ -1233,7 +1216,7 @@ static int sa_fold_hh(struct store *s, const char *hhid, pos_err *e)
 	struct db_stmt *st;
 	int rc;
 
-	if (!(st = store_q(s, sa_sql(s, SQL_FOLD_HH_ITEMS, SQL_FOLD_HH_ITEMS_PG), e)))
+	if (!(st = store_q(s, store_sql(s, SQL_FOLD_HH_ITEMS, SQL_FOLD_HH_ITEMS_PG), e)))
 		return e->code ? e->code : POS_EDB;
 	db_bind_text(st, 1, hhid);
 	if ((rc = db_each(st, sa_cell_row, &items, e)) < 0)
@@ -1855,8 +1838,7 @@ static const char SQL_OFFER_MOVES_PG[] =
 	"JOIN offers o ON o.id = c.offer_id "
 	"LEFT JOIN LATERAL (SELECT id, ts FROM baskets WHERE hhid = r.hhid "
 	"AND ts >= r.ts - ?2 AND ts < r.ts + ?2 OFFSET 0) b ON true "
-	"LEFT JOIN LATERAL (SELECT price_cents FROM items WHERE basket_id = b.id AND ts = b.ts "
-	"OFFSET 0) i ON true "
+	"LEFT JOIN " STORE_SQL_ITEMS_OF_PG("price_cents", "b") "ON true "
 	"WHERE c.offer_id = ?1 AND r.hhid IS NOT NULL "
 	"GROUP BY o.title, r.hhid, r.code, r.ts ORDER BY r.hhid";
 static const char SQL_OFFER_TITLE[] = "SELECT title FROM offers WHERE id = ?1";
@@ -1893,7 +1875,7 @@ int store_analyst_offer_moves(struct store *s, const char *offer_id, int64_t win
 		return rc;
 	if (out->title[0] == '\1')
 		return err_set(e, POS_ENOTFOUND, "no offer has this id");
-	if (!(st = store_q(s, sa_sql(s, SQL_OFFER_MOVES, SQL_OFFER_MOVES_PG), e)))
+	if (!(st = store_q(s, store_sql(s, SQL_OFFER_MOVES, SQL_OFFER_MOVES_PG), e)))
 		return e->code ? e->code : POS_EDB;
 	db_bind_text(st, 1, offer_id);
 	db_bind_int64(st, 2, window_ms);
@@ -1960,7 +1942,7 @@ int store_analyst_lines_page(struct store *s, const char *hhid, struct store_ana
 			     void *arg, pos_err *e)
 {
 	struct sa_page p = { .cb = cb, .arg = arg, .pos = pos };
-	struct db_stmt *st = store_q(s, sa_sql(s, SQL_LINES_PAGE, SQL_LINES_PAGE_PG), e);
+	struct db_stmt *st = store_q(s, store_sql(s, SQL_LINES_PAGE, SQL_LINES_PAGE_PG), e);
 	int rc;
 
 	if (!st)

@@ -95,6 +95,23 @@ int store_items_room(struct store *s, size_t n, pos_err *e);
 	"octet_length(i.gtin) || ':' || i.gtin AS t FROM items i "                               \
 	"WHERE i.basket_id = b.id AND i.ts = b.ts ORDER BY i.seq) o)) "
 
+/*
+ * PostgreSQL: the items (columns cols) of the basket aliased b, from its
+ * own month (ts = b.ts) in a LATERAL subquery with OFFSET 0, which is
+ * never flattened into a join, so it runs as one probe of one partition's
+ * index per basket. The planner has no statistics for the partitioned
+ * parents (autovacuum never analyzes them): written as a plain join, it
+ * probed every month's items per basket, or (small tables) scanned every
+ * month's, and its inflated estimates made a read connection JIT the
+ * query. Preceded by CROSS JOIN, or by LEFT JOIN and followed by ON true.
+ */
+#define STORE_SQL_ITEMS_OF_PG(cols, b)                                                       \
+	"LATERAL (SELECT " cols " FROM items WHERE basket_id = " b ".id AND ts = " b ".ts "  \
+	"OFFSET 0) i "
+
+/* A statement's text for the store's backend. */
+const char *store_sql(struct store *s, const char *sqlite, const char *pg);
+
 /* Reads the items of string t (STORE_SQL_ITEMS_PACKED_PG) into b->items,
  * which point into s->items (the scratch; valid until its next use). Items
  * out of seq order are an error naming b->txn, never a basket told in

@@ -59,16 +59,15 @@ static const char SQL_REDEEM_INS[] =
 	"ORDER BY targeted DESC, o.created DESC, o.id LIMIT ?3"
 static const char SQL_NEXT_SQLITE[] =
 	NEXT_SQL("JOIN baskets b ON b.hhid = r.hhid JOIN items i ON i.basket_id = b.id");
-/* PostgreSQL: the household's baskets by the (hhid, ts) index and each
- * one's items from its own month (i.ts = b.ts), each a LATERAL probe
- * that is never flattened into a join (OFFSET 0): as a plain join on the
+/* PostgreSQL: the household's baskets by the (hhid, ts) index, a LATERAL
+ * probe never flattened into a join (OFFSET 0), and each one's items from
+ * its own month (STORE_SQL_ITEMS_OF_PG): as a plain join on the
  * partitioned parents (no statistics there) the planner scanned every
  * basket for a targeted offer none of them bought, and probed every
  * month's items per basket. */
 static const char SQL_NEXT_PG[] =
 	NEXT_SQL("CROSS JOIN LATERAL (SELECT id, ts FROM baskets WHERE hhid = r.hhid OFFSET 0) b "
-		 "CROSS JOIN LATERAL (SELECT gtin FROM items WHERE basket_id = b.id AND ts = b.ts "
-		 "OFFSET 0) i");
+		 "CROSS JOIN " STORE_SQL_ITEMS_OF_PG("gtin", "b"));
 /* The day of a redemption (UTC) is the one text the backends spell
  * differently. */
 #define REPORT_SQL(day)                                                                      \

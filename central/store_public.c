@@ -133,16 +133,8 @@ static const char SQL_CONV_HHID[] =
 	"(SELECT count(*) FROM offer_redemptions WHERE hhid = ?1) "                          \
 	"FROM baskets WHERE hhid = ?1"
 static const char SQL_FACTS[] = SP_FACTS("items i JOIN baskets b2 ON b2.id = i.basket_id");
-/*
- * PostgreSQL: each basket's items from its own month (ts = b.ts) in a
- * LATERAL subquery with OFFSET 0, never flattened into a join, so one
- * partition's index is probed per basket: as a plain join every month's
- * items were probed per basket, or (small tables, no statistics on the
- * partitioned parents) every month's scanned.
- */
-#define SP_ITEMS_OF(b)                                                                       \
-	"CROSS JOIN LATERAL (SELECT gtin, qty, price_cents FROM items WHERE basket_id = " b  \
-	".id AND ts = " b ".ts OFFSET 0) i"
+/* PostgreSQL: each basket's items from its own month. */
+#define SP_ITEMS_OF(b) "CROSS JOIN " STORE_SQL_ITEMS_OF_PG("gtin, qty, price_cents", b)
 static const char SQL_FACTS_PG[] = SP_FACTS("baskets b2 " SP_ITEMS_OF("b2"));
 #define SP_FACTS_TOP(items)                                                                  \
 	"SELECT im.category FROM " items " "                                                 \
@@ -151,12 +143,6 @@ static const char SQL_FACTS_PG[] = SP_FACTS("baskets b2 " SP_ITEMS_OF("b2"));
 	"im.category LIMIT ?2"
 static const char SQL_FACTS_TOP[] = SP_FACTS_TOP("items i JOIN baskets b ON b.id = i.basket_id");
 static const char SQL_FACTS_TOP_PG[] = SP_FACTS_TOP("baskets b " SP_ITEMS_OF("b"));
-
-/* The one place a statement's text depends on the backend. */
-static const char *sp_sql(struct store *s, const char *sqlite, const char *pg)
-{
-	return store_backend(s) == DB_POSTGRESQL ? pg : sqlite;
-}
 
 /* The statement for sql, or the error of preparing it. */
 static int sp_q(struct store *s, const char *sql, struct db_stmt **st, pos_err *e)
@@ -296,7 +282,7 @@ int store_receipt_lines(struct store *s, int64_t basket_id, int64_t ts_ms,
 	struct db_stmt *st;
 	int rc;
 
-	if ((rc = sp_q(s, sp_sql(s, SQL_RECEIPT_LINES, SQL_RECEIPT_LINES_PG), &st, e)) < 0)
+	if ((rc = sp_q(s, store_sql(s, SQL_RECEIPT_LINES, SQL_RECEIPT_LINES_PG), &st, e)) < 0)
 		return rc;
 	db_bind_int64(st, 1, basket_id);
 	if (store_backend(s) == DB_POSTGRESQL)
@@ -932,13 +918,13 @@ int store_conversation_facts(struct store *s, const struct store_conversation *c
 	if (rc < 0)
 		return rc;
 	out->known = true;
-	if ((rc = sp_q(s, sp_sql(s, SQL_FACTS, SQL_FACTS_PG), &st, e)) < 0)
+	if ((rc = sp_q(s, store_sql(s, SQL_FACTS, SQL_FACTS_PG), &st, e)) < 0)
 		return rc;
 	db_bind_text(st, 1, out->hhid);
 	db_bind_int64(st, 2, since);
 	if ((rc = sp_found(db_each(st, sp_facts_row, out, e), "facts", e)) < 0)
 		return rc;
-	if ((rc = sp_q(s, sp_sql(s, SQL_FACTS_TOP, SQL_FACTS_TOP_PG), &st, e)) < 0)
+	if ((rc = sp_q(s, store_sql(s, SQL_FACTS_TOP, SQL_FACTS_TOP_PG), &st, e)) < 0)
 		return rc;
 	db_bind_text(st, 1, out->hhid);
 	db_bind_int64(st, 2, STORE_FACTS_TOP);

@@ -134,12 +134,6 @@ static const char SQL_VENDOR_REPORT[] =
 	"count(DISTINCT CASE WHEN acted IS NOT NULL THEN hhid END) "
 	"FROM hh_messages WHERE event_id = ?1";
 
-/* The one place a statement's text depends on the backend. */
-static const char *sv_sql(struct store *s, const char *sqlite, const char *pg)
-{
-	return store_backend(s) == DB_POSTGRESQL ? pg : sqlite;
-}
-
 /* The statement for sql, or the error of preparing it. */
 static int sv_q(struct store *s, const char *sql, struct db_stmt **st, pos_err *e)
 {
@@ -321,7 +315,7 @@ static int sv_activity_put(struct store *s, const struct store_activity_in *a, i
 					   a->ref);
 	}
 
-	if ((rc = sv_q(s, sv_sql(s, SQL_ACTIVITY_SALE, SQL_ACTIVITY_SALE_PG), &st, e)) < 0)
+	if ((rc = sv_q(s, store_sql(s, SQL_ACTIVITY_SALE, SQL_ACTIVITY_SALE_PG), &st, e)) < 0)
 		return rc;
 	db_bind_text(st, 1, a->txn);
 	db_bind_text(st, 2, a->gtin);
@@ -503,7 +497,7 @@ static int sv_recall(struct store *s, const struct store_vendor_event *ev, int64
 		return err_set(e, POS_EPERM, "item %s is not in the item master", ev->gtin);
 	if (strcmp(owner, ev->vendor) != 0 && strcmp(owner, ev->vendor_name) != 0)
 		return err_set(e, POS_EPERM, "item %s is not this vendor's", ev->gtin);
-	if ((rc = sv_q(s, sv_sql(s, SQL_RECALL_MESSAGES, SQL_RECALL_MESSAGES_PG), &st, e)) < 0)
+	if ((rc = sv_q(s, store_sql(s, SQL_RECALL_MESSAGES, SQL_RECALL_MESSAGES_PG), &st, e)) < 0)
 		return rc;
 	db_bind_text(st, 1, ev->vendor);
 	db_bind_text(st, 2, ev->id);
@@ -1194,7 +1188,7 @@ int store_device_products(struct store *s, int64_t device, int limit, json_t **o
 		return err_set(e, POS_EINVAL, "products: the limit must be at least 1");
 	if (!(p.arr = json_array()))
 		return err_set(e, POS_ENOMEM, "out of memory");
-	if (!(st = store_q(s, sv_sql(s, SQL_PRODUCTS, SQL_PRODUCTS_PG), e))) {
+	if (!(st = store_q(s, store_sql(s, SQL_PRODUCTS, SQL_PRODUCTS_PG), e))) {
 		rc = e->code ? e->code : POS_EDB;
 		goto out;
 	}
