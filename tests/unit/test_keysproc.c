@@ -341,56 +341,85 @@ static void async_run(struct event_base *base, struct async_got *g, int want)
 	assert_int_equal(g->calls, want);
 }
 
+/* A keys process and a local channel over the same keys, each with its
+ * asynchronous side on one loop: every answer of one must be the
+ * other's. */
+struct async_pair {
+	struct event_base *base;
+	struct keysproc *kp;
+	struct keyring *kr;
+	struct keys_chan *local;
+	struct keys_async *ka, *la;
+};
+
+static void async_pair_start(struct fx *f, const char *home, struct async_pair *p)
+{
+	struct keys_async_opts o = { 2000, 1 };
+	struct cconf c;
+	pos_err e = { 0 };
+
+	memset(p, 0, sizeof *p);
+	assert_non_null(p->base = event_base_new());
+	write_home(f, &c, home);
+	assert_int_equal(keysproc_start(&c, 1, &p->kp, &e), 0);
+	assert_int_equal(keyring_load_keys(&c, &p->kr, &e), 0);
+	assert_int_equal(keys_chan_local(p->kr, &p->local, &e), 0);
+	assert_int_equal(keys_async_new(p->base, keysproc_chan(p->kp, 0), &o, &p->ka, &e), 0);
+	assert_int_equal(keys_async_new(p->base, p->local, NULL, &p->la, &e), 0);
+}
+
+static void async_pair_stop(struct async_pair *p)
+{
+	keys_async_free(p->ka);
+	keys_async_free(p->la);
+	keys_chan_free(p->local);
+	keyring_free(p->kr);
+	keysproc_stop(p->kp);
+	event_base_free(p->base);
+}
+
 static void async_opens_answer_on_the_loop(void **st)
 {
 	struct fx *f = *st;
-	struct keysproc *kp = NULL;
-	struct keyring *kr = NULL;
-	struct keys_chan *local = NULL;
-	struct keys_async *ka = NULL, *la = NULL;
+	struct async_pair p;
+	struct keys_async *again = NULL;
 	struct keys_async_opts o = { 2000, 1 };
-	struct event_base *base = event_base_new();
 	struct async_got g = { 0 }, lg = { 0 };
 	struct async_slot slot[3], lslot[3];
 	unsigned char idx[DEIDENT_INDEX_LEN];
 	char enc[ENVELOPE_B64_MAX], enc2[ENVELOPE_B64_MAX], dtid[DEIDENT_ID_LEN + 1];
 	struct keys_open_req req[3];
-	struct cconf c;
 	pos_err e = { 0 };
 
-	assert_non_null(base);
-	write_home(f, &c, "async");
-	assert_int_equal(keysproc_start(&c, 1, &kp, &e), 0);
-	assert_int_equal(keyring_load_keys(&c, &kr, &e), 0);
-	assert_int_equal(keys_chan_local(kr, &local, &e), 0);
+	async_pair_start(f, "async", &p);
 	seal(&f->cur, "S1", "T1", "card:4242424242424242", enc);
 	seal(&f->old, "S1", "T1", "loyalty:9900000000011", enc2);
 	req[0] = (struct keys_open_req){ "S1", "T1", TXN, f->cur.kid, enc };
 	req[1] = (struct keys_open_req){ "S1", "T2", TXN, f->cur.kid, enc }; /* wrong lane */
 	req[2] = (struct keys_open_req){ "S1", "T1", TXN, f->old.kid, enc2 };
 
-	assert_int_equal(keys_async_new(base, keysproc_chan(kp, 0), &o, &ka, &e), 0);
-	assert_int_equal(keys_async_new(base, keysproc_chan(kp, 0), &o, &la, &e), POS_EINVAL);
-	assert_int_equal(keys_async_new(base, local, NULL, &la, &e), 0);
+	/* A channel has one asynchronous side. */
+	assert_int_equal(keys_async_new(p.base, keysproc_chan(p.kp, 0), &o, &again, &e),
+			 POS_EINVAL);
 	for (int i = 0; i < 3; i++) {
 		slot[i] = (struct async_slot){ &g, i };
 		lslot[i] = (struct async_slot){ &lg, i };
-		assert_int_equal(keys_async_open(ka, &req[i], async_done, &slot[i], &e), 0);
-		assert_int_equal(keys_async_open(la, &req[i], async_done, &lslot[i], &e), 0);
+		assert_int_equal(keys_async_open(p.ka, &req[i], async_done, &slot[i], &e), 0);
+		assert_int_equal(keys_async_open(p.la, &req[i], async_done, &lslot[i], &e), 0);
 	}
 	/* Never answered from inside keys_async_open. */
 	assert_int_equal(g.calls, 0);
 	assert_int_equal(lg.calls, 0);
-	assert_int_equal(keys_async_waiting(ka), 3);
+	assert_int_equal(keys_async_waiting(p.ka), 3);
 	/* One turn sends the three in one message; a synchronous open on the
 	 * same channel then reads their answer first and hands it over. */
-	assert_int_equal(event_base_loop(base, EVLOOP_ONCE), 0);
-	assert_int_equal(keys_open(keysproc_chan(kp, 0), "S1", "T1", TXN, f->cur.kid, enc, idx,
+	assert_int_equal(event_base_loop(p.base, EVLOOP_ONCE), 0);
+	assert_int_equal(keys_open(keysproc_chan(p.kp, 0), "S1", "T1", TXN, f->cur.kid, enc, idx,
 				   dtid, &e),
 			 0);
-	async_run(base, &g, 3);
-	async_run(base, &lg, 3);
-	assert_int_equal(keys_async_waiting(ka), 0);
+	async_run(p.base, &g, 3);
+	async_run(p.base, &lg, 3);
+	assert_int_equal(keys_async_waiting(p.ka), 0);
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(g.rc[i], lg.rc[i]);
 		assert_string_equal(g.msg[i], lg.msg[i]);
@@ -404,12 +433,7 @@ static void async_opens_answer_on_the_loop(void **st)
 	assert_string_equal(g.dtid[0], dtid);
 	assert_int_equal(g.rc[1], POS_ECRYPTO);
 	assert_int_equal(g.rc[2], 0);
-	keys_async_free(ka);
-	keys_async_free(la);
-	keys_chan_free(local);
-	keyring_free(kr);
-	keysproc_stop(kp);
-	event_base_free(base);
+	async_pair_stop(&p);
 }
 
 /* Blind indexes queued between opens in one loop turn: each message
@@ -418,46 +442,34 @@ static void async_opens_answer_on_the_loop(void **st)
 static void async_blind_indexes_mix_with_opens(void **st)
 {
 	struct fx *f = *st;
-	struct keysproc *kp = NULL;
-	struct keyring *kr = NULL;
-	struct keys_chan *local = NULL;
-	struct keys_async *ka = NULL, *la = NULL;
-	struct keys_async_opts o = { 2000, 1 };
-	struct event_base *base = event_base_new();
+	struct async_pair p;
 	struct async_got g = { 0 }, lg = { 0 };
 	struct async_slot slot[4], lslot[4];
 	unsigned char want[DEIDENT_INDEX_LEN];
 	char enc[ENVELOPE_B64_MAX];
 	struct keys_open_req req;
-	struct cconf c;
 	pos_err e = { 0 };
 
-	assert_non_null(base);
-	write_home(f, &c, "async-blind");
-	assert_int_equal(keysproc_start(&c, 1, &kp, &e), 0);
-	assert_int_equal(keyring_load_keys(&c, &kr, &e), 0);
-	assert_int_equal(keys_chan_local(kr, &local, &e), 0);
+	async_pair_start(f, "async-blind", &p);
 	seal(&f->cur, "S1", "T1", "card:4242424242424242", enc);
 	req = (struct keys_open_req){ "S1", "T1", TXN, f->cur.kid, enc };
-	assert_int_equal(keys_async_new(base, keysproc_chan(kp, 0), &o, &ka, &e), 0);
-	assert_int_equal(keys_async_new(base, local, NULL, &la, &e), 0);
-	assert_ptr_equal(keys_chan_async(keysproc_chan(kp, 0)), ka);
+	assert_ptr_equal(keys_chan_async(keysproc_chan(p.kp, 0)), p.ka);
 	for (int i = 0; i < 4; i++) {
 		slot[i] = (struct async_slot){ &g, i };
 		lslot[i] = (struct async_slot){ &lg, i };
 	}
-	assert_int_equal(keys_async_open(ka, &req, async_done, &slot[0], &e), 0);
-	assert_int_equal(keys_async_blind(ka, "phone:+1 (555) 010-0234", async_done, &slot[1], &e), 0);
-	assert_int_equal(keys_async_blind(ka, "phone:12", async_done, &slot[2], &e), 0);
-	assert_int_equal(keys_async_open(ka, &req, async_done, &slot[3], &e), 0);
-	assert_int_equal(keys_async_open(la, &req, async_done, &lslot[0], &e), 0);
-	assert_int_equal(keys_async_blind(la, "phone:+15550100234", async_done, &lslot[1], &e), 0);
-	assert_int_equal(keys_async_blind(la, "phone:12", async_done, &lslot[2], &e), 0);
-	assert_int_equal(keys_async_open(la, &req, async_done, &lslot[3], &e), 0);
+	assert_int_equal(keys_async_open(p.ka, &req, async_done, &slot[0], &e), 0);
+	assert_int_equal(keys_async_blind(p.ka, "phone:+1 (555) 010-0234", async_done, &slot[1], &e), 0);
+	assert_int_equal(keys_async_blind(p.ka, "phone:12", async_done, &slot[2], &e), 0);
+	assert_int_equal(keys_async_open(p.ka, &req, async_done, &slot[3], &e), 0);
+	assert_int_equal(keys_async_open(p.la, &req, async_done, &lslot[0], &e), 0);
+	assert_int_equal(keys_async_blind(p.la, "phone:+15550100234", async_done, &lslot[1], &e), 0);
+	assert_int_equal(keys_async_blind(p.la, "phone:12", async_done, &lslot[2], &e), 0);
+	assert_int_equal(keys_async_open(p.la, &req, async_done, &lslot[3], &e), 0);
 	assert_int_equal(g.calls, 0);
-	async_run(base, &g, 4);
-	async_run(base, &lg, 4);
-	assert_int_equal(deident_index_key(keyring_index_key(kr), "phone:+15550100234", want, &e),
+	async_run(p.base, &g, 4);
+	async_run(p.base, &lg, 4);
+	assert_int_equal(deident_index_key(keyring_index_key(p.kr), "phone:+15550100234", want, &e),
 			 0);
 	for (int i = 0; i < 4; i++)
 		assert_int_equal(g.rc[i], lg.rc[i]);
@@ -469,12 +481,7 @@ static void async_blind_indexes_mix_with_opens(void **st)
 	assert_memory_equal(lg.idx[1], want, sizeof want);
 	assert_int_equal(g.rc[2], POS_EINVAL);
 	assert_null(strstr(g.msg[2], "12"));
-	keys_async_free(ka);
-	keys_async_free(la);
-	keys_chan_free(local);
-	keyring_free(kr);
-	keysproc_stop(kp);
-	event_base_free(base);
+	async_pair_stop(&p);
 }
 
 static void an_async_open_unanswered_is_refused_after_the_timeout(void **st)
