@@ -555,7 +555,9 @@ int main(int argc, char **argv)
 			goto fail;
 	}
 	t0 = bench_now_ns();
-	for (nq = 0; nq < (size_t)queries && (long)nq * 2 < nhh; nq++) {
+	/* Each query reads two households (2 nq and 2 nq + 1): both must be
+	 * in hh, or an odd count would read one past its end. */
+	for (nq = 0; nq < (size_t)queries && (long)nq * 2 + 1 < nhh; nq++) {
 		struct hb_count c = { 0 };
 		uint64_t a = bench_now_ns(), b;
 		if (bench_now_ns() - t0 > (uint64_t)(secs * 1e9))
