@@ -35,13 +35,21 @@ static const char SQL_RELATION_PUT[] =
 	"ON CONFLICT(gtin_a, gtin_b) DO UPDATE SET kind = excluded.kind";
 static const char SQL_ACTIVITY_GET[] =
 	"SELECT txn, gtin, kind, at FROM activities WHERE vendor = ?1 AND ref = ?2";
-#define SV_ACTIVITY_SALE(items)                                                              \
+#define SV_ACTIVITY_SALE(items, sale)                                                        \
 	"SELECT b.hhid, CASE WHEN EXISTS (SELECT 1 FROM items i WHERE " items " "           \
-	"AND i.gtin = ?2) THEN 1 ELSE 0 END FROM baskets b WHERE b.txn = ?1"
-static const char SQL_ACTIVITY_SALE[] = SV_ACTIVITY_SALE("i.basket_id = b.id");
-/* PostgreSQL: the sale's items from its own month (i.ts = b.ts), one
- * partition probed at run time, not every month's. */
-static const char SQL_ACTIVITY_SALE_PG[] = SV_ACTIVITY_SALE("i.basket_id = b.id AND i.ts = b.ts");
+	"AND i.gtin = ?2) THEN 1 ELSE 0 END FROM " sale
+static const char SQL_ACTIVITY_SALE[] =
+	SV_ACTIVITY_SALE("i.basket_id = b.id", "baskets b WHERE b.txn = ?1");
+/* PostgreSQL: the sale's id and month from basket_txns (one primary-key
+ * probe, not partitioned), its row by LATERAL ... OFFSET 0 from that month
+ * alone, its items from the same month (i.ts = b.ts). By baskets.txn,
+ * every month's txn index was probed: a txn's UUIDv7 time does not bound
+ * the basket's ts (the lane sends both, nothing checks one against the
+ * other), so no ts range can be derived from it. */
+static const char SQL_ACTIVITY_SALE_PG[] =
+	SV_ACTIVITY_SALE("i.basket_id = b.id AND i.ts = b.ts",
+			 "basket_txns t CROSS JOIN LATERAL (SELECT id, ts, hhid FROM baskets "
+			 "WHERE id = t.id AND ts = t.ts OFFSET 0) b WHERE t.txn = ?1");
 static const char SQL_ACTIVITY_ADD[] =
 	"INSERT INTO activities(vendor, ref, txn, hhid, gtin, kind, at, state, created) "
 	"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'active', ?8)";
@@ -116,18 +124,29 @@ static const char SQL_MESSAGE_OPTIONS[] =
 	"WHERE id = ?1 AND state = 'options_pending'";
 static const char SQL_MESSAGE_STATE[] = "UPDATE hh_messages SET state = ?2 WHERE id = ?1";
 static const char SQL_OUTBOX_PENDING[] = "SELECT count(*) FROM outbox WHERE done IS NULL";
+#define SV_ITEMS_RELATED(x, x_items)                                                        \
+	"WITH x AS (" x "), "                                                                \
+	"co AS (SELECT i.gtin, count(DISTINCT i.basket_id) AS c FROM " x_items " "         \
+	"WHERE i.gtin <> ?1 GROUP BY i.gtin "                                                \
+	"  HAVING count(DISTINCT i.basket_id) >= ?2), "                                     \
+	"ny AS (SELECT gtin, count(DISTINCT basket_id) AS c FROM items "                    \
+	"  WHERE gtin IN (SELECT gtin FROM co) GROUP BY gtin), "                            \
+	"r AS (SELECT co.gtin, co.c, (co.c * 1.0 * (SELECT count(*) FROM baskets)) / "      \
+	"  ((SELECT count(*) FROM x) * ny.c) AS lift FROM co JOIN ny ON ny.gtin = co.gtin) " \
+	"SELECT r.gtin, r.c, r.lift, coalesce(m.name, '') FROM r "                          \
+	"LEFT JOIN item_master m ON m.gtin = r.gtin WHERE r.lift >= ?3 "                    \
+	"ORDER BY r.lift DESC, r.gtin LIMIT ?4"
 static const char SQL_ITEMS_RELATED[] =
-	"WITH x AS (SELECT DISTINCT basket_id FROM items WHERE gtin = ?1), "
-	"co AS (SELECT i.gtin, count(DISTINCT i.basket_id) AS c FROM items i "
-	"  JOIN x ON x.basket_id = i.basket_id WHERE i.gtin <> ?1 GROUP BY i.gtin "
-	"  HAVING count(DISTINCT i.basket_id) >= ?2), "
-	"ny AS (SELECT gtin, count(DISTINCT basket_id) AS c FROM items "
-	"  WHERE gtin IN (SELECT gtin FROM co) GROUP BY gtin), "
-	"r AS (SELECT co.gtin, co.c, (co.c * 1.0 * (SELECT count(*) FROM baskets)) / "
-	"  ((SELECT count(*) FROM x) * ny.c) AS lift FROM co JOIN ny ON ny.gtin = co.gtin) "
-	"SELECT r.gtin, r.c, r.lift, coalesce(m.name, '') FROM r "
-	"LEFT JOIN item_master m ON m.gtin = r.gtin WHERE r.lift >= ?3 "
-	"ORDER BY r.lift DESC, r.gtin LIMIT ?4";
+	SV_ITEMS_RELATED("SELECT DISTINCT basket_id FROM items WHERE gtin = ?1",
+			 "items i JOIN x ON x.basket_id = i.basket_id");
+/* PostgreSQL: the baskets of the GTIN (x) carry their month, and each
+ * one's items are read from that month alone (STORE_SQL_ITEMS_OF_PG); as
+ * a join on basket_id, every month's items were probed per basket. ny
+ * still reads every row of the co-purchased GTINs in every month: the
+ * lift needs each one's basket count. */
+static const char SQL_ITEMS_RELATED_PG[] =
+	SV_ITEMS_RELATED("SELECT DISTINCT basket_id AS id, ts FROM items WHERE gtin = ?1",
+			 "x CROSS JOIN " STORE_SQL_ITEMS_OF_PG("gtin, basket_id", "x"));
 static const char SQL_VENDOR_REPORT[] =
 	"SELECT (SELECT count(*) FROM vendor_events WHERE id = ?1), "
 	"count(DISTINCT hhid), count(DISTINCT CASE WHEN read IS NOT NULL THEN hhid END), "
@@ -1065,7 +1084,7 @@ int store_items_related(struct store *s, const char *gtin, long min_baskets, dou
 	struct db_stmt *st;
 	int rc;
 
-	if ((rc = sv_q(s, SQL_ITEMS_RELATED, &st, e)) < 0)
+	if ((rc = sv_q(s, store_sql(s, SQL_ITEMS_RELATED, SQL_ITEMS_RELATED_PG), &st, e)) < 0)
 		return rc;
 	db_bind_text(st, 1, gtin);
 	db_bind_int64(st, 2, min_baskets);
