@@ -35,21 +35,22 @@ static const char SQL_RELATION_PUT[] =
 	"ON CONFLICT(gtin_a, gtin_b) DO UPDATE SET kind = excluded.kind";
 static const char SQL_ACTIVITY_GET[] =
 	"SELECT txn, gtin, kind, at FROM activities WHERE vendor = ?1 AND ref = ?2";
-#define SV_ACTIVITY_SALE(items, sale)                                                        \
-	"SELECT b.hhid, CASE WHEN EXISTS (SELECT 1 FROM items i WHERE " items " "           \
-	"AND i.gtin = ?2) THEN 1 ELSE 0 END FROM " sale
 static const char SQL_ACTIVITY_SALE[] =
-	SV_ACTIVITY_SALE("i.basket_id = b.id", "baskets b WHERE b.txn = ?1");
+	"SELECT b.hhid, CASE WHEN EXISTS (SELECT 1 FROM items i WHERE i.basket_id = b.id "
+	"AND i.gtin = ?2) THEN 1 ELSE 0 END FROM baskets b WHERE b.txn = ?1";
 /* PostgreSQL: the sale's id and month from basket_txns (one primary-key
- * probe, not partitioned), its row by LATERAL ... OFFSET 0 from that month
- * alone, its items from the same month (i.ts = b.ts). By baskets.txn,
- * every month's txn index was probed: a txn's UUIDv7 time does not bound
- * the basket's ts (the lane sends both, nothing checks one against the
- * other), so no ts range can be derived from it. */
+ * probe; it is not partitioned), its row from that month alone, and its
+ * item from the same month, each in a LATERAL subquery that is never
+ * flattened (OFFSET 0, LIMIT 1). By baskets.txn, every month's txn index
+ * was probed; as EXISTS, the planner may hash every month's rows of the
+ * GTIN instead. A txn's UUIDv7 time does not bound the basket's ts (the
+ * lane sends both and nothing checks one against the other), so no ts
+ * range can be derived from the txn itself. */
 static const char SQL_ACTIVITY_SALE_PG[] =
-	SV_ACTIVITY_SALE("i.basket_id = b.id AND i.ts = b.ts",
-			 "basket_txns t CROSS JOIN LATERAL (SELECT id, ts, hhid FROM baskets "
-			 "WHERE id = t.id AND ts = t.ts OFFSET 0) b WHERE t.txn = ?1");
+	"SELECT b.hhid, CASE WHEN i.basket_id IS NULL THEN 0 ELSE 1 END FROM basket_txns t "
+	"CROSS JOIN LATERAL (SELECT id, ts, hhid FROM baskets WHERE id = t.id AND ts = t.ts "
+	"OFFSET 0) b LEFT JOIN LATERAL (SELECT basket_id FROM items WHERE basket_id = b.id "
+	"AND ts = b.ts AND gtin = ?2 LIMIT 1) i ON true WHERE t.txn = ?1";
 static const char SQL_ACTIVITY_ADD[] =
 	"INSERT INTO activities(vendor, ref, txn, hhid, gtin, kind, at, state, created) "
 	"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'active', ?8)";

@@ -1,11 +1,12 @@
 /* PostgreSQL reads of a basket's items touch its own month only: the
  * household page, the conversation facts, a receipt's lines, the next
- * offers, a device's products, a vendor's activity on a sale and a recall
- * are run over one household whose baskets are all in March while other
- * households fill the months around it, and the other months' partitions
- * must see no scan while they run. Each statement written without the
- * basket's ts (i.ts = b.ts) probes every month's items (or, for the
- * recall, every month's baskets) and fails here. */
+ * offers, a device's products, a vendor's activity on a sale (its items
+ * and its basket), a recall and an item's related items are run over one
+ * household whose baskets are all in March while other households fill
+ * the months around it, and the other months' partitions must see no scan
+ * while they run. Each statement written without the basket's ts
+ * (i.ts = b.ts) probes every month's items (or, for the recall and the
+ * sale's basket, every month's baskets) and fails here. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -301,6 +302,75 @@ static void an_activity_reads_only_its_sale_s_month(void **st)
 	pgfx_watch_end(f->t, &w);
 }
 
+/* The sale is found by its txn in basket_txns and read from its own
+ * month: no other month's baskets are touched (by baskets.txn, every
+ * month's txn index was probed). */
+static void an_activity_finds_its_sale_in_its_month_only(void **st)
+{
+	struct fx *f = *st;
+	struct store *s2 = reopen(f);
+	struct store_activity_in a = { .vendor = "acme", .ref = "r1", .gtin = BOUGHT,
+				       .kind = "delivery", .at_ms = 1 };
+	bool created = false;
+	struct pgfx_watch w;
+	pos_err e = { 0 };
+
+	snprintf(a.txn, sizeof a.txn, "%s", f->txn);
+	pgfx_watch_begin(f->t, &w, SCANS("baskets", "="), SCANS("baskets", "<>"));
+	assert_int_equal(store_activity_put(s2, &a, 1, &created, &e), 0);
+	assert_true(created);
+	snprintf(a.ref, sizeof a.ref, "r2");
+	snprintf(a.txn, sizeof a.txn, "0190a000-0000-7000-8000-999999999999");
+	assert_int_equal(store_activity_put(s2, &a, 1, &created, &e), POS_ENOTFOUND);
+	store_close(s2);
+	pgfx_watch_end(f->t, &w);
+}
+
+/* Probes of the primary keys of items' March partition, or of its other
+ * months': a basket's items are read by that key, a GTIN's rows never. */
+#define ITEM_PROBES(op)                                                                        \
+	"SELECT coalesce(sum(idx_scan), 0) FROM pg_stat_user_indexes "                          \
+	"WHERE indexrelname ~ '^items_[0-9]{6}_pkey$' AND indexrelname " op " 'items_202503_pkey'"
+
+static int related_cb(const struct store_related *r, void *arg)
+{
+	int *n = arg;
+
+	if (r->baskets != 60 || r->lift < 0.999 || r->lift > 1.001)
+		return -1;
+	(*n)++;
+	return 0;
+}
+
+/* The lift of an item bought in March only: the items of its baskets are
+ * read from March alone. The co-purchased items' own counts read every
+ * month by GTIN (their index), which is by design, so what is watched is
+ * the probes by basket. On tables this small the planner scans every
+ * month whatever the text; with sequential scans off (PGOPTIONS, for the
+ * store's connection only) it probes, as it does at scale: the join on
+ * basket_id alone probes every month's primary key. */
+static void the_related_items_read_only_the_item_s_baskets_months(void **st)
+{
+	struct fx *f = *st;
+	struct store *s2;
+	struct pgfx_watch w;
+	int n = 0;
+	pos_err e = { 0 };
+
+	pg_run(f->t, "DELETE FROM items WHERE gtin = '" BOUGHT "' AND ts NOT BETWEEN "
+		     "1740787200000 AND 1743465599999", NULL);
+	assert_int_equal(setenv("PGOPTIONS", "-c enable_seqscan=off", 1), 0);
+	s2 = reopen(f);
+	unsetenv("PGOPTIONS");
+	pgfx_watch_begin(f->t, &w, ITEM_PROBES("="), ITEM_PROBES("<>"));
+	/* 60 March baskets of 220 hold it, and 60 of the 220 holding each of
+	 * the two others: a lift of 1.0 for both. */
+	assert_int_equal(store_items_related(s2, BOUGHT, 2, 0.5, 10, related_cb, &n, &e), 0);
+	assert_int_equal(n, 2);
+	store_close(s2);
+	pgfx_watch_end(f->t, &w);
+}
+
 /* A recall finds the item's rows by GTIN in every month (its index), and
  * then each row's basket in the row's own month only. */
 static void a_recall_reads_only_its_buyers_months_baskets(void **st)
@@ -340,6 +410,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(an_activity_reads_only_its_sale_s_month, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(a_recall_reads_only_its_buyers_months_baskets,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(an_activity_finds_its_sale_in_its_month_only, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(the_related_items_read_only_the_item_s_baskets_months,
 						setup, teardown),
 	};
 	char dsn[256], why[512];
