@@ -110,6 +110,12 @@ static const char SQL_MESSAGE_CHOSEN[] =
 static const char SQL_SUPPORT_SALE[] =
 	"SELECT b.txn, b.store FROM activities a JOIN baskets b ON b.txn = a.txn "
 	"WHERE a.id = ?1";
+/* PostgreSQL: the sale's id and month from basket_txns, its row from that
+ * month alone (as SQL_ACTIVITY_SALE_PG), not by every month's txn index. */
+static const char SQL_SUPPORT_SALE_PG[] =
+	"SELECT t.txn, b.store FROM activities a JOIN basket_txns t ON t.txn = a.txn "
+	"CROSS JOIN LATERAL (SELECT store FROM baskets WHERE id = t.id AND ts = t.ts "
+	"OFFSET 0) b WHERE a.id = ?1";
 static const char SQL_MESSAGE_ACTED[] =
 	"UPDATE hh_messages SET acted = coalesce(acted, ?2) WHERE id = ?1";
 static const char SQL_OUTBOX_DUE[] =
@@ -861,7 +867,7 @@ static int sv_support(struct store *s, int64_t device, int64_t id, int64_t now_m
 		rc = err_set(e, POS_ECONFLICT, "this message is about no booking");
 		goto out;
 	}
-	if ((rc = sv_q(s, SQL_SUPPORT_SALE, &st, e)) < 0)
+	if ((rc = sv_q(s, store_sql(s, SQL_SUPPORT_SALE, SQL_SUPPORT_SALE_PG), &st, e)) < 0)
 		goto out;
 	db_bind_int64(st, 1, m.activity);
 	if ((rc = db_each(st, sv_sale_where_row, &sale, e)) <= 0) {

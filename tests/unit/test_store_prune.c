@@ -1,10 +1,10 @@
 /* PostgreSQL reads of a basket's items touch its own month only: the
  * household page, the conversation facts, a receipt's lines, the next
  * offers, a device's products, a vendor's activity on a sale (its items
- * and its basket), a recall and an item's related items are run over one
- * household whose baskets are all in March while other households fill
- * the months around it, and the other months' partitions must see no scan
- * while they run. Each statement written without the basket's ts
+ * and its basket), a booking's support conversation, a recall and an
+ * item's related items are run over one household whose baskets are all
+ * in March while other households fill the months around it, and the
+ * other months' partitions must see no scan while they run. Each statement written without the basket's ts
  * (i.ts = b.ts) probes every month's items (or, for the recall and the
  * sale's basket, every month's baskets) and fails here. */
 #include <stdarg.h>
@@ -326,6 +326,34 @@ static void an_activity_finds_its_sale_in_its_month_only(void **st)
 	pgfx_watch_end(f->t, &w);
 }
 
+/* A booking's support conversation finds the booking's sale in its own
+ * month too. */
+static void a_booking_s_support_reads_only_its_sale_s_month(void **st)
+{
+	struct fx *f = *st;
+	struct store *s2;
+	struct store_activity_in a = { .vendor = "acme", .ref = "r1", .gtin = BOUGHT,
+				       .kind = "delivery", .at_ms = 1 };
+	bool created = false;
+	int64_t conv = 0;
+	struct pgfx_watch w;
+	pos_err e = { 0 };
+
+	snprintf(a.txn, sizeof a.txn, "%s", f->txn);
+	assert_int_equal(store_activity_put(f->s, &a, 1, &created, &e), 0);
+	pg_run(f->t,
+	       "INSERT INTO hh_messages(id, hhid, vendor, kind, text, activity_id, state, created) "
+	       "SELECT 77, ?1, 'acme', 'activity', 'Delivery', id, 'open', 1 FROM activities "
+	       "WHERE ref = 'r1'",
+	       f->hh[0]);
+	s2 = reopen(f);
+	pgfx_watch_begin(f->t, &w, SCANS("baskets", "="), SCANS("baskets", "<>"));
+	assert_int_equal(store_message_support(s2, 1, 77, 2, &conv, &e), 0);
+	assert_true(conv > 0);
+	store_close(s2);
+	pgfx_watch_end(f->t, &w);
+}
+
 /* Probes of the primary keys of items' March partition, or of its other
  * months': a basket's items are read by that key, a GTIN's rows never. */
 #define ITEM_PROBES(op)                                                                        \
@@ -415,6 +443,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(the_related_items_read_only_the_item_s_baskets_months,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(a_booking_s_support_reads_only_its_sale_s_month, setup,
+						teardown),
 	};
 	char dsn[256], why[512];
 
