@@ -1,5 +1,6 @@
 #include "ingest.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -13,12 +14,19 @@
 /* How often the checkpointer looks for new commits to copy into the
  * database file: the WAL stays a few MB at full ingest rate. */
 #define INGEST_CKPT_MS 100L
-/* The checkpointer cannot restart the WAL while the writer keeps appending
- * (it never catches up with the end): past this many frames (16 MB) the
- * writer checkpoints itself, after answering its group, and its next
- * commit starts the WAL from the beginning again. Most frames are already
- * copied by then. */
-#define INGEST_WAL_FRAMES 4000
+/*
+ * SQLite starts the WAL from the beginning again only when a write
+ * begins with every frame copied, which the checkpointer alone never
+ * sees while the writer keeps appending. So past INGEST_WAL_FRAMES the
+ * checkpointer copies pass after pass, each shorter than the last, and
+ * once a pass leaves no more behind than INGEST_WAL_TAIL frames or the
+ * last group wrote, the writer copies those itself after answering its
+ * group: its next commit restarts the WAL. Copying the whole lag on the
+ * writer instead stalled every commit queued behind it for 10-25 ms. At
+ * INGEST_WAL_MAX (a checkpointer that cannot catch up) the writer copies
+ * whatever is left.
+ */
+#define INGEST_WAL_TAIL 600
 
 struct ingest {
 	struct store *store;
@@ -33,8 +41,15 @@ struct ingest {
 	struct store *ckpt;
 	pthread_t ckpt_thread;
 	bool ckpt_started;
-	pthread_cond_t ckpt_cv;   /* signalled on stop */
+	pthread_cond_t ckpt_cv;   /* signalled on stop, and to catch up */
 	unsigned long commits;    /* guarded by mu: groups committed */
+	/* Guarded by mu: the WAL is past INGEST_WAL_FRAMES; what the
+	 * checkpointer's last pass left (valid while restarts is as it was
+	 * when the pass began); the writer's count of WAL restarts. */
+	bool catch_up;
+	struct store_wal last_pass;
+	unsigned long pass_restarts, restarts;
+	int writer_frames; /* the writer's own: frames after its last commit */
 	/* The periodic tasks (ingest_every); guarded by mu. */
 	struct ingest_tick {
 		int (*fn)(struct store *s, void *arg);
@@ -166,11 +181,37 @@ static void ingest_finish(struct ingest_job *first, struct ingest_job *end, int 
 	}
 }
 
+/* Frames the checkpointer has not copied, as far as the writer knows:
+ * all of them when its last pass saw another WAL. Called with mu held. */
+static int ingest_wal_behind(const struct ingest *ig, int frames)
+{
+	const struct store_wal *p = &ig->last_pass;
+
+	if (ig->pass_restarts != ig->restarts || p->copied < 0 || p->frames > frames)
+		return frames;
+	return frames - p->copied;
+}
+
+/* After each group: see INGEST_WAL_FRAMES. */
 static void ingest_wal_check(struct ingest *ig)
 {
+	int frames = store_wal_frames(ig->store), group, tail;
 	pos_err e = { 0 };
+	bool copy;
 
-	if (store_checkpoint(ig->store, INGEST_WAL_FRAMES, &e) < 0)
+	pthread_mutex_lock(&ig->mu);
+	if (frames < ig->writer_frames)
+		ig->restarts++;
+	group = frames >= ig->writer_frames ? frames - ig->writer_frames : frames;
+	tail = group > INGEST_WAL_TAIL ? group : INGEST_WAL_TAIL;
+	ig->writer_frames = frames;
+	copy = frames >= INGEST_WAL_FRAMES &&
+	       (ingest_wal_behind(ig, frames) <= tail || frames >= INGEST_WAL_MAX);
+	ig->catch_up = frames >= INGEST_WAL_FRAMES && !copy;
+	if (ig->catch_up)
+		pthread_cond_signal(&ig->ckpt_cv);
+	pthread_mutex_unlock(&ig->mu);
+	if (copy && store_checkpoint(ig->store, NULL, &e) < 0)
 		log_warn("checkpoint_failed", "code=%s", err_name(e.code));
 }
 
@@ -300,36 +341,50 @@ static void *ingest_thread(void *arg)
 	return NULL;
 }
 
-/* Every INGEST_CKPT_MS while baskets arrive, a passive checkpoint from
- * the checkpointer's connection, on the other core while the writer goes
- * on committing. */
-static void *ingest_ckpt_thread(void *arg)
+/* Called with mu held: sleeps until a pass is due, at once while catching
+ * up, else every INGEST_CKPT_MS if anything was committed. False on stop. */
+static bool ingest_ckpt_wait(struct ingest *ig, unsigned long seen)
 {
-	struct ingest *ig = arg;
-	unsigned long seen = 0;
-
-	pthread_mutex_lock(&ig->mu);
 	while (!ig->stopping) {
 		struct timespec ts;
 
+		if (ig->commits != seen && ig->catch_up)
+			return true;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_nsec += INGEST_CKPT_MS * 1000000L;
 		if (ts.tv_nsec >= 1000000000L) {
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000L;
 		}
-		pthread_cond_timedwait(&ig->ckpt_cv, &ig->mu, &ts);
-		if (ig->stopping || ig->commits == seen)
-			continue;
-		seen = ig->commits;
-		pthread_mutex_unlock(&ig->mu);
-		{
-			pos_err e = { 0 };
+		if (pthread_cond_timedwait(&ig->ckpt_cv, &ig->mu, &ts) == ETIMEDOUT &&
+		    ig->commits != seen)
+			return !ig->stopping;
+	}
+	return false;
+}
 
-			if (store_checkpoint(ig->ckpt, 0, &e) < 0)
-				log_warn("checkpoint_failed", "code=%s", err_name(e.code));
-		}
+/* Every INGEST_CKPT_MS while baskets arrive, and pass after pass while the
+ * WAL is past INGEST_WAL_FRAMES, a passive checkpoint from the
+ * checkpointer's connection, on the other core while the writer goes on
+ * committing. */
+static void *ingest_ckpt_thread(void *arg)
+{
+	struct ingest *ig = arg;
+	unsigned long seen = 0, restarts;
+	struct store_wal w;
+
+	pthread_mutex_lock(&ig->mu);
+	while (ingest_ckpt_wait(ig, seen)) {
+		pos_err e = { 0 };
+
+		seen = ig->commits;
+		restarts = ig->restarts;
+		pthread_mutex_unlock(&ig->mu);
+		if (store_checkpoint(ig->ckpt, &w, &e) < 0)
+			log_warn("checkpoint_failed", "code=%s", err_name(e.code));
 		pthread_mutex_lock(&ig->mu);
+		ig->last_pass = w;
+		ig->pass_restarts = restarts;
 	}
 	pthread_mutex_unlock(&ig->mu);
 	return NULL;

@@ -26,6 +26,11 @@
 
 #define INGEST_GROUP_MAX 2000 /* baskets (or operations) per commit (a job is never split) */
 #define INGEST_TICKS_MAX 4    /* periodic tasks (ingest_every) */
+/* On SQLite the WAL starts over soon after INGEST_WAL_FRAMES frames (16 MB
+ * of 4 KiB pages), and at the latest once past INGEST_WAL_MAX, as soon as
+ * no checkpoint is running. */
+#define INGEST_WAL_FRAMES 4000
+#define INGEST_WAL_MAX (4 * INGEST_WAL_FRAMES)
 
 struct ingest;
 

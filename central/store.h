@@ -176,11 +176,19 @@ int store_terminals_seen(struct store *s, int (*fn)(const struct store_terminal_
  * and no automatic checkpoint inside its commits: the caller runs
  * store_checkpoint. */
 int store_ingest_tune(struct store *s, pos_err *e);
+/* The WAL as a checkpoint left it: frames in it, and how many of them
+ * are copied into the database file. */
+struct store_wal {
+	int frames;
+	int copied;
+};
 /* A passive WAL checkpoint (copies what no reader still needs into the
- * database file, waits for no one; busy is not an error). With
- * min_frames > 0 on a store_ingest_tune connection, only when its last
- * commit left at least min_frames frames in the WAL. */
-int store_checkpoint(struct store *s, int min_frames, pos_err *e);
+ * database file, waits for no one; busy is not an error, and leaves
+ * *out -1s). out may be NULL. Nothing to do on PostgreSQL. */
+int store_checkpoint(struct store *s, struct store_wal *out, pos_err *e);
+/* On a store_ingest_tune connection: frames in the WAL after its last
+ * commit (0 on PostgreSQL). */
+int store_wal_frames(struct store *s);
 
 /* SQLite's quick_check over the whole file (every page read once): a
  * damaged database is refused before it is served. POS_EDB names the

@@ -203,15 +203,26 @@ int store_ingest_tune(struct store *s, pos_err *e)
 	return 0;
 }
 
-int store_checkpoint(struct store *s, int min_frames, pos_err *e)
+int store_wal_frames(struct store *s)
 {
+	return s && store_backend(s) == DB_SQLITE ? s->wal_frames : 0;
+}
+
+int store_checkpoint(struct store *s, struct store_wal *out, pos_err *e)
+{
+	struct store_wal w = { -1, -1 };
 	int rc;
 
+	if (out)
+		*out = w;
 	if (!s)
 		return err_set(e, POS_EINVAL, "store_checkpoint: missing argument");
-	if (store_backend(s) != DB_SQLITE || (min_frames > 0 && s->wal_frames < min_frames))
+	if (store_backend(s) != DB_SQLITE)
 		return 0;
-	rc = sqlite3_wal_checkpoint_v2(sq_handle(s), NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	rc = sqlite3_wal_checkpoint_v2(sq_handle(s), NULL, SQLITE_CHECKPOINT_PASSIVE, &w.frames,
+				       &w.copied);
+	if (rc == SQLITE_OK && out)
+		*out = w;
 	if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY)
 		return store_dberr(s, rc, "checkpoint", e);
 	return 0;

@@ -10,6 +10,8 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -182,12 +184,140 @@ static void two_periodic_tasks_both_run_though_one_always_has_more(void **st)
 	assert_int_equal(system(db), 0);
 }
 
+/* A writer that never runs dry: every job goes back in the queue as soon
+ * as its group commits, so no commit ever begins with the WAL copied by
+ * the checkpointer alone. */
+#define FLOW_JOBS 32
+#define FLOW_ITEMS 10
+#define FLOW_BASKETS 24000L
+
+struct flow {
+	struct ingest *ig;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	long submitted, done, failed;
+	struct flow_job {
+		struct ingest_job job;
+		struct store_basket b;
+		enum store_put_result result;
+		struct store_item items[FLOW_ITEMS];
+		struct flow *f;
+	} jobs[FLOW_JOBS];
+};
+
+static void flow_done(struct ingest_job *job);
+
+/* Called with f->mu held. */
+static void flow_submit(struct flow *f, struct flow_job *j)
+{
+	pos_err e = { 0 };
+
+	snprintf(j->b.txn, sizeof j->b.txn, "01890000-0000-7000-8000-%012lx", f->submitted++);
+	j->b.ts_ms = 1700000000000LL + f->submitted;
+	memset(&j->job, 0, sizeof j->job);
+	j->job.kind = INGEST_BASKETS;
+	j->job.baskets = &j->b;
+	j->job.n = 1;
+	j->job.results = &j->result;
+	j->job.done = flow_done;
+	j->job.arg = j;
+	if (ingest_submit(f->ig, &j->job, &e) < 0)
+		f->failed++;
+}
+
+static void flow_done(struct ingest_job *job)
+{
+	struct flow_job *j = job->arg;
+	struct flow *f = j->f;
+
+	pthread_mutex_lock(&f->mu);
+	f->done++;
+	if (job->rc < 0 || j->result != STORE_PUT_CREATED)
+		f->failed++;
+	if (f->submitted < FLOW_BASKETS)
+		flow_submit(f, j);
+	pthread_cond_signal(&f->cv);
+	pthread_mutex_unlock(&f->mu);
+}
+
+static long file_size(const char *path)
+{
+	struct stat sb;
+
+	return stat(path, &sb) == 0 ? (long)sb.st_size : 0;
+}
+
+static void the_wal_starts_over_though_the_writer_never_runs_dry(void **st)
+{
+	char dir[] = "/tmp/test_ingest_XXXXXX", db[128], wal[160];
+	static struct flow f = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+	/* Each frame is a 4 KiB page and its 24-byte header. Past
+	 * INGEST_WAL_MAX a few groups more may go by while a checkpointer's
+	 * pass ends; a WAL that never started over would pass this bound many
+	 * times (FLOW_BASKETS write about 7 x INGEST_WAL_MAX frames). */
+	const long bound = 2L * INGEST_WAL_MAX * (4096 + 24) + 32;
+	long biggest = 0;
+	struct store_stats stats;
+	struct store *s = NULL;
+	pos_err e = { 0 };
+
+	(void)st;
+	assert_non_null(mkdtemp(dir));
+	snprintf(db, sizeof db, "%s/central.db", dir);
+	snprintf(wal, sizeof wal, "%s-wal", db);
+	assert_int_equal(ingest_start(db, &f.ig, &e), 0);
+	pthread_mutex_lock(&f.mu);
+	for (int i = 0; i < FLOW_JOBS; i++) {
+		struct flow_job *j = &f.jobs[i];
+
+		j->f = &f;
+		snprintf(j->b.store, sizeof j->b.store, "S1");
+		snprintf(j->b.terminal, sizeof j->b.terminal, "T1");
+		j->b.items = j->items;
+		j->b.n_items = FLOW_ITEMS;
+		for (int k = 0; k < FLOW_ITEMS; k++) {
+			snprintf(j->items[k].gtin, sizeof j->items[k].gtin, "0%012d%d", i * 100 + k, 0);
+			j->items[k].qty = 1;
+			j->items[k].price_cents = 100 + k;
+		}
+		flow_submit(&f, j);
+	}
+	while (f.done < FLOW_BASKETS) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 2000000;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&f.cv, &f.mu, &ts);
+		if (file_size(wal) > biggest)
+			biggest = file_size(wal);
+	}
+	pthread_mutex_unlock(&f.mu);
+	ingest_free(f.ig);
+	assert_int_equal(f.failed, 0);
+	print_message("WAL at most %ld KiB over %ld baskets\n", biggest / 1024, FLOW_BASKETS);
+	assert_true(biggest > 0);
+	assert_true(biggest <= bound);
+
+	assert_int_equal(store_open(db, &s, &e), 0);
+	assert_int_equal(store_stats(s, &stats, &e), 0);
+	assert_int_equal(stats.baskets, FLOW_BASKETS);
+	assert_int_equal(stats.items, FLOW_BASKETS * FLOW_ITEMS);
+	store_close(s);
+	snprintf(db, sizeof db, "rm -rf %s", dir);
+	assert_int_equal(system(db), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(operations_commit_with_the_group_and_answer_each),
 		cmocka_unit_test(the_periodic_task_runs_on_the_writer_and_again_while_more_is_left),
 		cmocka_unit_test(two_periodic_tasks_both_run_though_one_always_has_more),
+		cmocka_unit_test(the_wal_starts_over_though_the_writer_never_runs_dry),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
