@@ -181,11 +181,15 @@ int store_resolve(struct store *s, const unsigned char idx[DEIDENT_INDEX_LEN], b
 	if (rc < 0)
 		return rc;
 	/* Another connection may have enrolled the same TID between our read
-	 * and taking the write lock: look again under the lock. */
-	rc = tid_get(s, idx, hhid, e);
-	if (rc == 0 || rc != POS_ENOTFOUND)
-		return store_unit_finish(s, rc, e);
-	err_clear(e);
+	 * and taking the write lock: look again under the lock. Inside a
+	 * caller's SQLite write transaction (the ingest writer) the lock was
+	 * held at the first read already. */
+	if (!(s->in_txn && !s->reads && store_backend(s) == DB_SQLITE && !db_readonly(s->conn))) {
+		rc = tid_get(s, idx, hhid, e);
+		if (rc == 0 || rc != POS_ENOTFOUND)
+			return store_unit_finish(s, rc, e);
+		err_clear(e);
+	}
 	rc = hh_insert(s, SQL_HH_INS, new_hhid, e);
 	if (rc == 0)
 		rc = tid_insert(s, idx, new_hhid, &taken, e);
