@@ -27,12 +27,13 @@ static const char SQL_ITEM_GET[] =
 static const char SQL_RECEIPT_FIND[] =
 	"SELECT " SP_RECEIPT_COLS " FROM receipts r JOIN baskets b "
 	"ON b.id = r.basket_id WHERE r.hash = ?1";
-/* PostgreSQL: the basket's row from its own month, by LATERAL ... OFFSET 0
- * (never flattened), with the month from basket_txns: by id alone (the
- * receipt) or by txn (baskets.txn), every month's index was probed. A
- * txn's UUIDv7 time does not bound the basket's ts (the lane sends both
- * and nothing checks one against the other), so the month comes from
- * basket_txns, found by its primary key (txn) or its unique id. */
+/* PostgreSQL: a basket found by txn or by id (a receipt's) takes its id
+ * and month from basket_txns (its primary key is txn, id is unique; it
+ * is not partitioned), then its row from that month alone, in a LATERAL
+ * subquery never flattened (OFFSET 0). By baskets.txn, or by id without
+ * ts, every month's index was probed. A txn's UUIDv7 time does not bound
+ * the basket's ts (the lane sends both and nothing checks one against the
+ * other), so no month can be derived from the txn itself. */
 #define SP_BASKET_IN_MONTH(cols)                                                            \
 	"CROSS JOIN LATERAL (SELECT " cols " FROM baskets WHERE id = t.id AND ts = t.ts "   \
 	"OFFSET 0) b "

@@ -1,12 +1,14 @@
 /* PostgreSQL reads of a basket's items touch its own month only: the
  * household page, the conversation facts, a receipt's lines, the next
  * offers, a device's products, a vendor's activity on a sale (its items
- * and its basket), a booking's support conversation, a recall and an
- * item's related items are run over one household whose baskets are all
- * in March while other households fill the months around it, and the
- * other months' partitions must see no scan while they run. Each statement written without the basket's ts
- * (i.ts = b.ts) probes every month's items (or, for the recall and the
- * sale's basket, every month's baskets) and fails here. */
+ * and its basket), a booking's support conversation, a receipt found by
+ * txn or by its token's hash, a receipt conversation's household, a
+ * recall and an item's related items are run over one household whose
+ * baskets are all in March while other households fill the months around
+ * it, and the other months' partitions must see no scan while they run.
+ * Each statement written without the basket's ts (i.ts = b.ts) probes
+ * every month's items (or, for the recall and a basket found by txn or
+ * id, every month's baskets) and fails here. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
