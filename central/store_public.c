@@ -27,8 +27,24 @@ static const char SQL_ITEM_GET[] =
 static const char SQL_RECEIPT_FIND[] =
 	"SELECT " SP_RECEIPT_COLS " FROM receipts r JOIN baskets b "
 	"ON b.id = r.basket_id WHERE r.hash = ?1";
+/* PostgreSQL: a basket found by txn or by id (a receipt's) takes its id
+ * and month from basket_txns (its primary key is txn, id is unique; it
+ * is not partitioned), then its row from that month alone, in a LATERAL
+ * subquery never flattened (OFFSET 0). By baskets.txn, or by id without
+ * ts, every month's index was probed. A txn's UUIDv7 time does not bound
+ * the basket's ts (the lane sends both and nothing checks one against the
+ * other), so no month can be derived from the txn itself. */
+#define SP_BASKET_IN_MONTH(cols)                                                            \
+	"CROSS JOIN LATERAL (SELECT " cols " FROM baskets WHERE id = t.id AND ts = t.ts "   \
+	"OFFSET 0) b "
+#define SP_RECEIPT_B SP_BASKET_IN_MONTH("id, txn, ts, store, terminal, hhid")
+static const char SQL_RECEIPT_FIND_PG[] =
+	"SELECT " SP_RECEIPT_COLS " FROM receipts r JOIN basket_txns t ON t.id = r.basket_id "
+	SP_RECEIPT_B "WHERE r.hash = ?1";
 static const char SQL_RECEIPT_BY_TXN[] =
 	"SELECT " SP_RECEIPT_COLS " FROM baskets b WHERE b.txn = ?1";
+static const char SQL_RECEIPT_BY_TXN_PG[] =
+	"SELECT " SP_RECEIPT_COLS " FROM basket_txns t " SP_RECEIPT_B "WHERE t.txn = ?1";
 static const char SQL_RECEIPT_LINES[] =
 	"SELECT i.gtin, i.qty, i.price_cents, m.name FROM items i "
 	"LEFT JOIN item_master m ON m.gtin = i.gtin WHERE i.basket_id = ?1 "
@@ -118,12 +134,18 @@ static const char SQL_SMS_REPLY_NEXT[] =
 static const char SQL_SMS_REPLIES_AFTER[] = "SELECT count(*) " SP_SMS_REPLIES;
 /* The household of a conversation: the receipt's basket, else the SMS
  * sender's blind index in tid_index; a merged household's survivor. */
+#define SP_CONV_HHID(sale)                                                                  \
+	"SELECT coalesce(mg.into_hhid, h.hhid) FROM (SELECT b.hhid AS hhid FROM " sale " "   \
+	"AND b.hhid IS NOT NULL "                                                             \
+	"UNION ALL SELECT t.hhid FROM conversation_phones p JOIN tid_index t ON "             \
+	"t.idx = p.phone_index WHERE p.conversation_id = ?1) h LEFT JOIN merged mg "          \
+	"ON mg.from_hhid = h.hhid LIMIT 1"
 static const char SQL_CONV_HHID[] =
-	"SELECT coalesce(mg.into_hhid, h.hhid) FROM (SELECT b.hhid AS hhid FROM "
-	"baskets b WHERE ?2 = 'receipt' AND b.txn = ?3 AND b.hhid IS NOT NULL "
-	"UNION ALL SELECT t.hhid FROM conversation_phones p JOIN tid_index t ON "
-	"t.idx = p.phone_index WHERE p.conversation_id = ?1) h LEFT JOIN merged mg "
-	"ON mg.from_hhid = h.hhid LIMIT 1";
+	SP_CONV_HHID("baskets b WHERE ?2 = 'receipt' AND b.txn = ?3");
+/* PostgreSQL: the receipt's basket in its own month (SP_BASKET_IN_MONTH). */
+static const char SQL_CONV_HHID_PG[] =
+	SP_CONV_HHID("basket_txns t " SP_BASKET_IN_MONTH("hhid") "WHERE ?2 = 'receipt' AND "
+		     "t.txn = ?3");
 #define SP_FACTS(items)                                                                      \
 	"SELECT coalesce(max(ts), 0), "                                                      \
 	"coalesce(sum(CASE WHEN ts >= ?2 THEN 1 ELSE 0 END), 0), "                           \
@@ -237,7 +259,7 @@ int store_receipt_find(struct store *s, const unsigned char hash[32], struct sto
 	int rc;
 
 	memset(out, 0, sizeof *out);
-	if ((rc = sp_q(s, SQL_RECEIPT_FIND, &st, e)) < 0)
+	if ((rc = sp_q(s, store_sql(s, SQL_RECEIPT_FIND, SQL_RECEIPT_FIND_PG), &st, e)) < 0)
 		return rc;
 	db_bind_blob(st, 1, hash, 32);
 	return sp_found(db_each(st, sp_receipt_row, out, e), "receipt", e);
@@ -250,7 +272,7 @@ int store_receipt_by_txn(struct store *s, const char *txn, struct store_receipt 
 	int rc;
 
 	memset(out, 0, sizeof *out);
-	if ((rc = sp_q(s, SQL_RECEIPT_BY_TXN, &st, e)) < 0)
+	if ((rc = sp_q(s, store_sql(s, SQL_RECEIPT_BY_TXN, SQL_RECEIPT_BY_TXN_PG), &st, e)) < 0)
 		return rc;
 	db_bind_text(st, 1, txn);
 	return sp_found(db_each(st, sp_receipt_row, out, e), "basket", e);
@@ -876,7 +898,7 @@ static int sp_conv_hhid(struct store *s, const struct store_conversation *c, cha
 	struct db_stmt *st;
 	int rc;
 
-	if ((rc = sp_q(s, SQL_CONV_HHID, &st, e)) < 0)
+	if ((rc = sp_q(s, store_sql(s, SQL_CONV_HHID, SQL_CONV_HHID_PG), &st, e)) < 0)
 		return rc;
 	db_bind_int64(st, 1, c->id);
 	db_bind_text(st, 2, c->kind);

@@ -1,12 +1,14 @@
 /* PostgreSQL reads of a basket's items touch its own month only: the
  * household page, the conversation facts, a receipt's lines, the next
  * offers, a device's products, a vendor's activity on a sale (its items
- * and its basket), a booking's support conversation, a recall and an
- * item's related items are run over one household whose baskets are all
- * in March while other households fill the months around it, and the
- * other months' partitions must see no scan while they run. Each statement written without the basket's ts
- * (i.ts = b.ts) probes every month's items (or, for the recall and the
- * sale's basket, every month's baskets) and fails here. */
+ * and its basket), a booking's support conversation, a receipt found by
+ * txn or by its token's hash, a receipt conversation's household, a
+ * recall and an item's related items are run over one household whose
+ * baskets are all in March while other households fill the months around
+ * it, and the other months' partitions must see no scan while they run.
+ * Each statement written without the basket's ts (i.ts = b.ts) probes
+ * every month's items (or, for the recall and a basket found by txn or
+ * id, every month's baskets) and fails here. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -354,6 +356,82 @@ static void a_booking_s_support_reads_only_its_sale_s_month(void **st)
 	pgfx_watch_end(f->t, &w);
 }
 
+/* A receipt's basket is found by its txn in basket_txns and read from its
+ * own month; a txn no basket has is not found (by baskets.txn, every
+ * month's txn index was probed). */
+static void a_receipt_by_txn_reads_only_its_basket_s_month(void **st)
+{
+	struct fx *f = *st;
+	struct store *s2 = reopen(f);
+	struct store_receipt r;
+	struct pgfx_watch w;
+	pos_err e = { 0 };
+
+	pgfx_watch_begin(f->t, &w, SCANS("baskets", "="), SCANS("baskets", "<>"));
+	assert_int_equal(store_receipt_by_txn(s2, f->txn, &r, &e), 0);
+	assert_string_equal(r.txn, f->txn);
+	assert_int_equal(r.ts_ms, f->ts);
+	assert_string_equal(r.store, "S1");
+	assert_string_equal(r.terminal, "T1");
+	assert_string_equal(r.hhid, f->hh[0]);
+	assert_true(r.basket_id > 0);
+	assert_int_equal(store_receipt_by_txn(s2, "0190a000-0000-7000-8000-999999999999", &r, &e),
+			 POS_ENOTFOUND);
+	store_close(s2);
+	pgfx_watch_end(f->t, &w);
+}
+
+/* A receipt found by its token's hash reads its basket from the basket's
+ * month (by receipts.basket_id alone, every month's primary key was
+ * probed). */
+static void a_receipt_by_hash_reads_only_its_basket_s_month(void **st)
+{
+	struct fx *f = *st;
+	struct store *s2;
+	unsigned char hash[32], none[32];
+	struct store_receipt r;
+	struct pgfx_watch w;
+	pos_err e = { 0 };
+
+	memset(hash, 0xab, sizeof hash);
+	memset(none, 0xcd, sizeof none);
+	pg_run(f->t,
+	       "INSERT INTO receipts(hash, basket_id) SELECT decode(repeat('ab', 32), 'hex'), id "
+	       "FROM basket_txns WHERE txn = ?1",
+	       f->txn);
+	s2 = reopen(f);
+	pgfx_watch_begin(f->t, &w, SCANS("baskets", "="), SCANS("baskets", "<>"));
+	assert_int_equal(store_receipt_find(s2, hash, &r, &e), 0);
+	assert_string_equal(r.txn, f->txn);
+	assert_int_equal(r.ts_ms, f->ts);
+	assert_string_equal(r.hhid, f->hh[0]);
+	assert_int_equal(store_receipt_find(s2, none, &r, &e), POS_ENOTFOUND);
+	store_close(s2);
+	pgfx_watch_end(f->t, &w);
+}
+
+/* A receipt conversation finds its household through the receipt's basket
+ * in that basket's month. The basket has no household, so the facts stop
+ * there (a household's facts read its baskets in every month by hhid). */
+static void a_receipt_conversation_s_household_reads_only_its_month(void **st)
+{
+	struct fx *f = *st;
+	struct store *s2;
+	struct store_conversation c = { .kind = STORE_CONV_RECEIPT };
+	struct store_facts facts;
+	struct pgfx_watch w;
+	pos_err e = { 0 };
+
+	put_days(f, "", MARCH, 1);
+	snprintf(c.txn, sizeof c.txn, "0190a000-0000-7000-8000-%012d", ntxn);
+	s2 = reopen(f);
+	pgfx_watch_begin(f->t, &w, SCANS("baskets", "="), SCANS("baskets", "<>"));
+	assert_int_equal(store_conversation_facts(s2, &c, (MARCH + 20) * DAY, &facts, &e), 0);
+	assert_false(facts.known);
+	store_close(s2);
+	pgfx_watch_end(f->t, &w);
+}
+
 /* Probes of the primary keys of items' March partition, or of its other
  * months': a basket's items are read by that key, a GTIN's rows never. */
 #define ITEM_PROBES(op)                                                                        \
@@ -445,6 +523,12 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(a_booking_s_support_reads_only_its_sale_s_month, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(a_receipt_by_txn_reads_only_its_basket_s_month, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(a_receipt_by_hash_reads_only_its_basket_s_month, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(a_receipt_conversation_s_household_reads_only_its_month,
+						setup, teardown),
 	};
 	char dsn[256], why[512];
 
