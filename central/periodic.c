@@ -107,24 +107,26 @@ out:
 	return rc;
 }
 
-void periodic_wake(struct periodic *p)
+/* Sets *flag (stop or woken) and ends the thread's wait. */
+static void pd_tell(struct periodic *p, bool *flag)
 {
-	if (!p)
-		return;
 	pthread_mutex_lock(&p->mu);
-	p->woken = true;
+	*flag = true;
 	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
+}
+
+void periodic_wake(struct periodic *p)
+{
+	if (p)
+		pd_tell(p, &p->woken);
 }
 
 void periodic_stop(struct periodic *p)
 {
 	if (!p)
 		return;
-	pthread_mutex_lock(&p->mu);
-	p->stop = true;
-	pthread_cond_signal(&p->cv);
-	pthread_mutex_unlock(&p->mu);
+	pd_tell(p, &p->stop);
 	pthread_join(p->th, NULL);
 	pthread_cond_destroy(&p->cv);
 	pthread_mutex_destroy(&p->mu);
