@@ -25,6 +25,7 @@
 #include "jsonx.h"
 #include "log.h"
 #include "metrics.h"
+#include "periodic.h"
 #include "store_analyst.h"
 #include "timeutil.h"
 #include "wipe.h"
@@ -186,48 +187,14 @@ int analyst_fold_tick(struct store *s, void *arg)
 struct analyst_folder {
 	struct analyst_shared *a;
 	struct store *s;
-	long every_ms;
-	pthread_t th;
-	bool started;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool stop; /* guarded by mu */
+	struct periodic *loop;
 };
 
-static bool an_folder_stopping(struct analyst_folder *f)
-{
-	bool stop;
-
-	pthread_mutex_lock(&f->mu);
-	stop = f->stop;
-	pthread_mutex_unlock(&f->mu);
-	return stop;
-}
-
-static void *an_folder_main(void *arg)
+static int an_folder_run(void *arg)
 {
 	struct analyst_folder *f = arg;
-	struct timespec due;
 
-	for (;;) {
-		clock_gettime(CLOCK_REALTIME, &due);
-		due.tv_sec += f->every_ms / 1000;
-		due.tv_nsec += (f->every_ms % 1000) * 1000000L;
-		if (due.tv_nsec >= 1000000000L) {
-			due.tv_sec++;
-			due.tv_nsec -= 1000000000L;
-		}
-		pthread_mutex_lock(&f->mu);
-		while (!f->stop && pthread_cond_timedwait(&f->cv, &f->mu, &due) == 0)
-			;
-		if (f->stop) {
-			pthread_mutex_unlock(&f->mu);
-			return NULL;
-		}
-		pthread_mutex_unlock(&f->mu);
-		while (analyst_fold_tick(f->s, f->a) > 0 && !an_folder_stopping(f))
-			;
-	}
+	return analyst_fold_tick(f->s, f->a);
 }
 
 int analyst_folder_start(const struct cconf *c, struct analyst_shared *a,
@@ -240,16 +207,13 @@ int analyst_folder_start(const struct cconf *c, struct analyst_shared *a,
 	if (!f)
 		return err_set(e, POS_ENOMEM, "analyst: out of memory");
 	f->a = a;
-	f->every_ms = c->analyst_fold_ms;
-	pthread_mutex_init(&f->mu, NULL);
-	pthread_cond_init(&f->cv, NULL);
 	if ((rc = cconf_store_open(c, CCONF_STORE_WRITE, &f->s, e)) < 0)
 		goto fail;
-	if (pthread_create(&f->th, NULL, an_folder_main, f) != 0) {
-		rc = err_set(e, POS_ENOMEM, "analyst: cannot start the fold's thread");
+	if ((rc = periodic_start(c->analyst_fold_ms, c->analyst_fold_ms, an_folder_run, f,
+				 &f->loop, e)) < 0) {
+		err_prefix(e, "analyst fold");
 		goto fail;
 	}
-	f->started = true;
 	*out = f;
 	return 0;
 fail:
@@ -261,16 +225,8 @@ void analyst_folder_stop(struct analyst_folder *f)
 {
 	if (!f)
 		return;
-	if (f->started) {
-		pthread_mutex_lock(&f->mu);
-		f->stop = true;
-		pthread_cond_broadcast(&f->cv);
-		pthread_mutex_unlock(&f->mu);
-		pthread_join(f->th, NULL);
-	}
+	periodic_stop(f->loop);
 	store_close(f->s);
-	pthread_cond_destroy(&f->cv);
-	pthread_mutex_destroy(&f->mu);
 	free(f);
 }
 

@@ -4,17 +4,16 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "jsonx.h"
 #include "keysproc.h"
 #include "log.h"
 #include "metrics.h"
+#include "periodic.h"
 #include "store.h"
 #include "store_public.h"
 #include "tid.h"
@@ -40,10 +39,7 @@ struct outbox {
 	const struct cconf *c;
 	struct keys_chan *keys;
 	struct store *store;
-	pthread_t thread;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool stop;
+	struct periodic *loop;
 	struct lane crm, sms;
 };
 
@@ -414,38 +410,17 @@ static int ob_lane(struct outbox *o, struct lane *l, int (*step)(struct outbox *
 	return 0;
 }
 
-static void *ob_main(void *arg)
+/* Each lane's try when due; > 0 when one delivered (look again at once). */
+static int ob_run(void *arg)
 {
 	struct outbox *o = arg;
+	int did = 0;
 
-	for (;;) {
-		struct timespec until;
-		int did = 0;
-
-		pthread_mutex_lock(&o->mu);
-		if (o->stop) {
-			pthread_mutex_unlock(&o->mu);
-			break;
-		}
-		pthread_mutex_unlock(&o->mu);
-		if (o->c->crm_url[0])
-			did += ob_lane(o, &o->crm, ob_crm_step);
-		if (o->c->sms_gateway_url[0] && o->keys)
-			did += ob_lane(o, &o->sms, ob_sms_step);
-		if (did)
-			continue;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += OB_IDLE_MS * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
-		pthread_mutex_lock(&o->mu);
-		if (!o->stop)
-			pthread_cond_timedwait(&o->cv, &o->mu, &until);
-		pthread_mutex_unlock(&o->mu);
-	}
-	return NULL;
+	if (o->c->crm_url[0])
+		did += ob_lane(o, &o->crm, ob_crm_step);
+	if (o->c->sms_gateway_url[0] && o->keys)
+		did += ob_lane(o, &o->sms, ob_sms_step);
+	return did;
 }
 
 int outbox_start(const struct cconf *c, struct keys_chan *keys, struct outbox **out, pos_err *e)
@@ -473,14 +448,11 @@ int outbox_start(const struct cconf *c, struct keys_chan *keys, struct outbox **
 		free(o);
 		return rc;
 	}
-	pthread_mutex_init(&o->mu, NULL);
-	pthread_cond_init(&o->cv, NULL);
-	if (pthread_create(&o->thread, NULL, ob_main, o) != 0) {
+	if ((rc = periodic_start(0, OB_IDLE_MS, ob_run, o, &o->loop, e)) < 0) {
 		store_close(o->store);
-		pthread_mutex_destroy(&o->mu);
-		pthread_cond_destroy(&o->cv);
 		free(o);
-		return err_set(e, POS_ENOMEM, "outbox: cannot start its thread");
+		err_prefix(e, "outbox");
+		return rc;
 	}
 	metrics_add_source(ob_metrics);
 	if (!keys && c->sms_gateway_url[0])
@@ -493,14 +465,8 @@ void outbox_stop(struct outbox *o)
 {
 	if (!o)
 		return;
-	pthread_mutex_lock(&o->mu);
-	o->stop = true;
-	pthread_cond_signal(&o->cv);
-	pthread_mutex_unlock(&o->mu);
-	pthread_join(o->thread, NULL);
+	periodic_stop(o->loop);
 	store_close(o->store);
-	pthread_mutex_destroy(&o->mu);
-	pthread_cond_destroy(&o->cv);
 	free(o);
 }
 

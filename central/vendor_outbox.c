@@ -3,15 +3,14 @@
 #include <curl/curl.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "keys.h"
 #include "log.h"
+#include "periodic.h"
 #include "store_vendor.h"
 #include "timeutil.h"
 
@@ -33,20 +32,15 @@
 #define OB_OPTIONS_MAX 20
 
 struct vendor_outbox {
-	pthread_t th;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool stop;
-	bool started;
+	struct periodic *calls;
 	struct store *s;
+	struct store_outbox_job jobs[OB_BATCH]; /* the calls' thread's own */
 	unsigned char k[32];
 	long timeout_s;
 	long retry_max_s;
 	/* The learned relations' thread, with its own connection. */
-	pthread_t rel_th;
-	bool rel_started;
+	struct periodic *relations;
 	struct store *rel_s;
-	long rel_every_s;
 	long rel_min_baskets;
 	double rel_min_lift;
 	int rel_per_item;
@@ -253,91 +247,49 @@ out:
 	json_decref(in);
 }
 
-static void *ob_main(void *arg)
+/* Makes the calls due, up to OB_BATCH; > 0 when some were (more may be). */
+static int ob_calls(void *arg)
 {
 	struct vendor_outbox *o = arg;
-	struct store_outbox_job *jobs = calloc(OB_BATCH, sizeof *jobs);
+	struct store_outbox_job *jobs = o->jobs;
+	pos_err e = { 0 };
+	size_t n = 0;
 
-	if (!jobs)
-		return NULL;
-	pthread_mutex_lock(&o->mu);
-	while (!o->stop) {
-		pos_err e = { 0 };
-		size_t n = 0;
+	if (store_outbox_due(o->s, time_now_ms(), jobs, OB_BATCH, &n, &e) < 0) {
+		char qb[256];
 
-		pthread_mutex_unlock(&o->mu);
-		if (store_outbox_due(o->s, time_now_ms(), jobs, OB_BATCH, &n, &e) < 0) {
-			char qb[256];
-
-			log_error("outbox_failed", "detail=%s", log_q(qb, sizeof qb, e.msg));
-			n = 0;
-		}
-		for (size_t i = 0; i < n; i++)
-			ob_one(o, &jobs[i]);
-		for (size_t i = 0; i < n; i++)
-			OPENSSL_cleanse(jobs[i].v.secret, sizeof jobs[i].v.secret);
-		pthread_mutex_lock(&o->mu);
-		if (n == 0 && !o->stop) {
-			struct timespec ts;
-
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += OB_IDLE_MS * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
-			pthread_cond_timedwait(&o->cv, &o->mu, &ts);
-		}
+		log_error("outbox_failed", "detail=%s", log_q(qb, sizeof qb, e.msg));
+		n = 0;
 	}
-	pthread_mutex_unlock(&o->mu);
-	free(jobs);
-	return NULL;
+	for (size_t i = 0; i < n; i++)
+		ob_one(o, &jobs[i]);
+	for (size_t i = 0; i < n; i++)
+		OPENSSL_cleanse(jobs[i].v.secret, sizeof jobs[i].v.secret);
+	return n > 0;
 }
 
 /* Relearns the co-purchase relations every [vendors] relations_every_s,
  * the first time one period after the start; its reads never hold the
  * writer, its write is one short unit. */
-static void *ob_relations(void *arg)
+static int ob_relations(void *arg)
 {
 	struct vendor_outbox *o = arg;
-	struct timespec due;
+	pos_err e = { 0 };
+	long stored = 0;
+	int64_t t0 = time_mono_us();
+	int rc;
 
-	clock_gettime(CLOCK_REALTIME, &due);
-	pthread_mutex_lock(&o->mu);
-	while (!o->stop) {
-		struct timespec now;
-		pos_err e = { 0 };
-		long stored = 0;
-		int64_t t0;
-		int rc;
+	if ((rc = store_relations_learn(o->rel_s, o->rel_min_baskets, o->rel_min_lift,
+					o->rel_per_item, &stored, &e)) < 0) {
+		char qb[256];
 
-		due.tv_sec += o->rel_every_s;
-		while (!o->stop) {
-			clock_gettime(CLOCK_REALTIME, &now);
-			if (now.tv_sec > due.tv_sec ||
-			    (now.tv_sec == due.tv_sec && now.tv_nsec >= due.tv_nsec))
-				break;
-			pthread_cond_timedwait(&o->cv, &o->mu, &due);
-		}
-		if (o->stop)
-			break;
-		pthread_mutex_unlock(&o->mu);
-		t0 = time_mono_us();
-		if ((rc = store_relations_learn(o->rel_s, o->rel_min_baskets, o->rel_min_lift,
-						o->rel_per_item, &stored, &e)) < 0) {
-			char qb[256];
-
-			log_error("relations_failed", "code=%s detail=%s", err_name(rc),
-				  log_q(qb, sizeof qb, e.msg));
-		} else {
-			log_info("relations_learned", "relations=%ld latency_us=%lld", stored,
-				 (long long)(time_mono_us() - t0));
-		}
-		pthread_mutex_lock(&o->mu);
-		clock_gettime(CLOCK_REALTIME, &due);
+		log_error("relations_failed", "code=%s detail=%s", err_name(rc),
+			  log_q(qb, sizeof qb, e.msg));
+	} else {
+		log_info("relations_learned", "relations=%ld latency_us=%lld", stored,
+			 (long long)(time_mono_us() - t0));
 	}
-	pthread_mutex_unlock(&o->mu);
-	return NULL;
+	return 0;
 }
 
 int vendor_outbox_start(const struct cconf *c, struct vendor_outbox **out, pos_err *e)
@@ -348,8 +300,6 @@ int vendor_outbox_start(const struct cconf *c, struct vendor_outbox **out, pos_e
 
 	if (!o)
 		return err_set(e, POS_ENOMEM, "out of memory");
-	pthread_mutex_init(&o->mu, NULL);
-	pthread_cond_init(&o->cv, NULL);
 	o->timeout_s = c->vendor_call_timeout_s;
 	o->retry_max_s = c->vendor_retry_max_s;
 	if (stat(c->k_vendor, &st) < 0 && (rc = keys_generate_hmac(c->k_vendor, e)) < 0)
@@ -364,23 +314,22 @@ int vendor_outbox_start(const struct cconf *c, struct vendor_outbox **out, pos_e
 	}
 	if ((rc = cconf_store_open(c, CCONF_STORE_WRITE, &o->s, e)) < 0)
 		goto fail;
-	if (pthread_create(&o->th, NULL, ob_main, o) != 0) {
-		rc = err_set(e, POS_ENOMEM, "cannot start the outbox thread");
+	if ((rc = periodic_start(0, OB_IDLE_MS, ob_calls, o, &o->calls, e)) < 0) {
+		err_prefix(e, "the outbox");
 		goto fail;
 	}
-	o->started = true;
 	if (c->vendor_relations_every_s > 0) {
-		o->rel_every_s = c->vendor_relations_every_s;
+		long every_ms = c->vendor_relations_every_s * 1000;
+
 		o->rel_min_baskets = c->related_min_baskets;
 		o->rel_min_lift = (double)c->related_min_lift_pct / 100.0;
 		o->rel_per_item = (int)c->related_learned_per_item;
 		if ((rc = cconf_store_open(c, CCONF_STORE_WRITE, &o->rel_s, e)) < 0)
 			goto fail;
-		if (pthread_create(&o->rel_th, NULL, ob_relations, o) != 0) {
-			rc = err_set(e, POS_ENOMEM, "cannot start the relations thread");
+		if ((rc = periodic_start(every_ms, every_ms, ob_relations, o, &o->relations, e)) < 0) {
+			err_prefix(e, "the relations");
 			goto fail;
 		}
-		o->rel_started = true;
 	}
 	*out = o;
 	return 0;
@@ -393,19 +342,10 @@ void vendor_outbox_stop(struct vendor_outbox *o)
 {
 	if (!o)
 		return;
-	if (o->started) {
-		pthread_mutex_lock(&o->mu);
-		o->stop = true;
-		pthread_cond_broadcast(&o->cv);
-		pthread_mutex_unlock(&o->mu);
-		pthread_join(o->th, NULL);
-		if (o->rel_started)
-			pthread_join(o->rel_th, NULL);
-	}
+	periodic_stop(o->calls);
+	periodic_stop(o->relations);
 	store_close(o->s);
 	store_close(o->rel_s);
 	OPENSSL_cleanse(o->k, sizeof o->k);
-	pthread_cond_destroy(&o->cv);
-	pthread_mutex_destroy(&o->mu);
 	free(o);
 }
