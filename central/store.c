@@ -343,7 +343,8 @@ void store_close(struct store *s)
 	db_close(s->conn);
 	free(s->items);
 	free(s->text);
-	store_history_forget(s);
+	if (s->hc_free)
+		s->hc_free(s);
 	free(s);
 }
 

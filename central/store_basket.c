@@ -922,7 +922,7 @@ struct store_hist_cache {
 	size_t n_items, items_cap;
 };
 
-void store_history_forget(struct store *s)
+static void store_history_forget(struct store *s)
 {
 	if (!s || !s->hc)
 		return;
@@ -1032,6 +1032,7 @@ static int hist_page_pg(struct store *s, const char *hhid, int64_t from_ms, int6
 	}
 	if (!hc && !(hc = s->hc = calloc(1, sizeof(*hc))))
 		return err_set(e, POS_ENOMEM, "store: out of memory");
+	s->hc_free = store_history_forget;
 	hc->valid = false;
 	if (!hist_range(from_ms, to_ms, pos, end, &r))
 		return 0;

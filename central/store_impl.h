@@ -34,11 +34,12 @@ struct store {
 	size_t n_months;
 	char *text; /* PostgreSQL: a basket's item arrays (store_basket.c), grown as needed */
 	size_t text_cap;
-	struct store_hist_cache *hc; /* PostgreSQL: the rest of the last history slice */
+	/* PostgreSQL: the rest of the last history slice (store_basket.c),
+	 * and how store_close frees it: set with it, so the connection's own
+	 * code needs nothing of the module that keeps it. */
+	struct store_hist_cache *hc;
+	void (*hc_free)(struct store *s);
 };
-
-/* Frees the history slice kept (store_basket.c). */
-void store_history_forget(struct store *s);
 
 /* Forgets the months seen: a rollback may have undone their partitions. */
 void store_months_forget(struct store *s);
